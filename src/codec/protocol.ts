@@ -1,0 +1,122 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import avro from 'avsc';
+import { Code } from '../errors/code.js';
+import { RpcError } from '../errors/rpc-error.js';
+
+/** One message of a protocol, with its Avro types. */
+export interface MessageDef {
+  /** Position in the protocol's `messages` (the order of the JSON text); sent on the wire. */
+  readonly index: number;
+  readonly name: string;
+  /** Record type whose fields are the message's parameters. */
+  readonly request: avro.Type;
+  /** Response type (`null` for one-way messages). */
+  readonly response: avro.Type;
+  /** Union of `string` and the declared error types. */
+  readonly errors: avro.Type;
+  readonly oneWay: boolean;
+}
+
+/**
+ * A parsed Avro protocol: its messages by name and index, and its fingerprint, the MD5 of its JSON
+ * text (SPEC.md, "Handshake"). Immutable; share one instance between clients and servers.
+ */
+export class Protocol {
+  /** The protocol's full name, e.g. `avrpc.echo.Echo`. */
+  readonly name: string;
+  /** The JSON text exchanged in handshakes; the fingerprint is the MD5 of its UTF-8 bytes. */
+  readonly text: string;
+  /** 16-byte MD5 fingerprint. */
+  readonly fingerprint: Buffer;
+  /** Fingerprint as lowercase hex, used as a cache key. */
+  readonly id: string;
+  /** Messages in wire order. */
+  readonly messages: readonly MessageDef[];
+  private readonly byName: Map<string, MessageDef>;
+  private readonly service: avro.Service;
+
+  /** Builds a protocol from its JSON form (an object or its text). Prefer {@link loadProtocol}. */
+  constructor(json: object | string) {
+    const attrs: object = typeof json === 'string' ? (JSON.parse(json) as object) : json;
+    try {
+      this.service = avro.Service.forProtocol(attrs);
+    } catch (err) {
+      throw new RpcError(Code.INVALID_ARGUMENT, `invalid Avro protocol: ${(err as Error).message}`, { cause: err });
+    }
+    this.text = typeof json === 'string' ? json : JSON.stringify(this.service.protocol);
+    this.fingerprint = createHash('md5').update(this.text).digest();
+    this.id = this.fingerprint.toString('hex');
+    this.name = this.service.name;
+    const messages: MessageDef[] = [];
+    for (const m of this.service.messages as AvscMessage[]) {
+      messages.push({
+        index: messages.length,
+        name: m.name,
+        request: m.requestType,
+        response: m.responseType,
+        errors: m.errorType,
+        oneWay: m.oneWay,
+      });
+    }
+    this.messages = messages;
+    this.byName = new Map(messages.map((m) => [m.name, m]));
+  }
+
+  /** The message called `name`, or `undefined`. */
+  message(name: string): MessageDef | undefined {
+    return this.byName.get(name);
+  }
+
+  /** A named type of the protocol (record, enum, fixed, error), e.g. to build a declared error value. */
+  type(name: string): avro.Type | undefined {
+    return this.service.type(name) ?? this.service.type(`${this.service.protocol.namespace ?? ''}.${name}`);
+  }
+}
+
+interface AvscMessage {
+  name: string;
+  requestType: avro.Type;
+  responseType: avro.Type;
+  errorType: avro.Type;
+  oneWay: boolean;
+}
+
+/**
+ * Parses a protocol from a string: Avro IDL (without imports) or JSON (`.avpr` content).
+ * Throws `RpcError` INVALID_ARGUMENT when it is neither.
+ */
+export function parseProtocol(source: string): Protocol {
+  const trimmed = source.trimStart();
+  if (trimmed.startsWith('{')) return new Protocol(JSON.parse(trimmed) as object);
+  try {
+    return new Protocol(avro.readProtocol(source) as object);
+  } catch (err) {
+    if (err instanceof RpcError) throw err;
+    throw new RpcError(Code.INVALID_ARGUMENT, `invalid Avro IDL: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
+ * Loads a protocol from a file path or `file:` URL: Avro IDL (`.avdl`, imports resolved relative to the
+ * file) or JSON (`.avpr`, `.json`). Rejects with `RpcError` INVALID_ARGUMENT on a missing or bad file.
+ */
+export async function loadProtocol(source: string | URL): Promise<Protocol> {
+  const path = source instanceof URL || source.startsWith('file:') ? fileURLToPath(source) : source;
+  if (path.endsWith('.avdl')) {
+    const attrs = await new Promise<object>((resolve, reject) => {
+      avro.assembleProtocol(path, (err, attrs) => (err ? reject(err) : resolve(attrs as object)));
+    }).catch((err: unknown) => {
+      throw new RpcError(Code.INVALID_ARGUMENT, `cannot load protocol ${path}: ${(err as Error).message}`, { cause: err });
+    });
+    return new Protocol(attrs);
+  }
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new RpcError(Code.INVALID_ARGUMENT, `cannot load protocol ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  return parseProtocol(text);
+}

@@ -1,0 +1,185 @@
+import type { Socket } from 'node:net';
+import { Code } from '../errors/code.js';
+import { RpcError, fromNodeError } from '../errors/rpc-error.js';
+import { writeGoaway } from '../framing/bodies.js';
+import { FrameType, type FrameSink } from '../framing/frame.js';
+import { FrameDecoder } from '../framing/frame-decoder.js';
+import { FrameEncoder } from '../framing/frame-encoder.js';
+
+/** How long an ended socket may wait for its peer to close before it is destroyed. */
+const LINGER_MS = 1000;
+
+/** Filled options of a {@link FramedSocket}. */
+export interface FramedSocketOptions {
+  maxFrameBytes: number;
+  expectPreface: boolean;
+  /** Send a PING after this long without receiving anything; 0 disables keepalive. */
+  keepaliveMs: number;
+  /** Declare the peer dead when nothing arrives this long after a PING. */
+  keepaliveTimeoutMs: number;
+  /** Stop reading from the socket while it cannot be written (a peer that does not read us). */
+  pauseReadsWhenBlocked: boolean;
+}
+
+/** What a {@link FramedSocket} reports to its owner. */
+export interface FramedSocketHandler {
+  onFrame: FrameSink;
+  /** Called exactly once, when the socket is gone; `error` says why (code UNAVAILABLE for a plain close). */
+  onClose(error: RpcError): void;
+}
+
+/**
+ * A socket with framing: decodes incoming frames, batches outgoing frames into one write per tick,
+ * honours backpressure, answers PINGs and detects a silent peer with keepalive PINGs. Knows nothing of
+ * calls; client and server connections build on it.
+ */
+export class FramedSocket {
+  /** Frames are appended here; call {@link flushSoon} after appending. */
+  readonly encoder = new FrameEncoder();
+  private readonly decoder: FrameDecoder;
+  private flushScheduled = false;
+  private blocked = false;
+  private closed = false;
+  private closeError: RpcError | undefined;
+  private gotData = false;
+  private pingOutstanding = false;
+  private pingId = 0;
+  private keepaliveTimer: NodeJS.Timeout | undefined;
+  private keepaliveDueAt = 0;
+  private lingerTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly socket: Socket,
+    private readonly options: FramedSocketOptions,
+    private readonly handler: FramedSocketHandler,
+  ) {
+    this.decoder = new FrameDecoder(options, this.onFrame);
+    socket.setNoDelay(true);
+    socket.on('data', this.onData);
+    socket.on('drain', this.onDrain);
+    socket.on('error', this.onError);
+    socket.on('close', this.onSocketClose);
+    if (options.keepaliveMs > 0) this.armKeepalive(options.keepaliveMs);
+  }
+
+  /** True once the socket is closed or closing. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Schedules one write of everything appended to the encoder during this tick. */
+  flushSoon(): void {
+    if (this.flushScheduled || this.closed) return;
+    this.flushScheduled = true;
+    process.nextTick(this.flush);
+  }
+
+  /** Sends GOAWAY with a code (protocol errors, shutdown), flushes, and ends the socket. */
+  fail(error: RpcError): void {
+    if (this.closed) return;
+    this.encoder.frame(FrameType.GOAWAY, 0, 0, { lastId: 0, code: error.code, message: error.message }, writeGoaway);
+    this.end(error);
+  }
+
+  /** Flushes what is queued, then ends the socket; pending work is reported with `error`. */
+  end(error?: RpcError): void {
+    if (this.closed) return;
+    this.closeError ??= error;
+    this.flush();
+    this.closed = true;
+    this.stopKeepalive();
+    this.socket.end();
+    // A peer that never reads would keep a half-closed socket forever: bound it.
+    this.lingerTimer = setTimeout(() => this.socket.destroy(), LINGER_MS);
+    this.lingerTimer.unref();
+  }
+
+  /** Closes at once, dropping anything unsent. */
+  destroy(error: RpcError): void {
+    this.closeError ??= error;
+    this.closed = true;
+    this.stopKeepalive();
+    this.socket.destroy();
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    if (this.blocked || this.socket.destroyed) return;
+    const bufs = this.encoder.take();
+    for (let i = 0; i < bufs.length; i++) {
+      if (!this.socket.write(bufs[i]!)) this.blocked = true;
+    }
+    if (this.blocked && this.options.pauseReadsWhenBlocked) this.socket.pause();
+  };
+
+  private readonly onDrain = (): void => {
+    this.blocked = false;
+    if (this.options.pauseReadsWhenBlocked && !this.closed) this.socket.resume();
+    if (this.encoder.pendingBytes > 0) this.flush();
+  };
+
+  private readonly onData = (chunk: Buffer): void => {
+    this.gotData = true;
+    try {
+      this.decoder.push(chunk);
+    } catch (err) {
+      this.fail(RpcError.from(err));
+    }
+  };
+
+  private readonly onFrame: FrameSink = (type, flags, id, body) => {
+    if (type === FrameType.PING) {
+      this.encoder.raw(FrameType.PONG, 0, id, null);
+      this.flushSoon();
+    } else if (type !== FrameType.PONG) {
+      this.handler.onFrame(type, flags, id, body);
+    }
+  };
+
+  private readonly onError = (err: Error): void => {
+    this.closeError ??= fromNodeError(err);
+  };
+
+  private readonly onSocketClose = (): void => {
+    this.closed = true;
+    this.stopKeepalive();
+    clearTimeout(this.lingerTimer);
+    this.handler.onClose(this.closeError ?? new RpcError(Code.UNAVAILABLE, 'connection closed by peer'));
+  };
+
+  private armKeepalive(ms: number): void {
+    this.keepaliveDueAt = performance.now() + ms;
+    if (this.keepaliveTimer === undefined) {
+      this.keepaliveTimer = setTimeout(this.onKeepalive, ms);
+      this.keepaliveTimer.unref();
+    } else {
+      this.keepaliveTimer.refresh();
+    }
+  }
+
+  private stopKeepalive(): void {
+    if (this.keepaliveTimer !== undefined) clearTimeout(this.keepaliveTimer);
+    this.keepaliveTimer = undefined;
+  }
+
+  private readonly onKeepalive = (): void => {
+    const { keepaliveMs, keepaliveTimeoutMs } = this.options;
+    const lateMs = performance.now() - this.keepaliveDueAt;
+    if (this.gotData) {
+      this.gotData = false;
+      this.pingOutstanding = false;
+      this.armKeepalive(keepaliveMs);
+    } else if (!this.pingOutstanding) {
+      this.pingOutstanding = true;
+      this.pingId = (this.pingId + 1) >>> 0;
+      this.encoder.raw(FrameType.PING, 0, this.pingId, null);
+      this.flushSoon();
+      this.armKeepalive(keepaliveTimeoutMs);
+    } else if (lateMs > keepaliveTimeoutMs / 2) {
+      // Our own event loop stalled: the answer may be unread in the socket. Not the peer's fault.
+      this.armKeepalive(keepaliveTimeoutMs);
+    } else {
+      this.destroy(new RpcError(Code.UNAVAILABLE, `keepalive timeout: no answer to PING within ${keepaliveTimeoutMs} ms`));
+    }
+  };
+}

@@ -1,0 +1,39 @@
+import type avro from 'avsc';
+
+/**
+ * Decodes an Avro value that must fill `body` from `offset` to its end: a short or over-long payload
+ * is malformed, never silently accepted. Throws on malformed input.
+ */
+export function decodeExact(type: avro.Type, body: Buffer, offset: number, resolver: avro.Resolver | undefined): unknown {
+  const r = type.decode(body, offset, resolver);
+  if (r.offset !== body.length) throw new Error(r.offset < 0 ? 'truncated payload' : 'trailing bytes after payload');
+  return r.value;
+}
+
+/**
+ * Decodes a declared error (a value of the message's error union) and unwraps it, so the caller sees
+ * the error record itself whatever union representation avsc chose.
+ */
+export function decodeDeclared(errors: avro.Type, body: Buffer, offset: number, resolver: avro.Resolver | undefined): unknown {
+  const value = decodeExact(errors, body, offset, resolver);
+  if (errors.typeName === 'union:wrapped' && value !== null && typeof value === 'object') {
+    const keys = Object.keys(value);
+    if (keys.length === 1) return (value as Record<string, unknown>)[keys[0]!];
+  }
+  return value;
+}
+
+/**
+ * Finds the branch of a message's error union that `thrown` is a valid value of (skipping the
+ * implicit `string` branch), and returns the value to encode with the union type, or `undefined`.
+ */
+export function matchDeclared(errors: avro.Type, thrown: unknown): unknown {
+  if (thrown === null || typeof thrown !== 'object') return undefined;
+  const branches = (errors as unknown as { types: avro.Type[] }).types;
+  for (const branch of branches) {
+    if (branch.typeName === 'string' || !branch.isValid(thrown)) continue;
+    if (errors.typeName === 'union:wrapped') return { [branch.branchName!]: thrown };
+    return thrown;
+  }
+  return undefined;
+}

@@ -1,0 +1,90 @@
+import { Code, codeName, isCode } from './code.js';
+
+/** Options of {@link RpcError}: all optional. */
+export interface RpcErrorOptions {
+  /** The underlying error (a socket error, a handler's exception). */
+  cause?: unknown;
+  /** Metadata attached to the error (string keys and values). */
+  metadata?: Readonly<Record<string, string>>;
+  /** True when the error was produced by the peer and received over the wire. */
+  isRemote?: boolean;
+  /** The value of a declared Avro error (the message's `throws` clause), when there is one. */
+  details?: unknown;
+}
+
+/**
+ * The one error type every failure a caller can see is reported with. `code` is one of {@link Code}.
+ * Errors from the peer have `isRemote: true`; declared Avro errors carry their decoded value in `details`.
+ */
+export class RpcError extends Error {
+  /** The status code, one of {@link Code}. */
+  readonly code: Code;
+  /** Metadata attached to the error; an empty object when there is none. */
+  readonly metadata: Readonly<Record<string, string>>;
+  /** True when the peer produced this error. */
+  readonly isRemote: boolean;
+  /** Decoded value of a declared Avro error, or `undefined`. */
+  readonly details: unknown;
+
+  constructor(code: Code, message: string, options: RpcErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.metadata = options.metadata ?? EMPTY;
+    this.isRemote = options.isRemote ?? false;
+    this.details = options.details;
+  }
+
+  override get name(): string {
+    return `RpcError[${codeName(this.code)}]`;
+  }
+
+  /** The code's name, e.g. `'DEADLINE_EXCEEDED'`. */
+  get codeName(): string {
+    return codeName(this.code);
+  }
+
+  /**
+   * Normalises anything thrown into an `RpcError`: an `RpcError` is returned as is, a Node system
+   * error is mapped by {@link fromNodeError}, anything else becomes `fallback` (INTERNAL by default)
+   * with the original as `cause`.
+   */
+  static from(err: unknown, fallback: Code = Code.INTERNAL): RpcError {
+    if (err instanceof RpcError) return err;
+    if (isSystemError(err)) return fromNodeError(err);
+    const message = err instanceof Error ? err.message : String(err);
+    return new RpcError(fallback, message, { cause: err });
+  }
+}
+
+const EMPTY: Readonly<Record<string, string>> = Object.freeze({});
+
+interface SystemError extends Error {
+  code: string;
+}
+
+function isSystemError(err: unknown): err is SystemError {
+  return err instanceof Error && typeof (err as { code?: unknown }).code === 'string';
+}
+
+/** Node error codes that mean "the peer cannot be reached or went away": retry elsewhere or later. */
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'EHOSTDOWN',
+  'ENETUNREACH', 'ENETDOWN', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'ERR_SOCKET_CLOSED',
+  'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END', 'ERR_SOCKET_CONNECTION_TIMEOUT',
+]);
+
+/**
+ * The one place Node socket and TLS errors are mapped to codes: unreachable or dropped peers are
+ * UNAVAILABLE, certificate failures UNAVAILABLE too (as gRPC does), anything else INTERNAL.
+ */
+export function fromNodeError(err: Error & { code?: unknown }): RpcError {
+  const nodeCode = typeof err.code === 'string' ? err.code : '';
+  if (isCode(err.code)) return new RpcError(err.code, err.message, { cause: err });
+  let code: Code = Code.INTERNAL;
+  if (UNAVAILABLE_CODES.has(nodeCode)) code = Code.UNAVAILABLE;
+  else if (nodeCode.startsWith('ERR_TLS') || nodeCode.startsWith('ERR_SSL') || nodeCode.includes('CERT')) {
+    code = Code.UNAVAILABLE;
+  }
+  const detail = nodeCode ? `${nodeCode}: ${err.message}` : err.message;
+  return new RpcError(code, `connection failed (${detail})`, { cause: err });
+}

@@ -1,0 +1,117 @@
+import { Code } from '../errors/code.js';
+import { RpcError } from '../errors/rpc-error.js';
+import { HEADER_BYTES, PREFACE, type FrameSink } from './frame.js';
+
+/** Options of {@link FrameDecoder}. */
+export interface FrameDecoderOptions {
+  /** Largest body accepted, in bytes; a larger length prefix is refused before anything is allocated. */
+  maxFrameBytes: number;
+  /** When true, the stream must begin with the connection preface (the server side). */
+  expectPreface: boolean;
+}
+
+/**
+ * Streaming frame decoder. A frame that sits inside one chunk is handed out as a `subarray` view of
+ * that chunk (no copy); a frame that spans chunks is copied once into a buffer of exactly its size,
+ * allocated only after its length passed the limit. The whole buffer is never re-concatenated.
+ */
+export class FrameDecoder {
+  private readonly header = Buffer.allocUnsafe(HEADER_BYTES);
+  private headerFill = 0;
+  private prefaceLeft: number;
+  private body: Buffer | null = null;
+  private bodyFill = 0;
+  private type = 0;
+  private flags = 0;
+  private id = 0;
+  private failed = false;
+
+  constructor(
+    private readonly options: FrameDecoderOptions,
+    private readonly sink: FrameSink,
+  ) {
+    this.prefaceLeft = options.expectPreface ? PREFACE.length : 0;
+  }
+
+  /**
+   * Consumes one chunk, calling the sink for every complete frame. Throws an `RpcError` (INTERNAL for a
+   * bad preface, RESOURCE_EXHAUSTED for an oversized frame); after that the decoder refuses input.
+   */
+  push(chunk: Buffer): void {
+    if (this.failed) return;
+    const len = chunk.length;
+    let pos = 0;
+    if (this.prefaceLeft > 0) pos = this.checkPreface(chunk);
+    while (pos < len) {
+      if (this.body !== null) {
+        pos = this.fillBody(chunk, pos);
+        continue;
+      }
+      let bodyLen: number;
+      if (this.headerFill === 0 && len - pos >= HEADER_BYTES) {
+        bodyLen = chunk.readUInt32BE(pos);
+        this.type = chunk[pos + 4]!;
+        this.flags = chunk[pos + 5]!;
+        this.id = chunk.readUInt32BE(pos + 6);
+        pos += HEADER_BYTES;
+      } else {
+        const n = Math.min(HEADER_BYTES - this.headerFill, len - pos);
+        chunk.copy(this.header, this.headerFill, pos, pos + n);
+        this.headerFill += n;
+        pos += n;
+        if (this.headerFill < HEADER_BYTES) return;
+        this.headerFill = 0;
+        bodyLen = this.header.readUInt32BE(0);
+        this.type = this.header[4]!;
+        this.flags = this.header[5]!;
+        this.id = this.header.readUInt32BE(6);
+      }
+      if (bodyLen > this.options.maxFrameBytes) {
+        this.failed = true;
+        throw new RpcError(
+          Code.RESOURCE_EXHAUSTED,
+          `frame of ${bodyLen} bytes exceeds maxFrameBytes (${this.options.maxFrameBytes})`,
+        );
+      }
+      if (len - pos >= bodyLen) {
+        const end = pos + bodyLen;
+        this.sink(this.type, this.flags, this.id, chunk.subarray(pos, end));
+        pos = end;
+      } else {
+        this.body = Buffer.allocUnsafe(bodyLen);
+        this.bodyFill = 0;
+        pos = this.fillBody(chunk, pos);
+      }
+    }
+  }
+
+  /** Bytes held for a frame not yet complete (for memory accounting). */
+  get bufferedBytes(): number {
+    return this.headerFill + (this.body === null ? 0 : this.body.length);
+  }
+
+  private fillBody(chunk: Buffer, pos: number): number {
+    const body = this.body!;
+    const n = Math.min(body.length - this.bodyFill, chunk.length - pos);
+    chunk.copy(body, this.bodyFill, pos, pos + n);
+    this.bodyFill += n;
+    if (this.bodyFill === body.length) {
+      this.body = null;
+      this.sink(this.type, this.flags, this.id, body);
+    }
+    return pos + n;
+  }
+
+  private checkPreface(chunk: Buffer): number {
+    const offset = PREFACE.length - this.prefaceLeft;
+    const n = Math.min(this.prefaceLeft, chunk.length);
+    for (let i = 0; i < n; i++) {
+      if (chunk[i] !== PREFACE[offset + i]) {
+        this.failed = true;
+        throw new RpcError(Code.INTERNAL, 'protocol error: bad connection preface (not an avrpc v1 client)');
+      }
+    }
+    this.prefaceLeft -= n;
+    return n;
+  }
+}

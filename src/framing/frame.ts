@@ -1,0 +1,52 @@
+/**
+ * Frame layout constants of wire protocol v1 (SPEC.md, "Frames"). Pure data: no sockets here.
+ *
+ * Every frame is a 10-byte header followed by `length` body bytes:
+ * `u32 length | u8 type | u8 flags | u32 id | body`, all integers big-endian.
+ */
+
+/** Bytes in a frame header. */
+export const HEADER_BYTES = 10;
+
+/** Frame types. Unknown types are a protocol error. */
+export const FrameType = {
+  HELLO: 0x01,
+  WELCOME: 0x02,
+  REQUEST: 0x03,
+  RESPONSE: 0x04,
+  ERROR: 0x05,
+  CANCEL: 0x06,
+  PING: 0x07,
+  PONG: 0x08,
+  GOAWAY: 0x09,
+} as const;
+
+/** One of the numeric values of {@link FrameType}. */
+export type FrameType = (typeof FrameType)[keyof typeof FrameType];
+
+/** The highest frame type this version understands. */
+export const MAX_FRAME_TYPE = FrameType.GOAWAY;
+
+/** Flag bits. Which frame types may carry which bit is in SPEC.md; undefined bits must be zero. */
+export const Flag = {
+  /** REQUEST: a u32 relative timeout in milliseconds follows the message index. */
+  DEADLINE: 0x01,
+  /** REQUEST, ERROR: an Avro `map<string>` of metadata follows. */
+  METADATA: 0x02,
+  /** REQUEST: one-way message, the server sends nothing back. */
+  ONE_WAY: 0x04,
+  /** ERROR: a declared Avro error value (the message's error union) ends the body. */
+  DECLARED: 0x08,
+} as const;
+
+/** The connection preface a client sends before its first frame: ASCII "AVRP", version 1, reserved 0. */
+export const PREFACE = Buffer.from([0x41, 0x56, 0x52, 0x50, 0x01, 0x00]);
+
+/** Wire protocol version carried in the preface. */
+export const PROTOCOL_VERSION = 1;
+
+/** Largest request id; ids are u32, 0 is reserved for connection-level frames. */
+export const MAX_ID = 0xffffffff;
+
+/** Receives each decoded frame. `body` is a view that stays valid after the call returns. */
+export type FrameSink = (type: number, flags: number, id: number, body: Buffer) => void;

@@ -1,0 +1,19 @@
+/**
+ * avrpc: framed, multiplexed Avro RPC over raw TCP. The public API; everything else is internal.
+ */
+export { loadProtocol, parseProtocol, Protocol } from './codec/protocol.js';
+export { createServer } from './server/server.js';
+export { createClient } from './client/client.js';
+export { RpcError, fromNodeError } from './errors/rpc-error.js';
+export { Code, codeName } from './errors/code.js';
+export { CallContext } from './server/call-context.js';
+
+export type { MessageDef } from './codec/protocol.js';
+export type { Server, ListenOptions, CloseOptions } from './server/server.js';
+export type { ServerOptions, Handler } from './server/server-options.js';
+export type { PeerInfo } from './server/call-context.js';
+export type { Client } from './client/client.js';
+export type { ClientOptions, CallOptions, Endpoint } from './client/client-options.js';
+export type { RpcErrorOptions } from './errors/rpc-error.js';
+export type { CodeName } from './errors/code.js';
+export type { Metadata } from './framing/bodies.js';

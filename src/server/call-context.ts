@@ -1,0 +1,69 @@
+import { Code } from '../errors/code.js';
+import { RpcError } from '../errors/rpc-error.js';
+import type { Metadata } from '../framing/bodies.js';
+
+/** Who is calling. */
+export interface PeerInfo {
+  /** Remote IP address. */
+  readonly address: string;
+  /** Remote port. */
+  readonly port: number;
+}
+
+/**
+ * What a handler gets besides its request: metadata, deadline, a cancellation signal and the peer.
+ * The AbortSignal is created only when a handler reads `signal`, so calls that never look pay nothing.
+ */
+export class CallContext {
+  private controller: AbortController | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private abortReason: RpcError | undefined;
+
+  constructor(
+    /** The message being called. */
+    readonly message: string,
+    /** Metadata sent by the caller; an empty frozen object when there is none. */
+    readonly metadata: Metadata,
+    /** Deadline as epoch milliseconds (`Date.now()` clock), or `Infinity` when the caller set none. */
+    readonly deadline: number,
+    /** The calling peer. */
+    readonly peer: PeerInfo,
+  ) {}
+
+  /** Aborts when the caller cancels, the deadline passes, or the connection goes away. */
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.abortReason !== undefined) this.controller.abort(this.abortReason);
+      else if (this.deadline !== Infinity) {
+        const ms = this.deadline - Date.now();
+        if (ms <= 0) this.controller.abort(deadlineError());
+        else this.timer = setTimeout(() => this.cancel(deadlineError()), ms);
+      }
+    }
+    return this.controller.signal;
+  }
+
+  /** True once the call was cancelled or timed out: its result will not be sent. */
+  get cancelled(): boolean {
+    return this.abortReason !== undefined;
+  }
+
+  /** Marks the call cancelled and aborts the signal (if a handler asked for it). */
+  cancel(reason: RpcError): void {
+    if (this.abortReason !== undefined) return;
+    this.abortReason = reason;
+    this.finish();
+    this.controller?.abort(reason);
+  }
+
+  /** Releases the deadline timer; called when the call completes either way. */
+  finish(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}
+
+function deadlineError(): RpcError {
+  return new RpcError(Code.DEADLINE_EXCEEDED, 'deadline exceeded');
+}

@@ -1,0 +1,44 @@
+import type { MessageDef } from '../codec/protocol.js';
+import type { FramedSocket } from '../connection/framed-socket.js';
+import { matchDeclared } from '../connection/payload.js';
+import { Code } from '../errors/code.js';
+import { RpcError } from '../errors/rpc-error.js';
+import { errorFlags, writeError, type ErrorDraft } from '../framing/bodies.js';
+import { FrameType } from '../framing/frame.js';
+
+/**
+ * Turns whatever a handler threw into an ERROR body: an `RpcError` keeps its code (and its `details`
+ * go out as a declared error when they fit the message's error union); a value of a declared error
+ * type goes out as a declared error with code UNKNOWN; anything else is INTERNAL with its message
+ * only, never its stack.
+ */
+export function errorDraftFor(msg: MessageDef, thrown: unknown): ErrorDraft {
+  if (thrown instanceof RpcError) {
+    const value = thrown.details === undefined ? undefined : matchDeclared(msg.errors, thrown.details);
+    return {
+      code: thrown.code,
+      message: thrown.message,
+      metadata: Object.keys(thrown.metadata).length > 0 ? thrown.metadata : undefined,
+      declared: value === undefined ? undefined : { type: msg.errors, value },
+    };
+  }
+  const value = matchDeclared(msg.errors, thrown);
+  if (value !== undefined) {
+    const text = thrown instanceof Error && thrown.message ? thrown.message : `declared error of ${msg.name}`;
+    return { code: Code.UNKNOWN, message: text, metadata: undefined, declared: { type: msg.errors, value } };
+  }
+  const text = thrown instanceof Error ? thrown.message : String(thrown);
+  return { code: Code.INTERNAL, message: text, metadata: undefined, declared: undefined };
+}
+
+/** Appends an ERROR frame; falls back to a plain INTERNAL error if the draft cannot be encoded. */
+export function sendError(framed: FramedSocket, id: number, draft: ErrorDraft): void {
+  try {
+    framed.encoder.frame(FrameType.ERROR, errorFlags(draft), id, draft, writeError);
+  } catch (err) {
+    const fallback: ErrorDraft = {
+      code: Code.INTERNAL, message: `cannot encode error: ${(err as Error).message}`, metadata: undefined, declared: undefined,
+    };
+    framed.encoder.frame(FrameType.ERROR, 0, id, fallback, writeError);
+  }
+}

@@ -1,0 +1,213 @@
+import { createHash } from 'node:crypto';
+import type { Socket } from 'node:net';
+import type { PeerCodec } from '../codec/peer-codec.js';
+import type { MessageDef, Protocol } from '../codec/protocol.js';
+import type { ResolverCache } from '../codec/resolver-cache.js';
+import { decodeExact } from '../connection/payload.js';
+import { FramedSocket } from '../connection/framed-socket.js';
+import { Code } from '../errors/code.js';
+import { RpcError } from '../errors/rpc-error.js';
+import { readRequestHead, writeGoaway } from '../framing/bodies.js';
+import type { BodyWriter } from '../framing/frame-encoder.js';
+import { Flag, FrameType } from '../framing/frame.js';
+import { helloType, readHandshake, welcomeType, writeHandshake, type Hello, type Welcome } from '../framing/handshake.js';
+import { CallContext, type PeerInfo } from './call-context.js';
+import { errorDraftFor, sendError } from './error-reply.js';
+import type { ResolvedServerOptions } from './server-options.js';
+
+/** What all connections of one server share. */
+export interface ServerShared {
+  readonly options: ResolvedServerOptions;
+  readonly cache: ResolverCache;
+  /** Response body writers by local message index. */
+  readonly writers: readonly BodyWriter<unknown>[];
+}
+
+/** Lifecycle of a server connection. */
+export type ServerConnectionState = 'handshaking' | 'ready' | 'draining' | 'closed';
+
+const LEGAL: Record<ServerConnectionState, readonly ServerConnectionState[]> = {
+  handshaking: ['ready', 'draining', 'closed'],
+  ready: ['draining', 'closed'],
+  draining: ['closed'],
+  closed: [],
+};
+
+const writeWelcome = writeHandshake(welcomeType);
+
+/** One accepted socket: handshake, dispatch of requests to handlers, cancellation, graceful drain. */
+export class ServerConnection {
+  state: ServerConnectionState = 'handshaking';
+  private readonly framed: FramedSocket;
+  private codec: PeerCodec | undefined;
+  private readonly running = new Map<number, CallContext>();
+  private lastId = 0;
+  private handshakeTimer: NodeJS.Timeout | undefined;
+  readonly peer: PeerInfo;
+
+  constructor(
+    socket: Socket,
+    private readonly shared: ServerShared,
+    private readonly onClosed: (conn: ServerConnection) => void,
+  ) {
+    const o = shared.options;
+    this.peer = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
+    this.framed = new FramedSocket(socket, {
+      maxFrameBytes: o.maxFrameBytes, expectPreface: true, pauseReadsWhenBlocked: true,
+      keepaliveMs: o.keepaliveMs, keepaliveTimeoutMs: o.keepaliveTimeoutMs,
+    }, { onFrame: (t, f, id, body) => this.onFrame(t, f, id, body), onClose: (e) => this.onClose(e) });
+    this.handshakeTimer = setTimeout(() => this.framed.destroy(
+      new RpcError(Code.DEADLINE_EXCEEDED, `handshake not completed within ${o.handshakeTimeoutMs} ms`),
+    ), o.handshakeTimeoutMs);
+  }
+
+  /** Calls running on this connection. */
+  get inFlight(): number {
+    return this.running.size;
+  }
+
+  /** Sends GOAWAY and stops accepting calls; closes once running calls finish. */
+  drain(): void {
+    if (this.state === 'closed' || this.state === 'draining') return;
+    this.transition('draining');
+    this.framed.encoder.frame(FrameType.GOAWAY, 0, 0, { lastId: this.lastId, code: Code.OK, message: 'server shutting down' }, writeGoaway);
+    this.framed.flushSoon();
+    if (this.running.size === 0) this.framed.end();
+  }
+
+  /** Closes at once; running handlers see their signal abort. */
+  destroy(reason: RpcError): void {
+    this.framed.destroy(reason);
+  }
+
+  private onFrame(type: number, flags: number, id: number, body: Buffer): void {
+    if (type === FrameType.REQUEST && this.codec !== undefined) return this.onRequest(flags, id, body);
+    if (type === FrameType.CANCEL) return this.onCancel(id);
+    if (type === FrameType.HELLO && this.codec === undefined) return this.onHello(body);
+    if (type === FrameType.GOAWAY) return this.drain();
+    this.framed.fail(new RpcError(Code.INTERNAL, `protocol error: unexpected frame type ${type} ${this.codec === undefined ? 'before handshake' : ''}`));
+  }
+
+  private onHello(body: Buffer): void {
+    const local = this.shared.options.protocol;
+    let hello: Hello;
+    let remote: Protocol | undefined;
+    try {
+      hello = readHandshake<Hello>(helloType, body);
+      const id = hello.fingerprint.toString('hex');
+      if (hello.protocol !== null) {
+        if (createHash('md5').update(hello.protocol).digest('hex') !== id) throw new Error('client protocol does not match its fingerprint');
+        remote = this.shared.cache.learn(hello.protocol);
+      } else {
+        remote = this.shared.cache.protocol(id);
+      }
+    } catch (err) {
+      return this.framed.fail(new RpcError(Code.INTERNAL, `protocol error in handshake: ${(err as Error).message}`, { cause: err }));
+    }
+    const clientKnowsUs = hello.fingerprint.equals(local.fingerprint)
+      || (hello.knownServerFingerprint !== null && hello.knownServerFingerprint.equals(local.fingerprint));
+    const welcome: Welcome = {
+      status: remote === undefined ? 'NEED_PROTOCOL' : 'OK',
+      fingerprint: local.fingerprint,
+      protocol: clientKnowsUs ? null : local.text,
+      meta: {},
+    };
+    this.framed.encoder.frame(FrameType.WELCOME, 0, 0, welcome, writeWelcome);
+    this.framed.flushSoon();
+    if (remote === undefined) return;
+    this.codec = this.shared.cache.codec(remote);
+    clearTimeout(this.handshakeTimer);
+    if (this.state === 'handshaking') this.transition('ready');
+  }
+
+  private onRequest(flags: number, id: number, body: Buffer): void {
+    const oneWay = (flags & Flag.ONE_WAY) !== 0;
+    if (this.state !== 'ready') return this.refuse(id, oneWay, Code.UNAVAILABLE, 'server is shutting down');
+    if (this.running.size >= this.shared.options.maxConcurrentCalls) {
+      return this.refuse(id, oneWay, Code.RESOURCE_EXHAUSTED, `too many concurrent calls (max ${this.shared.options.maxConcurrentCalls})`);
+    }
+    if (this.running.has(id)) return this.framed.fail(new RpcError(Code.INTERNAL, `protocol error: request id ${id} already in use`));
+    let msg: MessageDef;
+    let request: unknown;
+    let ctx: CallContext;
+    try {
+      const head = readRequestHead(flags, body);
+      const incoming = this.codec!.requests[head.index];
+      if (incoming === undefined) return this.refuse(id, oneWay, Code.UNIMPLEMENTED, `unknown message index ${head.index}`);
+      if (incoming.local === null || this.shared.options.handlers[incoming.local.index] === undefined) {
+        return this.refuse(id, oneWay, Code.UNIMPLEMENTED, `unknown message ${incoming.name}`);
+      }
+      if (incoming.incompatible !== undefined) {
+        return this.refuse(id, oneWay, Code.FAILED_PRECONDITION, `message ${incoming.name}: incompatible schemas: ${incoming.incompatible}`);
+      }
+      msg = incoming.local;
+      request = decodeExact(msg.request, body, head.offset, incoming.resolver);
+      ctx = new CallContext(msg.name, head.metadata, head.timeoutMs < 0 ? Infinity : Date.now() + head.timeoutMs, this.peer);
+    } catch (err) {
+      return this.refuse(id, oneWay, Code.INVALID_ARGUMENT, `cannot decode request: ${(err as Error).message}`);
+    }
+    this.lastId = id;
+    this.running.set(id, ctx);
+    let result: unknown;
+    try {
+      result = this.shared.options.handlers[msg.index]!(request, ctx);
+    } catch (err) {
+      return this.complete(id, msg, ctx, oneWay, err, true);
+    }
+    if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function') {
+      (result as Promise<unknown>).then(
+        (value) => this.complete(id, msg, ctx, oneWay, value, false),
+        (err: unknown) => this.complete(id, msg, ctx, oneWay, err, true),
+      );
+    } else {
+      this.complete(id, msg, ctx, oneWay, result, false);
+    }
+  }
+
+  private complete(id: number, msg: MessageDef, ctx: CallContext, oneWay: boolean, outcome: unknown, failed: boolean): void {
+    ctx.finish();
+    if (ctx.cancelled || this.running.get(id) !== ctx) return;
+    this.running.delete(id);
+    if (!oneWay && !this.framed.isClosed) {
+      if (failed) {
+        sendError(this.framed, id, errorDraftFor(msg, outcome));
+      } else {
+        try {
+          this.framed.encoder.frame(FrameType.RESPONSE, 0, id, outcome, this.shared.writers[msg.index]!);
+        } catch (err) {
+          sendError(this.framed, id, errorDraftFor(msg, new RpcError(Code.INTERNAL, `handler of ${msg.name} returned an invalid response: ${(err as Error).message}`)));
+        }
+      }
+      this.framed.flushSoon();
+    }
+    if (this.state === 'draining' && this.running.size === 0) this.framed.end();
+  }
+
+  private refuse(id: number, oneWay: boolean, code: Code, message: string): void {
+    if (oneWay) return;
+    sendError(this.framed, id, { code, message, metadata: undefined, declared: undefined });
+    this.framed.flushSoon();
+  }
+
+  private onCancel(id: number): void {
+    const ctx = this.running.get(id);
+    if (ctx === undefined) return;
+    this.running.delete(id);
+    ctx.cancel(new RpcError(Code.CANCELLED, 'call cancelled by the client'));
+    if (this.state === 'draining' && this.running.size === 0) this.framed.end();
+  }
+
+  private onClose(error: RpcError): void {
+    clearTimeout(this.handshakeTimer);
+    if (this.state !== 'closed') this.transition('closed');
+    const reason = new RpcError(Code.CANCELLED, `connection closed: ${error.message}`, { cause: error });
+    for (const ctx of this.running.values()) ctx.cancel(reason);
+    this.running.clear();
+    this.onClosed(this);
+  }
+
+  private transition(to: ServerConnectionState): void {
+    if (!LEGAL[this.state].includes(to)) throw new Error(`ServerConnection: illegal transition ${this.state} -> ${to}`);
+    this.state = to;
+  }
+}

@@ -1,0 +1,99 @@
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { ResolverCache } from '../codec/resolver-cache.js';
+import { Code } from '../errors/code.js';
+import { RpcError } from '../errors/rpc-error.js';
+import type { BodyWriter } from '../framing/frame-encoder.js';
+import { intOption, invalid } from '../util/validate.js';
+import { ServerConnection, type ServerShared } from './server-connection.js';
+import { resolveServerOptions, type ServerOptions } from './server-options.js';
+
+/** Where to listen. */
+export interface ListenOptions {
+  /** Interface address. Default `127.0.0.1` (loopback: expose a server on purpose, not by default). */
+  host?: string;
+  /** TCP port; 0 picks a free one. Default 0. */
+  port?: number;
+}
+
+/** Options of {@link Server.close}. */
+export interface CloseOptions {
+  /** How long in-flight calls may take to finish before their sockets are destroyed, in ms. Default 5000. */
+  graceMs?: number;
+}
+
+/** An avrpc server. Create it with {@link createServer}. */
+export interface Server {
+  /** Starts listening; resolves with the bound address (the real port when `port` was 0). */
+  listen(options?: ListenOptions): Promise<{ host: string; port: number }>;
+  /**
+   * Graceful shutdown: stops accepting connections, sends GOAWAY on every connection, lets running
+   * calls finish, refuses new calls with UNAVAILABLE, and destroys what is left after `graceMs`.
+   */
+  close(options?: CloseOptions): Promise<void>;
+  /** Open connections. */
+  readonly connections: number;
+}
+
+/** Creates a server for `options.protocol` with `options.handlers`. Throws INVALID_ARGUMENT on bad options. */
+export function createServer(options: ServerOptions): Server {
+  const resolved = resolveServerOptions(options);
+  const writers: BodyWriter<unknown>[] = resolved.protocol.messages.map((m) => (v, buf, pos) => m.response.encode(v, buf, pos));
+  const shared: ServerShared = { options: resolved, cache: new ResolverCache(resolved.protocol, resolved.resolverCacheSize), writers };
+  const conns = new Set<ServerConnection>();
+  let net: NetServer | undefined;
+  let closing: Promise<void> | undefined;
+  const idle: Array<() => void> = [];
+
+  const onClosed = (conn: ServerConnection): void => {
+    conns.delete(conn);
+    if (conns.size === 0) for (const resolve of idle.splice(0)) resolve();
+  };
+  const accept = (socket: Socket): void => {
+    if (closing !== undefined) return void socket.destroy();
+    conns.add(new ServerConnection(socket, shared, onClosed));
+  };
+
+  return {
+    get connections() {
+      return conns.size;
+    },
+    async listen(opts: ListenOptions = {}) {
+      if (net !== undefined) throw new RpcError(Code.FAILED_PRECONDITION, 'server.listen: already listening');
+      const host = opts.host ?? '127.0.0.1';
+      if (typeof host !== 'string') invalid('server.listen: options.host', 'must be a string');
+      const port = intOption('server.listen: options.port', opts.port, 0, 0, 65535);
+      const server = createNetServer({ noDelay: true }, accept);
+      net = server;
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', (err) => reject(RpcError.from(err)));
+        server.listen(port, host, () => resolve());
+      });
+      const addr = server.address();
+      if (addr === null || typeof addr === 'string') throw new RpcError(Code.INTERNAL, 'server.listen: no TCP address');
+      return { host: addr.address, port: addr.port };
+    },
+    close(opts: CloseOptions = {}) {
+      if (closing !== undefined) return closing;
+      const graceMs = intOption('server.close: options.graceMs', opts.graceMs, 5000, 0);
+      const stopped = net === undefined ? Promise.resolve() : new Promise<void>((resolve) => net!.close(() => resolve()));
+      const drained = new Promise<void>((resolve) => {
+        if (conns.size === 0) return resolve();
+        idle.push(resolve);
+        for (const conn of conns) conn.drain();
+      });
+      let timer: NodeJS.Timeout | undefined;
+      const forced = new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          const reason = new RpcError(Code.UNAVAILABLE, `server closed: grace period of ${graceMs} ms over`);
+          for (const conn of conns) conn.destroy(reason);
+          resolve();
+        }, graceMs);
+      });
+      closing = Promise.race([drained, forced])
+        .then(() => (conns.size === 0 ? undefined : new Promise<void>((resolve) => idle.push(resolve))))
+        .then(() => stopped)
+        .finally(() => clearTimeout(timer));
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,48 @@
+import { Code } from '../errors/code.js';
+import { RpcError } from '../errors/rpc-error.js';
+
+/**
+ * Option validation shared by every public factory: each check throws an `RpcError`
+ * (INVALID_ARGUMENT) whose message names the option's path, e.g. `createClient: options.timeoutMs ...`.
+ */
+
+/** Throws INVALID_ARGUMENT with `path` in the message. */
+export function invalid(path: string, problem: string): never {
+  throw new RpcError(Code.INVALID_ARGUMENT, `${path} ${problem}`);
+}
+
+/**
+ * Returns `value` if it is an integer within [min, max], `fallback` when it is undefined, and throws
+ * otherwise. Infinity is accepted only when `max` is Infinity.
+ */
+export function intOption(path: string, value: unknown, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || Number.isNaN(value) || (!Number.isInteger(value) && value !== Infinity)) {
+    invalid(path, `must be an integer, got ${describe(value)}`);
+  }
+  if (value < min || value > max) invalid(path, `must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+/** Returns `value` if it is one of `choices`, `fallback` when undefined, and throws otherwise. */
+export function oneOf<T extends string>(path: string, value: unknown, fallback: T, choices: readonly T[]): T {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'string' || !choices.includes(value as T)) {
+    invalid(path, `must be one of ${choices.map((c) => `'${c}'`).join(', ')}, got ${describe(value)}`);
+  }
+  return value as T;
+}
+
+/** Throws unless `value` is a function (or undefined when `optional`). */
+export function fnOption<F>(path: string, value: unknown, optional: boolean): F | undefined {
+  if (value === undefined && optional) return undefined;
+  if (typeof value !== 'function') invalid(path, `must be a function, got ${describe(value)}`);
+  return value as F;
+}
+
+/** Short description of a bad value for error messages. */
+export function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
+  if (value === null || typeof value !== 'object') return String(value);
+  return Array.isArray(value) ? 'an array' : 'an object';
+}
