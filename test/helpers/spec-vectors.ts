@@ -1,0 +1,35 @@
+import { readFileSync } from 'node:fs';
+import { repoPath } from './repo.js';
+
+/**
+ * The test vectors of SPEC.md section 10, read from SPEC.md itself so that the document and the
+ * tests cannot drift apart. Each fenced block becomes its bytes: on every line, the part before a run
+ * of two or more spaces is hex (spaces inside it ignored), the rest is commentary.
+ */
+export function specVectors(): Buffer[] {
+  const spec = readFileSync(repoPath('SPEC.md'), 'utf8');
+  const section = spec.slice(spec.indexOf('## 10. Test vectors'));
+  const blocks: Buffer[] = [];
+  for (const m of section.matchAll(/```\n([\s\S]*?)```/g)) {
+    const hex = m[1]!.split('\n').map((line) => line.split(/\s{2,}/)[0]!.replace(/\s+/g, '')).join('');
+    if (!/^[0-9a-f]*$/i.test(hex)) throw new Error(`SPEC.md vector is not hex: ${hex}`);
+    blocks.push(Buffer.from(hex, 'hex'));
+  }
+  return blocks;
+}
+
+/** The vectors by name, in the order SPEC.md gives them. */
+export function namedVectors(): {
+  hello: Buffer; welcome: Buffer; request1: Buffer; request2: Buffer; response1: Buffer; request3: Buffer; error3: Buffer;
+} {
+  const [hello, welcome, request1, request2, response1, failPair] = specVectors();
+  if (failPair === undefined) throw new Error('SPEC.md section 10 lacks vectors');
+  const split = 10 + failPair.readUInt32BE(0);
+  return {
+    hello: hello!, welcome: welcome!, request1: request1!, request2: request2!, response1: response1!,
+    request3: failPair.subarray(0, split), error3: failPair.subarray(split),
+  };
+}
+
+/** The vector item value: `{id: 42, name: "hi", tags: ["a"], score: 1.5, blob: 0x0102}`. */
+export const vectorItem = { id: 42, name: 'hi', tags: ['a'], score: 1.5, blob: Buffer.from([1, 2]) };

@@ -1,0 +1,94 @@
+import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Code, RpcError, createClient, createServer, loadProtocol, type Protocol } from '../src/index.js';
+import { repoPath } from './helpers/repo.js';
+import { SocketReader } from './helpers/socket-reader.js';
+import { namedVectors, vectorItem } from './helpers/spec-vectors.js';
+
+/** SPEC.md section 10: a hand-written peer speaking only the documented bytes talks to real avrpc. */
+const test = suite('spec test vectors');
+const v = namedVectors();
+let protocol: Protocol;
+
+test.before(async () => {
+  protocol = await loadProtocol(repoPath('protocol/echo.avdl'));
+});
+
+test('the shipped echo protocol has the fingerprint SPEC.md states', () => {
+  assert.is(protocol.id, v.hello.subarray(16, 32).toString('hex'));
+  assert.is(protocol.text.length, 950);
+});
+
+test('a raw client sending the SPEC bytes gets exactly the SPEC bytes back from a real server', async () => {
+  const server = createServer({
+    protocol,
+    handlers: {
+      echo: (req: { item: unknown }) => req.item,
+      fail: (req: { reason: string }) => {
+        throw new RpcError(Code.UNKNOWN, req.reason, { details: { reason: req.reason } });
+      },
+    },
+  });
+  const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
+  const socket = connect({ host: '127.0.0.1', port });
+  const reader = new SocketReader(socket);
+  try {
+    socket.write(v.hello);
+    assert.equal((await reader.frame()).toString('hex'), v.welcome.toString('hex'));
+    socket.write(v.request1);
+    assert.equal((await reader.frame()).toString('hex'), v.response1.toString('hex'));
+    socket.write(v.request2);
+    const second = await reader.frame();
+    assert.is(second.readUInt32BE(6), 2, 'response to request 2 carries id 2');
+    assert.equal(second.subarray(10).toString('hex'), v.response1.subarray(10).toString('hex'));
+    socket.write(v.request3);
+    assert.equal((await reader.frame()).toString('hex'), v.error3.toString('hex'));
+  } finally {
+    socket.destroy();
+    await server.close({ graceMs: 100 });
+  }
+});
+
+test('a real client sends exactly the SPEC bytes and decodes the SPEC answers', async () => {
+  const seen: Buffer[] = [];
+  let peer: Socket | undefined;
+  const raw = createNetServer((socket) => {
+    peer = socket;
+    const reader = new SocketReader(socket);
+    void (async () => {
+      seen.push(await reader.read(v.hello.length));
+      socket.write(v.welcome);
+      seen.push(await reader.frame());
+      socket.write(v.response1);
+      seen.push(await reader.frame());
+      socket.write(Buffer.concat([v.response1.subarray(0, 6), Buffer.from([0, 0, 0, 2]), v.response1.subarray(10)]));
+      seen.push(await reader.frame());
+      socket.write(v.error3);
+    })().catch(() => socket.destroy());
+  });
+  raw.listen(0, '127.0.0.1');
+  await once(raw, 'listening');
+  const { port } = raw.address() as AddressInfo;
+  const client = createClient({ protocol, endpoints: [`127.0.0.1:${port}`] });
+  try {
+    const r1 = await client.call('echo', { item: vectorItem });
+    assert.equal({ ...r1 }, vectorItem);
+    const r2 = await client.call('echo', { item: vectorItem }, { timeoutMs: 1000, metadata: { k: 'v' } });
+    assert.equal({ ...r2 }, vectorItem);
+    const err = await client.call('fail', { reason: 'no' }).then(() => undefined, (e: unknown) => e);
+    assert.instance(err, RpcError);
+    assert.is((err as RpcError).code, Code.UNKNOWN);
+    assert.is((err as RpcError).message, 'no');
+    assert.equal({ ...((err as RpcError).details as object) }, { reason: 'no' });
+    assert.equal(seen.map((b) => b.toString('hex')), [v.hello, v.request1, v.request2, v.request3].map((b) => b.toString('hex')));
+  } finally {
+    await client.close();
+    peer?.destroy();
+    raw.close();
+    await once(raw, 'close');
+  }
+});
+
+test.run();
