@@ -8,7 +8,7 @@ export { RpcError, fromNodeError } from './errors/rpc-error.js';
 export { Code, codeName } from './errors/code.js';
 export { CallContext } from './server/call-context.js';
 
-export type { MessageDef } from './codec/protocol.js';
+export type { MessageDef, ProtocolOptions } from './codec/protocol.js';
 export type { Server, ListenOptions, CloseOptions } from './server/server.js';
 export type { ServerOptions, Handler } from './server/server-options.js';
 export type { PeerInfo } from './server/call-context.js';

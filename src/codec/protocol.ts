@@ -19,6 +19,29 @@ export interface MessageDef {
   readonly oneWay: boolean;
 }
 
+/** Options of {@link loadProtocol} and {@link parseProtocol}. */
+export interface ProtocolOptions {
+  /**
+   * How Avro `long` values appear in JavaScript: `'number'` (exact up to 2^53, larger values are
+   * refused) or `'bigint'` (every 64-bit value exact). Default `'number'`.
+   */
+  longs?: 'number' | 'bigint';
+}
+
+/** A `long` type whose values are BigInts, so 64-bit ids survive unchanged. */
+const bigintLong = avro.types.LongType.__with({
+  fromBuffer: (buf: Buffer) => buf.readBigInt64LE(),
+  toBuffer: (n: bigint) => {
+    const buf = Buffer.allocUnsafe(8);
+    buf.writeBigInt64LE(n);
+    return buf;
+  },
+  fromJSON: (v: unknown) => BigInt(v as string),
+  toJSON: (n: bigint) => (n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n.toString()),
+  isValid: (n: unknown) => typeof n === 'bigint' && n >= -(2n ** 63n) && n < 2n ** 63n,
+  compare: (a: bigint, b: bigint) => (a === b ? 0 : a < b ? -1 : 1),
+});
+
 /**
  * A parsed Avro protocol: its messages by name and index, and its fingerprint, the MD5 of its JSON
  * text (SPEC.md, "Handshake"). Immutable; share one instance between clients and servers.
@@ -37,11 +60,15 @@ export class Protocol {
   private readonly byName: Map<string, MessageDef>;
   private readonly service: avro.Service;
 
+  /** The options it was parsed with; peer protocols learned in handshakes are parsed the same way. */
+  readonly options: Readonly<ProtocolOptions>;
+
   /** Builds a protocol from its JSON form (an object or its text). Prefer {@link loadProtocol}. */
-  constructor(json: object | string) {
+  constructor(json: object | string, options: ProtocolOptions = {}) {
     const attrs: object = typeof json === 'string' ? (JSON.parse(json) as object) : json;
+    this.options = { longs: options.longs ?? 'number' };
     try {
-      this.service = avro.Service.forProtocol(attrs);
+      this.service = avro.Service.forProtocol(attrs, this.options.longs === 'bigint' ? { registry: { long: bigintLong } } : {});
     } catch (err) {
       throw new RpcError(Code.INVALID_ARGUMENT, `invalid Avro protocol: ${(err as Error).message}`, { cause: err });
     }
@@ -87,11 +114,11 @@ interface AvscMessage {
  * Parses a protocol from a string: Avro IDL (without imports) or JSON (`.avpr` content).
  * Throws `RpcError` INVALID_ARGUMENT when it is neither.
  */
-export function parseProtocol(source: string): Protocol {
+export function parseProtocol(source: string, options: ProtocolOptions = {}): Protocol {
   const trimmed = source.trimStart();
-  if (trimmed.startsWith('{')) return new Protocol(JSON.parse(trimmed) as object);
+  if (trimmed.startsWith('{')) return new Protocol(JSON.parse(trimmed) as object, options);
   try {
-    return new Protocol(avro.readProtocol(source) as object);
+    return new Protocol(avro.readProtocol(source) as object, options);
   } catch (err) {
     if (err instanceof RpcError) throw err;
     throw new RpcError(Code.INVALID_ARGUMENT, `invalid Avro IDL: ${(err as Error).message}`, { cause: err });
@@ -102,7 +129,7 @@ export function parseProtocol(source: string): Protocol {
  * Loads a protocol from a file path or `file:` URL: Avro IDL (`.avdl`, imports resolved relative to the
  * file) or JSON (`.avpr`, `.json`). Rejects with `RpcError` INVALID_ARGUMENT on a missing or bad file.
  */
-export async function loadProtocol(source: string | URL): Promise<Protocol> {
+export async function loadProtocol(source: string | URL, options: ProtocolOptions = {}): Promise<Protocol> {
   const path = source instanceof URL || source.startsWith('file:') ? fileURLToPath(source) : source;
   if (path.endsWith('.avdl')) {
     const attrs = await new Promise<object>((resolve, reject) => {
@@ -110,7 +137,7 @@ export async function loadProtocol(source: string | URL): Promise<Protocol> {
     }).catch((err: unknown) => {
       throw new RpcError(Code.INVALID_ARGUMENT, `cannot load protocol ${path}: ${(err as Error).message}`, { cause: err });
     });
-    return new Protocol(attrs);
+    return new Protocol(attrs, options);
   }
   let text: string;
   try {
@@ -118,5 +145,5 @@ export async function loadProtocol(source: string | URL): Promise<Protocol> {
   } catch (err) {
     throw new RpcError(Code.INVALID_ARGUMENT, `cannot load protocol ${path}: ${(err as Error).message}`, { cause: err });
   }
-  return parseProtocol(text);
+  return parseProtocol(text, options);
 }

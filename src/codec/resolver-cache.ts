@@ -26,7 +26,7 @@ export class ResolverCache {
 
   /** Parses (or finds) a peer protocol from its handshake text; the caller checked its fingerprint. */
   learn(text: string): Protocol {
-    const parsed = new Protocol(text);
+    const parsed = new Protocol(text, this.local.options);
     const known = this.protocols.get(parsed.id);
     if (known !== undefined) return known;
     this.protocols.set(parsed.id, parsed);

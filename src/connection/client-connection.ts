@@ -93,6 +93,9 @@ export class ClientConnection {
       return Promise.reject(new RpcError(Code.UNAVAILABLE, `connection to ${this.host}:${this.port} is ${this.state}`));
     }
     if (signal?.aborted) return Promise.reject(new RpcError(Code.CANCELLED, 'call cancelled before it started'));
+    if (deadline >= 0 && deadline <= performance.now()) {
+      return Promise.reject(new RpcError(Code.DEADLINE_EXCEEDED, `deadline exceeded for ${msg.name} before it was sent`));
+    }
     return new Promise((resolve, reject) => {
       const call = new PendingCall(this.calls.nextId(), msg, request, metadata, deadline, resolve, reject);
       if (deadline >= 0) {

@@ -1,0 +1,69 @@
+/**
+ * Micro benchmarks (benchmark.js) of the per-call hot path pieces: frame encode and decode, and the
+ * Avro codec on the benchmark Item. Run by `bench/run.ts`; `node dist/bench/micro.js` runs it alone.
+ */
+import Benchmark from 'benchmark';
+import { loadProtocol } from '../src/index.js';
+import { FrameDecoder } from '../src/framing/frame-decoder.js';
+import { FrameEncoder } from '../src/framing/frame-encoder.js';
+import { FrameType } from '../src/framing/frame.js';
+import { requestFlags, writeRequest, type RequestDraft } from '../src/framing/bodies.js';
+import { repoPath } from '../test/helpers/repo.js';
+
+/** One result row: operations per second of a named case. */
+export interface MicroResult {
+  name: string;
+  opsPerSec: number;
+}
+
+/** The benchmark payload, the same as the end-to-end scenarios use. */
+export const benchItem = {
+  id: 1234567890123,
+  name: 'benchmark-item-1',
+  tags: ['alpha', 'beta', 'gamma', 'delta'],
+  score: 3.14159,
+  blob: Buffer.alloc(64, 7),
+};
+
+/** Runs every micro benchmark (about 1 s each) and returns ops/s per case. */
+export async function runMicro(): Promise<MicroResult[]> {
+  const protocol = await loadProtocol(repoPath('protocol/echo.avdl'));
+  const echo = protocol.message('echo')!;
+  const itemType = echo.response;
+  const itemBytes = itemType.toBuffer(benchItem);
+  const draft: RequestDraft = { index: 0, timeoutMs: -1, metadata: undefined, type: echo.request, value: { item: benchItem } };
+  const writeItem = (v: unknown, buf: Buffer, pos: number) => itemType.encode(v, buf, pos);
+
+  // 64 frames per chunk, the shape of a busy socket's read.
+  const enc = new FrameEncoder();
+  for (let i = 0; i < 64; i++) enc.frame(FrameType.RESPONSE, 0, i + 1, benchItem, writeItem);
+  const chunk = Buffer.concat(enc.take());
+  let frames = 0;
+  const dec = new FrameDecoder({ maxFrameBytes: 1 << 24, expectPreface: false }, () => { frames++; });
+
+  const encoder = new FrameEncoder();
+  let n = 0;
+  const suite = new Benchmark.Suite('micro')
+    .add('avsc encode Item (toBuffer)', () => itemType.toBuffer(benchItem))
+    .add('avsc decode Item', () => itemType.decode(itemBytes, 0))
+    .add('frame encode REQUEST (Item) into arena', () => {
+      encoder.frame(FrameType.REQUEST, requestFlags(draft), ++n, draft, writeRequest);
+      if ((n & 63) === 0) encoder.take();
+    })
+    .add('frame decode 64 frames per chunk (per frame)', () => dec.push(chunk));
+
+  const results: MicroResult[] = [];
+  await new Promise<void>((resolve) => {
+    suite.on('cycle', (e: Benchmark.Event) => {
+      const b = e.target as unknown as Benchmark;
+      const perFrame = b.name!.includes('64 frames') ? 64 : 1;
+      results.push({ name: b.name!, opsPerSec: (b.hz ?? 0) * perFrame });
+    }).on('complete', () => resolve()).run({ async: false });
+  });
+  if (frames === 0) throw new Error('decoder saw no frames');
+  return results;
+}
+
+if (process.argv[1]?.endsWith('micro.js')) {
+  for (const r of await runMicro()) console.log(`${r.name.padEnd(48)} ${Math.round(r.opsPerSec).toLocaleString('en-US').padStart(14)} ops/s`);
+}
