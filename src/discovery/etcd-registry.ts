@@ -1,0 +1,194 @@
+/**
+ * Registry backed by etcd v3 (the `etcd3` client). Each instance is one key,
+ * `${prefix}${name}/${version}/${id}` -> JSON of the instance, held by a lease so that a crashed
+ * server disappears after `ttlSec` without anyone cleaning up after it.
+ */
+import { Etcd3, type IOptions } from 'etcd3';
+import { Code } from '../errors/code.js';
+import { RpcError } from '../errors/rpc-error.js';
+import { EtcdRegistration, etcdError, type LeaseOwner } from './etcd-registration.js';
+import type {
+  InstanceInput, Registration, Registry, RegistryErrorListener, ResolveOptions, ServiceInstance, WatchOptions,
+} from './registry.js';
+import { checkVersionRange, selectInstances } from './select.js';
+import {
+  checkFunction, checkObject, checkPositiveInteger, checkSegment, checkString, invalidArgument, toServiceInstance,
+} from './validate.js';
+import { serialRefresh, WatchHub, type Subscribe } from './watch-hub.js';
+
+/** Options of {@link createEtcdRegistry}. Only `hosts` is required. */
+export interface EtcdRegistryOptions {
+  /** etcd client URL(s), with scheme: `'http://127.0.0.1:2379'` or a list of cluster members. Required. */
+  hosts: string | string[];
+  /** Key prefix for all services; a missing trailing `/` is added. Default `'/avrpc/services/'`. */
+  prefix?: string;
+  /** Lease time-to-live in seconds: a dead server vanishes at most this long after its last keepalive. Default 10. */
+  ttlSec?: number;
+  /** How long to wait for a connection to etcd, in milliseconds. Default 30000 (etcd3's default). */
+  dialTimeoutMs?: number;
+  /** Deadline of each non-streaming etcd call, in milliseconds, so a hung etcd cannot hang callers. Default 5000. */
+  callTimeoutMs?: number;
+  /** Background failures: lease lost (re-registration follows), failed re-reads of a watch. Default: ignored. */
+  onError?: RegistryErrorListener;
+}
+
+/** {@link EtcdRegistryOptions} after validation, every field filled. */
+interface ResolvedEtcdOptions {
+  hosts: string[];
+  prefix: string;
+  ttlSec: number;
+  dialTimeoutMs: number;
+  callTimeoutMs: number;
+  onError: RegistryErrorListener;
+}
+
+type WatchBackoff = NonNullable<NonNullable<IOptions['faultHandling']>['watchBackoff']>;
+
+/**
+ * Creates a registry on etcd. Connects lazily (the first call dials), so creating one never fails
+ * for an unreachable etcd; calls then reject with UNAVAILABLE. Throws INVALID_ARGUMENT
+ * synchronously for a bad option. `close()` revokes this registry's registrations.
+ */
+export function createEtcdRegistry(options: EtcdRegistryOptions): Registry {
+  return new EtcdRegistry(resolveOptions(options));
+}
+
+function resolveOptions(options: EtcdRegistryOptions): ResolvedEtcdOptions {
+  const where = 'createEtcdRegistry: options';
+  const raw = checkObject(options, where) as Partial<Record<keyof EtcdRegistryOptions, unknown>>;
+  const hostList: unknown[] = Array.isArray(raw.hosts) ? raw.hosts : [raw.hosts];
+  if (hostList.length === 0) throw invalidArgument(`${where}.hosts`, 'must not be empty');
+  const hosts = hostList.map((host, i) => {
+    const path = Array.isArray(raw.hosts) ? `${where}.hosts[${i}]` : `${where}.hosts`;
+    const url = checkString(host, path);
+    if (!/^https?:\/\//.test(url)) throw invalidArgument(path, `must be a URL with http:// or https:// (got ${JSON.stringify(url)})`);
+    return url;
+  });
+  const prefix = raw.prefix === undefined ? '/avrpc/services/' : checkString(raw.prefix, `${where}.prefix`);
+  return {
+    hosts,
+    prefix: prefix.endsWith('/') ? prefix : `${prefix}/`,
+    ttlSec: checkPositiveInteger(raw.ttlSec, `${where}.ttlSec`, 10),
+    dialTimeoutMs: checkPositiveInteger(raw.dialTimeoutMs, `${where}.dialTimeoutMs`, 30_000),
+    callTimeoutMs: checkPositiveInteger(raw.callTimeoutMs, `${where}.callTimeoutMs`, 5000),
+    onError: checkFunction(raw.onError, `${where}.onError`, () => undefined),
+  };
+}
+
+/**
+ * etcd3's watch-reconnect backoff (100 ms doubling to 5 s), except that it drops to 0 once the
+ * registry is closed: etcd3 arms a reconnect timer even when the stream ends because the client
+ * was closed, and a 0 ms timer lets the process exit at once instead of seconds later.
+ */
+function reconnectBackoff(closed: () => boolean, delayMs = 100): WatchBackoff {
+  return {
+    get duration() { return closed() ? 0 : delayMs; },
+    next: () => reconnectBackoff(closed, Math.min(delayMs * 2, 5000)),
+  };
+}
+
+class EtcdRegistry implements Registry, LeaseOwner {
+  readonly client: Etcd3;
+  readonly ttlSec: number;
+  readonly onError: RegistryErrorListener;
+  private readonly hub = new WatchHub('etcd registry');
+  private readonly registrations = new Set<EtcdRegistration>();
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly options: ResolvedEtcdOptions) {
+    this.ttlSec = options.ttlSec;
+    this.onError = options.onError;
+    this.client = new Etcd3({
+      hosts: options.hosts,
+      dialTimeout: options.dialTimeoutMs,
+      defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + options.callTimeoutMs }),
+      faultHandling: { watchBackoff: reconnectBackoff(() => this.hub.closed) },
+    });
+  }
+
+  async register(input: InstanceInput): Promise<Registration> {
+    this.hub.assertOpen();
+    const instance = toServiceInstance(input, 'register: input');
+    const registration = new EtcdRegistration(instance, this.key(instance), this);
+    this.registrations.add(registration); // tracked at once, so close() during the put revokes it
+    try {
+      await registration.put();
+    } catch (err) {
+      this.registrations.delete(registration);
+      throw err;
+    }
+    return registration;
+  }
+
+  async resolve(name: string, options?: ResolveOptions): Promise<ServiceInstance[]> {
+    this.hub.assertOpen();
+    checkSegment(name, 'resolve: name');
+    const range = checkVersionRange(options?.version, 'resolve: options.version');
+    return selectInstances((await this.read(name)).instances, range);
+  }
+
+  watch(name: string, options?: WatchOptions): AsyncIterable<ServiceInstance[]> {
+    return this.hub.watch(name, options, this.subscribe);
+  }
+
+  close(): Promise<void> {
+    return (this.closing ??= this.shutdown());
+  }
+
+  forget(registration: EtcdRegistration): void {
+    this.registrations.delete(registration);
+  }
+
+  private async shutdown(): Promise<void> {
+    await this.hub.close();
+    // Best effort: an unreachable etcd drops the keys when their leases expire anyway.
+    await Promise.allSettled([...this.registrations].map((registration) => registration.deregister()));
+    this.client.close();
+  }
+
+  /**
+   * Reads once, then watches from the revision after that read, so no change between the two is
+   * missed. Any event triggers a re-read rather than patching a local map: simpler, and a
+   * snapshot is then always exactly what etcd holds.
+   */
+  private readonly subscribe: Subscribe = async (name, sink) => {
+    const first = await this.read(name);
+    sink.push(first.instances);
+    const refresh = serialRefresh(async () => (await this.read(name)).instances, sink, this.onError);
+    const watcher = this.client.watch().prefix(this.servicePrefix(name))
+      .startRevision(String(BigInt(first.revision) + 1n)).watcher();
+    watcher.on('data', () => void refresh());
+    // etcd cancelled the watch (e.g. the revision was compacted): end the loop; the caller re-watches.
+    watcher.on('error', (err) => sink.fail(etcdError(err, `watch ${name}`)));
+    return () => watcher.cancel();
+  };
+
+  /** All instances of `name` with the revision they were read at; unparsable values are reported and skipped. */
+  private async read(name: string): Promise<{ instances: ServiceInstance[]; revision: string }> {
+    let response;
+    try {
+      response = await this.client.getAll().prefix(this.servicePrefix(name)).exec();
+    } catch (err) {
+      throw etcdError(err, `reading ${this.servicePrefix(name)}`);
+    }
+    const instances: ServiceInstance[] = [];
+    for (const { key, value } of response.kvs) {
+      try {
+        const instance = toServiceInstance(JSON.parse(value.toString()), `etcd value of ${key.toString()}`);
+        if (instance.name !== name) throw invalidArgument(`etcd value of ${key.toString()}`, `names service '${instance.name}'`);
+        instances.push(instance);
+      } catch (err) {
+        this.onError(new RpcError(Code.INTERNAL, `skipping malformed etcd value of ${key.toString()}`, { cause: err }));
+      }
+    }
+    return { instances, revision: response.header.revision };
+  }
+
+  private servicePrefix(name: string): string {
+    return `${this.options.prefix}${name}/`;
+  }
+
+  private key(instance: ServiceInstance): string {
+    return `${this.servicePrefix(instance.name)}${instance.version}/${instance.id}`;
+  }
+}
