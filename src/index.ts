@@ -7,13 +7,20 @@ export { createClient } from './client/client.js';
 export { RpcError, fromNodeError } from './errors/rpc-error.js';
 export { Code, codeName } from './errors/code.js';
 export { CallContext } from './server/call-context.js';
+export { balancers, leastConnections, roundRobin, weighted, powerOfTwoChoices } from './client/balancer.js';
+export { createStaticRegistry, createEtcdRegistry, createDnsRegistry, versionSatisfies } from './discovery/index.js';
 
 export type { MessageDef, ProtocolOptions } from './codec/protocol.js';
-export type { Server, ListenOptions, CloseOptions } from './server/server.js';
+export type { Server, ListenOptions, CloseOptions, RegisterOptions } from './server/server.js';
 export type { ServerOptions, Handler } from './server/server-options.js';
 export type { PeerInfo } from './server/call-context.js';
 export type { Client } from './client/client.js';
-export type { ClientOptions, CallOptions, Endpoint } from './client/client-options.js';
+export type { ClientOptions, CallOptions, Endpoint, DiscoveryOptions } from './client/client-options.js';
+export type { Balancer, BalancerName, BalancerOptions, ConnectionView } from './client/balancer.js';
+export type {
+  Registry, Registration, ServiceInstance, InstanceInput, ResolveOptions, WatchOptions,
+  EtcdRegistryOptions, DnsRegistryOptions, RegistryErrorListener,
+} from './discovery/index.js';
 export type { RpcErrorOptions } from './errors/rpc-error.js';
 export type { CodeName } from './errors/code.js';
 export type { Metadata } from './framing/bodies.js';

@@ -1,6 +1,9 @@
 import { connect, type Socket } from 'node:net';
 import { Protocol } from '../codec/protocol.js';
+import type { Registry } from '../discovery/registry.js';
 import { intOption, invalid } from '../util/validate.js';
+import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
+import { balancers, type Balancer, type BalancerName } from './balancer.js';
 
 /** A server address. */
 export interface Endpoint {
@@ -8,16 +11,50 @@ export interface Endpoint {
   port: number;
 }
 
-/** Options of `createClient`. Everything but `protocol` and `endpoints` is optional. */
+/** Where a client finds its servers when they come from a registry. */
+export interface DiscoveryOptions {
+  /** The registry to watch (static, etcd, DNS). */
+  registry: Registry;
+  /** Service name. */
+  service: string;
+  /** Semver range of acceptable versions, e.g. `'^2.1'`. Default: any. */
+  version?: string;
+}
+
+/** Options of `createClient`. `protocol` and one of `endpoints` or `discovery` are required. */
 export interface ClientOptions {
   /** The protocol this client speaks (from `loadProtocol`). */
   protocol: Protocol;
-  /** Servers, as `'host:port'` strings or `{ host, port }`. At least one. */
-  endpoints: ReadonlyArray<string | Endpoint>;
+  /** Fixed servers, as `'host:port'` strings or `{ host, port }`. */
+  endpoints?: ReadonlyArray<string | Endpoint>;
+  /** Servers from a registry, followed as they come and go. */
+  discovery?: DiscoveryOptions;
   /** Default deadline of every call, in ms; a call's own `timeoutMs` wins. Default: none. */
   timeoutMs?: number;
-  /** Sockets kept open per endpoint; calls go to the one with the fewest in flight. Default 1. */
+  /** Sockets kept open per endpoint. Default 1. */
   connectionsPerEndpoint?: number;
+  /**
+   * How a call picks its socket: `'leastConnections'` (fewest calls in flight), `'roundRobin'`,
+   * `'weighted'` (registry weights), `'powerOfTwoChoices'` (in-flight x latency), or your own
+   * function over the snapshot of usable connections. Default `'leastConnections'`.
+   */
+  balancer?: BalancerName | Balancer;
+  /** Messages safe to retry even after an attempt that may have run (also `@idempotent(true)` in IDL). */
+  idempotent?: readonly string[];
+  /** Attempts per call at most, the first included. Default 3. */
+  maxAttempts?: number;
+  /** Extra load retries may add, as a fraction of calls (token bucket). Default 0.2. */
+  retryBudgetRatio?: number;
+  /** How long a call waits for a usable connection when none is ready, in ms. Default 10000. */
+  waitForReadyMs?: number;
+  /** Calls that may wait for a connection at once; more are refused RESOURCE_EXHAUSTED. Default 10000. */
+  maxQueuedCalls?: number;
+  /** Reconnect backoff: first delay (default 100) and largest delay (default 5000), in ms. */
+  backoff?: { initialMs?: number; maxMs?: number };
+  /** Consecutive failed calls that eject an endpoint from balancing for a while. Default 5. */
+  ejectAfterFailures?: number;
+  /** First ejection time, in ms (doubles for repeat offenders, up to 10x). Default 10000. */
+  ejectMs?: number;
   /** Time allowed for TCP connect plus handshake, in ms. Default 10000. */
   connectTimeoutMs?: number;
   /** Largest frame body accepted, in bytes. Default 16 MiB. */
@@ -44,8 +81,18 @@ export interface CallOptions {
 export interface ResolvedClientOptions {
   protocol: Protocol;
   endpoints: Endpoint[];
+  discovery: DiscoveryOptions | undefined;
   timeoutMs: number | undefined;
   connectionsPerEndpoint: number;
+  balancer: Balancer;
+  idempotent: Set<string>;
+  maxAttempts: number;
+  retryBudgetRatio: number;
+  waitForReadyMs: number;
+  maxQueuedCalls: number;
+  backoff: BackoffOptions;
+  ejectAfterFailures: number;
+  ejectMs: number;
   connectTimeoutMs: number;
   maxFrameBytes: number;
   keepaliveMs: number;
@@ -67,17 +114,48 @@ export function parseEndpoint(path: string, value: string | Endpoint): Endpoint 
   return { host: m[1]!, port: intOption(path, Number(m[2]), 0, 1, 65535) };
 }
 
+function resolveBalancer(path: string, value: unknown): Balancer {
+  if (value === undefined) return balancers.leastConnections();
+  if (typeof value === 'function') return value as Balancer;
+  if (typeof value === 'string' && Object.hasOwn(balancers, value)) return balancers[value as BalancerName]();
+  return invalid(path, `must be one of ${Object.keys(balancers).join(', ')} or a function`);
+}
+
 /** Validates and fills client options once; throws INVALID_ARGUMENT naming the bad option. */
 export function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
   const at = 'createClient: options';
   if (options === null || typeof options !== 'object') invalid(at, 'must be an object');
   if (!(options.protocol instanceof Protocol)) invalid(`${at}.protocol`, 'must be a Protocol from loadProtocol()');
-  if (!Array.isArray(options.endpoints) || options.endpoints.length === 0) invalid(`${at}.endpoints`, 'must be a non-empty array');
+  const { endpoints, discovery } = options;
+  if ((endpoints === undefined) === (discovery === undefined)) invalid(at, 'needs exactly one of endpoints and discovery');
+  if (endpoints !== undefined && (!Array.isArray(endpoints) || endpoints.length === 0)) invalid(`${at}.endpoints`, 'must be a non-empty array');
+  if (discovery !== undefined) {
+    if (typeof discovery.registry?.watch !== 'function') invalid(`${at}.discovery.registry`, 'must be a Registry');
+    if (typeof discovery.service !== 'string' || discovery.service === '') invalid(`${at}.discovery.service`, 'must be a non-empty string');
+  }
+  const idempotent = options.idempotent ?? [];
+  if (!Array.isArray(idempotent)) invalid(`${at}.idempotent`, 'must be an array of message names');
+  for (const name of idempotent) {
+    if (options.protocol.message(name) === undefined) invalid(`${at}.idempotent`, `names no message of the protocol: ${JSON.stringify(name)}`);
+  }
+  const ratio = options.retryBudgetRatio ?? 0.2;
+  if (typeof ratio !== 'number' || !(ratio >= 0 && ratio <= 1)) invalid(`${at}.retryBudgetRatio`, 'must be a number from 0 to 1');
+  const initialMs = intOption(`${at}.backoff.initialMs`, options.backoff?.initialMs, DEFAULT_BACKOFF.initialMs, 1);
   return {
     protocol: options.protocol,
-    endpoints: options.endpoints.map((e, i) => parseEndpoint(`${at}.endpoints[${i}]`, e)),
+    endpoints: (endpoints ?? []).map((e, i) => parseEndpoint(`${at}.endpoints[${i}]`, e)),
+    discovery,
     timeoutMs: options.timeoutMs === undefined ? undefined : intOption(`${at}.timeoutMs`, options.timeoutMs, 0, 0),
     connectionsPerEndpoint: intOption(`${at}.connectionsPerEndpoint`, options.connectionsPerEndpoint, 1, 1, 1024),
+    balancer: resolveBalancer(`${at}.balancer`, options.balancer),
+    idempotent: new Set(idempotent),
+    maxAttempts: intOption(`${at}.maxAttempts`, options.maxAttempts, 3, 1, 100),
+    retryBudgetRatio: ratio,
+    waitForReadyMs: intOption(`${at}.waitForReadyMs`, options.waitForReadyMs, 10_000, 0),
+    maxQueuedCalls: intOption(`${at}.maxQueuedCalls`, options.maxQueuedCalls, 10_000, 0),
+    backoff: { ...DEFAULT_BACKOFF, initialMs, maxMs: intOption(`${at}.backoff.maxMs`, options.backoff?.maxMs, DEFAULT_BACKOFF.maxMs, initialMs) },
+    ejectAfterFailures: intOption(`${at}.ejectAfterFailures`, options.ejectAfterFailures, 5, 1),
+    ejectMs: intOption(`${at}.ejectMs`, options.ejectMs, 10_000, 0),
     connectTimeoutMs: intOption(`${at}.connectTimeoutMs`, options.connectTimeoutMs, 10_000, 1),
     maxFrameBytes: intOption(`${at}.maxFrameBytes`, options.maxFrameBytes, 16 * MiB, 64, 0xffffffff),
     keepaliveMs: intOption(`${at}.keepaliveMs`, options.keepaliveMs, 30_000, 0),

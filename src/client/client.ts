@@ -1,15 +1,17 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ResolverCache } from '../codec/resolver-cache.js';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
-import { resolveClientOptions, type CallOptions, type ClientOptions } from './client-options.js';
-import { EndpointPool } from './endpoint-pool.js';
+import { CallRunner } from './call-runner.js';
+import { resolveClientOptions, type CallOptions, type ClientOptions, type DiscoveryOptions } from './client-options.js';
+import { Pool } from './pool.js';
 
 /** An avrpc client. Create it with {@link createClient}. */
 export interface Client {
   /**
    * Calls `message` with its request record (parameters by name). Resolves with the response; one-way
    * messages resolve once the request is written. Rejects with an `RpcError`: the server's code, a
-   * declared Avro error in `details`, DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE when the connection fails.
+   * declared Avro error in `details`, DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE when no server can be reached.
    */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   call<T = any>(message: string, request: object, options?: CallOptions): Promise<T>;
@@ -17,12 +19,29 @@ export interface Client {
   close(): Promise<void>;
 }
 
-/** Creates a client. Connects lazily, on the first call. Throws INVALID_ARGUMENT on bad options. */
+/**
+ * Creates a client over a pool of sockets: fixed `endpoints`, or `discovery` from a registry. Connects
+ * on the first call. Throws INVALID_ARGUMENT on bad options.
+ */
 export function createClient(options: ClientOptions): Client {
   const o = resolveClientOptions(options);
-  const pool = new EndpointPool(o, new ResolverCache(o.protocol, o.resolverCacheSize));
+  let runner: CallRunner | undefined;
+  const pool = new Pool({
+    protocol: o.protocol,
+    connection: o,
+    connectionsPerEndpoint: o.connectionsPerEndpoint,
+    balancer: o.balancer,
+    backoff: o.backoff,
+    ejectAfterFailures: o.ejectAfterFailures,
+    ejectMs: o.ejectMs,
+  }, new ResolverCache(o.protocol, o.resolverCacheSize), () => runner!.flushQueue());
+  runner = new CallRunner(pool, o);
+  pool.setEndpoints(o.endpoints);
+  const stopWatching = new AbortController();
+  const watching = o.discovery === undefined ? Promise.resolve() : follow(o.discovery, pool, stopWatching.signal);
   const protocol = o.protocol;
   const defaultTimeout = o.timeoutMs;
+  let closing: Promise<void> | undefined;
 
   return {
     call(message: string, request: object, callOptions?: CallOptions) {
@@ -35,14 +54,34 @@ export function createClient(options: ClientOptions): Client {
         return Promise.reject(new RpcError(Code.INVALID_ARGUMENT, `call: options.timeoutMs must be >= 0, got ${timeoutMs}`));
       }
       const deadline = timeoutMs === undefined ? -1 : performance.now() + timeoutMs;
-      try {
-        return pool.pick().call(msg, request, deadline, callOptions?.signal, callOptions?.metadata) as Promise<never>;
-      } catch (err) {
-        return Promise.reject(RpcError.from(err));
-      }
+      return runner!.run(msg, request, deadline, callOptions?.signal, callOptions?.metadata) as Promise<never>;
     },
     close() {
-      return pool.close();
+      closing ??= (async () => {
+        stopWatching.abort();
+        runner!.close();
+        await Promise.all([pool.close(), watching]);
+      })();
+      return closing;
     },
   };
+}
+
+/** Feeds registry snapshots to the pool until `signal` aborts; a failed watch is restarted. */
+async function follow(discovery: DiscoveryOptions, pool: Pool, signal: AbortSignal): Promise<void> {
+  let delayMs = 100;
+  while (!signal.aborted) {
+    try {
+      const options = discovery.version === undefined ? { signal } : { signal, version: discovery.version };
+      for await (const instances of discovery.registry.watch(discovery.service, options)) {
+        delayMs = 100;
+        pool.setEndpoints(instances.map((i) => ({ host: i.host, port: i.port, weight: i.weight })));
+      }
+    } catch {
+      // The registry is unreachable for now: keep the endpoints we have and try again.
+    }
+    if (signal.aborted) break;
+    await sleep(delayMs, undefined, { signal }).catch(() => undefined);
+    delayMs = Math.min(delayMs * 2, 5000);
+  }
 }

@@ -17,6 +17,11 @@ export interface MessageDef {
   /** Union of `string` and the declared error types. */
   readonly errors: avro.Type;
   readonly oneWay: boolean;
+  /**
+   * Safe to retry after an attempt that may have run: set by `@idempotent(true)` before the message in
+   * IDL (avsc records it on the response schema) or `"idempotent": true` on the message in JSON.
+   */
+  readonly idempotent: boolean;
 }
 
 /** Options of {@link loadProtocol} and {@link parseProtocol}. */
@@ -77,7 +82,10 @@ export class Protocol {
     this.id = this.fingerprint.toString('hex');
     this.name = this.service.name;
     const messages: MessageDef[] = [];
+    const declared = (this.service.protocol as { messages?: Record<string, { idempotent?: unknown; response?: unknown }> }).messages ?? {};
     for (const m of this.service.messages as AvscMessage[]) {
+      const raw = declared[m.name];
+      const response = raw?.response as { idempotent?: unknown } | undefined;
       messages.push({
         index: messages.length,
         name: m.name,
@@ -85,6 +93,7 @@ export class Protocol {
         response: m.responseType,
         errors: m.errorType,
         oneWay: m.oneWay,
+        idempotent: raw?.idempotent === true || (typeof response === 'object' && response?.idempotent === true),
       });
     }
     this.messages = messages;

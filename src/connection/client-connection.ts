@@ -1,16 +1,14 @@
 import type { Socket } from 'node:net';
 import { createHash } from 'node:crypto';
 import type { PeerCodec } from '../codec/peer-codec.js';
-import type { MessageDef, Protocol } from '../codec/protocol.js';
+import type { Protocol } from '../codec/protocol.js';
 import type { ResolverCache } from '../codec/resolver-cache.js';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
-import {
-  readErrorHead, readGoaway, requestFlags, writeRequest, type Metadata, type RequestDraft,
-} from '../framing/bodies.js';
+import { readErrorHead, readGoaway, requestFlags, writeRequest, type RequestDraft } from '../framing/bodies.js';
 import { Flag, FrameType, PREFACE } from '../framing/frame.js';
 import { helloType, readHandshake, welcomeType, writeHandshake, type Hello, type Welcome } from '../framing/handshake.js';
-import { CallTable, PendingCall } from './call-table.js';
+import { CallTable, type ClientCall } from './call-table.js';
 import { FramedSocket, type FramedSocketOptions } from './framed-socket.js';
 import { decodeDeclared, decodeExact } from './payload.js';
 
@@ -22,11 +20,22 @@ export interface ClientConnectionOptions extends Omit<FramedSocketOptions, 'expe
   dial: (host: string, port: number) => Socket;
 }
 
-/** What the client remembers about an endpoint across connections, to keep handshakes short. */
-export interface EndpointMemory {
+/**
+ * What the client knows about one endpoint, shared by its connections: handshake shortcuts and the
+ * health figures a balancer and outlier detection read.
+ */
+export interface EndpointState {
+  /** `host:port`. */
+  readonly key: string;
+  /** Weight from the registry (default 1). */
+  weight: number;
   serverFingerprint: Buffer | null;
   /** Set once a server asked for our protocol text: send it up front from then on. */
   sendProtocol: boolean;
+  /** EWMA of call latency in ms. */
+  latencyEwmaMs: number;
+  /** Failed calls and connections since the last success. */
+  consecutiveFailures: number;
 }
 
 /** Lifecycle: one string, moved only by `transition`. */
@@ -40,33 +49,36 @@ const LEGAL: Record<ClientConnectionState, readonly ClientConnectionState[]> = {
 };
 
 const writeHello = writeHandshake(helloType);
+/** Weight of the newest sample in the latency EWMA. */
+const EWMA_ALPHA = 0.2;
 
 /**
- * One client socket: connects, handshakes, multiplexes calls by request id, and fails every pending
- * call in one place when it dies. A pool counts `inFlight` to balance.
+ * One client socket: connects, handshakes, multiplexes calls by request id, and hands every call
+ * back to its owner in one place when it dies. A pool balances over its `inFlight`.
  */
 export class ClientConnection {
   state: ClientConnectionState = 'connecting';
+  /** Why the connection closed, once it has. */
+  closeError: RpcError | undefined;
   private readonly calls = new CallTable();
   private readonly framed: FramedSocket;
   private codec: PeerCodec | undefined;
   private sentProtocol = false;
   private prefaceSent = false;
   private connectTimer: NodeJS.Timeout | undefined;
-  private closeWaiters: Array<() => void> = [];
+  private readonly closeWaiters: Array<() => void> = [];
   private readonly draft: RequestDraft = { index: 0, timeoutMs: -1, metadata: undefined, type: null!, value: null };
-  /** Why the connection closed, once it has. */
-  closeError: RpcError | undefined;
 
   constructor(
     readonly host: string,
     readonly port: number,
     private readonly protocol: Protocol,
     private readonly cache: ResolverCache,
-    private readonly memory: EndpointMemory,
+    /** Shared with the other connections to the same endpoint. */
+    readonly endpoint: EndpointState,
     options: ClientConnectionOptions,
-    /** Told when the state changes (the pool listens). */
-    private readonly onState: (conn: ClientConnection) => void = () => {},
+    /** Told on every state change and every failure (the pool listens). */
+    private readonly onChange: (conn: ClientConnection) => void = () => {},
   ) {
     const socket = options.dial(host, port);
     this.framed = new FramedSocket(socket, { ...options, expectPreface: false, pauseReadsWhenBlocked: false }, {
@@ -84,31 +96,39 @@ export class ClientConnection {
     return this.calls.size;
   }
 
-  /**
-   * Starts a call. `deadline` is absolute on the `performance.now()` clock, or -1.
-   * The returned promise settles with the decoded response or an `RpcError`.
-   */
-  call(msg: MessageDef, request: unknown, deadline: number, signal: AbortSignal | undefined, metadata: Metadata | undefined): Promise<unknown> {
-    if (this.state === 'closed' || this.state === 'draining') {
-      return Promise.reject(new RpcError(Code.UNAVAILABLE, `connection to ${this.host}:${this.port} is ${this.state}`));
+  /** `host:port` of the endpoint (for balancers). */
+  get endpointKey(): string {
+    return this.endpoint.key;
+  }
+
+  /** Endpoint weight (for balancers). */
+  get weight(): number {
+    return this.endpoint.weight;
+  }
+
+  /** Endpoint latency EWMA in ms (for balancers). */
+  get latencyEwmaMs(): number {
+    return this.endpoint.latencyEwmaMs;
+  }
+
+  /** Takes a call for an attempt on this socket: written now if ready, after the handshake otherwise. */
+  start(call: ClientCall): void {
+    call.attempts++;
+    call.sent = false;
+    call.conn = this;
+    this.calls.add(call);
+    if (this.state === 'ready') this.send(call);
+  }
+
+  /** Takes a call back (deadline, cancel): the server is told to stop working on it. */
+  detach(call: ClientCall): void {
+    if (this.calls.take(call.id) === undefined) return;
+    call.conn = null;
+    if (call.sent && !this.framed.isClosed) {
+      this.framed.encoder.raw(FrameType.CANCEL, 0, call.id, null);
+      this.framed.flushSoon();
     }
-    if (signal?.aborted) return Promise.reject(new RpcError(Code.CANCELLED, 'call cancelled before it started'));
-    if (deadline >= 0 && deadline <= performance.now()) {
-      return Promise.reject(new RpcError(Code.DEADLINE_EXCEEDED, `deadline exceeded for ${msg.name} before it was sent`));
-    }
-    return new Promise((resolve, reject) => {
-      const call = new PendingCall(this.calls.nextId(), msg, request, metadata, deadline, resolve, reject);
-      if (deadline >= 0) {
-        call.timer = setTimeout(onDeadline, Math.max(0, deadline - performance.now()), this, call);
-      }
-      if (signal !== undefined) {
-        call.signal = signal;
-        call.onAbort = () => this.abandon(call, new RpcError(Code.CANCELLED, 'call cancelled by the caller'));
-        signal.addEventListener('abort', call.onAbort, { once: true });
-      }
-      this.calls.add(call);
-      if (this.state === 'ready') this.send(call);
-    });
+    this.endIfDrained();
   }
 
   /** Stops taking calls, lets in-flight calls finish, then closes. */
@@ -120,23 +140,12 @@ export class ClientConnection {
     return done;
   }
 
-  /** Closes at once, failing pending calls with `error`. */
+  /** Closes at once; calls in flight go back to their owners with `error`. */
   destroy(error: RpcError): void {
     this.framed.destroy(error);
   }
 
-  /** Settles a call locally (deadline, cancel) and tells the server to stop working on it. */
-  abandon(call: PendingCall, error: RpcError): void {
-    if (this.calls.take(call.id) === undefined) return;
-    if (call.sent && !this.framed.isClosed) {
-      this.framed.encoder.raw(FrameType.CANCEL, 0, call.id, null);
-      this.framed.flushSoon();
-    }
-    call.reject(error);
-    this.endIfDrained();
-  }
-
-  private send(call: PendingCall): void {
+  private send(call: ClientCall): void {
     const d = this.draft;
     const msg = call.msg;
     d.index = msg.index;
@@ -154,7 +163,7 @@ export class ClientConnection {
       d.value = null;
     }
     call.sent = true;
-    call.request = undefined;
+    call.sentAt = performance.now();
     this.framed.flushSoon();
     if (msg.oneWay) {
       this.calls.take(call.id);
@@ -176,9 +185,11 @@ export class ClientConnection {
   private onResponse(id: number, body: Buffer): void {
     const call = this.calls.take(id);
     if (call === undefined) return;
-    const resolver = this.codec!.responses[call.msg.index]!.response;
+    const ep = this.endpoint;
+    ep.consecutiveFailures = 0;
+    ep.latencyEwmaMs += EWMA_ALPHA * (performance.now() - call.sentAt - ep.latencyEwmaMs);
     try {
-      call.resolve(decodeExact(call.msg.response, body, 0, resolver));
+      call.resolve(decodeExact(call.msg.response, body, 0, this.codec!.responses[call.msg.index]!.response));
     } catch (err) {
       call.reject(new RpcError(Code.INTERNAL, `cannot decode response of ${call.msg.name}: ${(err as Error).message}`, { cause: err }));
     }
@@ -200,7 +211,12 @@ export class ClientConnection {
       error = new RpcError(Code.INTERNAL, `cannot decode error frame: ${(err as Error).message}`, { cause: err });
     }
     if (call === undefined) return this.framed.destroy(error);
-    call.reject(error);
+    call.conn = null;
+    if (error.code === Code.UNAVAILABLE || error.code === Code.INTERNAL) this.countFailure();
+    // A server answers UNAVAILABLE only for requests it did not run (refused while shutting down).
+    call.avoidEndpoint = this.endpoint.key;
+    if (error.code === Code.UNAVAILABLE) call.owner.attemptFailed(call, error, false);
+    else call.reject(error);
     this.endIfDrained();
   }
 
@@ -215,11 +231,11 @@ export class ClientConnection {
     this.endIfDrained();
   }
 
-  private sendHello(withProtocol = this.memory.sendProtocol): void {
+  private sendHello(withProtocol = this.endpoint.sendProtocol): void {
     const hello: Hello = {
       fingerprint: this.protocol.fingerprint,
       protocol: withProtocol ? this.protocol.text : null,
-      knownServerFingerprint: this.memory.serverFingerprint,
+      knownServerFingerprint: this.endpoint.serverFingerprint,
       meta: {},
     };
     this.sentProtocol = withProtocol;
@@ -243,12 +259,12 @@ export class ClientConnection {
       }
       if (w.status === 'NEED_PROTOCOL') {
         if (this.sentProtocol) throw new Error('server asked twice for the client protocol');
-        this.memory.sendProtocol = true;
-        if (remote !== undefined) this.memory.serverFingerprint = w.fingerprint;
+        this.endpoint.sendProtocol = true;
+        if (remote !== undefined) this.endpoint.serverFingerprint = w.fingerprint;
         return this.sendHello(true);
       }
       if (remote === undefined) throw new Error('server omitted a protocol this client does not know');
-      this.memory.serverFingerprint = w.fingerprint;
+      this.endpoint.serverFingerprint = w.fingerprint;
     } catch (err) {
       return this.framed.fail(new RpcError(Code.INTERNAL, `protocol error in handshake: ${(err as Error).message}`, { cause: err }));
     }
@@ -263,21 +279,28 @@ export class ClientConnection {
     if (this.state === 'draining' && this.calls.size === 0) this.framed.end();
   }
 
+  private countFailure(): void {
+    this.endpoint.consecutiveFailures++;
+    this.onChange(this);
+  }
+
   private onClose(error: RpcError): void {
     clearTimeout(this.connectTimer);
     this.closeError ??= error;
+    const wasReady = this.codec !== undefined;
     if (this.state !== 'closed') this.transition('closed');
-    this.calls.failAll(this.closeError);
+    if (!wasReady || this.calls.size > 0) this.countFailure();
+    for (const call of this.calls.drain()) {
+      call.conn = null;
+      call.avoidEndpoint = this.endpoint.key;
+      call.owner.attemptFailed(call, this.closeError, call.sent);
+    }
     for (const w of this.closeWaiters.splice(0)) w();
   }
 
   private transition(to: ClientConnectionState): void {
     if (!LEGAL[this.state].includes(to)) throw new Error(`ClientConnection: illegal transition ${this.state} -> ${to}`);
     this.state = to;
-    this.onState(this);
+    this.onChange(this);
   }
-}
-
-function onDeadline(conn: ClientConnection, call: PendingCall): void {
-  conn.abandon(call, new RpcError(Code.DEADLINE_EXCEEDED, `deadline exceeded for ${call.msg.name}`));
 }

@@ -3,6 +3,7 @@ import { ResolverCache } from '../codec/resolver-cache.js';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import type { BodyWriter } from '../framing/frame-encoder.js';
+import type { Registration, Registry } from '../discovery/registry.js';
 import { intOption, invalid } from '../util/validate.js';
 import { ServerConnection, type ServerShared } from './server-connection.js';
 import { resolveServerOptions, type ServerOptions } from './server-options.js';
@@ -13,6 +14,23 @@ export interface ListenOptions {
   host?: string;
   /** TCP port; 0 picks a free one. Default 0. */
   port?: number;
+  /** Register in a service registry once listening; deregistered first thing on `close`. */
+  register?: RegisterOptions;
+}
+
+/** How a server announces itself in a registry. */
+export interface RegisterOptions {
+  registry: Registry;
+  /** Service name. */
+  name: string;
+  /** Semver version of this server's protocol implementation. */
+  version: string;
+  /** Address clients should dial. Default: the bound address. */
+  advertiseHost?: string;
+  /** Balancing weight. Default 1. */
+  weight?: number;
+  /** Free-form string metadata. */
+  metadata?: Record<string, string>;
 }
 
 /** Options of {@link Server.close}. */
@@ -42,6 +60,7 @@ export function createServer(options: ServerOptions): Server {
   const conns = new Set<ServerConnection>();
   let net: NetServer | undefined;
   let closing: Promise<void> | undefined;
+  let registration: Registration | undefined;
   const idle: Array<() => void> = [];
 
   const onClosed = (conn: ServerConnection): void => {
@@ -70,11 +89,20 @@ export function createServer(options: ServerOptions): Server {
       });
       const addr = server.address();
       if (addr === null || typeof addr === 'string') throw new RpcError(Code.INTERNAL, 'server.listen: no TCP address');
+      const r = opts.register;
+      if (r !== undefined) {
+        registration = await r.registry.register({
+          name: r.name, version: r.version, host: r.advertiseHost ?? addr.address, port: addr.port,
+          ...(r.weight === undefined ? {} : { weight: r.weight }), ...(r.metadata === undefined ? {} : { metadata: r.metadata }),
+        });
+      }
       return { host: addr.address, port: addr.port };
     },
     close(opts: CloseOptions = {}) {
       if (closing !== undefined) return closing;
       const graceMs = intOption('server.close: options.graceMs', opts.graceMs, 5000, 0);
+      // Leave the registry first so that clients stop choosing this server while it drains.
+      const deregistered = registration === undefined ? Promise.resolve() : registration.deregister().catch(() => undefined);
       const stopped = net === undefined ? Promise.resolve() : new Promise<void>((resolve) => net!.close(() => resolve()));
       const drained = new Promise<void>((resolve) => {
         if (conns.size === 0) return resolve();
@@ -91,7 +119,8 @@ export function createServer(options: ServerOptions): Server {
       });
       closing = Promise.race([drained, forced])
         .then(() => (conns.size === 0 ? undefined : new Promise<void>((resolve) => idle.push(resolve))))
-        .then(() => stopped)
+        .then(() => Promise.all([stopped, deregistered]))
+        .then(() => undefined)
         .finally(() => clearTimeout(timer));
       return closing;
     },

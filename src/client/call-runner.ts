@@ -1,0 +1,132 @@
+import type { MessageDef } from '../codec/protocol.js';
+import { ClientCall, type CallOwner } from '../connection/call-table.js';
+import { Code } from '../errors/code.js';
+import { RpcError } from '../errors/rpc-error.js';
+import type { Metadata } from '../framing/bodies.js';
+import type { Pool } from './pool.js';
+import { RetryBudget } from './retry-budget.js';
+
+/** Filled retry and queueing settings of a {@link CallRunner}. */
+export interface RunnerOptions {
+  /** Messages that may be retried even when a failed attempt may have run. */
+  idempotent: ReadonlySet<string>;
+  /** Attempts per call at most, the first included. */
+  maxAttempts: number;
+  /** Extra load retries may add, as a fraction of calls. */
+  retryBudgetRatio: number;
+  /** How long a call waits for a usable connection when none is ready, in ms. */
+  waitForReadyMs: number;
+  /** Calls that may wait for a connection at once; beyond it RESOURCE_EXHAUSTED. */
+  maxQueuedCalls: number;
+}
+
+/**
+ * Runs calls over the pool: picks a connection, queues calls while no connection is ready, enforces
+ * deadlines and cancellation, and retries failed attempts on another endpoint when that is safe
+ * (never a non-idempotent call that may have reached a server) and within the retry budget.
+ */
+export class CallRunner implements CallOwner {
+  private readonly waiting = new Map<ClientCall, NodeJS.Timeout>();
+  private readonly budget: RetryBudget;
+  private closed = false;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly options: RunnerOptions,
+  ) {
+    this.budget = new RetryBudget(options.retryBudgetRatio);
+  }
+
+  /** Starts a call; settles with the response or an `RpcError`. `deadline` is on the `performance.now()` clock, or -1. */
+  run(msg: MessageDef, request: unknown, deadline: number, signal: AbortSignal | undefined, metadata: Metadata | undefined): Promise<unknown> {
+    if (this.closed) return Promise.reject(new RpcError(Code.UNAVAILABLE, 'client is closed'));
+    if (signal?.aborted) return Promise.reject(new RpcError(Code.CANCELLED, 'call cancelled before it started'));
+    if (deadline >= 0 && deadline <= performance.now()) {
+      return Promise.reject(new RpcError(Code.DEADLINE_EXCEEDED, `deadline exceeded for ${msg.name} before it was sent`));
+    }
+    return new Promise((resolve, reject) => {
+      const call = new ClientCall(msg, request, metadata, deadline, resolve, reject, this);
+      if (deadline >= 0) call.timer = setTimeout(onDeadline, deadline - performance.now(), this, call);
+      if (signal !== undefined) {
+        call.signal = signal;
+        call.onAbort = () => this.abandon(call, new RpcError(Code.CANCELLED, 'call cancelled by the caller'));
+        signal.addEventListener('abort', call.onAbort, { once: true });
+      }
+      this.budget.deposit();
+      this.dispatch(call);
+    });
+  }
+
+  /** Settles a call locally (deadline, cancel), telling the server if the call reached it. */
+  abandon(call: ClientCall, error: RpcError): void {
+    if (call.done) return;
+    if (call.conn !== null) call.conn.detach(call);
+    else this.unqueue(call);
+    call.reject(error);
+  }
+
+  /** Decides between a retry and a rejection after a failed attempt. */
+  attemptFailed(call: ClientCall, error: RpcError, mayHaveRun: boolean): void {
+    if (call.done) return;
+    const retry = !this.closed
+      && error.code === Code.UNAVAILABLE
+      && (!mayHaveRun || call.msg.idempotent || this.options.idempotent.has(call.msg.name))
+      && call.attempts < this.options.maxAttempts
+      && (call.deadline < 0 || performance.now() < call.deadline)
+      && this.budget.withdraw();
+    if (retry) this.dispatch(call);
+    else call.reject(error);
+  }
+
+  /** A connection became ready: send the calls that were waiting for one. */
+  readonly flushQueue = (): void => {
+    if (this.waiting.size === 0) return;
+    const calls = [...this.waiting.keys()];
+    for (const call of calls) {
+      this.unqueue(call);
+      this.dispatch(call);
+    }
+  };
+
+  /** Rejects waiting calls and refuses new ones; calls on connections finish. */
+  close(): void {
+    this.closed = true;
+    for (const call of [...this.waiting.keys()]) {
+      this.unqueue(call);
+      call.reject(new RpcError(Code.UNAVAILABLE, 'client closed while the call waited for a connection'));
+    }
+  }
+
+  private dispatch(call: ClientCall): void {
+    const conn = this.pool.pick(call.avoidEndpoint);
+    if (conn !== undefined) return conn.start(call);
+    if (this.waiting.size >= this.options.maxQueuedCalls) {
+      return call.reject(new RpcError(Code.RESOURCE_EXHAUSTED, `${this.waiting.size} calls already wait for a connection`));
+    }
+    const timer = setTimeout(onWaitTimeout, this.options.waitForReadyMs, this, call);
+    this.waiting.set(call, timer);
+  }
+
+  private unqueue(call: ClientCall): void {
+    const timer = this.waiting.get(call);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.waiting.delete(call);
+  }
+
+  /** Called when a call waited `waitForReadyMs` without a usable connection. */
+  waitTimedOut(call: ClientCall): void {
+    this.unqueue(call);
+    const last = this.pool.lastError();
+    const why = this.pool.endpointCount === 0 ? 'no endpoints known' : last !== undefined ? last.message : 'no connection ready';
+    call.reject(new RpcError(Code.UNAVAILABLE, `no usable connection within ${this.options.waitForReadyMs} ms: ${why}`, { cause: last }));
+  }
+}
+
+function onDeadline(runner: CallRunner, call: ClientCall): void {
+  runner.abandon(call, new RpcError(Code.DEADLINE_EXCEEDED, `deadline exceeded for ${call.msg.name}`));
+}
+
+function onWaitTimeout(runner: CallRunner, call: ClientCall): void {
+  runner.waitTimedOut(call);
+}
