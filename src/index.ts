@@ -15,6 +15,7 @@ export type { Server, ListenOptions, CloseOptions, RegisterOptions } from './ser
 export type { ServerOptions, Handler } from './server/server-options.js';
 export type { PeerInfo } from './server/call-context.js';
 export type { Client } from './client/client.js';
+export type { EndpointStats } from './client/pool.js';
 export type { ClientOptions, CallOptions, Endpoint, DiscoveryOptions } from './client/client-options.js';
 export type { Balancer, BalancerName, BalancerOptions, ConnectionView } from './client/balancer.js';
 export type {

@@ -4,7 +4,7 @@ import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { CallRunner } from './call-runner.js';
 import { resolveClientOptions, type CallOptions, type ClientOptions, type DiscoveryOptions } from './client-options.js';
-import { Pool } from './pool.js';
+import { Pool, type EndpointStats } from './pool.js';
 
 /** An avrpc client. Create it with {@link createClient}. */
 export interface Client {
@@ -17,6 +17,8 @@ export interface Client {
   call<T = any>(message: string, request: object, options?: CallOptions): Promise<T>;
   /** Stops taking calls, waits for calls in flight, and closes every socket. */
   close(): Promise<void>;
+  /** The pool's state per endpoint right now: sockets, calls in flight, latency, ejection. */
+  stats(): EndpointStats[];
 }
 
 /**
@@ -55,6 +57,9 @@ export function createClient(options: ClientOptions): Client {
       }
       const deadline = timeoutMs === undefined ? -1 : performance.now() + timeoutMs;
       return runner!.run(msg, request, deadline, callOptions?.signal, callOptions?.metadata) as Promise<never>;
+    },
+    stats() {
+      return pool.stats();
     },
     close() {
       closing ??= (async () => {

@@ -13,6 +13,24 @@ export interface PoolEndpoint {
   weight?: number;
 }
 
+/** What `client.stats()` reports per endpoint. */
+export interface EndpointStats {
+  /** `host:port`. */
+  endpoint: string;
+  /** Sockets open or opening. */
+  connections: number;
+  /** Sockets ready for calls. */
+  ready: number;
+  /** Calls in flight on this endpoint. */
+  inFlight: number;
+  /** Latency EWMA in ms. */
+  latencyEwmaMs: number;
+  /** Ejected by outlier detection right now. */
+  ejected: boolean;
+  /** Last connection error, if the endpoint is failing. */
+  lastError: string | undefined;
+}
+
 /** Filled options of a {@link Pool}. */
 export interface PoolOptions {
   protocol: Protocol;
@@ -97,6 +115,24 @@ export class Pool {
   /** Number of endpoints known. */
   get endpointCount(): number {
     return this.slots.size;
+  }
+
+  /** A point-in-time view of every endpoint, for observability. */
+  stats(): EndpointStats[] {
+    const now = performance.now();
+    return [...this.slots.values()].map((slot) => {
+      let ready = 0;
+      let inFlight = 0;
+      for (const c of slot.conns) {
+        if (c.state === 'ready') ready++;
+        inFlight += c.inFlight;
+      }
+      return {
+        endpoint: slot.state.key, connections: slot.conns.length, ready, inFlight,
+        latencyEwmaMs: slot.state.latencyEwmaMs, ejected: slot.ejectedUntil > now,
+        lastError: slot.lastError?.message,
+      };
+    });
   }
 
   /** Closes every socket once its in-flight calls finish. */
