@@ -1,4 +1,5 @@
 import avro from 'avsc';
+import './avro-limits.js';
 import { Flag } from './frame.js';
 
 /**

@@ -1,4 +1,5 @@
 import avro from 'avsc';
+import './avro-limits.js';
 
 /**
  * Handshake bodies (SPEC.md, "Handshake"), Avro records so that any Avro implementation reads them.
