@@ -8,6 +8,8 @@ export { RpcError, fromNodeError } from './errors/rpc-error.js';
 export { Code, codeName } from './errors/code.js';
 export { CallContext } from './server/call-context.js';
 export { balancers, leastConnections, roundRobin, weighted, powerOfTwoChoices } from './client/balancer.js';
+export { createHmacAuth } from './security/hmac-token.js';
+export { aclAuthorizer } from './security/auth.js';
 export { createStaticRegistry, createEtcdRegistry, createDnsRegistry, versionSatisfies } from './discovery/index.js';
 
 export type { MessageDef, ProtocolOptions } from './codec/protocol.js';
@@ -23,5 +25,8 @@ export type {
   EtcdRegistryOptions, DnsRegistryOptions, RegistryErrorListener,
 } from './discovery/index.js';
 export type { RpcErrorOptions } from './errors/rpc-error.js';
+export type { HmacAuth, HmacAuthOptions, HmacPrincipal } from './security/hmac-token.js';
+export type { Acl, Authenticator, Authorizer, HandshakeInfo, PeerCertificateInfo, Principal } from './security/auth.js';
+export type { ClientTlsOptions, ServerTlsOptions } from './security/tls.js';
 export type { CodeName } from './errors/code.js';
 export type { Metadata } from './framing/bodies.js';

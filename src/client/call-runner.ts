@@ -88,6 +88,14 @@ export class CallRunner implements CallOwner {
     }
   };
 
+  /** Rejects every waiting call with `error` (the server refused us for a reason retrying will not fix). */
+  readonly failQueue = (error: RpcError): void => {
+    for (const call of [...this.waiting.keys()]) {
+      this.unqueue(call);
+      call.reject(error);
+    }
+  };
+
   /** Rejects waiting calls and refuses new ones; calls on connections finish. */
   close(): void {
     this.closed = true;

@@ -1,6 +1,7 @@
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { Protocol } from '../codec/protocol.js';
 import type { Registry } from '../discovery/registry.js';
+import { dialer, type ClientTlsOptions } from '../security/tls.js';
 import { intOption, invalid } from '../util/validate.js';
 import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 import { balancers, type Balancer, type BalancerName } from './balancer.js';
@@ -65,6 +66,10 @@ export interface ClientOptions {
   keepaliveTimeoutMs?: number;
   /** Server protocols (and their resolvers) remembered, by fingerprint. Default 64. */
   resolverCacheSize?: number;
+  /** Connect with TLS (and a client certificate for mTLS). Default: plain TCP. */
+  tls?: ClientTlsOptions;
+  /** Token sent in every handshake: a string, or a function called per connection (rotating tokens). */
+  credentials?: string | (() => string | Promise<string>);
 }
 
 /** Per-call options. */
@@ -99,6 +104,7 @@ export interface ResolvedClientOptions {
   keepaliveTimeoutMs: number;
   resolverCacheSize: number;
   dial: (host: string, port: number) => Socket;
+  credentials: (() => string | Promise<string>) | undefined;
 }
 
 const MiB = 1024 * 1024;
@@ -161,6 +167,19 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     keepaliveMs: intOption(`${at}.keepaliveMs`, options.keepaliveMs, 30_000, 0),
     keepaliveTimeoutMs: intOption(`${at}.keepaliveTimeoutMs`, options.keepaliveTimeoutMs, 10_000, 1),
     resolverCacheSize: intOption(`${at}.resolverCacheSize`, options.resolverCacheSize, 64, 1),
-    dial: (host, port) => connect({ host, port }),
+    dial: dialer(resolveTls(`${at}.tls`, options.tls)),
+    credentials: resolveCredentials(`${at}.credentials`, options.credentials),
   };
+}
+
+function resolveTls(path: string, tls: ClientTlsOptions | undefined): ClientTlsOptions | undefined {
+  if (tls !== undefined && (tls === null || typeof tls !== 'object')) invalid(path, 'must be an object');
+  return tls;
+}
+
+function resolveCredentials(path: string, c: ClientOptions['credentials']): ResolvedClientOptions['credentials'] {
+  if (c === undefined) return undefined;
+  if (typeof c === 'string') return () => c;
+  if (typeof c === 'function') return c;
+  return invalid(path, 'must be a string or a function returning one');
 }

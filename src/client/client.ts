@@ -36,7 +36,7 @@ export function createClient(options: ClientOptions): Client {
     backoff: o.backoff,
     ejectAfterFailures: o.ejectAfterFailures,
     ejectMs: o.ejectMs,
-  }, new ResolverCache(o.protocol, o.resolverCacheSize), () => runner!.flushQueue());
+  }, new ResolverCache(o.protocol, o.resolverCacheSize), () => runner!.flushQueue(), (err) => runner!.failQueue(err));
   runner = new CallRunner(pool, o);
   pool.setEndpoints(o.endpoints);
   const stopWatching = new AbortController();

@@ -1,6 +1,7 @@
 import type { ResolverCache } from '../codec/resolver-cache.js';
 import { ClientConnection, type ClientConnectionOptions, type EndpointState } from '../connection/client-connection.js';
 import type { RpcError } from '../errors/rpc-error.js';
+import { Code } from '../errors/code.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import type { Balancer } from './balancer.js';
 import type { Protocol } from '../codec/protocol.js';
@@ -75,6 +76,8 @@ export class Pool {
     private readonly cache: ResolverCache,
     /** Told when a connection becomes ready (queued calls can go). */
     private readonly onReady: () => void,
+    /** Told when a connection was refused for a reason retrying will not fix (auth, limits, protocol). */
+    private readonly onFatal: (error: RpcError) => void = () => {},
   ) {}
 
   /** The connection for the next call, preferring endpoints other than `avoid`; undefined if none is ready. */
@@ -192,7 +195,10 @@ export class Pool {
       this.onReady();
     } else if (conn.state === 'closed' || conn.state === 'draining') {
       if (conn.state === 'closed') slot.conns.splice(slot.conns.indexOf(conn), 1);
-      if (conn.closeError !== undefined) slot.lastError = conn.closeError;
+      if (conn.closeError !== undefined) {
+        slot.lastError = conn.closeError;
+        if (conn.closeError.code !== Code.UNAVAILABLE && conn.state === 'closed' && !conn.wasReady) this.onFatal(conn.closeError);
+      }
       if (slot.reconnectTimer === undefined && !this.closed) {
         // A socket that never got ready is a failed attempt: back off. One that worked is replaced at once.
         const delay = conn.closeError !== undefined && slot.state.consecutiveFailures > 0 ? slot.backoff.fail() : 0;

@@ -8,16 +8,20 @@ import { RpcError } from '../errors/rpc-error.js';
 import { readErrorHead, readGoaway, requestFlags, writeRequest, type RequestDraft } from '../framing/bodies.js';
 import { Flag, FrameType, PREFACE } from '../framing/frame.js';
 import { helloType, readHandshake, welcomeType, writeHandshake, type Hello, type Welcome } from '../framing/handshake.js';
+import { TOKEN_META_KEY } from '../security/auth.js';
+import { readyEvent } from '../security/tls.js';
 import { CallTable, type ClientCall } from './call-table.js';
 import { FramedSocket, type FramedSocketOptions } from './framed-socket.js';
 import { decodeDeclared, decodeExact } from './payload.js';
 
 /** Filled options of a {@link ClientConnection}. */
-export interface ClientConnectionOptions extends Omit<FramedSocketOptions, 'expectPreface' | 'pauseReadsWhenBlocked'> {
+export interface ClientConnectionOptions extends Omit<FramedSocketOptions, 'expectPreface' | 'pauseReadsWhenBlocked' | 'maxQueuedBytes'> {
   /** Time allowed for TCP connect plus handshake, in ms. */
   connectTimeoutMs: number;
   /** Opens the socket (plain TCP by default; TLS plugs in here). */
   dial: (host: string, port: number) => Socket;
+  /** Token for the handshake, fetched per connection. */
+  credentials: (() => string | Promise<string>) | undefined;
 }
 
 /**
@@ -68,6 +72,7 @@ export class ClientConnection {
   private connectTimer: NodeJS.Timeout | undefined;
   private readonly closeWaiters: Array<() => void> = [];
   private readonly draft: RequestDraft = { index: 0, timeoutMs: -1, metadata: undefined, type: null!, value: null };
+  private meta: Record<string, Buffer> = {};
 
   constructor(
     readonly host: string,
@@ -81,14 +86,32 @@ export class ClientConnection {
     private readonly onChange: (conn: ClientConnection) => void = () => {},
   ) {
     const socket = options.dial(host, port);
-    this.framed = new FramedSocket(socket, { ...options, expectPreface: false, pauseReadsWhenBlocked: false }, {
+    this.framed = new FramedSocket(socket, { ...options, expectPreface: false, pauseReadsWhenBlocked: false, maxQueuedBytes: Infinity }, {
       onFrame: (type, flags, id, body) => this.onFrame(type, flags, id, body),
       onClose: (error) => this.onClose(error),
     });
     this.connectTimer = setTimeout(() => this.framed.destroy(
       new RpcError(Code.UNAVAILABLE, `connect to ${host}:${port} timed out after ${options.connectTimeoutMs} ms`),
     ), options.connectTimeoutMs);
-    socket.once('connect', () => this.sendHello());
+    socket.once(readyEvent(socket), () => this.authenticateThenHello(options.credentials));
+  }
+
+  private authenticateThenHello(credentials: ClientConnectionOptions['credentials']): void {
+    if (credentials === undefined) return this.sendHello();
+    new Promise<string>((resolve) => resolve(credentials())).then(
+      (token) => {
+        if (typeof token !== 'string') throw new TypeError('credentials() must return a string');
+        this.meta = { [TOKEN_META_KEY]: Buffer.from(token, 'utf8') };
+        this.sendHello();
+      },
+    ).catch((err: unknown) => this.framed.destroy(
+      new RpcError(Code.UNAUTHENTICATED, `credentials failed: ${(err as Error).message ?? String(err)}`, { cause: err }),
+    ));
+  }
+
+  /** True once the handshake completed (even if the connection closed since). */
+  get wasReady(): boolean {
+    return this.codec !== undefined;
   }
 
   /** Calls in flight on this socket, including ones waiting for the handshake. */
@@ -236,7 +259,7 @@ export class ClientConnection {
       fingerprint: this.protocol.fingerprint,
       protocol: withProtocol ? this.protocol.text : null,
       knownServerFingerprint: this.endpoint.serverFingerprint,
-      meta: {},
+      meta: this.meta,
     };
     this.sentProtocol = withProtocol;
     if (!this.prefaceSent) this.framed.encoder.bytes(PREFACE);
@@ -286,8 +309,12 @@ export class ClientConnection {
 
   private onClose(error: RpcError): void {
     clearTimeout(this.connectTimer);
-    this.closeError ??= error;
     const wasReady = this.codec !== undefined;
+    if (!wasReady && this.closeError === undefined && error.code === Code.UNAVAILABLE && error.cause === undefined && this.prefaceSent) {
+      error = new RpcError(Code.UNAVAILABLE, `${this.host}:${this.port} closed the connection during the handshake `
+        + `(${error.message}); a TLS server spoken to in plaintext, or not an avrpc server?`, { cause: error.cause ?? error });
+    }
+    this.closeError ??= error;
     if (this.state !== 'closed') this.transition('closed');
     if (!wasReady || this.calls.size > 0) this.countFailure();
     for (const call of this.calls.drain()) {

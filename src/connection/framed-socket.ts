@@ -19,6 +19,8 @@ export interface FramedSocketOptions {
   keepaliveTimeoutMs: number;
   /** Stop reading from the socket while it cannot be written (a peer that does not read us). */
   pauseReadsWhenBlocked: boolean;
+  /** Bytes allowed to wait for a peer that does not read before the connection is dropped. */
+  maxQueuedBytes: number;
 }
 
 /** What a {@link FramedSocket} reports to its owner. */
@@ -104,12 +106,19 @@ export class FramedSocket {
 
   private readonly flush = (): void => {
     this.flushScheduled = false;
-    if (this.blocked || this.socket.destroyed) return;
-    const bufs = this.encoder.take();
-    for (let i = 0; i < bufs.length; i++) {
-      if (!this.socket.write(bufs[i]!)) this.blocked = true;
+    if (this.socket.destroyed) return;
+    if (!this.blocked) {
+      const bufs = this.encoder.take();
+      for (let i = 0; i < bufs.length; i++) {
+        if (!this.socket.write(bufs[i]!)) this.blocked = true;
+      }
+      if (!this.blocked) return;
+      if (this.options.pauseReadsWhenBlocked) this.socket.pause();
     }
-    if (this.blocked && this.options.pauseReadsWhenBlocked) this.socket.pause();
+    const queued = this.socket.writableLength + this.encoder.pendingBytes;
+    if (queued > this.options.maxQueuedBytes) {
+      this.destroy(new RpcError(Code.RESOURCE_EXHAUSTED, `peer does not read: ${queued} bytes queued (max ${this.options.maxQueuedBytes})`));
+    }
   };
 
   private readonly onDrain = (): void => {

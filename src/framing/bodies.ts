@@ -53,6 +53,8 @@ export interface RequestHead {
   /** Relative timeout in ms, or -1. */
   timeoutMs: number;
   metadata: Metadata;
+  /** Bytes the metadata map took (0 without metadata). */
+  metadataBytes: number;
   offset: number;
 }
 
@@ -68,13 +70,14 @@ export function readRequestHead(flags: number, body: Buffer): RequestHead {
     p = 6;
   }
   let metadata = NO_METADATA;
+  const start = p;
   if ((flags & Flag.METADATA) !== 0) {
     const r = metadataType.decode(body, p);
     if (r.offset < 0) throw new Error('truncated request metadata');
     metadata = r.value as Metadata;
     p = r.offset;
   }
-  return { index, timeoutMs, metadata, offset: p };
+  return { index, timeoutMs, metadata, metadataBytes: p - start, offset: p };
 }
 
 /** What an ERROR body carries. */

@@ -1,6 +1,7 @@
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import type { Metadata } from '../framing/bodies.js';
+import type { PeerCertificateInfo } from '../security/auth.js';
 
 /** Who is calling. */
 export interface PeerInfo {
@@ -8,6 +9,10 @@ export interface PeerInfo {
   readonly address: string;
   /** Remote port. */
   readonly port: number;
+  /** The verified client certificate, under mTLS. */
+  readonly certificate?: PeerCertificateInfo;
+  /** Who the caller is, as `authenticate` decided (or the mTLS certificate); undefined without auth. */
+  readonly principal?: unknown;
 }
 
 /**

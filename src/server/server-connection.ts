@@ -11,6 +11,8 @@ import { readRequestHead, writeGoaway } from '../framing/bodies.js';
 import type { BodyWriter } from '../framing/frame-encoder.js';
 import { Flag, FrameType } from '../framing/frame.js';
 import { helloType, readHandshake, welcomeType, writeHandshake, type Hello, type Welcome } from '../framing/handshake.js';
+import { TOKEN_META_KEY } from '../security/auth.js';
+import { peerCertificate } from '../security/tls.js';
 import { CallContext, type PeerInfo } from './call-context.js';
 import { errorDraftFor, sendError } from './error-reply.js';
 import type { ResolvedServerOptions } from './server-options.js';
@@ -43,7 +45,11 @@ export class ServerConnection {
   private readonly running = new Map<number, CallContext>();
   private lastId = 0;
   private handshakeTimer: NodeJS.Timeout | undefined;
-  readonly peer: PeerInfo;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private requestsSinceIdleCheck = 0;
+  private authenticating = false;
+  /** The peer; gains its `principal` once authenticated. */
+  peer: PeerInfo;
 
   constructor(
     socket: Socket,
@@ -51,9 +57,10 @@ export class ServerConnection {
     private readonly onClosed: (conn: ServerConnection) => void,
   ) {
     const o = shared.options;
-    this.peer = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
+    const certificate = peerCertificate(socket);
+    this.peer = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, ...(certificate ? { certificate } : {}) };
     this.framed = new FramedSocket(socket, {
-      maxFrameBytes: o.maxFrameBytes, expectPreface: true, pauseReadsWhenBlocked: true,
+      maxFrameBytes: o.maxFrameBytes, expectPreface: true, pauseReadsWhenBlocked: true, maxQueuedBytes: o.maxQueuedBytes,
       keepaliveMs: o.keepaliveMs, keepaliveTimeoutMs: o.keepaliveTimeoutMs,
     }, { onFrame: (t, f, id, body) => this.onFrame(t, f, id, body), onClose: (e) => this.onClose(e) });
     this.handshakeTimer = setTimeout(() => this.framed.destroy(
@@ -89,6 +96,7 @@ export class ServerConnection {
   }
 
   private onHello(body: Buffer): void {
+    if (this.authenticating) return this.framed.fail(new RpcError(Code.INTERNAL, 'protocol error: HELLO during authentication'));
     const local = this.shared.options.protocol;
     let hello: Hello;
     let remote: Protocol | undefined;
@@ -106,25 +114,62 @@ export class ServerConnection {
     }
     const clientKnowsUs = hello.fingerprint.equals(local.fingerprint)
       || (hello.knownServerFingerprint !== null && hello.knownServerFingerprint.equals(local.fingerprint));
-    const welcome: Welcome = {
-      status: remote === undefined ? 'NEED_PROTOCOL' : 'OK',
-      fingerprint: local.fingerprint,
-      protocol: clientKnowsUs ? null : local.text,
-      meta: {},
-    };
+    const welcome: Welcome = { status: 'NEED_PROTOCOL', fingerprint: local.fingerprint, protocol: clientKnowsUs ? null : local.text, meta: {} };
+    if (remote === undefined) {
+      this.framed.encoder.frame(FrameType.WELCOME, 0, 0, welcome, writeWelcome);
+      return this.framed.flushSoon();
+    }
+    welcome.status = 'OK';
+    const authenticate = this.shared.options.authenticate;
+    if (authenticate === undefined) return this.accept(remote, welcome, this.peer.certificate);
+    this.authenticating = true;
+    const token = hello.meta[TOKEN_META_KEY]?.toString('utf8');
+    const peer = this.peer;
+    new Promise((resolve) => resolve(authenticate({ token, meta: hello.meta }, peer))).then(
+      (principal) => this.accept(remote, welcome, principal),
+      (err: unknown) => this.refuseConnection(err),
+    );
+  }
+
+  /** The handshake succeeded: the connection takes calls from now on. */
+  private accept(remote: Protocol, welcome: Welcome, principal: unknown): void {
+    this.authenticating = false;
+    if (this.framed.isClosed) return;
+    if (principal !== undefined) this.peer = { ...this.peer, principal };
     this.framed.encoder.frame(FrameType.WELCOME, 0, 0, welcome, writeWelcome);
     this.framed.flushSoon();
-    if (remote === undefined) return;
     this.codec = this.shared.cache.codec(remote);
     clearTimeout(this.handshakeTimer);
     if (this.state === 'handshaking') this.transition('ready');
+    this.armIdleCheck();
+  }
+
+  /** Authentication failed: an ERROR with id 0, then the connection closes. */
+  private refuseConnection(err: unknown): void {
+    this.authenticating = false;
+    const e = err instanceof RpcError && err.code === Code.PERMISSION_DENIED ? err
+      : new RpcError(Code.UNAUTHENTICATED, err instanceof Error ? err.message : 'authentication failed');
+    sendError(this.framed, 0, { code: e.code, message: e.message, metadata: undefined, declared: undefined });
+    this.framed.end(e);
+  }
+
+  private armIdleCheck(): void {
+    const ms = this.shared.options.idleTimeoutMs;
+    if (ms === 0) return;
+    this.idleTimer = setInterval(() => {
+      if (this.running.size === 0 && this.requestsSinceIdleCheck === 0) this.drain();
+      this.requestsSinceIdleCheck = 0;
+    }, ms);
+    this.idleTimer.unref();
   }
 
   private onRequest(flags: number, id: number, body: Buffer): void {
     const oneWay = (flags & Flag.ONE_WAY) !== 0;
+    const o = this.shared.options;
+    this.requestsSinceIdleCheck++;
     if (this.state !== 'ready') return this.refuse(id, oneWay, Code.UNAVAILABLE, 'server is shutting down');
-    if (this.running.size >= this.shared.options.maxConcurrentCalls) {
-      return this.refuse(id, oneWay, Code.RESOURCE_EXHAUSTED, `too many concurrent calls (max ${this.shared.options.maxConcurrentCalls})`);
+    if (this.running.size >= o.maxConcurrentCalls) {
+      return this.refuse(id, oneWay, Code.RESOURCE_EXHAUSTED, `too many concurrent calls (max ${o.maxConcurrentCalls})`);
     }
     if (this.running.has(id)) return this.framed.fail(new RpcError(Code.INTERNAL, `protocol error: request id ${id} already in use`));
     let msg: MessageDef;
@@ -132,9 +177,12 @@ export class ServerConnection {
     let ctx: CallContext;
     try {
       const head = readRequestHead(flags, body);
+      if (head.metadataBytes > o.maxMetadataBytes) {
+        return this.refuse(id, oneWay, Code.RESOURCE_EXHAUSTED, `metadata of ${head.metadataBytes} bytes exceeds maxMetadataBytes (${o.maxMetadataBytes})`);
+      }
       const incoming = this.codec!.requests[head.index];
       if (incoming === undefined) return this.refuse(id, oneWay, Code.UNIMPLEMENTED, `unknown message index ${head.index}`);
-      if (incoming.local === null || this.shared.options.handlers[incoming.local.index] === undefined) {
+      if (incoming.local === null || o.handlers[incoming.local.index] === undefined) {
         return this.refuse(id, oneWay, Code.UNIMPLEMENTED, `unknown message ${incoming.name}`);
       }
       if (incoming.incompatible !== undefined) {
@@ -148,6 +196,16 @@ export class ServerConnection {
     }
     this.lastId = id;
     this.running.set(id, ctx);
+    const authorize = o.authorize;
+    if (authorize === undefined) return this.invoke(id, msg, request, ctx, oneWay);
+    new Promise<boolean>((resolve) => resolve(authorize(this.peer.principal, msg.name, ctx.metadata))).then(
+      (allowed) => (allowed === true ? this.invoke(id, msg, request, ctx, oneWay) : this.deny(id, ctx, oneWay, msg.name)),
+      () => this.deny(id, ctx, oneWay, msg.name),
+    );
+  }
+
+  private invoke(id: number, msg: MessageDef, request: unknown, ctx: CallContext, oneWay: boolean): void {
+    if (this.running.get(id) !== ctx) return;
     let result: unknown;
     try {
       result = this.shared.options.handlers[msg.index]!(request, ctx);
@@ -162,6 +220,13 @@ export class ServerConnection {
     } else {
       this.complete(id, msg, ctx, oneWay, result, false);
     }
+  }
+
+  private deny(id: number, ctx: CallContext, oneWay: boolean, name: string): void {
+    if (this.running.get(id) !== ctx) return;
+    this.running.delete(id);
+    this.refuse(id, oneWay, Code.PERMISSION_DENIED, `not allowed to call ${name}`);
+    if (this.state === 'draining' && this.running.size === 0) this.framed.end();
   }
 
   private complete(id: number, msg: MessageDef, ctx: CallContext, oneWay: boolean, outcome: unknown, failed: boolean): void {
@@ -199,6 +264,7 @@ export class ServerConnection {
 
   private onClose(error: RpcError): void {
     clearTimeout(this.handshakeTimer);
+    clearInterval(this.idleTimer);
     if (this.state !== 'closed') this.transition('closed');
     const reason = new RpcError(Code.CANCELLED, `connection closed: ${error.message}`, { cause: error });
     for (const ctx of this.running.values()) ctx.cancel(reason);

@@ -1,6 +1,8 @@
 import type { Protocol } from '../codec/protocol.js';
 import { Protocol as ProtocolClass } from '../codec/protocol.js';
-import { intOption, invalid } from '../util/validate.js';
+import { aclAuthorizer, allOf, type Acl, type Authenticator, type Authorizer } from '../security/auth.js';
+import type { ServerTlsOptions } from '../security/tls.js';
+import { fnOption, intOption, invalid } from '../util/validate.js';
 import type { CallContext } from './call-context.js';
 
 /**
@@ -29,6 +31,22 @@ export interface ServerOptions {
   keepaliveTimeoutMs?: number;
   /** Peer protocols (and their resolvers) remembered, by fingerprint. Default 64. */
   resolverCacheSize?: number;
+  /** Serve TLS (mTLS with `requestCert` and `ca`). Default: plain TCP. */
+  tls?: ServerTlsOptions;
+  /** Decides who a new connection is, from its handshake; throwing refuses it (UNAUTHENTICATED). Default: everyone, principal = the mTLS certificate if any. */
+  authenticate?: Authenticator;
+  /** Decides per call; false refuses it with PERMISSION_DENIED before the handler runs. */
+  authorize?: Authorizer;
+  /** Declarative per-message access list (checked with `authorize` when both are given). */
+  acl?: Acl;
+  /** Open connections at most; more are refused with RESOURCE_EXHAUSTED. Default 10000. */
+  maxConnections?: number;
+  /** A connection with no call for this long is closed gracefully, in ms; 0 disables. Default 600000. */
+  idleTimeoutMs?: number;
+  /** Largest request metadata, in bytes as sent; larger gets RESOURCE_EXHAUSTED. Default 8192. */
+  maxMetadataBytes?: number;
+  /** Bytes queued for a client that does not read before it is disconnected. Default 32 MiB. */
+  maxQueuedBytes?: number;
 }
 
 /** {@link ServerOptions} with every default filled in. */
@@ -42,6 +60,13 @@ export interface ResolvedServerOptions {
   keepaliveMs: number;
   keepaliveTimeoutMs: number;
   resolverCacheSize: number;
+  tls: ServerTlsOptions | undefined;
+  authenticate: Authenticator | undefined;
+  authorize: Authorizer | undefined;
+  maxConnections: number;
+  idleTimeoutMs: number;
+  maxMetadataBytes: number;
+  maxQueuedBytes: number;
 }
 
 const MiB = 1024 * 1024;
@@ -69,5 +94,31 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     keepaliveMs: intOption(`${at}.keepaliveMs`, options.keepaliveMs, 30_000, 0),
     keepaliveTimeoutMs: intOption(`${at}.keepaliveTimeoutMs`, options.keepaliveTimeoutMs, 10_000, 1),
     resolverCacheSize: intOption(`${at}.resolverCacheSize`, options.resolverCacheSize, 64, 1),
+    tls: resolveTls(`${at}.tls`, options.tls),
+    authenticate: fnOption<Authenticator>(`${at}.authenticate`, options.authenticate, true),
+    authorize: allOf([
+      ...(options.authorize === undefined ? [] : [fnOption<Authorizer>(`${at}.authorize`, options.authorize, false)!]),
+      ...(options.acl === undefined ? [] : [aclAuthorizer(resolveAcl(`${at}.acl`, options.acl, protocol))]),
+    ]),
+    maxConnections: intOption(`${at}.maxConnections`, options.maxConnections, 10_000, 1),
+    idleTimeoutMs: intOption(`${at}.idleTimeoutMs`, options.idleTimeoutMs, 600_000, 0),
+    maxMetadataBytes: intOption(`${at}.maxMetadataBytes`, options.maxMetadataBytes, 8192, 0),
+    maxQueuedBytes: intOption(`${at}.maxQueuedBytes`, options.maxQueuedBytes, 32 * MiB, 1024),
   };
+}
+
+function resolveTls(path: string, tls: ServerTlsOptions | undefined): ServerTlsOptions | undefined {
+  if (tls === undefined) return undefined;
+  if (tls === null || typeof tls !== 'object') invalid(path, 'must be an object');
+  if (tls.cert === undefined || tls.key === undefined) invalid(path, 'needs cert and key');
+  return tls;
+}
+
+function resolveAcl(path: string, acl: Acl, protocol: Protocol): Acl {
+  if (acl === null || typeof acl !== 'object') invalid(path, 'must be an object of message name to principal list');
+  for (const [name, who] of Object.entries(acl)) {
+    if (name !== '*' && protocol.message(name) === undefined) invalid(`${path}.${name}`, `names no message of protocol ${protocol.name}`);
+    if (!Array.isArray(who) || who.some((w) => typeof w !== 'string')) invalid(`${path}.${name}`, 'must be an array of strings');
+  }
+  return acl;
 }

@@ -1,4 +1,8 @@
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import { writeGoaway } from '../framing/bodies.js';
+import { FrameEncoder } from '../framing/frame-encoder.js';
+import { FrameType } from '../framing/frame.js';
 import { ResolverCache } from '../codec/resolver-cache.js';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
@@ -69,6 +73,7 @@ export function createServer(options: ServerOptions): Server {
   };
   const accept = (socket: Socket): void => {
     if (closing !== undefined) return void socket.destroy();
+    if (conns.size >= resolved.maxConnections) return refuseSocket(socket, resolved.maxConnections);
     conns.add(new ServerConnection(socket, shared, onClosed));
   };
 
@@ -81,7 +86,8 @@ export function createServer(options: ServerOptions): Server {
       const host = opts.host ?? '127.0.0.1';
       if (typeof host !== 'string') invalid('server.listen: options.host', 'must be a string');
       const port = intOption('server.listen: options.port', opts.port, 0, 0, 65535);
-      const server = createNetServer({ noDelay: true }, accept);
+      const server = resolved.tls === undefined ? createNetServer({ noDelay: true }, accept)
+        : createTlsServer({ ...resolved.tls, noDelay: true }, accept);
       net = server;
       await new Promise<void>((resolve, reject) => {
         server.once('error', (err) => reject(RpcError.from(err)));
@@ -125,4 +131,14 @@ export function createServer(options: ServerOptions): Server {
       return closing;
     },
   };
+}
+
+/** Over maxConnections: tell the client why (GOAWAY RESOURCE_EXHAUSTED) and close. */
+function refuseSocket(socket: Socket, max: number): void {
+  const enc = new FrameEncoder();
+  enc.frame(FrameType.GOAWAY, 0, 0, { lastId: 0, code: Code.RESOURCE_EXHAUSTED, message: `server is at maxConnections (${max})` }, writeGoaway);
+  socket.on('error', () => socket.destroy());
+  for (const b of enc.take()) socket.write(b);
+  socket.end();
+  setTimeout(() => socket.destroy(), 1000).unref();
 }

@@ -1,0 +1,51 @@
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions, type TLSSocket, type TlsOptions } from 'node:tls';
+import type { PeerCertificateInfo } from './auth.js';
+
+/** Server TLS settings (a subset of `tls.TlsOptions`; anything else of it is passed through). */
+export interface ServerTlsOptions extends TlsOptions {
+  /** PEM certificate chain. Required. */
+  cert: string | Buffer | Array<string | Buffer>;
+  /** PEM private key. Required. */
+  key: string | Buffer | Array<string | Buffer>;
+  /** CA certificates trusted for client certificates (mTLS). */
+  ca?: string | Buffer | Array<string | Buffer>;
+  /** Ask clients for a certificate; with `rejectUnauthorized` (default true) it is required: mTLS. */
+  requestCert?: boolean;
+}
+
+/** Client TLS settings (a subset of `tls.ConnectionOptions`; anything else of it is passed through). */
+export interface ClientTlsOptions extends ConnectionOptions {
+  /** CA certificates trusted for the server's certificate. Default: Node's bundled roots. */
+  ca?: string | Buffer | Array<string | Buffer>;
+  /** Client certificate and key, for mTLS. */
+  cert?: string | Buffer | Array<string | Buffer>;
+  key?: string | Buffer | Array<string | Buffer>;
+  /** Name checked against the server certificate. Default: the endpoint host. */
+  servername?: string;
+}
+
+/** Returns the function that opens a client socket: plain TCP, or TLS when `tls` is given. */
+export function dialer(tls: ClientTlsOptions | undefined): (host: string, port: number) => Socket {
+  if (tls === undefined) return (host, port) => netConnect({ host, port });
+  return (host, port) => tlsConnect({ ...tls, host, port, servername: tls.servername ?? (isIp(host) ? undefined : host) });
+}
+
+/** The event after which a socket can carry the preface: `secureConnect` for TLS. */
+export function readyEvent(socket: Socket): 'connect' | 'secureConnect' {
+  return (socket as TLSSocket).encrypted === true ? 'secureConnect' : 'connect';
+}
+
+/** The verified peer certificate of a TLS socket (mTLS), or undefined. */
+export function peerCertificate(socket: Socket): PeerCertificateInfo | undefined {
+  const tls = socket as TLSSocket;
+  if (tls.encrypted !== true || !tls.authorized) return undefined;
+  const cert = tls.getPeerCertificate();
+  if (cert === null || Object.keys(cert).length === 0) return undefined;
+  const cn = cert.subject?.CN;
+  return { commonName: Array.isArray(cn) ? cn[0] : cn, subjectAltName: cert.subjectaltname, fingerprint256: cert.fingerprint256 };
+}
+
+function isIp(host: string): boolean {
+  return /^[\d.]+$/.test(host) || host.includes(':');
+}
