@@ -4,6 +4,7 @@
 export { loadProtocol, parseProtocol, Protocol } from './codec/protocol.js';
 export { createServer } from './server/server.js';
 export { createClient } from './client/client.js';
+export { describeServer } from './client/describe.js';
 export { RpcError, fromNodeError } from './errors/rpc-error.js';
 export { Code, codeName } from './errors/code.js';
 export { CallContext } from './server/call-context.js';
@@ -17,6 +18,7 @@ export type { Server, ListenOptions, CloseOptions, RegisterOptions } from './ser
 export type { ServerOptions, Handler } from './server/server-options.js';
 export type { PeerInfo } from './server/call-context.js';
 export type { Client } from './client/client.js';
+export type { DescribeOptions } from './client/describe.js';
 export type { EndpointStats } from './client/pool.js';
 export type { ClientOptions, CallOptions, Endpoint, DiscoveryOptions } from './client/client-options.js';
 export type { Balancer, BalancerName, BalancerOptions, ConnectionView } from './client/balancer.js';

@@ -1,0 +1,43 @@
+import { parseProtocol, type Protocol } from '../codec/protocol.js';
+import { ResolverCache } from '../codec/resolver-cache.js';
+import { ClientConnection, type EndpointState } from '../connection/client-connection.js';
+import { Code } from '../errors/code.js';
+import { RpcError } from '../errors/rpc-error.js';
+import { resolveClientOptions, type ClientOptions, type Endpoint } from './client-options.js';
+
+/** Options of {@link describeServer}: connection settings of a client, plus a time limit. */
+export interface DescribeOptions extends Pick<ClientOptions, 'tls' | 'credentials' | 'maxFrameBytes'> {
+  /** Time allowed for connect and handshake, in ms. Default 5000. */
+  timeoutMs?: number;
+}
+
+/**
+ * An empty protocol: its fingerprint matches no server's, so the server sends its own protocol text
+ * in the handshake, which is what we want to learn.
+ */
+const probe = parseProtocol('{"protocol": "Describe", "namespace": "avrpc.probe", "messages": {}}');
+
+/**
+ * Connects to a server, completes a handshake, and returns the server's protocol as the server sent
+ * it (what `avrpc describe` prints). Rejects with UNAVAILABLE / UNAUTHENTICATED like any connection.
+ */
+export async function describeServer(endpoint: string | Endpoint, options: DescribeOptions = {}): Promise<Protocol> {
+  const o = resolveClientOptions({ ...options, protocol: probe, endpoints: [endpoint], connectTimeoutMs: options.timeoutMs ?? 5000, keepaliveMs: 0 });
+  const { host, port } = o.endpoints[0]!;
+  const cache = new ResolverCache(probe, 4);
+  const state: EndpointState = {
+    key: `${host}:${port}`, weight: 1, serverFingerprint: null, sendProtocol: false, latencyEwmaMs: 0, consecutiveFailures: 0,
+  };
+  let conn: ClientConnection | undefined;
+  await new Promise<void>((resolve, reject) => {
+    conn = new ClientConnection(host, port, probe, cache, state, o, (c) => {
+      if (c.state === 'ready') resolve();
+      else if (c.state === 'closed') reject(c.closeError ?? new RpcError(Code.UNAVAILABLE, 'connection closed'));
+    });
+  });
+  const fingerprint = state.serverFingerprint;
+  const protocol = fingerprint === null ? undefined : cache.protocol(fingerprint.toString('hex'));
+  await conn!.close();
+  if (protocol === undefined) throw new RpcError(Code.INTERNAL, 'server did not send its protocol');
+  return protocol;
+}
