@@ -9,6 +9,7 @@ export { RpcError, fromNodeError } from './errors/rpc-error.js';
 export { Code, codeName } from './errors/code.js';
 export { CallContext } from './server/call-context.js';
 export { balancers, leastConnections, roundRobin, weighted, powerOfTwoChoices } from './client/balancer.js';
+export { createPrometheusObserver } from './observability/prometheus.js';
 export { createHmacAuth } from './security/hmac-token.js';
 export { aclAuthorizer } from './security/auth.js';
 export { createStaticRegistry, createEtcdRegistry, createDnsRegistry, versionSatisfies } from './discovery/index.js';
@@ -27,6 +28,10 @@ export type {
   EtcdRegistryOptions, DnsRegistryOptions, RegistryErrorListener,
 } from './discovery/index.js';
 export type { RpcErrorOptions } from './errors/rpc-error.js';
+export type { RpcObserver, Logger } from './observability/observer.js';
+export type { PrometheusObserver, PrometheusObserverOptions } from './observability/prometheus.js';
+export type { ServerInterceptor } from './server/interceptor.js';
+export type { ClientInterceptor, OutgoingCall } from './client/interceptor.js';
 export type { HmacAuth, HmacAuthOptions, HmacPrincipal } from './security/hmac-token.js';
 export type { Acl, Authenticator, Authorizer, HandshakeInfo, PeerCertificateInfo, Principal } from './security/auth.js';
 export type { ClientTlsOptions, ServerTlsOptions } from './security/tls.js';

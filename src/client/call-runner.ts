@@ -5,6 +5,8 @@ import { RpcError } from '../errors/rpc-error.js';
 import type { Metadata } from '../framing/bodies.js';
 import type { Pool } from './pool.js';
 import { RetryBudget } from './retry-budget.js';
+import type { RpcObserver } from '../observability/observer.js';
+import { callScope } from '../util/call-scope.js';
 
 /** Filled retry and queueing settings of a {@link CallRunner}. */
 export interface RunnerOptions {
@@ -18,6 +20,7 @@ export interface RunnerOptions {
   waitForReadyMs: number;
   /** Calls that may wait for a connection at once; beyond it RESOURCE_EXHAUSTED. */
   maxQueuedCalls: number;
+  observer: RpcObserver | undefined;
 }
 
 /**
@@ -39,22 +42,52 @@ export class CallRunner implements CallOwner {
 
   /** Starts a call; settles with the response or an `RpcError`. `deadline` is on the `performance.now()` clock, or -1. */
   run(msg: MessageDef, request: unknown, deadline: number, signal: AbortSignal | undefined, metadata: Metadata | undefined): Promise<unknown> {
+    // Inside a handler: inherit the incoming call's deadline (capped) and cancellation.
+    const parent = callScope.getStore();
+    if (parent !== undefined) {
+      if (parent.deadline !== Infinity) {
+        const inherited = performance.now() + (parent.deadline - Date.now());
+        if (deadline < 0 || inherited < deadline) deadline = inherited;
+      }
+      signal = signal === undefined ? parent.signal : AbortSignal.any([signal, parent.signal]);
+    }
     if (this.closed) return Promise.reject(new RpcError(Code.UNAVAILABLE, 'client is closed'));
     if (signal?.aborted) return Promise.reject(new RpcError(Code.CANCELLED, 'call cancelled before it started'));
     if (deadline >= 0 && deadline <= performance.now()) {
       return Promise.reject(new RpcError(Code.DEADLINE_EXCEEDED, `deadline exceeded for ${msg.name} before it was sent`));
     }
-    return new Promise((resolve, reject) => {
-      const call = new ClientCall(msg, request, metadata, deadline, resolve, reject, this);
-      if (deadline >= 0) call.timer = setTimeout(onDeadline, deadline - performance.now(), this, call);
-      if (signal !== undefined) {
-        call.signal = signal;
-        call.onAbort = () => this.abandon(call, new RpcError(Code.CANCELLED, 'call cancelled by the caller'));
-        signal.addEventListener('abort', call.onAbort, { once: true });
-      }
-      this.budget.deposit();
-      this.dispatch(call);
-    });
+    const observer = this.options.observer;
+    if (observer !== undefined) return this.observed(observer, msg, request, deadline, signal, metadata);
+    return new Promise((resolve, reject) => this.start(msg, request, deadline, signal, metadata, resolve, reject));
+  }
+
+  private observed(
+    observer: RpcObserver, msg: MessageDef, request: unknown, deadline: number, signal: AbortSignal | undefined, metadata: Metadata | undefined,
+  ): Promise<unknown> {
+    const started = performance.now();
+    observer.callStarted?.(msg.name);
+    return new Promise((resolve, reject) => this.start(msg, request, deadline, signal, metadata, (value) => {
+      observer.callEnded?.(msg.name, Code.OK, performance.now() - started);
+      resolve(value);
+    }, (err) => {
+      observer.callEnded?.(msg.name, err.code, performance.now() - started);
+      reject(err);
+    }));
+  }
+
+  private start(
+    msg: MessageDef, request: unknown, deadline: number, signal: AbortSignal | undefined, metadata: Metadata | undefined,
+    resolve: (value: unknown) => void, reject: (error: RpcError) => void,
+  ): void {
+    const call = new ClientCall(msg, request, metadata, deadline, resolve, reject, this);
+    if (deadline >= 0) call.timer = setTimeout(onDeadline, deadline - performance.now(), this, call);
+    if (signal !== undefined) {
+      call.signal = signal;
+      call.onAbort = () => this.abandon(call, new RpcError(Code.CANCELLED, 'call cancelled by the caller'));
+      signal.addEventListener('abort', call.onAbort, { once: true });
+    }
+    this.budget.deposit();
+    this.dispatch(call);
   }
 
   /** Settles a call locally (deadline, cancel), telling the server if the call reached it. */

@@ -3,6 +3,8 @@ import { Protocol } from '../codec/protocol.js';
 import type { Registry } from '../discovery/registry.js';
 import { dialer, type ClientTlsOptions } from '../security/tls.js';
 import { intOption, invalid } from '../util/validate.js';
+import { isLogger, silentLogger, type Logger, type RpcObserver } from '../observability/observer.js';
+import type { ClientInterceptor } from './interceptor.js';
 import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 import { balancers, type Balancer, type BalancerName } from './balancer.js';
 
@@ -70,6 +72,12 @@ export interface ClientOptions {
   tls?: ClientTlsOptions;
   /** Token sent in every handshake: a string, or a function called per connection (rotating tokens). */
   credentials?: string | (() => string | Promise<string>);
+  /** Middleware around every call, first outermost. Default none. */
+  interceptors?: readonly ClientInterceptor[];
+  /** Metrics hooks (see `createPrometheusObserver`). Default none. */
+  observer?: RpcObserver;
+  /** A pino-compatible logger for connection failures. Default: silent. */
+  logger?: Logger;
 }
 
 /** Per-call options. */
@@ -105,6 +113,9 @@ export interface ResolvedClientOptions {
   resolverCacheSize: number;
   dial: (host: string, port: number) => Socket;
   credentials: (() => string | Promise<string>) | undefined;
+  interceptors: readonly ClientInterceptor[];
+  observer: RpcObserver | undefined;
+  logger: Logger;
 }
 
 const MiB = 1024 * 1024;
@@ -169,7 +180,17 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     resolverCacheSize: intOption(`${at}.resolverCacheSize`, options.resolverCacheSize, 64, 1),
     dial: dialer(resolveTls(`${at}.tls`, options.tls)),
     credentials: resolveCredentials(`${at}.credentials`, options.credentials),
+    interceptors: resolveInterceptors(`${at}.interceptors`, options.interceptors),
+    observer: options.observer,
+    logger: options.logger === undefined ? silentLogger : isLogger(options.logger) ? options.logger
+      : invalid(`${at}.logger`, 'must have debug, info, warn and error methods'),
   };
+}
+
+function resolveInterceptors(path: string, list: unknown): readonly ClientInterceptor[] {
+  if (list === undefined) return [];
+  if (!Array.isArray(list) || list.some((i) => typeof i !== 'function')) invalid(path, 'must be an array of functions');
+  return list as ClientInterceptor[];
 }
 
 function resolveTls(path: string, tls: ClientTlsOptions | undefined): ClientTlsOptions | undefined {

@@ -5,6 +5,7 @@ import { RpcError } from '../errors/rpc-error.js';
 import { CallRunner } from './call-runner.js';
 import { resolveClientOptions, type CallOptions, type ClientOptions, type DiscoveryOptions } from './client-options.js';
 import { Pool, type EndpointStats } from './pool.js';
+import { chainCall } from './interceptor.js';
 
 /** An avrpc client. Create it with {@link createClient}. */
 export interface Client {
@@ -45,18 +46,25 @@ export function createClient(options: ClientOptions): Client {
   const defaultTimeout = o.timeoutMs;
   let closing: Promise<void> | undefined;
 
+  const send = (message: string, request: object, callOptions: CallOptions | undefined): Promise<never> => {
+    const msg = protocol.message(message);
+    if (msg === undefined) {
+      return Promise.reject(new RpcError(Code.UNIMPLEMENTED, `no message '${message}' in protocol ${protocol.name}`));
+    }
+    const timeoutMs = callOptions?.timeoutMs ?? defaultTimeout;
+    if (timeoutMs !== undefined && !(timeoutMs >= 0)) {
+      return Promise.reject(new RpcError(Code.INVALID_ARGUMENT, `call: options.timeoutMs must be >= 0, got ${timeoutMs}`));
+    }
+    const deadline = timeoutMs === undefined ? -1 : performance.now() + timeoutMs;
+    return runner!.run(msg, request, deadline, callOptions?.signal, callOptions?.metadata) as Promise<never>;
+  };
+  const intercepted = o.interceptors.length === 0 ? undefined
+    : chainCall((c) => send(c.message, c.request, c.options), o.interceptors);
+
   return {
     call(message: string, request: object, callOptions?: CallOptions) {
-      const msg = protocol.message(message);
-      if (msg === undefined) {
-        return Promise.reject(new RpcError(Code.UNIMPLEMENTED, `no message '${message}' in protocol ${protocol.name}`));
-      }
-      const timeoutMs = callOptions?.timeoutMs ?? defaultTimeout;
-      if (timeoutMs !== undefined && !(timeoutMs >= 0)) {
-        return Promise.reject(new RpcError(Code.INVALID_ARGUMENT, `call: options.timeoutMs must be >= 0, got ${timeoutMs}`));
-      }
-      const deadline = timeoutMs === undefined ? -1 : performance.now() + timeoutMs;
-      return runner!.run(msg, request, deadline, callOptions?.signal, callOptions?.metadata) as Promise<never>;
+      if (intercepted !== undefined) return intercepted({ message, request, options: callOptions ?? {} }) as Promise<never>;
+      return send(message, request, callOptions);
     },
     stats() {
       return pool.stats();

@@ -9,6 +9,7 @@ import { readErrorHead, readGoaway, requestFlags, writeRequest, type RequestDraf
 import { Flag, FrameType, PREFACE } from '../framing/frame.js';
 import { helloType, readHandshake, welcomeType, writeHandshake, type Hello, type Welcome } from '../framing/handshake.js';
 import { TOKEN_META_KEY } from '../security/auth.js';
+import type { RpcObserver } from '../observability/observer.js';
 import { readyEvent } from '../security/tls.js';
 import { CallTable, type ClientCall } from './call-table.js';
 import { FramedSocket, type FramedSocketOptions } from './framed-socket.js';
@@ -22,6 +23,8 @@ export interface ClientConnectionOptions extends Omit<FramedSocketOptions, 'expe
   dial: (host: string, port: number) => Socket;
   /** Token for the handshake, fetched per connection. */
   credentials: (() => string | Promise<string>) | undefined;
+  /** Told of bytes in and out, and of connections. */
+  observer?: RpcObserver | undefined;
 }
 
 /**
@@ -73,6 +76,7 @@ export class ClientConnection {
   private readonly closeWaiters: Array<() => void> = [];
   private readonly draft: RequestDraft = { index: 0, timeoutMs: -1, metadata: undefined, type: null!, value: null };
   private meta: Record<string, Buffer> = {};
+  private readonly observer: RpcObserver | undefined;
 
   constructor(
     readonly host: string,
@@ -85,6 +89,7 @@ export class ClientConnection {
     /** Told on every state change and every failure (the pool listens). */
     private readonly onChange: (conn: ClientConnection) => void = () => {},
   ) {
+    this.observer = options.observer;
     const socket = options.dial(host, port);
     this.framed = new FramedSocket(socket, { ...options, expectPreface: false, pauseReadsWhenBlocked: false, maxQueuedBytes: Infinity }, {
       onFrame: (type, flags, id, body) => this.onFrame(type, flags, id, body),
@@ -293,6 +298,7 @@ export class ClientConnection {
     }
     this.codec = this.cache.codec(remote);
     clearTimeout(this.connectTimer);
+    this.observer?.connectionOpened?.(this.endpoint.key);
     if (this.state === 'connecting') this.transition('ready');
     for (const call of this.calls.unsent()) this.send(call);
     this.endIfDrained();
@@ -310,6 +316,7 @@ export class ClientConnection {
   private onClose(error: RpcError): void {
     clearTimeout(this.connectTimer);
     const wasReady = this.codec !== undefined;
+    if (wasReady) this.observer?.connectionClosed?.(this.endpoint.key, error.code === Code.UNAVAILABLE ? undefined : error);
     if (!wasReady && this.closeError === undefined && error.code === Code.UNAVAILABLE && error.cause === undefined && this.prefaceSent) {
       error = new RpcError(Code.UNAVAILABLE, `${this.host}:${this.port} closed the connection during the handshake `
         + `(${error.message}); a TLS server spoken to in plaintext, or not an avrpc server?`, { cause: error.cause ?? error });

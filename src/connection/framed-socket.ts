@@ -5,6 +5,7 @@ import { writeGoaway } from '../framing/bodies.js';
 import { FrameType, type FrameSink } from '../framing/frame.js';
 import { FrameDecoder } from '../framing/frame-decoder.js';
 import { FrameEncoder } from '../framing/frame-encoder.js';
+import type { RpcObserver } from '../observability/observer.js';
 
 /** How long an ended socket may wait for its peer to close before it is destroyed. */
 const LINGER_MS = 1000;
@@ -21,6 +22,8 @@ export interface FramedSocketOptions {
   pauseReadsWhenBlocked: boolean;
   /** Bytes allowed to wait for a peer that does not read before the connection is dropped. */
   maxQueuedBytes: number;
+  /** Told of bytes in and out, when metrics are wanted. */
+  observer?: RpcObserver | undefined;
 }
 
 /** What a {@link FramedSocket} reports to its owner. */
@@ -110,6 +113,7 @@ export class FramedSocket {
     if (!this.blocked) {
       const bufs = this.encoder.take();
       for (let i = 0; i < bufs.length; i++) {
+        this.options.observer?.bytesSent?.(bufs[i]!.length);
         if (!this.socket.write(bufs[i]!)) this.blocked = true;
       }
       if (!this.blocked) return;
@@ -129,6 +133,7 @@ export class FramedSocket {
 
   private readonly onData = (chunk: Buffer): void => {
     this.gotData = true;
+    this.options.observer?.bytesReceived?.(chunk.length);
     try {
       this.decoder.push(chunk);
     } catch (err) {

@@ -23,6 +23,8 @@ export class CallContext {
   private controller: AbortController | undefined;
   private timer: NodeJS.Timeout | undefined;
   private abortReason: RpcError | undefined;
+  /** `performance.now()` when the call began; set only when an observer measures durations. */
+  startedAt = 0;
 
   constructor(
     /** The message being called. */

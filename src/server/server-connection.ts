@@ -13,6 +13,7 @@ import { Flag, FrameType } from '../framing/frame.js';
 import { helloType, readHandshake, welcomeType, writeHandshake, type Hello, type Welcome } from '../framing/handshake.js';
 import { TOKEN_META_KEY } from '../security/auth.js';
 import { peerCertificate } from '../security/tls.js';
+import { callScope } from '../util/call-scope.js';
 import { CallContext, type PeerInfo } from './call-context.js';
 import { errorDraftFor, sendError } from './error-reply.js';
 import type { ResolvedServerOptions } from './server-options.js';
@@ -61,8 +62,9 @@ export class ServerConnection {
     this.peer = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, ...(certificate ? { certificate } : {}) };
     this.framed = new FramedSocket(socket, {
       maxFrameBytes: o.maxFrameBytes, expectPreface: true, pauseReadsWhenBlocked: true, maxQueuedBytes: o.maxQueuedBytes,
-      keepaliveMs: o.keepaliveMs, keepaliveTimeoutMs: o.keepaliveTimeoutMs,
+      keepaliveMs: o.keepaliveMs, keepaliveTimeoutMs: o.keepaliveTimeoutMs, observer: o.observer,
     }, { onFrame: (t, f, id, body) => this.onFrame(t, f, id, body), onClose: (e) => this.onClose(e) });
+    o.observer?.connectionOpened?.(`${this.peer.address}:${this.peer.port}`);
     this.handshakeTimer = setTimeout(() => this.framed.destroy(
       new RpcError(Code.DEADLINE_EXCEEDED, `handshake not completed within ${o.handshakeTimeoutMs} ms`),
     ), o.handshakeTimeoutMs);
@@ -196,6 +198,10 @@ export class ServerConnection {
     }
     this.lastId = id;
     this.running.set(id, ctx);
+    if (o.observer !== undefined) {
+      ctx.startedAt = performance.now();
+      o.observer.callStarted?.(msg.name);
+    }
     const authorize = o.authorize;
     if (authorize === undefined) return this.invoke(id, msg, request, ctx, oneWay);
     new Promise<boolean>((resolve) => resolve(authorize(this.peer.principal, msg.name, ctx.metadata))).then(
@@ -207,8 +213,10 @@ export class ServerConnection {
   private invoke(id: number, msg: MessageDef, request: unknown, ctx: CallContext, oneWay: boolean): void {
     if (this.running.get(id) !== ctx) return;
     let result: unknown;
+    const o = this.shared.options;
     try {
-      result = this.shared.options.handlers[msg.index]!(request, ctx);
+      const handler = o.handlers[msg.index]!;
+      result = o.propagateDeadlines ? callScope.run(ctx, handler, request, ctx) : handler(request, ctx);
     } catch (err) {
       return this.complete(id, msg, ctx, oneWay, err, true);
     }
@@ -231,11 +239,19 @@ export class ServerConnection {
 
   private complete(id: number, msg: MessageDef, ctx: CallContext, oneWay: boolean, outcome: unknown, failed: boolean): void {
     ctx.finish();
-    if (ctx.cancelled || this.running.get(id) !== ctx) return;
+    const observer = this.shared.options.observer;
+    if (ctx.cancelled || this.running.get(id) !== ctx) {
+      observer?.callEnded?.(msg.name, Code.CANCELLED, performance.now() - ctx.startedAt);
+      return;
+    }
     this.running.delete(id);
+    let code: Code = Code.OK;
     if (!oneWay && !this.framed.isClosed) {
       if (failed) {
-        sendError(this.framed, id, errorDraftFor(msg, outcome));
+        const draft = errorDraftFor(msg, outcome);
+        code = draft.code as Code;
+        if (code === Code.INTERNAL) this.shared.options.logger.warn({ err: outcome, message: msg.name, peer: this.peer }, 'handler failed');
+        sendError(this.framed, id, draft);
       } else {
         try {
           this.framed.encoder.frame(FrameType.RESPONSE, 0, id, outcome, this.shared.writers[msg.index]!);
@@ -245,10 +261,12 @@ export class ServerConnection {
       }
       this.framed.flushSoon();
     }
+    observer?.callEnded?.(msg.name, code, performance.now() - ctx.startedAt);
     if (this.state === 'draining' && this.running.size === 0) this.framed.end();
   }
 
   private refuse(id: number, oneWay: boolean, code: Code, message: string): void {
+    this.shared.options.observer?.callEnded?.('(refused)', code, 0);
     if (oneWay) return;
     sendError(this.framed, id, { code, message, metadata: undefined, declared: undefined });
     this.framed.flushSoon();
@@ -265,6 +283,9 @@ export class ServerConnection {
   private onClose(error: RpcError): void {
     clearTimeout(this.handshakeTimer);
     clearInterval(this.idleTimer);
+    const o = this.shared.options;
+    o.observer?.connectionClosed?.(`${this.peer.address}:${this.peer.port}`, error.code === Code.UNAVAILABLE ? undefined : error);
+    if (error.code !== Code.UNAVAILABLE) o.logger.info({ err: error, peer: this.peer }, 'connection closed with an error');
     if (this.state !== 'closed') this.transition('closed');
     const reason = new RpcError(Code.CANCELLED, `connection closed: ${error.message}`, { cause: error });
     for (const ctx of this.running.values()) ctx.cancel(reason);

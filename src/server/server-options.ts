@@ -3,7 +3,9 @@ import { Protocol as ProtocolClass } from '../codec/protocol.js';
 import { aclAuthorizer, allOf, type Acl, type Authenticator, type Authorizer } from '../security/auth.js';
 import type { ServerTlsOptions } from '../security/tls.js';
 import { fnOption, intOption, invalid } from '../util/validate.js';
+import { isLogger, silentLogger, type Logger, type RpcObserver } from '../observability/observer.js';
 import type { CallContext } from './call-context.js';
+import { chainHandler, type ServerInterceptor } from './interceptor.js';
 
 /**
  * A message handler: gets the request record (parameters by name) and the call context; returns the
@@ -47,6 +49,17 @@ export interface ServerOptions {
   maxMetadataBytes?: number;
   /** Bytes queued for a client that does not read before it is disconnected. Default 32 MiB. */
   maxQueuedBytes?: number;
+  /** Middleware around every handler, first outermost. Default none. */
+  interceptors?: readonly ServerInterceptor[];
+  /** Metrics hooks (see `createPrometheusObserver`). Default none. */
+  observer?: RpcObserver;
+  /** A pino-compatible logger for connection and handler failures. Default: silent. */
+  logger?: Logger;
+  /**
+   * Run handlers inside an AsyncLocalStorage scope so that calls they make inherit their deadline and
+   * cancellation. Default true.
+   */
+  propagateDeadlines?: boolean;
 }
 
 /** {@link ServerOptions} with every default filled in. */
@@ -67,6 +80,9 @@ export interface ResolvedServerOptions {
   idleTimeoutMs: number;
   maxMetadataBytes: number;
   maxQueuedBytes: number;
+  observer: RpcObserver | undefined;
+  logger: Logger;
+  propagateDeadlines: boolean;
 }
 
 const MiB = 1024 * 1024;
@@ -85,6 +101,11 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     if (typeof fn !== 'function') invalid(`${at}.handlers.${name}`, 'must be a function');
     handlers[msg.index] = fn;
   }
+  const interceptors = options.interceptors ?? [];
+  if (!Array.isArray(interceptors) || interceptors.some((i) => typeof i !== 'function')) invalid(`${at}.interceptors`, 'must be an array of functions');
+  if (interceptors.length > 0) for (let i = 0; i < handlers.length; i++) if (handlers[i]) handlers[i] = chainHandler(handlers[i]!, interceptors);
+  if (options.logger !== undefined && !isLogger(options.logger)) invalid(`${at}.logger`, 'must have debug, info, warn and error methods');
+  if (options.observer !== undefined && (options.observer === null || typeof options.observer !== 'object')) invalid(`${at}.observer`, 'must be an object');
   return {
     protocol,
     handlers,
@@ -104,6 +125,9 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     idleTimeoutMs: intOption(`${at}.idleTimeoutMs`, options.idleTimeoutMs, 600_000, 0),
     maxMetadataBytes: intOption(`${at}.maxMetadataBytes`, options.maxMetadataBytes, 8192, 0),
     maxQueuedBytes: intOption(`${at}.maxQueuedBytes`, options.maxQueuedBytes, 32 * MiB, 1024),
+    observer: options.observer,
+    logger: options.logger ?? silentLogger,
+    propagateDeadlines: options.propagateDeadlines ?? true,
   };
 }
 

@@ -1,0 +1,39 @@
+import type { Code } from '../errors/code.js';
+import type { RpcError } from '../errors/rpc-error.js';
+
+/**
+ * Hooks for metrics and tracing, called by servers and clients (option `observer`). Every hook is
+ * optional; a server or client without an observer pays nothing.
+ */
+export interface RpcObserver {
+  /** A connection was established (`peer` is `host:port`). */
+  connectionOpened?(peer: string): void;
+  /** A connection closed; `error` says why when it was not a clean close. */
+  connectionClosed?(peer: string, error: RpcError | undefined): void;
+  /** A call began (server: request decoded; client: `call()` invoked). */
+  callStarted?(message: string): void;
+  /** A call ended with `code` (0 for OK) after `durationMs`. */
+  callEnded?(message: string, code: Code, durationMs: number): void;
+  /** Bytes read from sockets. */
+  bytesReceived?(n: number): void;
+  /** Bytes written to sockets. */
+  bytesSent?(n: number): void;
+}
+
+/** A pino-compatible logger: the subset avrpc uses. */
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/** The logger used when none is given: drops everything. */
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** Checks a `logger` option: a pino-compatible object, or undefined for silence. */
+export function isLogger(value: unknown): value is Logger {
+  if (value === null || typeof value !== 'object') return false;
+  const l = value as Record<string, unknown>;
+  return ['debug', 'info', 'warn', 'error'].every((k) => typeof l[k] === 'function');
+}

@@ -1,0 +1,79 @@
+import { Code, codeName } from '../errors/code.js';
+import { RpcError } from '../errors/rpc-error.js';
+import type { RpcObserver } from './observer.js';
+
+/** Options of {@link createPrometheusObserver}. */
+export interface PrometheusObserverOptions {
+  /** Label value distinguishing server and client metrics in one process. Default `'server'`. */
+  side?: 'server' | 'client';
+  /** prom-client Registry to register into. Default: prom-client's global registry. */
+  register?: unknown;
+  /** Metric name prefix. Default `'avrpc_'`. */
+  prefix?: string;
+  /** A client whose pool state (per endpoint) is exported as gauges, read at scrape time. */
+  pool?: { stats(): PoolStat[] };
+}
+
+/** What the pool gauges read of one endpoint. */
+interface PoolStat { endpoint: string; ready: number; inFlight: number; ejected: boolean }
+
+/** An observer that records Prometheus metrics, and the registry holding them. */
+export interface PrometheusObserver extends RpcObserver {
+  /** The prom-client Registry; serve `await register.metrics()` at `/metrics`. */
+  readonly register: { metrics(): Promise<string>; contentType: string };
+}
+
+/**
+ * Prometheus metrics through `prom-client` (an optional peer dependency, loaded on first use): calls by
+ * message and code, a latency histogram, calls in flight, bytes in and out, open connections, and for a
+ * client its pool state per endpoint. Pass the result as `observer` to `createServer`/`createClient`.
+ */
+export async function createPrometheusObserver(options: PrometheusObserverOptions = {}): Promise<PrometheusObserver> {
+  type Prom = typeof import('prom-client');
+  let prom: Prom;
+  try {
+    prom = (await import('prom-client')) as Prom;
+  } catch (err) {
+    throw new RpcError(Code.FAILED_PRECONDITION, 'createPrometheusObserver needs the prom-client package: npm install prom-client', { cause: err });
+  }
+  const side = options.side ?? 'server';
+  const prefix = options.prefix ?? 'avrpc_';
+  const register = (options.register ?? prom.register) as InstanceType<Prom['Registry']>;
+  const registers = [register];
+  const labels = { side };
+  const calls = new prom.Counter({ name: `${prefix}calls_total`, help: 'Calls by message and status code', labelNames: ['side', 'message', 'code'], registers });
+  const latency = new prom.Histogram({
+    name: `${prefix}call_duration_seconds`, help: 'Call latency', labelNames: ['side', 'message'], registers,
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  });
+  const inFlight = new prom.Gauge({ name: `${prefix}calls_in_flight`, help: 'Calls in flight', labelNames: ['side'], registers });
+  const bytesIn = new prom.Counter({ name: `${prefix}bytes_received_total`, help: 'Bytes read from sockets', labelNames: ['side'], registers });
+  const bytesOut = new prom.Counter({ name: `${prefix}bytes_sent_total`, help: 'Bytes written to sockets', labelNames: ['side'], registers });
+  const connections = new prom.Gauge({ name: `${prefix}connections`, help: 'Open connections', labelNames: ['side'], registers });
+  const pool = options.pool;
+  if (pool !== undefined) {
+    const poolGauge = (name: string, help: string, pick: (s: PoolStat) => number) => new prom.Gauge({
+      name: `${prefix}pool_${name}`, help, labelNames: ['endpoint'], registers,
+      collect() {
+        this.reset();
+        for (const s of pool.stats()) this.set({ endpoint: s.endpoint }, pick(s));
+      },
+    });
+    poolGauge('ready_connections', 'Ready sockets per endpoint', (s) => s.ready);
+    poolGauge('in_flight', 'Calls in flight per endpoint', (s) => s.inFlight);
+    poolGauge('ejected', '1 while the endpoint is ejected by outlier detection', (s) => (s.ejected ? 1 : 0));
+  }
+  return {
+    register,
+    connectionOpened: () => connections.inc(labels),
+    connectionClosed: () => connections.dec(labels),
+    callStarted: () => inFlight.inc(labels),
+    callEnded(message, code, durationMs) {
+      if (message !== '(refused)') inFlight.dec(labels);
+      calls.inc({ side, message, code: codeName(code) });
+      latency.observe({ side, message }, durationMs / 1000);
+    },
+    bytesReceived: (n) => bytesIn.inc(labels, n),
+    bytesSent: (n) => bytesOut.inc(labels, n),
+  };
+}
