@@ -77,11 +77,11 @@ export class ServerConnection {
     return this.running.size;
   }
 
-  /** Sends GOAWAY and stops accepting calls; closes once running calls finish. */
-  drain(): void {
+  /** Sends GOAWAY (code OK, with `message`) and stops accepting calls; closes once running calls finish. */
+  drain(message = 'server shutting down'): void {
     if (this.state === 'closed' || this.state === 'draining') return;
     this.transition('draining');
-    this.framed.encoder.frame(FrameType.GOAWAY, 0, 0, { lastId: this.lastId, code: Code.OK, message: 'server shutting down' }, writeGoaway);
+    this.framed.encoder.frame(FrameType.GOAWAY, 0, 0, { lastId: this.lastId, code: Code.OK, message }, writeGoaway);
     this.framed.flushSoon();
     if (this.running.size === 0) this.framed.end();
   }
@@ -163,7 +163,7 @@ export class ServerConnection {
     const ms = this.shared.options.idleTimeoutMs;
     if (ms === 0) return;
     this.idleTimer = setInterval(() => {
-      if (this.running.size === 0 && this.requestsSinceIdleCheck === 0) this.drain();
+      if (this.running.size === 0 && this.requestsSinceIdleCheck === 0) this.drain(`idle for ${ms} ms`);
       this.requestsSinceIdleCheck = 0;
     }, ms);
     this.idleTimer.unref();

@@ -87,7 +87,10 @@ export function createServer(options: ServerOptions): Server {
       if (typeof host !== 'string') invalid('server.listen: options.host', 'must be a string');
       const port = intOption('server.listen: options.port', opts.port, 0, 0, 65535);
       const server = resolved.tls === undefined ? createNetServer({ noDelay: true }, accept)
-        : createTlsServer({ ...resolved.tls, noDelay: true }, accept);
+        // The TLS handshake comes before the connection exists for us: bound it with the same timeout.
+        : createTlsServer({ handshakeTimeout: resolved.handshakeTimeoutMs, ...resolved.tls, noDelay: true }, accept);
+      // Node reports a TLS handshake timeout (or failure) here but leaves the socket open: close it.
+      server.on('tlsClientError', (_err: Error, socket: Socket) => socket.destroy());
       net = server;
       await new Promise<void>((resolve, reject) => {
         server.once('error', (err) => reject(RpcError.from(err)));

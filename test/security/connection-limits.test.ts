@@ -108,6 +108,7 @@ test('idle timeout: a connection without calls gets GOAWAY OK and is closed; a r
   const frames = await p.rest();
   assert.equal(frames.map((f) => f.type), [FrameType.RESPONSE, FrameType.GOAWAY]);
   assert.is(frameCode(frames[1]!), Code.OK);
+  assert.match(frameMessage(frames[1]!), 'idle for 30 ms');
   await until(() => server.connections === 0, 'connection forgotten');
 });
 

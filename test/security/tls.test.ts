@@ -127,6 +127,13 @@ test('a TLS client against a plaintext port fails with UNAVAILABLE naming the TL
   assert.match(err.message, /SSL|TLS|wrong version|packet length/i);
 });
 
+test('a socket that never starts its TLS handshake is closed after handshakeTimeoutMs', async () => {
+  const server = createServer({ protocol, handlers: {}, handshakeTimeoutMs: 50, tls: { cert: certs.serverCert, key: certs.serverKey } });
+  open.push(server);
+  const raw = await RawPeer.connect((await server.listen()).port);
+  await raw.closed;
+});
+
 test('TLS wraps the whole stream: the preface and HELLO go inside TLS, and a plaintext server sees a TLS record', async () => {
   // The raw TLS peer speaks the SPEC bytes inside TLS and gets a WELCOME back.
   const port = await tlsServer(false);
