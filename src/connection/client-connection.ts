@@ -76,6 +76,8 @@ export class ClientConnection {
   private readonly closeWaiters: Array<() => void> = [];
   private readonly draft: RequestDraft = { index: 0, timeoutMs: -1, metadata: undefined, type: null!, value: null };
   private meta: Record<string, Buffer> = {};
+  /** lastId of a graceful GOAWAY (-1: none): requests with higher ids were not processed. */
+  private goawayLastId = -1;
   private readonly observer: RpcObserver | undefined;
 
   constructor(
@@ -252,6 +254,7 @@ export class ClientConnection {
     try {
       const g = readGoaway(body);
       if (g.code !== Code.OK) this.closeError = new RpcError(g.code as Code, g.message, { isRemote: true });
+      else this.goawayLastId = g.lastId;
     } catch {
       // A malformed GOAWAY still means "go away".
     }
@@ -327,7 +330,8 @@ export class ClientConnection {
     for (const call of this.calls.drain()) {
       call.conn = null;
       call.avoidEndpoint = this.endpoint.key;
-      call.owner.attemptFailed(call, this.closeError, call.sent);
+      // A request that crossed the server's GOAWAY (an idle close, a shutdown) was not run: safe to retry.
+      call.owner.attemptFailed(call, this.closeError, call.sent && !(this.goawayLastId >= 0 && call.id > this.goawayLastId));
     }
     for (const w of this.closeWaiters.splice(0)) w();
   }
