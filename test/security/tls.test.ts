@@ -82,6 +82,26 @@ test('mTLS: the verified client certificate identity is in ctx.peer', async () =
   assert.is((peer.principal as { commonName?: string } | undefined)?.commonName, 'client-1', 'without authenticate, the certificate is the principal');
 });
 
+test('mTLS with authenticate: the hook sees the verified certificate and can combine it with a token', async () => {
+  const seen: CallContext[] = [];
+  const server = createServer({
+    protocol,
+    handlers: { echo: (req: { item: unknown }, ctx: CallContext) => { seen.push(ctx); return req.item; } },
+    tls: { cert: certs.serverCert, key: certs.serverKey, ca: certs.ca, requestCert: true },
+    authenticate: (hs, peer) => {
+      if (peer.certificate?.commonName !== 'client-1' || hs.token !== 'ok') throw new Error('certificate and token must match');
+      return { id: peer.certificate.commonName, roles: ['svc'] };
+    },
+  });
+  open.push(server);
+  const { port } = await server.listen();
+  const tls = { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey };
+  await client(port, { tls, credentials: 'ok' }).call('echo', { item });
+  assert.equal(seen[0]!.peer.principal, { id: 'client-1', roles: ['svc'] });
+  const err = await failure(client(port, { tls, credentials: 'wrong' }).call('echo', { item }));
+  assert.is(err.code, Code.UNAUTHENTICATED);
+});
+
 test('mTLS: a client without a certificate is refused and no handler runs', async () => {
   const seen: CallContext[] = [];
   const port = await tlsServer(true, seen);
