@@ -49,6 +49,8 @@ export class ServerConnection {
   private idleTimer: NodeJS.Timeout | undefined;
   private requestsSinceIdleCheck = 0;
   private authenticating = false;
+  /** `authenticate` accepted this connection (its principal is in `peer`). */
+  private authenticated = false;
   /** HELLOs seen: a handshake needs at most two (the second after NEED_PROTOCOL). */
   private hellos = 0;
   /** The peer; gains its `principal` once authenticated. */
@@ -103,11 +105,33 @@ export class ServerConnection {
     if (this.authenticating) return this.framed.fail(new RpcError(Code.INTERNAL, 'protocol error: HELLO during authentication'));
     // Each HELLO may cost a protocol parse and a WELCOME carrying our whole protocol text: allow no loop.
     if (++this.hellos > 2) return this.framed.fail(new RpcError(Code.INTERNAL, 'protocol error: more than two HELLOs'));
-    const local = this.shared.options.protocol;
     let hello: Hello;
-    let remote: Protocol | undefined;
     try {
       hello = readHandshake<Hello>(helloType, body);
+    } catch (err) {
+      return this.framed.fail(new RpcError(Code.INTERNAL, `protocol error in handshake: ${(err as Error).message}`, { cause: err }));
+    }
+    const authenticate = this.shared.options.authenticate;
+    if (authenticate === undefined) return this.answerHello(hello, this.peer.certificate);
+    if (this.authenticated) return this.answerHello(hello, this.peer.principal);
+    // Authenticate first: a peer that is refused never makes us parse the protocol text it sent.
+    this.authenticating = true;
+    const token = hello.meta[TOKEN_META_KEY]?.toString('utf8');
+    new Promise((resolve) => resolve(authenticate({ token, meta: hello.meta }, this.peer))).then(
+      (principal) => {
+        this.authenticating = false;
+        this.authenticated = true;
+        if (!this.framed.isClosed) this.answerHello(hello, principal);
+      },
+      (err: unknown) => this.refuseConnection(err),
+    );
+  }
+
+  /** Answers a HELLO: NEED_PROTOCOL when its fingerprint is unknown to us, else WELCOME OK. */
+  private answerHello(hello: Hello, principal: unknown): void {
+    const local = this.shared.options.protocol;
+    let remote: Protocol | undefined;
+    try {
       const id = hello.fingerprint.toString('hex');
       if (hello.protocol !== null) {
         if (createHash('md5').update(hello.protocol).digest('hex') !== id) throw new Error('client protocol does not match its fingerprint');
@@ -121,27 +145,17 @@ export class ServerConnection {
     const clientKnowsUs = hello.fingerprint.equals(local.fingerprint)
       || (hello.knownServerFingerprint !== null && hello.knownServerFingerprint.equals(local.fingerprint));
     const welcome: Welcome = { status: 'NEED_PROTOCOL', fingerprint: local.fingerprint, protocol: clientKnowsUs ? null : local.text, meta: {} };
+    if (principal !== undefined) this.peer = { ...this.peer, principal };
     if (remote === undefined) {
       this.framed.encoder.frame(FrameType.WELCOME, 0, 0, welcome, writeWelcome);
       return this.framed.flushSoon();
     }
     welcome.status = 'OK';
-    const authenticate = this.shared.options.authenticate;
-    if (authenticate === undefined) return this.accept(remote, welcome, this.peer.certificate);
-    this.authenticating = true;
-    const token = hello.meta[TOKEN_META_KEY]?.toString('utf8');
-    const peer = this.peer;
-    new Promise((resolve) => resolve(authenticate({ token, meta: hello.meta }, peer))).then(
-      (principal) => this.accept(remote, welcome, principal),
-      (err: unknown) => this.refuseConnection(err),
-    );
+    this.accept(remote, welcome);
   }
 
   /** The handshake succeeded: the connection takes calls from now on. */
-  private accept(remote: Protocol, welcome: Welcome, principal: unknown): void {
-    this.authenticating = false;
-    if (this.framed.isClosed) return;
-    if (principal !== undefined) this.peer = { ...this.peer, principal };
+  private accept(remote: Protocol, welcome: Welcome): void {
     this.framed.encoder.frame(FrameType.WELCOME, 0, 0, welcome, writeWelcome);
     this.framed.flushSoon();
     this.codec = this.shared.cache.codec(remote);
