@@ -8,6 +8,7 @@ import { RpcError } from '../errors/rpc-error.js';
 import { readErrorHead, readGoaway, requestFlags, writeRequest, type RequestDraft } from '../framing/bodies.js';
 import { Flag, FrameType, PREFACE } from '../framing/frame.js';
 import { helloType, readHandshake, welcomeType, writeHandshake, type Hello, type Welcome } from '../framing/handshake.js';
+import { accepted, offer } from '../framing/extensions.js';
 import { TOKEN_META_KEY } from '../security/auth.js';
 import type { RpcObserver } from '../observability/observer.js';
 import { readyEvent } from '../security/tls.js';
@@ -94,6 +95,7 @@ export class ClientConnection {
     this.framed = new FramedSocket(socket, { ...options, expectPreface: false, pauseReadsWhenBlocked: false, maxQueuedBytes: Infinity }, {
       onFrame: (type, flags, id, body) => this.onFrame(type, flags, id, body),
       onClose: (error) => this.onClose(error),
+      onRefused: (_type, _flags, id, error) => this.onRefused(id, error),
     });
     this.connectTimer = setTimeout(() => this.framed.destroy(
       new RpcError(Code.UNAVAILABLE, `connect to ${host}:${port} timed out after ${options.connectTimeoutMs} ms`),
@@ -152,6 +154,7 @@ export class ClientConnection {
   detach(call: ClientCall): void {
     if (this.calls.take(call.id) === undefined) return;
     call.conn = null;
+    this.framed.abandon(call.id);
     if (call.sent && !this.framed.isClosed) {
       this.framed.encoder.raw(FrameType.CANCEL, 0, call.id, null);
       this.framed.flushSoon();
@@ -182,7 +185,7 @@ export class ClientConnection {
     d.type = msg.request;
     d.value = call.request;
     try {
-      this.framed.encoder.frame(FrameType.REQUEST, requestFlags(d) | (msg.oneWay ? Flag.ONE_WAY : 0), call.id, d, writeRequest);
+      this.framed.message(FrameType.REQUEST, requestFlags(d) | (msg.oneWay ? Flag.ONE_WAY : 0), call.id, d, writeRequest);
     } catch (err) {
       this.calls.take(call.id);
       call.reject(new RpcError(Code.INVALID_ARGUMENT, `invalid request for ${msg.name}: ${(err as Error).message}`, { cause: err }));
@@ -240,11 +243,25 @@ export class ClientConnection {
     }
     if (call === undefined) return this.framed.destroy(error);
     call.conn = null;
+    // A refusal may come while the request is still going out in fragments: stop sending it.
+    this.framed.abandon(id);
     if (error.code === Code.UNAVAILABLE || error.code === Code.INTERNAL) this.countFailure();
     // A server answers UNAVAILABLE only for requests it did not run (refused while shutting down).
     call.avoidEndpoint = this.endpoint.key;
     if (error.code === Code.UNAVAILABLE) call.owner.attemptFailed(call, error, false);
     else call.reject(error);
+    this.endIfDrained();
+  }
+
+  /** A response refused before decoding (too large, does not inflate): the call fails, the server stops. */
+  private onRefused(id: number, error: RpcError): void {
+    const call = this.calls.take(id);
+    if (call === undefined) return;
+    call.conn = null;
+    this.framed.abandon(id);
+    this.framed.encoder.raw(FrameType.CANCEL, 0, id, null);
+    this.framed.flushSoon();
+    call.reject(error);
     this.endIfDrained();
   }
 
@@ -264,7 +281,7 @@ export class ClientConnection {
       fingerprint: this.protocol.fingerprint,
       protocol: withProtocol ? this.protocol.text : null,
       knownServerFingerprint: this.endpoint.serverFingerprint,
-      meta: this.meta,
+      meta: { ...this.meta, ...offer(this.framed.support) },
     };
     this.sentProtocol = withProtocol;
     if (!this.prefaceSent) this.framed.encoder.bytes(PREFACE);
@@ -293,6 +310,7 @@ export class ClientConnection {
       }
       if (remote === undefined) throw new Error('server omitted a protocol this client does not know');
       this.endpoint.serverFingerprint = w.fingerprint;
+      this.framed.use(accepted(w.meta, this.framed.support));
     } catch (err) {
       return this.framed.fail(new RpcError(Code.INTERNAL, `protocol error in handshake: ${(err as Error).message}`, { cause: err }));
     }

@@ -2,13 +2,19 @@ import type { Socket } from 'node:net';
 import { Code } from '../errors/code.js';
 import { RpcError, fromNodeError } from '../errors/rpc-error.js';
 import { writeGoaway } from '../framing/bodies.js';
-import { FrameType, type FrameSink } from '../framing/frame.js';
+import { Flag, FrameType, type FrameSink } from '../framing/frame.js';
 import { FrameDecoder } from '../framing/frame-decoder.js';
-import { FrameEncoder } from '../framing/frame-encoder.js';
+import { FrameEncoder, type BodyWriter } from '../framing/frame-encoder.js';
+import { NONE, type ExtensionSupport, type Negotiated } from '../framing/extensions.js';
+import { Reassembler, isFragment } from '../framing/reassembler.js';
 import type { RpcObserver } from '../observability/observer.js';
+import { compress, decompress } from './compression.js';
+import { Outbox } from './outbox.js';
 
 /** How long an ended socket may wait for its peer to close before it is destroyed. */
 const LINGER_MS = 1000;
+/** Fragment bytes written per event-loop turn at most, so reads and small calls get their turn. */
+const ROUND_BUDGET_BYTES = 256 * 1024;
 
 /** Filled options of a {@link FramedSocket}. */
 export interface FramedSocketOptions {
@@ -24,6 +30,14 @@ export interface FramedSocketOptions {
   maxQueuedBytes: number;
   /** Told of bytes in and out, when metrics are wanted. */
   observer?: RpcObserver | undefined;
+  /** Largest fragment frame body sent; larger messages are fragmented. 0: no fragments (none offered). */
+  fragmentBytes: number;
+  /** Largest message received, after reassembly and after decompression; larger ones are refused. */
+  maxMessageBytes: number;
+  /** Fragmented messages received at once (advertised to the peer). */
+  maxPartialMessages: number;
+  /** Compress outgoing messages of at least this many bytes. 0: no compression (none offered). */
+  compressAboveBytes: number;
 }
 
 /** What a {@link FramedSocket} reports to its owner. */
@@ -31,6 +45,8 @@ export interface FramedSocketHandler {
   onFrame: FrameSink;
   /** Called exactly once, when the socket is gone; `error` says why (code UNAVAILABLE for a plain close). */
   onClose(error: RpcError): void;
+  /** A REQUEST or RESPONSE was refused before delivery (too large, does not inflate): fail that call. */
+  onRefused(type: number, flags: number, id: number, error: RpcError): void;
 }
 
 /**
@@ -52,6 +68,14 @@ export class FramedSocket {
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private keepaliveDueAt = 0;
   private lingerTimer: NodeJS.Timeout | undefined;
+  private negotiated: Negotiated = NONE;
+  private readonly reassembler: Reassembler;
+  private readonly outbox: Outbox;
+  /** Ids whose message is being compressed / inflated; `abandon` removes them so the result is dropped. */
+  private readonly deflating = new Map<number, object>();
+  private readonly inflating = new Map<number, object>();
+  private roundTimer: NodeJS.Immediate | undefined;
+  private endPending = false;
 
   constructor(
     readonly socket: Socket,
@@ -59,6 +83,11 @@ export class FramedSocket {
     private readonly handler: FramedSocketHandler,
   ) {
     this.decoder = new FrameDecoder(options, this.onFrame);
+    this.reassembler = new Reassembler(options, {
+      message: (type, flags, id, body) => this.deliver(type, flags, id, body),
+      refused: (type, flags, id, error) => this.handler.onRefused(type, flags, id, error),
+    });
+    this.outbox = new Outbox(options.fragmentBytes);
     socket.setNoDelay(true);
     socket.on('data', this.onData);
     socket.on('drain', this.onDrain);
@@ -72,6 +101,111 @@ export class FramedSocket {
     return this.closed;
   }
 
+  /** The extensions this side offers (SPEC.md section 11.1), from its options. */
+  get support(): ExtensionSupport {
+    const o = this.options;
+    return { maxPartialMessages: o.fragmentBytes > 0 ? o.maxPartialMessages : 0, compression: o.compressAboveBytes > 0 };
+  }
+
+  /** Starts using what the handshake negotiated. */
+  use(negotiated: Negotiated): void {
+    this.negotiated = negotiated;
+    this.outbox.maxOpen = negotiated.peerPartialMessages;
+  }
+
+  /** Bytes held for large messages: partial messages received, and fragments not yet sent. */
+  get largeMessageBytes(): number {
+    return this.reassembler.bufferedBytes + this.outbox.pendingBytes;
+  }
+
+  /**
+   * Appends a REQUEST or RESPONSE and schedules the write. A large message is compressed and/or
+   * fragmented when the handshake negotiated it; a small one is one frame, as in plain version 1.
+   * Throws (appending nothing) when `write` throws.
+   */
+  message<T>(type: number, flags: number, id: number, value: T, write: BodyWriter<T>): void {
+    const enc = this.encoder;
+    enc.frame(type, flags, id, value, write);
+    const n = this.negotiated;
+    if (n !== NONE) {
+      const len = enc.lastBodyLength;
+      if (n.compression && len >= this.options.compressAboveBytes) this.compressThenSend(type, flags, id, enc.detachLast());
+      else if (n.peerPartialMessages > 0 && len > this.options.fragmentBytes) this.outbox.add(type, flags, id, enc.detachLast());
+    }
+    this.flushSoon();
+  }
+
+  /**
+   * Forgets everything about `id` in flight: unsent fragments of its message, its partial incoming
+   * message, a compression or decompression under way. For a cancelled or settled call.
+   */
+  abandon(id: number): void {
+    if (this.outbox.size > 0) this.outbox.cancel(id);
+    if (this.reassembler.size > 0) this.reassembler.discard(id);
+    if (this.deflating.size > 0) this.deflating.delete(id);
+    if (this.inflating.size > 0) this.inflating.delete(id);
+  }
+
+  private compressThenSend(type: number, flags: number, id: number, body: Buffer): void {
+    const token = {};
+    this.deflating.set(id, token);
+    const send = (data: Buffer, f: number): void => {
+      if (this.deflating.get(id) !== token || this.socket.destroyed) return;
+      this.deflating.delete(id);
+      if (this.negotiated.peerPartialMessages > 0 && data.length > this.options.fragmentBytes) this.outbox.add(type, f, id, data);
+      else this.encoder.view(type, f, id, -1, data);
+      this.flushSoon();
+    };
+    compress(body).then(
+      (z) => (z.length < body.length ? send(z, flags | Flag.COMPRESSED) : send(body, flags)),
+      () => send(body, flags),
+    );
+  }
+
+  /** A whole REQUEST/RESPONSE from the extensions path: checked against the limit, inflated if needed. */
+  private deliver(type: number, flags: number, id: number, body: Buffer): void {
+    const max = this.options.maxMessageBytes;
+    if (body.length > max) {
+      return this.handler.onRefused(type, flags, id, new RpcError(Code.RESOURCE_EXHAUSTED, `message of ${body.length} bytes exceeds maxMessageBytes (${max})`));
+    }
+    if ((flags & Flag.COMPRESSED) === 0) return this.handler.onFrame(type, flags, id, body);
+    const token = {};
+    this.inflating.set(id, token);
+    const mine = (): boolean => {
+      if (this.inflating.get(id) !== token || this.socket.destroyed) return false;
+      this.inflating.delete(id);
+      return true;
+    };
+    decompress(body, max).then(
+      (out) => {
+        if (!mine()) return;
+        try {
+          this.handler.onFrame(type, flags & ~Flag.COMPRESSED, id, out);
+        } catch (err) {
+          this.fail(RpcError.from(err));
+        }
+      },
+      (err: unknown) => {
+        if (!mine()) return;
+        const error = err instanceof RpcError ? err : new RpcError(type === FrameType.REQUEST ? Code.INVALID_ARGUMENT : Code.INTERNAL,
+          `compressed message does not inflate: ${(err as Error).message}`, { cause: err });
+        this.handler.onRefused(type, flags, id, error);
+      },
+    );
+  }
+
+  /** Fragments, compressed frames and oversized messages: only on connections that negotiated them. */
+  private onExtended(type: number, flags: number, id: number, body: Buffer): void {
+    const n = this.negotiated;
+    const fragment = type === FrameType.CONTINUATION || (flags & Flag.MORE) !== 0;
+    if ((fragment && n.peerPartialMessages === 0) || (type !== FrameType.CONTINUATION && (flags & Flag.COMPRESSED) !== 0 && !n.compression)) {
+      throw new RpcError(Code.INTERNAL, `protocol error: ${fragment ? 'fragment' : 'compressed frame'} on a connection that did not negotiate it`);
+    }
+    if (type === FrameType.CONTINUATION) this.reassembler.next(flags, id, body);
+    else if (fragment) this.reassembler.first(type, flags, id, body);
+    else this.deliver(type, flags, id, body);
+  }
+
   /** Schedules one write of everything appended to the encoder during this tick. */
   flushSoon(): void {
     if (this.flushScheduled || this.closed) return;
@@ -82,6 +216,7 @@ export class FramedSocket {
   /** Sends GOAWAY with a code (protocol errors, shutdown), flushes, and ends the socket. */
   fail(error: RpcError): void {
     if (this.closed) return;
+    this.dropLarge();
     this.encoder.frame(FrameType.GOAWAY, 0, 0, { lastId: 0, code: error.code, message: error.message }, writeGoaway);
     this.end(error);
   }
@@ -90,6 +225,11 @@ export class FramedSocket {
   end(error?: RpcError): void {
     if (this.closed) return;
     this.closeError ??= error;
+    if (this.outbox.size > 0 || this.deflating.size > 0) {
+      // Large responses still going out: end once they are written.
+      this.endPending = true;
+      return this.flushSoon();
+    }
     this.flush();
     this.closed = true;
     this.stopKeepalive();
@@ -103,18 +243,56 @@ export class FramedSocket {
   destroy(error: RpcError): void {
     this.closeError ??= error;
     this.closed = true;
+    this.dropLarge();
     this.stopKeepalive();
     this.socket.destroy();
   }
+
+  private dropLarge(): void {
+    this.outbox.clear();
+    this.deflating.clear();
+    this.inflating.clear();
+    if (this.roundTimer !== undefined) clearImmediate(this.roundTimer);
+    this.roundTimer = undefined;
+  }
+
+  private write(bufs: Buffer[]): void {
+    const many = bufs.length > 1;
+    if (many) this.socket.cork();
+    for (let i = 0; i < bufs.length; i++) {
+      this.options.observer?.bytesSent?.(bufs[i]!.length);
+      if (!this.socket.write(bufs[i]!)) this.blocked = true;
+    }
+    if (many) this.socket.uncork();
+  }
+
+  /** Writes rounds of fragments up to the per-turn budget; the next turn continues. */
+  private sendRounds(): void {
+    let budget = ROUND_BUDGET_BYTES;
+    while (!this.blocked && this.outbox.size > 0 && budget > 0) {
+      budget -= this.outbox.round(this.encoder);
+      this.write(this.encoder.take());
+    }
+    if (!this.blocked && this.outbox.size > 0 && this.roundTimer === undefined) {
+      this.roundTimer = setImmediate(this.onRoundTimer);
+    }
+  }
+
+  private readonly onRoundTimer = (): void => {
+    this.roundTimer = undefined;
+    this.flush();
+  };
 
   private readonly flush = (): void => {
     this.flushScheduled = false;
     if (this.socket.destroyed) return;
     if (!this.blocked) {
-      const bufs = this.encoder.take();
-      for (let i = 0; i < bufs.length; i++) {
-        this.options.observer?.bytesSent?.(bufs[i]!.length);
-        if (!this.socket.write(bufs[i]!)) this.blocked = true;
+      this.write(this.encoder.take());
+      if (!this.blocked && this.outbox.size > 0) this.sendRounds();
+      if (this.endPending && this.outbox.size === 0 && this.deflating.size === 0 && !this.closed) {
+        this.endPending = false;
+        this.end();
+        return;
       }
       if (!this.blocked) return;
       if (this.options.pauseReadsWhenBlocked) this.socket.pause();
@@ -128,7 +306,7 @@ export class FramedSocket {
   private readonly onDrain = (): void => {
     this.blocked = false;
     if (this.options.pauseReadsWhenBlocked && !this.closed) this.socket.resume();
-    if (this.encoder.pendingBytes > 0) this.flush();
+    if (this.encoder.pendingBytes > 0 || this.outbox.size > 0) this.flush();
   };
 
   private readonly onData = (chunk: Buffer): void => {
@@ -145,7 +323,13 @@ export class FramedSocket {
     if (type === FrameType.PING) {
       this.encoder.raw(FrameType.PONG, 0, id, null);
       this.flushSoon();
-    } else if (type !== FrameType.PONG) {
+    } else if (type === FrameType.PONG) {
+      // Any frame counts as life; nothing else to do.
+    } else if ((flags & (Flag.MORE | Flag.COMPRESSED)) !== 0 || type === FrameType.CONTINUATION
+      || (body.length > this.options.maxMessageBytes && (type === FrameType.REQUEST || type === FrameType.RESPONSE))) {
+      if (isFragment(type, flags) || type === FrameType.REQUEST || type === FrameType.RESPONSE) this.onExtended(type, flags, id, body);
+      else this.handler.onFrame(type, flags, id, body);
+    } else {
       this.handler.onFrame(type, flags, id, body);
     }
   };
@@ -156,6 +340,7 @@ export class FramedSocket {
 
   private readonly onSocketClose = (): void => {
     this.closed = true;
+    this.dropLarge();
     this.stopKeepalive();
     clearTimeout(this.lingerTimer);
     this.handler.onClose(this.closeError ?? new RpcError(Code.UNAVAILABLE, 'connection closed by peer'));

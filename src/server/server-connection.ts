@@ -11,6 +11,7 @@ import { readRequestHead, writeGoaway } from '../framing/bodies.js';
 import type { BodyWriter } from '../framing/frame-encoder.js';
 import { Flag, FrameType } from '../framing/frame.js';
 import { helloType, readHandshake, welcomeType, writeHandshake, type Hello, type Welcome } from '../framing/handshake.js';
+import { accept as acceptExtensions, type Negotiated } from '../framing/extensions.js';
 import { TOKEN_META_KEY } from '../security/auth.js';
 import { peerCertificate } from '../security/tls.js';
 import { callScope } from '../util/call-scope.js';
@@ -63,7 +64,14 @@ export class ServerConnection {
     this.framed = new FramedSocket(socket, {
       maxFrameBytes: o.maxFrameBytes, expectPreface: true, pauseReadsWhenBlocked: true, maxQueuedBytes: o.maxQueuedBytes,
       keepaliveMs: o.keepaliveMs, keepaliveTimeoutMs: o.keepaliveTimeoutMs, observer: o.observer,
-    }, { onFrame: (t, f, id, body) => this.onFrame(t, f, id, body), onClose: (e) => this.onClose(e) });
+      fragmentBytes: o.fragmentBytes, maxMessageBytes: o.maxMessageBytes, maxPartialMessages: o.maxPartialMessages,
+      compressAboveBytes: o.compressAboveBytes,
+    }, {
+      onFrame: (t, f, id, body) => this.onFrame(t, f, id, body),
+      onClose: (e) => this.onClose(e),
+      onRefused: (t, f, id, e) => (t === FrameType.REQUEST ? this.refuse(id, (f & Flag.ONE_WAY) !== 0, e.code, e.message)
+        : this.framed.fail(new RpcError(Code.INTERNAL, `protocol error: unexpected frame type ${t}`))),
+    });
     o.observer?.connectionOpened?.(`${this.peer.address}:${this.peer.port}`);
     this.handshakeTimer = setTimeout(() => this.framed.destroy(
       new RpcError(Code.DEADLINE_EXCEEDED, `handshake not completed within ${o.handshakeTimeoutMs} ms`),
@@ -122,24 +130,27 @@ export class ServerConnection {
       return this.framed.flushSoon();
     }
     welcome.status = 'OK';
+    const extensions = acceptExtensions(hello.meta, this.framed.support);
+    welcome.meta = extensions.meta;
     const authenticate = this.shared.options.authenticate;
-    if (authenticate === undefined) return this.accept(remote, welcome, this.peer.certificate);
+    if (authenticate === undefined) return this.accept(remote, welcome, this.peer.certificate, extensions.negotiated);
     this.authenticating = true;
     const token = hello.meta[TOKEN_META_KEY]?.toString('utf8');
     const peer = this.peer;
     new Promise((resolve) => resolve(authenticate({ token, meta: hello.meta }, peer))).then(
-      (principal) => this.accept(remote, welcome, principal),
+      (principal) => this.accept(remote, welcome, principal, extensions.negotiated),
       (err: unknown) => this.refuseConnection(err),
     );
   }
 
   /** The handshake succeeded: the connection takes calls from now on. */
-  private accept(remote: Protocol, welcome: Welcome, principal: unknown): void {
+  private accept(remote: Protocol, welcome: Welcome, principal: unknown, negotiated: Negotiated): void {
     this.authenticating = false;
     if (this.framed.isClosed) return;
     if (principal !== undefined) this.peer = { ...this.peer, principal };
     this.framed.encoder.frame(FrameType.WELCOME, 0, 0, welcome, writeWelcome);
     this.framed.flushSoon();
+    this.framed.use(negotiated);
     this.codec = this.shared.cache.codec(remote);
     clearTimeout(this.handshakeTimer);
     if (this.state === 'handshaking') this.transition('ready');
@@ -254,7 +265,7 @@ export class ServerConnection {
         sendError(this.framed, id, draft);
       } else {
         try {
-          this.framed.encoder.frame(FrameType.RESPONSE, 0, id, outcome, this.shared.writers[msg.index]!);
+          this.framed.message(FrameType.RESPONSE, 0, id, outcome, this.shared.writers[msg.index]!);
         } catch (err) {
           sendError(this.framed, id, errorDraftFor(msg, new RpcError(Code.INTERNAL, `handler of ${msg.name} returned an invalid response: ${(err as Error).message}`)));
         }
@@ -273,6 +284,7 @@ export class ServerConnection {
   }
 
   private onCancel(id: number): void {
+    this.framed.abandon(id);
     const ctx = this.running.get(id);
     if (ctx === undefined) return;
     this.running.delete(id);

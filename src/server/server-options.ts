@@ -2,7 +2,7 @@ import type { Protocol } from '../codec/protocol.js';
 import { Protocol as ProtocolClass } from '../codec/protocol.js';
 import { aclAuthorizer, allOf, type Acl, type Authenticator, type Authorizer } from '../security/auth.js';
 import type { ServerTlsOptions } from '../security/tls.js';
-import { fnOption, intOption, invalid } from '../util/validate.js';
+import { fnOption, fragmentOption, intOption, invalid } from '../util/validate.js';
 import { isLogger, silentLogger, type Logger, type RpcObserver } from '../observability/observer.js';
 import type { CallContext } from './call-context.js';
 import { chainHandler, type ServerInterceptor } from './interceptor.js';
@@ -23,6 +23,17 @@ export interface ServerOptions {
   handlers: Record<string, Handler>;
   /** Largest frame body accepted, in bytes. Default 16 MiB. */
   maxFrameBytes?: number;
+  /** Largest request accepted, in bytes, after reassembly and decompression; larger gets RESOURCE_EXHAUSTED. Default 64 MiB. */
+  maxMessageBytes?: number;
+  /**
+   * Responses larger than this many bytes go out in fragments of at most this size, interleaved with
+   * other calls (when the client supports it); 0 turns fragments off both ways. Default 65536.
+   */
+  fragmentBytes?: number;
+  /** Fragmented requests received at once per connection (advertised to the client). Default 16. */
+  maxPartialMessages?: number;
+  /** Compress responses of at least this many bytes with deflate, when the client offers it; 0: off both ways. Default 0. */
+  compressAboveBytes?: number;
   /** Calls one connection may have running at once; beyond it RESOURCE_EXHAUSTED. Default 16384. */
   maxConcurrentCalls?: number;
   /** Time a new connection has to complete its handshake, in ms. Default 10000. */
@@ -68,6 +79,10 @@ export interface ResolvedServerOptions {
   /** Handlers indexed by local message index (undefined: UNIMPLEMENTED). */
   handlers: (Handler | undefined)[];
   maxFrameBytes: number;
+  maxMessageBytes: number;
+  fragmentBytes: number;
+  maxPartialMessages: number;
+  compressAboveBytes: number;
   maxConcurrentCalls: number;
   handshakeTimeoutMs: number;
   keepaliveMs: number;
@@ -110,6 +125,10 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     protocol,
     handlers,
     maxFrameBytes: intOption(`${at}.maxFrameBytes`, options.maxFrameBytes, 16 * MiB, 64, 0xffffffff),
+    maxMessageBytes: intOption(`${at}.maxMessageBytes`, options.maxMessageBytes, 64 * MiB, 1, 0xffffffff),
+    fragmentBytes: fragmentOption(`${at}.fragmentBytes`, options.fragmentBytes),
+    maxPartialMessages: intOption(`${at}.maxPartialMessages`, options.maxPartialMessages, 16, 1, 0xffffffff),
+    compressAboveBytes: intOption(`${at}.compressAboveBytes`, options.compressAboveBytes, 0, 0),
     maxConcurrentCalls: intOption(`${at}.maxConcurrentCalls`, options.maxConcurrentCalls, 16384, 1),
     handshakeTimeoutMs: intOption(`${at}.handshakeTimeoutMs`, options.handshakeTimeoutMs, 10_000, 1),
     keepaliveMs: intOption(`${at}.keepaliveMs`, options.keepaliveMs, 30_000, 0),

@@ -8,7 +8,9 @@ import { repoPath } from './repo.js';
  */
 export function specVectors(): Buffer[] {
   const spec = readFileSync(repoPath('SPEC.md'), 'utf8');
-  const section = spec.slice(spec.indexOf('## 10. Test vectors'));
+  const start = spec.indexOf('## 10. Test vectors');
+  const next = spec.indexOf('\n## ', start + 1);
+  const section = spec.slice(start, next < 0 ? undefined : next);
   const blocks: Buffer[] = [];
   for (const m of section.matchAll(/```\n([\s\S]*?)```/g)) {
     const hex = m[1]!.split('\n').map((line) => line.split(/\s{2,}/)[0]!.replace(/\s+/g, '')).join('');
@@ -29,6 +31,13 @@ export function namedVectors(): {
     hello: hello!, welcome: welcome!, request1: request1!, request2: request2!, response1: response1!,
     request3: failPair.subarray(0, split), error3: failPair.subarray(split),
   };
+}
+
+/** The vectors of the extensions (SPEC.md section 10, "Extensions"), by name. */
+export function extensionVectors(): { hello: Buffer; welcome: Buffer; fragmentedRequest: Buffer; compressedResponse: Buffer; compressedRequest: Buffer } {
+  const [hello, welcome, fragmentedRequest, compressedResponse, compressedRequest] = specVectors().slice(6);
+  if (compressedRequest === undefined) throw new Error('SPEC.md section 10 lacks the extension vectors');
+  return { hello: hello!, welcome: welcome!, fragmentedRequest: fragmentedRequest!, compressedResponse: compressedResponse!, compressedRequest };
 }
 
 /** The vector item value: `{id: 42, name: "hi", tags: ["a"], score: 1.5, blob: 0x0102}`. */
