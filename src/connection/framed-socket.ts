@@ -295,7 +295,10 @@ export class FramedSocket {
         return;
       }
       if (!this.blocked) return;
-      if (this.options.pauseReadsWhenBlocked) this.socket.pause();
+      // A peer that does not read is paused; but while a few large messages stream out, being blocked
+      // is normal and reads go on, so CANCELs and small calls still get through.
+      const streaming = this.outbox.size > 0 && this.outbox.size <= this.outbox.maxOpen;
+      if (this.options.pauseReadsWhenBlocked && !streaming) this.socket.pause();
     }
     const queued = this.socket.writableLength + this.encoder.pendingBytes;
     if (queued > this.options.maxQueuedBytes) {
