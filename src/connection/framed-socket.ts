@@ -14,7 +14,7 @@ import { Outbox } from './outbox.js';
 /** How long an ended socket may wait for its peer to close before it is destroyed. */
 const LINGER_MS = 1000;
 /** Fragment bytes written per event-loop turn at most, so reads and small calls get their turn. */
-const ROUND_BUDGET_BYTES = 256 * 1024;
+const ROUND_BUDGET_BYTES = 1024 * 1024;
 
 /** Filled options of a {@link FramedSocket}. */
 export interface FramedSocketOptions {
@@ -82,7 +82,7 @@ export class FramedSocket {
     private readonly options: FramedSocketOptions,
     private readonly handler: FramedSocketHandler,
   ) {
-    this.decoder = new FrameDecoder(options, this.onFrame);
+    this.decoder = new FrameDecoder({ ...options, target: (type, _flags, id, len) => this.reassembler.target(type, id, len) }, this.onFrame);
     this.reassembler = new Reassembler(options, {
       message: (type, flags, id, body) => this.deliver(type, flags, id, body),
       refused: (type, flags, id, error) => this.handler.onRefused(type, flags, id, error),

@@ -71,6 +71,17 @@ export class Reassembler {
     this.open.set(id, { type, flags: messageFlags, buf, fill: data });
   }
 
+  /**
+   * For the frame decoder: the place in its message where a CONTINUATION body of `len` bytes goes, so
+   * the decoder fills it directly; undefined when it has none (the decoder then allocates).
+   */
+  target(type: number, id: number, len: number): Buffer | undefined {
+    if (type !== FrameType.CONTINUATION) return undefined;
+    const p = this.open.get(id);
+    if (p === undefined || p.fill + len > p.buf.length) return undefined;
+    return p.buf.subarray(p.fill, p.fill + len);
+  }
+
   /** Takes a CONTINUATION frame. One for an id with nothing open is ignored (refused or cancelled). */
   next(flags: number, id: number, body: Buffer): void {
     const p = this.open.get(id);
@@ -78,7 +89,8 @@ export class Reassembler {
     if (p.fill + body.length > p.buf.length) {
       throw protocolError(Code.INTERNAL, `fragments of id ${id} exceed their total of ${p.buf.length} bytes`);
     }
-    body.copy(p.buf, p.fill);
+    // Already in place when the decoder filled the target we gave it.
+    if (body.buffer !== p.buf.buffer || body.byteOffset !== p.buf.byteOffset + p.fill) body.copy(p.buf, p.fill);
     p.fill += body.length;
     if ((flags & Flag.MORE) !== 0) return;
     this.open.delete(id);
