@@ -71,6 +71,11 @@ export interface ClientOptions {
   fragmentBytes?: number;
   /** Fragmented responses received at once per connection (advertised to the server). Default 16. */
   maxPartialMessages?: number;
+  /**
+   * Fragment bytes the server may send ahead of this side's acknowledgements (advertised): bounds what
+   * queues ahead of a small call, in kernel buffers too, to about one window. Default 262144.
+   */
+  fragmentWindowBytes?: number;
   /** Compress requests of at least this many bytes with deflate, when the server agrees; 0: off both ways. Default 0. */
   compressAboveBytes?: number;
   /** Idle time before the client PINGs the server, in ms; 0 disables. Default 30000. */
@@ -122,6 +127,7 @@ export interface ResolvedClientOptions {
   maxMessageBytes: number;
   fragmentBytes: number;
   maxPartialMessages: number;
+  fragmentWindowBytes: number;
   compressAboveBytes: number;
   keepaliveMs: number;
   keepaliveTimeoutMs: number;
@@ -193,6 +199,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     maxMessageBytes: intOption(`${at}.maxMessageBytes`, options.maxMessageBytes, 64 * MiB, 1, 0xffffffff),
     fragmentBytes: fragmentOption(`${at}.fragmentBytes`, options.fragmentBytes),
     maxPartialMessages: intOption(`${at}.maxPartialMessages`, options.maxPartialMessages, 16, 1, 0xffffffff),
+    fragmentWindowBytes: intOption(`${at}.fragmentWindowBytes`, options.fragmentWindowBytes, 256 * 1024, 1024, 0xffffffff),
     compressAboveBytes: intOption(`${at}.compressAboveBytes`, options.compressAboveBytes, 0, 0),
     keepaliveMs: intOption(`${at}.keepaliveMs`, options.keepaliveMs, 30_000, 0),
     keepaliveTimeoutMs: intOption(`${at}.keepaliveTimeoutMs`, options.keepaliveTimeoutMs, 10_000, 1),

@@ -13,6 +13,13 @@ import { Outbox } from './outbox.js';
 
 /** How long an ended socket may wait for its peer to close before it is destroyed. */
 const LINGER_MS = 1000;
+/** Writes a WINDOW body: u32 bytes acknowledged. */
+function writeWindow(n: number, buf: Buffer, pos: number): number {
+  if (pos + 4 > buf.length) return -4;
+  buf.writeUInt32BE(n, pos);
+  return pos + 4;
+}
+
 /** Fragment bytes written per event-loop turn at most, so reads and small calls get their turn. */
 const ROUND_BUDGET_BYTES = 1024 * 1024;
 
@@ -38,6 +45,8 @@ export interface FramedSocketOptions {
   maxPartialMessages: number;
   /** Compress outgoing messages of at least this many bytes. 0: no compression (none offered). */
   compressAboveBytes: number;
+  /** Fragment bytes the peer may send ahead of our acknowledgements (advertised `W`). */
+  fragmentWindowBytes: number;
 }
 
 /** What a {@link FramedSocket} reports to its owner. */
@@ -76,6 +85,8 @@ export class FramedSocket {
   private readonly inflating = new Map<number, object>();
   private roundTimer: NodeJS.Immediate | undefined;
   private endPending = false;
+  /** Fragment body bytes read and not yet acknowledged with WINDOW. */
+  private unacked = 0;
 
   constructor(
     readonly socket: Socket,
@@ -104,13 +115,13 @@ export class FramedSocket {
   /** The extensions this side offers (SPEC.md section 11.1), from its options. */
   get support(): ExtensionSupport {
     const o = this.options;
-    return { maxPartialMessages: o.fragmentBytes > 0 ? o.maxPartialMessages : 0, compression: o.compressAboveBytes > 0 };
+    return { maxPartialMessages: o.fragmentBytes > 0 ? o.maxPartialMessages : 0, windowBytes: o.fragmentWindowBytes, compression: o.compressAboveBytes > 0 };
   }
 
   /** Starts using what the handshake negotiated. */
   use(negotiated: Negotiated): void {
     this.negotiated = negotiated;
-    this.outbox.maxOpen = negotiated.peerPartialMessages;
+    this.outbox.configure(negotiated.peerPartialMessages, negotiated.peerWindowBytes);
   }
 
   /** Bytes held for large messages: partial messages received, and fragments not yet sent. */
@@ -194,10 +205,20 @@ export class FramedSocket {
     );
   }
 
+  /** The peer acknowledged fragment bytes: more credit. */
+  private onWindow(body: Buffer): void {
+    if (this.negotiated.peerPartialMessages === 0 || body.length !== 4) {
+      throw new RpcError(Code.INTERNAL, 'protocol error: WINDOW frame malformed or without fragments negotiated');
+    }
+    this.outbox.credit += body.readUInt32BE(0);
+    if (this.outbox.size > 0) this.flushSoon();
+  }
+
   /** Fragments, compressed frames and oversized messages: only on connections that negotiated them. */
   private onExtended(type: number, flags: number, id: number, body: Buffer): void {
     const n = this.negotiated;
     const fragment = type === FrameType.CONTINUATION || (flags & Flag.MORE) !== 0;
+    if (fragment) this.unacked += body.length;
     if ((fragment && n.peerPartialMessages === 0) || (type !== FrameType.CONTINUATION && (flags & Flag.COMPRESSED) !== 0 && !n.compression)) {
       throw new RpcError(Code.INTERNAL, `protocol error: ${fragment ? 'fragment' : 'compressed frame'} on a connection that did not negotiate it`);
     }
@@ -269,11 +290,14 @@ export class FramedSocket {
   /** Writes rounds of fragments up to the per-turn budget; the next turn continues. */
   private sendRounds(): void {
     let budget = ROUND_BUDGET_BYTES;
-    while (!this.blocked && this.outbox.size > 0 && budget > 0) {
-      budget -= this.outbox.round(this.encoder);
+    let sent = 1;
+    while (!this.blocked && this.outbox.size > 0 && budget > 0 && sent > 0) {
+      sent = this.outbox.round(this.encoder);
+      budget -= sent;
       this.write(this.encoder.take());
     }
-    if (!this.blocked && this.outbox.size > 0 && this.roundTimer === undefined) {
+    // Out of credit (sent 0): the peer's WINDOW resumes us, not a timer.
+    if (!this.blocked && this.outbox.size > 0 && sent > 0 && this.roundTimer === undefined) {
       this.roundTimer = setImmediate(this.onRoundTimer);
     }
   }
@@ -318,7 +342,13 @@ export class FramedSocket {
     try {
       this.decoder.push(chunk);
     } catch (err) {
-      this.fail(RpcError.from(err));
+      return this.fail(RpcError.from(err));
+    }
+    if (this.unacked > 0 && !this.closed) {
+      // One acknowledgement per read: the peer's credit comes back as fast as we consume.
+      this.encoder.frame(FrameType.WINDOW, 0, 0, this.unacked, writeWindow);
+      this.unacked = 0;
+      this.flushSoon();
     }
   };
 
@@ -328,6 +358,8 @@ export class FramedSocket {
       this.flushSoon();
     } else if (type === FrameType.PONG) {
       // Any frame counts as life; nothing else to do.
+    } else if (type === FrameType.WINDOW) {
+      this.onWindow(body);
     } else if ((flags & (Flag.MORE | Flag.COMPRESSED)) !== 0 || type === FrameType.CONTINUATION
       || (body.length > this.options.maxMessageBytes && (type === FrameType.REQUEST || type === FrameType.RESPONSE))) {
       if (isFragment(type, flags) || type === FrameType.REQUEST || type === FrameType.RESPONSE) this.onExtended(type, flags, id, body);

@@ -18,7 +18,9 @@ interface Outgoing {
  * Large messages waiting to go out in fragments (SPEC.md section 11.2). Each {@link round} appends one
  * fragment of every open message to the encoder, so small frames queued between rounds overtake them,
  * and keeps at most `maxOpen` messages open (the `P` the peer advertised); the others wait their turn
- * in arrival order. Fragments are views of the encoded message: nothing is copied.
+ * in arrival order. Fragment bytes also spend `credit` (the peer's window, section 11.3): without
+ * credit nothing goes out until the peer acknowledges, which keeps the bytes queued ahead of a small
+ * frame (in kernel buffers too) to about one window. Fragments are views of the message: no copy.
  */
 export class Outbox {
   private queue: Outgoing[] = [];
@@ -26,8 +28,20 @@ export class Outbox {
   private openCount = 0;
   /** The peer's `P`; set once the handshake negotiated fragments. */
   maxOpen = 0;
+  /** Fragment body bytes we may still send before the peer acknowledges more. */
+  credit = 0;
+  private fragmentBytes: number;
 
-  constructor(private readonly fragmentBytes: number) {}
+  constructor(fragmentBytes: number) {
+    this.fragmentBytes = fragmentBytes;
+  }
+
+  /** Applies what the handshake negotiated: the peer's `P` and `W` (fragments never exceed `W`). */
+  configure(maxOpen: number, windowBytes: number): void {
+    this.maxOpen = maxOpen;
+    this.credit = windowBytes;
+    this.fragmentBytes = Math.min(this.fragmentBytes, windowBytes);
+  }
 
   /** Messages queued, open or not. */
   get size(): number {
@@ -65,18 +79,23 @@ export class Outbox {
     this.openCount = 0;
   }
 
-  /** Appends one fragment of each open message, opening new ones while allowed. Returns the bytes appended. */
+  /**
+   * Appends one fragment of each open message, opening new ones while allowed, as far as the credit
+   * goes. Returns the fragment body bytes appended (0: waiting for credit or for the peer's `P`).
+   */
   round(encoder: FrameEncoder): number {
     let bytes = 0;
     let keep = 0;
     const q = this.queue;
     for (let i = 0; i < q.length; i++) {
       const m = q[i]!;
-      if (!m.started && this.openCount >= this.maxOpen) {
+      if ((!m.started && this.openCount >= this.maxOpen) || this.nextLength(m) > this.credit) {
         q[keep++] = m;
         continue;
       }
-      bytes += this.fragment(encoder, m);
+      const n = this.fragment(encoder, m);
+      this.credit -= n;
+      bytes += n;
       if (!m.done) {
         q[keep++] = m;
       } else {
@@ -86,6 +105,12 @@ export class Outbox {
     }
     q.length = keep;
     return bytes;
+  }
+
+  /** Body length of the next fragment of `m`. */
+  private nextLength(m: Outgoing): number {
+    if (!m.started) return 4 + Math.min(this.fragmentBytes - 4, m.data.length);
+    return Math.min(this.fragmentBytes, m.data.length - m.sent);
   }
 
   private fragment(encoder: FrameEncoder, m: Outgoing): number {

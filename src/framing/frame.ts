@@ -21,13 +21,15 @@ export const FrameType = {
   GOAWAY: 0x09,
   /** Next bytes of a fragmented REQUEST or RESPONSE (SPEC.md section 11); only once negotiated. */
   CONTINUATION: 0x0a,
+  /** Acknowledges fragment bytes read, returning send credit to the peer (SPEC.md section 11.3). */
+  WINDOW: 0x0b,
 } as const;
 
 /** One of the numeric values of {@link FrameType}. */
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
 /** The highest frame type this version understands. */
-export const MAX_FRAME_TYPE = FrameType.CONTINUATION;
+export const MAX_FRAME_TYPE = FrameType.WINDOW;
 
 /** Flag bits. Which frame types may carry which bit is in SPEC.md; undefined bits must be zero. */
 export const Flag = {

@@ -65,7 +65,7 @@ export class ServerConnection {
       maxFrameBytes: o.maxFrameBytes, expectPreface: true, pauseReadsWhenBlocked: true, maxQueuedBytes: o.maxQueuedBytes,
       keepaliveMs: o.keepaliveMs, keepaliveTimeoutMs: o.keepaliveTimeoutMs, observer: o.observer,
       fragmentBytes: o.fragmentBytes, maxMessageBytes: o.maxMessageBytes, maxPartialMessages: o.maxPartialMessages,
-      compressAboveBytes: o.compressAboveBytes,
+      compressAboveBytes: o.compressAboveBytes, fragmentWindowBytes: o.fragmentWindowBytes,
     }, {
       onFrame: (t, f, id, body) => this.onFrame(t, f, id, body),
       onClose: (e) => this.onClose(e),

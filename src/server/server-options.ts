@@ -32,6 +32,11 @@ export interface ServerOptions {
   fragmentBytes?: number;
   /** Fragmented requests received at once per connection (advertised to the client). Default 16. */
   maxPartialMessages?: number;
+  /**
+   * Fragment bytes the client may send ahead of this side's acknowledgements (advertised): bounds what
+   * queues ahead of a small call, in kernel buffers too, to about one window. Default 262144.
+   */
+  fragmentWindowBytes?: number;
   /** Compress responses of at least this many bytes with deflate, when the client offers it; 0: off both ways. Default 0. */
   compressAboveBytes?: number;
   /** Calls one connection may have running at once; beyond it RESOURCE_EXHAUSTED. Default 16384. */
@@ -82,6 +87,7 @@ export interface ResolvedServerOptions {
   maxMessageBytes: number;
   fragmentBytes: number;
   maxPartialMessages: number;
+  fragmentWindowBytes: number;
   compressAboveBytes: number;
   maxConcurrentCalls: number;
   handshakeTimeoutMs: number;
@@ -128,6 +134,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     maxMessageBytes: intOption(`${at}.maxMessageBytes`, options.maxMessageBytes, 64 * MiB, 1, 0xffffffff),
     fragmentBytes: fragmentOption(`${at}.fragmentBytes`, options.fragmentBytes),
     maxPartialMessages: intOption(`${at}.maxPartialMessages`, options.maxPartialMessages, 16, 1, 0xffffffff),
+    fragmentWindowBytes: intOption(`${at}.fragmentWindowBytes`, options.fragmentWindowBytes, 256 * 1024, 1024, 0xffffffff),
     compressAboveBytes: intOption(`${at}.compressAboveBytes`, options.compressAboveBytes, 0, 0),
     maxConcurrentCalls: intOption(`${at}.maxConcurrentCalls`, options.maxConcurrentCalls, 16384, 1),
     handshakeTimeoutMs: intOption(`${at}.handshakeTimeoutMs`, options.handshakeTimeoutMs, 10_000, 1),

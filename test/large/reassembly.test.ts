@@ -30,7 +30,7 @@ function payload(size: number, salt: number): Buffer {
 function stream(fragmentBytes: number, maxOpen: number): { bytes: Buffer; large: Msg[]; small: Msg[] } {
   const enc = new FrameEncoder();
   const outbox = new Outbox(fragmentBytes);
-  outbox.maxOpen = maxOpen;
+  outbox.configure(maxOpen, 1 << 30);
   const sizes = [100_000, 70_001, fragmentBytes - 4, 5, 300_000, fragmentBytes + 1];
   const large: Msg[] = sizes.map((size, i) => {
     const type = i % 2 === 0 ? FrameType.REQUEST : FrameType.RESPONSE;
@@ -119,6 +119,25 @@ function protocolError(chunks: Buffer[], maxPartialMessages = 4, maxMessageBytes
   }
   throw new Error('expected a protocol error');
 }
+
+test('fragments spend the peer window: nothing beyond it goes out until acknowledged', () => {
+  const enc = new FrameEncoder();
+  const outbox = new Outbox(1000);
+  outbox.configure(4, 2500);
+  const body = payload(10_000, 9);
+  outbox.add(FrameType.RESPONSE, 0, 77, body);
+  assert.is(outbox.round(enc) + outbox.round(enc), 2000);
+  assert.is(outbox.round(enc), 0, 'a 1000-byte fragment does not fit the 500 bytes of credit left');
+  let rounds = 0;
+  while (outbox.size > 0) {
+    outbox.credit += 1000; // the receiver's WINDOW
+    assert.ok(outbox.round(enc) <= 1000);
+    rounds++;
+  }
+  assert.is(rounds, 9); // 10000 bytes = 996 in the first fragment + 9004 in CONTINUATIONs of <= 1000
+  const { messages } = receive([Buffer.concat(enc.take())], 4);
+  assert.is(messages[0]!.body, body.toString('hex'));
+});
 
 test('a declared total above maxMessageBytes is refused at the first fragment; its continuations are ignored', () => {
   const { messages, refused } = receive([
