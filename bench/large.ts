@@ -15,6 +15,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { createClient, createServer, type Client } from '../src/index.js';
@@ -61,6 +62,7 @@ async function serverMain(): Promise<void> {
     raw: await rawEchoServer(),
   };
   let sampler: NodeJS.Timeout | undefined;
+  let eld: IntervalHistogram | undefined;
   let base = 0;
   let peak = 0;
   process.on('message', (m: string) => {
@@ -74,6 +76,13 @@ async function serverMain(): Promise<void> {
       clearInterval(sampler);
       peak = Math.max(peak, memNow() - base);
       process.send!({ peak });
+    } else if (m === 'eld-start') {
+      eld = monitorEventLoopDelay({ resolution: 1 });
+      eld.enable();
+      process.send!({ ack: true });
+    } else if (m === 'eld-stop') {
+      eld!.disable();
+      process.send!({ peak: eld!.max / 1e6, p99: eld!.percentile(99) / 1e6 });
     } else if (m === 'exit') {
       process.exit(0);
     }
@@ -93,15 +102,15 @@ function percentile(sorted: number[], p: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
 }
 
-function request(child: ChildProcess, msg: string): Promise<{ peak?: number }> {
+function request(child: ChildProcess, msg: string): Promise<{ peak?: number; p99?: number }> {
   return new Promise((resolve) => {
-    child.once('message', (m) => resolve(m as { peak?: number }));
+    child.once('message', (m) => resolve(m as { peak?: number; p99?: number }));
     child.send(msg);
   });
 }
 
 /** Small pings in a closed loop for `ms`, with `bigInFlight` 8 MB echoes running alongside on the same socket. */
-async function latencyUnderLoad(port: number, fragments: boolean, bigInFlight: number, ms: number) {
+async function latencyUnderLoad(child: ChildProcess, port: number, fragments: boolean, bigInFlight: number, ms: number) {
   const client = createClient({
     protocol: largeProtocol, endpoints: [`127.0.0.1:${port}`], fragmentBytes: fragments ? undefined : 0,
     maxFrameBytes: 256 * MiB, maxMessageBytes: 256 * MiB,
@@ -117,17 +126,25 @@ async function latencyUnderLoad(port: number, fragments: boolean, bigInFlight: n
     }
   });
   const lat: number[] = [];
+  await request(child, 'eld-start');
+  const eld = monitorEventLoopDelay({ resolution: 1 });
+  eld.enable();
   const end = performance.now() + ms;
   while (performance.now() < end) {
     const t0 = performance.now();
     await client.call('ping', { s: 'x' });
     lat.push(performance.now() - t0);
   }
+  eld.disable();
+  const serverEld = await request(child, 'eld-stop');
   running = false;
   await Promise.all(bigLoops);
   await client.close();
   lat.sort((a, b) => a - b);
-  return { p50: percentile(lat, 0.5), p99: percentile(lat, 0.99), max: lat[lat.length - 1]!, small: lat.length, big: bigDone };
+  return {
+    p50: percentile(lat, 0.5), p99: percentile(lat, 0.99), max: lat[lat.length - 1]!, small: lat.length, big: bigDone,
+    clientStallMs: eld.max / 1e6, serverStallMs: serverEld.peak!,
+  };
 }
 
 /** 1 MB echoes, `inFlight` at a time, for `ms`: payload bytes per second (one direction). */
@@ -221,8 +238,9 @@ async function main(): Promise<void> {
     if (want('1')) {
     console.log('1. small-call latency (closed loop, 1 in flight) while 8 MB echoes share the connection');
     for (const [label, fragments, big] of [['idle, fragments on', true, 0], ['fragments on ', true, 1], ['fragments off', false, 1], ['fragments on, 2 big', true, 2], ['fragments off, 2 big', false, 2]] as const) {
-      const r = await latencyUnderLoad(fragments ? ports.fragOn : ports.fragOff, fragments, big, 5000);
-      console.log(`   ${label.padEnd(22)} p50 ${fmt(r.p50)} ms  p99 ${fmt(r.p99)} ms  max ${fmt(r.max)} ms  (${r.small} small calls, ${r.big} x 8 MB echoes)`);
+      const r = await latencyUnderLoad(child, fragments ? ports.fragOn : ports.fragOff, fragments, big, 5000);
+      console.log(`   ${label.padEnd(22)} p50 ${fmt(r.p50)} ms  p99 ${fmt(r.p99)} ms  max ${fmt(r.max)} ms  (${r.small} small calls, ${r.big} x 8 MB echoes;`
+        + ` longest event-loop stall: client ${fmt(r.clientStallMs)} ms, server ${fmt(r.serverStallMs)} ms)`);
     }
 
     }
