@@ -119,6 +119,8 @@ export class FramedSocket {
    */
   abandon(id: number): void {
     this.large.abandon(id);
+    // An end waiting for this message's fragments may go ahead now.
+    if (this.endPending) this.flushSoon();
   }
 
   /** Schedules one write of everything appended to the encoder during this tick. */

@@ -164,4 +164,19 @@ test('a server whose call was cancelled stops sending the large response', async
   }
 });
 
+test('a server shutting down gracefully finishes streaming a large response first', async () => {
+  const pair = await startPair();
+  try {
+    const total = 24 * MiB;
+    const download = pair.client.call('download', { size: total });
+    await until(() => pair.clientCounters.bytesIn > MiB);
+    const closing = pair.server.close({ graceMs: 10_000 });
+    const out = await download as Buffer;
+    assert.is(out.length, total);
+    await closing;
+  } finally {
+    await pair.close();
+  }
+});
+
 test.run();
