@@ -69,7 +69,7 @@ export interface ClientOptions {
    * other calls (when the server supports it); 0 turns fragments off both ways. Default 65536.
    */
   fragmentBytes?: number;
-  /** Fragmented responses received at once per connection (advertised to the server). Default 16. */
+  /** Fragmented responses received at once per connection (advertised to the server); with `maxMessageBytes` it bounds reassembly memory. Default 4. */
   maxPartialMessages?: number;
   /**
    * Fragment bytes the server may send ahead of this side's acknowledgements (advertised): bounds what
@@ -198,7 +198,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     maxFrameBytes: intOption(`${at}.maxFrameBytes`, options.maxFrameBytes, 16 * MiB, 64, 0xffffffff),
     maxMessageBytes: intOption(`${at}.maxMessageBytes`, options.maxMessageBytes, 64 * MiB, 1, 0xffffffff),
     fragmentBytes: fragmentOption(`${at}.fragmentBytes`, options.fragmentBytes),
-    maxPartialMessages: intOption(`${at}.maxPartialMessages`, options.maxPartialMessages, 16, 1, 0xffffffff),
+    maxPartialMessages: intOption(`${at}.maxPartialMessages`, options.maxPartialMessages, 4, 1, 0xffffffff),
     fragmentWindowBytes: intOption(`${at}.fragmentWindowBytes`, options.fragmentWindowBytes, 256 * 1024, 1024, 0xffffffff),
     compressAboveBytes: intOption(`${at}.compressAboveBytes`, options.compressAboveBytes, 0, 0),
     keepaliveMs: intOption(`${at}.keepaliveMs`, options.keepaliveMs, 30_000, 0),

@@ -30,7 +30,7 @@ export interface ServerOptions {
    * other calls (when the client supports it); 0 turns fragments off both ways. Default 65536.
    */
   fragmentBytes?: number;
-  /** Fragmented requests received at once per connection (advertised to the client). Default 16. */
+  /** Fragmented requests received at once per connection (advertised to the client); with `maxMessageBytes` it bounds reassembly memory. Default 4. */
   maxPartialMessages?: number;
   /**
    * Fragment bytes the client may send ahead of this side's acknowledgements (advertised): bounds what
@@ -133,7 +133,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     maxFrameBytes: intOption(`${at}.maxFrameBytes`, options.maxFrameBytes, 16 * MiB, 64, 0xffffffff),
     maxMessageBytes: intOption(`${at}.maxMessageBytes`, options.maxMessageBytes, 64 * MiB, 1, 0xffffffff),
     fragmentBytes: fragmentOption(`${at}.fragmentBytes`, options.fragmentBytes),
-    maxPartialMessages: intOption(`${at}.maxPartialMessages`, options.maxPartialMessages, 16, 1, 0xffffffff),
+    maxPartialMessages: intOption(`${at}.maxPartialMessages`, options.maxPartialMessages, 4, 1, 0xffffffff),
     fragmentWindowBytes: intOption(`${at}.fragmentWindowBytes`, options.fragmentWindowBytes, 256 * 1024, 1024, 0xffffffff),
     compressAboveBytes: intOption(`${at}.compressAboveBytes`, options.compressAboveBytes, 0, 0),
     maxConcurrentCalls: intOption(`${at}.maxConcurrentCalls`, options.maxConcurrentCalls, 16384, 1),

@@ -65,7 +65,9 @@ for (const [who, serverOn, clientOn] of [['server', false, true], ['client', tru
 /** A raw client that completed the extensions handshake (SPEC vectors) with a real echo server. */
 async function rawSession(protocol: Protocol, maxMessageBytes: number) {
   const x = extensionVectors();
-  const server = createServer({ protocol, handlers: { echo: (req: { item: unknown }) => req.item }, compressAboveBytes: 1024, maxMessageBytes });
+  const server = createServer({
+    protocol, handlers: { echo: (req: { item: unknown }) => req.item }, compressAboveBytes: 1024, maxMessageBytes, maxPartialMessages: 16,
+  });
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
   const socket = connect({ host: '127.0.0.1', port });
   const reader = new SocketReader(socket);

@@ -47,7 +47,10 @@ async function rawServer(script: (socket: Socket, reader: SocketReader) => Promi
 }
 
 test('a raw client sending the extension vectors gets the SPEC answers from a real server', async () => {
-  const server = createServer({ protocol, handlers: { echo: (req: { item: unknown }) => req.item }, compressAboveBytes: 1024 });
+  // P = 16 as in the vectors.
+  const server = createServer({
+    protocol, handlers: { echo: (req: { item: unknown }) => req.item }, compressAboveBytes: 1024, maxPartialMessages: 16,
+  });
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
   const socket = connect({ host: '127.0.0.1', port });
   const reader = new SocketReader(socket);
@@ -87,7 +90,9 @@ test('a real client offers the extensions, fragments exactly as the vector, and 
     seen.push(await readMessage(reader));
     socket.write(x.compressedResponse);
   });
-  const client = createClient({ protocol, endpoints: [`127.0.0.1:${raw.port}`], fragmentBytes: 8, compressAboveBytes: 1 << 20 });
+  const client = createClient({
+    protocol, endpoints: [`127.0.0.1:${raw.port}`], fragmentBytes: 8, compressAboveBytes: 1 << 20, maxPartialMessages: 16,
+  });
   try {
     const r = await client.call('echo', { item: vectorItem });
     assert.equal({ ...r }, vectorItem);
