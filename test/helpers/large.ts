@@ -10,6 +10,7 @@ protocol Large {
   bytes download(int size);
   int upload(bytes data);
   string ping(string s);
+  void drop(bytes data) oneway;
 }`);
 
 /** Byte and call counters of one side. */
@@ -27,6 +28,8 @@ export interface Pair {
   clientCounters: Counters;
   /** Uploads whose handler ran. */
   uploads: number;
+  /** Sizes received by the one-way `drop`. */
+  dropped: number[];
   close(): Promise<void>;
 }
 
@@ -41,7 +44,7 @@ export function pattern(size: number, salt = 0): Buffer {
 export async function startPair(serverOptions: Partial<ServerOptions> = {}, clientOptions: Partial<ClientOptions> = {}): Promise<Pair> {
   const serverCounters: Counters = { bytesIn: 0, bytesOut: 0, connections: 0 };
   const clientCounters: Counters = { bytesIn: 0, bytesOut: 0, connections: 0 };
-  const pair = { uploads: 0 } as Pair;
+  const pair = { uploads: 0, dropped: [] as number[] } as Pair;
   const server = createServer({
     protocol: largeProtocol,
     handlers: {
@@ -52,6 +55,7 @@ export async function startPair(serverOptions: Partial<ServerOptions> = {}, clie
         return req.data.length;
       },
       ping: (req: { s: string }) => req.s,
+      drop: (req: { data: Buffer }) => { pair.dropped.push(req.data.length); },
     },
     observer: {
       bytesReceived: (n) => { serverCounters.bytesIn += n; },

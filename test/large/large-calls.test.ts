@@ -1,7 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Code, RpcError } from '../../src/index.js';
-import { pattern, startPair, until, type Pair } from '../helpers/large.js';
+import { Code, RpcError, createClient, createServer } from '../../src/index.js';
+import { largeProtocol, pattern, startPair, until, type Pair } from '../helpers/large.js';
 
 /** Large messages on real sockets: fragments, interleaving, limits mid-stream, cancellation. */
 const test = suite('large messages');
@@ -161,6 +161,43 @@ test('a server whose call was cancelled stops sending the large response', async
     assert.ok(pair.serverCounters.bytesOut < total / 2, `server sent ${pair.serverCounters.bytesOut} of ${total} bytes`);
   } finally {
     await pair.close();
+  }
+});
+
+test('a large one-way message resolves once queued, still arrives whole, and closing the client waits for it', async () => {
+  const pair = await startPair();
+  try {
+    await pair.client.call('drop', { data: pattern(12 * MiB) });
+    assert.is(await pair.client.call('ping', { s: 'behind' }), 'behind');
+    await until(() => pair.dropped.length === 1);
+    assert.equal(pair.dropped, [12 * MiB]);
+    await pair.client.call('drop', { data: pattern(6 * MiB) });
+    await pair.client.close();
+    await until(() => pair.dropped.length === 2);
+    assert.equal(pair.dropped, [12 * MiB, 6 * MiB]);
+  } finally {
+    await pair.close();
+  }
+});
+
+test('fragment options are validated with their path', () => {
+  const bad: Array<[() => unknown, string]> = [
+    [() => createClient({ protocol: largeProtocol, endpoints: ['127.0.0.1:1'], fragmentBytes: 4 }), 'options.fragmentBytes'],
+    [() => createClient({ protocol: largeProtocol, endpoints: ['127.0.0.1:1'], fragmentWindowBytes: 10 }), 'options.fragmentWindowBytes'],
+    [() => createServer({ protocol: largeProtocol, handlers: {}, maxPartialMessages: 0 }), 'options.maxPartialMessages'],
+    [() => createServer({ protocol: largeProtocol, handlers: {}, compressAboveBytes: -1 }), 'options.compressAboveBytes'],
+    [() => createServer({ protocol: largeProtocol, handlers: {}, maxMessageBytes: 0 }), 'options.maxMessageBytes'],
+  ];
+  for (const [make, path] of bad) {
+    let err: unknown;
+    try {
+      make();
+    } catch (e) {
+      err = e;
+    }
+    assert.instance(err, RpcError, path);
+    assert.is((err as RpcError).code, Code.INVALID_ARGUMENT);
+    assert.ok((err as RpcError).message.includes(path), (err as RpcError).message);
   }
 });
 
