@@ -321,6 +321,10 @@ export class ClientConnection {
       error = new RpcError(Code.UNAVAILABLE, `${this.host}:${this.port} closed the connection during the handshake `
         + `(${error.message}); a TLS server spoken to in plaintext, or not an avrpc server?`, { cause: error.cause ?? error });
     }
+    if (!wasReady && this.closeError === undefined && !error.isRemote && (error.code === Code.INTERNAL || error.code === Code.RESOURCE_EXHAUSTED)) {
+      // Bytes we could not parse before the handshake finished: the endpoint is not (yet) an avrpc server.
+      error = new RpcError(Code.UNAVAILABLE, `${this.host}:${this.port} is not an avrpc v1 server (${error.message})`, { cause: error });
+    }
     this.closeError ??= error;
     if (this.state !== 'closed') this.transition('closed');
     if (!wasReady || this.calls.size > 0) this.countFailure();
