@@ -176,6 +176,13 @@ export class ClientConnection {
   private send(call: ClientCall): void {
     const d = this.draft;
     const msg = call.msg;
+    const reading = this.codec!.responses[msg.index]!;
+    if (reading.incompatible !== undefined && reading.response === undefined) {
+      // We could not read the server's answer: refuse before the server runs the call.
+      this.calls.take(call.id);
+      call.reject(new RpcError(Code.FAILED_PRECONDITION, `message ${msg.name}: cannot read the server's response: ${reading.incompatible}`));
+      return;
+    }
     d.index = msg.index;
     d.timeoutMs = call.deadline < 0 ? -1 : Math.max(1, Math.ceil(call.deadline - performance.now()));
     d.metadata = call.metadata;
@@ -231,8 +238,10 @@ export class ClientConnection {
     try {
       const head = readErrorHead(flags, body);
       let details: unknown;
-      if (call !== undefined && (flags & Flag.DECLARED) !== 0) {
-        details = decodeDeclared(call.msg.errors, body, head.offset, this.codec!.responses[call.msg.index]!.errors);
+      const reading = call === undefined ? undefined : this.codec!.responses[call.msg.index]!;
+      // When the server's error union cannot be resolved into ours, keep its code and message only.
+      if (call !== undefined && (flags & Flag.DECLARED) !== 0 && !(reading!.incompatible !== undefined && reading!.errors === undefined)) {
+        details = decodeDeclared(call.msg.errors, body, head.offset, reading!.errors);
       }
       error = new RpcError(head.code as Code, head.message, { isRemote: true, metadata: head.metadata, details });
     } catch (err) {
