@@ -176,6 +176,13 @@ export class ClientConnection {
   private send(call: ClientCall): void {
     const d = this.draft;
     const msg = call.msg;
+    const reading = this.codec!.responses[msg.index]!;
+    if (reading.incompatible !== undefined && reading.response === undefined) {
+      // We could not read the server's answer: refuse before the server runs the call.
+      this.calls.take(call.id);
+      call.reject(new RpcError(Code.FAILED_PRECONDITION, `message ${msg.name}: cannot read the server's response: ${reading.incompatible}`));
+      return;
+    }
     d.index = msg.index;
     d.timeoutMs = call.deadline < 0 ? -1 : Math.max(1, Math.ceil(call.deadline - performance.now()));
     d.metadata = call.metadata;
@@ -231,8 +238,10 @@ export class ClientConnection {
     try {
       const head = readErrorHead(flags, body);
       let details: unknown;
-      if (call !== undefined && (flags & Flag.DECLARED) !== 0) {
-        details = decodeDeclared(call.msg.errors, body, head.offset, this.codec!.responses[call.msg.index]!.errors);
+      const reading = call === undefined ? undefined : this.codec!.responses[call.msg.index]!;
+      // When the server's error union cannot be resolved into ours, keep its code and message only.
+      if (call !== undefined && (flags & Flag.DECLARED) !== 0 && !(reading!.incompatible !== undefined && reading!.errors === undefined)) {
+        details = decodeDeclared(call.msg.errors, body, head.offset, reading!.errors);
       }
       error = new RpcError(head.code as Code, head.message, { isRemote: true, metadata: head.metadata, details });
     } catch (err) {
@@ -320,6 +329,10 @@ export class ClientConnection {
     if (!wasReady && this.closeError === undefined && error.code === Code.UNAVAILABLE && error.cause === undefined && this.prefaceSent) {
       error = new RpcError(Code.UNAVAILABLE, `${this.host}:${this.port} closed the connection during the handshake `
         + `(${error.message}); a TLS server spoken to in plaintext, or not an avrpc server?`, { cause: error.cause ?? error });
+    }
+    if (!wasReady && this.closeError === undefined && !error.isRemote && (error.code === Code.INTERNAL || error.code === Code.RESOURCE_EXHAUSTED)) {
+      // Bytes we could not parse before the handshake finished: the endpoint is not (yet) an avrpc server.
+      error = new RpcError(Code.UNAVAILABLE, `${this.host}:${this.port} is not an avrpc v1 server (${error.message})`, { cause: error });
     }
     this.closeError ??= error;
     if (this.state !== 'closed') this.transition('closed');

@@ -241,7 +241,10 @@ export class ServerConnection {
     ctx.finish();
     const observer = this.shared.options.observer;
     if (ctx.cancelled || this.running.get(id) !== ctx) {
+      // A call past its deadline stays in `running` until its handler returns; free its id now.
+      if (this.running.get(id) === ctx) this.running.delete(id);
       observer?.callEnded?.(msg.name, Code.CANCELLED, performance.now() - ctx.startedAt);
+      if (this.state === 'draining' && this.running.size === 0) this.framed.end();
       return;
     }
     this.running.delete(id);
