@@ -182,6 +182,9 @@ export class ServerConnection {
       if (head.metadataBytes > o.maxMetadataBytes) {
         return this.refuse(id, oneWay, Code.RESOURCE_EXHAUSTED, `metadata of ${head.metadataBytes} bytes exceeds maxMetadataBytes (${o.maxMetadataBytes})`);
       }
+      if (body.length - head.offset > o.maxMessageBytes) {
+        return this.refuse(id, oneWay, Code.RESOURCE_EXHAUSTED, `request of ${body.length - head.offset} bytes exceeds maxMessageBytes (${o.maxMessageBytes})`);
+      }
       const incoming = this.codec!.requests[head.index];
       if (incoming === undefined) return this.refuse(id, oneWay, Code.UNIMPLEMENTED, `unknown message index ${head.index}`);
       if (incoming.local === null || o.handlers[incoming.local.index] === undefined) {
