@@ -16,7 +16,7 @@ import { FramedSocket, type FramedSocketOptions } from './framed-socket.js';
 import { decodeDeclared, decodeExact } from './payload.js';
 
 /** Filled options of a {@link ClientConnection}. */
-export interface ClientConnectionOptions extends Omit<FramedSocketOptions, 'expectPreface' | 'pauseReadsWhenBlocked' | 'maxQueuedBytes'> {
+export interface ClientConnectionOptions extends Omit<FramedSocketOptions, 'expectPreface' | 'pauseReadsWhenBlocked'> {
   /** Time allowed for TCP connect plus handshake, in ms. */
   connectTimeoutMs: number;
   /** Opens the socket (plain TCP by default; TLS plugs in here). */
@@ -91,7 +91,7 @@ export class ClientConnection {
   ) {
     this.observer = options.observer;
     const socket = options.dial(host, port);
-    this.framed = new FramedSocket(socket, { ...options, expectPreface: false, pauseReadsWhenBlocked: false, maxQueuedBytes: Infinity }, {
+    this.framed = new FramedSocket(socket, { ...options, expectPreface: false, pauseReadsWhenBlocked: false }, {
       onFrame: (type, flags, id, body) => this.onFrame(type, flags, id, body),
       onClose: (error) => this.onClose(error),
     });
