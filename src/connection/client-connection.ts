@@ -67,6 +67,8 @@ export class ClientConnection {
   state: ClientConnectionState = 'connecting';
   /** Why the connection closed, once it has. */
   closeError: RpcError | undefined;
+  /** `lastId` of a graceful GOAWAY (code 0): requests sent after it were never run by the server. */
+  private goawayLastId = -1;
   private readonly calls = new CallTable();
   private readonly framed: FramedSocket;
   private codec: PeerCodec | undefined;
@@ -261,6 +263,7 @@ export class ClientConnection {
     try {
       const g = readGoaway(body);
       if (g.code !== Code.OK) this.closeError = new RpcError(g.code as Code, g.message, { isRemote: true });
+      else this.goawayLastId = g.lastId;
     } catch {
       // A malformed GOAWAY still means "go away".
     }
@@ -340,9 +343,16 @@ export class ClientConnection {
     for (const call of this.calls.drain()) {
       call.conn = null;
       call.avoidEndpoint = this.endpoint.key;
-      call.owner.attemptFailed(call, this.closeError, call.sent);
+      call.owner.attemptFailed(call, this.closeError, call.sent && !this.afterGoaway(call.id));
     }
     for (const w of this.closeWaiters.splice(0)) w();
+  }
+
+  /** True when `id` was sent after the last request a graceful GOAWAY accepted (ids wrap at 2^32). */
+  private afterGoaway(id: number): boolean {
+    if (this.goawayLastId < 0) return false;
+    const distance = (id - this.goawayLastId) >>> 0;
+    return distance > 0 && distance < 0x80000000;
   }
 
   private transition(to: ClientConnectionState): void {

@@ -5,6 +5,7 @@ import { readGoaway } from '../../src/framing/bodies.js';
 import { FrameType } from '../../src/framing/frame.js';
 import { deferred, item, loadEcho, rejection, startServer, until, type Item, type Started } from '../helpers/echo-fixture.js';
 import { RawClient, errorOf, requestFrame } from '../helpers/raw-client.js';
+import { fakeServer } from '../helpers/fake-server.js';
 
 /** server.close({ graceMs }): GOAWAY, in-flight calls finish, new calls refused, sockets closed by the deadline. */
 const test = suite('graceful close');
@@ -141,6 +142,31 @@ test('with a second endpoint, calls go transparently to it while the first one d
     await client.close();
     await a.started.server.close();
     await b.server.close({ graceMs: 1000 });
+  }
+});
+
+test('requests in flight when a server closes an idle connection are retried, not lost', async () => {
+  // A server that, like a real one draining an idle connection, sends GOAWAY naming the last request it
+  // took (none) and closes without answering a request that crossed the GOAWAY on the wire.
+  let crossed = 0;
+  const closing = await fakeServer({
+    onFrame: (socket, type, _flags, id) => {
+      if (type !== FrameType.REQUEST) return;
+      crossed++;
+      const goaway = Buffer.from([0, 0, 0, 6, FrameType.GOAWAY, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+      goaway.writeUInt32BE(id - 1, 10);
+      socket.end(goaway);
+    },
+  });
+  const good = await startServer({ protocol, handlers: { echo: (req: { item: Item }) => req.item } });
+  const client = createClient({ protocol, endpoints: [closing.endpoint, good.endpoint], balancer: 'roundRobin' });
+  try {
+    for (let i = 0; i < 6; i++) assert.is((await client.call<Item>('echo', { item: item(i) })).id, i);
+    assert.ok(crossed >= 1, 'some calls were first sent to the closing server');
+  } finally {
+    await client.close();
+    await closing.close();
+    await good.server.close({ graceMs: 1000 });
   }
 });
 
