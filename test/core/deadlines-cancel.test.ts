@@ -89,6 +89,7 @@ test('aborting the AbortSignal sends CANCEL: the handler sees CANCELLED, the cal
     // Only a CANCEL frame can tell the server: the socket is still open and no deadline was set.
     const reason = await aborted[0]!;
     assert.is(reason.code, Code.CANCELLED);
+    assert.match(reason.message, /cancelled by the client/, 'a CANCEL frame, not a closed connection');
     assert.is(entered[0]!.ctx.deadline, Infinity);
     assert.is(started.server.connections, 1);
     assert.is((await client.call<Item>('echo', { item: item(-1) })).id, -1, 'the socket still works');
