@@ -5,6 +5,7 @@ import { Code, createClient, type Protocol } from '../../src/index.js';
 import { FrameType } from '../../src/framing/frame.js';
 import { item, loadEcho, startServer, type Item } from '../helpers/echo-fixture.js';
 import { fakeServer } from '../helpers/fake-server.js';
+import { RawClient, requestFrame } from '../helpers/raw-client.js';
 
 /**
  * Outgoing data under backpressure and write batching. Asserts byte and write counts, never time:
@@ -128,6 +129,37 @@ test('calls issued in one tick leave in one socket write, and the server answers
     assert.ok(sw <= 2 * sr && sw <= 20, `${sw} server writes for ${N} answers (${sr} reads)`);
   } finally {
     await client.close();
+    await started.server.close({ graceMs: 1000 });
+  }
+});
+
+test('a client that does not read its answers: the server stops reading requests, then serves them all', async () => {
+  let handled = 0;
+  const started = await startServer({ protocol, handlers: { echo: (req: { item: Item }) => { handled++; return req.item; } } });
+  const raw = await RawClient.connect(started.port);
+  try {
+    raw.socket.pause();
+    const N = 480; // 30 MiB of requests, and as much in answers
+    const blob = Buffer.alloc(BLOB, 3);
+    for (let i = 1; i <= N; i++) raw.write(requestFrame(protocol, i, 'echo', { item: { ...item(i), blob } }));
+    // Wait until the server makes no progress for a while: it is blocked on us, not busy.
+    let last = -1;
+    while (handled !== last) {
+      last = handled;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(handled < N / 2, `the server ran ${handled} of ${N} calls for a client that reads nothing`);
+    raw.socket.resume();
+    const ids = new Set<number>();
+    for (let i = 0; i < N; i++) {
+      const f = await raw.frame();
+      assert.is(f.type, FrameType.RESPONSE);
+      ids.add(f.id);
+    }
+    assert.is(ids.size, N);
+    assert.is(handled, N);
+  } finally {
+    await raw.close();
     await started.server.close({ graceMs: 1000 });
   }
 });
