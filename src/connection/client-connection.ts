@@ -16,7 +16,7 @@ import { FramedSocket, type FramedSocketOptions } from './framed-socket.js';
 import { decodeDeclared, decodeExact } from './payload.js';
 
 /** Filled options of a {@link ClientConnection}. */
-export interface ClientConnectionOptions extends Omit<FramedSocketOptions, 'expectPreface' | 'pauseReadsWhenBlocked' | 'maxQueuedBytes'> {
+export interface ClientConnectionOptions extends Omit<FramedSocketOptions, 'expectPreface' | 'pauseReadsWhenBlocked'> {
   /** Time allowed for TCP connect plus handshake, in ms. */
   connectTimeoutMs: number;
   /** Opens the socket (plain TCP by default; TLS plugs in here). */
@@ -67,6 +67,8 @@ export class ClientConnection {
   state: ClientConnectionState = 'connecting';
   /** Why the connection closed, once it has. */
   closeError: RpcError | undefined;
+  /** `lastId` of a graceful GOAWAY (code 0): requests sent after it were never run by the server. */
+  private goawayLastId = -1;
   private readonly calls = new CallTable();
   private readonly framed: FramedSocket;
   private codec: PeerCodec | undefined;
@@ -91,7 +93,7 @@ export class ClientConnection {
   ) {
     this.observer = options.observer;
     const socket = options.dial(host, port);
-    this.framed = new FramedSocket(socket, { ...options, expectPreface: false, pauseReadsWhenBlocked: false, maxQueuedBytes: Infinity }, {
+    this.framed = new FramedSocket(socket, { ...options, expectPreface: false, pauseReadsWhenBlocked: false }, {
       onFrame: (type, flags, id, body) => this.onFrame(type, flags, id, body),
       onClose: (error) => this.onClose(error),
     });
@@ -261,6 +263,7 @@ export class ClientConnection {
     try {
       const g = readGoaway(body);
       if (g.code !== Code.OK) this.closeError = new RpcError(g.code as Code, g.message, { isRemote: true });
+      else this.goawayLastId = g.lastId;
     } catch {
       // A malformed GOAWAY still means "go away".
     }
@@ -340,9 +343,16 @@ export class ClientConnection {
     for (const call of this.calls.drain()) {
       call.conn = null;
       call.avoidEndpoint = this.endpoint.key;
-      call.owner.attemptFailed(call, this.closeError, call.sent);
+      call.owner.attemptFailed(call, this.closeError, call.sent && !this.afterGoaway(call.id));
     }
     for (const w of this.closeWaiters.splice(0)) w();
+  }
+
+  /** True when `id` was sent after the last request a graceful GOAWAY accepted (ids wrap at 2^32). */
+  private afterGoaway(id: number): boolean {
+    if (this.goawayLastId < 0) return false;
+    const distance = (id - this.goawayLastId) >>> 0;
+    return distance > 0 && distance < 0x80000000;
   }
 
   private transition(to: ClientConnectionState): void {

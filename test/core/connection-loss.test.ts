@@ -42,7 +42,7 @@ test('server process killed with SIGKILL: every pending call rejects UNAVAILABLE
     });
     child.once('exit', (code) => reject(new Error(`server process exited with ${code}`)));
   });
-  const client = createClient({ protocol, endpoints: [`127.0.0.1:${port}`], waitForReadyMs: 100 });
+  const client = createClient({ protocol, endpoints: [`127.0.0.1:${port}`], waitForReadyMs: 1000 });
   try {
     assert.is((await client.call<Item>('echo', { item: item(-1) })).id, -1);
     const calls = Array.from({ length: N }, (_, i) => client.call('echo', { item: item(i) }));
@@ -71,7 +71,7 @@ test('server-side socket reset mid-call: every pending call rejects UNAVAILABLE 
       if (type === FrameType.REQUEST && ++requests === N) socket.resetAndDestroy();
     },
   });
-  const client = createClient({ protocol, endpoints: [fake.endpoint], waitForReadyMs: 100 });
+  const client = createClient({ protocol, endpoints: [fake.endpoint] });
   try {
     const { outcomes, settledTogether } = pendingCalls(Array.from({ length: N }, (_, i) => client.call('echo', { item: item(i) })));
     const errors = await outcomes;
@@ -94,7 +94,7 @@ test('keepalive PINGs detect a peer that went silent after the handshake: pendin
     },
   });
   const client = createClient({
-    protocol, endpoints: [fake.endpoint], keepaliveMs: 30, keepaliveTimeoutMs: 60, waitForReadyMs: 100,
+    protocol, endpoints: [fake.endpoint], keepaliveMs: 30, keepaliveTimeoutMs: 60,
   });
   try {
     const { outcomes, settledTogether } = pendingCalls([1, 2, 3].map((i) => client.call('echo', { item: item(i) })));

@@ -37,6 +37,7 @@ test('a call past its deadline rejects DEADLINE_EXCEEDED and the handler signal 
   const { started, entered, aborted } = await abortWatchingServer();
   const client = createClient({ protocol, endpoints: [started.endpoint] });
   try {
+    await client.call('echo', { item: item(-1) }); // connected, so the deadline is spent on the call itself
     const err = await rejection(client.call('echo', { item: item(1) }, { timeoutMs: 50 }));
     assert.is(err.code, Code.DEADLINE_EXCEEDED);
     assert.is(err.isRemote, false);
@@ -88,6 +89,7 @@ test('aborting the AbortSignal sends CANCEL: the handler sees CANCELLED, the cal
     // Only a CANCEL frame can tell the server: the socket is still open and no deadline was set.
     const reason = await aborted[0]!;
     assert.is(reason.code, Code.CANCELLED);
+    assert.match(reason.message, /cancelled by the client/, 'a CANCEL frame, not a closed connection');
     assert.is(entered[0]!.ctx.deadline, Infinity);
     assert.is(started.server.connections, 1);
     assert.is((await client.call<Item>('echo', { item: item(-1) })).id, -1, 'the socket still works');

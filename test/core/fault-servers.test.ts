@@ -31,7 +31,7 @@ async function stillHealthy(): Promise<void> {
 
 test('reset mid-call: UNAVAILABLE', async () => {
   const fake = await fakeServer({ onFrame: (socket, type) => { if (type === FrameType.REQUEST) socket.resetAndDestroy(); } });
-  const client = createClient({ protocol, endpoints: [fake.endpoint], waitForReadyMs: 200 });
+  const client = createClient({ protocol, endpoints: [fake.endpoint], waitForReadyMs: 5000 });
   try {
     const err = await rejection(client.call('echo', { item: item(1) }));
     assert.is(err.code, Code.UNAVAILABLE);
@@ -47,7 +47,7 @@ test('garbage bytes instead of a handshake: UNAVAILABLE, not an avrpc server', a
     socket.resume();
     socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
   });
-  const client = createClient({ protocol, endpoints: [raw.endpoint], waitForReadyMs: 300, backoff: { initialMs: 5000 } });
+  const client = createClient({ protocol, endpoints: [raw.endpoint], waitForReadyMs: 1500, backoff: { initialMs: 5000 } });
   try {
     const err = await rejection(client.call('echo', { item: item(1) }));
     assert.is(err.code, Code.UNAVAILABLE, `${err.codeName}: ${err.message}`);
@@ -65,7 +65,7 @@ test('garbage frames after the handshake: pending calls fail INTERNAL (protocol 
       if (type === FrameType.REQUEST) socket.write(Buffer.from('00000003ee0000000001616263', 'hex')); // frame type 0xee
     },
   });
-  const client = createClient({ protocol, endpoints: [fake.endpoint], waitForReadyMs: 200 });
+  const client = createClient({ protocol, endpoints: [fake.endpoint], waitForReadyMs: 5000 });
   try {
     const err = await rejection(client.call('echo', { item: item(1) }));
     assert.is(err.code, Code.INTERNAL, `${err.codeName}: ${err.message}`);
@@ -83,7 +83,7 @@ test('an oversized length prefix from the server: RESOURCE_EXHAUSTED, checked be
       if (type === FrameType.REQUEST) socket.write(Buffer.from('fffffff00400000000010000', 'hex'));
     },
   });
-  const client = createClient({ protocol, endpoints: [fake.endpoint], maxFrameBytes: 1024, waitForReadyMs: 200 });
+  const client = createClient({ protocol, endpoints: [fake.endpoint], maxFrameBytes: 1024, waitForReadyMs: 5000 });
   try {
     const before = process.memoryUsage().arrayBuffers;
     const err = await rejection(client.call('echo', { item: item(1) }));
@@ -119,7 +119,7 @@ test('silence (a server that never answers the handshake): UNAVAILABLE after wai
   let accepted = 0;
   const silent = await rawServer(() => { accepted++; });
   const client = createClient({
-    protocol, endpoints: [silent.endpoint], connectTimeoutMs: 50, waitForReadyMs: 400, backoff: { initialMs: 20 },
+    protocol, endpoints: [silent.endpoint], connectTimeoutMs: 50, waitForReadyMs: 1000, backoff: { initialMs: 20 },
   });
   try {
     const err = await rejection(client.call('echo', { item: item(1) }));
@@ -159,7 +159,7 @@ test('silence after the handshake: the call deadline still gives DEADLINE_EXCEED
 
 test('a server that accepts and closes at once: UNAVAILABLE', async () => {
   const closer = await rawServer((socket) => socket.end());
-  const client = createClient({ protocol, endpoints: [closer.endpoint], waitForReadyMs: 300, backoff: { initialMs: 20 } });
+  const client = createClient({ protocol, endpoints: [closer.endpoint], waitForReadyMs: 1000, backoff: { initialMs: 20 } });
   try {
     const err = await rejection(client.call('echo', { item: item(1) }));
     assert.is(err.code, Code.UNAVAILABLE);
@@ -173,7 +173,7 @@ test('nothing listening: UNAVAILABLE', async () => {
   const gone = await rawServer(() => undefined);
   const endpoint = gone.endpoint;
   await gone.close();
-  const client = createClient({ protocol, endpoints: [endpoint], waitForReadyMs: 300, backoff: { initialMs: 20 } });
+  const client = createClient({ protocol, endpoints: [endpoint], waitForReadyMs: 1000, backoff: { initialMs: 20 } });
   try {
     const err = await rejection(client.call('echo', { item: item(1) }));
     assert.is(err.code, Code.UNAVAILABLE);
