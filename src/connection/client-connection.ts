@@ -76,6 +76,8 @@ export class ClientConnection {
   private readonly closeWaiters: Array<() => void> = [];
   private readonly draft: RequestDraft = { index: 0, timeoutMs: -1, metadata: undefined, type: null!, value: null };
   private meta: Record<string, Buffer> = {};
+  /** Last request id a gracefully draining server accepted (from its GOAWAY); later ones never ran. */
+  private goawayLastId = -1;
   private readonly observer: RpcObserver | undefined;
 
   constructor(
@@ -251,6 +253,8 @@ export class ClientConnection {
   private onGoaway(body: Buffer): void {
     try {
       const g = readGoaway(body);
+      // Only a graceful GOAWAY's last id is exact; an error GOAWAY may carry 0 while handlers run.
+      if (g.code === Code.OK) this.goawayLastId = g.lastId;
       if (g.code !== Code.OK) this.closeError = new RpcError(g.code as Code, g.message, { isRemote: true });
     } catch {
       // A malformed GOAWAY still means "go away".
@@ -327,7 +331,9 @@ export class ClientConnection {
     for (const call of this.calls.drain()) {
       call.conn = null;
       call.avoidEndpoint = this.endpoint.key;
-      call.owner.attemptFailed(call, this.closeError, call.sent);
+      // A request after the GOAWAY's last id reached a draining server that refused it without running it.
+      const mayHaveRun = call.sent && !(this.goawayLastId >= 0 && call.id > this.goawayLastId);
+      call.owner.attemptFailed(call, this.closeError, mayHaveRun);
     }
     for (const w of this.closeWaiters.splice(0)) w();
   }
