@@ -163,12 +163,10 @@ export class FramedSocket {
 
   private armKeepalive(ms: number): void {
     this.keepaliveDueAt = performance.now() + ms;
-    if (this.keepaliveTimer === undefined) {
-      this.keepaliveTimer = setTimeout(this.onKeepalive, ms);
-      this.keepaliveTimer.unref();
-    } else {
-      this.keepaliveTimer.refresh();
-    }
+    // A new timer each time: `refresh()` would keep the first delay, turning keepaliveTimeoutMs into keepaliveMs.
+    clearTimeout(this.keepaliveTimer);
+    this.keepaliveTimer = setTimeout(this.onKeepalive, ms);
+    this.keepaliveTimer.unref();
   }
 
   private stopKeepalive(): void {
@@ -193,7 +191,15 @@ export class FramedSocket {
       // Our own event loop stalled: the answer may be unread in the socket. Not the peer's fault.
       this.armKeepalive(keepaliveTimeoutMs);
     } else {
-      this.destroy(new RpcError(Code.UNAVAILABLE, `keepalive timeout: no answer to PING within ${keepaliveTimeoutMs} ms`));
+      // Timers run before I/O in a loop turn: if our loop was blocked up to about now, the answer may
+      // be unread in the socket. Judge after this turn's I/O has been read.
+      setImmediate(this.judgeKeepalive);
     }
+  };
+
+  private readonly judgeKeepalive = (): void => {
+    if (this.closed) return;
+    if (this.gotData) return this.onKeepalive();
+    this.destroy(new RpcError(Code.UNAVAILABLE, `keepalive timeout: no answer to PING within ${this.options.keepaliveTimeoutMs} ms`));
   };
 }
