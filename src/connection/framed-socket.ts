@@ -74,7 +74,10 @@ export class FramedSocket {
 
   /** Schedules one write of everything appended to the encoder during this tick. */
   flushSoon(): void {
-    if (this.flushScheduled || this.closed) return;
+    if (this.closed) return;
+    // Checked per appended frame, not per flush: one chunk of requests can produce many responses in a tick.
+    if (this.socket.writableLength + this.encoder.pendingBytes > this.options.maxQueuedBytes) return this.flush();
+    if (this.flushScheduled) return;
     this.flushScheduled = true;
     process.nextTick(this.flush);
   }
@@ -142,6 +145,8 @@ export class FramedSocket {
   };
 
   private readonly onFrame: FrameSink = (type, flags, id, body) => {
+    // The rest of a chunk after we gave up on the peer (protocol error, queue cap) is not worth any work.
+    if (this.closed) return;
     if (type === FrameType.PING) {
       this.encoder.raw(FrameType.PONG, 0, id, null);
       this.flushSoon();

@@ -49,6 +49,8 @@ export class ServerConnection {
   private idleTimer: NodeJS.Timeout | undefined;
   private requestsSinceIdleCheck = 0;
   private authenticating = false;
+  /** HELLOs seen: a handshake needs at most two (the second after NEED_PROTOCOL). */
+  private hellos = 0;
   /** The peer; gains its `principal` once authenticated. */
   peer: PeerInfo;
 
@@ -99,6 +101,8 @@ export class ServerConnection {
 
   private onHello(body: Buffer): void {
     if (this.authenticating) return this.framed.fail(new RpcError(Code.INTERNAL, 'protocol error: HELLO during authentication'));
+    // Each HELLO may cost a protocol parse and a WELCOME carrying our whole protocol text: allow no loop.
+    if (++this.hellos > 2) return this.framed.fail(new RpcError(Code.INTERNAL, 'protocol error: more than two HELLOs'));
     const local = this.shared.options.protocol;
     let hello: Hello;
     let remote: Protocol | undefined;
