@@ -78,8 +78,6 @@ export class ClientConnection {
   private readonly closeWaiters: Array<() => void> = [];
   private readonly draft: RequestDraft = { index: 0, timeoutMs: -1, metadata: undefined, type: null!, value: null };
   private meta: Record<string, Buffer> = {};
-  /** Last request id a gracefully draining server accepted (from its GOAWAY); later ones never ran. */
-  private goawayLastId = -1;
   private readonly observer: RpcObserver | undefined;
 
   constructor(
@@ -266,8 +264,7 @@ export class ClientConnection {
       const g = readGoaway(body);
       // Only a graceful GOAWAY's last id is exact; an error GOAWAY may carry 0 while handlers run.
       if (g.code === Code.OK) this.goawayLastId = g.lastId;
-      if (g.code !== Code.OK) this.closeError = new RpcError(g.code as Code, g.message, { isRemote: true });
-      else this.goawayLastId = g.lastId;
+      else this.closeError = new RpcError(g.code as Code, g.message, { isRemote: true });
     } catch {
       // A malformed GOAWAY still means "go away".
     }
