@@ -78,6 +78,11 @@ export interface ClientOptions {
   fragmentWindowBytes?: number;
   /** Compress requests of at least this many bytes with deflate, when the server agrees; 0: off both ways. Default 0. */
   compressAboveBytes?: number;
+  /**
+   * Bytes of requests queued for one socket whose server does not read them, before that connection
+   * is dropped and its calls fail RESOURCE_EXHAUSTED. Default 32 MiB.
+   */
+  maxQueuedBytes?: number;
   /** Idle time before the client PINGs the server, in ms; 0 disables. Default 30000. */
   keepaliveMs?: number;
   /** Time to wait for any answer to a PING before failing the connection, in ms. Default 10000. */
@@ -129,6 +134,7 @@ export interface ResolvedClientOptions {
   maxPartialMessages: number;
   fragmentWindowBytes: number;
   compressAboveBytes: number;
+  maxQueuedBytes: number;
   keepaliveMs: number;
   keepaliveTimeoutMs: number;
   resolverCacheSize: number;
@@ -201,6 +207,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     maxPartialMessages: intOption(`${at}.maxPartialMessages`, options.maxPartialMessages, 4, 1, 0xffffffff),
     fragmentWindowBytes: intOption(`${at}.fragmentWindowBytes`, options.fragmentWindowBytes, 256 * 1024, 1024, 0xffffffff),
     compressAboveBytes: intOption(`${at}.compressAboveBytes`, options.compressAboveBytes, 0, 0),
+    maxQueuedBytes: intOption(`${at}.maxQueuedBytes`, options.maxQueuedBytes, 32 * MiB, 1024),
     keepaliveMs: intOption(`${at}.keepaliveMs`, options.keepaliveMs, 30_000, 0),
     keepaliveTimeoutMs: intOption(`${at}.keepaliveTimeoutMs`, options.keepaliveTimeoutMs, 10_000, 1),
     resolverCacheSize: intOption(`${at}.resolverCacheSize`, options.resolverCacheSize, 64, 1),

@@ -23,8 +23,6 @@ export interface ServerOptions {
   handlers: Record<string, Handler>;
   /** Largest frame body accepted, in bytes. Default 16 MiB. */
   maxFrameBytes?: number;
-  /** Largest request accepted, in bytes, after reassembly and decompression; larger gets RESOURCE_EXHAUSTED. Default 64 MiB. */
-  maxMessageBytes?: number;
   /**
    * Responses larger than this many bytes go out in fragments of at most this size, interleaved with
    * other calls (when the client supports it); 0 turns fragments off both ways. Default 65536.
@@ -63,6 +61,13 @@ export interface ServerOptions {
   idleTimeoutMs?: number;
   /** Largest request metadata, in bytes as sent; larger gets RESOURCE_EXHAUSTED. Default 8192. */
   maxMetadataBytes?: number;
+  /**
+   * Largest request, in bytes: its payload as sent, and its whole body after reassembly of fragments and
+   * after decompression. A larger one is refused with RESOURCE_EXHAUSTED for that call only (a fragmented
+   * one as soon as its declared size arrives); the connection stays open. May exceed `maxFrameBytes`
+   * (requests above it arrive in fragments). Default 64 MiB.
+   */
+  maxMessageBytes?: number;
   /** Bytes queued for a client that does not read before it is disconnected. Default 32 MiB. */
   maxQueuedBytes?: number;
   /** Middleware around every handler, first outermost. Default none. */
@@ -84,7 +89,6 @@ export interface ResolvedServerOptions {
   /** Handlers indexed by local message index (undefined: UNIMPLEMENTED). */
   handlers: (Handler | undefined)[];
   maxFrameBytes: number;
-  maxMessageBytes: number;
   fragmentBytes: number;
   maxPartialMessages: number;
   fragmentWindowBytes: number;
@@ -100,6 +104,7 @@ export interface ResolvedServerOptions {
   maxConnections: number;
   idleTimeoutMs: number;
   maxMetadataBytes: number;
+  maxMessageBytes: number;
   maxQueuedBytes: number;
   observer: RpcObserver | undefined;
   logger: Logger;
@@ -127,11 +132,11 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
   if (interceptors.length > 0) for (let i = 0; i < handlers.length; i++) if (handlers[i]) handlers[i] = chainHandler(handlers[i]!, interceptors);
   if (options.logger !== undefined && !isLogger(options.logger)) invalid(`${at}.logger`, 'must have debug, info, warn and error methods');
   if (options.observer !== undefined && (options.observer === null || typeof options.observer !== 'object')) invalid(`${at}.observer`, 'must be an object');
+  const maxFrameBytes = intOption(`${at}.maxFrameBytes`, options.maxFrameBytes, 16 * MiB, 64, 0xffffffff);
   return {
     protocol,
     handlers,
-    maxFrameBytes: intOption(`${at}.maxFrameBytes`, options.maxFrameBytes, 16 * MiB, 64, 0xffffffff),
-    maxMessageBytes: intOption(`${at}.maxMessageBytes`, options.maxMessageBytes, 64 * MiB, 1, 0xffffffff),
+    maxFrameBytes,
     fragmentBytes: fragmentOption(`${at}.fragmentBytes`, options.fragmentBytes),
     maxPartialMessages: intOption(`${at}.maxPartialMessages`, options.maxPartialMessages, 4, 1, 0xffffffff),
     fragmentWindowBytes: intOption(`${at}.fragmentWindowBytes`, options.fragmentWindowBytes, 256 * 1024, 1024, 0xffffffff),
@@ -150,6 +155,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     maxConnections: intOption(`${at}.maxConnections`, options.maxConnections, 10_000, 1),
     idleTimeoutMs: intOption(`${at}.idleTimeoutMs`, options.idleTimeoutMs, 600_000, 0),
     maxMetadataBytes: intOption(`${at}.maxMetadataBytes`, options.maxMetadataBytes, 8192, 0),
+    maxMessageBytes: intOption(`${at}.maxMessageBytes`, options.maxMessageBytes, 64 * MiB, 0, 0xffffffff),
     maxQueuedBytes: intOption(`${at}.maxQueuedBytes`, options.maxQueuedBytes, 32 * MiB, 1024),
     observer: options.observer,
     logger: options.logger ?? silentLogger,

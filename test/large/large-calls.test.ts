@@ -186,7 +186,7 @@ test('fragment options are validated with their path', () => {
     [() => createClient({ protocol: largeProtocol, endpoints: ['127.0.0.1:1'], fragmentWindowBytes: 10 }), 'options.fragmentWindowBytes'],
     [() => createServer({ protocol: largeProtocol, handlers: {}, maxPartialMessages: 0 }), 'options.maxPartialMessages'],
     [() => createServer({ protocol: largeProtocol, handlers: {}, compressAboveBytes: -1 }), 'options.compressAboveBytes'],
-    [() => createServer({ protocol: largeProtocol, handlers: {}, maxMessageBytes: 0 }), 'options.maxMessageBytes'],
+    [() => createServer({ protocol: largeProtocol, handlers: {}, maxMessageBytes: -1 }), 'options.maxMessageBytes'],
   ];
   for (const [make, path] of bad) {
     let err: unknown;
