@@ -146,6 +146,7 @@ export class ServerConnection {
     this.framed.flushSoon();
     this.codec = this.shared.cache.codec(remote);
     clearTimeout(this.handshakeTimer);
+    this.framed.startKeepalive();
     if (this.state === 'handshaking') this.transition('ready');
     this.armIdleCheck();
   }
