@@ -330,6 +330,7 @@ export class ClientConnection {
     }
     this.codec = this.cache.codec(remote);
     clearTimeout(this.connectTimer);
+    this.framed.startKeepalive();
     this.observer?.connectionOpened?.(this.endpoint.key);
     if (this.state === 'connecting') this.transition('ready');
     for (const call of this.calls.unsent()) this.send(call);

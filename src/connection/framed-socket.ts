@@ -75,7 +75,14 @@ export class FramedSocket {
     socket.on('drain', this.onDrain);
     socket.on('error', this.onError);
     socket.on('close', this.onSocketClose);
-    if (options.keepaliveMs > 0) this.armKeepalive(options.keepaliveMs);
+  }
+
+  /**
+   * Starts keepalive PINGs, once the owner's handshake is done: a PING (or the PONG it asks for)
+   * written before the client's preface would make the server drop the connection.
+   */
+  startKeepalive(): void {
+    if (this.options.keepaliveMs > 0 && !this.closed && this.keepaliveTimer === undefined) this.armKeepalive(this.options.keepaliveMs);
   }
 
   /** True once the socket is closed or closing. */

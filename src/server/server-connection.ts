@@ -157,6 +157,7 @@ export class ServerConnection {
     this.framed.use(negotiated);
     this.codec = this.shared.cache.codec(remote);
     clearTimeout(this.handshakeTimer);
+    this.framed.startKeepalive();
     if (this.state === 'handshaking') this.transition('ready');
     this.armIdleCheck();
   }

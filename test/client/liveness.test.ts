@@ -131,4 +131,15 @@ test('a peer that really went silent is still detected: keepalive fails the conn
   assert.is(await call, 14 /* UNAVAILABLE: a write that may have run is not retried */);
 });
 
+test('keepalive shorter than a slow handshake (credentials fetched for 100 ms): no PING before the preface', async () => {
+  const s = await startServer('auth', 0, { keepaliveMs: 20, authenticate: (h: { token?: string }) => ({ user: h.token }) });
+  servers.push(s);
+  const c = createClient({
+    protocol: poolProtocol(), endpoints: [s.endpoint], keepaliveMs: 20, waitForReadyMs: 3000,
+    credentials: () => new Promise<string>((resolve) => setTimeout(resolve, 100, 'token')),
+  });
+  clients.push(c);
+  assert.is(await c.call('write', { delayMs: 0 }), 'auth');
+});
+
 test.run();

@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import { createClient, type Client } from '../../src/client/client.js';
 import type { ClientOptions } from '../../src/client/client-options.js';
 import type { ConnectionView } from '../../src/client/balancer.js';
+import { createStaticRegistry } from '../../src/discovery/index.js';
 import { poolProtocol, startServer, until, type TestServer } from '../helpers/pool-fixture.js';
 
 const test = suite('pool balancing');
@@ -98,6 +99,28 @@ test('connectionsPerEndpoint sockets per endpoint; least-connections spreads ove
   assert.is(stats.length, 3);
   for (const s of stats) assert.is(s.connections, 3, JSON.stringify(stats));
   for (const s of servers) assert.is(s.server.connections >= 3, true);
+});
+
+test('weighted follows the weights the servers registered with', async () => {
+  const registry = createStaticRegistry();
+  const weights = [1, 3, 0];
+  const regs = await Promise.all(servers.map((s, i) => registry.register({
+    name: 'pool', version: '1.0.0', host: '127.0.0.1', port: s.port, weight: weights[i]!,
+  })));
+  const c = client({ endpoints: undefined, discovery: { registry, service: 'pool' }, balancer: 'weighted' });
+  await c.call('read', { delayMs: 0 });
+  await until(() => c.stats().length === 3 && c.stats().every((e) => e.ready === 1), 5000, 'all discovered');
+  const by: Record<string, number> = {};
+  for (let i = 0; i < 400; i++) {
+    const name = await c.call<string>('read', { delayMs: 0 });
+    by[name] = (by[name] ?? 0) + 1;
+  }
+  assert.is(by.slow ?? 0, 0, `weight 0 gets nothing: ${JSON.stringify(by)}`);
+  assert.ok((by.s1 ?? 0) > 2 * (by.s0 ?? 0), `weight 3 vs 1: ${JSON.stringify(by)}`);
+  assert.ok((by.s0 ?? 0) > 40, `weight 1 still gets its quarter: ${JSON.stringify(by)}`);
+  await c.close();
+  await Promise.all(regs.map((r) => r.deregister()));
+  await registry.close();
 });
 
 test.run();
