@@ -3,7 +3,7 @@ import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 
 /**
- * Per-message compression (SPEC.md section 11): raw DEFLATE on libuv's thread pool, so a large
+ * Per-message compression (SPEC.md section 12): raw DEFLATE on libuv's thread pool, so a large
  * message never blocks the event loop. Level 1: on a LAN the wire is rarely slower than zlib.
  */
 

@@ -58,7 +58,7 @@ export class FramedSocket {
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private keepaliveDueAt = 0;
   private lingerTimer: NodeJS.Timeout | undefined;
-  /** Compression, fragments and their window (SPEC.md section 11). */
+  /** Compression, fragments and their window (SPEC.md section 12). */
   private readonly large: LargeMessages;
   private roundTimer: NodeJS.Immediate | undefined;
   private endPending = false;
@@ -90,7 +90,7 @@ export class FramedSocket {
     return this.closed;
   }
 
-  /** The extensions this side offers (SPEC.md section 11.1), from its options. */
+  /** The extensions this side offers (SPEC.md section 12.1), from its options. */
   get support(): ExtensionSupport {
     return this.large.support;
   }

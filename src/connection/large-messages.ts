@@ -7,7 +7,7 @@ import { Reassembler } from '../framing/reassembler.js';
 import { compress, decompress } from './compression.js';
 import { Outbox } from './outbox.js';
 
-/** Options of the large-message extensions (SPEC.md section 11), filled. */
+/** Options of the large-message extensions (SPEC.md section 12), filled. */
 export interface LargeMessageOptions {
   /** Largest fragment frame body sent; larger messages are fragmented. 0: no fragments (none offered). */
   fragmentBytes: number;
@@ -63,7 +63,7 @@ export class LargeMessages {
     });
   }
 
-  /** The extensions this side offers (SPEC.md section 11.1), from its options. */
+  /** The extensions this side offers (SPEC.md section 12.1), from its options. */
   get support(): ExtensionSupport {
     const o = this.options;
     return { maxPartialMessages: o.fragmentBytes > 0 ? o.maxPartialMessages : 0, windowBytes: o.fragmentWindowBytes, compression: o.compressAboveBytes > 0 };

@@ -15,10 +15,10 @@ interface Outgoing {
 }
 
 /**
- * Large messages waiting to go out in fragments (SPEC.md section 11.2). Each {@link round} appends one
+ * Large messages waiting to go out in fragments (SPEC.md section 12.2). Each {@link round} appends one
  * fragment of every open message to the encoder, so small frames queued between rounds overtake them,
  * and keeps at most `maxOpen` messages open (the `P` the peer advertised); the others wait their turn
- * in arrival order. Fragment bytes also spend `credit` (the peer's window, section 11.3): without
+ * in arrival order. Fragment bytes also spend `credit` (the peer's window, section 12.3): without
  * credit nothing goes out until the peer acknowledges, which keeps the bytes queued ahead of a small
  * frame (in kernel buffers too) to about one window. Fragments are views of the message: no copy.
  */

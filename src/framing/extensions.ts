@@ -1,5 +1,5 @@
 /**
- * Handshake negotiation of the large-message extensions (SPEC.md section 11.1): fragments and
+ * Handshake negotiation of the large-message extensions (SPEC.md section 12.1): fragments and
  * per-message compression, offered by the client in HELLO `meta` and accepted by the server in WELCOME
  * `meta`. Pure data: no sockets here.
  */

@@ -19,9 +19,9 @@ export const FrameType = {
   PING: 0x07,
   PONG: 0x08,
   GOAWAY: 0x09,
-  /** Next bytes of a fragmented REQUEST or RESPONSE (SPEC.md section 11); only once negotiated. */
+  /** Next bytes of a fragmented REQUEST or RESPONSE (SPEC.md section 12); only once negotiated. */
   CONTINUATION: 0x0a,
-  /** Acknowledges fragment bytes read, returning send credit to the peer (SPEC.md section 11.3). */
+  /** Acknowledges fragment bytes read, returning send credit to the peer (SPEC.md section 12.3). */
   WINDOW: 0x0b,
 } as const;
 
@@ -41,7 +41,7 @@ export const Flag = {
   ONE_WAY: 0x04,
   /** ERROR: a declared Avro error value (the message's error union) ends the body. */
   DECLARED: 0x08,
-  /** REQUEST, RESPONSE: the message bytes are deflate-compressed (negotiated, SPEC.md section 11). */
+  /** REQUEST, RESPONSE: the message bytes are deflate-compressed (negotiated, SPEC.md section 12). */
   COMPRESSED: 0x40,
   /** REQUEST, RESPONSE, CONTINUATION: more fragments of this message follow (negotiated). */
   MORE: 0x80,

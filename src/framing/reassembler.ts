@@ -26,7 +26,7 @@ interface Partial {
 }
 
 /**
- * Rebuilds fragmented messages (SPEC.md section 11.2) from frames. The first fragment declares the
+ * Rebuilds fragmented messages (SPEC.md section 12.2) from frames. The first fragment declares the
  * total size, which is checked against `maxMessageBytes` before anything is allocated; the buffer is
  * then allocated once and every fragment is copied into place once. Rule violations throw an
  * `RpcError` (a protocol error for the connection). Pure: no sockets.
