@@ -9,7 +9,8 @@
  * 3. memory per side while an N MB echo is in flight, from `process.memoryUsage()` (target: at most
  *    about 2N MB beyond the payload itself).
  *
- * Usage: `npm run build && node dist/bench/large.js [1] [2] [3]` (parts to run; default all).
+ * Usage: `npm run build && node dist/bench/large.js [1] [2] [3] [--window=BYTES]` (parts to run, default
+ * all; the fragment window both sides advertise, default the library's).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -25,6 +26,9 @@ import { largeProtocol } from '../test/helpers/large.js';
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 const MiB = 1024 * 1024;
+/** `--window=BYTES`: the fragment window both sides advertise (default: the library's). */
+const windowArg = process.argv.find((a) => a.startsWith('--window='));
+const fragmentWindowBytes = windowArg === undefined ? undefined : Number(windowArg.slice('--window='.length));
 
 interface Ports { fragOn: number; fragOff: number; raw: number }
 
@@ -54,7 +58,7 @@ function rawEchoServer(): Promise<number> {
 
 async function serverMain(): Promise<void> {
   const handlers = { echo: (req: { data: Buffer }) => req.data, ping: (req: { s: string }) => req.s };
-  const on = createServer({ protocol: largeProtocol, handlers, maxMessageBytes: 256 * MiB, maxQueuedBytes: 256 * MiB });
+  const on = createServer({ protocol: largeProtocol, handlers, maxMessageBytes: 256 * MiB, maxQueuedBytes: 256 * MiB, fragmentWindowBytes });
   const off = createServer({ protocol: largeProtocol, handlers, fragmentBytes: 0, maxFrameBytes: 256 * MiB, maxMessageBytes: 256 * MiB, maxQueuedBytes: 256 * MiB });
   const ports: Ports = {
     fragOn: (await on.listen({ host: '127.0.0.1', port: 0 })).port,
@@ -113,7 +117,7 @@ function request(child: ChildProcess, msg: string): Promise<{ peak?: number; p99
 async function latencyUnderLoad(child: ChildProcess, port: number, fragments: boolean, bigInFlight: number, ms: number) {
   const client = createClient({
     protocol: largeProtocol, endpoints: [`127.0.0.1:${port}`], fragmentBytes: fragments ? undefined : 0,
-    maxFrameBytes: 256 * MiB, maxMessageBytes: 256 * MiB,
+    maxFrameBytes: 256 * MiB, maxMessageBytes: 256 * MiB, fragmentWindowBytes,
   });
   await client.call('ping', { s: 'warm' });
   const data = Buffer.alloc(8 * MiB, 3);
@@ -229,7 +233,7 @@ async function memoryFor(child: ChildProcess, port: number, n: number) {
 
 async function main(): Promise<void> {
   const started = Date.now();
-  const child = fork(fileURLToPath(import.meta.url), ['--server'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(fileURLToPath(import.meta.url), ['--server', ...(windowArg === undefined ? [] : [windowArg])], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const ports = await new Promise<Ports>((resolve) => child.once('message', (m) => resolve(m as Ports)));
   const fmt = (x: number) => x.toFixed(2);
   const only = process.argv.slice(2).filter((a) => /^[123]$/.test(a));
@@ -247,7 +251,7 @@ async function main(): Promise<void> {
     if (want('2')) {
     console.log('2. 1 MB echo throughput, payload bytes/s one way, 4 in flight, 1 connection');
     const raw = await rawThroughput(ports.raw, 4, 4000);
-    const onClient = createClient({ protocol: largeProtocol, endpoints: [`127.0.0.1:${ports.fragOn}`] });
+    const onClient = createClient({ protocol: largeProtocol, endpoints: [`127.0.0.1:${ports.fragOn}`], fragmentWindowBytes });
     const on = await avrpcThroughput(onClient, 4, 4000);
     await onClient.close();
     const offClient = createClient({ protocol: largeProtocol, endpoints: [`127.0.0.1:${ports.fragOff}`], fragmentBytes: 0 });
