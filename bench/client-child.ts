@@ -4,10 +4,8 @@
  * parent over IPC, then exits.
  */
 import { createClient, loadProtocol, type BalancerName } from '../src/index.js';
-import { grpcClient } from './grpc-echo.js';
 import { runLoad, type CallFn } from './load.js';
 import { benchItem, repoFile } from './payload.js';
-import { rawClient } from './raw-echo.js';
 import type { System } from './report.js';
 
 /** What the parent asks a client process to do. */
@@ -18,6 +16,8 @@ export interface ClientJob {
   warmupMs: number;
   measureMs: number;
   balancer?: BalancerName;
+  /** avrpc only: send every call with a deadline and metadata. */
+  withDeadlineAndMetadata?: boolean;
 }
 
 const job = JSON.parse(process.argv[2]!) as ClientJob;
@@ -27,11 +27,11 @@ let close: () => unknown;
 
 if (job.kind === 'raw' || job.kind === 'rawBatched') {
   const body = protocol.message('echo')!.response.toBuffer(benchItem);
-  const c = await rawClient(job.ports[0]!, job.kind === 'rawBatched');
+  const c = await (await import('./raw-echo.js')).rawClient(job.ports[0]!, job.kind === 'rawBatched');
   call = () => c.call(body);
   close = () => c.close();
 } else if (job.kind === 'grpc') {
-  const c = await grpcClient(job.ports[0]!);
+  const c = await (await import('./grpc-echo.js')).grpcClient(job.ports[0]!);
   call = () => c.call(benchItem);
   close = () => c.close();
 } else {
@@ -42,7 +42,8 @@ if (job.kind === 'raw' || job.kind === 'rawBatched') {
   });
   const request = { item: benchItem };
   await client.call('echo', request);
-  call = () => client.call('echo', request);
+  const options = job.withDeadlineAndMetadata ? { timeoutMs: 5000, metadata: { 'trace-id': '4bf92f3577b34da6a3ce929d0e0e4736' } } : undefined;
+  call = () => client.call('echo', request, options);
   close = () => client.close();
 }
 

@@ -11,7 +11,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { BalancerName } from '../src/index.js';
@@ -37,12 +37,18 @@ interface Scenario {
   /** Handler delay of each server process, in ms; one entry per server. */
   serverDelaysMs: number[];
   balancer?: BalancerName;
+  withDeadlineAndMetadata?: boolean;
 }
 
 const SLOW_MS = 2;
 const scenarios: Scenario[] = [
-  { id: 'echo-1', title: 'echo Item, 1 in flight', systems: ['avrpc', 'grpc', 'raw', 'rawBatched'], inFlight: 1, serverDelaysMs: [0] },
+  // With one call in flight there is one frame per tick: the batched raw echo would measure the same as the floor.
+  { id: 'echo-1', title: 'echo Item, 1 in flight', systems: ['avrpc', 'grpc', 'raw'], inFlight: 1, serverDelaysMs: [0] },
   { id: 'echo-64', title: 'echo Item, 64 in flight', systems: ['avrpc', 'grpc', 'raw', 'rawBatched'], inFlight: 64, serverDelaysMs: [0] },
+  {
+    id: 'echo-64-dm', title: 'echo Item, 64 in flight, with deadline and metadata',
+    systems: ['avrpc'], inFlight: 64, serverDelaysMs: [0], withDeadlineAndMetadata: true,
+  },
   {
     id: 'lb-lc', title: `2 servers, 1 slowed ${SLOW_MS} ms, least-connections, 64 in flight`,
     systems: ['avrpc'], inFlight: 64, serverDelaysMs: [0, SLOW_MS], balancer: 'leastConnections',
@@ -85,6 +91,7 @@ async function runOnce(s: Scenario, system: System): Promise<{ result: LoadResul
       kind: system, ports: servers.map((x) => x.port), inFlight: s.inFlight,
       warmupMs: warmupSeconds * 1000, measureMs: seconds * 1000,
       ...(s.balancer === undefined ? {} : { balancer: s.balancer }),
+      ...(s.withDeadlineAndMetadata === true ? { withDeadlineAndMetadata: true } : {}),
     };
     const client = fork(here('./client-child.js'), [JSON.stringify(job)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const timer = setTimeout(() => client.kill('SIGKILL'), (warmupSeconds + seconds + 60) * 1000);
@@ -150,10 +157,19 @@ async function main(): Promise<void> {
     'echo-1 avrpc/floor calls/s': ratio(get('echo-1', 'avrpc')?.callsPerSec, get('echo-1', 'raw')?.callsPerSec),
     'echo-64 avrpc/raw batched calls/s': ratio(get('echo-64', 'avrpc')?.callsPerSec, get('echo-64', 'rawBatched')?.callsPerSec),
     'echo-64 avrpc/raw batched p99': ratio(get('echo-64', 'avrpc')?.p99Us, get('echo-64', 'rawBatched')?.p99Us),
-    'echo-1 avrpc/raw batched p50': ratio(get('echo-1', 'avrpc')?.p50Us, get('echo-1', 'rawBatched')?.p50Us),
+    'echo-64 with/without deadline and metadata calls/s': ratio(get('echo-64-dm', 'avrpc')?.callsPerSec, get('echo-64', 'avrpc')?.callsPerSec),
     'lb least-connections/round-robin calls/s': ratio(get('lb-lc', 'avrpc')?.callsPerSec, get('lb-rr', 'avrpc')?.callsPerSec),
     'lb least-connections/round-robin p99': ratio(get('lb-lc', 'avrpc')?.p99Us, get('lb-rr', 'avrpc')?.p99Us),
   };
+  const addNote = (id: string, note: string): void => {
+    const row = rows.find((r) => r.id === id);
+    if (row !== undefined) row.note = [note, row.note].filter(Boolean).join('; ');
+  };
+  const dm = ratios['echo-64 with/without deadline and metadata calls/s']!;
+  if (!Number.isNaN(dm)) addNote('echo-64-dm', `calls/s ${times(dm)} of plain echo at 64`);
+  const lbRate = ratios['lb least-connections/round-robin calls/s']!;
+  const lbP99 = ratios['lb least-connections/round-robin p99']!;
+  if (!Number.isNaN(lbRate)) addNote('lb-lc', `calls/s ${times(lbRate)} round-robin, p99 ${times(lbP99)} round-robin`);
   const target = (what: string, key: string, limit: string, ok: (v: number) => boolean): TargetCheck[] =>
     Number.isNaN(ratios[key]!) ? [] : [{ what, value: ratios[key]!, limit, ok: ok(ratios[key]!) }];
   const targets = [
@@ -178,8 +194,21 @@ async function main(): Promise<void> {
     writeFileSync(`${dir}/latest.md`, `# avrpc benchmark results\n\n${markdown(report)}`);
     writeFileSync(`${dir}/latest.svg`, svg(report));
     writeFileSync(`${dir}/latest.json`, `${JSON.stringify(report, null, 2)}\n`);
+    updateReadme(markdown(report));
     console.log(`\nwrote bench/results/latest.md, latest.svg, latest.json (${((Date.now() - started) / 1000).toFixed(0)} s)`);
   }
+}
+
+/** Replaces the table between README.md's bench markers, when they exist. */
+function updateReadme(table: string): void {
+  const path = repoFile('README.md');
+  const text = readFileSync(path, 'utf8');
+  const start = '<!-- bench:start -->';
+  const end = '<!-- bench:end -->';
+  const a = text.indexOf(start);
+  const b = text.indexOf(end);
+  if (a < 0 || b < a) return;
+  writeFileSync(path, `${text.slice(0, a + start.length)}\n${table}${text.slice(b)}`);
 }
 
 await main();

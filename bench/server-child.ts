@@ -4,8 +4,6 @@
  * `{ calls }` (calls handled so far) and exits on `'stop'`, or when the parent goes away.
  */
 import { createServer, loadProtocol } from '../src/index.js';
-import { startGrpcServer } from './grpc-echo.js';
-import { startRawServer } from './raw-echo.js';
 import { repoFile } from './payload.js';
 
 const kind = process.argv[2];
@@ -13,14 +11,15 @@ const delayMs = Number(process.argv[3] ?? 0);
 let calls = 0;
 
 async function start(): Promise<{ port: number; close(): Promise<void> }> {
-  if (kind === 'raw' || kind === 'rawBatched') return startRawServer(kind === 'rawBatched');
-  if (kind === 'grpc') return startGrpcServer(delayMs);
+  // Imported on demand: an avrpc process never loads grpc-js, and the reverse.
+  if (kind === 'raw' || kind === 'rawBatched') return (await import('./raw-echo.js')).startRawServer(kind === 'rawBatched');
+  if (kind === 'grpc') return (await import('./grpc-echo.js')).startGrpcServer(delayMs);
   if (kind !== 'avrpc') throw new Error(`unknown server kind ${kind}`);
   const protocol = await loadProtocol(repoFile('protocol/echo.avdl'));
   type Req = { item: unknown };
   const echo = delayMs > 0
     ? (req: Req) => new Promise((resolve) => setTimeout(() => { calls++; resolve(req.item); }, delayMs))
-    : (req: Req) => { calls++; return req.item; };
+    : async (req: Req) => { calls++; return req.item; };
   const server = createServer({ protocol, handlers: { echo } });
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
   return { port, close: () => server.close({ graceMs: 1000 }) };
