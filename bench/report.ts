@@ -133,7 +133,8 @@ function esc(s: string): string {
 
 /**
  * Two horizontal bar charts, one above the other: calls/s per scenario and system, and p99 latency
- * per scenario and system. Each chart has its own linear scale.
+ * per scenario and system. Bars are scaled per scenario (1 and 64 in flight differ by 10x), and
+ * every bar carries its value.
  */
 export function svg(report: BenchReport): string {
   const barH = 14;
@@ -148,25 +149,23 @@ export function svg(report: BenchReport): string {
     y += 20;
     parts.push(`<text x="10" y="${y}" font-size="13" font-weight="bold">${esc(title)}</text>`);
     y += 8;
-    let max = 0;
-    for (const row of report.rows) for (const s of SYSTEMS) { const r = row.results[s]; if (r) max = Math.max(max, value(r)); }
-    if (max <= 0) max = 1;
     for (const row of report.rows) {
       const systems = SYSTEMS.filter((s) => row.results[s] !== undefined);
+      const max = Math.max(1e-9, ...systems.map((s) => value(row.results[s]!)));
       const groupH = systems.length * barH;
       parts.push(`<text x="10" y="${y + groupH / 2 + 4}" font-size="11">${esc(row.title)}</text>`);
       for (const s of systems) {
         const v = value(row.results[s]!);
         const w = Math.max(1, Math.round((v / max) * plotW));
-        parts.push(`<rect x="${labelW}" y="${y}" width="${w}" height="${barH - 2}" fill="${COLOR[s]}"/>`);
+        parts.push(`<rect class="bar" x="${labelW}" y="${y}" width="${w}" height="${barH - 2}" fill="${COLOR[s]}"/>`);
         parts.push(`<text x="${labelW + w + 4}" y="${y + barH - 4}" font-size="10">${esc(`${LABEL[s]} ${fmt(v)}`)}</text>`);
         y += barH;
       }
       y += gap;
     }
   };
-  chart('calls/s (higher is better)', (r) => r.callsPerSec, rate);
-  chart('p99 latency (lower is better)', (r) => r.p99Us, latency);
+  chart('calls/s (higher is better; bars scaled per scenario)', (r) => r.callsPerSec, rate);
+  chart('p99 latency (lower is better; bars scaled per scenario)', (r) => r.p99Us, latency);
   y += 10;
   let x = 10;
   for (const s of SYSTEMS) {

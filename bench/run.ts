@@ -7,7 +7,8 @@
  * BENCH_ROUNDS (each run is repeated this many times, interleaved with the others so that noise from
  * the machine hits every system alike; the best round counts; default 3), BENCH_ONLY (a substring of
  * `scenario/system` to run a subset; skips the micro benchmarks and writes no result files),
- * BENCH_PROFILE (a directory: children run with `--cpu-prof` and write their profiles there).
+ * BENCH_PROFILE (a directory: children run with `--cpu-prof` and write their profiles there),
+ * BENCH_NODE_ARGS (more Node flags for the children, e.g. `--trace-gc`).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -60,7 +61,10 @@ const scenarios: Scenario[] = [
 ];
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
-const execArgv = profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir];
+const execArgv = [
+  ...(profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir]),
+  ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
+];
 
 async function startServer(kind: System, delayMs: number): Promise<{ child: ChildProcess; port: number }> {
   const child = fork(here('./server-child.js'), [kind, String(delayMs)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
