@@ -74,7 +74,8 @@ async function runBench(targetText: string, message: string, json: string, flags
     });
     try {
       const options: CallOptions = { timeoutMs: flags.timeout, ...(metadata === undefined ? {} : { metadata }) };
-      await client.call(message, request, options); // warm-up: connect and handshake outside the measurement
+      // Warm-up: connect and handshake outside the measurement; its outcome is measured below anyway.
+      await client.call(message, request, options).catch(() => undefined);
       const report = await load(flags, message, () => client.call(message, request, options));
       process.stdout.write(flags.json ? `${JSON.stringify(report)}\n` : formatReport(report));
     } finally {
