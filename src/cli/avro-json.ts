@@ -52,6 +52,15 @@ export function jsonMessages(protocol: Protocol): Map<string, JsonMessage> {
   return out;
 }
 
+/** Throws INVALID_ARGUMENT when `text` is not JSON: checked before connecting anywhere. */
+export function checkJsonSyntax(text: string): void {
+  try {
+    parseJson(text);
+  } catch (err) {
+    throw new RpcError(Code.INVALID_ARGUMENT, `request: ${(err as Error).message}`);
+  }
+}
+
 /**
  * Parses a message's request from Avro JSON text (the parameters as one object). Throws
  * INVALID_ARGUMENT saying what is wrong.

@@ -17,6 +17,9 @@ const program = new Command('avrpc')
   .addCommand(callCommand())
   .addCommand(describeCommand())
   .addCommand(benchCommand())
-  .showHelpAfterError();
+  .showHelpAfterError()
+  .addHelpText('after', `
+Failures print CODE_NAME: message on stderr and exit with status 64 + the code's number
+(e.g. 68 DEADLINE_EXCEEDED, 78 UNAVAILABLE); usage errors exit 1.`);
 
 await program.parseAsync(process.argv);

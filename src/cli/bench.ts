@@ -10,7 +10,7 @@ import { createClient } from '../client/client.js';
 import type { CallOptions } from '../client/client-options.js';
 import { Code, codeName } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
-import { jsonMessages, requestFromJson } from './avro-json.js';
+import { checkJsonSyntax, jsonMessages, requestFromJson } from './avro-json.js';
 import {
   addConnectFlags, collect, duration, parseMetadata, positiveInt, protocolFor, reportFailure, resolveTarget, type ConnectFlags,
 } from './options.js';
@@ -63,6 +63,7 @@ export function benchCommand(): Command {
 
 async function runBench(targetText: string, message: string, json: string, flags: BenchFlags): Promise<void> {
   const metadata = parseMetadata(flags.metadata);
+  checkJsonSyntax(json);
   const target = resolveTarget(targetText, flags);
   try {
     const protocol = await protocolFor(target, flags, flags.timeout);

@@ -6,7 +6,7 @@ import { createClient } from '../client/client.js';
 import type { CallOptions } from '../client/client-options.js';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
-import { declaredErrorJson, jsonMessages, requestFromJson, toAvroJson, type JsonMessage } from './avro-json.js';
+import { checkJsonSyntax, declaredErrorJson, jsonMessages, requestFromJson, toAvroJson, type JsonMessage } from './avro-json.js';
 import { addConnectFlags, collect, parseMetadata, positiveInt, protocolFor, reportFailure, resolveTarget, type ConnectFlags } from './options.js';
 
 interface CallFlags extends ConnectFlags {
@@ -37,6 +37,7 @@ and exits with status 64 + the code's number (e.g. 78 for UNAVAILABLE).`);
 
 async function runCall(targetText: string, message: string, json: string, flags: CallFlags): Promise<void> {
   const metadata = parseMetadata(flags.metadata);
+  checkJsonSyntax(json);
   const target = resolveTarget(targetText, flags);
   try {
     const protocol = await protocolFor(target, flags, flags.timeout);

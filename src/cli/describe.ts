@@ -20,7 +20,7 @@ export function describeCommand(): Command {
     .argument('<target>', 'host:port, or a service name with --registry')
     .option('--json', 'print the protocol JSON (.avpr) instead of IDL')
     .option('--timeout <ms>', 'time allowed for connect and handshake', positiveInt, 5000);
-  addConnectFlags(cmd);
+  addConnectFlags(cmd, false);
   return cmd.action(async (targetText: string, flags: DescribeFlags) => {
     const target = resolveTarget(targetText, flags);
     try {

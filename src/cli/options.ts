@@ -42,9 +42,9 @@ export function reportFailure(err: unknown): void {
   process.exitCode = exitStatusFor(e.code);
 }
 
-/** Adds `--metadata k=v` (repeatable), `--timeout ms` and the connection flags to `cmd`. */
-export function addConnectFlags(cmd: Command): Command {
-  return cmd
+/** Adds the connection flags (TLS, token, registry) to `cmd`, and `--protocol` unless `withProtocol` is false. */
+export function addConnectFlags(cmd: Command, withProtocol = true): Command {
+  cmd
     .option('--tls', 'connect with TLS (implied by --tls-ca / --tls-cert)')
     .option('--tls-ca <file>', 'PEM CA certificates trusted for the server')
     .option('--tls-cert <file>', 'PEM client certificate (mTLS)')
@@ -54,8 +54,8 @@ export function addConnectFlags(cmd: Command): Command {
     .option('--registry <kind>', 'resolve a service-name target with: etcd | dns')
     .option('--etcd-endpoints <urls>', 'etcd URLs, comma separated (with --registry etcd)', 'http://127.0.0.1:2379')
     .option('--dns-server <ip:port>', 'DNS server (with --registry dns; repeatable)', collect, [])
-    .option('--service-version <range>', 'semver range of acceptable service versions')
-    .option('--protocol <file>', 'protocol file (.avdl/.avpr) instead of asking the server');
+    .option('--service-version <range>', 'semver range of acceptable service versions');
+  return withProtocol ? cmd.option('--protocol <file>', 'protocol file (.avdl/.avpr) instead of asking the server') : cmd;
 }
 
 /** commander reducer for repeatable flags. */

@@ -46,7 +46,7 @@ export function serveCommand(): Command {
     .option('--host <host>', 'interface to listen on', '127.0.0.1')
     .option('--port <port>', 'TCP port (0 picks a free one)', portNumber, 0)
     .addOption(new Option('--longs <kind>', 'how handlers see Avro longs').choices(['number', 'bigint']).default('number'))
-    .addOption(new Option('--registry <kind>', 'announce in a registry').choices(['static', 'etcd']).default('static'))
+    .addOption(new Option('--registry <kind>', 'static: none (clients dial host:port); etcd: register --service').choices(['static', 'etcd']).default('static'))
     .option('--etcd-endpoints <urls>', 'etcd URLs, comma separated', 'http://127.0.0.1:2379')
     .option('--service <name>', 'service name to register (required with --registry etcd)')
     .option('--service-version <version>', 'semver version to register', '0.0.0')

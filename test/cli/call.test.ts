@@ -85,7 +85,7 @@ test('unknown message and malformed JSON are refused before any call', async () 
   assert.match(unknown.stderr, /^UNIMPLEMENTED: .*has no message nope.*bump, fail, hang, ping/);
   const bad = await avrpc('call', server.address, 'hang', '{"ms": }');
   assert.is(bad.status, exitStatusFor(Code.INVALID_ARGUMENT));
-  assert.match(bad.stderr, /^INVALID_ARGUMENT: request of hang: invalid JSON/);
+  assert.match(bad.stderr, /^INVALID_ARGUMENT: request: invalid JSON/);
   const wrong = await avrpc('call', server.address, 'hang', '{"ms": "soon"}');
   assert.is(wrong.status, exitStatusFor(Code.INVALID_ARGUMENT));
 });
