@@ -129,7 +129,8 @@ async function load(flags: BenchFlags, message: string, call: () => Promise<unkn
   clearTimeout(timer);
   clearInterval(ticker);
   bar?.stop();
-  const pct = (p: number): number => histogram.getValueAtPercentile(p);
+  // hdr reports a percentile as the top of its bucket, which can exceed the exact max: clamp.
+  const pct = (p: number): number => Math.min(histogram.getValueAtPercentile(p), histogram.maxValue);
   const report: BenchReport = {
     message, concurrency: flags.concurrency, connections: flags.connections, calls: done, ok, errors,
     durationMs: Math.round(elapsed), callsPerSec: Math.round((done / elapsed) * 1000),
