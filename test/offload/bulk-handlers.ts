@@ -53,13 +53,15 @@ export function echo(req: { rows: Row[]; action: string }, ctx: CallContext): un
     // falls through (never reached: exit does not return)
     case 'wait':
       return new Promise((_, reject) => {
-        ctx.signal.addEventListener('abort', () => {
+        const onAbort = (): void => {
           const reason = ctx.signal.reason as RpcError;
           const channel = new BroadcastChannel(REPORT_CHANNEL);
           channel.postMessage({ tag: req.rows[0]?.name ?? '', code: reason.code, threadId } satisfies AbortReport);
           channel.close();
           reject(reason);
-        }, { once: true });
+        };
+        if (ctx.signal.aborted) onAbort();
+        else ctx.signal.addEventListener('abort', onAbort, { once: true });
       });
     case 'spin': {
       // A CPU-bound loop that polls ctx.cancelled, the synchronous way to notice cancellation.
