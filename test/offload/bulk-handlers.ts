@@ -11,11 +11,17 @@ import type { Row } from './bulk-protocol.js';
 /** The BroadcastChannel name handlers report aborts on. */
 export const REPORT_CHANNEL = 'avrpc-offload-test';
 
-/** What a handler reports when its signal aborts. */
+/** What a handler reports when it starts (`code` -1) and when its signal aborts (the reason's code). */
 export interface AbortReport {
   tag: string;
   code: number;
   threadId: number;
+}
+
+function report(tag: string, code: number): void {
+  const channel = new BroadcastChannel(REPORT_CHANNEL);
+  channel.postMessage({ tag, code, threadId } satisfies AbortReport);
+  channel.close();
 }
 
 /** The `echo` message: what it does depends on `action`. */
@@ -52,12 +58,11 @@ export function echo(req: { rows: Row[]; action: string }, ctx: CallContext): un
       process.exit(7);
     // falls through (never reached: exit does not return)
     case 'wait':
+      report(req.rows[0]?.name ?? '', -1);
       return new Promise((_, reject) => {
         const onAbort = (): void => {
           const reason = ctx.signal.reason as RpcError;
-          const channel = new BroadcastChannel(REPORT_CHANNEL);
-          channel.postMessage({ tag: req.rows[0]?.name ?? '', code: reason.code, threadId } satisfies AbortReport);
-          channel.close();
+          report(req.rows[0]?.name ?? '', reason.code);
           reject(reason);
         };
         if (ctx.signal.aborted) onAbort();
@@ -65,10 +70,9 @@ export function echo(req: { rows: Row[]; action: string }, ctx: CallContext): un
       });
     case 'spin': {
       // A CPU-bound loop that polls ctx.cancelled, the synchronous way to notice cancellation.
+      report(req.rows[0]?.name ?? '', -1);
       while (!ctx.cancelled) { /* spin */ }
-      const channel = new BroadcastChannel(REPORT_CHANNEL);
-      channel.postMessage({ tag: req.rows[0]?.name ?? '', code: (ctx.signal.reason as RpcError).code, threadId } satisfies AbortReport);
-      channel.close();
+      report(req.rows[0]?.name ?? '', (ctx.signal.reason as RpcError).code);
       return { rows: [], threadId, info: {} };
     }
     default:
