@@ -198,7 +198,7 @@ export class ServerConnection {
       msg = incoming.local;
       // Offloaded calls keep their payload as bytes: a worker decodes it.
       request = offload?.takes(msg.index, body.length - head.offset) === true
-        ? new OffloadedRequest(this.codec!.remote, head.index, body.subarray(head.offset))
+        ? new OffloadedRequest(this.codec!.remote, head.index, body, head.offset)
         : decodeExact(msg.request, body, head.offset, incoming.resolver);
       ctx = new CallContext(msg.name, head.metadata, head.timeoutMs < 0 ? Infinity : Date.now() + head.timeoutMs, this.peer);
     } catch (err) {

@@ -14,9 +14,25 @@ export class OffloadedRequest {
     /** The peer's protocol and message index, for schema resolution in the worker. */
     readonly remote: Protocol,
     readonly remoteIndex: number,
-    /** View of the payload inside the frame body (copied once into a transferable buffer). */
-    readonly payload: Buffer,
+    /** The whole REQUEST frame body; the payload starts at `offset`. */
+    readonly body: Buffer,
+    readonly offset: number,
   ) {}
+}
+
+/**
+ * The bytes to transfer and where the payload starts in them. A frame body that owns its whole
+ * ArrayBuffer (the decoder copies a frame spanning socket chunks into a buffer of exactly its size)
+ * is transferred as it is; a view into a socket chunk shared with other frames is copied once.
+ */
+function transferable(request: OffloadedRequest): { buffer: ArrayBuffer; offset: number } {
+  const { body, offset } = request;
+  if (body.byteOffset === 0 && body.buffer.byteLength === body.length && body.buffer instanceof ArrayBuffer) {
+    return { buffer: body.buffer, offset };
+  }
+  const copy = new Uint8Array(body.length - offset);
+  copy.set(body.subarray(offset));
+  return { buffer: copy.buffer, offset: 0 };
 }
 
 /**
@@ -83,10 +99,7 @@ export class OffloadPool {
     this.start();
     const flags = this.flags;
     Atomics.store(flags, slot, 0);
-    // The frame body is a view into a socket chunk shared with other frames: copy the payload once
-    // into a buffer of its own so that it can be transferred rather than cloned.
-    const bytes = new Uint8Array(request.payload.length);
-    bytes.set(request.payload);
+    const { buffer, offset } = transferable(request);
     const sameProtocol = request.remote.id === this.protocol.id;
     const task: OffloadTask = {
       slot,
@@ -94,7 +107,8 @@ export class OffloadPool {
       remoteIndex: request.remoteIndex,
       remoteId: sameProtocol ? undefined : request.remote.id,
       remoteText: sameProtocol ? undefined : request.remote.text,
-      payload: bytes.buffer,
+      payload: buffer,
+      payloadOffset: offset,
       metadata: ctx.metadata,
       deadline: ctx.deadline,
       peer: ctx.peer,
@@ -107,7 +121,7 @@ export class OffloadPool {
     };
     if (signal.aborted) onAbort();
     else signal.addEventListener('abort', onAbort, { once: true });
-    return this.pool!.run(task, { transferList: [bytes.buffer] }).then(
+    return this.pool!.run(task, { transferList: [buffer] }).then(
       (result: Uint8Array) => OffloadReply.read(result),
       (err: unknown) => {
         throw new RpcError(Code.INTERNAL, `worker failed while running ${ctx.message}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });

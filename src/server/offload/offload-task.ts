@@ -31,8 +31,10 @@ export interface OffloadTask {
   remoteIndex: number;
   remoteId: string | undefined;
   remoteText: string | undefined;
-  /** The request payload (Avro bytes of the request record, in the peer's schema). Transferred. */
+  /** Holds the request payload (Avro bytes of the request record, in the peer's schema). Transferred. */
   payload: ArrayBuffer;
+  /** Where the payload starts in `payload` (it runs to the end). */
+  payloadOffset: number;
   metadata: Metadata;
   /** Epoch ms or Infinity. */
   deadline: number;

@@ -42,7 +42,7 @@ export default async function runTask(task: OffloadTask): Promise<unknown> {
     return errorReply(msg, err instanceof RpcError ? err : new RpcError(Code.INTERNAL, `cannot load worker module: ${(err as Error).message}`));
   }
   try {
-    request = decodeExact(msg.request, Buffer.from(task.payload), 0, resolverFor(task));
+    request = decodeExact(msg.request, Buffer.from(task.payload, task.payloadOffset), 0, resolverFor(task));
   } catch (err) {
     return errorReply(msg, new RpcError(Code.INVALID_ARGUMENT, `cannot decode request: ${(err as Error).message}`));
   }
