@@ -4,11 +4,14 @@ import type { Protocol } from '../../codec/protocol.js';
 import { intOption, invalid, oneOf } from '../../util/validate.js';
 
 /**
- * Default of {@link WorkerOptions.thresholdBytes}. Measured by `bench/offload-threshold.ts` on the
- * 2-core reference machine: below about 16 KiB of request payload the main thread spends less time
- * decoding + encoding inline than handing bytes to a worker and taking the reply back costs it (about
- * 25-35 us of main-thread time per task, 80-150 us of latency); above it the worker wins on main-thread
- * time and the gap grows linearly with size (see the README, "Worker offload").
+ * Default of {@link WorkerOptions.thresholdBytes}, chosen with `bench/offload-threshold.ts` (echo of an
+ * array of small records, main-thread event-loop busy time per call, inline vs offloaded, 2-core
+ * machine under load). Offloading costs the main thread 45-140 us per call whatever the size (copy,
+ * postMessage, reply), inline work about 30-45 us per KB: offload becomes cheaper for the main thread
+ * from about 1-2.5 KB, but it adds a piscina round trip (70-250 us) to every call's latency. At 15 KB a
+ * call costs the main thread 440-740 us inline against 75-140 us offloaded (3-6x less) while its latency
+ * stays about the same; at 540 KB, 11-18 ms against 0.6-1 ms. 16 KiB keeps calls that are cheap
+ * inline off the pool and sends everything that could hold the loop for half a millisecond or more.
  */
 export const DEFAULT_OFFLOAD_THRESHOLD_BYTES = 16 * 1024;
 
