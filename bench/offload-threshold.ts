@@ -10,6 +10,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { CallContext } from '../src/server/call-context.js';
+import { silentLogger } from '../src/observability/observer.js';
 import { NO_METADATA } from '../src/framing/bodies.js';
 import { OffloadedRequest, OffloadPool } from '../src/server/offload/offload-pool.js';
 import { resolveWorkerOptions } from '../src/server/offload/worker-options.js';
@@ -21,7 +22,7 @@ const replyType = echo.response;
 const workers = resolveWorkerOptions('bench', {
   module: new URL('../test/offload/bulk-handlers.js', import.meta.url), messages: ['echo'], threads: 1, offload: 'always',
 }, protocol, () => true)!;
-const pool = new OffloadPool(workers, protocol, 16, false);
+const pool = new OffloadPool(workers, protocol, 16, false, silentLogger);
 pool.start();
 const peer = { address: '127.0.0.1', port: 0 };
 const scratch = Buffer.allocUnsafe(16 * 1024 * 1024);

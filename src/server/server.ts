@@ -62,7 +62,7 @@ export function createServer(options: ServerOptions): Server {
   const resolved = resolveServerOptions(options);
   const writers: BodyWriter<unknown>[] = resolved.protocol.messages.map((m) => (v, buf, pos) => m.response.encode(v, buf, pos));
   const offload = resolved.workers === undefined ? undefined
-    : new OffloadPool(resolved.workers, resolved.protocol, resolved.resolverCacheSize, resolved.propagateDeadlines);
+    : new OffloadPool(resolved.workers, resolved.protocol, resolved.resolverCacheSize, resolved.propagateDeadlines, resolved.logger);
   const shared: ServerShared = { options: resolved, cache: new ResolverCache(resolved.protocol, resolved.resolverCacheSize), writers, offload };
   const conns = new Set<ServerConnection>();
   let net: NetServer | undefined;

@@ -54,6 +54,12 @@ export function echo(req: { rows: Row[]; action: string }, ctx: CallContext): un
         throw new Error('worker crashed on purpose');
       });
       return new Promise(() => undefined);
+    case 'late-crash':
+      // Answers, then kills its (by then idle) worker from a stray callback.
+      setImmediate(() => {
+        throw new Error('stray callback threw after the call');
+      });
+      return { rows: [], threadId, info: {} };
     case 'exit':
       process.exit(7);
     // falls through (never reached: exit does not return)

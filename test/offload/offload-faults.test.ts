@@ -22,11 +22,14 @@ let serverPort: number;
 let client: Client;
 let channel: BroadcastChannel;
 const reports = new Map<string, (r: AbortReport) => void>();
+const logged: string[] = [];
+const logger = { debug() {}, info() {}, warn: (_: object, msg?: string) => logged.push(msg ?? ''), error: (_: object, msg?: string) => logged.push(msg ?? '') };
 
 test.before(async () => {
   server = createServer({
     protocol,
     handlers: {},
+    logger,
     workers: { module: new URL('./bulk-handlers.js', import.meta.url), messages: ['echo'], threads: 2, offload: 'always' },
   });
   const { port } = await server.listen();
@@ -146,6 +149,18 @@ for (const action of ['crash', 'exit'] as const) {
     }
   });
 }
+
+test('a worker that dies between calls is logged and replaced; the server lives on', async () => {
+  const r = (await client.call('echo', { rows: [], action: 'late-crash' })) as { threadId: number };
+  assert.not.equal(r.threadId, threadId);
+  // Bounded wait for the pool's 'error' event to reach the logger (a hang guard, not a timing check).
+  for (let i = 0; i < 200 && !logged.some((m) => m.includes('died outside a call')); i++) await new Promise((res) => setTimeout(res, 10));
+  assert.ok(logged.some((m) => m.includes('died outside a call')), `logged: ${logged.join(' | ')}`);
+  for (let i = 0; i < 4; i++) {
+    const after = (await client.call('echo', { rows: rows(2), action: 'echo' })) as { rows: unknown[] };
+    assert.is(after.rows.length, 2);
+  }
+});
 
 test('the error message of a dead worker says so, without a stack', async () => {
   try {

@@ -2,6 +2,7 @@ import { Piscina } from 'piscina';
 import type { Protocol } from '../../codec/protocol.js';
 import { Code } from '../../errors/code.js';
 import { RpcError } from '../../errors/rpc-error.js';
+import type { Logger } from '../../observability/observer.js';
 import type { CallContext } from '../call-context.js';
 import { OffloadReply, type OffloadTask, type OffloadWorkerData } from './offload-task.js';
 import type { ResolvedWorkerOptions } from './worker-options.js';
@@ -57,6 +58,7 @@ export class OffloadPool {
     private readonly protocol: Protocol,
     private readonly resolverCacheSize: number,
     private readonly propagateDeadlines: boolean,
+    private readonly logger: Logger,
   ) {
     this.sharedFlags = new SharedArrayBuffer(4 * options.maxTasks);
     this.flags = new Int32Array(this.sharedFlags);
@@ -86,7 +88,13 @@ export class OffloadPool {
       propagateDeadlines: this.propagateDeadlines,
     };
     const threads = this.options.threads;
-    this.pool = new Piscina({ filename: WORKER_URL, minThreads: threads, maxThreads: threads, idleTimeout: Infinity, workerData });
+    // atomics 'async': an idle worker waits with Atomics.waitAsync, so its event loop keeps running
+    // between calls (piscina's default 'sync' freezes it, which would let a handler module's
+    // background work, or a stray callback, land in the middle of an unrelated later call).
+    this.pool = new Piscina({ filename: WORKER_URL, minThreads: threads, maxThreads: threads, idleTimeout: Infinity, workerData, atomics: 'async' });
+    // A worker that dies between calls (a handler's stray timer threw) is replaced by piscina; without
+    // a listener its 'error' event would take the whole server down.
+    this.pool.on('error', (err: unknown) => this.logger.error({ err }, 'offload worker died outside a call; replaced'));
   }
 
   /** Runs one call in a worker; resolves with its reply, rejects with an `RpcError` if no reply can come. */
