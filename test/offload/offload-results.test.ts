@@ -131,6 +131,48 @@ test("offload 'auto' runs small requests inline and large ones in workers", asyn
   }
 });
 
+test('a worker module that cannot load fails calls with INTERNAL, naming the cause', async () => {
+  const server = createServer({
+    protocol, handlers: {}, workers: { module: new URL('./no-such-module.js', import.meta.url), messages: ['echo'], threads: 1, offload: 'always' },
+  });
+  const { port } = await server.listen();
+  const client = createClient({ protocol, endpoints: [`127.0.0.1:${port}`] });
+  try {
+    const r = (await outcome(client.call('echo', { rows: [], action: 'echo' }))) as { code: number; message: string };
+    assert.is(r.code, Code.INTERNAL);
+    assert.match(r.message, 'cannot load worker module');
+  } finally {
+    await client.close();
+    await server.close();
+  }
+});
+
+test('offloaded calls beyond workers.maxTasks are refused with RESOURCE_EXHAUSTED', async () => {
+  const server = createServer({
+    protocol, handlers: {}, workers: { module: HANDLERS_URL, messages: ['echo'], threads: 1, offload: 'always', maxTasks: 1 },
+  });
+  const { port } = await server.listen();
+  const client = createClient({ protocol, endpoints: [`127.0.0.1:${port}`] });
+  try {
+    const abort = new AbortController();
+    const first = outcome(client.call('echo', { rows: rows(1), action: 'wait' }, { signal: abort.signal }));
+    const second = (await outcome(client.call('echo', { rows: rows(1), action: 'echo' }))) as { code: number };
+    assert.is(second.code, Code.RESOURCE_EXHAUSTED);
+    abort.abort();
+    assert.is(((await first) as { code: number }).code, Code.CANCELLED);
+    // The slot is free again once the cancelled call's worker answered.
+    let third: { code?: number } = { code: Code.RESOURCE_EXHAUSTED };
+    for (let i = 0; i < 100 && third.code === Code.RESOURCE_EXHAUSTED; i++) {
+      third = (await outcome(client.call('echo', { rows: rows(1), action: 'echo' }))) as { code?: number };
+      if (third.code === Code.RESOURCE_EXHAUSTED) await new Promise((res) => setTimeout(res, 10));
+    }
+    assert.is(third.code, undefined, 'a later call succeeds');
+  } finally {
+    await client.close();
+    await server.close();
+  }
+});
+
 test('workers options are validated with their paths', () => {
   const bad = (workers: unknown, handlers: Record<string, never> = {}): string => {
     try {
