@@ -62,6 +62,11 @@ export interface ClientOptions {
   connectTimeoutMs?: number;
   /** Largest frame body accepted, in bytes. Default 16 MiB. */
   maxFrameBytes?: number;
+  /**
+   * Bytes of requests queued for one socket whose server does not read them, before that connection
+   * is dropped and its calls fail RESOURCE_EXHAUSTED. Default 32 MiB.
+   */
+  maxQueuedBytes?: number;
   /** Idle time before the client PINGs the server, in ms; 0 disables. Default 30000. */
   keepaliveMs?: number;
   /** Time to wait for any answer to a PING before failing the connection, in ms. Default 10000. */
@@ -108,6 +113,7 @@ export interface ResolvedClientOptions {
   ejectMs: number;
   connectTimeoutMs: number;
   maxFrameBytes: number;
+  maxQueuedBytes: number;
   keepaliveMs: number;
   keepaliveTimeoutMs: number;
   resolverCacheSize: number;
@@ -175,6 +181,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     ejectMs: intOption(`${at}.ejectMs`, options.ejectMs, 10_000, 0),
     connectTimeoutMs: intOption(`${at}.connectTimeoutMs`, options.connectTimeoutMs, 10_000, 1),
     maxFrameBytes: intOption(`${at}.maxFrameBytes`, options.maxFrameBytes, 16 * MiB, 64, 0xffffffff),
+    maxQueuedBytes: intOption(`${at}.maxQueuedBytes`, options.maxQueuedBytes, 32 * MiB, 1024),
     keepaliveMs: intOption(`${at}.keepaliveMs`, options.keepaliveMs, 30_000, 0),
     keepaliveTimeoutMs: intOption(`${at}.keepaliveTimeoutMs`, options.keepaliveTimeoutMs, 10_000, 1),
     resolverCacheSize: intOption(`${at}.resolverCacheSize`, options.resolverCacheSize, 64, 1),

@@ -16,7 +16,7 @@ import { FramedSocket, type FramedSocketOptions } from './framed-socket.js';
 import { decodeDeclared, decodeExact } from './payload.js';
 
 /** Filled options of a {@link ClientConnection}. */
-export interface ClientConnectionOptions extends Omit<FramedSocketOptions, 'expectPreface' | 'pauseReadsWhenBlocked' | 'maxQueuedBytes'> {
+export interface ClientConnectionOptions extends Omit<FramedSocketOptions, 'expectPreface' | 'pauseReadsWhenBlocked'> {
   /** Time allowed for TCP connect plus handshake, in ms. */
   connectTimeoutMs: number;
   /** Opens the socket (plain TCP by default; TLS plugs in here). */
@@ -67,6 +67,8 @@ export class ClientConnection {
   state: ClientConnectionState = 'connecting';
   /** Why the connection closed, once it has. */
   closeError: RpcError | undefined;
+  /** `lastId` of a graceful GOAWAY (code 0): requests sent after it were never run by the server. */
+  private goawayLastId = -1;
   private readonly calls = new CallTable();
   private readonly framed: FramedSocket;
   private codec: PeerCodec | undefined;
@@ -91,7 +93,7 @@ export class ClientConnection {
   ) {
     this.observer = options.observer;
     const socket = options.dial(host, port);
-    this.framed = new FramedSocket(socket, { ...options, expectPreface: false, pauseReadsWhenBlocked: false, maxQueuedBytes: Infinity }, {
+    this.framed = new FramedSocket(socket, { ...options, expectPreface: false, pauseReadsWhenBlocked: false }, {
       onFrame: (type, flags, id, body) => this.onFrame(type, flags, id, body),
       onClose: (error) => this.onClose(error),
     });
@@ -176,6 +178,13 @@ export class ClientConnection {
   private send(call: ClientCall): void {
     const d = this.draft;
     const msg = call.msg;
+    const reading = this.codec!.responses[msg.index]!;
+    if (reading.incompatible !== undefined && reading.response === undefined) {
+      // We could not read the server's answer: refuse before the server runs the call.
+      this.calls.take(call.id);
+      call.reject(new RpcError(Code.FAILED_PRECONDITION, `message ${msg.name}: cannot read the server's response: ${reading.incompatible}`));
+      return;
+    }
     d.index = msg.index;
     d.timeoutMs = call.deadline < 0 ? -1 : Math.max(1, Math.ceil(call.deadline - performance.now()));
     d.metadata = call.metadata;
@@ -231,8 +240,10 @@ export class ClientConnection {
     try {
       const head = readErrorHead(flags, body);
       let details: unknown;
-      if (call !== undefined && (flags & Flag.DECLARED) !== 0) {
-        details = decodeDeclared(call.msg.errors, body, head.offset, this.codec!.responses[call.msg.index]!.errors);
+      const reading = call === undefined ? undefined : this.codec!.responses[call.msg.index]!;
+      // When the server's error union cannot be resolved into ours, keep its code and message only.
+      if (call !== undefined && (flags & Flag.DECLARED) !== 0 && !(reading!.incompatible !== undefined && reading!.errors === undefined)) {
+        details = decodeDeclared(call.msg.errors, body, head.offset, reading!.errors);
       }
       error = new RpcError(head.code as Code, head.message, { isRemote: true, metadata: head.metadata, details });
     } catch (err) {
@@ -251,7 +262,9 @@ export class ClientConnection {
   private onGoaway(body: Buffer): void {
     try {
       const g = readGoaway(body);
-      if (g.code !== Code.OK) this.closeError = new RpcError(g.code as Code, g.message, { isRemote: true });
+      // Only a graceful GOAWAY's last id is exact; an error GOAWAY may carry 0 while handlers run.
+      if (g.code === Code.OK) this.goawayLastId = g.lastId;
+      else this.closeError = new RpcError(g.code as Code, g.message, { isRemote: true });
     } catch {
       // A malformed GOAWAY still means "go away".
     }
@@ -298,6 +311,7 @@ export class ClientConnection {
     }
     this.codec = this.cache.codec(remote);
     clearTimeout(this.connectTimer);
+    this.framed.startKeepalive();
     this.observer?.connectionOpened?.(this.endpoint.key);
     if (this.state === 'connecting') this.transition('ready');
     for (const call of this.calls.unsent()) this.send(call);
@@ -321,15 +335,26 @@ export class ClientConnection {
       error = new RpcError(Code.UNAVAILABLE, `${this.host}:${this.port} closed the connection during the handshake `
         + `(${error.message}); a TLS server spoken to in plaintext, or not an avrpc server?`, { cause: error.cause ?? error });
     }
+    if (!wasReady && this.closeError === undefined && !error.isRemote && (error.code === Code.INTERNAL || error.code === Code.RESOURCE_EXHAUSTED)) {
+      // Bytes we could not parse before the handshake finished: the endpoint is not (yet) an avrpc server.
+      error = new RpcError(Code.UNAVAILABLE, `${this.host}:${this.port} is not an avrpc v1 server (${error.message})`, { cause: error });
+    }
     this.closeError ??= error;
     if (this.state !== 'closed') this.transition('closed');
     if (!wasReady || this.calls.size > 0) this.countFailure();
     for (const call of this.calls.drain()) {
       call.conn = null;
       call.avoidEndpoint = this.endpoint.key;
-      call.owner.attemptFailed(call, this.closeError, call.sent);
+      call.owner.attemptFailed(call, this.closeError, call.sent && !this.afterGoaway(call.id));
     }
     for (const w of this.closeWaiters.splice(0)) w();
+  }
+
+  /** True when `id` was sent after the last request a graceful GOAWAY accepted (ids wrap at 2^32). */
+  private afterGoaway(id: number): boolean {
+    if (this.goawayLastId < 0) return false;
+    const distance = (id - this.goawayLastId) >>> 0;
+    return distance > 0 && distance < 0x80000000;
   }
 
   private transition(to: ClientConnectionState): void {

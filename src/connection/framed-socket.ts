@@ -64,7 +64,14 @@ export class FramedSocket {
     socket.on('drain', this.onDrain);
     socket.on('error', this.onError);
     socket.on('close', this.onSocketClose);
-    if (options.keepaliveMs > 0) this.armKeepalive(options.keepaliveMs);
+  }
+
+  /**
+   * Starts keepalive PINGs, once the owner's handshake is done: a PING (or the PONG it asks for)
+   * written before the client's preface would make the server drop the connection.
+   */
+  startKeepalive(): void {
+    if (this.options.keepaliveMs > 0 && !this.closed && this.keepaliveTimer === undefined) this.armKeepalive(this.options.keepaliveMs);
   }
 
   /** True once the socket is closed or closing. */
@@ -74,7 +81,10 @@ export class FramedSocket {
 
   /** Schedules one write of everything appended to the encoder during this tick. */
   flushSoon(): void {
-    if (this.flushScheduled || this.closed) return;
+    if (this.closed) return;
+    // Checked per appended frame, not per flush: one chunk of requests can produce many responses in a tick.
+    if (this.socket.writableLength + this.encoder.pendingBytes > this.options.maxQueuedBytes) return this.flush();
+    if (this.flushScheduled) return;
     this.flushScheduled = true;
     process.nextTick(this.flush);
   }
@@ -142,6 +152,8 @@ export class FramedSocket {
   };
 
   private readonly onFrame: FrameSink = (type, flags, id, body) => {
+    // The rest of a chunk after we gave up on the peer (protocol error, queue cap) is not worth any work.
+    if (this.closed) return;
     if (type === FrameType.PING) {
       this.encoder.raw(FrameType.PONG, 0, id, null);
       this.flushSoon();
@@ -163,12 +175,10 @@ export class FramedSocket {
 
   private armKeepalive(ms: number): void {
     this.keepaliveDueAt = performance.now() + ms;
-    if (this.keepaliveTimer === undefined) {
-      this.keepaliveTimer = setTimeout(this.onKeepalive, ms);
-      this.keepaliveTimer.unref();
-    } else {
-      this.keepaliveTimer.refresh();
-    }
+    // A new timer each time: `refresh()` would keep the first delay, turning keepaliveTimeoutMs into keepaliveMs.
+    clearTimeout(this.keepaliveTimer);
+    this.keepaliveTimer = setTimeout(this.onKeepalive, ms);
+    this.keepaliveTimer.unref();
   }
 
   private stopKeepalive(): void {
@@ -193,7 +203,15 @@ export class FramedSocket {
       // Our own event loop stalled: the answer may be unread in the socket. Not the peer's fault.
       this.armKeepalive(keepaliveTimeoutMs);
     } else {
-      this.destroy(new RpcError(Code.UNAVAILABLE, `keepalive timeout: no answer to PING within ${keepaliveTimeoutMs} ms`));
+      // Timers run before I/O in a loop turn: if our loop was blocked up to about now, the answer may
+      // be unread in the socket. Judge after this turn's I/O has been read.
+      setImmediate(this.judgeKeepalive);
     }
+  };
+
+  private readonly judgeKeepalive = (): void => {
+    if (this.closed) return;
+    if (this.gotData) return this.onKeepalive();
+    this.destroy(new RpcError(Code.UNAVAILABLE, `keepalive timeout: no answer to PING within ${this.options.keepaliveTimeoutMs} ms`));
   };
 }

@@ -82,7 +82,9 @@ export function fromNodeError(err: Error & { code?: unknown }): RpcError {
   if (isCode(err.code)) return new RpcError(err.code, err.message, { cause: err });
   let code: Code = Code.INTERNAL;
   if (UNAVAILABLE_CODES.has(nodeCode)) code = Code.UNAVAILABLE;
-  else if (nodeCode.startsWith('ERR_TLS') || nodeCode.startsWith('ERR_SSL') || nodeCode.includes('CERT')) {
+  else if (nodeCode.startsWith('ERR_TLS') || nodeCode.startsWith('ERR_SSL') || nodeCode.includes('CERT')
+    // OpenSSL verification codes such as UNABLE_TO_VERIFY_LEAF_SIGNATURE (a server from an untrusted CA).
+    || nodeCode.startsWith('UNABLE_TO_') || nodeCode === 'HOSTNAME_MISMATCH') {
     code = Code.UNAVAILABLE;
   }
   const detail = nodeCode ? `${nodeCode}: ${err.message}` : err.message;

@@ -10,10 +10,14 @@ export interface FrameDecoderOptions {
   expectPreface: boolean;
 }
 
+/** First buffer for a frame that spans chunks; it doubles as bytes arrive, up to the frame's size. */
+const FIRST_BODY_BYTES = 64 * 1024;
+
 /**
  * Streaming frame decoder. A frame that sits inside one chunk is handed out as a `subarray` view of
- * that chunk (no copy); a frame that spans chunks is copied once into a buffer of exactly its size,
- * allocated only after its length passed the limit. The whole buffer is never re-concatenated.
+ * that chunk (no copy); a frame that spans chunks is copied into a buffer that grows by doubling as its
+ * bytes arrive, so memory follows the bytes received, never the length a peer merely claims (a 10-byte
+ * header announcing 16 MiB costs 64 KiB, not 16 MiB). The whole buffer is never re-concatenated.
  */
 export class FrameDecoder {
   private readonly header = Buffer.allocUnsafe(HEADER_BYTES);
@@ -21,6 +25,7 @@ export class FrameDecoder {
   private prefaceLeft: number;
   private body: Buffer | null = null;
   private bodyFill = 0;
+  private bodyLen = 0;
   private type = 0;
   private flags = 0;
   private id = 0;
@@ -78,7 +83,8 @@ export class FrameDecoder {
         this.sink(this.type, this.flags, this.id, chunk.subarray(pos, end));
         pos = end;
       } else {
-        this.body = Buffer.allocUnsafe(bodyLen);
+        this.body = Buffer.allocUnsafe(Math.min(bodyLen, FIRST_BODY_BYTES));
+        this.bodyLen = bodyLen;
         this.bodyFill = 0;
         pos = this.fillBody(chunk, pos);
       }
@@ -91,11 +97,16 @@ export class FrameDecoder {
   }
 
   private fillBody(chunk: Buffer, pos: number): number {
-    const body = this.body!;
+    let body = this.body!;
+    if (this.bodyFill === body.length) {
+      const grown = Buffer.allocUnsafe(Math.min(this.bodyLen, body.length * 2));
+      body.copy(grown, 0, 0, this.bodyFill);
+      this.body = body = grown;
+    }
     const n = Math.min(body.length - this.bodyFill, chunk.length - pos);
     chunk.copy(body, this.bodyFill, pos, pos + n);
     this.bodyFill += n;
-    if (this.bodyFill === body.length) {
+    if (this.bodyFill === this.bodyLen) {
       this.body = null;
       this.sink(this.type, this.flags, this.id, body);
     }

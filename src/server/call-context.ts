@@ -43,12 +43,18 @@ export class CallContext {
       this.controller = new AbortController();
       if (this.abortReason !== undefined) this.controller.abort(this.abortReason);
       else if (this.deadline !== Infinity) {
-        const ms = this.deadline - Date.now();
-        if (ms <= 0) this.controller.abort(deadlineError());
-        else this.timer = setTimeout(() => this.cancel(deadlineError()), ms);
+        if (this.deadline <= Date.now()) this.controller.abort(deadlineError());
+        else this.armDeadline();
       }
     }
     return this.controller.signal;
+  }
+
+  /** Aborts at the deadline. A u32 timeout can exceed what setTimeout takes (2^31-1 ms): wait in steps. */
+  private armDeadline(): void {
+    const ms = this.deadline - Date.now();
+    if (ms <= 0) this.cancel(deadlineError());
+    else this.timer = setTimeout(() => this.armDeadline(), Math.min(ms, MAX_TIMER_MS));
   }
 
   /** True once the call was cancelled or timed out: its result will not be sent. */
@@ -70,6 +76,9 @@ export class CallContext {
     this.timer = undefined;
   }
 }
+
+/** Longest delay `setTimeout` honours; longer ones fire after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function deadlineError(): RpcError {
   return new RpcError(Code.DEADLINE_EXCEEDED, 'deadline exceeded');

@@ -53,6 +53,8 @@ export class ServerConnection {
   private idleTimer: NodeJS.Timeout | undefined;
   private requestsSinceIdleCheck = 0;
   private authenticating = false;
+  /** HELLOs seen: a handshake needs at most two (the second after NEED_PROTOCOL). */
+  private hellos = 0;
   /** The peer; gains its `principal` once authenticated. */
   peer: PeerInfo;
 
@@ -103,6 +105,8 @@ export class ServerConnection {
 
   private onHello(body: Buffer): void {
     if (this.authenticating) return this.framed.fail(new RpcError(Code.INTERNAL, 'protocol error: HELLO during authentication'));
+    // Each HELLO may cost a protocol parse and a WELCOME carrying our whole protocol text: allow no loop.
+    if (++this.hellos > 2) return this.framed.fail(new RpcError(Code.INTERNAL, 'protocol error: more than two HELLOs'));
     const local = this.shared.options.protocol;
     let hello: Hello;
     let remote: Protocol | undefined;
@@ -146,6 +150,7 @@ export class ServerConnection {
     this.framed.flushSoon();
     this.codec = this.shared.cache.codec(remote);
     clearTimeout(this.handshakeTimer);
+    this.framed.startKeepalive();
     if (this.state === 'handshaking') this.transition('ready');
     this.armIdleCheck();
   }
@@ -185,6 +190,9 @@ export class ServerConnection {
       const head = readRequestHead(flags, body);
       if (head.metadataBytes > o.maxMetadataBytes) {
         return this.refuse(id, oneWay, Code.RESOURCE_EXHAUSTED, `metadata of ${head.metadataBytes} bytes exceeds maxMetadataBytes (${o.maxMetadataBytes})`);
+      }
+      if (body.length - head.offset > o.maxMessageBytes) {
+        return this.refuse(id, oneWay, Code.RESOURCE_EXHAUSTED, `request of ${body.length - head.offset} bytes exceeds maxMessageBytes (${o.maxMessageBytes})`);
       }
       const incoming = this.codec!.requests[head.index];
       if (incoming === undefined) return this.refuse(id, oneWay, Code.UNIMPLEMENTED, `unknown message index ${head.index}`);
@@ -250,7 +258,10 @@ export class ServerConnection {
     ctx.finish();
     const observer = this.shared.options.observer;
     if (ctx.cancelled || this.running.get(id) !== ctx) {
+      // A call past its deadline stays in `running` until its handler returns; free its id now.
+      if (this.running.get(id) === ctx) this.running.delete(id);
       observer?.callEnded?.(msg.name, Code.CANCELLED, performance.now() - ctx.startedAt);
+      if (this.state === 'draining' && this.running.size === 0) this.framed.end();
       return;
     }
     this.running.delete(id);

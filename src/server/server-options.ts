@@ -48,6 +48,11 @@ export interface ServerOptions {
   idleTimeoutMs?: number;
   /** Largest request metadata, in bytes as sent; larger gets RESOURCE_EXHAUSTED. Default 8192. */
   maxMetadataBytes?: number;
+  /**
+   * Largest request payload (the Avro request record, as sent), in bytes; a larger one is refused with
+   * RESOURCE_EXHAUSTED for that call only, the connection stays open. Default: `maxFrameBytes`.
+   */
+  maxMessageBytes?: number;
   /** Bytes queued for a client that does not read before it is disconnected. Default 32 MiB. */
   maxQueuedBytes?: number;
   /** Middleware around every handler, first outermost. Default none. */
@@ -82,6 +87,7 @@ export interface ResolvedServerOptions {
   maxConnections: number;
   idleTimeoutMs: number;
   maxMetadataBytes: number;
+  maxMessageBytes: number;
   maxQueuedBytes: number;
   observer: RpcObserver | undefined;
   logger: Logger;
@@ -110,10 +116,11 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
   if (interceptors.length > 0) for (let i = 0; i < handlers.length; i++) if (handlers[i]) handlers[i] = chainHandler(handlers[i]!, interceptors);
   if (options.logger !== undefined && !isLogger(options.logger)) invalid(`${at}.logger`, 'must have debug, info, warn and error methods');
   if (options.observer !== undefined && (options.observer === null || typeof options.observer !== 'object')) invalid(`${at}.observer`, 'must be an object');
+  const maxFrameBytes = intOption(`${at}.maxFrameBytes`, options.maxFrameBytes, 16 * MiB, 64, 0xffffffff);
   return {
     protocol,
     handlers,
-    maxFrameBytes: intOption(`${at}.maxFrameBytes`, options.maxFrameBytes, 16 * MiB, 64, 0xffffffff),
+    maxFrameBytes,
     maxConcurrentCalls: intOption(`${at}.maxConcurrentCalls`, options.maxConcurrentCalls, 16384, 1),
     handshakeTimeoutMs: intOption(`${at}.handshakeTimeoutMs`, options.handshakeTimeoutMs, 10_000, 1),
     keepaliveMs: intOption(`${at}.keepaliveMs`, options.keepaliveMs, 30_000, 0),
@@ -128,6 +135,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     maxConnections: intOption(`${at}.maxConnections`, options.maxConnections, 10_000, 1),
     idleTimeoutMs: intOption(`${at}.idleTimeoutMs`, options.idleTimeoutMs, 600_000, 0),
     maxMetadataBytes: intOption(`${at}.maxMetadataBytes`, options.maxMetadataBytes, 8192, 0),
+    maxMessageBytes: intOption(`${at}.maxMessageBytes`, options.maxMessageBytes, maxFrameBytes, 0, maxFrameBytes),
     maxQueuedBytes: intOption(`${at}.maxQueuedBytes`, options.maxQueuedBytes, 32 * MiB, 1024),
     observer: options.observer,
     logger: options.logger ?? silentLogger,

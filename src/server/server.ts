@@ -142,6 +142,9 @@ function refuseSocket(socket: Socket, max: number): void {
   const enc = new FrameEncoder();
   enc.frame(FrameType.GOAWAY, 0, 0, { lastId: 0, code: Code.RESOURCE_EXHAUSTED, message: `server is at maxConnections (${max})` }, writeGoaway);
   socket.on('error', () => socket.destroy());
+  // Read (and drop) what the client sends: a socket never read never sees the client's FIN, so it would
+  // linger, and keep server.close() waiting, until the timer below.
+  socket.resume();
   for (const b of enc.take()) socket.write(b);
   socket.end();
   setTimeout(() => socket.destroy(), 1000).unref();

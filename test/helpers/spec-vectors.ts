@@ -7,8 +7,16 @@ import { repoPath } from './repo.js';
  * of two or more spaces is hex (spaces inside it ignored), the rest is commentary.
  */
 export function specVectors(): Buffer[] {
+  return hexBlocks('## 10. Test vectors');
+}
+
+/** The fenced hex blocks of the SPEC.md section whose heading starts with `heading`, up to the next section. */
+function hexBlocks(heading: string): Buffer[] {
   const spec = readFileSync(repoPath('SPEC.md'), 'utf8');
-  const section = spec.slice(spec.indexOf('## 10. Test vectors'));
+  const start = spec.indexOf(heading);
+  if (start < 0) throw new Error(`SPEC.md has no section ${heading}`);
+  const next = spec.indexOf('\n## ', start + heading.length);
+  const section = spec.slice(start, next < 0 ? undefined : next);
   const blocks: Buffer[] = [];
   for (const m of section.matchAll(/```\n([\s\S]*?)```/g)) {
     const hex = m[1]!.split('\n').map((line) => line.split(/\s{2,}/)[0]!.replace(/\s+/g, '')).join('');
@@ -33,3 +41,10 @@ export function namedVectors(): {
 
 /** The vector item value: `{id: 42, name: "hi", tags: ["a"], score: 1.5, blob: 0x0102}`. */
 export const vectorItem = { id: 42, name: 'hi', tags: ['a'], score: 1.5, blob: Buffer.from([1, 2]) };
+
+/** The vectors of SPEC.md section 11 (security): a HELLO carrying a token, and the refusal of it. */
+export function securityVectors(): { tokenHello: Buffer; refusal: Buffer } {
+  const [tokenHello, refusal] = hexBlocks('## 11. Security');
+  if (refusal === undefined) throw new Error('SPEC.md section 11 lacks vectors');
+  return { tokenHello: tokenHello!, refusal };
+}

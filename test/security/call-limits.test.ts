@@ -1,0 +1,167 @@
+import { connect } from 'node:net';
+import { once } from 'node:events';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Code, RpcError, createClient, createServer, loadProtocol, type Client, type Protocol, type Server, type ServerOptions } from '../../src/index.js';
+import { FrameType, PREFACE } from '../../src/framing/frame.js';
+import { RawPeer, frameCode, frameMessage, until } from '../helpers/raw-peer.js';
+import { repoPath } from '../helpers/repo.js';
+
+/** Issue 5, limits per call and per frame: maxConcurrentCalls, maxFrameBytes, maxMessageBytes, maxMetadataBytes. */
+const test = suite('security: call and frame limits');
+let protocol: Protocol;
+const item = { id: 9, name: 'call-limits', tags: [], score: 0, blob: Buffer.alloc(0) };
+const open: Array<Server | Client> = [];
+const peers: RawPeer[] = [];
+
+test.before(async () => {
+  protocol = await loadProtocol(repoPath('protocol/echo.avdl'));
+});
+test.after.each(async () => {
+  for (const p of peers.splice(0)) p.destroy();
+  for (const x of open.splice(0).reverse()) await x.close({ graceMs: 100 });
+});
+
+async function serve(options: Partial<ServerOptions>): Promise<{ server: Server; port: number }> {
+  const server = createServer({ protocol, handlers: { echo: (req: { item: unknown }) => req.item }, ...options });
+  open.push(server);
+  return { server, port: (await server.listen()).port };
+}
+
+function client(port: number): Client {
+  const c = createClient({ protocol, endpoints: [`127.0.0.1:${port}`] });
+  open.push(c);
+  return c;
+}
+
+async function outcome(p: Promise<unknown>): Promise<number | 'OK'> {
+  return p.then(() => 'OK' as const, (e: unknown) => {
+    assert.instance(e, RpcError);
+    return (e as RpcError).code;
+  });
+}
+
+test('maxConcurrentCalls: the call beyond the limit gets RESOURCE_EXHAUSTED at once, not a place in a queue', async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => { release = r; });
+  let started = 0;
+  const { port } = await serve({
+    maxConcurrentCalls: 2,
+    handlers: { echo: async (req: { item: unknown }) => { started++; await gate; return req.item; } },
+  });
+  const c = client(port);
+  const order: string[] = [];
+  const calls = [0, 1, 2].map((i) => outcome(c.call('echo', { item })).then((r) => { order.push(`${i}:${r}`); return r; }));
+  // The third is answered while the first two are still running.
+  assert.is(await calls[2], Code.RESOURCE_EXHAUSTED);
+  assert.is(started, 2);
+  release();
+  assert.equal(await Promise.all(calls), ['OK', 'OK', Code.RESOURCE_EXHAUSTED]);
+  assert.is(order[0], `2:${Code.RESOURCE_EXHAUSTED}`);
+  // Slots freed are usable again.
+  assert.is(await outcome(c.call('echo', { item })), 'OK');
+});
+
+test('maxFrameBytes: an oversized length prefix gets GOAWAY RESOURCE_EXHAUSTED and a close; other connections are unaffected', async () => {
+  const { server, port } = await serve({ maxFrameBytes: 1024 });
+  const good = client(port);
+  assert.is(await outcome(good.call('echo', { item })), 'OK');
+  const bad = await RawPeer.connect(port);
+  peers.push(bad);
+  await bad.handshake(protocol);
+  const header = Buffer.alloc(10);
+  header.writeUInt32BE(1025, 0);
+  header[4] = FrameType.REQUEST;
+  header.writeUInt32BE(1, 6);
+  bad.socket.write(header);
+  const frames = await bad.rest();
+  assert.is(frames.length, 1);
+  assert.is(frames[0]!.type, FrameType.GOAWAY);
+  assert.is(frameCode(frames[0]!), Code.RESOURCE_EXHAUSTED);
+  assert.match(frameMessage(frames[0]!), 'exceeds maxFrameBytes (1024)');
+  assert.is(await outcome(good.call('echo', { item })), 'OK');
+  await until(() => server.connections === 1, 'bad connection forgotten');
+});
+
+test('maxFrameBytes: even before the handshake, and a frame of exactly the limit is fine', async () => {
+  const { port } = await serve({ maxFrameBytes: 1024 });
+  const early = await RawPeer.connect(port);
+  peers.push(early);
+  const header = Buffer.alloc(10);
+  header.writeUInt32BE(0xffffffff, 0);
+  header[4] = FrameType.HELLO;
+  early.socket.write(Buffer.concat([PREFACE, header]));
+  const [f] = await early.rest();
+  assert.is(frameCode(f!), Code.RESOURCE_EXHAUSTED);
+  // A 1024-byte request body passes the frame check (and then fails to decode, which is per call).
+  const ok = await RawPeer.connect(port);
+  peers.push(ok);
+  await ok.handshake(protocol);
+  const frame = Buffer.alloc(10 + 1024);
+  frame.writeUInt32BE(1024, 0);
+  frame[4] = FrameType.REQUEST;
+  frame.writeUInt32BE(1, 6);
+  ok.socket.write(frame);
+  const answer = await ok.frame();
+  assert.is(answer.type, FrameType.ERROR);
+  assert.is(frameCode(answer), Code.INVALID_ARGUMENT);
+});
+
+test('a header claiming a huge body costs memory for the bytes received, not the bytes claimed', async () => {
+  // Found while writing the fuzz test: the decoder used to allocate the claimed length up front, so
+  // 40 sockets x 10 bytes pinned 40 x 16 MiB.
+  const { server, port } = await serve({});
+  const before = process.memoryUsage().arrayBuffers;
+  const sockets = [];
+  for (let i = 0; i < 40; i++) {
+    const s = connect({ host: '127.0.0.1', port });
+    s.on('error', () => {});
+    const header = Buffer.alloc(10 + 100);
+    header.writeUInt32BE(16 * 1024 * 1024, 0);
+    header[4] = FrameType.HELLO;
+    s.write(Buffer.concat([PREFACE, header]));
+    sockets.push(s);
+  }
+  await until(() => server.connections === 40, 'all connected');
+  // Let the server read what was sent (settling, not a timing assertion).
+  await new Promise((r) => setTimeout(r, 100));
+  const grown = process.memoryUsage().arrayBuffers - before;
+  for (const s of sockets) s.destroy();
+  await Promise.all(sockets.map((s) => (s.destroyed ? undefined : once(s, 'close'))));
+  assert.ok(grown < 64 * 1024 * 1024, `array buffers grew by ${grown} bytes for 40 x 110 bytes received`);
+});
+
+test('maxMessageBytes: a request payload over the limit is refused for that call only', async () => {
+  const { port } = await serve({ maxMessageBytes: 100 });
+  const c = client(port);
+  const big = { ...item, blob: Buffer.alloc(200) };
+  const err = await c.call('echo', { item: big }).then(() => undefined, (e: unknown) => e as RpcError);
+  assert.is(err?.code, Code.RESOURCE_EXHAUSTED);
+  assert.match(err?.message ?? '', 'maxMessageBytes (100)');
+  assert.is(await outcome(c.call('echo', { item })), 'OK', 'the connection stays usable');
+});
+
+test('maxMessageBytes may not exceed maxFrameBytes', () => {
+  try {
+    createServer({ protocol, handlers: {}, maxFrameBytes: 1024, maxMessageBytes: 2048 });
+    assert.unreachable('should throw');
+  } catch (err) {
+    assert.is((err as RpcError).code, Code.INVALID_ARGUMENT);
+    assert.match((err as Error).message, 'createServer: options.maxMessageBytes');
+  }
+});
+
+test('maxMetadataBytes: metadata over the limit is refused with RESOURCE_EXHAUSTED; the handler never runs', async () => {
+  let ran = 0;
+  const { port } = await serve({ maxMetadataBytes: 64, handlers: { echo: (req: { item: unknown }) => { ran++; return req.item; } } });
+  const c = client(port);
+  const err = await c.call('echo', { item }, { metadata: { big: 'x'.repeat(100) } }).then(() => undefined, (e: unknown) => e as RpcError);
+  assert.is(err?.code, Code.RESOURCE_EXHAUSTED);
+  assert.match(err?.message ?? '', 'maxMetadataBytes (64)');
+  assert.is(ran, 0);
+  assert.is(await outcome(c.call('echo', { item }, { metadata: { small: 'y' } })), 'OK');
+  assert.is(ran, 1);
+});
+
+test.run();
+

@@ -1,0 +1,117 @@
+import { randomBytes } from 'node:crypto';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Code, createServer, loadProtocol, type CallContext, type Handler, type Protocol, type Server } from '../../src/index.js';
+import { FrameEncoder } from '../../src/framing/frame-encoder.js';
+import { FrameType, PREFACE } from '../../src/framing/frame.js';
+import { helloType, readHandshake, welcomeType, writeHandshake, type Welcome } from '../../src/framing/handshake.js';
+import { RawPeer, frameCode, frameMessage, requestBytes, until } from '../helpers/raw-peer.js';
+import { repoPath } from '../helpers/repo.js';
+
+/** Issue 5, hostile input found by review and fuzzing: each test is named after what it found. */
+const test = suite('security: hostile peers');
+let protocol: Protocol;
+const item = { id: 11, name: 'hostile', tags: [], score: 0, blob: Buffer.alloc(0) };
+const open: Server[] = [];
+const peers: RawPeer[] = [];
+
+test.before(async () => {
+  protocol = await loadProtocol(repoPath('protocol/echo.avdl'));
+});
+test.after.each(async () => {
+  for (const p of peers.splice(0)) p.destroy();
+  for (const s of open.splice(0)) await s.close({ graceMs: 100 });
+});
+
+async function serve(handlers: Record<string, Handler> = { echo: (req: { item: unknown }) => req.item }): Promise<{ server: Server; port: number }> {
+  const server = createServer({ protocol, handlers });
+  open.push(server);
+  return { server, port: (await server.listen()).port };
+}
+
+async function peer(port: number): Promise<RawPeer> {
+  const p = await RawPeer.connect(port);
+  peers.push(p);
+  return p;
+}
+
+test('a HELLO loop (unknown fingerprint, no protocol text) is cut off after two HELLOs', async () => {
+  // Each such HELLO (35 bytes) used to earn a WELCOME with the whole protocol text (about 1 KB), forever.
+  const { port } = await serve();
+  const p = await peer(port);
+  const enc = new FrameEncoder();
+  enc.bytes(PREFACE);
+  for (let i = 0; i < 50; i++) {
+    enc.frame(FrameType.HELLO, 0, 0, { fingerprint: randomBytes(16), protocol: null, knownServerFingerprint: null, meta: {} }, writeHandshake(helloType));
+  }
+  p.socket.write(Buffer.concat(enc.take()));
+  const frames = await p.rest();
+  assert.equal(frames.map((f) => f.type), [FrameType.WELCOME, FrameType.WELCOME, FrameType.GOAWAY]);
+  assert.is(readHandshake<Welcome>(welcomeType, frames[0]!.body).status, 'NEED_PROTOCOL');
+  assert.is(frameCode(frames[2]!), Code.INTERNAL);
+  assert.match(frameMessage(frames[2]!), 'more than two HELLOs');
+});
+
+test('a request deadline beyond 2^31 ms (u32 max, 49 days) does not abort the handler at once', async () => {
+  // setTimeout turns delays above 2^31-1 ms into 1 ms: the signal used to abort immediately.
+  let abortedAfterAWhile: boolean | undefined;
+  const { port } = await serve({
+    echo: async (req: { item: unknown }, ctx: CallContext) => {
+      const signal = ctx.signal;
+      await new Promise((r) => setTimeout(r, 50));
+      abortedAfterAWhile = signal.aborted;
+      return req.item;
+    },
+  });
+  const p = await peer(port);
+  await p.handshake(protocol);
+  p.socket.write(requestBytes(protocol, 1, 'echo', { item }, undefined, 0xffffffff));
+  const answer = await p.frame();
+  assert.is(answer.type, FrameType.RESPONSE);
+  assert.is(abortedAfterAWhile, false);
+});
+
+test('a request id still running, sent again, is a protocol error; the running handler is cancelled', async () => {
+  let signal: AbortSignal | undefined;
+  const { server, port } = await serve({ echo: (_req: unknown, ctx: CallContext) => { signal = ctx.signal; return new Promise(() => {}); } });
+  const p = await peer(port);
+  await p.handshake(protocol);
+  p.socket.write(requestBytes(protocol, 7, 'echo', { item }));
+  await until(() => signal !== undefined, 'handler started');
+  p.socket.write(requestBytes(protocol, 7, 'echo', { item }));
+  const frames = await p.rest();
+  assert.equal(frames.map((f) => f.type), [FrameType.GOAWAY]);
+  assert.match(frameMessage(frames[0]!), 'request id 7 already in use');
+  await until(() => server.connections === 0, 'connection forgotten');
+  assert.is(signal!.aborted, true);
+});
+
+test('frames a client may not send (RESPONSE, WELCOME, an unknown type) are protocol errors', async () => {
+  const { port } = await serve();
+  for (const type of [FrameType.RESPONSE, FrameType.WELCOME, FrameType.ERROR, 0x0a, 0xff]) {
+    const p = await peer(port);
+    await p.handshake(protocol);
+    const enc = new FrameEncoder();
+    enc.raw(type, 0, 1, Buffer.from([0]));
+    p.socket.write(Buffer.concat(enc.take()));
+    const frames = await p.rest();
+    assert.equal(frames.map((f) => f.type), [FrameType.GOAWAY], `type ${type}`);
+    assert.is(frameCode(frames[0]!), Code.INTERNAL);
+  }
+});
+
+test('CANCELs for unknown ids and PINGs are harmless; the connection keeps working', async () => {
+  const { port } = await serve();
+  const p = await peer(port);
+  await p.handshake(protocol);
+  const enc = new FrameEncoder();
+  for (let id = 1; id <= 100; id++) enc.raw(FrameType.CANCEL, 0, id, null);
+  enc.raw(FrameType.PING, 0, 42, null);
+  p.socket.write(Buffer.concat([...enc.take(), requestBytes(protocol, 1, 'echo', { item })]));
+  const pong = await p.frame();
+  assert.equal([pong.type, pong.id], [FrameType.PONG, 42]);
+  const answer = await p.frame();
+  assert.equal([answer.type, answer.id], [FrameType.RESPONSE, 1]);
+});
+
+test.run();

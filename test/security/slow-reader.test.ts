@@ -1,0 +1,90 @@
+import { connect } from 'node:net';
+import { once } from 'node:events';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Code, createClient, createServer, loadProtocol, type Logger, type Protocol, type RpcError } from '../../src/index.js';
+import { helloBytes, requestBytes, until } from '../helpers/raw-peer.js';
+import { repoPath } from '../helpers/repo.js';
+
+/**
+ * Issue 5, a client that never reads: the server stops reading from it once its socket is full, and
+ * drops it once more than `maxQueuedBytes` wait for it; server memory stays bounded by that cap.
+ */
+const test = suite('security: slow reader');
+let protocol: Protocol;
+const small = { id: 1, name: 's', tags: [], score: 0, blob: Buffer.alloc(0) };
+const big = { id: 2, name: 'b', tags: [], score: 0, blob: Buffer.alloc(256 * 1024, 7) };
+
+test.before(async () => {
+  protocol = await loadProtocol(repoPath('protocol/echo.avdl'));
+});
+
+/** A logger that keeps the errors the server logs when it closes a connection. */
+function recordingLogger(into: RpcError[]): Logger {
+  const keep = (obj: unknown) => {
+    const err = (obj as { err?: RpcError } | undefined)?.err;
+    if (err !== undefined) into.push(err);
+  };
+  return { debug: () => {}, info: keep, warn: keep, error: keep };
+}
+
+test('a client that sends many calls and never reads is disconnected with RESOURCE_EXHAUSTED; others keep working', async () => {
+  const closed: RpcError[] = [];
+  let answered = 0;
+  const server = createServer({
+    protocol,
+    maxQueuedBytes: 1024 * 1024,
+    logger: recordingLogger(closed),
+    // Every small request gets a 256 KiB answer: the responses outgrow any socket buffer quickly.
+    handlers: { echo: () => { answered++; return big; } },
+  });
+  const { port } = await server.listen();
+  const good = createClient({ protocol, endpoints: [`127.0.0.1:${port}`] });
+  try {
+    await good.call('echo', { item: small });
+    // The raw socket has no 'data' listener: it never reads a byte.
+    const hog = connect({ host: '127.0.0.1', port });
+    hog.on('error', () => {});
+    await once(hog, 'connect');
+    const requests = [];
+    for (let id = 1; id <= 400; id++) requests.push(requestBytes(protocol, id, 'echo', { item: small }));
+    hog.write(Buffer.concat([helloBytes(protocol), ...requests]));
+    // The hog never reads, so it cannot even notice the reset: watch the server drop it instead.
+    await until(() => closed.length > 0 && server.connections === 1, 'the server dropped the hog');
+    hog.destroy();
+    const err = closed.find((e) => e.code === Code.RESOURCE_EXHAUSTED);
+    assert.ok(err !== undefined, `closed with ${closed.map((e) => e.message).join('; ')}`);
+    assert.match(err!.message, /peer does not read: \d+ bytes queued \(max 1048576\)/);
+    // The server gave up after about maxQueuedBytes of answers (4 x 256 KiB), not after all 400 (100 MiB).
+    assert.ok(answered - 1 < 100, `answered ${answered - 1} of 400`);
+    assert.is((await good.call('echo', { item: small })).name, 'b');
+  } finally {
+    await good.close();
+    await server.close({ graceMs: 100 });
+  }
+});
+
+test('a slow reader under the cap is not dropped: it gets every response once it reads', async () => {
+  const server = createServer({ protocol, maxQueuedBytes: 64 * 1024 * 1024, handlers: { echo: () => big } });
+  const { port } = await server.listen();
+  const s = connect({ host: '127.0.0.1', port });
+  s.on('error', () => {});
+  try {
+    await once(s, 'connect');
+    const requests = [];
+    for (let id = 1; id <= 20; id++) requests.push(requestBytes(protocol, id, 'echo', { item: small }));
+    s.write(Buffer.concat([helloBytes(protocol), ...requests]));
+    await until(() => server.connections === 1, 'connected');
+    await new Promise((r) => setTimeout(r, 100));
+    // Now read everything: WELCOME plus 20 responses of more than 256 KiB each.
+    let bytes = 0;
+    s.on('data', (d: Buffer) => { bytes += d.length; });
+    await until(() => bytes > 20 * 256 * 1024, 'all responses read');
+    assert.is(server.connections, 1);
+  } finally {
+    s.destroy();
+    await server.close({ graceMs: 100 });
+  }
+});
+
+test.run();

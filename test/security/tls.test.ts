@@ -1,0 +1,153 @@
+import { connect as tlsConnect } from 'node:tls';
+import { once } from 'node:events';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Code, RpcError, createClient, createServer, loadProtocol, type CallContext, type Client, type Protocol, type Server } from '../../src/index.js';
+import { makeTestCerts, type TestCerts } from '../helpers/certs.js';
+import { RawPeer, frameCode, frameMessage, helloBytes } from '../helpers/raw-peer.js';
+import { repoPath } from '../helpers/repo.js';
+import { FrameType } from '../../src/framing/frame.js';
+
+/** Issue 5, encryption: TLS and mTLS on real loopback sockets with certificates made at test time. */
+const test = suite('security: TLS');
+let protocol: Protocol;
+let certs: TestCerts;
+const item = { id: 1, name: 'tls', tags: [], score: 0, blob: Buffer.alloc(0) };
+const open: Array<Server | Client> = [];
+
+test.before(async () => {
+  protocol = await loadProtocol(repoPath('protocol/echo.avdl'));
+  certs = await makeTestCerts();
+});
+test.after(async () => {
+  await certs.cleanup();
+});
+test.after.each(async () => {
+  for (const x of open.splice(0).reverse()) await x.close();
+});
+
+async function tlsServer(mtls: boolean, seen?: CallContext[]): Promise<number> {
+  const server = createServer({
+    protocol,
+    handlers: { echo: (req: { item: unknown }, ctx: CallContext) => { seen?.push(ctx); return req.item; } },
+    tls: { cert: certs.serverCert, key: certs.serverKey, ...(mtls ? { ca: certs.ca, requestCert: true } : {}) },
+  });
+  open.push(server);
+  return (await server.listen()).port;
+}
+
+function client(port: number, options: Partial<Parameters<typeof createClient>[0]> = {}): Client {
+  const c = createClient({ protocol, endpoints: [`127.0.0.1:${port}`], waitForReadyMs: 500, backoff: { initialMs: 20, maxMs: 50 }, ...options });
+  open.push(c);
+  return c;
+}
+
+async function failure(p: Promise<unknown>): Promise<RpcError> {
+  const err = await p.then(() => undefined, (e: unknown) => e);
+  assert.instance(err, RpcError, 'the call must fail with an RpcError');
+  return err as RpcError;
+}
+
+test('a call over TLS works, by IP and by name', async () => {
+  const port = await tlsServer(false);
+  const byIp = client(port, { tls: { ca: certs.ca } });
+  assert.equal((await byIp.call('echo', { item })).name, 'tls');
+  const byName = client(port, { tls: { ca: certs.ca, servername: 'localhost' } });
+  assert.equal((await byName.call('echo', { item })).name, 'tls');
+});
+
+test('a server certificate from an untrusted CA is refused: UNAVAILABLE naming the certificate problem', async () => {
+  const port = await tlsServer(false);
+  const err = await failure(client(port, { tls: { ca: certs.otherCa } }).call('echo', { item }));
+  assert.is(err.code, Code.UNAVAILABLE);
+  assert.match(err.message, /certificate|CERT/);
+});
+
+test('a server certificate for another name is refused', async () => {
+  const port = await tlsServer(false);
+  const err = await failure(client(port, { tls: { ca: certs.ca, servername: 'not-this-host.test' } }).call('echo', { item }));
+  assert.is(err.code, Code.UNAVAILABLE);
+  assert.match(err.message, /not-this-host|altnames|ERR_TLS_CERT/);
+});
+
+test('mTLS: the verified client certificate identity is in ctx.peer', async () => {
+  const seen: CallContext[] = [];
+  const port = await tlsServer(true, seen);
+  const c = client(port, { tls: { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey } });
+  await c.call('echo', { item });
+  const peer = seen[0]!.peer;
+  assert.is(peer.certificate?.commonName, 'client-1');
+  assert.match(peer.certificate?.subjectAltName ?? '', 'URI:spiffe://avrpc.test/client-1');
+  assert.match(peer.certificate?.fingerprint256 ?? '', /^[0-9A-F:]{95}$/);
+  assert.is((peer.principal as { commonName?: string } | undefined)?.commonName, 'client-1', 'without authenticate, the certificate is the principal');
+});
+
+test('mTLS: a client without a certificate is refused and no handler runs', async () => {
+  const seen: CallContext[] = [];
+  const port = await tlsServer(true, seen);
+  const err = await failure(client(port, { tls: { ca: certs.ca } }).call('echo', { item }));
+  assert.is(err.code, Code.UNAVAILABLE);
+  assert.match(err.message, /certificate|closed|reset|ECONNRESET|alert/i);
+  assert.is(seen.length, 0);
+});
+
+test('mTLS: a client certificate from another CA is refused', async () => {
+  const seen: CallContext[] = [];
+  const port = await tlsServer(true, seen);
+  const err = await failure(client(port, { tls: { ca: certs.ca, cert: certs.strangerCert, key: certs.strangerKey } }).call('echo', { item }));
+  assert.is(err.code, Code.UNAVAILABLE);
+  assert.is(seen.length, 0);
+});
+
+test('a plaintext client against a TLS port fails with UNAVAILABLE and says why', async () => {
+  const port = await tlsServer(false);
+  const err = await failure(client(port).call('echo', { item }));
+  assert.is(err.code, Code.UNAVAILABLE);
+  assert.match(err.message, /TLS server spoken to in plaintext/);
+});
+
+test('a raw plaintext avrpc handshake against a TLS port gets no avrpc frame, only a close', async () => {
+  const port = await tlsServer(false);
+  const raw = await RawPeer.connect(port);
+  const got: Buffer[] = [];
+  raw.socket.on('data', (d: Buffer) => got.push(d));
+  raw.socket.write(helloBytes(protocol));
+  await raw.closed;
+  const bytes = Buffer.concat(got);
+  // Whatever came back (a TLS alert, or nothing) is not an avrpc frame header the client could misread.
+  assert.ok(bytes.length === 0 || bytes[0] === 0x15, `unexpected bytes ${bytes.toString('hex')}`);
+});
+
+test('a TLS client against a plaintext port fails with UNAVAILABLE naming the TLS failure', async () => {
+  const server = createServer({ protocol, handlers: { echo: (req: { item: unknown }) => req.item } });
+  open.push(server);
+  const { port } = await server.listen();
+  const err = await failure(client(port, { tls: { ca: certs.ca } }).call('echo', { item }));
+  assert.is(err.code, Code.UNAVAILABLE);
+  assert.match(err.message, /SSL|TLS|wrong version|packet length/i);
+});
+
+test('TLS wraps the whole stream: the preface and HELLO go inside TLS, and a plaintext server sees a TLS record', async () => {
+  // The raw TLS peer speaks the SPEC bytes inside TLS and gets a WELCOME back.
+  const port = await tlsServer(false);
+  const socket = tlsConnect({ host: '127.0.0.1', port, ca: certs.ca });
+  await once(socket, 'secureConnect');
+  socket.write(helloBytes(protocol));
+  const [chunk] = (await once(socket, 'data')) as [Buffer];
+  assert.is(chunk[4], FrameType.WELCOME);
+  socket.destroy();
+  await once(socket, 'close');
+  // And the reverse: a plaintext server reads a TLS ClientHello, which is not the preface.
+  const plain = createServer({ protocol, handlers: {} });
+  open.push(plain);
+  const p = (await plain.listen()).port;
+  const raw = await RawPeer.connect(p);
+  raw.socket.write(Buffer.from('160301', 'hex'));
+  const goaway = await raw.frame();
+  assert.is(goaway.type, FrameType.GOAWAY);
+  assert.is(frameCode(goaway), Code.INTERNAL);
+  assert.match(frameMessage(goaway), /preface/);
+  await raw.closed;
+});
+
+test.run();
