@@ -23,9 +23,9 @@ export const DEFAULT_OFFLOAD_THRESHOLD_BYTES = 16 * 1024;
  */
 export interface WorkerOptions {
   /**
-   * The module loaded in each worker (a path or `file:` URL of built JavaScript): it exports one
-   * handler per offloaded message, named after the message, with the same signature as inline
-   * handlers (`(request, ctx) => response`). `ctx.signal` aborts on cancellation, deadline and
+   * The module loaded in each worker (built JavaScript; a path, relative to the working directory, or
+   * a `file:` URL): it exports one handler per offloaded message, named after the message, with the
+   * same signature as inline handlers (`(request, ctx) => response`). `ctx.signal` aborts on cancellation, deadline and
    * disconnect; `ctx.cancelled` reads the cancellation flag synchronously, for CPU loops.
    */
   module: string | URL;
