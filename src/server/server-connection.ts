@@ -18,6 +18,8 @@ import { callScope } from '../util/call-scope.js';
 import { CallContext, type PeerInfo } from './call-context.js';
 import { errorDraftFor, sendError } from './error-reply.js';
 import type { ResolvedServerOptions } from './server-options.js';
+import { OffloadedRequest, type OffloadPool } from './offload/offload-pool.js';
+import { OffloadReply, ReplyKind, writeBytes } from './offload/offload-task.js';
 
 /** What all connections of one server share. */
 export interface ServerShared {
@@ -25,6 +27,8 @@ export interface ServerShared {
   readonly cache: ResolverCache;
   /** Response body writers by local message index. */
   readonly writers: readonly BodyWriter<unknown>[];
+  /** Worker threads for the messages offloaded (`workers` option). */
+  readonly offload?: OffloadPool | undefined;
 }
 
 /** Lifecycle of a server connection. */
@@ -203,14 +207,18 @@ export class ServerConnection {
       }
       const incoming = this.codec!.requests[head.index];
       if (incoming === undefined) return this.refuse(id, oneWay, Code.UNIMPLEMENTED, `unknown message index ${head.index}`);
-      if (incoming.local === null || o.handlers[incoming.local.index] === undefined) {
+      const offload = this.shared.offload;
+      if (incoming.local === null || (o.handlers[incoming.local.index] === undefined && offload?.serves(incoming.local.index) !== true)) {
         return this.refuse(id, oneWay, Code.UNIMPLEMENTED, `unknown message ${incoming.name}`);
       }
       if (incoming.incompatible !== undefined) {
         return this.refuse(id, oneWay, Code.FAILED_PRECONDITION, `message ${incoming.name}: incompatible schemas: ${incoming.incompatible}`);
       }
       msg = incoming.local;
-      request = decodeExact(msg.request, body, head.offset, incoming.resolver);
+      // Offloaded calls keep their payload as bytes: a worker decodes it.
+      request = offload?.takes(msg.index, body.length - head.offset) === true
+        ? new OffloadedRequest(this.codec!.remote, head.index, body, head.offset)
+        : decodeExact(msg.request, body, head.offset, incoming.resolver);
       ctx = new CallContext(msg.name, head.metadata, head.timeoutMs < 0 ? Infinity : Date.now() + head.timeoutMs, this.peer);
     } catch (err) {
       return this.refuse(id, oneWay, Code.INVALID_ARGUMENT, `cannot decode request: ${(err as Error).message}`);
@@ -235,7 +243,8 @@ export class ServerConnection {
     const o = this.shared.options;
     try {
       const handler = o.handlers[msg.index]!;
-      result = o.propagateDeadlines ? callScope.run(ctx, handler, request, ctx) : handler(request, ctx);
+      if (request instanceof OffloadedRequest) result = this.shared.offload!.run(msg.index, request, ctx);
+      else result = o.propagateDeadlines ? callScope.run(ctx, handler, request, ctx) : handler(request, ctx);
     } catch (err) {
       return this.complete(id, msg, ctx, oneWay, err, true);
     }
@@ -269,7 +278,11 @@ export class ServerConnection {
     this.running.delete(id);
     let code: Code = Code.OK;
     if (!oneWay && !this.framed.isClosed) {
-      if (failed) {
+      if (outcome instanceof OffloadReply) {
+        code = outcome.code as Code;
+        if (code === Code.INTERNAL) this.shared.options.logger.warn({ message: msg.name, peer: this.peer }, 'handler failed in a worker');
+        this.framed.encoder.frame(outcome.kind === ReplyKind.RESPONSE ? FrameType.RESPONSE : FrameType.ERROR, outcome.flags, id, outcome.body, writeBytes);
+      } else if (failed) {
         const draft = errorDraftFor(msg, outcome);
         code = draft.code as Code;
         if (code === Code.INTERNAL) this.shared.options.logger.warn({ err: outcome, message: msg.name, peer: this.peer }, 'handler failed');

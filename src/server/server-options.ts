@@ -6,6 +6,7 @@ import { fnOption, fragmentOption, intOption, invalid } from '../util/validate.j
 import { isLogger, silentLogger, type Logger, type RpcObserver } from '../observability/observer.js';
 import type { CallContext } from './call-context.js';
 import { chainHandler, type ServerInterceptor } from './interceptor.js';
+import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './offload/worker-options.js';
 
 /**
  * A message handler: gets the request record (parameters by name) and the call context; returns the
@@ -81,6 +82,8 @@ export interface ServerOptions {
    * cancellation. Default true.
    */
   propagateDeadlines?: boolean;
+  /** Handlers that run on worker threads, fed request bytes (see {@link WorkerOptions}). Default none. */
+  workers?: WorkerOptions;
 }
 
 /** {@link ServerOptions} with every default filled in. */
@@ -109,6 +112,7 @@ export interface ResolvedServerOptions {
   observer: RpcObserver | undefined;
   logger: Logger;
   propagateDeadlines: boolean;
+  workers: ResolvedWorkerOptions | undefined;
 }
 
 const MiB = 1024 * 1024;
@@ -160,6 +164,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     observer: options.observer,
     logger: options.logger ?? silentLogger,
     propagateDeadlines: options.propagateDeadlines ?? true,
+    workers: resolveWorkerOptions(`${at}.workers`, options.workers, protocol, (i) => handlers[i] !== undefined),
   };
 }
 
