@@ -281,7 +281,9 @@ export class ServerConnection {
       if (outcome instanceof OffloadReply) {
         code = outcome.code as Code;
         if (code === Code.INTERNAL) this.shared.options.logger.warn({ message: msg.name, peer: this.peer }, 'handler failed in a worker');
-        this.framed.encoder.frame(outcome.kind === ReplyKind.RESPONSE ? FrameType.RESPONSE : FrameType.ERROR, outcome.flags, id, outcome.body, writeBytes);
+        // A worker's RESPONSE bytes go out like any response: fragmented or compressed when large.
+        if (outcome.kind === ReplyKind.RESPONSE) this.framed.message(FrameType.RESPONSE, outcome.flags, id, outcome.body, writeBytes);
+        else this.framed.encoder.frame(FrameType.ERROR, outcome.flags, id, outcome.body, writeBytes);
       } else if (failed) {
         const draft = errorDraftFor(msg, outcome);
         code = draft.code as Code;
