@@ -8,7 +8,10 @@ It proves that the spec is enough to interoperate from another language. Usage:
 It opens two connections:
   A. with its OWN protocol text (messages in another order than the server's, plus a message `shout`
      the server does not have), going through NEED_PROTOCOL, and reading the server's protocol text;
-  B. with the reference fingerprint of SPEC.md section 10 and no protocol text.
+  B. with the reference fingerprint of SPEC.md section 10 and no protocol text;
+  C. with its own fingerprint and the server's as knownServerFingerprint (no text either way), ending
+     with a GOAWAY sent by the client;
+  D. with a protocol text that does not match its fingerprint (a protocol error).
 It makes the calls, prints the line `READY_FOR_GOAWAY` and waits for the server's GOAWAY and close, then
 prints one JSON line of results; the exit code is 0 only when every check passed.
 """
@@ -425,13 +428,29 @@ def run_conn_a(host, port, c):
     f = conn.read_frame()
     c.check("a.ping_pong", f is not None and f[0] == PONG and f[2] == 0xABCDEF01 and f[3] == b"", f)
 
-    # 8. a request payload with a trailing byte: INVALID_ARGUMENT, the connection stays usable
+    # 8. negative block counts (count, then the block's byte size) in the metadata map and in an array
+    meta = enc_string("neg") + enc_string("yes")
+    tags = enc_string("x") + enc_string("y")
+    payload = (enc_long(8) + enc_string("n8") + enc_long(-2) + enc_long(len(tags)) + tags + b"\x00"
+               + enc_double(2.0) + enc_bytes(b"\x08"))
+    body = struct.pack(">H", OWN_INDEX["echo"]) + enc_long(-1) + enc_long(len(meta)) + meta + b"\x00" + payload
+    conn.send(frame(REQUEST, F_METADATA, 8, body))
+    rep = read_reply(conn, errors["echo"])
+    want = {"id": 8, "name": "n8", "tags": ["x", "y"], "score": 2.0, "blob": b"\x08"}
+    c.check("a.negative_block_counts", rep["id"] == 8 and "body" in rep and dec_item(rep["body"]) == want, rep)
+
+    # 9. CANCEL of an id that is not running is ignored: nothing comes back, the connection lives on
+    conn.send(frame(CANCEL, 0, 9999) + frame(PING, 0, 2))
+    f = conn.read_frame()
+    c.check("a.cancel_unknown_ignored", f is not None and f[0] == PONG and f[2] == 2, f)
+
+    # 10. a request payload with a trailing byte: INVALID_ARGUMENT, the connection stays usable
     conn.send(request(OWN_INDEX["echo"], 7, enc_item(item_n(7)) + b"\x00"))
     rep = read_reply(conn, errors["echo"])
     c.check("a.invalid_argument", rep["id"] == 7 and rep.get("code") == "INVALID_ARGUMENT", rep)
-    # GOAWAY's lastId is the last request the server ACCEPTED (SPEC section 6): 7 and 6 were refused
-    # before reaching a handler, so it is 115, the last of the concurrent batch.
-    return conn, server_fp, 115
+    # GOAWAY's lastId is the last request the server ACCEPTED (SPEC section 6): 7 was refused
+    # before reaching a handler, so it is 8.
+    return conn, server_fp, 8
 
 
 def run_conn_b(host, port, c):
@@ -444,6 +463,38 @@ def run_conn_b(host, port, c):
     rep = read_reply(conn, ["string", "avrpc.echo.EchoError"])
     c.check("b.echo", rep["id"] == 1 and dec_item(rep["body"]) == ITEM, rep)
     return conn, 1
+
+
+def run_conn_c(host, port, server_fp, c):
+    """The server learnt our protocol on connection A and we know its own: no text either way. Then
+    a GOAWAY from the client: the server answers with its own GOAWAY and closes."""
+    conn = Conn(host, port)
+    conn.send(PREFACE + hello(OWN_FP, None, server_fp))
+    w = read_welcome(conn)
+    if w["status"] == "NEED_PROTOCOL":  # allowed: the server may have forgotten us
+        c.check("c.need_protocol_without_server_text", w["protocol"] is None, w)
+        conn.send(hello(OWN_FP, OWN_TEXT, server_fp))
+        w = read_welcome(conn)
+    c.check("c.known_server_fingerprint", w["status"] == "OK" and w["protocol"] is None, w)
+    conn.send(request(OWN_INDEX["echo"], 41, enc_item(item_n(41))))
+    rep = read_reply(conn, ["string", "avrpc.echo.EchoError"])
+    c.check("c.echo", rep["id"] == 41 and dec_item(rep["body"]) == item_n(41), rep)
+    conn.send(frame(GOAWAY, 0, 0, struct.pack(">IB", 0, 0) + enc_string("client done")))
+    await_goaway(conn, 41, c, "c")
+
+
+def run_conn_d(host, port, c):
+    """A protocol text that does not hash to the fingerprint sent: GOAWAY INTERNAL, then close."""
+    conn = Conn(host, port)
+    conn.send(PREFACE + hello(REF_FP, OWN_TEXT, None))
+    f = conn.read_frame()
+    ok = f is not None and f[0] == GOAWAY and f[2] == 0
+    if ok:
+        r = Reader(f[3])
+        ok = r.take(4) == b"\0\0\0\0" and r.take(1)[0] == 13
+    c.check("d.fingerprint_mismatch_goaway", ok, repr(f))
+    c.check("d.closed", conn.read_frame() is None)
+    conn.close()
 
 
 def await_goaway(conn, last_sent, c, label):
@@ -472,6 +523,8 @@ def main():
     try:
         a, _server_fp, a_last = run_conn_a(host, port, c)
         b, b_last = run_conn_b(host, port, c)
+        run_conn_c(host, port, _server_fp, c)
+        run_conn_d(host, port, c)
         print("READY_FOR_GOAWAY", flush=True)
         await_goaway(a, a_last, c, "a")
         await_goaway(b, b_last, c, "b")

@@ -76,21 +76,30 @@ test('echo_client.py passes every check against a real server, and the server se
     assert.ok(report.ok);
     assert.is(code, 0);
     assert.ok(lines.includes('READY_FOR_GOAWAY'), 'the client reached the GOAWAY step');
-    assert.is(Object.keys(report.results).length, 17, 'every check ran');
+    const required = [
+      'a.need_protocol', 'a.welcome_ok', 'a.server_protocol_sent', 'a.echo', 'a.fail_declared', 'a.notify_no_reply',
+      'a.deadline_metadata', 'a.unimplemented', 'a.concurrent', 'a.ping_pong', 'a.negative_block_counts',
+      'a.cancel_unknown_ignored', 'a.invalid_argument', 'b.welcome_ok_without_protocol', 'b.echo',
+      'c.known_server_fingerprint', 'c.echo', 'c.goaway', 'c.closed_after_goaway', 'd.fingerprint_mismatch_goaway',
+      'd.closed', 'a.goaway', 'a.closed_after_goaway', 'b.goaway', 'b.closed_after_goaway',
+    ];
+    assert.equal(required.filter((name) => report.results[name] !== true), [], 'every check ran and passed');
 
     // Server-side effects: the one-way call arrived, the metadata and deadline were decoded.
     const notified = seen.filter((s) => s.message === 'notify');
     assert.is(notified.length, 1);
     assert.equal(notified[0]!.item?.id, 3);
-    const withMeta = seen.filter((s) => Object.keys(s.metadata).length > 0);
-    assert.is(withMeta.length, 1, 'exactly one call carried metadata');
+    assert.equal(seen.find((s) => s.item?.id === 8)?.metadata, { neg: 'yes' }, 'metadata sent with a negative block count');
+    const withMeta = seen.filter((s) => Object.keys(s.metadata).length > 0 && s.item?.id !== 8);
+    assert.is(withMeta.length, 1, 'exactly one other call carried metadata');
     assert.equal(withMeta[0]!.metadata, { 'trace-id': 'abc123', who: 'python' });
     assert.is(withMeta[0]!.item?.id, 5);
     assert.ok(Number.isFinite(withMeta[0]!.deadline), 'the 5000 ms deadline reached the handler');
     assert.ok(withMeta[0]!.remainingMs <= 5000, 'the deadline is relative to the call, never later than sent');
     assert.ok(seen.filter((s) => s !== withMeta[0]).every((s) => s.deadline === Infinity), 'no other call had a deadline');
-    // echo: 1 + id 4 + id 5 + 16 concurrent on A, 1 on B (the invalid payload and `shout` reach no handler).
-    assert.is(seen.filter((s) => s.message === 'echo').length, 20);
+    // echo: 1 + id 4 + id 5 + 16 concurrent + id 8 on A, 1 on B, 1 on C (the invalid payload and `shout`
+    // reach no handler).
+    assert.is(seen.filter((s) => s.message === 'echo').length, 22);
     assert.is(seen.filter((s) => s.message === 'fail').length, 1);
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill();
