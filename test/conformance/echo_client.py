@@ -11,7 +11,8 @@ It opens two connections:
   B. with the reference fingerprint of SPEC.md section 10 and no protocol text;
   C. with its own fingerprint and the server's as knownServerFingerprint (no text either way), ending
      with a GOAWAY sent by the client;
-  D. with a protocol text that does not match its fingerprint (a protocol error).
+  D. with a protocol text that does not match its fingerprint (a protocol error);
+  E. with a REQUEST of id 0 (a protocol error).
 It makes the calls, prints the line `READY_FOR_GOAWAY` and waits for the server's GOAWAY and close, then
 prints one JSON line of results; the exit code is 0 only when every check passed.
 """
@@ -497,6 +498,18 @@ def run_conn_d(host, port, c):
     conn.close()
 
 
+def run_conn_e(host, port, c):
+    """A REQUEST with id 0 (reserved for connection-level frames): GOAWAY INTERNAL, then close."""
+    conn = Conn(host, port)
+    conn.send(PREFACE + hello(REF_FP, None, None))
+    read_welcome(conn)
+    conn.send(request(REF_INDEX["echo"], 0, enc_item(item_n(1))))
+    f = conn.read_frame()
+    c.check("e.request_id_0_goaway", f is not None and f[0] == GOAWAY and f[3][4] == 13, repr(f))
+    c.check("e.closed", conn.read_frame() is None)
+    conn.close()
+
+
 def await_goaway(conn, last_sent, c, label):
     """After the server starts shutting down: GOAWAY code 0 with lastId = our last accepted request,
     then the server closes (no call is running)."""
@@ -525,6 +538,7 @@ def main():
         b, b_last = run_conn_b(host, port, c)
         run_conn_c(host, port, _server_fp, c)
         run_conn_d(host, port, c)
+        run_conn_e(host, port, c)
         print("READY_FOR_GOAWAY", flush=True)
         await_goaway(a, a_last, c, "a")
         await_goaway(b, b_last, c, "b")

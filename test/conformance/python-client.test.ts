@@ -81,7 +81,7 @@ test('echo_client.py passes every check against a real server, and the server se
       'a.deadline_metadata', 'a.unimplemented', 'a.concurrent', 'a.ping_pong', 'a.negative_block_counts',
       'a.cancel_unknown_ignored', 'a.invalid_argument', 'b.welcome_ok_without_protocol', 'b.echo',
       'c.known_server_fingerprint', 'c.echo', 'c.goaway', 'c.closed_after_goaway', 'd.fingerprint_mismatch_goaway',
-      'd.closed', 'a.goaway', 'a.closed_after_goaway', 'b.goaway', 'b.closed_after_goaway',
+      'd.closed', 'e.request_id_0_goaway', 'e.closed', 'a.goaway', 'a.closed_after_goaway', 'b.goaway', 'b.closed_after_goaway',
     ];
     assert.equal(required.filter((name) => report.results[name] !== true), [], 'every check ran and passed');
 
