@@ -394,7 +394,8 @@ def run_conn_a(host, port, c):
     rep = read_reply(conn, errors["fail"])
     c.check("a.fail_declared", rep["id"] == 2 and rep.get("code") == "UNKNOWN"
             and rep.get("declared_type") == "avrpc.echo.EchoError"
-            and rep.get("declared") == {"reason": "no luck"}, rep)
+            and rep.get("declared") == {"reason": "no luck"}
+            and rep.get("metadata") == {"retry-after": "5"}, rep)
 
     # 3. one-way, then an echo: the first reply must be the echo's (nothing is sent for notify).
     conn.send(request(OWN_INDEX["notify"], 3, enc_item(item_n(3)), one_way=True)

@@ -41,7 +41,7 @@ test('echo_client.py passes every check against a real server, and the server se
       },
       fail: (req: { reason: string }, ctx: CallContext) => {
         record('fail', ctx);
-        throw new RpcError(Code.UNKNOWN, req.reason, { details: { reason: req.reason } });
+        throw new RpcError(Code.UNKNOWN, req.reason, { details: { reason: req.reason }, metadata: { 'retry-after': '5' } });
       },
       notify: (req: { item: Seen['item'] }, ctx: CallContext) => {
         record('notify', ctx, req.item);
