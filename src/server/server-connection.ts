@@ -186,6 +186,8 @@ export class ServerConnection {
   }
 
   private onRequest(flags: number, id: number, body: Buffer): void {
+    // Id 0 is for connection-level frames: an ERROR for it would read as the connection failing.
+    if (id === 0) return this.framed.fail(new RpcError(Code.INTERNAL, 'protocol error: REQUEST with id 0'));
     const oneWay = (flags & Flag.ONE_WAY) !== 0;
     const o = this.shared.options;
     this.requestsSinceIdleCheck++;
