@@ -17,6 +17,7 @@ export { createStaticRegistry, createEtcdRegistry, createDnsRegistry, versionSat
 export type { MessageDef, ProtocolOptions } from './codec/protocol.js';
 export type { Server, ListenOptions, CloseOptions, RegisterOptions } from './server/server.js';
 export type { ServerOptions, Handler } from './server/server-options.js';
+export type { WorkerOptions } from './server/offload/worker-options.js';
 export type { PeerInfo } from './server/call-context.js';
 export type { Client } from './client/client.js';
 export type { DescribeOptions } from './client/describe.js';

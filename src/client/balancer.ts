@@ -26,19 +26,24 @@ export interface BalancerOptions {
 }
 
 /**
- * Least-connections: the connection with the fewest calls in flight. The scan starts at a random
- * position, so ties are won by each tied connection equally often.
+ * Least-connections: the connection with the fewest calls in flight. Ties are broken by reservoir
+ * sampling (the k-th tied connection replaces the pick with probability 1/k), so each tied connection
+ * wins equally often wherever it sits; a random scan start alone favours one after a run of busy ones.
  */
 export function leastConnections(options: BalancerOptions = {}): Balancer {
   const random = options.random ?? Math.random;
   return (c) => {
     const n = c.length;
-    if (n === 1) return c[0]!;
-    const start = Math.floor(random() * n);
-    let best = c[start]!;
+    let best = c[0]!;
+    let ties = 1;
     for (let i = 1; i < n; i++) {
-      const v = c[(start + i) % n]!;
-      if (v.inFlight < best.inFlight) best = v;
+      const v = c[i]!;
+      if (v.inFlight < best.inFlight) {
+        best = v;
+        ties = 1;
+      } else if (v.inFlight === best.inFlight && random() * ++ties < 1) {
+        best = v;
+      }
     }
     return best;
   };

@@ -83,7 +83,7 @@ export class CallRunner implements CallOwner {
     if (deadline >= 0) call.timer = setTimeout(onDeadline, deadline - performance.now(), this, call);
     if (signal !== undefined) {
       call.signal = signal;
-      call.onAbort = () => this.abandon(call, new RpcError(Code.CANCELLED, 'call cancelled by the caller'));
+      call.onAbort = () => this.abandon(call, abortError(signal));
       signal.addEventListener('abort', call.onAbort, { once: true });
     }
     this.budget.deposit();
@@ -166,6 +166,13 @@ export class CallRunner implements CallOwner {
 
 function onDeadline(runner: CallRunner, call: ClientCall): void {
   runner.abandon(call, new RpcError(Code.DEADLINE_EXCEEDED, `deadline exceeded for ${call.msg.name}`));
+}
+
+/** A call whose signal aborted: an inherited deadline keeps its code, anything else is a cancel. */
+function abortError(signal: AbortSignal): RpcError {
+  const reason: unknown = signal.reason;
+  if (reason instanceof RpcError && reason.code === Code.DEADLINE_EXCEEDED) return new RpcError(Code.DEADLINE_EXCEEDED, `deadline of the incoming call exceeded`);
+  return new RpcError(Code.CANCELLED, 'call cancelled by the caller');
 }
 
 function onWaitTimeout(runner: CallRunner, call: ClientCall): void {

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { Protocol } from '../codec/protocol.js';
 import type { Registry } from '../discovery/registry.js';
 import { dialer, type ClientTlsOptions } from '../security/tls.js';
-import { intOption, invalid } from '../util/validate.js';
+import { fragmentOption, intOption, invalid } from '../util/validate.js';
 import { isLogger, silentLogger, type Logger, type RpcObserver } from '../observability/observer.js';
 import type { ClientInterceptor } from './interceptor.js';
 import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
@@ -62,6 +62,27 @@ export interface ClientOptions {
   connectTimeoutMs?: number;
   /** Largest frame body accepted, in bytes. Default 16 MiB. */
   maxFrameBytes?: number;
+  /** Largest response accepted, in bytes, after reassembly and decompression; larger fails RESOURCE_EXHAUSTED. Default 64 MiB. */
+  maxMessageBytes?: number;
+  /**
+   * Requests larger than this many bytes go out in fragments of at most this size, interleaved with
+   * other calls (when the server supports it); 0 turns fragments off both ways. Default 65536.
+   */
+  fragmentBytes?: number;
+  /** Fragmented responses received at once per connection (advertised to the server); with `maxMessageBytes` it bounds reassembly memory. Default 4. */
+  maxPartialMessages?: number;
+  /**
+   * Fragment bytes the server may send ahead of this side's acknowledgements (advertised): bounds what
+   * queues ahead of a small call, in kernel buffers too, to about one window. Default 262144.
+   */
+  fragmentWindowBytes?: number;
+  /** Compress requests of at least this many bytes with deflate, when the server agrees; 0: off both ways. Default 0. */
+  compressAboveBytes?: number;
+  /**
+   * Bytes of requests queued for one socket whose server does not read them, before that connection
+   * is dropped and its calls fail RESOURCE_EXHAUSTED. Default 32 MiB.
+   */
+  maxQueuedBytes?: number;
   /** Idle time before the client PINGs the server, in ms; 0 disables. Default 30000. */
   keepaliveMs?: number;
   /** Time to wait for any answer to a PING before failing the connection, in ms. Default 10000. */
@@ -108,6 +129,12 @@ export interface ResolvedClientOptions {
   ejectMs: number;
   connectTimeoutMs: number;
   maxFrameBytes: number;
+  maxMessageBytes: number;
+  fragmentBytes: number;
+  maxPartialMessages: number;
+  fragmentWindowBytes: number;
+  compressAboveBytes: number;
+  maxQueuedBytes: number;
   keepaliveMs: number;
   keepaliveTimeoutMs: number;
   resolverCacheSize: number;
@@ -175,6 +202,12 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     ejectMs: intOption(`${at}.ejectMs`, options.ejectMs, 10_000, 0),
     connectTimeoutMs: intOption(`${at}.connectTimeoutMs`, options.connectTimeoutMs, 10_000, 1),
     maxFrameBytes: intOption(`${at}.maxFrameBytes`, options.maxFrameBytes, 16 * MiB, 64, 0xffffffff),
+    maxMessageBytes: intOption(`${at}.maxMessageBytes`, options.maxMessageBytes, 64 * MiB, 1, 0xffffffff),
+    fragmentBytes: fragmentOption(`${at}.fragmentBytes`, options.fragmentBytes),
+    maxPartialMessages: intOption(`${at}.maxPartialMessages`, options.maxPartialMessages, 4, 1, 0xffffffff),
+    fragmentWindowBytes: intOption(`${at}.fragmentWindowBytes`, options.fragmentWindowBytes, 256 * 1024, 1024, 0xffffffff),
+    compressAboveBytes: intOption(`${at}.compressAboveBytes`, options.compressAboveBytes, 0, 0),
+    maxQueuedBytes: intOption(`${at}.maxQueuedBytes`, options.maxQueuedBytes, 32 * MiB, 1024),
     keepaliveMs: intOption(`${at}.keepaliveMs`, options.keepaliveMs, 30_000, 0),
     keepaliveTimeoutMs: intOption(`${at}.keepaliveTimeoutMs`, options.keepaliveTimeoutMs, 10_000, 1),
     resolverCacheSize: intOption(`${at}.resolverCacheSize`, options.resolverCacheSize, 64, 1),

@@ -1,4 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { MessageDef } from '../codec/protocol.js';
+import { rawMessage } from '../codec/raw-message.js';
 import { ResolverCache } from '../codec/resolver-cache.js';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
@@ -16,6 +18,12 @@ export interface Client {
    */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   call<T = any>(message: string, request: object, options?: CallOptions): Promise<T>;
+  /**
+   * Like `call`, with the request already Avro-encoded (the request record, in this client's
+   * protocol) and the response returned as its Avro bytes, undecoded: for pipelines that pass
+   * payloads through. The server validates the request. Interceptors see `request` as the bytes.
+   */
+  callRaw(message: string, request: Uint8Array, options?: CallOptions): Promise<Buffer>;
   /** Stops taking calls, waits for calls in flight, and closes every socket. */
   close(): Promise<void>;
   /** The pool's state per endpoint right now: sockets, calls in flight, latency, ejection. */
@@ -46,8 +54,15 @@ export function createClient(options: ClientOptions): Client {
   const defaultTimeout = o.timeoutMs;
   let closing: Promise<void> | undefined;
 
+  const rawMessages = new Map<string, MessageDef>();
   const send = (message: string, request: object, callOptions: CallOptions | undefined): Promise<never> => {
-    const msg = protocol.message(message);
+    let msg = protocol.message(message);
+    // A Uint8Array is never a request record: it comes from callRaw.
+    if (msg !== undefined && request instanceof Uint8Array) {
+      let raw = rawMessages.get(message);
+      if (raw === undefined) rawMessages.set(message, (raw = rawMessage(msg)));
+      msg = raw;
+    }
     if (msg === undefined) {
       return Promise.reject(new RpcError(Code.UNIMPLEMENTED, `no message '${message}' in protocol ${protocol.name}`));
     }
@@ -63,6 +78,11 @@ export function createClient(options: ClientOptions): Client {
 
   return {
     call(message: string, request: object, callOptions?: CallOptions) {
+      if (intercepted !== undefined) return intercepted({ message, request, options: callOptions ?? {} }) as Promise<never>;
+      return send(message, request, callOptions);
+    },
+    callRaw(message: string, request: Uint8Array, callOptions?: CallOptions) {
+      if (!(request instanceof Uint8Array)) return Promise.reject(new RpcError(Code.INVALID_ARGUMENT, 'callRaw: request must be a Uint8Array of Avro bytes'));
       if (intercepted !== undefined) return intercepted({ message, request, options: callOptions ?? {} }) as Promise<never>;
       return send(message, request, callOptions);
     },

@@ -68,6 +68,7 @@ interface Slot {
 export class Pool {
   private readonly slots = new Map<string, Slot>();
   private snapshot: readonly ClientConnection[] | null = null;
+  private readonly seenReady = new WeakSet<ClientConnection>();
   private started = false;
   private closed = false;
 
@@ -189,6 +190,9 @@ export class Pool {
     const slot = this.slots.get(conn.endpoint.key);
     if (slot === undefined || !slot.conns.includes(conn)) return;
     if (conn.state === 'ready') {
+      // Also called for every failed call on a ready socket: only the first time is "became ready".
+      if (this.seenReady.has(conn)) return this.maybeEject(slot);
+      this.seenReady.add(conn);
       slot.backoff.reset();
       slot.lastError = undefined;
       slot.state.consecutiveFailures = 0;

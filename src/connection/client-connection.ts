@@ -8,6 +8,7 @@ import { RpcError } from '../errors/rpc-error.js';
 import { readErrorHead, readGoaway, requestFlags, writeRequest, type RequestDraft } from '../framing/bodies.js';
 import { Flag, FrameType, PREFACE } from '../framing/frame.js';
 import { helloType, readHandshake, welcomeType, writeHandshake, type Hello, type Welcome } from '../framing/handshake.js';
+import { accepted, offer } from '../framing/extensions.js';
 import { TOKEN_META_KEY } from '../security/auth.js';
 import type { RpcObserver } from '../observability/observer.js';
 import { readyEvent } from '../security/tls.js';
@@ -16,7 +17,7 @@ import { FramedSocket, type FramedSocketOptions } from './framed-socket.js';
 import { decodeDeclared, decodeExact } from './payload.js';
 
 /** Filled options of a {@link ClientConnection}. */
-export interface ClientConnectionOptions extends Omit<FramedSocketOptions, 'expectPreface' | 'pauseReadsWhenBlocked' | 'maxQueuedBytes'> {
+export interface ClientConnectionOptions extends Omit<FramedSocketOptions, 'expectPreface' | 'pauseReadsWhenBlocked'> {
   /** Time allowed for TCP connect plus handshake, in ms. */
   connectTimeoutMs: number;
   /** Opens the socket (plain TCP by default; TLS plugs in here). */
@@ -67,6 +68,8 @@ export class ClientConnection {
   state: ClientConnectionState = 'connecting';
   /** Why the connection closed, once it has. */
   closeError: RpcError | undefined;
+  /** `lastId` of a graceful GOAWAY (code 0): requests sent after it were never run by the server. */
+  private goawayLastId = -1;
   private readonly calls = new CallTable();
   private readonly framed: FramedSocket;
   private codec: PeerCodec | undefined;
@@ -76,8 +79,6 @@ export class ClientConnection {
   private readonly closeWaiters: Array<() => void> = [];
   private readonly draft: RequestDraft = { index: 0, timeoutMs: -1, metadata: undefined, type: null!, value: null };
   private meta: Record<string, Buffer> = {};
-  /** lastId of a graceful GOAWAY (-1: none): requests with higher ids were not processed. */
-  private goawayLastId = -1;
   private readonly observer: RpcObserver | undefined;
 
   constructor(
@@ -93,9 +94,11 @@ export class ClientConnection {
   ) {
     this.observer = options.observer;
     const socket = options.dial(host, port);
-    this.framed = new FramedSocket(socket, { ...options, expectPreface: false, pauseReadsWhenBlocked: false, maxQueuedBytes: Infinity }, {
+    this.framed = new FramedSocket(socket, { ...options, expectPreface: false, pauseReadsWhenBlocked: false }, {
       onFrame: (type, flags, id, body) => this.onFrame(type, flags, id, body),
       onClose: (error) => this.onClose(error),
+      onRefused: (type, _flags, id, error) => (type === FrameType.RESPONSE ? this.onRefused(id, error)
+        : this.framed.fail(new RpcError(Code.INTERNAL, `protocol error: unexpected frame type ${type} from server`))),
     });
     this.connectTimer = setTimeout(() => this.framed.destroy(
       new RpcError(Code.UNAVAILABLE, `connect to ${host}:${port} timed out after ${options.connectTimeoutMs} ms`),
@@ -154,6 +157,7 @@ export class ClientConnection {
   detach(call: ClientCall): void {
     if (this.calls.take(call.id) === undefined) return;
     call.conn = null;
+    this.framed.abandon(call.id);
     if (call.sent && !this.framed.isClosed) {
       this.framed.encoder.raw(FrameType.CANCEL, 0, call.id, null);
       this.framed.flushSoon();
@@ -178,13 +182,20 @@ export class ClientConnection {
   private send(call: ClientCall): void {
     const d = this.draft;
     const msg = call.msg;
+    const reading = this.codec!.responses[msg.index]!;
+    if (reading.incompatible !== undefined && reading.response === undefined) {
+      // We could not read the server's answer: refuse before the server runs the call.
+      this.calls.take(call.id);
+      call.reject(new RpcError(Code.FAILED_PRECONDITION, `message ${msg.name}: cannot read the server's response: ${reading.incompatible}`));
+      return;
+    }
     d.index = msg.index;
     d.timeoutMs = call.deadline < 0 ? -1 : Math.max(1, Math.ceil(call.deadline - performance.now()));
     d.metadata = call.metadata;
     d.type = msg.request;
     d.value = call.request;
     try {
-      this.framed.encoder.frame(FrameType.REQUEST, requestFlags(d) | (msg.oneWay ? Flag.ONE_WAY : 0), call.id, d, writeRequest);
+      this.framed.message(FrameType.REQUEST, requestFlags(d) | (msg.oneWay ? Flag.ONE_WAY : 0), call.id, d, writeRequest);
     } catch (err) {
       this.calls.take(call.id);
       call.reject(new RpcError(Code.INVALID_ARGUMENT, `invalid request for ${msg.name}: ${(err as Error).message}`, { cause: err }));
@@ -233,8 +244,10 @@ export class ClientConnection {
     try {
       const head = readErrorHead(flags, body);
       let details: unknown;
-      if (call !== undefined && (flags & Flag.DECLARED) !== 0) {
-        details = decodeDeclared(call.msg.errors, body, head.offset, this.codec!.responses[call.msg.index]!.errors);
+      const reading = call === undefined ? undefined : this.codec!.responses[call.msg.index]!;
+      // When the server's error union cannot be resolved into ours, keep its code and message only.
+      if (call !== undefined && (flags & Flag.DECLARED) !== 0 && !(reading!.incompatible !== undefined && reading!.errors === undefined)) {
+        details = decodeDeclared(call.msg.errors, body, head.offset, reading!.errors);
       }
       error = new RpcError(head.code as Code, head.message, { isRemote: true, metadata: head.metadata, details });
     } catch (err) {
@@ -242,6 +255,8 @@ export class ClientConnection {
     }
     if (call === undefined) return this.framed.destroy(error);
     call.conn = null;
+    // A refusal may come while the request is still going out in fragments: stop sending it.
+    this.framed.abandon(id);
     if (error.code === Code.UNAVAILABLE || error.code === Code.INTERNAL) this.countFailure();
     // A server answers UNAVAILABLE only for requests it did not run (refused while shutting down).
     call.avoidEndpoint = this.endpoint.key;
@@ -250,11 +265,24 @@ export class ClientConnection {
     this.endIfDrained();
   }
 
+  /** A response refused before decoding (too large, does not inflate): the call fails, the server stops. */
+  private onRefused(id: number, error: RpcError): void {
+    const call = this.calls.take(id);
+    if (call === undefined) return;
+    call.conn = null;
+    this.framed.abandon(id);
+    this.framed.encoder.raw(FrameType.CANCEL, 0, id, null);
+    this.framed.flushSoon();
+    call.reject(error);
+    this.endIfDrained();
+  }
+
   private onGoaway(body: Buffer): void {
     try {
       const g = readGoaway(body);
-      if (g.code !== Code.OK) this.closeError = new RpcError(g.code as Code, g.message, { isRemote: true });
-      else this.goawayLastId = g.lastId;
+      // Only a graceful GOAWAY's last id is exact; an error GOAWAY may carry 0 while handlers run.
+      if (g.code === Code.OK) this.goawayLastId = g.lastId;
+      else this.closeError = new RpcError(g.code as Code, g.message, { isRemote: true });
     } catch {
       // A malformed GOAWAY still means "go away".
     }
@@ -267,7 +295,7 @@ export class ClientConnection {
       fingerprint: this.protocol.fingerprint,
       protocol: withProtocol ? this.protocol.text : null,
       knownServerFingerprint: this.endpoint.serverFingerprint,
-      meta: this.meta,
+      meta: { ...this.meta, ...offer(this.framed.support) },
     };
     this.sentProtocol = withProtocol;
     if (!this.prefaceSent) this.framed.encoder.bytes(PREFACE);
@@ -296,11 +324,13 @@ export class ClientConnection {
       }
       if (remote === undefined) throw new Error('server omitted a protocol this client does not know');
       this.endpoint.serverFingerprint = w.fingerprint;
+      this.framed.use(accepted(w.meta, this.framed.support));
     } catch (err) {
       return this.framed.fail(new RpcError(Code.INTERNAL, `protocol error in handshake: ${(err as Error).message}`, { cause: err }));
     }
     this.codec = this.cache.codec(remote);
     clearTimeout(this.connectTimer);
+    this.framed.startKeepalive();
     this.observer?.connectionOpened?.(this.endpoint.key);
     if (this.state === 'connecting') this.transition('ready');
     for (const call of this.calls.unsent()) this.send(call);
@@ -324,16 +354,26 @@ export class ClientConnection {
       error = new RpcError(Code.UNAVAILABLE, `${this.host}:${this.port} closed the connection during the handshake `
         + `(${error.message}); a TLS server spoken to in plaintext, or not an avrpc server?`, { cause: error.cause ?? error });
     }
+    if (!wasReady && this.closeError === undefined && !error.isRemote && (error.code === Code.INTERNAL || error.code === Code.RESOURCE_EXHAUSTED)) {
+      // Bytes we could not parse before the handshake finished: the endpoint is not (yet) an avrpc server.
+      error = new RpcError(Code.UNAVAILABLE, `${this.host}:${this.port} is not an avrpc v1 server (${error.message})`, { cause: error });
+    }
     this.closeError ??= error;
     if (this.state !== 'closed') this.transition('closed');
     if (!wasReady || this.calls.size > 0) this.countFailure();
     for (const call of this.calls.drain()) {
       call.conn = null;
       call.avoidEndpoint = this.endpoint.key;
-      // A request that crossed the server's GOAWAY (an idle close, a shutdown) was not run: safe to retry.
-      call.owner.attemptFailed(call, this.closeError, call.sent && !(this.goawayLastId >= 0 && call.id > this.goawayLastId));
+      call.owner.attemptFailed(call, this.closeError, call.sent && !this.afterGoaway(call.id));
     }
     for (const w of this.closeWaiters.splice(0)) w();
+  }
+
+  /** True when `id` was sent after the last request a graceful GOAWAY accepted (ids wrap at 2^32). */
+  private afterGoaway(id: number): boolean {
+    if (this.goawayLastId < 0) return false;
+    const distance = (id - this.goawayLastId) >>> 0;
+    return distance > 0 && distance < 0x80000000;
   }
 
   private transition(to: ClientConnectionState): void {

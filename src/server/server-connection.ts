@@ -11,12 +11,15 @@ import { readRequestHead, writeGoaway } from '../framing/bodies.js';
 import type { BodyWriter } from '../framing/frame-encoder.js';
 import { Flag, FrameType } from '../framing/frame.js';
 import { helloType, readHandshake, welcomeType, writeHandshake, type Hello, type Welcome } from '../framing/handshake.js';
+import { accept as acceptExtensions, type Negotiated } from '../framing/extensions.js';
 import { TOKEN_META_KEY } from '../security/auth.js';
 import { peerCertificate } from '../security/tls.js';
 import { callScope } from '../util/call-scope.js';
 import { CallContext, type PeerInfo } from './call-context.js';
 import { errorDraftFor, sendError } from './error-reply.js';
 import type { ResolvedServerOptions } from './server-options.js';
+import { OffloadedRequest, type OffloadPool } from './offload/offload-pool.js';
+import { OffloadReply, ReplyKind, writeBytes } from './offload/offload-task.js';
 
 /** What all connections of one server share. */
 export interface ServerShared {
@@ -24,6 +27,8 @@ export interface ServerShared {
   readonly cache: ResolverCache;
   /** Response body writers by local message index. */
   readonly writers: readonly BodyWriter<unknown>[];
+  /** Worker threads for the messages offloaded (`workers` option). */
+  readonly offload?: OffloadPool | undefined;
 }
 
 /** Lifecycle of a server connection. */
@@ -67,7 +72,14 @@ export class ServerConnection {
     this.framed = new FramedSocket(socket, {
       maxFrameBytes: o.maxFrameBytes, expectPreface: true, pauseReadsWhenBlocked: true, maxQueuedBytes: o.maxQueuedBytes,
       keepaliveMs: o.keepaliveMs, keepaliveTimeoutMs: o.keepaliveTimeoutMs, observer: o.observer,
-    }, { onFrame: (t, f, id, body) => this.onFrame(t, f, id, body), onClose: (e) => this.onClose(e) });
+      fragmentBytes: o.fragmentBytes, maxMessageBytes: o.maxMessageBytes, maxPartialMessages: o.maxPartialMessages,
+      compressAboveBytes: o.compressAboveBytes, fragmentWindowBytes: o.fragmentWindowBytes,
+    }, {
+      onFrame: (t, f, id, body) => this.onFrame(t, f, id, body),
+      onClose: (e) => this.onClose(e),
+      onRefused: (t, f, id, e) => (t === FrameType.REQUEST ? this.refuse(id, (f & Flag.ONE_WAY) !== 0, e.code, e.message)
+        : this.framed.fail(new RpcError(Code.INTERNAL, `protocol error: unexpected frame type ${t}`))),
+    });
     o.observer?.connectionOpened?.(`${this.peer.address}:${this.peer.port}`);
     this.handshakeTimer = setTimeout(() => this.framed.destroy(
       new RpcError(Code.DEADLINE_EXCEEDED, `handshake not completed within ${o.handshakeTimeoutMs} ms`),
@@ -151,15 +163,19 @@ export class ServerConnection {
       return this.framed.flushSoon();
     }
     welcome.status = 'OK';
-    this.accept(remote, welcome);
+    const extensions = acceptExtensions(hello.meta, this.framed.support);
+    welcome.meta = extensions.meta;
+    this.accept(remote, welcome, extensions.negotiated);
   }
 
   /** The handshake succeeded: the connection takes calls from now on. */
-  private accept(remote: Protocol, welcome: Welcome): void {
+  private accept(remote: Protocol, welcome: Welcome, negotiated: Negotiated): void {
     this.framed.encoder.frame(FrameType.WELCOME, 0, 0, welcome, writeWelcome);
     this.framed.flushSoon();
+    this.framed.use(negotiated);
     this.codec = this.shared.cache.codec(remote);
     clearTimeout(this.handshakeTimer);
+    this.framed.startKeepalive();
     if (this.state === 'handshaking') this.transition('ready');
     this.armIdleCheck();
   }
@@ -184,6 +200,8 @@ export class ServerConnection {
   }
 
   private onRequest(flags: number, id: number, body: Buffer): void {
+    // Id 0 is for connection-level frames: an ERROR for it would read as the connection failing.
+    if (id === 0) return this.framed.fail(new RpcError(Code.INTERNAL, 'protocol error: REQUEST with id 0'));
     const oneWay = (flags & Flag.ONE_WAY) !== 0;
     const o = this.shared.options;
     this.requestsSinceIdleCheck++;
@@ -205,14 +223,18 @@ export class ServerConnection {
       }
       const incoming = this.codec!.requests[head.index];
       if (incoming === undefined) return this.refuse(id, oneWay, Code.UNIMPLEMENTED, `unknown message index ${head.index}`);
-      if (incoming.local === null || o.handlers[incoming.local.index] === undefined) {
+      const offload = this.shared.offload;
+      if (incoming.local === null || (o.handlers[incoming.local.index] === undefined && offload?.serves(incoming.local.index) !== true)) {
         return this.refuse(id, oneWay, Code.UNIMPLEMENTED, `unknown message ${incoming.name}`);
       }
       if (incoming.incompatible !== undefined) {
         return this.refuse(id, oneWay, Code.FAILED_PRECONDITION, `message ${incoming.name}: incompatible schemas: ${incoming.incompatible}`);
       }
       msg = incoming.local;
-      request = decodeExact(msg.request, body, head.offset, incoming.resolver);
+      // Offloaded calls keep their payload as bytes: a worker decodes it.
+      request = offload?.takes(msg.index, body.length - head.offset) === true
+        ? new OffloadedRequest(this.codec!.remote, head.index, body, head.offset)
+        : decodeExact(msg.request, body, head.offset, incoming.resolver);
       ctx = new CallContext(msg.name, head.metadata, head.timeoutMs < 0 ? Infinity : Date.now() + head.timeoutMs, this.peer);
     } catch (err) {
       return this.refuse(id, oneWay, Code.INVALID_ARGUMENT, `cannot decode request: ${(err as Error).message}`);
@@ -237,7 +259,8 @@ export class ServerConnection {
     const o = this.shared.options;
     try {
       const handler = o.handlers[msg.index]!;
-      result = o.propagateDeadlines ? callScope.run(ctx, handler, request, ctx) : handler(request, ctx);
+      if (request instanceof OffloadedRequest) result = this.shared.offload!.run(msg.index, request, ctx);
+      else result = o.propagateDeadlines ? callScope.run(ctx, handler, request, ctx) : handler(request, ctx);
     } catch (err) {
       return this.complete(id, msg, ctx, oneWay, err, true);
     }
@@ -262,20 +285,29 @@ export class ServerConnection {
     ctx.finish();
     const observer = this.shared.options.observer;
     if (ctx.cancelled || this.running.get(id) !== ctx) {
+      // A call past its deadline stays in `running` until its handler returns; free its id now.
+      if (this.running.get(id) === ctx) this.running.delete(id);
       observer?.callEnded?.(msg.name, Code.CANCELLED, performance.now() - ctx.startedAt);
+      if (this.state === 'draining' && this.running.size === 0) this.framed.end();
       return;
     }
     this.running.delete(id);
     let code: Code = Code.OK;
     if (!oneWay && !this.framed.isClosed) {
-      if (failed) {
+      if (outcome instanceof OffloadReply) {
+        code = outcome.code as Code;
+        if (code === Code.INTERNAL) this.shared.options.logger.warn({ message: msg.name, peer: this.peer }, 'handler failed in a worker');
+        // A worker's RESPONSE bytes go out like any response: fragmented or compressed when large.
+        if (outcome.kind === ReplyKind.RESPONSE) this.framed.message(FrameType.RESPONSE, outcome.flags, id, outcome.body, writeBytes);
+        else this.framed.encoder.frame(FrameType.ERROR, outcome.flags, id, outcome.body, writeBytes);
+      } else if (failed) {
         const draft = errorDraftFor(msg, outcome);
         code = draft.code as Code;
         if (code === Code.INTERNAL) this.shared.options.logger.warn({ err: outcome, message: msg.name, peer: this.peer }, 'handler failed');
         sendError(this.framed, id, draft);
       } else {
         try {
-          this.framed.encoder.frame(FrameType.RESPONSE, 0, id, outcome, this.shared.writers[msg.index]!);
+          this.framed.message(FrameType.RESPONSE, 0, id, outcome, this.shared.writers[msg.index]!);
         } catch (err) {
           sendError(this.framed, id, errorDraftFor(msg, new RpcError(Code.INTERNAL, `handler of ${msg.name} returned an invalid response: ${(err as Error).message}`)));
         }
@@ -294,6 +326,7 @@ export class ServerConnection {
   }
 
   private onCancel(id: number): void {
+    this.framed.abandon(id);
     const ctx = this.running.get(id);
     if (ctx === undefined) return;
     this.running.delete(id);

@@ -2,10 +2,11 @@ import type { Protocol } from '../codec/protocol.js';
 import { Protocol as ProtocolClass } from '../codec/protocol.js';
 import { aclAuthorizer, allOf, type Acl, type Authenticator, type Authorizer } from '../security/auth.js';
 import type { ServerTlsOptions } from '../security/tls.js';
-import { fnOption, intOption, invalid } from '../util/validate.js';
+import { fnOption, fragmentOption, intOption, invalid } from '../util/validate.js';
 import { isLogger, silentLogger, type Logger, type RpcObserver } from '../observability/observer.js';
 import type { CallContext } from './call-context.js';
 import { chainHandler, type ServerInterceptor } from './interceptor.js';
+import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './offload/worker-options.js';
 
 /**
  * A message handler: gets the request record (parameters by name) and the call context; returns the
@@ -23,6 +24,20 @@ export interface ServerOptions {
   handlers: Record<string, Handler>;
   /** Largest frame body accepted, in bytes. Default 16 MiB. */
   maxFrameBytes?: number;
+  /**
+   * Responses larger than this many bytes go out in fragments of at most this size, interleaved with
+   * other calls (when the client supports it); 0 turns fragments off both ways. Default 65536.
+   */
+  fragmentBytes?: number;
+  /** Fragmented requests received at once per connection (advertised to the client); with `maxMessageBytes` it bounds reassembly memory. Default 4. */
+  maxPartialMessages?: number;
+  /**
+   * Fragment bytes the client may send ahead of this side's acknowledgements (advertised): bounds what
+   * queues ahead of a small call, in kernel buffers too, to about one window. Default 262144.
+   */
+  fragmentWindowBytes?: number;
+  /** Compress responses of at least this many bytes with deflate, when the client offers it; 0: off both ways. Default 0. */
+  compressAboveBytes?: number;
   /** Calls one connection may have running at once; beyond it RESOURCE_EXHAUSTED. Default 16384. */
   maxConcurrentCalls?: number;
   /** Time a new connection has to complete its handshake, in ms. Default 10000. */
@@ -48,8 +63,10 @@ export interface ServerOptions {
   /** Largest request metadata, in bytes as sent; larger gets RESOURCE_EXHAUSTED. Default 8192. */
   maxMetadataBytes?: number;
   /**
-   * Largest request payload (the Avro request record, as sent), in bytes; a larger one is refused with
-   * RESOURCE_EXHAUSTED for that call only, the connection stays open. Default: `maxFrameBytes`.
+   * Largest request, in bytes: its payload as sent, and its whole body after reassembly of fragments and
+   * after decompression. A larger one is refused with RESOURCE_EXHAUSTED for that call only (a fragmented
+   * one as soon as its declared size arrives); the connection stays open. May exceed `maxFrameBytes`
+   * (requests above it arrive in fragments). Default 64 MiB.
    */
   maxMessageBytes?: number;
   /** Bytes queued for a client that does not read before it is disconnected. Default 32 MiB. */
@@ -65,6 +82,8 @@ export interface ServerOptions {
    * cancellation. Default true.
    */
   propagateDeadlines?: boolean;
+  /** Handlers that run on worker threads, fed request bytes (see {@link WorkerOptions}). Default none. */
+  workers?: WorkerOptions;
 }
 
 /** {@link ServerOptions} with every default filled in. */
@@ -73,6 +92,10 @@ export interface ResolvedServerOptions {
   /** Handlers indexed by local message index (undefined: UNIMPLEMENTED). */
   handlers: (Handler | undefined)[];
   maxFrameBytes: number;
+  fragmentBytes: number;
+  maxPartialMessages: number;
+  fragmentWindowBytes: number;
+  compressAboveBytes: number;
   maxConcurrentCalls: number;
   handshakeTimeoutMs: number;
   keepaliveMs: number;
@@ -89,6 +112,7 @@ export interface ResolvedServerOptions {
   observer: RpcObserver | undefined;
   logger: Logger;
   propagateDeadlines: boolean;
+  workers: ResolvedWorkerOptions | undefined;
 }
 
 const MiB = 1024 * 1024;
@@ -117,6 +141,10 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     protocol,
     handlers,
     maxFrameBytes,
+    fragmentBytes: fragmentOption(`${at}.fragmentBytes`, options.fragmentBytes),
+    maxPartialMessages: intOption(`${at}.maxPartialMessages`, options.maxPartialMessages, 4, 1, 0xffffffff),
+    fragmentWindowBytes: intOption(`${at}.fragmentWindowBytes`, options.fragmentWindowBytes, 256 * 1024, 1024, 0xffffffff),
+    compressAboveBytes: intOption(`${at}.compressAboveBytes`, options.compressAboveBytes, 0, 0),
     maxConcurrentCalls: intOption(`${at}.maxConcurrentCalls`, options.maxConcurrentCalls, 16384, 1),
     handshakeTimeoutMs: intOption(`${at}.handshakeTimeoutMs`, options.handshakeTimeoutMs, 10_000, 1),
     keepaliveMs: intOption(`${at}.keepaliveMs`, options.keepaliveMs, 30_000, 0),
@@ -131,11 +159,12 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     maxConnections: intOption(`${at}.maxConnections`, options.maxConnections, 10_000, 1),
     idleTimeoutMs: intOption(`${at}.idleTimeoutMs`, options.idleTimeoutMs, 600_000, 0),
     maxMetadataBytes: intOption(`${at}.maxMetadataBytes`, options.maxMetadataBytes, 8192, 0),
-    maxMessageBytes: intOption(`${at}.maxMessageBytes`, options.maxMessageBytes, maxFrameBytes, 0, maxFrameBytes),
+    maxMessageBytes: intOption(`${at}.maxMessageBytes`, options.maxMessageBytes, 64 * MiB, 0, 0xffffffff),
     maxQueuedBytes: intOption(`${at}.maxQueuedBytes`, options.maxQueuedBytes, 32 * MiB, 1024),
     observer: options.observer,
     logger: options.logger ?? silentLogger,
     propagateDeadlines: options.propagateDeadlines ?? true,
+    workers: resolveWorkerOptions(`${at}.workers`, options.workers, protocol, (i) => handlers[i] !== undefined),
   };
 }
 

@@ -10,6 +10,7 @@ import type { BodyWriter } from '../framing/frame-encoder.js';
 import type { Registration, Registry } from '../discovery/registry.js';
 import { intOption, invalid } from '../util/validate.js';
 import { ServerConnection, type ServerShared } from './server-connection.js';
+import { OffloadPool } from './offload/offload-pool.js';
 import { resolveServerOptions, type ServerOptions } from './server-options.js';
 
 /** Where to listen. */
@@ -60,7 +61,9 @@ export interface Server {
 export function createServer(options: ServerOptions): Server {
   const resolved = resolveServerOptions(options);
   const writers: BodyWriter<unknown>[] = resolved.protocol.messages.map((m) => (v, buf, pos) => m.response.encode(v, buf, pos));
-  const shared: ServerShared = { options: resolved, cache: new ResolverCache(resolved.protocol, resolved.resolverCacheSize), writers };
+  const offload = resolved.workers === undefined ? undefined
+    : new OffloadPool(resolved.workers, resolved.protocol, resolved.resolverCacheSize, resolved.propagateDeadlines, resolved.logger);
+  const shared: ServerShared = { options: resolved, cache: new ResolverCache(resolved.protocol, resolved.resolverCacheSize), writers, offload };
   const conns = new Set<ServerConnection>();
   let net: NetServer | undefined;
   let closing: Promise<void> | undefined;
@@ -92,6 +95,7 @@ export function createServer(options: ServerOptions): Server {
       // Node reports a TLS handshake timeout (or failure) here but leaves the socket open: close it.
       server.on('tlsClientError', (_err: Error, socket: Socket) => socket.destroy());
       net = server;
+      offload?.start();
       await new Promise<void>((resolve, reject) => {
         server.once('error', (err) => reject(RpcError.from(err)));
         server.listen(port, host, () => resolve());
@@ -128,7 +132,7 @@ export function createServer(options: ServerOptions): Server {
       });
       closing = Promise.race([drained, forced])
         .then(() => (conns.size === 0 ? undefined : new Promise<void>((resolve) => idle.push(resolve))))
-        .then(() => Promise.all([stopped, deregistered]))
+        .then(() => Promise.all([stopped, deregistered, offload?.close()]))
         .then(() => undefined)
         .finally(() => clearTimeout(timer));
       return closing;

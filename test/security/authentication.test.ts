@@ -39,7 +39,10 @@ async function serve(authenticate: Authenticator, seen: CallContext[] = [], extr
 }
 
 function client(port: number, credentials: Parameters<typeof createClient>[0]['credentials']): Client {
-  const c = createClient({ protocol, endpoints: [`127.0.0.1:${port}`], credentials, waitForReadyMs: 3000, backoff: { initialMs: 20, maxMs: 50 } });
+  // fragmentBytes 0: a plain version 1 client, whose HELLO carries only the token (SPEC.md section 11 vector).
+  const c = createClient({
+    protocol, endpoints: [`127.0.0.1:${port}`], credentials, waitForReadyMs: 3000, backoff: { initialMs: 20, maxMs: 50 }, fragmentBytes: 0,
+  });
   open.push(c);
   return c;
 }

@@ -1,0 +1,23 @@
+/**
+ * The one benchmark payload every scenario sends (avrpc, grpc-js and the raw floor): an `Item` with an
+ * id, an 8-character name, 3 tags, a score and a 64-byte blob.
+ */
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The benchmark Item (protocol/echo.avdl `Item`, bench/echo.proto `Item`). */
+export const benchItem = {
+  id: 1234567890123,
+  name: 'bench-01',
+  tags: ['alpha', 'beta', 'gamma'],
+  score: 3.14159,
+  blob: Buffer.alloc(64, 7),
+};
+
+/** The repository root, from this compiled file's location (dist/bench/payload.js). */
+export const repoRoot: string = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** Absolute path of a file given relative to the repository root. */
+export function repoFile(...parts: string[]): string {
+  return join(repoRoot, ...parts);
+}

@@ -1,0 +1,178 @@
+/**
+ * Renders benchmark results: the console table, bench/results/latest.md and a hand-built SVG bar chart
+ * of calls/s and p99 per scenario (no charting package).
+ */
+import type { LoadResult } from './load.js';
+import type { MicroResult } from './micro.js';
+
+/** The systems compared end to end. */
+export type System = 'avrpc' | 'grpc' | 'raw' | 'rawBatched';
+
+/** The results of one scenario row: a measurement per system that ran it. */
+export interface ScenarioRow {
+  id: string;
+  title: string;
+  results: Partial<Record<System, LoadResult>>;
+  /** Free text shown after the ratios (e.g. the slow server's share of calls). */
+  note?: string;
+}
+
+/** A target of issue 2, checked on the measured ratios. */
+export interface TargetCheck {
+  what: string;
+  value: number;
+  limit: string;
+  ok: boolean;
+}
+
+/** Everything one `npm run bench` measured. */
+export interface BenchReport {
+  date: string;
+  machine: string;
+  settings: string;
+  micro: MicroResult[];
+  rows: ScenarioRow[];
+  ratios: Record<string, number>;
+  targets: TargetCheck[];
+}
+
+const SYSTEMS: readonly System[] = ['avrpc', 'grpc', 'raw', 'rawBatched'];
+const LABEL: Record<System, string> = { avrpc: 'avrpc', grpc: 'grpc-js', raw: 'raw floor', rawBatched: 'raw batched' };
+const COLOR: Record<System, string> = { avrpc: '#2b7bb9', grpc: '#c0504d', raw: '#7f7f7f', rawBatched: '#bfbfbf' };
+
+/** `12,345/s` style. */
+export function rate(n: number): string {
+  return `${Math.round(n).toLocaleString('en-US')}/s`;
+}
+
+/** Microseconds shown as µs below 1 ms, as ms above. */
+export function latency(us: number): string {
+  return us < 1000 ? `${Math.round(us)} µs` : `${(us / 1000).toFixed(us < 10_000 ? 2 : 1)} ms`;
+}
+
+/** `1.23x`. */
+export function times(x: number): string {
+  return Number.isFinite(x) ? `${x.toFixed(x >= 10 ? 1 : 2)}x` : '-';
+}
+
+function cell(r: LoadResult | undefined): string {
+  if (r === undefined) return '-';
+  const errors = r.errors > 0 ? `, ${r.errors} errors` : '';
+  return `${rate(r.callsPerSec)}, p50 ${latency(r.p50Us)}, p99 ${latency(r.p99Us)}${errors}`;
+}
+
+/** The Markdown report (also what README.md shows). */
+export function markdown(report: BenchReport): string {
+  const lines: string[] = [];
+  lines.push(`Measured ${report.date} on ${report.machine}. ${report.settings}`);
+  lines.push('');
+  lines.push('| scenario | avrpc | grpc-js | raw floor | raw batched | ratios |');
+  lines.push('|---|---|---|---|---|---|');
+  for (const row of report.rows) {
+    const ratios = rowRatios(row);
+    const r = row.results;
+    lines.push(`| ${row.title} | ${cell(r.avrpc)} | ${cell(r.grpc)} | ${cell(r.raw)} | ${cell(r.rawBatched)} | ${[ratios, row.note].filter(Boolean).join('; ')} |`);
+  }
+  lines.push('');
+  lines.push('raw floor: length-prefixed, id-multiplexed echo over `net`, one socket write per frame (the floor issue 2\'s '
+    + 'targets are set against). raw batched: the same with one write per tick on both sides, as avrpc does; no codec, '
+    + 'no handshake, no deadlines: what the kernel and V8 allow at best.');
+  lines.push('');
+  lines.push('Targets (issue 2):');
+  lines.push('');
+  lines.push('| target | measured | limit | met |');
+  lines.push('|---|---|---|---|');
+  for (const t of report.targets) lines.push(`| ${t.what} | ${times(t.value)} | ${t.limit} | ${t.ok ? 'yes' : 'no'} |`);
+  lines.push('');
+  lines.push('Micro benchmarks (benchmark.js, one process):');
+  lines.push('');
+  lines.push('| case | ops/s |');
+  lines.push('|---|---|');
+  for (const m of report.micro) lines.push(`| ${m.name} | ${Math.round(m.opsPerSec).toLocaleString('en-US')} |`);
+  lines.push('');
+  return lines.join('\n');
+}
+
+/** The ratios shown for one row: avrpc against the floor and grpc-js. */
+function rowRatios(row: ScenarioRow): string {
+  const { avrpc, grpc, raw, rawBatched } = row.results;
+  if (avrpc === undefined) return '';
+  const parts: string[] = [];
+  if (raw !== undefined) {
+    parts.push(`calls/s ${times(avrpc.callsPerSec / raw.callsPerSec)} floor`);
+    parts.push(`p50 ${times(avrpc.p50Us / raw.p50Us)} floor`);
+    parts.push(`p99 ${times(avrpc.p99Us / raw.p99Us)} floor`);
+  }
+  if (grpc !== undefined) parts.push(`calls/s ${times(avrpc.callsPerSec / grpc.callsPerSec)} grpc-js`);
+  if (rawBatched !== undefined) parts.push(`calls/s ${times(avrpc.callsPerSec / rawBatched.callsPerSec)} raw batched`);
+  return parts.join(', ');
+}
+
+/** The plain-text table printed at the end of a run. */
+export function consoleTable(report: BenchReport): string {
+  const out: string[] = [];
+  const w = Math.max(...report.rows.map((r) => r.title.length), 8);
+  out.push(`${'scenario'.padEnd(w)}  ${'system'.padEnd(9)}  ${'calls/s'.padStart(9)}  ${'p50'.padStart(9)}  ${'p99'.padStart(9)}  errors`);
+  for (const row of report.rows) {
+    for (const s of SYSTEMS) {
+      const r = row.results[s];
+      if (r === undefined) continue;
+      out.push(`${row.title.padEnd(w)}  ${LABEL[s].padEnd(9)}  ${Math.round(r.callsPerSec).toString().padStart(9)}  ${latency(r.p50Us).padStart(9)}  ${latency(r.p99Us).padStart(9)}  ${r.errors}`);
+    }
+    const extra = [rowRatios(row), row.note].filter(Boolean).join('; ');
+    if (extra !== '') out.push(`${''.padEnd(w)}  ${extra}`);
+  }
+  out.push('');
+  for (const t of report.targets) out.push(`${t.ok ? 'MET   ' : 'MISSED'} ${t.what}: ${times(t.value)} (${t.limit})`);
+  return out.join('\n');
+}
+
+function esc(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/**
+ * Two horizontal bar charts, one above the other: calls/s per scenario and system, and p99 latency
+ * per scenario and system. Bars are scaled per scenario (1 and 64 in flight differ by 10x), and
+ * every bar carries its value.
+ */
+export function svg(report: BenchReport): string {
+  const barH = 14;
+  const gap = 10;
+  const labelW = 370;
+  const plotW = 420;
+  const width = labelW + plotW + 150;
+  const parts: string[] = [];
+  let y = 30;
+  parts.push(`<text x="10" y="20" font-size="14" font-weight="bold">avrpc benchmark, ${esc(report.date)}, ${esc(report.machine)}</text>`);
+  const chart = (title: string, value: (r: LoadResult) => number, fmt: (v: number) => string): void => {
+    y += 20;
+    parts.push(`<text x="10" y="${y}" font-size="13" font-weight="bold">${esc(title)}</text>`);
+    y += 8;
+    for (const row of report.rows) {
+      const systems = SYSTEMS.filter((s) => row.results[s] !== undefined);
+      const max = Math.max(1e-9, ...systems.map((s) => value(row.results[s]!)));
+      const groupH = systems.length * barH;
+      parts.push(`<text x="10" y="${y + groupH / 2 + 4}" font-size="11">${esc(row.title)}</text>`);
+      for (const s of systems) {
+        const v = value(row.results[s]!);
+        const w = Math.max(1, Math.round((v / max) * plotW));
+        parts.push(`<rect class="bar" x="${labelW}" y="${y}" width="${w}" height="${barH - 2}" fill="${COLOR[s]}"/>`);
+        parts.push(`<text x="${labelW + w + 4}" y="${y + barH - 4}" font-size="10">${esc(`${LABEL[s]} ${fmt(v)}`)}</text>`);
+        y += barH;
+      }
+      y += gap;
+    }
+  };
+  chart('calls/s (higher is better; bars scaled per scenario)', (r) => r.callsPerSec, rate);
+  chart('p99 latency (lower is better; bars scaled per scenario)', (r) => r.p99Us, latency);
+  y += 10;
+  let x = 10;
+  for (const s of SYSTEMS) {
+    parts.push(`<rect x="${x}" y="${y - 10}" width="12" height="12" fill="${COLOR[s]}"/><text x="${x + 16}" y="${y}" font-size="11">${LABEL[s]}</text>`);
+    x += 110;
+  }
+  y += 12;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y}" viewBox="0 0 ${width} ${y}" font-family="sans-serif">\n`
+    + `<rect width="100%" height="100%" fill="white"/>\n${parts.join('\n')}\n</svg>\n`;
+}

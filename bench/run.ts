@@ -1,0 +1,218 @@
+/**
+ * `npm run bench`: micro benchmarks, then the end-to-end scenarios, each with its server(s) and its
+ * client in separate processes on loopback, then the report: a table on stdout, bench/results/latest.md,
+ * latest.svg and latest.json.
+ *
+ * Environment: BENCH_SECONDS (measured seconds per run, default 3), BENCH_WARMUP_SECONDS (default 1),
+ * BENCH_ROUNDS (each run is repeated this many times, interleaved with the others so that noise from
+ * the machine hits every system alike; the best round counts; default 3), BENCH_ONLY (a substring of
+ * `scenario/system` to run a subset; skips the micro benchmarks and writes no result files),
+ * BENCH_PROFILE (a directory: children run with `--cpu-prof` and write their profiles there),
+ * BENCH_NODE_ARGS (more Node flags for the children, e.g. `--trace-gc`).
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import type { BalancerName } from '../src/index.js';
+import type { ClientJob } from './client-child.js';
+import type { LoadResult } from './load.js';
+import { runMicro } from './micro.js';
+import { repoFile } from './payload.js';
+import { consoleTable, latency, markdown, rate, svg, times, type BenchReport, type ScenarioRow, type System, type TargetCheck } from './report.js';
+
+const seconds = Number(process.env.BENCH_SECONDS ?? 3);
+const warmupSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? 1);
+const rounds = Math.max(1, Math.floor(Number(process.env.BENCH_ROUNDS ?? 3)));
+const only = process.env.BENCH_ONLY;
+const profileDir = process.env.BENCH_PROFILE;
+if (!(seconds > 0) || !(warmupSeconds >= 0)) throw new Error('BENCH_SECONDS must be > 0 and BENCH_WARMUP_SECONDS >= 0');
+
+/** One end-to-end scenario: which systems run it, how many servers (with handler delays), the load. */
+interface Scenario {
+  id: string;
+  title: string;
+  systems: System[];
+  inFlight: number;
+  /** Handler delay of each server process, in ms; one entry per server. */
+  serverDelaysMs: number[];
+  balancer?: BalancerName;
+  withDeadlineAndMetadata?: boolean;
+}
+
+const SLOW_MS = 2;
+const scenarios: Scenario[] = [
+  // With one call in flight there is one frame per tick: the batched raw echo would measure the same as the floor.
+  { id: 'echo-1', title: 'echo Item, 1 in flight', systems: ['avrpc', 'grpc', 'raw'], inFlight: 1, serverDelaysMs: [0] },
+  { id: 'echo-64', title: 'echo Item, 64 in flight', systems: ['avrpc', 'grpc', 'raw', 'rawBatched'], inFlight: 64, serverDelaysMs: [0] },
+  {
+    id: 'echo-64-dm', title: 'echo Item, 64 in flight, with deadline and metadata',
+    systems: ['avrpc'], inFlight: 64, serverDelaysMs: [0], withDeadlineAndMetadata: true,
+  },
+  {
+    id: 'lb-lc', title: `2 servers, 1 slowed ${SLOW_MS} ms, least-connections, 64 in flight`,
+    systems: ['avrpc'], inFlight: 64, serverDelaysMs: [0, SLOW_MS], balancer: 'leastConnections',
+  },
+  {
+    id: 'lb-rr', title: `2 servers, 1 slowed ${SLOW_MS} ms, round-robin, 64 in flight`,
+    systems: ['avrpc'], inFlight: 64, serverDelaysMs: [0, SLOW_MS], balancer: 'roundRobin',
+  },
+];
+
+const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
+const execArgv = [
+  ...(profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir]),
+  ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
+];
+
+async function startServer(kind: System, delayMs: number): Promise<{ child: ChildProcess; port: number }> {
+  const child = fork(here('./server-child.js'), [kind, String(delayMs)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const [msg] = (await once(child, 'message')) as [{ port: number }];
+  return { child, port: msg.port };
+}
+
+async function ask<T>(child: ChildProcess, message: string): Promise<T> {
+  const reply = once(child, 'message');
+  child.send(message);
+  return ((await reply) as [T])[0];
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = once(child, 'exit');
+  child.send('stop');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** One run: fresh server process(es) and a fresh client process. Returns the load result and calls per server. */
+async function runOnce(s: Scenario, system: System): Promise<{ result: LoadResult; callsPerServer: number[] }> {
+  const servers = await Promise.all(s.serverDelaysMs.map((d) => startServer(system, d)));
+  try {
+    const job: ClientJob = {
+      kind: system, ports: servers.map((x) => x.port), inFlight: s.inFlight,
+      warmupMs: warmupSeconds * 1000, measureMs: seconds * 1000,
+      ...(s.balancer === undefined ? {} : { balancer: s.balancer }),
+      ...(s.withDeadlineAndMetadata === true ? { withDeadlineAndMetadata: true } : {}),
+    };
+    const client = fork(here('./client-child.js'), [JSON.stringify(job)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const timer = setTimeout(() => client.kill('SIGKILL'), (warmupSeconds + seconds + 60) * 1000);
+    const [[result], [code]] = await Promise.all([once(client, 'message'), once(client, 'exit')]) as [[LoadResult], [number | null]];
+    clearTimeout(timer);
+    if (code !== 0) throw new Error(`client process exited with ${code}`);
+    const callsPerServer = s.serverDelaysMs.length > 1
+      ? await Promise.all(servers.map(async (x) => (await ask<{ calls: number }>(x.child, 'stats')).calls))
+      : [];
+    return { result, callsPerServer };
+  } finally {
+    await Promise.all(servers.map((x) => stop(x.child)));
+  }
+}
+
+function ratio(a: number | undefined, b: number | undefined): number {
+  return a === undefined || b === undefined || b === 0 ? NaN : a / b;
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const machine = `${cpus().length} cores (${cpus()[0]?.model.trim() ?? 'unknown CPU'}), Node ${process.version}, load average ${loadavg()[0]!.toFixed(1)} at start`;
+  console.log(`avrpc benchmark: ${machine}`);
+  const micro = only === undefined ? await runMicro(1) : [];
+  for (const m of micro) console.log(`  micro  ${m.name.padEnd(46)} ${Math.round(m.opsPerSec).toLocaleString('en-US').padStart(12)} ops/s`);
+
+  const best = new Map<string, { result: LoadResult; callsPerServer: number[] }>();
+  for (let round = 1; round <= rounds; round++) {
+    for (const s of scenarios) {
+      for (const system of s.systems) {
+        const key = `${s.id}/${system}`;
+        if (only !== undefined && !key.includes(only)) continue;
+        const run = await runOnce(s, system);
+        const r = run.result;
+        console.log(`  round ${round}/${rounds}  ${key.padEnd(14)} ${rate(r.callsPerSec).padStart(10)}  p50 ${latency(r.p50Us).padStart(8)}  p99 ${latency(r.p99Us).padStart(8)}`
+          + `${r.errors > 0 ? `  ${r.errors} errors (${r.firstError})` : ''}${run.callsPerServer.length > 0 ? `  calls per server ${run.callsPerServer.join(' / ')}` : ''}`);
+        const prev = best.get(key);
+        if (prev === undefined || r.callsPerSec > prev.result.callsPerSec) best.set(key, run);
+      }
+    }
+  }
+
+  const rows: ScenarioRow[] = [];
+  for (const s of scenarios) {
+    const row: ScenarioRow = { id: s.id, title: s.title, results: {} };
+    for (const system of s.systems) {
+      const run = best.get(`${s.id}/${system}`);
+      if (run === undefined) continue;
+      row.results[system] = run.result;
+      if (run.callsPerServer.length > 1) {
+        const total = run.callsPerServer.reduce((a, b) => a + b, 0);
+        row.note = `slowed server got ${((100 * run.callsPerServer[1]!) / Math.max(1, total)).toFixed(1)}% of calls`;
+      }
+    }
+    if (Object.keys(row.results).length > 0) rows.push(row);
+  }
+  const get = (id: string, sys: System) => rows.find((r) => r.id === id)?.results[sys];
+  const ratios: Record<string, number> = {
+    'echo-64 avrpc/floor calls/s': ratio(get('echo-64', 'avrpc')?.callsPerSec, get('echo-64', 'raw')?.callsPerSec),
+    'echo-64 avrpc/grpc-js calls/s': ratio(get('echo-64', 'avrpc')?.callsPerSec, get('echo-64', 'grpc')?.callsPerSec),
+    'echo-64 avrpc/floor p99': ratio(get('echo-64', 'avrpc')?.p99Us, get('echo-64', 'raw')?.p99Us),
+    'echo-1 avrpc/floor p50': ratio(get('echo-1', 'avrpc')?.p50Us, get('echo-1', 'raw')?.p50Us),
+    'echo-1 avrpc/floor calls/s': ratio(get('echo-1', 'avrpc')?.callsPerSec, get('echo-1', 'raw')?.callsPerSec),
+    'echo-64 avrpc/raw batched calls/s': ratio(get('echo-64', 'avrpc')?.callsPerSec, get('echo-64', 'rawBatched')?.callsPerSec),
+    'echo-64 avrpc/raw batched p99': ratio(get('echo-64', 'avrpc')?.p99Us, get('echo-64', 'rawBatched')?.p99Us),
+    'echo-64 with/without deadline and metadata calls/s': ratio(get('echo-64-dm', 'avrpc')?.callsPerSec, get('echo-64', 'avrpc')?.callsPerSec),
+    'lb least-connections/round-robin calls/s': ratio(get('lb-lc', 'avrpc')?.callsPerSec, get('lb-rr', 'avrpc')?.callsPerSec),
+    'lb least-connections/round-robin p99': ratio(get('lb-lc', 'avrpc')?.p99Us, get('lb-rr', 'avrpc')?.p99Us),
+  };
+  const addNote = (id: string, note: string): void => {
+    const row = rows.find((r) => r.id === id);
+    if (row !== undefined) row.note = [note, row.note].filter(Boolean).join('; ');
+  };
+  const dm = ratios['echo-64 with/without deadline and metadata calls/s']!;
+  if (!Number.isNaN(dm)) addNote('echo-64-dm', `calls/s ${times(dm)} of plain echo at 64`);
+  const lbRate = ratios['lb least-connections/round-robin calls/s']!;
+  const lbP99 = ratios['lb least-connections/round-robin p99']!;
+  if (!Number.isNaN(lbRate)) addNote('lb-lc', `calls/s ${times(lbRate)} round-robin, p99 ${times(lbP99)} round-robin`);
+  const target = (what: string, key: string, limit: string, ok: (v: number) => boolean): TargetCheck[] =>
+    Number.isNaN(ratios[key]!) ? [] : [{ what, value: ratios[key]!, limit, ok: ok(ratios[key]!) }];
+  const targets = [
+    ...target('64 in flight: avrpc calls/s vs floor', 'echo-64 avrpc/floor calls/s', '>= 0.9x', (v) => v >= 0.9),
+    ...target('64 in flight: avrpc calls/s vs grpc-js', 'echo-64 avrpc/grpc-js calls/s', '>= 15x', (v) => v >= 15),
+    ...target('64 in flight: avrpc p99 vs floor', 'echo-64 avrpc/floor p99', '<= 1.5x', (v) => v <= 1.5),
+    ...target('1 in flight: avrpc p50 vs floor', 'echo-1 avrpc/floor p50', '<= 1.3x', (v) => v <= 1.3),
+  ];
+  const report: BenchReport = {
+    date: new Date(started).toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
+    machine,
+    settings: `One server process and one client process per run, loopback; ${warmupSeconds} s warm-up, ${seconds} s measured, `
+      + `best of ${rounds} interleaved round${rounds > 1 ? 's' : ''}. Payload: Item { id, 8-char name, 3 tags, score, 64-byte blob }.`,
+    micro, rows, ratios, targets,
+  };
+  console.log('');
+  console.log(consoleTable(report));
+  for (const [k, v] of Object.entries(ratios)) if (!Number.isNaN(v)) console.log(`  ratio ${k}: ${times(v)}`);
+  if (only === undefined) {
+    const dir = repoFile('bench/results');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(`${dir}/latest.md`, `# avrpc benchmark results\n\n${markdown(report)}`);
+    writeFileSync(`${dir}/latest.svg`, svg(report));
+    writeFileSync(`${dir}/latest.json`, `${JSON.stringify(report, null, 2)}\n`);
+    updateReadme(markdown(report));
+    console.log(`\nwrote bench/results/latest.md, latest.svg, latest.json (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+  }
+}
+
+/** Replaces the table between README.md's bench markers, when they exist. */
+function updateReadme(table: string): void {
+  const path = repoFile('README.md');
+  const text = readFileSync(path, 'utf8');
+  const start = '<!-- bench:start -->';
+  const end = '<!-- bench:end -->';
+  const a = text.indexOf(start);
+  const b = text.indexOf(end);
+  if (a < 0 || b < a) return;
+  writeFileSync(path, `${text.slice(0, a + start.length)}\n${table}${text.slice(b)}`);
+}
+
+await main();

@@ -1,0 +1,104 @@
+import avro from 'avsc';
+import type { Protocol } from '../codec/protocol.js';
+import { Code } from '../errors/code.js';
+import { RpcError } from '../errors/rpc-error.js';
+import { parseJson, stringifyJson } from './lossless-json.js';
+
+/**
+ * A `long` for JSON conversion only: BigInt values (as the CLI's client decodes them), read from a
+ * number or a BigInt literal, written back as a BigInt so that the printer keeps every digit.
+ */
+const jsonLong = avro.types.LongType.__with({
+  fromBuffer: (buf: Buffer) => buf.readBigInt64LE(),
+  toBuffer: (n: bigint) => {
+    const buf = Buffer.allocUnsafe(8);
+    buf.writeBigInt64LE(n);
+    return buf;
+  },
+  fromJSON: (v: unknown) => {
+    if (typeof v === 'bigint') return v;
+    if (typeof v === 'number' && Number.isInteger(v)) return BigInt(v);
+    if (typeof v === 'string' && /^-?\d+$/.test(v)) return BigInt(v);
+    throw new Error(`not a long: ${String(v)}`);
+  },
+  toJSON: (n: bigint) => n,
+  isValid: (n: unknown) => typeof n === 'bigint' && n >= -(2n ** 63n) && n < 2n ** 63n,
+  compare: (a: bigint, b: bigint) => (a === b ? 0 : a < b ? -1 : 1),
+});
+
+/** avsc's internal copy with coercion: `coerce: 2` reads Avro JSON, `coerce: 3` writes it. */
+interface Copying { _copy(value: unknown, opts: { coerce: 2 | 3 }): unknown }
+
+/** The Avro types of one message, for converting its values from and to Avro's JSON encoding. */
+export interface JsonMessage {
+  readonly name: string;
+  readonly request: avro.Type;
+  readonly response: avro.Type;
+  readonly errors: avro.Type;
+  readonly oneWay: boolean;
+}
+
+/**
+ * The messages of `protocol` typed for Avro JSON: bytes and fixed as strings of code points 0-255,
+ * unions other than null wrapped as `{"branch": value}`, enums as symbols, longs as exact integers.
+ * `protocol` must be parsed with `longs: 'bigint'` for values to match.
+ */
+export function jsonMessages(protocol: Protocol): Map<string, JsonMessage> {
+  const service = avro.Service.forProtocol(JSON.parse(protocol.text) as object, { registry: { long: jsonLong } });
+  const out = new Map<string, JsonMessage>();
+  for (const m of service.messages as Array<{ name: string; requestType: avro.Type; responseType: avro.Type; errorType: avro.Type; oneWay: boolean }>) {
+    out.set(m.name, { name: m.name, request: m.requestType, response: m.responseType, errors: m.errorType, oneWay: m.oneWay });
+  }
+  return out;
+}
+
+/** Throws INVALID_ARGUMENT when `text` is not JSON: checked before connecting anywhere. */
+export function checkJsonSyntax(text: string): void {
+  try {
+    parseJson(text);
+  } catch (err) {
+    throw new RpcError(Code.INVALID_ARGUMENT, `request: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Parses a message's request from Avro JSON text (the parameters as one object). Throws
+ * INVALID_ARGUMENT saying what is wrong.
+ */
+export function requestFromJson(msg: JsonMessage, text: string): object {
+  let json: unknown;
+  try {
+    json = parseJson(text);
+  } catch (err) {
+    throw new RpcError(Code.INVALID_ARGUMENT, `request of ${msg.name}: ${(err as Error).message}`);
+  }
+  let value: object;
+  try {
+    value = (msg.request as unknown as Copying)._copy(json, { coerce: 2 }) as object;
+  } catch (err) {
+    throw new RpcError(Code.INVALID_ARGUMENT, `request of ${msg.name} does not match its schema ${msg.request.toString()}: ${(err as Error).message}`);
+  }
+  // Copying checks shapes, not ranges (a long beyond 64 bits): name the first bad field.
+  let bad: string | undefined;
+  msg.request.isValid(value, { errorHook: (path) => (bad ??= path.join('.')) });
+  if (bad !== undefined) throw new RpcError(Code.INVALID_ARGUMENT, `request of ${msg.name}: invalid value at ${bad}`);
+  return value;
+}
+
+/** Prints a value of `type` (e.g. a response) as Avro JSON text. */
+export function toAvroJson(type: avro.Type, value: unknown, indent = 0): string {
+  return stringifyJson((type as unknown as Copying)._copy(value, { coerce: 3 }), indent);
+}
+
+/**
+ * Prints a declared error value (as `RpcError.details` carries it) as Avro JSON of the message's
+ * error union, `{"ns.ErrorName": {...}}`; undefined when it matches no declared branch.
+ */
+export function declaredErrorJson(msg: JsonMessage, details: unknown, indent = 0): string | undefined {
+  const branches = (msg.errors as unknown as { types: avro.Type[] }).types;
+  for (const branch of branches) {
+    if (branch.typeName === 'string' || !branch.isValid(details)) continue;
+    return stringifyJson({ [branch.branchName!]: (branch as unknown as Copying)._copy(details, { coerce: 3 }) }, indent);
+  }
+  return undefined;
+}

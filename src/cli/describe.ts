@@ -1,0 +1,39 @@
+/**
+ * `avrpc describe <target>`: prints a server's protocol, learned from its handshake, as Avro IDL
+ * (default) or as its JSON text (`--json`).
+ */
+import { Command } from 'commander';
+import { describeServer } from '../client/describe.js';
+import { protocolToIdl } from './idl-printer.js';
+import { stringifyJson } from './lossless-json.js';
+import { addConnectFlags, positiveInt, reportFailure, resolveTarget, type ConnectFlags } from './options.js';
+
+interface DescribeFlags extends ConnectFlags {
+  json?: boolean;
+  timeout: number;
+}
+
+/** The `describe` command. */
+export function describeCommand(): Command {
+  const cmd = new Command('describe')
+    .description("print a server's protocol (from its handshake) as Avro IDL, or as JSON with --json")
+    .argument('<target>', 'host:port, or a service name with --registry')
+    .option('--json', 'print the protocol JSON (.avpr) instead of IDL')
+    .option('--timeout <ms>', 'time allowed for connect and handshake', positiveInt, 5000);
+  addConnectFlags(cmd, false);
+  return cmd.action(async (targetText: string, flags: DescribeFlags) => {
+    const target = resolveTarget(targetText, flags);
+    try {
+      const protocol = await describeServer(await target.first(), {
+        timeoutMs: flags.timeout, ...(target.client.tls === undefined ? {} : { tls: target.client.tls }),
+        ...(flags.token === undefined ? {} : { credentials: flags.token }),
+      });
+      const text = flags.json ? stringifyJson(JSON.parse(protocol.text), 2) : protocolToIdl(protocol.text);
+      process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+    } catch (err) {
+      reportFailure(err);
+    } finally {
+      await target.close();
+    }
+  });
+}

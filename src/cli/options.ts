@@ -1,0 +1,151 @@
+/**
+ * Flag parsing shared by the CLI commands: targets (`host:port` or a service name in a registry),
+ * TLS files, credentials, metadata, durations, and how failures are reported (code name and message
+ * on stderr, exit status 64 + code).
+ */
+import { readFileSync } from 'node:fs';
+import { InvalidArgumentError, type Command } from 'commander';
+import { Protocol, loadProtocol } from '../codec/protocol.js';
+import { describeServer } from '../client/describe.js';
+import { parseEndpoint, type ClientOptions, type Endpoint } from '../client/client-options.js';
+import { createDnsRegistry } from '../discovery/dns-registry.js';
+import { createEtcdRegistry } from '../discovery/etcd-registry.js';
+import type { Registry } from '../discovery/registry.js';
+import { Code, codeName } from '../errors/code.js';
+import { RpcError } from '../errors/rpc-error.js';
+import type { ClientTlsOptions } from '../security/tls.js';
+
+/** Flags of commands that connect to a server (`call`, `describe`, `bench`). */
+export interface ConnectFlags {
+  tls?: boolean;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsServername?: string;
+  token?: string;
+  registry?: string;
+  etcdEndpoints?: string;
+  dnsServer?: string[];
+  serviceVersion?: string;
+  protocol?: string;
+}
+
+/** Exit status of a command that failed with `code`: 64 + the code's number (UNAVAILABLE 14 -> 78). */
+export function exitStatusFor(code: Code): number {
+  return 64 + code;
+}
+
+/** Prints `CODE_NAME: message` on stderr and sets the exit status for `err`. */
+export function reportFailure(err: unknown): void {
+  const e = RpcError.from(err, Code.UNKNOWN);
+  process.stderr.write(`${codeName(e.code)}: ${e.message}\n`);
+  process.exitCode = exitStatusFor(e.code);
+}
+
+/** Adds the connection flags (TLS, token, registry) to `cmd`, and `--protocol` unless `withProtocol` is false. */
+export function addConnectFlags(cmd: Command, withProtocol = true): Command {
+  cmd
+    .option('--tls', 'connect with TLS (implied by --tls-ca / --tls-cert)')
+    .option('--tls-ca <file>', 'PEM CA certificates trusted for the server')
+    .option('--tls-cert <file>', 'PEM client certificate (mTLS)')
+    .option('--tls-key <file>', 'PEM client key (mTLS)')
+    .option('--tls-servername <name>', 'name checked against the server certificate')
+    .option('--token <token>', 'credentials token sent in the handshake')
+    .option('--registry <kind>', 'resolve a service-name target with: etcd | dns')
+    .option('--etcd-endpoints <urls>', 'etcd URLs, comma separated (with --registry etcd)', 'http://127.0.0.1:2379')
+    .option('--dns-server <ip:port>', 'DNS server (with --registry dns; repeatable)', collect, [])
+    .option('--service-version <range>', 'semver range of acceptable service versions');
+  return withProtocol ? cmd.option('--protocol <file>', 'protocol file (.avdl/.avpr) instead of asking the server') : cmd;
+}
+
+/** commander reducer for repeatable flags. */
+export function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** `k=v` pairs into metadata; throws on a pair without `=`. */
+export function parseMetadata(pairs: readonly string[]): Record<string, string> | undefined {
+  if (pairs.length === 0) return undefined;
+  const out: Record<string, string> = {};
+  for (const pair of pairs) {
+    const i = pair.indexOf('=');
+    if (i <= 0) throw new RpcError(Code.INVALID_ARGUMENT, `--metadata must be key=value, got ${JSON.stringify(pair)}`);
+    out[pair.slice(0, i)] = pair.slice(i + 1);
+  }
+  return out;
+}
+
+/** commander parser for a positive integer flag. */
+export function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+/** commander parser for durations: `500ms`, `10s`, `2m`, or plain milliseconds. */
+export function duration(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value);
+  if (m === null) throw new InvalidArgumentError('must be a duration like 500ms, 10s or 2m');
+  const n = Number(m[1]) * (m[2] === 's' ? 1000 : m[2] === 'm' ? 60_000 : 1);
+  if (!(n > 0)) throw new InvalidArgumentError('must be more than 0');
+  return Math.round(n);
+}
+
+/** Client TLS settings from the flags, or undefined for plain TCP. */
+export function clientTls(flags: ConnectFlags): ClientTlsOptions | undefined {
+  if (flags.tls !== true && flags.tlsCa === undefined && flags.tlsCert === undefined) return undefined;
+  const tls: ClientTlsOptions = {};
+  if (flags.tlsCa !== undefined) tls.ca = readFileSync(flags.tlsCa);
+  if (flags.tlsCert !== undefined) tls.cert = readFileSync(flags.tlsCert);
+  if (flags.tlsKey !== undefined) tls.key = readFileSync(flags.tlsKey);
+  if (flags.tlsServername !== undefined) tls.servername = flags.tlsServername;
+  return tls;
+}
+
+/** Where calls go: fixed endpoints, or a service followed in a registry (closed by `close`). */
+export interface Target {
+  readonly client: Pick<ClientOptions, 'endpoints' | 'discovery' | 'tls' | 'credentials'>;
+  /** One address to learn the protocol from. */
+  first(): Promise<Endpoint>;
+  close(): Promise<void>;
+}
+
+/** Parses a `host:port` or service-name target with the registry flags. */
+export function resolveTarget(target: string, flags: ConnectFlags): Target {
+  const tls = clientTls(flags);
+  const common = { ...(tls === undefined ? {} : { tls }), ...(flags.token === undefined ? {} : { credentials: flags.token }) };
+  if (/:\d+$/.test(target)) {
+    const endpoint = parseEndpoint('target', target);
+    return { client: { ...common, endpoints: [endpoint] }, first: async () => endpoint, close: async () => undefined };
+  }
+  const registry = openRegistry(flags, target);
+  const version = flags.serviceVersion;
+  return {
+    client: { ...common, discovery: { registry, service: target, ...(version === undefined ? {} : { version }) } },
+    async first() {
+      const found = await registry.resolve(target, version === undefined ? {} : { version });
+      if (found.length === 0) throw new RpcError(Code.UNAVAILABLE, `no instance of service ${target} in the registry`);
+      return { host: found[0]!.host, port: found[0]!.port };
+    },
+    close: () => registry.close(),
+  };
+}
+
+function openRegistry(flags: ConnectFlags, service: string): Registry {
+  if (flags.registry === 'etcd') return createEtcdRegistry({ hosts: (flags.etcdEndpoints ?? '').split(',') });
+  if (flags.registry === 'dns') return createDnsRegistry(flags.dnsServer?.length ? { servers: flags.dnsServer } : {});
+  throw new RpcError(Code.INVALID_ARGUMENT, `target ${JSON.stringify(service)} is not host:port; a service name needs --registry etcd or dns`);
+}
+
+/**
+ * The protocol to call with, longs as BigInt: from `--protocol`, else learned from the server's
+ * handshake (same JSON text, so the same fingerprint: no schema resolution on either side).
+ */
+export async function protocolFor(target: Target, flags: ConnectFlags, timeoutMs: number): Promise<Protocol> {
+  if (flags.protocol !== undefined) return loadProtocol(flags.protocol, { longs: 'bigint' });
+  const learned = await describeServer(await target.first(), {
+    timeoutMs, ...(target.client.tls === undefined ? {} : { tls: target.client.tls }),
+    ...(flags.token === undefined ? {} : { credentials: flags.token }),
+  });
+  return new Protocol(learned.text, { longs: 'bigint' });
+}

@@ -1,0 +1,156 @@
+/**
+ * `avrpc serve <protocol.avdl> <handlers.js>`: serves a protocol with the handlers of an ES module,
+ * optionally registered in etcd and with Prometheus metrics on `/metrics`. Prints `listening
+ * host:port` (and `metrics http://host:port/metrics`) once ready; SIGTERM/SIGINT close gracefully.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Command, Option } from 'commander';
+import { loadProtocol, type Protocol } from '../codec/protocol.js';
+import { createEtcdRegistry } from '../discovery/etcd-registry.js';
+import type { Registry } from '../discovery/registry.js';
+import { Code } from '../errors/code.js';
+import { RpcError } from '../errors/rpc-error.js';
+import { createPrometheusObserver, type PrometheusObserver } from '../observability/prometheus.js';
+import type { ServerTlsOptions } from '../security/tls.js';
+import { createServer, type ListenOptions } from '../server/server.js';
+import type { Handler, ServerOptions } from '../server/server-options.js';
+import { duration, positiveInt, reportFailure } from './options.js';
+
+interface ServeFlags {
+  host: string;
+  port: number;
+  longs: 'number' | 'bigint';
+  registry: 'static' | 'etcd';
+  etcdEndpoints: string;
+  service?: string;
+  serviceVersion: string;
+  advertiseHost?: string;
+  metricsPort?: number;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  token?: string;
+  grace: number;
+}
+
+/** The `serve` command. */
+export function serveCommand(): Command {
+  return new Command('serve')
+    .description('serve a protocol with the handlers exported by an ES module')
+    .argument('<protocol>', 'protocol file (.avdl or .avpr)')
+    .argument('<handlers>', 'ES module: default export { message(request, ctx) {...} } (or a function returning it), or named exports')
+    .option('--host <host>', 'interface to listen on', '127.0.0.1')
+    .option('--port <port>', 'TCP port (0 picks a free one)', portNumber, 0)
+    .addOption(new Option('--longs <kind>', 'how handlers see Avro longs').choices(['number', 'bigint']).default('number'))
+    .addOption(new Option('--registry <kind>', 'static: none (clients dial host:port); etcd: register --service').choices(['static', 'etcd']).default('static'))
+    .option('--etcd-endpoints <urls>', 'etcd URLs, comma separated', 'http://127.0.0.1:2379')
+    .option('--service <name>', 'service name to register (required with --registry etcd)')
+    .option('--service-version <version>', 'semver version to register', '0.0.0')
+    .option('--advertise-host <host>', 'address clients should dial (default: the bound address)')
+    .option('--metrics-port <port>', 'serve Prometheus /metrics on 127.0.0.1:<port> (0 picks one)', portNumber)
+    .option('--tls-cert <file>', 'PEM certificate chain (serve TLS)')
+    .option('--tls-key <file>', 'PEM private key')
+    .option('--tls-ca <file>', 'PEM CA for client certificates (requires mTLS)')
+    .option('--token <token>', 'accept only connections whose handshake carries this token')
+    .option('--grace <duration>', 'time running calls get to finish on SIGTERM/SIGINT', duration, 5000)
+    .action(async (protocolFile: string, handlersFile: string, flags: ServeFlags) => {
+      await serve(protocolFile, handlersFile, flags).catch(reportFailure);
+    });
+}
+
+async function serve(protocolFile: string, handlersFile: string, flags: ServeFlags): Promise<void> {
+  const protocol = await loadProtocol(protocolFile, { longs: flags.longs });
+  const handlers = await loadHandlers(handlersFile, protocol);
+  let observer: PrometheusObserver | undefined;
+  let metrics: HttpServer | undefined;
+  if (flags.metricsPort !== undefined) {
+    const prom = await import('prom-client').catch(() => undefined);
+    observer = await createPrometheusObserver({ side: 'server', ...(prom === undefined ? {} : { register: new prom.Registry() }) });
+    metrics = await serveMetrics(observer, flags.metricsPort);
+  }
+  const options: ServerOptions = {
+    protocol, handlers, ...(observer === undefined ? {} : { observer }), ...(serverTls(flags) ?? {}),
+    ...(flags.token === undefined ? {} : { authenticate: checkToken(flags.token) }),
+  };
+  const server = createServer(options);
+  let registry: Registry | undefined;
+  const listen: ListenOptions = { host: flags.host, port: flags.port };
+  if (flags.registry === 'etcd') {
+    if (flags.service === undefined) throw new RpcError(Code.INVALID_ARGUMENT, '--registry etcd needs --service <name>');
+    registry = createEtcdRegistry({ hosts: flags.etcdEndpoints.split(',') });
+    listen.register = {
+      registry, name: flags.service, version: flags.serviceVersion, ...(flags.advertiseHost === undefined ? {} : { advertiseHost: flags.advertiseHost }),
+    };
+  }
+  const bound = await server.listen(listen);
+  process.stdout.write(`listening ${bound.host}:${bound.port}\n`);
+  const stop = (): void => {
+    process.off('SIGTERM', stop);
+    process.off('SIGINT', stop);
+    void server.close({ graceMs: flags.grace })
+      .then(() => registry?.close())
+      .then(() => new Promise<void>((done) => (metrics === undefined ? done() : metrics.close(() => done()))))
+      .catch(reportFailure)
+      .finally(() => process.stdout.write('closed\n'));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+/** The handlers of a module: its default export (an object, or a function of the protocol returning one), else its named function exports. */
+async function loadHandlers(file: string, protocol: Protocol): Promise<Record<string, Handler>> {
+  const mod = (await import(pathToFileURL(resolve(file)).href)) as Record<string, unknown>;
+  let found: unknown = mod.default ?? mod;
+  if (typeof found === 'function') found = await (found as (p: Protocol) => unknown)(protocol);
+  if (found === null || typeof found !== 'object') throw new RpcError(Code.INVALID_ARGUMENT, `${file} exports no handlers object`);
+  const handlers: Record<string, Handler> = {};
+  for (const [name, fn] of Object.entries(found)) if (typeof fn === 'function') handlers[name] = fn as Handler;
+  const missing = protocol.messages.filter((m) => handlers[m.name] === undefined).map((m) => m.name);
+  if (missing.length > 0) process.stderr.write(`warning: no handler for ${missing.join(', ')} (calls answer UNIMPLEMENTED)\n`);
+  return handlers;
+}
+
+/** `/metrics` over node:http on loopback; prints where. */
+async function serveMetrics(observer: PrometheusObserver, port: number): Promise<HttpServer> {
+  const http = createHttpServer((req, res) => {
+    if (req.url !== '/metrics') return void res.writeHead(404).end('not found\n');
+    observer.register.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': observer.register.contentType }).end(text),
+      (err: unknown) => res.writeHead(500).end(String(err)),
+    );
+  });
+  await new Promise<void>((done, fail) => {
+    http.once('error', fail);
+    http.listen(port, '127.0.0.1', () => done());
+  });
+  const addr = http.address() as { port: number };
+  process.stdout.write(`metrics http://127.0.0.1:${addr.port}/metrics\n`);
+  return http;
+}
+
+function serverTls(flags: ServeFlags): { tls: ServerTlsOptions } | undefined {
+  if (flags.tlsCert === undefined && flags.tlsKey === undefined) return undefined;
+  if (flags.tlsCert === undefined || flags.tlsKey === undefined) throw new RpcError(Code.INVALID_ARGUMENT, '--tls-cert and --tls-key go together');
+  const tls: ServerTlsOptions = { cert: readFileSync(flags.tlsCert), key: readFileSync(flags.tlsKey) };
+  if (flags.tlsCa !== undefined) Object.assign(tls, { ca: readFileSync(flags.tlsCa), requestCert: true });
+  return { tls };
+}
+
+/** Accepts a connection only with the expected token (compared in constant time). */
+function checkToken(expected: string): NonNullable<ServerOptions['authenticate']> {
+  const want = Buffer.from(expected);
+  return ({ token }) => {
+    const got = Buffer.from(token ?? '');
+    if (got.length !== want.length || !timingSafeEqual(got, want)) throw new RpcError(Code.UNAUTHENTICATED, 'bad or missing token');
+    return 'token';
+  };
+}
+
+function portNumber(value: string): number {
+  if (value === '0') return 0;
+  return positiveInt(value);
+}

@@ -1,0 +1,97 @@
+import { availableParallelism } from 'node:os';
+import { pathToFileURL } from 'node:url';
+import type { Protocol } from '../../codec/protocol.js';
+import { intOption, invalid, oneOf } from '../../util/validate.js';
+
+/**
+ * Default of {@link WorkerOptions.thresholdBytes}, chosen with `bench/offload-threshold.ts` (echo of an
+ * array of small records, main-thread event-loop busy time per call, inline vs offloaded, 2-core
+ * machine under load). Offloading costs the main thread 45-140 us per call whatever the size (copy,
+ * postMessage, reply), inline work about 30-45 us per KB: offload becomes cheaper for the main thread
+ * from about 1-2.5 KB, but it adds a piscina round trip (70-250 us) to every call's latency. At 15 KB a
+ * call costs the main thread 440-740 us inline against 75-140 us offloaded (3-6x less) while its latency
+ * stays about the same; at 540 KB, 11-18 ms against 0.6-1 ms. 16 KiB keeps calls that are cheap
+ * inline off the pool and sends everything that could hold the loop for half a millisecond or more.
+ */
+export const DEFAULT_OFFLOAD_THRESHOLD_BYTES = 16 * 1024;
+
+/**
+ * Handlers that run on worker threads (`piscina`): the main thread hands the request's payload bytes
+ * to a worker, which decodes them, runs the handler, encodes the reply and hands bytes back, so a heavy
+ * message never blocks the event loop. Server interceptors do not run around worker handlers (they
+ * take decoded requests); `authorize` and `acl` do, on the main thread, before the task is queued.
+ */
+export interface WorkerOptions {
+  /**
+   * The module loaded in each worker (built JavaScript; a path, relative to the working directory, or
+   * a `file:` URL): it exports one handler per offloaded message, named after the message, with the
+   * same signature as inline handlers (`(request, ctx) => response`). `ctx.signal` aborts on cancellation, deadline and
+   * disconnect; `ctx.cancelled` reads the cancellation flag synchronously, for CPU loops.
+   */
+  module: string | URL;
+  /** Messages whose handlers run in workers. Required, at least one. */
+  messages: readonly string[];
+  /** Worker threads, started with the server. Default: CPU cores minus one, at least 1. */
+  threads?: number;
+  /**
+   * `'always'`: every call of these messages runs in a worker. `'auto'`: requests whose payload is
+   * at least `thresholdBytes` run in a worker, smaller ones run inline with the handler of the same
+   * name in `handlers` (which 'auto' then requires). Default `'auto'`.
+   */
+  offload?: 'auto' | 'always';
+  /**
+   * Smallest request payload (Avro bytes, without frame head and metadata) that `'auto'` sends to
+   * a worker, in bytes. Default 16384 ({@link DEFAULT_OFFLOAD_THRESHOLD_BYTES}: measured, see there).
+   */
+  thresholdBytes?: number;
+  /** Offloaded calls queued or running at once; more are refused with RESOURCE_EXHAUSTED. Default 1024. */
+  maxTasks?: number;
+}
+
+/** {@link WorkerOptions} resolved: module as a URL string, messages as local indexes. */
+export interface ResolvedWorkerOptions {
+  moduleUrl: string;
+  /** Local message indexes that may be offloaded. */
+  messages: ReadonlySet<number>;
+  threads: number;
+  offload: 'auto' | 'always';
+  thresholdBytes: number;
+  maxTasks: number;
+}
+
+/** Validates `workers` against the protocol and the inline handlers; throws with the option's path. */
+export function resolveWorkerOptions(
+  at: string, workers: WorkerOptions | undefined, protocol: Protocol, hasInline: (index: number) => boolean,
+): ResolvedWorkerOptions | undefined {
+  if (workers === undefined) return undefined;
+  if (workers === null || typeof workers !== 'object') invalid(at, 'must be an object');
+  const offload = oneOf(`${at}.offload`, workers.offload, 'auto', ['auto', 'always']);
+  if (!Array.isArray(workers.messages) || workers.messages.length === 0) invalid(`${at}.messages`, 'must be a non-empty array of message names');
+  const messages = new Set<number>();
+  for (const name of workers.messages) {
+    const msg = typeof name === 'string' ? protocol.message(name) : undefined;
+    if (msg === undefined) invalid(`${at}.messages`, `names no message of protocol ${protocol.name}: ${String(name)}`);
+    if (offload === 'auto' && !hasInline(msg.index)) {
+      invalid(`${at}.messages`, `'${name}' needs an inline handler in options.handlers too when offload is 'auto' (small requests run inline)`);
+    }
+    messages.add(msg.index);
+  }
+  return {
+    moduleUrl: moduleUrl(`${at}.module`, workers.module),
+    messages,
+    threads: intOption(`${at}.threads`, workers.threads, Math.max(1, availableParallelism() - 1), 1, 1024),
+    offload,
+    thresholdBytes: intOption(`${at}.thresholdBytes`, workers.thresholdBytes, DEFAULT_OFFLOAD_THRESHOLD_BYTES, 0),
+    maxTasks: intOption(`${at}.maxTasks`, workers.maxTasks, 1024, 1, 1 << 20),
+  };
+}
+
+function moduleUrl(path: string, module: unknown): string {
+  if (module instanceof URL) {
+    if (module.protocol !== 'file:') invalid(path, `must be a file: URL, got ${module.protocol}`);
+    return module.href;
+  }
+  if (typeof module !== 'string' || module.length === 0) invalid(path, 'must be a path or a file: URL');
+  if (module.startsWith('file:')) return module;
+  return pathToFileURL(module).href;
+}

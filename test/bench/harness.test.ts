@@ -1,0 +1,66 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { runLoad } from '../../bench/load.js';
+import { rawClient, startRawServer } from '../../bench/raw-echo.js';
+import { markdown, svg, type BenchReport } from '../../bench/report.js';
+import type { LoadResult } from '../../bench/load.js';
+
+const test = suite('bench harness');
+
+for (const batched of [false, true]) {
+  test(`raw ${batched ? 'batched ' : ''}echo matches 500 concurrent calls to their callers`, async () => {
+    const server = await startRawServer(batched);
+    const client = await rawClient(server.port, batched);
+    try {
+      const bodies = Array.from({ length: 500 }, (_, i) => Buffer.alloc(1 + (i % 300), i & 0xff));
+      const echoed = await Promise.all(bodies.map((b) => client.call(b)));
+      echoed.forEach((e, i) => assert.ok(e.equals(bodies[i]!), `call ${i} got another call's body`));
+    } finally {
+      client.close();
+      await server.close();
+    }
+  });
+}
+
+test('runLoad counts completed and failed calls of the measured window only', async () => {
+  let n = 0;
+  // Each call yields to the event loop, as real I/O does (a pure microtask loop would starve the timers).
+  const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
+  const ok = await runLoad(() => tick().then(() => n++), 4, 20, 50);
+  assert.ok(ok.calls > 0 && ok.calls < n, 'warm-up calls are not counted');
+  assert.is(ok.errors, 0);
+  assert.ok(ok.p50Us <= ok.p99Us && ok.p99Us <= ok.maxUs);
+  const bad = await runLoad(() => tick().then(() => { throw new Error('boom'); }), 2, 0, 30);
+  assert.is(bad.calls, 0);
+  assert.ok(bad.errors > 0);
+  assert.match(bad.firstError ?? '', 'boom');
+});
+
+function result(callsPerSec: number, p50Us: number, p99Us: number): LoadResult {
+  return { calls: callsPerSec, errors: 0, seconds: 1, callsPerSec, p50Us, p90Us: p99Us, p99Us, maxUs: p99Us };
+}
+
+test('report: ratios against the floor and grpc-js, targets, and one bar per result in each chart', () => {
+  const report: BenchReport = {
+    date: '2026-01-01 00:00 UTC', machine: 'test machine', settings: 'settings',
+    micro: [{ name: 'case', opsPerSec: 1000 }],
+    rows: [
+      { id: 'echo-64', title: 'echo <64>', results: { avrpc: result(200, 100, 400), grpc: result(10, 5000, 9000), raw: result(100, 200, 800) } },
+      { id: 'lb', title: 'lb', results: { avrpc: result(50, 10, 20) }, note: 'slowed server got 5.0% of calls' },
+    ],
+    ratios: {},
+    targets: [{ what: 'calls/s vs floor', value: 2, limit: '>= 0.9x', ok: true }],
+  };
+  const md = markdown(report);
+  assert.match(md, 'calls/s 2.00x floor');
+  assert.match(md, 'p99 0.50x floor');
+  assert.match(md, 'calls/s 20.0x grpc-js');
+  assert.match(md, 'slowed server got 5.0% of calls');
+  assert.match(md, '| calls/s vs floor | 2.00x | >= 0.9x | yes |');
+  const chart = svg(report);
+  assert.match(chart, 'echo &lt;64&gt;');
+  const bars = chart.match(/<rect class="bar"/g) ?? [];
+  assert.is(bars.length, 2 * 4, 'four results, two charts');
+});
+
+test.run();

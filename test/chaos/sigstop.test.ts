@@ -1,0 +1,53 @@
+/**
+ * Chaos (3): three server processes under steady load; one stops answering (SIGSTOP: its sockets
+ * stay open, nothing comes back). Keepalive finds it silent and fails its socket, and its calls fail
+ * over to the others within their deadline: every call succeeds.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createClient, type Client } from '../../src/client/client.js';
+import { poolProtocol, until } from '../helpers/pool-fixture.js';
+import { startLoad } from '../helpers/load.js';
+import { spawnServer, type ServerProcess } from '../helpers/server-process.js';
+
+const test = suite('chaos: SIGSTOP');
+let procs: ServerProcess[] = [];
+let client: Client | undefined;
+
+test.after(async () => {
+  await client?.close();
+  await Promise.all(procs.map((p) => p.kill())); // SIGCONT, then SIGKILL
+});
+
+test('a server that stops answering (SIGSTOP): its calls fail over within the deadline', async () => {
+  procs = await Promise.all(['s1', 's2', 's3'].map((n) => spawnServer(n, { delayMs: 30 })));
+  let closedWithError = 0;
+  client = createClient({
+    protocol: poolProtocol(), endpoints: procs.map((p) => p.endpoint), timeoutMs: 3000,
+    keepaliveMs: 200, keepaliveTimeoutMs: 500, connectTimeoutMs: 1000,
+    observer: { connectionClosed: () => { closedWithError++; } },
+  });
+  const c = client;
+  await c.call('read', { delayMs: 0 });
+  await until(() => c.stats().every((e) => e.ready === 1), 5000, 'all connected');
+  const load = startLoad(c, { concurrency: 12, messages: ['read'], timeoutMs: 3000 });
+  await sleep(1000);
+  const victim = procs[1]!;
+  victim.child.kill('SIGSTOP');
+  const inFlightAtStop = c.stats().find((e) => e.endpoint === victim.endpoint)!.inFlight;
+  await until(() => c.stats().find((e) => e.endpoint === victim.endpoint)!.ready === 0, 5000, 'keepalive verdict');
+  // Answers it wrote just before it stopped may still be read; after the verdict none can come.
+  const stoppedAt = { ...load.tally.byServer };
+  const detected = load.tally.ok;
+  await sleep(2500);
+  const t = await load.stop();
+  console.log(`  ${JSON.stringify(t)}`);
+  assert.is(load.failures(), 0, `failed calls: ${JSON.stringify(t.failed)} ${t.samples.join('; ')}`);
+  assert.ok(inFlightAtStop > 0, 'calls were in flight on the stopped server (they had to fail over)');
+  assert.ok(closedWithError >= 1, 'the silent connection was failed by keepalive');
+  assert.is(t.byServer[victim.name] ?? 0, stoppedAt[victim.name] ?? 0, 'nothing answered by the stopped server');
+  assert.ok(t.ok > detected + 100, `load went on after detection: ${t.ok} calls`);
+});
+
+test.run();

@@ -1,0 +1,43 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Code } from '../../src/index.js';
+import { exitStatusFor } from '../../src/cli/options.js';
+import { KITCHEN, KITCHEN_HANDLERS, avrpc, serve } from '../helpers/cli.js';
+
+/** `avrpc serve --tls-cert/--tls-key` with `avrpc call/describe --tls-ca`, on a throwaway self-signed certificate. */
+const test = suite('avrpc with TLS');
+const dir = mkdtempSync(join(tmpdir(), 'avrpc-cli-tls-'));
+const cert = join(dir, 'cert.pem');
+const key = join(dir, 'key.pem');
+
+test.before(() => {
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert,
+    '-days', '1', '-subj', '/CN=avrpc-test', '-addext', 'subjectAltName=IP:127.0.0.1',
+  ], { stdio: 'ignore' });
+});
+
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+test('call and describe over TLS with --tls-ca; an untrusted certificate is UNAVAILABLE', async () => {
+  const server = await serve(KITCHEN, KITCHEN_HANDLERS, '--longs', 'bigint', '--tls-cert', cert, '--tls-key', key);
+  try {
+    const ok = await avrpc('call', server.address, 'fail', '{"reason": "t", "code": 0}', '--tls-ca', cert);
+    assert.is(ok.status, exitStatusFor(Code.NOT_FOUND), ok.stderr);
+    assert.is(ok.stderr, 'NOT_FOUND: not found: t\n');
+    const described = await avrpc('describe', server.address, '--tls-ca', cert);
+    assert.is(described.status, 0, described.stderr);
+    assert.match(described.stdout, /protocol Kitchen/);
+    const untrusted = await avrpc('call', server.address, 'ping', '--tls', '--timeout', '3000');
+    assert.is(untrusted.status, exitStatusFor(Code.UNAVAILABLE));
+    assert.match(untrusted.stderr, /^UNAVAILABLE: /);
+  } finally {
+    await server.stop();
+  }
+});
+
+test.run();
