@@ -204,8 +204,10 @@ export class Pool {
         if (conn.closeError.code !== Code.UNAVAILABLE && conn.state === 'closed' && !conn.wasReady) this.onFatal(conn.closeError);
       }
       if (slot.reconnectTimer === undefined && !this.closed) {
-        // A socket that never got ready is a failed attempt: back off. One that worked is replaced at once.
-        const delay = conn.closeError !== undefined && slot.state.consecutiveFailures > 0 ? slot.backoff.fail() : 0;
+        // A socket that never got ready is a failed attempt: back off, from the first failure on (the
+        // connection counts its failure only after telling us it closed). One that worked is replaced at once.
+        const failed = conn.closeError !== undefined && (!conn.wasReady || slot.state.consecutiveFailures > 0);
+        const delay = failed ? slot.backoff.fail() : 0;
         slot.reconnectTimer = setTimeout(() => this.refill(slot), delay);
         slot.reconnectTimer.unref();
       }
