@@ -61,7 +61,10 @@ export interface ClientOptions {
   backoff?: { initialMs?: number; maxMs?: number };
   /** Consecutive failed calls that eject an endpoint from balancing for a while. Default 5. */
   ejectAfterFailures?: number;
-  /** First ejection time, in ms (doubles for repeat offenders, up to 10x). Default 10000. */
+  /**
+   * First ejection time, in ms. Doubles for repeat offenders, up to 10x; each further `ejectMs` an
+   * endpoint stays in rotation undoes one doubling. Default 10000.
+   */
   ejectMs?: number;
   /** Time allowed for TCP connect plus handshake, in ms. Default 10000. */
   connectTimeoutMs?: number;
