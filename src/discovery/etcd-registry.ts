@@ -161,12 +161,17 @@ class EtcdRegistry implements Registry, LeaseOwner {
     const watcher = this.client.watch().prefix(this.servicePrefix(name))
       .startRevision(String(BigInt(first.revision) + 1n)).watcher();
     this.liveWatchers++;
+    let cancelledByEtcd = false;
     watcher.on('data', () => void refresh());
     // etcd cancelled the watch (e.g. the revision was compacted): end the loop; the caller re-watches.
-    watcher.on('error', (err) => sink.fail(etcdError(err, `watch ${name}`)));
+    watcher.on('error', (err) => {
+      cancelledByEtcd = true;
+      sink.fail(etcdError(err, `watch ${name}`));
+    });
     return () => {
       this.liveWatchers--; // before cancel: the stream may end (and arm its timer) before cancel resolves
-      return watcher.cancel();
+      // etcd3 already dropped a watcher etcd cancelled; cancel() would wait forever for etcd to confirm.
+      return cancelledByEtcd ? undefined : watcher.cancel();
     };
   };
 
