@@ -79,7 +79,8 @@ function resolveOptions(options: EtcdRegistryOptions): ResolvedEtcdOptions {
  * etcd3's watch-reconnect backoff (100 ms doubling to 5 s), except that it drops to 0 while no
  * watch is live: etcd3 arms a reconnect timer whenever its watch stream ends, also when it ended
  * because the last watcher was cancelled or the client closed; with nothing to reconnect, a 0 ms
- * timer fires at once instead of holding the process open for up to seconds.
+ * timer fires at once instead of holding the process open for up to seconds. (A timer armed while
+ * a watch was live and etcd unreachable keeps its delay, at most 5 s: etcd3 gives no way to clear it.)
  */
 function reconnectBackoff(idle: () => boolean, delayMs = 100): WatchBackoff {
   return {
