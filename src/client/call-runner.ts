@@ -16,6 +16,8 @@ export interface RunnerOptions {
   maxAttempts: number;
   /** Extra load retries may add, as a fraction of calls. */
   retryBudgetRatio: number;
+  /** Retry tokens saved up for a burst of failures (the budget starts full). */
+  retryBudgetTokens: number;
   /** How long a call waits for a usable connection when none is ready, in ms. */
   waitForReadyMs: number;
   /** Calls that may wait for a connection at once; beyond it RESOURCE_EXHAUSTED. */
@@ -37,7 +39,7 @@ export class CallRunner implements CallOwner {
     private readonly pool: Pool,
     private readonly options: RunnerOptions,
   ) {
-    this.budget = new RetryBudget(options.retryBudgetRatio);
+    this.budget = new RetryBudget(options.retryBudgetRatio, options.retryBudgetTokens);
   }
 
   /** Starts a call; settles with the response or an `RpcError`. `deadline` is on the `performance.now()` clock, or -1. */

@@ -48,6 +48,11 @@ export interface ClientOptions {
   maxAttempts?: number;
   /** Extra load retries may add, as a fraction of calls (token bucket). Default 0.2. */
   retryBudgetRatio?: number;
+  /**
+   * Retry tokens the budget saves up, and starts with: a burst of failures can retry this many calls
+   * at once before retries are held to `retryBudgetRatio`; each retry spends one token. Default 100.
+   */
+  retryBudgetTokens?: number;
   /** How long a call waits for a usable connection when none is ready, in ms. Default 10000. */
   waitForReadyMs?: number;
   /** Calls that may wait for a connection at once; more are refused RESOURCE_EXHAUSTED. Default 10000. */
@@ -56,7 +61,10 @@ export interface ClientOptions {
   backoff?: { initialMs?: number; maxMs?: number };
   /** Consecutive failed calls that eject an endpoint from balancing for a while. Default 5. */
   ejectAfterFailures?: number;
-  /** First ejection time, in ms (doubles for repeat offenders, up to 10x). Default 10000. */
+  /**
+   * First ejection time, in ms. Doubles for repeat offenders, up to 10x; each further `ejectMs` an
+   * endpoint stays in rotation undoes one doubling. Default 10000.
+   */
   ejectMs?: number;
   /** Time allowed for TCP connect plus handshake, in ms. Default 10000. */
   connectTimeoutMs?: number;
@@ -122,6 +130,7 @@ export interface ResolvedClientOptions {
   idempotent: Set<string>;
   maxAttempts: number;
   retryBudgetRatio: number;
+  retryBudgetTokens: number;
   waitForReadyMs: number;
   maxQueuedCalls: number;
   backoff: BackoffOptions;
@@ -195,6 +204,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     idempotent: new Set(idempotent),
     maxAttempts: intOption(`${at}.maxAttempts`, options.maxAttempts, 3, 1, 100),
     retryBudgetRatio: ratio,
+    retryBudgetTokens: intOption(`${at}.retryBudgetTokens`, options.retryBudgetTokens, 100, 1, 1_000_000),
     waitForReadyMs: intOption(`${at}.waitForReadyMs`, options.waitForReadyMs, 10_000, 0),
     maxQueuedCalls: intOption(`${at}.maxQueuedCalls`, options.maxQueuedCalls, 10_000, 0),
     backoff: { ...DEFAULT_BACKOFF, initialMs, maxMs: intOption(`${at}.backoff.maxMs`, options.backoff?.maxMs, DEFAULT_BACKOFF.maxMs, initialMs) },

@@ -371,9 +371,7 @@ export class ClientConnection {
 
   /** True when `id` was sent after the last request a graceful GOAWAY accepted (ids wrap at 2^32). */
   private afterGoaway(id: number): boolean {
-    if (this.goawayLastId < 0) return false;
-    const distance = (id - this.goawayLastId) >>> 0;
-    return distance > 0 && distance < 0x80000000;
+    return this.goawayLastId >= 0 && idAfter(id, this.goawayLastId);
   }
 
   private transition(to: ClientConnectionState): void {
@@ -381,4 +379,13 @@ export class ClientConnection {
     this.state = to;
     this.onChange(this);
   }
+}
+
+/**
+ * True when request id `id` comes after `lastId` in wrap-around order (u32 serial-number
+ * arithmetic): 1 comes after 0xffffffff, and ids less than 2^31 apart compare by their distance.
+ */
+export function idAfter(id: number, lastId: number): boolean {
+  const distance = (id - lastId) >>> 0;
+  return distance > 0 && distance < 0x80000000;
 }
