@@ -21,15 +21,29 @@ export interface ReassemblerSink {
 interface Partial {
   type: number;
   flags: number;
+  /** Grows (doubling) up to `total` as bytes arrive. */
   buf: Buffer;
   fill: number;
+  total: number;
+}
+
+/** First buffer of a message being reassembled; it doubles as fragments arrive, up to the total. */
+const FIRST_BUFFER_BYTES = 64 * 1024;
+
+/** Makes room for `need` bytes in `p.buf`, keeping what it holds. */
+function ensure(p: Partial, need: number): void {
+  if (p.buf.length >= need) return;
+  const grown = Buffer.allocUnsafe(Math.min(p.total, Math.max(need, p.buf.length * 2)));
+  p.buf.copy(grown, 0, 0, p.fill);
+  p.buf = grown;
 }
 
 /**
  * Rebuilds fragmented messages (SPEC.md section 12.2) from frames. The first fragment declares the
- * total size, which is checked against `maxMessageBytes` before anything is allocated; the buffer is
- * then allocated once and every fragment is copied into place once. Rule violations throw an
- * `RpcError` (a protocol error for the connection). Pure: no sockets.
+ * total size, which is checked against `maxMessageBytes` before anything is allocated; the buffer then
+ * grows by doubling as fragments arrive (memory follows the bytes received, not the total a peer
+ * claims: a 14-byte first fragment announcing 64 MiB costs 64 KiB), and each fragment is copied into
+ * place. Rule violations throw an `RpcError` (a protocol error for the connection). Pure: no sockets.
  */
 export class Reassembler {
   private readonly open = new Map<number, Partial>();
@@ -66,9 +80,9 @@ export class Reassembler {
     }
     const data = body.length - 4;
     if (data > total) throw protocolError(Code.INTERNAL, `fragments of id ${id} exceed their total of ${total} bytes`);
-    const buf = Buffer.allocUnsafe(total);
+    const buf = Buffer.allocUnsafe(Math.min(total, Math.max(data, FIRST_BUFFER_BYTES)));
     body.copy(buf, 0, 4);
-    this.open.set(id, { type, flags: messageFlags, buf, fill: data });
+    this.open.set(id, { type, flags: messageFlags, buf, fill: data, total });
   }
 
   /**
@@ -78,7 +92,8 @@ export class Reassembler {
   target(type: number, id: number, len: number): Buffer | undefined {
     if (type !== FrameType.CONTINUATION) return undefined;
     const p = this.open.get(id);
-    if (p === undefined || p.fill + len > p.buf.length) return undefined;
+    if (p === undefined || p.fill + len > p.total) return undefined;
+    ensure(p, p.fill + len);
     return p.buf.subarray(p.fill, p.fill + len);
   }
 
@@ -86,16 +101,17 @@ export class Reassembler {
   next(flags: number, id: number, body: Buffer): void {
     const p = this.open.get(id);
     if (p === undefined) return;
-    if (p.fill + body.length > p.buf.length) {
-      throw protocolError(Code.INTERNAL, `fragments of id ${id} exceed their total of ${p.buf.length} bytes`);
+    if (p.fill + body.length > p.total) {
+      throw protocolError(Code.INTERNAL, `fragments of id ${id} exceed their total of ${p.total} bytes`);
     }
+    ensure(p, p.fill + body.length);
     // Already in place when the decoder filled the target we gave it.
     if (body.buffer !== p.buf.buffer || body.byteOffset !== p.buf.byteOffset + p.fill) body.copy(p.buf, p.fill);
     p.fill += body.length;
     if ((flags & Flag.MORE) !== 0) return;
     this.open.delete(id);
-    if (p.fill !== p.buf.length) {
-      throw protocolError(Code.INTERNAL, `last fragment of id ${id} leaves ${p.buf.length - p.fill} of ${p.buf.length} bytes missing`);
+    if (p.fill !== p.total) {
+      throw protocolError(Code.INTERNAL, `last fragment of id ${id} leaves ${p.total - p.fill} of ${p.total} bytes missing`);
     }
     this.sink.message(p.type, p.flags, id, p.buf);
   }
