@@ -74,7 +74,9 @@ function mutate(seed: Buffer, rnd: () => number, index: number): Case {
         const at = offsets[int(offsets.length)]!;
         const old = b.readUInt32BE(at);
         const choices = [0, 1, old - 1, old + 1, old * 2, 0x7fffffff, 0xffffffff, 16 * 1024 * 1024, int(2 ** 32)];
-        b.writeUInt32BE(choices[int(choices.length)]! >>> 0, at);
+        // A first fragment (MORE) also declares its message's total after the header: lie there too.
+        const total = (b[at + 5]! & 0x80) !== 0 && old >= 4 && at + 14 <= b.length && rnd() < 0.5;
+        b.writeUInt32BE(choices[int(choices.length)]! >>> 0, total ? at + 10 : at);
         kind += 'length,';
         break;
       }
@@ -154,12 +156,18 @@ async function recordSession(protocol: Protocol, serverPort: number): Promise<Bu
   });
   proxy.listen(0, '127.0.0.1');
   await once(proxy, 'listening');
-  const client = createClient({ protocol, endpoints: [`127.0.0.1:${(proxy.address() as AddressInfo).port}`], credentials: TOKEN });
+  // Small fragments and compression (SPEC section 12) so that the recording has CONTINUATIONs and a COMPRESSED flag.
+  const client = createClient({
+    protocol, endpoints: [`127.0.0.1:${(proxy.address() as AddressInfo).port}`], credentials: TOKEN,
+    fragmentBytes: 200, compressAboveBytes: 600,
+  });
   const item = { id: 12345678901, name: 'fuzz seed', tags: ['a', 'bb', 'ccc'], score: -2.5, blob: Buffer.from('0001feff', 'hex') };
   await client.call('echo', { item });
   await client.call('echo', { item }, { timeoutMs: 5000, metadata: { tenant: 'blue', trace: 'x'.repeat(20) } });
   await client.call('fail', { reason: 'recorded' }).catch(() => undefined);
   await client.call('notify', { item });
+  await client.call('echo', { item: { ...item, tags: Array.from({ length: 120 }, (_, i) => `tag-${i % 7}`) } });
+  await client.call('echo', { item: { ...item, blob: Buffer.from(Array.from({ length: 1500 }, (_, i) => (i * 7919) % 251)) } });
   const aborted = new AbortController();
   const pending = client.call('echo', { item: { ...item, tags: Array.from({ length: 50 }, (_, i) => `t${i}`) } }, { signal: aborted.signal });
   aborted.abort();
@@ -241,6 +249,8 @@ test(`thousands of mutated sessions and silent sockets never crash or bloat the 
         protocol,
         handshakeTimeoutMs: 300,
         idleTimeoutMs: 300,
+        fragmentBytes: 200,
+        compressAboveBytes: 600,
         ...(secured ? { authenticate: hmac.authenticate, acl: { '*': ['*'], fail: ['role:tester'] } } : {}),
         handlers: {
           echo: (req: { item: unknown }) => req.item,
@@ -256,7 +266,9 @@ test(`thousands of mutated sessions and silent sockets never crash or bloat the 
       item: { id: 1, name: 'n', tags: ['x'], score: 1, blob: Buffer.alloc(3) },
     }, { k: 'v' }, 100)]);
     assert.ok(recorded.subarray(0, PREFACE.length).equals(PREFACE), 'the recording starts with the preface');
-    assert.ok(frameOffsets(recorded).length >= 7, 'HELLO and the requests were recorded');
+    console.log('  recorded frame types', frameOffsets(recorded).map((o) => recorded[o + 4]).join(','));
+    assert.ok(frameOffsets(recorded).length >= 10, 'HELLO, the requests and their fragments were recorded');
+    assert.ok(frameOffsets(recorded).some((o) => recorded[o + 4] === FrameType.CONTINUATION), 'fragments were recorded');
 
     const rnd = prng(SEED);
     const cases: Case[] = [];
