@@ -3,10 +3,11 @@
  * `${prefix}${name}/${version}/${id}` -> JSON of the instance, held by a lease so that a crashed
  * server disappears after `ttlSec` without anyone cleaning up after it.
  */
-import { Etcd3, type IOptions } from 'etcd3';
+import type { Etcd3, IOptions } from 'etcd3';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { EtcdRegistration, etcdError, type LeaseOwner } from './etcd-registration.js';
+import { etcd3 } from './etcd3-module.js';
 import type {
   InstanceInput, Registration, Registry, RegistryErrorListener, ResolveOptions, ServiceInstance, WatchOptions,
 } from './registry.js';
@@ -102,7 +103,7 @@ class EtcdRegistry implements Registry, LeaseOwner {
   constructor(private readonly options: ResolvedEtcdOptions) {
     this.ttlSec = options.ttlSec;
     this.onError = options.onError;
-    this.client = new Etcd3({
+    this.client = new (etcd3().Etcd3)({
       hosts: options.hosts,
       dialTimeout: options.dialTimeoutMs,
       defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + options.callTimeoutMs }),
