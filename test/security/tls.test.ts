@@ -37,7 +37,7 @@ async function tlsServer(mtls: boolean, seen?: CallContext[]): Promise<number> {
 }
 
 function client(port: number, options: Partial<Parameters<typeof createClient>[0]> = {}): Client {
-  const c = createClient({ protocol, endpoints: [`127.0.0.1:${port}`], waitForReadyMs: 500, backoff: { initialMs: 20, maxMs: 50 }, ...options });
+  const c = createClient({ protocol, endpoints: [`127.0.0.1:${port}`], waitForReadyMs: 1500, backoff: { initialMs: 20, maxMs: 50 }, ...options });
   open.push(c);
   return c;
 }
