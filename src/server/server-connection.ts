@@ -49,6 +49,8 @@ export class ServerConnection {
   private readonly framed: FramedSocket;
   private codec: PeerCodec | undefined;
   private readonly running = new Map<number, CallContext>();
+  /** One-way calls running, apart from `running`: their ids are free once read (no answer tells the client when they end). */
+  private readonly oneWays = new Set<CallContext>();
   private lastId = 0;
   private handshakeTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
@@ -88,7 +90,7 @@ export class ServerConnection {
 
   /** Calls running on this connection. */
   get inFlight(): number {
-    return this.running.size;
+    return this.running.size + this.oneWays.size;
   }
 
   /** Sends GOAWAY (code OK, with `message`) and stops accepting calls; closes once running calls finish. */
@@ -97,7 +99,7 @@ export class ServerConnection {
     this.transition('draining');
     this.framed.encoder.frame(FrameType.GOAWAY, 0, 0, { lastId: this.lastId, code: Code.OK, message }, writeGoaway);
     this.framed.flushSoon();
-    if (this.running.size === 0) this.framed.end();
+    if (this.inFlight === 0) this.framed.end();
   }
 
   /** Closes at once; running handlers see their signal abort. */
@@ -193,7 +195,7 @@ export class ServerConnection {
     const ms = this.shared.options.idleTimeoutMs;
     if (ms === 0) return;
     this.idleTimer = setInterval(() => {
-      if (this.running.size === 0 && this.requestsSinceIdleCheck === 0) this.drain(`idle for ${ms} ms`);
+      if (this.inFlight === 0 && this.requestsSinceIdleCheck === 0) this.drain(`idle for ${ms} ms`);
       this.requestsSinceIdleCheck = 0;
     }, ms);
     this.idleTimer.unref();
@@ -206,7 +208,7 @@ export class ServerConnection {
     const o = this.shared.options;
     this.requestsSinceIdleCheck++;
     if (this.state !== 'ready') return this.refuse(id, oneWay, Code.UNAVAILABLE, 'server is shutting down');
-    if (this.running.size >= o.maxConcurrentCalls) {
+    if (this.inFlight >= o.maxConcurrentCalls) {
       return this.refuse(id, oneWay, Code.RESOURCE_EXHAUSTED, `too many concurrent calls (max ${o.maxConcurrentCalls})`);
     }
     if (this.running.has(id)) return this.framed.fail(new RpcError(Code.INTERNAL, `protocol error: request id ${id} already in use`));
@@ -240,7 +242,8 @@ export class ServerConnection {
       return this.refuse(id, oneWay, Code.INVALID_ARGUMENT, `cannot decode request: ${(err as Error).message}`);
     }
     this.lastId = id;
-    this.running.set(id, ctx);
+    if (oneWay) this.oneWays.add(ctx);
+    else this.running.set(id, ctx);
     if (o.observer !== undefined) {
       ctx.startedAt = performance.now();
       o.observer.callStarted?.(msg.name);
@@ -254,7 +257,7 @@ export class ServerConnection {
   }
 
   private invoke(id: number, msg: MessageDef, request: unknown, ctx: CallContext, oneWay: boolean): void {
-    if (this.running.get(id) !== ctx) return;
+    if (!this.tracks(id, ctx, oneWay)) return;
     let result: unknown;
     const o = this.shared.options;
     try {
@@ -275,23 +278,23 @@ export class ServerConnection {
   }
 
   private deny(id: number, ctx: CallContext, oneWay: boolean, name: string): void {
-    if (this.running.get(id) !== ctx) return;
-    this.running.delete(id);
+    if (!this.tracks(id, ctx, oneWay)) return;
+    this.untrack(id, ctx, oneWay);
     this.refuse(id, oneWay, Code.PERMISSION_DENIED, `not allowed to call ${name}`);
-    if (this.state === 'draining' && this.running.size === 0) this.framed.end();
+    if (this.state === 'draining' && this.inFlight === 0) this.framed.end();
   }
 
   private complete(id: number, msg: MessageDef, ctx: CallContext, oneWay: boolean, outcome: unknown, failed: boolean): void {
     ctx.finish();
     const observer = this.shared.options.observer;
-    if (ctx.cancelled || this.running.get(id) !== ctx) {
+    if (ctx.cancelled || !this.tracks(id, ctx, oneWay)) {
       // A call past its deadline stays in `running` until its handler returns; free its id now.
-      if (this.running.get(id) === ctx) this.running.delete(id);
+      this.untrack(id, ctx, oneWay);
       observer?.callEnded?.(msg.name, Code.CANCELLED, performance.now() - ctx.startedAt);
-      if (this.state === 'draining' && this.running.size === 0) this.framed.end();
+      if (this.state === 'draining' && this.inFlight === 0) this.framed.end();
       return;
     }
-    this.running.delete(id);
+    this.untrack(id, ctx, oneWay);
     let code: Code = Code.OK;
     if (!oneWay && !this.framed.isClosed) {
       if (outcome instanceof OffloadReply) {
@@ -315,7 +318,17 @@ export class ServerConnection {
       this.framed.flushSoon();
     }
     observer?.callEnded?.(msg.name, code, performance.now() - ctx.startedAt);
-    if (this.state === 'draining' && this.running.size === 0) this.framed.end();
+    if (this.state === 'draining' && this.inFlight === 0) this.framed.end();
+  }
+
+  /** Whether `ctx` is still a running call (not cancelled away, not replaced). */
+  private tracks(id: number, ctx: CallContext, oneWay: boolean): boolean {
+    return oneWay ? this.oneWays.has(ctx) : this.running.get(id) === ctx;
+  }
+
+  private untrack(id: number, ctx: CallContext, oneWay: boolean): void {
+    if (oneWay) this.oneWays.delete(ctx);
+    else if (this.running.get(id) === ctx) this.running.delete(id);
   }
 
   private refuse(id: number, oneWay: boolean, code: Code, message: string): void {
@@ -331,7 +344,7 @@ export class ServerConnection {
     if (ctx === undefined) return;
     this.running.delete(id);
     ctx.cancel(new RpcError(Code.CANCELLED, 'call cancelled by the client'));
-    if (this.state === 'draining' && this.running.size === 0) this.framed.end();
+    if (this.state === 'draining' && this.inFlight === 0) this.framed.end();
   }
 
   private onClose(error: RpcError): void {
@@ -343,7 +356,9 @@ export class ServerConnection {
     if (this.state !== 'closed') this.transition('closed');
     const reason = new RpcError(Code.CANCELLED, `connection closed: ${error.message}`, { cause: error });
     for (const ctx of this.running.values()) ctx.cancel(reason);
+    for (const ctx of this.oneWays) ctx.cancel(reason);
     this.running.clear();
+    this.oneWays.clear();
     this.onClosed(this);
   }
 

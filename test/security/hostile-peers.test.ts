@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Code, createServer, loadProtocol, type CallContext, type Handler, type Protocol, type Server } from '../../src/index.js';
+import { Code, createServer, loadProtocol, type CallContext, type Handler, type Protocol, type Server, type ServerOptions } from '../../src/index.js';
 import { FrameEncoder } from '../../src/framing/frame-encoder.js';
 import { FrameType, PREFACE } from '../../src/framing/frame.js';
 import { helloType, readHandshake, welcomeType, writeHandshake, type Welcome } from '../../src/framing/handshake.js';
+import { requestFrame } from '../helpers/raw-client.js';
 import { RawPeer, frameCode, frameMessage, requestBytes, until } from '../helpers/raw-peer.js';
 import { repoPath } from '../helpers/repo.js';
 
@@ -23,8 +24,10 @@ test.after.each(async () => {
   for (const s of open.splice(0)) await s.close({ graceMs: 100 });
 });
 
-async function serve(handlers: Record<string, Handler> = { echo: (req: { item: unknown }) => req.item }): Promise<{ server: Server; port: number }> {
-  const server = createServer({ protocol, handlers });
+async function serve(
+  handlers: Record<string, Handler> = { echo: (req: { item: unknown }) => req.item }, options: Partial<ServerOptions> = {},
+): Promise<{ server: Server; port: number }> {
+  const server = createServer({ protocol, handlers, ...options });
   open.push(server);
   return { server, port: (await server.listen()).port };
 }
@@ -84,6 +87,33 @@ test('a request id still running, sent again, is a protocol error; the running h
   assert.match(frameMessage(frames[0]!), 'request id 7 already in use');
   await until(() => server.connections === 0, 'connection forgotten');
   assert.is(signal!.aborted, true);
+});
+
+test('a one-way call\'s id is free once its REQUEST is read, while its handler still runs; it still counts and is aborted on close', async () => {
+  // The server used to keep the id of a running one-way call, which the client cannot see: reusing it was a protocol error.
+  const signals: AbortSignal[] = [];
+  const { server, port } = await serve({
+    echo: (req: { item: unknown }) => req.item,
+    notify: (_req: unknown, ctx: CallContext) => { signals.push(ctx.signal); return new Promise(() => {}); },
+  }, { maxConcurrentCalls: 3 });
+  const p = await peer(port);
+  await p.handshake(protocol);
+  p.socket.write(requestFrame(protocol, 5, 'notify', { item }, { oneWay: true }));
+  await until(() => signals.length === 1, 'first one-way handler started');
+  p.socket.write(Buffer.concat([requestBytes(protocol, 5, 'echo', { item }), requestFrame(protocol, 5, 'notify', { item }, { oneWay: true })]));
+  const reused = await p.frame();
+  assert.equal([reused.type, reused.id], [FrameType.RESPONSE, 5]);
+  await until(() => signals.length === 2, 'second one-way handler started on the same id');
+  p.socket.write(requestFrame(protocol, 5, 'notify', { item }, { oneWay: true }));
+  await until(() => signals.length === 3, 'third one-way handler started');
+  // Three one-way calls run: they still count against maxConcurrentCalls.
+  p.socket.write(requestBytes(protocol, 6, 'echo', { item }));
+  const refused = await p.frame();
+  assert.equal([refused.type, refused.id, frameCode(refused)], [FrameType.ERROR, 6, Code.RESOURCE_EXHAUSTED]);
+  assert.equal(signals.map((s) => s.aborted), [false, false, false]);
+  p.destroy();
+  await until(() => server.connections === 0, 'connection forgotten');
+  assert.equal(signals.map((s) => s.aborted), [true, true, true]);
 });
 
 test('frames a client may not send (RESPONSE, WELCOME, an unknown type) are protocol errors', async () => {
