@@ -148,6 +148,12 @@ export class ServerConnection {
     try {
       const id = hello.fingerprint.toString('hex');
       if (hello.protocol !== null) {
+        // Parsing costs far more than the bytes: cap what an unauthenticated peer can make us parse.
+        const bytes = Buffer.byteLength(hello.protocol);
+        const max = this.shared.options.maxProtocolBytes;
+        if (bytes > max) {
+          return this.framed.fail(new RpcError(Code.RESOURCE_EXHAUSTED, `protocol text of ${bytes} bytes exceeds maxProtocolBytes (${max})`));
+        }
         if (createHash('md5').update(hello.protocol).digest('hex') !== id) throw new Error('client protocol does not match its fingerprint');
         remote = this.shared.cache.learn(hello.protocol);
       } else {

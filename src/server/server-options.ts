@@ -48,6 +48,11 @@ export interface ServerOptions {
   keepaliveTimeoutMs?: number;
   /** Peer protocols (and their resolvers) remembered, by fingerprint. Default 64. */
   resolverCacheSize?: number;
+  /**
+   * Largest protocol text a client may send in its HELLO, in UTF-8 bytes; a larger one gets GOAWAY
+   * RESOURCE_EXHAUSTED before it is parsed. Default 1 MiB.
+   */
+  maxProtocolBytes?: number;
   /** Serve TLS (mTLS with `requestCert` and `ca`). Default: plain TCP. */
   tls?: ServerTlsOptions;
   /** Decides who a new connection is, from its handshake; throwing refuses it (UNAUTHENTICATED). Default: everyone, principal = the mTLS certificate if any. */
@@ -101,6 +106,7 @@ export interface ResolvedServerOptions {
   keepaliveMs: number;
   keepaliveTimeoutMs: number;
   resolverCacheSize: number;
+  maxProtocolBytes: number;
   tls: ServerTlsOptions | undefined;
   authenticate: Authenticator | undefined;
   authorize: Authorizer | undefined;
@@ -150,6 +156,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     keepaliveMs: intOption(`${at}.keepaliveMs`, options.keepaliveMs, 30_000, 0),
     keepaliveTimeoutMs: intOption(`${at}.keepaliveTimeoutMs`, options.keepaliveTimeoutMs, 10_000, 1),
     resolverCacheSize: intOption(`${at}.resolverCacheSize`, options.resolverCacheSize, 64, 1),
+    maxProtocolBytes: intOption(`${at}.maxProtocolBytes`, options.maxProtocolBytes, MiB, 0, 0xffffffff),
     tls: resolveTls(`${at}.tls`, options.tls),
     authenticate: fnOption<Authenticator>(`${at}.authenticate`, options.authenticate, true),
     authorize: allOf([

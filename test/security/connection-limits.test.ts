@@ -1,8 +1,9 @@
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Code, RpcError, createClient, createServer, loadProtocol, type Client, type Protocol, type Server, type ServerOptions } from '../../src/index.js';
+import { Code, RpcError, createClient, createServer, loadProtocol, parseProtocol, type Client, type Protocol, type Server, type ServerOptions } from '../../src/index.js';
 import { FrameType, PREFACE } from '../../src/framing/frame.js';
 import { RawPeer, frameCode, frameMessage, helloBytes, requestBytes, until } from '../helpers/raw-peer.js';
 import { repoPath } from '../helpers/repo.js';
@@ -10,6 +11,7 @@ import { SocketReader } from '../helpers/socket-reader.js';
 import { namedVectors, vectorItem } from '../helpers/spec-vectors.js';
 import { FrameEncoder } from '../../src/framing/frame-encoder.js';
 import { writeGoaway } from '../../src/framing/bodies.js';
+import { helloType, writeHandshake } from '../../src/framing/handshake.js';
 
 /** Issue 5, limits per connection: maxConnections, handshake timeout, idle timeout. */
 const test = suite('security: connection limits');
@@ -171,8 +173,40 @@ test('idle timeout race: a request that crosses the server\'s idle GOAWAY is ret
   }
 });
 
+test('maxProtocolBytes: a HELLO with a longer protocol text gets GOAWAY RESOURCE_EXHAUSTED before the text is parsed', async () => {
+  const size = Buffer.byteLength(protocol.text);
+  const { port } = await serve({ maxProtocolBytes: size });
+  // A text of exactly the limit is fine.
+  assert.is((await (await peer(port)).handshake(protocol)).type, FrameType.WELCOME);
+  // One byte more, and not even JSON: refused for its size, not for failing to parse (that would be INTERNAL).
+  const junk = `{${' '.repeat(size)}`;
+  const over = await peer(port);
+  const enc = new FrameEncoder();
+  enc.bytes(PREFACE);
+  enc.frame(FrameType.HELLO, 0, 0, {
+    fingerprint: createHash('md5').update(junk).digest(), protocol: junk, knownServerFingerprint: null, meta: {},
+  }, writeHandshake(helloType));
+  over.socket.write(Buffer.concat(enc.take()));
+  const frames = await over.rest();
+  assert.equal(frames.map((f) => [f.type, frameCode(f)]), [[FrameType.GOAWAY, Code.RESOURCE_EXHAUSTED]]);
+  assert.match(frameMessage(frames[0]!), `protocol text of ${size + 1} bytes exceeds maxProtocolBytes (${size})`);
+});
+
+test('maxProtocolBytes: a real client whose protocol text is too long fails with RESOURCE_EXHAUSTED', async () => {
+  const { port } = await serve({ maxProtocolBytes: 64 });
+  // Another version of the protocol (one more message): the server has to learn its text (after NEED_PROTOCOL).
+  const json = JSON.parse(protocol.text) as { messages: Record<string, unknown> };
+  const v2 = parseProtocol(JSON.stringify({ ...json, messages: { ...json.messages, extra: { request: [], response: 'null' } } }));
+  const client = createClient({ protocol: v2, endpoints: [`127.0.0.1:${port}`], backoff: { initialMs: 50, maxMs: 100 }, waitForReadyMs: 2000 });
+  open.push(client);
+  const err = await client.call('echo', { item }).then(() => undefined, (e: unknown) => e);
+  assert.instance(err, RpcError);
+  assert.is((err as RpcError).code, Code.RESOURCE_EXHAUSTED);
+  assert.match((err as Error).message, 'maxProtocolBytes (64)');
+});
+
 test('limit options are validated, naming the option', () => {
-  for (const [key, value] of [['maxConnections', 0], ['handshakeTimeoutMs', -1], ['idleTimeoutMs', 1.5], ['maxQueuedBytes', 10]] as const) {
+  for (const [key, value] of [['maxConnections', 0], ['handshakeTimeoutMs', -1], ['idleTimeoutMs', 1.5], ['maxQueuedBytes', 10], ['maxProtocolBytes', -1]] as const) {
     try {
       createServer({ protocol, handlers: {}, [key]: value });
       assert.unreachable(`${key} = ${value} should throw`);
