@@ -59,6 +59,37 @@ function tryResolve(reader: avro.Type, writer: avro.Type): { resolver?: avro.Res
   try {
     return { resolver: reader.createResolver(writer) };
   } catch (err) {
-    return { error: (err as Error).message };
+    return { error: explain(reader, writer, err, '') };
   }
+}
+
+/**
+ * Why `reader` cannot read `writer`, naming the innermost record field where they part. avsc's own
+ * messages name the types ('cannot read "int" as "string"'), but some mismatches (a record where the
+ * peer has a string) throw a bare TypeError that names nothing.
+ */
+function explain(reader: avro.Type, writer: avro.Type, err: unknown, path: string): string {
+  if (isRecord(reader) && isRecord(writer)) {
+    for (const rf of reader.fields) {
+      const wf = writer.fields.find((f) => f.name === rf.name || rf.aliases.includes(f.name));
+      if (wf === undefined) continue;
+      try {
+        rf.type.createResolver(wf.type);
+      } catch (inner) {
+        return explain(rf.type, wf.type, inner, `${path}.${rf.name}`);
+      }
+    }
+  }
+  const what = err instanceof TypeError || !(err instanceof Error)
+    ? `cannot read ${label(writer)} as ${label(reader)}`
+    : err.message;
+  return path === '' ? what : `field ${path.slice(1)}: ${what}`;
+}
+
+function isRecord(type: avro.Type): type is avro.types.RecordType {
+  return type.typeName === 'record' || type.typeName === 'error';
+}
+
+function label(type: avro.Type): string {
+  return `"${type.name ?? type.typeName}"`;
 }

@@ -141,6 +141,37 @@ test('where resolution is impossible the call fails FAILED_PRECONDITION, never w
   }
 });
 
+test('a record where the peer has a string: FAILED_PRECONDITION naming the message, the field and both types', async () => {
+  // avsc throws a bare TypeError here ("Cannot read properties of undefined"), which used to be the whole message.
+  const variant = (change: (echo: { request: Array<{ name: string; type: unknown }>; response: unknown }) => void): Protocol => {
+    const json = JSON.parse(versions['v1']!.text) as { messages: Record<string, never> };
+    const echo = structuredClone(json.messages['echo']) as { request: Array<{ name: string; type: unknown }>; response: unknown };
+    change(echo);
+    return parseProtocol(JSON.stringify({ ...json, messages: { ...json.messages, echo } }));
+  };
+  versions['string-request'] = variant((echo) => { echo.request[0]!.type = 'string'; });
+  versions['string-response'] = variant((echo) => { echo.response = 'string'; });
+  // The server cannot read the request.
+  const p = await pair('string-request', 'v1');
+  try {
+    const err = await rejection(p.client.call('echo', { item: 'not a record' }));
+    assert.is(err.code, Code.FAILED_PRECONDITION);
+    assert.is(err.message, 'message echo: incompatible schemas: field item: cannot read "string" as "avrpc.echo.Item"');
+    assert.is(p.seen.length, 0);
+  } finally {
+    await p.close();
+  }
+  // The client cannot read the response.
+  const q = await pair('v1', 'string-response');
+  try {
+    const err = await rejection(q.client.call('echo', { item: item(1) }));
+    assert.is(err.code, Code.FAILED_PRECONDITION);
+    assert.is(err.message, 'message echo: cannot read the server\'s response: cannot read "string" as "avrpc.echo.Item"');
+  } finally {
+    await q.close();
+  }
+});
+
 test('a server error union the client cannot resolve: the code and message still arrive, without details', async () => {
   // Like v1, but `fail` may also throw a new error type: the v1 client cannot resolve the wider error union.
   const wider = parseProtocol(versions['v1']!.text.replace(
