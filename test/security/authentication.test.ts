@@ -3,54 +3,35 @@ import { once } from 'node:events';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  Code, RpcError, createClient, createHmacAuth, createServer, loadProtocol, parseProtocol,
-  type Authenticator, type CallContext, type Client, type Protocol, type Server,
+  Code, RpcError, createHmacAuth, parseProtocol,
+  type Authenticator, type CallContext, type Client, type ClientOptions, type Protocol, type Server,
 } from '../../src/index.js';
 import { createHash } from 'node:crypto';
 import { FrameEncoder } from '../../src/framing/frame-encoder.js';
 import { FrameType, PREFACE } from '../../src/framing/frame.js';
 import { helloType, writeHandshake } from '../../src/framing/handshake.js';
 import { RawPeer, frameCode, frameMessage, helloBytes, requestBytes, until } from '../helpers/raw-peer.js';
-import { repoPath } from '../helpers/repo.js';
+import { failure, securityFixture } from '../helpers/security-fixture.js';
 import { SocketReader } from '../helpers/socket-reader.js';
 import { securityVectors } from '../helpers/spec-vectors.js';
 
 /** Issue 5, authentication in the handshake: client credentials, server `authenticate`, HMAC tokens. */
 const test = suite('security: authentication');
 let protocol: Protocol;
+const fixture = securityFixture(test, (p) => { protocol = p; });
 const item = { id: 7, name: 'auth', tags: [], score: 0, blob: Buffer.alloc(0) };
-const open: Array<Server | Client> = [];
 const SECRET = 'a shared secret of at least 32 bytes!';
 
-test.before(async () => {
-  protocol = await loadProtocol(repoPath('protocol/echo.avdl'));
-});
-test.after.each(async () => {
-  for (const x of open.splice(0).reverse()) await x.close();
-});
-
-async function serve(authenticate: Authenticator, seen: CallContext[] = [], extra: { idleTimeoutMs?: number } = {}): Promise<{ port: number; server: Server }> {
-  const server = createServer({
-    protocol, authenticate, ...extra,
+function serve(authenticate: Authenticator, seen: CallContext[] = [], extra: { idleTimeoutMs?: number } = {}): Promise<{ port: number; server: Server }> {
+  return fixture.serve({
+    authenticate, ...extra,
     handlers: { echo: (req: { item: unknown }, ctx: CallContext) => { seen.push(ctx); return req.item; } },
   });
-  open.push(server);
-  return { port: (await server.listen()).port, server };
 }
 
-function client(port: number, credentials: Parameters<typeof createClient>[0]['credentials']): Client {
+function client(port: number, credentials: ClientOptions['credentials']): Client {
   // fragmentBytes 0: a plain version 1 client, whose HELLO carries only the token (SPEC.md section 11 vector).
-  const c = createClient({
-    protocol, endpoints: [`127.0.0.1:${port}`], credentials, waitForReadyMs: 3000, backoff: { initialMs: 20, maxMs: 50 }, fragmentBytes: 0,
-  });
-  open.push(c);
-  return c;
-}
-
-async function failure(p: Promise<unknown>): Promise<RpcError> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
-  assert.instance(err, RpcError, 'the call must fail with an RpcError');
-  return err as RpcError;
+  return fixture.client(port, { credentials, waitForReadyMs: 3000, backoff: { initialMs: 20, maxMs: 50 }, fragmentBytes: 0 });
 }
 
 test('a static token reaches authenticate, and its principal reaches ctx.peer', async () => {
@@ -151,8 +132,7 @@ test('authenticate runs once per connection, also across a NEED_PROTOCOL exchang
   const { port } = await serve(() => { asked++; return { id: 'n' }; }, seen);
   // A client whose protocol the server does not know yet (an added message): it gets NEED_PROTOCOL first.
   const newer = parseProtocol(protocol.text.replace('"messages":{', '"messages":{"ping":{"request":[],"response":"null"},'));
-  const c = createClient({ protocol: newer, endpoints: [`127.0.0.1:${port}`], credentials: 't' });
-  open.push(c);
+  const c = fixture.client(port, { protocol: newer, credentials: 't' });
   assert.is((await c.call('echo', { item })).name, 'auth');
   assert.is(asked, 1);
   assert.equal(seen[0]!.peer.principal, { id: 'n' });

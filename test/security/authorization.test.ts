@@ -1,53 +1,37 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  Code, RpcError, aclAuthorizer, createClient, createHmacAuth, createServer, loadProtocol,
-  type Acl, type Authorizer, type Client, type Protocol, type Server,
+  Code, RpcError, aclAuthorizer, createHmacAuth, createServer,
+  type Acl, type Authorizer, type Client, type Protocol,
 } from '../../src/index.js';
-import { repoPath } from '../helpers/repo.js';
+import { outcome as code, securityFixture } from '../helpers/security-fixture.js';
 
 /** Issue 5, per-call authorization: an `authorize` hook and a declarative ACL; refused calls never run. */
 const test = suite('security: authorization');
 let protocol: Protocol;
+const fixture = securityFixture(test, (p) => { protocol = p; });
 const item = { id: 3, name: 'authz', tags: [], score: 0, blob: Buffer.alloc(0) };
-const open: Array<Server | Client> = [];
 const auth = createHmacAuth({ secret: 'authorization tests need a long secret' });
 let ran: string[] = [];
 
-test.before(async () => {
-  protocol = await loadProtocol(repoPath('protocol/echo.avdl'));
-});
 test.before.each(() => {
   ran = [];
 });
-test.after.each(async () => {
-  for (const x of open.splice(0).reverse()) await x.close();
-});
 
 async function serve(opts: { authorize?: Authorizer; acl?: Acl }): Promise<number> {
-  const server = createServer({
-    protocol, authenticate: auth.authenticate, ...opts,
+  const { port } = await fixture.serve({
+    authenticate: auth.authenticate, ...opts,
     handlers: {
       echo: (req: { item: unknown }) => { ran.push('echo'); return req.item; },
       fail: (req: { reason: string }) => { ran.push('fail'); return { ...item, name: req.reason }; },
       notify: () => { ran.push('notify'); },
     },
   });
-  open.push(server);
-  return (await server.listen()).port;
+  return port;
 }
 
 function client(port: number, who: string, roles: string[] = []): Client {
-  const c = createClient({ protocol, endpoints: [`127.0.0.1:${port}`], credentials: auth.issue(who, roles) });
-  open.push(c);
-  return c;
-}
-
-async function code(p: Promise<unknown>): Promise<number | 'OK'> {
-  return p.then(() => 'OK' as const, (e: unknown) => {
-    assert.instance(e, RpcError);
-    return (e as RpcError).code;
-  });
+  return fixture.client(port, { credentials: auth.issue(who, roles) });
 }
 
 test('authorize sees the principal, the message and the metadata; false is PERMISSION_DENIED and the handler never runs', async () => {

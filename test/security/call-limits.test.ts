@@ -2,44 +2,16 @@ import { connect } from 'node:net';
 import { once } from 'node:events';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Code, RpcError, createClient, createServer, loadProtocol, type Client, type Protocol, type Server, type ServerOptions } from '../../src/index.js';
+import { Code, RpcError, createServer, type Protocol } from '../../src/index.js';
 import { Flag, FrameType, PREFACE } from '../../src/framing/frame.js';
 import { RawPeer, frameCode, frameMessage, until } from '../helpers/raw-peer.js';
-import { repoPath } from '../helpers/repo.js';
+import { securityFixture, outcome } from '../helpers/security-fixture.js';
 
 /** Issue 5, limits per call and per frame: maxConcurrentCalls, maxFrameBytes, maxMessageBytes, maxMetadataBytes. */
 const test = suite('security: call and frame limits');
 let protocol: Protocol;
+const { serve, client, peer } = securityFixture(test, (p) => { protocol = p; });
 const item = { id: 9, name: 'call-limits', tags: [], score: 0, blob: Buffer.alloc(0) };
-const open: Array<Server | Client> = [];
-const peers: RawPeer[] = [];
-
-test.before(async () => {
-  protocol = await loadProtocol(repoPath('protocol/echo.avdl'));
-});
-test.after.each(async () => {
-  for (const p of peers.splice(0)) p.destroy();
-  for (const x of open.splice(0).reverse()) await x.close({ graceMs: 100 });
-});
-
-async function serve(options: Partial<ServerOptions>): Promise<{ server: Server; port: number }> {
-  const server = createServer({ protocol, handlers: { echo: (req: { item: unknown }) => req.item }, ...options });
-  open.push(server);
-  return { server, port: (await server.listen()).port };
-}
-
-function client(port: number): Client {
-  const c = createClient({ protocol, endpoints: [`127.0.0.1:${port}`] });
-  open.push(c);
-  return c;
-}
-
-async function outcome(p: Promise<unknown>): Promise<number | 'OK'> {
-  return p.then(() => 'OK' as const, (e: unknown) => {
-    assert.instance(e, RpcError);
-    return (e as RpcError).code;
-  });
-}
 
 test('maxConcurrentCalls: the call beyond the limit gets RESOURCE_EXHAUSTED at once, not a place in a queue', async () => {
   let release!: () => void;
@@ -66,8 +38,7 @@ test('maxFrameBytes: an oversized length prefix gets GOAWAY RESOURCE_EXHAUSTED a
   const { server, port } = await serve({ maxFrameBytes: 1024 });
   const good = client(port);
   assert.is(await outcome(good.call('echo', { item })), 'OK');
-  const bad = await RawPeer.connect(port);
-  peers.push(bad);
+  const bad = await peer(port);
   await bad.handshake(protocol);
   const header = Buffer.alloc(10);
   header.writeUInt32BE(1025, 0);
@@ -85,8 +56,7 @@ test('maxFrameBytes: an oversized length prefix gets GOAWAY RESOURCE_EXHAUSTED a
 
 test('maxFrameBytes: even before the handshake, and a frame of exactly the limit is fine', async () => {
   const { port } = await serve({ maxFrameBytes: 1024 });
-  const early = await RawPeer.connect(port);
-  peers.push(early);
+  const early = await peer(port);
   const header = Buffer.alloc(10);
   header.writeUInt32BE(0xffffffff, 0);
   header[4] = FrameType.HELLO;
@@ -94,8 +64,7 @@ test('maxFrameBytes: even before the handshake, and a frame of exactly the limit
   const [f] = await early.rest();
   assert.is(frameCode(f!), Code.RESOURCE_EXHAUSTED);
   // A 1024-byte request body passes the frame check (and then fails to decode, which is per call).
-  const ok = await RawPeer.connect(port);
-  peers.push(ok);
+  const ok = await peer(port);
   await ok.handshake(protocol);
   const frame = Buffer.alloc(10 + 1024);
   frame.writeUInt32BE(1024, 0);
@@ -141,8 +110,7 @@ test('first fragments claiming maxMessageBytes cost memory for the bytes receive
   const before = process.memoryUsage().arrayBuffers;
   const raws: RawPeer[] = [];
   for (let c = 0; c < 10; c++) {
-    const p = await RawPeer.connect(port);
-    peers.push(p);
+    const p = await peer(port);
     raws.push(p);
     assert.is((await p.handshake(protocol, { 'avrpc.fragments': offer })).type, FrameType.WELCOME);
     for (let id = 1; id <= 4; id++) {

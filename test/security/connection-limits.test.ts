@@ -3,10 +3,10 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Code, RpcError, createClient, createServer, loadProtocol, parseProtocol, type Client, type Protocol, type Server, type ServerOptions } from '../../src/index.js';
+import { Code, RpcError, createClient, createServer, parseProtocol, type Protocol } from '../../src/index.js';
 import { FrameType, PREFACE } from '../../src/framing/frame.js';
-import { RawPeer, frameCode, frameMessage, helloBytes, requestBytes, until } from '../helpers/raw-peer.js';
-import { repoPath } from '../helpers/repo.js';
+import { frameCode, frameMessage, helloBytes, requestBytes, until } from '../helpers/raw-peer.js';
+import { securityFixture } from '../helpers/security-fixture.js';
 import { SocketReader } from '../helpers/socket-reader.js';
 import { namedVectors, vectorItem } from '../helpers/spec-vectors.js';
 import { FrameEncoder } from '../../src/framing/frame-encoder.js';
@@ -16,29 +16,8 @@ import { helloType, writeHandshake } from '../../src/framing/handshake.js';
 /** Issue 5, limits per connection: maxConnections, handshake timeout, idle timeout. */
 const test = suite('security: connection limits');
 let protocol: Protocol;
+const { serve, client: clientOf, peer } = securityFixture(test, (p) => { protocol = p; });
 const item = { id: 5, name: 'limits', tags: [], score: 0, blob: Buffer.alloc(0) };
-const open: Array<Server | Client> = [];
-const peers: RawPeer[] = [];
-
-test.before(async () => {
-  protocol = await loadProtocol(repoPath('protocol/echo.avdl'));
-});
-test.after.each(async () => {
-  for (const p of peers.splice(0)) p.destroy();
-  for (const x of open.splice(0).reverse()) await x.close({ graceMs: 100 });
-});
-
-async function serve(options: Partial<ServerOptions>): Promise<{ server: Server; port: number }> {
-  const server = createServer({ protocol, handlers: { echo: (req: { item: unknown }) => req.item }, ...options });
-  open.push(server);
-  return { server, port: (await server.listen()).port };
-}
-
-async function peer(port: number): Promise<RawPeer> {
-  const p = await RawPeer.connect(port);
-  peers.push(p);
-  return p;
-}
 
 test('maxConnections: the connection beyond the limit gets GOAWAY RESOURCE_EXHAUSTED and is closed; the others work', async () => {
   const { server, port } = await serve({ maxConnections: 2 });
@@ -65,8 +44,7 @@ test('maxConnections: a real client over the limit fails with RESOURCE_EXHAUSTED
   const { port } = await serve({ maxConnections: 1 });
   const first = await peer(port);
   await first.handshake(protocol);
-  const client = createClient({ protocol, endpoints: [`127.0.0.1:${port}`], backoff: { initialMs: 50, maxMs: 100 } });
-  open.push(client);
+  const client = clientOf(port, { backoff: { initialMs: 50, maxMs: 100 } });
   const err = await client.call('echo', { item }).then(() => undefined, (e: unknown) => e);
   assert.instance(err, RpcError);
   assert.is((err as RpcError).code, Code.RESOURCE_EXHAUSTED);
@@ -122,8 +100,7 @@ test('idle timeout: a connection without calls gets GOAWAY OK and is closed; a r
 
 test('idle timeout: a real client reconnects transparently after the server closed its idle connection', async () => {
   const { port } = await serve({ idleTimeoutMs: 30 });
-  const client = createClient({ protocol, endpoints: [`127.0.0.1:${port}`] });
-  open.push(client);
+  const client = clientOf(port);
   await client.call('echo', { item });
   await new Promise((r) => setTimeout(r, 150));
   assert.is((await client.call('echo', { item })).name, 'limits');
@@ -197,8 +174,7 @@ test('maxProtocolBytes: a real client whose protocol text is too long fails with
   // Another version of the protocol (one more message): the server has to learn its text (after NEED_PROTOCOL).
   const json = JSON.parse(protocol.text) as { messages: Record<string, unknown> };
   const v2 = parseProtocol(JSON.stringify({ ...json, messages: { ...json.messages, extra: { request: [], response: 'null' } } }));
-  const client = createClient({ protocol: v2, endpoints: [`127.0.0.1:${port}`], backoff: { initialMs: 50, maxMs: 100 }, waitForReadyMs: 2000 });
-  open.push(client);
+  const client = clientOf(port, { protocol: v2, backoff: { initialMs: 50, maxMs: 100 }, waitForReadyMs: 2000 });
   const err = await client.call('echo', { item }).then(() => undefined, (e: unknown) => e);
   assert.instance(err, RpcError);
   assert.is((err as RpcError).code, Code.RESOURCE_EXHAUSTED);

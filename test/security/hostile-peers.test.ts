@@ -1,41 +1,25 @@
 import { randomBytes } from 'node:crypto';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Code, createServer, loadProtocol, type CallContext, type Handler, type Protocol, type Server, type ServerOptions } from '../../src/index.js';
+import { Code, type CallContext, type Handler, type Protocol, type Server, type ServerOptions } from '../../src/index.js';
 import { FrameEncoder } from '../../src/framing/frame-encoder.js';
 import { FrameType, PREFACE } from '../../src/framing/frame.js';
 import { helloType, readHandshake, welcomeType, writeHandshake, type Welcome } from '../../src/framing/handshake.js';
 import { requestFrame } from '../helpers/raw-client.js';
-import { RawPeer, frameCode, frameMessage, requestBytes, until } from '../helpers/raw-peer.js';
-import { repoPath } from '../helpers/repo.js';
+import { frameCode, frameMessage, requestBytes, until } from '../helpers/raw-peer.js';
+import { securityFixture } from '../helpers/security-fixture.js';
 
 /** Issue 5, hostile input found by review and fuzzing: each test is named after what it found. */
 const test = suite('security: hostile peers');
 let protocol: Protocol;
+const fixture = securityFixture(test, (p) => { protocol = p; });
+const { peer } = fixture;
 const item = { id: 11, name: 'hostile', tags: [], score: 0, blob: Buffer.alloc(0) };
-const open: Server[] = [];
-const peers: RawPeer[] = [];
 
-test.before(async () => {
-  protocol = await loadProtocol(repoPath('protocol/echo.avdl'));
-});
-test.after.each(async () => {
-  for (const p of peers.splice(0)) p.destroy();
-  for (const s of open.splice(0)) await s.close({ graceMs: 100 });
-});
-
-async function serve(
+function serve(
   handlers: Record<string, Handler> = { echo: (req: { item: unknown }) => req.item }, options: Partial<ServerOptions> = {},
 ): Promise<{ server: Server; port: number }> {
-  const server = createServer({ protocol, handlers, ...options });
-  open.push(server);
-  return { server, port: (await server.listen()).port };
-}
-
-async function peer(port: number): Promise<RawPeer> {
-  const p = await RawPeer.connect(port);
-  peers.push(p);
-  return p;
+  return fixture.serve({ handlers, ...options });
 }
 
 test('a HELLO loop (unknown fingerprint, no protocol text) is cut off after two HELLOs', async () => {

@@ -2,50 +2,36 @@ import { connect as tlsConnect } from 'node:tls';
 import { once } from 'node:events';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Code, RpcError, createClient, createServer, loadProtocol, type CallContext, type Client, type Protocol, type Server } from '../../src/index.js';
+import { Code, type CallContext, type Client, type ClientOptions, type Protocol } from '../../src/index.js';
 import { makeTestCerts, type TestCerts } from '../helpers/certs.js';
 import { RawPeer, frameCode, frameMessage, helloBytes } from '../helpers/raw-peer.js';
-import { repoPath } from '../helpers/repo.js';
+import { failure, securityFixture } from '../helpers/security-fixture.js';
 import { FrameType } from '../../src/framing/frame.js';
 
 /** Issue 5, encryption: TLS and mTLS on real loopback sockets with certificates made at test time. */
 const test = suite('security: TLS');
 let protocol: Protocol;
+const fixture = securityFixture(test, (p) => { protocol = p; });
 let certs: TestCerts;
 const item = { id: 1, name: 'tls', tags: [], score: 0, blob: Buffer.alloc(0) };
-const open: Array<Server | Client> = [];
 
 test.before(async () => {
-  protocol = await loadProtocol(repoPath('protocol/echo.avdl'));
   certs = await makeTestCerts();
 });
 test.after(async () => {
   await certs.cleanup();
 });
-test.after.each(async () => {
-  for (const x of open.splice(0).reverse()) await x.close();
-});
 
 async function tlsServer(mtls: boolean, seen?: CallContext[]): Promise<number> {
-  const server = createServer({
-    protocol,
+  const { port } = await fixture.serve({
     handlers: { echo: (req: { item: unknown }, ctx: CallContext) => { seen?.push(ctx); return req.item; } },
     tls: { cert: certs.serverCert, key: certs.serverKey, ...(mtls ? { ca: certs.ca, requestCert: true } : {}) },
   });
-  open.push(server);
-  return (await server.listen()).port;
+  return port;
 }
 
-function client(port: number, options: Partial<Parameters<typeof createClient>[0]> = {}): Client {
-  const c = createClient({ protocol, endpoints: [`127.0.0.1:${port}`], waitForReadyMs: 1500, backoff: { initialMs: 20, maxMs: 50 }, ...options });
-  open.push(c);
-  return c;
-}
-
-async function failure(p: Promise<unknown>): Promise<RpcError> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
-  assert.instance(err, RpcError, 'the call must fail with an RpcError');
-  return err as RpcError;
+function client(port: number, options: Partial<ClientOptions> = {}): Client {
+  return fixture.client(port, { waitForReadyMs: 1500, backoff: { initialMs: 20, maxMs: 50 }, ...options });
 }
 
 test('a call over TLS works, by IP and by name', async () => {
@@ -84,8 +70,7 @@ test('mTLS: the verified client certificate identity is in ctx.peer', async () =
 
 test('mTLS with authenticate: the hook sees the verified certificate and can combine it with a token', async () => {
   const seen: CallContext[] = [];
-  const server = createServer({
-    protocol,
+  const { port } = await fixture.serve({
     handlers: { echo: (req: { item: unknown }, ctx: CallContext) => { seen.push(ctx); return req.item; } },
     tls: { cert: certs.serverCert, key: certs.serverKey, ca: certs.ca, requestCert: true },
     authenticate: (hs, peer) => {
@@ -93,8 +78,6 @@ test('mTLS with authenticate: the hook sees the verified certificate and can com
       return { id: peer.certificate.commonName, roles: ['svc'] };
     },
   });
-  open.push(server);
-  const { port } = await server.listen();
   const tls = { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey };
   await client(port, { tls, credentials: 'ok' }).call('echo', { item });
   assert.equal(seen[0]!.peer.principal, { id: 'client-1', roles: ['svc'] });
@@ -139,18 +122,15 @@ test('a raw plaintext avrpc handshake against a TLS port gets no avrpc frame, on
 });
 
 test('a TLS client against a plaintext port fails with UNAVAILABLE naming the TLS failure', async () => {
-  const server = createServer({ protocol, handlers: { echo: (req: { item: unknown }) => req.item } });
-  open.push(server);
-  const { port } = await server.listen();
+  const { port } = await fixture.serve();
   const err = await failure(client(port, { tls: { ca: certs.ca } }).call('echo', { item }));
   assert.is(err.code, Code.UNAVAILABLE);
   assert.match(err.message, /SSL|TLS|wrong version|packet length/i);
 });
 
 test('a socket that never starts its TLS handshake is closed after handshakeTimeoutMs', async () => {
-  const server = createServer({ protocol, handlers: {}, handshakeTimeoutMs: 50, tls: { cert: certs.serverCert, key: certs.serverKey } });
-  open.push(server);
-  const raw = await RawPeer.connect((await server.listen()).port);
+  const { port } = await fixture.serve({ handlers: {}, handshakeTimeoutMs: 50, tls: { cert: certs.serverCert, key: certs.serverKey } });
+  const raw = await fixture.peer(port);
   await raw.closed;
 });
 
@@ -165,10 +145,7 @@ test('TLS wraps the whole stream: the preface and HELLO go inside TLS, and a pla
   socket.destroy();
   await once(socket, 'close');
   // And the reverse: a plaintext server reads a TLS ClientHello, which is not the preface.
-  const plain = createServer({ protocol, handlers: {} });
-  open.push(plain);
-  const p = (await plain.listen()).port;
-  const raw = await RawPeer.connect(p);
+  const raw = await fixture.peer((await fixture.serve({ handlers: {} })).port);
   raw.socket.write(Buffer.from('160301', 'hex'));
   const goaway = await raw.frame();
   assert.is(goaway.type, FrameType.GOAWAY);
