@@ -30,16 +30,24 @@ function refusals(): { observer: RpcObserver; count: () => number } {
 const preferA = (server: TestServer) => (cs: readonly ConnectionView[]): ConnectionView =>
   cs.find((v) => v.endpointKey === server.endpoint) ?? cs[0]!;
 
-test('after GOAWAY the draining socket gets no new calls; its in-flight calls finish OK', async () => {
+/**
+ * Servers A (counting its refusals) and B, and a client connected to both whose balancer picks A
+ * whenever A is offered: after A's GOAWAY, only the pool can keep calls off A.
+ */
+async function preferringA(): Promise<{ a: TestServer; b: TestServer; c: Client; refusedA: ReturnType<typeof refusals> }> {
   const refusedA = refusals();
   const a = await startServer('A', 0, { observer: refusedA.observer });
   const b = await startServer('B');
   servers.push(a, b);
-  // A balancer that picks A whenever A is offered: after GOAWAY, only the pool can keep calls off it.
   const c = createClient({ protocol: poolProtocol(), endpoints: [a.endpoint, b.endpoint], balancer: preferA(a), backoff: { initialMs: 50 } });
   clients.push(c);
   await c.call('read', { delayMs: 0 });
   await until(() => c.stats().every((e) => e.ready === 1), 5000, 'both ready');
+  return { a, b, c, refusedA };
+}
+
+test('after GOAWAY the draining socket gets no new calls; its in-flight calls finish OK', async () => {
+  const { a, c, refusedA } = await preferringA();
 
   let release!: () => void;
   const gate = new Promise<void>((resolve) => { release = resolve; });
@@ -65,15 +73,8 @@ test('after GOAWAY the draining socket gets no new calls; its in-flight calls fi
 });
 
 test('a call sent after the server sent GOAWAY (but before the client read it) is retried, even non-idempotent', async () => {
-  const refusedA = refusals();
-  const a = await startServer('A', 0, { observer: refusedA.observer });
-  const b = await startServer('B');
-  servers.push(a, b);
-  // Prefer A whenever it is usable, so that the racing call surely goes there.
-  const c = createClient({ protocol: poolProtocol(), endpoints: [a.endpoint, b.endpoint], balancer: preferA(a), backoff: { initialMs: 50 } });
-  clients.push(c);
-  await c.call('read', { delayMs: 0 });
-  await until(() => c.stats().every((e) => e.ready === 1), 5000, 'both ready');
+  // A is preferred whenever it is usable, so that the racing call surely goes there.
+  const { a, b, c } = await preferringA();
   const before = a.ran.write ?? 0;
 
   // Same tick: the server queues GOAWAY and ends its socket (nothing in flight); the client, which has

@@ -196,40 +196,33 @@ test('a client that connects and never sends the preface is dropped by the hands
   }
 });
 
-test('a client sending a bad preface gets GOAWAY and is closed', async () => {
+/** Sends `bytes` on a raw socket to a fresh echo server; resolves with all it got back once the server closed it. */
+async function answerTo(bytes: Buffer): Promise<Buffer> {
   const started = await startServer({ protocol, handlers: { echo: (req: { item: Item }) => req.item } });
   const socket = connect({ host: '127.0.0.1', port: started.port });
   socket.on('error', () => undefined);
   const chunks: Buffer[] = [];
   socket.on('data', (d: Buffer) => chunks.push(d));
   try {
-    socket.write(Buffer.concat([Buffer.from('GET / HTTP/1.1\r\n\r\n'), namedVectors().hello]));
+    socket.write(bytes);
     await new Promise((r) => socket.once('close', r));
-    const got = Buffer.concat(chunks);
-    assert.is(got[4], FrameType.GOAWAY);
-    assert.is(got[10 + 4], Code.INTERNAL);
+    return Buffer.concat(chunks);
   } finally {
     socket.destroy();
     await started.server.close({ graceMs: 1000 });
   }
+}
+
+test('a client sending a bad preface gets GOAWAY and is closed', async () => {
+  const got = await answerTo(Buffer.concat([Buffer.from('GET / HTTP/1.1\r\n\r\n'), namedVectors().hello]));
+  assert.is(got[4], FrameType.GOAWAY);
+  assert.is(got[10 + 4], Code.INTERNAL);
 });
 
 test('a REQUEST before the handshake is a protocol error', async () => {
-  const started = await startServer({ protocol, handlers: { echo: (req: { item: Item }) => req.item } });
-  const socket = connect({ host: '127.0.0.1', port: started.port });
-  socket.on('error', () => undefined);
-  const chunks: Buffer[] = [];
-  socket.on('data', (d: Buffer) => chunks.push(d));
-  try {
-    const preface = namedVectors().hello.subarray(0, 6);
-    socket.write(Buffer.concat([preface, requestFrame(protocol, 1, 'echo', { item: item(1) })]));
-    await new Promise((r) => socket.once('close', r));
-    const got = Buffer.concat(chunks);
-    assert.is(got[4], FrameType.GOAWAY);
-  } finally {
-    socket.destroy();
-    await started.server.close({ graceMs: 1000 });
-  }
+  const preface = namedVectors().hello.subarray(0, 6);
+  const got = await answerTo(Buffer.concat([preface, requestFrame(protocol, 1, 'echo', { item: item(1) })]));
+  assert.is(got[4], FrameType.GOAWAY);
 });
 
 test.run();

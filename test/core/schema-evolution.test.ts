@@ -1,7 +1,7 @@
 import avro from 'avsc';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Code, createClient, parseProtocol, type Client, type Protocol } from '../../src/index.js';
+import { Code, createClient, parseProtocol, type Client, type Protocol, type RpcError } from '../../src/index.js';
 import { item, loadEcho, rejection, startServer, until, type Started } from '../helpers/echo-fixture.js';
 
 /**
@@ -48,6 +48,21 @@ async function pair(clientVersion: string, serverVersion: string, extra: { idleT
       await server.server.close({ graceMs: 1000 });
     },
   };
+}
+
+/**
+ * Calls `echo` from a `clientVersion` client on a `serverVersion` server whose schemas do not resolve:
+ * asserts FAILED_PRECONDITION; returns the error and how many requests the server's handler saw.
+ */
+async function refusedEcho(clientVersion: string, serverVersion: string, request: object): Promise<{ err: RpcError; seen: number }> {
+  const p = await pair(clientVersion, serverVersion);
+  try {
+    const err = await rejection(p.client.call('echo', request));
+    assert.is(err.code, Code.FAILED_PRECONDITION, `${err.codeName}: ${err.message}`);
+    return { err, seen: p.seen.length };
+  } finally {
+    await p.close();
+  }
 }
 
 const plain = (v: unknown): Any => JSON.parse(JSON.stringify(v)) as Any;
@@ -122,23 +137,9 @@ test('where resolution is impossible the call fails FAILED_PRECONDITION, never w
     await p.close();
   }
   // v0 -> v1: v1's blob has no default, so the v1 server cannot read a v0 Item.
-  const q = await pair('v0', 'v1');
-  try {
-    const err = await rejection(q.client.call('echo', { item: { id: 1, name: 'a', tags: [], score: 0 } }));
-    assert.is(err.code, Code.FAILED_PRECONDITION);
-    assert.is(q.seen.length, 0);
-  } finally {
-    await q.close();
-  }
+  assert.is((await refusedEcho('v0', 'v1', { item: { id: 1, name: 'a', tags: [], score: 0 } })).seen, 0);
   // v1 -> v0: the server reads the request, but the client cannot read a v0 Item (no blob, no default).
-  const r = await pair('v1', 'v0');
-  try {
-    const err = await rejection(r.client.call('echo', { item: item(2) }));
-    assert.is(err.code, Code.FAILED_PRECONDITION, `${err.codeName}: ${err.message}`);
-    assert.is(r.seen.length, 0, 'a call whose answer cannot be read is not sent');
-  } finally {
-    await r.close();
-  }
+  assert.is((await refusedEcho('v1', 'v0', { item: item(2) })).seen, 0, 'a call whose answer cannot be read is not sent');
 });
 
 test('a record where the peer has a string: FAILED_PRECONDITION naming the message, the field and both types', async () => {
@@ -152,24 +153,12 @@ test('a record where the peer has a string: FAILED_PRECONDITION naming the messa
   versions['string-request'] = variant((echo) => { echo.request[0]!.type = 'string'; });
   versions['string-response'] = variant((echo) => { echo.response = 'string'; });
   // The server cannot read the request.
-  const p = await pair('string-request', 'v1');
-  try {
-    const err = await rejection(p.client.call('echo', { item: 'not a record' }));
-    assert.is(err.code, Code.FAILED_PRECONDITION);
-    assert.is(err.message, 'message echo: incompatible schemas: field item: cannot read "string" as "avrpc.echo.Item"');
-    assert.is(p.seen.length, 0);
-  } finally {
-    await p.close();
-  }
+  const request = await refusedEcho('string-request', 'v1', { item: 'not a record' });
+  assert.is(request.err.message, 'message echo: incompatible schemas: field item: cannot read "string" as "avrpc.echo.Item"');
+  assert.is(request.seen, 0);
   // The client cannot read the response.
-  const q = await pair('v1', 'string-response');
-  try {
-    const err = await rejection(q.client.call('echo', { item: item(1) }));
-    assert.is(err.code, Code.FAILED_PRECONDITION);
-    assert.is(err.message, 'message echo: cannot read the server\'s response: cannot read "string" as "avrpc.echo.Item"');
-  } finally {
-    await q.close();
-  }
+  const response = await refusedEcho('v1', 'string-response', { item: item(1) });
+  assert.is(response.err.message, 'message echo: cannot read the server\'s response: cannot read "string" as "avrpc.echo.Item"');
 });
 
 test('a server error union the client cannot resolve: the code and message still arrive, without details', async () => {
