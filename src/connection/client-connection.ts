@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { createHash } from 'node:crypto';
 import type { PeerCodec } from '../codec/peer-codec.js';
+import { invalidRequest } from '../codec/invalid-value.js';
 import type { Protocol } from '../codec/protocol.js';
 import type { ResolverCache } from '../codec/resolver-cache.js';
 import { Code } from '../errors/code.js';
@@ -194,7 +195,7 @@ export class ClientConnection {
       this.framed.encoder.frame(FrameType.REQUEST, requestFlags(d) | (msg.oneWay ? Flag.ONE_WAY : 0), call.id, d, writeRequest);
     } catch (err) {
       this.calls.take(call.id);
-      call.reject(new RpcError(Code.INVALID_ARGUMENT, `invalid request for ${msg.name}: ${(err as Error).message}`, { cause: err }));
+      call.reject(invalidRequest(msg, call.request, err)!);
       return;
     } finally {
       d.value = null;
