@@ -2,7 +2,7 @@ import type { MessageDef } from '../codec/protocol.js';
 import type { FramedSocket } from '../connection/framed-socket.js';
 import { matchDeclared } from '../connection/payload.js';
 import { Code } from '../errors/code.js';
-import { RpcError } from '../errors/rpc-error.js';
+import { RpcError, thrownMessage } from '../errors/rpc-error.js';
 import { errorFlags, writeError, type ErrorDraft } from '../framing/bodies.js';
 import { FrameType } from '../framing/frame.js';
 
@@ -27,7 +27,7 @@ export function errorDraftFor(msg: MessageDef, thrown: unknown): ErrorDraft {
     const text = thrown instanceof Error && thrown.message ? thrown.message : `declared error of ${msg.name}`;
     return { code: Code.UNKNOWN, message: text, metadata: undefined, declared: { type: msg.errors, value } };
   }
-  const text = thrown instanceof Error ? thrown.message : String(thrown);
+  const text = thrownMessage(thrown);
   return { code: Code.INTERNAL, message: text, metadata: undefined, declared: undefined };
 }
 
