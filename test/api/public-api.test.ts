@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -77,6 +77,17 @@ test("the issue's snippet runs against `import ... from 'avrpc'` in another proj
     failed: { isRpcError: true, code: 2, unknown: 2, details: { reason: 'nope' } },
     codes: [1, 3, 4, 12, 13, 14, 8, 16, 7],
   });
+});
+
+test("README's library example runs as written, from the consumer project", async () => {
+  const readme = readFileSync(repoPath('README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('## Use it as a library'));
+  const example = /```ts\n([\s\S]*?)```/.exec(section)?.[1];
+  assert.ok(example?.includes("from 'avrpc'"), 'the example imports the package by name');
+  writeFileSync(join(dir, 'readme.mjs'), `${example}\nconsole.log(JSON.stringify({ id: item.id, name: item.name }));\n`);
+  const r = await run(process.execPath, ['readme.mjs']);
+  assert.is(r.status, 0, r.out);
+  assert.equal(JSON.parse(r.out.trim().split('\n').pop()!), { id: 1, name: 'x' });
 });
 
 test('internals are not importable: only the package root is exported', async () => {
