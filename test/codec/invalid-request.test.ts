@@ -83,6 +83,33 @@ test('with no server reachable, an invalid request is refused at once with INVAL
   }
 });
 
+test('invalid call options reject INVALID_ARGUMENT naming the option, before anything is sent', async () => {
+  const client = createClient({ protocol: big, endpoints: [started.endpoint] });
+  const cases: [object, string][] = [
+    [{ timeoutMs: -1 }, 'options.timeoutMs must be a number >= 0, got -1'],
+    [{ timeoutMs: '5' }, 'options.timeoutMs must be a number >= 0, got "5"'],
+    [{ timeoutMs: NaN }, 'options.timeoutMs must be a number >= 0, got NaN'],
+    [{ signal: {} }, 'options.signal must be an AbortSignal, got an object'],
+    [{ signal: 'abort' }, 'options.signal must be an AbortSignal, got "abort"'],
+    [{ metadata: { tenant: 1 } }, 'options.metadata.tenant must be a string, got 1'],
+    [{ metadata: 'k=v' }, 'options.metadata must be an object of string values, got "k=v"'],
+    [{ metadata: null }, 'options.metadata must be an object of string values, got null'],
+  ];
+  try {
+    const before = handled;
+    for (const [options, message] of cases) {
+      let pending: Promise<unknown> | undefined;
+      assert.not.throws(() => { pending = client.call('echo', { item: bigItem }, options); });
+      const err = await rejection(pending!);
+      assert.is(err.code, Code.INVALID_ARGUMENT, `${err.codeName}: ${err.message}`);
+      assert.is(err.message, `call: ${message}`);
+    }
+    assert.is(handled, before, 'nothing reached the handler');
+  } finally {
+    await client.close();
+  }
+});
+
 test('describeInvalid: undefined for a valid value, a path for nested values, never a throw', () => {
   const request = big.message('echo')!.request;
   assert.is(describeInvalid(request, { item: bigItem }), undefined);
