@@ -9,6 +9,7 @@ import avro from 'avsc';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Protocol, createClient, createServer, parseProtocol, type Client, type ConnectionView, type Server } from '../../src/index.js';
+import { protocolToIdl } from '../../src/cli/idl-printer.js';
 import { until } from '../helpers/echo-fixture.js';
 
 const test = suite('message annotations');
@@ -53,6 +54,14 @@ test('the annotations move to the message in the protocol text, which parses bac
   const again = parseProtocol(p.text);
   assert.is(again.id, p.id, 'the text is a fixed point: same fingerprint');
   assert.equal(again.messages.map((m) => m.idempotent), p.messages.map((m) => m.idempotent));
+});
+
+test('the IDL printer (avrpc describe) writes the annotations back; reparsed, the fingerprint is unchanged', () => {
+  const p = parseProtocol(IDL);
+  const idl = protocolToIdl(p.text);
+  assert.match(idl, /@idempotent\(true\) Item get\(long id\);/);
+  assert.match(idl, /@idempotent\(true\) @owner\("team-a"\) Item peek\(long id\);/);
+  assert.is(parseProtocol(idl).id, p.id);
 });
 
 test("a peer's text in avsc's raw form is accepted verbatim: its fingerprint is the MD5 of that text", () => {
