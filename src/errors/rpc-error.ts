@@ -110,6 +110,7 @@ export function fromNodeError(err: Error & { code?: unknown }): RpcError {
     || nodeCode.startsWith('UNABLE_TO_') || nodeCode === 'HOSTNAME_MISMATCH') {
     code = Code.UNAVAILABLE;
   }
-  const detail = nodeCode ? `${nodeCode}: ${err.message}` : err.message;
-  return new RpcError(code, `connection failed (${detail})`, { cause: err });
+  const detail = nodeCode && !err.message.includes(nodeCode) ? `${nodeCode}: ${err.message}` : err.message;
+  // Only an unreachable or dropped peer is a failed connection; EADDRINUSE from listen() is not.
+  return new RpcError(code, code === Code.UNAVAILABLE ? `connection failed (${detail})` : detail, { cause: err });
 }
