@@ -200,7 +200,7 @@ export function parseProtocol(source: string, options: ProtocolOptions = {}): Pr
   }
   let attrs: object;
   try {
-    attrs = avro.readProtocol(source) as object;
+    attrs = avro.readProtocol(source, idlOptions()) as object;
   } catch (err) {
     throw new RpcError(Code.INVALID_ARGUMENT, `invalid Avro IDL: ${(err as Error).message}`, { cause: err });
   }
@@ -217,7 +217,7 @@ export async function loadProtocol(source: string | URL, options: ProtocolOption
   try {
     if (path.endsWith('.avdl')) {
       const attrs = await new Promise<object>((resolve, reject) => {
-        avro.assembleProtocol(path, (err, attrs) => (err ? reject(err) : resolve(attrs as object)));
+        avro.assembleProtocol(path, idlOptions(), (err, attrs) => (err ? reject(err) : resolve(attrs as object)));
       });
       return new Protocol(attrs, options);
     }
@@ -228,6 +228,16 @@ export async function loadProtocol(source: string | URL, options: ProtocolOption
     const where = typeof inFile === 'string' && inFile !== path ? ` (in ${inFile})` : '';
     throw new RpcError(Code.INVALID_ARGUMENT, `cannot load protocol ${path}${where}: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/**
+ * IDL reading as the Avro IDL spec has it: `void m();` is a two-way message (its caller learns of
+ * success or failure) and only the `oneway` keyword makes a one-way one; avsc by default makes every
+ * `void` message without `throws` one-way. A fresh object per call: assembleProtocol stores its
+ * import tracking in it.
+ */
+function idlOptions(): never {
+  return { ackVoidMessages: true } as never; // missing from avsc's typings
 }
 
 /** The file a {@link loadProtocol} source names; INVALID_ARGUMENT for anything but a path or `file:` URL. */

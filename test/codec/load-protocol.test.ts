@@ -25,7 +25,7 @@ async function refusal(p: Promise<unknown>): Promise<RpcError> {
 test('a .avdl path: imports (an IDL file that imports a schema file) are resolved', async () => {
   const p = await loadProtocol(SHOP_IDL);
   assert.is(p.name, 'avrpc.fixture.Shop');
-  assert.equal(p.messages.map((m) => m.name), ['place', 'total', 'forget']);
+  assert.equal(p.messages.map((m) => m.name), ['place', 'total', 'forget', 'clear']);
   for (const name of ['Order', 'Refused', 'Money', 'Currency']) assert.ok(p.type(name), `type ${name} from an import`);
   const place = p.message('place')!;
   const fields = (place.request as unknown as { fields: { name: string; type: { name?: string } }[] }).fields;
@@ -34,6 +34,7 @@ test('a .avdl path: imports (an IDL file that imports a schema file) are resolve
   assert.is(p.message('total')!.response.name, 'avrpc.fixture.Money');
   assert.is(p.message('total')!.idempotent, true);
   assert.is(p.message('forget')!.oneWay, true);
+  assert.is(p.message('clear')!.oneWay, false, '`void` without `oneway` is two-way, as in Avro IDL');
 });
 
 test('a relative path (to the working directory), a file: URL and a file: URL string load the same protocol', async () => {

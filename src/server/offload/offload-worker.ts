@@ -81,6 +81,7 @@ function resolverFor(task: OffloadTask): avro.Resolver | undefined {
 }
 
 function responseReply(msg: MessageDef, value: unknown): unknown {
+  if (value === undefined && msg.response.typeName === 'null') value = null; // a `void` handler returning nothing
   let end: number;
   try {
     end = msg.response.encode(value, scratch, 0);
