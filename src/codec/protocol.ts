@@ -242,11 +242,21 @@ function idlOptions(): never {
 
 /** The file a {@link loadProtocol} source names; INVALID_ARGUMENT for anything but a path or `file:` URL. */
 function protocolPath(source: unknown): string {
-  const url = source instanceof URL ? source : typeof source === 'string' && /^[a-z][a-z0-9+.-]+:/i.test(source) ? new URL(source) : undefined;
-  if (url !== undefined) {
-    if (url.protocol !== 'file:') throw new RpcError(Code.INVALID_ARGUMENT, `loadProtocol: only paths and file: URLs can be loaded, got ${url.href}`);
-    return fileURLToPath(url);
+  const isUrl = source instanceof URL || (typeof source === 'string' && /^[a-z][a-z0-9+.-]+:/i.test(source));
+  if (!isUrl) {
+    if (typeof source !== 'string' || source === '') throw new RpcError(Code.INVALID_ARGUMENT, 'loadProtocol: source must be a file path or a file: URL');
+    return source;
   }
-  if (typeof source !== 'string' || source === '') throw new RpcError(Code.INVALID_ARGUMENT, 'loadProtocol: source must be a file path or a file: URL');
-  return source;
+  let url: URL;
+  try {
+    url = new URL(source as string | URL);
+  } catch (err) {
+    throw new RpcError(Code.INVALID_ARGUMENT, `loadProtocol: invalid URL ${String(source)}`, { cause: err });
+  }
+  if (url.protocol !== 'file:') throw new RpcError(Code.INVALID_ARGUMENT, `loadProtocol: only paths and file: URLs can be loaded, got ${url.href}`);
+  try {
+    return fileURLToPath(url);
+  } catch (err) {
+    throw new RpcError(Code.INVALID_ARGUMENT, `loadProtocol: ${(err as Error).message}: ${url.href}`, { cause: err });
+  }
 }

@@ -99,6 +99,8 @@ const BAD: [string, () => unknown, RegExp][] = [
   ['a JSON file that does not exist', () => bad('nowhere.avpr'), /^cannot load protocol \S*nowhere\.avpr: ENOENT/],
   ['an http: URL', () => new URL('http://127.0.0.1/echo.avdl'), /^loadProtocol: only paths and file: URLs can be loaded/],
   ['an http: URL string', () => 'http://127.0.0.1/echo.avdl', /^loadProtocol: only paths and file: URLs can be loaded/],
+  ['a file: URL with a host', () => 'file://elsewhere/echo.avdl', /^loadProtocol: File URL host must be "localhost" or empty on \S+: file:\/\/elsewhere\/echo\.avdl$/],
+  ['a malformed URL', () => 'http://[oops/echo.avdl', /^loadProtocol: invalid URL http:\/\/\[oops\/echo\.avdl$/],
   ['not a string', () => 42, /^loadProtocol: source must be a file path or a file: URL$/],
   ['an empty path', () => '', /^loadProtocol: source must be a file path or a file: URL$/],
 ];
