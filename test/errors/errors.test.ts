@@ -20,6 +20,7 @@ test("Code has exactly gRPC's names and numbers", () => {
   assert.equal({ ...Code }, grpc);
   for (const [name, value] of Object.entries(Code)) assert.is(codeName(value), name);
   assert.is(codeName(99), 'UNKNOWN');
+  assert.ok(Object.isFrozen(Code), 'a fixed set: nobody can add or change a code at run time');
 });
 
 test('RpcError: code, name, codeName, metadata, details, cause, isRemote', () => {
