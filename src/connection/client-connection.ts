@@ -4,7 +4,7 @@ import type { PeerCodec } from '../codec/peer-codec.js';
 import { invalidRequest } from '../codec/invalid-value.js';
 import type { Protocol } from '../codec/protocol.js';
 import type { ResolverCache } from '../codec/resolver-cache.js';
-import { Code } from '../errors/code.js';
+import { Code, errorCode } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { readErrorHead, readGoaway, requestFlags, writeRequest, type RequestDraft } from '../framing/bodies.js';
 import { Flag, FrameType, PREFACE } from '../framing/frame.js';
@@ -246,7 +246,7 @@ export class ClientConnection {
       if (call !== undefined && (flags & Flag.DECLARED) !== 0 && !(reading!.incompatible !== undefined && reading!.errors === undefined)) {
         details = decodeDeclared(call.msg.errors, body, head.offset, reading!.errors);
       }
-      error = new RpcError(head.code as Code, head.message, { isRemote: true, metadata: head.metadata, details });
+      error = new RpcError(errorCode(head.code), head.message, { isRemote: true, metadata: head.metadata, details });
     } catch (err) {
       error = new RpcError(Code.INTERNAL, `cannot decode error frame: ${(err as Error).message}`, { cause: err });
     }
@@ -265,7 +265,7 @@ export class ClientConnection {
       const g = readGoaway(body);
       // Only a graceful GOAWAY's last id is exact; an error GOAWAY may carry 0 while handlers run.
       if (g.code === Code.OK) this.goawayLastId = g.lastId;
-      else this.closeError = new RpcError(g.code as Code, g.message, { isRemote: true });
+      else this.closeError = new RpcError(errorCode(g.code), g.message, { isRemote: true });
     } catch {
       // A malformed GOAWAY still means "go away".
     }

@@ -40,3 +40,11 @@ export function codeName(code: number): CodeName {
 export function isCode(value: unknown): value is Code {
   return typeof value === 'number' && Number.isInteger(value) && names[value] !== undefined;
 }
+
+/**
+ * The code an ERROR carries for `code`: itself when it is a failure code of the set, else UNKNOWN
+ * (OK is no failure, and a number outside the set means nothing), as gRPC reads unknown statuses.
+ */
+export function errorCode(code: number): Code {
+  return code !== Code.OK && isCode(code) ? code : Code.UNKNOWN;
+}
