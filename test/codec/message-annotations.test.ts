@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import avro from 'avsc';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Protocol, createClient, createServer, parseProtocol, type Client, type ConnectionView, type Server } from '../../src/index.js';
+import { Code, Protocol, RpcError, createClient, createServer, parseProtocol, type Client, type ConnectionView, type Server } from '../../src/index.js';
 import { protocolToIdl } from '../../src/cli/idl-printer.js';
 import { until } from '../helpers/echo-fixture.js';
 
@@ -72,6 +72,15 @@ test("a peer's text in avsc's raw form is accepted verbatim: its fingerprint is 
   assert.is(p.text, text);
   assert.is(p.id, createHash('md5').update(text).digest('hex'));
   assert.is(p.message('get')!.idempotent, true);
+});
+
+test('an annotated union response (refused by avsc) gives a clear INVALID_ARGUMENT; JSON can say it', () => {
+  const err = (() => { try { parseProtocol('protocol U { @idempotent(true) union { null, string } find(); }'); } catch (e) { return e; } return undefined; })();
+  assert.instance(err, RpcError);
+  assert.is((err as RpcError).code, Code.INVALID_ARGUMENT);
+  assert.match((err as RpcError).message, /^invalid Avro IDL: union annotations are not supported/);
+  const json = parseProtocol('{"protocol": "U", "messages": {"find": {"request": [], "response": ["null", "string"], "idempotent": true}}}');
+  assert.is(json.message('find')!.idempotent, true);
 });
 
 test('a JSON protocol with "idempotent": true on the message is read too', () => {
