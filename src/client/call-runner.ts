@@ -1,3 +1,4 @@
+import { invalidRequest } from '../codec/invalid-value.js';
 import type { MessageDef } from '../codec/protocol.js';
 import { ClientCall, type CallOwner } from '../connection/call-table.js';
 import { Code } from '../errors/code.js';
@@ -143,6 +144,10 @@ export class CallRunner implements CallOwner {
   private dispatch(call: ClientCall): void {
     const conn = this.pool.pick(call.avoidEndpoint);
     if (conn !== undefined) return conn.start(call);
+    // No socket to encode on yet: check the request now, so a bad one fails at once with its
+    // reason rather than after waiting for a server (a connection checks it as it encodes).
+    const invalid = call.attempts === 0 ? invalidRequest(call.msg, call.request) : undefined;
+    if (invalid !== undefined) return call.reject(invalid);
     if (this.waiting.size >= this.options.maxQueuedCalls) {
       return call.reject(new RpcError(Code.RESOURCE_EXHAUSTED, `${this.waiting.size} calls already wait for a connection`));
     }

@@ -1,9 +1,10 @@
 import type { Socket } from 'node:net';
 import { createHash } from 'node:crypto';
 import type { PeerCodec } from '../codec/peer-codec.js';
+import { invalidRequest } from '../codec/invalid-value.js';
 import type { Protocol } from '../codec/protocol.js';
 import type { ResolverCache } from '../codec/resolver-cache.js';
-import { Code } from '../errors/code.js';
+import { Code, errorCode } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { readErrorHead, readGoaway, requestFlags, writeRequest, type RequestDraft } from '../framing/bodies.js';
 import { Flag, FrameType, PREFACE } from '../framing/frame.js';
@@ -198,7 +199,7 @@ export class ClientConnection {
       this.framed.message(FrameType.REQUEST, requestFlags(d) | (msg.oneWay ? Flag.ONE_WAY : 0), call.id, d, writeRequest);
     } catch (err) {
       this.calls.take(call.id);
-      call.reject(new RpcError(Code.INVALID_ARGUMENT, `invalid request for ${msg.name}: ${(err as Error).message}`, { cause: err }));
+      call.reject(invalidRequest(msg, call.request, err)!);
       return;
     } finally {
       d.value = null;
@@ -249,7 +250,7 @@ export class ClientConnection {
       if (call !== undefined && (flags & Flag.DECLARED) !== 0 && !(reading!.incompatible !== undefined && reading!.errors === undefined)) {
         details = decodeDeclared(call.msg.errors, body, head.offset, reading!.errors);
       }
-      error = new RpcError(head.code as Code, head.message, { isRemote: true, metadata: head.metadata, details });
+      error = new RpcError(errorCode(head.code), head.message, { isRemote: true, metadata: head.metadata, details });
     } catch (err) {
       error = new RpcError(Code.INTERNAL, `cannot decode error frame: ${(err as Error).message}`, { cause: err });
     }
@@ -282,7 +283,7 @@ export class ClientConnection {
       const g = readGoaway(body);
       // Only a graceful GOAWAY's last id is exact; an error GOAWAY may carry 0 while handlers run.
       if (g.code === Code.OK) this.goawayLastId = g.lastId;
-      else this.closeError = new RpcError(g.code as Code, g.message, { isRemote: true });
+      else this.closeError = new RpcError(errorCode(g.code), g.message, { isRemote: true });
     } catch {
       // A malformed GOAWAY still means "go away".
     }

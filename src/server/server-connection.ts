@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Socket } from 'node:net';
+import { describeInvalid } from '../codec/invalid-value.js';
 import type { PeerCodec } from '../codec/peer-codec.js';
 import type { MessageDef, Protocol } from '../codec/protocol.js';
 import type { ResolverCache } from '../codec/resolver-cache.js';
@@ -309,7 +310,7 @@ export class ServerConnection {
         try {
           this.framed.message(FrameType.RESPONSE, 0, id, outcome, this.shared.writers[msg.index]!);
         } catch (err) {
-          sendError(this.framed, id, errorDraftFor(msg, new RpcError(Code.INTERNAL, `handler of ${msg.name} returned an invalid response: ${(err as Error).message}`)));
+          sendError(this.framed, id, errorDraftFor(msg, new RpcError(Code.INTERNAL, `handler of ${msg.name} returned an invalid response: ${describeInvalid(msg.response, outcome, 'response') ?? (err as Error).message}`)));
         }
       }
       this.framed.flushSoon();
