@@ -18,6 +18,25 @@ export interface RpcObserver {
   bytesReceived?(n: number): void;
   /** Bytes written to sockets. */
   bytesSent?(n: number): void;
+  /**
+   * A client's connection pool to report on: `createClient` calls it once with a function reading the
+   * pool's state per endpoint (read it at scrape time, not per call), and calls what it returns at close.
+   */
+  poolAttached?(stats: () => readonly PoolStat[]): (() => void) | void;
+}
+
+/** One endpoint of a client's pool, as observers see it (a subset of `client.stats()`). */
+export interface PoolStat {
+  /** `host:port`. */
+  readonly endpoint: string;
+  /** Sockets open or opening. */
+  readonly connections: number;
+  /** Sockets ready for calls. */
+  readonly ready: number;
+  /** Calls in flight on this endpoint. */
+  readonly inFlight: number;
+  /** Ejected by outlier detection right now. */
+  readonly ejected: boolean;
 }
 
 /** A pino-compatible logger: the subset avrpc uses. */

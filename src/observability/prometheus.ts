@@ -1,6 +1,6 @@
 import { Code, codeName } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
-import type { RpcObserver } from './observer.js';
+import type { PoolStat, RpcObserver } from './observer.js';
 
 /** Options of {@link createPrometheusObserver}. */
 export interface PrometheusObserverOptions {
@@ -10,12 +10,12 @@ export interface PrometheusObserverOptions {
   register?: unknown;
   /** Metric name prefix. Default `'avrpc_'`. */
   prefix?: string;
-  /** A client whose pool state (per endpoint) is exported as gauges, read at scrape time. */
-  pool?: { stats(): PoolStat[] };
+  /**
+   * A client whose pool state (per endpoint) is exported as gauges, read at scrape time. Not needed
+   * when this observer is the client's `observer`: `createClient` attaches its pool by itself.
+   */
+  pool?: { stats(): readonly PoolStat[] };
 }
-
-/** What the pool gauges read of one endpoint. */
-interface PoolStat { endpoint: string; ready: number; inFlight: number; ejected: boolean }
 
 /** An observer that records Prometheus metrics, and the registry holding them. */
 export interface PrometheusObserver extends RpcObserver {
@@ -50,20 +50,40 @@ export async function createPrometheusObserver(options: PrometheusObserverOption
   const bytesIn = new prom.Counter({ name: `${prefix}bytes_received_total`, help: 'Bytes read from sockets', labelNames: ['side'], registers });
   const bytesOut = new prom.Counter({ name: `${prefix}bytes_sent_total`, help: 'Bytes written to sockets', labelNames: ['side'], registers });
   const connections = new prom.Gauge({ name: `${prefix}connections`, help: 'Open connections', labelNames: ['side'], registers });
-  const pool = options.pool;
-  if (pool !== undefined) {
+  // Pools reported on, read at scrape time; clients sharing this observer add up per endpoint.
+  const pools = new Set<() => readonly PoolStat[]>();
+  if (options.pool !== undefined) {
+    const pool = options.pool;
+    pools.add(() => pool.stats());
+  }
+  let poolGauges = false;
+  // Registered with the first pool, so a server's registry carries no empty pool metrics.
+  const registerPoolGauges = (): void => {
+    if (poolGauges) return;
+    poolGauges = true;
     const poolGauge = (name: string, help: string, pick: (s: PoolStat) => number) => new prom.Gauge({
       name: `${prefix}pool_${name}`, help, labelNames: ['endpoint'], registers,
       collect() {
         this.reset();
-        for (const s of pool.stats()) this.set({ endpoint: s.endpoint }, pick(s));
+        const totals = new Map<string, number>();
+        for (const stats of pools) for (const s of stats()) totals.set(s.endpoint, (totals.get(s.endpoint) ?? 0) + pick(s));
+        for (const [endpoint, value] of totals) this.set({ endpoint }, value);
       },
     });
+    poolGauge('connections', 'Sockets open or opening per endpoint', (s) => s.connections);
     poolGauge('ready_connections', 'Ready sockets per endpoint', (s) => s.ready);
     poolGauge('in_flight', 'Calls in flight per endpoint', (s) => s.inFlight);
     poolGauge('ejected', '1 while the endpoint is ejected by outlier detection', (s) => (s.ejected ? 1 : 0));
-  }
+  };
+  if (pools.size > 0) registerPoolGauges();
   return {
+    poolAttached(stats) {
+      // An explicit `pool` option already covers the client that reports itself here.
+      if (options.pool !== undefined) return undefined;
+      registerPoolGauges();
+      pools.add(stats);
+      return () => { pools.delete(stats); };
+    },
     register,
     connectionOpened: () => connections.inc(labels),
     connectionClosed: () => connections.dec(labels),

@@ -11,6 +11,7 @@ import { readRequestHead, writeGoaway } from '../framing/bodies.js';
 import type { BodyWriter } from '../framing/frame-encoder.js';
 import { Flag, FrameType } from '../framing/frame.js';
 import { helloType, readHandshake, welcomeType, writeHandshake, type Hello, type Welcome } from '../framing/handshake.js';
+import { logClose } from '../observability/log-policy.js';
 import { TOKEN_META_KEY } from '../security/auth.js';
 import { peerCertificate } from '../security/tls.js';
 import { callScope } from '../util/call-scope.js';
@@ -250,7 +251,12 @@ export class ServerConnection {
   private deny(id: number, ctx: CallContext, oneWay: boolean, name: string): void {
     if (this.running.get(id) !== ctx) return;
     this.running.delete(id);
-    this.refuse(id, oneWay, Code.PERMISSION_DENIED, `not allowed to call ${name}`);
+    // Counted under its message: callStarted was reported for it.
+    this.shared.options.observer?.callEnded?.(name, Code.PERMISSION_DENIED, performance.now() - ctx.startedAt);
+    if (!oneWay) {
+      sendError(this.framed, id, { code: Code.PERMISSION_DENIED, message: `not allowed to call ${name}`, metadata: undefined, declared: undefined });
+      this.framed.flushSoon();
+    }
     if (this.state === 'draining' && this.running.size === 0) this.framed.end();
   }
 
@@ -269,18 +275,21 @@ export class ServerConnection {
     if (!oneWay && !this.framed.isClosed) {
       if (outcome instanceof OffloadReply) {
         code = outcome.code as Code;
-        if (code === Code.INTERNAL) this.shared.options.logger.warn({ message: msg.name, peer: this.peer }, 'handler failed in a worker');
+        if (code === Code.INTERNAL) this.shared.options.logger.error({ message: msg.name, peer: this.peer }, 'handler failed in a worker');
         this.framed.encoder.frame(outcome.kind === ReplyKind.RESPONSE ? FrameType.RESPONSE : FrameType.ERROR, outcome.flags, id, outcome.body, writeBytes);
       } else if (failed) {
         const draft = errorDraftFor(msg, outcome);
         code = draft.code as Code;
-        if (code === Code.INTERNAL) this.shared.options.logger.warn({ err: outcome, message: msg.name, peer: this.peer }, 'handler failed');
+        if (code === Code.INTERNAL) this.shared.options.logger.error({ err: outcome, message: msg.name, peer: this.peer }, 'handler failed');
         sendError(this.framed, id, draft);
       } else {
         try {
           this.framed.encoder.frame(FrameType.RESPONSE, 0, id, outcome, this.shared.writers[msg.index]!);
         } catch (err) {
-          sendError(this.framed, id, errorDraftFor(msg, new RpcError(Code.INTERNAL, `handler of ${msg.name} returned an invalid response: ${(err as Error).message}`)));
+          const invalid = new RpcError(Code.INTERNAL, `handler of ${msg.name} returned an invalid response: ${(err as Error).message}`, { cause: err });
+          code = Code.INTERNAL;
+          this.shared.options.logger.error({ err: invalid, message: msg.name, peer: this.peer }, 'handler returned an invalid response');
+          sendError(this.framed, id, errorDraftFor(msg, invalid));
         }
       }
       this.framed.flushSoon();
@@ -309,7 +318,7 @@ export class ServerConnection {
     clearInterval(this.idleTimer);
     const o = this.shared.options;
     o.observer?.connectionClosed?.(`${this.peer.address}:${this.peer.port}`, error.code === Code.UNAVAILABLE ? undefined : error);
-    if (error.code !== Code.UNAVAILABLE) o.logger.info({ err: error, peer: this.peer }, 'connection closed with an error');
+    logClose(o.logger, 'server', error, this.codec !== undefined, this.state === 'draining', { peer: this.peer });
     if (this.state !== 'closed') this.transition('closed');
     const reason = new RpcError(Code.CANCELLED, `connection closed: ${error.message}`, { cause: error });
     for (const ctx of this.running.values()) ctx.cancel(reason);
