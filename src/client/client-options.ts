@@ -81,7 +81,10 @@ export interface ClientOptions {
   interceptors?: readonly ClientInterceptor[];
   /** Metrics hooks (see `createPrometheusObserver`). Default none. */
   observer?: RpcObserver;
-  /** A pino-compatible logger for connection failures. Default: silent. */
+  /**
+   * A pino-compatible logger, told about connections only, never about calls: `warn` connect failed or
+   * protocol error, `info` connection lost, `error` credentials refused, `debug` orderly close. Default: silent.
+   */
   logger?: Logger;
 }
 

@@ -59,7 +59,12 @@ export interface ServerOptions {
   interceptors?: readonly ServerInterceptor[];
   /** Metrics hooks (see `createPrometheusObserver`). Default none. */
   observer?: RpcObserver;
-  /** A pino-compatible logger for connection and handler failures. Default: silent. */
+  /**
+   * A pino-compatible logger; nothing is logged per successful call. `error`: a handler threw something
+   * other than an RpcError it chose (INTERNAL) or returned an invalid response; `warn`: a connection
+   * closed by a protocol error, a limit, a handshake timeout or refused credentials; `debug`: orderly
+   * closes. Default: silent.
+   */
   logger?: Logger;
   /**
    * Run handlers inside an AsyncLocalStorage scope so that calls they make inherit their deadline and
