@@ -266,7 +266,7 @@ export class ServerConnection {
     if (ctx.cancelled || this.running.get(id) !== ctx) {
       // A call past its deadline stays in `running` until its handler returns; free its id now.
       if (this.running.get(id) === ctx) this.running.delete(id);
-      observer?.callEnded?.(msg.name, Code.CANCELLED, performance.now() - ctx.startedAt);
+      observer?.callEnded?.(msg.name, ctx.cancelled ? ctx.cancelCode : Code.CANCELLED, performance.now() - ctx.startedAt);
       if (this.state === 'draining' && this.running.size === 0) this.framed.end();
       return;
     }

@@ -137,6 +137,48 @@ test('calls by message and code, latency counts, in flight, bytes, connections a
   }
 });
 
+test('cancelled and timed-out calls count under their codes, and leave nothing in flight', async () => {
+  const serverRegister = new Registry();
+  const clientRegister = new Registry();
+  let waiting = 0;
+  const server = createServer({
+    protocol,
+    // Answers only when the call is cancelled or its deadline passes.
+    handlers: { slow: (_req: unknown, ctx) => new Promise<string>((resolve) => { waiting++; ctx.signal.addEventListener('abort', () => resolve('late')); }) },
+    observer: await createPrometheusObserver({ side: 'server', register: serverRegister }),
+  });
+  const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
+  const client = createClient({
+    protocol, endpoints: [`127.0.0.1:${port}`],
+    observer: await createPrometheusObserver({ side: 'client', register: clientRegister }),
+  });
+  try {
+    const abort = new AbortController();
+    const cancelled = client.call('slow', {}, { signal: abort.signal }).catch((e: RpcError) => e.code);
+    await eventually('the handler runs', async () => waiting === 1);
+    abort.abort();
+    assert.is(await cancelled, Code.CANCELLED);
+    assert.is(await client.call('slow', {}, { timeoutMs: 30 }).catch((e: RpcError) => e.code), Code.DEADLINE_EXCEEDED);
+    const serverEnded = async (): Promise<number> => {
+      const m = (await serverRegister.getMetricsAsJSON()).find((x) => x.name === 'avrpc_calls_total');
+      return (m?.values ?? []).reduce((n, v) => n + v.value, 0);
+    };
+    await eventually('the server saw both calls end', async () => (await serverEnded()) === 2);
+    assert.is(await sample(clientRegister, 'avrpc_calls_total', { message: 'slow', code: 'CANCELLED' }), 1);
+    assert.is(await sample(clientRegister, 'avrpc_calls_total', { message: 'slow', code: 'DEADLINE_EXCEEDED' }), 1);
+    // The first call had no deadline: only the client's CANCEL could end it.
+    assert.ok((await sample(serverRegister, 'avrpc_calls_total', { message: 'slow', code: 'CANCELLED' }))! >= 1);
+    // The second call ended on the server by its own deadline or by the client's CANCEL, whichever came first.
+    const serverCodes = (await serverRegister.getMetricsAsJSON()).find((x) => x.name === 'avrpc_calls_total')!.values.map((v) => v.labels.code);
+    assert.ok(serverCodes.every((c) => c === 'CANCELLED' || c === 'DEADLINE_EXCEEDED'), String(serverCodes));
+    assert.is(await sample(serverRegister, 'avrpc_calls_in_flight', { side: 'server' }), 0);
+    assert.is(await sample(clientRegister, 'avrpc_calls_in_flight', { side: 'client' }), 0);
+  } finally {
+    await client.close();
+    await server.close({ graceMs: 100 });
+  }
+});
+
 test('an endpoint ejected by outlier detection shows in the pool gauge', async () => {
   const clientRegister = new Registry();
   const server = createServer({ protocol, handlers: { boom: () => { throw new Error('kaput'); } } });
