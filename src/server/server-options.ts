@@ -3,7 +3,7 @@ import { Protocol as ProtocolClass } from '../codec/protocol.js';
 import { aclAuthorizer, allOf, type Acl, type Authenticator, type Authorizer } from '../security/auth.js';
 import type { ServerTlsOptions } from '../security/tls.js';
 import { fnOption, intOption, invalid } from '../util/validate.js';
-import { isLogger, silentLogger, type Logger, type RpcObserver } from '../observability/observer.js';
+import { guarded, isLogger, type Logger, type RpcObserver } from '../observability/observer.js';
 import type { CallContext } from './call-context.js';
 import { chainHandler, type ServerInterceptor } from './interceptor.js';
 import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './offload/worker-options.js';
@@ -142,8 +142,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     maxMetadataBytes: intOption(`${at}.maxMetadataBytes`, options.maxMetadataBytes, 8192, 0),
     maxMessageBytes: intOption(`${at}.maxMessageBytes`, options.maxMessageBytes, maxFrameBytes, 0, maxFrameBytes),
     maxQueuedBytes: intOption(`${at}.maxQueuedBytes`, options.maxQueuedBytes, 32 * MiB, 1024),
-    observer: options.observer,
-    logger: options.logger ?? silentLogger,
+    ...guarded(options.observer, options.logger),
     propagateDeadlines: options.propagateDeadlines ?? true,
     workers: resolveWorkerOptions(`${at}.workers`, options.workers, protocol, (i) => handlers[i] !== undefined),
   };
