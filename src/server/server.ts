@@ -92,6 +92,11 @@ export function createServer(options: ServerOptions): Server {
       const server = resolved.tls === undefined ? createNetServer({ noDelay: true }, accept)
         : createTlsServer({ ...resolved.tls, noDelay: true }, accept);
       net = server;
+      // A failed TLS handshake never becomes a ServerConnection: this is the one place to hear of it.
+      server.on('tlsClientError', (err: Error, socket: Socket) => {
+        const e = RpcError.from(err);
+        resolved.logger.warn({ err: e, code: e.codeName, peer: { address: socket.remoteAddress, port: socket.remotePort } }, 'TLS handshake failed');
+      });
       offload?.start();
       await new Promise<void>((resolve, reject) => {
         server.once('error', (err) => reject(RpcError.from(err)));

@@ -10,6 +10,7 @@ import { FrameType } from '../../src/framing/frame.js';
 import { loadEcho, until, item, type RawServer } from '../helpers/echo-fixture.js';
 import { fakeServer } from '../helpers/fake-server.js';
 import { freePort } from '../helpers/pool-fixture.js';
+import { makeTestCerts } from '../helpers/certs.js';
 
 const test = suite('logger: what is logged at which level, and nothing per successful call');
 const protocol = parseProtocol(`protocol Log {
@@ -111,6 +112,25 @@ test('server: a peer sending garbage is a protocol error logged at warn, with it
   assert.instance(e!.obj.err, RpcError);
   assert.is(e!.obj.code, (e!.obj.err as RpcError).codeName);
   assert.is.not(e!.obj.code, 'UNAVAILABLE');
+});
+
+test('server: a plaintext client at a TLS server is logged at warn, and its socket closed', async () => {
+  const certs = await makeTestCerts();
+  try {
+    const s = recorder();
+    const endpoint = await serve({ logger: s.logger, tls: { cert: certs.serverCert, key: certs.serverKey } });
+    const socket = netConnect(Number(endpoint.split(':')[1]), '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.resume();
+    socket.write(Buffer.from('AVRP\x01\x00 not a TLS hello'));
+    await once(socket, 'close');
+    await until(() => s.entries.length > 0, 'the server logged the failed handshake');
+    assert.equal(summary(s.entries), ['warn TLS handshake failed']);
+    assert.instance(s.entries[0]!.obj.err, RpcError);
+    assert.is((s.entries[0]!.obj.peer as { address: string }).address, '127.0.0.1');
+  } finally {
+    await certs.cleanup();
+  }
 });
 
 test('refused credentials: warn on the server, error on the client', async () => {
