@@ -6,21 +6,15 @@
 import { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import * as hdr from 'hdr-histogram-js';
-import { createClient } from '../client/client.js';
-import type { CallOptions } from '../client/client-options.js';
-import { Code, codeName } from '../errors/code.js';
+import { codeName } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
-import { checkJsonSyntax, jsonMessages, requestFromJson } from './avro-json.js';
-import {
-  addConnectFlags, collect, duration, parseMetadata, positiveInt, protocolFor, reportFailure, resolveTarget, type ConnectFlags,
-} from './options.js';
+import { addConnectFlags, collect, duration, positiveInt, reportFailure } from './options.js';
+import { withPreparedCall, type CallFlags } from './prepared-call.js';
 
-interface BenchFlags extends ConnectFlags {
+interface BenchFlags extends CallFlags {
   concurrency: number;
   duration?: number;
   calls?: number;
-  timeout: number;
-  metadata: string[];
   connections: number;
   json?: boolean;
 }
@@ -62,29 +56,13 @@ export function benchCommand(): Command {
 }
 
 async function runBench(targetText: string, message: string, json: string, flags: BenchFlags): Promise<void> {
-  const metadata = parseMetadata(flags.metadata);
-  checkJsonSyntax(json);
-  const target = resolveTarget(targetText, flags);
-  try {
-    const protocol = await protocolFor(target, flags, flags.timeout);
-    const msg = jsonMessages(protocol).get(message);
-    if (msg === undefined) throw new RpcError(Code.UNIMPLEMENTED, `protocol ${protocol.name} has no message ${message}`);
-    const request = requestFromJson(msg, json);
-    const client = createClient({
-      protocol, ...target.client, connectionsPerEndpoint: flags.connections, maxAttempts: 1, keepaliveMs: 0, waitForReadyMs: flags.timeout,
-    });
-    try {
-      const options: CallOptions = { timeoutMs: flags.timeout, ...(metadata === undefined ? {} : { metadata }) };
+  await withPreparedCall(targetText, message, json, flags, { connectionsPerEndpoint: flags.connections },
+    async ({ request, client, options }) => {
       // Warm-up: connect and handshake outside the measurement; its outcome is measured below anyway.
       await client.call(message, request, options).catch(() => undefined);
       const report = await load(flags, message, () => client.call(message, request, options));
       process.stdout.write(flags.json ? `${JSON.stringify(report)}\n` : formatReport(report));
-    } finally {
-      await client.close();
-    }
-  } finally {
-    await target.close();
-  }
+    });
 }
 
 /** Runs the load: `concurrency` loops, each starting its next call when its last one ends. */

@@ -1,3 +1,4 @@
+import { invalidRequest } from '../codec/invalid-value.js';
 import type { MessageDef } from '../codec/protocol.js';
 import { ClientCall, type CallOwner } from '../connection/call-table.js';
 import { Code } from '../errors/code.js';
@@ -16,6 +17,8 @@ export interface RunnerOptions {
   maxAttempts: number;
   /** Extra load retries may add, as a fraction of calls. */
   retryBudgetRatio: number;
+  /** Retry tokens saved up for a burst of failures (the budget starts full). */
+  retryBudgetTokens: number;
   /** How long a call waits for a usable connection when none is ready, in ms. */
   waitForReadyMs: number;
   /** Calls that may wait for a connection at once; beyond it RESOURCE_EXHAUSTED. */
@@ -37,7 +40,7 @@ export class CallRunner implements CallOwner {
     private readonly pool: Pool,
     private readonly options: RunnerOptions,
   ) {
-    this.budget = new RetryBudget(options.retryBudgetRatio);
+    this.budget = new RetryBudget(options.retryBudgetRatio, options.retryBudgetTokens);
   }
 
   /** Starts a call; settles with the response or an `RpcError`. `deadline` is on the `performance.now()` clock, or -1. */
@@ -151,6 +154,10 @@ export class CallRunner implements CallOwner {
   private dispatch(call: ClientCall): void {
     const conn = this.pool.pick(call.avoidEndpoint);
     if (conn !== undefined) return conn.start(call);
+    // No socket to encode on yet: check the request now, so a bad one fails at once with its
+    // reason rather than after waiting for a server (a connection checks it as it encodes).
+    const invalid = call.attempts === 0 ? invalidRequest(call.msg, call.request) : undefined;
+    if (invalid !== undefined) return call.reject(invalid);
     if (this.waiting.size >= this.options.maxQueuedCalls) {
       return call.reject(new RpcError(Code.RESOURCE_EXHAUSTED, `${this.waiting.size} calls already wait for a connection`));
     }

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { Protocol } from '../codec/protocol.js';
 import type { Registry } from '../discovery/registry.js';
 import { dialer, type ClientTlsOptions } from '../security/tls.js';
-import { intOption, invalid } from '../util/validate.js';
+import { fragmentOption, intOption, invalid } from '../util/validate.js';
 import { guarded, isLogger, type Logger, type RpcObserver } from '../observability/observer.js';
 import type { ClientInterceptor } from './interceptor.js';
 import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
@@ -48,6 +48,11 @@ export interface ClientOptions {
   maxAttempts?: number;
   /** Extra load retries may add, as a fraction of calls (token bucket). Default 0.2. */
   retryBudgetRatio?: number;
+  /**
+   * Retry tokens the budget saves up, and starts with: a burst of failures can retry this many calls
+   * at once before retries are held to `retryBudgetRatio`; each retry spends one token. Default 100.
+   */
+  retryBudgetTokens?: number;
   /** How long a call waits for a usable connection when none is ready, in ms. Default 10000. */
   waitForReadyMs?: number;
   /** Calls that may wait for a connection at once; more are refused RESOURCE_EXHAUSTED. Default 10000. */
@@ -56,12 +61,31 @@ export interface ClientOptions {
   backoff?: { initialMs?: number; maxMs?: number };
   /** Consecutive failed calls that eject an endpoint from balancing for a while. Default 5. */
   ejectAfterFailures?: number;
-  /** First ejection time, in ms (doubles for repeat offenders, up to 10x). Default 10000. */
+  /**
+   * First ejection time, in ms. Doubles for repeat offenders, up to 10x; each further `ejectMs` an
+   * endpoint stays in rotation undoes one doubling. Default 10000.
+   */
   ejectMs?: number;
   /** Time allowed for TCP connect plus handshake, in ms. Default 10000. */
   connectTimeoutMs?: number;
   /** Largest frame body accepted, in bytes. Default 16 MiB. */
   maxFrameBytes?: number;
+  /** Largest response accepted, in bytes, after reassembly and decompression; larger fails RESOURCE_EXHAUSTED. Default 64 MiB. */
+  maxMessageBytes?: number;
+  /**
+   * Requests larger than this many bytes go out in fragments of at most this size, interleaved with
+   * other calls (when the server supports it); 0 turns fragments off both ways. Default 65536.
+   */
+  fragmentBytes?: number;
+  /** Fragmented responses received at once per connection (advertised to the server); with `maxMessageBytes` it bounds reassembly memory. Default 4. */
+  maxPartialMessages?: number;
+  /**
+   * Fragment bytes the server may send ahead of this side's acknowledgements (advertised): bounds what
+   * queues ahead of a small call, in kernel buffers too, to about one window. Default 262144.
+   */
+  fragmentWindowBytes?: number;
+  /** Compress requests of at least this many bytes with deflate, when the server agrees; 0: off both ways. Default 0. */
+  compressAboveBytes?: number;
   /**
    * Bytes of requests queued for one socket whose server does not read them, before that connection
    * is dropped and its calls fail RESOURCE_EXHAUSTED. Default 32 MiB.
@@ -109,6 +133,7 @@ export interface ResolvedClientOptions {
   idempotent: Set<string>;
   maxAttempts: number;
   retryBudgetRatio: number;
+  retryBudgetTokens: number;
   waitForReadyMs: number;
   maxQueuedCalls: number;
   backoff: BackoffOptions;
@@ -116,6 +141,11 @@ export interface ResolvedClientOptions {
   ejectMs: number;
   connectTimeoutMs: number;
   maxFrameBytes: number;
+  maxMessageBytes: number;
+  fragmentBytes: number;
+  maxPartialMessages: number;
+  fragmentWindowBytes: number;
+  compressAboveBytes: number;
   maxQueuedBytes: number;
   keepaliveMs: number;
   keepaliveTimeoutMs: number;
@@ -177,6 +207,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     idempotent: new Set(idempotent),
     maxAttempts: intOption(`${at}.maxAttempts`, options.maxAttempts, 3, 1, 100),
     retryBudgetRatio: ratio,
+    retryBudgetTokens: intOption(`${at}.retryBudgetTokens`, options.retryBudgetTokens, 100, 1, 1_000_000),
     waitForReadyMs: intOption(`${at}.waitForReadyMs`, options.waitForReadyMs, 10_000, 0),
     maxQueuedCalls: intOption(`${at}.maxQueuedCalls`, options.maxQueuedCalls, 10_000, 0),
     backoff: { ...DEFAULT_BACKOFF, initialMs, maxMs: intOption(`${at}.backoff.maxMs`, options.backoff?.maxMs, DEFAULT_BACKOFF.maxMs, initialMs) },
@@ -184,6 +215,11 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     ejectMs: intOption(`${at}.ejectMs`, options.ejectMs, 10_000, 0),
     connectTimeoutMs: intOption(`${at}.connectTimeoutMs`, options.connectTimeoutMs, 10_000, 1),
     maxFrameBytes: intOption(`${at}.maxFrameBytes`, options.maxFrameBytes, 16 * MiB, 64, 0xffffffff),
+    maxMessageBytes: intOption(`${at}.maxMessageBytes`, options.maxMessageBytes, 64 * MiB, 1, 0xffffffff),
+    fragmentBytes: fragmentOption(`${at}.fragmentBytes`, options.fragmentBytes),
+    maxPartialMessages: intOption(`${at}.maxPartialMessages`, options.maxPartialMessages, 4, 1, 0xffffffff),
+    fragmentWindowBytes: intOption(`${at}.fragmentWindowBytes`, options.fragmentWindowBytes, 256 * 1024, 1024, 0xffffffff),
+    compressAboveBytes: intOption(`${at}.compressAboveBytes`, options.compressAboveBytes, 0, 0),
     maxQueuedBytes: intOption(`${at}.maxQueuedBytes`, options.maxQueuedBytes, 32 * MiB, 1024),
     keepaliveMs: intOption(`${at}.keepaliveMs`, options.keepaliveMs, 30_000, 0),
     keepaliveTimeoutMs: intOption(`${at}.keepaliveTimeoutMs`, options.keepaliveTimeoutMs, 10_000, 1),

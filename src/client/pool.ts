@@ -4,6 +4,7 @@ import type { RpcError } from '../errors/rpc-error.js';
 import { Code } from '../errors/code.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import type { Balancer } from './balancer.js';
+import { nextEjection } from './ejection.js';
 import type { Protocol } from '../codec/protocol.js';
 
 /** An endpoint the pool should keep connections to. */
@@ -41,7 +42,7 @@ export interface PoolOptions {
   backoff: BackoffOptions;
   /** Consecutive failures that eject an endpoint from balancing. */
   ejectAfterFailures: number;
-  /** First ejection time in ms; doubles for each further ejection, up to 10x. */
+  /** First ejection time in ms; doubles for each further ejection, up to 10x, and decays (see `nextEjection`). */
   ejectMs: number;
 }
 
@@ -204,8 +205,10 @@ export class Pool {
         if (conn.closeError.code !== Code.UNAVAILABLE && conn.state === 'closed' && !conn.wasReady) this.onFatal(conn.closeError);
       }
       if (slot.reconnectTimer === undefined && !this.closed) {
-        // A socket that never got ready is a failed attempt: back off. One that worked is replaced at once.
-        const delay = conn.closeError !== undefined && slot.state.consecutiveFailures > 0 ? slot.backoff.fail() : 0;
+        // A socket that never got ready is a failed attempt: back off, from the first failure on (the
+        // connection counts its failure only after telling us it closed). One that worked is replaced at once.
+        const failed = conn.closeError !== undefined && (!conn.wasReady || slot.state.consecutiveFailures > 0);
+        const delay = failed ? slot.backoff.fail() : 0;
         slot.reconnectTimer = setTimeout(() => this.refill(slot), delay);
         slot.reconnectTimer.unref();
       }
@@ -218,9 +221,9 @@ export class Pool {
     if (slot.state.consecutiveFailures < this.options.ejectAfterFailures || slot.ejectedUntil > now) return;
     // Only endpoints that accept connections but fail calls are outliers; unreachable ones back off instead.
     if (!slot.conns.some((c) => c.state === 'ready')) return;
-    const ms = this.options.ejectMs * Math.min(10, 2 ** slot.ejections);
-    slot.ejections++;
-    slot.ejectedUntil = now + ms;
+    const { ejections, ejectedUntil, ms } = nextEjection(slot, now, this.options.ejectMs);
+    slot.ejections = ejections;
+    slot.ejectedUntil = ejectedUntil;
     slot.state.consecutiveFailures = 0;
     clearTimeout(slot.ejectTimer);
     slot.ejectTimer = setTimeout(() => { this.snapshot = null; }, ms);

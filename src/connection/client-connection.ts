@@ -1,13 +1,15 @@
 import type { Socket } from 'node:net';
 import { createHash } from 'node:crypto';
 import type { PeerCodec } from '../codec/peer-codec.js';
+import { invalidRequest } from '../codec/invalid-value.js';
 import type { Protocol } from '../codec/protocol.js';
 import type { ResolverCache } from '../codec/resolver-cache.js';
-import { Code } from '../errors/code.js';
+import { Code, errorCode } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { readErrorHead, readGoaway, requestFlags, writeRequest, type RequestDraft } from '../framing/bodies.js';
 import { Flag, FrameType, PREFACE } from '../framing/frame.js';
 import { helloType, readHandshake, welcomeType, writeHandshake, type Hello, type Welcome } from '../framing/handshake.js';
+import { accepted, offer } from '../framing/extensions.js';
 import { TOKEN_META_KEY } from '../security/auth.js';
 import type { Logger, RpcObserver } from '../observability/observer.js';
 import { logClose } from '../observability/log-policy.js';
@@ -101,6 +103,8 @@ export class ClientConnection {
     this.framed = new FramedSocket(socket, { ...options, expectPreface: false, pauseReadsWhenBlocked: false }, {
       onFrame: (type, flags, id, body) => this.onFrame(type, flags, id, body),
       onClose: (error) => this.onClose(error),
+      onRefused: (type, _flags, id, error) => (type === FrameType.RESPONSE ? this.onRefused(id, error)
+        : this.framed.fail(new RpcError(Code.INTERNAL, `protocol error: unexpected frame type ${type} from server`))),
     });
     this.connectTimer = setTimeout(() => this.framed.destroy(
       new RpcError(Code.UNAVAILABLE, `connect to ${host}:${port} timed out after ${options.connectTimeoutMs} ms`),
@@ -159,6 +163,7 @@ export class ClientConnection {
   detach(call: ClientCall): void {
     if (this.calls.take(call.id) === undefined) return;
     call.conn = null;
+    this.framed.abandon(call.id);
     if (call.sent && !this.framed.isClosed) {
       this.framed.encoder.raw(FrameType.CANCEL, 0, call.id, null);
       this.framed.flushSoon();
@@ -196,10 +201,10 @@ export class ClientConnection {
     d.type = msg.request;
     d.value = call.request;
     try {
-      this.framed.encoder.frame(FrameType.REQUEST, requestFlags(d) | (msg.oneWay ? Flag.ONE_WAY : 0), call.id, d, writeRequest);
+      this.framed.message(FrameType.REQUEST, requestFlags(d) | (msg.oneWay ? Flag.ONE_WAY : 0), call.id, d, writeRequest);
     } catch (err) {
       this.calls.take(call.id);
-      call.reject(new RpcError(Code.INVALID_ARGUMENT, `invalid request for ${msg.name}: ${(err as Error).message}`, { cause: err }));
+      call.reject(invalidRequest(msg, call.request, err)!);
       return;
     } finally {
       d.value = null;
@@ -250,12 +255,14 @@ export class ClientConnection {
       if (call !== undefined && (flags & Flag.DECLARED) !== 0 && !(reading!.incompatible !== undefined && reading!.errors === undefined)) {
         details = decodeDeclared(call.msg.errors, body, head.offset, reading!.errors);
       }
-      error = new RpcError(head.code as Code, head.message, { isRemote: true, metadata: head.metadata, details });
+      error = new RpcError(errorCode(head.code), head.message, { isRemote: true, metadata: head.metadata, details });
     } catch (err) {
       error = new RpcError(Code.INTERNAL, `cannot decode error frame: ${(err as Error).message}`, { cause: err });
     }
     if (call === undefined) return this.framed.destroy(error);
     call.conn = null;
+    // A refusal may come while the request is still going out in fragments: stop sending it.
+    this.framed.abandon(id);
     if (error.code === Code.UNAVAILABLE || error.code === Code.INTERNAL) this.countFailure();
     // A server answers UNAVAILABLE only for requests it did not run (refused while shutting down).
     call.avoidEndpoint = this.endpoint.key;
@@ -264,12 +271,24 @@ export class ClientConnection {
     this.endIfDrained();
   }
 
+  /** A response refused before decoding (too large, does not inflate): the call fails, the server stops. */
+  private onRefused(id: number, error: RpcError): void {
+    const call = this.calls.take(id);
+    if (call === undefined) return;
+    call.conn = null;
+    this.framed.abandon(id);
+    this.framed.encoder.raw(FrameType.CANCEL, 0, id, null);
+    this.framed.flushSoon();
+    call.reject(error);
+    this.endIfDrained();
+  }
+
   private onGoaway(body: Buffer): void {
     try {
       const g = readGoaway(body);
       // Only a graceful GOAWAY's last id is exact; an error GOAWAY may carry 0 while handlers run.
       if (g.code === Code.OK) this.goawayLastId = g.lastId;
-      else this.closeError = new RpcError(g.code as Code, g.message, { isRemote: true });
+      else this.closeError = new RpcError(errorCode(g.code), g.message, { isRemote: true });
     } catch {
       // A malformed GOAWAY still means "go away".
     }
@@ -282,7 +301,7 @@ export class ClientConnection {
       fingerprint: this.protocol.fingerprint,
       protocol: withProtocol ? this.protocol.text : null,
       knownServerFingerprint: this.endpoint.serverFingerprint,
-      meta: this.meta,
+      meta: { ...this.meta, ...offer(this.framed.support) },
     };
     this.sentProtocol = withProtocol;
     if (!this.prefaceSent) this.framed.encoder.bytes(PREFACE);
@@ -311,6 +330,7 @@ export class ClientConnection {
       }
       if (remote === undefined) throw new Error('server omitted a protocol this client does not know');
       this.endpoint.serverFingerprint = w.fingerprint;
+      this.framed.use(accepted(w.meta, this.framed.support));
     } catch (err) {
       return this.framed.fail(new RpcError(Code.INTERNAL, `protocol error in handshake: ${(err as Error).message}`, { cause: err }));
     }
@@ -358,9 +378,7 @@ export class ClientConnection {
 
   /** True when `id` was sent after the last request a graceful GOAWAY accepted (ids wrap at 2^32). */
   private afterGoaway(id: number): boolean {
-    if (this.goawayLastId < 0) return false;
-    const distance = (id - this.goawayLastId) >>> 0;
-    return distance > 0 && distance < 0x80000000;
+    return this.goawayLastId >= 0 && idAfter(id, this.goawayLastId);
   }
 
   private transition(to: ClientConnectionState): void {
@@ -368,4 +386,13 @@ export class ClientConnection {
     this.state = to;
     this.onChange(this);
   }
+}
+
+/**
+ * True when request id `id` comes after `lastId` in wrap-around order (u32 serial-number
+ * arithmetic): 1 comes after 0xffffffff, and ids less than 2^31 apart compare by their distance.
+ */
+export function idAfter(id: number, lastId: number): boolean {
+  const distance = (id - lastId) >>> 0;
+  return distance > 0 && distance < 0x80000000;
 }

@@ -4,14 +4,18 @@ import { RpcError, fromNodeError } from '../errors/rpc-error.js';
 import { writeGoaway } from '../framing/bodies.js';
 import { FrameType, type FrameSink } from '../framing/frame.js';
 import { FrameDecoder } from '../framing/frame-decoder.js';
-import { FrameEncoder } from '../framing/frame-encoder.js';
+import { FrameEncoder, type BodyWriter } from '../framing/frame-encoder.js';
+import type { ExtensionSupport, Negotiated } from '../framing/extensions.js';
 import type { RpcObserver } from '../observability/observer.js';
+import { LargeMessages, type LargeMessageOptions } from './large-messages.js';
 
 /** How long an ended socket may wait for its peer to close before it is destroyed. */
 const LINGER_MS = 1000;
+/** Fragment bytes written per event-loop turn at most, so reads and small calls get their turn. */
+const ROUND_BUDGET_BYTES = 1024 * 1024;
 
 /** Filled options of a {@link FramedSocket}. */
-export interface FramedSocketOptions {
+export interface FramedSocketOptions extends LargeMessageOptions {
   maxFrameBytes: number;
   expectPreface: boolean;
   /** Send a PING after this long without receiving anything; 0 disables keepalive. */
@@ -31,6 +35,8 @@ export interface FramedSocketHandler {
   onFrame: FrameSink;
   /** Called exactly once, when the socket is gone; `error` says why (code UNAVAILABLE for a plain close). */
   onClose(error: RpcError): void;
+  /** A REQUEST or RESPONSE was refused before delivery (too large, does not inflate): fail that call. */
+  onRefused(type: number, flags: number, id: number, error: RpcError): void;
 }
 
 /**
@@ -52,13 +58,18 @@ export class FramedSocket {
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private keepaliveDueAt = 0;
   private lingerTimer: NodeJS.Timeout | undefined;
+  /** Compression, fragments and their window (SPEC.md section 12). */
+  private readonly large: LargeMessages;
+  private roundTimer: NodeJS.Immediate | undefined;
+  private endPending = false;
 
   constructor(
     readonly socket: Socket,
     private readonly options: FramedSocketOptions,
     private readonly handler: FramedSocketHandler,
   ) {
-    this.decoder = new FrameDecoder(options, this.onFrame);
+    this.large = new LargeMessages(options, this, handler);
+    this.decoder = new FrameDecoder({ ...options, target: (type, _flags, id, len) => this.large.target(type, id, len) }, this.onFrame);
     socket.setNoDelay(true);
     socket.on('data', this.onData);
     socket.on('drain', this.onDrain);
@@ -79,6 +90,46 @@ export class FramedSocket {
     return this.closed;
   }
 
+  /** The extensions this side offers (SPEC.md section 12.1), from its options. */
+  get support(): ExtensionSupport {
+    return this.large.support;
+  }
+
+  /** Starts using what the handshake negotiated. */
+  use(negotiated: Negotiated): void {
+    this.large.use(negotiated);
+  }
+
+  /** Bytes held for large messages: partial messages received, and fragments not yet sent. */
+  get largeMessageBytes(): number {
+    return this.large.heldBytes;
+  }
+
+  /** True once the socket is destroyed. */
+  get gone(): boolean {
+    return this.socket.destroyed;
+  }
+
+  /**
+   * Appends a REQUEST or RESPONSE and schedules the write. A large message is compressed and/or
+   * fragmented when the handshake negotiated it; a small one is one frame, as in plain version 1.
+   * Throws (appending nothing) when `write` throws.
+   */
+  message<T>(type: number, flags: number, id: number, value: T, write: BodyWriter<T>): void {
+    this.large.send(type, flags, id, value, write);
+    this.flushSoon();
+  }
+
+  /**
+   * Forgets everything about `id` in flight: unsent fragments of its message, its partial incoming
+   * message, a compression or decompression under way. For a cancelled or settled call.
+   */
+  abandon(id: number): void {
+    this.large.abandon(id);
+    // An end waiting for this message's fragments may go ahead now.
+    if (this.endPending) this.flushSoon();
+  }
+
   /** Schedules one write of everything appended to the encoder during this tick. */
   flushSoon(): void {
     if (this.closed) return;
@@ -92,6 +143,7 @@ export class FramedSocket {
   /** Sends GOAWAY with a code (protocol errors, shutdown), flushes, and ends the socket. */
   fail(error: RpcError): void {
     if (this.closed) return;
+    this.dropLarge();
     this.encoder.frame(FrameType.GOAWAY, 0, 0, { lastId: 0, code: error.code, message: error.message }, writeGoaway);
     this.end(error);
   }
@@ -100,6 +152,11 @@ export class FramedSocket {
   end(error?: RpcError): void {
     if (this.closed) return;
     this.closeError ??= error;
+    if (this.large.sending) {
+      // Large responses still going out: end once they are written.
+      this.endPending = true;
+      return this.flushSoon();
+    }
     this.flush();
     this.closed = true;
     this.stopKeepalive();
@@ -113,21 +170,65 @@ export class FramedSocket {
   destroy(error: RpcError): void {
     this.closeError ??= error;
     this.closed = true;
+    this.dropLarge();
     this.stopKeepalive();
     this.socket.destroy();
   }
+
+  private dropLarge(): void {
+    this.large.clear();
+    if (this.roundTimer !== undefined) clearImmediate(this.roundTimer);
+    this.roundTimer = undefined;
+  }
+
+  private write(bufs: Buffer[]): void {
+    const many = bufs.length > 1;
+    if (many) this.socket.cork();
+    for (let i = 0; i < bufs.length; i++) {
+      this.options.observer?.bytesSent?.(bufs[i]!.length);
+      if (!this.socket.write(bufs[i]!)) this.blocked = true;
+    }
+    if (many) this.socket.uncork();
+  }
+
+  /** Writes rounds of fragments up to the per-turn budget; the next turn continues. */
+  private sendRounds(): void {
+    let budget = ROUND_BUDGET_BYTES;
+    let sent = 1;
+    const outbox = this.large.outbox;
+    while (!this.blocked && outbox.size > 0 && budget > 0 && sent > 0) {
+      sent = outbox.round(this.encoder);
+      budget -= sent;
+      this.write(this.encoder.take());
+    }
+    // Out of credit (sent 0): the peer's WINDOW resumes us, not a timer.
+    if (!this.blocked && outbox.size > 0 && sent > 0 && this.roundTimer === undefined) {
+      this.roundTimer = setImmediate(this.onRoundTimer);
+    }
+  }
+
+  private readonly onRoundTimer = (): void => {
+    this.roundTimer = undefined;
+    this.flush();
+  };
 
   private readonly flush = (): void => {
     this.flushScheduled = false;
     if (this.socket.destroyed) return;
     if (!this.blocked) {
-      const bufs = this.encoder.take();
-      for (let i = 0; i < bufs.length; i++) {
-        this.options.observer?.bytesSent?.(bufs[i]!.length);
-        if (!this.socket.write(bufs[i]!)) this.blocked = true;
+      this.write(this.encoder.take());
+      if (!this.blocked && this.large.outbox.size > 0) this.sendRounds();
+      if (this.endPending && !this.large.sending && !this.closed) {
+        this.endPending = false;
+        this.end();
+        return;
       }
       if (!this.blocked) return;
-      if (this.options.pauseReadsWhenBlocked) this.socket.pause();
+      // A peer that does not read is paused; but while a few large messages stream out, being blocked
+      // is normal and reads go on, so CANCELs and small calls still get through.
+      const outbox = this.large.outbox;
+      const streaming = outbox.size > 0 && outbox.size <= outbox.maxOpen;
+      if (this.options.pauseReadsWhenBlocked && !streaming) this.socket.pause();
     }
     const queued = this.socket.writableLength + this.encoder.pendingBytes;
     if (queued > this.options.maxQueuedBytes) {
@@ -138,7 +239,7 @@ export class FramedSocket {
   private readonly onDrain = (): void => {
     this.blocked = false;
     if (this.options.pauseReadsWhenBlocked && !this.closed) this.socket.resume();
-    if (this.encoder.pendingBytes > 0) this.flush();
+    if (this.encoder.pendingBytes > 0 || this.large.outbox.size > 0) this.flush();
   };
 
   private readonly onData = (chunk: Buffer): void => {
@@ -147,8 +248,10 @@ export class FramedSocket {
     try {
       this.decoder.push(chunk);
     } catch (err) {
-      this.fail(RpcError.from(err));
+      return this.fail(RpcError.from(err));
     }
+    // One acknowledgement per read: the peer's fragment credit comes back as fast as we consume.
+    if (!this.closed) this.large.acknowledge();
   };
 
   private readonly onFrame: FrameSink = (type, flags, id, body) => {
@@ -157,7 +260,11 @@ export class FramedSocket {
     if (type === FrameType.PING) {
       this.encoder.raw(FrameType.PONG, 0, id, null);
       this.flushSoon();
-    } else if (type !== FrameType.PONG) {
+    } else if (type === FrameType.PONG) {
+      // Any frame counts as life; nothing else to do.
+    } else if (this.large.wants(type, flags, body.length)) {
+      this.large.receive(type, flags, id, body);
+    } else {
       this.handler.onFrame(type, flags, id, body);
     }
   };
@@ -168,6 +275,7 @@ export class FramedSocket {
 
   private readonly onSocketClose = (): void => {
     this.closed = true;
+    this.dropLarge();
     this.stopKeepalive();
     clearTimeout(this.lingerTimer);
     this.handler.onClose(this.closeError ?? new RpcError(Code.UNAVAILABLE, 'connection closed by peer'));

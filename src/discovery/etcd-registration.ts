@@ -4,12 +4,10 @@
  * would silently vanish, so it re-grants a lease and re-puts the key, with backoff, until it
  * succeeds or the registration is removed.
  */
-import {
-  EtcdAuthenticationFailedError, EtcdInvalidAuthTokenError, EtcdPermissionDeniedError, GRPCUnauthenticatedError,
-  type Etcd3, type Lease,
-} from 'etcd3';
+import type { Etcd3, Lease } from 'etcd3';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
+import { etcd3 } from './etcd3-module.js';
 import type { Registration, RegistryErrorListener, ServiceInstance } from './registry.js';
 
 /** First re-registration delay; doubles per failed attempt, capped at the lease TTL. */
@@ -22,6 +20,7 @@ const RETRY_BASE_MS = 250;
 export function etcdError(err: unknown, what: string): RpcError {
   if (err instanceof RpcError) return err;
   let code: Code = Code.UNAVAILABLE;
+  const { EtcdAuthenticationFailedError, EtcdInvalidAuthTokenError, EtcdPermissionDeniedError, GRPCUnauthenticatedError } = etcd3();
   if (err instanceof EtcdPermissionDeniedError) code = Code.PERMISSION_DENIED;
   else if (err instanceof EtcdAuthenticationFailedError || err instanceof EtcdInvalidAuthTokenError
     || err instanceof GRPCUnauthenticatedError) code = Code.UNAUTHENTICATED;

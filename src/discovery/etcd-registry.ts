@@ -3,10 +3,11 @@
  * `${prefix}${name}/${version}/${id}` -> JSON of the instance, held by a lease so that a crashed
  * server disappears after `ttlSec` without anyone cleaning up after it.
  */
-import { Etcd3, type IOptions } from 'etcd3';
+import type { Etcd3, IOptions } from 'etcd3';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { EtcdRegistration, etcdError, type LeaseOwner } from './etcd-registration.js';
+import { etcd3 } from './etcd3-module.js';
 import type {
   InstanceInput, Registration, Registry, RegistryErrorListener, ResolveOptions, ServiceInstance, WatchOptions,
 } from './registry.js';
@@ -76,14 +77,16 @@ function resolveOptions(options: EtcdRegistryOptions): ResolvedEtcdOptions {
 }
 
 /**
- * etcd3's watch-reconnect backoff (100 ms doubling to 5 s), except that it drops to 0 once the
- * registry is closed: etcd3 arms a reconnect timer even when the stream ends because the client
- * was closed, and a 0 ms timer lets the process exit at once instead of seconds later.
+ * etcd3's watch-reconnect backoff (100 ms doubling to 5 s), except that it drops to 0 while no
+ * watch is live: etcd3 arms a reconnect timer whenever its watch stream ends, also when it ended
+ * because the last watcher was cancelled or the client closed; with nothing to reconnect, a 0 ms
+ * timer fires at once instead of holding the process open for up to seconds. (A timer armed while
+ * a watch was live and etcd unreachable keeps its delay, at most 5 s: etcd3 gives no way to clear it.)
  */
-function reconnectBackoff(closed: () => boolean, delayMs = 100): WatchBackoff {
+function reconnectBackoff(idle: () => boolean, delayMs = 100): WatchBackoff {
   return {
-    get duration() { return closed() ? 0 : delayMs; },
-    next: () => reconnectBackoff(closed, Math.min(delayMs * 2, 5000)),
+    get duration() { return idle() ? 0 : delayMs; },
+    next: () => reconnectBackoff(idle, Math.min(delayMs * 2, 5000)),
   };
 }
 
@@ -93,16 +96,18 @@ class EtcdRegistry implements Registry, LeaseOwner {
   readonly onError: RegistryErrorListener;
   private readonly hub = new WatchHub('etcd registry');
   private readonly registrations = new Set<EtcdRegistration>();
+  /** etcd watchers created and not yet cancelled; none means a reconnect has nothing to restore. */
+  private liveWatchers = 0;
   private closing: Promise<void> | undefined;
 
   constructor(private readonly options: ResolvedEtcdOptions) {
     this.ttlSec = options.ttlSec;
     this.onError = options.onError;
-    this.client = new Etcd3({
+    this.client = new (etcd3().Etcd3)({
       hosts: options.hosts,
       dialTimeout: options.dialTimeoutMs,
       defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + options.callTimeoutMs }),
-      faultHandling: { watchBackoff: reconnectBackoff(() => this.hub.closed) },
+      faultHandling: { watchBackoff: reconnectBackoff(() => this.hub.closed || this.liveWatchers === 0) },
     });
   }
 
@@ -157,10 +162,19 @@ class EtcdRegistry implements Registry, LeaseOwner {
     const refresh = serialRefresh(async () => (await this.read(name)).instances, sink, this.onError);
     const watcher = this.client.watch().prefix(this.servicePrefix(name))
       .startRevision(String(BigInt(first.revision) + 1n)).watcher();
+    this.liveWatchers++;
+    let cancelledByEtcd = false;
     watcher.on('data', () => void refresh());
     // etcd cancelled the watch (e.g. the revision was compacted): end the loop; the caller re-watches.
-    watcher.on('error', (err) => sink.fail(etcdError(err, `watch ${name}`)));
-    return () => watcher.cancel();
+    watcher.on('error', (err) => {
+      cancelledByEtcd = true;
+      sink.fail(etcdError(err, `watch ${name}`));
+    });
+    return () => {
+      this.liveWatchers--; // before cancel: the stream may end (and arm its timer) before cancel resolves
+      // etcd3 already dropped a watcher etcd cancelled; cancel() would wait forever for etcd to confirm.
+      return cancelledByEtcd ? undefined : watcher.cancel();
+    };
   };
 
   /** All instances of `name` with the revision they were read at; unparsable values are reported and skipped. */

@@ -8,6 +8,11 @@ export interface FrameDecoderOptions {
   maxFrameBytes: number;
   /** When true, the stream must begin with the connection preface (the server side). */
   expectPreface: boolean;
+  /**
+   * Where to collect the body of a frame that spans chunks, instead of a new buffer: a fragment's
+   * place in its reassembled message, so that its bytes are copied once. Undefined: a new buffer.
+   */
+  target?: ((type: number, flags: number, id: number, bodyLen: number) => Buffer | undefined) | undefined;
 }
 
 /** First buffer for a frame that spans chunks; it doubles as bytes arrive, up to the frame's size. */
@@ -83,7 +88,8 @@ export class FrameDecoder {
         this.sink(this.type, this.flags, this.id, chunk.subarray(pos, end));
         pos = end;
       } else {
-        this.body = Buffer.allocUnsafe(Math.min(bodyLen, FIRST_BODY_BYTES));
+        const target = this.options.target?.(this.type, this.flags, this.id, bodyLen);
+        this.body = target ?? Buffer.allocUnsafe(Math.min(bodyLen, FIRST_BODY_BYTES));
         this.bodyLen = bodyLen;
         this.bodyFill = 0;
         pos = this.fillBody(chunk, pos);

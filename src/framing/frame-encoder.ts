@@ -17,6 +17,8 @@ export class FrameEncoder {
   /** Completed batches that had to leave an arena early because it filled up. */
   private readonly spilled: Buffer[] = [];
   private spilledBytes = 0;
+  /** Where the last frame appended by {@link frame} starts in the arena. */
+  private lastStart = -1;
 
   /** Bytes encoded and not yet taken. */
   get pendingBytes(): number {
@@ -42,7 +44,54 @@ export class FrameEncoder {
       } while (end <= 0);
     }
     this.header(this.pos, end - bodyStart, type, flags, id);
+    this.lastStart = this.pos;
     this.pos = end;
+  }
+
+  /** Body length of the frame just appended by {@link frame}. */
+  get lastBodyLength(): number {
+    return this.pos - this.lastStart - HEADER_BYTES;
+  }
+
+  /**
+   * Takes back the frame just appended by {@link frame} and returns its body, which stays valid: a
+   * large body keeps its bytes where they are (the arena is given up to it, no copy), a small one is
+   * copied out. Used to fragment or compress a message after encoding it.
+   */
+  detachLast(): Buffer {
+    const bodyStart = this.lastStart + HEADER_BYTES;
+    const len = this.pos - bodyStart;
+    this.pos = this.lastStart;
+    this.lastStart = -1;
+    if (len < MIN_ARENA_BYTES / 4) {
+      const copy = Buffer.allocUnsafe(len);
+      this.arena.copy(copy, 0, bodyStart, bodyStart + len);
+      return copy;
+    }
+    const body = this.arena.subarray(bodyStart, bodyStart + len);
+    this.grow(0);
+    return body;
+  }
+
+  /**
+   * Appends a frame whose body is `prefix` (an optional u32, -1 for none) followed by `data`, which is
+   * not copied: it goes out as its own buffer, so it must not change until written.
+   */
+  view(type: number, flags: number, id: number, prefix: number, data: Buffer): void {
+    const extra = prefix < 0 ? 0 : 4;
+    if (this.pos + HEADER_BYTES + extra > this.arena.length) this.grow(HEADER_BYTES + extra);
+    this.header(this.pos, extra + data.length, type, flags, id);
+    if (extra > 0) this.arena.writeUInt32BE(prefix, this.pos + HEADER_BYTES);
+    this.pos += HEADER_BYTES + extra;
+    if (data.length < 512 && this.pos + data.length <= this.arena.length) {
+      // Small data: a copy is cheaper than one more buffer to write.
+      data.copy(this.arena, this.pos);
+      this.pos += data.length;
+      return;
+    }
+    this.spill();
+    this.spilled.push(data);
+    this.spilledBytes += data.length;
   }
 
   /** Appends a frame whose body is already bytes (copied into the arena). */
@@ -78,13 +127,20 @@ export class FrameEncoder {
     a.writeUInt32BE(id, at + 6);
   }
 
-  /** Moves pending bytes aside and starts a fresh arena with at least `need` free bytes. */
-  private grow(need: number): void {
+  /** Moves the arena's pending bytes to the spilled list; the arena goes on after them. */
+  private spill(): void {
     if (this.pos > this.start) {
       const pending = this.arena.subarray(this.start, this.pos);
       this.spilled.push(pending);
       this.spilledBytes += pending.length;
     }
+    this.start = this.pos;
+  }
+
+  /** Moves pending bytes aside and starts a fresh arena with at least `need` free bytes. */
+  private grow(need: number): void {
+    this.spill();
+    this.lastStart = -1;
     this.arena = Buffer.allocUnsafe(Math.max(MIN_ARENA_BYTES, need));
     this.start = 0;
     this.pos = 0;

@@ -19,13 +19,17 @@ export const FrameType = {
   PING: 0x07,
   PONG: 0x08,
   GOAWAY: 0x09,
+  /** Next bytes of a fragmented REQUEST or RESPONSE (SPEC.md section 12); only once negotiated. */
+  CONTINUATION: 0x0a,
+  /** Acknowledges fragment bytes read, returning send credit to the peer (SPEC.md section 12.3). */
+  WINDOW: 0x0b,
 } as const;
 
 /** One of the numeric values of {@link FrameType}. */
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
 /** The highest frame type this version understands. */
-export const MAX_FRAME_TYPE = FrameType.GOAWAY;
+export const MAX_FRAME_TYPE = FrameType.WINDOW;
 
 /** Flag bits. Which frame types may carry which bit is in SPEC.md; undefined bits must be zero. */
 export const Flag = {
@@ -37,6 +41,10 @@ export const Flag = {
   ONE_WAY: 0x04,
   /** ERROR: a declared Avro error value (the message's error union) ends the body. */
   DECLARED: 0x08,
+  /** REQUEST, RESPONSE: the message bytes are deflate-compressed (negotiated, SPEC.md section 12). */
+  COMPRESSED: 0x40,
+  /** REQUEST, RESPONSE, CONTINUATION: more fragments of this message follow (negotiated). */
+  MORE: 0x80,
 } as const;
 
 /** The connection preface a client sends before its first frame: ASCII "AVRP", version 1, reserved 0. */

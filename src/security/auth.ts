@@ -56,7 +56,8 @@ function principalRoles(p: Principal): readonly string[] {
 /** Compiles an ACL into an authorizer. A message not listed (and no `'*'`) is denied. */
 export function aclAuthorizer(acl: Acl): Authorizer {
   return (principal, message) => {
-    const allowed = acl[message] ?? acl['*'];
+    // Own keys only: a message named like an Object.prototype member must not find that member.
+    const allowed = Object.hasOwn(acl, message) ? acl[message] : Object.hasOwn(acl, '*') ? acl['*'] : undefined;
     if (allowed === undefined) return false;
     if (allowed.includes('*')) return true;
     const id = principalId(principal);

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Socket } from 'node:net';
+import { describeInvalid } from '../codec/invalid-value.js';
 import type { PeerCodec } from '../codec/peer-codec.js';
 import type { MessageDef, Protocol } from '../codec/protocol.js';
 import type { ResolverCache } from '../codec/resolver-cache.js';
@@ -12,6 +13,7 @@ import type { BodyWriter } from '../framing/frame-encoder.js';
 import { Flag, FrameType } from '../framing/frame.js';
 import { helloType, readHandshake, welcomeType, writeHandshake, type Hello, type Welcome } from '../framing/handshake.js';
 import { logClose } from '../observability/log-policy.js';
+import { accept as acceptExtensions, type Negotiated } from '../framing/extensions.js';
 import { TOKEN_META_KEY } from '../security/auth.js';
 import { peerCertificate } from '../security/tls.js';
 import { callScope } from '../util/call-scope.js';
@@ -54,6 +56,8 @@ export class ServerConnection {
   private idleTimer: NodeJS.Timeout | undefined;
   private requestsSinceIdleCheck = 0;
   private authenticating = false;
+  /** `authenticate` accepted this connection (its principal is in `peer`). */
+  private authenticated = false;
   /** HELLOs seen: a handshake needs at most two (the second after NEED_PROTOCOL). */
   private hellos = 0;
   /** The peer; gains its `principal` once authenticated. */
@@ -70,7 +74,14 @@ export class ServerConnection {
     this.framed = new FramedSocket(socket, {
       maxFrameBytes: o.maxFrameBytes, expectPreface: true, pauseReadsWhenBlocked: true, maxQueuedBytes: o.maxQueuedBytes,
       keepaliveMs: o.keepaliveMs, keepaliveTimeoutMs: o.keepaliveTimeoutMs, observer: o.observer,
-    }, { onFrame: (t, f, id, body) => this.onFrame(t, f, id, body), onClose: (e) => this.onClose(e) });
+      fragmentBytes: o.fragmentBytes, maxMessageBytes: o.maxMessageBytes, maxPartialMessages: o.maxPartialMessages,
+      compressAboveBytes: o.compressAboveBytes, fragmentWindowBytes: o.fragmentWindowBytes,
+    }, {
+      onFrame: (t, f, id, body) => this.onFrame(t, f, id, body),
+      onClose: (e) => this.onClose(e),
+      onRefused: (t, f, id, e) => (t === FrameType.REQUEST ? this.refuse(id, (f & Flag.ONE_WAY) !== 0, e.code, e.message)
+        : this.framed.fail(new RpcError(Code.INTERNAL, `protocol error: unexpected frame type ${t}`))),
+    });
     o.observer?.connectionOpened?.(`${this.peer.address}:${this.peer.port}`);
     this.handshakeTimer = setTimeout(() => this.framed.destroy(
       new RpcError(Code.DEADLINE_EXCEEDED, `handshake not completed within ${o.handshakeTimeoutMs} ms`),
@@ -82,11 +93,11 @@ export class ServerConnection {
     return this.running.size;
   }
 
-  /** Sends GOAWAY and stops accepting calls; closes once running calls finish. */
-  drain(): void {
+  /** Sends GOAWAY (code OK, with `message`) and stops accepting calls; closes once running calls finish. */
+  drain(message = 'server shutting down'): void {
     if (this.state === 'closed' || this.state === 'draining') return;
     this.transition('draining');
-    this.framed.encoder.frame(FrameType.GOAWAY, 0, 0, { lastId: this.lastId, code: Code.OK, message: 'server shutting down' }, writeGoaway);
+    this.framed.encoder.frame(FrameType.GOAWAY, 0, 0, { lastId: this.lastId, code: Code.OK, message }, writeGoaway);
     this.framed.flushSoon();
     if (this.running.size === 0) this.framed.end();
   }
@@ -108,11 +119,33 @@ export class ServerConnection {
     if (this.authenticating) return this.framed.fail(new RpcError(Code.INTERNAL, 'protocol error: HELLO during authentication'));
     // Each HELLO may cost a protocol parse and a WELCOME carrying our whole protocol text: allow no loop.
     if (++this.hellos > 2) return this.framed.fail(new RpcError(Code.INTERNAL, 'protocol error: more than two HELLOs'));
-    const local = this.shared.options.protocol;
     let hello: Hello;
-    let remote: Protocol | undefined;
     try {
       hello = readHandshake<Hello>(helloType, body);
+    } catch (err) {
+      return this.framed.fail(new RpcError(Code.INTERNAL, `protocol error in handshake: ${(err as Error).message}`, { cause: err }));
+    }
+    const authenticate = this.shared.options.authenticate;
+    if (authenticate === undefined) return this.answerHello(hello, this.peer.certificate);
+    if (this.authenticated) return this.answerHello(hello, this.peer.principal);
+    // Authenticate first: a peer that is refused never makes us parse the protocol text it sent.
+    this.authenticating = true;
+    const token = hello.meta[TOKEN_META_KEY]?.toString('utf8');
+    new Promise((resolve) => resolve(authenticate({ token, meta: hello.meta }, this.peer))).then(
+      (principal) => {
+        this.authenticating = false;
+        this.authenticated = true;
+        if (!this.framed.isClosed) this.answerHello(hello, principal);
+      },
+      (err: unknown) => this.refuseConnection(err),
+    );
+  }
+
+  /** Answers a HELLO: NEED_PROTOCOL when its fingerprint is unknown to us, else WELCOME OK. */
+  private answerHello(hello: Hello, principal: unknown): void {
+    const local = this.shared.options.protocol;
+    let remote: Protocol | undefined;
+    try {
       const id = hello.fingerprint.toString('hex');
       if (hello.protocol !== null) {
         if (createHash('md5').update(hello.protocol).digest('hex') !== id) throw new Error('client protocol does not match its fingerprint');
@@ -126,29 +159,22 @@ export class ServerConnection {
     const clientKnowsUs = hello.fingerprint.equals(local.fingerprint)
       || (hello.knownServerFingerprint !== null && hello.knownServerFingerprint.equals(local.fingerprint));
     const welcome: Welcome = { status: 'NEED_PROTOCOL', fingerprint: local.fingerprint, protocol: clientKnowsUs ? null : local.text, meta: {} };
+    if (principal !== undefined) this.peer = { ...this.peer, principal };
     if (remote === undefined) {
       this.framed.encoder.frame(FrameType.WELCOME, 0, 0, welcome, writeWelcome);
       return this.framed.flushSoon();
     }
     welcome.status = 'OK';
-    const authenticate = this.shared.options.authenticate;
-    if (authenticate === undefined) return this.accept(remote, welcome, this.peer.certificate);
-    this.authenticating = true;
-    const token = hello.meta[TOKEN_META_KEY]?.toString('utf8');
-    const peer = this.peer;
-    new Promise((resolve) => resolve(authenticate({ token, meta: hello.meta }, peer))).then(
-      (principal) => this.accept(remote, welcome, principal),
-      (err: unknown) => this.refuseConnection(err),
-    );
+    const extensions = acceptExtensions(hello.meta, this.framed.support);
+    welcome.meta = extensions.meta;
+    this.accept(remote, welcome, extensions.negotiated);
   }
 
   /** The handshake succeeded: the connection takes calls from now on. */
-  private accept(remote: Protocol, welcome: Welcome, principal: unknown): void {
-    this.authenticating = false;
-    if (this.framed.isClosed) return;
-    if (principal !== undefined) this.peer = { ...this.peer, principal };
+  private accept(remote: Protocol, welcome: Welcome, negotiated: Negotiated): void {
     this.framed.encoder.frame(FrameType.WELCOME, 0, 0, welcome, writeWelcome);
     this.framed.flushSoon();
+    this.framed.use(negotiated);
     this.codec = this.shared.cache.codec(remote);
     clearTimeout(this.handshakeTimer);
     this.framed.startKeepalive();
@@ -169,13 +195,15 @@ export class ServerConnection {
     const ms = this.shared.options.idleTimeoutMs;
     if (ms === 0) return;
     this.idleTimer = setInterval(() => {
-      if (this.running.size === 0 && this.requestsSinceIdleCheck === 0) this.drain();
+      if (this.running.size === 0 && this.requestsSinceIdleCheck === 0) this.drain(`idle for ${ms} ms`);
       this.requestsSinceIdleCheck = 0;
     }, ms);
     this.idleTimer.unref();
   }
 
   private onRequest(flags: number, id: number, body: Buffer): void {
+    // Id 0 is for connection-level frames: an ERROR for it would read as the connection failing.
+    if (id === 0) return this.framed.fail(new RpcError(Code.INTERNAL, 'protocol error: REQUEST with id 0'));
     const oneWay = (flags & Flag.ONE_WAY) !== 0;
     const o = this.shared.options;
     this.requestsSinceIdleCheck++;
@@ -276,7 +304,9 @@ export class ServerConnection {
       if (outcome instanceof OffloadReply) {
         code = outcome.code as Code;
         if (code === Code.INTERNAL) this.shared.options.logger.error({ message: msg.name, peer: this.peer }, 'handler failed in a worker');
-        this.framed.encoder.frame(outcome.kind === ReplyKind.RESPONSE ? FrameType.RESPONSE : FrameType.ERROR, outcome.flags, id, outcome.body, writeBytes);
+        // A worker's RESPONSE bytes go out like any response: fragmented or compressed when large.
+        if (outcome.kind === ReplyKind.RESPONSE) this.framed.message(FrameType.RESPONSE, outcome.flags, id, outcome.body, writeBytes);
+        else this.framed.encoder.frame(FrameType.ERROR, outcome.flags, id, outcome.body, writeBytes);
       } else if (failed) {
         const draft = errorDraftFor(msg, outcome);
         code = draft.code as Code;
@@ -284,9 +314,9 @@ export class ServerConnection {
         sendError(this.framed, id, draft);
       } else {
         try {
-          this.framed.encoder.frame(FrameType.RESPONSE, 0, id, outcome, this.shared.writers[msg.index]!);
+          this.framed.message(FrameType.RESPONSE, 0, id, outcome, this.shared.writers[msg.index]!);
         } catch (err) {
-          const invalid = new RpcError(Code.INTERNAL, `handler of ${msg.name} returned an invalid response: ${(err as Error).message}`, { cause: err });
+          const invalid = new RpcError(Code.INTERNAL, `handler of ${msg.name} returned an invalid response: ${describeInvalid(msg.response, outcome, 'response') ?? (err as Error).message}`, { cause: err });
           code = Code.INTERNAL;
           this.shared.options.logger.error({ err: invalid, message: msg.name, peer: this.peer }, 'handler returned an invalid response');
           sendError(this.framed, id, errorDraftFor(msg, invalid));
@@ -306,6 +336,7 @@ export class ServerConnection {
   }
 
   private onCancel(id: number): void {
+    this.framed.abandon(id);
     const ctx = this.running.get(id);
     if (ctx === undefined) return;
     this.running.delete(id);

@@ -2,7 +2,7 @@ import type { Protocol } from '../codec/protocol.js';
 import { Protocol as ProtocolClass } from '../codec/protocol.js';
 import { aclAuthorizer, allOf, type Acl, type Authenticator, type Authorizer } from '../security/auth.js';
 import type { ServerTlsOptions } from '../security/tls.js';
-import { fnOption, intOption, invalid } from '../util/validate.js';
+import { fnOption, fragmentOption, intOption, invalid } from '../util/validate.js';
 import { guarded, isLogger, type Logger, type RpcObserver } from '../observability/observer.js';
 import type { CallContext } from './call-context.js';
 import { chainHandler, type ServerInterceptor } from './interceptor.js';
@@ -24,6 +24,20 @@ export interface ServerOptions {
   handlers: Record<string, Handler>;
   /** Largest frame body accepted, in bytes. Default 16 MiB. */
   maxFrameBytes?: number;
+  /**
+   * Responses larger than this many bytes go out in fragments of at most this size, interleaved with
+   * other calls (when the client supports it); 0 turns fragments off both ways. Default 65536.
+   */
+  fragmentBytes?: number;
+  /** Fragmented requests received at once per connection (advertised to the client); with `maxMessageBytes` it bounds reassembly memory. Default 4. */
+  maxPartialMessages?: number;
+  /**
+   * Fragment bytes the client may send ahead of this side's acknowledgements (advertised): bounds what
+   * queues ahead of a small call, in kernel buffers too, to about one window. Default 262144.
+   */
+  fragmentWindowBytes?: number;
+  /** Compress responses of at least this many bytes with deflate, when the client offers it; 0: off both ways. Default 0. */
+  compressAboveBytes?: number;
   /** Calls one connection may have running at once; beyond it RESOURCE_EXHAUSTED. Default 16384. */
   maxConcurrentCalls?: number;
   /** Time a new connection has to complete its handshake, in ms. Default 10000. */
@@ -49,8 +63,10 @@ export interface ServerOptions {
   /** Largest request metadata, in bytes as sent; larger gets RESOURCE_EXHAUSTED. Default 8192. */
   maxMetadataBytes?: number;
   /**
-   * Largest request payload (the Avro request record, as sent), in bytes; a larger one is refused with
-   * RESOURCE_EXHAUSTED for that call only, the connection stays open. Default: `maxFrameBytes`.
+   * Largest request, in bytes: its payload as sent, and its whole body after reassembly of fragments and
+   * after decompression. A larger one is refused with RESOURCE_EXHAUSTED for that call only (a fragmented
+   * one as soon as its declared size arrives); the connection stays open. May exceed `maxFrameBytes`
+   * (requests above it arrive in fragments). Default 64 MiB.
    */
   maxMessageBytes?: number;
   /** Bytes queued for a client that does not read before it is disconnected. Default 32 MiB. */
@@ -81,6 +97,10 @@ export interface ResolvedServerOptions {
   /** Handlers indexed by local message index (undefined: UNIMPLEMENTED). */
   handlers: (Handler | undefined)[];
   maxFrameBytes: number;
+  fragmentBytes: number;
+  maxPartialMessages: number;
+  fragmentWindowBytes: number;
+  compressAboveBytes: number;
   maxConcurrentCalls: number;
   handshakeTimeoutMs: number;
   keepaliveMs: number;
@@ -126,6 +146,10 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     protocol,
     handlers,
     maxFrameBytes,
+    fragmentBytes: fragmentOption(`${at}.fragmentBytes`, options.fragmentBytes),
+    maxPartialMessages: intOption(`${at}.maxPartialMessages`, options.maxPartialMessages, 4, 1, 0xffffffff),
+    fragmentWindowBytes: intOption(`${at}.fragmentWindowBytes`, options.fragmentWindowBytes, 256 * 1024, 1024, 0xffffffff),
+    compressAboveBytes: intOption(`${at}.compressAboveBytes`, options.compressAboveBytes, 0, 0),
     maxConcurrentCalls: intOption(`${at}.maxConcurrentCalls`, options.maxConcurrentCalls, 16384, 1),
     handshakeTimeoutMs: intOption(`${at}.handshakeTimeoutMs`, options.handshakeTimeoutMs, 10_000, 1),
     keepaliveMs: intOption(`${at}.keepaliveMs`, options.keepaliveMs, 30_000, 0),
@@ -140,7 +164,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     maxConnections: intOption(`${at}.maxConnections`, options.maxConnections, 10_000, 1),
     idleTimeoutMs: intOption(`${at}.idleTimeoutMs`, options.idleTimeoutMs, 600_000, 0),
     maxMetadataBytes: intOption(`${at}.maxMetadataBytes`, options.maxMetadataBytes, 8192, 0),
-    maxMessageBytes: intOption(`${at}.maxMessageBytes`, options.maxMessageBytes, maxFrameBytes, 0, maxFrameBytes),
+    maxMessageBytes: intOption(`${at}.maxMessageBytes`, options.maxMessageBytes, 64 * MiB, 0, 0xffffffff),
     maxQueuedBytes: intOption(`${at}.maxQueuedBytes`, options.maxQueuedBytes, 32 * MiB, 1024),
     ...guarded(options.observer, options.logger),
     propagateDeadlines: options.propagateDeadlines ?? true,

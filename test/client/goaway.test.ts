@@ -7,6 +7,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createClient, type Client } from '../../src/client/client.js';
 import type { ConnectionView } from '../../src/client/balancer.js';
+import { idAfter } from '../../src/connection/client-connection.js';
 import type { RpcObserver } from '../../src/observability/observer.js';
 import { poolProtocol, startServer, until, type TestServer } from '../helpers/pool-fixture.js';
 
@@ -84,6 +85,19 @@ test('a call sent after the server sent GOAWAY (but before the client read it) i
   assert.is((a.ran.write ?? 0) - before, 0, 'never ran on A');
   assert.is(b.ran.write, 1, 'ran exactly once, on B');
   await closing;
+});
+
+test("GOAWAY's last id compares in wrap-around order: ids sent after the wrap are after it", () => {
+  // Ids run 0xfffffffe, 0xffffffff, 1, 2 (0 is skipped): the server accepted up to lastId.
+  assert.ok(idAfter(1, 0xffffffff), '1 was sent after 0xffffffff');
+  assert.ok(idAfter(2, 0xffffffff));
+  assert.ok(idAfter(0xffffffff, 0xfffffffe));
+  assert.ok(!idAfter(0xffffffff, 1), '0xffffffff went before the wrap: accepted when lastId is 1');
+  assert.ok(!idAfter(0xfffffffe, 2));
+  assert.ok(!idAfter(7, 7), 'lastId itself was accepted');
+  assert.ok(!idAfter(6, 7));
+  assert.ok(idAfter(8, 7));
+  assert.ok(idAfter(1, 0), 'a GOAWAY before any request (lastId 0): everything is after');
 });
 
 test.run();

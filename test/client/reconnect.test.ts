@@ -2,6 +2,7 @@
  * Reconnection: exponential backoff with jitter (pure policy), a server that is down when the first
  * call is made and starts later on that port, and a client that keeps working across a restart.
  */
+import { createHook } from 'node:async_hooks';
 import { createServer as createNetServer, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { suite } from 'uvu';
@@ -93,6 +94,24 @@ test('connection attempts to a failing endpoint back off instead of spinning', a
   assert.ok(accepted >= 2 && accepted <= 12, `${accepted} connection attempts`);
   await c.close();
   await new Promise<void>((resolve) => dropper.close(() => resolve()));
+});
+
+test('the first failed connect already backs off: no immediate second attempt at a closed port', async () => {
+  // Counts the process's TCP connect requests (nothing else connects during this test).
+  let attempts = 0;
+  const hook = createHook({ init: (_id, type) => { if (type === 'TCPCONNECTWRAP') attempts++; } }).enable();
+  try {
+    const port = await freePort();
+    // Backoff 1000 ms (+-20%): inside the 500 ms this call waits, only the first attempt fits.
+    const c = createClient({ protocol: poolProtocol(), endpoints: [`127.0.0.1:${port}`], waitForReadyMs: 500, backoff: { initialMs: 1000, maxMs: 1000 } });
+    clients.push(c);
+    const err = await rejection(c.call('read', { delayMs: 0 }));
+    assert.is(err.code, Code.UNAVAILABLE, err.message);
+    assert.is(attempts, 1, `${attempts} connection attempts within waitForReadyMs`);
+    await until(() => attempts >= 2, 5000, 'a second attempt after the backoff');
+  } finally {
+    hook.disable();
+  }
 });
 
 test('a server restarted on the same port is reconnected to; calls before and after succeed', async () => {

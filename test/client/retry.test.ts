@@ -10,6 +10,7 @@ import type { ClientOptions } from '../../src/client/client-options.js';
 import type { ConnectionView } from '../../src/client/balancer.js';
 import { RetryBudget } from '../../src/client/retry-budget.js';
 import { Code } from '../../src/errors/code.js';
+import { RpcError } from '../../src/errors/rpc-error.js';
 import { poolProtocol, rejection, startServer, until, type TestServer } from '../helpers/pool-fixture.js';
 
 const test = suite('retry');
@@ -105,6 +106,40 @@ test('retry budget: each call deposits ratio of a token, each retry spends one; 
   assert.ok(retries >= 195 && retries <= 200, `${retries} retries for 1000 calls`);
   for (let i = 0; i < 1000; i++) budget.deposit();
   assert.ok(budget.available <= 10.2, 'capped at maxTokens');
+});
+
+test('retry budget end to end: with every endpoint failing UNAVAILABLE, retries stop at the budget', async () => {
+  servers = await Promise.all(['A', 'B', 'C'].map((n) => startServer(n)));
+  const tokens = 10;
+  const ratio = 0.25; // exact in binary: the token count has no rounding drift
+  const c = createClient({
+    protocol: poolProtocol(), endpoints: servers.map((s) => s.endpoint), maxAttempts: 3,
+    retryBudgetTokens: tokens, retryBudgetRatio: ratio, ejectAfterFailures: 1_000_000,
+  });
+  clients.push(c);
+  await c.call('read', { delayMs: 0 });
+  for (const s of servers) {
+    s.ran.read = 0;
+    s.failWith = new RpcError(Code.UNAVAILABLE, 'overloaded'); // not run to completion: safe to retry
+  }
+  const calls = 200;
+  for (let i = 0; i < calls; i++) {
+    const err = await rejection(c.call('read', { delayMs: 0 }, { timeoutMs: 5000 }));
+    assert.is(err.code, Code.UNAVAILABLE, err.message);
+  }
+  const runs = servers.map((s) => s.ran.read ?? 0);
+  const retries = runs.reduce((a, b) => a + b, 0) - calls;
+  // The bucket starts with `tokens` and gains `ratio` per call: 10 + 200 * 0.25 = 60 at most, and
+  // less than one token is left unspent. Without the budget, 200 calls x 2 retries = 400.
+  assert.ok(retries <= tokens + ratio * calls && retries >= tokens + ratio * calls - 1, `${retries} retries (runs ${runs})`);
+  assert.ok(runs.every((n) => n > 0), `every endpoint took attempts: ${runs}`);
+});
+
+test('retryBudgetTokens is validated with its option path', () => {
+  for (const bad of [0, 1.5, -1, 'x']) {
+    assert.throws(() => createClient({ protocol: poolProtocol(), endpoints: ['127.0.0.1:1'], retryBudgetTokens: bad as number }),
+      (e: unknown) => e instanceof RpcError && e.code === Code.INVALID_ARGUMENT && e.message.includes('options.retryBudgetTokens'));
+  }
 });
 
 test.run();

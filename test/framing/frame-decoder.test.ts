@@ -47,7 +47,8 @@ test('every split point of a stream into two chunks decodes identically', () => 
 });
 
 test('every SPEC vector decodes the same at every split point and one byte at a time', () => {
-  const all = Buffer.concat(specVectors());
+  // One stream: the extension vectors' second preface is dropped.
+  const all = Buffer.concat(specVectors().map((b, i) => (i > 0 && b.subarray(0, 6).equals(PREFACE) ? b.subarray(6) : b)));
   const whole = decodeChunks([all]);
   assert.ok(whole.length >= 7);
   for (let at = 0; at <= all.length; at++) {

@@ -39,6 +39,13 @@ export function namedVectors(): {
   };
 }
 
+/** The vectors of the extensions (SPEC.md section 10, "Extensions"), by name. */
+export function extensionVectors(): { hello: Buffer; welcome: Buffer; fragmentedRequest: Buffer; compressedResponse: Buffer; compressedRequest: Buffer } {
+  const [hello, welcome, fragmentedRequest, compressedResponse, compressedRequest] = specVectors().slice(6);
+  if (compressedRequest === undefined) throw new Error('SPEC.md section 10 lacks the extension vectors');
+  return { hello: hello!, welcome: welcome!, fragmentedRequest: fragmentedRequest!, compressedResponse: compressedResponse!, compressedRequest };
+}
+
 /** The vector item value: `{id: 42, name: "hi", tags: ["a"], score: 1.5, blob: 0x0102}`. */
 export const vectorItem = { id: 42, name: 'hi', tags: ['a'], score: 1.5, blob: Buffer.from([1, 2]) };
 

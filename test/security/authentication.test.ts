@@ -3,10 +3,13 @@ import { once } from 'node:events';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  Code, RpcError, createClient, createHmacAuth, createServer, loadProtocol,
+  Code, RpcError, createClient, createHmacAuth, createServer, loadProtocol, parseProtocol,
   type Authenticator, type CallContext, type Client, type Protocol, type Server,
 } from '../../src/index.js';
-import { FrameType } from '../../src/framing/frame.js';
+import { createHash } from 'node:crypto';
+import { FrameEncoder } from '../../src/framing/frame-encoder.js';
+import { FrameType, PREFACE } from '../../src/framing/frame.js';
+import { helloType, writeHandshake } from '../../src/framing/handshake.js';
 import { RawPeer, frameCode, frameMessage, helloBytes, requestBytes, until } from '../helpers/raw-peer.js';
 import { repoPath } from '../helpers/repo.js';
 import { SocketReader } from '../helpers/socket-reader.js';
@@ -36,7 +39,10 @@ async function serve(authenticate: Authenticator, seen: CallContext[] = [], extr
 }
 
 function client(port: number, credentials: Parameters<typeof createClient>[0]['credentials']): Client {
-  const c = createClient({ protocol, endpoints: [`127.0.0.1:${port}`], credentials, waitForReadyMs: 3000, backoff: { initialMs: 20, maxMs: 50 } });
+  // fragmentBytes 0: a plain version 1 client, whose HELLO carries only the token (SPEC.md section 11 vector).
+  const c = createClient({
+    protocol, endpoints: [`127.0.0.1:${port}`], credentials, waitForReadyMs: 3000, backoff: { initialMs: 20, maxMs: 50 }, fragmentBytes: 0,
+  });
   open.push(c);
   return c;
 }
@@ -114,6 +120,42 @@ test('no call is dispatched before authentication: a request pipelined behind HE
   assert.is(last.type, FrameType.GOAWAY);
   assert.is(frameCode(last), Code.INTERNAL);
   assert.ok(frames.every((f) => f.type !== FrameType.RESPONSE));
+});
+
+test('authentication comes first: a refused peer never makes the server parse the protocol text it sent', async () => {
+  const { port } = await serve((hs) => { if (hs.token !== 'ok') throw new Error('refused'); return 'p'; });
+  const junk = '{"protocol": "not really", "types": [';
+  const hello = (token: string) => {
+    const enc = new FrameEncoder();
+    enc.bytes(PREFACE);
+    enc.frame(FrameType.HELLO, 0, 0, {
+      fingerprint: createHash('md5').update(junk).digest(), protocol: junk, knownServerFingerprint: null,
+      meta: { 'avrpc.token': Buffer.from(token) },
+    }, writeHandshake(helloType));
+    return Buffer.concat(enc.take());
+  };
+  const refused = await RawPeer.connect(port);
+  refused.socket.write(hello('bad'));
+  const [r] = await refused.rest();
+  assert.equal([r!.type, frameCode(r!)], [FrameType.ERROR, Code.UNAUTHENTICATED]);
+  // The same HELLO from an authenticated peer does get parsed, and is a protocol error.
+  const accepted = await RawPeer.connect(port);
+  accepted.socket.write(hello('ok'));
+  const [a] = await accepted.rest();
+  assert.equal([a!.type, frameCode(a!)], [FrameType.GOAWAY, Code.INTERNAL]);
+});
+
+test('authenticate runs once per connection, also across a NEED_PROTOCOL exchange', async () => {
+  let asked = 0;
+  const seen: CallContext[] = [];
+  const { port } = await serve(() => { asked++; return { id: 'n' }; }, seen);
+  // A client whose protocol the server does not know yet (an added message): it gets NEED_PROTOCOL first.
+  const newer = parseProtocol(protocol.text.replace('"messages":{', '"messages":{"ping":{"request":[],"response":"null"},'));
+  const c = createClient({ protocol: newer, endpoints: [`127.0.0.1:${port}`], credentials: 't' });
+  open.push(c);
+  assert.is((await c.call('echo', { item })).name, 'auth');
+  assert.is(asked, 1);
+  assert.equal(seen[0]!.peer.principal, { id: 'n' });
 });
 
 test('a credentials function that fails fails the call with UNAUTHENTICATED on the client', async () => {

@@ -112,6 +112,10 @@ test('aclAuthorizer is usable on its own, and a bad ACL is refused naming its pa
   assert.is(allow({ id: 'x', roles: ['ops'] }, 'echo', {}), true);
   assert.is(allow('x', 'echo', {}), false);
   assert.is(allow({ id: 'x', roles: ['ops'] }, 'fail', {}), false);
+  for (const inherited of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+    assert.is(allow({ id: 'x', roles: ['ops'] }, inherited, {}), false, inherited);
+    assert.is(aclAuthorizer({ '*': ['*'] })('x', inherited, {}), true, `${inherited} falls back to '*'`);
+  }
   for (const [acl, path] of [[{ nope: ['*'] }, 'options.acl.nope'], [{ echo: 'alice' }, 'options.acl.echo']] as const) {
     try {
       createServer({ protocol, handlers: {}, acl: acl as unknown as Acl });

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Code, RpcError, createClient, createServer, loadProtocol, type Client, type Protocol, type Server, type ServerOptions } from '../../src/index.js';
-import { FrameType, PREFACE } from '../../src/framing/frame.js';
+import { Flag, FrameType, PREFACE } from '../../src/framing/frame.js';
 import { RawPeer, frameCode, frameMessage, until } from '../helpers/raw-peer.js';
 import { repoPath } from '../helpers/repo.js';
 
@@ -131,6 +131,37 @@ test('a header claiming a huge body costs memory for the bytes received, not the
   assert.ok(grown < 64 * 1024 * 1024, `array buffers grew by ${grown} bytes for 40 x 110 bytes received`);
 });
 
+test('first fragments claiming maxMessageBytes cost memory for the bytes received, not the totals claimed', async () => {
+  // Found while merging the fragments extension: the reassembler allocated each declared total up front,
+  // so 10 connections x 4 first fragments of 16 bytes pinned 10 x 4 x 64 MiB.
+  const { port } = await serve({});
+  const offer = Buffer.alloc(8);
+  offer.writeUInt32BE(4, 0); // P: fragmented messages we accept at once
+  offer.writeUInt32BE(256 * 1024, 4); // W
+  const before = process.memoryUsage().arrayBuffers;
+  const raws: RawPeer[] = [];
+  for (let c = 0; c < 10; c++) {
+    const p = await RawPeer.connect(port);
+    peers.push(p);
+    raws.push(p);
+    assert.is((await p.handshake(protocol, { 'avrpc.fragments': offer })).type, FrameType.WELCOME);
+    for (let id = 1; id <= 4; id++) {
+      const first = Buffer.alloc(10 + 6);
+      first.writeUInt32BE(6, 0);
+      first[4] = FrameType.REQUEST;
+      first[5] = Flag.MORE;
+      first.writeUInt32BE(id, 6);
+      first.writeUInt32BE(64 * 1024 * 1024 - 1, 10); // total, just under the default maxMessageBytes
+      p.socket.write(first);
+    }
+  }
+  // A PING answered on each connection means the server has read the fragments sent before it.
+  for (const p of raws) p.socket.write(Buffer.from([0, 0, 0, 0, FrameType.PING, 0, 0, 0, 0, 9]));
+  for (const p of raws) while ((await p.frame()).type !== FrameType.PONG); // WINDOW acknowledgements come first
+  const grown = process.memoryUsage().arrayBuffers - before;
+  assert.ok(grown < 256 * 1024 * 1024, `array buffers grew by ${grown} bytes for 40 first fragments of 16 bytes`);
+});
+
 test('maxMessageBytes: a request payload over the limit is refused for that call only', async () => {
   const { port } = await serve({ maxMessageBytes: 100 });
   const c = client(port);
@@ -141,9 +172,10 @@ test('maxMessageBytes: a request payload over the limit is refused for that call
   assert.is(await outcome(c.call('echo', { item })), 'OK', 'the connection stays usable');
 });
 
-test('maxMessageBytes may not exceed maxFrameBytes', () => {
+test('maxMessageBytes may exceed maxFrameBytes (larger requests come in fragments), and is validated', () => {
+  createServer({ protocol, handlers: {}, maxFrameBytes: 1024, maxMessageBytes: 2048 });
   try {
-    createServer({ protocol, handlers: {}, maxFrameBytes: 1024, maxMessageBytes: 2048 });
+    createServer({ protocol, handlers: {}, maxMessageBytes: -1 });
     assert.unreachable('should throw');
   } catch (err) {
     assert.is((err as RpcError).code, Code.INVALID_ARGUMENT);

@@ -1,9 +1,15 @@
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { once } from 'node:events';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Code, RpcError, createClient, createServer, loadProtocol, type Client, type Protocol, type Server, type ServerOptions } from '../../src/index.js';
 import { FrameType, PREFACE } from '../../src/framing/frame.js';
 import { RawPeer, frameCode, frameMessage, helloBytes, requestBytes, until } from '../helpers/raw-peer.js';
 import { repoPath } from '../helpers/repo.js';
+import { SocketReader } from '../helpers/socket-reader.js';
+import { namedVectors, vectorItem } from '../helpers/spec-vectors.js';
+import { FrameEncoder } from '../../src/framing/frame-encoder.js';
+import { writeGoaway } from '../../src/framing/bodies.js';
 
 /** Issue 5, limits per connection: maxConnections, handshake timeout, idle timeout. */
 const test = suite('security: connection limits');
@@ -108,6 +114,7 @@ test('idle timeout: a connection without calls gets GOAWAY OK and is closed; a r
   const frames = await p.rest();
   assert.equal(frames.map((f) => f.type), [FrameType.RESPONSE, FrameType.GOAWAY]);
   assert.is(frameCode(frames[1]!), Code.OK);
+  assert.match(frameMessage(frames[1]!), 'idle for 30 ms');
   await until(() => server.connections === 0, 'connection forgotten');
 });
 
@@ -118,6 +125,50 @@ test('idle timeout: a real client reconnects transparently after the server clos
   await client.call('echo', { item });
   await new Promise((r) => setTimeout(r, 150));
   assert.is((await client.call('echo', { item })).name, 'limits');
+});
+
+test('idle timeout race: a request that crosses the server\'s idle GOAWAY is retried, not failed', async () => {
+  // The server decides the connection is idle and sends GOAWAY OK (lastId 0) just as the client sends a
+  // request; the server has ended its side and cannot answer it. lastId says it never ran.
+  const v = namedVectors();
+  const seen: number[] = [];
+  const sockets: Socket[] = [];
+  let connections = 0;
+  const fake = createNetServer((s) => {
+    sockets.push(s);
+    const n = ++connections;
+    const reader = new SocketReader(s);
+    void (async () => {
+      await reader.read(PREFACE.length);
+      await reader.frame(); // HELLO (on a reconnect it names the server fingerprint it learned)
+      s.write(v.welcome);
+      const req = await reader.frame();
+      const id = req.readUInt32BE(6);
+      seen.push(id);
+      if (n === 1) {
+        const enc = new FrameEncoder();
+        enc.frame(FrameType.GOAWAY, 0, 0, { lastId: 0, code: Code.OK, message: 'idle for 30 ms' }, writeGoaway);
+        s.end(Buffer.concat(enc.take()));
+      } else {
+        const answer = Buffer.from(v.response1);
+        answer.writeUInt32BE(id, 6);
+        s.write(answer);
+      }
+    })().catch(() => s.destroy());
+  });
+  fake.listen(0, '127.0.0.1');
+  await once(fake, 'listening');
+  const client = createClient({ protocol, endpoints: [`127.0.0.1:${(fake.address() as AddressInfo).port}`], backoff: { initialMs: 10, maxMs: 20 } });
+  try {
+    const r = await client.call('echo', { item: vectorItem });
+    assert.is(r.name, vectorItem.name);
+    assert.is(seen.length, 2, 'sent once, crossed the GOAWAY, sent again');
+  } finally {
+    await client.close();
+    for (const s of sockets) s.destroy();
+    fake.close();
+    await once(fake, 'close');
+  }
 });
 
 test('limit options are validated, naming the option', () => {

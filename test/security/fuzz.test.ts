@@ -2,9 +2,9 @@ import { connect, createServer as createNetServer, type AddressInfo, type Socket
 import { once } from 'node:events';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Code, RpcError, createClient, createServer, loadProtocol, type Protocol, type Server } from '../../src/index.js';
+import { Code, RpcError, createClient, createHmacAuth, createServer, loadProtocol, type Protocol, type Server } from '../../src/index.js';
 import { FrameType, HEADER_BYTES, PREFACE } from '../../src/framing/frame.js';
-import { helloBytes, requestBytes } from '../helpers/raw-peer.js';
+import { helloBytes, requestBytes, until } from '../helpers/raw-peer.js';
 import { repoPath } from '../helpers/repo.js';
 
 /**
@@ -15,7 +15,7 @@ import { repoPath } from '../helpers/repo.js';
  */
 const test = suite('security: fuzz');
 const SEED = Number(process.env['AVRPC_FUZZ_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
-const MUTATED_CASES = Number(process.env['AVRPC_FUZZ_CASES'] ?? 6000);
+const MUTATED_CASES = Number(process.env['AVRPC_FUZZ_CASES'] ?? 8000);
 const SILENT_SOCKETS = 300;
 const PARALLEL = 48;
 /** A bad connection must be closed by then (hang guard: the server's own timeouts are 300 ms). */
@@ -74,7 +74,9 @@ function mutate(seed: Buffer, rnd: () => number, index: number): Case {
         const at = offsets[int(offsets.length)]!;
         const old = b.readUInt32BE(at);
         const choices = [0, 1, old - 1, old + 1, old * 2, 0x7fffffff, 0xffffffff, 16 * 1024 * 1024, int(2 ** 32)];
-        b.writeUInt32BE(choices[int(choices.length)]! >>> 0, at);
+        // A first fragment (MORE) also declares its message's total after the header: lie there too.
+        const total = (b[at + 5]! & 0x80) !== 0 && old >= 4 && at + 14 <= b.length && rnd() < 0.5;
+        b.writeUInt32BE(choices[int(choices.length)]! >>> 0, total ? at + 10 : at);
         kind += 'length,';
         break;
       }
@@ -134,6 +136,10 @@ function mutate(seed: Buffer, rnd: () => number, index: number): Case {
   return { index, kind: kind.slice(0, -1), bytes: b, delivery, end: rnd() < 0.8, cuts };
 }
 
+/** The server authenticates with HMAC tokens and authorizes with an ACL, so those paths are fuzzed too. */
+const hmac = createHmacAuth({ secret: 'fuzzing needs a secret of 32+ bytes', ttlMs: 3_600_000 });
+const TOKEN = hmac.issue('fuzzer', ['tester']);
+
 /** Records what a real client writes, through a proxy to a real server. */
 async function recordSession(protocol: Protocol, serverPort: number): Promise<Buffer> {
   const recorded: Buffer[] = [];
@@ -150,12 +156,18 @@ async function recordSession(protocol: Protocol, serverPort: number): Promise<Bu
   });
   proxy.listen(0, '127.0.0.1');
   await once(proxy, 'listening');
-  const client = createClient({ protocol, endpoints: [`127.0.0.1:${(proxy.address() as AddressInfo).port}`] });
+  // Small fragments and compression (SPEC section 12) so that the recording has CONTINUATIONs and a COMPRESSED flag.
+  const client = createClient({
+    protocol, endpoints: [`127.0.0.1:${(proxy.address() as AddressInfo).port}`], credentials: TOKEN,
+    fragmentBytes: 200, compressAboveBytes: 600,
+  });
   const item = { id: 12345678901, name: 'fuzz seed', tags: ['a', 'bb', 'ccc'], score: -2.5, blob: Buffer.from('0001feff', 'hex') };
   await client.call('echo', { item });
   await client.call('echo', { item }, { timeoutMs: 5000, metadata: { tenant: 'blue', trace: 'x'.repeat(20) } });
   await client.call('fail', { reason: 'recorded' }).catch(() => undefined);
   await client.call('notify', { item });
+  await client.call('echo', { item: { ...item, tags: Array.from({ length: 120 }, (_, i) => `tag-${i % 7}`) } });
+  await client.call('echo', { item: { ...item, blob: Buffer.from(Array.from({ length: 1500 }, (_, i) => (i * 7919) % 251)) } });
   const aborted = new AbortController();
   const pending = client.call('echo', { item: { ...item, tags: Array.from({ length: 50 }, (_, i) => `t${i}`) } }, { signal: aborted.signal });
   aborted.abort();
@@ -227,33 +239,43 @@ test(`thousands of mutated sessions and silent sockets never crash or bloat the 
   const onCrash = (err: unknown) => { if (crashes++ < 3) console.error('  CRASH', err, (err as Error).stack); };
   process.on('uncaughtException', onCrash);
   process.on('unhandledRejection', onCrash);
-  let server: Server | undefined;
+  const servers: Server[] = [];
   const stats = { goawayOrError: 0, closedWithoutFrame: 0, answeredThenClosed: 0, codes: new Map<number, number>() };
   try {
-    server = createServer({
-      protocol,
-      handshakeTimeoutMs: 300,
-      idleTimeoutMs: 300,
-      handlers: {
-        echo: (req: { item: unknown }) => req.item,
-        fail: (req: { reason: string }) => { throw new RpcError(Code.UNKNOWN, req.reason, { details: { reason: req.reason } }); },
-        notify: () => {},
-      },
-    });
-    const { port } = await server.listen();
-    const recorded = await recordSession(protocol, port);
-    const withText = Buffer.concat([helloBytes(protocol), requestBytes(protocol, 1, 'echo', {
+    // Two servers: one open (most mutations reach the request paths), one with authentication and an
+    // ACL (a request pipelined behind HELLO meets a pending authentication there).
+    for (const secured of [false, true]) {
+      servers.push(createServer({
+        protocol,
+        handshakeTimeoutMs: 300,
+        idleTimeoutMs: 300,
+        fragmentBytes: 200,
+        compressAboveBytes: 600,
+        ...(secured ? { authenticate: hmac.authenticate, acl: { '*': ['*'], fail: ['role:tester'] } } : {}),
+        handlers: {
+          echo: (req: { item: unknown }) => req.item,
+          fail: (req: { reason: string }) => { throw new RpcError(Code.UNKNOWN, req.reason, { details: { reason: req.reason } }); },
+          notify: () => {},
+        },
+      }));
+    }
+    const ports: number[] = [];
+    for (const server of servers) ports.push((await server.listen()).port);
+    const recorded = await recordSession(protocol, ports[1]!);
+    const withText = Buffer.concat([helloBytes(protocol, { 'avrpc.token': Buffer.from(TOKEN) }), requestBytes(protocol, 1, 'echo', {
       item: { id: 1, name: 'n', tags: ['x'], score: 1, blob: Buffer.alloc(3) },
     }, { k: 'v' }, 100)]);
     assert.ok(recorded.subarray(0, PREFACE.length).equals(PREFACE), 'the recording starts with the preface');
-    assert.ok(frameOffsets(recorded).length >= 7, 'HELLO and the requests were recorded');
+    console.log('  recorded frame types', frameOffsets(recorded).map((o) => recorded[o + 4]).join(','));
+    assert.ok(frameOffsets(recorded).length >= 10, 'HELLO, the requests and their fragments were recorded');
+    assert.ok(frameOffsets(recorded).some((o) => recorded[o + 4] === FrameType.CONTINUATION), 'fragments were recorded');
 
     const rnd = prng(SEED);
     const cases: Case[] = [];
     for (let i = 0; i < MUTATED_CASES; i++) cases.push(mutate(rnd() < 0.8 ? recorded : withText, rnd, i));
 
     // The well-behaved client calls until the fuzzing is over; every call must succeed.
-    const good = createClient({ protocol, endpoints: [`127.0.0.1:${port}`] });
+    const good = createClient({ protocol, endpoints: ports.map((p) => `127.0.0.1:${p}`), credentials: TOKEN, balancer: 'roundRobin' });
     let fuzzing = true;
     let goodCalls = 0;
     const goodFailures: unknown[] = [];
@@ -280,14 +302,14 @@ test(`thousands of mutated sessions and silent sockets never crash or bloat the 
     const worker = async () => {
       while (next < cases.length) {
         const c = cases[next++]!;
-        const r = await replay(port, c);
+        const r = await replay(ports[c.index % 4 === 0 ? 1 : 0]!, c);
         if (r.codes.length > 0) stats.goawayOrError++;
         else if (r.frames.length === 0) stats.closedWithoutFrame++;
         else stats.answeredThenClosed++;
         for (const code of r.codes) stats.codes.set(code, (stats.codes.get(code) ?? 0) + 1);
       }
     };
-    const silentRuns = Array.from({ length: SILENT_SOCKETS }, (_, i) => silent(port, MUTATED_CASES + i));
+    const silentRuns = Array.from({ length: SILENT_SOCKETS }, (_, i) => silent(ports[i % 2]!, MUTATED_CASES + i));
     try {
       await Promise.all([...Array.from({ length: PARALLEL }, worker), ...silentRuns]);
     } finally {
@@ -306,9 +328,9 @@ test(`thousands of mutated sessions and silent sockets never crash or bloat the 
     assert.is(crashes, 0, 'no uncaught exception or unhandled rejection');
     assert.ok(peakGrowth < 200e6, `memory grew by ${peakGrowth} bytes`);
     assert.ok(stats.goawayOrError > MUTATED_CASES / 4, 'most broken sessions are told why');
-    assert.is(server.connections, 0, 'every bad connection is gone');
+    for (const server of servers) await until(() => server.connections === 0, 'every bad connection is gone');
   } finally {
-    await server?.close({ graceMs: 100 });
+    for (const server of servers) await server.close({ graceMs: 100 });
     process.off('uncaughtException', onCrash);
     process.off('unhandledRejection', onCrash);
   }

@@ -37,7 +37,7 @@ async function tlsServer(mtls: boolean, seen?: CallContext[]): Promise<number> {
 }
 
 function client(port: number, options: Partial<Parameters<typeof createClient>[0]> = {}): Client {
-  const c = createClient({ protocol, endpoints: [`127.0.0.1:${port}`], waitForReadyMs: 500, backoff: { initialMs: 20, maxMs: 50 }, ...options });
+  const c = createClient({ protocol, endpoints: [`127.0.0.1:${port}`], waitForReadyMs: 1500, backoff: { initialMs: 20, maxMs: 50 }, ...options });
   open.push(c);
   return c;
 }
@@ -80,6 +80,26 @@ test('mTLS: the verified client certificate identity is in ctx.peer', async () =
   assert.match(peer.certificate?.subjectAltName ?? '', 'URI:spiffe://avrpc.test/client-1');
   assert.match(peer.certificate?.fingerprint256 ?? '', /^[0-9A-F:]{95}$/);
   assert.is((peer.principal as { commonName?: string } | undefined)?.commonName, 'client-1', 'without authenticate, the certificate is the principal');
+});
+
+test('mTLS with authenticate: the hook sees the verified certificate and can combine it with a token', async () => {
+  const seen: CallContext[] = [];
+  const server = createServer({
+    protocol,
+    handlers: { echo: (req: { item: unknown }, ctx: CallContext) => { seen.push(ctx); return req.item; } },
+    tls: { cert: certs.serverCert, key: certs.serverKey, ca: certs.ca, requestCert: true },
+    authenticate: (hs, peer) => {
+      if (peer.certificate?.commonName !== 'client-1' || hs.token !== 'ok') throw new Error('certificate and token must match');
+      return { id: peer.certificate.commonName, roles: ['svc'] };
+    },
+  });
+  open.push(server);
+  const { port } = await server.listen();
+  const tls = { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey };
+  await client(port, { tls, credentials: 'ok' }).call('echo', { item });
+  assert.equal(seen[0]!.peer.principal, { id: 'client-1', roles: ['svc'] });
+  const err = await failure(client(port, { tls, credentials: 'wrong' }).call('echo', { item }));
+  assert.is(err.code, Code.UNAUTHENTICATED);
 });
 
 test('mTLS: a client without a certificate is refused and no handler runs', async () => {
@@ -125,6 +145,13 @@ test('a TLS client against a plaintext port fails with UNAVAILABLE naming the TL
   const err = await failure(client(port, { tls: { ca: certs.ca } }).call('echo', { item }));
   assert.is(err.code, Code.UNAVAILABLE);
   assert.match(err.message, /SSL|TLS|wrong version|packet length/i);
+});
+
+test('a socket that never starts its TLS handshake is closed after handshakeTimeoutMs', async () => {
+  const server = createServer({ protocol, handlers: {}, handshakeTimeoutMs: 50, tls: { cert: certs.serverCert, key: certs.serverKey } });
+  open.push(server);
+  const raw = await RawPeer.connect((await server.listen()).port);
+  await raw.closed;
 });
 
 test('TLS wraps the whole stream: the preface and HELLO go inside TLS, and a plaintext server sees a TLS record', async () => {

@@ -1,0 +1,210 @@
+import { Code } from '../errors/code.js';
+import { RpcError } from '../errors/rpc-error.js';
+import { NONE, type ExtensionSupport, type Negotiated } from '../framing/extensions.js';
+import { Flag, FrameType, type FrameSink } from '../framing/frame.js';
+import type { BodyWriter, FrameEncoder } from '../framing/frame-encoder.js';
+import { Reassembler } from '../framing/reassembler.js';
+import { compress, decompress } from './compression.js';
+import { Outbox } from './outbox.js';
+
+/** Options of the large-message extensions (SPEC.md section 12), filled. */
+export interface LargeMessageOptions {
+  /** Largest fragment frame body sent; larger messages are fragmented. 0: no fragments (none offered). */
+  fragmentBytes: number;
+  /** Largest message received, after reassembly and after decompression; larger ones are refused. */
+  maxMessageBytes: number;
+  /** Fragmented messages received at once (advertised to the peer as `P`). */
+  maxPartialMessages: number;
+  /** Fragment bytes the peer may send ahead of our acknowledgements (advertised as `W`). */
+  fragmentWindowBytes: number;
+  /** Compress outgoing messages of at least this many bytes. 0: no compression (none offered). */
+  compressAboveBytes: number;
+}
+
+/** The socket side a {@link LargeMessages} works with. */
+export interface LargeMessagesHost {
+  readonly encoder: FrameEncoder;
+  flushSoon(): void;
+  fail(error: RpcError): void;
+  /** True once the socket is gone: late (de)compression results are dropped. */
+  readonly gone: boolean;
+}
+
+/** Where whole messages and refusals go (the connection's handler). */
+export interface LargeMessagesSink {
+  onFrame: FrameSink;
+  onRefused(type: number, flags: number, id: number, error: RpcError): void;
+}
+
+/**
+ * Sending and receiving REQUEST/RESPONSE messages with the negotiated extensions: compression,
+ * fragments (queued in an {@link Outbox} that the socket writer drains), reassembly, the fragment
+ * window, and `abandon` for calls that end early. Plain version 1 frames never come here.
+ */
+export class LargeMessages {
+  readonly outbox: Outbox;
+  private readonly reassembler: Reassembler;
+  private negotiated: Negotiated = NONE;
+  /** Ids whose message is being compressed / inflated; `abandon` removes them so the result is dropped. */
+  private readonly deflating = new Map<number, object>();
+  private readonly inflating = new Map<number, object>();
+  /** Fragment body bytes read and not yet acknowledged with WINDOW. */
+  private unacked = 0;
+
+  constructor(
+    private readonly options: LargeMessageOptions,
+    private readonly host: LargeMessagesHost,
+    private readonly sink: LargeMessagesSink,
+  ) {
+    this.outbox = new Outbox(options.fragmentBytes);
+    this.reassembler = new Reassembler(options, {
+      message: (type, flags, id, body) => this.deliver(type, flags, id, body),
+      refused: (type, flags, id, error) => this.sink.onRefused(type, flags, id, error),
+    });
+  }
+
+  /** The extensions this side offers (SPEC.md section 12.1), from its options. */
+  get support(): ExtensionSupport {
+    const o = this.options;
+    return { maxPartialMessages: o.fragmentBytes > 0 ? o.maxPartialMessages : 0, windowBytes: o.fragmentWindowBytes, compression: o.compressAboveBytes > 0 };
+  }
+
+  /** Starts using what the handshake negotiated. */
+  use(negotiated: Negotiated): void {
+    this.negotiated = negotiated;
+    this.outbox.configure(negotiated.peerPartialMessages, negotiated.peerWindowBytes);
+  }
+
+  /** Bytes held: partial messages received, and fragments not yet sent. */
+  get heldBytes(): number {
+    return this.reassembler.bufferedBytes + this.outbox.pendingBytes;
+  }
+
+  /** True while messages are still to be written (queued fragments, compression under way). */
+  get sending(): boolean {
+    return this.outbox.size > 0 || this.deflating.size > 0;
+  }
+
+  /** Appends a REQUEST or RESPONSE: one frame, or taken back to be compressed and/or fragmented. */
+  send<T>(type: number, flags: number, id: number, value: T, write: BodyWriter<T>): void {
+    const enc = this.host.encoder;
+    enc.frame(type, flags, id, value, write);
+    const n = this.negotiated;
+    if (n === NONE) return;
+    const len = enc.lastBodyLength;
+    if (n.compression && len >= this.options.compressAboveBytes) this.compressThenSend(type, flags, id, enc.detachLast());
+    else if (n.peerPartialMessages > 0 && len > this.options.fragmentBytes) this.outbox.add(type, flags, id, enc.detachLast());
+  }
+
+  /** Forgets `id`: unsent fragments, a partial incoming message, (de)compression under way. */
+  abandon(id: number): void {
+    if (this.outbox.size > 0) this.outbox.cancel(id);
+    if (this.reassembler.size > 0) this.reassembler.discard(id);
+    if (this.deflating.size > 0) this.deflating.delete(id);
+    if (this.inflating.size > 0) this.inflating.delete(id);
+  }
+
+  /** Drops everything (the connection is gone or failed). */
+  clear(): void {
+    this.outbox.clear();
+    this.deflating.clear();
+    this.inflating.clear();
+  }
+
+  /** For the frame decoder: where a spanning CONTINUATION body goes, so it is copied once. */
+  target(type: number, id: number, len: number): Buffer | undefined {
+    return this.reassembler.target(type, id, len);
+  }
+
+  /** True for a frame that must come here rather than straight to the connection. */
+  wants(type: number, flags: number, bodyLen: number): boolean {
+    if (type === FrameType.REQUEST || type === FrameType.RESPONSE) {
+      return (flags & (Flag.MORE | Flag.COMPRESSED)) !== 0 || bodyLen > this.options.maxMessageBytes;
+    }
+    return type === FrameType.CONTINUATION || type === FrameType.WINDOW;
+  }
+
+  /** Takes a frame {@link wants} accepted. Throws an RpcError for a protocol error. */
+  receive(type: number, flags: number, id: number, body: Buffer): void {
+    const n = this.negotiated;
+    if (type === FrameType.WINDOW) {
+      if (n.peerPartialMessages === 0 || body.length !== 4) {
+        throw new RpcError(Code.INTERNAL, 'protocol error: WINDOW frame malformed or without fragments negotiated');
+      }
+      this.outbox.credit += body.readUInt32BE(0);
+      if (this.outbox.size > 0) this.host.flushSoon();
+      return;
+    }
+    const fragment = type === FrameType.CONTINUATION || (flags & Flag.MORE) !== 0;
+    if (fragment) this.unacked += body.length;
+    if ((fragment && n.peerPartialMessages === 0) || (type !== FrameType.CONTINUATION && (flags & Flag.COMPRESSED) !== 0 && !n.compression)) {
+      throw new RpcError(Code.INTERNAL, `protocol error: ${fragment ? 'fragment' : 'compressed frame'} on a connection that did not negotiate it`);
+    }
+    if (type === FrameType.CONTINUATION) this.reassembler.next(flags, id, body);
+    else if (fragment) this.reassembler.first(type, flags, id, body);
+    else this.deliver(type, flags, id, body);
+  }
+
+  /** Appends a WINDOW acknowledging the fragment bytes read since the last one, if any. */
+  acknowledge(): void {
+    if (this.unacked === 0) return;
+    this.host.encoder.frame(FrameType.WINDOW, 0, 0, this.unacked, writeWindow);
+    this.unacked = 0;
+    this.host.flushSoon();
+  }
+
+  private compressThenSend(type: number, flags: number, id: number, body: Buffer): void {
+    const token = {};
+    this.deflating.set(id, token);
+    const send = (data: Buffer, f: number): void => {
+      if (this.deflating.get(id) !== token || this.host.gone) return;
+      this.deflating.delete(id);
+      if (this.negotiated.peerPartialMessages > 0 && data.length > this.options.fragmentBytes) this.outbox.add(type, f, id, data);
+      else this.host.encoder.view(type, f, id, -1, data);
+      this.host.flushSoon();
+    };
+    compress(body).then(
+      (z) => (z.length < body.length ? send(z, flags | Flag.COMPRESSED) : send(body, flags)),
+      () => send(body, flags),
+    );
+  }
+
+  /** A whole message: checked against the limit, inflated if compressed, then handed on. */
+  private deliver(type: number, flags: number, id: number, body: Buffer): void {
+    const max = this.options.maxMessageBytes;
+    if (body.length > max) {
+      return this.sink.onRefused(type, flags, id, new RpcError(Code.RESOURCE_EXHAUSTED, `message of ${body.length} bytes exceeds maxMessageBytes (${max})`));
+    }
+    if ((flags & Flag.COMPRESSED) === 0) return this.sink.onFrame(type, flags, id, body);
+    const token = {};
+    this.inflating.set(id, token);
+    const mine = (): boolean => {
+      if (this.inflating.get(id) !== token || this.host.gone) return false;
+      this.inflating.delete(id);
+      return true;
+    };
+    decompress(body, max).then(
+      (out) => {
+        if (!mine()) return;
+        try {
+          this.sink.onFrame(type, flags & ~Flag.COMPRESSED, id, out);
+        } catch (err) {
+          this.host.fail(RpcError.from(err));
+        }
+      },
+      (err: unknown) => {
+        if (!mine()) return;
+        const error = err instanceof RpcError ? err : new RpcError(type === FrameType.REQUEST ? Code.INVALID_ARGUMENT : Code.INTERNAL,
+          `compressed message does not inflate: ${(err as Error).message}`, { cause: err });
+        this.sink.onRefused(type, flags, id, error);
+      },
+    );
+  }
+}
+
+/** Writes a WINDOW body: u32 bytes acknowledged. */
+function writeWindow(n: number, buf: Buffer, pos: number): number {
+  if (pos + 4 > buf.length) return -4;
+  buf.writeUInt32BE(n, pos);
+  return pos + 4;
+}

@@ -1,0 +1,135 @@
+import { Flag, FrameType } from '../framing/frame.js';
+import type { FrameEncoder } from '../framing/frame-encoder.js';
+
+interface Outgoing {
+  type: number;
+  flags: number;
+  id: number;
+  data: Buffer;
+  /** Bytes of `data` sent so far. */
+  sent: number;
+  /** True once the first fragment went out (the message is open). */
+  started: boolean;
+  /** True once the last fragment went out. */
+  done: boolean;
+}
+
+/**
+ * Large messages waiting to go out in fragments (SPEC.md section 12.2). Each {@link round} appends one
+ * fragment of every open message to the encoder, so small frames queued between rounds overtake them,
+ * and keeps at most `maxOpen` messages open (the `P` the peer advertised); the others wait their turn
+ * in arrival order. Fragment bytes also spend `credit` (the peer's window, section 12.3): without
+ * credit nothing goes out until the peer acknowledges, which keeps the bytes queued ahead of a small
+ * frame (in kernel buffers too) to about one window. Fragments are views of the message: no copy.
+ */
+export class Outbox {
+  private queue: Outgoing[] = [];
+  private readonly byId = new Map<number, Outgoing>();
+  private openCount = 0;
+  /** The peer's `P`; set once the handshake negotiated fragments. */
+  maxOpen = 0;
+  /** Fragment body bytes we may still send before the peer acknowledges more. */
+  credit = 0;
+  private fragmentBytes: number;
+
+  constructor(fragmentBytes: number) {
+    this.fragmentBytes = fragmentBytes;
+  }
+
+  /** Applies what the handshake negotiated: the peer's `P` and `W` (fragments never exceed `W`). */
+  configure(maxOpen: number, windowBytes: number): void {
+    this.maxOpen = maxOpen;
+    this.credit = windowBytes;
+    this.fragmentBytes = Math.min(this.fragmentBytes, windowBytes);
+  }
+
+  /** Messages queued, open or not. */
+  get size(): number {
+    return this.queue.length;
+  }
+
+  /** Bytes still to send. */
+  get pendingBytes(): number {
+    let n = 0;
+    for (const m of this.queue) n += m.data.length - m.sent;
+    return n;
+  }
+
+  /** Queues a message body (uncompressed or already compressed) to go out in fragments. */
+  add(type: number, flags: number, id: number, data: Buffer): void {
+    const m: Outgoing = { type, flags, id, data, sent: 0, started: false, done: false };
+    this.queue.push(m);
+    this.byId.set(id, m);
+  }
+
+  /** Drops what is left of the message of `id` (its call was cancelled); true if there was one. */
+  cancel(id: number): boolean {
+    const m = this.byId.get(id);
+    if (m === undefined) return false;
+    this.byId.delete(id);
+    if (m.started) this.openCount--;
+    this.queue = this.queue.filter((q) => q !== m);
+    return true;
+  }
+
+  /** Drops everything (the connection is gone). */
+  clear(): void {
+    this.queue = [];
+    this.byId.clear();
+    this.openCount = 0;
+  }
+
+  /**
+   * Appends one fragment of each open message, opening new ones while allowed, as far as the credit
+   * goes. Returns the fragment body bytes appended (0: waiting for credit or for the peer's `P`).
+   */
+  round(encoder: FrameEncoder): number {
+    let bytes = 0;
+    let keep = 0;
+    const q = this.queue;
+    for (let i = 0; i < q.length; i++) {
+      const m = q[i]!;
+      if ((!m.started && this.openCount >= this.maxOpen) || this.nextLength(m) > this.credit) {
+        q[keep++] = m;
+        continue;
+      }
+      const n = this.fragment(encoder, m);
+      this.credit -= n;
+      bytes += n;
+      if (!m.done) {
+        q[keep++] = m;
+      } else {
+        this.byId.delete(m.id);
+        this.openCount--;
+      }
+    }
+    q.length = keep;
+    return bytes;
+  }
+
+  /** Body length of the next fragment of `m`. */
+  private nextLength(m: Outgoing): number {
+    if (!m.started) return 4 + Math.min(this.fragmentBytes - 4, m.data.length);
+    return Math.min(this.fragmentBytes, m.data.length - m.sent);
+  }
+
+  private fragment(encoder: FrameEncoder, m: Outgoing): number {
+    const total = m.data.length;
+    if (!m.started) {
+      // The first fragment's body is the u32 total then data, within fragmentBytes. It always has
+      // MORE: a message that fits in it still ends with an empty CONTINUATION next round.
+      const n = Math.min(this.fragmentBytes - 4, total);
+      encoder.view(m.type, m.flags | Flag.MORE, m.id, total, m.data.subarray(0, n));
+      this.openCount++;
+      m.started = true;
+      m.sent = n;
+      return n + 4;
+    }
+    const start = m.sent;
+    const n = Math.min(this.fragmentBytes, total - start);
+    m.sent = start + n;
+    m.done = m.sent === total;
+    encoder.view(FrameType.CONTINUATION, m.done ? 0 : Flag.MORE, m.id, -1, m.data.subarray(start, m.sent));
+    return n;
+  }
+}

@@ -1,0 +1,132 @@
+import { Code } from '../errors/code.js';
+import { RpcError } from '../errors/rpc-error.js';
+import { Flag, FrameType } from './frame.js';
+
+/** Limits of a {@link Reassembler}. */
+export interface ReassemblerLimits {
+  /** Largest message accepted, in bytes; a larger declared total refuses the call. */
+  maxMessageBytes: number;
+  /** Fragmented messages that may be open at once (the `P` this side advertised). */
+  maxPartialMessages: number;
+}
+
+/** Receives reassembly outcomes. */
+export interface ReassemblerSink {
+  /** A whole message: the first frame's type, its flags without MORE, and the message bytes. */
+  message(type: number, flags: number, id: number, body: Buffer): void;
+  /** The message is refused (too large); nothing more of it is buffered. */
+  refused(type: number, flags: number, id: number, error: RpcError): void;
+}
+
+interface Partial {
+  type: number;
+  flags: number;
+  /** Grows (doubling) up to `total` as bytes arrive. */
+  buf: Buffer;
+  fill: number;
+  total: number;
+}
+
+/** First buffer of a message being reassembled; it doubles as fragments arrive, up to the total. */
+const FIRST_BUFFER_BYTES = 64 * 1024;
+
+/** Makes room for `need` bytes in `p.buf`, keeping what it holds. */
+function ensure(p: Partial, need: number): void {
+  if (p.buf.length >= need) return;
+  const grown = Buffer.allocUnsafe(Math.min(p.total, Math.max(need, p.buf.length * 2)));
+  p.buf.copy(grown, 0, 0, p.fill);
+  p.buf = grown;
+}
+
+/**
+ * Rebuilds fragmented messages (SPEC.md section 12.2) from frames. The first fragment declares the
+ * total size, which is checked against `maxMessageBytes` before anything is allocated; the buffer then
+ * grows by doubling as fragments arrive (memory follows the bytes received, not the total a peer
+ * claims: a 14-byte first fragment announcing 64 MiB costs 64 KiB), and each fragment is copied into
+ * place. Rule violations throw an `RpcError` (a protocol error for the connection). Pure: no sockets.
+ */
+export class Reassembler {
+  private readonly open = new Map<number, Partial>();
+
+  constructor(
+    private readonly limits: ReassemblerLimits,
+    private readonly sink: ReassemblerSink,
+  ) {}
+
+  /** Messages being reassembled. */
+  get size(): number {
+    return this.open.size;
+  }
+
+  /** Bytes allocated for messages being reassembled. */
+  get bufferedBytes(): number {
+    let n = 0;
+    for (const p of this.open.values()) n += p.buf.length;
+    return n;
+  }
+
+  /** Takes a first fragment (REQUEST/RESPONSE with MORE). */
+  first(type: number, flags: number, id: number, body: Buffer): void {
+    if (body.length < 4) throw protocolError(Code.INTERNAL, `first fragment of id ${id} is shorter than its 4-byte total`);
+    if (this.open.has(id)) throw protocolError(Code.INTERNAL, `id ${id} started a second fragmented message`);
+    if (this.open.size >= this.limits.maxPartialMessages) {
+      throw protocolError(Code.RESOURCE_EXHAUSTED, `more than ${this.limits.maxPartialMessages} fragmented messages open`);
+    }
+    const total = body.readUInt32BE(0);
+    const messageFlags = flags & ~Flag.MORE;
+    if (total > this.limits.maxMessageBytes) {
+      const error = new RpcError(Code.RESOURCE_EXHAUSTED, `message of ${total} bytes exceeds maxMessageBytes (${this.limits.maxMessageBytes})`);
+      return this.sink.refused(type, messageFlags, id, error);
+    }
+    const data = body.length - 4;
+    if (data > total) throw protocolError(Code.INTERNAL, `fragments of id ${id} exceed their total of ${total} bytes`);
+    const buf = Buffer.allocUnsafe(Math.min(total, Math.max(data, FIRST_BUFFER_BYTES)));
+    body.copy(buf, 0, 4);
+    this.open.set(id, { type, flags: messageFlags, buf, fill: data, total });
+  }
+
+  /**
+   * For the frame decoder: the place in its message where a CONTINUATION body of `len` bytes goes, so
+   * the decoder fills it directly; undefined when it has none (the decoder then allocates).
+   */
+  target(type: number, id: number, len: number): Buffer | undefined {
+    if (type !== FrameType.CONTINUATION) return undefined;
+    const p = this.open.get(id);
+    if (p === undefined || p.fill + len > p.total) return undefined;
+    ensure(p, p.fill + len);
+    return p.buf.subarray(p.fill, p.fill + len);
+  }
+
+  /** Takes a CONTINUATION frame. One for an id with nothing open is ignored (refused or cancelled). */
+  next(flags: number, id: number, body: Buffer): void {
+    const p = this.open.get(id);
+    if (p === undefined) return;
+    if (p.fill + body.length > p.total) {
+      throw protocolError(Code.INTERNAL, `fragments of id ${id} exceed their total of ${p.total} bytes`);
+    }
+    ensure(p, p.fill + body.length);
+    // Already in place when the decoder filled the target we gave it.
+    if (body.buffer !== p.buf.buffer || body.byteOffset !== p.buf.byteOffset + p.fill) body.copy(p.buf, p.fill);
+    p.fill += body.length;
+    if ((flags & Flag.MORE) !== 0) return;
+    this.open.delete(id);
+    if (p.fill !== p.total) {
+      throw protocolError(Code.INTERNAL, `last fragment of id ${id} leaves ${p.total - p.fill} of ${p.total} bytes missing`);
+    }
+    this.sink.message(p.type, p.flags, id, p.buf);
+  }
+
+  /** Drops the message being reassembled for `id`, if any (a CANCEL, a call given up). */
+  discard(id: number): void {
+    this.open.delete(id);
+  }
+}
+
+function protocolError(code: Code, message: string): RpcError {
+  return new RpcError(code, `protocol error: ${message}`);
+}
+
+/** True for a frame the reassembler must see: a CONTINUATION, or a REQUEST/RESPONSE with MORE. */
+export function isFragment(type: number, flags: number): boolean {
+  return type === FrameType.CONTINUATION || ((flags & Flag.MORE) !== 0 && (type === FrameType.REQUEST || type === FrameType.RESPONSE));
+}
