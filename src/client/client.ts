@@ -7,7 +7,7 @@ import { RpcError } from '../errors/rpc-error.js';
 import { CallRunner } from './call-runner.js';
 import { resolveClientOptions, type CallOptions, type ClientOptions, type DiscoveryOptions } from './client-options.js';
 import { Pool, type EndpointStats } from './pool.js';
-import { chainCall } from './interceptor.js';
+import { chainCall, type OutgoingCall } from './interceptor.js';
 import { describe } from '../util/validate.js';
 
 /** An avrpc client. Create it with {@link createClient}. */
@@ -48,6 +48,7 @@ export function createClient(options: ClientOptions): Client {
     ejectMs: o.ejectMs,
   }, new ResolverCache(o.protocol, o.resolverCacheSize), () => runner!.flushQueue(), (err) => runner!.failQueue(err));
   runner = new CallRunner(pool, o);
+  const detachObserver = o.observer?.poolAttached?.(() => pool.stats());
   pool.setEndpoints(o.endpoints);
   const stopWatching = new AbortController();
   const watching = o.discovery === undefined ? Promise.resolve() : follow(o.discovery, pool, stopWatching.signal);
@@ -77,8 +78,11 @@ export function createClient(options: ClientOptions): Client {
     const deadline = timeoutMs === undefined ? -1 : performance.now() + timeoutMs;
     return runner!.run(msg, request, deadline, signal, metadata) as Promise<never>;
   };
-  const intercepted = o.interceptors.length === 0 ? undefined
+  const chained = o.interceptors.length === 0 ? undefined
     : chainCall((c) => send(c.message, c.request, c.options), o.interceptors);
+  // Whatever an interceptor throws, the caller gets an RpcError with a code.
+  const intercepted = chained === undefined ? undefined
+    : (c: OutgoingCall) => new Promise<unknown>((resolve) => resolve(chained(c))).catch((err: unknown) => { throw RpcError.from(err); });
 
   return {
     call(message: string, request: object, callOptions?: CallOptions) {
@@ -98,6 +102,7 @@ export function createClient(options: ClientOptions): Client {
         stopWatching.abort();
         runner!.close();
         await Promise.all([pool.close(), watching]);
+        if (typeof detachObserver === 'function') detachObserver();
       })();
       return closing;
     },

@@ -11,7 +11,8 @@ import { Flag, FrameType, PREFACE } from '../framing/frame.js';
 import { helloType, readHandshake, welcomeType, writeHandshake, type Hello, type Welcome } from '../framing/handshake.js';
 import { accepted, offer } from '../framing/extensions.js';
 import { TOKEN_META_KEY } from '../security/auth.js';
-import type { RpcObserver } from '../observability/observer.js';
+import type { Logger, RpcObserver } from '../observability/observer.js';
+import { logClose } from '../observability/log-policy.js';
 import { readyEvent } from '../security/tls.js';
 import { CallTable, type ClientCall } from './call-table.js';
 import { FramedSocket, type FramedSocketOptions } from './framed-socket.js';
@@ -27,6 +28,8 @@ export interface ClientConnectionOptions extends Omit<FramedSocketOptions, 'expe
   credentials: (() => string | Promise<string>) | undefined;
   /** Told of bytes in and out, and of connections. */
   observer?: RpcObserver | undefined;
+  /** Told why the connection closed (levels in `observability/log-policy`). */
+  logger?: Logger | undefined;
 }
 
 /**
@@ -81,6 +84,7 @@ export class ClientConnection {
   private readonly draft: RequestDraft = { index: 0, timeoutMs: -1, metadata: undefined, type: null!, value: null };
   private meta: Record<string, Buffer> = {};
   private readonly observer: RpcObserver | undefined;
+  private readonly logger: Logger | undefined;
 
   constructor(
     readonly host: string,
@@ -94,6 +98,7 @@ export class ClientConnection {
     private readonly onChange: (conn: ClientConnection) => void = () => {},
   ) {
     this.observer = options.observer;
+    this.logger = options.logger;
     const socket = options.dial(host, port);
     this.framed = new FramedSocket(socket, { ...options, expectPreface: false, pauseReadsWhenBlocked: false }, {
       onFrame: (type, flags, id, body) => this.onFrame(type, flags, id, body),
@@ -360,6 +365,7 @@ export class ClientConnection {
       error = new RpcError(Code.UNAVAILABLE, `${this.host}:${this.port} is not an avrpc v1 server (${error.message})`, { cause: error });
     }
     this.closeError ??= error;
+    if (this.logger !== undefined) logClose(this.logger, 'client', this.closeError, wasReady, this.state === 'draining', { endpoint: this.endpoint.key });
     if (this.state !== 'closed') this.transition('closed');
     if (!wasReady || this.calls.size > 0) this.countFailure();
     for (const call of this.calls.drain()) {

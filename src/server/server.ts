@@ -98,6 +98,11 @@ export function createServer(options: ServerOptions): Server {
       // Node reports a TLS handshake timeout (or failure) here but leaves the socket open: close it.
       server.on('tlsClientError', (_err: Error, socket: Socket) => socket.destroy());
       net = server;
+      // A failed TLS handshake never becomes a ServerConnection: this is the one place to hear of it.
+      server.on('tlsClientError', (err: Error, socket: Socket) => {
+        const e = RpcError.from(err);
+        resolved.logger.warn({ err: e, code: e.codeName, peer: { address: socket.remoteAddress, port: socket.remotePort } }, 'TLS handshake failed');
+      });
       offload?.start();
       await new Promise<void>((resolve, reject) => {
         server.once('error', (err) => reject(RpcError.from(err)));
