@@ -29,7 +29,7 @@ export type {
   EtcdRegistryOptions, DnsRegistryOptions, RegistryErrorListener,
 } from './discovery/index.js';
 export type { RpcErrorOptions } from './errors/rpc-error.js';
-export type { RpcObserver, Logger } from './observability/observer.js';
+export type { RpcObserver, Logger, PoolStat } from './observability/observer.js';
 export type { PrometheusObserver, PrometheusObserverOptions } from './observability/prometheus.js';
 export type { ServerInterceptor } from './server/interceptor.js';
 export type { ClientInterceptor, OutgoingCall } from './client/interceptor.js';

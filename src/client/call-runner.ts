@@ -1,3 +1,4 @@
+import { invalidRequest } from '../codec/invalid-value.js';
 import type { MessageDef } from '../codec/protocol.js';
 import { ClientCall, type CallOwner } from '../connection/call-table.js';
 import { Code } from '../errors/code.js';
@@ -53,14 +54,24 @@ export class CallRunner implements CallOwner {
       }
       signal = signal === undefined ? parent.signal : AbortSignal.any([signal, parent.signal]);
     }
-    if (this.closed) return Promise.reject(new RpcError(Code.UNAVAILABLE, 'client is closed'));
-    if (signal?.aborted) return Promise.reject(new RpcError(Code.CANCELLED, 'call cancelled before it started'));
+    if (this.closed) return this.refused(msg, new RpcError(Code.UNAVAILABLE, 'client is closed'));
+    if (signal?.aborted) return this.refused(msg, new RpcError(Code.CANCELLED, 'call cancelled before it started'));
     if (deadline >= 0 && deadline <= performance.now()) {
-      return Promise.reject(new RpcError(Code.DEADLINE_EXCEEDED, `deadline exceeded for ${msg.name} before it was sent`));
+      return this.refused(msg, new RpcError(Code.DEADLINE_EXCEEDED, `deadline exceeded for ${msg.name} before it was sent`));
     }
     const observer = this.options.observer;
     if (observer !== undefined) return this.observed(observer, msg, request, deadline, signal, metadata);
     return new Promise((resolve, reject) => this.start(msg, request, deadline, signal, metadata, resolve, reject));
+  }
+
+  /** A call that fails before it starts still counts, by its code, with the observer. */
+  private refused(msg: MessageDef, error: RpcError): Promise<never> {
+    const observer = this.options.observer;
+    if (observer !== undefined) {
+      observer.callStarted?.(msg.name);
+      observer.callEnded?.(msg.name, error.code, 0);
+    }
+    return Promise.reject(error);
   }
 
   private observed(
@@ -143,6 +154,10 @@ export class CallRunner implements CallOwner {
   private dispatch(call: ClientCall): void {
     const conn = this.pool.pick(call.avoidEndpoint);
     if (conn !== undefined) return conn.start(call);
+    // No socket to encode on yet: check the request now, so a bad one fails at once with its
+    // reason rather than after waiting for a server (a connection checks it as it encodes).
+    const invalid = call.attempts === 0 ? invalidRequest(call.msg, call.request) : undefined;
+    if (invalid !== undefined) return call.reject(invalid);
     if (this.waiting.size >= this.options.maxQueuedCalls) {
       return call.reject(new RpcError(Code.RESOURCE_EXHAUSTED, `${this.waiting.size} calls already wait for a connection`));
     }

@@ -3,7 +3,7 @@ import { Protocol } from '../codec/protocol.js';
 import type { Registry } from '../discovery/registry.js';
 import { dialer, type ClientTlsOptions } from '../security/tls.js';
 import { fragmentOption, intOption, invalid } from '../util/validate.js';
-import { isLogger, silentLogger, type Logger, type RpcObserver } from '../observability/observer.js';
+import { guarded, isLogger, type Logger, type RpcObserver } from '../observability/observer.js';
 import type { ClientInterceptor } from './interceptor.js';
 import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 import { balancers, type Balancer, type BalancerName } from './balancer.js';
@@ -105,7 +105,10 @@ export interface ClientOptions {
   interceptors?: readonly ClientInterceptor[];
   /** Metrics hooks (see `createPrometheusObserver`). Default none. */
   observer?: RpcObserver;
-  /** A pino-compatible logger for connection failures. Default: silent. */
+  /**
+   * A pino-compatible logger, told about connections only, never about calls: `warn` connect failed or
+   * protocol error, `info` connection lost, `error` credentials refused, `debug` orderly close. Default: silent.
+   */
   logger?: Logger;
 }
 
@@ -224,9 +227,8 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     dial: dialer(resolveTls(`${at}.tls`, options.tls)),
     credentials: resolveCredentials(`${at}.credentials`, options.credentials),
     interceptors: resolveInterceptors(`${at}.interceptors`, options.interceptors),
-    observer: options.observer,
-    logger: options.logger === undefined ? silentLogger : isLogger(options.logger) ? options.logger
-      : invalid(`${at}.logger`, 'must have debug, info, warn and error methods'),
+    ...guarded(options.observer, options.logger === undefined || isLogger(options.logger) ? options.logger
+      : invalid(`${at}.logger`, 'must have debug, info, warn and error methods')),
   };
 }
 

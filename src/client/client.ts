@@ -7,7 +7,8 @@ import { RpcError } from '../errors/rpc-error.js';
 import { CallRunner } from './call-runner.js';
 import { resolveClientOptions, type CallOptions, type ClientOptions, type DiscoveryOptions } from './client-options.js';
 import { Pool, type EndpointStats } from './pool.js';
-import { chainCall } from './interceptor.js';
+import { chainCall, type OutgoingCall } from './interceptor.js';
+import { describe } from '../util/validate.js';
 
 /** An avrpc client. Create it with {@link createClient}. */
 export interface Client {
@@ -47,6 +48,7 @@ export function createClient(options: ClientOptions): Client {
     ejectMs: o.ejectMs,
   }, new ResolverCache(o.protocol, o.resolverCacheSize), () => runner!.flushQueue(), (err) => runner!.failQueue(err));
   runner = new CallRunner(pool, o);
+  const detachObserver = o.observer?.poolAttached?.(() => pool.stats());
   pool.setEndpoints(o.endpoints);
   const stopWatching = new AbortController();
   const watching = o.discovery === undefined ? Promise.resolve() : follow(o.discovery, pool, stopWatching.signal);
@@ -67,14 +69,20 @@ export function createClient(options: ClientOptions): Client {
       return Promise.reject(new RpcError(Code.UNIMPLEMENTED, `no message '${message}' in protocol ${protocol.name}`));
     }
     const timeoutMs = callOptions?.timeoutMs ?? defaultTimeout;
-    if (timeoutMs !== undefined && !(timeoutMs >= 0)) {
-      return Promise.reject(new RpcError(Code.INVALID_ARGUMENT, `call: options.timeoutMs must be >= 0, got ${timeoutMs}`));
+    const signal = callOptions?.signal;
+    const metadata = callOptions?.metadata;
+    if ((timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs >= 0)) || (signal !== undefined && !isAbortSignal(signal))
+      || (metadata !== undefined && !isMetadata(metadata))) {
+      return Promise.reject(callOptionsError(timeoutMs, signal, metadata));
     }
     const deadline = timeoutMs === undefined ? -1 : performance.now() + timeoutMs;
-    return runner!.run(msg, request, deadline, callOptions?.signal, callOptions?.metadata) as Promise<never>;
+    return runner!.run(msg, request, deadline, signal, metadata) as Promise<never>;
   };
-  const intercepted = o.interceptors.length === 0 ? undefined
+  const chained = o.interceptors.length === 0 ? undefined
     : chainCall((c) => send(c.message, c.request, c.options), o.interceptors);
+  // Whatever an interceptor throws, the caller gets an RpcError with a code.
+  const intercepted = chained === undefined ? undefined
+    : (c: OutgoingCall) => new Promise<unknown>((resolve) => resolve(chained(c))).catch((err: unknown) => { throw RpcError.from(err); });
 
   return {
     call(message: string, request: object, callOptions?: CallOptions) {
@@ -94,10 +102,35 @@ export function createClient(options: ClientOptions): Client {
         stopWatching.abort();
         runner!.close();
         await Promise.all([pool.close(), watching]);
+        if (typeof detachObserver === 'function') detachObserver();
       })();
       return closing;
     },
   };
+}
+
+const isAbortSignal = (s: unknown): s is AbortSignal =>
+  typeof s === 'object' && s !== null && typeof (s as AbortSignal).aborted === 'boolean' && typeof (s as AbortSignal).addEventListener === 'function';
+
+/** String keys to string values: what a METADATA map can carry. */
+function isMetadata(m: unknown): boolean {
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) return false;
+  for (const k in m) if (typeof (m as Record<string, unknown>)[k] !== 'string') return false;
+  return true;
+}
+
+/** The INVALID_ARGUMENT for call options `send` found wrong, naming the option. */
+function callOptionsError(timeoutMs: unknown, signal: unknown, metadata: unknown): RpcError {
+  let problem = `options.timeoutMs must be a number >= 0, got ${describe(timeoutMs)}`;
+  if (signal !== undefined && !isAbortSignal(signal)) {
+    problem = `options.signal must be an AbortSignal, got ${describe(signal)}`;
+  } else if (metadata !== undefined && !isMetadata(metadata)) {
+    const entries = typeof metadata === 'object' && metadata !== null && !Array.isArray(metadata) ? Object.entries(metadata) : [];
+    const bad = entries.find(([, v]) => typeof v !== 'string');
+    problem = bad === undefined ? `options.metadata must be an object of string values, got ${describe(metadata)}`
+      : `options.metadata.${bad[0]} must be a string, got ${describe(bad[1])}`;
+  }
+  return new RpcError(Code.INVALID_ARGUMENT, `call: ${problem}`);
 }
 
 /** Feeds registry snapshots to the pool until `signal` aborts; a failed watch is restarted. */

@@ -5,6 +5,7 @@ import avro from 'avsc';
 import '../framing/avro-limits.js';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
+import { idlOptions, liftReferenceAttributes } from './avsc-idl.js';
 
 /** One message of a protocol, with its Avro types. */
 export interface MessageDef {
@@ -69,10 +70,18 @@ export class Protocol {
   /** The options it was parsed with; peer protocols learned in handshakes are parsed the same way. */
   readonly options: Readonly<ProtocolOptions>;
 
-  /** Builds a protocol from its JSON form (an object or its text). Prefer {@link loadProtocol}. */
+  /**
+   * Builds a protocol from its JSON form: an object, or its text (kept verbatim: a peer's text from a
+   * handshake, whose MD5 is its fingerprint). Prefer {@link loadProtocol}. Throws INVALID_ARGUMENT.
+   */
   constructor(json: object | string, options: ProtocolOptions = {}) {
-    const attrs: object = typeof json === 'string' ? (JSON.parse(json) as object) : json;
     this.options = { longs: options.longs ?? 'number' };
+    let attrs: object;
+    try {
+      attrs = liftReferenceAttributes(typeof json === 'string' ? (JSON.parse(json) as object) : json);
+    } catch (err) {
+      throw new RpcError(Code.INVALID_ARGUMENT, `invalid protocol JSON: ${(err as Error).message}`, { cause: err });
+    }
     try {
       this.service = avro.Service.forProtocol(attrs, this.options.longs === 'bigint' ? { registry: { long: bigintLong } } : {});
     } catch (err) {
@@ -125,35 +134,66 @@ interface AvscMessage {
  * Throws `RpcError` INVALID_ARGUMENT when it is neither.
  */
 export function parseProtocol(source: string, options: ProtocolOptions = {}): Protocol {
+  if (typeof source !== 'string') throw new RpcError(Code.INVALID_ARGUMENT, `parseProtocol: source must be a string of Avro IDL or JSON, got ${typeof source}`);
   const trimmed = source.trimStart();
-  if (trimmed.startsWith('{')) return new Protocol(JSON.parse(trimmed) as object, options);
+  if (trimmed.startsWith('{')) {
+    let json: object;
+    try {
+      json = JSON.parse(trimmed) as object;
+    } catch (err) {
+      throw new RpcError(Code.INVALID_ARGUMENT, `invalid protocol JSON: ${(err as Error).message}`, { cause: err });
+    }
+    return new Protocol(json, options);
+  }
+  let attrs: object;
   try {
-    return new Protocol(avro.readProtocol(source) as object, options);
+    attrs = avro.readProtocol(source, idlOptions()) as object;
   } catch (err) {
-    if (err instanceof RpcError) throw err;
     throw new RpcError(Code.INVALID_ARGUMENT, `invalid Avro IDL: ${(err as Error).message}`, { cause: err });
   }
+  return new Protocol(attrs, options);
 }
 
 /**
- * Loads a protocol from a file path or `file:` URL: Avro IDL (`.avdl`, imports resolved relative to the
- * file) or JSON (`.avpr`, `.json`). Rejects with `RpcError` INVALID_ARGUMENT on a missing or bad file.
+ * Loads a protocol from a file path (relative to the working directory) or a `file:` URL: Avro IDL
+ * (`.avdl`, imports resolved relative to the importing file) or JSON (`.avpr`, `.json`). Rejects with
+ * `RpcError` INVALID_ARGUMENT on a missing or bad file, naming the file.
  */
 export async function loadProtocol(source: string | URL, options: ProtocolOptions = {}): Promise<Protocol> {
-  const path = source instanceof URL || source.startsWith('file:') ? fileURLToPath(source) : source;
-  if (path.endsWith('.avdl')) {
-    const attrs = await new Promise<object>((resolve, reject) => {
-      avro.assembleProtocol(path, (err, attrs) => (err ? reject(err) : resolve(attrs as object)));
-    }).catch((err: unknown) => {
-      throw new RpcError(Code.INVALID_ARGUMENT, `cannot load protocol ${path}: ${(err as Error).message}`, { cause: err });
-    });
-    return new Protocol(attrs, options);
-  }
-  let text: string;
+  const path = protocolPath(source);
   try {
-    text = await readFile(path, 'utf8');
+    if (path.endsWith('.avdl')) {
+      const attrs = await new Promise<object>((resolve, reject) => {
+        avro.assembleProtocol(path, idlOptions(), (err, attrs) => (err ? reject(err) : resolve(attrs as object)));
+      });
+      return new Protocol(attrs, options);
+    }
+    return parseProtocol(await readFile(path, 'utf8'), options);
   } catch (err) {
-    throw new RpcError(Code.INVALID_ARGUMENT, `cannot load protocol ${path}: ${(err as Error).message}`, { cause: err });
+    // avsc names the imported file a syntax error is in.
+    const inFile = (err as { path?: unknown }).path;
+    const where = typeof inFile === 'string' && inFile !== path ? ` (in ${inFile})` : '';
+    throw new RpcError(Code.INVALID_ARGUMENT, `cannot load protocol ${path}${where}: ${(err as Error).message}`, { cause: err });
   }
-  return parseProtocol(text, options);
+}
+
+/** The file a {@link loadProtocol} source names; INVALID_ARGUMENT for anything but a path or `file:` URL. */
+function protocolPath(source: unknown): string {
+  const isUrl = source instanceof URL || (typeof source === 'string' && /^[a-z][a-z0-9+.-]+:/i.test(source));
+  if (!isUrl) {
+    if (typeof source !== 'string' || source === '') throw new RpcError(Code.INVALID_ARGUMENT, 'loadProtocol: source must be a file path or a file: URL');
+    return source;
+  }
+  let url: URL;
+  try {
+    url = new URL(source as string | URL);
+  } catch (err) {
+    throw new RpcError(Code.INVALID_ARGUMENT, `loadProtocol: invalid URL ${String(source)}`, { cause: err });
+  }
+  if (url.protocol !== 'file:') throw new RpcError(Code.INVALID_ARGUMENT, `loadProtocol: only paths and file: URLs can be loaded, got ${url.href}`);
+  try {
+    return fileURLToPath(url);
+  } catch (err) {
+    throw new RpcError(Code.INVALID_ARGUMENT, `loadProtocol: ${(err as Error).message}: ${url.href}`, { cause: err });
+  }
 }

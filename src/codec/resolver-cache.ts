@@ -1,10 +1,12 @@
+import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { PeerCodec } from './peer-codec.js';
 import { Protocol } from './protocol.js';
 
 /**
  * Peer protocols and their resolvers, keyed by fingerprint, so a reconnect or a second connection to a
- * peer of a known version neither re-parses its protocol nor rebuilds resolvers. Bounded (LRU).
+ * peer of a known version neither re-parses its protocol nor rebuilds resolvers. Bounded (LRU, at most
+ * `maxEntries` peer protocols and as many resolutions), so peers with ever new protocols cannot grow it.
  */
 export class ResolverCache {
   private readonly protocols: LRUCache<string, Protocol>;
@@ -16,19 +18,21 @@ export class ResolverCache {
   ) {
     this.protocols = new LRUCache({ max: maxEntries });
     this.codecs = new LRUCache({ max: maxEntries });
-    this.protocols.set(local.id, local);
   }
 
-  /** The peer protocol with this fingerprint (hex), if it was seen before. */
+  /** The peer protocol with this fingerprint (hex), if it was seen before (our own always is). */
   protocol(id: string): Protocol | undefined {
-    return this.protocols.get(id);
+    return id === this.local.id ? this.local : this.protocols.get(id);
   }
 
-  /** Parses (or finds) a peer protocol from its handshake text; the caller checked its fingerprint. */
+  /**
+   * Finds or parses a peer protocol from its handshake text. Looked up by fingerprint first, so a
+   * peer that sends its text on every connection is parsed once. Throws INVALID_ARGUMENT on a bad text.
+   */
   learn(text: string): Protocol {
-    const parsed = new Protocol(text, this.local.options);
-    const known = this.protocols.get(parsed.id);
+    const known = this.protocol(createHash('md5').update(text).digest('hex'));
     if (known !== undefined) return known;
+    const parsed = new Protocol(text, this.local.options);
     this.protocols.set(parsed.id, parsed);
     return parsed;
   }

@@ -1,16 +1,18 @@
 import type { Socket } from 'node:net';
 import { createHash } from 'node:crypto';
 import type { PeerCodec } from '../codec/peer-codec.js';
+import { invalidRequest } from '../codec/invalid-value.js';
 import type { Protocol } from '../codec/protocol.js';
 import type { ResolverCache } from '../codec/resolver-cache.js';
-import { Code } from '../errors/code.js';
+import { Code, errorCode } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { readErrorHead, readGoaway, requestFlags, writeRequest, type RequestDraft } from '../framing/bodies.js';
 import { Flag, FrameType, PREFACE } from '../framing/frame.js';
 import { helloType, readHandshake, welcomeType, writeHandshake, type Hello, type Welcome } from '../framing/handshake.js';
 import { accepted, offer } from '../framing/extensions.js';
 import { TOKEN_META_KEY } from '../security/auth.js';
-import type { RpcObserver } from '../observability/observer.js';
+import type { Logger, RpcObserver } from '../observability/observer.js';
+import { logClose } from '../observability/log-policy.js';
 import { readyEvent } from '../security/tls.js';
 import { CallTable, type ClientCall } from './call-table.js';
 import { FramedSocket, type FramedSocketOptions } from './framed-socket.js';
@@ -26,6 +28,8 @@ export interface ClientConnectionOptions extends Omit<FramedSocketOptions, 'expe
   credentials: (() => string | Promise<string>) | undefined;
   /** Told of bytes in and out, and of connections. */
   observer?: RpcObserver | undefined;
+  /** Told why the connection closed (levels in `observability/log-policy`). */
+  logger?: Logger | undefined;
 }
 
 /**
@@ -80,6 +84,7 @@ export class ClientConnection {
   private readonly draft: RequestDraft = { index: 0, timeoutMs: -1, metadata: undefined, type: null!, value: null };
   private meta: Record<string, Buffer> = {};
   private readonly observer: RpcObserver | undefined;
+  private readonly logger: Logger | undefined;
 
   constructor(
     readonly host: string,
@@ -93,6 +98,7 @@ export class ClientConnection {
     private readonly onChange: (conn: ClientConnection) => void = () => {},
   ) {
     this.observer = options.observer;
+    this.logger = options.logger;
     const socket = options.dial(host, port);
     this.framed = new FramedSocket(socket, { ...options, expectPreface: false, pauseReadsWhenBlocked: false }, {
       onFrame: (type, flags, id, body) => this.onFrame(type, flags, id, body),
@@ -198,7 +204,7 @@ export class ClientConnection {
       this.framed.message(FrameType.REQUEST, requestFlags(d) | (msg.oneWay ? Flag.ONE_WAY : 0), call.id, d, writeRequest);
     } catch (err) {
       this.calls.take(call.id);
-      call.reject(new RpcError(Code.INVALID_ARGUMENT, `invalid request for ${msg.name}: ${(err as Error).message}`, { cause: err }));
+      call.reject(invalidRequest(msg, call.request, err)!);
       return;
     } finally {
       d.value = null;
@@ -249,7 +255,7 @@ export class ClientConnection {
       if (call !== undefined && (flags & Flag.DECLARED) !== 0 && !(reading!.incompatible !== undefined && reading!.errors === undefined)) {
         details = decodeDeclared(call.msg.errors, body, head.offset, reading!.errors);
       }
-      error = new RpcError(head.code as Code, head.message, { isRemote: true, metadata: head.metadata, details });
+      error = new RpcError(errorCode(head.code), head.message, { isRemote: true, metadata: head.metadata, details });
     } catch (err) {
       error = new RpcError(Code.INTERNAL, `cannot decode error frame: ${(err as Error).message}`, { cause: err });
     }
@@ -282,7 +288,7 @@ export class ClientConnection {
       const g = readGoaway(body);
       // Only a graceful GOAWAY's last id is exact; an error GOAWAY may carry 0 while handlers run.
       if (g.code === Code.OK) this.goawayLastId = g.lastId;
-      else this.closeError = new RpcError(g.code as Code, g.message, { isRemote: true });
+      else this.closeError = new RpcError(errorCode(g.code), g.message, { isRemote: true });
     } catch {
       // A malformed GOAWAY still means "go away".
     }
@@ -359,6 +365,7 @@ export class ClientConnection {
       error = new RpcError(Code.UNAVAILABLE, `${this.host}:${this.port} is not an avrpc v1 server (${error.message})`, { cause: error });
     }
     this.closeError ??= error;
+    if (this.logger !== undefined) logClose(this.logger, 'client', this.closeError, wasReady, this.state === 'draining', { endpoint: this.endpoint.key });
     if (this.state !== 'closed') this.transition('closed');
     if (!wasReady || this.calls.size > 0) this.countFailure();
     for (const call of this.calls.drain()) {

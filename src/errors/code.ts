@@ -2,7 +2,7 @@
  * Status codes: gRPC's names and numbers, so that operators can read them without a table.
  * Sent on the wire as a single byte (see SPEC.md, "Status codes").
  */
-export const Code = {
+export const Code = Object.freeze({
   OK: 0,
   CANCELLED: 1,
   UNKNOWN: 2,
@@ -20,7 +20,7 @@ export const Code = {
   UNAVAILABLE: 14,
   DATA_LOSS: 15,
   UNAUTHENTICATED: 16,
-} as const;
+} as const);
 
 /** One of the numeric values of {@link Code}. */
 export type Code = (typeof Code)[keyof typeof Code];
@@ -39,4 +39,12 @@ export function codeName(code: number): CodeName {
 /** True when `value` is one of the defined codes. */
 export function isCode(value: unknown): value is Code {
   return typeof value === 'number' && Number.isInteger(value) && names[value] !== undefined;
+}
+
+/**
+ * The code an ERROR carries for `code`: itself when it is a failure code of the set, else UNKNOWN
+ * (OK is no failure, and a number outside the set means nothing), as gRPC reads unknown statuses.
+ */
+export function errorCode(code: number): Code {
+  return code !== Code.OK && isCode(code) ? code : Code.UNKNOWN;
 }

@@ -51,8 +51,24 @@ export class RpcError extends Error {
   static from(err: unknown, fallback: Code = Code.INTERNAL): RpcError {
     if (err instanceof RpcError) return err;
     if (isSystemError(err)) return fromNodeError(err);
-    const message = err instanceof Error ? err.message : String(err);
-    return new RpcError(fallback, message, { cause: err });
+    return new RpcError(fallback, thrownMessage(err), { cause: err });
+  }
+}
+
+/**
+ * The text of anything thrown: an Error's message, an object's string `message`, else its string
+ * form. Never throws itself (a null-prototype object or a throwing `toString` cannot be converted).
+ */
+export function thrownMessage(thrown: unknown): string {
+  if (thrown instanceof Error) return thrown.message;
+  if (typeof thrown === 'object' && thrown !== null) {
+    const message = (thrown as { message?: unknown }).message;
+    if (typeof message === 'string') return message;
+  }
+  try {
+    return String(thrown);
+  } catch {
+    return Object.prototype.toString.call(thrown);
   }
 }
 
@@ -73,20 +89,28 @@ const UNAVAILABLE_CODES = new Set([
   'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END', 'ERR_SOCKET_CONNECTION_TIMEOUT',
 ]);
 
+/** Node error codes of a process out of descriptors, buffers or memory. */
+const EXHAUSTED_CODES = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
+
 /**
  * The one place Node socket and TLS errors are mapped to codes: unreachable or dropped peers are
- * UNAVAILABLE, certificate failures UNAVAILABLE too (as gRPC does), anything else INTERNAL.
+ * UNAVAILABLE, certificate failures UNAVAILABLE too (as gRPC does), no descriptors or memory left
+ * RESOURCE_EXHAUSTED, EACCES/EPERM (e.g. listening on a privileged port) PERMISSION_DENIED,
+ * anything else INTERNAL.
  */
 export function fromNodeError(err: Error & { code?: unknown }): RpcError {
   const nodeCode = typeof err.code === 'string' ? err.code : '';
   if (isCode(err.code)) return new RpcError(err.code, err.message, { cause: err });
   let code: Code = Code.INTERNAL;
   if (UNAVAILABLE_CODES.has(nodeCode)) code = Code.UNAVAILABLE;
+  else if (EXHAUSTED_CODES.has(nodeCode)) code = Code.RESOURCE_EXHAUSTED;
+  else if (nodeCode === 'EACCES' || nodeCode === 'EPERM') code = Code.PERMISSION_DENIED;
   else if (nodeCode.startsWith('ERR_TLS') || nodeCode.startsWith('ERR_SSL') || nodeCode.includes('CERT')
     // OpenSSL verification codes such as UNABLE_TO_VERIFY_LEAF_SIGNATURE (a server from an untrusted CA).
     || nodeCode.startsWith('UNABLE_TO_') || nodeCode === 'HOSTNAME_MISMATCH') {
     code = Code.UNAVAILABLE;
   }
-  const detail = nodeCode ? `${nodeCode}: ${err.message}` : err.message;
-  return new RpcError(code, `connection failed (${detail})`, { cause: err });
+  const detail = nodeCode && !err.message.includes(nodeCode) ? `${nodeCode}: ${err.message}` : err.message;
+  // Only an unreachable or dropped peer is a failed connection; EADDRINUSE from listen() is not.
+  return new RpcError(code, code === Code.UNAVAILABLE ? `connection failed (${detail})` : detail, { cause: err });
 }

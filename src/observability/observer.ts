@@ -18,6 +18,25 @@ export interface RpcObserver {
   bytesReceived?(n: number): void;
   /** Bytes written to sockets. */
   bytesSent?(n: number): void;
+  /**
+   * A client's connection pool to report on: `createClient` calls it once with a function reading the
+   * pool's state per endpoint (read it at scrape time, not per call), and calls what it returns at close.
+   */
+  poolAttached?(stats: () => readonly PoolStat[]): (() => void) | void;
+}
+
+/** One endpoint of a client's pool, as observers see it (a subset of `client.stats()`). */
+export interface PoolStat {
+  /** `host:port`. */
+  readonly endpoint: string;
+  /** Sockets open or opening. */
+  readonly connections: number;
+  /** Sockets ready for calls. */
+  readonly ready: number;
+  /** Calls in flight on this endpoint. */
+  readonly inFlight: number;
+  /** Ejected by outlier detection right now. */
+  readonly ejected: boolean;
 }
 
 /** A pino-compatible logger: the subset avrpc uses. */
@@ -36,4 +55,54 @@ export function isLogger(value: unknown): value is Logger {
   if (value === null || typeof value !== 'object') return false;
   const l = value as Record<string, unknown>;
   return ['debug', 'info', 'warn', 'error'].every((k) => typeof l[k] === 'function');
+}
+
+const HOOKS = ['connectionOpened', 'connectionClosed', 'callStarted', 'callEnded', 'bytesReceived', 'bytesSent', 'poolAttached'] as const;
+
+/**
+ * Wraps a user's observer so that a hook that throws never breaks a call or a connection (or, thrown
+ * from a promise callback, the process): the first failure of each hook is logged at `error`, the
+ * rest ignored. Hooks the observer lacks stay absent, so `observer.hook?.()` still costs nothing.
+ */
+export function guardObserver(observer: RpcObserver, logger: Logger): RpcObserver {
+  const guarded: Record<string, unknown> = {};
+  const reported = new Set<string>();
+  const guard = <A extends unknown[], R>(name: string, fn: (...args: A) => R, self: unknown) => (...args: A): R | undefined => {
+    try {
+      return fn.apply(self, args);
+    } catch (err) {
+      if (!reported.has(name)) {
+        reported.add(name);
+        logger.error({ err, hook: name }, 'observer hook threw; ignored from now on');
+      }
+      return undefined;
+    }
+  };
+  for (const name of HOOKS) {
+    const hook = observer[name] as ((...args: unknown[]) => unknown) | undefined;
+    if (typeof hook !== 'function') continue;
+    guarded[name] = name !== 'poolAttached' ? guard(name, hook, observer) : guard(name, (stats: unknown) => {
+      const detach = hook.call(observer, stats);
+      return typeof detach === 'function' ? guard('poolAttached detach', detach as () => void, undefined) : undefined;
+    }, undefined);
+  }
+  return guarded as RpcObserver;
+}
+
+/** Wraps a user's logger so that a logger that throws cannot break what avrpc was doing. */
+export function guardLogger(logger: Logger): Logger {
+  const at = (level: keyof Logger) => (obj: object, msg?: string): void => {
+    try {
+      logger[level](obj, msg);
+    } catch {
+      // Nowhere left to report it.
+    }
+  };
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+/** The filled `observer` and `logger` options: guarded, or absent / silent when not given. */
+export function guarded(observer: RpcObserver | undefined, logger: Logger | undefined): { observer: RpcObserver | undefined; logger: Logger } {
+  const log = logger === undefined ? silentLogger : guardLogger(logger);
+  return { observer: observer === undefined ? undefined : guardObserver(observer, log), logger: log };
 }

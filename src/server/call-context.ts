@@ -62,6 +62,11 @@ export class CallContext {
     return this.abortReason !== undefined;
   }
 
+  /** Why the call was cancelled: CANCELLED (client, disconnect) or DEADLINE_EXCEEDED; OK while it runs. */
+  get cancelCode(): Code {
+    return this.abortReason?.code ?? Code.OK;
+  }
+
   /** Marks the call cancelled and aborts the signal (if a handler asked for it). */
   cancel(reason: RpcError): void {
     if (this.abortReason !== undefined) return;

@@ -1,8 +1,8 @@
 import type { MessageDef } from '../codec/protocol.js';
 import type { FramedSocket } from '../connection/framed-socket.js';
 import { matchDeclared } from '../connection/payload.js';
-import { Code } from '../errors/code.js';
-import { RpcError } from '../errors/rpc-error.js';
+import { Code, errorCode } from '../errors/code.js';
+import { RpcError, thrownMessage } from '../errors/rpc-error.js';
 import { errorFlags, writeError, type ErrorDraft } from '../framing/bodies.js';
 import { FrameType } from '../framing/frame.js';
 
@@ -16,7 +16,7 @@ export function errorDraftFor(msg: MessageDef, thrown: unknown): ErrorDraft {
   if (thrown instanceof RpcError) {
     const value = thrown.details === undefined ? undefined : matchDeclared(msg.errors, thrown.details);
     return {
-      code: thrown.code,
+      code: errorCode(thrown.code),
       message: thrown.message,
       metadata: Object.keys(thrown.metadata).length > 0 ? thrown.metadata : undefined,
       declared: value === undefined ? undefined : { type: msg.errors, value },
@@ -27,7 +27,7 @@ export function errorDraftFor(msg: MessageDef, thrown: unknown): ErrorDraft {
     const text = thrown instanceof Error && thrown.message ? thrown.message : `declared error of ${msg.name}`;
     return { code: Code.UNKNOWN, message: text, metadata: undefined, declared: { type: msg.errors, value } };
   }
-  const text = thrown instanceof Error ? thrown.message : String(thrown);
+  const text = thrownMessage(thrown);
   return { code: Code.INTERNAL, message: text, metadata: undefined, declared: undefined };
 }
 

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Socket } from 'node:net';
+import { describeInvalid } from '../codec/invalid-value.js';
 import type { PeerCodec } from '../codec/peer-codec.js';
 import type { MessageDef, Protocol } from '../codec/protocol.js';
 import type { ResolverCache } from '../codec/resolver-cache.js';
@@ -11,6 +12,7 @@ import { readRequestHead, writeGoaway } from '../framing/bodies.js';
 import type { BodyWriter } from '../framing/frame-encoder.js';
 import { Flag, FrameType } from '../framing/frame.js';
 import { helloType, readHandshake, welcomeType, writeHandshake, type Hello, type Welcome } from '../framing/handshake.js';
+import { logClose } from '../observability/log-policy.js';
 import { accept as acceptExtensions, type Negotiated } from '../framing/extensions.js';
 import { TOKEN_META_KEY } from '../security/auth.js';
 import { peerCertificate } from '../security/tls.js';
@@ -286,7 +288,12 @@ export class ServerConnection {
   private deny(id: number, ctx: CallContext, oneWay: boolean, name: string): void {
     if (!this.tracks(id, ctx, oneWay)) return;
     this.untrack(id, ctx, oneWay);
-    this.refuse(id, oneWay, Code.PERMISSION_DENIED, `not allowed to call ${name}`);
+    // Counted under its message: callStarted was reported for it.
+    this.shared.options.observer?.callEnded?.(name, Code.PERMISSION_DENIED, performance.now() - ctx.startedAt);
+    if (!oneWay) {
+      sendError(this.framed, id, { code: Code.PERMISSION_DENIED, message: `not allowed to call ${name}`, metadata: undefined, declared: undefined });
+      this.framed.flushSoon();
+    }
     if (this.state === 'draining' && this.inFlight === 0) this.framed.end();
   }
 
@@ -296,7 +303,7 @@ export class ServerConnection {
     if (ctx.cancelled || !this.tracks(id, ctx, oneWay)) {
       // A call past its deadline stays in `running` until its handler returns; free its id now.
       this.untrack(id, ctx, oneWay);
-      observer?.callEnded?.(msg.name, Code.CANCELLED, performance.now() - ctx.startedAt);
+      observer?.callEnded?.(msg.name, ctx.cancelled ? ctx.cancelCode : Code.CANCELLED, performance.now() - ctx.startedAt);
       if (this.state === 'draining' && this.inFlight === 0) this.framed.end();
       return;
     }
@@ -305,20 +312,23 @@ export class ServerConnection {
     if (!oneWay && !this.framed.isClosed) {
       if (outcome instanceof OffloadReply) {
         code = outcome.code as Code;
-        if (code === Code.INTERNAL) this.shared.options.logger.warn({ message: msg.name, peer: this.peer }, 'handler failed in a worker');
+        if (code === Code.INTERNAL) this.shared.options.logger.error({ message: msg.name, peer: this.peer }, 'handler failed in a worker');
         // A worker's RESPONSE bytes go out like any response: fragmented or compressed when large.
         if (outcome.kind === ReplyKind.RESPONSE) this.framed.message(FrameType.RESPONSE, outcome.flags, id, outcome.body, writeBytes);
         else this.framed.encoder.frame(FrameType.ERROR, outcome.flags, id, outcome.body, writeBytes);
       } else if (failed) {
         const draft = errorDraftFor(msg, outcome);
         code = draft.code as Code;
-        if (code === Code.INTERNAL) this.shared.options.logger.warn({ err: outcome, message: msg.name, peer: this.peer }, 'handler failed');
+        if (code === Code.INTERNAL) this.shared.options.logger.error({ err: outcome, message: msg.name, peer: this.peer }, 'handler failed');
         sendError(this.framed, id, draft);
       } else {
         try {
           this.framed.message(FrameType.RESPONSE, 0, id, outcome, this.shared.writers[msg.index]!);
         } catch (err) {
-          sendError(this.framed, id, errorDraftFor(msg, new RpcError(Code.INTERNAL, `handler of ${msg.name} returned an invalid response: ${(err as Error).message}`)));
+          const invalid = new RpcError(Code.INTERNAL, `handler of ${msg.name} returned an invalid response: ${describeInvalid(msg.response, outcome, 'response') ?? (err as Error).message}`, { cause: err });
+          code = Code.INTERNAL;
+          this.shared.options.logger.error({ err: invalid, message: msg.name, peer: this.peer }, 'handler returned an invalid response');
+          sendError(this.framed, id, errorDraftFor(msg, invalid));
         }
       }
       this.framed.flushSoon();
@@ -358,7 +368,7 @@ export class ServerConnection {
     clearInterval(this.idleTimer);
     const o = this.shared.options;
     o.observer?.connectionClosed?.(`${this.peer.address}:${this.peer.port}`, error.code === Code.UNAVAILABLE ? undefined : error);
-    if (error.code !== Code.UNAVAILABLE) o.logger.info({ err: error, peer: this.peer }, 'connection closed with an error');
+    logClose(o.logger, 'server', error, this.codec !== undefined, this.state === 'draining', { peer: this.peer });
     if (this.state !== 'closed') this.transition('closed');
     const reason = new RpcError(Code.CANCELLED, `connection closed: ${error.message}`, { cause: error });
     for (const ctx of this.running.values()) ctx.cancel(reason);

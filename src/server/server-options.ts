@@ -3,7 +3,7 @@ import { Protocol as ProtocolClass } from '../codec/protocol.js';
 import { aclAuthorizer, allOf, type Acl, type Authenticator, type Authorizer } from '../security/auth.js';
 import type { ServerTlsOptions } from '../security/tls.js';
 import { fnOption, fragmentOption, intOption, invalid } from '../util/validate.js';
-import { isLogger, silentLogger, type Logger, type RpcObserver } from '../observability/observer.js';
+import { guarded, isLogger, type Logger, type RpcObserver } from '../observability/observer.js';
 import type { CallContext } from './call-context.js';
 import { chainHandler, type ServerInterceptor } from './interceptor.js';
 import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './offload/worker-options.js';
@@ -80,7 +80,12 @@ export interface ServerOptions {
   interceptors?: readonly ServerInterceptor[];
   /** Metrics hooks (see `createPrometheusObserver`). Default none. */
   observer?: RpcObserver;
-  /** A pino-compatible logger for connection and handler failures. Default: silent. */
+  /**
+   * A pino-compatible logger; nothing is logged per successful call. `error`: a handler threw something
+   * other than an RpcError it chose (INTERNAL) or returned an invalid response; `warn`: a connection
+   * closed by a protocol error, a limit, a handshake timeout or refused credentials; `debug`: orderly
+   * closes. Default: silent.
+   */
   logger?: Logger;
   /**
    * Run handlers inside an AsyncLocalStorage scope so that calls they make inherit their deadline and
@@ -168,8 +173,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     maxMetadataBytes: intOption(`${at}.maxMetadataBytes`, options.maxMetadataBytes, 8192, 0),
     maxMessageBytes: intOption(`${at}.maxMessageBytes`, options.maxMessageBytes, 64 * MiB, 0, 0xffffffff),
     maxQueuedBytes: intOption(`${at}.maxQueuedBytes`, options.maxQueuedBytes, 32 * MiB, 1024),
-    observer: options.observer,
-    logger: options.logger ?? silentLogger,
+    ...guarded(options.observer, options.logger),
     propagateDeadlines: options.propagateDeadlines ?? true,
     workers: resolveWorkerOptions(`${at}.workers`, options.workers, protocol, (i) => handlers[i] !== undefined),
   };

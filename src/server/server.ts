@@ -60,7 +60,10 @@ export interface Server {
 /** Creates a server for `options.protocol` with `options.handlers`. Throws INVALID_ARGUMENT on bad options. */
 export function createServer(options: ServerOptions): Server {
   const resolved = resolveServerOptions(options);
-  const writers: BodyWriter<unknown>[] = resolved.protocol.messages.map((m) => (v, buf, pos) => m.response.encode(v, buf, pos));
+  // A handler of a `void` message may return nothing: undefined is its null response.
+  const writers: BodyWriter<unknown>[] = resolved.protocol.messages.map((m) => m.response.typeName === 'null'
+    ? (v, buf, pos) => m.response.encode(v === undefined ? null : v, buf, pos)
+    : (v, buf, pos) => m.response.encode(v, buf, pos));
   const offload = resolved.workers === undefined ? undefined
     : new OffloadPool(resolved.workers, resolved.protocol, resolved.resolverCacheSize, resolved.propagateDeadlines, resolved.logger);
   const shared: ServerShared = { options: resolved, cache: new ResolverCache(resolved.protocol, resolved.resolverCacheSize), writers, offload };
@@ -95,6 +98,11 @@ export function createServer(options: ServerOptions): Server {
       // Node reports a TLS handshake timeout (or failure) here but leaves the socket open: close it.
       server.on('tlsClientError', (_err: Error, socket: Socket) => socket.destroy());
       net = server;
+      // A failed TLS handshake never becomes a ServerConnection: this is the one place to hear of it.
+      server.on('tlsClientError', (err: Error, socket: Socket) => {
+        const e = RpcError.from(err);
+        resolved.logger.warn({ err: e, code: e.codeName, peer: { address: socket.remoteAddress, port: socket.remotePort } }, 'TLS handshake failed');
+      });
       offload?.start();
       await new Promise<void>((resolve, reject) => {
         server.once('error', (err) => reject(RpcError.from(err)));

@@ -38,7 +38,7 @@ test('the Prometheus observer counts calls by code, bytes, connections and pool 
   const serverRegister = new Registry();
   const clientRegister = new Registry();
   const logs: string[] = [];
-  const logger: Logger = { debug() {}, info: (_o, m) => logs.push(`info ${m}`), warn: (_o, m) => logs.push(`warn ${m}`), error() {} };
+  const logger: Logger = { debug() {}, info: (_o, m) => logs.push(`info ${m}`), warn: (_o, m) => logs.push(`warn ${m}`), error: (_o, m) => logs.push(`error ${m}`) };
   const server = createServer({
     protocol,
     handlers: { greet: (req: { name: string }) => `hi ${req.name}`, boom: () => { throw new Error('kaput'); } },
@@ -64,7 +64,7 @@ test('the Prometheus observer counts calls by code, bytes, connections and pool 
     const c = await clientRegister.metrics();
     assert.match(c, /avrpc_calls_total\{side="client",message="greet",code="OK"\} 5/);
     assert.match(c, new RegExp(`avrpc_pool_ready_connections\\{endpoint="127.0.0.1:${port}"\\} 1`));
-    assert.ok(logs.includes('warn handler failed'), 'the INTERNAL failure was logged');
+    assert.ok(logs.includes('error handler failed'), 'the INTERNAL failure was logged');
   } finally {
     await client.close();
     await server.close({ graceMs: 100 });

@@ -6,6 +6,7 @@
 import type avro from 'avsc';
 import { LRUCache } from 'lru-cache';
 import { move, workerData } from 'piscina';
+import { describeInvalid } from '../../codec/invalid-value.js';
 import { PeerCodec } from '../../codec/peer-codec.js';
 import { Protocol, type MessageDef } from '../../codec/protocol.js';
 import { decodeExact } from '../../connection/payload.js';
@@ -80,6 +81,7 @@ function resolverFor(task: OffloadTask): avro.Resolver | undefined {
 }
 
 function responseReply(msg: MessageDef, value: unknown): unknown {
+  if (value === undefined && msg.response.typeName === 'null') value = null; // a `void` handler returning nothing
   let end: number;
   try {
     end = msg.response.encode(value, scratch, 0);
@@ -91,7 +93,7 @@ function responseReply(msg: MessageDef, value: unknown): unknown {
       else return reply(ReplyKind.RESPONSE, Code.OK, 0, buf.subarray(0, end));
     }
   } catch (err) {
-    return errorReply(msg, new RpcError(Code.INTERNAL, `handler of ${msg.name} returned an invalid response: ${(err as Error).message}`));
+    return errorReply(msg, new RpcError(Code.INTERNAL, `handler of ${msg.name} returned an invalid response: ${describeInvalid(msg.response, value, 'response') ?? (err as Error).message}`));
   }
   return reply(ReplyKind.RESPONSE, Code.OK, 0, scratch.subarray(0, end));
 }
