@@ -3,7 +3,7 @@
  * client in this one, over loopback:
  *
  * 1. small-call latency (p50/p99/max) while 8 MB echo calls share the one connection, fragments on vs
- *    off (target: p99 < 5 ms with fragments on);
+ *    off, and on with the server's echo in a worker thread (target: p99 < 5 ms with fragments on);
  * 2. 1 MB echo throughput in payload bytes/s against a raw framed echo (same framing, no Avro, no
  *    fragments) as the floor (target >= 0.8x);
  * 3. memory per side while an N MB echo is in flight, from `process.memoryUsage()` (target: at most
@@ -30,7 +30,7 @@ const MiB = 1024 * 1024;
 const windowArg = process.argv.find((a) => a.startsWith('--window='));
 const fragmentWindowBytes = windowArg === undefined ? undefined : Number(windowArg.slice('--window='.length));
 
-interface Ports { fragOn: number; fragOff: number; raw: number }
+interface Ports { fragOn: number; fragOff: number; offload: number; raw: number }
 
 // ---------------------------------------------------------------- server child
 
@@ -60,8 +60,14 @@ async function serverMain(): Promise<void> {
   const handlers = { echo: (req: { data: Buffer }) => req.data, ping: (req: { s: string }) => req.s };
   const on = createServer({ protocol: largeProtocol, handlers, maxMessageBytes: 256 * MiB, maxQueuedBytes: 256 * MiB, fragmentWindowBytes });
   const off = createServer({ protocol: largeProtocol, handlers, fragmentBytes: 0, maxFrameBytes: 256 * MiB, maxMessageBytes: 256 * MiB, maxQueuedBytes: 256 * MiB });
+  // The same with the echo in a worker thread (offload 'auto': the small pings stay inline).
+  const offloaded = createServer({
+    protocol: largeProtocol, handlers, maxMessageBytes: 256 * MiB, maxQueuedBytes: 256 * MiB, fragmentWindowBytes,
+    workers: { module: new URL('./large-handlers.js', import.meta.url), messages: ['echo'], threads: 1 },
+  });
   const ports: Ports = {
     fragOn: (await on.listen({ host: '127.0.0.1', port: 0 })).port,
+    offload: (await offloaded.listen({ host: '127.0.0.1', port: 0 })).port,
     fragOff: (await off.listen({ host: '127.0.0.1', port: 0 })).port,
     raw: await rawEchoServer(),
   };
@@ -241,8 +247,12 @@ async function main(): Promise<void> {
   try {
     if (want('1')) {
     console.log('1. small-call latency (closed loop, 1 in flight) while 8 MB echoes share the connection');
-    for (const [label, fragments, big] of [['idle, fragments on', true, 0], ['fragments on ', true, 1], ['fragments off', false, 1], ['fragments on, 2 big', true, 2], ['fragments off, 2 big', false, 2]] as const) {
-      const r = await latencyUnderLoad(child, fragments ? ports.fragOn : ports.fragOff, fragments, big, 5000);
+    const rows = [
+      ['idle, fragments on', ports.fragOn, true, 0], ['fragments on ', ports.fragOn, true, 1], ['fragments off', ports.fragOff, false, 1],
+      ['fragments on, offload', ports.offload, true, 1], ['fragments on, 2 big', ports.fragOn, true, 2], ['fragments off, 2 big', ports.fragOff, false, 2],
+    ] as const;
+    for (const [label, port, fragments, big] of rows) {
+      const r = await latencyUnderLoad(child, port, fragments, big, 5000);
       console.log(`   ${label.padEnd(22)} p50 ${fmt(r.p50)} ms  p99 ${fmt(r.p99)} ms  max ${fmt(r.max)} ms  (${r.small} small calls, ${r.big} x 8 MB echoes;`
         + ` longest event-loop stall: client ${fmt(r.clientStallMs)} ms, server ${fmt(r.serverStallMs)} ms)`);
     }
