@@ -28,7 +28,7 @@ test('a large response from a worker crosses peers that accept 64 KiB frames at 
   }
 });
 
-test('worker responses beyond the worker's 8 MiB scratch space, and small ones, arrive intact', async () => {
+test('worker responses beyond the 8 MiB worker scratch space, and small ones, arrive intact', async () => {
   const server = createServer({
     protocol: largeProtocol, handlers: { echo: () => { throw new Error('inline'); } }, maxMessageBytes: 64 * 1024 * 1024,
     workers: { module: new URL('../helpers/large-worker-handlers.js', import.meta.url), messages: ['echo'], threads: 1, offload: 'always' },
