@@ -1,12 +1,14 @@
 /**
  * `npm run bench`: micro benchmarks, then the end-to-end scenarios, each with its server(s) and its
- * client in separate processes on loopback, then the report: a table on stdout, bench/results/latest.md,
- * latest.svg and latest.json.
+ * client in separate processes on loopback, then issue 4's worker-offload and large-message scenarios
+ * (bench/offload.ts and bench/large.ts, shortened, forked: they send their figures over IPC), then the
+ * report: a table on stdout, bench/results/latest.md, latest.svg and latest.json.
  *
  * Environment: BENCH_SECONDS (measured seconds per run, default 3), BENCH_WARMUP_SECONDS (default 1),
  * BENCH_ROUNDS (each run is repeated this many times, interleaved with the others so that noise from
  * the machine hits every system alike; the best round counts; default 3), BENCH_ONLY (a substring of
- * `scenario/system` to run a subset; skips the micro benchmarks and writes no result files),
+ * `scenario/system` to run a subset, `offload/avrpc` and `large/avrpc` naming issue 4's; skips the micro
+ * benchmarks and writes no result files),
  * BENCH_PROFILE (a directory: children run with `--cpu-prof` and write their profiles there),
  * BENCH_NODE_ARGS (more Node flags for the children, e.g. `--trace-gc`).
  */
