@@ -6,7 +6,8 @@
  * per mode; the 20k-row calls come from a third process. Offload on is `offload: 'auto'` with the default threshold: small calls stay inline.
  * Target: max event-loop delay < 10 ms with offload on.
  *
- * Run after a build: `node dist/bench/offload.js [seconds per mode, default 5]` (about 30 s).
+ * Run after a build: `node dist/bench/offload.js [seconds per mode, default 5]` (about 30 s). `npm run bench`
+ * forks it and receives the figures over IPC.
  */
 import { fork } from 'node:child_process';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
@@ -19,9 +20,9 @@ import { bulkProtocol, rows } from '../test/offload/bulk-protocol.js';
  * 'idle' (no calls) and 'small' (the small calls alone, no 20k-row call) are the machine's own noise
  * floor for the loop-delay figures: on a shared, loaded machine the OS deschedules the server too.
  */
-type Mode = 'off' | 'on' | 'idle' | 'small';
+export type Mode = 'off' | 'on' | 'idle' | 'small';
 
-interface ServerReport {
+export interface ServerReport {
   maxMs: number;
   p99Ms: number;
   /** Main-thread event-loop utilization over the run (0..1). */
@@ -58,7 +59,17 @@ async function serve(mode: Mode): Promise<void> {
   process.send!({ port });
 }
 
-async function runMode(mode: Mode, seconds: number): Promise<void> {
+/** One mode's figures, as `npm run bench` (bench/run.ts) receives them when it forks this script. */
+export interface OffloadModeResult {
+  mode: Mode;
+  server: ServerReport;
+  smallCalls: number;
+  smallP50Ms: number;
+  smallP99Ms: number;
+  bigCalls: number;
+}
+
+async function runMode(mode: Mode, seconds: number): Promise<OffloadModeResult> {
   const child = fork(fileURLToPath(import.meta.url), ['--server', mode], { stdio: 'inherit', execArgv: (process.env.SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean) });
   const next = (): Promise<unknown> => new Promise((resolve) => child.once('message', resolve));
   const { port } = (await next()) as { port: number };
@@ -91,11 +102,13 @@ async function runMode(mode: Mode, seconds: number): Promise<void> {
   await client.close();
   await new Promise((resolve) => child.once('exit', resolve));
   smallLatency.sort((a, b) => a - b);
-  const pct = (p: number): string => (smallLatency[Math.min(smallLatency.length - 1, Math.floor((p / 100) * smallLatency.length))] ?? 0).toFixed(2);
+  const at = (p: number): number => smallLatency[Math.min(smallLatency.length - 1, Math.floor((p / 100) * smallLatency.length))] ?? 0;
+  const pct = (p: number): string => at(p).toFixed(2);
   console.log(
     `offload ${mode.padEnd(3)}  server loop delay max ${report.maxMs.toFixed(2)} ms, p99 ${report.p99Ms.toFixed(2)} ms, p50 ${report.p50Ms.toFixed(2)} ms, main-thread busy ${(report.elu * 100).toFixed(0)}%`
     + ` | small calls ${smallLatency.length} (p50 ${pct(50)} ms, p99 ${pct(99)} ms) | 20k-row calls ${bigCalls}`,
   );
+  return { mode, server: report, smallCalls: smallLatency.length, smallP50Ms: at(50), smallP99Ms: at(99), bigCalls };
 }
 
 /** Third process: two lanes of 20k-row echo calls for `seconds`, then reports how many completed. */
@@ -124,5 +137,8 @@ if (process.argv[2] === '--server') {
 } else {
   const seconds = Number(process.argv[2] ?? 5);
   const modes = (process.env.MODES ?? 'idle,small,off,on').split(',') as Mode[];
-  for (const mode of modes) await runMode(mode, seconds);
+  const results: OffloadModeResult[] = [];
+  for (const mode of modes) results.push(await runMode(mode, seconds));
+  // Forked by bench/run.ts: hand it the figures.
+  if (process.send !== undefined) process.send(results);
 }

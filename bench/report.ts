@@ -17,12 +17,33 @@ export interface ScenarioRow {
   note?: string;
 }
 
-/** A target of issue 2, checked on the measured ratios. */
+/** A target of an issue, checked on the measured figures. */
 export interface TargetCheck {
   what: string;
   value: number;
   limit: string;
   ok: boolean;
+  /** How `value` reads: a ratio (default), milliseconds, or a multiple of the payload size N. */
+  unit?: 'x' | 'ms' | 'N';
+}
+
+function targetValue(t: TargetCheck): string {
+  if (t.unit === 'ms') return `${t.value.toFixed(2)} ms`;
+  if (t.unit === 'N') return `${t.value.toFixed(2)}N`;
+  return times(t.value);
+}
+
+/**
+ * A scenario of another issue (worker offload, large messages) with its own columns: a table in the
+ * Markdown, and one bar per row in the SVG.
+ */
+export interface ReportSection {
+  title: string;
+  /** Says how it was measured, under the table. */
+  note: string;
+  header: string[];
+  rows: string[][];
+  chart: { title: string; bars: { label: string; value: number; text: string; system?: System }[] };
 }
 
 /** Everything one `npm run bench` measured. */
@@ -34,6 +55,7 @@ export interface BenchReport {
   rows: ScenarioRow[];
   ratios: Record<string, number>;
   targets: TargetCheck[];
+  sections: ReportSection[];
 }
 
 const SYSTEMS: readonly System[] = ['avrpc', 'grpc', 'raw', 'rawBatched'];
@@ -78,11 +100,21 @@ export function markdown(report: BenchReport): string {
     + 'targets are set against). raw batched: the same with one write per tick on both sides, as avrpc does; no codec, '
     + 'no handshake, no deadlines: what the kernel and V8 allow at best.');
   lines.push('');
-  lines.push('Targets (issue 2):');
+  for (const sec of report.sections) {
+    lines.push(`${sec.title}:`);
+    lines.push('');
+    lines.push(`| ${sec.header.join(' | ')} |`);
+    lines.push(`|${sec.header.map(() => '---').join('|')}|`);
+    for (const r of sec.rows) lines.push(`| ${r.join(' | ')} |`);
+    lines.push('');
+    lines.push(sec.note);
+    lines.push('');
+  }
+  lines.push('Targets:');
   lines.push('');
   lines.push('| target | measured | limit | met |');
   lines.push('|---|---|---|---|');
-  for (const t of report.targets) lines.push(`| ${t.what} | ${times(t.value)} | ${t.limit} | ${t.ok ? 'yes' : 'no'} |`);
+  for (const t of report.targets) lines.push(`| ${t.what} | ${targetValue(t)} | ${t.limit} | ${t.ok ? 'yes' : 'no'} |`);
   lines.push('');
   lines.push('Micro benchmarks (benchmark.js, one process):');
   lines.push('');
@@ -122,8 +154,13 @@ export function consoleTable(report: BenchReport): string {
     const extra = [rowRatios(row), row.note].filter(Boolean).join('; ');
     if (extra !== '') out.push(`${''.padEnd(w)}  ${extra}`);
   }
+  for (const sec of report.sections) {
+    out.push('');
+    out.push(`${sec.title}:`);
+    for (const r of sec.rows) out.push(`  ${r.join('  |  ')}`);
+  }
   out.push('');
-  for (const t of report.targets) out.push(`${t.ok ? 'MET   ' : 'MISSED'} ${t.what}: ${times(t.value)} (${t.limit})`);
+  for (const t of report.targets) out.push(`${t.ok ? 'MET   ' : 'MISSED'} ${t.what}: ${targetValue(t)} (${t.limit})`);
   return out.join('\n');
 }
 
@@ -166,6 +203,19 @@ export function svg(report: BenchReport): string {
   };
   chart('calls/s (higher is better; bars scaled per scenario)', (r) => r.callsPerSec, rate);
   chart('p99 latency (lower is better; bars scaled per scenario)', (r) => r.p99Us, latency);
+  for (const sec of report.sections) {
+    y += 20;
+    parts.push(`<text x="10" y="${y}" font-size="13" font-weight="bold">${esc(sec.chart.title)}</text>`);
+    y += 8;
+    const max = Math.max(1e-9, ...sec.chart.bars.map((b) => b.value));
+    for (const b of sec.chart.bars) {
+      const w = Math.max(1, Math.round((b.value / max) * plotW));
+      parts.push(`<text x="10" y="${y + barH - 4}" font-size="11">${esc(b.label)}</text>`);
+      parts.push(`<rect class="bar" x="${labelW}" y="${y}" width="${w}" height="${barH - 2}" fill="${COLOR[b.system ?? 'avrpc']}"/>`);
+      parts.push(`<text x="${labelW + w + 4}" y="${y + barH - 4}" font-size="10">${esc(b.text)}</text>`);
+      y += barH + 2;
+    }
+  }
   y += 10;
   let x = 10;
   for (const s of SYSTEMS) {

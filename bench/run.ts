@@ -1,12 +1,14 @@
 /**
  * `npm run bench`: micro benchmarks, then the end-to-end scenarios, each with its server(s) and its
- * client in separate processes on loopback, then the report: a table on stdout, bench/results/latest.md,
- * latest.svg and latest.json.
+ * client in separate processes on loopback, then issue 4's worker-offload and large-message scenarios
+ * (bench/offload.ts and bench/large.ts, shortened, forked: they send their figures over IPC), then the
+ * report: a table on stdout, bench/results/latest.md, latest.svg and latest.json.
  *
  * Environment: BENCH_SECONDS (measured seconds per run, default 3), BENCH_WARMUP_SECONDS (default 1),
  * BENCH_ROUNDS (each run is repeated this many times, interleaved with the others so that noise from
  * the machine hits every system alike; the best round counts; default 3), BENCH_ONLY (a substring of
- * `scenario/system` to run a subset; skips the micro benchmarks and writes no result files),
+ * `scenario/system` to run a subset, `offload/avrpc` and `large/avrpc` naming issue 4's; skips the micro
+ * benchmarks and writes no result files),
  * BENCH_PROFILE (a directory: children run with `--cpu-prof` and write their profiles there),
  * BENCH_NODE_ARGS (more Node flags for the children, e.g. `--trace-gc`).
  */
@@ -18,9 +20,13 @@ import { fileURLToPath } from 'node:url';
 import type { BalancerName } from '../src/index.js';
 import type { ClientJob } from './client-child.js';
 import type { LoadResult } from './load.js';
+import type { LargeResults } from './large.js';
 import { runMicro } from './micro.js';
+import type { OffloadModeResult } from './offload.js';
 import { repoFile } from './payload.js';
-import { consoleTable, latency, markdown, rate, svg, times, type BenchReport, type ScenarioRow, type System, type TargetCheck } from './report.js';
+import {
+  consoleTable, latency, markdown, rate, svg, times, type BenchReport, type ReportSection, type ScenarioRow, type System, type TargetCheck,
+} from './report.js';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 3);
 const warmupSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? 1);
@@ -111,6 +117,77 @@ async function runOnce(s: Scenario, system: System): Promise<{ result: LoadResul
   }
 }
 
+/** Runs a bench script of another issue in its own process; it sends its figures over IPC before exiting. */
+async function runScript<T>(file: string, args: string[], timeoutMs: number): Promise<T | undefined> {
+  const child = fork(here(file), args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  let result: T | undefined;
+  child.on('message', (m) => { result = m as T; });
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const [code] = (await once(child, 'exit')) as [number | null];
+  clearTimeout(timer);
+  if (code !== 0) console.log(`  ${file} exited with ${code}: its rows are left out`);
+  return result;
+}
+
+const ms = (x: number): string => `${x.toFixed(x < 10 ? 2 : 1)} ms`;
+const mibs = (bytesPerSec: number): string => `${(bytesPerSec / (1024 * 1024)).toFixed(0)} MiB/s`;
+
+/** Issue 4's worker offload: the server's event-loop delay under mixed load, offload off vs on. */
+function offloadSection(r: OffloadModeResult[], secondsPerMode: number): { section: ReportSection; targets: TargetCheck[] } {
+  const label: Record<string, string> = {
+    idle: 'idle (no calls: the machine\'s noise)', small: 'small calls only', off: 'mixed load, offload off', on: 'mixed load, offload on',
+  };
+  const section: ReportSection = {
+    title: 'Worker offload (issue 4): server event-loop delay under mixed load',
+    note: `One server process; 32 small echo calls in flight from one client process alongside 2 calls in flight carrying a 20k-record array `
+      + `(about 540 KB each way) from another, ${secondsPerMode} s per mode (\`bench/offload.ts\`). Offload on: the 20k-record echo runs in a worker `
+      + `thread (\`offload: 'auto'\`, small calls stay inline).`,
+    header: ['mode', 'loop delay max', 'loop delay p99', 'main thread busy', 'small calls p50 / p99', 'small calls', '20k-record calls'],
+    rows: r.map((m) => [label[m.mode] ?? m.mode, ms(m.server.maxMs), ms(m.server.p99Ms), `${(m.server.elu * 100).toFixed(0)}%`,
+      `${ms(m.smallP50Ms)} / ${ms(m.smallP99Ms)}`, String(m.smallCalls), String(m.bigCalls)]),
+    chart: { title: 'Worker offload: server event-loop delay max (lower is better)', bars: r.map((m) => ({ label: label[m.mode] ?? m.mode, value: m.server.maxMs, text: ms(m.server.maxMs) })) },
+  };
+  const on = r.find((m) => m.mode === 'on');
+  const targets = on === undefined ? [] : [{ what: 'issue 4: server loop delay max with offload, mixed load', value: on.server.maxMs, limit: '< 10 ms', ok: on.server.maxMs < 10, unit: 'ms' as const }];
+  return { section, targets };
+}
+
+/** Issue 4's large messages: small-call latency beside 8 MB calls, 1 MB throughput, memory. */
+function largeSections(r: LargeResults, seconds: number): { sections: ReportSection[]; targets: TargetCheck[] } {
+  const sections: ReportSection[] = [];
+  const targets: TargetCheck[] = [];
+  if (r.latency.length > 0) {
+    sections.push({
+      title: 'Large messages (issue 4): small-call latency while 8 MB echoes share the connection',
+      note: `One client process, one server process; small calls 1 in flight in a closed loop, ${seconds} s per row, beside one 8 MB echo call `
+        + `at a time on the same connection (\`bench/large.ts --quick\`). Offload: the server's 8 MB echo runs in a worker thread.`,
+      header: ['mode', 'small p50', 'small p99', 'small max', 'small calls', '8 MB echoes', 'longest loop stall client / server'],
+      rows: r.latency.map((x) => [x.label, ms(x.p50Ms), ms(x.p99Ms), ms(x.maxMs), String(x.smallCalls), String(x.bigCalls), `${ms(x.clientStallMs)} / ${ms(x.serverStallMs)}`]),
+      chart: { title: 'Small-call p99 beside 8 MB echoes (lower is better)', bars: r.latency.map((x) => ({ label: x.label, value: x.p99Ms, text: ms(x.p99Ms) })) },
+    });
+    const on = r.latency.find((x) => x.label === 'fragments on');
+    if (on !== undefined) targets.push({ what: 'issue 4: small-call p99 beside 8 MB calls, fragments on', value: on.p99Ms, limit: '< 5 ms', ok: on.p99Ms < 5, unit: 'ms' });
+  }
+  const t = r.throughput;
+  if (t !== undefined) {
+    const rows: [string, number, System][] = [['raw framed floor', t.rawBytesPerSec, 'raw'], ['avrpc, fragments on', t.onBytesPerSec, 'avrpc'], ['avrpc, fragments off', t.offBytesPerSec, 'avrpc']];
+    sections.push({
+      title: 'Large messages (issue 4): 1 MB echo throughput',
+      note: 'Payload bytes per second one way, 4 calls in flight on 1 connection, best of 3 interleaved rounds. Raw framed floor: the same '
+        + 'frames echoed by a plain `net` server, no Avro, no fragments.',
+      header: ['system', 'payload bytes/s', 'vs floor'],
+      rows: rows.map(([label, v]) => [label, mibs(v), times(v / t.rawBytesPerSec)]),
+      chart: { title: '1 MB echo throughput (higher is better)', bars: rows.map(([label, v, system]) => ({ label, value: v, text: mibs(v), system })) },
+    });
+    targets.push({ what: 'issue 4: 1 MB echo throughput vs raw framed floor, fragments on', value: t.onBytesPerSec / t.rawBytesPerSec, limit: '>= 0.8x', ok: t.onBytesPerSec / t.rawBytesPerSec >= 0.8 });
+  }
+  if (r.memory.length > 0) {
+    const worst = Math.max(...r.memory.flatMap((m) => [m.clientWorstN, m.serverWorstN]));
+    targets.push({ what: 'issue 4: memory beyond the payload per side, N MB echo (N = 8, 32)', value: worst, limit: '<= about 2N', ok: worst <= 2.2, unit: 'N' });
+  }
+  return { sections, targets };
+}
+
 function ratio(a: number | undefined, b: number | undefined): number {
   return a === undefined || b === undefined || b === 0 ? NaN : a / b;
 }
@@ -137,6 +214,13 @@ async function main(): Promise<void> {
       }
     }
   }
+
+  // Issue 4's scenarios, shortened: each in its own process tree.
+  const extraSeconds = 3;
+  const offload = only === undefined || 'offload/avrpc'.includes(only)
+    ? await runScript<OffloadModeResult[]>('./offload.js', [String(extraSeconds)], 120_000) : undefined;
+  const large = only === undefined || 'large/avrpc'.includes(only)
+    ? await runScript<LargeResults>('./large.js', ['--quick', `--seconds=${extraSeconds}`], 180_000) : undefined;
 
   const rows: ScenarioRow[] = [];
   for (const s of scenarios) {
@@ -182,12 +266,23 @@ async function main(): Promise<void> {
     ...target('64 in flight: avrpc p99 vs floor', 'echo-64 avrpc/floor p99', '<= 1.5x', (v) => v <= 1.5),
     ...target('1 in flight: avrpc p50 vs floor', 'echo-1 avrpc/floor p50', '<= 1.3x', (v) => v <= 1.3),
   ];
+  const sections: ReportSection[] = [];
+  if (offload !== undefined) {
+    const o = offloadSection(offload, extraSeconds);
+    sections.push(o.section);
+    targets.push(...o.targets);
+  }
+  if (large !== undefined) {
+    const l = largeSections(large, extraSeconds);
+    sections.push(...l.sections);
+    targets.push(...l.targets);
+  }
   const report: BenchReport = {
     date: new Date(started).toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
     machine,
     settings: `One server process and one client process per run, loopback; ${warmupSeconds} s warm-up, ${seconds} s measured, `
       + `best of ${rounds} interleaved round${rounds > 1 ? 's' : ''}. Payload: Item { id, 8-char name, 3 tags, score, 64-byte blob }.`,
-    micro, rows, ratios, targets,
+    micro, rows, ratios, targets, sections,
   };
   console.log('');
   console.log(consoleTable(report));

@@ -6,6 +6,7 @@ import '../framing/avro-limits.js';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { idlOptions, liftReferenceAttributes } from './avsc-idl.js';
+import { viewBytesHook } from './view-bytes.js';
 
 /** One message of a protocol, with its Avro types. */
 export interface MessageDef {
@@ -83,7 +84,9 @@ export class Protocol {
       throw new RpcError(Code.INVALID_ARGUMENT, `invalid protocol JSON: ${(err as Error).message}`, { cause: err });
     }
     try {
-      this.service = avro.Service.forProtocol(attrs, this.options.longs === 'bigint' ? { registry: { long: bigintLong } } : {});
+      // Large `bytes` values decode as views of the message (see view-bytes.ts), not as copies.
+      const typeOptions = { typeHook: viewBytesHook, ...(this.options.longs === 'bigint' ? { registry: { long: bigintLong } } : {}) };
+      this.service = avro.Service.forProtocol(attrs, typeOptions);
     } catch (err) {
       throw new RpcError(Code.INVALID_ARGUMENT, `invalid Avro protocol: ${(err as Error).message}`, { cause: err });
     }

@@ -120,6 +120,12 @@ export class FramedSocket {
     this.flushSoon();
   }
 
+  /** Like {@link message} for a body already encoded, which is sent without a copy (see `LargeMessages.sendEncoded`). */
+  messageBytes(type: number, flags: number, id: number, body: Buffer): void {
+    this.large.sendEncoded(type, flags, id, body);
+    this.flushSoon();
+  }
+
   /**
    * Forgets everything about `id` in flight: unsent fragments of its message, its partial incoming
    * message, a compression or decompression under way. For a cancelled or settled call.

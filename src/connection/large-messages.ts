@@ -96,6 +96,17 @@ export class LargeMessages {
     else if (n.peerPartialMessages > 0 && len > this.options.fragmentBytes) this.outbox.add(type, flags, id, enc.detachLast());
   }
 
+  /**
+   * Appends a REQUEST or RESPONSE whose body is already encoded (a worker's reply). The body is not
+   * copied: fragments and a small frame's body are views of it, so it must not change until written.
+   */
+  sendEncoded(type: number, flags: number, id: number, body: Buffer): void {
+    const n = this.negotiated;
+    if (n !== NONE && n.compression && body.length >= this.options.compressAboveBytes) this.compressThenSend(type, flags, id, body);
+    else if (n !== NONE && n.peerPartialMessages > 0 && body.length > this.options.fragmentBytes) this.outbox.add(type, flags, id, body);
+    else this.host.encoder.view(type, flags, id, -1, body);
+  }
+
   /** Forgets `id`: unsent fragments, a partial incoming message, (de)compression under way. */
   abandon(id: number): void {
     if (this.outbox.size > 0) this.outbox.cancel(id);

@@ -314,7 +314,7 @@ export class ServerConnection {
         code = outcome.code as Code;
         if (code === Code.INTERNAL) this.shared.options.logger.error({ message: msg.name, peer: this.peer }, 'handler failed in a worker');
         // A worker's RESPONSE bytes go out like any response: fragmented or compressed when large.
-        if (outcome.kind === ReplyKind.RESPONSE) this.framed.message(FrameType.RESPONSE, outcome.flags, id, outcome.body, writeBytes);
+        if (outcome.kind === ReplyKind.RESPONSE) this.framed.messageBytes(FrameType.RESPONSE, outcome.flags, id, outcome.body);
         else this.framed.encoder.frame(FrameType.ERROR, outcome.flags, id, outcome.body, writeBytes);
       } else if (failed) {
         const draft = errorDraftFor(msg, outcome);

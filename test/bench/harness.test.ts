@@ -50,6 +50,7 @@ test('report: ratios against the floor and grpc-js, targets, and one bar per res
     ],
     ratios: {},
     targets: [{ what: 'calls/s vs floor', value: 2, limit: '>= 0.9x', ok: true }],
+    sections: [],
   };
   const md = markdown(report);
   assert.match(md, 'calls/s 2.00x floor');
@@ -61,6 +62,26 @@ test('report: ratios against the floor and grpc-js, targets, and one bar per res
   assert.match(chart, 'echo &lt;64&gt;');
   const bars = chart.match(/<rect class="bar"/g) ?? [];
   assert.is(bars.length, 2 * 4, 'four results, two charts');
+});
+
+test('report: the sections of other issues get a table, a bar per row, and targets in their unit', () => {
+  const report: BenchReport = {
+    date: '2026-01-01 00:00 UTC', machine: 'test machine', settings: 'settings', micro: [], ratios: {},
+    rows: [{ id: 'echo-1', title: 'echo', results: { avrpc: result(200, 100, 400) } }],
+    targets: [{ what: 'loop delay max', value: 7.5, limit: '< 10 ms', ok: true, unit: 'ms' }, { what: 'memory', value: 1.9, limit: '<= 2N', ok: true, unit: 'N' }],
+    sections: [{
+      title: 'Offload', note: 'how it was measured', header: ['mode', 'delay'], rows: [['off', '40 ms'], ['on', '7.5 ms']],
+      chart: { title: 'delay chart', bars: [{ label: 'off', value: 40, text: '40 ms' }, { label: 'on', value: 7.5, text: '7.5 ms', system: 'raw' }] },
+    }],
+  };
+  const md = markdown(report);
+  assert.match(md, '| mode | delay |\n|---|---|\n| off | 40 ms |\n| on | 7.5 ms |');
+  assert.match(md, 'how it was measured');
+  assert.match(md, '| loop delay max | 7.50 ms | < 10 ms | yes |');
+  assert.match(md, '| memory | 1.90N | <= 2N | yes |');
+  const chart = svg(report);
+  assert.match(chart, 'delay chart');
+  assert.is((chart.match(/<rect class="bar"/g) ?? []).length, 2 + 2, 'one result in two charts, two section bars');
 });
 
 test.run();

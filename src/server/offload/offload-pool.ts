@@ -31,9 +31,10 @@ function transferable(request: OffloadedRequest): { buffer: ArrayBuffer; offset:
   if (body.byteOffset === 0 && body.buffer.byteLength === body.length && body.buffer instanceof ArrayBuffer) {
     return { buffer: body.buffer, offset };
   }
-  const copy = new Uint8Array(body.length - offset);
-  copy.set(body.subarray(offset));
-  return { buffer: copy.buffer, offset: 0 };
+  // allocUnsafeSlow: its own ArrayBuffer of exactly this size, not zero-filled since it is overwritten.
+  const copy = Buffer.allocUnsafeSlow(body.length - offset);
+  body.copy(copy, 0, offset);
+  return { buffer: copy.buffer as ArrayBuffer, offset: 0 };
 }
 
 /**

@@ -84,18 +84,27 @@ function responseReply(msg: MessageDef, value: unknown): unknown {
   if (value === undefined && msg.response.typeName === 'null') value = null; // a `void` handler returning nothing
   let end: number;
   try {
-    end = msg.response.encode(value, scratch, 0);
+    // Encoded after room for the reply's head, so a large response is the reply itself (no copy).
+    end = msg.response.encode(value, scratch, REPLY_HEAD_BYTES);
     if (end < 0) {
       const need = scratch.length - end;
       const buf = Buffer.allocUnsafeSlow(need);
-      end = msg.response.encode(value, buf, 0);
+      end = msg.response.encode(value, buf, REPLY_HEAD_BYTES);
       if (need <= MAX_SCRATCH_BYTES) scratch = buf;
-      else return reply(ReplyKind.RESPONSE, Code.OK, 0, buf.subarray(0, end));
+      else return move(withHead(buf, ReplyKind.RESPONSE, Code.OK, 0));
     }
   } catch (err) {
     return errorReply(msg, new RpcError(Code.INTERNAL, `handler of ${msg.name} returned an invalid response: ${describeInvalid(msg.response, value, 'response') ?? (err as Error).message}`));
   }
-  return reply(ReplyKind.RESPONSE, Code.OK, 0, scratch.subarray(0, end));
+  return reply(ReplyKind.RESPONSE, Code.OK, 0, scratch.subarray(REPLY_HEAD_BYTES, end));
+}
+
+/** Writes the reply head into the first REPLY_HEAD_BYTES of `buf`. */
+function withHead(buf: Buffer, kind: number, code: number, frameFlags: number): Buffer {
+  buf[0] = kind;
+  buf[1] = code;
+  buf[2] = frameFlags;
+  return buf;
 }
 
 /** Maps what the handler threw exactly as inline calls do (error-reply.ts), and encodes the ERROR body. */
@@ -116,10 +125,8 @@ function errorReply(msg: MessageDef, thrown: unknown): unknown {
 }
 
 function reply(kind: number, code: number, frameFlags: number, body: Buffer): unknown {
-  const out = new Uint8Array(REPLY_HEAD_BYTES + body.length);
-  out[0] = kind;
-  out[1] = code;
-  out[2] = frameFlags;
-  out.set(body, REPLY_HEAD_BYTES);
+  // allocUnsafeSlow: its own ArrayBuffer (transferable), not zero-filled since every byte is written.
+  const out = withHead(Buffer.allocUnsafeSlow(REPLY_HEAD_BYTES + body.length), kind, code, frameFlags);
+  body.copy(out, REPLY_HEAD_BYTES);
   return move(out);
 }
