@@ -6,6 +6,7 @@ import type { MessageDef, Protocol } from '../codec/protocol.js';
 import type { ResolverCache } from '../codec/resolver-cache.js';
 import { decodeExact } from '../connection/payload.js';
 import { FramedSocket } from '../connection/framed-socket.js';
+import { IdMap } from '../connection/id-map.js';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { readRequestHead, writeGoaway } from '../framing/bodies.js';
@@ -50,7 +51,7 @@ export class ServerConnection {
   state: ServerConnectionState = 'handshaking';
   private readonly framed: FramedSocket;
   private codec: PeerCodec | undefined;
-  private readonly running = new Map<number, CallContext>();
+  private readonly running = new IdMap<CallContext>();
   /** One-way calls running, apart from `running`: their ids are free once read (no answer tells the client when they end). */
   private readonly oneWays = new Set<CallContext>();
   private lastId = 0;

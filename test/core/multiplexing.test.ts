@@ -115,4 +115,34 @@ test('request ids wrap around past 2^32-1 and skip ids still in use', async () =
   assert.is(c.id, 2, 'skips 0xffffffff and 1, still in use');
 });
 
+test('call table: finds every call by id as it grows, ignores stale ids, drains oldest first', async () => {
+  const { CallTable, ClientCall } = await import('../../src/connection/call-table.js');
+  const table = new CallTable();
+  const owner = { attemptFailed: () => undefined };
+  const msg = protocol.message('echo')!;
+  const mk = () => new ClientCall(msg, {}, undefined, -1, () => undefined, () => undefined, owner);
+  // A long-lived call, then churn past the first slots, then enough at once to make it grow.
+  const old = mk();
+  table.add(old);
+  for (let i = 0; i < 1000; i++) {
+    const c = mk();
+    table.add(c);
+    assert.is(table.take(c.id), c);
+    assert.is(table.take(c.id), undefined, 'taken twice');
+  }
+  const many = Array.from({ length: 300 }, mk);
+  for (const c of many) table.add(c);
+  const ids = new Set([old.id, ...many.map((c) => c.id)]);
+  assert.is(ids.size, 301, 'ids unique');
+  assert.is(table.size, 301);
+  assert.is(table.take(old.id + 1_000_000), undefined, 'unknown id');
+  const taken = many.filter((_, i) => i % 3 === 0);
+  for (const c of taken) assert.is(table.take(c.id), c);
+  const left = [old, ...many.filter((_, i) => i % 3 !== 0)];
+  assert.is(table.size, left.length);
+  assert.equal(table.drain(), left, 'oldest first');
+  assert.is(table.size, 0);
+  assert.equal(table.drain(), []);
+});
+
 test.run();
