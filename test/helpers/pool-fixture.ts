@@ -29,17 +29,7 @@ export function busyLoop(ms: number): void {
   while (performance.now() < until) { /* spin */ }
 }
 
-/** A deterministic PRNG in [0, 1) (mulberry32), for balancer tests that must not flake. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seeded } from './prng.js';
 
 /** An in-process server that counts what its handlers ran. */
 export interface TestServer {

@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import { Code, createClient, createServer, parseProtocol, RpcError, type Client, type Protocol, type Server } from '../../src/index.js';
 import { echo } from './bulk-handlers.js';
 import { bulkIdlV2, bulkProtocol, rows } from './bulk-protocol.js';
+import { codeOf } from '../helpers/code-of.js';
 
 const protocol = bulkProtocol();
 const msg = protocol.message('echo')!;
@@ -15,16 +16,6 @@ async function start(serverProtocol: Protocol): Promise<{ server: Server; client
   const server = createServer({ protocol: serverProtocol, handlers: { echo } });
   const { port } = await server.listen();
   return { server, client: createClient({ protocol, endpoints: [`127.0.0.1:${port}`] }) };
-}
-
-async function codeOf(p: Promise<unknown>): Promise<number> {
-  try {
-    await p;
-    return Code.OK;
-  } catch (err) {
-    assert.instance(err, RpcError);
-    return (err as RpcError).code;
-  }
 }
 
 for (const [name, serverProtocol] of [['the same protocol', protocol], ['another Row schema', parseProtocol(bulkIdlV2)]] as const) {

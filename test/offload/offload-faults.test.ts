@@ -15,6 +15,7 @@ import { helloType, writeHandshake } from '../../src/framing/handshake.js';
 import { SocketReader } from '../helpers/socket-reader.js';
 import { REPORT_CHANNEL, type AbortReport } from './bulk-handlers.js';
 import { bulkProtocol, rows } from './bulk-protocol.js';
+import { codeOf } from '../helpers/code-of.js';
 
 const protocol = bulkProtocol();
 let server: Server;
@@ -51,16 +52,6 @@ test.after(async () => {
 /** Resolves when the handler of the call tagged `tag` reports that its signal aborted (or that it started). */
 function reported(tag: string, phase: 'started' | 'aborted' = 'aborted'): Promise<AbortReport> {
   return new Promise((resolve) => reports.set(`${tag}/${phase}`, resolve));
-}
-
-async function codeOf(p: Promise<unknown>): Promise<number> {
-  try {
-    await p;
-    return Code.OK;
-  } catch (err) {
-    assert.instance(err, RpcError);
-    return (err as RpcError).code;
-  }
 }
 
 /** A call whose handler waits for its signal; the first row's name tags it. */

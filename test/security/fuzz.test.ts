@@ -5,6 +5,7 @@ import * as assert from 'uvu/assert';
 import { Code, RpcError, createClient, createHmacAuth, createServer, loadProtocol, type Protocol, type Server } from '../../src/index.js';
 import { FrameType, HEADER_BYTES, PREFACE } from '../../src/framing/frame.js';
 import { helloBytes, requestBytes, until } from '../helpers/raw-peer.js';
+import { seeded as prng } from '../helpers/prng.js';
 import { repoPath } from '../helpers/repo.js';
 
 /**
@@ -21,17 +22,6 @@ const PARALLEL = 48;
 /** A bad connection must be closed by then (hang guard: the server's own timeouts are 300 ms). */
 const CLOSE_GUARD_MS = 15_000;
 
-/** mulberry32: small, seedable, good enough to pick mutations. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Delivery = 'whole' | 'chunks' | 'bytes';
 interface Case {
