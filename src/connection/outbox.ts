@@ -16,7 +16,7 @@ interface Outgoing {
 
 /**
  * Large messages waiting to go out in fragments (SPEC.md section 12.2). Each {@link round} appends one
- * fragment of every open message to the encoder, so small frames queued between rounds overtake them,
+ * fragment to the encoder, so small frames queued between rounds overtake large messages,
  * and keeps at most `maxOpen` messages open (the `P` the peer advertised); the others wait their turn
  * in arrival order. Fragment bytes also spend `credit` (the peer's window, section 12.3): without
  * credit nothing goes out until the peer acknowledges, which keeps the bytes queued ahead of a small
@@ -31,6 +31,8 @@ export class Outbox {
   /** Fragment body bytes we may still send before the peer acknowledges more. */
   credit = 0;
   private fragmentBytes: number;
+  /** Rounds so far, to give the oldest message every fourth one. */
+  private turns = 0;
 
   constructor(fragmentBytes: number) {
     this.fragmentBytes = fragmentBytes;
@@ -80,31 +82,37 @@ export class Outbox {
   }
 
   /**
-   * Appends one fragment of each open message, opening new ones while allowed, as far as the credit
-   * goes. Returns the fragment body bytes appended (0: waiting for credit or for the peer's `P`).
+   * Appends one fragment, as far as the credit goes: of the message with the fewest bytes left
+   * (opening it if allowed), or every fourth round of the oldest one, so none starves. Not one
+   * fragment of every open message per round: that made equal messages all finish together at the
+   * end, leaving the reply direction idle meanwhile (1 MB echoes ran at 0.55x the raw floor).
+   * Returns the fragment body bytes appended (0: waiting for credit or for the peer's `P`).
    */
   round(encoder: FrameEncoder): number {
-    let bytes = 0;
-    let keep = 0;
     const q = this.queue;
+    const oldest = (++this.turns & 3) === 0;
+    let best = -1;
+    let bestLeft = Infinity;
     for (let i = 0; i < q.length; i++) {
       const m = q[i]!;
-      if ((!m.started && this.openCount >= this.maxOpen) || this.nextLength(m) > this.credit) {
-        q[keep++] = m;
-        continue;
-      }
-      const n = this.fragment(encoder, m);
-      this.credit -= n;
-      bytes += n;
-      if (!m.done) {
-        q[keep++] = m;
-      } else {
-        this.byId.delete(m.id);
-        this.openCount--;
+      if ((!m.started && this.openCount >= this.maxOpen) || this.nextLength(m) > this.credit) continue;
+      const left = m.data.length - m.sent;
+      if (left < bestLeft) {
+        best = i;
+        bestLeft = left;
+        if (oldest) break;
       }
     }
-    q.length = keep;
-    return bytes;
+    if (best < 0) return 0;
+    const m = q[best]!;
+    const n = this.fragment(encoder, m);
+    this.credit -= n;
+    if (m.done) {
+      q.splice(best, 1);
+      this.byId.delete(m.id);
+      this.openCount--;
+    }
+    return n;
   }
 
   /** Body length of the next fragment of `m`. */

@@ -173,4 +173,23 @@ test('discard drops a partial message; a cancelled id can start again', () => {
   assert.is(r.size, 0);
 });
 
+test('a message of up to 2 MiB gets its whole buffer at once; a larger claim gets 1 MiB until bytes arrive', () => {
+  const got: number[] = [];
+  const r = new Reassembler({ maxMessageBytes: 1 << 30, maxPartialMessages: 4 }, {
+    message: (_t, _f, _id, body) => got.push(body.length),
+    refused: () => assert.unreachable('nothing is too large'),
+  });
+  const head = (total: number): Buffer => Buffer.from([total >>> 24, (total >>> 16) & 255, (total >>> 8) & 255, total & 255, 1]);
+  // 1 MiB of payload plus a few bytes of Avro framing: one buffer of its total, never regrown and copied.
+  const total = (1 << 20) + 5;
+  r.first(FrameType.RESPONSE, Flag.MORE, 1, head(total));
+  assert.is(r.bufferedBytes, total);
+  const place = r.target(FrameType.CONTINUATION, 1, total - 1)!;
+  assert.is(place.length, total - 1);
+  r.next(0, 1, place);
+  assert.equal(got, [total]);
+  r.first(FrameType.RESPONSE, Flag.MORE, 2, head(64 << 20));
+  assert.is(r.bufferedBytes, 1 << 20, 'a 64 MiB claim pins 1 MiB, not its total');
+});
+
 test.run();
