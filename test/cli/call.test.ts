@@ -109,6 +109,17 @@ test('--timeout: a call that never ends is DEADLINE_EXCEEDED', async () => {
   assert.match(r.stderr, /^DEADLINE_EXCEEDED: /);
 });
 
+test('--timeout takes the duration syntax of bench -d (0.3s, 300ms), and refuses what is no duration', async () => {
+  for (const timeout of ['0.3s', '300ms']) {
+    const r = await avrpc('call', server.address, 'hang', '{"ms": 1}', '--timeout', timeout);
+    assert.is(r.status, exitStatusFor(Code.DEADLINE_EXCEEDED), `${timeout}: ${r.stderr}`);
+    assert.match(r.stderr, /^DEADLINE_EXCEEDED: /);
+  }
+  const bad = await avrpc('call', server.address, 'ping', '--timeout', '3 days');
+  assert.is(bad.status, 1, 'a usage error');
+  assert.match(bad.stderr, /--timeout <duration>.*must be a duration like 500ms, 10s or 2m/);
+});
+
 test('one-way message: exit 0, nothing printed', async () => {
   const r = await avrpc('call', server.address, 'ping');
   assert.is(r.status, 0, r.stderr);
