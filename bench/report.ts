@@ -170,8 +170,9 @@ function esc(s: string): string {
 
 /**
  * Two horizontal bar charts, one above the other: calls/s per scenario and system, and p99 latency
- * per scenario and system. Bars are scaled per scenario (1 and 64 in flight differ by 10x), and
- * every bar carries its value.
+ * per scenario and system. Each chart has one scale for all its bars, so that scenarios compare with
+ * each other (least-connections against round-robin is the point of those rows); a bar scaled within
+ * its own scenario would fill the width whenever one system ran it. Every bar carries its value.
  */
 export function svg(report: BenchReport): string {
   const barH = 14;
@@ -180,20 +181,22 @@ export function svg(report: BenchReport): string {
   const plotW = 420;
   const width = labelW + plotW + 150;
   const parts: string[] = [];
+  // Tenths of a pixel: on one scale a 1-in-flight bar is a few pixels, and different values must differ.
+  const barW = (v: number, max: number): number => Math.max(0.5, Math.round((v / max) * plotW * 10) / 10);
   let y = 30;
   parts.push(`<text x="10" y="20" font-size="14" font-weight="bold">avrpc benchmark, ${esc(report.date)}, ${esc(report.machine)}</text>`);
   const chart = (title: string, value: (r: LoadResult) => number, fmt: (v: number) => string): void => {
     y += 20;
     parts.push(`<text x="10" y="${y}" font-size="13" font-weight="bold">${esc(title)}</text>`);
     y += 8;
+    const max = Math.max(1e-9, ...report.rows.flatMap((row) => SYSTEMS.flatMap((s) => (row.results[s] === undefined ? [] : [value(row.results[s]!)]))));
     for (const row of report.rows) {
       const systems = SYSTEMS.filter((s) => row.results[s] !== undefined);
-      const max = Math.max(1e-9, ...systems.map((s) => value(row.results[s]!)));
       const groupH = systems.length * barH;
       parts.push(`<text x="10" y="${y + groupH / 2 + 4}" font-size="11">${esc(row.title)}</text>`);
       for (const s of systems) {
         const v = value(row.results[s]!);
-        const w = Math.max(1, Math.round((v / max) * plotW));
+        const w = barW(v, max);
         parts.push(`<rect class="bar" x="${labelW}" y="${y}" width="${w}" height="${barH - 2}" fill="${COLOR[s]}"/>`);
         parts.push(`<text x="${labelW + w + 4}" y="${y + barH - 4}" font-size="10">${esc(`${LABEL[s]} ${fmt(v)}`)}</text>`);
         y += barH;
@@ -201,8 +204,8 @@ export function svg(report: BenchReport): string {
       y += gap;
     }
   };
-  chart('calls/s (higher is better; bars scaled per scenario)', (r) => r.callsPerSec, rate);
-  chart('p99 latency (lower is better; bars scaled per scenario)', (r) => r.p99Us, latency);
+  chart('calls/s (higher is better; one scale for all bars)', (r) => r.callsPerSec, rate);
+  chart('p99 latency (lower is better; one scale for all bars)', (r) => r.p99Us, latency);
   for (const sec of report.sections) {
     y += 20;
     parts.push(`<text x="10" y="${y}" font-size="13" font-weight="bold">${esc(sec.chart.title)}</text>`);

@@ -2,6 +2,7 @@ import avro from 'avsc';
 import type { Protocol } from '../codec/protocol.js';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
+import { JsonInputError, checkJsonInput } from './json-input.js';
 import { parseJson, stringifyJson } from './lossless-json.js';
 
 /**
@@ -72,13 +73,19 @@ export function requestFromJson(msg: JsonMessage, text: string): object {
   } catch (err) {
     throw new RpcError(Code.INVALID_ARGUMENT, `request of ${msg.name}: ${(err as Error).message}`);
   }
+  try {
+    json = checkJsonInput(msg.request, json);
+  } catch (err) {
+    if (!(err instanceof JsonInputError)) throw err;
+    throw new RpcError(Code.INVALID_ARGUMENT, `request of ${msg.name}: ${err.message}`);
+  }
   let value: object;
   try {
     value = (msg.request as unknown as Copying)._copy(json, { coerce: 2 }) as object;
   } catch (err) {
     throw new RpcError(Code.INVALID_ARGUMENT, `request of ${msg.name} does not match its schema ${msg.request.toString()}: ${(err as Error).message}`);
   }
-  // Copying checks shapes, not ranges (a long beyond 64 bits): name the first bad field.
+  // A safety net: checkJsonInput should have named any bad value already.
   let bad: string | undefined;
   msg.request.isValid(value, { errorHook: (path) => (bad ??= path.join('.')) });
   if (bad !== undefined) throw new RpcError(Code.INVALID_ARGUMENT, `request of ${msg.name}: invalid value at ${bad}`);

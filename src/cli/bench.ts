@@ -46,7 +46,7 @@ export function benchCommand(): Command {
     .option('-d, --duration <time>', 'run this long (default 10s unless -n)', duration)
     .option('-n, --calls <n>', 'run this many calls', positiveInt)
     .option('--connections <n>', 'sockets to the server', positiveInt, 1)
-    .option('--timeout <ms>', 'deadline of each call', positiveInt, 10_000)
+    .option('--timeout <duration>', 'deadline of each call: 500ms, 10s, 2m or plain ms', duration, 10_000)
     .option('--metadata <k=v>', 'request metadata (repeatable)', collect, [])
     .option('--json', 'print one JSON object instead of the text report');
   addConnectFlags(cmd);

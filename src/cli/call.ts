@@ -4,7 +4,7 @@
 import { Command } from 'commander';
 import { RpcError } from '../errors/rpc-error.js';
 import { declaredErrorJson, toAvroJson, type JsonMessage } from './avro-json.js';
-import { addConnectFlags, collect, positiveInt, reportFailure } from './options.js';
+import { addConnectFlags, collect, duration, reportFailure } from './options.js';
 import { withPreparedCall, type CallFlags } from './prepared-call.js';
 
 interface CallCommandFlags extends CallFlags {
@@ -18,7 +18,7 @@ export function callCommand(): Command {
     .argument('<target>', 'host:port, or a service name with --registry')
     .argument('<message>', 'message name')
     .argument('[json]', "the request's parameters as one JSON object, e.g. '{\"item\": {...}}'", '{}')
-    .option('--timeout <ms>', 'deadline of the call (and of learning the protocol)', positiveInt, 10_000)
+    .option('--timeout <duration>', 'deadline of the call (and of learning the protocol): 500ms, 10s, 2m or plain ms', duration, 10_000)
     .option('--metadata <k=v>', 'request metadata (repeatable)', collect, [])
     .option('--compact', 'print the response on one line');
   addConnectFlags(cmd).addHelpText('after', `

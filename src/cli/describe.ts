@@ -6,7 +6,7 @@ import { Command } from 'commander';
 import { describeServer } from '../client/describe.js';
 import { protocolToIdl } from './idl-printer.js';
 import { stringifyJson } from './lossless-json.js';
-import { addConnectFlags, positiveInt, reportFailure, resolveTarget, type ConnectFlags } from './options.js';
+import { addConnectFlags, duration, reportFailure, resolveTarget, type ConnectFlags } from './options.js';
 
 interface DescribeFlags extends ConnectFlags {
   json?: boolean;
@@ -19,21 +19,23 @@ export function describeCommand(): Command {
     .description("print a server's protocol (from its handshake) as Avro IDL, or as JSON with --json")
     .argument('<target>', 'host:port, or a service name with --registry')
     .option('--json', 'print the protocol JSON (.avpr) instead of IDL')
-    .option('--timeout <ms>', 'time allowed for connect and handshake', positiveInt, 5000);
+    .option('--timeout <duration>', 'time allowed for connect and handshake: 500ms, 10s, 2m or plain ms', duration, 5000);
   addConnectFlags(cmd, false);
   return cmd.action(async (targetText: string, flags: DescribeFlags) => {
-    const target = resolveTarget(targetText, flags);
-    try {
-      const protocol = await describeServer(await target.first(), {
-        timeoutMs: flags.timeout, ...(target.client.tls === undefined ? {} : { tls: target.client.tls }),
-        ...(flags.token === undefined ? {} : { credentials: flags.token }),
-      });
-      const text = flags.json ? stringifyJson(JSON.parse(protocol.text), 2) : protocolToIdl(protocol.text);
-      process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
-    } catch (err) {
-      reportFailure(err);
-    } finally {
-      await target.close();
-    }
+    await runDescribe(targetText, flags).catch(reportFailure);
   });
+}
+
+async function runDescribe(targetText: string, flags: DescribeFlags): Promise<void> {
+  const target = resolveTarget(targetText, flags);
+  try {
+    const protocol = await describeServer(await target.first(), {
+      timeoutMs: flags.timeout, ...(target.client.tls === undefined ? {} : { tls: target.client.tls }),
+      ...(flags.token === undefined ? {} : { credentials: flags.token }),
+    });
+    const text = flags.json ? stringifyJson(JSON.parse(protocol.text), 2) : protocolToIdl(protocol.text);
+    process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  } finally {
+    await target.close();
+  }
 }

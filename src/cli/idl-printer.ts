@@ -35,8 +35,9 @@ export function protocolToIdl(protocol: object | string): string {
   if (p.doc !== undefined) out.push(docComment(p.doc, ''));
   if (p.namespace) out.push(`@namespace(${JSON.stringify(p.namespace)})`);
   out.push(`protocol ${ident(p.protocol)} {`);
-  out.push(...printer.definitions.map((d) => `${d}\n`));
-  for (const [name, m] of Object.entries(p.messages ?? {})) out.push(printer.message(name, m));
+  // A blank line between declarations, none after the last one.
+  const blocks = [...printer.definitions, ...Object.entries(p.messages ?? {}).map(([name, m]) => printer.message(name, m))];
+  if (blocks.length > 0) out.push(blocks.join('\n\n'));
   out.push('}');
   return `${out.join('\n')}\n`;
 }
@@ -124,7 +125,7 @@ class IdlPrinter {
     const throws = (m.errors ?? []).filter((e) => e !== 'string').map((e) => this.type(e, ns));
     const tail = `${throws.length > 0 ? ` throws ${throws.join(', ')}` : ''}${m['one-way'] === true ? ' oneway' : ''}`;
     lines.push(`  ${notes}${response} ${ident(name)}(${params})${tail};`);
-    return `${lines.join('\n')}\n`;
+    return lines.join('\n');
   }
 
   /** Short names only where IDL resolves them the same way: the protocol's namespace, in its context. */

@@ -82,17 +82,23 @@ export function positiveInt(value: string): number {
   return n;
 }
 
-/** commander parser for durations: `500ms`, `10s`, `2m`, or plain milliseconds. */
+/** commander parser for durations in milliseconds: `500ms`, `10s`, `1.5s`, `2m`, or plain milliseconds. */
 export function duration(value: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value);
-  if (m === null) throw new InvalidArgumentError('must be a duration like 500ms, 10s or 2m');
-  const n = Number(m[1]) * (m[2] === 's' ? 1000 : m[2] === 'm' ? 60_000 : 1);
-  if (!(n > 0)) throw new InvalidArgumentError('must be more than 0');
-  return Math.round(n);
+  if (m === null) throw new InvalidArgumentError('must be a duration like 500ms, 10s or 2m (plain numbers are milliseconds)');
+  const n = Math.round(Number(m[1]) * (m[2] === 's' ? 1000 : m[2] === 'm' ? 60_000 : 1));
+  if (!(n > 0)) throw new InvalidArgumentError('must be at least 1ms');
+  return n;
 }
 
-/** Client TLS settings from the flags, or undefined for plain TCP. */
+/**
+ * Client TLS settings from the flags, or undefined for plain TCP. A key without a certificate (or
+ * the reverse) is refused: ignoring it would connect without the client certificate meant.
+ */
 export function clientTls(flags: ConnectFlags): ClientTlsOptions | undefined {
+  if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
+    throw new RpcError(Code.INVALID_ARGUMENT, '--tls-cert and --tls-key go together (a client certificate needs its key)');
+  }
   if (flags.tls !== true && flags.tlsCa === undefined && flags.tlsCert === undefined) return undefined;
   const tls: ClientTlsOptions = {};
   if (flags.tlsCa !== undefined) tls.ca = readFileSync(flags.tlsCa);

@@ -93,16 +93,25 @@ const UNAVAILABLE_CODES = new Set([
 const EXHAUSTED_CODES = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
 
 /**
+ * TLS alerts by which the peer refuses the certificate we presented (or the lack of one): OpenSSL's
+ * "alert received" errors, e.g. ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED from a server that requires
+ * a client certificate. Our own refusal of the peer's certificate has a verification code instead.
+ */
+const REFUSED_CERTIFICATE = /^ERR_SSL_(?:SSLV3|TLSV1|TLSV13)_ALERT_(?:CERTIFICATE_\w+|BAD_CERTIFICATE|UNSUPPORTED_CERTIFICATE|UNKNOWN_CA|ACCESS_DENIED)$/;
+
+/**
  * The one place Node socket and TLS errors are mapped to codes: unreachable or dropped peers are
- * UNAVAILABLE, certificate failures UNAVAILABLE too (as gRPC does), no descriptors or memory left
- * RESOURCE_EXHAUSTED, EACCES/EPERM (e.g. listening on a privileged port) PERMISSION_DENIED,
- * anything else INTERNAL.
+ * UNAVAILABLE, certificate failures UNAVAILABLE too (as gRPC does) except a peer's refusal of our
+ * certificate, which is UNAUTHENTICATED (no retry fixes it: like refused credentials), no
+ * descriptors or memory left RESOURCE_EXHAUSTED, EACCES/EPERM (e.g. listening on a privileged port)
+ * PERMISSION_DENIED, anything else INTERNAL.
  */
 export function fromNodeError(err: Error & { code?: unknown }): RpcError {
   const nodeCode = typeof err.code === 'string' ? err.code : '';
   if (isCode(err.code)) return new RpcError(err.code, err.message, { cause: err });
   let code: Code = Code.INTERNAL;
-  if (UNAVAILABLE_CODES.has(nodeCode)) code = Code.UNAVAILABLE;
+  if (REFUSED_CERTIFICATE.test(nodeCode)) code = Code.UNAUTHENTICATED;
+  else if (UNAVAILABLE_CODES.has(nodeCode)) code = Code.UNAVAILABLE;
   else if (EXHAUSTED_CODES.has(nodeCode)) code = Code.RESOURCE_EXHAUSTED;
   else if (nodeCode === 'EACCES' || nodeCode === 'EPERM') code = Code.PERMISSION_DENIED;
   else if (nodeCode.startsWith('ERR_TLS') || nodeCode.startsWith('ERR_SSL') || nodeCode.includes('CERT')
@@ -111,6 +120,7 @@ export function fromNodeError(err: Error & { code?: unknown }): RpcError {
     code = Code.UNAVAILABLE;
   }
   const detail = nodeCode && !err.message.includes(nodeCode) ? `${nodeCode}: ${err.message}` : err.message;
+  if (code === Code.UNAUTHENTICATED) return new RpcError(code, `TLS certificate refused by the peer (${detail.trim()})`, { cause: err });
   // Only an unreachable or dropped peer is a failed connection; EADDRINUSE from listen() is not.
   return new RpcError(code, code === Code.UNAVAILABLE ? `connection failed (${detail})` : detail, { cause: err });
 }

@@ -6,7 +6,11 @@ import type { PoolStat, RpcObserver } from './observer.js';
 export interface PrometheusObserverOptions {
   /** Label value distinguishing server and client metrics in one process. Default `'server'`. */
   side?: 'server' | 'client';
-  /** prom-client Registry to register into. Default: prom-client's global registry. */
+  /**
+   * prom-client Registry to register into. Default: prom-client's global registry. Observers on one
+   * registry share its metrics (a process that is server and client exposes one `/metrics`), each
+   * under its own `side`; two observers of the same side add up, as one observer shared would.
+   */
   register?: unknown;
   /** Metric name prefix. Default `'avrpc_'`. */
   prefix?: string;
@@ -23,71 +27,102 @@ export interface PrometheusObserver extends RpcObserver {
   readonly register: { metrics(): Promise<string>; contentType: string };
 }
 
+/** One observer's figures, read at scrape time by the metrics its registry shares. */
+interface Source {
+  readonly side: string;
+  /** Calls per message, per code (index = code). */
+  readonly callCounts: Map<string, number[]>;
+  /** Unlabelled figures as plain numbers: a per-call `inc(labels)` would hash the labels, on the hot path. */
+  readonly now: { inFlight: number; bytesIn: number; bytesOut: number; connections: number };
+  /** Client pools reported on. */
+  readonly pools: Set<() => readonly PoolStat[]>;
+}
+
+/** The metrics registered once in a registry (per prefix), summing every observer's source. */
+interface MetricSet {
+  readonly sources: Source[];
+  readonly callsTotal: object;
+  readonly latency: { observe(labels: { side: string; message: string }, seconds: number): void };
+  /** Registers the pool gauges (on the first client pool, so a server's registry has none). */
+  poolGauges(): void;
+}
+
+type Prom = typeof import('prom-client');
+type PromRegistry = InstanceType<Prom['Registry']>;
+
 /**
- * Prometheus metrics through `prom-client` (an optional peer dependency, loaded on first use): calls by
- * message and code, a latency histogram, calls in flight, bytes in and out, open connections, and for a
- * client its pool state per endpoint. Pass the result as `observer` to `createServer`/`createClient`.
+ * Metric sets by registry, then prefix: prom-client refuses a second metric of one name in a registry,
+ * so observers sharing a registry must share its metrics. Keyed weakly by the registry the caller
+ * injected; nothing outlives it.
  */
-export async function createPrometheusObserver(options: PrometheusObserverOptions = {}): Promise<PrometheusObserver> {
-  type Prom = typeof import('prom-client');
-  let prom: Prom;
-  try {
-    prom = (await import('prom-client')) as Prom;
-  } catch (err) {
-    throw new RpcError(Code.FAILED_PRECONDITION, 'createPrometheusObserver needs the prom-client package: npm install prom-client', { cause: err });
-  }
-  const side = options.side ?? 'server';
-  const prefix = options.prefix ?? 'avrpc_';
-  const register = (options.register ?? prom.register) as InstanceType<Prom['Registry']>;
+const sets = new WeakMap<object, Map<string, MetricSet>>();
+
+/** The metric set of `register` for `prefix`, registered on first use (again after `register.clear()`). */
+function metricSet(prom: Prom, register: PromRegistry, prefix: string): MetricSet {
+  let byPrefix = sets.get(register);
+  if (byPrefix === undefined) sets.set(register, (byPrefix = new Map()));
+  const known = byPrefix.get(prefix);
+  if (known !== undefined && register.getSingleMetric(`${prefix}calls_total`) === known.callsTotal) return known;
   const registers = [register];
-  const labels = { side };
-  // Calls per message, per code: counted here, handed to prom-client at scrape time.
-  const callCounts = new Map<string, number[]>();
-  new prom.Counter({
+  const sources: Source[] = [];
+  /** Sums `read` per label set over every source, keyed by the labels' JSON. */
+  const summed = (read: (s: Source, add: (labels: Record<string, string>, n: number) => void) => void) => {
+    const totals = new Map<string, [Record<string, string>, number]>();
+    for (const source of sources) {
+      read(source, (labels, n) => {
+        const key = JSON.stringify(labels);
+        const t = totals.get(key);
+        if (t === undefined) totals.set(key, [labels, n]);
+        else t[1] += n;
+      });
+    }
+    return totals.values();
+  };
+  const callsTotal = new prom.Counter({
     name: `${prefix}calls_total`, help: 'Calls by message and status code', labelNames: ['side', 'message', 'code'], registers,
     collect() {
       this.reset();
-      for (const [message, byCode] of callCounts) {
-        byCode.forEach((n, code) => { if (n > 0) this.inc({ side, message, code: codeName(code as Code) }, n); });
-      }
+      const all = summed((s, add) => {
+        for (const [message, byCode] of s.callCounts) byCode.forEach((n, code) => { if (n > 0) add({ side: s.side, message, code: codeName(code as Code) }, n); });
+      });
+      for (const [labels, n] of all) this.inc(labels, n);
     },
   });
   const latency = new prom.Histogram({
     name: `${prefix}call_duration_seconds`, help: 'Call latency', labelNames: ['side', 'message'], registers,
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
   });
-  // Unlabelled figures are plain numbers, copied into prom-client at scrape time: a per-call
-  // `inc(labels)` would hash the labels each time, on the hot path.
-  const now = { inFlight: 0, bytesIn: 0, bytesOut: 0, connections: 0 };
-  new prom.Gauge({ name: `${prefix}calls_in_flight`, help: 'Calls in flight', labelNames: ['side'], registers, collect() { this.set(labels, now.inFlight); } });
-  const total = (name: string, help: string, read: () => number) => new prom.Counter({
+  const bySide = (read: (s: Source) => number) => summed((s, add) => add({ side: s.side }, read(s)));
+  const gauge = (name: string, help: string, read: (s: Source) => number) => new prom.Gauge({
     name: `${prefix}${name}`, help, labelNames: ['side'], registers,
     collect() {
       this.reset();
-      this.inc(labels, read());
+      for (const [labels, n] of bySide(read)) this.set(labels, n);
     },
   });
-  total('bytes_received_total', 'Bytes read from sockets', () => now.bytesIn);
-  total('bytes_sent_total', 'Bytes written to sockets', () => now.bytesOut);
-  new prom.Gauge({ name: `${prefix}connections`, help: 'Open connections', labelNames: ['side'], registers, collect() { this.set(labels, now.connections); } });
-  // Pools reported on, read at scrape time; clients sharing this observer add up per endpoint.
-  const pools = new Set<() => readonly PoolStat[]>();
-  if (options.pool !== undefined) {
-    const pool = options.pool;
-    pools.add(() => pool.stats());
-  }
-  let poolGauges = false;
-  // Registered with the first pool, so a server's registry carries no empty pool metrics.
-  const registerPoolGauges = (): void => {
-    if (poolGauges) return;
-    poolGauges = true;
+  const counter = (name: string, help: string, read: (s: Source) => number) => new prom.Counter({
+    name: `${prefix}${name}`, help, labelNames: ['side'], registers,
+    collect() {
+      this.reset();
+      for (const [labels, n] of bySide(read)) this.inc(labels, n);
+    },
+  });
+  gauge('calls_in_flight', 'Calls in flight', (s) => s.now.inFlight);
+  counter('bytes_received_total', 'Bytes read from sockets', (s) => s.now.bytesIn);
+  counter('bytes_sent_total', 'Bytes written to sockets', (s) => s.now.bytesOut);
+  gauge('connections', 'Open connections', (s) => s.now.connections);
+  let poolGaugesRegistered = false;
+  const poolGauges = (): void => {
+    if (poolGaugesRegistered) return;
+    poolGaugesRegistered = true;
     const poolGauge = (name: string, help: string, pick: (s: PoolStat) => number) => new prom.Gauge({
       name: `${prefix}pool_${name}`, help, labelNames: ['endpoint'], registers,
       collect() {
         this.reset();
-        const totals = new Map<string, number>();
-        for (const stats of pools) for (const s of stats()) totals.set(s.endpoint, (totals.get(s.endpoint) ?? 0) + pick(s));
-        for (const [endpoint, value] of totals) this.set({ endpoint }, value);
+        // Clients reporting to this registry add up per endpoint.
+        for (const [labels, n] of summed((source, add) => {
+          for (const stats of source.pools) for (const s of stats()) add({ endpoint: s.endpoint }, pick(s));
+        })) this.set(labels, n);
       },
     });
     poolGauge('connections', 'Sockets open or opening per endpoint', (s) => s.connections);
@@ -95,12 +130,42 @@ export async function createPrometheusObserver(options: PrometheusObserverOption
     poolGauge('in_flight', 'Calls in flight per endpoint', (s) => s.inFlight);
     poolGauge('ejected', '1 while the endpoint is ejected by outlier detection', (s) => (s.ejected ? 1 : 0));
   };
-  if (pools.size > 0) registerPoolGauges();
+  const set: MetricSet = { sources, callsTotal, latency, poolGauges };
+  byPrefix.set(prefix, set);
+  return set;
+}
+
+/**
+ * Prometheus metrics through `prom-client` (an optional peer dependency, loaded on first use): calls by
+ * message and code, a latency histogram, calls in flight, bytes in and out, open connections, and for a
+ * client its pool state per endpoint. Pass the result as `observer` to `createServer`/`createClient`.
+ * Observers on one registry share its metrics: a server's and a client's (`side` tells them apart) or
+ * two of one side, whose figures add up.
+ */
+export async function createPrometheusObserver(options: PrometheusObserverOptions = {}): Promise<PrometheusObserver> {
+  let prom: Prom;
+  try {
+    prom = (await import('prom-client')) as Prom;
+  } catch (err) {
+    throw new RpcError(Code.FAILED_PRECONDITION, 'createPrometheusObserver needs the prom-client package: npm install prom-client', { cause: err });
+  }
+  const side = options.side ?? 'server';
+  const register = (options.register ?? prom.register) as PromRegistry;
+  const metrics = metricSet(prom, register, options.prefix ?? 'avrpc_');
+  const source: Source = { side, callCounts: new Map(), now: { inFlight: 0, bytesIn: 0, bytesOut: 0, connections: 0 }, pools: new Set() };
+  metrics.sources.push(source);
+  const { callCounts, now, pools } = source;
+  const latency = metrics.latency;
+  if (options.pool !== undefined) {
+    const pool = options.pool;
+    pools.add(() => pool.stats());
+    metrics.poolGauges();
+  }
   return {
     poolAttached(stats) {
       // An explicit `pool` option already covers the client that reports itself here.
       if (options.pool !== undefined) return undefined;
-      registerPoolGauges();
+      metrics.poolGauges();
       pools.add(stats);
       return () => { pools.delete(stats); };
     },

@@ -76,7 +76,10 @@ export interface ServerOptions {
   maxMessageBytes?: number;
   /** Bytes queued for a client that does not read before it is disconnected. Default 32 MiB. */
   maxQueuedBytes?: number;
-  /** Middleware around every handler, first outermost. Default none. */
+  /**
+   * Middleware around every handler, first outermost. Default none. Refused together with `workers`
+   * (they need the decoded request, which offloaded calls never have here): use `authorize`/`acl`.
+   */
   interceptors?: readonly ServerInterceptor[];
   /** Metrics hooks (see `createPrometheusObserver`). Default none. */
   observer?: RpcObserver;
@@ -144,6 +147,11 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
   }
   const interceptors = options.interceptors ?? [];
   if (!Array.isArray(interceptors) || interceptors.some((i) => typeof i !== 'function')) invalid(`${at}.interceptors`, 'must be an array of functions');
+  // Interceptors take the decoded request, which worker-offloaded calls never have on the main thread:
+  // they would silently skip those calls (an auth interceptor bypassed by a large request).
+  if (interceptors.length > 0 && options.workers !== undefined) {
+    invalid(`${at}.interceptors`, 'cannot be combined with options.workers: interceptors would not run for worker-offloaded calls; check access with options.authorize or options.acl, which apply to every call');
+  }
   if (interceptors.length > 0) for (let i = 0; i < handlers.length; i++) if (handlers[i]) handlers[i] = chainHandler(handlers[i]!, interceptors);
   if (options.logger !== undefined && !isLogger(options.logger)) invalid(`${at}.logger`, 'must have debug, info, warn and error methods');
   if (options.observer !== undefined && (options.observer === null || typeof options.observer !== 'object')) invalid(`${at}.observer`, 'must be an object');

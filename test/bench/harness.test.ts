@@ -62,6 +62,21 @@ test('report: ratios against the floor and grpc-js, targets, and one bar per res
   assert.match(chart, 'echo &lt;64&gt;');
   const bars = chart.match(/<rect class="bar"/g) ?? [];
   assert.is(bars.length, 2 * 4, 'four results, two charts');
+  // One scale per chart: the single-system row 'lb' (50/s) must not fill the width like avrpc's 200/s.
+  for (const [title, next] of [['calls/s', 'p99 latency'], ['p99 latency', undefined]] as const) {
+    const part = chart.slice(chart.indexOf(`>${title} (`), next === undefined ? undefined : chart.indexOf(`>${next} (`));
+    const drawn = [...part.matchAll(/<rect class="bar" [^>]*width="([\d.]+)"[^>]*\/>\n<text [^>]*>[^<]* ([\d,.]+ ?(?:\/s|µs|ms))<\/text>/g)]
+      .map((m) => ({ width: Number(m[1]), text: m[2]! }));
+    assert.is(drawn.length, 4, `${title}: four bars`);
+    for (const a of drawn) {
+      for (const b of drawn) {
+        if (a.text !== b.text) assert.is.not(a.width, b.width, `${title}: ${a.text} and ${b.text} drawn alike`);
+      }
+    }
+  }
+  const width = (label: string): number => Number(new RegExp(`width="([\\d.]+)"[^>]*/>\n<text [^>]*>${label}<`).exec(chart)![1]);
+  assert.ok(width('avrpc 200/s') > width('raw floor 100/s') && width('raw floor 100/s') > width('avrpc 50/s') && width('avrpc 50/s') > width('grpc-js 10/s'));
+  assert.is(width('avrpc 200/s'), 4 * width('avrpc 50/s'), 'calls/s bars proportional across scenarios');
 });
 
 test('report: the sections of other issues get a table, a bar per row, and targets in their unit', () => {

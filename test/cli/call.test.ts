@@ -53,6 +53,42 @@ test('a long beyond 64 bits is refused locally as INVALID_ARGUMENT, naming the f
   assert.match(r.stderr, /^INVALID_ARGUMENT: .*code/);
 });
 
+test('bytes and fixed above \\u00ff are refused as INVALID_ARGUMENT naming the field, not truncated to their low byte', async () => {
+  // Buffer.from('\u0100\u4e2d', 'binary') is <00 2d>: the server used to receive "\u0000-" and the call exit 0.
+  const blob = await avrpc('call', server.address, 'bump', thing('1').replace('"blob": "\\u0000\\u00ff\\u0080A"', '"blob": "\\u0100\\u4e2d"'));
+  assert.is(blob.status, exitStatusFor(Code.INVALID_ARGUMENT), blob.stdout);
+  assert.match(blob.stderr, /^INVALID_ARGUMENT: request of bump: thing\.blob: character \\u0100 at index 0 is above \\u00ff/);
+  assert.is(blob.stdout, '');
+  const hash = await avrpc('call', server.address, 'bump', thing('1').replace('"hash": "\\u0001', '"hash": "\\u4e2d'));
+  assert.is(hash.status, exitStatusFor(Code.INVALID_ARGUMENT), hash.stdout);
+  assert.match(hash.stderr, /^INVALID_ARGUMENT: request of bump: thing\.hash: character \\u4e2d/);
+});
+
+test('an integer literal beyond 2^53 is a valid double; in an int it is out of range, naming the field', async () => {
+  const r = await avrpc('call', server.address, 'bump', '--compact', thing('1', ', "score": 12345678901234567890'));
+  assert.is(r.status, 0, r.stderr);
+  // Number(12345678901234567890n) as JSON.stringify prints it: the double nearest the literal.
+  assert.match(r.stdout, /"score":12345678901234567000\}/);
+  const int = await avrpc('call', server.address, 'hang', '{"ms": 12345678901234567890}');
+  assert.is(int.status, exitStatusFor(Code.INVALID_ARGUMENT));
+  assert.match(int.stderr, /^INVALID_ARGUMENT: request of hang: ms: 12345678901234567890 is out of range for int/);
+});
+
+test('a missing request, field or parameter object names what is missing', async () => {
+  const none = await avrpc('call', server.address, 'bump');
+  assert.is(none.status, exitStatusFor(Code.INVALID_ARGUMENT));
+  assert.is(none.stderr, 'INVALID_ARGUMENT: request of bump: missing field thing (avrpc.cli.Thing)\n');
+  const list = await avrpc('call', server.address, 'bump', '[]');
+  assert.is(list.status, exitStatusFor(Code.INVALID_ARGUMENT));
+  assert.is(list.stderr, 'INVALID_ARGUMENT: request of bump: expected the parameters as one JSON object, got an array\n');
+  const inner = await avrpc('call', server.address, 'bump', '{"thing": {"id": 1}}');
+  assert.is(inner.status, exitStatusFor(Code.INVALID_ARGUMENT));
+  assert.is(inner.stderr, 'INVALID_ARGUMENT: request of bump: missing field thing.blob (bytes)\n');
+  const typo = await avrpc('call', server.address, 'bump', thing('1', ', "colour": "RED"'));
+  assert.is(typo.status, exitStatusFor(Code.INVALID_ARGUMENT));
+  assert.match(typo.stderr, /^INVALID_ARGUMENT: request of bump: unknown field thing\.colour \(fields: id, blob, /);
+});
+
 test('a handler error: code name and message on stderr, exit status 64 + code; --metadata reaches the handler', async () => {
   const r = await avrpc('call', server.address, 'fail', '{"reason": "gone", "code": 0}', '--metadata', 'trace=abc', '--metadata', 'x=y=z');
   assert.is(r.status, exitStatusFor(Code.NOT_FOUND));
@@ -71,6 +107,17 @@ test('--timeout: a call that never ends is DEADLINE_EXCEEDED', async () => {
   const r = await avrpc('call', server.address, 'hang', '{"ms": 1}', '--timeout', '300');
   assert.is(r.status, exitStatusFor(Code.DEADLINE_EXCEEDED));
   assert.match(r.stderr, /^DEADLINE_EXCEEDED: /);
+});
+
+test('--timeout takes the duration syntax of bench -d (0.3s, 300ms), and refuses what is no duration', async () => {
+  for (const timeout of ['0.3s', '300ms']) {
+    const r = await avrpc('call', server.address, 'hang', '{"ms": 1}', '--timeout', timeout);
+    assert.is(r.status, exitStatusFor(Code.DEADLINE_EXCEEDED), `${timeout}: ${r.stderr}`);
+    assert.match(r.stderr, /^DEADLINE_EXCEEDED: /);
+  }
+  const bad = await avrpc('call', server.address, 'ping', '--timeout', '3 days');
+  assert.is(bad.status, 1, 'a usage error');
+  assert.match(bad.stderr, /--timeout <duration>.*must be a duration like 500ms, 10s or 2m/);
 });
 
 test('one-way message: exit 0, nothing printed', async () => {

@@ -40,4 +40,34 @@ test('call and describe over TLS with --tls-ca; an untrusted certificate is UNAV
   }
 });
 
+test('a server requiring a client certificate: UNAUTHENTICATED without one, served with one', async () => {
+  // The self-signed certificate is its own CA: trusted for the server, and accepted as a client certificate.
+  const server = await serve(KITCHEN, KITCHEN_HANDLERS, '--longs', 'bigint', '--tls-cert', cert, '--tls-key', key, '--tls-ca', cert);
+  try {
+    const without = await avrpc('call', server.address, 'ping', '--tls-ca', cert, '--timeout', '3s');
+    assert.is(without.status, exitStatusFor(Code.UNAUTHENTICATED), without.stderr);
+    assert.match(without.stderr, /^UNAUTHENTICATED: TLS certificate refused by the peer \(ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED/);
+    const described = await avrpc('describe', server.address, '--tls-ca', cert, '--timeout', '3s');
+    assert.is(described.status, exitStatusFor(Code.UNAUTHENTICATED), described.stderr);
+    const withCert = await avrpc('call', server.address, 'fail', '{"reason": "m", "code": 0}', '--tls-ca', cert, '--tls-cert', cert, '--tls-key', key);
+    assert.is(withCert.stderr, 'NOT_FOUND: not found: m\n');
+  } finally {
+    await server.stop();
+  }
+});
+
+test('--tls-key without --tls-cert (or the reverse) is refused, not a plain TCP connection', async () => {
+  const server = await serve(KITCHEN, KITCHEN_HANDLERS, '--tls-cert', cert, '--tls-key', key);
+  try {
+    for (const args of [['call', server.address, 'ping', '--tls-key', key], ['call', server.address, 'ping', '--tls-ca', cert, '--tls-cert', cert],
+      ['describe', server.address, '--tls-key', key]]) {
+      const r = await avrpc(...args);
+      assert.is(r.status, exitStatusFor(Code.INVALID_ARGUMENT), `${args.join(' ')}: ${r.stderr}`);
+      assert.is(r.stderr, 'INVALID_ARGUMENT: --tls-cert and --tls-key go together (a client certificate needs its key)\n');
+    }
+  } finally {
+    await server.stop();
+  }
+});
+
 test.run();

@@ -76,4 +76,22 @@ test('bad interceptors and loggers are refused with the option path', () => {
   assert.throws(() => createClient({ protocol, endpoints: ['127.0.0.1:1'], logger: {} as never }), (e: RpcError) => /options\.logger/.test(e.message));
 });
 
+test('interceptors with workers are refused: they would skip worker-offloaded calls', async () => {
+  const { bulkProtocol } = await import('../offload/bulk-protocol.js');
+  const deny: ServerInterceptor = () => { throw new RpcError(Code.PERMISSION_DENIED, 'denied'); };
+  let server: ReturnType<typeof createServer> | undefined;
+  try {
+    server = createServer({
+      protocol: bulkProtocol(), handlers: {}, interceptors: [deny],
+      workers: { module: new URL('../offload/bulk-handlers.js', import.meta.url), messages: ['echo'], offload: 'always' },
+    });
+  } catch (err) {
+    assert.instance(err, RpcError);
+    assert.is((err as RpcError).code, Code.INVALID_ARGUMENT);
+    assert.match((err as Error).message, /options\.interceptors cannot be combined with options\.workers.*options\.authorize or options\.acl/);
+  }
+  if (server !== undefined) await server.close();
+  assert.is(server, undefined, 'createServer accepted an auth interceptor that worker calls would bypass');
+});
+
 test.run();

@@ -1,7 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Registry } from 'prom-client';
+import { Registry, register as defaultRegister } from 'prom-client';
 import { Code, RpcError, createClient, createPrometheusObserver, createServer, parseProtocol } from '../../src/index.js';
 
 const test = suite('Prometheus metrics: exact values after real calls');
@@ -220,6 +220,59 @@ test('one observer shared by two clients adds their pools up per endpoint', asyn
     await a.close();
     await b.close();
     await server.close({ graceMs: 100 });
+  }
+});
+
+test('a server and a client in one process share the default registry: one /metrics, told apart by side', async () => {
+  // The middle hop of a call chain: it serves and it calls. Both observers use prom-client's global registry.
+  const serverObserver = await createPrometheusObserver({ side: 'server' });
+  const clientObserver = await createPrometheusObserver({ side: 'client' });
+  assert.is(serverObserver.register, defaultRegister);
+  assert.is(clientObserver.register, defaultRegister);
+  const server = createServer({ protocol, handlers: { greet: (req: { name: string }) => req.name }, observer: serverObserver });
+  const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
+  const endpoint = `127.0.0.1:${port}`;
+  const client = createClient({ protocol, endpoints: [endpoint], observer: clientObserver });
+  const r = defaultRegister as Registry;
+  try {
+    for (let i = 0; i < 3; i++) await client.call('greet', { name: 'x' });
+    assert.is(await sample(r, 'avrpc_calls_total', { side: 'server', message: 'greet', code: 'OK' }), 3);
+    assert.is(await sample(r, 'avrpc_calls_total', { side: 'client', message: 'greet', code: 'OK' }), 3);
+    assert.is(await histogramCount(r, 'avrpc_call_duration_seconds', { side: 'server', message: 'greet' }), 3);
+    assert.is(await histogramCount(r, 'avrpc_call_duration_seconds', { side: 'client', message: 'greet' }), 3);
+    assert.is(await sample(r, 'avrpc_connections', { side: 'client' }), 1);
+    assert.is(await sample(r, 'avrpc_pool_ready_connections', { endpoint }), 1);
+    const sent = (await sample(r, 'avrpc_bytes_sent_total', { side: 'client' }))!;
+    assert.ok(sent > 0);
+    assert.is(await sample(r, 'avrpc_bytes_received_total', { side: 'server' }), sent);
+    assert.match(await defaultRegister.metrics(), /avrpc_calls_total\{side="server",message="greet",code="OK"\} 3/);
+  } finally {
+    await client.close();
+    await server.close({ graceMs: 100 });
+  }
+});
+
+test('two observers of one side on one registry add up; a cleared registry gets its metrics again', async () => {
+  const register = new Registry();
+  const servers = [
+    createServer({ protocol, handlers: { greet: (req: { name: string }) => req.name }, observer: await createPrometheusObserver({ side: 'server', register }) }),
+    createServer({ protocol, handlers: { greet: (req: { name: string }) => req.name }, observer: await createPrometheusObserver({ side: 'server', register }) }),
+  ];
+  const ports = await Promise.all(servers.map(async (s) => (await s.listen({ host: '127.0.0.1', port: 0 })).port));
+  const clients = ports.map((port) => createClient({ protocol, endpoints: [`127.0.0.1:${port}`] }));
+  try {
+    await clients[0]!.call('greet', { name: 'a' });
+    for (let i = 0; i < 2; i++) await clients[1]!.call('greet', { name: 'b' });
+    assert.is(await sample(register, 'avrpc_calls_total', { side: 'server', message: 'greet', code: 'OK' }), 3);
+    assert.is(await histogramCount(register, 'avrpc_call_duration_seconds', { side: 'server', message: 'greet' }), 3);
+    assert.is(await sample(register, 'avrpc_connections', { side: 'server' }), 2);
+    register.clear();
+    const again = await createPrometheusObserver({ side: 'server', register });
+    again.callEnded!('greet', Code.OK, 1);
+    assert.is(await sample(register, 'avrpc_calls_total', { side: 'server', message: 'greet', code: 'OK' }), 1);
+  } finally {
+    for (const c of clients) await c.close();
+    for (const s of servers) await s.close({ graceMs: 100 });
   }
 });
 
