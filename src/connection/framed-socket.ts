@@ -26,6 +26,12 @@ export interface FramedSocketOptions extends LargeMessageOptions {
   pauseReadsWhenBlocked: boolean;
   /** Bytes allowed to wait for a peer that does not read before the connection is dropped. */
   maxQueuedBytes: number;
+  /**
+   * Count fragments waiting for the peer's WINDOW in {@link FramedSocket.queuedBytes}: on a server they
+   * are answers a peer asked for (it could ask for gigabytes and never acknowledge); a client's own
+   * requests are its caller's to bound. Default false.
+   */
+  countUnsentFragments?: boolean;
   /** Told of bytes in and out, when metrics are wanted. */
   observer?: RpcObserver | undefined;
 }
@@ -136,11 +142,21 @@ export class FramedSocket {
     if (this.endPending) this.flushSoon();
   }
 
+  /**
+   * Bytes waiting for the peer: in the socket and the encoder, and (with `countUnsentFragments`) in
+   * fragments waiting for the peer's WINDOW, which a peer that never acknowledges holds there, never
+   * in the socket.
+   */
+  get queuedBytes(): number {
+    const n = this.socket.writableLength + this.encoder.pendingBytes;
+    return this.options.countUnsentFragments === true ? n + this.large.outbox.pendingBytes : n;
+  }
+
   /** Schedules one write of everything appended to the encoder during this tick. */
   flushSoon(): void {
     if (this.closed) return;
     // Checked per appended frame, not per flush: one chunk of requests can produce many responses in a tick.
-    if (this.socket.writableLength + this.encoder.pendingBytes > this.options.maxQueuedBytes) return this.flush();
+    if (this.queuedBytes > this.options.maxQueuedBytes) return this.flush();
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     process.nextTick(this.flush);
@@ -229,14 +245,18 @@ export class FramedSocket {
         this.end();
         return;
       }
-      if (!this.blocked) return;
-      // A peer that does not read is paused; but while a few large messages stream out, being blocked
-      // is normal and reads go on, so CANCELs and small calls still get through.
-      const outbox = this.large.outbox;
-      const streaming = outbox.size > 0 && outbox.size <= outbox.maxOpen;
-      if (this.options.pauseReadsWhenBlocked && !streaming) this.socket.pause();
+      if (this.blocked) {
+        // A peer that does not read is paused; but while a few large messages stream out, being blocked
+        // is normal and reads go on, so CANCELs and small calls still get through; up to half the cap,
+        // since a peer advertising a huge P would otherwise never be paused. Pausing while blocked is
+        // safe: 'drain' resumes. (Not blocked, waiting for a WINDOW, we must read: the cap alone bounds it.)
+        const outbox = this.large.outbox;
+        const streaming = outbox.size > 0 && outbox.size <= outbox.maxOpen && this.queuedBytes <= this.options.maxQueuedBytes / 2;
+        if (this.options.pauseReadsWhenBlocked && !streaming) this.socket.pause();
+      }
     }
-    const queued = this.socket.writableLength + this.encoder.pendingBytes;
+    // Also when not blocked: fragments waiting for a WINDOW that never comes never block the socket.
+    const queued = this.queuedBytes;
     if (queued > this.options.maxQueuedBytes) {
       this.destroy(new RpcError(Code.RESOURCE_EXHAUSTED, `peer does not read: ${queued} bytes queued (max ${this.options.maxQueuedBytes})`));
     }
