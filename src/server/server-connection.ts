@@ -225,9 +225,10 @@ export class ServerConnection {
     let request: unknown;
     let ctx: CallContext;
     try {
-      const head = readRequestHead(flags, body);
+      // Bounded: an oversized map is refused having read no more than the limit of it.
+      const head = readRequestHead(flags, body, o.maxMetadataBytes);
       if (head.metadataBytes > o.maxMetadataBytes) {
-        return this.refuse(id, oneWay, Code.RESOURCE_EXHAUSTED, `metadata of ${head.metadataBytes} bytes exceeds maxMetadataBytes (${o.maxMetadataBytes})`);
+        return this.refuse(id, oneWay, Code.RESOURCE_EXHAUSTED, `request metadata exceeds maxMetadataBytes (${o.maxMetadataBytes})`);
       }
       if (body.length - head.offset > o.maxMessageBytes) {
         return this.refuse(id, oneWay, Code.RESOURCE_EXHAUSTED, `request of ${body.length - head.offset} bytes exceeds maxMessageBytes (${o.maxMessageBytes})`);

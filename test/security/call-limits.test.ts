@@ -4,7 +4,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Code, RpcError, createServer, type Protocol } from '../../src/index.js';
 import { Flag, FrameType, PREFACE } from '../../src/framing/frame.js';
-import { RawPeer, frameCode, frameMessage, until } from '../helpers/raw-peer.js';
+import { RawPeer, frameCode, frameMessage, requestBytes, until } from '../helpers/raw-peer.js';
 import { securityFixture, outcome } from '../helpers/security-fixture.js';
 
 /** Issue 5, limits per call and per frame: maxConcurrentCalls, maxFrameBytes, maxMessageBytes, maxMetadataBytes. */
@@ -161,6 +161,68 @@ test('maxMetadataBytes: metadata over the limit is refused with RESOURCE_EXHAUST
   assert.is(ran, 0);
   assert.is(await outcome(c.call('echo', { item }, { metadata: { small: 'y' } })), 'OK');
   assert.is(ran, 1);
+});
+
+/** A REQUEST frame for echo with the METADATA flag whose body is the index then `mapBytes` as they are. */
+function requestWithRawMetadata(id: number, mapBytes: Buffer): Buffer {
+  const header = Buffer.alloc(10 + 2);
+  header.writeUInt32BE(2 + mapBytes.length, 0);
+  header[4] = FrameType.REQUEST;
+  header[5] = Flag.METADATA;
+  header.writeUInt32BE(id, 6);
+  header.writeUInt16BE(protocol.message('echo')!.index, 10);
+  return Buffer.concat([header, mapBytes]);
+}
+
+/** An Avro map<string> block of `n` entries, 4-byte keys and empty values (6 bytes each), without its end. */
+function tinyEntries(n: number): Buffer {
+  const count = n * 2; // zig-zag
+  const head: number[] = [];
+  for (let v = count; ; v = Math.floor(v / 128)) {
+    if (v < 0x80) { head.push(v); break; }
+    head.push((v & 0x7f) | 0x80);
+  }
+  const entries = Buffer.alloc(n * 6);
+  for (let i = 0, p = 0; i < n; i++) {
+    entries[p++] = 8; // key length 4
+    entries.writeUInt32BE(i, p);
+    p += 4;
+    entries[p++] = 0; // empty value
+  }
+  return Buffer.concat([Buffer.from(head), entries]);
+}
+
+test('maxMetadataBytes: a map of many tiny entries is refused having read no more than the limit of it', async () => {
+  // Found by the security audit: the limit was checked after decoding the whole map (a 15 MiB REQUEST of
+  // 768k keys took 1.18 s). The map below is 1.2 MB of valid entries and then simply stops: had the server
+  // read past the limit it would have found it truncated (INVALID_ARGUMENT, "cannot decode request").
+  let ran = 0;
+  const { port } = await serve({ handlers: { echo: (req: { item: unknown }) => { ran++; return req.item; } } });
+  const p = await peer(port);
+  await p.handshake(protocol);
+  p.socket.write(requestWithRawMetadata(1, tinyEntries(200_000)));
+  const refused = await p.frame();
+  assert.is(refused.type, FrameType.ERROR);
+  assert.is(refused.id, 1);
+  assert.is(frameCode(refused), Code.RESOURCE_EXHAUSTED);
+  assert.match(frameMessage(refused), 'request metadata exceeds maxMetadataBytes (8192)');
+  // A whole map of the same entries is refused the same way; the connection stays usable.
+  p.socket.write(requestWithRawMetadata(2, Buffer.concat([tinyEntries(200_000), Buffer.from([0])])));
+  assert.is(frameCode(await p.frame()), Code.RESOURCE_EXHAUSTED);
+  p.socket.write(requestBytes(protocol, 3, 'echo', { item }, { small: 'y' }));
+  assert.is((await p.frame()).type, FrameType.RESPONSE);
+  assert.is(ran, 1);
+});
+
+test('maxMetadataBytes: a map of exactly the limit is read; one byte more is refused', async () => {
+  const { port } = await serve({ maxMetadataBytes: 50 });
+  const p = await peer(port);
+  await p.handshake(protocol);
+  // {k: 'x' * n} takes 1 (count) + 2 (key) + 1 (value length, n < 64) + n + 1 (end) bytes.
+  p.socket.write(requestBytes(protocol, 1, 'echo', { item }, { k: 'x'.repeat(50 - 5) }));
+  assert.is((await p.frame()).type, FrameType.RESPONSE);
+  p.socket.write(requestBytes(protocol, 2, 'echo', { item }, { k: 'x'.repeat(50 - 4) }));
+  assert.is(frameCode(await p.frame()), Code.RESOURCE_EXHAUSTED);
 });
 
 test.run();
