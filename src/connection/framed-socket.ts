@@ -3,7 +3,7 @@ import { Code } from '../errors/code.js';
 import { RpcError, fromNodeError } from '../errors/rpc-error.js';
 import { writeGoaway } from '../framing/bodies.js';
 import { FrameType, type FrameSink } from '../framing/frame.js';
-import { FrameDecoder } from '../framing/frame-decoder.js';
+import { FrameDecoder, type FrameDecoderOptions } from '../framing/frame-decoder.js';
 import { FrameEncoder, type BodyWriter } from '../framing/frame-encoder.js';
 import type { ExtensionSupport, Negotiated } from '../framing/extensions.js';
 import type { RpcObserver } from '../observability/observer.js';
@@ -54,6 +54,8 @@ export class FramedSocket {
   /** Frames are appended here; call {@link flushSoon} after appending. */
   readonly encoder = new FrameEncoder();
   private readonly decoder: FrameDecoder;
+  /** The decoder's options, which it reads per frame: {@link limitFrames} changes them. */
+  private readonly decoderOptions: FrameDecoderOptions;
   private flushScheduled = false;
   private blocked = false;
   private closed = false;
@@ -75,7 +77,8 @@ export class FramedSocket {
     private readonly handler: FramedSocketHandler,
   ) {
     this.large = new LargeMessages(options, this, handler);
-    this.decoder = new FrameDecoder({ ...options, target: (type, _flags, id, len) => this.large.target(type, id, len) }, this.onFrame);
+    this.decoderOptions = { ...options, target: (type, _flags, id, len) => this.large.target(type, id, len) };
+    this.decoder = new FrameDecoder(this.decoderOptions, this.onFrame);
     socket.setNoDelay(true);
     socket.on('data', this.onData);
     socket.on('drain', this.onDrain);
@@ -89,6 +92,15 @@ export class FramedSocket {
    */
   startKeepalive(): void {
     if (this.options.keepaliveMs > 0 && !this.closed && this.keepaliveTimer === undefined) this.armKeepalive(this.options.keepaliveMs);
+  }
+
+  /**
+   * Sets the largest frame body accepted from the next frame on, and the option a refusal names: a
+   * server accepts far less than `maxFrameBytes` before its handshake completes.
+   */
+  limitFrames(maxFrameBytes: number, limitName: string): void {
+    this.decoderOptions.maxFrameBytes = maxFrameBytes;
+    this.decoderOptions.limitName = limitName;
   }
 
   /** True once the socket is closed or closing. */

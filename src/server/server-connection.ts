@@ -12,7 +12,7 @@ import { RpcError } from '../errors/rpc-error.js';
 import { readRequestHead, writeGoaway } from '../framing/bodies.js';
 import type { BodyWriter } from '../framing/frame-encoder.js';
 import { Flag, FrameType } from '../framing/frame.js';
-import { helloType, readHandshake, welcomeType, writeHandshake, type Hello, type Welcome } from '../framing/handshake.js';
+import { readHello, welcomeType, writeHandshake, type Hello, type Welcome } from '../framing/handshake.js';
 import { logClose } from '../observability/log-policy.js';
 import { accept as acceptExtensions, type Negotiated } from '../framing/extensions.js';
 import { TOKEN_META_KEY } from '../security/auth.js';
@@ -85,6 +85,8 @@ export class ServerConnection {
       onRefused: (t, f, id, e) => (t === FrameType.REQUEST ? this.refuse(id, (f & Flag.ONE_WAY) !== 0, e.code, e.message)
         : this.framed.fail(new RpcError(Code.INTERNAL, `protocol error: unexpected frame type ${t}`))),
     });
+    // Until WELCOME OK, only a HELLO is expected: no reason to buffer and decode maxFrameBytes for a stranger.
+    this.framed.limitFrames(o.maxHandshakeBytes, o.maxHandshakeBytes < o.maxFrameBytes ? 'maxHandshakeBytes' : 'maxFrameBytes');
     o.observer?.connectionOpened?.(`${this.peer.address}:${this.peer.port}`);
     this.handshakeTimer = setTimeout(() => this.framed.destroy(
       new RpcError(Code.DEADLINE_EXCEEDED, `handshake not completed within ${o.handshakeTimeoutMs} ms`),
@@ -124,9 +126,11 @@ export class ServerConnection {
     if (++this.hellos > 2) return this.framed.fail(new RpcError(Code.INTERNAL, 'protocol error: more than two HELLOs'));
     let hello: Hello;
     try {
-      hello = readHandshake<Hello>(helloType, body);
+      // Meta is checked for size before it is decoded, and before authenticate sees it.
+      hello = readHello(body, this.shared.options.maxHelloMetaBytes);
     } catch (err) {
-      return this.framed.fail(new RpcError(Code.INTERNAL, `protocol error in handshake: ${(err as Error).message}`, { cause: err }));
+      return this.framed.fail(err instanceof RpcError ? err
+        : new RpcError(Code.INTERNAL, `protocol error in handshake: ${(err as Error).message}`, { cause: err }));
     }
     const authenticate = this.shared.options.authenticate;
     if (authenticate === undefined) return this.answerHello(hello, this.peer.certificate);
@@ -184,6 +188,7 @@ export class ServerConnection {
     this.framed.encoder.frame(FrameType.WELCOME, 0, 0, welcome, writeWelcome);
     this.framed.flushSoon();
     this.framed.use(negotiated);
+    this.framed.limitFrames(this.shared.options.maxFrameBytes, 'maxFrameBytes');
     this.codec = this.shared.cache.codec(remote);
     clearTimeout(this.handshakeTimer);
     this.framed.startKeepalive();

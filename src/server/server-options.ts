@@ -53,6 +53,19 @@ export interface ServerOptions {
    * RESOURCE_EXHAUSTED before it is parsed. Default 1 MiB.
    */
   maxProtocolBytes?: number;
+  /**
+   * Largest frame body accepted before the handshake completes (WELCOME OK), in bytes: a HELLO carries
+   * at most the protocol text and meta, so an unauthenticated peer cannot make the server buffer and
+   * decode `maxFrameBytes`. A longer frame gets GOAWAY RESOURCE_EXHAUSTED. Never above `maxFrameBytes`.
+   * Default `maxProtocolBytes` + `maxHelloMetaBytes` + 1024 (room for any HELLO within both limits).
+   */
+  maxHandshakeBytes?: number;
+  /**
+   * Largest HELLO `meta` map (credentials, extension offers), in bytes as encoded; a longer one, or one
+   * with more than 64 entries, gets GOAWAY RESOURCE_EXHAUSTED before it is decoded or `authenticate`
+   * runs. Default 16384.
+   */
+  maxHelloMetaBytes?: number;
   /** Serve TLS (mTLS with `requestCert` and `ca`). Default: plain TCP. */
   tls?: ServerTlsOptions;
   /** Decides who a new connection is, from its handshake; throwing refuses it (UNAUTHENTICATED). Default: everyone, principal = the mTLS certificate if any. */
@@ -112,6 +125,9 @@ export interface ResolvedServerOptions {
   keepaliveTimeoutMs: number;
   resolverCacheSize: number;
   maxProtocolBytes: number;
+  /** Already at most `maxFrameBytes`. */
+  maxHandshakeBytes: number;
+  maxHelloMetaBytes: number;
   tls: ServerTlsOptions | undefined;
   authenticate: Authenticator | undefined;
   authorize: Authorizer | undefined;
@@ -148,6 +164,10 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
   if (options.logger !== undefined && !isLogger(options.logger)) invalid(`${at}.logger`, 'must have debug, info, warn and error methods');
   if (options.observer !== undefined && (options.observer === null || typeof options.observer !== 'object')) invalid(`${at}.observer`, 'must be an object');
   const maxFrameBytes = intOption(`${at}.maxFrameBytes`, options.maxFrameBytes, 16 * MiB, 64, 0xffffffff);
+  const maxProtocolBytes = intOption(`${at}.maxProtocolBytes`, options.maxProtocolBytes, MiB, 0, 0xffffffff);
+  const maxHelloMetaBytes = intOption(`${at}.maxHelloMetaBytes`, options.maxHelloMetaBytes, 16 * 1024, 1, 0xffffffff);
+  // The rest of a HELLO (fingerprints, union indexes, the text's length) is under 50 bytes.
+  const maxHandshakeBytes = intOption(`${at}.maxHandshakeBytes`, options.maxHandshakeBytes, maxProtocolBytes + maxHelloMetaBytes + 1024, 64);
   return {
     protocol,
     handlers,
@@ -161,7 +181,9 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     keepaliveMs: intOption(`${at}.keepaliveMs`, options.keepaliveMs, 30_000, 0),
     keepaliveTimeoutMs: intOption(`${at}.keepaliveTimeoutMs`, options.keepaliveTimeoutMs, 10_000, 1),
     resolverCacheSize: intOption(`${at}.resolverCacheSize`, options.resolverCacheSize, 64, 1),
-    maxProtocolBytes: intOption(`${at}.maxProtocolBytes`, options.maxProtocolBytes, MiB, 0, 0xffffffff),
+    maxProtocolBytes,
+    maxHandshakeBytes: Math.min(maxHandshakeBytes, maxFrameBytes),
+    maxHelloMetaBytes,
     tls: resolveTls(`${at}.tls`, options.tls),
     authenticate: fnOption<Authenticator>(`${at}.authenticate`, options.authenticate, true),
     authorize: allOf([
