@@ -27,9 +27,9 @@ export interface FramedSocketOptions extends LargeMessageOptions {
   /** Bytes allowed to wait for a peer that does not read before the connection is dropped. */
   maxQueuedBytes: number;
   /**
-   * Count fragments waiting for the peer's WINDOW in {@link FramedSocket.queuedBytes}: on a server they
-   * are answers a peer asked for (it could ask for gigabytes and never acknowledge); a client's own
-   * requests are its caller's to bound. Default false.
+   * Count fragments waiting for the peer's WINDOW in {@link FramedSocket.queuedBytes}, beyond those of
+   * one message: on a server they are answers a peer asked for (it could ask for gigabytes and never
+   * acknowledge); a client's own requests are its caller's to bound. Default false.
    */
   countUnsentFragments?: boolean;
   /** Told of bytes in and out, when metrics are wanted. */
@@ -156,12 +156,17 @@ export class FramedSocket {
 
   /**
    * Bytes waiting for the peer: in the socket and the encoder, and (with `countUnsentFragments`) in
-   * fragments waiting for the peer's WINDOW, which a peer that never acknowledges holds there, never
-   * in the socket.
+   * fragments waiting for its WINDOW (a peer that never acknowledges holds them there, never in the
+   * socket), except one message's: a single answer may be larger than the cap and still stream.
    */
   get queuedBytes(): number {
     const n = this.socket.writableLength + this.encoder.pendingBytes;
-    return this.options.countUnsentFragments === true ? n + this.large.outbox.pendingBytes : n;
+    if (this.options.countUnsentFragments !== true) return n;
+    const outbox = this.large.outbox;
+    // Far from the cap, counting every outbox byte changes no decision (they compare to half the cap
+    // and the cap) and spares walking the outbox for its largest message, per appended frame.
+    const all = n + outbox.pendingBytes;
+    return all <= this.options.maxQueuedBytes / 2 ? all : n + outbox.pendingBeyondLargest;
   }
 
   /** Schedules one write of everything appended to the encoder during this tick. */

@@ -52,9 +52,21 @@ export class Outbox {
     return this.queue.length;
   }
 
-  /** Bytes still to send (counted against the peer's `maxQueuedBytes`: they wait for its WINDOW). */
+  /** Bytes still to send. */
   get pendingBytes(): number {
     return this.unsent;
+  }
+
+  /**
+   * Bytes still to send, less those of the message with the most left: what waits beyond one answer,
+   * which may alone be larger than a queue cap and still stream. Walks the queue when it holds two or more.
+   */
+  get pendingBeyondLargest(): number {
+    const q = this.queue;
+    if (q.length < 2) return 0;
+    let largest = 0;
+    for (let i = 0; i < q.length; i++) largest = Math.max(largest, q[i]!.data.length - q[i]!.sent);
+    return this.unsent - largest;
   }
 
   /** Queues a message body (uncompressed or already compressed) to go out in fragments. */
