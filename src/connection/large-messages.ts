@@ -19,6 +19,28 @@ export interface LargeMessageOptions {
   fragmentWindowBytes: number;
   /** Compress outgoing messages of at least this many bytes. 0: no compression (none offered). */
   compressAboveBytes: number;
+  /**
+   * Compressed messages received that may be inflating or waiting to, at once; beyond it a message is
+   * refused RESOURCE_EXHAUSTED before it is inflated. Default: no limit (a client inflates only
+   * answers to its own calls; a server passes its `maxConcurrentCalls`).
+   */
+  maxInflations?: number;
+}
+
+/**
+ * Inflations running at once per connection; the others wait their turn. Each may grow to
+ * `maxMessageBytes` (a small bomb inflates to that), so this bounds what one burst of compressed
+ * messages makes us allocate; libuv's default thread pool runs 4 jobs at a time anyway.
+ */
+const INFLATE_AT_ONCE = 4;
+
+/** A compressed message waiting for an inflation slot. */
+interface Waiting {
+  type: number;
+  flags: number;
+  id: number;
+  body: Buffer;
+  token: object;
 }
 
 /** The socket side a {@link LargeMessages} works with. */
@@ -47,7 +69,11 @@ export class LargeMessages {
   private negotiated: Negotiated = NONE;
   /** Ids whose message is being compressed / inflated; `abandon` removes them so the result is dropped. */
   private readonly deflating = new Map<number, object>();
+  /** Compressed messages received and not yet delivered: inflating, or in `waiting`. */
   private readonly inflating = new Map<number, object>();
+  private readonly waiting: Waiting[] = [];
+  /** Inflations under way (at most {@link INFLATE_AT_ONCE}). */
+  private inflatingNow = 0;
   /** Fragment body bytes read and not yet acknowledged with WINDOW. */
   private unacked = 0;
 
@@ -112,7 +138,11 @@ export class LargeMessages {
     if (this.outbox.size > 0) this.outbox.cancel(id);
     if (this.reassembler.size > 0) this.reassembler.discard(id);
     if (this.deflating.size > 0) this.deflating.delete(id);
-    if (this.inflating.size > 0) this.inflating.delete(id);
+    if (this.inflating.size > 0 && this.inflating.delete(id) && this.waiting.length > 0) {
+      // Not left to wait with its bytes: CANCELs would let a peer queue compressed messages without end.
+      const i = this.waiting.findIndex((w) => w.id === id);
+      if (i >= 0) this.waiting.splice(i, 1);
+    }
   }
 
   /** Drops everything (the connection is gone or failed). */
@@ -120,6 +150,7 @@ export class LargeMessages {
     this.outbox.clear();
     this.deflating.clear();
     this.inflating.clear();
+    this.waiting.length = 0;
   }
 
   /** For the frame decoder: where a spanning CONTINUATION body goes, so it is copied once. */
@@ -187,14 +218,28 @@ export class LargeMessages {
       return this.sink.onRefused(type, flags, id, new RpcError(Code.RESOURCE_EXHAUSTED, `message of ${body.length} bytes exceeds maxMessageBytes (${max})`));
     }
     if ((flags & Flag.COMPRESSED) === 0) return this.sink.onFrame(type, flags, id, body);
+    const maxInflations = this.options.maxInflations ?? Infinity;
+    // Running and waiting ones, abandoned or not: all hold bytes (a peer may reuse an id to shed its entry).
+    if (this.inflatingNow + this.waiting.length >= maxInflations) {
+      return this.sink.onRefused(type, flags, id, new RpcError(Code.RESOURCE_EXHAUSTED, `too many compressed messages inflating at once (max ${maxInflations})`));
+    }
     const token = {};
     this.inflating.set(id, token);
+    if (this.inflatingNow < INFLATE_AT_ONCE) return this.inflate(type, flags, id, body, token);
+    // A small body may be a view of a 64 KiB read: keep only its own bytes while it waits.
+    this.waiting.push({ type, flags, id, body: body.buffer.byteLength > 2 * body.length ? Buffer.from(body) : body, token });
+  }
+
+  private inflate(type: number, flags: number, id: number, body: Buffer, token: object): void {
+    this.inflatingNow++;
     const mine = (): boolean => {
+      this.inflatingNow--;
+      this.next();
       if (this.inflating.get(id) !== token || this.host.gone) return false;
       this.inflating.delete(id);
       return true;
     };
-    decompress(body, max).then(
+    decompress(body, this.options.maxMessageBytes).then(
       (out) => {
         if (!mine()) return;
         try {
@@ -210,6 +255,12 @@ export class LargeMessages {
         this.sink.onRefused(type, flags, id, error);
       },
     );
+  }
+
+  /** Starts the next waiting inflation, if any (abandoned ones were removed by `abandon`). */
+  private next(): void {
+    const w = this.waiting.shift();
+    if (w !== undefined && !this.host.gone) this.inflate(w.type, w.flags, w.id, w.body, w.token);
   }
 }
 

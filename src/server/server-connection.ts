@@ -79,6 +79,8 @@ export class ServerConnection {
       keepaliveMs: o.keepaliveMs, keepaliveTimeoutMs: o.keepaliveTimeoutMs, observer: o.observer,
       fragmentBytes: o.fragmentBytes, maxMessageBytes: o.maxMessageBytes, maxPartialMessages: o.maxPartialMessages,
       compressAboveBytes: o.compressAboveBytes, fragmentWindowBytes: o.fragmentWindowBytes,
+      // Compressed requests count like calls until they are inflated (each may grow to maxMessageBytes).
+      maxInflations: o.maxConcurrentCalls,
     }, {
       onFrame: (t, f, id, body) => this.onFrame(t, f, id, body),
       onClose: (e) => this.onClose(e),

@@ -1,4 +1,6 @@
+import { createHook } from 'node:async_hooks';
 import { connect } from 'node:net';
+import { deflateRawSync } from 'node:zlib';
 import { once } from 'node:events';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -223,6 +225,65 @@ test('maxMetadataBytes: a map of exactly the limit is read; one byte more is ref
   assert.is((await p.frame()).type, FrameType.RESPONSE);
   p.socket.write(requestBytes(protocol, 2, 'echo', { item }, { k: 'x'.repeat(50 - 4) }));
   assert.is(frameCode(await p.frame()), Code.RESOURCE_EXHAUSTED);
+});
+
+/** A raw peer that negotiated compression with a server on `port`. */
+async function compressingPeer(port: number): Promise<RawPeer> {
+  const p = await peer(port);
+  const welcome = await p.handshake(protocol, { 'avrpc.compression': Buffer.from('deflate') });
+  assert.is(welcome.type, FrameType.WELCOME);
+  return p;
+}
+
+/** A REQUEST frame with the COMPRESSED flag and `body` as its (supposedly deflated) bytes. */
+function compressedRequest(id: number, body: Buffer): Buffer {
+  const header = Buffer.alloc(10);
+  header.writeUInt32BE(body.length, 0);
+  header[4] = FrameType.REQUEST;
+  header[5] = Flag.COMPRESSED;
+  header.writeUInt32BE(id, 6);
+  return Buffer.concat([header, body]);
+}
+
+test('compressed requests count as calls until inflated: beyond maxConcurrentCalls they are refused before inflating', async () => {
+  // Found by the security audit: every compressed REQUEST started an inflation (up to maxMessageBytes of
+  // output each) that no limit counted. Bytes that do not inflate tell the two apart: inflated, they get
+  // INVALID_ARGUMENT; refused before inflating, RESOURCE_EXHAUSTED.
+  const { port } = await serve({ compressAboveBytes: 1024, maxConcurrentCalls: 2 });
+  const p = await compressingPeer(port);
+  const junk = Buffer.from('ff00ff00deadbeef', 'hex');
+  p.socket.write(Buffer.concat([1, 2, 3].map((id) => compressedRequest(id, junk))));
+  const codes = new Map<number, number>();
+  for (let i = 0; i < 3; i++) {
+    const f = await p.frame();
+    codes.set(f.id, frameCode(f));
+  }
+  assert.equal([1, 2, 3].map((id) => codes.get(id)), [Code.INVALID_ARGUMENT, Code.INVALID_ARGUMENT, Code.RESOURCE_EXHAUSTED]);
+  // Slots come back: a good call works.
+  p.socket.write(requestBytes(protocol, 4, 'echo', { item }));
+  assert.is((await p.frame()).type, FrameType.RESPONSE);
+});
+
+test('a burst of decompression bombs is inflated a few at a time, not all at once', async () => {
+  // Found by the security audit: 24 bombs read in one burst made 24 inflations grow towards maxMessageBytes
+  // together. zlib streams are counted as they are created (async_hooks type ZLIB): when the first refusal
+  // comes back, only the first few may have started.
+  const { port } = await serve({ compressAboveBytes: 1024, maxMessageBytes: 4 * 1024 * 1024 });
+  const p = await compressingPeer(port);
+  const bomb = deflateRawSync(Buffer.alloc(16 * 1024 * 1024));
+  let started = 0;
+  const hook = createHook({ init: (_id, type) => { if (type === 'ZLIB') started++; } }).enable();
+  try {
+    p.socket.write(Buffer.concat(Array.from({ length: 24 }, (_, i) => compressedRequest(i + 1, bomb))));
+    const first = await p.frame();
+    const startedAtFirstAnswer = started;
+    assert.is(frameCode(first), Code.RESOURCE_EXHAUSTED);
+    for (let i = 1; i < 24; i++) assert.is(frameCode(await p.frame()), Code.RESOURCE_EXHAUSTED);
+    assert.is(started, 24, 'every bomb was inflated (and refused) in the end');
+    assert.ok(startedAtFirstAnswer <= 12, `${startedAtFirstAnswer} of 24 inflations had started when the first one ended`);
+  } finally {
+    hook.disable();
+  }
 });
 
 test.run();
