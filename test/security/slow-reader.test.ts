@@ -101,6 +101,20 @@ test('a peer that never sends WINDOW cannot pile up fragmented responses: it is 
   }
 });
 
+test('one answer larger than maxQueuedBytes still streams in fragments to a client that acknowledges them', async () => {
+  // The outbox counts against the cap beyond one message: a peer can pile up many answers, not one large one.
+  const huge = { ...big, blob: Buffer.alloc(4 * 1024 * 1024, 3) };
+  const server = createServer({ protocol, maxQueuedBytes: 1024 * 1024, handlers: { echo: () => huge } });
+  const { port } = await server.listen();
+  const c = createClient({ protocol, endpoints: [`127.0.0.1:${port}`] });
+  try {
+    for (let i = 0; i < 2; i++) assert.is((await c.call('echo', { item: small })).blob.length, 4 * 1024 * 1024);
+  } finally {
+    await c.close();
+    await server.close({ graceMs: 100 });
+  }
+});
+
 test('a slow reader under the cap is not dropped: it gets every response once it reads', async () => {
   const server = createServer({ protocol, maxQueuedBytes: 64 * 1024 * 1024, handlers: { echo: () => big } });
   const { port } = await server.listen();
