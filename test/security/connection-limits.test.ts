@@ -99,11 +99,16 @@ test('idle timeout: a connection without calls gets GOAWAY OK and is closed; a r
 });
 
 test('idle timeout: a real client reconnects transparently after the server closed its idle connection', async () => {
-  const { port } = await serve({ idleTimeoutMs: 30 });
+  // It used to sleep and call again, which passed just as well had the server never closed anything.
+  let opened = 0;
+  const { server, port } = await serve({ idleTimeoutMs: 30, observer: { connectionOpened: () => { opened++; } } });
   const client = clientOf(port);
   await client.call('echo', { item });
-  await new Promise((r) => setTimeout(r, 150));
+  assert.is(opened, 1);
+  await until(() => server.connections === 0, 'the server closed the idle connection');
   assert.is((await client.call('echo', { item })).name, 'limits');
+  // The client may reconnect ahead of the call (and the server close that one too): at least one more.
+  assert.ok(opened >= 2, 'the second call went over a new connection');
 });
 
 test('idle timeout race: a request that crosses the server\'s idle GOAWAY is retried, not failed', async () => {
