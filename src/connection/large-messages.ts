@@ -4,7 +4,8 @@ import { NONE, type ExtensionSupport, type Negotiated } from '../framing/extensi
 import { Flag, FrameType, type FrameSink } from '../framing/frame.js';
 import type { BodyWriter, FrameEncoder } from '../framing/frame-encoder.js';
 import { Reassembler } from '../framing/reassembler.js';
-import { compress, decompress } from './compression.js';
+import { compress } from './compression.js';
+import { Inflations } from './inflations.js';
 import { Outbox } from './outbox.js';
 
 /** Options of the large-message extensions (SPEC.md section 12), filled. */
@@ -25,22 +26,6 @@ export interface LargeMessageOptions {
    * answers to its own calls; a server passes its `maxConcurrentCalls`).
    */
   maxInflations?: number;
-}
-
-/**
- * Inflations running at once per connection; the others wait their turn. Each may grow to
- * `maxMessageBytes` (a small bomb inflates to that), so this bounds what one burst of compressed
- * messages makes us allocate; libuv's default thread pool runs 4 jobs at a time anyway.
- */
-const INFLATE_AT_ONCE = 4;
-
-/** A compressed message waiting for an inflation slot. */
-interface Waiting {
-  type: number;
-  flags: number;
-  id: number;
-  body: Buffer;
-  token: object;
 }
 
 /** The socket side a {@link LargeMessages} works with. */
@@ -67,13 +52,10 @@ export class LargeMessages {
   readonly outbox: Outbox;
   private readonly reassembler: Reassembler;
   private negotiated: Negotiated = NONE;
-  /** Ids whose message is being compressed / inflated; `abandon` removes them so the result is dropped. */
+  /** Ids whose message is being compressed; `abandon` removes them so the result is dropped. */
   private readonly deflating = new Map<number, object>();
-  /** Compressed messages received and not yet delivered: inflating, or in `waiting`. */
-  private readonly inflating = new Map<number, object>();
-  private readonly waiting: Waiting[] = [];
-  /** Inflations under way (at most {@link INFLATE_AT_ONCE}). */
-  private inflatingNow = 0;
+  /** Compressed messages received, inflating or waiting to. */
+  private readonly inflations: Inflations;
   /** Fragment body bytes read and not yet acknowledged with WINDOW. */
   private unacked = 0;
 
@@ -83,6 +65,20 @@ export class LargeMessages {
     private readonly sink: LargeMessagesSink,
   ) {
     this.outbox = new Outbox(options.fragmentBytes);
+    this.inflations = new Inflations(options.maxMessageBytes, options.maxInflations ?? Infinity, {
+      inflated: (type, flags, id, out) => {
+        try {
+          this.sink.onFrame(type, flags & ~Flag.COMPRESSED, id, out);
+        } catch (err) {
+          this.host.fail(RpcError.from(err));
+        }
+      },
+      failed: (type, flags, id, err) => {
+        const error = err instanceof RpcError ? err : new RpcError(type === FrameType.REQUEST ? Code.INVALID_ARGUMENT : Code.INTERNAL,
+          `compressed message does not inflate: ${(err as Error).message}`, { cause: err });
+        this.sink.onRefused(type, flags, id, error);
+      },
+    }, () => this.host.gone);
     this.reassembler = new Reassembler(options, {
       message: (type, flags, id, body) => this.deliver(type, flags, id, body),
       refused: (type, flags, id, error) => this.sink.onRefused(type, flags, id, error),
@@ -138,19 +134,14 @@ export class LargeMessages {
     if (this.outbox.size > 0) this.outbox.cancel(id);
     if (this.reassembler.size > 0) this.reassembler.discard(id);
     if (this.deflating.size > 0) this.deflating.delete(id);
-    if (this.inflating.size > 0 && this.inflating.delete(id) && this.waiting.length > 0) {
-      // Not left to wait with its bytes: CANCELs would let a peer queue compressed messages without end.
-      const i = this.waiting.findIndex((w) => w.id === id);
-      if (i >= 0) this.waiting.splice(i, 1);
-    }
+    this.inflations.abandon(id);
   }
 
   /** Drops everything (the connection is gone or failed). */
   clear(): void {
     this.outbox.clear();
     this.deflating.clear();
-    this.inflating.clear();
-    this.waiting.length = 0;
+    this.inflations.clear();
   }
 
   /** For the frame decoder: where a spanning CONTINUATION body goes, so it is copied once. */
@@ -218,49 +209,9 @@ export class LargeMessages {
       return this.sink.onRefused(type, flags, id, new RpcError(Code.RESOURCE_EXHAUSTED, `message of ${body.length} bytes exceeds maxMessageBytes (${max})`));
     }
     if ((flags & Flag.COMPRESSED) === 0) return this.sink.onFrame(type, flags, id, body);
-    const maxInflations = this.options.maxInflations ?? Infinity;
-    // Running and waiting ones, abandoned or not: all hold bytes (a peer may reuse an id to shed its entry).
-    if (this.inflatingNow + this.waiting.length >= maxInflations) {
-      return this.sink.onRefused(type, flags, id, new RpcError(Code.RESOURCE_EXHAUSTED, `too many compressed messages inflating at once (max ${maxInflations})`));
+    if (!this.inflations.add(type, flags, id, body)) {
+      this.sink.onRefused(type, flags, id, new RpcError(Code.RESOURCE_EXHAUSTED, `too many compressed messages inflating at once (max ${this.options.maxInflations})`));
     }
-    const token = {};
-    this.inflating.set(id, token);
-    if (this.inflatingNow < INFLATE_AT_ONCE) return this.inflate(type, flags, id, body, token);
-    // A small body may be a view of a 64 KiB read: keep only its own bytes while it waits.
-    this.waiting.push({ type, flags, id, body: body.buffer.byteLength > 2 * body.length ? Buffer.from(body) : body, token });
-  }
-
-  private inflate(type: number, flags: number, id: number, body: Buffer, token: object): void {
-    this.inflatingNow++;
-    const mine = (): boolean => {
-      this.inflatingNow--;
-      this.next();
-      if (this.inflating.get(id) !== token || this.host.gone) return false;
-      this.inflating.delete(id);
-      return true;
-    };
-    decompress(body, this.options.maxMessageBytes).then(
-      (out) => {
-        if (!mine()) return;
-        try {
-          this.sink.onFrame(type, flags & ~Flag.COMPRESSED, id, out);
-        } catch (err) {
-          this.host.fail(RpcError.from(err));
-        }
-      },
-      (err: unknown) => {
-        if (!mine()) return;
-        const error = err instanceof RpcError ? err : new RpcError(type === FrameType.REQUEST ? Code.INVALID_ARGUMENT : Code.INTERNAL,
-          `compressed message does not inflate: ${(err as Error).message}`, { cause: err });
-        this.sink.onRefused(type, flags, id, error);
-      },
-    );
-  }
-
-  /** Starts the next waiting inflation, if any (abandoned ones were removed by `abandon`). */
-  private next(): void {
-    const w = this.waiting.shift();
-    if (w !== undefined && !this.host.gone) this.inflate(w.type, w.flags, w.id, w.body, w.token);
   }
 }
 
