@@ -38,7 +38,10 @@ export interface ServerOptions {
   fragmentWindowBytes?: number;
   /** Compress responses of at least this many bytes with deflate, when the client offers it; 0: off both ways. Default 0. */
   compressAboveBytes?: number;
-  /** Calls one connection may have running at once; beyond it RESOURCE_EXHAUSTED. Default 16384. */
+  /**
+   * Calls one connection may have running at once; beyond it RESOURCE_EXHAUSTED. Compressed requests
+   * count too until inflated (and at most 4 inflate at once per connection). Default 16384.
+   */
   maxConcurrentCalls?: number;
   /** Time a new connection has to complete its handshake, in ms. Default 10000. */
   handshakeTimeoutMs?: number;
@@ -74,7 +77,10 @@ export interface ServerOptions {
   authorize?: Authorizer;
   /** Declarative per-message access list (checked with `authorize` when both are given). */
   acl?: Acl;
-  /** Open connections at most; more are refused with RESOURCE_EXHAUSTED. Default 10000. */
+  /**
+   * Open connections at most; more are refused with RESOURCE_EXHAUSTED. With `tls`, TLS handshakes in
+   * progress count too, and a connection beyond the limit is closed before its TLS handshake. Default 10000.
+   */
   maxConnections?: number;
   /** A connection with no call for this long is closed gracefully, in ms; 0 disables. Default 600000. */
   idleTimeoutMs?: number;
@@ -87,7 +93,11 @@ export interface ServerOptions {
    * (requests above it arrive in fragments). Default 64 MiB.
    */
   maxMessageBytes?: number;
-  /** Bytes queued for a client that does not read before it is disconnected. Default 32 MiB. */
+  /**
+   * Bytes queued for a client that does not read before it is disconnected: in the socket, and large
+   * answers waiting in fragments for its acknowledgement beyond the largest one (which may alone exceed
+   * this). Default 32 MiB.
+   */
   maxQueuedBytes?: number;
   /** Middleware around every handler, first outermost. Default none. */
   interceptors?: readonly ServerInterceptor[];
