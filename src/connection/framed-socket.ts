@@ -3,7 +3,7 @@ import { Code } from '../errors/code.js';
 import { RpcError, fromNodeError } from '../errors/rpc-error.js';
 import { writeGoaway } from '../framing/bodies.js';
 import { FrameType, type FrameSink } from '../framing/frame.js';
-import { FrameDecoder } from '../framing/frame-decoder.js';
+import { FrameDecoder, type FrameDecoderOptions } from '../framing/frame-decoder.js';
 import { FrameEncoder, type BodyWriter } from '../framing/frame-encoder.js';
 import type { ExtensionSupport, Negotiated } from '../framing/extensions.js';
 import type { RpcObserver } from '../observability/observer.js';
@@ -26,6 +26,12 @@ export interface FramedSocketOptions extends LargeMessageOptions {
   pauseReadsWhenBlocked: boolean;
   /** Bytes allowed to wait for a peer that does not read before the connection is dropped. */
   maxQueuedBytes: number;
+  /**
+   * Count fragments waiting for the peer's WINDOW in {@link FramedSocket.queuedBytes}, beyond those of
+   * one message: on a server they are answers a peer asked for (it could ask for gigabytes and never
+   * acknowledge); a client's own requests are its caller's to bound. Default false.
+   */
+  countUnsentFragments?: boolean;
   /** Told of bytes in and out, when metrics are wanted. */
   observer?: RpcObserver | undefined;
 }
@@ -48,6 +54,8 @@ export class FramedSocket {
   /** Frames are appended here; call {@link flushSoon} after appending. */
   readonly encoder = new FrameEncoder();
   private readonly decoder: FrameDecoder;
+  /** The decoder's options, which it reads per frame: {@link limitFrames} changes them. */
+  private readonly decoderOptions: FrameDecoderOptions;
   private flushScheduled = false;
   private blocked = false;
   private closed = false;
@@ -69,7 +77,8 @@ export class FramedSocket {
     private readonly handler: FramedSocketHandler,
   ) {
     this.large = new LargeMessages(options, this, handler);
-    this.decoder = new FrameDecoder({ ...options, target: (type, _flags, id, len) => this.large.target(type, id, len) }, this.onFrame);
+    this.decoderOptions = { ...options, target: (type, _flags, id, len) => this.large.target(type, id, len) };
+    this.decoder = new FrameDecoder(this.decoderOptions, this.onFrame);
     socket.setNoDelay(true);
     socket.on('data', this.onData);
     socket.on('drain', this.onDrain);
@@ -83,6 +92,15 @@ export class FramedSocket {
    */
   startKeepalive(): void {
     if (this.options.keepaliveMs > 0 && !this.closed && this.keepaliveTimer === undefined) this.armKeepalive(this.options.keepaliveMs);
+  }
+
+  /**
+   * Sets the largest frame body accepted from the next frame on, and the option a refusal names: a
+   * server accepts far less than `maxFrameBytes` before its handshake completes.
+   */
+  limitFrames(maxFrameBytes: number, limitName: string): void {
+    this.decoderOptions.maxFrameBytes = maxFrameBytes;
+    this.decoderOptions.limitName = limitName;
   }
 
   /** True once the socket is closed or closing. */
@@ -136,11 +154,26 @@ export class FramedSocket {
     if (this.endPending) this.flushSoon();
   }
 
+  /**
+   * Bytes waiting for the peer: in the socket and the encoder, and (with `countUnsentFragments`) in
+   * fragments waiting for its WINDOW (a peer that never acknowledges holds them there, never in the
+   * socket), except one message's: a single answer may be larger than the cap and still stream.
+   */
+  get queuedBytes(): number {
+    const n = this.socket.writableLength + this.encoder.pendingBytes;
+    if (this.options.countUnsentFragments !== true) return n;
+    const outbox = this.large.outbox;
+    // Far from the cap, counting every outbox byte changes no decision (they compare to half the cap
+    // and the cap) and spares walking the outbox for its largest message, per appended frame.
+    const all = n + outbox.pendingBytes;
+    return all <= this.options.maxQueuedBytes / 2 ? all : n + outbox.pendingBeyondLargest;
+  }
+
   /** Schedules one write of everything appended to the encoder during this tick. */
   flushSoon(): void {
     if (this.closed) return;
     // Checked per appended frame, not per flush: one chunk of requests can produce many responses in a tick.
-    if (this.socket.writableLength + this.encoder.pendingBytes > this.options.maxQueuedBytes) return this.flush();
+    if (this.queuedBytes > this.options.maxQueuedBytes) return this.flush();
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     process.nextTick(this.flush);
@@ -229,14 +262,18 @@ export class FramedSocket {
         this.end();
         return;
       }
-      if (!this.blocked) return;
-      // A peer that does not read is paused; but while a few large messages stream out, being blocked
-      // is normal and reads go on, so CANCELs and small calls still get through.
-      const outbox = this.large.outbox;
-      const streaming = outbox.size > 0 && outbox.size <= outbox.maxOpen;
-      if (this.options.pauseReadsWhenBlocked && !streaming) this.socket.pause();
+      if (this.blocked) {
+        // A peer that does not read is paused; but while a few large messages stream out, being blocked
+        // is normal and reads go on, so CANCELs and small calls still get through; up to half the cap,
+        // since a peer advertising a huge P would otherwise never be paused. Pausing while blocked is
+        // safe: 'drain' resumes. (Not blocked, waiting for a WINDOW, we must read: the cap alone bounds it.)
+        const outbox = this.large.outbox;
+        const streaming = outbox.size > 0 && outbox.size <= outbox.maxOpen && this.queuedBytes <= this.options.maxQueuedBytes / 2;
+        if (this.options.pauseReadsWhenBlocked && !streaming) this.socket.pause();
+      }
     }
-    const queued = this.socket.writableLength + this.encoder.pendingBytes;
+    // Also when not blocked: fragments waiting for a WINDOW that never comes never block the socket.
+    const queued = this.queuedBytes;
     if (queued > this.options.maxQueuedBytes) {
       this.destroy(new RpcError(Code.RESOURCE_EXHAUSTED, `peer does not read: ${queued} bytes queued (max ${this.options.maxQueuedBytes})`));
     }

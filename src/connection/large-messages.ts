@@ -4,7 +4,8 @@ import { NONE, type ExtensionSupport, type Negotiated } from '../framing/extensi
 import { Flag, FrameType, type FrameSink } from '../framing/frame.js';
 import type { BodyWriter, FrameEncoder } from '../framing/frame-encoder.js';
 import { Reassembler } from '../framing/reassembler.js';
-import { compress, decompress } from './compression.js';
+import { compress } from './compression.js';
+import { Inflations } from './inflations.js';
 import { Outbox } from './outbox.js';
 
 /** Options of the large-message extensions (SPEC.md section 12), filled. */
@@ -19,6 +20,12 @@ export interface LargeMessageOptions {
   fragmentWindowBytes: number;
   /** Compress outgoing messages of at least this many bytes. 0: no compression (none offered). */
   compressAboveBytes: number;
+  /**
+   * Compressed messages received that may be inflating or waiting to, at once; beyond it a message is
+   * refused RESOURCE_EXHAUSTED before it is inflated. Default: no limit (a client inflates only
+   * answers to its own calls; a server passes its `maxConcurrentCalls`).
+   */
+  maxInflations?: number;
 }
 
 /** The socket side a {@link LargeMessages} works with. */
@@ -45,9 +52,10 @@ export class LargeMessages {
   readonly outbox: Outbox;
   private readonly reassembler: Reassembler;
   private negotiated: Negotiated = NONE;
-  /** Ids whose message is being compressed / inflated; `abandon` removes them so the result is dropped. */
+  /** Ids whose message is being compressed; `abandon` removes them so the result is dropped. */
   private readonly deflating = new Map<number, object>();
-  private readonly inflating = new Map<number, object>();
+  /** Compressed messages received, inflating or waiting to. */
+  private readonly inflations: Inflations;
   /** Fragment body bytes read and not yet acknowledged with WINDOW. */
   private unacked = 0;
 
@@ -57,6 +65,20 @@ export class LargeMessages {
     private readonly sink: LargeMessagesSink,
   ) {
     this.outbox = new Outbox(options.fragmentBytes);
+    this.inflations = new Inflations(options.maxMessageBytes, options.maxInflations ?? Infinity, {
+      inflated: (type, flags, id, out) => {
+        try {
+          this.sink.onFrame(type, flags & ~Flag.COMPRESSED, id, out);
+        } catch (err) {
+          this.host.fail(RpcError.from(err));
+        }
+      },
+      failed: (type, flags, id, err) => {
+        const error = err instanceof RpcError ? err : new RpcError(type === FrameType.REQUEST ? Code.INVALID_ARGUMENT : Code.INTERNAL,
+          `compressed message does not inflate: ${(err as Error).message}`, { cause: err });
+        this.sink.onRefused(type, flags, id, error);
+      },
+    }, () => this.host.gone);
     this.reassembler = new Reassembler(options, {
       message: (type, flags, id, body) => this.deliver(type, flags, id, body),
       refused: (type, flags, id, error) => this.sink.onRefused(type, flags, id, error),
@@ -112,14 +134,14 @@ export class LargeMessages {
     if (this.outbox.size > 0) this.outbox.cancel(id);
     if (this.reassembler.size > 0) this.reassembler.discard(id);
     if (this.deflating.size > 0) this.deflating.delete(id);
-    if (this.inflating.size > 0) this.inflating.delete(id);
+    this.inflations.abandon(id);
   }
 
   /** Drops everything (the connection is gone or failed). */
   clear(): void {
     this.outbox.clear();
     this.deflating.clear();
-    this.inflating.clear();
+    this.inflations.clear();
   }
 
   /** For the frame decoder: where a spanning CONTINUATION body goes, so it is copied once. */
@@ -187,29 +209,9 @@ export class LargeMessages {
       return this.sink.onRefused(type, flags, id, new RpcError(Code.RESOURCE_EXHAUSTED, `message of ${body.length} bytes exceeds maxMessageBytes (${max})`));
     }
     if ((flags & Flag.COMPRESSED) === 0) return this.sink.onFrame(type, flags, id, body);
-    const token = {};
-    this.inflating.set(id, token);
-    const mine = (): boolean => {
-      if (this.inflating.get(id) !== token || this.host.gone) return false;
-      this.inflating.delete(id);
-      return true;
-    };
-    decompress(body, max).then(
-      (out) => {
-        if (!mine()) return;
-        try {
-          this.sink.onFrame(type, flags & ~Flag.COMPRESSED, id, out);
-        } catch (err) {
-          this.host.fail(RpcError.from(err));
-        }
-      },
-      (err: unknown) => {
-        if (!mine()) return;
-        const error = err instanceof RpcError ? err : new RpcError(type === FrameType.REQUEST ? Code.INVALID_ARGUMENT : Code.INTERNAL,
-          `compressed message does not inflate: ${(err as Error).message}`, { cause: err });
-        this.sink.onRefused(type, flags, id, error);
-      },
-    );
+    if (!this.inflations.add(type, flags, id, body)) {
+      this.sink.onRefused(type, flags, id, new RpcError(Code.RESOURCE_EXHAUSTED, `too many compressed messages inflating at once (max ${this.options.maxInflations})`));
+    }
   }
 }
 

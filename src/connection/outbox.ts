@@ -26,6 +26,8 @@ export class Outbox {
   private queue: Outgoing[] = [];
   private readonly byId = new Map<number, Outgoing>();
   private openCount = 0;
+  /** Bytes of queued messages not yet sent, kept as we go: the socket checks it per appended frame. */
+  private unsent = 0;
   /** The peer's `P`; set once the handshake negotiated fragments. */
   maxOpen = 0;
   /** Fragment body bytes we may still send before the peer acknowledges more. */
@@ -52,9 +54,19 @@ export class Outbox {
 
   /** Bytes still to send. */
   get pendingBytes(): number {
-    let n = 0;
-    for (const m of this.queue) n += m.data.length - m.sent;
-    return n;
+    return this.unsent;
+  }
+
+  /**
+   * Bytes still to send, less those of the message with the most left: what waits beyond one answer,
+   * which may alone be larger than a queue cap and still stream. Walks the queue when it holds two or more.
+   */
+  get pendingBeyondLargest(): number {
+    const q = this.queue;
+    if (q.length < 2) return 0;
+    let largest = 0;
+    for (let i = 0; i < q.length; i++) largest = Math.max(largest, q[i]!.data.length - q[i]!.sent);
+    return this.unsent - largest;
   }
 
   /** Queues a message body (uncompressed or already compressed) to go out in fragments. */
@@ -62,6 +74,7 @@ export class Outbox {
     const m: Outgoing = { type, flags, id, data, sent: 0, started: false, done: false };
     this.queue.push(m);
     this.byId.set(id, m);
+    this.unsent += data.length;
   }
 
   /** Drops what is left of the message of `id` (its call was cancelled); true if there was one. */
@@ -70,6 +83,7 @@ export class Outbox {
     if (m === undefined) return false;
     this.byId.delete(id);
     if (m.started) this.openCount--;
+    this.unsent -= m.data.length - m.sent;
     this.queue = this.queue.filter((q) => q !== m);
     return true;
   }
@@ -79,6 +93,7 @@ export class Outbox {
     this.queue = [];
     this.byId.clear();
     this.openCount = 0;
+    this.unsent = 0;
   }
 
   /**
@@ -131,11 +146,13 @@ export class Outbox {
       this.openCount++;
       m.started = true;
       m.sent = n;
+      this.unsent -= n;
       return n + 4;
     }
     const start = m.sent;
     const n = Math.min(this.fragmentBytes, total - start);
     m.sent = start + n;
+    this.unsent -= n;
     m.done = m.sent === total;
     encoder.view(FrameType.CONTINUATION, m.done ? 0 : Flag.MORE, m.id, -1, m.data.subarray(start, m.sent));
     return n;

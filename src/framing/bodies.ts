@@ -1,5 +1,6 @@
 import avro from 'avsc';
 import './avro-limits.js';
+import { readStringMap } from './avro-map.js';
 import { Flag } from './frame.js';
 
 /**
@@ -53,13 +54,19 @@ export interface RequestHead {
   /** Relative timeout in ms, or -1. */
   timeoutMs: number;
   metadata: Metadata;
-  /** Bytes the metadata map took (0 without metadata). */
+  /**
+   * Bytes the metadata map took (0 without metadata); more than the `maxMetadataBytes` given when the
+   * map is longer, and then `metadata` is empty and `offset` meaningless: the rest was not read.
+   */
   metadataBytes: number;
   offset: number;
 }
 
-/** Parses the prefix of a REQUEST body. Throws on malformed input (the caller maps it to a code). */
-export function readRequestHead(flags: number, body: Buffer): RequestHead {
+/**
+ * Parses the prefix of a REQUEST body, reading at most `maxMetadataBytes` of metadata (a longer map is
+ * reported, not decoded). Throws on malformed input (the caller maps it to a code).
+ */
+export function readRequestHead(flags: number, body: Buffer, maxMetadataBytes = Infinity): RequestHead {
   let p = 2;
   if (body.length < 2) throw new Error('request body too short');
   const index = body.readUInt16BE(0);
@@ -72,10 +79,10 @@ export function readRequestHead(flags: number, body: Buffer): RequestHead {
   let metadata = NO_METADATA;
   const start = p;
   if ((flags & Flag.METADATA) !== 0) {
-    const r = metadataType.decode(body, p);
-    if (r.offset < 0) throw new Error('truncated request metadata');
-    metadata = r.value as Metadata;
-    p = r.offset;
+    const r = readStringMap(body, p, maxMetadataBytes);
+    if (r === undefined) return { index, timeoutMs, metadata: NO_METADATA, metadataBytes: maxMetadataBytes + 1, offset: body.length };
+    metadata = r.value;
+    p = r.end;
   }
   return { index, timeoutMs, metadata, metadataBytes: p - start, offset: p };
 }

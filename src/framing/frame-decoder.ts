@@ -4,8 +4,13 @@ import { HEADER_BYTES, PREFACE, type FrameSink } from './frame.js';
 
 /** Options of {@link FrameDecoder}. */
 export interface FrameDecoderOptions {
-  /** Largest body accepted, in bytes; a larger length prefix is refused before anything is allocated. */
+  /**
+   * Largest body accepted, in bytes; a larger length prefix is refused before anything is allocated.
+   * Read per frame: changing it takes effect at the next frame header.
+   */
   maxFrameBytes: number;
+  /** The option named when a frame is refused for its size. Default `maxFrameBytes`. */
+  limitName?: string | undefined;
   /** When true, the stream must begin with the connection preface (the server side). */
   expectPreface: boolean;
   /**
@@ -80,7 +85,7 @@ export class FrameDecoder {
         this.failed = true;
         throw new RpcError(
           Code.RESOURCE_EXHAUSTED,
-          `frame of ${bodyLen} bytes exceeds maxFrameBytes (${this.options.maxFrameBytes})`,
+          `frame of ${bodyLen} bytes exceeds ${this.options.limitName ?? 'maxFrameBytes'} (${this.options.maxFrameBytes})`,
         );
       }
       if (len - pos >= bodyLen) {

@@ -1,5 +1,8 @@
 import avro from 'avsc';
 import './avro-limits.js';
+import { Code } from '../errors/code.js';
+import { RpcError } from '../errors/rpc-error.js';
+import { afterString, countMapEntries } from './avro-map.js';
 
 /**
  * Handshake bodies (SPEC.md, "Handshake"), Avro records so that any Avro implementation reads them.
@@ -48,6 +51,43 @@ export interface Welcome {
   fingerprint: Buffer;
   protocol: string | null;
   meta: Record<string, Buffer>;
+}
+
+/**
+ * Most HELLO meta entries a server reads. The reference client sends at most three (token, fragments,
+ * compression); a peer with thousands of tiny entries only wants to cost us time before authentication.
+ */
+export const MAX_HELLO_META_ENTRIES = 64;
+
+/**
+ * Decodes a HELLO from an unauthenticated peer, refusing (RESOURCE_EXHAUSTED) a meta map longer than
+ * `maxMetaBytes` or with more than {@link MAX_HELLO_META_ENTRIES} entries before decoding any of it.
+ * Throws a plain Error on malformed input.
+ */
+export function readHello(body: Buffer, maxMetaBytes: number): Hello {
+  const metaAt = helloMetaOffset(body);
+  if (metaAt >= 0) {
+    const bytes = body.length - metaAt;
+    if (bytes > maxMetaBytes) throw new RpcError(Code.RESOURCE_EXHAUSTED, `HELLO meta of ${bytes} bytes exceeds maxHelloMetaBytes (${maxMetaBytes})`);
+    if (countMapEntries(body, metaAt, MAX_HELLO_META_ENTRIES) > MAX_HELLO_META_ENTRIES) {
+      throw new RpcError(Code.RESOURCE_EXHAUSTED, `HELLO meta has more than ${MAX_HELLO_META_ENTRIES} entries`);
+    }
+  }
+  return readHandshake<Hello>(helloType, body);
+}
+
+/** Where a HELLO's meta map starts (after fingerprint, protocol and knownServerFingerprint), or -1 if malformed. */
+function helloMetaOffset(body: Buffer): number {
+  // Union branch indexes are varints: 0x00 the null branch, 0x02 the other.
+  let p = 16;
+  const protocol = body[p++];
+  if (protocol === 0x02) p = afterString(body, p);
+  else if (protocol !== 0x00) return -1;
+  if (p < 0) return -1;
+  const known = body[p++];
+  if (known === 0x02) p += 16;
+  else if (known !== 0x00) return -1;
+  return p <= body.length ? p : -1;
 }
 
 /** Decodes a handshake body, requiring it to fill the body exactly. Throws on malformed input. */

@@ -12,7 +12,7 @@ import { RpcError } from '../errors/rpc-error.js';
 import { readRequestHead, writeGoaway } from '../framing/bodies.js';
 import type { BodyWriter } from '../framing/frame-encoder.js';
 import { Flag, FrameType } from '../framing/frame.js';
-import { helloType, readHandshake, welcomeType, writeHandshake, type Hello, type Welcome } from '../framing/handshake.js';
+import { readHello, welcomeType, writeHandshake, type Hello, type Welcome } from '../framing/handshake.js';
 import { logClose } from '../observability/log-policy.js';
 import { accept as acceptExtensions, type Negotiated } from '../framing/extensions.js';
 import { TOKEN_META_KEY } from '../security/auth.js';
@@ -75,16 +75,20 @@ export class ServerConnection {
     const certificate = peerCertificate(socket);
     this.peer = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, ...(certificate ? { certificate } : {}) };
     this.framed = new FramedSocket(socket, {
-      maxFrameBytes: o.maxFrameBytes, expectPreface: true, pauseReadsWhenBlocked: true, maxQueuedBytes: o.maxQueuedBytes,
+      maxFrameBytes: o.maxFrameBytes, expectPreface: true, pauseReadsWhenBlocked: true, maxQueuedBytes: o.maxQueuedBytes, countUnsentFragments: true,
       keepaliveMs: o.keepaliveMs, keepaliveTimeoutMs: o.keepaliveTimeoutMs, observer: o.observer,
       fragmentBytes: o.fragmentBytes, maxMessageBytes: o.maxMessageBytes, maxPartialMessages: o.maxPartialMessages,
       compressAboveBytes: o.compressAboveBytes, fragmentWindowBytes: o.fragmentWindowBytes,
+      // Compressed requests count like calls until they are inflated (each may grow to maxMessageBytes).
+      maxInflations: o.maxConcurrentCalls,
     }, {
       onFrame: (t, f, id, body) => this.onFrame(t, f, id, body),
       onClose: (e) => this.onClose(e),
       onRefused: (t, f, id, e) => (t === FrameType.REQUEST ? this.refuse(id, (f & Flag.ONE_WAY) !== 0, e.code, e.message)
         : this.framed.fail(new RpcError(Code.INTERNAL, `protocol error: unexpected frame type ${t}`))),
     });
+    // Until WELCOME OK, only a HELLO is expected: no reason to buffer and decode maxFrameBytes for a stranger.
+    this.framed.limitFrames(o.maxHandshakeBytes, o.maxHandshakeBytes < o.maxFrameBytes ? 'maxHandshakeBytes' : 'maxFrameBytes');
     o.observer?.connectionOpened?.(`${this.peer.address}:${this.peer.port}`);
     this.handshakeTimer = setTimeout(() => this.framed.destroy(
       new RpcError(Code.DEADLINE_EXCEEDED, `handshake not completed within ${o.handshakeTimeoutMs} ms`),
@@ -124,9 +128,11 @@ export class ServerConnection {
     if (++this.hellos > 2) return this.framed.fail(new RpcError(Code.INTERNAL, 'protocol error: more than two HELLOs'));
     let hello: Hello;
     try {
-      hello = readHandshake<Hello>(helloType, body);
+      // Meta is checked for size before it is decoded, and before authenticate sees it.
+      hello = readHello(body, this.shared.options.maxHelloMetaBytes);
     } catch (err) {
-      return this.framed.fail(new RpcError(Code.INTERNAL, `protocol error in handshake: ${(err as Error).message}`, { cause: err }));
+      return this.framed.fail(err instanceof RpcError ? err
+        : new RpcError(Code.INTERNAL, `protocol error in handshake: ${(err as Error).message}`, { cause: err }));
     }
     const authenticate = this.shared.options.authenticate;
     if (authenticate === undefined) return this.answerHello(hello, this.peer.certificate);
@@ -184,6 +190,7 @@ export class ServerConnection {
     this.framed.encoder.frame(FrameType.WELCOME, 0, 0, welcome, writeWelcome);
     this.framed.flushSoon();
     this.framed.use(negotiated);
+    this.framed.limitFrames(this.shared.options.maxFrameBytes, 'maxFrameBytes');
     this.codec = this.shared.cache.codec(remote);
     clearTimeout(this.handshakeTimer);
     this.framed.startKeepalive();
@@ -225,9 +232,10 @@ export class ServerConnection {
     let request: unknown;
     let ctx: CallContext;
     try {
-      const head = readRequestHead(flags, body);
+      // Bounded: an oversized map is refused having read no more than the limit of it.
+      const head = readRequestHead(flags, body, o.maxMetadataBytes);
       if (head.metadataBytes > o.maxMetadataBytes) {
-        return this.refuse(id, oneWay, Code.RESOURCE_EXHAUSTED, `metadata of ${head.metadataBytes} bytes exceeds maxMetadataBytes (${o.maxMetadataBytes})`);
+        return this.refuse(id, oneWay, Code.RESOURCE_EXHAUSTED, `request metadata exceeds maxMetadataBytes (${o.maxMetadataBytes})`);
       }
       if (body.length - head.offset > o.maxMessageBytes) {
         return this.refuse(id, oneWay, Code.RESOURCE_EXHAUSTED, `request of ${body.length - head.offset} bytes exceeds maxMessageBytes (${o.maxMessageBytes})`);

@@ -38,7 +38,10 @@ export interface ServerOptions {
   fragmentWindowBytes?: number;
   /** Compress responses of at least this many bytes with deflate, when the client offers it; 0: off both ways. Default 0. */
   compressAboveBytes?: number;
-  /** Calls one connection may have running at once; beyond it RESOURCE_EXHAUSTED. Default 16384. */
+  /**
+   * Calls one connection may have running at once; beyond it RESOURCE_EXHAUSTED. Compressed requests
+   * count too until inflated (and at most 4 inflate at once per connection). Default 16384.
+   */
   maxConcurrentCalls?: number;
   /** Time a new connection has to complete its handshake, in ms. Default 10000. */
   handshakeTimeoutMs?: number;
@@ -53,6 +56,19 @@ export interface ServerOptions {
    * RESOURCE_EXHAUSTED before it is parsed. Default 1 MiB.
    */
   maxProtocolBytes?: number;
+  /**
+   * Largest frame body accepted before the handshake completes (WELCOME OK), in bytes: a HELLO carries
+   * at most the protocol text and meta, so an unauthenticated peer cannot make the server buffer and
+   * decode `maxFrameBytes`. A longer frame gets GOAWAY RESOURCE_EXHAUSTED. Never above `maxFrameBytes`.
+   * Default `maxProtocolBytes` + `maxHelloMetaBytes` + 1024 (room for any HELLO within both limits).
+   */
+  maxHandshakeBytes?: number;
+  /**
+   * Largest HELLO `meta` map (credentials, extension offers), in bytes as encoded; a longer one, or one
+   * with more than 64 entries, gets GOAWAY RESOURCE_EXHAUSTED before it is decoded or `authenticate`
+   * runs. Default 16384.
+   */
+  maxHelloMetaBytes?: number;
   /** Serve TLS (mTLS with `requestCert` and `ca`). Default: plain TCP. */
   tls?: ServerTlsOptions;
   /** Decides who a new connection is, from its handshake; throwing refuses it (UNAUTHENTICATED). Default: everyone, principal = the mTLS certificate if any. */
@@ -61,7 +77,10 @@ export interface ServerOptions {
   authorize?: Authorizer;
   /** Declarative per-message access list (checked with `authorize` when both are given). */
   acl?: Acl;
-  /** Open connections at most; more are refused with RESOURCE_EXHAUSTED. Default 10000. */
+  /**
+   * Open connections at most; more are refused with RESOURCE_EXHAUSTED. With `tls`, TLS handshakes in
+   * progress count too, and a connection beyond the limit is closed before its TLS handshake. Default 10000.
+   */
   maxConnections?: number;
   /** A connection with no call for this long is closed gracefully, in ms; 0 disables. Default 600000. */
   idleTimeoutMs?: number;
@@ -74,7 +93,11 @@ export interface ServerOptions {
    * (requests above it arrive in fragments). Default 64 MiB.
    */
   maxMessageBytes?: number;
-  /** Bytes queued for a client that does not read before it is disconnected. Default 32 MiB. */
+  /**
+   * Bytes queued for a client that does not read before it is disconnected: in the socket, and large
+   * answers waiting in fragments for its acknowledgement beyond the largest one (which may alone exceed
+   * this). Default 32 MiB.
+   */
   maxQueuedBytes?: number;
   /**
    * Middleware around every handler, first outermost. Default none. Refused together with `workers`
@@ -115,6 +138,9 @@ export interface ResolvedServerOptions {
   keepaliveTimeoutMs: number;
   resolverCacheSize: number;
   maxProtocolBytes: number;
+  /** Already at most `maxFrameBytes`. */
+  maxHandshakeBytes: number;
+  maxHelloMetaBytes: number;
   tls: ServerTlsOptions | undefined;
   authenticate: Authenticator | undefined;
   authorize: Authorizer | undefined;
@@ -156,6 +182,10 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
   if (options.logger !== undefined && !isLogger(options.logger)) invalid(`${at}.logger`, 'must have debug, info, warn and error methods');
   if (options.observer !== undefined && (options.observer === null || typeof options.observer !== 'object')) invalid(`${at}.observer`, 'must be an object');
   const maxFrameBytes = intOption(`${at}.maxFrameBytes`, options.maxFrameBytes, 16 * MiB, 64, 0xffffffff);
+  const maxProtocolBytes = intOption(`${at}.maxProtocolBytes`, options.maxProtocolBytes, MiB, 0, 0xffffffff);
+  const maxHelloMetaBytes = intOption(`${at}.maxHelloMetaBytes`, options.maxHelloMetaBytes, 16 * 1024, 1, 0xffffffff);
+  // The rest of a HELLO (fingerprints, union indexes, the text's length) is under 50 bytes.
+  const maxHandshakeBytes = intOption(`${at}.maxHandshakeBytes`, options.maxHandshakeBytes, maxProtocolBytes + maxHelloMetaBytes + 1024, 64);
   return {
     protocol,
     handlers,
@@ -169,7 +199,9 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     keepaliveMs: intOption(`${at}.keepaliveMs`, options.keepaliveMs, 30_000, 0),
     keepaliveTimeoutMs: intOption(`${at}.keepaliveTimeoutMs`, options.keepaliveTimeoutMs, 10_000, 1),
     resolverCacheSize: intOption(`${at}.resolverCacheSize`, options.resolverCacheSize, 64, 1),
-    maxProtocolBytes: intOption(`${at}.maxProtocolBytes`, options.maxProtocolBytes, MiB, 0, 0xffffffff),
+    maxProtocolBytes,
+    maxHandshakeBytes: Math.min(maxHandshakeBytes, maxFrameBytes),
+    maxHelloMetaBytes,
     tls: resolveTls(`${at}.tls`, options.tls),
     authenticate: fnOption<Authenticator>(`${at}.authenticate`, options.authenticate, true),
     authorize: allOf([

@@ -95,6 +95,9 @@ export function createServer(options: ServerOptions): Server {
       const server = resolved.tls === undefined ? createNetServer({ noDelay: true }, accept)
         // The TLS handshake comes before the connection exists for us: bound it with the same timeout.
         : createTlsServer({ handshakeTimeout: resolved.handshakeTimeoutMs, ...resolved.tls, noDelay: true }, accept);
+      // TLS handshakes in progress are connections too (the costly part of one): count every TCP socket,
+      // refusing beyond the limit at accept, before any TLS work. No frame is possible before TLS.
+      if (resolved.tls !== undefined) server.maxConnections = resolved.maxConnections;
       // Node reports a TLS handshake timeout (or failure) here but leaves the socket open: close it.
       server.on('tlsClientError', (_err: Error, socket: Socket) => socket.destroy());
       net = server;

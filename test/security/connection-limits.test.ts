@@ -99,11 +99,16 @@ test('idle timeout: a connection without calls gets GOAWAY OK and is closed; a r
 });
 
 test('idle timeout: a real client reconnects transparently after the server closed its idle connection', async () => {
-  const { port } = await serve({ idleTimeoutMs: 30 });
+  // It used to sleep and call again, which passed just as well had the server never closed anything.
+  let opened = 0;
+  const { server, port } = await serve({ idleTimeoutMs: 30, observer: { connectionOpened: () => { opened++; } } });
   const client = clientOf(port);
   await client.call('echo', { item });
-  await new Promise((r) => setTimeout(r, 150));
+  assert.is(opened, 1);
+  await until(() => server.connections === 0, 'the server closed the idle connection');
   assert.is((await client.call('echo', { item })).name, 'limits');
+  // The client may reconnect ahead of the call (and the server close that one too): at least one more.
+  assert.ok(opened >= 2, 'the second call went over a new connection');
 });
 
 test('idle timeout race: a request that crosses the server\'s idle GOAWAY is retried, not failed', async () => {
@@ -181,8 +186,89 @@ test('maxProtocolBytes: a real client whose protocol text is too long fails with
   assert.match((err as Error).message, 'maxProtocolBytes (64)');
 });
 
+/** Preface and a HELLO frame (protocol text included) whose meta is `meta`. */
+function helloWith(meta: Record<string, Buffer>): Buffer {
+  return helloBytes(protocol, meta);
+}
+
+test('a HELLO larger than maxHandshakeBytes is refused from its header, before it is buffered or decoded', async () => {
+  // Found by the security audit: before WELCOME the only frame limit was maxFrameBytes (16 MiB), so an
+  // unauthenticated peer pinned 16 MiB per socket and had all of it Avro-decoded before authenticate ran.
+  let authenticated = 0;
+  const { port } = await serve({ maxHandshakeBytes: 64 * 1024, authenticate: () => { authenticated++; return 'p'; } });
+  const big = await peer(port);
+  big.socket.write(helloWith({ junk: Buffer.alloc(2 * 1024 * 1024) }));
+  const frames = await big.rest();
+  assert.equal(frames.map((f) => [f.type, frameCode(f)]), [[FrameType.GOAWAY, Code.RESOURCE_EXHAUSTED]]);
+  assert.match(frameMessage(frames[0]!), /^frame of \d+ bytes exceeds maxHandshakeBytes \(65536\)$/);
+  assert.is(authenticated, 0);
+  // Once the handshake is done, frames up to maxFrameBytes are fine again: a 1 MiB request is answered.
+  const ok = await peer(port);
+  assert.is((await ok.handshake(protocol)).type, FrameType.WELCOME);
+  ok.socket.write(requestBytes(protocol, 1, 'echo', { item: { ...item, blob: Buffer.alloc(1024 * 1024, 1) } }));
+  const answer = await ok.frame();
+  assert.is(answer.type, FrameType.RESPONSE);
+  assert.is(answer.body.length > 1024 * 1024, true);
+});
+
+test('the default maxHandshakeBytes takes a HELLO of maxProtocolBytes of text and maxHelloMetaBytes of meta, and not 16 MiB', async () => {
+  const { port } = await serve({});
+  const fits = await peer(port);
+  // An unknown fingerprint with text just under 1 MiB: refused for not matching its fingerprint (INTERNAL), not for its size.
+  const text = ' '.repeat(1024 * 1024 - 1);
+  const enc = new FrameEncoder();
+  enc.bytes(PREFACE);
+  enc.frame(FrameType.HELLO, 0, 0, {
+    fingerprint: Buffer.alloc(16), protocol: text, knownServerFingerprint: null, meta: { k: Buffer.alloc(16 * 1024 - 10) },
+  }, writeHandshake(helloType));
+  fits.socket.write(Buffer.concat(enc.take()));
+  const [f] = await fits.rest();
+  assert.is(frameCode(f!), Code.INTERNAL);
+  assert.match(frameMessage(f!), 'does not match its fingerprint');
+  const over = await peer(port);
+  over.socket.write(helloWith({ junk: Buffer.alloc(2 * 1024 * 1024) }));
+  const [g] = await over.rest();
+  assert.is(frameCode(g!), Code.RESOURCE_EXHAUSTED);
+  assert.match(frameMessage(g!), /exceeds maxHandshakeBytes \(\d+\)/);
+});
+
+test('a HELLO meta map of thousands of tiny entries is refused before it is decoded or authenticate runs', async () => {
+  // Found by the security audit: nothing limited HELLO meta, and all of it was decoded before authenticate
+  // (a 12.9 MiB map of 5-byte entries blocked the event loop for 2.2 s). Here 3000 entries in 15 KB: under
+  // every byte limit, over the entry limit.
+  let authenticated = 0;
+  const { port } = await serve({ authenticate: () => { authenticated++; return 'p'; } });
+  const meta: Record<string, Buffer> = {};
+  for (let i = 0; i < 3000; i++) meta[i.toString(36)] = Buffer.alloc(0);
+  const p = await peer(port);
+  p.socket.write(helloWith(meta));
+  const frames = await p.rest();
+  assert.equal(frames.map((f) => [f.type, frameCode(f)]), [[FrameType.GOAWAY, Code.RESOURCE_EXHAUSTED]]);
+  assert.match(frameMessage(frames[0]!), 'HELLO meta has more than 64 entries');
+  assert.is(authenticated, 0);
+  // 64 entries are fine.
+  const few: Record<string, Buffer> = {};
+  for (let i = 0; i < 64; i++) few[`k${i}`] = Buffer.from('v');
+  assert.is((await (await peer(port)).handshake(protocol, few)).type, FrameType.WELCOME);
+  assert.is(authenticated, 1);
+});
+
+test('maxHelloMetaBytes: a HELLO meta map longer than the limit is refused before authenticate runs; one of exactly the limit is fine', async () => {
+  let authenticated = 0;
+  const { port } = await serve({ maxHelloMetaBytes: 1000, authenticate: () => { authenticated++; return 'p'; } });
+  // A map of one entry: count (1 byte), key "k" (2), value length (2 bytes for 64..8191), value, end (1).
+  const p = await peer(port);
+  p.socket.write(helloWith({ k: Buffer.alloc(1000 - 6 + 1) }));
+  const frames = await p.rest();
+  assert.equal(frames.map((f) => [f.type, frameCode(f)]), [[FrameType.GOAWAY, Code.RESOURCE_EXHAUSTED]]);
+  assert.match(frameMessage(frames[0]!), 'HELLO meta of 1001 bytes exceeds maxHelloMetaBytes (1000)');
+  assert.is(authenticated, 0);
+  assert.is((await (await peer(port)).handshake(protocol, { k: Buffer.alloc(1000 - 6) })).type, FrameType.WELCOME);
+  assert.is(authenticated, 1);
+});
+
 test('limit options are validated, naming the option', () => {
-  for (const [key, value] of [['maxConnections', 0], ['handshakeTimeoutMs', -1], ['idleTimeoutMs', 1.5], ['maxQueuedBytes', 10], ['maxProtocolBytes', -1]] as const) {
+  for (const [key, value] of [['maxConnections', 0], ['handshakeTimeoutMs', -1], ['idleTimeoutMs', 1.5], ['maxQueuedBytes', 10], ['maxProtocolBytes', -1], ['maxHandshakeBytes', 10], ['maxHelloMetaBytes', 0]] as const) {
     try {
       createServer({ protocol, handlers: {}, [key]: value });
       assert.unreachable(`${key} = ${value} should throw`);

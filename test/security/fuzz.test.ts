@@ -3,15 +3,16 @@ import { once } from 'node:events';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Code, RpcError, createClient, createHmacAuth, createServer, loadProtocol, type Protocol, type Server } from '../../src/index.js';
-import { FrameType, HEADER_BYTES, PREFACE } from '../../src/framing/frame.js';
+import { Flag, FrameType, HEADER_BYTES, PREFACE } from '../../src/framing/frame.js';
 import { helloBytes, requestBytes, until } from '../helpers/raw-peer.js';
 import { seeded as prng } from '../helpers/prng.js';
 import { repoPath } from '../helpers/repo.js';
 
 /**
  * Issue 5, hostile input: a real client session is recorded through a TCP proxy, then thousands of
- * mutated copies are replayed to a real server over fresh sockets, alongside sockets that never speak,
- * while a well-behaved client keeps calling. Deterministic from its seed: AVRPC_FUZZ_SEED=<n> replays
+ * mutated copies are replayed to a real server over fresh sockets, alongside sockets that never speak
+ * and generated hostile sessions (one case in 50: see {@link hostile}), while a well-behaved client
+ * keeps calling. Deterministic from its seed: AVRPC_FUZZ_SEED=<n> replays
  * a failing run. Bounded by case counts (about 30 s on a busy 2-core machine), not by a clock.
  */
 const test = suite('security: fuzz');
@@ -33,7 +34,16 @@ interface Case {
   end: boolean;
   /** Chunk boundaries for 'chunks'. */
   cuts: number[];
+  /** A code the server must answer with (the generated hostile kinds below). */
+  expect?: number;
+  /** Send to the server with authentication (default: every fourth case). */
+  secured?: boolean;
 }
+
+/** Every this many cases, one is a generated hostile session instead of a mutation. */
+const HOSTILE_EVERY = 50;
+/** The fuzz servers' cap on bytes queued for a peer, small so that hogs reach it fast. */
+const MAX_QUEUED_BYTES = 256 * 1024;
 
 /** Offsets of the frame headers of a client stream (after the preface). */
 function frameOffsets(stream: Buffer): number[] {
@@ -124,6 +134,78 @@ function mutate(seed: Buffer, rnd: () => number, index: number): Case {
   const delivery: Delivery = r < 0.05 && b.length <= 1500 ? 'bytes' : r < 0.35 ? 'chunks' : 'whole';
   const cuts = Array.from({ length: 1 + int(6) }, () => int(b.length)).sort((x, y) => x - y);
   return { index, kind: kind.slice(0, -1), bytes: b, delivery, end: rnd() < 0.8, cuts };
+}
+
+/** An Avro map of `n` tiny entries (keys of 1-4 bytes, empty values), without its end marker. */
+function tinyMap(n: number, int: (n: number) => number): Buffer {
+  const out = Buffer.alloc(10 + n * 6);
+  let p = 0;
+  for (let v = n * 2; ; v = Math.floor(v / 128)) { // zig-zag count
+    if (v < 0x80) { out[p++] = v; break; }
+    out[p++] = (v & 0x7f) | 0x80;
+  }
+  for (let i = 0; i < n; i++) {
+    const len = 1 + int(4);
+    out[p++] = len * 2;
+    for (let k = 0; k < len; k++) out[p++] = 0x21 + int(90);
+    out[p++] = 0;
+  }
+  return out.subarray(0, p);
+}
+
+/**
+ * Sessions no mutation of a recording is likely to produce, each of a kind a security audit found the
+ * server weak against: a peer offering fragments that never sends WINDOW while asking for answers
+ * above fragmentBytes (it must be dropped at maxQueuedBytes); oversized HELLOs or HELLO meta (GOAWAY
+ * RESOURCE_EXHAUSTED before decoding); request metadata of thousands of tiny entries (ERROR
+ * RESOURCE_EXHAUSTED, read no further than the limit).
+ */
+function hostile(protocol: Protocol, rnd: () => number, index: number): Case {
+  const int = (n: number) => Math.floor(rnd() * n);
+  const token = { 'avrpc.token': Buffer.from(TOKEN) };
+  const base = { index, delivery: rnd() < 0.3 ? 'chunks' as const : 'whole' as const, cuts: [] as number[] };
+  const pick = int(3);
+  let c: Case;
+  if (pick === 0) {
+    const offer = Buffer.alloc(8);
+    offer.writeUInt32BE(1 + int(1_000_000), 0);
+    offer.writeUInt32BE(8 + int(256), 4);
+    const item = { id: 1, name: 'hog', tags: [], score: 0, blob: Buffer.alloc(1000 + int(3000), 7) };
+    const requests = Array.from({ length: 400 }, (_, i) => requestBytes(protocol, i + 1, 'echo', { item }));
+    // Never ends, never acknowledges: only the server's queue cap can end it.
+    // At the open server: on the other, requests pipelined behind HELLO meet a pending authentication.
+    c = { ...base, secured: false, kind: 'window-hog', bytes: Buffer.concat([helloBytes(protocol, { ...token, 'avrpc.fragments': offer }), ...requests]), end: false };
+  } else if (pick === 1) {
+    const variant = int(3);
+    let hello: Buffer;
+    if (variant === 0) {
+      const meta: Record<string, Buffer> = { ...token };
+      for (let i = 65 + int(5000); i > 0; i--) meta[`m${i}`] = Buffer.alloc(int(2));
+      hello = helloBytes(protocol, meta);
+    } else if (variant === 1) {
+      hello = helloBytes(protocol, { ...token, big: Buffer.alloc(16 * 1024 + int(2 * 1024 * 1024)) });
+    } else {
+      // A header claiming far more than a handshake needs, and a little of its body.
+      const header = Buffer.alloc(10 + int(4096));
+      header.writeUInt32BE(2 * 1024 * 1024 + int(14 * 1024 * 1024), 0);
+      header[4] = FrameType.HELLO;
+      hello = Buffer.concat([PREFACE, header]);
+    }
+    // Also at the server with authentication: refused before authenticate runs.
+    c = { ...base, kind: 'hello-meta', bytes: hello, end: rnd() < 0.8, expect: Code.RESOURCE_EXHAUSTED, secured: rnd() < 0.5 };
+  } else {
+    const map = tinyMap(3000 + int(150_000), int);
+    const whole = rnd() < 0.5;
+    const body = Buffer.concat([Buffer.from([0, protocol.message('echo')!.index]), map, ...(whole ? [Buffer.from([0])] : [])]);
+    const header = Buffer.alloc(10);
+    header.writeUInt32BE(body.length, 0);
+    header[4] = FrameType.REQUEST;
+    header[5] = Flag.METADATA;
+    header.writeUInt32BE(1 + int(1000), 6);
+    c = { ...base, secured: false, kind: 'metadata-map', bytes: Buffer.concat([helloBytes(protocol, token), header, body]), end: true, expect: Code.RESOURCE_EXHAUSTED };
+  }
+  c.cuts = Array.from({ length: 1 + int(6) }, () => int(c.bytes.length)).sort((x, y) => x - y);
+  return c;
 }
 
 /** The server authenticates with HMAC tokens and authorizes with an ACL, so those paths are fuzzed too. */
@@ -223,7 +305,7 @@ async function silent(port: number, index: number): Promise<void> {
 }
 
 test(`thousands of mutated sessions and silent sockets never crash or bloat the server (seed ${SEED})`, async () => {
-  console.log(`\n  fuzz seed ${SEED} (AVRPC_FUZZ_SEED=${SEED} to replay), ${MUTATED_CASES} mutated cases`);
+  console.log(`\n  fuzz seed ${SEED} (AVRPC_FUZZ_SEED=${SEED} to replay), ${MUTATED_CASES} cases`);
   const protocol = await loadProtocol(repoPath('protocol/echo.avdl'));
   let crashes = 0;
   const onCrash = (err: unknown) => { if (crashes++ < 3) console.error('  CRASH', err, (err as Error).stack); };
@@ -239,6 +321,7 @@ test(`thousands of mutated sessions and silent sockets never crash or bloat the 
         protocol,
         handshakeTimeoutMs: 300,
         idleTimeoutMs: 300,
+        maxQueuedBytes: MAX_QUEUED_BYTES,
         fragmentBytes: 200,
         compressAboveBytes: 600,
         ...(secured ? { authenticate: hmac.authenticate, acl: { '*': ['*'], fail: ['role:tester'] } } : {}),
@@ -262,7 +345,9 @@ test(`thousands of mutated sessions and silent sockets never crash or bloat the 
 
     const rnd = prng(SEED);
     const cases: Case[] = [];
-    for (let i = 0; i < MUTATED_CASES; i++) cases.push(mutate(rnd() < 0.8 ? recorded : withText, rnd, i));
+    for (let i = 0; i < MUTATED_CASES; i++) {
+      cases.push(i % HOSTILE_EVERY === HOSTILE_EVERY - 1 ? hostile(protocol, rnd, i) : mutate(rnd() < 0.8 ? recorded : withText, rnd, i));
+    }
 
     // The well-behaved client calls until the fuzzing is over; every call must succeed.
     const good = createClient({ protocol, endpoints: ports.map((p) => `127.0.0.1:${p}`), credentials: TOKEN, balancer: 'roundRobin' });
@@ -289,10 +374,16 @@ test(`thousands of mutated sessions and silent sockets never crash or bloat the 
     const sampler = setInterval(sample, 50);
 
     let next = 0;
+    let hogsClosed = 0;
+    const unexpected: string[] = [];
     const worker = async () => {
       while (next < cases.length) {
         const c = cases[next++]!;
-        const r = await replay(ports[c.index % 4 === 0 ? 1 : 0]!, c);
+        const r = await replay(ports[(c.secured ?? c.index % 4 === 0) ? 1 : 0]!, c);
+        if (c.kind === 'window-hog') hogsClosed++;
+        if (c.expect !== undefined && !r.codes.includes(c.expect)) {
+          unexpected.push(`case ${c.index} (${c.kind}, ${c.bytes.length} bytes) got codes [${r.codes.join(',')}], frames [${r.frames.join(',')}], not ${c.expect}`);
+        }
         if (r.codes.length > 0) stats.goawayOrError++;
         else if (r.frames.length === 0) stats.closedWithoutFrame++;
         else stats.answeredThenClosed++;
@@ -310,10 +401,12 @@ test(`thousands of mutated sessions and silent sockets never crash or bloat the 
     }
     sample();
     const codes = [...stats.codes].sort((a, b) => b[1] - a[1]).map(([c, n]) => `${c}:${n}`).join(' ');
-    console.log(`  ${MUTATED_CASES} mutated: ${stats.goawayOrError} got GOAWAY/ERROR, ${stats.closedWithoutFrame} closed without a frame, `
+    console.log(`  ${MUTATED_CASES} cases: ${stats.goawayOrError} got GOAWAY/ERROR, ${stats.closedWithoutFrame} closed without a frame, `
       + `${stats.answeredThenClosed} answered then closed; codes ${codes}; ${SILENT_SOCKETS} silent sockets closed; `
       + `${goodCalls} good calls; peak heap+buffers growth ${(peakGrowth / 1e6).toFixed(1)} MB`);
+    console.log(`  of which ${cases.filter((c) => c.expect !== undefined || c.kind === 'window-hog').length} generated hostile sessions, ${hogsClosed} of them peers never sending WINDOW (all dropped)`);
     assert.equal(goodFailures, [], 'every well-behaved call succeeded');
+    assert.equal(unexpected.slice(0, 5), [], 'every generated hostile session got the code it must');
     assert.ok(goodCalls > 0);
     assert.is(crashes, 0, 'no uncaught exception or unhandled rejection');
     assert.ok(peakGrowth < 200e6, `memory grew by ${peakGrowth} bytes`);

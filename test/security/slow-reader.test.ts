@@ -64,6 +64,57 @@ test('a client that sends many calls and never reads is disconnected with RESOUR
   }
 });
 
+test('a peer that never sends WINDOW cannot pile up fragmented responses: it is disconnected at maxQueuedBytes', async () => {
+  // Found by the security audit: with fragments offered (P huge, W tiny) every large answer waited in the
+  // outbox for credit that never came. Nothing reached the socket, so reads never paused and the queue
+  // cap never looked at those bytes: 100 KB of requests made the server hold about 1 GB.
+  const closed: RpcError[] = [];
+  let answered = 0;
+  const server = createServer({
+    protocol,
+    maxQueuedBytes: 1024 * 1024,
+    logger: recordingLogger(closed),
+    handlers: { echo: () => { answered++; return big; } },
+  });
+  const { port } = await server.listen();
+  const hog = connect({ host: '127.0.0.1', port });
+  hog.on('error', () => {});
+  try {
+    await once(hog, 'connect');
+    const offer = Buffer.alloc(8);
+    offer.writeUInt32BE(1_000_000, 0); // P: any number of fragmented answers at once
+    offer.writeUInt32BE(8, 4); // W: 8 bytes of credit, never renewed
+    const requests = [];
+    for (let id = 1; id <= 400; id++) requests.push(requestBytes(protocol, id, 'echo', { item: small }));
+    // It reads (the socket never fills up); it just never acknowledges a fragment.
+    hog.on('data', () => {});
+    hog.write(Buffer.concat([helloBytes(protocol, { 'avrpc.fragments': offer }), ...requests]));
+    await until(() => closed.length > 0 && server.connections === 0, 'the server dropped the peer that never sends WINDOW');
+    const err = closed.find((e) => e.code === Code.RESOURCE_EXHAUSTED);
+    assert.ok(err !== undefined, `closed with ${closed.map((e) => e.message).join('; ')}`);
+    assert.match(err!.message, /peer does not read: \d+ bytes queued \(max 1048576\)/);
+    // About maxQueuedBytes of answers (4 x 256 KiB) were held, not all 400 (100 MiB).
+    assert.ok(answered < 100, `answered ${answered} of 400`);
+  } finally {
+    hog.destroy();
+    await server.close({ graceMs: 100 });
+  }
+});
+
+test('one answer larger than maxQueuedBytes still streams in fragments to a client that acknowledges them', async () => {
+  // The outbox counts against the cap beyond one message: a peer can pile up many answers, not one large one.
+  const huge = { ...big, blob: Buffer.alloc(4 * 1024 * 1024, 3) };
+  const server = createServer({ protocol, maxQueuedBytes: 1024 * 1024, handlers: { echo: () => huge } });
+  const { port } = await server.listen();
+  const c = createClient({ protocol, endpoints: [`127.0.0.1:${port}`] });
+  try {
+    for (let i = 0; i < 2; i++) assert.is((await c.call('echo', { item: small })).blob.length, 4 * 1024 * 1024);
+  } finally {
+    await c.close();
+    await server.close({ graceMs: 100 });
+  }
+});
+
 test('a slow reader under the cap is not dropped: it gets every response once it reads', async () => {
   const server = createServer({ protocol, maxQueuedBytes: 64 * 1024 * 1024, handlers: { echo: () => big } });
   const { port } = await server.listen();

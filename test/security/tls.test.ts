@@ -4,7 +4,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Code, type CallContext, type Client, type ClientOptions, type Protocol } from '../../src/index.js';
 import { makeTestCerts, type TestCerts } from '../helpers/certs.js';
-import { RawPeer, frameCode, frameMessage, helloBytes } from '../helpers/raw-peer.js';
+import { RawPeer, frameCode, frameMessage, helloBytes, until } from '../helpers/raw-peer.js';
 import { failure, securityFixture } from '../helpers/security-fixture.js';
 import { FrameType } from '../../src/framing/frame.js';
 
@@ -135,6 +135,30 @@ test('a socket that never starts its TLS handshake is closed after handshakeTime
   const { port } = await fixture.serve({ handlers: {}, handshakeTimeoutMs: 50, tls: { cert: certs.serverCert, key: certs.serverKey } });
   const raw = await fixture.peer(port);
   await raw.closed;
+});
+
+test('maxConnections counts TLS handshakes in progress: a socket beyond them is closed before any TLS work', async () => {
+  // Found by the security audit: the count was checked only once a TLS handshake completed, so any number
+  // of sockets could sit in their handshake (each up to handshakeTimeoutMs) on a server "at" its limit.
+  const { server, port } = await fixture.serve({
+    maxConnections: 2, handshakeTimeoutMs: 60_000, tls: { cert: certs.serverCert, key: certs.serverKey },
+  });
+  const a = await fixture.peer(port);
+  await fixture.peer(port);
+  // Both sit in their TLS handshake (they never send a ClientHello), so they are no ServerConnection yet.
+  assert.is(server.connections, 0);
+  const third = await fixture.peer(port);
+  let bytes = 0;
+  third.socket.on('data', (d: Buffer) => { bytes += d.length; });
+  let closed = false;
+  void third.closed.then(() => { closed = true; });
+  await until(() => closed, 'the socket beyond maxConnections closed');
+  assert.is(bytes, 0, 'closed without a TLS byte');
+  // A slot freed is usable by a real TLS client.
+  a.destroy();
+  await a.closed;
+  const c = client(port, { tls: { ca: certs.ca } });
+  assert.equal((await c.call('echo', { item })).name, 'tls');
 });
 
 test('TLS wraps the whole stream: the preface and HELLO go inside TLS, and a plaintext server sees a TLS record', async () => {

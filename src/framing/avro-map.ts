@@ -1,0 +1,123 @@
+/**
+ * Bounded reading of Avro maps from a peer: request metadata (`map<string>`) and HELLO meta
+ * (`map<bytes>`). avsc decodes a whole map before anyone can look at its size, so a 15 MiB map of
+ * tiny entries cost a second of event loop before a size limit refused it; these readers stop as soon
+ * as the map passes its limit, having allocated nothing for the part beyond it.
+ */
+
+/** Position after the last {@link readLong} (module state: reads allocate nothing). */
+let at = 0;
+
+/** Thrown inside {@link readStringMap} when the map goes beyond its byte limit. */
+const OVER = new Error('over the limit');
+
+/** Largest varint accepted: 7 bytes (49 bits), far beyond any length or count a limit allows. */
+const MAX_LONG_BYTES = 7;
+
+/**
+ * Reads an Avro long (zig-zag varint) at `pos`, not reading at or past `end`, and sets `at` after it.
+ * Throws {@link OVER} when it would pass `end` and `end` is not the buffer's end, else a truncation error.
+ */
+function readLong(buf: Buffer, pos: number, end: number): number {
+  let n = 0;
+  let mul = 1;
+  for (let i = 0; i < MAX_LONG_BYTES; i++) {
+    if (pos >= end) throw end < buf.length ? OVER : new Error('truncated Avro map');
+    const b = buf[pos++]!;
+    n += (b & 0x7f) * mul;
+    if (b < 0x80) {
+      at = pos;
+      return n % 2 === 0 ? n / 2 : -(n + 1) / 2;
+    }
+    mul *= 128;
+  }
+  throw new Error('Avro long out of range in a map');
+}
+
+/** Skips a block header's count (and byte size, for a negative count) at `pos`; returns the count, sets `at`. */
+function blockCount(buf: Buffer, pos: number, end: number): number {
+  const n = readLong(buf, pos, end);
+  if (n >= 0) return n;
+  readLong(buf, at, end);
+  return -n;
+}
+
+/** A string's length at `pos`, checked against `end`; sets `at` to its first byte. */
+function stringLength(buf: Buffer, pos: number, end: number): number {
+  const len = readLong(buf, pos, end);
+  if (len < 0) throw new Error('negative string length in an Avro map');
+  if (at + len > end) throw end < buf.length ? OVER : new Error('truncated Avro map');
+  return len;
+}
+
+/** The offset just past the Avro string (or bytes) at `pos`, without decoding it; -1 if truncated or malformed. */
+export function afterString(buf: Buffer, pos: number): number {
+  try {
+    const len = stringLength(buf, pos, buf.length);
+    return at + len;
+  } catch {
+    return -1;
+  }
+}
+
+/** Result of {@link readStringMap}: the map and where it ended, or `undefined` when over the limit. */
+export interface StringMapRead {
+  value: Record<string, string>;
+  /** Offset just past the map. */
+  end: number;
+}
+
+/**
+ * Decodes an Avro `map<string>` at `pos`, reading at most `maxBytes` bytes: returns `undefined` as
+ * soon as the map turns out longer, without reading (or allocating for) the rest. Throws on a
+ * truncated or malformed map.
+ */
+export function readStringMap(buf: Buffer, pos: number, maxBytes: number): StringMapRead | undefined {
+  const end = Math.min(buf.length, pos + maxBytes);
+  const value: Record<string, string> = {};
+  try {
+    let p = pos;
+    for (let n = blockCount(buf, p, end); n !== 0; n = blockCount(buf, p, end)) {
+      p = at;
+      while (n-- > 0) {
+        let len = stringLength(buf, p, end);
+        const key = buf.toString('utf8', at, at + len);
+        p = at + len;
+        len = stringLength(buf, p, end);
+        value[key] = buf.toString('utf8', at, at + len);
+        p = at + len;
+      }
+    }
+    return { value, end: at };
+  } catch (err) {
+    if (err === OVER) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Counts the entries of an Avro map of strings or bytes at `pos`, without decoding them, stopping
+ * once there are more than `max`. Returns the count (`max + 1` when over), or -1 for a malformed or
+ * truncated map (the caller's full decode reports that).
+ */
+export function countMapEntries(buf: Buffer, pos: number, max: number): number {
+  const end = buf.length;
+  let count = 0;
+  try {
+    let p = pos;
+    for (let n = blockCount(buf, p, end); n !== 0; n = blockCount(buf, p, end)) {
+      p = at;
+      count += n;
+      if (count > max) return max + 1;
+      while (n-- > 0) {
+        let len = stringLength(buf, p, end);
+        p = at + len;
+        len = stringLength(buf, p, end);
+        p = at + len;
+      }
+    }
+    return count;
+  } catch {
+    return -1;
+  }
+}
