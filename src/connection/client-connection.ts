@@ -264,9 +264,10 @@ export class ClientConnection {
     // A refusal may come while the request is still going out in fragments: stop sending it.
     this.framed.abandon(id);
     if (error.code === Code.UNAVAILABLE || error.code === Code.INTERNAL) this.countFailure();
-    // A server answers UNAVAILABLE only for requests it did not run (refused while shutting down).
     call.avoidEndpoint = this.endpoint.key;
-    if (error.code === Code.UNAVAILABLE) call.owner.attemptFailed(call, error, false);
+    // Only a REFUSED error says no handler ran: a handler may throw UNAVAILABLE itself (a downstream
+    // outage) after side effects, so any other UNAVAILABLE may have run.
+    if (error.code === Code.UNAVAILABLE) call.owner.attemptFailed(call, error, (flags & Flag.REFUSED) === 0);
     else call.reject(error);
     this.endIfDrained();
   }
