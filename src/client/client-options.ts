@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { Protocol } from '../codec/protocol.js';
 import type { Registry } from '../discovery/registry.js';
+import { checkVersionRange } from '../discovery/select.js';
 import { dialer, type ClientTlsOptions } from '../security/tls.js';
 import { fragmentOption, intOption, invalid } from '../util/validate.js';
 import { guarded, isLogger, type Logger, type RpcObserver } from '../observability/observer.js';
@@ -106,8 +107,10 @@ export interface ClientOptions {
   /** Metrics hooks (see `createPrometheusObserver`). Default none. */
   observer?: RpcObserver;
   /**
-   * A pino-compatible logger, told about connections only, never about calls: `warn` connect failed or
-   * protocol error, `info` connection lost, `error` credentials refused, `debug` orderly close. Default: silent.
+   * A pino-compatible logger, told about connections and discovery, never about calls: `warn` connect
+   * failed, protocol error or registry watch failed (retried), `info` connection lost, `error`
+   * credentials refused or discovery stopped (registry closed, watch refused), `debug` orderly close.
+   * Default: silent.
    */
   logger?: Logger;
 }
@@ -188,6 +191,8 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
   if (discovery !== undefined) {
     if (typeof discovery.registry?.watch !== 'function') invalid(`${at}.discovery.registry`, 'must be a Registry');
     if (typeof discovery.service !== 'string' || discovery.service === '') invalid(`${at}.discovery.service`, 'must be a non-empty string');
+    // A range semver cannot parse would match no server, and the watch would refuse it only later.
+    checkVersionRange(discovery.version, `${at}.discovery.version`);
   }
   const idempotent = options.idempotent ?? [];
   if (!Array.isArray(idempotent)) invalid(`${at}.idempotent`, 'must be an array of message names');
