@@ -92,9 +92,22 @@ export interface ClientOptions {
    * is dropped and its calls fail RESOURCE_EXHAUSTED. Default 32 MiB.
    */
   maxQueuedBytes?: number;
-  /** Idle time before the client PINGs the server, in ms; 0 disables. Default 30000. */
+  /**
+   * Time without receiving anything before the client PINGs the server, in ms; 0 disables keepalive.
+   * While calls are in flight on a socket the PING goes out sooner, after an eighth of
+   * `keepaliveTimeoutMs` of silence (250 ms by default, at most `keepaliveMs`): a server that stops
+   * answering (SIGSTOP, a frozen VM, a cable pulled with no reset) is found within a call's deadline,
+   * not after `keepaliveMs`. Default 30000.
+   */
   keepaliveMs?: number;
-  /** Time to wait for any answer to a PING before failing the connection, in ms. Default 10000. */
+  /**
+   * Time to wait for anything at all after a PING before failing the connection, in ms; its calls
+   * then fail over (idempotent ones, or ones that never reached the server). With calls in flight a
+   * silent server is so detected about 2.3-2.5 s after it stopped by default, leaving a retry room
+   * inside a 3 s deadline. Default 2000: twice a 1 s event-loop stall of a busy server (a CPU-heavy
+   * handler, a GC pause), which must not count as death; stalls of this process's own loop are
+   * measured and never counted. Raise it if your servers may block for longer.
+   */
   keepaliveTimeoutMs?: number;
   /** Server protocols (and their resolvers) remembered, by fingerprint. Default 64. */
   resolverCacheSize?: number;
@@ -227,7 +240,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     compressAboveBytes: intOption(`${at}.compressAboveBytes`, options.compressAboveBytes, 0, 0),
     maxQueuedBytes: intOption(`${at}.maxQueuedBytes`, options.maxQueuedBytes, 32 * MiB, 1024),
     keepaliveMs: intOption(`${at}.keepaliveMs`, options.keepaliveMs, 30_000, 0),
-    keepaliveTimeoutMs: intOption(`${at}.keepaliveTimeoutMs`, options.keepaliveTimeoutMs, 10_000, 1),
+    keepaliveTimeoutMs: intOption(`${at}.keepaliveTimeoutMs`, options.keepaliveTimeoutMs, 2_000, 1),
     resolverCacheSize: intOption(`${at}.resolverCacheSize`, options.resolverCacheSize, 64, 1),
     dial: dialer(resolveTls(`${at}.tls`, options.tls)),
     credentials: resolveCredentials(`${at}.credentials`, options.credentials),
