@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { Code, RpcError, createClient, createServer, loadProtocol, type Protocol } from '../src/index.js';
 import { repoPath } from './helpers/repo.js';
 import { SocketReader } from './helpers/socket-reader.js';
-import { namedVectors, vectorItem } from './helpers/spec-vectors.js';
+import { namedVectors, refusalVectors, vectorItem } from './helpers/spec-vectors.js';
 
 /** SPEC.md section 10: a hand-written peer speaking only the documented bytes talks to real avrpc. */
 const test = suite('spec test vectors');
@@ -48,6 +48,38 @@ test('a raw client sending the SPEC bytes gets exactly the SPEC bytes back from 
   } finally {
     socket.destroy();
     await server.close({ graceMs: 100 });
+  }
+});
+
+test('a server shutting down sends the SPEC GOAWAY, then refuses a later request with the SPEC REFUSED ERROR', async () => {
+  const r = refusalVectors();
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => { release = resolve; });
+  let started!: () => void;
+  const running = new Promise<void>((resolve) => { started = resolve; });
+  const server = createServer({
+    protocol,
+    handlers: { echo: async (req: { item: unknown }) => { started(); await gate; return req.item; }, fail: () => null },
+  });
+  const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
+  const socket = connect({ host: '127.0.0.1', port });
+  const reader = new SocketReader(socket);
+  let closed: Promise<void> | undefined;
+  try {
+    socket.write(v.hello);
+    await reader.frame();
+    socket.write(v.request1);
+    await running;
+    closed = server.close({ graceMs: 5000 });
+    assert.equal((await reader.frame()).toString('hex'), r.goaway.toString('hex'));
+    socket.write(v.request2);
+    assert.equal((await reader.frame()).toString('hex'), r.refused.toString('hex'));
+    release();
+    assert.equal((await reader.frame()).toString('hex'), v.response1.toString('hex'), 'the running call still completes');
+  } finally {
+    release();
+    socket.destroy();
+    await (closed ?? server.close({ graceMs: 100 }));
   }
 });
 

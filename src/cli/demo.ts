@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   RpcError, codeName, createClient, createEtcdRegistry, createServer, createStaticRegistry, loadProtocol,
-  type Registration, type Registry,
+  type Protocol, type Registration, type Registry,
 } from '../index.js';
 
 const protocolUrl = new URL('../../../protocol/echo.avdl', import.meta.url);
@@ -37,12 +37,43 @@ async function serve(name: string, port: number): Promise<void> {
 /** A server process the demo manages. */
 interface ServerProc { name: string; port: number; child: ChildProcess; registration: Registration | undefined }
 
-async function spawnServer(name: string, port: number, registry: Registry | undefined): Promise<ServerProc> {
+/** How long a server process may take to report its port. */
+const START_TIMEOUT_MS = 20_000;
+
+/**
+ * Forks a server and waits for its port. A server that exits first (a crash at startup) or never
+ * reports (a registry it cannot reach) fails the demo instead of hanging it. `children` tracks it.
+ */
+async function spawnServer(name: string, port: number, registry: Registry | undefined, children: Set<ChildProcess>): Promise<ServerProc> {
   const child = fork(fileURLToPath(import.meta.url), ['--server', name, String(port)], { stdio: 'inherit' });
-  const [msg] = (await once(child, 'message')) as [{ port: number }];
-  const registration = registry === undefined ? undefined
-    : await registry.register({ ...SERVICE, host: '127.0.0.1', port: msg.port, id: name });
-  return { name, port: msg.port, child, registration };
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  let timer: NodeJS.Timeout | undefined;
+  const failed = new Promise<never>((_resolve, reject) => {
+    child.once('exit', (code, signal) => reject(new Error(`server ${name} exited (${String(code ?? signal)}) before reporting its port`)));
+    timer = setTimeout(() => reject(new Error(`server ${name} did not report its port within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
+  });
+  failed.catch(() => undefined); // settles late (at the normal exit) once the port came: not an error then
+  try {
+    const [msg] = (await Promise.race([once(child, 'message'), failed])) as [{ port: number }];
+    const registration = registry === undefined ? undefined
+      : await registry.register({ ...SERVICE, host: '127.0.0.1', port: msg.port, id: name });
+    return { name, port: msg.port, child, registration };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Stops every server process still running: SIGTERM (graceful), SIGKILL after 3 s. */
+async function stopAll(children: Set<ChildProcess>): Promise<void> {
+  await Promise.all([...children].map(async (child) => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = once(child, 'exit');
+    child.kill('SIGTERM');
+    const force = setTimeout(() => child.kill('SIGKILL'), 3000);
+    await exited;
+    clearTimeout(force);
+  }));
 }
 
 async function main(): Promise<void> {
@@ -50,17 +81,36 @@ async function main(): Promise<void> {
   const embedded = etcdHosts === undefined ? createStaticRegistry() : undefined;
   const registry: Registry = embedded ?? createEtcdRegistry({ hosts: etcdHosts!.split(',') });
   console.log(`registry: ${embedded ? 'embedded (in this process)' : `etcd at ${etcdHosts}`}`);
-  const servers = await Promise.all(['s1', 's2', 's3'].map((n) => spawnServer(n, 0, embedded)));
-  for (const s of servers) console.log(`  ${s.name}: pid ${s.child.pid}, 127.0.0.1:${s.port}`);
+  const children = new Set<ChildProcess>();
+  try {
+    const started = await Promise.allSettled(['s1', 's2', 's3'].map((n) => spawnServer(n, 0, embedded, children)));
+    const crashed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (crashed !== undefined) throw crashed.reason;
+    const servers = started.map((r) => (r as PromiseFulfilledResult<ServerProc>).value);
+    for (const s of servers) console.log(`  ${s.name}: pid ${s.child.pid}, 127.0.0.1:${s.port}`);
+    const failed = await run(protocol, registry, embedded, servers, children);
+    console.log(failed ? 'demo finished with failed calls' : 'demo finished: no call failed through a graceful restart and a SIGKILL');
+    process.exitCode = failed ? 1 : 0;
+  } catch (err) {
+    console.error(`demo failed: ${(err as Error).message}`);
+    process.exitCode = 1;
+  } finally {
+    await stopAll(children);
+    await registry.close();
+  }
+}
 
+/** The load, the restart and the kill; resolves true when some call failed. */
+async function run(
+  protocol: Protocol, registry: Registry, embedded: Registry | undefined, servers: ServerProc[], children: Set<ChildProcess>,
+): Promise<boolean> {
   const client = createClient({
-    protocol, discovery: { registry, service: SERVICE.name, version: '^1' }, idempotent: ['echo'],
-    timeoutMs: 3000, keepaliveMs: 500, keepaliveTimeoutMs: 1500,
+    protocol, discovery: { registry, service: SERVICE.name, version: '^1' }, idempotent: ['echo'], timeoutMs: 3000,
   });
   const item = { id: 1234567890123, name: '', tags: ['demo'], score: 0.5, blob: Buffer.alloc(32, 1) };
   const byCode = new Map<string, number>();
   const byServer = new Map<string, number>();
-  const stopAt = performance.now() + DURATION_MS;
+  let stopAt = performance.now() + DURATION_MS;
   const worker = async (): Promise<void> => {
     while (performance.now() < stopAt) {
       try {
@@ -85,35 +135,31 @@ async function main(): Promise<void> {
     byServer.clear();
   }, 1000);
   const load = Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+  try {
+    await sleep(DURATION_MS * 0.3);
+    const s1 = servers[0]!;
+    console.log(`>> graceful restart of ${s1.name}: SIGTERM, it drains, then a new process on port ${s1.port}`);
+    await s1.registration?.deregister();
+    s1.child.kill('SIGTERM');
+    await once(s1.child, 'exit');
+    servers[0] = await spawnServer(s1.name, s1.port, embedded, children);
 
-  await sleep(DURATION_MS * 0.3);
-  const s1 = servers[0]!;
-  console.log(`>> graceful restart of ${s1.name}: SIGTERM, it drains, then a new process on port ${s1.port}`);
-  await s1.registration?.deregister();
-  s1.child.kill('SIGTERM');
-  await once(s1.child, 'exit');
-  servers[0] = await spawnServer(s1.name, s1.port, embedded);
-
-  await sleep(DURATION_MS * 0.25);
-  const s2 = servers[1]!;
-  console.log(`>> SIGKILL of ${s2.name} (pid ${s2.child.pid}) mid-call; calls in flight there are retried elsewhere`);
-  s2.child.kill('SIGKILL');
-  await once(s2.child, 'exit');
-  await s2.registration?.deregister();
-
-  await load;
-  clearInterval(view);
-  console.log(`\nsummary: ${[...byCode].map(([c, n]) => `${c} ${n}`).join(', ')}`);
-  await client.close();
-  for (const s of servers) {
-    if (s.child.exitCode !== null || s.child.signalCode !== null) continue;
-    s.child.kill('SIGTERM');
-    await once(s.child, 'exit');
+    await sleep(DURATION_MS * 0.25);
+    const s2 = servers[1]!;
+    console.log(`>> SIGKILL of ${s2.name} (pid ${s2.child.pid}) mid-call; calls in flight there are retried elsewhere`);
+    s2.child.kill('SIGKILL');
+    await once(s2.child, 'exit');
+    await s2.registration?.deregister();
+    await load;
+  } finally {
+    // On failure: stop the workers before the client closes, or they would spin on its refusals.
+    stopAt = 0;
+    await load;
+    clearInterval(view);
+    await client.close();
   }
-  await registry.close();
-  const failed = [...byCode.keys()].some((c) => c !== 'OK');
-  console.log(failed ? 'demo finished with failed calls' : 'demo finished: no call failed through a graceful restart and a SIGKILL');
-  process.exitCode = failed ? 1 : 0;
+  console.log(`\nsummary: ${[...byCode].map(([c, n]) => `${c} ${n}`).join(', ')}`);
+  return [...byCode.keys()].some((c) => c !== 'OK');
 }
 
 const at = process.argv.indexOf('--server');

@@ -106,7 +106,7 @@ export class CallRunner implements CallOwner {
   /** Settles a call locally (deadline, cancel), telling the server if the call reached it. */
   abandon(call: ClientCall, error: RpcError): void {
     if (call.done) return;
-    if (call.conn !== null) call.conn.detach(call);
+    if (call.conn !== null) call.conn.detach(call, error);
     else this.unqueue(call);
     call.reject(error);
   }

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { Protocol } from '../codec/protocol.js';
 import type { Registry } from '../discovery/registry.js';
+import { checkVersionRange } from '../discovery/select.js';
 import { dialer, type ClientTlsOptions } from '../security/tls.js';
 import { fragmentOption, intOption, invalid } from '../util/validate.js';
 import { guarded, isLogger, type Logger, type RpcObserver } from '../observability/observer.js';
@@ -91,9 +92,22 @@ export interface ClientOptions {
    * is dropped and its calls fail RESOURCE_EXHAUSTED. Default 32 MiB.
    */
   maxQueuedBytes?: number;
-  /** Idle time before the client PINGs the server, in ms; 0 disables. Default 30000. */
+  /**
+   * Time without receiving anything before the client PINGs the server, in ms; 0 disables keepalive.
+   * While calls are in flight on a socket the PING goes out sooner, after an eighth of
+   * `keepaliveTimeoutMs` of silence (250 ms by default, at most `keepaliveMs`): a server that stops
+   * answering (SIGSTOP, a frozen VM, a cable pulled with no reset) is found within a call's deadline,
+   * not after `keepaliveMs`. Default 30000.
+   */
   keepaliveMs?: number;
-  /** Time to wait for any answer to a PING before failing the connection, in ms. Default 10000. */
+  /**
+   * Time to wait for anything at all after a PING before failing the connection, in ms; its calls
+   * then fail over (idempotent ones, or ones that never reached the server). With calls in flight a
+   * silent server is so detected about 2.3-2.5 s after it stopped by default, leaving a retry room
+   * inside a 3 s deadline. Default 2000: twice a 1 s event-loop stall of a busy server (a CPU-heavy
+   * handler, a GC pause), which must not count as death; stalls of this process's own loop are
+   * measured and never counted. Raise it if your servers may block for longer.
+   */
   keepaliveTimeoutMs?: number;
   /** Server protocols (and their resolvers) remembered, by fingerprint. Default 64. */
   resolverCacheSize?: number;
@@ -106,8 +120,10 @@ export interface ClientOptions {
   /** Metrics hooks (see `createPrometheusObserver`). Default none. */
   observer?: RpcObserver;
   /**
-   * A pino-compatible logger, told about connections only, never about calls: `warn` connect failed or
-   * protocol error, `info` connection lost, `error` credentials refused, `debug` orderly close. Default: silent.
+   * A pino-compatible logger, told about connections and discovery, never about calls: `warn` connect
+   * failed, protocol error or registry watch failed (retried), `info` connection lost, `error`
+   * credentials refused or discovery stopped (registry closed, watch refused), `debug` orderly close.
+   * Default: silent.
    */
   logger?: Logger;
 }
@@ -188,6 +204,8 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
   if (discovery !== undefined) {
     if (typeof discovery.registry?.watch !== 'function') invalid(`${at}.discovery.registry`, 'must be a Registry');
     if (typeof discovery.service !== 'string' || discovery.service === '') invalid(`${at}.discovery.service`, 'must be a non-empty string');
+    // A range semver cannot parse would match no server, and the watch would refuse it only later.
+    checkVersionRange(discovery.version, `${at}.discovery.version`);
   }
   const idempotent = options.idempotent ?? [];
   if (!Array.isArray(idempotent)) invalid(`${at}.idempotent`, 'must be an array of message names');
@@ -222,7 +240,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     compressAboveBytes: intOption(`${at}.compressAboveBytes`, options.compressAboveBytes, 0, 0),
     maxQueuedBytes: intOption(`${at}.maxQueuedBytes`, options.maxQueuedBytes, 32 * MiB, 1024),
     keepaliveMs: intOption(`${at}.keepaliveMs`, options.keepaliveMs, 30_000, 0),
-    keepaliveTimeoutMs: intOption(`${at}.keepaliveTimeoutMs`, options.keepaliveTimeoutMs, 10_000, 1),
+    keepaliveTimeoutMs: intOption(`${at}.keepaliveTimeoutMs`, options.keepaliveTimeoutMs, 2_000, 1),
     resolverCacheSize: intOption(`${at}.resolverCacheSize`, options.resolverCacheSize, 64, 1),
     dial: dialer(resolveTls(`${at}.tls`, options.tls)),
     credentials: resolveCredentials(`${at}.credentials`, options.credentials),

@@ -9,6 +9,7 @@ import { resolveClientOptions, type CallOptions, type ClientOptions, type Discov
 import { Pool, type EndpointStats } from './pool.js';
 import { chainCall, type OutgoingCall } from './interceptor.js';
 import { describe } from '../util/validate.js';
+import type { Logger } from '../observability/observer.js';
 
 /** An avrpc client. Create it with {@link createClient}. */
 export interface Client {
@@ -51,7 +52,7 @@ export function createClient(options: ClientOptions): Client {
   const detachObserver = o.observer?.poolAttached?.(() => pool.stats());
   pool.setEndpoints(o.endpoints);
   const stopWatching = new AbortController();
-  const watching = o.discovery === undefined ? Promise.resolve() : follow(o.discovery, pool, stopWatching.signal);
+  const watching = o.discovery === undefined ? Promise.resolve() : follow(o.discovery, pool, stopWatching.signal, o.logger);
   const protocol = o.protocol;
   const defaultTimeout = o.timeoutMs;
   let closing: Promise<void> | undefined;
@@ -133,8 +134,13 @@ function callOptionsError(timeoutMs: unknown, signal: unknown, metadata: unknown
   return new RpcError(Code.INVALID_ARGUMENT, `call: ${problem}`);
 }
 
-/** Feeds registry snapshots to the pool until `signal` aborts; a failed watch is restarted. */
-async function follow(discovery: DiscoveryOptions, pool: Pool, signal: AbortSignal): Promise<void> {
+/**
+ * Feeds registry snapshots to the pool until `signal` aborts. A watch that fails (registry unreachable)
+ * is reported to the logger and restarted with backoff, keeping the endpoints we have; one that fails
+ * for a reason retrying cannot fix (INVALID_ARGUMENT, FAILED_PRECONDITION: the registry is closed)
+ * stops following. The retry timer never keeps the process alive on its own.
+ */
+async function follow(discovery: DiscoveryOptions, pool: Pool, signal: AbortSignal, logger: Logger): Promise<void> {
   let delayMs = 100;
   while (!signal.aborted) {
     try {
@@ -143,11 +149,17 @@ async function follow(discovery: DiscoveryOptions, pool: Pool, signal: AbortSign
         delayMs = 100;
         pool.setEndpoints(instances.map((i) => ({ host: i.host, port: i.port, weight: i.weight })));
       }
-    } catch {
-      // The registry is unreachable for now: keep the endpoints we have and try again.
+    } catch (err) {
+      if (signal.aborted) break;
+      const e = RpcError.from(err, Code.UNAVAILABLE);
+      if (e.code === Code.INVALID_ARGUMENT || e.code === Code.FAILED_PRECONDITION) {
+        logger.error({ err: e, code: e.codeName, service: discovery.service }, 'discovery stopped: the registry refused the watch');
+        return;
+      }
+      logger.warn({ err: e, code: e.codeName, service: discovery.service, retryInMs: delayMs }, 'registry watch failed; retrying');
     }
     if (signal.aborted) break;
-    await sleep(delayMs, undefined, { signal }).catch(() => undefined);
+    await sleep(delayMs, undefined, { signal, ref: false }).catch(() => undefined);
     delayMs = Math.min(delayMs * 2, 5000);
   }
 }

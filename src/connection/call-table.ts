@@ -20,7 +20,7 @@ export class ClientCall {
   /** Request id of the current attempt; 0 when not on a connection. */
   id = 0;
   /** The connection of the current attempt (typed loosely to keep this module below it). */
-  conn: { detach(call: ClientCall): void } | null = null;
+  conn: { detach(call: ClientCall, reason?: RpcError): void } | null = null;
   /** True once the current attempt's REQUEST frame was queued on its socket. */
   sent = false;
   /** Attempts started so far. */

@@ -105,6 +105,7 @@ export class ClientConnection {
       onClose: (error) => this.onClose(error),
       onRefused: (type, _flags, id, error) => (type === FrameType.RESPONSE ? this.onRefused(id, error)
         : this.framed.fail(new RpcError(Code.INTERNAL, `protocol error: unexpected frame type ${type} from server`))),
+      awaitingReplies: () => this.calls.size > 0,
     });
     this.connectTimer = setTimeout(() => this.framed.destroy(
       new RpcError(Code.UNAVAILABLE, `connect to ${host}:${port} timed out after ${options.connectTimeoutMs} ms`),
@@ -159,16 +160,27 @@ export class ClientConnection {
     if (this.state === 'ready') this.send(call);
   }
 
-  /** Takes a call back (deadline, cancel): the server is told to stop working on it. */
-  detach(call: ClientCall): void {
+  /**
+   * Takes a call back (`reason`: deadline, cancel): the server is told to stop working on it. A call
+   * that ran out of time while the server left even our PING unanswered counts as a failure of the
+   * endpoint (outlier detection), so a stopped server that accepts calls and never answers is ejected.
+   */
+  detach(call: ClientCall, reason?: RpcError): void {
     if (this.calls.take(call.id) === undefined) return;
     call.conn = null;
     this.framed.abandon(call.id);
     if (call.sent && !this.framed.isClosed) {
       this.framed.encoder.raw(FrameType.CANCEL, 0, call.id, null);
       this.framed.flushSoon();
+      // Judged after this turn's I/O: if our own loop was blocked, the answer may be waiting unread.
+      if (reason?.code === Code.DEADLINE_EXCEEDED && this.framed.unanswered) setImmediate(judgeTimedOut, this);
     }
     this.endIfDrained();
+  }
+
+  /** A call timed out while our PING was unanswered: still so after reading what arrived, the endpoint failed. */
+  timedOutUnanswered(): void {
+    if (this.state !== 'closed' && this.framed.unanswered) this.countFailure();
   }
 
   /** Stops taking calls, lets in-flight calls finish, then closes. */
@@ -215,6 +227,8 @@ export class ClientConnection {
     if (msg.oneWay) {
       this.calls.take(call.id);
       call.resolve(undefined);
+    } else {
+      this.framed.expectReply();
     }
   }
 
@@ -264,9 +278,10 @@ export class ClientConnection {
     // A refusal may come while the request is still going out in fragments: stop sending it.
     this.framed.abandon(id);
     if (error.code === Code.UNAVAILABLE || error.code === Code.INTERNAL) this.countFailure();
-    // A server answers UNAVAILABLE only for requests it did not run (refused while shutting down).
     call.avoidEndpoint = this.endpoint.key;
-    if (error.code === Code.UNAVAILABLE) call.owner.attemptFailed(call, error, false);
+    // Only a REFUSED error says no handler ran: a handler may throw UNAVAILABLE itself (a downstream
+    // outage) after side effects, so any other UNAVAILABLE may have run.
+    if (error.code === Code.UNAVAILABLE) call.owner.attemptFailed(call, error, (flags & Flag.REFUSED) === 0);
     else call.reject(error);
     this.endIfDrained();
   }
@@ -386,6 +401,10 @@ export class ClientConnection {
     this.state = to;
     this.onChange(this);
   }
+}
+
+function judgeTimedOut(conn: ClientConnection): void {
+  conn.timedOutUnanswered();
 }
 
 /**

@@ -18,9 +18,13 @@ const ROUND_BUDGET_BYTES = 1024 * 1024;
 export interface FramedSocketOptions extends LargeMessageOptions {
   maxFrameBytes: number;
   expectPreface: boolean;
-  /** Send a PING after this long without receiving anything; 0 disables keepalive. */
+  /**
+   * Send a PING after this long without receiving anything; 0 disables keepalive. While the owner
+   * awaits replies ({@link FramedSocketHandler.awaitingReplies}) the PING goes out after only
+   * {@link probeAfterMs} of silence.
+   */
   keepaliveMs: number;
-  /** Declare the peer dead when nothing arrives this long after a PING. */
+  /** Declare the peer dead when nothing arrives this long after a PING (our own loop stalls not counted). */
   keepaliveTimeoutMs: number;
   /** Stop reading from the socket while it cannot be written (a peer that does not read us). */
   pauseReadsWhenBlocked: boolean;
@@ -43,6 +47,23 @@ export interface FramedSocketHandler {
   onClose(error: RpcError): void;
   /** A REQUEST or RESPONSE was refused before delivery (too large, does not inflate): fail that call. */
   onRefused(type: number, flags: number, id: number, error: RpcError): void;
+  /**
+   * True while the owner waits for the peer to answer (a client with calls in flight). A peer that
+   * says nothing then is probed early: a silent peer is found within a call's deadline, not after
+   * `keepaliveMs` of idleness. Absent: keepalive probes only after `keepaliveMs`.
+   */
+  awaitingReplies?(): boolean;
+}
+
+/**
+ * How long a connection that awaits replies may hear nothing before it PINGs: an eighth of the PING
+ * timeout (250 ms for the client's default 2 s), at most `keepaliveMs`. A PING costs 10 bytes each
+ * way and is sent only when nothing at all arrived, so a silent peer is declared dead after about
+ * 1.1 to 1.3 times `keepaliveTimeoutMs` of silence, while a peer whose loop is merely blocked has the
+ * whole `keepaliveTimeoutMs` to answer.
+ */
+export function probeAfterMs(keepaliveMs: number, keepaliveTimeoutMs: number): number {
+  return Math.max(1, Math.min(keepaliveMs, Math.floor(keepaliveTimeoutMs / 8)));
 }
 
 /**
@@ -63,8 +84,13 @@ export class FramedSocket {
   private gotData = false;
   private pingOutstanding = false;
   private pingId = 0;
+  private pingSentAt = 0;
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private keepaliveDueAt = 0;
+  /** Period the keepalive timer was last armed with. */
+  private keepaliveArmedMs = 0;
+  /** See {@link probeAfterMs}. */
+  private readonly probeMs: number;
   private lingerTimer: NodeJS.Timeout | undefined;
   /** Compression, fragments and their window (SPEC.md section 12). */
   private readonly large: LargeMessages;
@@ -77,6 +103,7 @@ export class FramedSocket {
     private readonly handler: FramedSocketHandler,
   ) {
     this.large = new LargeMessages(options, this, handler);
+    this.probeMs = probeAfterMs(options.keepaliveMs, options.keepaliveTimeoutMs);
     this.decoderOptions = { ...options, target: (type, _flags, id, len) => this.large.target(type, id, len) };
     this.decoder = new FrameDecoder(this.decoderOptions, this.onFrame);
     socket.setNoDelay(true);
@@ -101,6 +128,23 @@ export class FramedSocket {
   limitFrames(maxFrameBytes: number, limitName: string): void {
     this.decoderOptions.maxFrameBytes = maxFrameBytes;
     this.decoderOptions.limitName = limitName;
+  }
+
+  /**
+   * The owner now awaits a reply (a call was sent): if keepalive is waiting out a long idle period,
+   * probe after {@link probeAfterMs} instead. Cheap enough to call per call.
+   */
+  expectReply(): void {
+    if (this.keepaliveArmedMs > this.probeMs && !this.pingOutstanding && this.keepaliveTimer !== undefined) this.armKeepalive(this.probeMs);
+  }
+
+  /**
+   * True when a PING has gone unanswered for at least {@link probeAfterMs}: nothing at all arrived
+   * since before it was sent. Our own loop may have been blocked meanwhile, with the answer unread:
+   * ask again after this turn's I/O (`setImmediate`) before judging the peer by it.
+   */
+  get unanswered(): boolean {
+    return this.pingOutstanding && !this.gotData && performance.now() - this.pingSentAt >= this.probeMs;
   }
 
   /** True once the socket is closed or closing. */
@@ -304,7 +348,9 @@ export class FramedSocket {
       this.encoder.raw(FrameType.PONG, 0, id, null);
       this.flushSoon();
     } else if (type === FrameType.PONG) {
-      // Any frame counts as life; nothing else to do.
+      // Any frame counts as life. The answer to our PING also starts the next quiet period now, not at
+      // the PING's deadline: a peer that stops right after answering is still found within one period.
+      if (this.pingOutstanding && id === this.pingId && this.keepaliveTimer !== undefined) this.restartKeepalive();
     } else if (this.large.wants(type, flags, body.length)) {
       this.large.receive(type, flags, id, body);
     } else {
@@ -326,6 +372,7 @@ export class FramedSocket {
 
   private armKeepalive(ms: number): void {
     this.keepaliveDueAt = performance.now() + ms;
+    this.keepaliveArmedMs = ms;
     // A new timer each time: `refresh()` would keep the first delay, turning keepaliveTimeoutMs into keepaliveMs.
     clearTimeout(this.keepaliveTimer);
     this.keepaliveTimer = setTimeout(this.onKeepalive, ms);
@@ -337,16 +384,22 @@ export class FramedSocket {
     this.keepaliveTimer = undefined;
   }
 
+  /** Life seen: wait a quiet period (short while replies are awaited) before the next PING. */
+  private restartKeepalive(): void {
+    this.gotData = false;
+    this.pingOutstanding = false;
+    this.armKeepalive(this.handler.awaitingReplies?.() === true ? this.probeMs : this.options.keepaliveMs);
+  }
+
   private readonly onKeepalive = (): void => {
-    const { keepaliveMs, keepaliveTimeoutMs } = this.options;
+    const { keepaliveTimeoutMs } = this.options;
     const lateMs = performance.now() - this.keepaliveDueAt;
     if (this.gotData) {
-      this.gotData = false;
-      this.pingOutstanding = false;
-      this.armKeepalive(keepaliveMs);
+      this.restartKeepalive();
     } else if (!this.pingOutstanding) {
       this.pingOutstanding = true;
       this.pingId = (this.pingId + 1) >>> 0;
+      this.pingSentAt = performance.now();
       this.encoder.raw(FrameType.PING, 0, this.pingId, null);
       this.flushSoon();
       this.armKeepalive(keepaliveTimeoutMs);
@@ -361,7 +414,8 @@ export class FramedSocket {
   };
 
   private readonly judgeKeepalive = (): void => {
-    if (this.closed) return;
+    // Closed, or the PONG was among what this turn read (and restarted the cycle).
+    if (this.closed || !this.pingOutstanding) return;
     if (this.gotData) return this.onKeepalive();
     this.destroy(new RpcError(Code.UNAVAILABLE, `keepalive timeout: no answer to PING within ${this.options.keepaliveTimeoutMs} ms`));
   };

@@ -41,6 +41,12 @@ export const Flag = {
   ONE_WAY: 0x04,
   /** ERROR: a declared Avro error value (the message's error union) ends the body. */
   DECLARED: 0x08,
+  /**
+   * ERROR: the server refused the request before dispatching it, so no handler ran for it (over a
+   * limit, after GOAWAY, shutting down, undecodable...). Only this makes a non-idempotent call safe to
+   * send again elsewhere: a handler may itself throw any code, UNAVAILABLE included, after side effects.
+   */
+  REFUSED: 0x10,
   /** REQUEST, RESPONSE: the message bytes are deflate-compressed (negotiated, SPEC.md section 12). */
   COMPRESSED: 0x40,
   /** REQUEST, RESPONSE, CONTINUATION: more fragments of this message follow (negotiated). */

@@ -31,14 +31,17 @@ export function errorDraftFor(msg: MessageDef, thrown: unknown): ErrorDraft {
   return { code: Code.INTERNAL, message: text, metadata: undefined, declared: undefined };
 }
 
-/** Appends an ERROR frame; falls back to a plain INTERNAL error if the draft cannot be encoded. */
-export function sendError(framed: FramedSocket, id: number, draft: ErrorDraft): void {
+/**
+ * Appends an ERROR frame; falls back to a plain INTERNAL error if the draft cannot be encoded.
+ * `flags` adds bits the draft does not determine: `Flag.REFUSED` for a request no handler ran for.
+ */
+export function sendError(framed: FramedSocket, id: number, draft: ErrorDraft, flags = 0): void {
   try {
-    framed.encoder.frame(FrameType.ERROR, errorFlags(draft), id, draft, writeError);
+    framed.encoder.frame(FrameType.ERROR, errorFlags(draft) | flags, id, draft, writeError);
   } catch (err) {
     const fallback: ErrorDraft = {
       code: Code.INTERNAL, message: `cannot encode error: ${(err as Error).message}`, metadata: undefined, declared: undefined,
     };
-    framed.encoder.frame(FrameType.ERROR, 0, id, fallback, writeError);
+    framed.encoder.frame(FrameType.ERROR, flags, id, fallback, writeError);
   }
 }

@@ -300,7 +300,7 @@ export class ServerConnection {
     // Counted under its message: callStarted was reported for it.
     this.shared.options.observer?.callEnded?.(name, Code.PERMISSION_DENIED, performance.now() - ctx.startedAt);
     if (!oneWay) {
-      sendError(this.framed, id, { code: Code.PERMISSION_DENIED, message: `not allowed to call ${name}`, metadata: undefined, declared: undefined });
+      sendError(this.framed, id, { code: Code.PERMISSION_DENIED, message: `not allowed to call ${name}`, metadata: undefined, declared: undefined }, Flag.REFUSED);
       this.framed.flushSoon();
     }
     if (this.state === 'draining' && this.inFlight === 0) this.framed.end();
@@ -356,10 +356,11 @@ export class ServerConnection {
     else if (this.running.get(id) === ctx) this.running.delete(id);
   }
 
+  /** Answers a request that no handler will see: flagged REFUSED, so a client may send it elsewhere. */
   private refuse(id: number, oneWay: boolean, code: Code, message: string): void {
     this.shared.options.observer?.callEnded?.('(refused)', code, 0);
     if (oneWay) return;
-    sendError(this.framed, id, { code, message, metadata: undefined, declared: undefined });
+    sendError(this.framed, id, { code, message, metadata: undefined, declared: undefined }, Flag.REFUSED);
     this.framed.flushSoon();
   }
 

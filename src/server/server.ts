@@ -106,21 +106,31 @@ export function createServer(options: ServerOptions): Server {
         const e = RpcError.from(err);
         resolved.logger.warn({ err: e, code: e.codeName, peer: { address: socket.remoteAddress, port: socket.remotePort } }, 'TLS handshake failed');
       });
-      offload?.start();
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', (err) => reject(RpcError.from(err)));
-        server.listen(port, host, () => resolve());
-      });
-      const addr = server.address();
-      if (addr === null || typeof addr === 'string') throw new RpcError(Code.INTERNAL, 'server.listen: no TCP address');
-      const r = opts.register;
-      if (r !== undefined) {
-        registration = await r.registry.register({
-          name: r.name, version: r.version, host: r.advertiseHost ?? addr.address, port: addr.port,
-          ...(r.weight === undefined ? {} : { weight: r.weight }), ...(r.metadata === undefined ? {} : { metadata: r.metadata }),
+      try {
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', (err) => reject(RpcError.from(err)));
+          server.listen(port, host, () => resolve());
         });
+        const addr = server.address();
+        if (addr === null || typeof addr === 'string') throw new RpcError(Code.INTERNAL, 'server.listen: no TCP address');
+        const r = opts.register;
+        if (r !== undefined) {
+          registration = await r.registry.register({
+            name: r.name, version: r.version, host: r.advertiseHost ?? addr.address, port: addr.port,
+            ...(r.weight === undefined ? {} : { weight: r.weight }), ...(r.metadata === undefined ? {} : { metadata: r.metadata }),
+          });
+        }
+        // Workers only once listen succeeded: a failed listen leaves no threads behind (a call starts them anyway).
+        offload?.start();
+        return { host: addr.address, port: addr.port };
+      } catch (err) {
+        // A listen that failed leaves nothing bound (a registry that refused us would leave the port
+        // taken, and accepting, with no one to close it) and may be tried again.
+        net = undefined;
+        for (const conn of conns) conn.destroy(new RpcError(Code.UNAVAILABLE, 'server.listen failed'));
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        throw err;
       }
-      return { host: addr.address, port: addr.port };
     },
     close(opts: CloseOptions = {}) {
       if (closing !== undefined) return closing;

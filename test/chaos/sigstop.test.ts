@@ -1,7 +1,8 @@
 /**
  * Chaos (3): three server processes under steady load; one stops answering (SIGSTOP: its sockets
- * stay open, nothing comes back). Keepalive finds it silent and fails its socket, and its calls fail
- * over to the others within their deadline: every call succeeds.
+ * stay open, nothing comes back). With the client's DEFAULT keepalive settings, the socket with calls
+ * in flight and nothing coming back is probed early, found silent and failed, and its calls fail over
+ * to the others within a 3 s deadline: every call succeeds.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { suite } from 'uvu';
@@ -12,6 +13,8 @@ import { startLoad } from '../helpers/load.js';
 import { spawnServer, type ServerProcess } from '../helpers/server-process.js';
 
 const test = suite('chaos: SIGSTOP');
+/** The calls' deadline: a common choice for service-to-service calls. */
+const DEADLINE_MS = 3000;
 let procs: ServerProcess[] = [];
 let client: Client | undefined;
 
@@ -24,19 +27,18 @@ test('a server that stops answering (SIGSTOP): its calls fail over within the de
   procs = await Promise.all(['s1', 's2', 's3'].map((n) => spawnServer(n, { delayMs: 30 })));
   let closedWithError = 0;
   client = createClient({
-    protocol: poolProtocol(), endpoints: procs.map((p) => p.endpoint), timeoutMs: 3000,
-    keepaliveMs: 200, keepaliveTimeoutMs: 500, connectTimeoutMs: 1000,
-    observer: { connectionClosed: () => { closedWithError++; } },
+    protocol: poolProtocol(), endpoints: procs.map((p) => p.endpoint), timeoutMs: DEADLINE_MS,
+    observer: { connectionClosed: () => { closedWithError++; } }, // keepalive and everything else: defaults
   });
   const c = client;
   await c.call('read', { delayMs: 0 });
   await until(() => c.stats().every((e) => e.ready === 1), 5000, 'all connected');
-  const load = startLoad(c, { concurrency: 12, messages: ['read'], timeoutMs: 3000 });
+  const load = startLoad(c, { concurrency: 12, messages: ['read'], timeoutMs: DEADLINE_MS });
   await sleep(1000);
   const victim = procs[1]!;
   victim.child.kill('SIGSTOP');
   const inFlightAtStop = c.stats().find((e) => e.endpoint === victim.endpoint)!.inFlight;
-  await until(() => c.stats().find((e) => e.endpoint === victim.endpoint)!.ready === 0, 5000, 'keepalive verdict');
+  await until(() => c.stats().find((e) => e.endpoint === victim.endpoint)!.ready === 0, 10_000, 'keepalive verdict');
   // Answers it wrote just before it stopped may still be read; after the verdict none can come.
   const stoppedAt = { ...load.tally.byServer };
   const detected = load.tally.ok;

@@ -8,6 +8,9 @@ import { createClient, type Client } from '../../src/client/client.js';
 import type { ClientOptions } from '../../src/client/client-options.js';
 import type { ConnectionView } from '../../src/client/balancer.js';
 import { createStaticRegistry } from '../../src/discovery/index.js';
+import { createServer } from '../../src/server/server.js';
+import type { CallContext } from '../../src/server/call-context.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { poolProtocol, startServer, until, type TestServer } from '../helpers/pool-fixture.js';
 
 const test = suite('pool balancing');
@@ -93,12 +96,43 @@ test("a user's balancer function picks, over a frozen snapshot of ready connecti
 });
 
 test('connectionsPerEndpoint sockets per endpoint; least-connections spreads over all of them', async () => {
-  const c = client({ connectionsPerEndpoint: 3 });
-  await Promise.all(Array.from({ length: 30 }, () => c.call('read', { delayMs: 5 })));
-  const stats = c.stats();
-  assert.is(stats.length, 3);
-  for (const s of stats) assert.is(s.connections, 3, JSON.stringify(stats));
-  for (const s of servers) assert.is(s.server.connections >= 3, true);
+  // Servers that count the calls of each client socket, by the socket's port as they see it.
+  const perSocket = new Map<string, number>();
+  const own = await Promise.all(['p0', 'p1', 'p2'].map(async (name) => {
+    const server = createServer({
+      protocol: poolProtocol(),
+      handlers: {
+        read: async (_req: unknown, ctx: CallContext) => {
+          const key = `${name} ${ctx.peer.port}`;
+          perSocket.set(key, (perSocket.get(key) ?? 0) + 1);
+          await sleep(5);
+          return name;
+        },
+        write: () => name,
+        spin: () => name,
+      },
+    });
+    const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
+    return { server, endpoint: `127.0.0.1:${port}` };
+  }));
+  const c = createClient({ protocol: poolProtocol(), endpoints: own.map((s) => s.endpoint), connectionsPerEndpoint: 3 });
+  try {
+    await c.call('read', { delayMs: 0 });
+    await until(() => c.stats().every((e) => e.ready === 3), 5000, 'all nine sockets ready');
+    perSocket.clear();
+    // Started together: each call goes to a socket with the fewest in flight, so 30 over 9 sockets is 3 or 4 each.
+    await Promise.all(Array.from({ length: 30 }, () => c.call('read', { delayMs: 0 })));
+    const stats = c.stats();
+    assert.is(stats.length, 3);
+    for (const s of stats) assert.is(s.connections, 3, JSON.stringify(stats));
+    const counts = [...perSocket.entries()];
+    assert.is(counts.length, 9, `every socket was used: ${JSON.stringify(counts)}`);
+    for (const name of ['p0', 'p1', 'p2']) assert.is(counts.filter(([k]) => k.startsWith(`${name} `)).length, 3, JSON.stringify(counts));
+    assert.ok(counts.every(([, n]) => n === 3 || n === 4), `spread evenly: ${JSON.stringify(counts)}`);
+  } finally {
+    await c.close();
+    await Promise.all(own.map((s) => s.server.close({ graceMs: 1000 })));
+  }
 });
 
 test('weighted follows the weights the servers registered with', async () => {

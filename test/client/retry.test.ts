@@ -66,6 +66,34 @@ test('a non-idempotent call that may have run is never retried: UNAVAILABLE, han
   assert.is(b.ran.write ?? 0, 0, 'never sent to B');
 });
 
+test('a non-idempotent call whose handler throws UNAVAILABLE (a downstream outage) ran once and is not retried', async () => {
+  const { a, b, c } = await setup();
+  a.hold = undefined; // A answers, with the error its handler throws after its side effects
+  a.failWith = new RpcError(Code.UNAVAILABLE, 'downstream database unavailable');
+  const err = await rejection(c.call('write', { delayMs: 0 }, { timeoutMs: 5000 }));
+  assert.is(err.code, Code.UNAVAILABLE, err.message);
+  assert.is(err.message, 'downstream database unavailable');
+  assert.is(a.ran.write, 1, 'ran once on A');
+  assert.is(b.ran.write ?? 0, 0, 'never sent to B');
+  // An idempotent message with the same failure is retried elsewhere.
+  assert.is(await c.call('read', { delayMs: 0 }, { timeoutMs: 5000 }), 'B');
+});
+
+test('a non-idempotent call refused after GOAWAY (server shutting down, flagged REFUSED) is retried on another endpoint', async () => {
+  const { a, b, c } = await setup();
+  // The first write starts A's graceful shutdown and keeps running; the second write, sent in the same
+  // batch, reaches A after its GOAWAY and is refused without running.
+  a.hold = () => {
+    a.hold = undefined;
+    void a.server.close({ graceMs: 5000 });
+    return new Promise((resolve) => setTimeout(resolve, 100));
+  };
+  const results = await Promise.all([c.call('write', { delayMs: 0 }, { timeoutMs: 5000 }), c.call('write', { delayMs: 0 }, { timeoutMs: 5000 })]);
+  assert.equal(results, ['A', 'B']);
+  assert.is(a.ran.write, 1, 'A ran only the first');
+  assert.is(b.ran.write, 1, 'the refused one ran on B, once');
+});
+
 test("the client's idempotent option makes a message retryable", async () => {
   const { a, b, c } = await setup({ idempotent: ['write'] });
   assert.is(await c.call('write', { delayMs: 0 }, { timeoutMs: 5000 }), 'B');
@@ -120,7 +148,7 @@ test('retry budget end to end: with every endpoint failing UNAVAILABLE, retries 
   await c.call('read', { delayMs: 0 });
   for (const s of servers) {
     s.ran.read = 0;
-    s.failWith = new RpcError(Code.UNAVAILABLE, 'overloaded'); // not run to completion: safe to retry
+    s.failWith = new RpcError(Code.UNAVAILABLE, 'overloaded'); // thrown by the handler: retried because read is idempotent
   }
   const calls = 200;
   for (let i = 0; i < calls; i++) {

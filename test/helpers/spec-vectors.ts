@@ -46,6 +46,14 @@ export function extensionVectors(): { hello: Buffer; welcome: Buffer; fragmented
   return { hello: hello!, welcome: welcome!, fragmentedRequest: fragmentedRequest!, compressedResponse: compressedResponse!, compressedRequest };
 }
 
+/** The refusal vectors (SPEC.md section 10, "Refusal after GOAWAY"): the server's GOAWAY, then its REFUSED ERROR for id 2. */
+export function refusalVectors(): { goaway: Buffer; refused: Buffer } {
+  const pair = specVectors()[11];
+  if (pair === undefined) throw new Error('SPEC.md section 10 lacks the refusal vectors');
+  const split = 10 + pair.readUInt32BE(0);
+  return { goaway: pair.subarray(0, split), refused: pair.subarray(split) };
+}
+
 /** The vector item value: `{id: 42, name: "hi", tags: ["a"], score: 1.5, blob: 0x0102}`. */
 export const vectorItem = { id: 42, name: 'hi', tags: ['a'], score: 1.5, blob: Buffer.from([1, 2]) };
 
