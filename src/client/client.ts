@@ -76,7 +76,8 @@ export function createClient(options: ClientOptions): Client {
       || (metadata !== undefined && !isMetadata(metadata))) {
       return Promise.reject(callOptionsError(timeoutMs, signal, metadata));
     }
-    const deadline = timeoutMs === undefined ? -1 : performance.now() + timeoutMs;
+    // Infinity: no deadline (also how one call opts out of the client's default timeoutMs).
+    const deadline = timeoutMs === undefined || timeoutMs === Infinity ? -1 : performance.now() + timeoutMs;
     return runner!.run(msg, request, deadline, signal, metadata) as Promise<never>;
   };
   const chained = o.interceptors.length === 0 ? undefined

@@ -63,6 +63,8 @@ const LEGAL: Record<ClientConnectionState, readonly ClientConnectionState[]> = {
 const writeHello = writeHandshake(helloType);
 /** Weight of the newest sample in the latency EWMA. */
 const EWMA_ALPHA = 0.2;
+/** Largest `timeoutMs` a REQUEST can carry (u32); a caller allowing more sends none (SPEC.md section 4). */
+const MAX_WIRE_TIMEOUT_MS = 0xffffffff;
 
 /**
  * One client socket: connects, handshakes, multiplexes calls by request id, and hands every call
@@ -208,7 +210,9 @@ export class ClientConnection {
       return;
     }
     d.index = msg.index;
-    d.timeoutMs = call.deadline < 0 ? -1 : Math.max(1, Math.ceil(call.deadline - performance.now()));
+    let timeoutMs = call.deadline < 0 ? -1 : Math.max(1, Math.ceil(call.deadline - performance.now()));
+    if (timeoutMs > MAX_WIRE_TIMEOUT_MS) timeoutMs = -1;
+    d.timeoutMs = timeoutMs;
     d.metadata = call.metadata;
     d.type = msg.request;
     d.value = call.request;
