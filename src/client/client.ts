@@ -15,7 +15,7 @@ import type { Logger } from '../observability/observer.js';
 export interface Client {
   /**
    * Calls `message` with its request record (parameters by name). Resolves with the response; one-way
-   * messages resolve once the request is written. Rejects with an `RpcError`: the server's code, a
+   * messages resolve once the request is handed to the socket (UNAVAILABLE if it dies first). Rejects with an `RpcError`: the server's code, a
    * declared Avro error in `details`, DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE when no server can be reached.
    */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -53,6 +53,11 @@ export interface FramedSocketHandler {
    * `keepaliveMs` of idleness. Absent: keepalive probes only after `keepaliveMs`.
    */
   awaitingReplies?(): boolean;
+  /**
+   * Called after a flush handed the encoder's bytes (and any fragments it could) to the socket: every
+   * frame appended before it is written, except messages {@link FramedSocket.pending} still names.
+   */
+  onWritten?(): void;
 }
 
 /**
@@ -164,6 +169,11 @@ export class FramedSocket {
   /** Starts using what the handshake negotiated. */
   use(negotiated: Negotiated): void {
     this.large.use(negotiated);
+  }
+
+  /** True while the message of `id` is not yet handed to the socket in full (fragments, compression). */
+  pending(id: number): boolean {
+    return this.large.pending(id);
   }
 
   /** Bytes held for large messages: partial messages received, and fragments not yet sent. */
@@ -339,6 +349,9 @@ export class FramedSocket {
     if (!this.blocked) {
       this.write(this.encoder.take());
       if (!this.blocked && this.large.outbox.size > 0) this.sendRounds();
+      // The owner may settle calls on it (one-way), and end us.
+      this.handler.onWritten?.();
+      if (this.closed) return;
       if (this.endPending && !this.large.sending && !this.closed) {
         this.endPending = false;
         this.end();
