@@ -101,6 +101,7 @@ export class FramedSocket {
   private readonly large: LargeMessages;
   private roundTimer: NodeJS.Immediate | undefined;
   private endPending = false;
+  private failed = false;
   /** Drain events so far, and what the stall check last saw (see {@link watchStall}). */
   private drains = 0;
   private stallDrains = 0;
@@ -239,7 +240,9 @@ export class FramedSocket {
 
   /** Sends GOAWAY with a code (protocol errors, shutdown), flushes, and ends the socket. */
   fail(error: RpcError): void {
-    if (this.closed) return;
+    if (this.closed || this.failed) return;
+    // Its end may wait for a blocked socket: read nothing more from a peer we gave up on meanwhile.
+    this.failed = true;
     this.dropLarge();
     this.encoder.frame(FrameType.GOAWAY, 0, 0, { lastId: 0, code: error.code, message: error.message }, writeGoaway);
     this.end(error);
@@ -395,7 +398,7 @@ export class FramedSocket {
 
   private readonly onFrame: FrameSink = (type, flags, id, body) => {
     // The rest of a chunk after we gave up on the peer (protocol error, queue cap) is not worth any work.
-    if (this.closed) return;
+    if (this.closed || this.failed) return;
     if (type === FrameType.PING) {
       this.encoder.raw(FrameType.PONG, 0, id, null);
       this.flushSoon();

@@ -5,7 +5,8 @@ import { Code, createClient, type Protocol } from '../../src/index.js';
 import { Flag, FrameType } from '../../src/framing/frame.js';
 import { item, loadEcho, rejection, startServer, until, type Item } from '../helpers/echo-fixture.js';
 import { fakeServer } from '../helpers/fake-server.js';
-import { RawClient, requestFrame } from '../helpers/raw-client.js';
+import { RawClient, rawFrame, requestFrame } from '../helpers/raw-client.js';
+import { readGoaway } from '../../src/framing/bodies.js';
 
 /**
  * Outgoing data under backpressure and write batching. Asserts byte and write counts, never time:
@@ -164,13 +165,15 @@ test('a client that does not read its answers: the server stops reading requests
   }
 });
 
-/** A fake echo server whose sockets stop reading after the handshake; it records one-way REQUESTs. */
+/** A fake echo server whose sockets stop reading after the handshake; it records one-way REQUESTs and GOAWAYs. */
 async function pausedOneWayServer() {
   const sockets: Socket[] = [];
   const oneWay: number[] = [];
+  const goaways: Buffer[] = [];
   const fake = await fakeServer({
     onReady: (s) => { sockets.push(s); s.pause(); },
     onFrame: (s, type, flags, id, body) => {
+      if (type === FrameType.GOAWAY) goaways.push(Buffer.from(body));
       if (type !== FrameType.REQUEST) return;
       if ((flags & Flag.ONE_WAY) !== 0) return void oneWay.push(id);
       const head = Buffer.alloc(10);
@@ -180,7 +183,7 @@ async function pausedOneWayServer() {
       s.write(Buffer.concat([head, body.subarray(2)]));
     },
   });
-  return { fake, sockets, oneWay };
+  return { fake, sockets, oneWay, goaways };
 }
 
 /** A client whose socket is blocked: an 8 MiB request went to a server that does not read. */
@@ -233,6 +236,25 @@ test('a one-way call whose REQUEST was never written rejects UNAVAILABLE when th
     assert.equal(server.oneWay, []);
   } finally {
     await server.fake.close(); // first: a client still blocked on it would wait for its calls
+    await client.close();
+  }
+});
+
+test('a protocol error while the socket is blocked: the GOAWAY still goes out, after what was queued', async () => {
+  const server = await pausedOneWayServer();
+  const { client, big } = await blockedClient(server.fake.endpoint);
+  try {
+    const lost = rejection(big);
+    server.sockets[0]!.write(rawFrame(0x7f, 0, 0, null)); // no such frame type
+    await someTurns();
+    server.sockets[0]!.resume();
+    assert.is((await lost).code, Code.INTERNAL);
+    await until(() => server.goaways.length === 1, 'the GOAWAY to arrive');
+    const goaway = readGoaway(server.goaways[0]!);
+    assert.is(goaway.code, Code.INTERNAL);
+    assert.match(goaway.message, 'unexpected frame type 127');
+  } finally {
+    await server.fake.close();
     await client.close();
   }
 });
