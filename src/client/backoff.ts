@@ -1,3 +1,5 @@
+import { MAX_TIMER_MS } from '../util/validate.js';
+
 /** Filled reconnect backoff settings. */
 export interface BackoffOptions {
   /** First delay, in ms. */
@@ -35,7 +37,8 @@ export class Backoff {
     const { initialMs, maxMs, multiplier, jitter } = this.options;
     const base = Math.min(maxMs, initialMs * multiplier ** this.failures);
     this.failures++;
-    return Math.max(0, Math.round(base * (1 - jitter + 2 * jitter * this.random())));
+    // Jitter may push a maxMs near the timer limit past it, and a longer timer would fire at once.
+    return Math.min(MAX_TIMER_MS, Math.max(0, Math.round(base * (1 - jitter + 2 * jitter * this.random()))));
   }
 
   /** Records a success: the next failure starts from the initial delay again. */

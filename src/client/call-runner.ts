@@ -8,6 +8,7 @@ import type { Pool } from './pool.js';
 import { RetryBudget } from './retry-budget.js';
 import type { RpcObserver } from '../observability/observer.js';
 import { callScope } from '../util/call-scope.js';
+import { MAX_TIMER_MS } from '../util/validate.js';
 
 /** Filled retry and queueing settings of a {@link CallRunner}. */
 export interface RunnerOptions {
@@ -93,7 +94,7 @@ export class CallRunner implements CallOwner {
     resolve: (value: unknown) => void, reject: (error: RpcError) => void,
   ): void {
     const call = new ClientCall(msg, request, metadata, deadline, resolve, reject, this);
-    if (deadline >= 0) call.timer = setTimeout(onDeadline, deadline - performance.now(), this, call);
+    if (deadline >= 0) call.timer = setTimeout(onDeadline, Math.min(deadline - performance.now(), MAX_TIMER_MS), this, call);
     if (signal !== undefined) {
       call.signal = signal;
       call.onAbort = () => this.abandon(call, abortError(signal));
@@ -181,7 +182,14 @@ export class CallRunner implements CallOwner {
   }
 }
 
+/** The deadline timer: a deadline further away than a timer can wait was armed in steps. */
 function onDeadline(runner: CallRunner, call: ClientCall): void {
+  // At least 1 ms left: a step, not a timer firing a fraction of a ms early by clock rounding.
+  const left = call.deadline - performance.now();
+  if (left >= 1) {
+    call.timer = setTimeout(onDeadline, Math.min(left, MAX_TIMER_MS), runner, call);
+    return;
+  }
   runner.abandon(call, new RpcError(Code.DEADLINE_EXCEEDED, `deadline exceeded for ${call.msg.name}`));
 }
 

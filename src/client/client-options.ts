@@ -3,7 +3,7 @@ import { Protocol } from '../codec/protocol.js';
 import type { Registry } from '../discovery/registry.js';
 import { checkVersionRange } from '../discovery/select.js';
 import { dialer, type ClientTlsOptions } from '../security/tls.js';
-import { fragmentOption, intOption, invalid } from '../util/validate.js';
+import { MAX_TIMER_MS, fragmentOption, intOption, invalid, msOption } from '../util/validate.js';
 import { guarded, isLogger, type Logger, type RpcObserver } from '../observability/observer.js';
 import type { ClientInterceptor } from './interceptor.js';
 import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
@@ -33,7 +33,7 @@ export interface ClientOptions {
   endpoints?: ReadonlyArray<string | Endpoint>;
   /** Servers from a registry, followed as they come and go. */
   discovery?: DiscoveryOptions;
-  /** Default deadline of every call, in ms; a call's own `timeoutMs` wins. Default: none. */
+  /** Default deadline of every call, in ms; a call's own `timeoutMs` wins. Default (and `Infinity`): none. */
   timeoutMs?: number;
   /** Sockets kept open per endpoint. Default 1. */
   connectionsPerEndpoint?: number;
@@ -130,7 +130,7 @@ export interface ClientOptions {
 
 /** Per-call options. */
 export interface CallOptions {
-  /** Deadline of this call, in ms from now. Default: the client's `timeoutMs`, else none. */
+  /** Deadline of this call, in ms from now; `Infinity`: none. Default: the client's `timeoutMs`, else none. */
   timeoutMs?: number;
   /** Aborting it cancels the call: the server is told, the call rejects CANCELLED. */
   signal?: AbortSignal;
@@ -214,24 +214,24 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
   }
   const ratio = options.retryBudgetRatio ?? 0.2;
   if (typeof ratio !== 'number' || !(ratio >= 0 && ratio <= 1)) invalid(`${at}.retryBudgetRatio`, 'must be a number from 0 to 1');
-  const initialMs = intOption(`${at}.backoff.initialMs`, options.backoff?.initialMs, DEFAULT_BACKOFF.initialMs, 1);
+  const initialMs = msOption(`${at}.backoff.initialMs`, options.backoff?.initialMs, DEFAULT_BACKOFF.initialMs, 1);
   return {
     protocol: options.protocol,
     endpoints: (endpoints ?? []).map((e, i) => parseEndpoint(`${at}.endpoints[${i}]`, e)),
     discovery,
-    timeoutMs: options.timeoutMs === undefined ? undefined : intOption(`${at}.timeoutMs`, options.timeoutMs, 0, 0),
+    timeoutMs: options.timeoutMs === undefined || options.timeoutMs === Infinity ? undefined : intOption(`${at}.timeoutMs`, options.timeoutMs, 0, 0),
     connectionsPerEndpoint: intOption(`${at}.connectionsPerEndpoint`, options.connectionsPerEndpoint, 1, 1, 1024),
     balancer: resolveBalancer(`${at}.balancer`, options.balancer),
     idempotent: new Set(idempotent),
     maxAttempts: intOption(`${at}.maxAttempts`, options.maxAttempts, 3, 1, 100),
     retryBudgetRatio: ratio,
     retryBudgetTokens: intOption(`${at}.retryBudgetTokens`, options.retryBudgetTokens, 100, 1, 1_000_000),
-    waitForReadyMs: intOption(`${at}.waitForReadyMs`, options.waitForReadyMs, 10_000, 0),
+    waitForReadyMs: msOption(`${at}.waitForReadyMs`, options.waitForReadyMs, 10_000, 0),
     maxQueuedCalls: intOption(`${at}.maxQueuedCalls`, options.maxQueuedCalls, 10_000, 0),
-    backoff: { ...DEFAULT_BACKOFF, initialMs, maxMs: intOption(`${at}.backoff.maxMs`, options.backoff?.maxMs, DEFAULT_BACKOFF.maxMs, initialMs) },
+    backoff: { ...DEFAULT_BACKOFF, initialMs, maxMs: msOption(`${at}.backoff.maxMs`, options.backoff?.maxMs, DEFAULT_BACKOFF.maxMs, initialMs) },
     ejectAfterFailures: intOption(`${at}.ejectAfterFailures`, options.ejectAfterFailures, 5, 1),
-    ejectMs: intOption(`${at}.ejectMs`, options.ejectMs, 10_000, 0),
-    connectTimeoutMs: intOption(`${at}.connectTimeoutMs`, options.connectTimeoutMs, 10_000, 1),
+    ejectMs: msOption(`${at}.ejectMs`, options.ejectMs, 10_000, 0, Math.floor(MAX_TIMER_MS / 10)),
+    connectTimeoutMs: msOption(`${at}.connectTimeoutMs`, options.connectTimeoutMs, 10_000, 1),
     maxFrameBytes: intOption(`${at}.maxFrameBytes`, options.maxFrameBytes, 16 * MiB, 64, 0xffffffff),
     maxMessageBytes: intOption(`${at}.maxMessageBytes`, options.maxMessageBytes, 64 * MiB, 1, 0xffffffff),
     fragmentBytes: fragmentOption(`${at}.fragmentBytes`, options.fragmentBytes),
@@ -239,8 +239,8 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     fragmentWindowBytes: intOption(`${at}.fragmentWindowBytes`, options.fragmentWindowBytes, 256 * 1024, 1024, 0xffffffff),
     compressAboveBytes: intOption(`${at}.compressAboveBytes`, options.compressAboveBytes, 0, 0),
     maxQueuedBytes: intOption(`${at}.maxQueuedBytes`, options.maxQueuedBytes, 32 * MiB, 1024),
-    keepaliveMs: intOption(`${at}.keepaliveMs`, options.keepaliveMs, 30_000, 0),
-    keepaliveTimeoutMs: intOption(`${at}.keepaliveTimeoutMs`, options.keepaliveTimeoutMs, 2_000, 1),
+    keepaliveMs: msOption(`${at}.keepaliveMs`, options.keepaliveMs, 30_000, 0),
+    keepaliveTimeoutMs: msOption(`${at}.keepaliveTimeoutMs`, options.keepaliveTimeoutMs, 2_000, 1),
     resolverCacheSize: intOption(`${at}.resolverCacheSize`, options.resolverCacheSize, 64, 1),
     dial: dialer(resolveTls(`${at}.tls`, options.tls)),
     credentials: resolveCredentials(`${at}.credentials`, options.credentials),

@@ -15,7 +15,7 @@ import type { Logger } from '../observability/observer.js';
 export interface Client {
   /**
    * Calls `message` with its request record (parameters by name). Resolves with the response; one-way
-   * messages resolve once the request is written. Rejects with an `RpcError`: the server's code, a
+   * messages resolve once the request is handed to the socket (UNAVAILABLE if it dies first). Rejects with an `RpcError`: the server's code, a
    * declared Avro error in `details`, DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE when no server can be reached.
    */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -76,7 +76,8 @@ export function createClient(options: ClientOptions): Client {
       || (metadata !== undefined && !isMetadata(metadata))) {
       return Promise.reject(callOptionsError(timeoutMs, signal, metadata));
     }
-    const deadline = timeoutMs === undefined ? -1 : performance.now() + timeoutMs;
+    // Infinity: no deadline (also how one call opts out of the client's default timeoutMs).
+    const deadline = timeoutMs === undefined || timeoutMs === Infinity ? -1 : performance.now() + timeoutMs;
     return runner!.run(msg, request, deadline, signal, metadata) as Promise<never>;
   };
   const chained = o.interceptors.length === 0 ? undefined

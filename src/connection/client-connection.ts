@@ -63,6 +63,8 @@ const LEGAL: Record<ClientConnectionState, readonly ClientConnectionState[]> = {
 const writeHello = writeHandshake(helloType);
 /** Weight of the newest sample in the latency EWMA. */
 const EWMA_ALPHA = 0.2;
+/** Largest `timeoutMs` a REQUEST can carry (u32); a caller allowing more sends none (SPEC.md section 4). */
+const MAX_WIRE_TIMEOUT_MS = 0xffffffff;
 
 /**
  * One client socket: connects, handshakes, multiplexes calls by request id, and hands every call
@@ -75,6 +77,8 @@ export class ClientConnection {
   /** `lastId` of a graceful GOAWAY (code 0): requests sent after it were never run by the server. */
   private goawayLastId = -1;
   private readonly calls = new CallTable();
+  /** One-way calls queued on the socket and not yet written: they settle once they are (SPEC.md section 4). */
+  private unwritten: ClientCall[] = [];
   private readonly framed: FramedSocket;
   private codec: PeerCodec | undefined;
   private sentProtocol = false;
@@ -106,6 +110,9 @@ export class ClientConnection {
       onRefused: (type, _flags, id, error) => (type === FrameType.RESPONSE ? this.onRefused(id, error)
         : this.framed.fail(new RpcError(Code.INTERNAL, `protocol error: unexpected frame type ${type} from server`))),
       awaitingReplies: () => this.calls.size > 0,
+      onWritten: () => {
+        if (this.unwritten.length > 0) this.settleWritten();
+      },
     });
     this.connectTimer = setTimeout(() => this.framed.destroy(
       new RpcError(Code.UNAVAILABLE, `connect to ${host}:${port} timed out after ${options.connectTimeoutMs} ms`),
@@ -208,7 +215,9 @@ export class ClientConnection {
       return;
     }
     d.index = msg.index;
-    d.timeoutMs = call.deadline < 0 ? -1 : Math.max(1, Math.ceil(call.deadline - performance.now()));
+    let timeoutMs = call.deadline < 0 ? -1 : Math.max(1, Math.ceil(call.deadline - performance.now()));
+    if (timeoutMs > MAX_WIRE_TIMEOUT_MS) timeoutMs = -1;
+    d.timeoutMs = timeoutMs;
     d.metadata = call.metadata;
     d.type = msg.request;
     d.value = call.request;
@@ -224,12 +233,28 @@ export class ClientConnection {
     call.sent = true;
     call.sentAt = performance.now();
     this.framed.flushSoon();
-    if (msg.oneWay) {
+    // Its id stays taken until the flush wrote the REQUEST; resolving now would claim a write not made.
+    if (msg.oneWay) this.unwritten.push(call);
+    else this.framed.expectReply();
+  }
+
+  /** After a flush: one-way calls whose REQUEST is now on the socket resolve, and free their id. */
+  private settleWritten(): void {
+    // A fresh list: settling runs observer hooks, which may start calls (and push here).
+    const list = this.unwritten;
+    this.unwritten = [];
+    for (let i = 0; i < list.length; i++) {
+      const call = list[i]!;
+      // Settled meanwhile (deadline, cancel), or failed with the connection and sent elsewhere.
+      if (call.conn !== this) continue;
+      if (this.framed.pending(call.id)) {
+        this.unwritten.push(call);
+        continue;
+      }
       this.calls.take(call.id);
       call.resolve(undefined);
-    } else {
-      this.framed.expectReply();
     }
+    this.endIfDrained();
   }
 
   private onFrame(type: number, flags: number, id: number, body: Buffer): void {
@@ -383,10 +408,12 @@ export class ClientConnection {
     if (this.logger !== undefined) logClose(this.logger, 'client', this.closeError, wasReady, this.state === 'draining', { endpoint: this.endpoint.key });
     if (this.state !== 'closed') this.transition('closed');
     if (!wasReady || this.calls.size > 0) this.countFailure();
+    this.unwritten = [];
     for (const call of this.calls.drain()) {
       call.conn = null;
       call.avoidEndpoint = this.endpoint.key;
-      call.owner.attemptFailed(call, this.closeError, call.sent && !this.afterGoaway(call.id));
+      // A one-way call still here was never written in full, so the server cannot have run it.
+      call.owner.attemptFailed(call, this.closeError, call.sent && !call.msg.oneWay && !this.afterGoaway(call.id));
     }
     for (const w of this.closeWaiters.splice(0)) w();
   }

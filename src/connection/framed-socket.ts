@@ -53,6 +53,11 @@ export interface FramedSocketHandler {
    * `keepaliveMs` of idleness. Absent: keepalive probes only after `keepaliveMs`.
    */
   awaitingReplies?(): boolean;
+  /**
+   * Called after a flush handed the encoder's bytes (and any fragments it could) to the socket: every
+   * frame appended before it is written, except messages {@link FramedSocket.pending} still names.
+   */
+  onWritten?(): void;
 }
 
 /**
@@ -96,6 +101,11 @@ export class FramedSocket {
   private readonly large: LargeMessages;
   private roundTimer: NodeJS.Immediate | undefined;
   private endPending = false;
+  private failed = false;
+  /** Drain events so far, and what the stall check last saw (see {@link watchStall}). */
+  private drains = 0;
+  private stallDrains = 0;
+  private stallMark = 0;
 
   constructor(
     readonly socket: Socket,
@@ -162,6 +172,11 @@ export class FramedSocket {
     this.large.use(negotiated);
   }
 
+  /** True while the message of `id` is not yet handed to the socket in full (fragments, compression). */
+  pending(id: number): boolean {
+    return this.large.pending(id);
+  }
+
   /** Bytes held for large messages: partial messages received, and fragments not yet sent. */
   get largeMessageBytes(): number {
     return this.large.heldBytes;
@@ -225,7 +240,9 @@ export class FramedSocket {
 
   /** Sends GOAWAY with a code (protocol errors, shutdown), flushes, and ends the socket. */
   fail(error: RpcError): void {
-    if (this.closed) return;
+    if (this.closed || this.failed) return;
+    // Its end may wait for a blocked socket: read nothing more from a peer we gave up on meanwhile.
+    this.failed = true;
     this.dropLarge();
     this.encoder.frame(FrameType.GOAWAY, 0, 0, { lastId: 0, code: error.code, message: error.message }, writeGoaway);
     this.end(error);
@@ -235,9 +252,11 @@ export class FramedSocket {
   end(error?: RpcError): void {
     if (this.closed) return;
     this.closeError ??= error;
-    if (this.large.sending) {
-      // Large responses still going out: end once they are written.
+    if (this.large.sending || (this.blocked && this.encoder.pendingBytes > 0)) {
+      // Bytes not yet handed to the socket (fragments, or frames queued while it is blocked, which a
+      // flush does not write): end once they are written, or the last answers and GOAWAY are lost.
       this.endPending = true;
+      this.watchStall();
       return this.flushSoon();
     }
     this.flush();
@@ -245,8 +264,40 @@ export class FramedSocket {
     this.stopKeepalive();
     this.socket.end();
     // A peer that never reads would keep a half-closed socket forever: bound it.
+    clearTimeout(this.lingerTimer);
     this.lingerTimer = setTimeout(() => this.socket.destroy(), LINGER_MS);
     this.lingerTimer.unref();
+  }
+
+  /**
+   * Bounds an end waiting for its bytes to go out: the socket is destroyed once LINGER_MS pass with
+   * nothing leaving, so a peer that stopped reading cannot hold it; a slow reader still gets it all.
+   */
+  private watchStall(): void {
+    if (this.lingerTimer !== undefined) return;
+    this.stallMark = this.unsentBytes();
+    this.stallDrains = this.drains;
+    this.lingerTimer = setTimeout(this.onStallCheck, LINGER_MS);
+    this.lingerTimer.unref();
+  }
+
+  private readonly onStallCheck = (): void => {
+    if (!this.endPending || this.closed) return;
+    const unsent = this.unsentBytes();
+    // A compression under way (sending, nothing queued yet) is progress too.
+    const compressing = this.large.sending && this.large.outbox.size === 0;
+    if (unsent !== this.stallMark || this.drains !== this.stallDrains || compressing) {
+      this.stallMark = unsent;
+      this.stallDrains = this.drains;
+      this.lingerTimer!.refresh();
+      return;
+    }
+    this.destroy(new RpcError(Code.UNAVAILABLE, `peer read nothing for ${LINGER_MS} ms while the connection closed (${unsent} bytes unsent)`));
+  };
+
+  /** Bytes queued to go out: in the socket, in the encoder, and in fragments not yet sent. */
+  private unsentBytes(): number {
+    return this.socket.writableLength + this.encoder.pendingBytes + this.large.outbox.pendingBytes;
   }
 
   /** Closes at once, dropping anything unsent. */
@@ -301,6 +352,9 @@ export class FramedSocket {
     if (!this.blocked) {
       this.write(this.encoder.take());
       if (!this.blocked && this.large.outbox.size > 0) this.sendRounds();
+      // The owner may settle calls on it (one-way), and end us.
+      this.handler.onWritten?.();
+      if (this.closed) return;
       if (this.endPending && !this.large.sending && !this.closed) {
         this.endPending = false;
         this.end();
@@ -325,6 +379,7 @@ export class FramedSocket {
 
   private readonly onDrain = (): void => {
     this.blocked = false;
+    this.drains++;
     if (this.options.pauseReadsWhenBlocked && !this.closed) this.socket.resume();
     if (this.encoder.pendingBytes > 0 || this.large.outbox.size > 0) this.flush();
   };
@@ -343,7 +398,7 @@ export class FramedSocket {
 
   private readonly onFrame: FrameSink = (type, flags, id, body) => {
     // The rest of a chunk after we gave up on the peer (protocol error, queue cap) is not worth any work.
-    if (this.closed) return;
+    if (this.closed || this.failed) return;
     if (type === FrameType.PING) {
       this.encoder.raw(FrameType.PONG, 0, id, null);
       this.flushSoon();

@@ -107,6 +107,11 @@ export class LargeMessages {
     return this.outbox.size > 0 || this.deflating.size > 0;
   }
 
+  /** True while the message of `id` is not yet all in the encoder (fragments left, compression under way). */
+  pending(id: number): boolean {
+    return (this.outbox.size > 0 && this.outbox.has(id)) || (this.deflating.size > 0 && this.deflating.has(id));
+  }
+
   /** Appends a REQUEST or RESPONSE: one frame, or taken back to be compressed and/or fragmented. */
   send<T>(type: number, flags: number, id: number, value: T, write: BodyWriter<T>): void {
     const enc = this.host.encoder;

@@ -69,6 +69,11 @@ export class Outbox {
     return this.unsent - largest;
   }
 
+  /** True while the message of `id` has fragments left to send. */
+  has(id: number): boolean {
+    return this.byId.has(id);
+  }
+
   /** Queues a message body (uncompressed or already compressed) to go out in fragments. */
   add(type: number, flags: number, id: number, data: Buffer): void {
     const m: Outgoing = { type, flags, id, data, sent: 0, started: false, done: false };

@@ -2,6 +2,7 @@ import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import type { Metadata } from '../framing/bodies.js';
 import type { PeerCertificateInfo } from '../security/auth.js';
+import { MAX_TIMER_MS } from '../util/validate.js';
 
 /** Who is calling. */
 export interface PeerInfo {
@@ -81,9 +82,6 @@ export class CallContext {
     this.timer = undefined;
   }
 }
-
-/** Longest delay `setTimeout` honours; longer ones fire after 1 ms. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function deadlineError(): RpcError {
   return new RpcError(Code.DEADLINE_EXCEEDED, 'deadline exceeded');

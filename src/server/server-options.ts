@@ -2,7 +2,7 @@ import type { Protocol } from '../codec/protocol.js';
 import { Protocol as ProtocolClass } from '../codec/protocol.js';
 import { aclAuthorizer, allOf, type Acl, type Authenticator, type Authorizer } from '../security/auth.js';
 import type { ServerTlsOptions } from '../security/tls.js';
-import { fnOption, fragmentOption, intOption, invalid } from '../util/validate.js';
+import { fnOption, fragmentOption, intOption, invalid, msOption } from '../util/validate.js';
 import { guarded, isLogger, type Logger, type RpcObserver } from '../observability/observer.js';
 import type { CallContext } from './call-context.js';
 import { chainHandler, type ServerInterceptor } from './interceptor.js';
@@ -195,9 +195,9 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     fragmentWindowBytes: intOption(`${at}.fragmentWindowBytes`, options.fragmentWindowBytes, 256 * 1024, 1024, 0xffffffff),
     compressAboveBytes: intOption(`${at}.compressAboveBytes`, options.compressAboveBytes, 0, 0),
     maxConcurrentCalls: intOption(`${at}.maxConcurrentCalls`, options.maxConcurrentCalls, 16384, 1),
-    handshakeTimeoutMs: intOption(`${at}.handshakeTimeoutMs`, options.handshakeTimeoutMs, 10_000, 1),
-    keepaliveMs: intOption(`${at}.keepaliveMs`, options.keepaliveMs, 30_000, 0),
-    keepaliveTimeoutMs: intOption(`${at}.keepaliveTimeoutMs`, options.keepaliveTimeoutMs, 10_000, 1),
+    handshakeTimeoutMs: msOption(`${at}.handshakeTimeoutMs`, options.handshakeTimeoutMs, 10_000, 1),
+    keepaliveMs: msOption(`${at}.keepaliveMs`, options.keepaliveMs, 30_000, 0),
+    keepaliveTimeoutMs: msOption(`${at}.keepaliveTimeoutMs`, options.keepaliveTimeoutMs, 10_000, 1),
     resolverCacheSize: intOption(`${at}.resolverCacheSize`, options.resolverCacheSize, 64, 1),
     maxProtocolBytes,
     maxHandshakeBytes: Math.min(maxHandshakeBytes, maxFrameBytes),
@@ -209,7 +209,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
       ...(options.acl === undefined ? [] : [aclAuthorizer(resolveAcl(`${at}.acl`, options.acl, protocol))]),
     ]),
     maxConnections: intOption(`${at}.maxConnections`, options.maxConnections, 10_000, 1),
-    idleTimeoutMs: intOption(`${at}.idleTimeoutMs`, options.idleTimeoutMs, 600_000, 0),
+    idleTimeoutMs: msOption(`${at}.idleTimeoutMs`, options.idleTimeoutMs, 600_000, 0),
     maxMetadataBytes: intOption(`${at}.maxMetadataBytes`, options.maxMetadataBytes, 8192, 0),
     maxMessageBytes: intOption(`${at}.maxMessageBytes`, options.maxMessageBytes, 64 * MiB, 0, 0xffffffff),
     maxQueuedBytes: intOption(`${at}.maxQueuedBytes`, options.maxQueuedBytes, 32 * MiB, 1024),

@@ -8,7 +8,7 @@ import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import type { BodyWriter } from '../framing/frame-encoder.js';
 import type { Registration, Registry } from '../discovery/registry.js';
-import { intOption, invalid } from '../util/validate.js';
+import { intOption, invalid, msOption } from '../util/validate.js';
 import { ServerConnection, type ServerShared } from './server-connection.js';
 import { OffloadPool } from './offload/offload-pool.js';
 import { resolveServerOptions, type ServerOptions } from './server-options.js';
@@ -40,7 +40,7 @@ export interface RegisterOptions {
 
 /** Options of {@link Server.close}. */
 export interface CloseOptions {
-  /** How long in-flight calls may take to finish before their sockets are destroyed, in ms. Default 5000. */
+  /** How long in-flight calls may take to finish before their sockets are destroyed, in ms (at most 2^31-1). Default 5000. */
   graceMs?: number;
 }
 
@@ -134,7 +134,7 @@ export function createServer(options: ServerOptions): Server {
     },
     close(opts: CloseOptions = {}) {
       if (closing !== undefined) return closing;
-      const graceMs = intOption('server.close: options.graceMs', opts.graceMs, 5000, 0);
+      const graceMs = msOption('server.close: options.graceMs', opts.graceMs, 5000, 0);
       // Leave the registry first so that clients stop choosing this server while it drains.
       const deregistered = registration === undefined ? Promise.resolve() : registration.deregister().catch(() => undefined);
       const stopped = net === undefined ? Promise.resolve() : new Promise<void>((resolve) => net!.close(() => resolve()));

@@ -24,6 +24,17 @@ export function intOption(path: string, value: unknown, fallback: number, min = 
   return value;
 }
 
+/** Longest delay `setTimeout` honours (2^31-1 ms, about 24.8 days); Node fires a longer one after 1 ms. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A duration in ms that arms a timer as it is: an integer within [min, max], `max` at most
+ * {@link MAX_TIMER_MS} (a longer delay would fire at once).
+ */
+export function msOption(path: string, value: unknown, fallback: number, min = 0, max = MAX_TIMER_MS): number {
+  return intOption(path, value, fallback, min, Math.min(max, MAX_TIMER_MS));
+}
+
 /** `fragmentBytes`: 0 (off) or 8 to 16 MiB; the default keeps a fragment to one socket read. */
 export function fragmentOption(path: string, value: unknown): number {
   const n = intOption(path, value, 64 * 1024, 0, 16 * 1024 * 1024);

@@ -2,10 +2,11 @@ import type { Socket } from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Code, createClient, type Protocol } from '../../src/index.js';
-import { FrameType } from '../../src/framing/frame.js';
-import { item, loadEcho, startServer, type Item } from '../helpers/echo-fixture.js';
+import { Flag, FrameType } from '../../src/framing/frame.js';
+import { item, loadEcho, rejection, startServer, until, type Item } from '../helpers/echo-fixture.js';
 import { fakeServer } from '../helpers/fake-server.js';
-import { RawClient, requestFrame } from '../helpers/raw-client.js';
+import { RawClient, rawFrame, requestFrame } from '../helpers/raw-client.js';
+import { readGoaway } from '../../src/framing/bodies.js';
 
 /**
  * Outgoing data under backpressure and write batching. Asserts byte and write counts, never time:
@@ -161,6 +162,100 @@ test('a client that does not read its answers: the server stops reading requests
   } finally {
     await raw.close();
     await started.server.close({ graceMs: 1000 });
+  }
+});
+
+/** A fake echo server whose sockets stop reading after the handshake; it records one-way REQUESTs and GOAWAYs. */
+async function pausedOneWayServer() {
+  const sockets: Socket[] = [];
+  const oneWay: number[] = [];
+  const goaways: Buffer[] = [];
+  const fake = await fakeServer({
+    onReady: (s) => { sockets.push(s); s.pause(); },
+    onFrame: (s, type, flags, id, body) => {
+      if (type === FrameType.GOAWAY) goaways.push(Buffer.from(body));
+      if (type !== FrameType.REQUEST) return;
+      if ((flags & Flag.ONE_WAY) !== 0) return void oneWay.push(id);
+      const head = Buffer.alloc(10);
+      head.writeUInt32BE(body.length - 2, 0);
+      head[4] = FrameType.RESPONSE;
+      head.writeUInt32BE(id, 6);
+      s.write(Buffer.concat([head, body.subarray(2)]));
+    },
+  });
+  return { fake, sockets, oneWay, goaways };
+}
+
+/** A client whose socket is blocked: an 8 MiB request went to a server that does not read. */
+async function blockedClient(endpoint: string) {
+  let written = 0;
+  const client = createClient({
+    protocol, endpoints: [endpoint], maxAttempts: 1, maxQueuedBytes: 256 * MiB, observer: { bytesSent: (n) => { written += n; } },
+  });
+  const big = client.call<Item>('echo', { item: { ...item(1), blob: Buffer.alloc(8 * MiB, 1) } });
+  void big.catch(() => undefined); // a test that fails before awaiting it must not crash on its rejection
+  await until(() => written >= 8 * MiB, 'the large request to be handed to the socket');
+  return { client, big };
+}
+
+/** Lets a few event-loop turns pass (flushes happen on the next tick). */
+async function someTurns(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 5));
+}
+
+test('a one-way call resolves once its REQUEST is written: not while the socket is blocked, then once it drains', async () => {
+  const server = await pausedOneWayServer();
+  const { client, big } = await blockedClient(server.fake.endpoint);
+  try {
+    let resolved = false;
+    const note = client.call('notify', { item: item(2) }).then(() => { resolved = true; });
+    await someTurns();
+    assert.is(resolved, false, 'not resolved while its REQUEST waits behind a blocked socket');
+    server.sockets[0]!.resume();
+    await note;
+    assert.is((await big).blob.length, 8 * MiB);
+    await until(() => server.oneWay.length === 1, 'the one-way REQUEST to arrive');
+    assert.is(await client.call('notify', { item: item(3) }), undefined, 'with the socket free, a one-way call resolves');
+  } finally {
+    await server.fake.close(); // first: a client still blocked on it would wait for its calls
+    await client.close();
+  }
+});
+
+test('a one-way call whose REQUEST was never written rejects UNAVAILABLE when the connection dies', async () => {
+  const server = await pausedOneWayServer();
+  const { client, big } = await blockedClient(server.fake.endpoint);
+  try {
+    const note = rejection(client.call('notify', { item: item(2) }));
+    void note.catch(() => undefined); // awaited below; the old client resolved it at once
+    const lost = rejection(big);
+    await someTurns();
+    server.sockets[0]!.destroy();
+    assert.is((await note).code, Code.UNAVAILABLE);
+    assert.is((await lost).code, Code.UNAVAILABLE);
+    assert.equal(server.oneWay, []);
+  } finally {
+    await server.fake.close(); // first: a client still blocked on it would wait for its calls
+    await client.close();
+  }
+});
+
+test('a protocol error while the socket is blocked: the GOAWAY still goes out, after what was queued', async () => {
+  const server = await pausedOneWayServer();
+  const { client, big } = await blockedClient(server.fake.endpoint);
+  try {
+    const lost = rejection(big);
+    server.sockets[0]!.write(rawFrame(0x7f, 0, 0, null)); // no such frame type
+    await someTurns();
+    server.sockets[0]!.resume();
+    assert.is((await lost).code, Code.INTERNAL);
+    await until(() => server.goaways.length === 1, 'the GOAWAY to arrive');
+    const goaway = readGoaway(server.goaways[0]!);
+    assert.is(goaway.code, Code.INTERNAL);
+    assert.match(goaway.message, 'unexpected frame type 127');
+  } finally {
+    await server.fake.close();
+    await client.close();
   }
 });
 

@@ -1,6 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Code, RpcError, createClient, type CallContext, type Protocol } from '../../src/index.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Code, RpcError, createClient, createServer, type CallContext, type Protocol } from '../../src/index.js';
 import { FrameType } from '../../src/framing/frame.js';
 import { deferred, item, loadEcho, rejection, startServer, until, type Item, type Started } from '../helpers/echo-fixture.js';
 import { RawClient, requestFrame } from '../helpers/raw-client.js';
@@ -171,6 +172,69 @@ test('an abort after the answer arrived changes nothing', async () => {
     await client.close();
     await started.server.close({ graceMs: 1000 });
   }
+});
+
+test('timeoutMs Infinity means no deadline, and one longer than a timer or the wire field can hold works', async () => {
+  // Node fires a timer of 2^31 ms or more after 1 ms, and the wire field is a u32: the handler's short
+  // wait would have outlived such a deadline, or the request would not have encoded.
+  const seen: Array<{ id: number; deadline: number; aborted: boolean }> = [];
+  const started = await startServer({
+    protocol,
+    handlers: {
+      echo: async (req: { item: Item }, ctx) => {
+        const signal = ctx.signal; // arms the server's deadline timer, if any
+        await sleep(30);
+        seen.push({ id: req.item.id, deadline: ctx.deadline - Date.now(), aborted: signal.aborted });
+        return req.item;
+      },
+    },
+  });
+  const client = createClient({ protocol, endpoints: [started.endpoint] });
+  const byDefault = createClient({ protocol, endpoints: [started.endpoint], timeoutMs: Infinity });
+  try {
+    assert.is((await client.call<Item>('echo', { item: item(1) }, { timeoutMs: Infinity })).id, 1);
+    assert.is((await client.call<Item>('echo', { item: item(2) }, { timeoutMs: 3e9 })).id, 2);
+    assert.is((await client.call<Item>('echo', { item: item(3) }, { timeoutMs: 5e9 })).id, 3);
+    assert.is((await byDefault.call<Item>('echo', { item: item(4) })).id, 4);
+    assert.equal(seen.map((s) => [s.id, s.aborted]), [[1, false], [2, false], [3, false], [4, false]]);
+    assert.is(seen[0]!.deadline, Infinity, 'Infinity sends no deadline');
+    assert.ok(seen[1]!.deadline > 2e9 && seen[1]!.deadline <= 3e9, `3e9 ms arrives as a deadline (${seen[1]!.deadline} ms left)`);
+    assert.is(seen[2]!.deadline, Infinity, 'beyond the u32 field: sent as no deadline');
+    assert.is(seen[3]!.deadline, Infinity);
+  } finally {
+    await client.close();
+    await byDefault.close();
+    await started.server.close({ graceMs: 1000 });
+  }
+});
+
+test('a timer option beyond 2^31-1 ms is refused INVALID_ARGUMENT naming its path', async () => {
+  const tooLong = 2 ** 31;
+  const refused = (make: () => unknown): RpcError => {
+    try {
+      make();
+    } catch (err) {
+      assert.instance(err, RpcError);
+      return err as RpcError;
+    }
+    throw new Error('expected INVALID_ARGUMENT');
+  };
+  const endpoints = ['127.0.0.1:1'];
+  for (const option of ['connectTimeoutMs', 'keepaliveMs', 'keepaliveTimeoutMs', 'waitForReadyMs']) {
+    const err = refused(() => createClient({ protocol, endpoints, [option]: tooLong }));
+    assert.is(err.code, Code.INVALID_ARGUMENT);
+    assert.match(err.message, `options.${option} `);
+  }
+  for (const option of ['handshakeTimeoutMs', 'idleTimeoutMs', 'keepaliveMs']) {
+    const err = refused(() => createServer({ protocol, handlers: {}, [option]: tooLong }));
+    assert.is(err.code, Code.INVALID_ARGUMENT);
+    assert.match(err.message, `options.${option} `);
+  }
+  const started = await startServer({ protocol, handlers: {} });
+  const err = refused(() => started.server.close({ graceMs: tooLong }));
+  assert.is(err.code, Code.INVALID_ARGUMENT);
+  assert.match(err.message, 'options.graceMs ');
+  await started.server.close({ graceMs: 2 ** 31 - 1 });
 });
 
 test.run();

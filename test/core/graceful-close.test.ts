@@ -6,6 +6,9 @@ import { FrameType } from '../../src/framing/frame.js';
 import { deferred, item, loadEcho, rejection, startServer, until, type Item, type Started } from '../helpers/echo-fixture.js';
 import { RawClient, errorOf, requestFrame } from '../helpers/raw-client.js';
 import { fakeServer } from '../helpers/fake-server.js';
+import { RawPeer, requestBytes } from '../helpers/raw-peer.js';
+import { offer } from '../../src/framing/extensions.js';
+import type { Logger } from '../../src/observability/observer.js';
 
 /** server.close({ graceMs }): GOAWAY, in-flight calls finish, new calls refused, sockets closed by the deadline. */
 const test = suite('graceful close');
@@ -166,6 +169,77 @@ test('requests in flight when a server closes an idle connection are retried, no
     await client.close();
     await closing.close();
     await good.server.close({ graceMs: 1000 });
+  }
+});
+
+test('an answer queued behind a large one while the socket is blocked still goes out when close ends the socket', async () => {
+  // Call 1 answers 10 MB (one frame: the client takes no fragments), which blocks the server's socket;
+  // call 2 finishes right after, while blocked, and is the last call of a draining connection.
+  const big = 'x'.repeat(10_000_000);
+  const gate = deferred();
+  const secondGate = deferred();
+  let running = 0;
+  const started = await startServer({
+    protocol,
+    handlers: {
+      echo: async (req: { item: Item }) => {
+        running++;
+        if (req.item.id === 2) {
+          await secondGate.promise;
+          return req.item;
+        }
+        await gate.promise;
+        // After this turn's writes, i.e. once the large answer went to the (blocked) socket.
+        setImmediate(secondGate.resolve);
+        return { ...req.item, name: big };
+      },
+    },
+  });
+  const client = createClient({ protocol, endpoints: [started.endpoint], fragmentBytes: 0, maxAttempts: 1 });
+  try {
+    const calls = [client.call<Item>('echo', { item: item(1) }), client.call<Item>('echo', { item: item(2) })];
+    await until(() => running === 2, 'both calls to be running');
+    const closed = started.server.close({ graceMs: 10_000 });
+    gate.resolve();
+    const [first, second] = await Promise.all(calls);
+    assert.is(first!.name.length, big.length);
+    assert.equal([second!.id, second!.name], [2, 'item-2']);
+    await closed;
+  } finally {
+    gate.resolve();
+    secondGate.resolve();
+    await client.close();
+    await started.server.close();
+  }
+});
+
+test('a peer that takes no more bytes cannot hold a closing server until its grace deadline', async () => {
+  // The peer reads but never acknowledges fragments, so a large answer stalls once the window is spent.
+  const closeErrors: RpcError[] = [];
+  const log = (entry: object): void => { const err = (entry as { err?: RpcError }).err; if (err !== undefined) closeErrors.push(err); };
+  const logger: Logger = { debug: log, info: log, warn: log, error: log };
+  const gate = deferred();
+  let running = 0;
+  const started = await startServer({
+    protocol,
+    logger,
+    handlers: { echo: async (req: { item: Item }) => { running++; await gate.promise; return { ...req.item, name: 'y'.repeat(4_000_000) }; } },
+  });
+  const peer = await RawPeer.connect(started.port);
+  try {
+    const welcome = await peer.handshake(protocol, offer({ maxPartialMessages: 4, windowBytes: 256 * 1024, compression: false }));
+    assert.is(welcome.type, FrameType.WELCOME);
+    peer.socket.write(requestBytes(protocol, 1, 'echo', { item: item(1) }));
+    await until(() => running === 1, 'the call to be running');
+    const closed = started.server.close({ graceMs: 30_000 });
+    gate.resolve();
+    await closed;
+    assert.is(closeErrors.length, 1);
+    assert.match(closeErrors[0]!.message, /read nothing/, 'dropped for not reading, not at the grace deadline');
+  } finally {
+    gate.resolve();
+    peer.destroy();
+    await started.server.close();
   }
 });
 
