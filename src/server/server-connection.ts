@@ -313,7 +313,8 @@ export class ServerConnection {
     if (!oneWay && !this.framed.isClosed) {
       if (outcome instanceof OffloadReply) {
         code = outcome.code as Code;
-        if (code === Code.INTERNAL) this.shared.options.logger.error({ message: msg.name, peer: this.peer }, 'handler failed in a worker');
+        // The worker's error, stack included, goes to our log only; the client got its message.
+        if (code === Code.INTERNAL) this.shared.options.logger.error({ err: outcome.cause, message: msg.name, peer: this.peer }, 'handler failed in a worker');
         // A worker's RESPONSE bytes go out like any response: fragmented or compressed when large.
         if (outcome.kind === ReplyKind.RESPONSE) this.framed.messageBytes(FrameType.RESPONSE, outcome.flags, id, outcome.body);
         else this.framed.encoder.frame(FrameType.ERROR, outcome.flags, id, outcome.body, writeBytes);

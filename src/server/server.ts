@@ -46,7 +46,11 @@ export interface CloseOptions {
 
 /** An avrpc server. Create it with {@link createServer}. */
 export interface Server {
-  /** Starts listening; resolves with the bound address (the real port when `port` was 0). */
+  /**
+   * Starts listening; resolves with the bound address (the real port when `port` was 0). With
+   * `workers`, first loads the worker module in a worker: rejects with INVALID_ARGUMENT if it does
+   * not load or lacks a listed message's handler.
+   */
   listen(options?: ListenOptions): Promise<{ host: string; port: number }>;
   /**
    * Graceful shutdown: stops accepting connections, sends GOAWAY on every connection, lets running
@@ -103,7 +107,15 @@ export function createServer(options: ServerOptions): Server {
         const e = RpcError.from(err);
         resolved.logger.warn({ err: e, code: e.codeName, peer: { address: socket.remoteAddress, port: socket.remotePort } }, 'TLS handshake failed');
       });
-      offload?.start();
+      if (offload !== undefined) {
+        // A worker module that does not load, or lacks a handler, fails here rather than on every call.
+        try {
+          await offload.warmUp();
+        } catch (err) {
+          net = undefined;
+          throw err;
+        }
+      }
       await new Promise<void>((resolve, reject) => {
         server.once('error', (err) => reject(RpcError.from(err)));
         server.listen(port, host, () => resolve());

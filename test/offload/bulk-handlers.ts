@@ -74,6 +74,19 @@ export function echo(req: { rows: Row[]; action: string }, ctx: CallContext): un
         if (ctx.signal.aborted) onAbort();
         else ctx.signal.addEventListener('abort', onAbort, { once: true });
       });
+    case 'principal': {
+      // What a worker handler sees of the connection's principal.
+      const p = ctx.peer.principal as Record<string, unknown> | undefined;
+      return {
+        rows: [], threadId,
+        info: { type: typeof p, json: JSON.stringify(p) ?? 'undefined', proto: p === undefined ? 'none' : String(Object.getPrototypeOf(p)?.constructor?.name) },
+      };
+    }
+    case 'hang':
+      // A CPU loop that never looks at its cancellation: only terminating the thread ends it.
+      report(req.rows[0]?.name ?? '', -1);
+      for (;;) { /* spin forever */ }
+    // falls through (never reached)
     case 'spin': {
       // A CPU-bound loop that polls ctx.cancelled, the synchronous way to notice cancellation.
       report(req.rows[0]?.name ?? '', -1);
