@@ -55,10 +55,12 @@ export function echo(req: { rows: Row[]; action: string }, ctx: CallContext): un
       });
       return new Promise(() => undefined);
     case 'late-crash':
-      // Answers, then kills its (by then idle) worker from a stray callback.
-      setImmediate(() => {
+      // Answers, then kills its (by then idle) worker from a stray callback. Not at the next turn: the
+      // worker's 'error' event could then reach the main thread before the reply posted just before
+      // it, and piscina would fail this call with it (seen under load).
+      setTimeout(() => {
         throw new Error('stray callback threw after the call');
-      });
+      }, 100);
       return { rows: [], threadId, info: {} };
     case 'exit':
       process.exit(7);
