@@ -80,6 +80,21 @@ export class LargeMessages {
     return this.reassembler.bufferedBytes + this.outbox.pendingBytes;
   }
 
+  /** Incoming messages not yet whole: being reassembled, or inflated. */
+  get receiving(): number {
+    return this.reassembler.size + this.inflating.size;
+  }
+
+  /** Ids of the incoming messages not yet whole. */
+  receivingIds(): number[] {
+    return [...this.reassembler.ids(), ...this.inflating.keys()];
+  }
+
+  /** Ids of outgoing messages none of which was written yet: waiting to open in the outbox, or being compressed. */
+  unstartedIds(): number[] {
+    return [...this.outbox.unstartedIds(), ...this.deflating.keys()];
+  }
+
   /** True while messages are still to be written (queued fragments, compression under way). */
   get sending(): boolean {
     return this.outbox.size > 0 || this.deflating.size > 0;
