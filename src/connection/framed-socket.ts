@@ -110,6 +110,11 @@ export class FramedSocket {
     return this.large.receiving;
   }
 
+  /** Fragment body bytes received so far on this connection (grows while uploads progress). */
+  get fragmentBytesReceived(): number {
+    return this.large.fragmentBytesReceived;
+  }
+
   /** Ids of the incoming messages counted by {@link receiving}. */
   receivingIds(): number[] {
     return this.large.receivingIds();

@@ -50,6 +50,8 @@ export class LargeMessages {
   private readonly inflating = new Map<number, object>();
   /** Fragment body bytes read and not yet acknowledged with WINDOW. */
   private unacked = 0;
+  /** Fragment body bytes read in all (a slow upload's progress, for idle checks). */
+  fragmentBytesReceived = 0;
 
   constructor(
     private readonly options: LargeMessageOptions,
@@ -162,7 +164,10 @@ export class LargeMessages {
       return;
     }
     const fragment = type === FrameType.CONTINUATION || (flags & Flag.MORE) !== 0;
-    if (fragment) this.unacked += body.length;
+    if (fragment) {
+      this.unacked += body.length;
+      this.fragmentBytesReceived += body.length;
+    }
     if ((fragment && n.peerPartialMessages === 0) || (type !== FrameType.CONTINUATION && (flags & Flag.COMPRESSED) !== 0 && !n.compression)) {
       throw new RpcError(Code.INTERNAL, `protocol error: ${fragment ? 'fragment' : 'compressed frame'} on a connection that did not negotiate it`);
     }

@@ -220,13 +220,23 @@ export class ServerConnection {
     this.framed.end(e);
   }
 
+  /**
+   * Every `idleTimeoutMs`: a connection with no call running and nothing received of a request (whole,
+   * or fragments of one) during the period is drained; one already draining whose partly received
+   * requests made no progress is closed, since a stalled upload must not hold it open forever.
+   */
   private armIdleCheck(): void {
     const ms = this.shared.options.idleTimeoutMs;
     if (ms === 0) return;
+    let fragmentBytes = 0;
     this.idleTimer = setInterval(() => {
-      // A request still arriving in fragments counts as activity (requestsSinceIdleCheck counts whole ones).
-      if (this.inFlight === 0 && this.requestsSinceIdleCheck === 0 && this.framed.receiving === 0) this.drain(`idle for ${ms} ms`);
+      const received = this.framed.fragmentBytesReceived;
+      const quiet = this.requestsSinceIdleCheck === 0 && received === fragmentBytes;
       this.requestsSinceIdleCheck = 0;
+      fragmentBytes = received;
+      if (!quiet || this.inFlight > 0) return;
+      if (this.state === 'draining') this.framed.end();
+      else this.drain(`idle for ${ms} ms`);
     }, ms);
     this.idleTimer.unref();
   }
