@@ -327,13 +327,35 @@ export class ClientConnection {
     try {
       const g = readGoaway(body);
       // Only a graceful GOAWAY's last id is exact; an error GOAWAY may carry 0 while handlers run.
-      if (g.code === Code.OK) this.goawayLastId = g.lastId;
-      else this.closeError = new RpcError(errorCode(g.code), g.message, { isRemote: true });
+      if (g.code === Code.OK) {
+        this.goawayLastId = g.lastId;
+        this.withdrawUnstarted();
+      } else {
+        this.closeError = new RpcError(errorCode(g.code), g.message, { isRemote: true });
+      }
     } catch {
       // A malformed GOAWAY still means "go away".
     }
     if (this.state === 'ready' || this.state === 'connecting') this.transition('draining');
     this.endIfDrained();
+  }
+
+  /**
+   * After a graceful GOAWAY: requests not one byte of which went out yet (large ones waiting for a
+   * fragment slot or for credit, or being compressed) are taken back and retried elsewhere. Small calls
+   * overtake them, so their ids may be at or below `lastId`: left here, a close would count them as
+   * possibly run, though the server never saw them (SPEC.md section 6).
+   */
+  private withdrawUnstarted(): void {
+    for (const id of this.framed.unstartedIds()) {
+      const call = this.calls.take(id);
+      // One-way calls are settled once queued; the server refuses them silently.
+      if (call === undefined) continue;
+      this.framed.abandon(id);
+      call.conn = null;
+      call.avoidEndpoint = this.endpoint.key;
+      call.owner.attemptFailed(call, new RpcError(Code.UNAVAILABLE, 'server sent GOAWAY before the request went out'), false);
+    }
   }
 
   private sendHello(withProtocol = this.endpoint.sendProtocol): void {

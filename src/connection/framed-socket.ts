@@ -182,6 +182,26 @@ export class FramedSocket {
     return this.large.heldBytes;
   }
 
+  /** Incoming REQUEST/RESPONSE messages begun and not yet whole (fragments still to come, or inflating). */
+  get receiving(): number {
+    return this.large.receiving;
+  }
+
+  /** Fragment body bytes received so far on this connection (grows while uploads progress). */
+  get fragmentBytesReceived(): number {
+    return this.large.fragmentBytesReceived;
+  }
+
+  /** Ids of the incoming messages counted by {@link receiving}. */
+  receivingIds(): number[] {
+    return this.large.receivingIds();
+  }
+
+  /** Ids of queued outgoing messages not one byte of which was written yet (see `LargeMessages.unstartedIds`). */
+  unstartedIds(): number[] {
+    return this.large.unstartedIds();
+  }
+
   /** True once the socket is destroyed. */
   get gone(): boolean {
     return this.socket.destroyed;

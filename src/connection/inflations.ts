@@ -64,6 +64,16 @@ export class Inflations {
     if (i >= 0) this.waiting.splice(i, 1);
   }
 
+  /** Messages inflating or waiting to. */
+  get size(): number {
+    return this.tokens.size;
+  }
+
+  /** Ids of the messages inflating or waiting to. */
+  ids(): IterableIterator<number> {
+    return this.tokens.keys();
+  }
+
   /** Drops everything (the connection is gone); running inflations end unheard. */
   clear(): void {
     this.tokens.clear();

@@ -58,6 +58,8 @@ export class LargeMessages {
   private readonly inflations: Inflations;
   /** Fragment body bytes read and not yet acknowledged with WINDOW. */
   private unacked = 0;
+  /** Fragment body bytes read in all (a slow upload's progress, for idle checks). */
+  fragmentBytesReceived = 0;
 
   constructor(
     private readonly options: LargeMessageOptions,
@@ -100,6 +102,21 @@ export class LargeMessages {
   /** Bytes held: partial messages received, and fragments not yet sent. */
   get heldBytes(): number {
     return this.reassembler.bufferedBytes + this.outbox.pendingBytes;
+  }
+
+  /** Incoming messages not yet whole: being reassembled, or inflated. */
+  get receiving(): number {
+    return this.reassembler.size + this.inflations.size;
+  }
+
+  /** Ids of the incoming messages not yet whole. */
+  receivingIds(): number[] {
+    return [...this.reassembler.ids(), ...this.inflations.ids()];
+  }
+
+  /** Ids of outgoing messages none of which was written yet: waiting to open in the outbox, or being compressed. */
+  unstartedIds(): number[] {
+    return [...this.outbox.unstartedIds(), ...this.deflating.keys()];
   }
 
   /** True while messages are still to be written (queued fragments, compression under way). */
@@ -174,7 +191,10 @@ export class LargeMessages {
       return;
     }
     const fragment = type === FrameType.CONTINUATION || (flags & Flag.MORE) !== 0;
-    if (fragment) this.unacked += body.length;
+    if (fragment) {
+      this.unacked += body.length;
+      this.fragmentBytesReceived += body.length;
+    }
     if ((fragment && n.peerPartialMessages === 0) || (type !== FrameType.CONTINUATION && (flags & Flag.COMPRESSED) !== 0 && !n.compression)) {
       throw new RpcError(Code.INTERNAL, `protocol error: ${fragment ? 'fragment' : 'compressed frame'} on a connection that did not negotiate it`);
     }

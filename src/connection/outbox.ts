@@ -74,6 +74,13 @@ export class Outbox {
     return this.byId.has(id);
   }
 
+  /** Ids of the queued messages whose first fragment has not gone out yet. */
+  unstartedIds(): number[] {
+    const ids: number[] = [];
+    for (const m of this.queue) if (!m.started) ids.push(m.id);
+    return ids;
+  }
+
   /** Queues a message body (uncompressed or already compressed) to go out in fragments. */
   add(type: number, flags: number, id: number, data: Buffer): void {
     const m: Outgoing = { type, flags, id, data, sent: 0, started: false, done: false };

@@ -72,6 +72,11 @@ export class Reassembler {
     return this.open.size;
   }
 
+  /** Ids of the messages being reassembled. */
+  ids(): IterableIterator<number> {
+    return this.open.keys();
+  }
+
   /** Bytes allocated for messages being reassembled. */
   get bufferedBytes(): number {
     let n = 0;

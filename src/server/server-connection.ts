@@ -5,6 +5,7 @@ import type { PeerCodec } from '../codec/peer-codec.js';
 import type { MessageDef, Protocol } from '../codec/protocol.js';
 import type { ResolverCache } from '../codec/resolver-cache.js';
 import { decodeExact } from '../connection/payload.js';
+import { idAfter } from '../connection/client-connection.js';
 import { FramedSocket } from '../connection/framed-socket.js';
 import { IdMap } from '../connection/id-map.js';
 import { Code } from '../errors/code.js';
@@ -55,6 +56,8 @@ export class ServerConnection {
   /** One-way calls running, apart from `running`: their ids are free once read (no answer tells the client when they end). */
   private readonly oneWays = new Set<CallContext>();
   private lastId = 0;
+  /** Ids of the requests partly received when GOAWAY went out: accepted, they run once whole. */
+  private admitted: Set<number> | undefined;
   private handshakeTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private requestsSinceIdleCheck = 0;
@@ -100,13 +103,30 @@ export class ServerConnection {
     return this.running.size + this.oneWays.size;
   }
 
-  /** Sends GOAWAY (code OK, with `message`) and stops accepting calls; closes once running calls finish. */
+  /**
+   * Sends GOAWAY (code OK, with `message`) and stops accepting calls; closes once running calls finish
+   * and no request is still arriving. Requests partly received by then (fragments still to come, or
+   * inflating) are accepted (SPEC.md section 6): `lastId` covers them, and they run once whole.
+   */
   drain(message = 'server shutting down'): void {
     if (this.state === 'closed' || this.state === 'draining') return;
     this.transition('draining');
-    this.framed.encoder.frame(FrameType.GOAWAY, 0, 0, { lastId: this.lastId, code: Code.OK, message }, writeGoaway);
+    let lastId = this.lastId;
+    if (this.framed.receiving > 0) {
+      this.admitted = new Set(this.framed.receivingIds());
+      for (const id of this.admitted) if (idAfter(id, lastId)) lastId = id;
+    }
+    this.framed.encoder.frame(FrameType.GOAWAY, 0, 0, { lastId, code: Code.OK, message }, writeGoaway);
     this.framed.flushSoon();
-    if (this.inFlight === 0) this.framed.end();
+    this.endIfDrained();
+  }
+
+  /**
+   * Draining: ends the connection once no call runs and no request is partly received. One that began
+   * after GOAWAY is waited for too, so it gets its ERROR UNAVAILABLE (the client then knows it did not run).
+   */
+  private endIfDrained(): void {
+    if (this.state === 'draining' && this.inFlight === 0 && this.framed.receiving === 0) this.framed.end();
   }
 
   /** Closes at once; running handlers see their signal abort. */
@@ -207,12 +227,23 @@ export class ServerConnection {
     this.framed.end(e);
   }
 
+  /**
+   * Every `idleTimeoutMs`: a connection with no call running and nothing received of a request (whole,
+   * or fragments of one) during the period is drained; one already draining whose partly received
+   * requests made no progress is closed, since a stalled upload must not hold it open forever.
+   */
   private armIdleCheck(): void {
     const ms = this.shared.options.idleTimeoutMs;
     if (ms === 0) return;
+    let fragmentBytes = 0;
     this.idleTimer = setInterval(() => {
-      if (this.inFlight === 0 && this.requestsSinceIdleCheck === 0) this.drain(`idle for ${ms} ms`);
+      const received = this.framed.fragmentBytesReceived;
+      const quiet = this.requestsSinceIdleCheck === 0 && received === fragmentBytes;
       this.requestsSinceIdleCheck = 0;
+      fragmentBytes = received;
+      if (!quiet || this.inFlight > 0) return;
+      if (this.state === 'draining') this.framed.end();
+      else this.drain(`idle for ${ms} ms`);
     }, ms);
     this.idleTimer.unref();
   }
@@ -223,7 +254,7 @@ export class ServerConnection {
     const oneWay = (flags & Flag.ONE_WAY) !== 0;
     const o = this.shared.options;
     this.requestsSinceIdleCheck++;
-    if (this.state !== 'ready') return this.refuse(id, oneWay, Code.UNAVAILABLE, 'server is shutting down');
+    if (this.state !== 'ready' && this.admitted?.delete(id) !== true) return this.refuse(id, oneWay, Code.UNAVAILABLE, 'server is shutting down');
     if (this.inFlight >= o.maxConcurrentCalls) {
       return this.refuse(id, oneWay, Code.RESOURCE_EXHAUSTED, `too many concurrent calls (max ${o.maxConcurrentCalls})`);
     }
@@ -303,7 +334,7 @@ export class ServerConnection {
       sendError(this.framed, id, { code: Code.PERMISSION_DENIED, message: `not allowed to call ${name}`, metadata: undefined, declared: undefined }, Flag.REFUSED);
       this.framed.flushSoon();
     }
-    if (this.state === 'draining' && this.inFlight === 0) this.framed.end();
+    this.endIfDrained();
   }
 
   private complete(id: number, msg: MessageDef, ctx: CallContext, oneWay: boolean, outcome: unknown, failed: boolean): void {
@@ -313,7 +344,7 @@ export class ServerConnection {
       // A call past its deadline stays in `running` until its handler returns; free its id now.
       this.untrack(id, ctx, oneWay);
       observer?.callEnded?.(msg.name, ctx.cancelled ? ctx.cancelCode : Code.CANCELLED, performance.now() - ctx.startedAt);
-      if (this.state === 'draining' && this.inFlight === 0) this.framed.end();
+      this.endIfDrained();
       return;
     }
     this.untrack(id, ctx, oneWay);
@@ -321,7 +352,8 @@ export class ServerConnection {
     if (!oneWay && !this.framed.isClosed) {
       if (outcome instanceof OffloadReply) {
         code = outcome.code as Code;
-        if (code === Code.INTERNAL) this.shared.options.logger.error({ message: msg.name, peer: this.peer }, 'handler failed in a worker');
+        // The worker's error, stack included, goes to our log only; the client got its message.
+        if (code === Code.INTERNAL) this.shared.options.logger.error({ err: outcome.cause, message: msg.name, peer: this.peer }, 'handler failed in a worker');
         // A worker's RESPONSE bytes go out like any response: fragmented or compressed when large.
         if (outcome.kind === ReplyKind.RESPONSE) this.framed.messageBytes(FrameType.RESPONSE, outcome.flags, id, outcome.body);
         else this.framed.encoder.frame(FrameType.ERROR, outcome.flags, id, outcome.body, writeBytes);
@@ -343,7 +375,7 @@ export class ServerConnection {
       this.framed.flushSoon();
     }
     observer?.callEnded?.(msg.name, code, performance.now() - ctx.startedAt);
-    if (this.state === 'draining' && this.inFlight === 0) this.framed.end();
+    this.endIfDrained();
   }
 
   /** Whether `ctx` is still a running call (not cancelled away, not replaced). */
@@ -359,18 +391,25 @@ export class ServerConnection {
   /** Answers a request that no handler will see: flagged REFUSED, so a client may send it elsewhere. */
   private refuse(id: number, oneWay: boolean, code: Code, message: string): void {
     this.shared.options.observer?.callEnded?.('(refused)', code, 0);
-    if (oneWay) return;
-    sendError(this.framed, id, { code, message, metadata: undefined, declared: undefined }, Flag.REFUSED);
-    this.framed.flushSoon();
+    this.admitted?.delete(id);
+    if (!oneWay) {
+      sendError(this.framed, id, { code, message, metadata: undefined, declared: undefined }, Flag.REFUSED);
+      this.framed.flushSoon();
+    }
+    // The last request still arriving may have been this one.
+    this.endIfDrained();
   }
 
   private onCancel(id: number): void {
     this.framed.abandon(id);
+    this.admitted?.delete(id);
     const ctx = this.running.get(id);
-    if (ctx === undefined) return;
-    this.running.delete(id);
-    ctx.cancel(new RpcError(Code.CANCELLED, 'call cancelled by the client'));
-    if (this.state === 'draining' && this.inFlight === 0) this.framed.end();
+    if (ctx !== undefined) {
+      this.running.delete(id);
+      ctx.cancel(new RpcError(Code.CANCELLED, 'call cancelled by the client'));
+    }
+    // A cancelled partial request is no longer awaited either.
+    this.endIfDrained();
   }
 
   private onClose(error: RpcError): void {

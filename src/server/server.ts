@@ -46,7 +46,11 @@ export interface CloseOptions {
 
 /** An avrpc server. Create it with {@link createServer}. */
 export interface Server {
-  /** Starts listening; resolves with the bound address (the real port when `port` was 0). */
+  /**
+   * Starts listening; resolves with the bound address (the real port when `port` was 0). With
+   * `workers`, first loads the worker module in a worker: rejects with INVALID_ARGUMENT if it does
+   * not load or lacks a listed message's handler.
+   */
   listen(options?: ListenOptions): Promise<{ host: string; port: number }>;
   /**
    * Graceful shutdown: stops accepting connections, sends GOAWAY on every connection, lets running
@@ -113,6 +117,9 @@ export function createServer(options: ServerOptions): Server {
         });
         const addr = server.address();
         if (addr === null || typeof addr === 'string') throw new RpcError(Code.INTERNAL, 'server.listen: no TCP address');
+        // Workers once listen succeeded (a failed listen leaves no threads behind), and before anyone is
+        // told of us: a worker module that does not load, or lacks a handler, fails listen, not every call.
+        if (offload !== undefined) await offload.warmUp();
         const r = opts.register;
         if (r !== undefined) {
           registration = await r.registry.register({
@@ -120,8 +127,6 @@ export function createServer(options: ServerOptions): Server {
             ...(r.weight === undefined ? {} : { weight: r.weight }), ...(r.metadata === undefined ? {} : { metadata: r.metadata }),
           });
         }
-        // Workers only once listen succeeded: a failed listen leaves no threads behind (a call starts them anyway).
-        offload?.start();
         return { host: addr.address, port: addr.port };
       } catch (err) {
         // A listen that failed leaves nothing bound (a registry that refused us would leave the port

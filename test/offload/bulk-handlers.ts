@@ -55,10 +55,12 @@ export function echo(req: { rows: Row[]; action: string }, ctx: CallContext): un
       });
       return new Promise(() => undefined);
     case 'late-crash':
-      // Answers, then kills its (by then idle) worker from a stray callback.
-      setImmediate(() => {
+      // Answers, then kills its (by then idle) worker from a stray callback. Not at the next turn: the
+      // worker's 'error' event could then reach the main thread before the reply posted just before
+      // it, and piscina would fail this call with it (seen under load).
+      setTimeout(() => {
         throw new Error('stray callback threw after the call');
-      });
+      }, 100);
       return { rows: [], threadId, info: {} };
     case 'exit':
       process.exit(7);
@@ -74,6 +76,19 @@ export function echo(req: { rows: Row[]; action: string }, ctx: CallContext): un
         if (ctx.signal.aborted) onAbort();
         else ctx.signal.addEventListener('abort', onAbort, { once: true });
       });
+    case 'principal': {
+      // What a worker handler sees of the connection's principal.
+      const p = ctx.peer.principal as Record<string, unknown> | undefined;
+      return {
+        rows: [], threadId,
+        info: { type: typeof p, json: JSON.stringify(p) ?? 'undefined', proto: p === undefined ? 'none' : String(Object.getPrototypeOf(p)?.constructor?.name) },
+      };
+    }
+    case 'hang':
+      // A CPU loop that never looks at its cancellation: only terminating the thread ends it.
+      report(req.rows[0]?.name ?? '', -1);
+      for (;;) { /* spin forever */ }
+    // falls through (never reached)
     case 'spin': {
       // A CPU-bound loop that polls ctx.cancelled, the synchronous way to notice cancellation.
       report(req.rows[0]?.name ?? '', -1);

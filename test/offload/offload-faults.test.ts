@@ -24,7 +24,14 @@ let client: Client;
 let channel: BroadcastChannel;
 const reports = new Map<string, (r: AbortReport) => void>();
 const logged: string[] = [];
-const logger = { debug() {}, info() {}, warn: (_: object, msg?: string) => logged.push(msg ?? ''), error: (_: object, msg?: string) => logged.push(msg ?? '') };
+const errors: Array<{ obj: Record<string, unknown>; msg: string }> = [];
+const logger = {
+  debug() {}, info() {}, warn: (_: object, msg?: string) => logged.push(msg ?? ''),
+  error: (obj: object, msg?: string) => {
+    logged.push(msg ?? '');
+    errors.push({ obj: obj as Record<string, unknown>, msg: msg ?? '' });
+  },
+};
 
 test.before(async () => {
   server = createServer({
@@ -151,6 +158,25 @@ test('a worker that dies between calls is logged and replaced; the server lives 
     const after = (await client.call('echo', { rows: rows(2), action: 'echo' })) as { rows: unknown[] };
     assert.is(after.rows.length, 2);
   }
+});
+
+test("a worker handler's INTERNAL error is logged with its message and stack; the client gets the message only", async () => {
+  errors.length = 0;
+  try {
+    await client.call('echo', { rows: [], action: 'error' });
+    assert.unreachable('should fail');
+  } catch (err) {
+    assert.is((err as RpcError).code, Code.INTERNAL);
+    assert.is((err as RpcError).message, 'handler blew up');
+  }
+  const entry = errors.find((e) => e.msg === 'handler failed in a worker');
+  assert.ok(entry !== undefined, `logged: ${logged.join(' | ')}`);
+  const e = entry.obj.err as Error;
+  assert.instance(e, Error);
+  assert.is(e.message, 'handler blew up');
+  // The worker's stack: where the handler threw.
+  assert.match(e.stack ?? '', 'bulk-handlers');
+  assert.is(entry.obj.message, 'echo');
 });
 
 test('the error message of a dead worker says so, without a stack', async () => {

@@ -131,22 +131,6 @@ test("offload 'auto' runs small requests inline and large ones in workers", asyn
   }
 });
 
-test('a worker module that cannot load fails calls with INTERNAL, naming the cause', async () => {
-  const server = createServer({
-    protocol, handlers: {}, workers: { module: new URL('./no-such-module.js', import.meta.url), messages: ['echo'], threads: 1, offload: 'always' },
-  });
-  const { port } = await server.listen();
-  const client = createClient({ protocol, endpoints: [`127.0.0.1:${port}`] });
-  try {
-    const r = (await outcome(client.call('echo', { rows: [], action: 'echo' }))) as { code: number; message: string };
-    assert.is(r.code, Code.INTERNAL);
-    assert.match(r.message, 'cannot load worker module');
-  } finally {
-    await client.close();
-    await server.close();
-  }
-});
-
 test('offloaded calls beyond workers.maxTasks are refused with RESOURCE_EXHAUSTED', async () => {
   const server = createServer({
     protocol, handlers: {}, workers: { module: HANDLERS_URL, messages: ['echo'], threads: 1, offload: 'always', maxTasks: 1 },
@@ -191,6 +175,7 @@ test('workers options are validated with their paths', () => {
   assert.match(bad({ module: HANDLERS_URL, messages: ['echo'], offload: 'always', threads: 0 }), 'options.workers.threads');
   assert.match(bad({ module: 42, messages: ['echo'], offload: 'always' }), 'options.workers.module');
   assert.match(bad({ module: new URL('http://x/y.js'), messages: ['echo'], offload: 'always' }), 'options.workers.module');
+  assert.match(bad({ module: HANDLERS_URL, messages: ['echo'], offload: 'always', abandonGraceMs: -1 }), 'options.workers.abandonGraceMs');
 });
 
 test.run();

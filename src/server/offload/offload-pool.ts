@@ -3,9 +3,11 @@ import type { Protocol } from '../../codec/protocol.js';
 import { Code } from '../../errors/code.js';
 import { RpcError } from '../../errors/rpc-error.js';
 import type { Logger } from '../../observability/observer.js';
-import type { CallContext } from '../call-context.js';
-import { OffloadReply, type OffloadTask, type OffloadWorkerData } from './offload-task.js';
+import type { CallContext, PeerInfo } from '../call-context.js';
+import { OffloadReply, type FailedReply, type OffloadResult, type OffloadTask, type OffloadWorkerData } from './offload-task.js';
+import { TaskSlot } from './task-slot.js';
 import type { ResolvedWorkerOptions } from './worker-options.js';
+import { workerPeer } from './worker-peer.js';
 
 const WORKER_URL = new URL('./offload-worker.js', import.meta.url).href;
 
@@ -39,20 +41,26 @@ function transferable(request: OffloadedRequest): { buffer: ArrayBuffer; offset:
 
 /**
  * The main-thread side of worker offload: decides which calls go to workers, hands their payload
- * bytes to piscina (transferred, never cloned), relays cancellation through a shared flag slot per
+ * bytes to piscina (transferred, never cloned), relays cancellation through a {@link TaskSlot} per
  * call, and turns the worker's reply bytes into an {@link OffloadReply}. A worker that dies fails
  * only the calls it was running (INTERNAL); piscina starts a new one.
  *
- * Cancellation does not use piscina's own abort, which terminates a busy worker (tens of ms to start
- * a new one and reload the handler module): the flag slot lets the handler stop by itself, and a
- * call cancelled while queued is dropped by the worker before it decodes anything.
+ * Cancellation does not use piscina's own abort at once, which terminates a busy worker (tens of ms
+ * to start a new one and reload the handler module): the slot's flag lets the handler stop by itself,
+ * and a call cancelled while queued is dropped by the worker before it decodes anything. Only a task
+ * still unanswered `abandonGraceMs` after its call ended is aborted through piscina.
  */
 export class OffloadPool {
   private pool: Piscina | undefined;
   private readonly sharedFlags: SharedArrayBuffer;
-  private readonly flags: Int32Array;
+  private readonly slots: TaskSlot[] = [];
   private readonly freeSlots: number[];
+  /** What tasks carry as each connection's peer, checked once per peer object (see worker-peer.ts). */
+  private readonly peers = new WeakMap<PeerInfo, PeerInfo>();
+  private warnedProjection = false;
   private closed = false;
+  /** Tasks sent again with the peer's protocol text because their worker did not know it (for tests). */
+  protocolTextsSent = 0;
 
   constructor(
     private readonly options: ResolvedWorkerOptions,
@@ -62,7 +70,6 @@ export class OffloadPool {
     private readonly logger: Logger,
   ) {
     this.sharedFlags = new SharedArrayBuffer(4 * options.maxTasks);
-    this.flags = new Int32Array(this.sharedFlags);
     this.freeSlots = Array.from({ length: options.maxTasks }, (_, i) => options.maxTasks - 1 - i);
   }
 
@@ -98,48 +105,101 @@ export class OffloadPool {
     this.pool.on('error', (err: unknown) => this.logger.error({ err }, 'offload worker died outside a call; replaced'));
   }
 
+  /**
+   * Starts the workers and has one load the handler module and check it exports a function for every
+   * offloaded message. Rejects with INVALID_ARGUMENT naming the module (and the message) otherwise.
+   */
+  async warmUp(): Promise<void> {
+    this.start();
+    if (this.pool === undefined) return;
+    const url = this.options.moduleUrl;
+    const names = [...this.options.messages].map((i) => this.protocol.messages[i]!.name);
+    let problem: string | undefined;
+    let cause: unknown;
+    try {
+      const missing = (await this.pool.run(names, { name: 'warmUp' })) as string[];
+      if (missing.length > 0) problem = `exports no function for message${missing.length > 1 ? 's' : ''} ${missing.map((m) => `'${m}'`).join(', ')}`;
+    } catch (err) {
+      cause = err;
+      problem = `does not load in a worker: ${err instanceof Error ? err.message : String(err)}`;
+    }
+    if (problem === undefined) return;
+    // No threads left behind: the server does not listen, and a later listen() starts them again.
+    const pool = this.pool;
+    this.pool = undefined;
+    await pool?.destroy();
+    throw new RpcError(Code.INVALID_ARGUMENT, `options.workers.module ${url} ${problem}`, { cause });
+  }
+
   /** Runs one call in a worker; resolves with its reply, rejects with an `RpcError` if no reply can come. */
   run(localIndex: number, request: OffloadedRequest, ctx: CallContext): Promise<OffloadReply> {
     if (this.closed) return Promise.reject(new RpcError(Code.UNAVAILABLE, 'server is shutting down'));
-    const slot = this.freeSlots.pop();
-    if (slot === undefined) {
+    const index = this.freeSlots.pop();
+    if (index === undefined) {
       return Promise.reject(new RpcError(Code.RESOURCE_EXHAUSTED, `too many offloaded calls (workers.maxTasks ${this.options.maxTasks})`));
     }
     this.start();
-    const flags = this.flags;
-    Atomics.store(flags, slot, 0);
+    const slot = this.slots[index] ??= new TaskSlot(index, new Int32Array(this.sharedFlags), this.options.abandonGraceMs, this.onAbandon);
+    slot.begin(ctx);
     const { buffer, offset } = transferable(request);
-    const sameProtocol = request.remote.id === this.protocol.id;
+    const remote = request.remote;
+    const sameProtocol = remote.id === this.protocol.id;
     const task: OffloadTask = {
-      slot,
+      slot: index,
       index: localIndex,
       remoteIndex: request.remoteIndex,
-      remoteId: sameProtocol ? undefined : request.remote.id,
-      remoteText: sameProtocol ? undefined : request.remote.text,
+      remoteId: sameProtocol ? undefined : remote.id,
+      remoteText: undefined,
       payload: buffer,
       payloadOffset: offset,
       metadata: ctx.metadata,
       deadline: ctx.deadline,
-      peer: ctx.peer,
+      peer: this.peerOf(ctx.peer),
     };
-    const signal = ctx.signal;
-    const onAbort = (): void => {
-      const reason: unknown = signal.reason;
-      Atomics.store(flags, slot, reason instanceof RpcError ? reason.code : Code.CANCELLED);
-      Atomics.notify(flags, slot);
-    };
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
-    return this.pool!.run(task, { transferList: [buffer] }).then(
-      (result: Uint8Array) => OffloadReply.read(result),
+    return this.submit(task, slot, remote).then(
+      (result) => OffloadReply.read(result),
       (err: unknown) => {
         throw new RpcError(Code.INTERNAL, `worker failed while running ${ctx.message}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
       },
     ).finally(() => {
-      signal.removeEventListener('abort', onAbort);
-      this.freeSlots.push(slot);
+      slot.end();
+      this.freeSlots.push(index);
     });
   }
+
+  /** Runs `task`; once more with the peer's protocol text if its worker did not know that protocol. */
+  private async submit(task: OffloadTask, slot: TaskSlot, remote: Protocol): Promise<Uint8Array | FailedReply> {
+    const result = (await this.pool!.run(task, { transferList: [task.payload], signal: slot })) as OffloadResult;
+    if (!(result instanceof ArrayBuffer)) return result;
+    // The payload came back: any worker can run the task now that it carries the text.
+    if (this.pool === undefined) throw new RpcError(Code.UNAVAILABLE, 'server is shutting down');
+    task.payload = result;
+    task.remoteText = remote.text;
+    this.protocolTextsSent++;
+    return (await this.pool.run(task, { transferList: [result], signal: slot })) as Uint8Array | FailedReply;
+  }
+
+  /** The peer as tasks carry it: the same object, or a copy whose principal can cross threads. */
+  private peerOf(peer: PeerInfo): PeerInfo {
+    if (peer.principal === undefined) return peer;
+    let out = this.peers.get(peer);
+    if (out === undefined) {
+      const checked = workerPeer(peer);
+      out = checked.peer;
+      this.peers.set(peer, out);
+      if (checked.projected && !this.warnedProjection) {
+        this.warnedProjection = true;
+        this.logger.warn({ peer: { address: peer.address, port: peer.port } },
+          'principal cannot be structured-cloned: worker handlers get a copy without its functions (see WorkerOptions)');
+      }
+    }
+    return out;
+  }
+
+  private readonly onAbandon = (message: string): void => {
+    this.logger.warn({ message, graceMs: this.options.abandonGraceMs },
+      'worker task still unanswered after its call ended and the grace period: aborted (a running worker thread is terminated and replaced)');
+  };
 
   /** Stops the worker threads; calls still running in them fail. */
   async close(): Promise<void> {

@@ -27,9 +27,13 @@ export interface OffloadTask {
   slot: number;
   /** Local message index. */
   index: number;
-  /** The peer's message index and protocol, when the peer's protocol differs from ours (resolution). */
+  /** The peer's message index and protocol fingerprint, when the peer's protocol differs from ours (resolution). */
   remoteIndex: number;
   remoteId: string | undefined;
+  /**
+   * The peer's protocol text: sent only after a worker answered that it does not know `remoteId`
+   * (see {@link OffloadResult}), so a call carries just the fingerprint once each worker has seen it.
+   */
   remoteText: string | undefined;
   /** Holds the request payload (Avro bytes of the request record, in the peer's schema). Transferred. */
   payload: ArrayBuffer;
@@ -39,6 +43,22 @@ export interface OffloadTask {
   /** Epoch ms or Infinity. */
   deadline: number;
   peer: PeerInfo;
+}
+
+/**
+ * What a worker's task resolves with:
+ * - a `Uint8Array`: the reply (head, then frame body), transferred;
+ * - an `ArrayBuffer`: the worker does not know the peer protocol `remoteId` (first call of that
+ *   fingerprint on this worker, a worker started after a crash, or one it evicted): this is the
+ *   request's payload handed back, to be sent again with `remoteText`;
+ * - a {@link FailedReply}: an INTERNAL error's reply, with what the server logs about its cause.
+ */
+export type OffloadResult = Uint8Array | ArrayBuffer | FailedReply;
+
+/** An INTERNAL error's reply and its cause, for the server's log only (never sent to the client). */
+export interface FailedReply {
+  reply: Uint8Array;
+  cause: { name: string; message: string; stack: string | undefined };
 }
 
 /** Reply kinds (first byte of the reply). */
@@ -58,13 +78,23 @@ export class OffloadReply {
     readonly flags: number,
     /** The frame body: the encoded response, or the whole ERROR body. */
     readonly body: Buffer,
+    /** Why an INTERNAL error happened, with the worker's stack: for the server's log. */
+    readonly cause?: Error,
   ) {}
 
   /** Reads a reply without copying (the body is a view). */
-  static read(bytes: Uint8Array): OffloadReply {
+  static read(result: Uint8Array | FailedReply): OffloadReply {
+    const bytes = result instanceof Uint8Array ? result : result?.reply;
     if (!(bytes instanceof Uint8Array) || bytes.length < REPLY_HEAD_BYTES) throw new Error('offload worker sent a malformed reply');
     const body = Buffer.from(bytes.buffer, bytes.byteOffset + REPLY_HEAD_BYTES, bytes.length - REPLY_HEAD_BYTES);
-    return new OffloadReply(bytes[0]!, bytes[1]!, bytes[2]!, body);
+    let cause: Error | undefined;
+    if (bytes !== result) {
+      const c = (result as FailedReply).cause;
+      cause = new Error(c.message);
+      cause.name = c.name;
+      if (c.stack !== undefined) cause.stack = c.stack;
+    }
+    return new OffloadReply(bytes[0]!, bytes[1]!, bytes[2]!, body, cause);
   }
 }
 

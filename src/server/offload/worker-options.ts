@@ -15,11 +15,24 @@ import { intOption, invalid, oneOf } from '../../util/validate.js';
  */
 export const DEFAULT_OFFLOAD_THRESHOLD_BYTES = 16 * 1024;
 
+/** Default of {@link WorkerOptions.abandonGraceMs}. */
+export const DEFAULT_ABANDON_GRACE_MS = 5000;
+
 /**
  * Handlers that run on worker threads (`piscina`): the main thread hands the request's payload bytes
  * to a worker, which decodes them, runs the handler, encodes the reply and hands bytes back, so a heavy
  * message never blocks the event loop. Server interceptors do not run around worker handlers (they
  * take decoded requests); `authorize` and `acl` do, on the main thread, before the task is queued.
+ *
+ * `listen()` loads the module in a worker first and rejects with INVALID_ARGUMENT (naming the module,
+ * and the message whose function is missing) when it does not load or lacks a listed handler.
+ *
+ * What crosses to the worker is structured-cloned, `ctx.peer.principal` included: a worker handler sees
+ * the principal's data, never its prototype or methods (a class instance arrives as a plain object).
+ * A principal that cannot be cloned at all (it holds a function, say) is checked once per connection and
+ * replaced by a copy of its own enumerable properties without the values that cannot cross (functions,
+ * symbols, and objects that are neither plain nor cloneable); the server logs a warning the first time.
+ * Decide there what the worker should know (`authenticate` may return a plain object with ids and roles).
  */
 export interface WorkerOptions {
   /**
@@ -37,6 +50,10 @@ export interface WorkerOptions {
    * `'always'`: every call of these messages runs in a worker. `'auto'`: requests whose payload is
    * at least `thresholdBytes` run in a worker, smaller ones run inline with the handler of the same
    * name in `handlers` (which 'auto' then requires). Default `'auto'`.
+   *
+   * 'auto' looks at the request's size only (the response's is not known before the handler runs): for
+   * a message with a small request and a large response (a query returning thousands of rows), choose
+   * `'always'`, or the response's encoding runs on the main thread.
    */
   offload?: 'auto' | 'always';
   /**
@@ -46,6 +63,14 @@ export interface WorkerOptions {
   thresholdBytes?: number;
   /** Offloaded calls queued or running at once; more are refused with RESOURCE_EXHAUSTED. Default 1024. */
   maxTasks?: number;
+  /**
+   * How long a worker handler may keep running after its call ended (cancelled, past its deadline, or
+   * its connection gone), in ms. Then its task is aborted: a queued task is dropped, and a running one's
+   * worker thread is terminated and replaced (its module loads again), so a handler that never looks at
+   * `ctx.cancelled` / `ctx.signal` cannot hold a thread forever. The call itself has already failed with
+   * its code. Default 5000; 0 aborts at once.
+   */
+  abandonGraceMs?: number;
 }
 
 /** {@link WorkerOptions} resolved: module as a URL string, messages as local indexes. */
@@ -57,6 +82,7 @@ export interface ResolvedWorkerOptions {
   offload: 'auto' | 'always';
   thresholdBytes: number;
   maxTasks: number;
+  abandonGraceMs: number;
 }
 
 /** Validates `workers` against the protocol and the inline handlers; throws with the option's path. */
@@ -83,6 +109,8 @@ export function resolveWorkerOptions(
     offload,
     thresholdBytes: intOption(`${at}.thresholdBytes`, workers.thresholdBytes, DEFAULT_OFFLOAD_THRESHOLD_BYTES, 0),
     maxTasks: intOption(`${at}.maxTasks`, workers.maxTasks, 1024, 1, 1 << 20),
+    // setTimeout's limit: a longer delay would fire at once.
+    abandonGraceMs: intOption(`${at}.abandonGraceMs`, workers.abandonGraceMs, DEFAULT_ABANDON_GRACE_MS, 0, 2 ** 31 - 1),
   };
 }
 
