@@ -81,10 +81,17 @@ export interface ClientOptions {
   /** Fragmented responses received at once per connection (advertised to the server); with `maxMessageBytes` it bounds reassembly memory. Default 4. */
   maxPartialMessages?: number;
   /**
-   * Fragment bytes the server may send ahead of this side's acknowledgements (advertised): bounds what
-   * queues ahead of a small call, in kernel buffers too, to about one window. Default 262144.
+   * Fragment bytes the server may send ahead of this side's acknowledgements (advertised as `W`): what a
+   * bulk transfer keeps in flight, so it streams without waiting on an event loop for every
+   * acknowledgement. Default 4194304 (4 MiB).
    */
   fragmentWindowBytes?: number;
+  /**
+   * Fragment bytes of large requests this side keeps unacknowledged while small messages share the
+   * connection (one went either way within the last 100 ms), whatever the server's window allows: what
+   * a small call may wait behind, in kernel buffers too. Default 262144 (256 KiB).
+   */
+  interleaveWindowBytes?: number;
   /** Compress requests of at least this many bytes with deflate, when the server agrees; 0: off both ways. Default 0. */
   compressAboveBytes?: number;
   /**
@@ -161,6 +168,7 @@ export interface ResolvedClientOptions {
   fragmentBytes: number;
   maxPartialMessages: number;
   fragmentWindowBytes: number;
+  interleaveWindowBytes: number;
   compressAboveBytes: number;
   maxQueuedBytes: number;
   keepaliveMs: number;
@@ -236,7 +244,8 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     maxMessageBytes: intOption(`${at}.maxMessageBytes`, options.maxMessageBytes, 64 * MiB, 1, 0xffffffff),
     fragmentBytes: fragmentOption(`${at}.fragmentBytes`, options.fragmentBytes),
     maxPartialMessages: intOption(`${at}.maxPartialMessages`, options.maxPartialMessages, 4, 1, 0xffffffff),
-    fragmentWindowBytes: intOption(`${at}.fragmentWindowBytes`, options.fragmentWindowBytes, 256 * 1024, 1024, 0xffffffff),
+    fragmentWindowBytes: intOption(`${at}.fragmentWindowBytes`, options.fragmentWindowBytes, 4 * MiB, 1024, 0xffffffff),
+    interleaveWindowBytes: intOption(`${at}.interleaveWindowBytes`, options.interleaveWindowBytes, 256 * 1024, 1024, 0xffffffff),
     compressAboveBytes: intOption(`${at}.compressAboveBytes`, options.compressAboveBytes, 0, 0),
     maxQueuedBytes: intOption(`${at}.maxQueuedBytes`, options.maxQueuedBytes, 32 * MiB, 1024),
     keepaliveMs: msOption(`${at}.keepaliveMs`, options.keepaliveMs, 30_000, 0),

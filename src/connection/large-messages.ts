@@ -8,6 +8,9 @@ import { compress } from './compression.js';
 import { Inflations } from './inflations.js';
 import { Outbox } from './outbox.js';
 
+/** How long fragments stay shallow after the last small message (see {@link LargeMessages.pace}). */
+const SHALLOW_HOLD_MS = 100;
+
 /** Options of the large-message extensions (SPEC.md section 12), filled. */
 export interface LargeMessageOptions {
   /** Largest fragment frame body sent; larger messages are fragmented. 0: no fragments (none offered). */
@@ -18,6 +21,8 @@ export interface LargeMessageOptions {
   maxPartialMessages: number;
   /** Fragment bytes the peer may send ahead of our acknowledgements (advertised as `W`). */
   fragmentWindowBytes: number;
+  /** Fragment bytes we send ahead of the peer's acknowledgements while small messages share the connection. */
+  interleaveWindowBytes: number;
   /** Compress outgoing messages of at least this many bytes. 0: no compression (none offered). */
   compressAboveBytes: number;
   /**
@@ -58,15 +63,20 @@ export class LargeMessages {
   private readonly inflations: Inflations;
   /** Fragment body bytes read and not yet acknowledged with WINDOW. */
   private unacked = 0;
+  private ackTimer: NodeJS.Immediate | undefined;
   /** Fragment body bytes read in all (a slow upload's progress, for idle checks). */
   fragmentBytesReceived = 0;
+  /** Unfragmented REQUESTs and RESPONSEs sent or received so far, and when {@link pace} last saw one. */
+  smallMessages = 0;
+  private smallSeen = 0;
+  private shallowUntil = 0;
 
   constructor(
     private readonly options: LargeMessageOptions,
     private readonly host: LargeMessagesHost,
     private readonly sink: LargeMessagesSink,
   ) {
-    this.outbox = new Outbox(options.fragmentBytes);
+    this.outbox = new Outbox(options.fragmentBytes, options.interleaveWindowBytes);
     this.inflations = new Inflations(options.maxMessageBytes, options.maxInflations ?? Infinity, {
       inflated: (type, flags, id, out) => {
         try {
@@ -138,6 +148,7 @@ export class LargeMessages {
     const len = enc.lastBodyLength;
     if (n.compression && len >= this.options.compressAboveBytes) this.compressThenSend(type, flags, id, enc.detachLast());
     else if (n.peerPartialMessages > 0 && len > this.options.fragmentBytes) this.outbox.add(type, flags, id, enc.detachLast());
+    else this.smallMessages++;
   }
 
   /**
@@ -148,7 +159,27 @@ export class LargeMessages {
     const n = this.negotiated;
     if (n !== NONE && n.compression && body.length >= this.options.compressAboveBytes) this.compressThenSend(type, flags, id, body);
     else if (n !== NONE && n.peerPartialMessages > 0 && body.length > this.options.fragmentBytes) this.outbox.add(type, flags, id, body);
-    else this.host.encoder.view(type, flags, id, -1, body);
+    else {
+      this.smallMessages++;
+      this.host.encoder.view(type, flags, id, -1, body);
+    }
+  }
+
+  /**
+   * Chooses how deep fragments may fill the pipe (see `Outbox.shallow`): shallow while small messages
+   * went either way within the last {@link SHALLOW_HOLD_MS}, so they wait behind at most
+   * `interleaveWindowBytes` of fragments; the peer's whole window for a bulk transfer alone, which
+   * then streams without waiting on our event loop for every acknowledgement. Called per writing turn.
+   */
+  pace(): void {
+    const outbox = this.outbox;
+    if (this.smallMessages !== this.smallSeen) {
+      this.smallSeen = this.smallMessages;
+      this.shallowUntil = performance.now() + SHALLOW_HOLD_MS;
+      outbox.shallow = true;
+    } else if (outbox.shallow && performance.now() >= this.shallowUntil) {
+      outbox.shallow = false;
+    }
   }
 
   /** Forgets `id`: unsent fragments, a partial incoming message, (de)compression under way. */
@@ -161,6 +192,8 @@ export class LargeMessages {
 
   /** Drops everything (the connection is gone or failed). */
   clear(): void {
+    if (this.ackTimer !== undefined) clearImmediate(this.ackTimer);
+    this.ackTimer = undefined;
     this.outbox.clear();
     this.deflating.clear();
     this.inflations.clear();
@@ -203,13 +236,23 @@ export class LargeMessages {
     else this.deliver(type, flags, id, body);
   }
 
-  /** Appends a WINDOW acknowledging the fragment bytes read since the last one, if any. */
+  /**
+   * Acknowledges the fragment bytes read, with one WINDOW once this event-loop turn's reads are done
+   * (`setImmediate`): a busy loop reads many chunks in a turn, and one WINDOW per read cost a write,
+   * a trip through the kernel on both sides, per 64 KiB.
+   */
   acknowledge(): void {
-    if (this.unacked === 0) return;
+    if (this.unacked === 0 || this.ackTimer !== undefined) return;
+    this.ackTimer = setImmediate(this.sendAck);
+  }
+
+  private readonly sendAck = (): void => {
+    this.ackTimer = undefined;
+    if (this.unacked === 0 || this.host.gone) return;
     this.host.encoder.frame(FrameType.WINDOW, 0, 0, this.unacked, writeWindow);
     this.unacked = 0;
     this.host.flushSoon();
-  }
+  };
 
   private compressThenSend(type: number, flags: number, id: number, body: Buffer): void {
     const token = {};

@@ -20,7 +20,10 @@ interface Outgoing {
  * and keeps at most `maxOpen` messages open (the `P` the peer advertised); the others wait their turn
  * in arrival order. Fragment bytes also spend `credit` (the peer's window, section 12.3): without
  * credit nothing goes out until the peer acknowledges, which keeps the bytes queued ahead of a small
- * frame (in kernel buffers too) to about one window. Fragments are views of the message: no copy.
+ * frame (in kernel buffers too) to about one window. While {@link shallow}, it keeps only
+ * `shallowBytes` unacknowledged (small messages share the connection: they would wait behind the
+ * rest); otherwise it uses the whole window, so a bulk transfer streams like one large write.
+ * Fragments are views of the message: no copy.
  */
 export class Outbox {
   private queue: Outgoing[] = [];
@@ -32,19 +35,28 @@ export class Outbox {
   maxOpen = 0;
   /** Fragment body bytes we may still send before the peer acknowledges more. */
   credit = 0;
+  /** True: keep at most `shallowBytes` unacknowledged, whatever the peer's window allows. */
+  shallow = false;
   private fragmentBytes: number;
+  private shallowBytes: number;
+  /** The peer's `W`. */
+  private window = 0;
   /** Rounds so far, to give the oldest message every fourth one. */
   private turns = 0;
 
-  constructor(fragmentBytes: number) {
+  constructor(fragmentBytes: number, shallowBytes: number) {
     this.fragmentBytes = fragmentBytes;
+    this.shallowBytes = shallowBytes;
   }
 
   /** Applies what the handshake negotiated: the peer's `P` and `W` (fragments never exceed `W`). */
   configure(maxOpen: number, windowBytes: number): void {
     this.maxOpen = maxOpen;
     this.credit = windowBytes;
+    this.window = windowBytes;
     this.fragmentBytes = Math.min(this.fragmentBytes, windowBytes);
+    // At least one fragment, or a shallow outbox could never send.
+    this.shallowBytes = Math.min(windowBytes, Math.max(this.shallowBytes, this.fragmentBytes));
   }
 
   /** Messages queued, open or not. */
@@ -118,11 +130,12 @@ export class Outbox {
   round(encoder: FrameEncoder): number {
     const q = this.queue;
     const oldest = (++this.turns & 3) === 0;
+    const credit = this.shallow ? this.credit - (this.window - this.shallowBytes) : this.credit;
     let best = -1;
     let bestLeft = Infinity;
     for (let i = 0; i < q.length; i++) {
       const m = q[i]!;
-      if ((!m.started && this.openCount >= this.maxOpen) || this.nextLength(m) > this.credit) continue;
+      if ((!m.started && this.openCount >= this.maxOpen) || this.nextLength(m) > credit) continue;
       const left = m.data.length - m.sent;
       if (left < bestLeft) {
         best = i;

@@ -81,7 +81,7 @@ export class ServerConnection {
       maxFrameBytes: o.maxFrameBytes, expectPreface: true, pauseReadsWhenBlocked: true, maxQueuedBytes: o.maxQueuedBytes, countUnsentFragments: true,
       keepaliveMs: o.keepaliveMs, keepaliveTimeoutMs: o.keepaliveTimeoutMs, observer: o.observer,
       fragmentBytes: o.fragmentBytes, maxMessageBytes: o.maxMessageBytes, maxPartialMessages: o.maxPartialMessages,
-      compressAboveBytes: o.compressAboveBytes, fragmentWindowBytes: o.fragmentWindowBytes,
+      compressAboveBytes: o.compressAboveBytes, fragmentWindowBytes: o.fragmentWindowBytes, interleaveWindowBytes: o.interleaveWindowBytes,
       // Compressed requests count like calls until they are inflated (each may grow to maxMessageBytes).
       maxInflations: o.maxConcurrentCalls,
     }, {

@@ -32,10 +32,17 @@ export interface ServerOptions {
   /** Fragmented requests received at once per connection (advertised to the client); with `maxMessageBytes` it bounds reassembly memory. Default 4. */
   maxPartialMessages?: number;
   /**
-   * Fragment bytes the client may send ahead of this side's acknowledgements (advertised): bounds what
-   * queues ahead of a small call, in kernel buffers too, to about one window. Default 262144.
+   * Fragment bytes the client may send ahead of this side's acknowledgements (advertised as `W`): what a
+   * bulk transfer keeps in flight, so it streams without waiting on an event loop for every
+   * acknowledgement. Default 4194304 (4 MiB).
    */
   fragmentWindowBytes?: number;
+  /**
+   * Fragment bytes of large responses this side keeps unacknowledged while small messages share the
+   * connection (one went either way within the last 100 ms), whatever the client's window allows: what
+   * a small call may wait behind, in kernel buffers too. Default 262144 (256 KiB).
+   */
+  interleaveWindowBytes?: number;
   /** Compress responses of at least this many bytes with deflate, when the client offers it; 0: off both ways. Default 0. */
   compressAboveBytes?: number;
   /**
@@ -131,6 +138,7 @@ export interface ResolvedServerOptions {
   fragmentBytes: number;
   maxPartialMessages: number;
   fragmentWindowBytes: number;
+  interleaveWindowBytes: number;
   compressAboveBytes: number;
   maxConcurrentCalls: number;
   handshakeTimeoutMs: number;
@@ -192,7 +200,8 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     maxFrameBytes,
     fragmentBytes: fragmentOption(`${at}.fragmentBytes`, options.fragmentBytes),
     maxPartialMessages: intOption(`${at}.maxPartialMessages`, options.maxPartialMessages, 4, 1, 0xffffffff),
-    fragmentWindowBytes: intOption(`${at}.fragmentWindowBytes`, options.fragmentWindowBytes, 256 * 1024, 1024, 0xffffffff),
+    fragmentWindowBytes: intOption(`${at}.fragmentWindowBytes`, options.fragmentWindowBytes, 4 * MiB, 1024, 0xffffffff),
+    interleaveWindowBytes: intOption(`${at}.interleaveWindowBytes`, options.interleaveWindowBytes, 256 * 1024, 1024, 0xffffffff),
     compressAboveBytes: intOption(`${at}.compressAboveBytes`, options.compressAboveBytes, 0, 0),
     maxConcurrentCalls: intOption(`${at}.maxConcurrentCalls`, options.maxConcurrentCalls, 16384, 1),
     handshakeTimeoutMs: msOption(`${at}.handshakeTimeoutMs`, options.handshakeTimeoutMs, 10_000, 1),

@@ -66,7 +66,7 @@ for (const [who, serverOn, clientOn] of [['server', false, true], ['client', tru
 async function rawSession(protocol: Protocol, maxMessageBytes: number) {
   const x = extensionVectors();
   const server = createServer({
-    protocol, handlers: { echo: (req: { item: unknown }) => req.item }, compressAboveBytes: 1024, maxMessageBytes, maxPartialMessages: 16,
+    protocol, handlers: { echo: (req: { item: unknown }) => req.item }, compressAboveBytes: 1024, maxMessageBytes, maxPartialMessages: 16, fragmentWindowBytes: 256 * 1024, // as in the vectors
   });
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
   const socket = connect({ host: '127.0.0.1', port });

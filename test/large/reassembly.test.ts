@@ -29,7 +29,7 @@ function payload(size: number, salt: number): Buffer {
  */
 function stream(fragmentBytes: number, maxOpen: number): { bytes: Buffer; large: Msg[]; small: Msg[] } {
   const enc = new FrameEncoder();
-  const outbox = new Outbox(fragmentBytes);
+  const outbox = new Outbox(fragmentBytes, 1 << 30);
   outbox.configure(maxOpen, 1 << 30);
   const sizes = [100_000, 70_001, fragmentBytes - 4, 5, 300_000, fragmentBytes + 1];
   const large: Msg[] = sizes.map((size, i) => {
@@ -122,7 +122,7 @@ function protocolError(chunks: Buffer[], maxPartialMessages = 4, maxMessageBytes
 
 test('fragments spend the peer window: nothing beyond it goes out until acknowledged', () => {
   const enc = new FrameEncoder();
-  const outbox = new Outbox(1000);
+  const outbox = new Outbox(1000, 2500);
   outbox.configure(4, 2500);
   const body = payload(10_000, 9);
   outbox.add(FrameType.RESPONSE, 0, 77, body);
@@ -137,6 +137,34 @@ test('fragments spend the peer window: nothing beyond it goes out until acknowle
   assert.is(rounds, 9); // 10000 bytes = 996 in the first fragment + 9004 in CONTINUATIONs of <= 1000
   const { messages } = receive([Buffer.concat(enc.take())], 4);
   assert.is(messages[0]!.body, body.toString('hex'));
+});
+
+test('a shallow outbox keeps only interleaveWindowBytes unacknowledged; a deep one uses the whole window', () => {
+  const enc = new FrameEncoder();
+  const outbox = new Outbox(1000, 2000);
+  outbox.configure(4, 8000);
+  outbox.add(FrameType.RESPONSE, 0, 5, payload(20_000, 3));
+  outbox.shallow = true;
+  let sent = 0;
+  for (let n = outbox.round(enc); n > 0; n = outbox.round(enc)) sent += n;
+  assert.is(sent, 2000, 'shallow: two fragments in flight, though the peer allows 8000 bytes');
+  outbox.shallow = false;
+  for (let n = outbox.round(enc); n > 0; n = outbox.round(enc)) sent += n;
+  assert.is(sent, 8000, 'deep: the whole window');
+  outbox.credit += 7000; // acknowledged; 1000 bytes still in flight
+  outbox.shallow = true;
+  for (let n = outbox.round(enc); n > 0; n = outbox.round(enc)) sent += n;
+  assert.is(sent, 9000, 'shallow again: only up to 2000 in flight');
+});
+
+test('a shallow window smaller than a fragment still lets one fragment through', () => {
+  const enc = new FrameEncoder();
+  const outbox = new Outbox(1000, 100);
+  outbox.configure(4, 8000);
+  outbox.add(FrameType.RESPONSE, 0, 5, payload(5000, 3));
+  outbox.shallow = true;
+  assert.is(outbox.round(enc), 1000);
+  assert.is(outbox.round(enc), 0);
 });
 
 test('a declared total above maxMessageBytes is refused at the first fragment; its continuations are ignored', () => {

@@ -49,7 +49,7 @@ async function rawServer(script: (socket: Socket, reader: SocketReader) => Promi
 test('a raw client sending the extension vectors gets the SPEC answers from a real server', async () => {
   // P = 16 as in the vectors.
   const server = createServer({
-    protocol, handlers: { echo: (req: { item: unknown }) => req.item }, compressAboveBytes: 1024, maxPartialMessages: 16,
+    protocol, handlers: { echo: (req: { item: unknown }) => req.item }, compressAboveBytes: 1024, maxPartialMessages: 16, fragmentWindowBytes: 256 * 1024, // as in the vectors
   });
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
   const socket = connect({ host: '127.0.0.1', port });
@@ -91,7 +91,7 @@ test('a real client offers the extensions, fragments exactly as the vector, and 
     socket.write(x.compressedResponse);
   });
   const client = createClient({
-    protocol, endpoints: [`127.0.0.1:${raw.port}`], fragmentBytes: 8, compressAboveBytes: 1 << 20, maxPartialMessages: 16,
+    protocol, endpoints: [`127.0.0.1:${raw.port}`], fragmentBytes: 8, compressAboveBytes: 1 << 20, maxPartialMessages: 16, fragmentWindowBytes: 256 * 1024,
   });
   try {
     const r = await client.call('echo', { item: vectorItem });
