@@ -15,7 +15,8 @@ import type { Logger, RpcObserver } from '../observability/observer.js';
 import { logClose } from '../observability/log-policy.js';
 import { readyEvent } from '../security/tls.js';
 import { CallTable, type ClientCall } from './call-table.js';
-import { FramedSocket, type FramedSocketOptions } from './framed-socket.js';
+import { FramedSocket } from './framed-socket.js';
+import type { FramedSocketOptions } from './framed-socket-options.js';
 import { decodeDeclared, decodeExact } from './payload.js';
 
 /** Filled options of a {@link ClientConnection}. */

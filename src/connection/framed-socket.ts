@@ -6,70 +6,14 @@ import { FrameType, type FrameSink } from '../framing/frame.js';
 import { FrameDecoder, type FrameDecoderOptions } from '../framing/frame-decoder.js';
 import { FrameEncoder, type BodyWriter } from '../framing/frame-encoder.js';
 import type { ExtensionSupport, Negotiated } from '../framing/extensions.js';
-import type { RpcObserver } from '../observability/observer.js';
-import { LargeMessages, type LargeMessageOptions } from './large-messages.js';
+import { Keepalive } from './keepalive.js';
+import type { FramedSocketHandler, FramedSocketOptions } from './framed-socket-options.js';
+import { LargeMessages } from './large-messages.js';
 
 /** How long an ended socket may wait for its peer to close before it is destroyed. */
 const LINGER_MS = 1000;
 /** Fragment bytes written per event-loop turn at most, so reads and small calls get their turn. */
 const ROUND_BUDGET_BYTES = 1024 * 1024;
-
-/** Filled options of a {@link FramedSocket}. */
-export interface FramedSocketOptions extends LargeMessageOptions {
-  maxFrameBytes: number;
-  expectPreface: boolean;
-  /**
-   * Send a PING after this long without receiving anything; 0 disables keepalive. While the owner
-   * awaits replies ({@link FramedSocketHandler.awaitingReplies}) the PING goes out after only
-   * {@link probeAfterMs} of silence.
-   */
-  keepaliveMs: number;
-  /** Declare the peer dead when nothing arrives this long after a PING (our own loop stalls not counted). */
-  keepaliveTimeoutMs: number;
-  /** Stop reading from the socket while it cannot be written (a peer that does not read us). */
-  pauseReadsWhenBlocked: boolean;
-  /** Bytes allowed to wait for a peer that does not read before the connection is dropped. */
-  maxQueuedBytes: number;
-  /**
-   * Count fragments waiting for the peer's WINDOW in {@link FramedSocket.queuedBytes}, beyond those of
-   * one message: on a server they are answers a peer asked for (it could ask for gigabytes and never
-   * acknowledge); a client's own requests are its caller's to bound. Default false.
-   */
-  countUnsentFragments?: boolean;
-  /** Told of bytes in and out, when metrics are wanted. */
-  observer?: RpcObserver | undefined;
-}
-
-/** What a {@link FramedSocket} reports to its owner. */
-export interface FramedSocketHandler {
-  onFrame: FrameSink;
-  /** Called exactly once, when the socket is gone; `error` says why (code UNAVAILABLE for a plain close). */
-  onClose(error: RpcError): void;
-  /** A REQUEST or RESPONSE was refused before delivery (too large, does not inflate): fail that call. */
-  onRefused(type: number, flags: number, id: number, error: RpcError): void;
-  /**
-   * True while the owner waits for the peer to answer (a client with calls in flight). A peer that
-   * says nothing then is probed early: a silent peer is found within a call's deadline, not after
-   * `keepaliveMs` of idleness. Absent: keepalive probes only after `keepaliveMs`.
-   */
-  awaitingReplies?(): boolean;
-  /**
-   * Called after a flush handed the encoder's bytes (and any fragments it could) to the socket: every
-   * frame appended before it is written, except messages {@link FramedSocket.pending} still names.
-   */
-  onWritten?(): void;
-}
-
-/**
- * How long a connection that awaits replies may hear nothing before it PINGs: an eighth of the PING
- * timeout (250 ms for the client's default 2 s), at most `keepaliveMs`. A PING costs 10 bytes each
- * way and is sent only when nothing at all arrived, so a silent peer is declared dead after about
- * 1.1 to 1.3 times `keepaliveTimeoutMs` of silence, while a peer whose loop is merely blocked has the
- * whole `keepaliveTimeoutMs` to answer.
- */
-export function probeAfterMs(keepaliveMs: number, keepaliveTimeoutMs: number): number {
-  return Math.max(1, Math.min(keepaliveMs, Math.floor(keepaliveTimeoutMs / 8)));
-}
 
 /**
  * A socket with framing: decodes incoming frames, batches outgoing frames into one write per tick,
@@ -86,16 +30,7 @@ export class FramedSocket {
   private blocked = false;
   private closed = false;
   private closeError: RpcError | undefined;
-  private gotData = false;
-  private pingOutstanding = false;
-  private pingId = 0;
-  private pingSentAt = 0;
-  private keepaliveTimer: NodeJS.Timeout | undefined;
-  private keepaliveDueAt = 0;
-  /** Period the keepalive timer was last armed with. */
-  private keepaliveArmedMs = 0;
-  /** See {@link probeAfterMs}. */
-  private readonly probeMs: number;
+  private readonly keepalive: Keepalive;
   private lingerTimer: NodeJS.Timeout | undefined;
   /** Compression, fragments and their window (SPEC.md section 12). */
   private readonly large: LargeMessages;
@@ -113,7 +48,14 @@ export class FramedSocket {
     private readonly handler: FramedSocketHandler,
   ) {
     this.large = new LargeMessages(options, this, handler);
-    this.probeMs = probeAfterMs(options.keepaliveMs, options.keepaliveTimeoutMs);
+    this.keepalive = new Keepalive(options.keepaliveMs, options.keepaliveTimeoutMs, {
+      ping: (id) => {
+        this.encoder.raw(FrameType.PING, 0, id, null);
+        this.flushSoon();
+      },
+      dead: (error) => this.destroy(error),
+      awaitingReplies: () => handler.awaitingReplies?.() === true,
+    });
     this.decoderOptions = { ...options, target: (type, _flags, id, len) => this.large.target(type, id, len) };
     this.decoder = new FrameDecoder(this.decoderOptions, this.onFrame);
     socket.setNoDelay(true);
@@ -128,7 +70,7 @@ export class FramedSocket {
    * written before the client's preface would make the server drop the connection.
    */
   startKeepalive(): void {
-    if (this.options.keepaliveMs > 0 && !this.closed && this.keepaliveTimer === undefined) this.armKeepalive(this.options.keepaliveMs);
+    if (!this.closed) this.keepalive.start();
   }
 
   /**
@@ -140,21 +82,14 @@ export class FramedSocket {
     this.decoderOptions.limitName = limitName;
   }
 
-  /**
-   * The owner now awaits a reply (a call was sent): if keepalive is waiting out a long idle period,
-   * probe after {@link probeAfterMs} instead. Cheap enough to call per call.
-   */
+  /** The owner now awaits a reply (a call was sent): see `Keepalive.expectReply`. Cheap per call. */
   expectReply(): void {
-    if (this.keepaliveArmedMs > this.probeMs && !this.pingOutstanding && this.keepaliveTimer !== undefined) this.armKeepalive(this.probeMs);
+    this.keepalive.expectReply();
   }
 
-  /**
-   * True when a PING has gone unanswered for at least {@link probeAfterMs}: nothing at all arrived
-   * since before it was sent. Our own loop may have been blocked meanwhile, with the answer unread:
-   * ask again after this turn's I/O (`setImmediate`) before judging the peer by it.
-   */
+  /** True when our PING has gone unanswered for a while: see `Keepalive.unanswered`. */
   get unanswered(): boolean {
-    return this.pingOutstanding && !this.gotData && performance.now() - this.pingSentAt >= this.probeMs;
+    return this.keepalive.unanswered;
   }
 
   /** True once the socket is closed or closing. */
@@ -281,7 +216,7 @@ export class FramedSocket {
     }
     this.flush();
     this.closed = true;
-    this.stopKeepalive();
+    this.keepalive.stop();
     this.socket.end();
     // A peer that never reads would keep a half-closed socket forever: bound it.
     clearTimeout(this.lingerTimer);
@@ -325,7 +260,7 @@ export class FramedSocket {
     this.closeError ??= error;
     this.closed = true;
     this.dropLarge();
-    this.stopKeepalive();
+    this.keepalive.stop();
     this.socket.destroy();
   }
 
@@ -411,7 +346,7 @@ export class FramedSocket {
   };
 
   private readonly onData = (chunk: Buffer): void => {
-    this.gotData = true;
+    this.keepalive.gotData = true;
     this.options.observer?.bytesReceived?.(chunk.length);
     try {
       this.decoder.push(chunk);
@@ -429,9 +364,7 @@ export class FramedSocket {
       this.encoder.raw(FrameType.PONG, 0, id, null);
       this.flushSoon();
     } else if (type === FrameType.PONG) {
-      // Any frame counts as life. The answer to our PING also starts the next quiet period now, not at
-      // the PING's deadline: a peer that stops right after answering is still found within one period.
-      if (this.pingOutstanding && id === this.pingId && this.keepaliveTimer !== undefined) this.restartKeepalive();
+      this.keepalive.pong(id);
     } else if (this.large.wants(type, flags, body.length)) {
       this.large.receive(type, flags, id, body);
     } else {
@@ -447,58 +380,8 @@ export class FramedSocket {
   private readonly onSocketClose = (): void => {
     this.closed = true;
     this.dropLarge();
-    this.stopKeepalive();
+    this.keepalive.stop();
     clearTimeout(this.lingerTimer);
     this.handler.onClose(this.closeError ?? new RpcError(Code.UNAVAILABLE, 'connection closed by peer'));
-  };
-
-  private armKeepalive(ms: number): void {
-    this.keepaliveDueAt = performance.now() + ms;
-    this.keepaliveArmedMs = ms;
-    // A new timer each time: `refresh()` would keep the first delay, turning keepaliveTimeoutMs into keepaliveMs.
-    clearTimeout(this.keepaliveTimer);
-    this.keepaliveTimer = setTimeout(this.onKeepalive, ms);
-    this.keepaliveTimer.unref();
-  }
-
-  private stopKeepalive(): void {
-    if (this.keepaliveTimer !== undefined) clearTimeout(this.keepaliveTimer);
-    this.keepaliveTimer = undefined;
-  }
-
-  /** Life seen: wait a quiet period (short while replies are awaited) before the next PING. */
-  private restartKeepalive(): void {
-    this.gotData = false;
-    this.pingOutstanding = false;
-    this.armKeepalive(this.handler.awaitingReplies?.() === true ? this.probeMs : this.options.keepaliveMs);
-  }
-
-  private readonly onKeepalive = (): void => {
-    const { keepaliveTimeoutMs } = this.options;
-    const lateMs = performance.now() - this.keepaliveDueAt;
-    if (this.gotData) {
-      this.restartKeepalive();
-    } else if (!this.pingOutstanding) {
-      this.pingOutstanding = true;
-      this.pingId = (this.pingId + 1) >>> 0;
-      this.pingSentAt = performance.now();
-      this.encoder.raw(FrameType.PING, 0, this.pingId, null);
-      this.flushSoon();
-      this.armKeepalive(keepaliveTimeoutMs);
-    } else if (lateMs > keepaliveTimeoutMs / 2) {
-      // Our own event loop stalled: the answer may be unread in the socket. Not the peer's fault.
-      this.armKeepalive(keepaliveTimeoutMs);
-    } else {
-      // Timers run before I/O in a loop turn: if our loop was blocked up to about now, the answer may
-      // be unread in the socket. Judge after this turn's I/O has been read.
-      setImmediate(this.judgeKeepalive);
-    }
-  };
-
-  private readonly judgeKeepalive = (): void => {
-    // Closed, or the PONG was among what this turn read (and restarted the cycle).
-    if (this.closed || !this.pingOutstanding) return;
-    if (this.gotData) return this.onKeepalive();
-    this.destroy(new RpcError(Code.UNAVAILABLE, `keepalive timeout: no answer to PING within ${this.options.keepaliveTimeoutMs} ms`));
   };
 }
