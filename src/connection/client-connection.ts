@@ -1,23 +1,22 @@
 import type { Socket } from 'node:net';
-import { createHash } from 'node:crypto';
 import type { PeerCodec } from '../codec/peer-codec.js';
 import { invalidRequest } from '../codec/invalid-value.js';
 import type { Protocol } from '../codec/protocol.js';
 import type { ResolverCache } from '../codec/resolver-cache.js';
 import { Code, errorCode } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
-import { readErrorHead, readGoaway, requestFlags, writeRequest, type RequestDraft } from '../framing/bodies.js';
-import { Flag, FrameType, PREFACE } from '../framing/frame.js';
-import { helloType, readHandshake, welcomeType, writeHandshake, type Hello, type Welcome } from '../framing/handshake.js';
+import { readGoaway, requestFlags, writeRequest, type RequestDraft } from '../framing/bodies.js';
+import { Flag, FrameType, PREFACE, idAfter } from '../framing/frame.js';
 import { accepted, offer } from '../framing/extensions.js';
 import { TOKEN_META_KEY } from '../security/auth.js';
 import type { Logger, RpcObserver } from '../observability/observer.js';
 import { logClose } from '../observability/log-policy.js';
 import { readyEvent } from '../security/tls.js';
 import { CallTable, type ClientCall } from './call-table.js';
+import { handshakeFailure, hello, readWelcome, writeHello, type HandshakeMemory } from './client-handshake.js';
 import { FramedSocket } from './framed-socket.js';
 import type { FramedSocketOptions } from './framed-socket-options.js';
-import { decodeDeclared, decodeExact } from './payload.js';
+import { decodeExact, readRemoteError } from './payload.js';
 
 /** Filled options of a {@link ClientConnection}. */
 export interface ClientConnectionOptions extends Omit<FramedSocketOptions, 'expectPreface' | 'pauseReadsWhenBlocked'> {
@@ -37,14 +36,11 @@ export interface ClientConnectionOptions extends Omit<FramedSocketOptions, 'expe
  * What the client knows about one endpoint, shared by its connections: handshake shortcuts and the
  * health figures a balancer and outlier detection read.
  */
-export interface EndpointState {
+export interface EndpointState extends HandshakeMemory {
   /** `host:port`. */
   readonly key: string;
   /** Weight from the registry (default 1). */
   weight: number;
-  serverFingerprint: Buffer | null;
-  /** Set once a server asked for our protocol text: send it up front from then on. */
-  sendProtocol: boolean;
   /** EWMA of call latency in ms. */
   latencyEwmaMs: number;
   /** Failed calls and connections since the last success. */
@@ -61,7 +57,6 @@ const LEGAL: Record<ClientConnectionState, readonly ClientConnectionState[]> = {
   closed: [],
 };
 
-const writeHello = writeHandshake(helloType);
 /** Weight of the newest sample in the latency EWMA. */
 const EWMA_ALPHA = 0.2;
 /** Largest `timeoutMs` a REQUEST can carry (u32); a caller allowing more sends none (SPEC.md section 4). */
@@ -284,21 +279,9 @@ export class ClientConnection {
   }
 
   private onError(flags: number, id: number, body: Buffer): void {
-    let error: RpcError;
     const call = id === 0 ? undefined : this.calls.take(id);
     if (id !== 0 && call === undefined) return;
-    try {
-      const head = readErrorHead(flags, body);
-      let details: unknown;
-      const reading = call === undefined ? undefined : this.codec!.responses[call.msg.index]!;
-      // When the server's error union cannot be resolved into ours, keep its code and message only.
-      if (call !== undefined && (flags & Flag.DECLARED) !== 0 && !(reading!.incompatible !== undefined && reading!.errors === undefined)) {
-        details = decodeDeclared(call.msg.errors, body, head.offset, reading!.errors);
-      }
-      error = new RpcError(errorCode(head.code), head.message, { isRemote: true, metadata: head.metadata, details });
-    } catch (err) {
-      error = new RpcError(Code.INTERNAL, `cannot decode error frame: ${(err as Error).message}`, { cause: err });
-    }
+    const error = readRemoteError(flags, body, call?.msg, call === undefined ? undefined : this.codec!.responses[call.msg.index]);
     if (call === undefined) return this.framed.destroy(error);
     call.conn = null;
     // A refusal may come while the request is still going out in fragments: stop sending it.
@@ -360,39 +343,20 @@ export class ClientConnection {
   }
 
   private sendHello(withProtocol = this.endpoint.sendProtocol): void {
-    const hello: Hello = {
-      fingerprint: this.protocol.fingerprint,
-      protocol: withProtocol ? this.protocol.text : null,
-      knownServerFingerprint: this.endpoint.serverFingerprint,
-      meta: { ...this.meta, ...offer(this.framed.support) },
-    };
     this.sentProtocol = withProtocol;
     if (!this.prefaceSent) this.framed.encoder.bytes(PREFACE);
     this.prefaceSent = true;
-    this.framed.encoder.frame(FrameType.HELLO, 0, 0, hello, writeHello);
+    this.framed.encoder.frame(FrameType.HELLO, 0, 0, hello(this.protocol, this.endpoint, withProtocol, { ...this.meta, ...offer(this.framed.support) }), writeHello);
     this.framed.flushSoon();
   }
 
   private onWelcome(body: Buffer): void {
     if (this.codec !== undefined) return this.framed.fail(new RpcError(Code.INTERNAL, 'protocol error: second WELCOME'));
-    let remote: Protocol | undefined;
+    let remote: Protocol;
     try {
-      const w = readHandshake<Welcome>(welcomeType, body);
-      const id = w.fingerprint.toString('hex');
-      if (w.protocol !== null) {
-        if (createHash('md5').update(w.protocol).digest('hex') !== id) throw new Error('server protocol does not match its fingerprint');
-        remote = this.cache.learn(w.protocol);
-      } else {
-        remote = this.cache.protocol(id);
-      }
-      if (w.status === 'NEED_PROTOCOL') {
-        if (this.sentProtocol) throw new Error('server asked twice for the client protocol');
-        this.endpoint.sendProtocol = true;
-        if (remote !== undefined) this.endpoint.serverFingerprint = w.fingerprint;
-        return this.sendHello(true);
-      }
-      if (remote === undefined) throw new Error('server omitted a protocol this client does not know');
-      this.endpoint.serverFingerprint = w.fingerprint;
+      const w = readWelcome(body, this.cache, this.endpoint, this.sentProtocol);
+      if (w === 'NEED_PROTOCOL') return this.sendHello(true);
+      remote = w.remote;
       this.framed.use(accepted(w.meta, this.framed.support));
     } catch (err) {
       return this.framed.fail(new RpcError(Code.INTERNAL, `protocol error in handshake: ${(err as Error).message}`, { cause: err }));
@@ -419,14 +383,7 @@ export class ClientConnection {
     clearTimeout(this.connectTimer);
     const wasReady = this.codec !== undefined;
     if (wasReady) this.observer?.connectionClosed?.(this.endpoint.key, error.code === Code.UNAVAILABLE ? undefined : error);
-    if (!wasReady && this.closeError === undefined && error.code === Code.UNAVAILABLE && error.cause === undefined && this.prefaceSent) {
-      error = new RpcError(Code.UNAVAILABLE, `${this.host}:${this.port} closed the connection during the handshake `
-        + `(${error.message}); a TLS server spoken to in plaintext, or not an avrpc server?`, { cause: error.cause ?? error });
-    }
-    if (!wasReady && this.closeError === undefined && !error.isRemote && (error.code === Code.INTERNAL || error.code === Code.RESOURCE_EXHAUSTED)) {
-      // Bytes we could not parse before the handshake finished: the endpoint is not (yet) an avrpc server.
-      error = new RpcError(Code.UNAVAILABLE, `${this.host}:${this.port} is not an avrpc v1 server (${error.message})`, { cause: error });
-    }
+    if (!wasReady && this.closeError === undefined) error = handshakeFailure(error, `${this.host}:${this.port}`, this.prefaceSent);
     this.closeError ??= error;
     if (this.logger !== undefined) logClose(this.logger, 'client', this.closeError, wasReady, this.state === 'draining', { endpoint: this.endpoint.key });
     if (this.state !== 'closed') this.transition('closed');
@@ -455,13 +412,4 @@ export class ClientConnection {
 
 function judgeTimedOut(conn: ClientConnection): void {
   conn.timedOutUnanswered();
-}
-
-/**
- * True when request id `id` comes after `lastId` in wrap-around order (u32 serial-number
- * arithmetic): 1 comes after 0xffffffff, and ids less than 2^31 apart compare by their distance.
- */
-export function idAfter(id: number, lastId: number): boolean {
-  const distance = (id - lastId) >>> 0;
-  return distance > 0 && distance < 0x80000000;
 }

@@ -1,4 +1,10 @@
 import type avro from 'avsc';
+import type { IncomingResponse } from '../codec/peer-codec.js';
+import type { MessageDef } from '../codec/protocol.js';
+import { Code, errorCode } from '../errors/code.js';
+import { RpcError } from '../errors/rpc-error.js';
+import { readErrorHead } from '../framing/bodies.js';
+import { Flag } from '../framing/frame.js';
 
 /**
  * Decodes an Avro value that must fill `body` from `offset` to its end: a short or over-long payload
@@ -36,4 +42,22 @@ export function matchDeclared(errors: avro.Type, thrown: unknown): unknown {
     return thrown;
   }
   return undefined;
+}
+
+/**
+ * The `RpcError` an ERROR frame carries (code, message, metadata, and for a call's declared error its
+ * value in `details`), or an INTERNAL one saying why the frame could not be read.
+ */
+export function readRemoteError(flags: number, body: Buffer, msg: MessageDef | undefined, reading: IncomingResponse | undefined): RpcError {
+  try {
+    const head = readErrorHead(flags, body);
+    let details: unknown;
+    // When the server's error union cannot be resolved into ours, keep its code and message only.
+    if (msg !== undefined && (flags & Flag.DECLARED) !== 0 && !(reading!.incompatible !== undefined && reading!.errors === undefined)) {
+      details = decodeDeclared(msg.errors, body, head.offset, reading!.errors);
+    }
+    return new RpcError(errorCode(head.code), head.message, { isRemote: true, metadata: head.metadata, details });
+  } catch (err) {
+    return new RpcError(Code.INTERNAL, `cannot decode error frame: ${(err as Error).message}`, { cause: err });
+  }
 }

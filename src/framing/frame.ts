@@ -64,3 +64,11 @@ export const MAX_ID = 0xffffffff;
 
 /** Receives each decoded frame. `body` is a view that stays valid after the call returns. */
 export type FrameSink = (type: number, flags: number, id: number, body: Buffer) => void;
+/**
+ * True when request id `id` comes after `lastId` in wrap-around order (u32 serial-number
+ * arithmetic): 1 comes after 0xffffffff, and ids less than 2^31 apart compare by their distance.
+ */
+export function idAfter(id: number, lastId: number): boolean {
+  const distance = (id - lastId) >>> 0;
+  return distance > 0 && distance < 0x80000000;
+}

@@ -5,7 +5,7 @@ import type { PeerCodec } from '../codec/peer-codec.js';
 import type { MessageDef, Protocol } from '../codec/protocol.js';
 import type { ResolverCache } from '../codec/resolver-cache.js';
 import { decodeExact } from '../connection/payload.js';
-import { idAfter } from '../connection/client-connection.js';
+import { idAfter } from '../framing/frame.js';
 import { FramedSocket } from '../connection/framed-socket.js';
 import { IdMap } from '../connection/id-map.js';
 import { Code } from '../errors/code.js';

@@ -7,7 +7,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createClient, type Client } from '../../src/client/client.js';
 import type { ConnectionView } from '../../src/client/balancer.js';
-import { idAfter } from '../../src/connection/client-connection.js';
+import { idAfter } from '../../src/framing/frame.js';
 import type { RpcObserver } from '../../src/observability/observer.js';
 import { poolProtocol, startServer, until, type TestServer } from '../helpers/pool-fixture.js';
 
