@@ -312,7 +312,7 @@ async function main(): Promise<void> {
     }
     if (want('3')) {
     console.log('3. memory beyond the payload while one N MB echo is in flight (arrayBuffers + heapUsed peak, MB)');
-    for (const n of [8, 32]) {
+    for (const n of [8, 32, 100]) {
       const rows = await memoryFor(child, ports.fragOn, n);
       const worst = { client: Math.max(...rows.map((r) => r.client)), server: Math.max(...rows.map((r) => r.server)) };
       results.memory.push({ n, clientWorstN: worst.client / n, serverWorstN: worst.server / n });
