@@ -1,4 +1,5 @@
 import avro from 'avsc';
+import { SPLICE_MIN_BYTES, splicing } from '../framing/splices.js';
 
 /**
  * Avro `bytes` values at least this long decode as views of the message buffer instead of copies.
@@ -12,6 +13,7 @@ interface Tap {
   pos: number;
   readLong(): number;
   readBytes(): Buffer | undefined;
+  writeLong(n: number): void;
   _invalidate(): void;
 }
 
@@ -29,6 +31,21 @@ const Base = (avro.types as unknown as { BytesType: BytesCtor }).BytesType;
  * for as long as the caller keeps it, and writing into it changes nothing anyone else reads.
  */
 class ViewBytesType extends Base {
+  /**
+   * Writes a large value by reference while a frame is being encoded (framing/splices.ts): its length
+   * here, its bytes as a buffer of their own in the socket write. It must not change until written,
+   * like any buffer given to `socket.write`; a caller's request is written before its call settles.
+   */
+  _write(tap: Tap, val: unknown): void {
+    const into = splicing.into;
+    if (into === undefined || !Buffer.isBuffer(val) || val.length < SPLICE_MIN_BYTES) {
+      (Base.prototype as unknown as { _write(tap: Tap, val: unknown): void })._write.call(this, tap, val);
+      return;
+    }
+    tap.writeLong(val.length);
+    into.push({ at: tap.pos, data: val });
+  }
+
   _read(tap: Tap): Buffer | undefined {
     const pos = tap.pos;
     const len = tap.readLong();

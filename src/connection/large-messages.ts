@@ -146,7 +146,7 @@ export class LargeMessages {
     const n = this.negotiated;
     if (n === NONE) return;
     const len = enc.lastBodyLength;
-    if (n.compression && len >= this.options.compressAboveBytes) this.compressThenSend(type, flags, id, enc.detachLast());
+    if (n.compression && len >= this.options.compressAboveBytes) this.compressThenSend(type, flags, id, joined(enc.detachLast()));
     else if (n.peerPartialMessages > 0 && len > this.options.fragmentBytes) this.outbox.add(type, flags, id, enc.detachLast());
     else this.smallMessages++;
   }
@@ -158,7 +158,7 @@ export class LargeMessages {
   sendEncoded(type: number, flags: number, id: number, body: Buffer): void {
     const n = this.negotiated;
     if (n !== NONE && n.compression && body.length >= this.options.compressAboveBytes) this.compressThenSend(type, flags, id, body);
-    else if (n !== NONE && n.peerPartialMessages > 0 && body.length > this.options.fragmentBytes) this.outbox.add(type, flags, id, body);
+    else if (n !== NONE && n.peerPartialMessages > 0 && body.length > this.options.fragmentBytes) this.outbox.add(type, flags, id, [body]);
     else {
       this.smallMessages++;
       this.host.encoder.view(type, flags, id, -1, body);
@@ -260,7 +260,7 @@ export class LargeMessages {
     const send = (data: Buffer, f: number): void => {
       if (this.deflating.get(id) !== token || this.host.gone) return;
       this.deflating.delete(id);
-      if (this.negotiated.peerPartialMessages > 0 && data.length > this.options.fragmentBytes) this.outbox.add(type, f, id, data);
+      if (this.negotiated.peerPartialMessages > 0 && data.length > this.options.fragmentBytes) this.outbox.add(type, f, id, [data]);
       else this.host.encoder.view(type, f, id, -1, data);
       this.host.flushSoon();
     };
@@ -288,4 +288,9 @@ function writeWindow(n: number, buf: Buffer, pos: number): number {
   if (pos + 4 > buf.length) return -4;
   buf.writeUInt32BE(n, pos);
   return pos + 4;
+}
+
+/** One buffer of a message's parts: the part itself, or a copy of them joined (for deflate). */
+function joined(parts: readonly Buffer[]): Buffer {
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }

@@ -5,8 +5,14 @@ interface Outgoing {
   type: number;
   flags: number;
   id: number;
-  data: Buffer;
-  /** Bytes of `data` sent so far. */
+  /** The message body, in parts (several when large values were spliced in, see framing/splices.ts). */
+  parts: readonly Buffer[];
+  /** Body length: the parts' lengths added up. */
+  length: number;
+  /** The part the next fragment starts in, and the offset in it. */
+  part: number;
+  partPos: number;
+  /** Bytes of the body sent so far. */
   sent: number;
   /** True once the first fragment went out (the message is open). */
   started: boolean;
@@ -77,7 +83,7 @@ export class Outbox {
     const q = this.queue;
     if (q.length < 2) return 0;
     let largest = 0;
-    for (let i = 0; i < q.length; i++) largest = Math.max(largest, q[i]!.data.length - q[i]!.sent);
+    for (let i = 0; i < q.length; i++) largest = Math.max(largest, q[i]!.length - q[i]!.sent);
     return this.unsent - largest;
   }
 
@@ -94,11 +100,13 @@ export class Outbox {
   }
 
   /** Queues a message body (uncompressed or already compressed) to go out in fragments. */
-  add(type: number, flags: number, id: number, data: Buffer): void {
-    const m: Outgoing = { type, flags, id, data, sent: 0, started: false, done: false };
+  add(type: number, flags: number, id: number, parts: readonly Buffer[]): void {
+    let length = 0;
+    for (let i = 0; i < parts.length; i++) length += parts[i]!.length;
+    const m: Outgoing = { type, flags, id, parts, length, part: 0, partPos: 0, sent: 0, started: false, done: false };
     this.queue.push(m);
     this.byId.set(id, m);
-    this.unsent += data.length;
+    this.unsent += length;
   }
 
   /** Drops what is left of the message of `id` (its call was cancelled); true if there was one. */
@@ -107,7 +115,7 @@ export class Outbox {
     if (m === undefined) return false;
     this.byId.delete(id);
     if (m.started) this.openCount--;
-    this.unsent -= m.data.length - m.sent;
+    this.unsent -= m.length - m.sent;
     this.queue = this.queue.filter((q) => q !== m);
     return true;
   }
@@ -136,7 +144,7 @@ export class Outbox {
     for (let i = 0; i < q.length; i++) {
       const m = q[i]!;
       if ((!m.started && this.openCount >= this.maxOpen) || this.nextLength(m) > credit) continue;
-      const left = m.data.length - m.sent;
+      const left = m.length - m.sent;
       if (left < bestLeft) {
         best = i;
         bestLeft = left;
@@ -157,17 +165,17 @@ export class Outbox {
 
   /** Body length of the next fragment of `m`. */
   private nextLength(m: Outgoing): number {
-    if (!m.started) return 4 + Math.min(this.fragmentBytes - 4, m.data.length);
-    return Math.min(this.fragmentBytes, m.data.length - m.sent);
+    if (!m.started) return 4 + Math.min(this.fragmentBytes - 4, m.length);
+    return Math.min(this.fragmentBytes, m.length - m.sent);
   }
 
   private fragment(encoder: FrameEncoder, m: Outgoing): number {
-    const total = m.data.length;
+    const total = m.length;
     if (!m.started) {
       // The first fragment's body is the u32 total then data, within fragmentBytes. It always has
       // MORE: a message that fits in it still ends with an empty CONTINUATION next round.
       const n = Math.min(this.fragmentBytes - 4, total);
-      encoder.view(m.type, m.flags | Flag.MORE, m.id, total, m.data.subarray(0, n));
+      encoder.view(m.type, m.flags | Flag.MORE, m.id, total, take(m, n));
       this.openCount++;
       m.started = true;
       m.sent = n;
@@ -179,7 +187,29 @@ export class Outbox {
     m.sent = start + n;
     this.unsent -= n;
     m.done = m.sent === total;
-    encoder.view(FrameType.CONTINUATION, m.done ? 0 : Flag.MORE, m.id, -1, m.data.subarray(start, m.sent));
+    encoder.view(FrameType.CONTINUATION, m.done ? 0 : Flag.MORE, m.id, -1, take(m, n));
     return n;
   }
+}
+
+/** The next `n` bytes of `m`'s body, as views of its parts (usually one), moving its cursor past them. */
+function take(m: Outgoing, n: number): Buffer | Buffer[] {
+  const first = m.parts[m.part];
+  if (first !== undefined && first.length - m.partPos > n) {
+    m.partPos += n;
+    return first.subarray(m.partPos - n, m.partPos);
+  }
+  const out: Buffer[] = [];
+  while (n > 0) {
+    const p = m.parts[m.part]!;
+    const k = Math.min(n, p.length - m.partPos);
+    out.push(p.subarray(m.partPos, m.partPos + k));
+    n -= k;
+    m.partPos += k;
+    if (m.partPos === p.length) {
+      m.part++;
+      m.partPos = 0;
+    }
+  }
+  return out;
 }

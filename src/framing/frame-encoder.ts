@@ -1,4 +1,5 @@
 import { HEADER_BYTES } from './frame.js';
+import { splicing, type Splice } from './splices.js';
 
 /** Writes a value's bytes at `pos` in `buf`; returns the end offset, or a negative number if it did not fit. */
 export type BodyWriter<T> = (value: T, buf: Buffer, pos: number) => number;
@@ -19,6 +20,15 @@ export class FrameEncoder {
   private spilledBytes = 0;
   /** Where the last frame appended by {@link frame} starts in the arena. */
   private lastStart = -1;
+  /** Body length of the last frame appended by {@link frame}. */
+  private lastBodyLen = 0;
+  /**
+   * When the last frame had values spliced in (see splices.ts): where its parts begin in `spilled`
+   * (its header and first body bytes, then the values and the arena bytes between them); -1 otherwise.
+   */
+  private lastSpilledFrom = -1;
+  /** Reused list of the splices of the frame being encoded. */
+  private readonly splices: Splice[] = [];
 
   /** Bytes encoded and not yet taken. */
   get pendingBytes(): number {
@@ -31,67 +41,109 @@ export class FrameEncoder {
    * `write` may throw (an invalid value): nothing is appended then.
    */
   frame<T>(type: number, flags: number, id: number, value: T, write: BodyWriter<T>): void {
+    const splices = this.splices;
+    splices.length = 0;
+    splicing.into = splices;
     let bodyStart = this.pos + HEADER_BYTES;
-    let end = bodyStart <= this.arena.length ? write(value, this.arena, bodyStart) : 0;
-    if (end <= 0) {
-      // avsc reports minus the missing byte count, which gives the exact body size.
-      let size = bodyStart <= this.arena.length ? this.arena.length - bodyStart - end : 1024;
-      do {
-        this.grow(HEADER_BYTES + size);
-        bodyStart = HEADER_BYTES;
-        end = write(value, this.arena, bodyStart);
-        size *= 2;
-      } while (end <= 0);
+    let end: number;
+    try {
+      end = bodyStart <= this.arena.length ? write(value, this.arena, bodyStart) : 0;
+      if (end <= 0) {
+        // avsc reports minus the missing byte count, which gives the exact body size.
+        let size = bodyStart <= this.arena.length ? this.arena.length - bodyStart - end : 1024;
+        do {
+          splices.length = 0;
+          this.grow(HEADER_BYTES + size);
+          bodyStart = HEADER_BYTES;
+          end = write(value, this.arena, bodyStart);
+          size *= 2;
+        } while (end <= 0);
+      }
+    } finally {
+      splicing.into = undefined;
     }
-    this.header(this.pos, end - bodyStart, type, flags, id);
-    this.lastStart = this.pos;
+    let bodyLen = end - bodyStart;
+    this.lastSpilledFrom = -1;
+    if (splices.length > 0) {
+      for (let i = 0; i < splices.length; i++) bodyLen += splices[i]!.data.length;
+      this.spill();
+      this.lastSpilledFrom = this.spilled.length;
+      // The arena up to each value, then the value itself; the arena bytes after the last one stay pending.
+      for (let i = 0; i < splices.length; i++) {
+        const s = splices[i]!;
+        this.push(this.arena.subarray(this.start, s.at));
+        this.push(s.data);
+        this.start = s.at;
+      }
+    }
+    this.header(bodyStart - HEADER_BYTES, bodyLen, type, flags, id);
+    this.lastStart = bodyStart - HEADER_BYTES;
+    this.lastBodyLen = bodyLen;
     this.pos = end;
   }
 
   /** Body length of the frame just appended by {@link frame}. */
   get lastBodyLength(): number {
-    return this.pos - this.lastStart - HEADER_BYTES;
+    return this.lastBodyLen;
   }
 
   /**
-   * Takes back the frame just appended by {@link frame} and returns its body, which stays valid: a
-   * large body keeps its bytes where they are (the arena is given up to it, no copy), a small one is
-   * copied out. Used to fragment or compress a message after encoding it.
+   * Takes back the frame just appended by {@link frame} and returns its body, as one or more buffers
+   * (several when large values were spliced in), which stay valid: a large body keeps its bytes where
+   * they are (the arena is given up to it, no copy), a small one is copied out. Used to fragment or
+   * compress a message after encoding it.
    */
-  detachLast(): Buffer {
+  detachLast(): Buffer[] {
     const bodyStart = this.lastStart + HEADER_BYTES;
+    if (this.lastSpilledFrom >= 0) {
+      const parts = this.spilled.splice(this.lastSpilledFrom);
+      for (let i = 0; i < parts.length; i++) this.spilledBytes -= parts[i]!.length;
+      parts[0] = parts[0]!.subarray(HEADER_BYTES);
+      if (this.pos > this.start) parts.push(this.arena.subarray(this.start, this.pos));
+      this.lastSpilledFrom = -1;
+      this.lastStart = -1;
+      // The parts view the arena from bodyStart on: never write there again.
+      this.start = this.pos = bodyStart - HEADER_BYTES;
+      this.grow(0);
+      return parts.filter((p) => p.length > 0);
+    }
     const len = this.pos - bodyStart;
     this.pos = this.lastStart;
     this.lastStart = -1;
     if (len < MIN_ARENA_BYTES / 4) {
       const copy = Buffer.allocUnsafe(len);
       this.arena.copy(copy, 0, bodyStart, bodyStart + len);
-      return copy;
+      return [copy];
     }
     const body = this.arena.subarray(bodyStart, bodyStart + len);
     this.grow(0);
-    return body;
+    return [body];
   }
 
   /**
-   * Appends a frame whose body is `prefix` (an optional u32, -1 for none) followed by `data`, which is
-   * not copied: it goes out as its own buffer, so it must not change until written.
+   * Appends a frame whose body is `prefix` (an optional u32, -1 for none) followed by `data` (one
+   * buffer or several, in order), which is not copied: it goes out as buffers of its own, so it must
+   * not change until written.
    */
-  view(type: number, flags: number, id: number, prefix: number, data: Buffer): void {
+  view(type: number, flags: number, id: number, prefix: number, data: Buffer | readonly Buffer[]): void {
     const extra = prefix < 0 ? 0 : 4;
+    let len = 0;
+    if (Buffer.isBuffer(data)) len = data.length;
+    else for (let i = 0; i < data.length; i++) len += data[i]!.length;
     if (this.pos + HEADER_BYTES + extra > this.arena.length) this.grow(HEADER_BYTES + extra);
-    this.header(this.pos, extra + data.length, type, flags, id);
+    this.header(this.pos, extra + len, type, flags, id);
     if (extra > 0) this.arena.writeUInt32BE(prefix, this.pos + HEADER_BYTES);
     this.pos += HEADER_BYTES + extra;
-    if (data.length < 512 && this.pos + data.length <= this.arena.length) {
+    if (len < 512 && this.pos + len <= this.arena.length) {
       // Small data: a copy is cheaper than one more buffer to write.
-      data.copy(this.arena, this.pos);
-      this.pos += data.length;
+      if (Buffer.isBuffer(data)) data.copy(this.arena, this.pos);
+      else for (let i = 0, at = this.pos; i < data.length; at += data[i]!.length, i++) data[i]!.copy(this.arena, at);
+      this.pos += len;
       return;
     }
     this.spill();
-    this.spilled.push(data);
-    this.spilledBytes += data.length;
+    if (Buffer.isBuffer(data)) this.push(data);
+    else for (let i = 0; i < data.length; i++) this.push(data[i]!);
   }
 
   /** Appends a frame whose body is already bytes (copied into the arena). */
@@ -125,6 +177,13 @@ export class FrameEncoder {
     a[at + 4] = type;
     a[at + 5] = flags;
     a.writeUInt32BE(id, at + 6);
+  }
+
+  /** Adds a buffer to go out after everything spilled so far. */
+  private push(buf: Buffer): void {
+    if (buf.length === 0) return;
+    this.spilled.push(buf);
+    this.spilledBytes += buf.length;
   }
 
   /** Moves the arena's pending bytes to the spilled list; the arena goes on after them. */

@@ -8,6 +8,8 @@ import {
   type RequestDraft,
 } from '../../src/framing/bodies.js';
 import { Flag, FrameType } from '../../src/framing/frame.js';
+import { viewBytesHook } from '../../src/codec/view-bytes.js';
+import { SPLICE_MIN_BYTES } from '../../src/framing/splices.js';
 
 const test = suite('frame encoder and bodies');
 const strings = avro.Type.forSchema({ type: 'array', items: 'string' });
@@ -48,6 +50,57 @@ test('a body writer that throws appends nothing', () => {
   enc.raw(FrameType.PING, 0, 1, null);
   assert.throws(() => enc.frame(FrameType.RESPONSE, 0, 2, [1 as unknown as string], writeStrings));
   assert.equal(decodeAll(enc.take()).map((f) => f.id), [1]);
+});
+
+const blobs = avro.Type.forSchema({
+  type: 'record', name: 'Blobs', fields: [{ name: 'a', type: 'bytes' }, { name: 'n', type: 'long' }, { name: 'b', type: 'bytes' }, { name: 's', type: 'string' }],
+}, { typeHook: viewBytesHook });
+type Blobs = { a: Buffer; n: number; b: Buffer; s: string };
+const writeBlobs = (v: Blobs, buf: Buffer, pos: number) => blobs.encode(v, buf, pos);
+const big = (n: number, salt: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 7 + salt) & 0xff));
+/** Field by field (uvu's deep equal misreads Buffers that are views into a larger buffer). */
+function sameBlobs(x: Blobs, y: Blobs, what: string): void {
+  assert.ok(x.a.equals(y.a) && x.b.equals(y.b) && x.n === y.n && x.s === y.s, what);
+}
+
+test('large bytes values go out by reference, not copied, and the frames decode to the same values', () => {
+  const enc = new FrameEncoder();
+  const v: Blobs = { a: big(SPLICE_MIN_BYTES, 1), n: 42, b: big(SPLICE_MIN_BYTES * 3 + 5, 2), s: 'tail' };
+  const small: Blobs = { a: big(10, 3), n: 1, b: big(SPLICE_MIN_BYTES - 1, 4), s: '' };
+  enc.raw(FrameType.PING, 0, 9, null);
+  enc.frame(FrameType.RESPONSE, 0, 1, v, writeBlobs);
+  assert.is(enc.lastBodyLength, blobs.toBuffer(v).length);
+  enc.frame(FrameType.RESPONSE, 0, 2, small, writeBlobs);
+  const out = enc.take();
+  assert.ok(out.includes(v.a) && out.includes(v.b), 'both large values are buffers of the write themselves');
+  assert.ok(!out.some((b) => b.buffer === small.b.buffer), 'a value under the threshold is copied');
+  const frames = decodeAll(out);
+  assert.equal(frames.map((f) => [f.type, f.id]), [[FrameType.PING, 9], [FrameType.RESPONSE, 1], [FrameType.RESPONSE, 2]]);
+  sameBlobs(blobs.fromBuffer(frames[1]!.body) as Blobs, v, 'frame 1');
+  sameBlobs(blobs.fromBuffer(frames[2]!.body) as Blobs, small, 'frame 2');
+});
+
+test('a frame with values spliced in detaches as its body parts, and frames around it are untouched', () => {
+  const enc = new FrameEncoder();
+  const v: Blobs = { a: big(SPLICE_MIN_BYTES + 1, 5), n: -7, b: big(SPLICE_MIN_BYTES, 6), s: 'x' };
+  enc.raw(FrameType.PING, 0, 1, null);
+  enc.frame(FrameType.RESPONSE, 0, 2, v, writeBlobs);
+  const parts = enc.detachLast();
+  assert.ok(parts.includes(v.a) && parts.includes(v.b));
+  assert.ok(Buffer.concat(parts).equals(blobs.toBuffer(v)));
+  enc.raw(FrameType.PING, 0, 3, null);
+  const frames = decodeAll(enc.take());
+  assert.equal(frames.map((f) => [f.type, f.id]), [[FrameType.PING, 1], [FrameType.PING, 3]]);
+  assert.ok(Buffer.concat(parts).equals(blobs.toBuffer(v)), 'the parts still hold the body after more frames were encoded');
+});
+
+test('outside a frame, large bytes values are copied as usual', () => {
+  const v: Blobs = { a: big(SPLICE_MIN_BYTES * 2, 7), n: 0, b: big(1, 8), s: '' };
+  const buf = blobs.toBuffer(v);
+  sameBlobs(blobs.fromBuffer(buf) as Blobs, v, 'toBuffer');
+  const into = Buffer.alloc(buf.length + 10);
+  assert.is(blobs.encode(v, into, 10), into.length);
+  assert.ok(into.subarray(10).equals(buf));
 });
 
 test('REQUEST bodies round-trip with and without deadline and metadata', () => {

@@ -23,6 +23,18 @@ function payload(size: number, salt: number): Buffer {
   return b;
 }
 
+/** `body` cut into 1 to 5 parts at random points (some parts may be a single byte). */
+function cut(body: Buffer): Buffer[] {
+  const points = Array.from({ length: rand(5) }, () => rand(body.length + 1)).sort((a, b) => a - b);
+  const parts: Buffer[] = [];
+  let at = 0;
+  for (const p of [...points, body.length]) {
+    parts.push(body.subarray(at, p));
+    at = p;
+  }
+  return parts;
+}
+
 /**
  * Writes large messages through the Outbox (fragments, round-robin, `maxOpen` open at once) with a
  * small frame between every round, as the socket writer does. Returns the stream and what was sent.
@@ -36,7 +48,8 @@ function stream(fragmentBytes: number, maxOpen: number): { bytes: Buffer; large:
     const type = i % 2 === 0 ? FrameType.REQUEST : FrameType.RESPONSE;
     const flags = i % 3 === 0 ? Flag.DEADLINE : 0;
     const body = payload(size, i);
-    outbox.add(type, flags, BIG + i, body);
+    // In parts, as a message with large values spliced in arrives (framing/splices.ts): cut at random.
+    outbox.add(type, flags, BIG + i, cut(body));
     return { type, flags, id: BIG + i, body: body.toString('hex') };
   });
   const small: Msg[] = [];
@@ -125,7 +138,7 @@ test('fragments spend the peer window: nothing beyond it goes out until acknowle
   const outbox = new Outbox(1000, 2500);
   outbox.configure(4, 2500);
   const body = payload(10_000, 9);
-  outbox.add(FrameType.RESPONSE, 0, 77, body);
+  outbox.add(FrameType.RESPONSE, 0, 77, [body]);
   assert.is(outbox.round(enc) + outbox.round(enc), 2000);
   assert.is(outbox.round(enc), 0, 'a 1000-byte fragment does not fit the 500 bytes of credit left');
   let rounds = 0;
@@ -143,7 +156,7 @@ test('a shallow outbox keeps only interleaveWindowBytes unacknowledged; a deep o
   const enc = new FrameEncoder();
   const outbox = new Outbox(1000, 2000);
   outbox.configure(4, 8000);
-  outbox.add(FrameType.RESPONSE, 0, 5, payload(20_000, 3));
+  outbox.add(FrameType.RESPONSE, 0, 5, [payload(20_000, 3)]);
   outbox.shallow = true;
   let sent = 0;
   for (let n = outbox.round(enc); n > 0; n = outbox.round(enc)) sent += n;
@@ -161,7 +174,7 @@ test('a shallow window smaller than a fragment still lets one fragment through',
   const enc = new FrameEncoder();
   const outbox = new Outbox(1000, 100);
   outbox.configure(4, 8000);
-  outbox.add(FrameType.RESPONSE, 0, 5, payload(5000, 3));
+  outbox.add(FrameType.RESPONSE, 0, 5, [payload(5000, 3)]);
   outbox.shallow = true;
   assert.is(outbox.round(enc), 1000);
   assert.is(outbox.round(enc), 0);
