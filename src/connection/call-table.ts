@@ -12,6 +12,11 @@ export interface CallOwner {
   attemptFailed(call: ClientCall, error: RpcError, mayHaveRun: boolean): void;
 }
 
+/** A socket that can tell when what was appended so far has been written (see `FramedSocket.afterWrites`). */
+export interface WriteFence {
+  afterWrites(cb: () => void): void;
+}
+
 /**
  * One client call, across all its attempts. A connection owns it while an attempt is on that
  * connection (`conn` and `id` set); the client owns it in between. Settles exactly once.
@@ -33,6 +38,12 @@ export class ClientCall {
   signal: AbortSignal | undefined = undefined;
   onAbort: (() => void) | undefined = undefined;
   done = false;
+  /**
+   * Set when the request went out with the caller's own Buffers in it (framing/splices.ts): the call
+   * settles only once the socket has written them, so a caller may reuse its Buffer once the call
+   * settled, even after an abort, a deadline or an early refusal.
+   */
+  writer: WriteFence | undefined = undefined;
 
   constructor(
     readonly msg: MessageDef,
@@ -47,12 +58,16 @@ export class ClientCall {
 
   /** Settles with a value; releases the timer and the abort listener. */
   resolve(value: unknown): void {
-    if (this.release()) this.onResolve(value);
+    if (!this.release()) return;
+    if (this.writer === undefined) return this.onResolve(value);
+    this.writer.afterWrites(() => this.onResolve(value));
   }
 
   /** Settles with an error; releases the timer and the abort listener. */
   reject(error: RpcError): void {
-    if (this.release()) this.onReject(error);
+    if (!this.release()) return;
+    if (this.writer === undefined) return this.onReject(error);
+    this.writer.afterWrites(() => this.onReject(error));
   }
 
   private release(): boolean {

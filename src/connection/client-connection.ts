@@ -12,7 +12,7 @@ import { TOKEN_META_KEY } from '../security/auth.js';
 import type { Logger, RpcObserver } from '../observability/observer.js';
 import { logClose } from '../observability/log-policy.js';
 import { readyEvent } from '../security/tls.js';
-import { CallTable, type ClientCall } from './call-table.js';
+import { CallTable, type ClientCall, type WriteFence } from './call-table.js';
 import { handshakeFailure, hello, readWelcome, writeHello, type HandshakeMemory } from './client-handshake.js';
 import { FramedSocket } from './framed-socket.js';
 import type { FramedSocketOptions } from './framed-socket-options.js';
@@ -228,6 +228,8 @@ export class ClientConnection {
     }
     call.sent = true;
     call.sentAt = performance.now();
+    // A retry's earlier socket may still be writing the same Buffers: wait for both.
+    if (this.framed.encoder.lastSpliced) call.writer = call.writer === undefined || call.writer === this.framed ? this.framed : bothWritten(call.writer, this.framed);
     this.framed.flushSoon();
     // Its id stays taken until the flush wrote the REQUEST; resolving now would claim a write not made.
     if (msg.oneWay) this.unwritten.push(call);
@@ -412,4 +414,9 @@ export class ClientConnection {
 
 function judgeTimedOut(conn: ClientConnection): void {
   conn.timedOutUnanswered();
+}
+
+/** A fence that passes once both `a` and `b` have written what they were given. */
+function bothWritten(a: WriteFence, b: WriteFence): WriteFence {
+  return { afterWrites: (cb) => a.afterWrites(() => b.afterWrites(cb)) };
 }

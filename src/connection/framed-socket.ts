@@ -37,6 +37,11 @@ export class FramedSocket {
   private roundTimer: NodeJS.Immediate | undefined;
   private endPending = false;
   private failed = false;
+  /** Write batches handed to the socket, and written by it (its write callbacks, in order). */
+  private batchesHanded = 0;
+  private batchesWritten = 0;
+  /** Callbacks waiting for a batch to be written (see {@link afterWrites}). */
+  private fences: { batch: number; cb: () => void }[] = [];
   /** Drain events so far, and what the stall check last saw (see {@link watchStall}). */
   private drains = 0;
   private stallDrains = 0;
@@ -271,13 +276,37 @@ export class FramedSocket {
   }
 
   private write(bufs: Buffer[]): void {
-    const many = bufs.length > 1;
-    if (many) this.socket.cork();
-    for (let i = 0; i < bufs.length; i++) {
+    const n = bufs.length;
+    if (n === 0) return;
+    this.batchesHanded++;
+    if (n > 1) this.socket.cork();
+    for (let i = 0; i < n; i++) {
       this.options.observer?.bytesSent?.(bufs[i]!.length);
-      if (!this.socket.write(bufs[i]!)) this.blocked = true;
+      if (!this.socket.write(bufs[i]!, i === n - 1 ? this.onBatchWritten : undefined)) this.blocked = true;
     }
-    if (many) this.socket.uncork();
+    if (n > 1) this.socket.uncork();
+  }
+
+  /**
+   * Calls `cb` once every byte appended so far has been written by the socket (or the socket is
+   * gone): after that it no longer reads any Buffer it was given. At once when nothing is pending.
+   */
+  afterWrites(cb: () => void): void {
+    const batch = this.batchesHanded + (this.encoder.pendingBytes > 0 ? 1 : 0);
+    if (batch <= this.batchesWritten || this.socket.destroyed) return cb();
+    this.fences.push({ batch, cb });
+  }
+
+  private readonly onBatchWritten = (): void => {
+    this.batchesWritten++;
+    if (this.fences.length > 0) this.runFences(false);
+  };
+
+  private runFences(all: boolean): void {
+    const ready = all ? this.fences : this.fences.filter((f) => f.batch <= this.batchesWritten);
+    if (ready.length === 0) return;
+    this.fences = all ? [] : this.fences.filter((f) => f.batch > this.batchesWritten);
+    for (const f of ready) f.cb();
   }
 
   /**
@@ -378,6 +407,8 @@ export class FramedSocket {
   };
 
   private readonly onSocketClose = (): void => {
+    // The socket reads none of our Buffers any more.
+    this.runFences(true);
     this.closed = true;
     this.dropLarge();
     this.keepalive.stop();

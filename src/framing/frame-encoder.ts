@@ -27,6 +27,8 @@ export class FrameEncoder {
    * (its header and first body bytes, then the values and the arena bytes between them); -1 otherwise.
    */
   private lastSpilledFrom = -1;
+  /** True when the last frame appended by {@link frame} carries values by reference (see splices.ts). */
+  lastSpliced = false;
   /** Reused list of the splices of the frame being encoded. */
   private readonly splices: Splice[] = [];
 
@@ -64,6 +66,7 @@ export class FrameEncoder {
     }
     let bodyLen = end - bodyStart;
     this.lastSpilledFrom = -1;
+    this.lastSpliced = splices.length > 0;
     if (splices.length > 0) {
       for (let i = 0; i < splices.length; i++) bodyLen += splices[i]!.data.length;
       this.spill();

@@ -74,6 +74,29 @@ test('a server that stops reading: the client stops writing to the socket, queue
   }
 });
 
+test('a request Buffer sent by reference is written before its call settles, even when aborted while the server does not read', async () => {
+  const server = await pausedEchoServer();
+  let written = 0;
+  const client = createClient({ protocol, endpoints: [server.fake.endpoint], observer: { bytesSent: (n) => { written += n; } } });
+  try {
+    const blob = Buffer.alloc(8 * MiB, 5); // spliced into the write, not copied (framing/splices.ts)
+    const controller = new AbortController();
+    let settled = false;
+    const call = client.call<Item>('echo', { item: { ...item(1), blob } }, { signal: controller.signal })
+      .finally(() => { settled = true; });
+    const failure = rejection(call);
+    await until(() => written >= blob.length, 'the REQUEST was handed to the socket');
+    controller.abort();
+    await new Promise((r) => setTimeout(r, 200));
+    assert.not.ok(settled, 'the socket still holds the caller\'s Buffer: the call must not settle yet');
+    server.resume();
+    assert.is((await failure).code, Code.CANCELLED);
+  } finally {
+    await client.close();
+    await server.fake.close();
+  }
+});
+
 test('a server that never reads: past maxQueuedBytes the connection is dropped and its calls fail RESOURCE_EXHAUSTED', async () => {
   const server = await pausedEchoServer();
   let written = 0;
