@@ -14,10 +14,11 @@ interface Tap {
   readLong(): number;
   readBytes(): Buffer | undefined;
   writeLong(n: number): void;
+  writeBytes(buf: Buffer): void;
   _invalidate(): void;
 }
 
-type BytesCtor = new () => avro.Type;
+type BytesCtor = new () => avro.Type & { _write(tap: Tap, val: unknown): void };
 const Base = (avro.types as unknown as { BytesType: BytesCtor }).BytesType;
 
 /**
@@ -36,12 +37,11 @@ class ViewBytesType extends Base {
    * here, its bytes as a buffer of their own in the socket write. It must not change until written,
    * like any buffer given to `socket.write`; a caller's request is written before its call settles.
    */
-  _write(tap: Tap, val: unknown): void {
+  override _write(tap: Tap, val: unknown): void {
+    // avsc's own check and copy, inlined: this runs for every bytes value encoded.
+    if (!Buffer.isBuffer(val)) return super._write(tap, val);
     const into = splicing.into;
-    if (into === undefined || !Buffer.isBuffer(val) || val.length < SPLICE_MIN_BYTES) {
-      (Base.prototype as unknown as { _write(tap: Tap, val: unknown): void })._write.call(this, tap, val);
-      return;
-    }
+    if (into === undefined || val.length < SPLICE_MIN_BYTES) return tap.writeBytes(val);
     tap.writeLong(val.length);
     into.push({ at: tap.pos, data: val });
   }

@@ -44,46 +44,69 @@ export class FrameEncoder {
    */
   frame<T>(type: number, flags: number, id: number, value: T, write: BodyWriter<T>): void {
     const splices = this.splices;
-    splices.length = 0;
+    // Left over only when a previous write threw. (Setting an array's length is a runtime call.)
+    if (splices.length > 0) splices.length = 0;
     splicing.into = splices;
     let bodyStart = this.pos + HEADER_BYTES;
     let end: number;
     try {
       end = bodyStart <= this.arena.length ? write(value, this.arena, bodyStart) : 0;
       if (end <= 0) {
-        // avsc reports minus the missing byte count, which gives the exact body size.
-        let size = bodyStart <= this.arena.length ? this.arena.length - bodyStart - end : 1024;
-        do {
-          splices.length = 0;
-          this.grow(HEADER_BYTES + size);
-          bodyStart = HEADER_BYTES;
-          end = write(value, this.arena, bodyStart);
-          size *= 2;
-        } while (end <= 0);
+        bodyStart = HEADER_BYTES;
+        end = this.writeGrown(value, write, -end);
       }
     } finally {
       splicing.into = undefined;
     }
-    let bodyLen = end - bodyStart;
+    this.lastStart = bodyStart - HEADER_BYTES;
     this.lastSpilledFrom = -1;
     this.lastSpliced = splices.length > 0;
-    if (splices.length > 0) {
-      for (let i = 0; i < splices.length; i++) bodyLen += splices[i]!.data.length;
-      this.spill();
-      this.lastSpilledFrom = this.spilled.length;
-      // The arena up to each value, then the value itself; the arena bytes after the last one stay pending.
-      for (let i = 0; i < splices.length; i++) {
-        const s = splices[i]!;
-        this.push(this.arena.subarray(this.start, s.at));
-        this.push(s.data);
-        this.start = s.at;
-      }
-    }
-    this.header(bodyStart - HEADER_BYTES, bodyLen, type, flags, id);
-    this.lastStart = bodyStart - HEADER_BYTES;
+    const bodyLen = this.lastSpliced ? this.commitSplices(end - bodyStart) : end - bodyStart;
+    this.header(this.lastStart, bodyLen, type, flags, id);
     this.lastBodyLen = bodyLen;
     this.pos = end;
   }
+
+  /**
+   * Encodes the body again in a fresh arena large enough for it (the current one lacked `missing`
+   * bytes, as avsc reports); returns its end. Rare: off the per-frame path.
+   */
+  private writeGrown<T>(value: T, write: BodyWriter<T>, missing: number): number {
+    const bodyStart = this.pos + HEADER_BYTES;
+    let size = bodyStart <= this.arena.length ? this.arena.length - bodyStart + missing : 1024;
+    let end: number;
+    do {
+      // Setting an array's length is a runtime call: only here, off the per-frame path.
+      if (this.splices.length > 0) this.splices.length = 0;
+      this.grow(HEADER_BYTES + size);
+      end = write(value, this.arena, HEADER_BYTES);
+      size *= 2;
+    } while (end <= 0);
+    return end;
+  }
+
+  /**
+   * Sends the frame just encoded (header at `lastStart`) with its spliced values as buffers of their
+   * own: the arena up to each value, then the value; the arena bytes after the last one stay pending.
+   * Returns the body length, values included. Empties the splice list.
+   */
+  private commitSplices(arenaBodyLen: number): number {
+    const splices = this.splices;
+    let bodyLen = arenaBodyLen;
+    this.pos = this.lastStart;
+    this.spill();
+    this.lastSpilledFrom = this.spilled.length;
+    for (let i = 0; i < splices.length; i++) {
+      const s = splices[i]!;
+      bodyLen += s.data.length;
+      this.push(this.arena.subarray(this.start, s.at));
+      this.push(s.data);
+      this.start = s.at;
+    }
+    splices.length = 0;
+    return bodyLen;
+  }
+
 
   /** Body length of the frame just appended by {@link frame}. */
   get lastBodyLength(): number {
