@@ -53,6 +53,14 @@ function uploadFragments(id: number, size: number, parts: number): Buffer[] {
 }
 
 /** A call's value, or its error's code and message (a rejection is never left unhandled while the test awaits others). */
+/** Handshakes offering fragments (P = 4, W = 1 MiB); returns the server's answer. */
+function offerFragments(peer: RawPeer): Promise<RawFrame> {
+  const fragments = Buffer.alloc(8);
+  fragments.writeUInt32BE(4, 0);
+  fragments.writeUInt32BE(1 << 20, 4);
+  return peer.handshake(largeProtocol, { [FRAGMENTS_META_KEY]: fragments });
+}
+
 function settle(p: Promise<unknown>): Promise<unknown> {
   return p.then((value) => value, (err: unknown) => ({ code: (err as RpcError).code, message: (err as Error).message }));
 }
@@ -70,11 +78,7 @@ test('raw wire: a request partly received at GOAWAY is covered by lastId, runs, 
   const { port } = await server.listen();
   const peer = await RawPeer.connect(port);
   try {
-    const fragments = Buffer.alloc(8);
-    fragments.writeUInt32BE(4, 0);
-    fragments.writeUInt32BE(1 << 20, 4);
-    const welcome = await peer.handshake(largeProtocol, { [FRAGMENTS_META_KEY]: fragments });
-    assert.is(welcome.type, FrameType.WELCOME);
+    assert.is((await offerFragments(peer)).type, FrameType.WELCOME);
     // Id 3 starts uploading; id 2, sent after it, overtakes it and completes.
     const big = uploadFragments(3, 5000, 2);
     peer.socket.write(big[0]!);
@@ -173,10 +177,7 @@ test('an upload progressing slowly across idle periods is not dropped', async ()
   const { port } = await server.listen();
   const peer = await RawPeer.connect(port);
   try {
-    const fragments = Buffer.alloc(8);
-    fragments.writeUInt32BE(4, 0);
-    fragments.writeUInt32BE(1 << 20, 4);
-    assert.is((await peer.handshake(largeProtocol, { [FRAGMENTS_META_KEY]: fragments })).type, FrameType.WELCOME);
+    assert.is((await offerFragments(peer)).type, FrameType.WELCOME);
     // No whole request for many idle periods, only fragments: the connection is not idle (and were it
     // drained, the upload would be accepted and still answered).
     for (const f of uploadFragments(1, 4000, 20)) {

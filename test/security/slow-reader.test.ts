@@ -28,17 +28,25 @@ function recordingLogger(into: RpcError[]): Logger {
   return { debug: () => {}, info: keep, warn: keep, error: keep };
 }
 
-test('a client that sends many calls and never reads is disconnected with RESOURCE_EXHAUSTED; others keep working', async () => {
+/**
+ * A server whose every answer is 256 KiB (the responses outgrow any socket buffer quickly), with a
+ * 1 MiB `maxQueuedBytes`, recording why it closed connections and counting the answers it made.
+ */
+async function bigAnswerServer() {
   const closed: RpcError[] = [];
   let answered = 0;
   const server = createServer({
     protocol,
     maxQueuedBytes: 1024 * 1024,
     logger: recordingLogger(closed),
-    // Every small request gets a 256 KiB answer: the responses outgrow any socket buffer quickly.
     handlers: { echo: () => { answered++; return big; } },
   });
   const { port } = await server.listen();
+  return { server, port, closed, answered: () => answered };
+}
+
+test('a client that sends many calls and never reads is disconnected with RESOURCE_EXHAUSTED; others keep working', async () => {
+  const { server, port, closed, answered } = await bigAnswerServer();
   const good = createClient({ protocol, endpoints: [`127.0.0.1:${port}`] });
   try {
     await good.call('echo', { item: small });
@@ -56,7 +64,7 @@ test('a client that sends many calls and never reads is disconnected with RESOUR
     assert.ok(err !== undefined, `closed with ${closed.map((e) => e.message).join('; ')}`);
     assert.match(err!.message, /peer does not read: \d+ bytes queued \(max 1048576\)/);
     // The server gave up after about maxQueuedBytes of answers (4 x 256 KiB), not after all 400 (100 MiB).
-    assert.ok(answered - 1 < 100, `answered ${answered - 1} of 400`);
+    assert.ok(answered() - 1 < 100, `answered ${answered() - 1} of 400`);
     assert.is((await good.call('echo', { item: small })).name, 'b');
   } finally {
     await good.close();
@@ -68,15 +76,7 @@ test('a peer that never sends WINDOW cannot pile up fragmented responses: it is 
   // Found by the security audit: with fragments offered (P huge, W tiny) every large answer waited in the
   // outbox for credit that never came. Nothing reached the socket, so reads never paused and the queue
   // cap never looked at those bytes: 100 KB of requests made the server hold about 1 GB.
-  const closed: RpcError[] = [];
-  let answered = 0;
-  const server = createServer({
-    protocol,
-    maxQueuedBytes: 1024 * 1024,
-    logger: recordingLogger(closed),
-    handlers: { echo: () => { answered++; return big; } },
-  });
-  const { port } = await server.listen();
+  const { server, port, closed, answered } = await bigAnswerServer();
   const hog = connect({ host: '127.0.0.1', port });
   hog.on('error', () => {});
   try {
@@ -94,7 +94,7 @@ test('a peer that never sends WINDOW cannot pile up fragmented responses: it is 
     assert.ok(err !== undefined, `closed with ${closed.map((e) => e.message).join('; ')}`);
     assert.match(err!.message, /peer does not read: \d+ bytes queued \(max 1048576\)/);
     // About maxQueuedBytes of answers (4 x 256 KiB) were held, not all 400 (100 MiB).
-    assert.ok(answered < 100, `answered ${answered} of 400`);
+    assert.ok(answered() < 100, `answered ${answered()} of 400`);
   } finally {
     hog.destroy();
     await server.close({ graceMs: 100 });
