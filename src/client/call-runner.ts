@@ -7,7 +7,7 @@ import type { Metadata } from '../framing/bodies.js';
 import type { Pool } from './pool.js';
 import { RetryBudget } from './retry-budget.js';
 import type { RpcObserver } from '../observability/observer.js';
-import { callScope } from '../util/call-scope.js';
+import { callScope, scopeWanted } from '../util/call-scope.js';
 import { MAX_TIMER_MS } from '../util/validate.js';
 
 /** Filled retry and queueing settings of a {@link CallRunner}. */
@@ -42,6 +42,8 @@ export class CallRunner implements CallOwner {
     private readonly options: RunnerOptions,
   ) {
     this.budget = new RetryBudget(options.retryBudgetRatio, options.retryBudgetTokens);
+    // From now on handlers in this thread run inside the call scope (their calls inherit from it).
+    scopeWanted.value = true;
   }
 
   /** Starts a call; settles with the response or an `RpcError`. `deadline` is on the `performance.now()` clock, or -1. */

@@ -18,7 +18,7 @@ import { logClose } from '../observability/log-policy.js';
 import { accept as acceptExtensions, type Negotiated } from '../framing/extensions.js';
 import { TOKEN_META_KEY } from '../security/auth.js';
 import { peerCertificate } from '../security/tls.js';
-import { callScope } from '../util/call-scope.js';
+import { callScope, scopeWanted } from '../util/call-scope.js';
 import { CallContext, type PeerInfo } from './call-context.js';
 import { errorDraftFor, sendError } from './error-reply.js';
 import type { ResolvedServerOptions } from './server-options.js';
@@ -311,7 +311,7 @@ export class ServerConnection {
     try {
       const handler = o.handlers[msg.index]!;
       if (request instanceof OffloadedRequest) result = this.shared.offload!.run(msg.index, request, ctx);
-      else result = o.propagateDeadlines ? callScope.run(ctx, handler, request, ctx) : handler(request, ctx);
+      else result = o.propagateDeadlines && scopeWanted.value ? callScope.run(ctx, handler, request, ctx) : handler(request, ctx);
     } catch (err) {
       return this.complete(id, msg, ctx, oneWay, err, true);
     }

@@ -122,7 +122,9 @@ export interface ServerOptions {
   logger?: Logger;
   /**
    * Run handlers inside an AsyncLocalStorage scope so that calls they make inherit their deadline and
-   * cancellation. Default true.
+   * cancellation. Default true. The scope is entered only once the thread has created a client (a
+   * handler's calls come from one; create it before serving): a process that only serves does not
+   * pay for the promise hook an AsyncLocalStorage in use puts on every promise.
    */
   propagateDeadlines?: boolean;
   /** Handlers that run on worker threads, fed request bytes (see {@link WorkerOptions}). Default none. */

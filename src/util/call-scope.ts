@@ -14,3 +14,10 @@ export interface InheritedCall {
  * cancels its whole call tree. Process-wide by nature (it must join server and client code).
  */
 export const callScope = new AsyncLocalStorage<InheritedCall>();
+
+/**
+ * True once this thread created a client: only then can a handler make calls that inherit from its
+ * call, so servers enter {@link callScope} only then. A process that only serves pays nothing for it
+ * (an AsyncLocalStorage in use puts a hook on every promise the process creates, a few % of a call).
+ */
+export const scopeWanted = { value: false };

@@ -13,7 +13,7 @@ import { decodeExact } from '../../connection/payload.js';
 import { Code } from '../../errors/code.js';
 import { RpcError } from '../../errors/rpc-error.js';
 import { errorFlags, writeError } from '../../framing/bodies.js';
-import { callScope } from '../../util/call-scope.js';
+import { callScope, scopeWanted } from '../../util/call-scope.js';
 import { errorDraftFor } from '../error-reply.js';
 import type { Handler } from '../server-options.js';
 import { REPLY_HEAD_BYTES, ReplyKind, type FailedReply, type OffloadTask, type OffloadWorkerData } from './offload-task.js';
@@ -56,7 +56,7 @@ export default async function runTask(task: OffloadTask): Promise<unknown> {
   }
   const ctx = new WorkerCallContext(msg.name, task.metadata, task.deadline, task.peer, flags, task.slot);
   try {
-    let result = data.propagateDeadlines ? callScope.run(ctx, handler, request, ctx) : handler(request, ctx);
+    let result = data.propagateDeadlines && scopeWanted.value ? callScope.run(ctx, handler, request, ctx) : handler(request, ctx);
     if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function') {
       ctx.watch();
       result = await result;
