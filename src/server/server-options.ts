@@ -78,7 +78,11 @@ export interface ServerOptions {
   maxHelloMetaBytes?: number;
   /** Serve TLS (mTLS with `requestCert` and `ca`). Default: plain TCP. */
   tls?: ServerTlsOptions;
-  /** Decides who a new connection is, from its handshake; throwing refuses it (UNAUTHENTICATED). Default: everyone, principal = the mTLS certificate if any. */
+  /**
+   * Decides who a new connection is, from its handshake; throwing refuses it (UNAUTHENTICATED). A
+   * principal with a numeric `expiresAt` (epoch ms) authorizes the connection until then only (see
+   * `Authenticator`). Default: everyone, principal = the mTLS certificate if any.
+   */
   authenticate?: Authenticator;
   /** Decides per call; false refuses it with PERMISSION_DENIED before the handler runs. */
   authorize?: Authorizer;
