@@ -18,7 +18,10 @@ export interface HmacAuthOptions {
    * (the secret alone cannot tell them apart). Default: none.
    */
   audience?: string;
-  /** Clock, injectable for tests. Default `Date.now`. */
+  /**
+   * Clock of `issue` and `verify`, injectable for tests. Default `Date.now`. A server ends a
+   * connection at its principal's `expiresAt` by `Date.now`, so a clock far from it moves that moment.
+   */
   now?: () => number;
 }
 
