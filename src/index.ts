@@ -34,7 +34,7 @@ export type { PrometheusObserver, PrometheusObserverOptions } from './observabil
 export type { ServerInterceptor } from './server/interceptor.js';
 export type { ClientInterceptor, OutgoingCall } from './client/interceptor.js';
 export type { HmacAuth, HmacAuthOptions, HmacPrincipal } from './security/hmac-token.js';
-export type { Acl, Authenticator, Authorizer, HandshakeInfo, PeerCertificateInfo, Principal } from './security/auth.js';
+export type { Acl, AclEntry, Authenticator, Authorizer, HandshakeInfo, PeerCertificateInfo, Principal } from './security/auth.js';
 export type { ClientTlsOptions, ServerTlsOptions } from './security/tls.js';
 export type { CodeName } from './errors/code.js';
 export type { Metadata } from './framing/bodies.js';

@@ -31,7 +31,7 @@ async function runDescribe(targetText: string, flags: DescribeFlags): Promise<vo
   try {
     const protocol = await describeServer(await target.first(), {
       timeoutMs: flags.timeout, ...(target.client.tls === undefined ? {} : { tls: target.client.tls }),
-      ...(flags.token === undefined ? {} : { credentials: flags.token }),
+      ...(target.client.credentials === undefined ? {} : { credentials: target.client.credentials }),
     });
     const text = flags.json ? stringifyJson(JSON.parse(protocol.text), 2) : protocolToIdl(protocol.text);
     process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);

@@ -23,6 +23,7 @@ export interface ConnectFlags {
   tlsKey?: string;
   tlsServername?: string;
   token?: string;
+  tokenFile?: string;
   registry?: string;
   etcdEndpoints?: string;
   dnsServer?: string[];
@@ -50,12 +51,44 @@ export function addConnectFlags(cmd: Command, withProtocol = true): Command {
     .option('--tls-cert <file>', 'PEM client certificate (mTLS)')
     .option('--tls-key <file>', 'PEM client key (mTLS)')
     .option('--tls-servername <name>', 'name checked against the server certificate')
-    .option('--token <token>', 'credentials token sent in the handshake')
+    .option('--token <token>', `credentials token sent in the handshake (visible to other users in ps: prefer ${TOKEN_ENV} or --token-file)`)
+    .option('--token-file <path>', 'read the credentials token from this file (a trailing newline is ignored)')
     .option('--registry <kind>', 'resolve a service-name target with: etcd | dns')
     .option('--etcd-endpoints <urls>', 'etcd URLs, comma separated (with --registry etcd)', 'http://127.0.0.1:2379')
     .option('--dns-server <ip:port>', 'DNS server (with --registry dns; repeatable)', collect, [])
     .option('--service-version <range>', 'semver range of acceptable service versions');
   return withProtocol ? cmd.option('--protocol <file>', 'protocol file (.avdl/.avpr) instead of asking the server') : cmd;
+}
+
+/** Environment variable that stands for `--token` (kept out of argv, which `ps` shows to every user). */
+export const TOKEN_ENV = 'AVRPC_TOKEN';
+
+/**
+ * The token from `--token`, `--token-file` or the {@link TOKEN_ENV} environment variable, or
+ * undefined if none is given. A flag beats the environment (it is the more deliberate choice); both
+ * flags at once are refused, as is an empty token (an empty token file is a mistake, not "no token").
+ * A token file's trailing newlines are dropped; the token itself is never printed.
+ */
+export function resolveToken(flags: { token?: string; tokenFile?: string }, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (flags.token !== undefined && flags.tokenFile !== undefined) {
+    throw new RpcError(Code.INVALID_ARGUMENT, '--token and --token-file are both given: use one');
+  }
+  let token: string | undefined;
+  let from: string;
+  if (flags.token !== undefined) {
+    [token, from] = [flags.token, '--token'];
+  } else if (flags.tokenFile !== undefined) {
+    try {
+      token = readFileSync(flags.tokenFile, 'utf8').replace(/[\r\n]+$/, '');
+    } catch (err) {
+      throw new RpcError(Code.INVALID_ARGUMENT, `--token-file ${flags.tokenFile}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+    from = `--token-file ${flags.tokenFile}`;
+  } else {
+    [token, from] = [env[TOKEN_ENV], TOKEN_ENV];
+  }
+  if (token === '') throw new RpcError(Code.INVALID_ARGUMENT, `${from}: the token is empty`);
+  return token;
 }
 
 /** commander reducer for repeatable flags. */
@@ -119,7 +152,8 @@ export interface Target {
 /** Parses a `host:port` or service-name target with the registry flags. */
 export function resolveTarget(target: string, flags: ConnectFlags): Target {
   const tls = clientTls(flags);
-  const common = { ...(tls === undefined ? {} : { tls }), ...(flags.token === undefined ? {} : { credentials: flags.token }) };
+  const token = resolveToken(flags);
+  const common = { ...(tls === undefined ? {} : { tls }), ...(token === undefined ? {} : { credentials: token }) };
   if (/:\d+$/.test(target)) {
     const endpoint = parseEndpoint('target', target);
     return { client: { ...common, endpoints: [endpoint] }, first: async () => endpoint, close: async () => undefined };
@@ -151,7 +185,7 @@ export async function protocolFor(target: Target, flags: ConnectFlags, timeoutMs
   if (flags.protocol !== undefined) return loadProtocol(flags.protocol, { longs: 'bigint' });
   const learned = await describeServer(await target.first(), {
     timeoutMs, ...(target.client.tls === undefined ? {} : { tls: target.client.tls }),
-    ...(flags.token === undefined ? {} : { credentials: flags.token }),
+    ...(target.client.credentials === undefined ? {} : { credentials: target.client.credentials }),
   });
   return new Protocol(learned.text, { longs: 'bigint' });
 }

@@ -18,7 +18,7 @@ import { createPrometheusObserver, type PrometheusObserver } from '../observabil
 import type { ServerTlsOptions } from '../security/tls.js';
 import { createServer, type ListenOptions } from '../server/server.js';
 import type { Handler, ServerOptions } from '../server/server-options.js';
-import { duration, positiveInt, reportFailure } from './options.js';
+import { TOKEN_ENV, duration, positiveInt, reportFailure, resolveToken } from './options.js';
 
 interface ServeFlags {
   host: string;
@@ -34,6 +34,7 @@ interface ServeFlags {
   tlsKey?: string;
   tlsCa?: string;
   token?: string;
+  tokenFile?: string;
   grace: number;
 }
 
@@ -55,7 +56,8 @@ export function serveCommand(): Command {
     .option('--tls-cert <file>', 'PEM certificate chain (serve TLS)')
     .option('--tls-key <file>', 'PEM private key')
     .option('--tls-ca <file>', 'PEM CA for client certificates (requires mTLS)')
-    .option('--token <token>', 'accept only connections whose handshake carries this token')
+    .option('--token <token>', `accept only connections whose handshake carries this token (visible in ps: prefer ${TOKEN_ENV} or --token-file)`)
+    .option('--token-file <path>', 'read the token required from this file (a trailing newline is ignored)')
     .option('--grace <duration>', 'time running calls get to finish on SIGTERM/SIGINT', duration, 5000)
     .action(async (protocolFile: string, handlersFile: string, flags: ServeFlags) => {
       await serve(protocolFile, handlersFile, flags).catch(reportFailure);
@@ -63,6 +65,8 @@ export function serveCommand(): Command {
 }
 
 async function serve(protocolFile: string, handlersFile: string, flags: ServeFlags): Promise<void> {
+  // First: a token source that is wrong should fail before anything loads or listens.
+  const token = resolveToken(flags);
   const protocol = await loadProtocol(protocolFile, { longs: flags.longs });
   const handlers = await loadHandlers(handlersFile, protocol);
   let observer: PrometheusObserver | undefined;
@@ -74,7 +78,7 @@ async function serve(protocolFile: string, handlersFile: string, flags: ServeFla
   }
   const options: ServerOptions = {
     protocol, handlers, ...(observer === undefined ? {} : { observer }), ...(serverTls(flags) ?? {}),
-    ...(flags.token === undefined ? {} : { authenticate: checkToken(flags.token) }),
+    ...(token === undefined ? {} : { authenticate: checkToken(token) }),
   };
   const server = createServer(options);
   let registry: Registry | undefined;

@@ -2,8 +2,8 @@ import type { Socket } from 'node:net';
 import { Protocol } from '../codec/protocol.js';
 import type { Registry } from '../discovery/registry.js';
 import { checkVersionRange } from '../discovery/select.js';
-import { dialer, type ClientTlsOptions } from '../security/tls.js';
-import { MAX_TIMER_MS, fragmentOption, intOption, invalid, msOption } from '../util/validate.js';
+import { KNOWN_CLIENT_TLS_OPTIONS, dialer, type ClientTlsOptions } from '../security/tls.js';
+import { MAX_TIMER_MS, fragmentOption, intOption, invalid, knownOptions, msOption } from '../util/validate.js';
 import { guarded, isLogger, type Logger, type RpcObserver } from '../observability/observer.js';
 import type { ClientInterceptor } from './interceptor.js';
 import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
@@ -183,6 +183,26 @@ export interface ResolvedClientOptions {
 
 const MiB = 1024 * 1024;
 
+/**
+ * Every option name of {@link ClientOptions}: any other name is refused (a typo would leave its
+ * default in force). The compiler keeps it in step with the interface: add new options here too.
+ */
+export const KNOWN_CLIENT_OPTIONS = {
+  protocol: true, endpoints: true, discovery: true, timeoutMs: true, connectionsPerEndpoint: true, balancer: true,
+  idempotent: true, maxAttempts: true, retryBudgetRatio: true, retryBudgetTokens: true, waitForReadyMs: true,
+  maxQueuedCalls: true, backoff: true, ejectAfterFailures: true, ejectMs: true, connectTimeoutMs: true,
+  maxFrameBytes: true, maxMessageBytes: true, fragmentBytes: true, maxPartialMessages: true, fragmentWindowBytes: true,
+  interleaveWindowBytes: true, compressAboveBytes: true, maxQueuedBytes: true, keepaliveMs: true,
+  keepaliveTimeoutMs: true, resolverCacheSize: true, tls: true, credentials: true, interceptors: true,
+  observer: true, logger: true,
+} as const satisfies Record<keyof ClientOptions, true>;
+
+/** Every option name of {@link CallOptions}; others fail the call with INVALID_ARGUMENT. */
+export const KNOWN_CALL_OPTIONS = { timeoutMs: true, signal: true, metadata: true } as const satisfies Record<keyof CallOptions, true>;
+
+const KNOWN_DISCOVERY_OPTIONS = { registry: true, service: true, version: true } as const satisfies Record<keyof DiscoveryOptions, true>;
+const KNOWN_BACKOFF_OPTIONS = { initialMs: true, maxMs: true } as const satisfies Record<keyof NonNullable<ClientOptions['backoff']>, true>;
+
 /** Parses `'host:port'` (IPv6 as `[::1]:port`). Throws INVALID_ARGUMENT naming `path`. */
 export function parseEndpoint(path: string, value: string | Endpoint): Endpoint {
   if (typeof value === 'object' && value !== null) {
@@ -205,11 +225,14 @@ function resolveBalancer(path: string, value: unknown): Balancer {
 export function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
   const at = 'createClient: options';
   if (options === null || typeof options !== 'object') invalid(at, 'must be an object');
+  knownOptions(at, options, KNOWN_CLIENT_OPTIONS);
   if (!(options.protocol instanceof Protocol)) invalid(`${at}.protocol`, 'must be a Protocol from loadProtocol()');
   const { endpoints, discovery } = options;
   if ((endpoints === undefined) === (discovery === undefined)) invalid(at, 'needs exactly one of endpoints and discovery');
   if (endpoints !== undefined && (!Array.isArray(endpoints) || endpoints.length === 0)) invalid(`${at}.endpoints`, 'must be a non-empty array');
   if (discovery !== undefined) {
+    if (discovery === null || typeof discovery !== 'object') invalid(`${at}.discovery`, 'must be an object');
+    knownOptions(`${at}.discovery`, discovery, KNOWN_DISCOVERY_OPTIONS);
     if (typeof discovery.registry?.watch !== 'function') invalid(`${at}.discovery.registry`, 'must be a Registry');
     if (typeof discovery.service !== 'string' || discovery.service === '') invalid(`${at}.discovery.service`, 'must be a non-empty string');
     // A range semver cannot parse would match no server, and the watch would refuse it only later.
@@ -222,6 +245,10 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
   }
   const ratio = options.retryBudgetRatio ?? 0.2;
   if (typeof ratio !== 'number' || !(ratio >= 0 && ratio <= 1)) invalid(`${at}.retryBudgetRatio`, 'must be a number from 0 to 1');
+  if (options.backoff !== undefined) {
+    if (options.backoff === null || typeof options.backoff !== 'object') invalid(`${at}.backoff`, 'must be an object');
+    knownOptions(`${at}.backoff`, options.backoff, KNOWN_BACKOFF_OPTIONS);
+  }
   const initialMs = msOption(`${at}.backoff.initialMs`, options.backoff?.initialMs, DEFAULT_BACKOFF.initialMs, 1);
   return {
     protocol: options.protocol,
@@ -267,6 +294,7 @@ function resolveInterceptors(path: string, list: unknown): readonly ClientInterc
 
 function resolveTls(path: string, tls: ClientTlsOptions | undefined): ClientTlsOptions | undefined {
   if (tls !== undefined && (tls === null || typeof tls !== 'object')) invalid(path, 'must be an object');
+  if (tls !== undefined) knownOptions(path, tls, KNOWN_CLIENT_TLS_OPTIONS);
   return tls;
 }
 

@@ -5,10 +5,10 @@ import { ResolverCache } from '../codec/resolver-cache.js';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { CallRunner } from './call-runner.js';
-import { resolveClientOptions, type CallOptions, type ClientOptions, type DiscoveryOptions } from './client-options.js';
+import { KNOWN_CALL_OPTIONS, resolveClientOptions, type CallOptions, type ClientOptions, type DiscoveryOptions } from './client-options.js';
 import { Pool, type EndpointStats } from './pool.js';
 import { chainCall, type OutgoingCall } from './interceptor.js';
-import { describe } from '../util/validate.js';
+import { describe, knownOptions } from '../util/validate.js';
 import type { Logger } from '../observability/observer.js';
 
 /** An avrpc client. Create it with {@link createClient}. */
@@ -69,6 +69,13 @@ export function createClient(options: ClientOptions): Client {
     if (msg === undefined) {
       return Promise.reject(new RpcError(Code.UNIMPLEMENTED, `no message '${message}' in protocol ${protocol.name}`));
     }
+    // A misspelt option (timeoutMS) would silently leave the call without its deadline. Per call, so
+    // no allocation and plain compares (the names of KNOWN_CALL_OPTIONS, which the error message uses).
+    if (callOptions !== undefined) {
+      for (const k in callOptions) {
+        if (k !== 'timeoutMs' && k !== 'metadata' && k !== 'signal' && Object.hasOwn(callOptions, k)) return Promise.reject(unknownCallOption(callOptions));
+      }
+    }
     const timeoutMs = callOptions?.timeoutMs ?? defaultTimeout;
     const signal = callOptions?.signal;
     const metadata = callOptions?.metadata;
@@ -119,6 +126,17 @@ function isMetadata(m: unknown): boolean {
   if (typeof m !== 'object' || m === null || Array.isArray(m)) return false;
   for (const k in m) if (typeof (m as Record<string, unknown>)[k] !== 'string') return false;
   return true;
+}
+
+/** The INVALID_ARGUMENT for a call option of an unknown name, naming it and the closest known one. */
+function unknownCallOption(options: object): RpcError {
+  try {
+    if (options === null || typeof options !== 'object') return new RpcError(Code.INVALID_ARGUMENT, 'call: options must be an object');
+    knownOptions('call: options', options, KNOWN_CALL_OPTIONS);
+  } catch (err) {
+    return RpcError.from(err);
+  }
+  return new RpcError(Code.INVALID_ARGUMENT, 'call: options has an unknown property');
 }
 
 /** The INVALID_ARGUMENT for call options `send` found wrong, naming the option. */

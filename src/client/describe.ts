@@ -4,12 +4,15 @@ import { ClientConnection, type EndpointState } from '../connection/client-conne
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { resolveClientOptions, type ClientOptions, type Endpoint } from './client-options.js';
+import { invalid, knownOptions } from '../util/validate.js';
 
 /** Options of {@link describeServer}: connection settings of a client, plus a time limit. */
 export interface DescribeOptions extends Pick<ClientOptions, 'tls' | 'credentials' | 'maxFrameBytes'> {
   /** Time allowed for connect and handshake, in ms. Default 5000. */
   timeoutMs?: number;
 }
+
+const KNOWN_DESCRIBE_OPTIONS = { tls: true, credentials: true, maxFrameBytes: true, timeoutMs: true } as const satisfies Record<keyof DescribeOptions, true>;
 
 /**
  * An empty protocol: its fingerprint matches no server's, so the server sends its own protocol text
@@ -22,6 +25,8 @@ const probe = parseProtocol('{"protocol": "Describe", "namespace": "avrpc.probe"
  * it (what `avrpc describe` prints). Rejects with UNAVAILABLE / UNAUTHENTICATED like any connection.
  */
 export async function describeServer(endpoint: string | Endpoint, options: DescribeOptions = {}): Promise<Protocol> {
+  if (options === null || typeof options !== 'object') invalid('describeServer: options', 'must be an object');
+  knownOptions('describeServer: options', options, KNOWN_DESCRIBE_OPTIONS);
   const o = resolveClientOptions({ ...options, protocol: probe, endpoints: [endpoint], connectTimeoutMs: options.timeoutMs ?? 5000, keepaliveMs: 0 });
   const { host, port } = o.endpoints[0]!;
   const cache = new ResolverCache(probe, 4);

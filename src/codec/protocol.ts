@@ -7,6 +7,7 @@ import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { idlOptions, liftReferenceAttributes } from './avsc-idl.js';
 import { viewBytesHook } from './view-bytes.js';
+import { invalid, knownOptions, oneOf } from '../util/validate.js';
 
 /** One message of a protocol, with its Avro types. */
 export interface MessageDef {
@@ -35,6 +36,8 @@ export interface ProtocolOptions {
    */
   longs?: 'number' | 'bigint';
 }
+
+const KNOWN_PROTOCOL_OPTIONS = { longs: true } as const satisfies Record<keyof ProtocolOptions, true>;
 
 /** A `long` type whose values are BigInts, so 64-bit ids survive unchanged. */
 const bigintLong = avro.types.LongType.__with({
@@ -76,7 +79,9 @@ export class Protocol {
    * handshake, whose MD5 is its fingerprint). Prefer {@link loadProtocol}. Throws INVALID_ARGUMENT.
    */
   constructor(json: object | string, options: ProtocolOptions = {}) {
-    this.options = { longs: options.longs ?? 'number' };
+    if (options === null || typeof options !== 'object') invalid('Protocol: options', 'must be an object');
+    knownOptions('Protocol: options', options, KNOWN_PROTOCOL_OPTIONS);
+    this.options = { longs: oneOf<'number' | 'bigint'>('Protocol: options.longs', options.longs, 'number', ['number', 'bigint']) };
     let attrs: object;
     try {
       attrs = liftReferenceAttributes(typeof json === 'string' ? (JSON.parse(json) as object) : json);

@@ -293,7 +293,11 @@ export class ClientConnection {
     // Only a REFUSED error says no handler ran: a handler may throw UNAVAILABLE itself (a downstream
     // outage) after side effects, so any other UNAVAILABLE may have run.
     if (error.code === Code.UNAVAILABLE) call.owner.attemptFailed(call, error, (flags & Flag.REFUSED) === 0);
-    else call.reject(error);
+    // Our credentials expired on this connection (SPEC.md section 11.2) as the call crossed the server's
+    // GOAWAY: it did not run, and a new connection authenticates afresh (or is refused UNAUTHENTICATED).
+    else if (error.code === Code.UNAUTHENTICATED && (flags & Flag.REFUSED) !== 0) {
+      call.owner.attemptFailed(call, new RpcError(Code.UNAVAILABLE, `${error.message}: the call did not run`, { cause: error, isRemote: true }), false);
+    } else call.reject(error);
     this.endIfDrained();
   }
 
@@ -312,8 +316,9 @@ export class ClientConnection {
   private onGoaway(body: Buffer): void {
     try {
       const g = readGoaway(body);
-      // Only a graceful GOAWAY's last id is exact; an error GOAWAY may carry 0 while handlers run.
-      if (g.code === Code.OK) {
+      // Only a graceful GOAWAY's last id is exact, and one for expired credentials (SPEC.md section
+      // 11.2), after which the server finishes its calls too; an error GOAWAY may carry 0 while handlers run.
+      if (g.code === Code.OK || g.code === Code.UNAUTHENTICATED) {
         this.goawayLastId = g.lastId;
         this.withdrawUnstarted();
       } else {

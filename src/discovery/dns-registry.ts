@@ -16,9 +16,10 @@ import { isIP } from 'node:net';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import type { Registration, Registry, RegistryErrorListener, ResolveOptions, ServiceInstance, WatchOptions } from './registry.js';
-import { checkVersionRange, selectInstances } from './select.js';
+import { checkVersionRange, resolveOptionsOf, selectInstances } from './select.js';
 import { checkFunction, checkObject, checkPositiveInteger, checkSegment, invalidArgument, toServiceInstance } from './validate.js';
 import { serialRefresh, WatchHub, type Subscribe } from './watch-hub.js';
+import { knownOptions } from '../util/validate.js';
 
 /** Options of {@link createDnsRegistry}; all optional. */
 export interface DnsRegistryOptions {
@@ -61,9 +62,15 @@ export function createDnsRegistry(options: DnsRegistryOptions = {}): Registry {
   return new DnsRegistry(resolveOptions(options));
 }
 
+/** Every option name of {@link DnsRegistryOptions}; others are refused. */
+const KNOWN_DNS_OPTIONS = {
+  servers: true, pollMs: true, srvName: true, version: true, timeoutMs: true, onError: true,
+} as const satisfies Record<keyof DnsRegistryOptions, true>;
+
 function resolveOptions(options: DnsRegistryOptions): ResolvedDnsOptions {
   const where = 'createDnsRegistry: options';
   const raw = checkObject(options, where) as Partial<Record<keyof DnsRegistryOptions, unknown>>;
+  knownOptions(where, raw, KNOWN_DNS_OPTIONS);
   if (raw.servers !== undefined && !(Array.isArray(raw.servers) && raw.servers.every((s) => typeof s === 'string'))) {
     throw invalidArgument(`${where}.servers`, 'must be an array of strings');
   }
@@ -98,7 +105,7 @@ class DnsRegistry implements Registry {
   async resolve(name: string, options?: ResolveOptions): Promise<ServiceInstance[]> {
     this.hub.assertOpen();
     checkSegment(name, 'resolve: name');
-    const range = checkVersionRange(options?.version, 'resolve: options.version');
+    const range = checkVersionRange(resolveOptionsOf(options).version, 'resolve: options.version');
     return selectInstances(await this.read(name), range);
   }
 

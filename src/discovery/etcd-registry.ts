@@ -11,11 +11,12 @@ import { etcd3 } from './etcd3-module.js';
 import type {
   InstanceInput, Registration, Registry, RegistryErrorListener, ResolveOptions, ServiceInstance, WatchOptions,
 } from './registry.js';
-import { checkVersionRange, selectInstances } from './select.js';
+import { checkVersionRange, resolveOptionsOf, selectInstances } from './select.js';
 import {
   checkFunction, checkObject, checkPositiveInteger, checkSegment, checkString, invalidArgument, toServiceInstance,
 } from './validate.js';
 import { serialRefresh, WatchHub, type Subscribe } from './watch-hub.js';
+import { knownOptions } from '../util/validate.js';
 
 /** Options of {@link createEtcdRegistry}. Only `hosts` is required. */
 export interface EtcdRegistryOptions {
@@ -54,9 +55,15 @@ export function createEtcdRegistry(options: EtcdRegistryOptions): Registry {
   return new EtcdRegistry(resolveOptions(options));
 }
 
+/** Every option name of {@link EtcdRegistryOptions}; others are refused. */
+const KNOWN_ETCD_OPTIONS = {
+  hosts: true, prefix: true, ttlSec: true, dialTimeoutMs: true, callTimeoutMs: true, onError: true,
+} as const satisfies Record<keyof EtcdRegistryOptions, true>;
+
 function resolveOptions(options: EtcdRegistryOptions): ResolvedEtcdOptions {
   const where = 'createEtcdRegistry: options';
   const raw = checkObject(options, where) as Partial<Record<keyof EtcdRegistryOptions, unknown>>;
+  knownOptions(where, raw, KNOWN_ETCD_OPTIONS);
   const hostList: unknown[] = Array.isArray(raw.hosts) ? raw.hosts : [raw.hosts];
   if (hostList.length === 0) throw invalidArgument(`${where}.hosts`, 'must not be empty');
   const hosts = hostList.map((host, i) => {
@@ -128,7 +135,7 @@ class EtcdRegistry implements Registry, LeaseOwner {
   async resolve(name: string, options?: ResolveOptions): Promise<ServiceInstance[]> {
     this.hub.assertOpen();
     checkSegment(name, 'resolve: name');
-    const range = checkVersionRange(options?.version, 'resolve: options.version');
+    const range = checkVersionRange(resolveOptionsOf(options).version, 'resolve: options.version');
     return selectInstances((await this.read(name)).instances, range);
   }
 

@@ -64,6 +64,10 @@ export interface WatchOptions extends ResolveOptions {
   signal?: AbortSignal;
 }
 
+/** Every option name of {@link ResolveOptions} and {@link WatchOptions}; registries refuse others. */
+export const KNOWN_RESOLVE_OPTIONS = { version: true } as const satisfies Record<keyof ResolveOptions, true>;
+export const KNOWN_WATCH_OPTIONS = { version: true, signal: true } as const satisfies Record<keyof WatchOptions, true>;
+
 /** Receives failures that happen in the background (lease lost, a poll failed), where no caller awaits. */
 export type RegistryErrorListener = (err: RpcError) => void;
 

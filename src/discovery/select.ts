@@ -3,8 +3,25 @@
  * `'^2.1'` means the same thing whether instances come from memory, etcd or DNS.
  */
 import semver from 'semver';
-import type { ServiceInstance } from './registry.js';
+import { KNOWN_RESOLVE_OPTIONS, KNOWN_WATCH_OPTIONS, type ResolveOptions, type ServiceInstance, type WatchOptions } from './registry.js';
 import { invalidArgument } from './validate.js';
+import { knownOptions } from '../util/validate.js';
+
+/** `options` of `resolve`, checked for unknown names (a misspelt `version` would match every version). */
+export function resolveOptionsOf(options: ResolveOptions | undefined): ResolveOptions {
+  if (options === undefined) return {};
+  if (options === null || typeof options !== 'object') throw invalidArgument('resolve: options', 'must be an object');
+  knownOptions('resolve: options', options, KNOWN_RESOLVE_OPTIONS);
+  return options;
+}
+
+/** `options` of `watch`, checked for unknown names. */
+export function watchOptionsOf(options: WatchOptions | undefined): WatchOptions | undefined {
+  if (options === undefined) return undefined;
+  if (options === null || typeof options !== 'object') throw invalidArgument('watch: options', 'must be an object');
+  knownOptions('watch: options', options, KNOWN_WATCH_OPTIONS);
+  return options;
+}
 
 /** Short versions such as `'2'`, `'v2.3'`: unambiguous enough to complete to `2.0.0` / `2.3.0`. */
 const SHORT_VERSION = /^v?\d+(\.\d+){0,2}$/;

@@ -5,7 +5,7 @@
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import type { InstanceInput, Registration, Registry, ResolveOptions, ServiceInstance, WatchOptions } from './registry.js';
-import { checkVersionRange, selectInstances } from './select.js';
+import { checkVersionRange, resolveOptionsOf, selectInstances } from './select.js';
 import { checkSegment, invalidArgument, toServiceInstance } from './validate.js';
 import { WatchHub, type SnapshotSink } from './watch-hub.js';
 
@@ -44,7 +44,7 @@ class StaticRegistry implements Registry {
   async resolve(name: string, options?: ResolveOptions): Promise<ServiceInstance[]> {
     this.hub.assertOpen();
     checkSegment(name, 'resolve: name');
-    return selectInstances(this.current(name), checkVersionRange(options?.version, 'resolve: options.version'));
+    return selectInstances(this.current(name), checkVersionRange(resolveOptionsOf(options).version, 'resolve: options.version'));
   }
 
   watch(name: string, options?: WatchOptions): AsyncIterable<ServiceInstance[]> {

@@ -6,7 +6,7 @@
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import type { RegistryErrorListener, ServiceInstance, WatchOptions } from './registry.js';
-import { checkVersionRange, selectInstances } from './select.js';
+import { checkVersionRange, selectInstances, watchOptionsOf } from './select.js';
 import { checkSegment } from './validate.js';
 
 /** Where a subscription delivers data. Calls after the watch ended are ignored. */
@@ -55,7 +55,7 @@ export class WatchHub {
   watch(name: string, options: WatchOptions | undefined, subscribe: Subscribe): AsyncIterable<ServiceInstance[]> {
     this.assertOpen();
     checkSegment(name, 'watch: name');
-    const range = checkVersionRange(options?.version, 'watch: options.version');
+    const range = checkVersionRange(watchOptionsOf(options)?.version, 'watch: options.version');
     const signals = [this.closing.signal, ...(options?.signal ? [options.signal] : [])];
     const track = (watch: Endable, on: boolean): void => void (on ? this.live.add(watch) : this.live.delete(watch));
     return { [Symbol.asyncIterator]: () => new SnapshotIterator(name, range, subscribe, signals, track) };

@@ -1,5 +1,6 @@
 import { Code, codeName } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
+import { invalid, knownOptions } from '../util/validate.js';
 import type { PoolStat, RpcObserver } from './observer.js';
 
 /** Options of {@link createPrometheusObserver}. */
@@ -20,6 +21,8 @@ export interface PrometheusObserverOptions {
    */
   pool?: { stats(): readonly PoolStat[] };
 }
+
+const KNOWN_PROMETHEUS_OPTIONS = { side: true, register: true, prefix: true, pool: true } as const satisfies Record<keyof PrometheusObserverOptions, true>;
 
 /** An observer that records Prometheus metrics, and the registry holding them. */
 export interface PrometheusObserver extends RpcObserver {
@@ -143,6 +146,8 @@ function metricSet(prom: Prom, register: PromRegistry, prefix: string): MetricSe
  * two of one side, whose figures add up.
  */
 export async function createPrometheusObserver(options: PrometheusObserverOptions = {}): Promise<PrometheusObserver> {
+  if (options === null || typeof options !== 'object') invalid('createPrometheusObserver: options', 'must be an object');
+  knownOptions('createPrometheusObserver: options', options, KNOWN_PROMETHEUS_OPTIONS);
   let prom: Prom;
   try {
     prom = (await import('prom-client')) as Prom;

@@ -1,4 +1,5 @@
 import type { Metadata } from '../framing/bodies.js';
+import { invalid } from '../util/validate.js';
 
 /**
  * Who a caller is, as the server's `authenticate` hook decided: any value; a string or an object with
@@ -14,17 +15,29 @@ export interface HandshakeInfo {
   meta: Readonly<Record<string, Buffer>>;
 }
 
-/** Server hook: returns the principal of a new connection, or throws to refuse it (UNAUTHENTICATED). */
+/**
+ * Server hook: returns the principal of a new connection, or throws to refuse it (UNAUTHENTICATED).
+ * A principal that is an object with a numeric `expiresAt` (epoch ms, as `createHmacAuth`'s has)
+ * authorizes its connection until then only: a principal already expired is refused like a throw;
+ * once it expires, calls are refused UNAUTHENTICATED (no handler runs), the server sends GOAWAY
+ * UNAUTHENTICATED and closes once the calls running end. The client reconnects with fresh credentials.
+ */
 export type Authenticator<P = Principal> = (handshake: HandshakeInfo, peer: { address: string; port: number; certificate?: PeerCertificateInfo }) => P | Promise<P>;
 
 /** Server hook: may this principal call this message? Refused calls get PERMISSION_DENIED. */
 export type Authorizer = (principal: Principal, message: string, metadata: Metadata) => boolean | Promise<boolean>;
 
 /**
- * Declarative per-message access list: message name (or `'*'` for the rest) to the principals
- * allowed, by id (`'alice'`), by role (`'role:admin'`), or everyone (`'*'`).
+ * Who an ACL entry lets in: everyone (`'*'`), a principal by id (`{ id: 'alice' }`), or every
+ * principal holding a role (`{ role: 'admin' }`). Strings are a shorthand: `'role:admin'` is the role
+ * `admin`, any other string but `'*'` is an id. An entry is one kind only, so no id can pass as a role:
+ * the principal `{ id: 'role:admin' }` matches neither `'role:admin'` nor `{ role: 'admin' }` (name such
+ * an id with `{ id: 'role:admin' }`).
  */
-export type Acl = Readonly<Record<string, readonly string[]>>;
+export type AclEntry = '*' | string | { readonly id: string } | { readonly role: string };
+
+/** Declarative per-message access list: message name (or `'*'` for the rest) to the entries allowed. */
+export type Acl = Readonly<Record<string, readonly AclEntry[]>>;
 
 /** The verified TLS client certificate's identity (mTLS). */
 export interface PeerCertificateInfo {
@@ -53,16 +66,51 @@ function principalRoles(p: Principal): readonly string[] {
   return Array.isArray(roles) ? roles.filter((r): r is string => typeof r === 'string') : [];
 }
 
-/** Compiles an ACL into an authorizer. A message not listed (and no `'*'`) is denied. */
-export function aclAuthorizer(acl: Acl): Authorizer {
+/** When a principal's authorization ends, epoch ms: its `expiresAt` if that is a number (see {@link Authenticator}). */
+export function principalExpiry(p: Principal): number | undefined {
+  if (p === null || typeof p !== 'object') return undefined;
+  const at = (p as { expiresAt?: unknown }).expiresAt;
+  return typeof at === 'number' && !Number.isNaN(at) ? at : undefined;
+}
+
+/** One message's entries, compiled: ids and roles in separate sets, so one never reads as the other. */
+interface AllowList {
+  everyone: boolean;
+  ids: Set<string>;
+  roles: Set<string>;
+}
+
+function compileEntries(path: string, entries: unknown): AllowList {
+  if (!Array.isArray(entries)) invalid(path, "must be an array of entries ('*', an id, 'role:<name>', { id } or { role })");
+  const list: AllowList = { everyone: false, ids: new Set(), roles: new Set() };
+  entries.forEach((e: unknown, i) => {
+    if (e === '*') list.everyone = true;
+    else if (typeof e === 'string' && e.startsWith('role:')) list.roles.add(e.slice(5));
+    else if (typeof e === 'string') list.ids.add(e);
+    else if (e !== null && typeof e === 'object' && Object.keys(e).length === 1 && typeof (e as { id?: unknown }).id === 'string') list.ids.add((e as { id: string }).id);
+    else if (e !== null && typeof e === 'object' && Object.keys(e).length === 1 && typeof (e as { role?: unknown }).role === 'string') list.roles.add((e as { role: string }).role);
+    else invalid(`${path}[${i}]`, "must be '*', an id, 'role:<name>', { id: string } or { role: string }");
+  });
+  return list;
+}
+
+/**
+ * Compiles an ACL into an authorizer. A message not listed (and no `'*'`) is denied. Throws
+ * INVALID_ARGUMENT naming `path` and the entry when the ACL is malformed.
+ */
+export function aclAuthorizer(acl: Acl, path = 'aclAuthorizer: acl'): Authorizer {
+  if (acl === null || typeof acl !== 'object') invalid(path, 'must be an object of message name to entry list');
+  // A Map: a message named like an Object.prototype member must not find that member.
+  const lists = new Map<string, AllowList>();
+  for (const [message, entries] of Object.entries(acl)) lists.set(message, compileEntries(`${path}.${message}`, entries));
+  const rest = lists.get('*');
   return (principal, message) => {
-    // Own keys only: a message named like an Object.prototype member must not find that member.
-    const allowed = Object.hasOwn(acl, message) ? acl[message] : Object.hasOwn(acl, '*') ? acl['*'] : undefined;
+    const allowed = lists.get(message) ?? rest;
     if (allowed === undefined) return false;
-    if (allowed.includes('*')) return true;
+    if (allowed.everyone) return true;
     const id = principalId(principal);
-    if (id !== undefined && allowed.includes(id)) return true;
-    return principalRoles(principal).some((r) => allowed.includes(`role:${r}`));
+    if (id !== undefined && allowed.ids.has(id)) return true;
+    return allowed.roles.size > 0 && principalRoles(principal).some((r) => allowed.roles.has(r));
   };
 }
 

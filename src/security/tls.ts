@@ -25,6 +25,33 @@ export interface ClientTlsOptions extends ConnectionOptions {
   servername?: string;
 }
 
+/**
+ * Every name of Node's `tls.createServer` options (as @types/node declares them): `tls` is passed
+ * through, so any of them is an option; anything else is a typo, refused by `createServer`.
+ */
+export const KNOWN_SERVER_TLS_OPTIONS = {
+  handshakeTimeout: true, sessionTimeout: true, ticketKeys: true, pskCallback: true, pskIdentityHint: true,
+  ALPNCallback: true, allowPartialTrustChain: true, ca: true, cert: true, sigalgs: true, ciphers: true,
+  clientCertEngine: true, crl: true, dhparam: true, ecdhCurve: true, honorCipherOrder: true, key: true,
+  privateKeyEngine: true, privateKeyIdentifier: true, maxVersion: true, minVersion: true, passphrase: true,
+  pfx: true, secureOptions: true, secureProtocol: true, sessionIdContext: true, secureContext: true,
+  enableTrace: true, requestCert: true, ALPNProtocols: true, SNICallback: true, rejectUnauthorized: true,
+  allowHalfOpen: true, pauseOnConnect: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: true,
+  highWaterMark: true,
+} as const satisfies Record<keyof ServerTlsOptions, true>;
+
+/** Every name of Node's `tls.connect` options (as @types/node declares them), for the client's `tls`. */
+export const KNOWN_CLIENT_TLS_OPTIONS = {
+  host: true, port: true, path: true, socket: true, checkServerIdentity: true, servername: true,
+  session: true, minDHSize: true, lookup: true, timeout: true, pskCallback: true, ALPNCallback: true,
+  allowPartialTrustChain: true, ca: true, cert: true, sigalgs: true, ciphers: true, clientCertEngine: true,
+  crl: true, dhparam: true, ecdhCurve: true, honorCipherOrder: true, key: true, privateKeyEngine: true,
+  privateKeyIdentifier: true, maxVersion: true, minVersion: true, passphrase: true, pfx: true,
+  secureOptions: true, secureProtocol: true, sessionIdContext: true, ticketKeys: true, sessionTimeout: true,
+  secureContext: true, enableTrace: true, requestCert: true, ALPNProtocols: true, SNICallback: true,
+  rejectUnauthorized: true,
+} as const satisfies Record<keyof ClientTlsOptions, true>;
+
 /** Returns the function that opens a client socket: plain TCP, or TLS when `tls` is given. */
 export function dialer(tls: ClientTlsOptions | undefined): (host: string, port: number) => Socket {
   if (tls === undefined) return (host, port) => netConnect({ host, port });

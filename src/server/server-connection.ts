@@ -16,9 +16,10 @@ import { Flag, FrameType } from '../framing/frame.js';
 import { readHello, welcomeType, writeHandshake, type Hello, type Welcome } from '../framing/handshake.js';
 import { logClose } from '../observability/log-policy.js';
 import { accept as acceptExtensions, type Negotiated } from '../framing/extensions.js';
-import { TOKEN_META_KEY } from '../security/auth.js';
+import { TOKEN_META_KEY, principalExpiry } from '../security/auth.js';
 import { peerCertificate } from '../security/tls.js';
 import { callScope, scopeWanted } from '../util/call-scope.js';
+import { MAX_TIMER_MS } from '../util/validate.js';
 import { CallContext, type PeerInfo } from './call-context.js';
 import { errorDraftFor, sendError } from './error-reply.js';
 import type { ResolvedServerOptions } from './server-options.js';
@@ -64,6 +65,10 @@ export class ServerConnection {
   private authenticating = false;
   /** `authenticate` accepted this connection (its principal is in `peer`). */
   private authenticated = false;
+  /** The principal's `expiresAt` passed: the connection drains, and every request is refused UNAUTHENTICATED. */
+  private expired = false;
+  /** Fires at the principal's `expiresAt` (one per connection, re-armed in steps beyond MAX_TIMER_MS). */
+  private expiryTimer: NodeJS.Timeout | undefined;
   /** HELLOs seen: a handshake needs at most two (the second after NEED_PROTOCOL). */
   private hellos = 0;
   /** The peer; gains its `principal` once authenticated. */
@@ -163,8 +168,11 @@ export class ServerConnection {
     new Promise((resolve) => resolve(authenticate({ token, meta: hello.meta }, this.peer))).then(
       (principal) => {
         this.authenticating = false;
+        if (this.framed.isClosed) return;
+        const expiresAt = principalExpiry(principal);
+        if (expiresAt !== undefined && !this.armExpiry(expiresAt)) return this.refuseConnection(new RpcError(Code.UNAUTHENTICATED, 'credentials expired'));
         this.authenticated = true;
-        if (!this.framed.isClosed) this.answerHello(hello, principal);
+        this.answerHello(hello, principal);
       },
       (err: unknown) => this.refuseConnection(err),
     );
@@ -218,11 +226,44 @@ export class ServerConnection {
     this.armIdleCheck();
   }
 
+  /**
+   * Arms the timer that ends this connection's authorization at `expiresAt` (epoch ms); false when
+   * that is already past. A timer, not a clock read per call: requests only look at `state`.
+   */
+  private armExpiry(expiresAt: number): boolean {
+    const left = expiresAt - Date.now();
+    if (!(left > 0)) return false;
+    // Beyond setTimeout's limit Node would fire at once: wait in steps, checking the clock each time.
+    this.expiryTimer = setTimeout(() => (this.armExpiry(expiresAt) ? undefined : this.expire()), Math.min(left, MAX_TIMER_MS));
+    this.expiryTimer.unref();
+    return true;
+  }
+
+  /**
+   * The principal expired: requests from now on are refused UNAUTHENTICATED (flagged REFUSED, no
+   * handler runs; partly received ones too, when they complete), GOAWAY UNAUTHENTICATED tells the
+   * client to reconnect with fresh credentials, and the connection closes once running calls end.
+   */
+  private expire(): void {
+    if (this.framed.isClosed) return;
+    this.expired = true;
+    // Still in the NEED_PROTOCOL exchange: refuse the handshake itself.
+    if (this.codec === undefined) return this.refuseConnection(new RpcError(Code.UNAUTHENTICATED, 'credentials expired'));
+    this.admitted = undefined;
+    if (this.state === 'ready') {
+      this.transition('draining');
+      this.framed.encoder.frame(FrameType.GOAWAY, 0, 0, { lastId: this.lastId, code: Code.UNAUTHENTICATED, message: 'credentials expired' }, writeGoaway);
+      this.framed.flushSoon();
+    }
+    this.endIfDrained();
+  }
+
   /** Authentication failed: an ERROR with id 0, then the connection closes. */
   private refuseConnection(err: unknown): void {
     this.authenticating = false;
-    const e = err instanceof RpcError && err.code === Code.PERMISSION_DENIED ? err
-      : new RpcError(Code.UNAUTHENTICATED, err instanceof Error ? err.message : 'authentication failed');
+    // The hook's own error stays the cause, for the server's log; the client gets the message only.
+    const e = err instanceof RpcError && (err.code === Code.PERMISSION_DENIED || err.code === Code.UNAUTHENTICATED) ? err
+      : new RpcError(Code.UNAUTHENTICATED, err instanceof Error ? err.message : 'authentication failed', { cause: err });
     sendError(this.framed, 0, { code: e.code, message: e.message, metadata: undefined, declared: undefined });
     this.framed.end(e);
   }
@@ -254,7 +295,10 @@ export class ServerConnection {
     const oneWay = (flags & Flag.ONE_WAY) !== 0;
     const o = this.shared.options;
     this.requestsSinceIdleCheck++;
-    if (this.state !== 'ready' && this.admitted?.delete(id) !== true) return this.refuse(id, oneWay, Code.UNAVAILABLE, 'server is shutting down');
+    if (this.state !== 'ready' && this.admitted?.delete(id) !== true) {
+      return this.expired ? this.refuse(id, oneWay, Code.UNAUTHENTICATED, 'credentials expired')
+        : this.refuse(id, oneWay, Code.UNAVAILABLE, 'server is shutting down');
+    }
     if (this.inFlight >= o.maxConcurrentCalls) {
       return this.refuse(id, oneWay, Code.RESOURCE_EXHAUSTED, `too many concurrent calls (max ${o.maxConcurrentCalls})`);
     }
@@ -414,6 +458,7 @@ export class ServerConnection {
 
   private onClose(error: RpcError): void {
     clearTimeout(this.handshakeTimer);
+    clearTimeout(this.expiryTimer);
     clearInterval(this.idleTimer);
     const o = this.shared.options;
     o.observer?.connectionClosed?.(`${this.peer.address}:${this.peer.port}`, error.code === Code.UNAVAILABLE ? undefined : error);

@@ -1,8 +1,8 @@
 import type { Protocol } from '../codec/protocol.js';
 import { Protocol as ProtocolClass } from '../codec/protocol.js';
 import { aclAuthorizer, allOf, type Acl, type Authenticator, type Authorizer } from '../security/auth.js';
-import type { ServerTlsOptions } from '../security/tls.js';
-import { fnOption, fragmentOption, intOption, invalid, msOption } from '../util/validate.js';
+import { KNOWN_SERVER_TLS_OPTIONS, type ServerTlsOptions } from '../security/tls.js';
+import { fnOption, fragmentOption, intOption, invalid, knownOptions, msOption } from '../util/validate.js';
 import { guarded, isLogger, type Logger, type RpcObserver } from '../observability/observer.js';
 import type { CallContext } from './call-context.js';
 import { chainHandler, type ServerInterceptor } from './interceptor.js';
@@ -78,7 +78,11 @@ export interface ServerOptions {
   maxHelloMetaBytes?: number;
   /** Serve TLS (mTLS with `requestCert` and `ca`). Default: plain TCP. */
   tls?: ServerTlsOptions;
-  /** Decides who a new connection is, from its handshake; throwing refuses it (UNAUTHENTICATED). Default: everyone, principal = the mTLS certificate if any. */
+  /**
+   * Decides who a new connection is, from its handshake; throwing refuses it (UNAUTHENTICATED). A
+   * principal with a numeric `expiresAt` (epoch ms) authorizes the connection until then only (see
+   * `Authenticator`). Default: everyone, principal = the mTLS certificate if any.
+   */
   authenticate?: Authenticator;
   /** Decides per call; false refuses it with PERMISSION_DENIED before the handler runs. */
   authorize?: Authorizer;
@@ -167,10 +171,25 @@ export interface ResolvedServerOptions {
 
 const MiB = 1024 * 1024;
 
+/**
+ * Every option name of {@link ServerOptions}: any other name is refused (a typo would leave its
+ * default in force). The compiler keeps it in step with the interface: add new options here too.
+ */
+export const KNOWN_SERVER_OPTIONS = {
+  protocol: true, handlers: true, maxFrameBytes: true, fragmentBytes: true, maxPartialMessages: true,
+  fragmentWindowBytes: true, interleaveWindowBytes: true, compressAboveBytes: true, maxConcurrentCalls: true,
+  handshakeTimeoutMs: true, keepaliveMs: true, keepaliveTimeoutMs: true, resolverCacheSize: true,
+  maxProtocolBytes: true, maxHandshakeBytes: true, maxHelloMetaBytes: true, tls: true, authenticate: true,
+  authorize: true, acl: true, maxConnections: true, idleTimeoutMs: true, maxMetadataBytes: true,
+  maxMessageBytes: true, maxQueuedBytes: true, interceptors: true, observer: true, logger: true,
+  propagateDeadlines: true, workers: true,
+} as const satisfies Record<keyof ServerOptions, true>;
+
 /** Validates and fills server options once; throws INVALID_ARGUMENT naming the bad option. */
 export function resolveServerOptions(options: ServerOptions): ResolvedServerOptions {
   const at = 'createServer: options';
   if (options === null || typeof options !== 'object') invalid(at, 'must be an object');
+  knownOptions(at, options, KNOWN_SERVER_OPTIONS);
   if (!(options.protocol instanceof ProtocolClass)) invalid(`${at}.protocol`, 'must be a Protocol from loadProtocol()');
   const protocol = options.protocol;
   if (options.handlers === null || typeof options.handlers !== 'object') invalid(`${at}.handlers`, 'must be an object of functions');
@@ -217,7 +236,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     authenticate: fnOption<Authenticator>(`${at}.authenticate`, options.authenticate, true),
     authorize: allOf([
       ...(options.authorize === undefined ? [] : [fnOption<Authorizer>(`${at}.authorize`, options.authorize, false)!]),
-      ...(options.acl === undefined ? [] : [aclAuthorizer(resolveAcl(`${at}.acl`, options.acl, protocol))]),
+      ...(options.acl === undefined ? [] : [aclAuthorizer(resolveAcl(`${at}.acl`, options.acl, protocol), `${at}.acl`)]),
     ]),
     maxConnections: intOption(`${at}.maxConnections`, options.maxConnections, 10_000, 1),
     idleTimeoutMs: msOption(`${at}.idleTimeoutMs`, options.idleTimeoutMs, 600_000, 0),
@@ -233,15 +252,16 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
 function resolveTls(path: string, tls: ServerTlsOptions | undefined): ServerTlsOptions | undefined {
   if (tls === undefined) return undefined;
   if (tls === null || typeof tls !== 'object') invalid(path, 'must be an object');
+  knownOptions(path, tls, KNOWN_SERVER_TLS_OPTIONS);
   if (tls.cert === undefined || tls.key === undefined) invalid(path, 'needs cert and key');
   return tls;
 }
 
 function resolveAcl(path: string, acl: Acl, protocol: Protocol): Acl {
-  if (acl === null || typeof acl !== 'object') invalid(path, 'must be an object of message name to principal list');
-  for (const [name, who] of Object.entries(acl)) {
+  if (acl === null || typeof acl !== 'object') invalid(path, 'must be an object of message name to entry list');
+  // Entries are checked by aclAuthorizer.
+  for (const name of Object.keys(acl)) {
     if (name !== '*' && protocol.message(name) === undefined) invalid(`${path}.${name}`, `names no message of protocol ${protocol.name}`);
-    if (!Array.isArray(who) || who.some((w) => typeof w !== 'string')) invalid(`${path}.${name}`, 'must be an array of strings');
   }
   return acl;
 }

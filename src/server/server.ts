@@ -8,7 +8,7 @@ import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import type { BodyWriter } from '../framing/frame-encoder.js';
 import type { Registration, Registry } from '../discovery/registry.js';
-import { intOption, invalid, msOption } from '../util/validate.js';
+import { intOption, invalid, knownOptions, msOption } from '../util/validate.js';
 import { ServerConnection, type ServerShared } from './server-connection.js';
 import { OffloadPool } from './offload/offload-pool.js';
 import { resolveServerOptions, type ServerOptions } from './server-options.js';
@@ -43,6 +43,13 @@ export interface CloseOptions {
   /** How long in-flight calls may take to finish before their sockets are destroyed, in ms (at most 2^31-1). Default 5000. */
   graceMs?: number;
 }
+
+/** Option names of {@link ListenOptions}, {@link RegisterOptions} and {@link CloseOptions}; others are refused. */
+const KNOWN_LISTEN_OPTIONS = { host: true, port: true, register: true } as const satisfies Record<keyof ListenOptions, true>;
+const KNOWN_REGISTER_OPTIONS = {
+  registry: true, name: true, version: true, advertiseHost: true, weight: true, metadata: true,
+} as const satisfies Record<keyof RegisterOptions, true>;
+const KNOWN_CLOSE_OPTIONS = { graceMs: true } as const satisfies Record<keyof CloseOptions, true>;
 
 /** An avrpc server. Create it with {@link createServer}. */
 export interface Server {
@@ -93,6 +100,12 @@ export function createServer(options: ServerOptions): Server {
     },
     async listen(opts: ListenOptions = {}) {
       if (net !== undefined) throw new RpcError(Code.FAILED_PRECONDITION, 'server.listen: already listening');
+      if (opts === null || typeof opts !== 'object') invalid('server.listen: options', 'must be an object');
+      knownOptions('server.listen: options', opts, KNOWN_LISTEN_OPTIONS);
+      if (opts.register !== undefined) {
+        if (opts.register === null || typeof opts.register !== 'object') invalid('server.listen: options.register', 'must be an object');
+        knownOptions('server.listen: options.register', opts.register, KNOWN_REGISTER_OPTIONS);
+      }
       const host = opts.host ?? '127.0.0.1';
       if (typeof host !== 'string') invalid('server.listen: options.host', 'must be a string');
       const port = intOption('server.listen: options.port', opts.port, 0, 0, 65535);
@@ -139,6 +152,8 @@ export function createServer(options: ServerOptions): Server {
     },
     close(opts: CloseOptions = {}) {
       if (closing !== undefined) return closing;
+      if (opts === null || typeof opts !== 'object') invalid('server.close: options', 'must be an object');
+      knownOptions('server.close: options', opts, KNOWN_CLOSE_OPTIONS);
       const graceMs = msOption('server.close: options.graceMs', opts.graceMs, 5000, 0);
       // Leave the registry first so that clients stop choosing this server while it drains.
       const deregistered = registration === undefined ? Promise.resolve() : registration.deregister().catch(() => undefined);

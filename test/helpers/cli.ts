@@ -13,7 +13,12 @@ export interface CliResult { status: number | null; stdout: string; stderr: stri
 
 /** Runs `avrpc ...args` to completion (killed after 30 s so a hang fails instead of blocking CI). */
 export async function avrpc(...args: string[]): Promise<CliResult> {
-  const child = spawn(process.execPath, [AVRPC, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return avrpcWithEnv({}, ...args);
+}
+
+/** {@link avrpc} with `env` added to this process's environment (a value of undefined removes a variable). */
+export async function avrpcWithEnv(env: NodeJS.ProcessEnv, ...args: string[]): Promise<CliResult> {
+  const child = spawn(process.execPath, [AVRPC, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d));
@@ -38,7 +43,12 @@ export interface Served {
 
 /** Starts `avrpc serve ...args` and waits for its `listening host:port` line. */
 export async function serve(...args: string[]): Promise<Served> {
-  const child: ChildProcess = spawn(process.execPath, [AVRPC, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return serveWithEnv({}, ...args);
+}
+
+/** {@link serve} with `env` added to this process's environment. */
+export async function serveWithEnv(env: NodeJS.ProcessEnv, ...args: string[]): Promise<Served> {
+  const child: ChildProcess = spawn(process.execPath, [AVRPC, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d));
   child.stderr!.on('data', (d: Buffer) => (out += d));

@@ -155,7 +155,7 @@ test('HMAC tokens: a valid token authenticates with its id and roles', async () 
   assert.equal(p.roles, ['admin']);
 });
 
-test('HMAC tokens: wrong secret, expired, tampered, malformed and missing are all UNAUTHENTICATED', async () => {
+test('HMAC tokens: wrong secret, expired, tampered, malformed and missing are all UNAUTHENTICATED, with one message', async () => {
   let now = 1_000_000;
   const auth = createHmacAuth({ secret: SECRET, ttlMs: 1000, now: () => now });
   const other = createHmacAuth({ secret: 'another secret, also long enough!!', now: () => now });
@@ -164,23 +164,23 @@ test('HMAC tokens: wrong secret, expired, tampered, malformed and missing are al
   const valid = auth.issue('bob');
   const [payload, mac] = valid.split('.') as [string, string];
   const forged = Buffer.from(JSON.stringify({ sub: 'root', roles: ['admin'], exp: now + 1e9 })).toString('base64url');
-  const cases: Array<[string, string | undefined, RegExp]> = [
-    ['wrong secret', other.issue('bob'), /bad signature/],
-    ['tampered payload', `${forged}.${mac}`, /bad signature/],
-    ['tampered mac', `${payload}.${mac.slice(0, -2)}AA`, /bad signature/],
-    ['malformed', 'not-a-token', /malformed/],
-    ['missing', undefined, /missing/],
+  const cases: Array<[string, string | undefined]> = [
+    ['wrong secret', other.issue('bob')],
+    ['tampered payload', `${forged}.${mac}`],
+    ['tampered mac', `${payload}.${mac.slice(0, -2)}AA`],
+    ['malformed', 'not-a-token'],
+    ['missing', undefined],
   ];
-  for (const [name, token, why] of cases) {
+  for (const [name, token] of cases) {
     const err = await failure(client(port, token).call('echo', { item }));
     assert.is(err.code, Code.UNAUTHENTICATED, name);
-    assert.match(err.message, why, name);
+    assert.is(err.message, 'invalid token', name);
   }
   assert.is(auth.verify(valid).id, 'bob');
   now += 1000;
   const err = await failure(client(port, valid).call('echo', { item }));
   assert.is(err.code, Code.UNAUTHENTICATED);
-  assert.match(err.message, /expired/);
+  assert.is(err.message, 'invalid token');
   assert.is(seen.length, 0);
 });
 

@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import type { Protocol } from '../../codec/protocol.js';
-import { intOption, invalid, oneOf } from '../../util/validate.js';
+import { intOption, invalid, knownOptions, oneOf } from '../../util/validate.js';
 
 /**
  * Default of {@link WorkerOptions.thresholdBytes}, chosen with `bench/offload-threshold.ts` (echo of an
@@ -73,6 +73,11 @@ export interface WorkerOptions {
   abandonGraceMs?: number;
 }
 
+/** Every option name of {@link WorkerOptions}; others are refused. */
+const KNOWN_WORKER_OPTIONS = {
+  module: true, messages: true, threads: true, offload: true, thresholdBytes: true, maxTasks: true, abandonGraceMs: true,
+} as const satisfies Record<keyof WorkerOptions, true>;
+
 /** {@link WorkerOptions} resolved: module as a URL string, messages as local indexes. */
 export interface ResolvedWorkerOptions {
   moduleUrl: string;
@@ -91,6 +96,7 @@ export function resolveWorkerOptions(
 ): ResolvedWorkerOptions | undefined {
   if (workers === undefined) return undefined;
   if (workers === null || typeof workers !== 'object') invalid(at, 'must be an object');
+  knownOptions(at, workers, KNOWN_WORKER_OPTIONS);
   const offload = oneOf(`${at}.offload`, workers.offload, 'auto', ['auto', 'always']);
   if (!Array.isArray(workers.messages) || workers.messages.length === 0) invalid(`${at}.messages`, 'must be a non-empty array of message names');
   const messages = new Set<number>();
