@@ -101,6 +101,8 @@ export class ClientConnection {
   failure: ConnectFailure | undefined;
   /** The first bytes the server sent: they tell an HTTP or TLS server from an avrpc one when the handshake fails. */
   private firstBytes: Buffer | undefined;
+  /** We gave up on the handshake (a silent or stopped server, transient), rather than the peer closing. */
+  private connectTimedOut = false;
   /** One-way calls queued on the socket and not yet written: they settle once they are (SPEC.md section 4). */
   private unwritten: ClientCall[] = [];
   private readonly framed: FramedSocket;
@@ -140,9 +142,10 @@ export class ClientConnection {
         if (this.unwritten.length > 0) this.settleWritten();
       },
     });
-    this.connectTimer = setTimeout(() => this.framed.destroy(
-      new RpcError(Code.UNAVAILABLE, `connect to ${host}:${port} timed out after ${options.connectTimeoutMs} ms`),
-    ), options.connectTimeoutMs);
+    this.connectTimer = setTimeout(() => {
+      this.connectTimedOut = true;
+      this.framed.destroy(new RpcError(Code.UNAVAILABLE, `connect to ${host}:${port} timed out after ${options.connectTimeoutMs} ms`));
+    }, options.connectTimeoutMs);
     socket.once(readyEvent(socket), () => this.authenticateThenHello(options.credentials));
     socket.once('data', (chunk: Buffer) => { this.firstBytes = Buffer.from(chunk.subarray(0, 32)); });
   }
@@ -486,7 +489,7 @@ export class ClientConnection {
     if (wasReady) this.observer?.connectionClosed?.(this.endpoint.key, error.code === Code.UNAVAILABLE ? undefined : error);
     if (!wasReady && this.closeError === undefined) {
       const endpoint = `${this.host}:${this.port}`;
-      this.failure = connectFailureKind(error, this.prefaceSent);
+      this.failure = connectFailureKind(error, this.prefaceSent && !this.connectTimedOut);
       error = this.failure === 'permanent' ? permanentFailure(error, endpoint, this.firstBytes) : handshakeFailure(error, endpoint, this.prefaceSent);
     }
     this.closeError ??= error;

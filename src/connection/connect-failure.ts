@@ -23,12 +23,15 @@ function nodeCode(err: unknown): string {
   return typeof code === 'string' ? code : '';
 }
 
-/** Classifies why a connection closed before WELCOME OK (`error` as the socket reported it). */
-export function connectFailureKind(error: RpcError, helloSent: boolean): ConnectFailure {
+/**
+ * Classifies why a connection closed before WELCOME OK (`error` as the socket reported it);
+ * `closedAfterHello`: our HELLO went out and the peer, not our connect timer, ended the connection.
+ */
+export function connectFailureKind(error: RpcError, closedAfterHello: boolean): ConnectFailure {
   if (TLS_FAILURE.test(nodeCode(error.cause))) return 'permanent';
   // Our own decoder refused what the peer sent (a frame it cannot be, a WELCOME that does not parse).
   if (!error.isRemote && (error.code === Code.INTERNAL || error.code === Code.RESOURCE_EXHAUSTED)) return 'permanent';
-  if (error.code === Code.UNAVAILABLE && error.cause === undefined && helloSent) return 'suspect';
+  if (error.code === Code.UNAVAILABLE && error.cause === undefined && closedAfterHello) return 'suspect';
   return 'transient';
 }
 
