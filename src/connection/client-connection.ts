@@ -81,6 +81,8 @@ const EWMA_ALPHA = 0.2;
  * stalled: the timeout is not held against the server.
  */
 const OWN_STALL_MS = 100;
+/** A close by the peer this soon after our HELLO, without a byte, is a `suspect` connect failure (connect-failure.ts). */
+const SUSPECT_CLOSE_MS = 1000;
 /** Largest `timeoutMs` a REQUEST can carry (u32); a caller allowing more sends none (SPEC.md section 4). */
 const MAX_WIRE_TIMEOUT_MS = 0xffffffff;
 
@@ -103,6 +105,8 @@ export class ClientConnection {
   private firstBytes: Buffer | undefined;
   /** We gave up on the handshake (a silent or stopped server, transient), rather than the peer closing. */
   private connectTimedOut = false;
+  /** When our first HELLO was queued (`performance.now()`). */
+  private helloAt = 0;
   /** One-way calls queued on the socket and not yet written: they settle once they are (SPEC.md section 4). */
   private unwritten: ClientCall[] = [];
   private readonly framed: FramedSocket;
@@ -448,7 +452,10 @@ export class ClientConnection {
 
   private sendHello(withProtocol = this.endpoint.sendProtocol): void {
     this.sentProtocol = withProtocol;
-    if (!this.prefaceSent) this.framed.encoder.bytes(PREFACE);
+    if (!this.prefaceSent) {
+      this.framed.encoder.bytes(PREFACE);
+      this.helloAt = performance.now();
+    }
     this.prefaceSent = true;
     this.framed.encoder.frame(FrameType.HELLO, 0, 0, hello(this.protocol, this.endpoint, withProtocol, { ...this.meta, ...offer(this.framed.support) }), writeHello);
     this.framed.flushSoon();
@@ -489,7 +496,10 @@ export class ClientConnection {
     if (wasReady) this.observer?.connectionClosed?.(this.endpoint.key, error.code === Code.UNAVAILABLE ? undefined : error);
     if (!wasReady && this.closeError === undefined) {
       const endpoint = `${this.host}:${this.port}`;
-      this.failure = connectFailureKind(error, this.prefaceSent && !this.connectTimedOut);
+      // Closed by the peer soon after our HELLO: what a TLS server does to plaintext. An avrpc server closes
+      // a handshake only after its handshakeTimeoutMs (or says why in a GOAWAY), which is not a suspect.
+      const quickClose = this.prefaceSent && !this.connectTimedOut && performance.now() - this.helloAt < SUSPECT_CLOSE_MS;
+      this.failure = connectFailureKind(error, quickClose);
       error = this.failure === 'permanent' ? permanentFailure(error, endpoint, this.firstBytes) : handshakeFailure(error, endpoint, this.prefaceSent);
     }
     this.closeError ??= error;

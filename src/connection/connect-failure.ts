@@ -9,9 +9,10 @@ import { RpcError } from '../errors/rpc-error.js';
  * - `permanent`: retrying cannot help until someone changes a configuration: the TLS handshake failed
  *   (certificate not trusted, wrong name, expired; TLS spoken to a plaintext port), or the peer sent
  *   bytes that are not avrpc (an HTTP server, garbage instead of WELCOME);
- * - `suspect`: the peer accepted the connection and closed it after our HELLO without a byte: what a
- *   TLS server does to a plaintext client, but also what a server in the middle of a restart may do
- *   once, so it counts as permanent only after a few attempts in a row (the pool's rule).
+ * - `suspect`: the peer accepted the connection and closed it soon (within a second) after our HELLO
+ *   without a byte: what a TLS server does to a plaintext client, but also what a server in the middle
+ *   of a restart may do once, so it counts as permanent only after a few attempts in a row (the pool's
+ *   rule). A close that comes later (an overloaded avrpc server's handshakeTimeoutMs) is transient.
  */
 export type ConnectFailure = 'transient' | 'suspect' | 'permanent';
 
@@ -25,7 +26,7 @@ function nodeCode(err: unknown): string {
 
 /**
  * Classifies why a connection closed before WELCOME OK (`error` as the socket reported it);
- * `closedAfterHello`: our HELLO went out and the peer, not our connect timer, ended the connection.
+ * `closedAfterHello`: the peer, not our connect timer, ended the connection soon after our HELLO.
  */
 export function connectFailureKind(error: RpcError, closedAfterHello: boolean): ConnectFailure {
   if (TLS_FAILURE.test(nodeCode(error.cause))) return 'permanent';
