@@ -1,4 +1,4 @@
-// Issue 14 measurement: node bench/issue14/blackhole.mjs $PWD/dist [roundRobin|leastConnections].
+// Issue 14 measurement: node bench/issue14/blackhole.mjs $PWD/dist [roundRobin|leastConnections] ['{"extra":"client options"}'].
 // Two servers on 127.0.0.1, one answers PINGs but never calls; a round-robin client with default
 // outlier settings makes calls (250 ms deadline, 4 at a time) for 6 s. node blackhole.mjs <dist> [balancer]
 const dist = process.argv[2];
@@ -8,7 +8,7 @@ const good = createServer({ protocol, handlers: { echo: (r) => r.item } });
 const hole = createServer({ protocol, handlers: { echo: () => new Promise(() => {}) } });
 const g = await good.listen({ host: '127.0.0.1', port: 0 });
 const h = await hole.listen({ host: '127.0.0.1', port: 0 });
-const client = createClient({ protocol, endpoints: [`127.0.0.1:${g.port}`, `127.0.0.1:${h.port}`], balancer: process.argv[3] ?? 'roundRobin' });
+const client = createClient({ protocol, endpoints: [`127.0.0.1:${g.port}`, `127.0.0.1:${h.port}`], balancer: process.argv[3] ?? 'roundRobin', ...JSON.parse(process.argv[4] ?? '{}') });
 const item = { id: 1, name: 'x', tags: [], score: 0, blob: Buffer.alloc(0) };
 let ok = 0, failed = 0, last2s = { ok: 0, failed: 0 };
 const end = performance.now() + 6000;
