@@ -161,6 +161,9 @@ export class CallRunner implements CallOwner {
     // reason rather than after waiting for a server (a connection checks it as it encodes).
     const invalid = call.attempts === 0 ? invalidRequest(call.msg, call.request) : undefined;
     if (invalid !== undefined) return call.reject(invalid);
+    // Every endpoint fails in a way retrying will not fix (TLS, not avrpc): say so now, not after waitForReadyMs.
+    const forGood = this.pool.failingForGood();
+    if (forGood !== undefined) return call.reject(forGood);
     if (this.waiting.size >= this.options.maxQueuedCalls) {
       return call.reject(new RpcError(Code.RESOURCE_EXHAUSTED, `${this.waiting.size} calls already wait for a connection`));
     }

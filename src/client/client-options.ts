@@ -67,6 +67,25 @@ export interface ClientOptions {
    * endpoint stays in rotation undoes one doubling. Default 10000.
    */
   ejectMs?: number;
+  /**
+   * Outlier-detection interval, in ms: at the end of each, an endpoint whose calls in it failed more
+   * than `ejectFailurePercent` of the time (at least `ejectMinCalls` calls) is ejected for `ejectMs`,
+   * growing for repeat offenders as above. Failures: UNAVAILABLE or INTERNAL from the server, calls lost
+   * with their connection, and calls that timed out there while other endpoints answered the same
+   * message in less time than the call had (so deadlines too short for every server eject none).
+   * 0 turns this off (consecutive failures still eject). Default 10000.
+   */
+  ejectIntervalMs?: number;
+  /** Failed share of an endpoint's calls in one interval above which it is ejected, in percent (1-100). Default 50. */
+  ejectFailurePercent?: number;
+  /** Calls an endpoint must finish (answered or failed) in one interval to be judged by its failed share. Default 20. */
+  ejectMinCalls?: number;
+  /**
+   * Endpoints ejected at once at most, in percent of the endpoints, by either rule: one is ejected only
+   * while fewer than this share are (so with 2 endpoints, one). 0: never eject. Calls still go to ejected
+   * endpoints when no other is left. Default 50.
+   */
+  maxEjectedPercent?: number;
   /** Time allowed for TCP connect plus handshake, in ms. Default 10000. */
   connectTimeoutMs?: number;
   /** Largest frame body accepted, in bytes. Default 16 MiB. */
@@ -162,6 +181,10 @@ export interface ResolvedClientOptions {
   backoff: BackoffOptions;
   ejectAfterFailures: number;
   ejectMs: number;
+  ejectIntervalMs: number;
+  ejectFailurePercent: number;
+  ejectMinCalls: number;
+  maxEjectedPercent: number;
   connectTimeoutMs: number;
   maxFrameBytes: number;
   maxMessageBytes: number;
@@ -266,6 +289,10 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     backoff: { ...DEFAULT_BACKOFF, initialMs, maxMs: msOption(`${at}.backoff.maxMs`, options.backoff?.maxMs, DEFAULT_BACKOFF.maxMs, initialMs) },
     ejectAfterFailures: intOption(`${at}.ejectAfterFailures`, options.ejectAfterFailures, 5, 1),
     ejectMs: msOption(`${at}.ejectMs`, options.ejectMs, 10_000, 0, Math.floor(MAX_TIMER_MS / 10)),
+    ejectIntervalMs: msOption(`${at}.ejectIntervalMs`, options.ejectIntervalMs, 10_000, 0),
+    ejectFailurePercent: intOption(`${at}.ejectFailurePercent`, options.ejectFailurePercent, 50, 1, 100),
+    ejectMinCalls: intOption(`${at}.ejectMinCalls`, options.ejectMinCalls, 20, 1),
+    maxEjectedPercent: intOption(`${at}.maxEjectedPercent`, options.maxEjectedPercent, 50, 0, 100),
     connectTimeoutMs: msOption(`${at}.connectTimeoutMs`, options.connectTimeoutMs, 10_000, 1),
     maxFrameBytes: intOption(`${at}.maxFrameBytes`, options.maxFrameBytes, 16 * MiB, 64, 0xffffffff),
     maxMessageBytes: intOption(`${at}.maxMessageBytes`, options.maxMessageBytes, 64 * MiB, 1, 0xffffffff),

@@ -47,6 +47,10 @@ export function createClient(options: ClientOptions): Client {
     backoff: o.backoff,
     ejectAfterFailures: o.ejectAfterFailures,
     ejectMs: o.ejectMs,
+    ejectIntervalMs: o.ejectIntervalMs,
+    ejectFailurePercent: o.ejectFailurePercent,
+    ejectMinCalls: o.ejectMinCalls,
+    maxEjectedPercent: o.maxEjectedPercent,
   }, new ResolverCache(o.protocol, o.resolverCacheSize), () => runner!.flushQueue(), (err) => runner!.failQueue(err));
   runner = new CallRunner(pool, o);
   const detachObserver = o.observer?.poolAttached?.(() => pool.stats());

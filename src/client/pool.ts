@@ -1,10 +1,10 @@
 import type { ResolverCache } from '../codec/resolver-cache.js';
 import { ClientConnection, type ClientConnectionOptions, type EndpointState } from '../connection/client-connection.js';
-import type { RpcError } from '../errors/rpc-error.js';
+import { RpcError } from '../errors/rpc-error.js';
 import { Code } from '../errors/code.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import type { Balancer } from './balancer.js';
-import { nextEjection } from './ejection.js';
+import { OutlierDetector, type EndpointHealth } from './outlier-detector.js';
 import type { Protocol } from '../codec/protocol.js';
 
 /** An endpoint the pool should keep connections to. */
@@ -44,7 +44,21 @@ export interface PoolOptions {
   ejectAfterFailures: number;
   /** First ejection time in ms; doubles for each further ejection, up to 10x, and decays (see `nextEjection`). */
   ejectMs: number;
+  /** Outlier-detection interval in ms (failure-percentage ejection, see `OutlierDetector`); 0: off. */
+  ejectIntervalMs: number;
+  /** Failed share of an endpoint's calls in an interval, in percent, above which it is ejected. */
+  ejectFailurePercent: number;
+  /** Calls an endpoint must finish in an interval to be judged by its failed share. */
+  ejectMinCalls: number;
+  /** Endpoints ejected at once at most, in percent of all endpoints. */
+  maxEjectedPercent: number;
 }
+
+/**
+ * Consecutive connection attempts to an endpoint that the peer closed during the handshake without a
+ * byte (`suspect` in connection/connect-failure.ts) after which it counts as failing for good.
+ */
+const SUSPECT_ATTEMPTS = 3;
 
 /** One endpoint's connections and health. */
 interface Slot {
@@ -54,10 +68,17 @@ interface Slot {
   readonly conns: ClientConnection[];
   readonly backoff: Backoff;
   reconnectTimer: NodeJS.Timeout | undefined;
-  ejections: number;
-  ejectedUntil: number;
+  /** Its calls' outcomes and its ejection history (outlier detection). */
+  readonly health: EndpointHealth;
   ejectTimer: NodeJS.Timeout | undefined;
   lastError: RpcError | undefined;
+  /**
+   * Failed connection attempts in a row that retrying will not fix: `SUSPECT_ATTEMPTS` as soon as one
+   * failed for good (TLS, not avrpc), +1 per suspect one, back to 0 on a transient failure or success.
+   */
+  badAttempts: number;
+  /** The last failed attempt was a suspect one (it counts only in a row). */
+  lastSuspect: boolean;
 }
 
 /**
@@ -72,6 +93,8 @@ export class Pool {
   private readonly seenReady = new WeakSet<ClientConnection>();
   private started = false;
   private closed = false;
+  private readonly detector: OutlierDetector;
+  private intervalTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly options: PoolOptions,
@@ -80,7 +103,12 @@ export class Pool {
     private readonly onReady: () => void,
     /** Told when a connection was refused for a reason retrying will not fix (auth, limits, protocol). */
     private readonly onFatal: (error: RpcError) => void = () => {},
-  ) {}
+  ) {
+    const o = options;
+    this.detector = new OutlierDetector({
+      failurePercent: o.ejectFailurePercent, minCalls: o.ejectMinCalls, maxEjectedPercent: o.maxEjectedPercent, ejectMs: o.ejectMs,
+    }, o.protocol.messages.length);
+  }
 
   /** The connection for the next call, preferring endpoints other than `avoid`; undefined if none is ready. */
   pick(avoid?: string): ClientConnection | undefined {
@@ -111,6 +139,26 @@ export class Pool {
     this.snapshot = null;
   }
 
+  /**
+   * When every endpoint is failing for good (its last attempts failed for a reason retrying will not
+   * fix, and it has no connection up): the UNAVAILABLE error to fail calls with instead of waiting for
+   * a connection. Undefined otherwise, or with no endpoint known.
+   */
+  failingForGood(): RpcError | undefined {
+    let last: Slot | undefined;
+    for (const slot of this.slots.values()) {
+      if (slot.badAttempts < SUSPECT_ATTEMPTS || slot.lastError === undefined) return undefined;
+      last = slot;
+    }
+    if (last === undefined) return undefined;
+    const e = last.lastError!;
+    const n = this.slots.size;
+    const times = last.lastSuspect ? ` (${last.badAttempts} attempts in a row)` : '';
+    if (n === 1 && !last.lastSuspect) return e;
+    const what = n === 1 ? `${e.message}${times}` : `all ${n} endpoints fail in ways retrying will not fix; ${last.state.key}: ${e.message}${times}`;
+    return new RpcError(e.code === Code.UNAUTHENTICATED ? e.code : Code.UNAVAILABLE, what, { cause: e });
+  }
+
   /** The last connection error of any endpoint (to explain why no connection is ready). */
   lastError(): RpcError | undefined {
     for (const slot of this.slots.values()) if (slot.lastError !== undefined) return slot.lastError;
@@ -134,7 +182,7 @@ export class Pool {
       }
       return {
         endpoint: slot.state.key, connections: slot.conns.length, ready, inFlight,
-        latencyEwmaMs: slot.state.latencyEwmaMs, ejected: slot.ejectedUntil > now,
+        latencyEwmaMs: slot.state.latencyEwmaMs, ejected: slot.health.ejectedUntil > now,
         lastError: slot.lastError?.message,
       };
     });
@@ -143,6 +191,7 @@ export class Pool {
   /** Closes every socket once its in-flight calls finish. */
   async close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.intervalTimer);
     const closing: Promise<void>[] = [];
     for (const [key, slot] of this.slots) closing.push(...this.removeSlot(key, slot));
     await Promise.all(closing);
@@ -151,16 +200,40 @@ export class Pool {
   private start(): void {
     if (this.started || this.closed) return;
     this.started = true;
+    if (this.options.ejectIntervalMs > 0) {
+      this.intervalTimer = setInterval(() => this.endInterval(), this.options.ejectIntervalMs);
+      this.intervalTimer.unref();
+    }
     for (const slot of this.slots.values()) this.refill(slot);
   }
 
+  /** Every `ejectIntervalMs`: failure-percentage ejection over the interval that ends. */
+  private endInterval(): void {
+    const now = performance.now();
+    const ejected = this.detector.evaluate(now, (h) => {
+      const slot = this.slots.get(h.key);
+      return slot !== undefined && slot.health === h && slot.conns.some((c) => c.state === 'ready');
+    });
+    for (const { health, ms } of ejected) this.ejected(this.slots.get(health.key)!, ms);
+  }
+
+  /** Out of rotation for `ms`: the snapshot is rebuilt now and when the ejection ends. */
+  private ejected(slot: Slot, ms: number): void {
+    slot.state.consecutiveFailures = 0;
+    clearTimeout(slot.ejectTimer);
+    slot.ejectTimer = setTimeout(() => { this.snapshot = null; }, ms);
+    slot.ejectTimer.unref();
+    this.snapshot = null;
+  }
+
   private addSlot(key: string, e: PoolEndpoint): void {
+    const health = this.detector.add(key);
     const state: EndpointState = {
-      key, weight: e.weight ?? 1, serverFingerprint: null, sendProtocol: false, latencyEwmaMs: 0, consecutiveFailures: 0,
+      key, weight: e.weight ?? 1, serverFingerprint: null, sendProtocol: false, latencyEwmaMs: 0, consecutiveFailures: 0, outcomes: health,
     };
     const slot: Slot = {
       state, host: e.host, port: e.port, conns: [], backoff: new Backoff(this.options.backoff),
-      reconnectTimer: undefined, ejections: 0, ejectedUntil: 0, ejectTimer: undefined, lastError: undefined,
+      reconnectTimer: undefined, health, ejectTimer: undefined, lastError: undefined, badAttempts: 0, lastSuspect: false,
     };
     this.slots.set(key, slot);
     if (this.started) this.refill(slot);
@@ -168,6 +241,7 @@ export class Pool {
 
   private removeSlot(key: string, slot: Slot): Promise<void>[] {
     this.slots.delete(key);
+    this.detector.remove(slot.health);
     clearTimeout(slot.reconnectTimer);
     clearTimeout(slot.ejectTimer);
     this.snapshot = null;
@@ -196,13 +270,21 @@ export class Pool {
       this.seenReady.add(conn);
       slot.backoff.reset();
       slot.lastError = undefined;
+      slot.badAttempts = 0;
       slot.state.consecutiveFailures = 0;
       this.onReady();
     } else if (conn.state === 'closed' || conn.state === 'draining') {
       if (conn.state === 'closed') slot.conns.splice(slot.conns.indexOf(conn), 1);
       if (conn.closeError !== undefined) {
         slot.lastError = conn.closeError;
-        if (conn.closeError.code !== Code.UNAVAILABLE && conn.state === 'closed' && !conn.wasReady) this.onFatal(conn.closeError);
+        if (conn.state === 'closed' && !conn.wasReady) {
+          const kind = conn.failure;
+          slot.badAttempts = kind === 'permanent' ? Math.max(SUSPECT_ATTEMPTS, slot.badAttempts + 1) : kind === 'suspect' ? slot.badAttempts + 1 : 0;
+          slot.lastSuspect = kind === 'suspect';
+          const forGood = this.failingForGood();
+          if (conn.closeError.code !== Code.UNAVAILABLE) this.onFatal(conn.closeError);
+          else if (forGood !== undefined) this.onFatal(forGood);
+        }
       }
       if (slot.reconnectTimer === undefined && !this.closed) {
         // A socket that never got ready is a failed attempt: back off, from the first failure on (the
@@ -218,16 +300,11 @@ export class Pool {
 
   private maybeEject(slot: Slot): void {
     const now = performance.now();
-    if (slot.state.consecutiveFailures < this.options.ejectAfterFailures || slot.ejectedUntil > now) return;
+    if (slot.state.consecutiveFailures < this.options.ejectAfterFailures || slot.health.ejectedUntil > now) return;
     // Only endpoints that accept connections but fail calls are outliers; unreachable ones back off instead.
     if (!slot.conns.some((c) => c.state === 'ready')) return;
-    const { ejections, ejectedUntil, ms } = nextEjection(slot, now, this.options.ejectMs);
-    slot.ejections = ejections;
-    slot.ejectedUntil = ejectedUntil;
-    slot.state.consecutiveFailures = 0;
-    clearTimeout(slot.ejectTimer);
-    slot.ejectTimer = setTimeout(() => { this.snapshot = null; }, ms);
-    slot.ejectTimer.unref();
+    const ms = this.detector.eject(slot.health, now);
+    if (ms > 0) this.ejected(slot, ms);
   }
 
   private rebuild(): readonly ClientConnection[] {
@@ -235,7 +312,7 @@ export class Pool {
     const healthy: ClientConnection[] = [];
     const ejected: ClientConnection[] = [];
     for (const slot of this.slots.values()) {
-      const into = slot.ejectedUntil > now ? ejected : healthy;
+      const into = slot.health.ejectedUntil > now ? ejected : healthy;
       for (const c of slot.conns) if (c.state === 'ready') into.push(c);
     }
     // Never eject everything: a degraded endpoint beats none.

@@ -131,6 +131,12 @@ export class CallTable {
     return call;
   }
 
+  /** True when a call has this id (without taking it). */
+  has(id: number): boolean {
+    const slot = id & this.mask;
+    return this.slots[slot] !== undefined && this.ids[slot] === id;
+  }
+
   /** Calls not yet written (queued while the connection was being set up), oldest first. */
   unsent(): ClientCall[] {
     const out: ClientCall[] = [];

@@ -13,6 +13,8 @@ import type { Logger, RpcObserver } from '../observability/observer.js';
 import { logClose } from '../observability/log-policy.js';
 import { readyEvent } from '../security/tls.js';
 import { CallTable, type ClientCall, type WriteFence } from './call-table.js';
+import { CancelledIds } from './cancelled-ids.js';
+import { connectFailureKind, permanentFailure, type ConnectFailure } from './connect-failure.js';
 import { handshakeFailure, hello, readWelcome, writeHello, type HandshakeMemory } from './client-handshake.js';
 import { FramedSocket } from './framed-socket.js';
 import type { FramedSocketOptions } from './framed-socket-options.js';
@@ -45,6 +47,21 @@ export interface EndpointState extends HandshakeMemory {
   latencyEwmaMs: number;
   /** Failed calls and connections since the last success. */
   consecutiveFailures: number;
+  /** Told how each call ended, for outlier detection (the arithmetic is the client's: client/outlier-detector.ts). */
+  outcomes?: CallOutcomes;
+}
+
+/** Where a connection reports how its calls ended on the endpoint. */
+export interface CallOutcomes {
+  /** The server answered a call of message `index` (a RESPONSE, or an ERROR other than UNAVAILABLE and INTERNAL) `latencyMs` after it was sent. */
+  answered(index: number, latencyMs: number): void;
+  /** A call failed on the server's side: ERROR UNAVAILABLE or INTERNAL, lost with its connection, or timed out while the server left our PING unanswered. */
+  failed(): void;
+  /**
+   * A call of message `index`, sent with `budgetMs` left before its deadline, ran out of time with no
+   * answer (and our own loop was not to blame). Returns true when this counts as the endpoint's failure.
+   */
+  timedOut(index: number, budgetMs: number): boolean;
 }
 
 /** Lifecycle: one string, moved only by `transition`. */
@@ -59,6 +76,13 @@ const LEGAL: Record<ClientConnectionState, readonly ClientConnectionState[]> = {
 
 /** Weight of the newest sample in the latency EWMA. */
 const EWMA_ALPHA = 0.2;
+/**
+ * A deadline timer this late (or later than half the call's budget) means our own event loop was
+ * stalled: the timeout is not held against the server.
+ */
+const OWN_STALL_MS = 100;
+/** A close by the peer this soon after our HELLO, without a byte, is a `suspect` connect failure (connect-failure.ts). */
+const SUSPECT_CLOSE_MS = 1000;
 /** Largest `timeoutMs` a REQUEST can carry (u32); a caller allowing more sends none (SPEC.md section 4). */
 const MAX_WIRE_TIMEOUT_MS = 0xffffffff;
 
@@ -73,6 +97,16 @@ export class ClientConnection {
   /** `lastId` of a graceful GOAWAY (code 0): requests sent after it were never run by the server. */
   private goawayLastId = -1;
   private readonly calls = new CallTable();
+  /** Ids we sent CANCEL for whose answers may still arrive: dropped unread. Any other unknown id is a protocol error. */
+  private readonly cancelled = new CancelledIds();
+  /** How the connection failed, when it closed before its handshake completed (for the pool). */
+  failure: ConnectFailure | undefined;
+  /** The first bytes the server sent: they tell an HTTP or TLS server from an avrpc one when the handshake fails. */
+  private firstBytes: Buffer | undefined;
+  /** We gave up on the handshake (a silent or stopped server, transient), rather than the peer closing. */
+  private connectTimedOut = false;
+  /** When our first HELLO was queued (`performance.now()`). */
+  private helloAt = 0;
   /** One-way calls queued on the socket and not yet written: they settle once they are (SPEC.md section 4). */
   private unwritten: ClientCall[] = [];
   private readonly framed: FramedSocket;
@@ -106,14 +140,18 @@ export class ClientConnection {
       onRefused: (type, _flags, id, error) => (type === FrameType.RESPONSE ? this.onRefused(id, error)
         : this.framed.fail(new RpcError(Code.INTERNAL, `protocol error: unexpected frame type ${type} from server`))),
       awaitingReplies: () => this.calls.size > 0,
+      admits: (_type, flags, id) => this.admits(flags, id),
+      onPong: (id) => this.onPong(id),
       onWritten: () => {
         if (this.unwritten.length > 0) this.settleWritten();
       },
     });
-    this.connectTimer = setTimeout(() => this.framed.destroy(
-      new RpcError(Code.UNAVAILABLE, `connect to ${host}:${port} timed out after ${options.connectTimeoutMs} ms`),
-    ), options.connectTimeoutMs);
+    this.connectTimer = setTimeout(() => {
+      this.connectTimedOut = true;
+      this.framed.destroy(new RpcError(Code.UNAVAILABLE, `connect to ${host}:${port} timed out after ${options.connectTimeoutMs} ms`));
+    }, options.connectTimeoutMs);
     socket.once(readyEvent(socket), () => this.authenticateThenHello(options.credentials));
+    socket.once('data', (chunk: Buffer) => { this.firstBytes = Buffer.from(chunk.subarray(0, 32)); });
   }
 
   private authenticateThenHello(credentials: ClientConnectionOptions['credentials']): void {
@@ -164,9 +202,9 @@ export class ClientConnection {
   }
 
   /**
-   * Takes a call back (`reason`: deadline, cancel): the server is told to stop working on it. A call
-   * that ran out of time while the server left even our PING unanswered counts as a failure of the
-   * endpoint (outlier detection), so a stopped server that accepts calls and never answers is ejected.
+   * Takes a call back (`reason`: deadline, cancel): the server is told to stop working on it, and its
+   * id is remembered, since its answer may cross our CANCEL. A call that ran out of time is judged
+   * once this turn's I/O is read (see {@link timedOut}): it may count against the endpoint.
    */
   detach(call: ClientCall, reason?: RpcError): void {
     if (this.calls.take(call.id) === undefined) return;
@@ -174,16 +212,36 @@ export class ClientConnection {
     this.framed.abandon(call.id);
     if (call.sent && !this.framed.isClosed) {
       this.framed.encoder.raw(FrameType.CANCEL, 0, call.id, null);
+      this.cancelled.add(call.id);
+      if (reason?.code === Code.DEADLINE_EXCEEDED && !call.msg.oneWay) {
+        // Judged, and the barrier PING sent, after this turn's I/O: if our own loop was blocked, the answer may be waiting unread.
+        setImmediate(judgeTimedOut, this, call.id, call.msg.index, call.deadline - call.sentAt, performance.now() - call.deadline);
+      } else {
+        this.sendBarrier();
+      }
       this.framed.flushSoon();
-      // Judged after this turn's I/O: if our own loop was blocked, the answer may be waiting unread.
-      if (reason?.code === Code.DEADLINE_EXCEEDED && this.framed.unanswered) setImmediate(judgeTimedOut, this);
     }
     this.endIfDrained();
   }
 
-  /** A call timed out while our PING was unanswered: still so after reading what arrived, the endpoint failed. */
-  timedOutUnanswered(): void {
-    if (this.state !== 'closed' && this.framed.unanswered) this.countFailure();
+  /**
+   * A call timed out `lateMs` after its deadline, sent with `budgetMs` to go; this turn's I/O is read.
+   * Not the server's failure if its answer was among what we read (our loop was late) or our deadline
+   * timer itself was late; the endpoint's failure if the server left our PING unanswered too; otherwise
+   * outlier detection decides (`CallOutcomes.timedOut`: only when other endpoints answer in time).
+   */
+  timedOut(id: number, index: number, budgetMs: number, lateMs: number): void {
+    if (this.state === 'closed') return;
+    this.sendBarrier();
+    this.framed.flushSoon();
+    if (this.cancelled.answered(id) || lateMs > Math.max(OWN_STALL_MS, budgetMs / 2)) return;
+    const outcomes = this.endpoint.outcomes;
+    if (this.framed.unanswered) {
+      outcomes?.failed();
+      this.countFailure();
+    } else if (outcomes !== undefined && outcomes.timedOut(index, budgetMs)) {
+      this.countFailure();
+    }
   }
 
   /** Stops taking calls, lets in-flight calls finish, then closes. */
@@ -257,8 +315,8 @@ export class ClientConnection {
 
   private onFrame(type: number, flags: number, id: number, body: Buffer): void {
     switch (type) {
-      case FrameType.RESPONSE: return this.onResponse(id, body);
-      case FrameType.ERROR: return this.onError(flags, id, body);
+      case FrameType.RESPONSE: return this.codec === undefined ? this.stray(id, true) : this.onResponse(id, body);
+      case FrameType.ERROR: return this.codec === undefined && id !== 0 ? this.stray(id, true) : this.onError(flags, id, body);
       case FrameType.WELCOME: return this.onWelcome(body);
       case FrameType.GOAWAY: return this.onGoaway(body);
       default:
@@ -268,10 +326,12 @@ export class ClientConnection {
 
   private onResponse(id: number, body: Buffer): void {
     const call = this.calls.take(id);
-    if (call === undefined) return;
+    if (call === undefined) return this.stray(id, true);
     const ep = this.endpoint;
     ep.consecutiveFailures = 0;
-    ep.latencyEwmaMs += EWMA_ALPHA * (performance.now() - call.sentAt - ep.latencyEwmaMs);
+    const latency = performance.now() - call.sentAt;
+    ep.latencyEwmaMs += EWMA_ALPHA * (latency - ep.latencyEwmaMs);
+    ep.outcomes?.answered(call.msg.index, latency);
     try {
       call.resolve(decodeExact(call.msg.response, body, 0, this.codec!.responses[call.msg.index]!.response));
     } catch (err) {
@@ -282,13 +342,18 @@ export class ClientConnection {
 
   private onError(flags: number, id: number, body: Buffer): void {
     const call = id === 0 ? undefined : this.calls.take(id);
-    if (id !== 0 && call === undefined) return;
+    if (id !== 0 && call === undefined) return this.stray(id, true);
     const error = readRemoteError(flags, body, call?.msg, call === undefined ? undefined : this.codec!.responses[call.msg.index]);
     if (call === undefined) return this.framed.destroy(error);
     call.conn = null;
     // A refusal may come while the request is still going out in fragments: stop sending it.
     this.framed.abandon(id);
-    if (error.code === Code.UNAVAILABLE || error.code === Code.INTERNAL) this.countFailure();
+    if (error.code === Code.UNAVAILABLE || error.code === Code.INTERNAL) {
+      this.endpoint.outcomes?.failed();
+      this.countFailure();
+    } else {
+      this.endpoint.outcomes?.answered(call.msg.index, performance.now() - call.sentAt);
+    }
     call.avoidEndpoint = this.endpoint.key;
     // Only a REFUSED error says no handler ran: a handler may throw UNAVAILABLE itself (a downstream
     // outage) after side effects, so any other UNAVAILABLE may have run.
@@ -308,9 +373,50 @@ export class ClientConnection {
     call.conn = null;
     this.framed.abandon(id);
     this.framed.encoder.raw(FrameType.CANCEL, 0, id, null);
+    // The rest of the refused answer may still come (its fragments): dropped as those of a cancelled call.
+    this.cancelled.add(id);
+    this.sendBarrier();
     this.framed.flushSoon();
     call.reject(error);
     this.endIfDrained();
+  }
+
+  /**
+   * Whether a fragment, compressed or oversized answer for `id` may be reassembled or inflated: only
+   * for a call in flight here. Else {@link stray} drops it or fails the connection, before any buffer
+   * is allocated for it or any byte inflated.
+   */
+  private admits(flags: number, id: number): boolean {
+    if (this.codec !== undefined && this.calls.has(id)) return true;
+    this.stray(id, (flags & Flag.MORE) === 0);
+    return false;
+  }
+
+  /**
+   * An answer frame (`last`: it ends its message) for an id with no call here. Dropped unread if we
+   * cancelled that id and its answer has not ended yet (it crossed our CANCEL); otherwise the server
+   * answered an id we never sent, or one already answered: a protocol error (SPEC.md section 4).
+   */
+  private stray(id: number, last: boolean): void {
+    if (this.cancelled.expects(id)) {
+      if (last) this.cancelled.ended(id);
+      return;
+    }
+    const why = this.codec === undefined ? 'before the handshake completed' : 'which is not in flight on this connection';
+    this.framed.fail(new RpcError(Code.INTERNAL, `protocol error: server sent an answer for request id ${id}, ${why}`));
+  }
+
+  /** Sends a barrier PING when cancelled ids wait for one (see `CancelledIds`). */
+  private sendBarrier(): void {
+    const ping = this.cancelled.barrier();
+    if (ping >= 0) this.framed.encoder.raw(FrameType.PING, 0, ping, null);
+  }
+
+  private onPong(id: number): void {
+    const next = this.cancelled.pong(id);
+    if (next < 0 || this.framed.isClosed) return;
+    this.framed.encoder.raw(FrameType.PING, 0, next, null);
+    this.framed.flushSoon();
   }
 
   private onGoaway(body: Buffer): void {
@@ -351,7 +457,10 @@ export class ClientConnection {
 
   private sendHello(withProtocol = this.endpoint.sendProtocol): void {
     this.sentProtocol = withProtocol;
-    if (!this.prefaceSent) this.framed.encoder.bytes(PREFACE);
+    if (!this.prefaceSent) {
+      this.framed.encoder.bytes(PREFACE);
+      this.helloAt = performance.now();
+    }
     this.prefaceSent = true;
     this.framed.encoder.frame(FrameType.HELLO, 0, 0, hello(this.protocol, this.endpoint, withProtocol, { ...this.meta, ...offer(this.framed.support) }), writeHello);
     this.framed.flushSoon();
@@ -390,13 +499,23 @@ export class ClientConnection {
     clearTimeout(this.connectTimer);
     const wasReady = this.codec !== undefined;
     if (wasReady) this.observer?.connectionClosed?.(this.endpoint.key, error.code === Code.UNAVAILABLE ? undefined : error);
-    if (!wasReady && this.closeError === undefined) error = handshakeFailure(error, `${this.host}:${this.port}`, this.prefaceSent);
+    if (!wasReady && this.closeError === undefined) {
+      const endpoint = `${this.host}:${this.port}`;
+      // Closed by the peer soon after our HELLO: what a TLS server does to plaintext. An avrpc server closes
+      // a handshake only after its handshakeTimeoutMs (or says why in a GOAWAY), which is not a suspect.
+      const quickClose = this.prefaceSent && !this.connectTimedOut && performance.now() - this.helloAt < SUSPECT_CLOSE_MS;
+      this.failure = connectFailureKind(error, quickClose);
+      error = this.failure === 'permanent' ? permanentFailure(error, endpoint, this.firstBytes) : handshakeFailure(error, endpoint, this.prefaceSent);
+    }
     this.closeError ??= error;
     if (this.logger !== undefined) logClose(this.logger, 'client', this.closeError, wasReady, this.state === 'draining', { endpoint: this.endpoint.key });
     if (this.state !== 'closed') this.transition('closed');
     if (!wasReady || this.calls.size > 0) this.countFailure();
     this.unwritten = [];
+    const outcomes = wasReady ? this.endpoint.outcomes : undefined;
     for (const call of this.calls.drain()) {
+      // Lost with the connection (not taken back after a graceful GOAWAY, which ran nothing of it).
+      if (outcomes !== undefined && call.sent && !call.msg.oneWay && !this.afterGoaway(call.id)) outcomes.failed();
       call.conn = null;
       call.avoidEndpoint = this.endpoint.key;
       // A one-way call still here was never written in full, so the server cannot have run it.
@@ -417,8 +536,8 @@ export class ClientConnection {
   }
 }
 
-function judgeTimedOut(conn: ClientConnection): void {
-  conn.timedOutUnanswered();
+function judgeTimedOut(conn: ClientConnection, id: number, index: number, budgetMs: number, lateMs: number): void {
+  conn.timedOut(id, index, budgetMs, lateMs);
 }
 
 /** A fence that passes once both `a` and `b` have written what they were given. */

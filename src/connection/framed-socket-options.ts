@@ -43,6 +43,14 @@ export interface FramedSocketHandler {
    */
   awaitingReplies?(): boolean;
   /**
+   * Asked before a fragment, a compressed or an oversized REQUEST/RESPONSE, or a CONTINUATION, is
+   * reassembled or inflated: false drops the frame (the owner fails the connection if it is a
+   * protocol error). Absent: every such frame is taken.
+   */
+  admits?(type: number, flags: number, id: number): boolean;
+  /** A PONG arrived (keepalive has seen it already). */
+  onPong?(id: number): void;
+  /**
    * Called after a flush handed the encoder's bytes (and any fragments it could) to the socket: every
    * frame appended before it is written, except messages `FramedSocket.pending` still names.
    */

@@ -394,7 +394,10 @@ export class FramedSocket {
       this.flushSoon();
     } else if (type === FrameType.PONG) {
       this.keepalive.pong(id);
+      this.handler.onPong?.(id);
     } else if (this.large.wants(type, flags, body.length)) {
+      // Before any reassembly or inflation: the owner may refuse answers for ids it has no call for.
+      if (type !== FrameType.WINDOW && this.handler.admits?.(type, flags, id) === false) return;
       this.large.receive(type, flags, id, body);
     } else {
       if (type === FrameType.REQUEST || type === FrameType.RESPONSE) this.large.smallMessages++;

@@ -197,6 +197,7 @@ export class LargeMessages {
     this.outbox.clear();
     this.deflating.clear();
     this.inflations.clear();
+    this.reassembler.clear();
   }
 
   /** For the frame decoder: where a spanning CONTINUATION body goes, so it is copied once. */

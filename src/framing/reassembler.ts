@@ -139,6 +139,11 @@ export class Reassembler {
   discard(id: number): void {
     this.open.delete(id);
   }
+
+  /** Drops every message being reassembled (the connection is gone). */
+  clear(): void {
+    this.open.clear();
+  }
 }
 
 function protocolError(code: Code, message: string): RpcError {
