@@ -213,7 +213,8 @@ const MiB = 1024 * 1024;
 export const KNOWN_CLIENT_OPTIONS = {
   protocol: true, endpoints: true, discovery: true, timeoutMs: true, connectionsPerEndpoint: true, balancer: true,
   idempotent: true, maxAttempts: true, retryBudgetRatio: true, retryBudgetTokens: true, waitForReadyMs: true,
-  maxQueuedCalls: true, backoff: true, ejectAfterFailures: true, ejectMs: true, connectTimeoutMs: true,
+  maxQueuedCalls: true, backoff: true, ejectAfterFailures: true, ejectMs: true, ejectIntervalMs: true,
+  ejectFailurePercent: true, ejectMinCalls: true, maxEjectedPercent: true, connectTimeoutMs: true,
   maxFrameBytes: true, maxMessageBytes: true, fragmentBytes: true, maxPartialMessages: true, fragmentWindowBytes: true,
   interleaveWindowBytes: true, compressAboveBytes: true, maxQueuedBytes: true, keepaliveMs: true,
   keepaliveTimeoutMs: true, resolverCacheSize: true, tls: true, credentials: true, interceptors: true,
