@@ -163,7 +163,8 @@ types.ArrayType.prototype._skip = function skipArray(this: ArrayLike, tap: Tap):
   let n: number;
   while ((n = tap.readLong()) !== 0) {
     if (n < 0) {
-      tap.pos += blockBytes(tap);
+      const size = blockBytes(tap); // read before `tap.pos` is: `tap.pos += blockBytes(tap)` would add to the old position
+      tap.pos += size;
     } else {
       admit(tap, n, zeroItems(this));
       while (n--) items._skip(tap);
@@ -210,7 +211,8 @@ types.MapType.prototype._skip = function skipMap(this: MapLike, tap: Tap): void 
   let n: number;
   while ((n = tap.readLong()) !== 0) {
     if (n < 0) {
-      tap.pos += blockBytes(tap);
+      const size = blockBytes(tap); // read before `tap.pos` is: `tap.pos += blockBytes(tap)` would add to the old position
+      tap.pos += size;
     } else {
       admit(tap, n, false);
       while (n--) {
