@@ -22,9 +22,10 @@ import avro from 'avsc';
  * - A block that ends beyond the buffer is an error at once, not a value of zeros.
  *
  * Strings, bytes and fixed values cost O(1) whatever length they claim (avsc only moves `tap.pos`, and
- * allocates nothing beyond the buffer); a negative length invalidates the tap. So the work of any
- * decode is bounded by its bytes (plus the allowance above) times the size of the writer's schema
- * (bounded in turn by the protocol size limit), and
+ * allocates nothing beyond the buffer); a negative length invalidates the tap. Skipping a zero-size
+ * value does nothing (record skippers and resolvers leave such fields out, see below). So the work of
+ * any decode is bounded by its bytes (plus the allowance above) times the size of the reader's own
+ * schema, plus one value of the writer's schema read past the end, and
  * a decode that ran past the end is reported by avsc (`tap.isValid()` false: `Type.decode` returns
  * offset -1, `fromBuffer` throws), which `decodeExact` and the framing readers turn into errors.
  */
@@ -166,7 +167,9 @@ types.ArrayType.prototype._skip = function skipArray(this: ArrayLike, tap: Tap):
       const size = blockBytes(tap); // read before `tap.pos` is: `tap.pos += blockBytes(tap)` would add to the old position
       tap.pos += size;
     } else {
-      admit(tap, n, zeroItems(this));
+      const zero = zeroItems(this);
+      admit(tap, n, zero);
+      if (zero) continue; // skipping zero-size items reads nothing
       while (n--) items._skip(tap);
       endOfBlock(tap);
     }
@@ -223,6 +226,31 @@ types.MapType.prototype._skip = function skipMap(this: MapLike, tap: Tap): void 
     }
   }
 };
+
+// Zero-size fields hold no bytes, so skipping them is no work: avsc's compiled record skipper and
+// resolver still call each one's `_skip`, so a peer's record of 30000 null fields (and one int) made
+// every byte of an array of it cost 30000 calls. Leave them out of both.
+interface FieldLike { name: string; aliases: readonly string[]; type: AnyType }
+interface RecordLike extends AnyType { fields: readonly FieldLike[]; _createSkipper(): (tap: Tap) => void }
+const recordProto = (avro.types as unknown as { RecordType: { prototype: RecordLike & { _update: Update } } }).RecordType.prototype;
+const createSkipper = recordProto._createSkipper;
+recordProto._createSkipper = function skipperWithoutZeroSizeFields(this: RecordLike): (tap: Tap) => void {
+  const kept = this.fields.filter((f) => !zeroSize(f.type));
+  if (kept.length === this.fields.length) return createSkipper.call(this);
+  return createSkipper.call(Object.create(this, { fields: { value: kept } }) as RecordLike);
+};
+const updateRecord = recordProto._update;
+recordProto._update = function resolverWithoutZeroSizeSkips(this: RecordLike, resolver, writer, opts): void {
+  const fields = (writer as unknown as RecordLike).fields;
+  const wanted = new Set<string>();
+  for (const f of this.fields) {
+    wanted.add(f.name);
+    for (const a of f.aliases) wanted.add(a);
+  }
+  const kept = fields.filter((f) => wanted.has(f.name) || !zeroSize(f.type));
+  // A view of the writer without the zero-size fields the reader skips: avsc reads `fields` and names.
+  updateRecord.call(this, resolver, kept.length === fields.length ? writer : Object.create(writer, { fields: { value: kept } }), opts);
+} as Update;
 
 // avsc's union skip indexes its branches with the wire's value unchecked (a TypeError naming nothing).
 unionProto._skip = function skipUnion(this: { types: Reader[] }, tap: Tap): void {

@@ -109,16 +109,30 @@ export function nodes(s: Schema): number {
   return 1;
 }
 
-/** Whether some value of `s` holds a zero-size array item (null, empty record, fixed of size 0). */
-export function mayHoldZeroSize(s: Schema): boolean {
+/** Whether values of `s` take no bytes (null, a record of such fields, fixed of size 0). */
+export function zeroSizeSchema(s: Schema): boolean {
   if (typeof s === 'string') return s === 'null';
+  if (Array.isArray(s)) return false;
+  if (s['type'] === 'record') return (s['fields'] as Array<{ type: Schema }>).every((f) => zeroSizeSchema(f.type));
+  return s['type'] === 'fixed' && s['size'] === 0;
+}
+
+/** Whether some array in `s` has zero-size items (which may outnumber the bytes). */
+export function mayHoldZeroSize(s: Schema): boolean {
+  if (typeof s === 'string') return false;
   if (Array.isArray(s)) return s.some(mayHoldZeroSize);
   const t = s['type'];
-  if (t === 'array') return mayHoldZeroSize(s['items'] as Schema);
+  if (t === 'array') return zeroSizeSchema(s['items'] as Schema) || mayHoldZeroSize(s['items'] as Schema);
   if (t === 'map') return mayHoldZeroSize(s['values'] as Schema);
-  if (t === 'record') return (s['fields'] as Array<{ type: Schema }>).length === 0 || (s['fields'] as Array<{ type: Schema }>).some((f) => mayHoldZeroSize(f.type));
-  if (t === 'fixed') return s['size'] === 0;
+  if (t === 'record') return (s['fields'] as Array<{ type: Schema }>).some((f) => mayHoldZeroSize(f.type));
   return false;
+}
+
+/** A record of `n` null fields, and an int after them if `withInt` (a peer's cheap-to-send wide type). */
+export function wideRecord(g: Gen, n: number, withInt: boolean): Schema {
+  const fields: Array<{ name: string; type: Schema }> = Array.from({ length: n }, (_, i) => ({ name: `n${i}`, type: 'null' }));
+  if (withInt) fields.push({ name: 'v', type: 'int' });
+  return { type: 'record', name: `${g.prefix}${g.names++}`, fields };
 }
 
 /** Avro zig-zag varint of `n` (exact for |n| up to 2^53). */
