@@ -61,8 +61,8 @@ interface AnyType {
 const zeroSizeCache = new WeakMap<object, boolean>();
 
 /**
- * Whether a value of `type` can be encoded in zero bytes. Only asked when a block claims more items
- * than bytes are left (a lie or zero-size items), so its cost never reaches ordinary decodes.
+ * Whether a value of `type` is encoded in zero bytes. Asked while avsc builds array and record types
+ * and resolvers (once per type, cached), never while decoding.
  */
 export function zeroSize(type: AnyType, seen: Set<AnyType> = new Set()): boolean {
   const known = zeroSizeCache.get(type);
