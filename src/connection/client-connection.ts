@@ -262,10 +262,10 @@ export class ClientConnection {
     const d = this.draft;
     const msg = call.msg;
     const reading = this.codec!.responses[msg.index]!;
-    if (reading.incompatible !== undefined && reading.response === undefined) {
-      // We could not read the server's answer: refuse before the server runs the call.
+    if (reading.incompatible !== undefined) {
+      // The server could not read the request, or we could not read its answer: refuse before it runs.
       this.calls.take(call.id);
-      call.reject(new RpcError(Code.FAILED_PRECONDITION, `message ${msg.name}: cannot read the server's response: ${reading.incompatible}`));
+      call.reject(new RpcError(Code.FAILED_PRECONDITION, `message ${msg.name}: ${reading.incompatible}`));
       return;
     }
     d.index = msg.index;

@@ -51,10 +51,11 @@ test('a peer text is parsed once: learning it again (a reconnect) returns the sa
 test('resolutions are built once per fingerprint', () => {
   const cache = new ResolverCache(local);
   const remote = cache.learn(version(1));
-  const built = counting(() => cache.codec(remote));
+  // Each side builds what it reads on first use (a server its requests, a client its responses).
+  const built = counting(() => { const codec = cache.codec(remote); void codec.requests; void codec.responses; return codec; });
   assert.ok(built.resolvers > 0, 'the first connection builds resolvers');
   assert.ok(built.value.requests[0]!.resolver !== undefined, 'a real resolver for a different schema');
-  const reused = counting(() => cache.codec(cache.learn(version(1))));
+  const reused = counting(() => { const codec = cache.codec(cache.learn(version(1))); void codec.requests; void codec.responses; return codec; });
   assert.is(reused.resolvers, 0);
   assert.is(reused.value, built.value);
 });

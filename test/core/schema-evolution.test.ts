@@ -161,22 +161,24 @@ test('a record where the peer has a string: FAILED_PRECONDITION naming the messa
   assert.is(response.err.message, 'message echo: cannot read the server\'s response: cannot read "string" as "avrpc.echo.Item"');
 });
 
-test('a server error union the client cannot resolve: the code and message still arrive, without details', async () => {
+test('a server error union the client cannot resolve: FAILED_PRECONDITION before the call is sent, never a declared error it cannot read', async () => {
   // Like v1, but `fail` may also throw a new error type: the v1 client cannot resolve the wider error union.
   const wider = parseProtocol(versions['v1']!.text.replace(
     '"errors":["EchoError"]',
     '"errors":["EchoError",{"type":"error","name":"EchoBusy","fields":[{"name":"retryAfterMs","type":"int"}]}]',
   ));
   assert.is.not(wider.id, versions['v1']!.id);
+  let ran = 0;
   const server = await startServer({
     protocol: wider,
-    handlers: { fail: () => { throw { retryAfterMs: 50 }; } }, // eslint-disable-line no-throw-literal
+    handlers: { fail: () => { ran++; throw { retryAfterMs: 50 }; } }, // eslint-disable-line no-throw-literal
   });
   const client = createClient({ protocol: versions['v1']!, endpoints: [server.endpoint] });
   try {
     const err = await rejection(client.call('fail', { reason: 'x' }));
-    assert.is(err.code, Code.UNKNOWN, `${err.codeName}: ${err.message}`);
-    assert.is(err.details, undefined);
+    assert.is(err.code, Code.FAILED_PRECONDITION, `${err.codeName}: ${err.message}`);
+    assert.is(err.message, 'message fail: cannot read the server\'s errors: cannot read "avrpc.echo.EchoBusy" as ["string","avrpc.echo.EchoError"]');
+    assert.is(ran, 0, 'the handler never ran');
   } finally {
     await client.close();
     await server.server.close({ graceMs: 1000 });

@@ -2,9 +2,16 @@ import { connect, createServer as createNetServer, type AddressInfo, type Socket
 import { once } from 'node:events';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Code, RpcError, createClient, createHmacAuth, createServer, loadProtocol, type Protocol, type Server } from '../../src/index.js';
+import { Code, Protocol, RpcError, createClient, createHmacAuth, createServer, loadProtocol, type Server } from '../../src/index.js';
+import { readRequestHead } from '../../src/framing/bodies.js';
+import { FrameDecoder } from '../../src/framing/frame-decoder.js';
+import { FrameEncoder } from '../../src/framing/frame-encoder.js';
 import { Flag, FrameType, HEADER_BYTES, PREFACE } from '../../src/framing/frame.js';
-import { helloBytes, requestBytes, until } from '../helpers/raw-peer.js';
+import { welcomeType, writeHandshake } from '../../src/framing/handshake.js';
+import { KINDS, gen, genType, lyingValue, mutateBytes, varint, type Schema } from '../helpers/avro-gen.js';
+import { rawServer } from '../helpers/echo-fixture.js';
+import { rawFrame } from '../helpers/raw-client.js';
+import { RawPeer, frameCode, frameMessage, helloBytes, requestBytes, until } from '../helpers/raw-peer.js';
 import { seeded as prng } from '../helpers/prng.js';
 import { repoPath } from '../helpers/repo.js';
 
@@ -416,6 +423,148 @@ test(`thousands of mutated sessions and silent sockets never crash or bloat the 
     for (const server of servers) await server.close({ graceMs: 100 });
     process.off('uncaughtException', onCrash);
     process.off('unhandledRejection', onCrash);
+  }
+});
+
+/**
+ * Issue 14: crafted peer protocols, not only mutated bytes. Each case is a protocol with an extra field
+ * of a generated type (every Avro kind, nested) that the other side lacks, so its resolution skips the
+ * field, and a message whose value there lies about its size (2^40 items, negative counts with huge or
+ * negative sizes, huge string lengths) or is a mutated true value. In a HELLO to a real server: the
+ * request is answered (ERROR or RESPONSE) and the server then answers a normal call. In a WELCOME from
+ * a fake server to a real client, with lying responses and declared errors: each call settles with a
+ * result or a coded RpcError, and a true answer after it still arrives.
+ */
+const PROTOCOL_CASES = Number(process.env['AVRPC_FUZZ_PROTOCOL_CASES'] ?? 300);
+const EXTRA_KINDS = KINDS.filter((k) => k !== 'null');
+
+type ProtocolJson = { types: Array<{ name: string; fields: object[] }>; messages: Record<string, { request: object[] }> };
+function crafted(base: Protocol, change: (json: ProtocolJson) => void): Protocol | undefined {
+  const json = JSON.parse(base.text) as ProtocolJson;
+  change(json);
+  try {
+    return new Protocol(JSON.stringify(json));
+  } catch {
+    return undefined; // a generated corner Avro refuses: not a case
+  }
+}
+
+/** A value of `type` (a true one, mutated, or one that lies about its size). */
+function craftedValue(g: ReturnType<typeof gen>, type: Schema, protocolType: { toBuffer(v: unknown): Buffer; random(): unknown }): Buffer {
+  return g.rnd() < 0.7 ? lyingValue(g, type) : mutateBytes(g, protocolType.toBuffer(protocolType.random()));
+}
+
+const MINIMAL_ITEM = Buffer.alloc(12); // id 0, name "", tags [], score 0.0, blob ""
+
+test(`crafted peer protocols: a server refuses or answers each lying request and serves on; a client settles each lying answer with a code (seed ${SEED})`, async () => {
+  const protocol = await loadProtocol(repoPath('protocol/echo.avdl'));
+  const rnd = prng(SEED ^ 0x5eed);
+  const server = createServer({
+    protocol,
+    handlers: { echo: (req: { item: unknown }) => req.item, fail: (req: { reason: string }) => { throw new RpcError(Code.UNKNOWN, req.reason); }, notify: () => {} },
+  });
+  const { port } = await server.listen();
+  const good = createClient({ protocol, endpoints: [`127.0.0.1:${port}`] });
+  const outcomes = new Map<string, number>();
+  const count = (what: string) => outcomes.set(what, (outcomes.get(what) ?? 0) + 1);
+  let skipped = 0;
+  try {
+    // To the server: HELLO with a protocol whose echo request has an extra field x, and whose Item may
+    // have one too (a union with a default, so the client could read the server's Item back).
+    for (let i = 0; i < PROTOCOL_CASES; i++) {
+      const g = gen(rnd, `Fz${i}_`);
+      const x = genType(g, 0, EXTRA_KINDS[Math.floor(rnd() * EXTRA_KINDS.length)]);
+      const inItem = rnd() < 0.3;
+      const y = genType(g, 1);
+      const peer = crafted(protocol, (json) => {
+        json.messages['echo']!.request.push({ name: 'x', type: x });
+        if (inItem) json.types[0]!.fields.push({ name: 'y', type: ['null', y], default: null });
+      });
+      if (peer === undefined) { skipped++; continue; }
+      const request = peer.message('echo')!.request as unknown as { fields: Array<{ type: { toBuffer(v: unknown): Buffer; random(): unknown } }> };
+      const itemBytes = inItem ? Buffer.concat([MINIMAL_ITEM, rnd() < 0.5 ? Buffer.from([0]) : Buffer.concat([varint(1), lyingValue(g, y)])]) : MINIMAL_ITEM;
+      const body = Buffer.concat([Buffer.from([0, peer.message('echo')!.index]), itemBytes, craftedValue(g, x, request.fields[1]!.type)]);
+      const raw = await RawPeer.connect(port);
+      try {
+        const welcome = await raw.handshake(peer);
+        assert.is(welcome.type, FrameType.WELCOME, `case ${i}: handshake`);
+        raw.socket.write(rawFrame(FrameType.REQUEST, 0, 1, body));
+        const answer = await raw.frame(10_000);
+        if (answer.type === FrameType.RESPONSE) count('server: RESPONSE');
+        else {
+          assert.is(answer.type, FrameType.ERROR, `case ${i}: the request is answered`);
+          count(`server: ERROR ${frameCode(answer)}`);
+          if (frameCode(answer) !== Code.INVALID_ARGUMENT) console.log(`  case ${i}: ${frameMessage(answer)}`);
+        }
+      } finally {
+        raw.destroy();
+      }
+      const item = { id: i, name: `after-${i}`, tags: [], score: 0, blob: Buffer.alloc(0) };
+      assert.is((await good.call<{ name: string }>('echo', { item }, { timeoutMs: 10_000 })).name, item.name, `case ${i}: the server serves on`);
+    }
+
+    // To a client: a fake server whose WELCOME protocol adds a field to Item and to EchoError (with a
+    // default, so it can read the client's requests) and whose answers lie in it.
+    let lie: { proto: Protocol; welcome: Buffer; response: Buffer; error: Buffer } | undefined;
+    const fake = await rawServer((socket) => {
+      const c = lie!;
+      let echoes = 0;
+      const decoder = new FrameDecoder({ maxFrameBytes: 1 << 20, expectPreface: true }, (type, flags, id, body) => {
+        if (type === FrameType.HELLO) return void socket.write(c.welcome);
+        if (type !== FrameType.REQUEST) return;
+        const name = protocol.messages[readRequestHead(flags, body).index]!.name;
+        if (name === 'fail') return void socket.write(rawFrame(FrameType.ERROR, Flag.DECLARED, id, c.error));
+        const answer = echoes++ === 0 ? c.response : c.proto.message('echo')!.response.toBuffer({ id: 1, name: 'true', tags: [], score: 0, blob: Buffer.alloc(0), x: null });
+        socket.write(rawFrame(FrameType.RESPONSE, 0, id, answer));
+      });
+      socket.on('data', (chunk: Buffer) => {
+        try {
+          decoder.push(chunk);
+        } catch {
+          socket.destroy();
+        }
+      });
+    });
+    try {
+      for (let i = 0; i < PROTOCOL_CASES / 2; i++) {
+        const g = gen(rnd, `Fy${i}_`);
+        const x = genType(g, 0, EXTRA_KINDS[Math.floor(rnd() * EXTRA_KINDS.length)]);
+        const e = genType(g, 0);
+        const proto = crafted(protocol, (json) => {
+          json.types[0]!.fields.push({ name: 'x', type: ['null', x], default: null });
+          json.types[1]!.fields.push({ name: 'x', type: ['null', e], default: null });
+        });
+        if (proto === undefined) { skipped++; continue; }
+        const enc = new FrameEncoder();
+        enc.frame(FrameType.WELCOME, 0, 0, { status: 'OK', fingerprint: proto.fingerprint, protocol: proto.text, meta: {} }, writeHandshake(welcomeType));
+        const itemType = proto.message('echo')!.response as unknown as { toBuffer(v: unknown): Buffer; random(): unknown };
+        const response = rnd() < 0.7 ? Buffer.concat([MINIMAL_ITEM, varint(1), lyingValue(g, x)]) : mutateBytes(g, itemType.toBuffer(itemType.random()));
+        // UNKNOWN, message "no", then the declared error: branch 1 (EchoError), reason "", x.
+        const error = Buffer.concat([Buffer.from([Code.UNKNOWN, 4]), Buffer.from('no'), varint(1), varint(0), varint(1), lyingValue(g, e)]);
+        lie = { proto, welcome: Buffer.concat(enc.take()), response, error };
+        const client = createClient({ protocol, endpoints: [fake.endpoint] });
+        try {
+          for (const call of ['echo', 'fail', 'echo'] as const) {
+            const request = call === 'echo' ? { item: { id: 1, name: 'n', tags: [], score: 0, blob: Buffer.alloc(0) } } : { reason: 'r' };
+            const outcome = await client.call(call, request, { timeoutMs: 10_000 }).then(() => 'result', (err: unknown) => {
+              assert.instance(err, RpcError, `case ${i}: a coded RpcError`);
+              return `RpcError ${(err as RpcError).codeName}`;
+            });
+            count(`client ${call}: ${outcome}`);
+          }
+        } finally {
+          await client.close();
+        }
+      }
+    } finally {
+      await fake.close();
+    }
+    console.log(`\n  crafted protocols: ${[...outcomes].map(([k, n]) => `${k} x${n}`).join(', ')}; ${skipped} generated protocols not valid Avro`);
+    assert.ok((outcomes.get(`server: ERROR ${Code.INVALID_ARGUMENT}`) ?? 0) > PROTOCOL_CASES / 3, 'most lying requests are refused INVALID_ARGUMENT');
+    assert.ok((outcomes.get('client echo: RpcError DEADLINE_EXCEEDED') ?? 0) === 0, 'no lying answer left a call hanging');
+  } finally {
+    await good.close();
+    await server.close({ graceMs: 100 });
   }
 });
 
