@@ -20,6 +20,7 @@ import { TOKEN_META_KEY } from '../security/auth.js';
 import { peerCertificate } from '../security/tls.js';
 import { callScope, scopeWanted } from '../util/call-scope.js';
 import { CallContext, type PeerInfo } from './call-context.js';
+import { CancelGuard } from './cancel-guard.js';
 import { errorDraftFor, sendError } from './error-reply.js';
 import type { ResolvedServerOptions } from './server-options.js';
 import { OffloadedRequest, type OffloadPool } from './offload/offload-pool.js';
@@ -55,6 +56,16 @@ export class ServerConnection {
   private readonly running = new IdMap<CallContext>();
   /** One-way calls running, apart from `running`: their ids are free once read (no answer tells the client when they end). */
   private readonly oneWays = new Set<CallContext>();
+  /**
+   * Calls the client cancelled whose handlers still run: their ids are the client's again (SPEC.md
+   * section 6), but each holds its slot of `maxConcurrentCalls` until its handler settles, or a client
+   * could run any number of handlers at once by cancelling each call as soon as it is sent.
+   */
+  private readonly orphans = new Set<CallContext>();
+  /** Calls a handler completed (answered, or a one-way call done), for the rapid-reset guard. */
+  private completedCalls = 0;
+  /** Created at the first CANCEL: most connections never send one. */
+  private cancelGuard: CancelGuard | undefined;
   private lastId = 0;
   /** Ids of the requests partly received when GOAWAY went out: accepted, they run once whole. */
   private admitted: Set<number> | undefined;
@@ -100,7 +111,7 @@ export class ServerConnection {
 
   /** Calls running on this connection. */
   get inFlight(): number {
-    return this.running.size + this.oneWays.size;
+    return this.running.size + this.oneWays.size + this.orphans.size;
   }
 
   /**
@@ -305,7 +316,7 @@ export class ServerConnection {
   }
 
   private invoke(id: number, msg: MessageDef, request: unknown, ctx: CallContext, oneWay: boolean): void {
-    if (!this.tracks(id, ctx, oneWay)) return;
+    if (!this.tracks(id, ctx, oneWay)) return this.release(ctx);
     let result: unknown;
     const o = this.shared.options;
     try {
@@ -326,7 +337,7 @@ export class ServerConnection {
   }
 
   private deny(id: number, ctx: CallContext, oneWay: boolean, name: string): void {
-    if (!this.tracks(id, ctx, oneWay)) return;
+    if (!this.tracks(id, ctx, oneWay)) return this.release(ctx);
     this.untrack(id, ctx, oneWay);
     // Counted under its message: callStarted was reported for it.
     this.shared.options.observer?.callEnded?.(name, Code.PERMISSION_DENIED, performance.now() - ctx.startedAt);
@@ -341,13 +352,16 @@ export class ServerConnection {
     ctx.finish();
     const observer = this.shared.options.observer;
     if (ctx.cancelled || !this.tracks(id, ctx, oneWay)) {
-      // A call past its deadline stays in `running` until its handler returns; free its id now.
+      // A call past its deadline stays in `running` until its handler returns; free its id now. A
+      // cancelled one frees its slot.
       this.untrack(id, ctx, oneWay);
+      this.orphans.delete(ctx);
       observer?.callEnded?.(msg.name, ctx.cancelled ? ctx.cancelCode : Code.CANCELLED, performance.now() - ctx.startedAt);
       this.endIfDrained();
       return;
     }
     this.untrack(id, ctx, oneWay);
+    this.completedCalls++;
     let code: Code = Code.OK;
     if (!oneWay && !this.framed.isClosed) {
       if (outcome instanceof OffloadReply) {
@@ -388,6 +402,11 @@ export class ServerConnection {
     else if (this.running.get(id) === ctx) this.running.delete(id);
   }
 
+  /** A call cancelled before its handler ran (authorization still pending): its slot is free. */
+  private release(ctx: CallContext): void {
+    if (this.orphans.delete(ctx)) this.endIfDrained();
+  }
+
   /** Answers a request that no handler will see: flagged REFUSED, so a client may send it elsewhere. */
   private refuse(id: number, oneWay: boolean, code: Code, message: string): void {
     this.shared.options.observer?.callEnded?.('(refused)', code, 0);
@@ -406,7 +425,12 @@ export class ServerConnection {
     const ctx = this.running.get(id);
     if (ctx !== undefined) {
       this.running.delete(id);
+      this.orphans.add(ctx);
       ctx.cancel(new RpcError(Code.CANCELLED, 'call cancelled by the client'));
+    }
+    const limits = this.shared.options;
+    if (limits.maxCancels > 0 && (this.cancelGuard ??= new CancelGuard(limits)).cancel(this.completedCalls)) {
+      return this.framed.fail(new RpcError(Code.RESOURCE_EXHAUSTED, `too many cancelled calls: ${this.cancelGuard.describe()}`));
     }
     // A cancelled partial request is no longer awaited either.
     this.endIfDrained();
@@ -424,6 +448,7 @@ export class ServerConnection {
     for (const ctx of this.oneWays) ctx.cancel(reason);
     this.running.clear();
     this.oneWays.clear();
+    this.orphans.clear();
     this.onClosed(this);
   }
 

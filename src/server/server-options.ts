@@ -50,6 +50,19 @@ export interface ServerOptions {
    * count too until inflated (and at most 4 inflate at once per connection). Default 16384.
    */
   maxConcurrentCalls?: number;
+  /**
+   * Rapid-reset guard (SPEC.md section 6): CANCELs a connection may send within `cancelWindowMs` (the
+   * count halves every window) before `maxCancelRatio` is looked at; past both, the client gets GOAWAY
+   * RESOURCE_EXHAUSTED and is closed. 0 turns the guard off. Default 500.
+   */
+  maxCancels?: number;
+  /**
+   * CANCELs allowed per completed call (one a handler answered, whatever its outcome) within the same
+   * window, once `maxCancels` is reached. Default 4 (a client may cancel four calls in five).
+   */
+  maxCancelRatio?: number;
+  /** Window of the rapid-reset guard, in ms: the CANCEL and completed-call counts halve every window. Default 10000. */
+  cancelWindowMs?: number;
   /** Time a new connection has to complete its handshake, in ms. Default 10000. */
   handshakeTimeoutMs?: number;
   /** Idle time before the server PINGs a client, in ms; 0 disables. Default 30000. */
@@ -143,6 +156,9 @@ export interface ResolvedServerOptions {
   interleaveWindowBytes: number;
   compressAboveBytes: number;
   maxConcurrentCalls: number;
+  maxCancels: number;
+  maxCancelRatio: number;
+  cancelWindowMs: number;
   handshakeTimeoutMs: number;
   keepaliveMs: number;
   keepaliveTimeoutMs: number;
@@ -206,6 +222,9 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     interleaveWindowBytes: intOption(`${at}.interleaveWindowBytes`, options.interleaveWindowBytes, 256 * 1024, 1024, 0xffffffff),
     compressAboveBytes: intOption(`${at}.compressAboveBytes`, options.compressAboveBytes, 0, 0),
     maxConcurrentCalls: intOption(`${at}.maxConcurrentCalls`, options.maxConcurrentCalls, 16384, 1),
+    maxCancels: intOption(`${at}.maxCancels`, options.maxCancels, 500, 0),
+    maxCancelRatio: intOption(`${at}.maxCancelRatio`, options.maxCancelRatio, 4, 0),
+    cancelWindowMs: msOption(`${at}.cancelWindowMs`, options.cancelWindowMs, 10_000, 1),
     handshakeTimeoutMs: msOption(`${at}.handshakeTimeoutMs`, options.handshakeTimeoutMs, 10_000, 1),
     keepaliveMs: msOption(`${at}.keepaliveMs`, options.keepaliveMs, 30_000, 0),
     keepaliveTimeoutMs: msOption(`${at}.keepaliveTimeoutMs`, options.keepaliveTimeoutMs, 10_000, 1),
