@@ -4,9 +4,10 @@
  *   node --expose-gc dist/bench/hostile-peers.js reset [pairs=1000]
  *     REQUEST+CANCEL pairs against maxConcurrentCalls 100, handlers that never return on their own:
  *     handlers started, most running at once, heap growth, and how the connection ended.
- *   node --expose-gc dist/bench/hostile-peers.js protocols [count=10] [KiB=1024]
- *     `count` handshakes, each with a distinct protocol of about `KiB` KiB: longest event-loop stall,
- *     total loop time blocked, heap kept, and what each handshake got back.
+ *   node --expose-gc dist/bench/hostile-peers.js protocols [count=10] [KiB=1000] [serverMaxKiB]
+ *     `count` handshakes at once, each with a distinct protocol of about `KiB` KiB, to a server with
+ *     default options (or `maxProtocolBytes` of `serverMaxKiB` KiB): longest event-loop stall, heap
+ *     kept, and what each handshake got back.
  *   node --expose-gc dist/bench/hostile-peers.js welcome [KiB=6000]
  *     A fake server whose WELCOME carries a protocol of about `KiB` KiB: how long a call with a 2 s
  *     deadline takes to fail, the client's peak heap, and the error.
@@ -110,9 +111,9 @@ async function rapidReset(echo: Protocol, pairs: number): Promise<void> {
   await server.close({ graceMs: 200 });
 }
 
-async function protocols(echo: Protocol, count: number, kib: number): Promise<void> {
+async function protocols(echo: Protocol, count: number, kib: number, serverMaxKib: number | undefined): Promise<void> {
   const texts = Array.from({ length: count }, (_, i) => bigProtocol(kib * 1024, `s${i}`));
-  const server = createServer({ protocol: echo, handlers: {}, maxProtocolBytes: 16 * MiB });
+  const server = createServer({ protocol: echo, handlers: {}, ...(serverMaxKib === undefined ? {} : { maxProtocolBytes: serverMaxKib * 1024 }) });
   const { port } = await server.listen();
   const before = heapMb();
   const h = monitorEventLoopDelay({ resolution: 1 });
@@ -140,7 +141,7 @@ async function protocols(echo: Protocol, count: number, kib: number): Promise<vo
     + `wall ${wall.toFixed(0)} ms, longest loop stall ${(h.max / 1e6).toFixed(0)} ms, heap kept with the connections open ${kept.toFixed(1)} MB`);
   for (const a of answers) a.socket.destroy();
   await server.close({ graceMs: 200 });
-  console.log(`protocols: heap kept after they closed ${(heapMb() - before).toFixed(1)} MB (resolver cache)`);
+  console.log(`protocols: heap kept once they closed ${(heapMb() - before).toFixed(1)} MB (resolver cache)`);
 }
 
 async function welcome(echo: Protocol, kib: number): Promise<void> {
@@ -178,6 +179,6 @@ async function welcome(echo: Protocol, kib: number): Promise<void> {
 const echo = await loadProtocol(new URL('../../protocol/echo.avdl', import.meta.url));
 const [mode, a, b] = process.argv.slice(2);
 if (mode === 'reset') await rapidReset(echo, Number(a ?? 1000));
-else if (mode === 'protocols') await protocols(echo, Number(a ?? 10), Number(b ?? 1024));
+else if (mode === 'protocols') await protocols(echo, Number(a ?? 10), Number(b ?? 1000), process.argv[5] === undefined ? undefined : Number(process.argv[5]));
 else if (mode === 'welcome') await welcome(echo, Number(a ?? 6000));
-else console.log('usage: hostile-peers.js reset [pairs] | protocols [count] [KiB] | welcome [KiB]');
+else console.log('usage: hostile-peers.js reset [pairs] | protocols [count] [KiB] [serverMaxKiB] | welcome [KiB]');

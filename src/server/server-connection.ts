@@ -77,6 +77,12 @@ export class ServerConnection {
   private authenticated = false;
   /** HELLOs seen: a handshake needs at most two (the second after NEED_PROTOCOL). */
   private hellos = 0;
+  /**
+   * The peer's protocol while it is this connection's alone: parsed from a stranger's HELLO, it joins
+   * the shared resolver cache only once the peer proves to be a client (authenticated, or, without
+   * `authenticate`, a first call completed), so strangers cannot fill or churn that cache.
+   */
+  private unadmitted: Protocol | undefined;
   /** The peer; gains its `principal` once authenticated. */
   peer: PeerInfo;
 
@@ -195,12 +201,19 @@ export class ServerConnection {
           return this.framed.fail(new RpcError(Code.RESOURCE_EXHAUSTED, `protocol text of ${bytes} bytes exceeds maxProtocolBytes (${max})`));
         }
         if (createHash('md5').update(hello.protocol).digest('hex') !== id) throw new Error('client protocol does not match its fingerprint');
-        remote = this.shared.cache.learn(hello.protocol);
+        remote = this.shared.cache.protocol(id);
+        if (remote === undefined) {
+          remote = this.shared.cache.parse(hello.protocol);
+          if (this.authenticated) this.shared.cache.admit(remote);
+          else this.unadmitted = remote;
+        }
       } else {
         remote = this.shared.cache.protocol(id);
       }
     } catch (err) {
-      return this.framed.fail(new RpcError(Code.INTERNAL, `protocol error in handshake: ${(err as Error).message}`, { cause: err }));
+      // A protocol beyond PEER_PROTOCOL_LIMITS keeps its code (RESOURCE_EXHAUSTED).
+      return this.framed.fail(err instanceof RpcError && err.code === Code.RESOURCE_EXHAUSTED ? err
+        : new RpcError(Code.INTERNAL, `protocol error in handshake: ${(err as Error).message}`, { cause: err }));
     }
     const clientKnowsUs = hello.fingerprint.equals(local.fingerprint)
       || (hello.knownServerFingerprint !== null && hello.knownServerFingerprint.equals(local.fingerprint));
@@ -388,6 +401,7 @@ export class ServerConnection {
       }
       this.framed.flushSoon();
     }
+    if (this.unadmitted !== undefined && code === Code.OK && !failed) this.admitProtocol();
     observer?.callEnded?.(msg.name, code, performance.now() - ctx.startedAt);
     this.endIfDrained();
   }
@@ -400,6 +414,12 @@ export class ServerConnection {
   private untrack(id: number, ctx: CallContext, oneWay: boolean): void {
     if (oneWay) this.oneWays.delete(ctx);
     else if (this.running.get(id) === ctx) this.running.delete(id);
+  }
+
+  /** A call completed: the peer is a client, its protocol (and resolvers) may join the shared cache. */
+  private admitProtocol(): void {
+    this.shared.cache.admit(this.unadmitted!, this.codec);
+    this.unadmitted = undefined;
   }
 
   /** A call cancelled before its handler ran (authorization still pending): its slot is free. */

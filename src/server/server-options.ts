@@ -1,5 +1,6 @@
 import type { Protocol } from '../codec/protocol.js';
 import { Protocol as ProtocolClass } from '../codec/protocol.js';
+import { DEFAULT_RESOLVER_CACHE_BYTES } from '../codec/resolver-cache.js';
 import { aclAuthorizer, allOf, type Acl, type Authenticator, type Authorizer } from '../security/auth.js';
 import type { ServerTlsOptions } from '../security/tls.js';
 import { fnOption, fragmentOption, intOption, invalid, msOption } from '../util/validate.js';
@@ -69,11 +70,20 @@ export interface ServerOptions {
   keepaliveMs?: number;
   /** Time to wait for any answer to a PING before dropping the connection, in ms. Default 10000. */
   keepaliveTimeoutMs?: number;
-  /** Peer protocols (and their resolvers) remembered, by fingerprint. Default 64. */
+  /**
+   * Peer protocols (and their resolvers) remembered, by fingerprint. A protocol a client sent joins
+   * them only once that client is authenticated (with `authenticate`) or, without it, once one of its
+   * calls completed successfully; until then it serves its own connection only. Default 64.
+   */
   resolverCacheSize?: number;
+  /** Protocol text the resolver cache keeps at most, in UTF-8 bytes (a parsed protocol takes tens of times its text). Default 4 MiB. */
+  resolverCacheBytes?: number;
   /**
    * Largest protocol text a client may send in its HELLO, in UTF-8 bytes; a larger one gets GOAWAY
-   * RESOURCE_EXHAUSTED before it is parsed. Default 1 MiB.
+   * RESOURCE_EXHAUSTED before it is hashed or parsed. Real protocols take a few KB to about 100 KB;
+   * parsing one costs about a microsecond and tens of bytes of heap per byte. A protocol within it
+   * but with more messages, named types, fields or nesting than SPEC.md section 11.3 allows gets
+   * GOAWAY RESOURCE_EXHAUSTED too, before any Avro type is built. Default 262144 (256 KiB).
    */
   maxProtocolBytes?: number;
   /**
@@ -163,6 +173,7 @@ export interface ResolvedServerOptions {
   keepaliveMs: number;
   keepaliveTimeoutMs: number;
   resolverCacheSize: number;
+  resolverCacheBytes: number;
   maxProtocolBytes: number;
   /** Already at most `maxFrameBytes`. */
   maxHandshakeBytes: number;
@@ -208,7 +219,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
   if (options.logger !== undefined && !isLogger(options.logger)) invalid(`${at}.logger`, 'must have debug, info, warn and error methods');
   if (options.observer !== undefined && (options.observer === null || typeof options.observer !== 'object')) invalid(`${at}.observer`, 'must be an object');
   const maxFrameBytes = intOption(`${at}.maxFrameBytes`, options.maxFrameBytes, 16 * MiB, 64, 0xffffffff);
-  const maxProtocolBytes = intOption(`${at}.maxProtocolBytes`, options.maxProtocolBytes, MiB, 0, 0xffffffff);
+  const maxProtocolBytes = intOption(`${at}.maxProtocolBytes`, options.maxProtocolBytes, 256 * 1024, 0, 0xffffffff);
   const maxHelloMetaBytes = intOption(`${at}.maxHelloMetaBytes`, options.maxHelloMetaBytes, 16 * 1024, 1, 0xffffffff);
   // The rest of a HELLO (fingerprints, union indexes, the text's length) is under 50 bytes.
   const maxHandshakeBytes = intOption(`${at}.maxHandshakeBytes`, options.maxHandshakeBytes, maxProtocolBytes + maxHelloMetaBytes + 1024, 64);
@@ -229,6 +240,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     keepaliveMs: msOption(`${at}.keepaliveMs`, options.keepaliveMs, 30_000, 0),
     keepaliveTimeoutMs: msOption(`${at}.keepaliveTimeoutMs`, options.keepaliveTimeoutMs, 10_000, 1),
     resolverCacheSize: intOption(`${at}.resolverCacheSize`, options.resolverCacheSize, 64, 1),
+    resolverCacheBytes: intOption(`${at}.resolverCacheBytes`, options.resolverCacheBytes, DEFAULT_RESOLVER_CACHE_BYTES, 1),
     maxProtocolBytes,
     maxHandshakeBytes: Math.min(maxHandshakeBytes, maxFrameBytes),
     maxHelloMetaBytes,

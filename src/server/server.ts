@@ -70,7 +70,7 @@ export function createServer(options: ServerOptions): Server {
     : (v, buf, pos) => m.response.encode(v, buf, pos));
   const offload = resolved.workers === undefined ? undefined
     : new OffloadPool(resolved.workers, resolved.protocol, resolved.resolverCacheSize, resolved.propagateDeadlines, resolved.logger);
-  const shared: ServerShared = { options: resolved, cache: new ResolverCache(resolved.protocol, resolved.resolverCacheSize), writers, offload };
+  const shared: ServerShared = { options: resolved, cache: new ResolverCache(resolved.protocol, resolved.resolverCacheSize, resolved.resolverCacheBytes), writers, offload };
   const conns = new Set<ServerConnection>();
   let net: NetServer | undefined;
   let closing: Promise<void> | undefined;
