@@ -22,6 +22,7 @@ import { callScope, scopeWanted } from '../util/call-scope.js';
 import { CallContext, type PeerInfo } from './call-context.js';
 import { CancelGuard } from './cancel-guard.js';
 import { errorDraftFor, sendError } from './error-reply.js';
+import type { HandshakeSlot } from './handshake-gate.js';
 import type { ResolvedServerOptions } from './server-options.js';
 import { OffloadedRequest, type OffloadPool } from './offload/offload-pool.js';
 import { OffloadReply, ReplyKind, writeBytes } from './offload/offload-task.js';
@@ -90,6 +91,8 @@ export class ServerConnection {
     socket: Socket,
     private readonly shared: ServerShared,
     private readonly onClosed: (conn: ServerConnection) => void,
+    /** Its place among the connections in handshake, given back when it leaves the `handshaking` state. */
+    private readonly handshakeSlot?: HandshakeSlot,
   ) {
     const o = shared.options;
     const certificate = peerCertificate(socket);
@@ -474,6 +477,7 @@ export class ServerConnection {
 
   private transition(to: ServerConnectionState): void {
     if (!LEGAL[this.state].includes(to)) throw new Error(`ServerConnection: illegal transition ${this.state} -> ${to}`);
+    if (this.state === 'handshaking') this.handshakeSlot?.release();
     this.state = to;
   }
 }

@@ -112,6 +112,18 @@ export interface ServerOptions {
    * progress count too, and a connection beyond the limit is closed before its TLS handshake. Default 10000.
    */
   maxConnections?: number;
+  /**
+   * Connections still in their handshake (no WELCOME OK sent yet; with `tls`, from the TCP accept on,
+   * TLS handshake included), server-wide; one more is refused like one beyond `maxConnections` (GOAWAY
+   * RESOURCE_EXHAUSTED, then close; with `tls`, closed before any TLS byte). Silent or slow sockets so
+   * hold at most this many of the `maxConnections` slots. At most `maxConnections`. Default 1000.
+   */
+  maxHandshakingConnections?: number;
+  /**
+   * Connections in handshake from one source address (IPv6: one /64), refused the same way beyond it:
+   * one host cannot take every handshake slot. Default 100.
+   */
+  maxHandshakingPerAddress?: number;
   /** A connection with no call for this long is closed gracefully, in ms; 0 disables. Default 600000. */
   idleTimeoutMs?: number;
   /** Largest request metadata, in bytes as sent; larger gets RESOURCE_EXHAUSTED. Default 8192. */
@@ -182,6 +194,8 @@ export interface ResolvedServerOptions {
   authenticate: Authenticator | undefined;
   authorize: Authorizer | undefined;
   maxConnections: number;
+  maxHandshakingConnections: number;
+  maxHandshakingPerAddress: number;
   idleTimeoutMs: number;
   maxMetadataBytes: number;
   maxMessageBytes: number;
@@ -222,6 +236,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
   const maxProtocolBytes = intOption(`${at}.maxProtocolBytes`, options.maxProtocolBytes, 256 * 1024, 0, 0xffffffff);
   const maxHelloMetaBytes = intOption(`${at}.maxHelloMetaBytes`, options.maxHelloMetaBytes, 16 * 1024, 1, 0xffffffff);
   // The rest of a HELLO (fingerprints, union indexes, the text's length) is under 50 bytes.
+  const maxConnections = intOption(`${at}.maxConnections`, options.maxConnections, 10_000, 1);
   const maxHandshakeBytes = intOption(`${at}.maxHandshakeBytes`, options.maxHandshakeBytes, maxProtocolBytes + maxHelloMetaBytes + 1024, 64);
   return {
     protocol,
@@ -250,7 +265,9 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
       ...(options.authorize === undefined ? [] : [fnOption<Authorizer>(`${at}.authorize`, options.authorize, false)!]),
       ...(options.acl === undefined ? [] : [aclAuthorizer(resolveAcl(`${at}.acl`, options.acl, protocol))]),
     ]),
-    maxConnections: intOption(`${at}.maxConnections`, options.maxConnections, 10_000, 1),
+    maxConnections,
+    maxHandshakingConnections: Math.min(maxConnections, intOption(`${at}.maxHandshakingConnections`, options.maxHandshakingConnections, 1000, 1)),
+    maxHandshakingPerAddress: intOption(`${at}.maxHandshakingPerAddress`, options.maxHandshakingPerAddress, 100, 1),
     idleTimeoutMs: msOption(`${at}.idleTimeoutMs`, options.idleTimeoutMs, 600_000, 0),
     maxMetadataBytes: intOption(`${at}.maxMetadataBytes`, options.maxMetadataBytes, 8192, 0),
     maxMessageBytes: intOption(`${at}.maxMessageBytes`, options.maxMessageBytes, 64 * MiB, 0, 0xffffffff),
