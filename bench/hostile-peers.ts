@@ -11,6 +11,9 @@
  *   node --expose-gc dist/bench/hostile-peers.js welcome [KiB=6000]
  *     A fake server whose WELCOME carries a protocol of about `KiB` KiB: how long a call with a 2 s
  *     deadline takes to fail, the client's peak heap, and the error.
+ *   node dist/bench/hostile-peers.js silent [sockets=300]
+ *     `sockets` silent sockets from 127.0.0.2 to a server with maxConnections 200, then a real client
+ *     from 127.0.0.1: how many were kept, how many refused, and whether the client's call got through.
  *
  * Figures are for reading, not asserting: they vary with the machine.
  */
@@ -176,9 +179,34 @@ async function welcome(echo: Protocol, kib: number): Promise<void> {
   fake.close();
 }
 
+async function silent(echo: Protocol, count: number): Promise<void> {
+  const server = createServer({ protocol: echo, handlers: { echo: (req: { item: unknown }) => req.item }, maxConnections: 200 });
+  const { port } = await server.listen();
+  const sockets: Socket[] = [];
+  let refused = 0;
+  for (let i = 0; i < count; i++) {
+    const s = connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' });
+    s.on('error', () => {});
+    s.on('data', () => {});
+    s.on('close', () => { refused++; });
+    sockets.push(s);
+    await once(s, 'connect');
+  }
+  await new Promise((r) => setTimeout(r, 300));
+  const kept = server.connections;
+  const client = createClient({ protocol: echo, endpoints: [`127.0.0.1:${port}`], waitForReadyMs: 1000 });
+  const got = await client.call('echo', { item: { id: 1, name: '', tags: [], score: 0, blob: Buffer.alloc(0) } }, { timeoutMs: 2000 })
+    .then(() => 'OK', (e: unknown) => (e instanceof RpcError ? e.codeName : String(e)));
+  console.log(`silent: ${count} silent sockets from 127.0.0.2, ${kept} kept, ${refused} refused; a client from 127.0.0.1: ${got}`);
+  await client.close();
+  for (const s of sockets) s.destroy();
+  await server.close({ graceMs: 200 });
+}
+
 const echo = await loadProtocol(new URL('../../protocol/echo.avdl', import.meta.url));
 const [mode, a, b] = process.argv.slice(2);
 if (mode === 'reset') await rapidReset(echo, Number(a ?? 1000));
 else if (mode === 'protocols') await protocols(echo, Number(a ?? 10), Number(b ?? 1000), process.argv[5] === undefined ? undefined : Number(process.argv[5]));
 else if (mode === 'welcome') await welcome(echo, Number(a ?? 6000));
-else console.log('usage: hostile-peers.js reset [pairs] | protocols [count] [KiB] [serverMaxKiB] | welcome [KiB]');
+else if (mode === 'silent') await silent(echo, Number(a ?? 300));
+else console.log('usage: hostile-peers.js reset [pairs] | protocols [count] [KiB] [serverMaxKiB] | welcome [KiB] | silent [sockets]');

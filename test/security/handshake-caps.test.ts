@@ -88,6 +88,8 @@ test('TLS: TCP connections beyond the handshake cap are closed before any TLS by
   await third.closed;
   const got = await third.reader.read(1, 1000).then(() => 'a byte', (e: Error) => e.message);
   assert.is(got, 'socket closed after 0 of 1 bytes', 'closed without one byte');
+  // Refused as it came, while the two before it still wait for their handshake timeout.
+  assert.is(first.socket.readyState, 'open');
   first.socket.destroy();
   await first.closed;
   const c = client(port, { tls: { ca: certs.ca } });
