@@ -80,8 +80,9 @@ export class ServerConnection {
   private hellos = 0;
   /**
    * The peer's protocol while it is this connection's alone: parsed from a stranger's HELLO, it joins
-   * the shared resolver cache only once the peer proves to be a client (authenticated, or, without
-   * `authenticate`, a first call completed), so strangers cannot fill or churn that cache.
+   * the shared resolver cache only once the peer proves to be a client (authenticated, by `authenticate`
+   * or a verified mTLS certificate, or else a first call completed), so strangers cannot fill or churn
+   * that cache.
    */
   private unadmitted: Protocol | undefined;
   /** The peer; gains its `principal` once authenticated. */
@@ -207,7 +208,8 @@ export class ServerConnection {
         remote = this.shared.cache.protocol(id);
         if (remote === undefined) {
           remote = this.shared.cache.parse(hello.protocol);
-          if (this.authenticated) this.shared.cache.admit(remote);
+          // A peer `authenticate` accepted, or whose certificate TLS verified, is known: share at once.
+          if (this.authenticated || this.peer.certificate !== undefined) this.shared.cache.admit(remote);
           else this.unadmitted = remote;
         }
       } else {

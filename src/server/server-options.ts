@@ -72,8 +72,9 @@ export interface ServerOptions {
   keepaliveTimeoutMs?: number;
   /**
    * Peer protocols (and their resolvers) remembered, by fingerprint. A protocol a client sent joins
-   * them only once that client is authenticated (with `authenticate`) or, without it, once one of its
-   * calls completed successfully; until then it serves its own connection only. Default 64.
+   * them only once that client is authenticated (by `authenticate`, or a client certificate TLS
+   * verified) or else once one of its calls completed successfully; until then it serves its own
+   * connection only. Default 64.
    */
   resolverCacheSize?: number;
   /** Protocol text the resolver cache keeps at most, in UTF-8 bytes (a parsed protocol takes tens of times its text). Default 4 MiB. */
