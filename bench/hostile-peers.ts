@@ -144,6 +144,7 @@ async function protocols(echo: Protocol, count: number, kib: number, serverMaxKi
     + `wall ${wall.toFixed(0)} ms, longest loop stall ${(h.max / 1e6).toFixed(0)} ms, heap kept with the connections open ${kept.toFixed(1)} MB`);
   for (const a of answers) a.socket.destroy();
   await server.close({ graceMs: 200 });
+  await new Promise((r) => setTimeout(r, 500));
   console.log(`protocols: heap kept once they closed ${(heapMb() - before).toFixed(1)} MB (resolver cache)`);
 }
 
