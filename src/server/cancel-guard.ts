@@ -15,9 +15,9 @@ export interface CancelLimits {
  * whatever the outcome), both decaying by half every `cancelWindowMs`; the client is over the limit
  * once the CANCELs reach `maxCancels` and exceed `maxCancelRatio` times the completed calls.
  *
- * Every CANCEL counts, whatever its call had become (running, refused, answered, unknown): the client
- * cannot know better than the server how far a call got, and a well-behaved one sends CANCEL only for
- * calls it wrote and gave up on. Completed calls are counted by the connection (a plain counter on
+ * The connection counts every CANCEL, whatever its call had become (running, refused, answered,
+ * unknown), except one for a running call within a second of its deadline (the client's timeout): a
+ * well-behaved client sends CANCEL only for calls it wrote and gave up on. Completed calls are counted by the connection (a plain counter on
  * the hot path) and handed over at each CANCEL; the clock is read only then too. Completions since the
  * previous CANCEL count in full, as if they were recent: in doubt, the guard errs for the client.
  */

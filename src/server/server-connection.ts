@@ -49,6 +49,9 @@ const LEGAL: Record<ServerConnectionState, readonly ServerConnectionState[]> = {
 
 const writeWelcome = writeHandshake(welcomeType);
 
+/** How close to its deadline a call's CANCEL reads as the client's timeout, for the rapid-reset guard, in ms. */
+const DEADLINE_CANCEL_SLACK_MS = 1000;
+
 /** One accepted socket: handshake, dispatch of requests to handlers, cancellation, graceful drain. */
 export class ServerConnection {
   state: ServerConnectionState = 'handshaking';
@@ -63,7 +66,7 @@ export class ServerConnection {
    * could run any number of handlers at once by cancelling each call as soon as it is sent.
    */
   private readonly orphans = new Set<CallContext>();
-  /** Calls a handler completed (answered, or a one-way call done), for the rapid-reset guard. */
+  /** Calls a handler completed (answered, a one-way call done, or run to its deadline), for the rapid-reset guard. */
   private completedCalls = 0;
   /** Created at the first CANCEL: most connections never send one. */
   private cancelGuard: CancelGuard | undefined;
@@ -374,6 +377,9 @@ export class ServerConnection {
       // cancelled one frees its slot.
       this.untrack(id, ctx, oneWay);
       this.orphans.delete(ctx);
+      // A call that ran to its deadline completed as far as the rapid-reset guard is concerned: the
+      // client's CANCEL for it may arrive just after, for an id no longer running.
+      if (ctx.cancelCode === Code.DEADLINE_EXCEEDED) this.completedCalls++;
       observer?.callEnded?.(msg.name, ctx.cancelled ? ctx.cancelCode : Code.CANCELLED, performance.now() - ctx.startedAt);
       this.endIfDrained();
       return;
@@ -453,8 +459,13 @@ export class ServerConnection {
       this.orphans.add(ctx);
       ctx.cancel(new RpcError(Code.CANCELLED, 'call cancelled by the client'));
     }
+    // A client sends CANCEL when its deadline passes too: one for a running call at, or within
+    // DEADLINE_CANCEL_SLACK_MS of, its deadline is a timeout, not a reset, and is not counted (an
+    // overloaded server must not cut off its patient clients; a peer that sends short deadlines to
+    // waste handler starts can do so without any CANCEL, and maxConcurrentCalls bounds it either way).
+    const timedOut = ctx !== undefined && ctx.deadline - Date.now() < DEADLINE_CANCEL_SLACK_MS;
     const limits = this.shared.options;
-    if (limits.maxCancels > 0 && (this.cancelGuard ??= new CancelGuard(limits)).cancel(this.completedCalls)) {
+    if (!timedOut && limits.maxCancels > 0 && (this.cancelGuard ??= new CancelGuard(limits)).cancel(this.completedCalls)) {
       return this.framed.fail(new RpcError(Code.RESOURCE_EXHAUSTED, `too many cancelled calls: ${this.cancelGuard.describe()}`));
     }
     // A cancelled partial request is no longer awaited either.

@@ -116,6 +116,30 @@ test('a real client cancelling one call in three is never cut off', async () => 
   assert.is(server.connections, 1);
 });
 
+test('a client whose calls all time out against a slow server is not cut off: a CANCEL at the deadline is a timeout', async () => {
+  let opened = 0;
+  let started = 0;
+  const { server, port } = await serve({
+    maxCancels: 10,
+    observer: { connectionOpened: () => { opened++; } },
+    handlers: { echo: async (req: { item: unknown }, ctx) => {
+      started++;
+      // Slow, but not forever: ends when its deadline passes (the client's CANCEL comes about then).
+      await new Promise((r) => ctx.signal.addEventListener('abort', r, { once: true }));
+      return req.item;
+    } },
+  });
+  const c = client(port);
+  const codes = await Promise.all(Array.from({ length: 40 }, () => outcome(c.call('echo', { item }, { timeoutMs: 100 }))));
+  assert.ok(codes.every((code) => code === Code.DEADLINE_EXCEEDED), String(codes));
+  assert.is(started, 40);
+  // 40 CANCELs, each at its call's deadline (before or just after the server's own deadline ended the
+  // handler): timeouts, not resets. The connection serves on.
+  assert.is(await outcome(c.call('echo', { item }, { timeoutMs: 100 })), Code.DEADLINE_EXCEEDED);
+  assert.is(opened, 1, 'never cut off, never reconnected');
+  assert.is(server.connections, 1);
+});
+
 test('CancelGuard: the absolute floor and the ratio must both be passed', () => {
   let now = 0;
   const guard = new CancelGuard({ maxCancels: 10, maxCancelRatio: 2, cancelWindowMs: 1000 }, () => now);
