@@ -23,6 +23,7 @@ import { CallContext, type PeerInfo } from './call-context.js';
 import { CancelGuard } from './cancel-guard.js';
 import { errorDraftFor, sendError } from './error-reply.js';
 import type { HandshakeSlot } from './handshake-gate.js';
+import type { ParseBudget } from './parse-budget.js';
 import type { ResolvedServerOptions } from './server-options.js';
 import { OffloadedRequest, type OffloadPool } from './offload/offload-pool.js';
 import { OffloadReply, ReplyKind, writeBytes } from './offload/offload-task.js';
@@ -35,6 +36,8 @@ export interface ServerShared {
   readonly writers: readonly BodyWriter<unknown>[];
   /** Worker threads for the messages offloaded (`workers` option). */
   readonly offload?: OffloadPool | undefined;
+  /** Time for parsing strangers' protocols (`protocolParseMsPerSecond`); undefined when unlimited. */
+  readonly parseBudget?: ParseBudget | undefined;
 }
 
 /** Lifecycle of a server connection. */
@@ -210,9 +213,20 @@ export class ServerConnection {
         if (createHash('md5').update(hello.protocol).digest('hex') !== id) throw new Error('client protocol does not match its fingerprint');
         remote = this.shared.cache.protocol(id);
         if (remote === undefined) {
-          remote = this.shared.cache.parse(hello.protocol);
-          // A peer `authenticate` accepted, or whose certificate TLS verified, is known: share at once.
-          if (this.authenticated || this.peer.certificate !== undefined) this.shared.cache.admit(remote);
+          // A peer `authenticate` accepted, or whose certificate TLS verified, is known: its protocol is
+          // shared at once. A stranger's waits on the parse budget, and serves its connection only.
+          const known = this.authenticated || this.peer.certificate !== undefined;
+          const text = hello.protocol;
+          const budget = this.shared.parseBudget;
+          if (known || budget === undefined) remote = this.shared.cache.parse(text);
+          else if (budget.available()) remote = budget.spend(() => this.shared.cache.parse(text));
+          else {
+            // UNAVAILABLE, not RESOURCE_EXHAUSTED: passing, so clients back off and retry (by then a
+            // client of the same protocol has often completed a call, and the protocol is shared).
+            return this.framed.fail(new RpcError(Code.UNAVAILABLE, 'server busy: its protocolParseMsPerSecond '
+              + `(${this.shared.options.protocolParseMsPerSecond}) is spent on protocols of unauthenticated peers; retry later`));
+          }
+          if (known) this.shared.cache.admit(remote);
           else this.unadmitted = remote;
         }
       } else {

@@ -80,6 +80,15 @@ export interface ServerOptions {
   /** Protocol text the resolver cache keeps at most, in UTF-8 bytes (a parsed protocol takes tens of times its text). Default 4 MiB. */
   resolverCacheBytes?: number;
   /**
+   * Event-loop time spent building protocols that unknown peers sent (not authenticated, by
+   * `authenticate` or a verified client certificate, and not yet in the resolver cache), in ms per
+   * second, server-wide: a token bucket holding one second's worth, each parse drawing what it took.
+   * While it is spent, such handshakes get GOAWAY UNAVAILABLE (a passing refusal: clients back off
+   * and retry), so a stream of connections each carrying a new protocol cannot take the event loop.
+   * 0 turns the budget off. Default 250.
+   */
+  protocolParseMsPerSecond?: number;
+  /**
    * Largest protocol text a client may send in its HELLO, in UTF-8 bytes; a larger one gets GOAWAY
    * RESOURCE_EXHAUSTED before it is hashed or parsed. Real protocols take a few KB to about 100 KB;
    * parsing one costs about a microsecond and tens of bytes of heap per byte. A protocol within it
@@ -187,6 +196,7 @@ export interface ResolvedServerOptions {
   keepaliveTimeoutMs: number;
   resolverCacheSize: number;
   resolverCacheBytes: number;
+  protocolParseMsPerSecond: number;
   maxProtocolBytes: number;
   /** Already at most `maxFrameBytes`. */
   maxHandshakeBytes: number;
@@ -257,6 +267,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     keepaliveTimeoutMs: msOption(`${at}.keepaliveTimeoutMs`, options.keepaliveTimeoutMs, 10_000, 1),
     resolverCacheSize: intOption(`${at}.resolverCacheSize`, options.resolverCacheSize, 64, 1),
     resolverCacheBytes: intOption(`${at}.resolverCacheBytes`, options.resolverCacheBytes, DEFAULT_RESOLVER_CACHE_BYTES, 1),
+    protocolParseMsPerSecond: intOption(`${at}.protocolParseMsPerSecond`, options.protocolParseMsPerSecond, 250, 0, 1000),
     maxProtocolBytes,
     maxHandshakeBytes: Math.min(maxHandshakeBytes, maxFrameBytes),
     maxHelloMetaBytes,

@@ -12,6 +12,7 @@ import { intOption, invalid, msOption } from '../util/validate.js';
 import { HandshakeGate, type HandshakeSlot } from './handshake-gate.js';
 import { ServerConnection, type ServerShared } from './server-connection.js';
 import { OffloadPool } from './offload/offload-pool.js';
+import { ParseBudget } from './parse-budget.js';
 import { resolveServerOptions, type ServerOptions } from './server-options.js';
 
 /** Where to listen. */
@@ -71,7 +72,10 @@ export function createServer(options: ServerOptions): Server {
     : (v, buf, pos) => m.response.encode(v, buf, pos));
   const offload = resolved.workers === undefined ? undefined
     : new OffloadPool(resolved.workers, resolved.protocol, resolved.resolverCacheSize, resolved.propagateDeadlines, resolved.logger);
-  const shared: ServerShared = { options: resolved, cache: new ResolverCache(resolved.protocol, resolved.resolverCacheSize, resolved.resolverCacheBytes), writers, offload };
+  const shared: ServerShared = {
+    options: resolved, cache: new ResolverCache(resolved.protocol, resolved.resolverCacheSize, resolved.resolverCacheBytes), writers, offload,
+    parseBudget: resolved.protocolParseMsPerSecond === 0 ? undefined : new ParseBudget(resolved.protocolParseMsPerSecond),
+  };
   const conns = new Set<ServerConnection>();
   let net: NetServer | undefined;
   let closing: Promise<void> | undefined;

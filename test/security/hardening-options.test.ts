@@ -21,7 +21,7 @@ function thrown(fn: () => unknown): RpcError {
 test('server options: a bad value is INVALID_ARGUMENT naming the option', () => {
   for (const [key, value] of [
     ['maxCancels', -1], ['maxCancelRatio', 0.5], ['cancelWindowMs', 0], ['maxHandshakingConnections', 0],
-    ['maxHandshakingPerAddress', 0], ['resolverCacheBytes', 0], ['maxProtocolBytes', 'big'],
+    ['maxHandshakingPerAddress', 0], ['resolverCacheBytes', 0], ['maxProtocolBytes', 'big'], ['protocolParseMsPerSecond', 2000],
   ] as const) {
     const err = thrown(() => createServer({ protocol, handlers: {}, [key]: value }));
     assert.is(err.code, Code.INVALID_ARGUMENT, key);

@@ -1,15 +1,16 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Code, createClient, type Protocol } from '../../src/index.js';
+import { Code, createClient, parseProtocol, type Protocol } from '../../src/index.js';
 import { PEER_PROTOCOL_LIMITS } from '../../src/codec/protocol-limits.js';
 import { ResolverCache } from '../../src/codec/resolver-cache.js';
+import { ParseBudget } from '../../src/server/parse-budget.js';
 import { FrameEncoder } from '../../src/framing/frame-encoder.js';
 import { FrameType, PREFACE } from '../../src/framing/frame.js';
 import { helloType, readHandshake, welcomeType, writeHandshake, type Welcome } from '../../src/framing/handshake.js';
 import { rawServer } from '../helpers/echo-fixture.js';
 import { frameCode, frameMessage, requestBytes } from '../helpers/raw-peer.js';
-import { failure, securityFixture } from '../helpers/security-fixture.js';
+import { failure, outcome, securityFixture } from '../helpers/security-fixture.js';
 
 /**
  * Issue 14, peer protocols are expensive to accept: their size is capped on both sides by default,
@@ -116,6 +117,61 @@ test('server with authenticate: an authenticated connection\'s protocol joins th
   const second = await peer(port);
   second.socket.write(hello(text, false));
   assert.is(welcomeStatus((await second.frame()).body), 'OK');
+});
+
+test('server: strangers\' protocols share a parse budget (protocolParseMsPerSecond); known protocols and authenticated peers do not wait on it', async () => {
+  // Before: every handshake with a new protocol was parsed, one after another, whatever they cost together.
+  const { port } = await serve({ protocolParseMsPerSecond: 1 });
+  const first = await peer(port);
+  first.socket.write(hello(echoOfSize(30_000)));
+  assert.is(welcomeStatus((await first.frame()).body), 'OK');
+  // That parse took far more than 1 ms: the next stranger with a new protocol is refused.
+  const second = await peer(port);
+  second.socket.write(hello(echoOfSize(1000)));
+  const [refused] = await second.rest();
+  assert.is(frameCode(refused!), Code.UNAVAILABLE);
+  assert.match(frameMessage(refused!), 'protocolParseMsPerSecond (1)');
+  // A protocol the server knows (its own) needs no parse.
+  const known = await peer(port);
+  known.socket.write(hello(protocol.text));
+  assert.is(welcomeStatus((await known.frame()).body), 'OK');
+  // A real client refused so retries: by then the budget has refilled.
+  const c = createClient({ protocol: parseProtocol(echoOfSize(1000)), endpoints: [`127.0.0.1:${port}`], backoff: { initialMs: 50, maxMs: 100 } });
+  try {
+    assert.is(await outcome(c.call('echo', { item })), 'OK');
+  } finally {
+    await c.close();
+  }
+  // Authenticated peers are exempt.
+  const { port: authPort } = await serve({ protocolParseMsPerSecond: 1, authenticate: () => 'p' });
+  for (let i = 0; i < 3; i++) {
+    const p = await peer(authPort);
+    p.socket.write(hello(echoOfSize(30_000)));
+    assert.is(welcomeStatus((await p.frame()).body), 'OK', `authenticated peer ${i}`);
+  }
+});
+
+test('ParseBudget: a bucket of one second\'s worth, refilled over time, overdrawn by at most one parse', () => {
+  let now = 0;
+  const budget = new ParseBudget(100, () => now);
+  assert.is(budget.available(), true);
+  budget.spend(() => { now += 150; });
+  // 100 - 150, plus the 15 ms the 150 ms of parsing refilled.
+  assert.is(budget.available(), false, 'overdrawn by 35 ms');
+  now += 300;
+  assert.is(budget.available(), false, 'refilled 30 of the 35');
+  now += 100;
+  assert.is(budget.available(), true);
+  // A long quiet period refills one second's worth, no more.
+  now += 60_000;
+  assert.is(budget.available(), true);
+  budget.spend(() => { now += 250; });
+  assert.is(budget.available(), false, 'capped at 100: 100 - 250 + 25');
+  // A parse that throws still draws its time.
+  now += 1300;
+  assert.is(budget.available(), true);
+  assert.throws(() => budget.spend(() => { now += 200; throw new Error('bad'); }), /bad/);
+  assert.is(budget.available(), false);
 });
 
 test('ResolverCache: bounded by protocol text bytes as well as by count', () => {
