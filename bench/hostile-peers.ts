@@ -4,10 +4,10 @@
  *   node --expose-gc dist/bench/hostile-peers.js reset [pairs=1000]
  *     REQUEST+CANCEL pairs against maxConcurrentCalls 100, handlers that never return on their own:
  *     handlers started, most running at once, heap growth, and how the connection ended.
- *   node --expose-gc dist/bench/hostile-peers.js protocols [count=10] [KiB=1000] [serverMaxKiB]
+ *   node --expose-gc dist/bench/hostile-peers.js protocols [count=10] [KiB=1000] [serverMaxKiB|-] [parseMsPerSecond]
  *     `count` handshakes at once, each with a distinct protocol of about `KiB` KiB, to a server with
- *     default options (or `maxProtocolBytes` of `serverMaxKiB` KiB): longest event-loop stall, heap
- *     kept, and what each handshake got back.
+ *     default options (or `maxProtocolBytes` of `serverMaxKiB` KiB, `protocolParseMsPerSecond` as
+ *     given, 0 for off): longest event-loop stall, heap kept, and what each handshake got back.
  *   node --expose-gc dist/bench/hostile-peers.js welcome [KiB=6000]
  *     A fake server whose WELCOME carries a protocol of about `KiB` KiB: how long a call with a 2 s
  *     deadline takes to fail, the client's peak heap, and the error.
@@ -114,9 +114,13 @@ async function rapidReset(echo: Protocol, pairs: number): Promise<void> {
   await server.close({ graceMs: 200 });
 }
 
-async function protocols(echo: Protocol, count: number, kib: number, serverMaxKib: number | undefined): Promise<void> {
+async function protocols(echo: Protocol, count: number, kib: number, serverMaxKib: number | undefined, budgetMs: number | undefined): Promise<void> {
   const texts = Array.from({ length: count }, (_, i) => bigProtocol(kib * 1024, `s${i}`));
-  const server = createServer({ protocol: echo, handlers: {}, ...(serverMaxKib === undefined ? {} : { maxProtocolBytes: serverMaxKib * 1024 }) });
+  const server = createServer({
+    protocol: echo, handlers: {},
+    ...(serverMaxKib === undefined ? {} : { maxProtocolBytes: serverMaxKib * 1024 }),
+    ...(budgetMs === undefined ? {} : { protocolParseMsPerSecond: budgetMs }),
+  } as Parameters<typeof createServer>[0]);
   const { port } = await server.listen();
   const before = heapMb();
   const h = monitorEventLoopDelay({ resolution: 1 });
@@ -207,7 +211,10 @@ async function silent(echo: Protocol, count: number): Promise<void> {
 const echo = await loadProtocol(new URL('../../protocol/echo.avdl', import.meta.url));
 const [mode, a, b] = process.argv.slice(2);
 if (mode === 'reset') await rapidReset(echo, Number(a ?? 1000));
-else if (mode === 'protocols') await protocols(echo, Number(a ?? 10), Number(b ?? 1000), process.argv[5] === undefined ? undefined : Number(process.argv[5]));
+else if (mode === 'protocols') {
+  const [max, budget] = process.argv.slice(5).map((v) => (v === '-' ? undefined : Number(v)));
+  await protocols(echo, Number(a ?? 10), Number(b ?? 1000), max, budget);
+}
 else if (mode === 'welcome') await welcome(echo, Number(a ?? 6000));
 else if (mode === 'silent') await silent(echo, Number(a ?? 300));
-else console.log('usage: hostile-peers.js reset [pairs] | protocols [count] [KiB] [serverMaxKiB] | welcome [KiB] | silent [sockets]');
+else console.log('usage: hostile-peers.js reset [pairs] | protocols [count] [KiB] [serverMaxKiB|-] [parseMsPerSecond] | welcome [KiB] | silent [sockets]');
