@@ -10,7 +10,7 @@ import { FrameType, PREFACE } from '../../src/framing/frame.js';
 import { helloType, readHandshake, welcomeType, writeHandshake, type Welcome } from '../../src/framing/handshake.js';
 import { rawServer } from '../helpers/echo-fixture.js';
 import { frameCode, frameMessage, requestBytes } from '../helpers/raw-peer.js';
-import { failure, outcome, securityFixture } from '../helpers/security-fixture.js';
+import { failure, securityFixture } from '../helpers/security-fixture.js';
 
 /**
  * Issue 14, peer protocols are expensive to accept: their size is capped on both sides by default,
@@ -135,10 +135,13 @@ test('server: strangers\' protocols share a parse budget (protocolParseMsPerSeco
   const known = await peer(port);
   known.socket.write(hello(protocol.text));
   assert.is(welcomeStatus((await known.frame()).body), 'OK');
-  // A real client refused so retries: by then the budget has refilled.
-  const c = createClient({ protocol: parseProtocol(echoOfSize(1000)), endpoints: [`127.0.0.1:${port}`], backoff: { initialMs: 50, maxMs: 100 } });
+  // A real client is refused the same way: a passing refusal, retried until the call's time runs out
+  // (at 1 ms per second, the budget overdrawn by the first parse stays spent for the whole test).
+  const c = createClient({ protocol: parseProtocol(echoOfSize(1000)), endpoints: [`127.0.0.1:${port}`], backoff: { initialMs: 20, maxMs: 50 }, waitForReadyMs: 300 });
   try {
-    assert.is(await outcome(c.call('echo', { item })), 'OK');
+    const err = await failure(c.call('echo', { item }, { timeoutMs: 2000 }));
+    assert.is(err.code, Code.UNAVAILABLE);
+    assert.match(err.message, 'protocolParseMsPerSecond (1)');
   } finally {
     await c.close();
   }
