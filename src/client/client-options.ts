@@ -137,6 +137,13 @@ export interface ClientOptions {
   keepaliveTimeoutMs?: number;
   /** Server protocols (and their resolvers) remembered, by fingerprint. Default 64. */
   resolverCacheSize?: number;
+  /**
+   * Largest protocol text a server may send in its WELCOME, in UTF-8 bytes, checked before it is
+   * hashed or parsed; a protocol within it but with more messages, named types, fields or nesting than
+   * SPEC.md section 11.3 allows is refused too, before any Avro type is built. Either fails the
+   * connection, and the calls waiting for it, with RESOURCE_EXHAUSTED. Default 262144 (256 KiB).
+   */
+  maxProtocolBytes?: number;
   /** Connect with TLS (and a client certificate for mTLS). Default: plain TCP. */
   tls?: ClientTlsOptions;
   /** Token sent in every handshake: a string, or a function called per connection (rotating tokens). */
@@ -197,6 +204,7 @@ export interface ResolvedClientOptions {
   keepaliveMs: number;
   keepaliveTimeoutMs: number;
   resolverCacheSize: number;
+  maxProtocolBytes: number;
   dial: (host: string, port: number) => Socket;
   credentials: (() => string | Promise<string>) | undefined;
   interceptors: readonly ClientInterceptor[];
@@ -214,7 +222,7 @@ export const KNOWN_CLIENT_OPTIONS = {
   protocol: true, endpoints: true, discovery: true, timeoutMs: true, connectionsPerEndpoint: true, balancer: true,
   idempotent: true, maxAttempts: true, retryBudgetRatio: true, retryBudgetTokens: true, waitForReadyMs: true,
   maxQueuedCalls: true, backoff: true, ejectAfterFailures: true, ejectMs: true, ejectIntervalMs: true,
-  ejectFailurePercent: true, ejectMinCalls: true, maxEjectedPercent: true, connectTimeoutMs: true,
+  ejectFailurePercent: true, ejectMinCalls: true, maxEjectedPercent: true, connectTimeoutMs: true, maxProtocolBytes: true,
   maxFrameBytes: true, maxMessageBytes: true, fragmentBytes: true, maxPartialMessages: true, fragmentWindowBytes: true,
   interleaveWindowBytes: true, compressAboveBytes: true, maxQueuedBytes: true, keepaliveMs: true,
   keepaliveTimeoutMs: true, resolverCacheSize: true, tls: true, credentials: true, interceptors: true,
@@ -306,6 +314,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     keepaliveMs: msOption(`${at}.keepaliveMs`, options.keepaliveMs, 30_000, 0),
     keepaliveTimeoutMs: msOption(`${at}.keepaliveTimeoutMs`, options.keepaliveTimeoutMs, 2_000, 1),
     resolverCacheSize: intOption(`${at}.resolverCacheSize`, options.resolverCacheSize, 64, 1),
+    maxProtocolBytes: intOption(`${at}.maxProtocolBytes`, options.maxProtocolBytes, 256 * 1024, 0, 0xffffffff),
     dial: dialer(resolveTls(`${at}.tls`, options.tls)),
     credentials: resolveCredentials(`${at}.credentials`, options.credentials),
     interceptors: resolveInterceptors(`${at}.interceptors`, options.interceptors),

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MessageDef } from '../codec/protocol.js';
 import { rawMessage } from '../codec/raw-message.js';
-import { ResolverCache } from '../codec/resolver-cache.js';
+import { DEFAULT_RESOLVER_CACHE_BYTES, ResolverCache } from '../codec/resolver-cache.js';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { CallRunner } from './call-runner.js';
@@ -51,7 +51,7 @@ export function createClient(options: ClientOptions): Client {
     ejectFailurePercent: o.ejectFailurePercent,
     ejectMinCalls: o.ejectMinCalls,
     maxEjectedPercent: o.maxEjectedPercent,
-  }, new ResolverCache(o.protocol, o.resolverCacheSize), () => runner!.flushQueue(), (err) => runner!.failQueue(err));
+  }, new ResolverCache(o.protocol, o.resolverCacheSize, Math.max(DEFAULT_RESOLVER_CACHE_BYTES, o.maxProtocolBytes + 1)), () => runner!.flushQueue(), (err) => runner!.failQueue(err));
   runner = new CallRunner(pool, o);
   const detachObserver = o.observer?.poolAttached?.(() => pool.stats());
   pool.setEndpoints(o.endpoints);

@@ -1,5 +1,5 @@
 import { parseProtocol, type Protocol } from '../codec/protocol.js';
-import { ResolverCache } from '../codec/resolver-cache.js';
+import { DEFAULT_RESOLVER_CACHE_BYTES, ResolverCache } from '../codec/resolver-cache.js';
 import { ClientConnection, type EndpointState } from '../connection/client-connection.js';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
@@ -7,12 +7,12 @@ import { resolveClientOptions, type ClientOptions, type Endpoint } from './clien
 import { invalid, knownOptions } from '../util/validate.js';
 
 /** Options of {@link describeServer}: connection settings of a client, plus a time limit. */
-export interface DescribeOptions extends Pick<ClientOptions, 'tls' | 'credentials' | 'maxFrameBytes'> {
+export interface DescribeOptions extends Pick<ClientOptions, 'tls' | 'credentials' | 'maxFrameBytes' | 'maxProtocolBytes'> {
   /** Time allowed for connect and handshake, in ms. Default 5000. */
   timeoutMs?: number;
 }
 
-const KNOWN_DESCRIBE_OPTIONS = { tls: true, credentials: true, maxFrameBytes: true, timeoutMs: true } as const satisfies Record<keyof DescribeOptions, true>;
+const KNOWN_DESCRIBE_OPTIONS = { tls: true, credentials: true, maxFrameBytes: true, maxProtocolBytes: true, timeoutMs: true } as const satisfies Record<keyof DescribeOptions, true>;
 
 /**
  * An empty protocol: its fingerprint matches no server's, so the server sends its own protocol text
@@ -29,7 +29,8 @@ export async function describeServer(endpoint: string | Endpoint, options: Descr
   knownOptions('describeServer: options', options, KNOWN_DESCRIBE_OPTIONS);
   const o = resolveClientOptions({ ...options, protocol: probe, endpoints: [endpoint], connectTimeoutMs: options.timeoutMs ?? 5000, keepaliveMs: 0 });
   const { host, port } = o.endpoints[0]!;
-  const cache = new ResolverCache(probe, 4);
+  // Room for the one protocol we came for, however large `maxProtocolBytes` allows it.
+  const cache = new ResolverCache(probe, 4, Math.max(DEFAULT_RESOLVER_CACHE_BYTES, o.maxProtocolBytes + 1));
   const state: EndpointState = {
     key: `${host}:${port}`, weight: 1, serverFingerprint: null, sendProtocol: false, latencyEwmaMs: 0, consecutiveFailures: 0,
   };

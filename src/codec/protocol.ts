@@ -6,6 +6,7 @@ import '../framing/avro-limits.js';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { idlOptions, liftReferenceAttributes } from './avsc-idl.js';
+import { checkPeerProtocol } from './protocol-limits.js';
 import { viewBytesHook } from './view-bytes.js';
 import { invalid, knownOptions, oneOf } from '../util/validate.js';
 
@@ -77,15 +78,20 @@ export class Protocol {
   /**
    * Builds a protocol from its JSON form: an object, or its text (kept verbatim: a peer's text from a
    * handshake, whose MD5 is its fingerprint). Prefer {@link loadProtocol}. Throws INVALID_ARGUMENT.
+   * `fromPeer` (internal: a text received in a handshake) bounds its shape first, before avsc builds
+   * any type of it (`PEER_PROTOCOL_LIMITS`, RESOURCE_EXHAUSTED).
    */
-  constructor(json: object | string, options: ProtocolOptions = {}) {
+  constructor(json: object | string, options: ProtocolOptions = {}, fromPeer = false) {
     if (options === null || typeof options !== 'object') invalid('Protocol: options', 'must be an object');
     knownOptions('Protocol: options', options, KNOWN_PROTOCOL_OPTIONS);
     this.options = { longs: oneOf<'number' | 'bigint'>('Protocol: options.longs', options.longs, 'number', ['number', 'bigint']) };
     let attrs: object;
     try {
-      attrs = liftReferenceAttributes(typeof json === 'string' ? (JSON.parse(json) as object) : json);
+      const parsed = typeof json === 'string' ? (JSON.parse(json) as object) : json;
+      if (fromPeer) checkPeerProtocol(parsed);
+      attrs = liftReferenceAttributes(parsed);
     } catch (err) {
+      if (err instanceof RpcError) throw err;
       throw new RpcError(Code.INVALID_ARGUMENT, `invalid protocol JSON: ${(err as Error).message}`, { cause: err });
     }
     try {

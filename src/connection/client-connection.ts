@@ -24,6 +24,8 @@ import { decodeExact, readRemoteError } from './payload.js';
 export interface ClientConnectionOptions extends Omit<FramedSocketOptions, 'expectPreface' | 'pauseReadsWhenBlocked'> {
   /** Time allowed for TCP connect plus handshake, in ms. */
   connectTimeoutMs: number;
+  /** Largest server protocol text accepted in a WELCOME, in UTF-8 bytes. */
+  maxProtocolBytes: number;
   /** Opens the socket (plain TCP by default; TLS plugs in here). */
   dial: (host: string, port: number) => Socket;
   /** Token for the handshake, fetched per connection. */
@@ -119,6 +121,7 @@ export class ClientConnection {
   private meta: Record<string, Buffer> = {};
   private readonly observer: RpcObserver | undefined;
   private readonly logger: Logger | undefined;
+  private readonly maxProtocolBytes: number;
 
   constructor(
     readonly host: string,
@@ -133,6 +136,7 @@ export class ClientConnection {
   ) {
     this.observer = options.observer;
     this.logger = options.logger;
+    this.maxProtocolBytes = options.maxProtocolBytes;
     const socket = options.dial(host, port);
     this.framed = new FramedSocket(socket, { ...options, expectPreface: false, pauseReadsWhenBlocked: false }, {
       onFrame: (type, flags, id, body) => this.onFrame(type, flags, id, body),
@@ -470,11 +474,16 @@ export class ClientConnection {
     if (this.codec !== undefined) return this.framed.fail(new RpcError(Code.INTERNAL, 'protocol error: second WELCOME'));
     let remote: Protocol;
     try {
-      const w = readWelcome(body, this.cache, this.endpoint, this.sentProtocol);
+      const w = readWelcome(body, this.cache, this.endpoint, this.sentProtocol, this.maxProtocolBytes);
       if (w === 'NEED_PROTOCOL') return this.sendHello(true);
       remote = w.remote;
       this.framed.use(accepted(w.meta, this.framed.support));
     } catch (err) {
+      // A server protocol over our limits: its calls fail with that code and message, not as "not avrpc".
+      if (err instanceof RpcError && err.code === Code.RESOURCE_EXHAUSTED) {
+        this.closeError = err;
+        return this.framed.fail(err);
+      }
       return this.framed.fail(new RpcError(Code.INTERNAL, `protocol error in handshake: ${(err as Error).message}`, { cause: err }));
     }
     this.codec = this.cache.codec(remote);

@@ -39,15 +39,24 @@ export interface WelcomeOk {
  * Reads a WELCOME: `'NEED_PROTOCOL'` when the server asks for our protocol text (the endpoint then
  * sends it up front from now on), or the server's protocol, learned from the text it sent (checked
  * against its fingerprint) or known from the cache. Throws an `Error` saying what is wrong for a
- * WELCOME that breaks the handshake's rules; the caller turns it into a protocol error.
+ * WELCOME that breaks the handshake's rules; the caller turns it into a protocol error. A protocol text
+ * longer than `maxProtocolBytes` (UTF-8) throws RESOURCE_EXHAUSTED before it is hashed or parsed, and
+ * one beyond `PEER_PROTOCOL_LIMITS` RESOURCE_EXHAUSTED before any Avro type is built of it.
  */
-export function readWelcome(body: Buffer, cache: ResolverCache, endpoint: HandshakeMemory, sentProtocol: boolean): WelcomeOk | 'NEED_PROTOCOL' {
+export function readWelcome(
+  body: Buffer, cache: ResolverCache, endpoint: HandshakeMemory, sentProtocol: boolean, maxProtocolBytes: number,
+): WelcomeOk | 'NEED_PROTOCOL' {
   const w = readHandshake<Welcome>(welcomeType, body);
   const id = w.fingerprint.toString('hex');
   let remote: Protocol | undefined;
   if (w.protocol !== null) {
+    // Parsing a protocol costs far more than its bytes: a hostile server must not make us parse megabytes.
+    const bytes = Buffer.byteLength(w.protocol);
+    if (bytes > maxProtocolBytes) {
+      throw new RpcError(Code.RESOURCE_EXHAUSTED, `server protocol text of ${bytes} bytes exceeds maxProtocolBytes (${maxProtocolBytes})`);
+    }
     if (createHash('md5').update(w.protocol).digest('hex') !== id) throw new Error('server protocol does not match its fingerprint');
-    remote = cache.learn(w.protocol);
+    remote = cache.learn(w.protocol, id);
   } else {
     remote = cache.protocol(id);
   }

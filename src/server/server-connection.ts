@@ -21,7 +21,10 @@ import { peerCertificate } from '../security/tls.js';
 import { callScope, scopeWanted } from '../util/call-scope.js';
 import { MAX_TIMER_MS } from '../util/validate.js';
 import { CallContext, type PeerInfo } from './call-context.js';
+import { CancelGuard } from './cancel-guard.js';
 import { errorDraftFor, sendError } from './error-reply.js';
+import type { HandshakeSlot } from './handshake-gate.js';
+import type { ParseBudget } from './parse-budget.js';
 import type { ResolvedServerOptions } from './server-options.js';
 import { OffloadedRequest, type OffloadPool } from './offload/offload-pool.js';
 import { OffloadReply, ReplyKind, writeBytes } from './offload/offload-task.js';
@@ -34,6 +37,8 @@ export interface ServerShared {
   readonly writers: readonly BodyWriter<unknown>[];
   /** Worker threads for the messages offloaded (`workers` option). */
   readonly offload?: OffloadPool | undefined;
+  /** Time for parsing strangers' protocols (`protocolParseMsPerSecond`); undefined when unlimited. */
+  readonly parseBudget?: ParseBudget | undefined;
 }
 
 /** Lifecycle of a server connection. */
@@ -48,6 +53,9 @@ const LEGAL: Record<ServerConnectionState, readonly ServerConnectionState[]> = {
 
 const writeWelcome = writeHandshake(welcomeType);
 
+/** How close to its deadline a call's CANCEL reads as the client's timeout, for the rapid-reset guard, in ms. */
+const DEADLINE_CANCEL_SLACK_MS = 1000;
+
 /** One accepted socket: handshake, dispatch of requests to handlers, cancellation, graceful drain. */
 export class ServerConnection {
   state: ServerConnectionState = 'handshaking';
@@ -56,6 +64,16 @@ export class ServerConnection {
   private readonly running = new IdMap<CallContext>();
   /** One-way calls running, apart from `running`: their ids are free once read (no answer tells the client when they end). */
   private readonly oneWays = new Set<CallContext>();
+  /**
+   * Calls the client cancelled whose handlers still run: their ids are the client's again (SPEC.md
+   * section 6), but each holds its slot of `maxConcurrentCalls` until its handler settles, or a client
+   * could run any number of handlers at once by cancelling each call as soon as it is sent.
+   */
+  private readonly orphans = new Set<CallContext>();
+  /** Calls a handler completed (answered, a one-way call done, or run to its deadline), for the rapid-reset guard. */
+  private completedCalls = 0;
+  /** Created at the first CANCEL: most connections never send one. */
+  private cancelGuard: CancelGuard | undefined;
   private lastId = 0;
   /** Ids of the requests partly received when GOAWAY went out: accepted, they run once whole. */
   private admitted: Set<number> | undefined;
@@ -71,6 +89,13 @@ export class ServerConnection {
   private expiryTimer: NodeJS.Timeout | undefined;
   /** HELLOs seen: a handshake needs at most two (the second after NEED_PROTOCOL). */
   private hellos = 0;
+  /**
+   * The peer's protocol while it is this connection's alone: parsed from a stranger's HELLO, it joins
+   * the shared resolver cache only once the peer proves to be a client (authenticated, by `authenticate`
+   * or a verified mTLS certificate, or else a first call completed), so strangers cannot fill or churn
+   * that cache.
+   */
+  private unadmitted: Protocol | undefined;
   /** The peer; gains its `principal` once authenticated. */
   peer: PeerInfo;
 
@@ -78,6 +103,8 @@ export class ServerConnection {
     socket: Socket,
     private readonly shared: ServerShared,
     private readonly onClosed: (conn: ServerConnection) => void,
+    /** Its place among the connections in handshake, given back when it leaves the `handshaking` state. */
+    private readonly handshakeSlot?: HandshakeSlot,
   ) {
     const o = shared.options;
     const certificate = peerCertificate(socket);
@@ -105,7 +132,7 @@ export class ServerConnection {
 
   /** Calls running on this connection. */
   get inFlight(): number {
-    return this.running.size + this.oneWays.size;
+    return this.running.size + this.oneWays.size + this.orphans.size;
   }
 
   /**
@@ -192,12 +219,31 @@ export class ServerConnection {
           return this.framed.fail(new RpcError(Code.RESOURCE_EXHAUSTED, `protocol text of ${bytes} bytes exceeds maxProtocolBytes (${max})`));
         }
         if (createHash('md5').update(hello.protocol).digest('hex') !== id) throw new Error('client protocol does not match its fingerprint');
-        remote = this.shared.cache.learn(hello.protocol);
+        remote = this.shared.cache.protocol(id);
+        if (remote === undefined) {
+          // A peer `authenticate` accepted, or whose certificate TLS verified, is known: its protocol is
+          // shared at once. A stranger's waits on the parse budget, and serves its connection only.
+          const known = this.authenticated || this.peer.certificate !== undefined;
+          const text = hello.protocol;
+          const budget = this.shared.parseBudget;
+          if (known || budget === undefined) remote = this.shared.cache.parse(text);
+          else if (budget.available()) remote = budget.spend(() => this.shared.cache.parse(text));
+          else {
+            // UNAVAILABLE, not RESOURCE_EXHAUSTED: passing, so clients back off and retry (by then a
+            // client of the same protocol has often completed a call, and the protocol is shared).
+            return this.framed.fail(new RpcError(Code.UNAVAILABLE, 'server busy: its protocolParseMsPerSecond '
+              + `(${this.shared.options.protocolParseMsPerSecond}) is spent on protocols of unauthenticated peers; retry later`));
+          }
+          if (known) this.shared.cache.admit(remote);
+          else this.unadmitted = remote;
+        }
       } else {
         remote = this.shared.cache.protocol(id);
       }
     } catch (err) {
-      return this.framed.fail(new RpcError(Code.INTERNAL, `protocol error in handshake: ${(err as Error).message}`, { cause: err }));
+      // A protocol beyond PEER_PROTOCOL_LIMITS keeps its code (RESOURCE_EXHAUSTED).
+      return this.framed.fail(err instanceof RpcError && err.code === Code.RESOURCE_EXHAUSTED ? err
+        : new RpcError(Code.INTERNAL, `protocol error in handshake: ${(err as Error).message}`, { cause: err }));
     }
     const clientKnowsUs = hello.fingerprint.equals(local.fingerprint)
       || (hello.knownServerFingerprint !== null && hello.knownServerFingerprint.equals(local.fingerprint));
@@ -349,7 +395,7 @@ export class ServerConnection {
   }
 
   private invoke(id: number, msg: MessageDef, request: unknown, ctx: CallContext, oneWay: boolean): void {
-    if (!this.tracks(id, ctx, oneWay)) return;
+    if (!this.tracks(id, ctx, oneWay)) return this.release(ctx);
     let result: unknown;
     const o = this.shared.options;
     try {
@@ -370,7 +416,7 @@ export class ServerConnection {
   }
 
   private deny(id: number, ctx: CallContext, oneWay: boolean, name: string): void {
-    if (!this.tracks(id, ctx, oneWay)) return;
+    if (!this.tracks(id, ctx, oneWay)) return this.release(ctx);
     this.untrack(id, ctx, oneWay);
     // Counted under its message: callStarted was reported for it.
     this.shared.options.observer?.callEnded?.(name, Code.PERMISSION_DENIED, performance.now() - ctx.startedAt);
@@ -385,13 +431,19 @@ export class ServerConnection {
     ctx.finish();
     const observer = this.shared.options.observer;
     if (ctx.cancelled || !this.tracks(id, ctx, oneWay)) {
-      // A call past its deadline stays in `running` until its handler returns; free its id now.
+      // A call past its deadline stays in `running` until its handler returns; free its id now. A
+      // cancelled one frees its slot.
       this.untrack(id, ctx, oneWay);
+      this.orphans.delete(ctx);
+      // A call that ran to its deadline completed as far as the rapid-reset guard is concerned: the
+      // client's CANCEL for it may arrive just after, for an id no longer running.
+      if (ctx.cancelCode === Code.DEADLINE_EXCEEDED) this.completedCalls++;
       observer?.callEnded?.(msg.name, ctx.cancelled ? ctx.cancelCode : Code.CANCELLED, performance.now() - ctx.startedAt);
       this.endIfDrained();
       return;
     }
     this.untrack(id, ctx, oneWay);
+    this.completedCalls++;
     let code: Code = Code.OK;
     if (!oneWay && !this.framed.isClosed) {
       if (outcome instanceof OffloadReply) {
@@ -418,6 +470,7 @@ export class ServerConnection {
       }
       this.framed.flushSoon();
     }
+    if (this.unadmitted !== undefined && code === Code.OK && !failed) this.admitProtocol();
     observer?.callEnded?.(msg.name, code, performance.now() - ctx.startedAt);
     this.endIfDrained();
   }
@@ -430,6 +483,17 @@ export class ServerConnection {
   private untrack(id: number, ctx: CallContext, oneWay: boolean): void {
     if (oneWay) this.oneWays.delete(ctx);
     else if (this.running.get(id) === ctx) this.running.delete(id);
+  }
+
+  /** A call completed: the peer is a client, its protocol (and resolvers) may join the shared cache. */
+  private admitProtocol(): void {
+    this.shared.cache.admit(this.unadmitted!, this.codec);
+    this.unadmitted = undefined;
+  }
+
+  /** A call cancelled before its handler ran (authorization still pending): its slot is free. */
+  private release(ctx: CallContext): void {
+    if (this.orphans.delete(ctx)) this.endIfDrained();
   }
 
   /** Answers a request that no handler will see: flagged REFUSED, so a client may send it elsewhere. */
@@ -450,7 +514,17 @@ export class ServerConnection {
     const ctx = this.running.get(id);
     if (ctx !== undefined) {
       this.running.delete(id);
+      this.orphans.add(ctx);
       ctx.cancel(new RpcError(Code.CANCELLED, 'call cancelled by the client'));
+    }
+    // A client sends CANCEL when its deadline passes too: one for a running call at, or within
+    // DEADLINE_CANCEL_SLACK_MS of, its deadline is a timeout, not a reset, and is not counted (an
+    // overloaded server must not cut off its patient clients; a peer that sends short deadlines to
+    // waste handler starts can do so without any CANCEL, and maxConcurrentCalls bounds it either way).
+    const timedOut = ctx !== undefined && ctx.deadline - Date.now() < DEADLINE_CANCEL_SLACK_MS;
+    const limits = this.shared.options;
+    if (!timedOut && limits.maxCancels > 0 && (this.cancelGuard ??= new CancelGuard(limits)).cancel(this.completedCalls)) {
+      return this.framed.fail(new RpcError(Code.RESOURCE_EXHAUSTED, `too many cancelled calls: ${this.cancelGuard.describe()}`));
     }
     // A cancelled partial request is no longer awaited either.
     this.endIfDrained();
@@ -469,11 +543,13 @@ export class ServerConnection {
     for (const ctx of this.oneWays) ctx.cancel(reason);
     this.running.clear();
     this.oneWays.clear();
+    this.orphans.clear();
     this.onClosed(this);
   }
 
   private transition(to: ServerConnectionState): void {
     if (!LEGAL[this.state].includes(to)) throw new Error(`ServerConnection: illegal transition ${this.state} -> ${to}`);
+    if (this.state === 'handshaking') this.handshakeSlot?.release();
     this.state = to;
   }
 }

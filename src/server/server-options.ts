@@ -1,5 +1,6 @@
 import type { Protocol } from '../codec/protocol.js';
 import { Protocol as ProtocolClass } from '../codec/protocol.js';
+import { DEFAULT_RESOLVER_CACHE_BYTES } from '../codec/resolver-cache.js';
 import { aclAuthorizer, allOf, type Acl, type Authenticator, type Authorizer } from '../security/auth.js';
 import { KNOWN_SERVER_TLS_OPTIONS, type ServerTlsOptions } from '../security/tls.js';
 import { fnOption, fragmentOption, intOption, invalid, knownOptions, msOption } from '../util/validate.js';
@@ -50,17 +51,49 @@ export interface ServerOptions {
    * count too until inflated (and at most 4 inflate at once per connection). Default 16384.
    */
   maxConcurrentCalls?: number;
+  /**
+   * Rapid-reset guard (SPEC.md section 6): CANCELs a connection may send within `cancelWindowMs` (the
+   * count halves every window) before `maxCancelRatio` is looked at; past both, the client gets GOAWAY
+   * RESOURCE_EXHAUSTED and is closed. 0 turns the guard off. Default 500.
+   */
+  maxCancels?: number;
+  /**
+   * CANCELs allowed per completed call (one a handler answered, whatever its outcome) within the same
+   * window, once `maxCancels` is reached. Default 4 (a client may cancel four calls in five).
+   */
+  maxCancelRatio?: number;
+  /** Window of the rapid-reset guard, in ms: the CANCEL and completed-call counts halve every window. Default 10000. */
+  cancelWindowMs?: number;
   /** Time a new connection has to complete its handshake, in ms. Default 10000. */
   handshakeTimeoutMs?: number;
   /** Idle time before the server PINGs a client, in ms; 0 disables. Default 30000. */
   keepaliveMs?: number;
   /** Time to wait for any answer to a PING before dropping the connection, in ms. Default 10000. */
   keepaliveTimeoutMs?: number;
-  /** Peer protocols (and their resolvers) remembered, by fingerprint. Default 64. */
+  /**
+   * Peer protocols (and their resolvers) remembered, by fingerprint. A protocol a client sent joins
+   * them only once that client is authenticated (by `authenticate`, or a client certificate TLS
+   * verified) or else once one of its calls completed successfully; until then it serves its own
+   * connection only. Default 64.
+   */
   resolverCacheSize?: number;
+  /** Protocol text the resolver cache keeps at most, in UTF-8 bytes (a parsed protocol takes tens of times its text). Default 4 MiB. */
+  resolverCacheBytes?: number;
+  /**
+   * Event-loop time spent building protocols that unknown peers sent (not authenticated, by
+   * `authenticate` or a verified client certificate, and not yet in the resolver cache), in ms per
+   * second, server-wide: a token bucket holding one second's worth, each parse drawing what it took.
+   * While it is spent, such handshakes get GOAWAY UNAVAILABLE (a passing refusal: clients back off
+   * and retry), so a stream of connections each carrying a new protocol cannot take the event loop.
+   * 0 turns the budget off. Default 250.
+   */
+  protocolParseMsPerSecond?: number;
   /**
    * Largest protocol text a client may send in its HELLO, in UTF-8 bytes; a larger one gets GOAWAY
-   * RESOURCE_EXHAUSTED before it is parsed. Default 1 MiB.
+   * RESOURCE_EXHAUSTED before it is hashed or parsed. Real protocols take a few KB to about 100 KB;
+   * parsing one costs about a microsecond and tens of bytes of heap per byte. A protocol within it
+   * but with more messages, named types, fields or nesting than SPEC.md section 11.3 allows gets
+   * GOAWAY RESOURCE_EXHAUSTED too, before any Avro type is built. Default 262144 (256 KiB).
    */
   maxProtocolBytes?: number;
   /**
@@ -93,6 +126,18 @@ export interface ServerOptions {
    * progress count too, and a connection beyond the limit is closed before its TLS handshake. Default 10000.
    */
   maxConnections?: number;
+  /**
+   * Connections still in their handshake (no WELCOME OK sent yet; with `tls`, from the TCP accept on,
+   * TLS handshake included), server-wide; one more is refused like one beyond `maxConnections` (GOAWAY
+   * RESOURCE_EXHAUSTED, then close; with `tls`, closed before any TLS byte). Silent or slow sockets so
+   * hold at most this many of the `maxConnections` slots. At most `maxConnections`. Default 1000.
+   */
+  maxHandshakingConnections?: number;
+  /**
+   * Connections in handshake from one source address (IPv6: one /64), refused the same way beyond it:
+   * one host cannot take every handshake slot. Default 100.
+   */
+  maxHandshakingPerAddress?: number;
   /** A connection with no call for this long is closed gracefully, in ms; 0 disables. Default 600000. */
   idleTimeoutMs?: number;
   /** Largest request metadata, in bytes as sent; larger gets RESOURCE_EXHAUSTED. Default 8192. */
@@ -147,10 +192,15 @@ export interface ResolvedServerOptions {
   interleaveWindowBytes: number;
   compressAboveBytes: number;
   maxConcurrentCalls: number;
+  maxCancels: number;
+  maxCancelRatio: number;
+  cancelWindowMs: number;
   handshakeTimeoutMs: number;
   keepaliveMs: number;
   keepaliveTimeoutMs: number;
   resolverCacheSize: number;
+  resolverCacheBytes: number;
+  protocolParseMsPerSecond: number;
   maxProtocolBytes: number;
   /** Already at most `maxFrameBytes`. */
   maxHandshakeBytes: number;
@@ -159,6 +209,8 @@ export interface ResolvedServerOptions {
   authenticate: Authenticator | undefined;
   authorize: Authorizer | undefined;
   maxConnections: number;
+  maxHandshakingConnections: number;
+  maxHandshakingPerAddress: number;
   idleTimeoutMs: number;
   maxMetadataBytes: number;
   maxMessageBytes: number;
@@ -182,7 +234,8 @@ export const KNOWN_SERVER_OPTIONS = {
   maxProtocolBytes: true, maxHandshakeBytes: true, maxHelloMetaBytes: true, tls: true, authenticate: true,
   authorize: true, acl: true, maxConnections: true, idleTimeoutMs: true, maxMetadataBytes: true,
   maxMessageBytes: true, maxQueuedBytes: true, interceptors: true, observer: true, logger: true,
-  propagateDeadlines: true, workers: true,
+  propagateDeadlines: true, workers: true, maxCancels: true, maxCancelRatio: true, cancelWindowMs: true,
+  resolverCacheBytes: true, protocolParseMsPerSecond: true, maxHandshakingConnections: true, maxHandshakingPerAddress: true,
 } as const satisfies Record<keyof ServerOptions, true>;
 
 /** Validates and fills server options once; throws INVALID_ARGUMENT naming the bad option. */
@@ -211,9 +264,10 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
   if (options.logger !== undefined && !isLogger(options.logger)) invalid(`${at}.logger`, 'must have debug, info, warn and error methods');
   if (options.observer !== undefined && (options.observer === null || typeof options.observer !== 'object')) invalid(`${at}.observer`, 'must be an object');
   const maxFrameBytes = intOption(`${at}.maxFrameBytes`, options.maxFrameBytes, 16 * MiB, 64, 0xffffffff);
-  const maxProtocolBytes = intOption(`${at}.maxProtocolBytes`, options.maxProtocolBytes, MiB, 0, 0xffffffff);
+  const maxProtocolBytes = intOption(`${at}.maxProtocolBytes`, options.maxProtocolBytes, 256 * 1024, 0, 0xffffffff);
   const maxHelloMetaBytes = intOption(`${at}.maxHelloMetaBytes`, options.maxHelloMetaBytes, 16 * 1024, 1, 0xffffffff);
   // The rest of a HELLO (fingerprints, union indexes, the text's length) is under 50 bytes.
+  const maxConnections = intOption(`${at}.maxConnections`, options.maxConnections, 10_000, 1);
   const maxHandshakeBytes = intOption(`${at}.maxHandshakeBytes`, options.maxHandshakeBytes, maxProtocolBytes + maxHelloMetaBytes + 1024, 64);
   return {
     protocol,
@@ -225,10 +279,15 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     interleaveWindowBytes: intOption(`${at}.interleaveWindowBytes`, options.interleaveWindowBytes, 256 * 1024, 1024, 0xffffffff),
     compressAboveBytes: intOption(`${at}.compressAboveBytes`, options.compressAboveBytes, 0, 0),
     maxConcurrentCalls: intOption(`${at}.maxConcurrentCalls`, options.maxConcurrentCalls, 16384, 1),
+    maxCancels: intOption(`${at}.maxCancels`, options.maxCancels, 500, 0),
+    maxCancelRatio: intOption(`${at}.maxCancelRatio`, options.maxCancelRatio, 4, 0),
+    cancelWindowMs: msOption(`${at}.cancelWindowMs`, options.cancelWindowMs, 10_000, 1),
     handshakeTimeoutMs: msOption(`${at}.handshakeTimeoutMs`, options.handshakeTimeoutMs, 10_000, 1),
     keepaliveMs: msOption(`${at}.keepaliveMs`, options.keepaliveMs, 30_000, 0),
     keepaliveTimeoutMs: msOption(`${at}.keepaliveTimeoutMs`, options.keepaliveTimeoutMs, 10_000, 1),
     resolverCacheSize: intOption(`${at}.resolverCacheSize`, options.resolverCacheSize, 64, 1),
+    resolverCacheBytes: intOption(`${at}.resolverCacheBytes`, options.resolverCacheBytes, DEFAULT_RESOLVER_CACHE_BYTES, 1),
+    protocolParseMsPerSecond: intOption(`${at}.protocolParseMsPerSecond`, options.protocolParseMsPerSecond, 250, 0, 1000),
     maxProtocolBytes,
     maxHandshakeBytes: Math.min(maxHandshakeBytes, maxFrameBytes),
     maxHelloMetaBytes,
@@ -238,7 +297,9 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
       ...(options.authorize === undefined ? [] : [fnOption<Authorizer>(`${at}.authorize`, options.authorize, false)!]),
       ...(options.acl === undefined ? [] : [aclAuthorizer(resolveAcl(`${at}.acl`, options.acl, protocol), `${at}.acl`)]),
     ]),
-    maxConnections: intOption(`${at}.maxConnections`, options.maxConnections, 10_000, 1),
+    maxConnections,
+    maxHandshakingConnections: Math.min(maxConnections, intOption(`${at}.maxHandshakingConnections`, options.maxHandshakingConnections, 1000, 1)),
+    maxHandshakingPerAddress: intOption(`${at}.maxHandshakingPerAddress`, options.maxHandshakingPerAddress, 100, 1),
     idleTimeoutMs: msOption(`${at}.idleTimeoutMs`, options.idleTimeoutMs, 600_000, 0),
     maxMetadataBytes: intOption(`${at}.maxMetadataBytes`, options.maxMetadataBytes, 8192, 0),
     maxMessageBytes: intOption(`${at}.maxMessageBytes`, options.maxMessageBytes, 64 * MiB, 0, 0xffffffff),

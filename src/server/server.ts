@@ -9,8 +9,10 @@ import { RpcError } from '../errors/rpc-error.js';
 import type { BodyWriter } from '../framing/frame-encoder.js';
 import type { Registration, Registry } from '../discovery/registry.js';
 import { intOption, invalid, knownOptions, msOption } from '../util/validate.js';
+import { HandshakeGate, type HandshakeSlot } from './handshake-gate.js';
 import { ServerConnection, type ServerShared } from './server-connection.js';
 import { OffloadPool } from './offload/offload-pool.js';
+import { ParseBudget } from './parse-budget.js';
 import { resolveServerOptions, type ServerOptions } from './server-options.js';
 
 /** Where to listen. */
@@ -77,12 +79,19 @@ export function createServer(options: ServerOptions): Server {
     : (v, buf, pos) => m.response.encode(v, buf, pos));
   const offload = resolved.workers === undefined ? undefined
     : new OffloadPool(resolved.workers, resolved.protocol, resolved.resolverCacheSize, resolved.propagateDeadlines, resolved.logger);
-  const shared: ServerShared = { options: resolved, cache: new ResolverCache(resolved.protocol, resolved.resolverCacheSize), writers, offload };
+  const shared: ServerShared = {
+    options: resolved, cache: new ResolverCache(resolved.protocol, resolved.resolverCacheSize, resolved.resolverCacheBytes), writers, offload,
+    parseBudget: resolved.protocolParseMsPerSecond === 0 ? undefined : new ParseBudget(resolved.protocolParseMsPerSecond),
+  };
   const conns = new Set<ServerConnection>();
   let net: NetServer | undefined;
   let closing: Promise<void> | undefined;
   let registration: Registration | undefined;
   const idle: Array<() => void> = [];
+  const handshakes = new HandshakeGate(resolved.maxHandshakingConnections, resolved.maxHandshakingPerAddress);
+  /** TLS: slots taken at the TCP accept, by remote address and port, until the TLS socket arrives in `accept`. */
+  const tlsSlots = new Map<string, HandshakeSlot>();
+  const peerKey = (s: Socket): string => `${s.remoteAddress}|${s.remotePort}`;
 
   const onClosed = (conn: ServerConnection): void => {
     conns.delete(conn);
@@ -90,8 +99,26 @@ export function createServer(options: ServerOptions): Server {
   };
   const accept = (socket: Socket): void => {
     if (closing !== undefined) return void socket.destroy();
-    if (conns.size >= resolved.maxConnections) return refuseSocket(socket, resolved.maxConnections);
-    conns.add(new ServerConnection(socket, shared, onClosed));
+    if (conns.size >= resolved.maxConnections) return refuseSocket(socket, `server is at maxConnections (${resolved.maxConnections})`);
+    let slot: HandshakeSlot | string | undefined;
+    if (resolved.tls === undefined) slot = handshakes.enter(socket.remoteAddress ?? '');
+    else {
+      slot = tlsSlots.get(peerKey(socket));
+      tlsSlots.delete(peerKey(socket));
+    }
+    if (typeof slot === 'string') return refuseSocket(socket, slot);
+    conns.add(new ServerConnection(socket, shared, onClosed, slot));
+  };
+  /** TLS: a TCP connection beyond the handshake caps is closed before any TLS work (no frame can precede TLS). */
+  const acceptTcpForTls = (raw: Socket): void => {
+    const slot = handshakes.enter(raw.remoteAddress ?? '');
+    if (typeof slot === 'string') return void raw.destroy();
+    const key = peerKey(raw);
+    tlsSlots.set(key, slot);
+    raw.once('close', () => {
+      slot.release();
+      if (tlsSlots.get(key) === slot) tlsSlots.delete(key);
+    });
   };
 
   return {
@@ -114,7 +141,10 @@ export function createServer(options: ServerOptions): Server {
         : createTlsServer({ handshakeTimeout: resolved.handshakeTimeoutMs, ...resolved.tls, noDelay: true }, accept);
       // TLS handshakes in progress are connections too (the costly part of one): count every TCP socket,
       // refusing beyond the limit at accept, before any TLS work. No frame is possible before TLS.
-      if (resolved.tls !== undefined) server.maxConnections = resolved.maxConnections;
+      if (resolved.tls !== undefined) {
+        server.maxConnections = resolved.maxConnections;
+        server.on('connection', acceptTcpForTls);
+      }
       // Node reports a TLS handshake timeout (or failure) here but leaves the socket open: close it.
       server.on('tlsClientError', (_err: Error, socket: Socket) => socket.destroy());
       net = server;
@@ -181,10 +211,10 @@ export function createServer(options: ServerOptions): Server {
   };
 }
 
-/** Over maxConnections: tell the client why (GOAWAY RESOURCE_EXHAUSTED) and close. */
-function refuseSocket(socket: Socket, max: number): void {
+/** Over maxConnections or a handshake cap: tell the client why (GOAWAY RESOURCE_EXHAUSTED) and close. */
+function refuseSocket(socket: Socket, message: string): void {
   const enc = new FrameEncoder();
-  enc.frame(FrameType.GOAWAY, 0, 0, { lastId: 0, code: Code.RESOURCE_EXHAUSTED, message: `server is at maxConnections (${max})` }, writeGoaway);
+  enc.frame(FrameType.GOAWAY, 0, 0, { lastId: 0, code: Code.RESOURCE_EXHAUSTED, message }, writeGoaway);
   socket.on('error', () => socket.destroy());
   // Read (and drop) what the client sends: a socket never read never sees the client's FIN, so it would
   // linger, and keep server.close() waiting, until the timer below.

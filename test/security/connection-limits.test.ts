@@ -214,8 +214,9 @@ test('a HELLO larger than maxHandshakeBytes is refused from its header, before i
 test('the default maxHandshakeBytes takes a HELLO of maxProtocolBytes of text and maxHelloMetaBytes of meta, and not 16 MiB', async () => {
   const { port } = await serve({});
   const fits = await peer(port);
-  // An unknown fingerprint with text just under 1 MiB: refused for not matching its fingerprint (INTERNAL), not for its size.
-  const text = ' '.repeat(1024 * 1024 - 1);
+  // An unknown fingerprint with text just under the default maxProtocolBytes (256 KiB): refused for not
+  // matching its fingerprint (INTERNAL), not for its size.
+  const text = ' '.repeat(256 * 1024 - 1);
   const enc = new FrameEncoder();
   enc.bytes(PREFACE);
   enc.frame(FrameType.HELLO, 0, 0, {
