@@ -13,7 +13,7 @@ import type { Logger, RpcObserver } from '../observability/observer.js';
 import { logClose } from '../observability/log-policy.js';
 import { readyEvent } from '../security/tls.js';
 import { CallTable, type ClientCall, type WriteFence } from './call-table.js';
-import { handshakeFailure, hello, readWelcome, writeHello, type HandshakeMemory } from './client-handshake.js';
+import { handshakeFailure, hello, helloFits, readWelcome, writeHello, type HandshakeMemory } from './client-handshake.js';
 import { FramedSocket } from './framed-socket.js';
 import type { FramedSocketOptions } from './framed-socket-options.js';
 import { decodeExact, readRemoteError } from './payload.js';
@@ -345,10 +345,13 @@ export class ClientConnection {
   }
 
   private sendHello(withProtocol = this.endpoint.sendProtocol): void {
+    const meta = { ...this.meta, ...offer(this.framed.support) };
+    // A first HELLO stays within what every server takes before authenticating (SPEC.md section 3).
+    if (withProtocol && !this.prefaceSent && !helloFits(this.protocol, meta)) withProtocol = false;
     this.sentProtocol = withProtocol;
     if (!this.prefaceSent) this.framed.encoder.bytes(PREFACE);
     this.prefaceSent = true;
-    this.framed.encoder.frame(FrameType.HELLO, 0, 0, hello(this.protocol, this.endpoint, withProtocol, { ...this.meta, ...offer(this.framed.support) }), writeHello);
+    this.framed.encoder.frame(FrameType.HELLO, 0, 0, hello(this.protocol, this.endpoint, withProtocol, meta), writeHello);
     this.framed.flushSoon();
   }
 

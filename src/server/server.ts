@@ -9,6 +9,7 @@ import { RpcError } from '../errors/rpc-error.js';
 import type { BodyWriter } from '../framing/frame-encoder.js';
 import type { Registration, Registry } from '../discovery/registry.js';
 import { intOption, invalid, msOption } from '../util/validate.js';
+import { MemoryBudget } from './memory-budget.js';
 import { ServerConnection, type ServerShared } from './server-connection.js';
 import { OffloadPool } from './offload/offload-pool.js';
 import { resolveServerOptions, type ServerOptions } from './server-options.js';
@@ -59,6 +60,11 @@ export interface Server {
   close(options?: CloseOptions): Promise<void>;
   /** Open connections. */
   readonly connections: number;
+  /**
+   * Bytes the connections make this server hold now, as counted against `maxBufferedBytes`: partial
+   * frames and messages, inflations, answers queued. 0 when no peer has anything in progress.
+   */
+  readonly bufferedBytes: number;
 }
 
 /** Creates a server for `options.protocol` with `options.handlers`. Throws INVALID_ARGUMENT on bad options. */
@@ -70,7 +76,8 @@ export function createServer(options: ServerOptions): Server {
     : (v, buf, pos) => m.response.encode(v, buf, pos));
   const offload = resolved.workers === undefined ? undefined
     : new OffloadPool(resolved.workers, resolved.protocol, resolved.resolverCacheSize, resolved.propagateDeadlines, resolved.logger);
-  const shared: ServerShared = { options: resolved, cache: new ResolverCache(resolved.protocol, resolved.resolverCacheSize), writers, offload };
+  const budget = new MemoryBudget(resolved.maxBufferedBytes);
+  const shared: ServerShared = { options: resolved, cache: new ResolverCache(resolved.protocol, resolved.resolverCacheSize), writers, offload, budget };
   const conns = new Set<ServerConnection>();
   let net: NetServer | undefined;
   let closing: Promise<void> | undefined;
@@ -90,6 +97,9 @@ export function createServer(options: ServerOptions): Server {
   return {
     get connections() {
       return conns.size;
+    },
+    get bufferedBytes() {
+      return budget.bufferedBytes;
     },
     async listen(opts: ListenOptions = {}) {
       if (net !== undefined) throw new RpcError(Code.FAILED_PRECONDITION, 'server.listen: already listening');
