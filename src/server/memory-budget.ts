@@ -20,16 +20,22 @@ export function defaultMaxBufferedBytes(): number {
  * (the account's `reserve` says false); when the bytes held cross it anyway (answers already made and
  * the first 64 KiB of a partial frame are charged, never refused), the connections holding the most
  * are shed (GOAWAY RESOURCE_EXHAUSTED) until the rest holds at most `lowWaterBytes`, three quarters
- * of the budget.
+ * of the budget. Connections still in their handshake (strangers, until `authenticate` and WELCOME)
+ * may together take at most `handshakeMaxBytes`, an eighth of it: they cannot starve the work of
+ * connections already accepted.
  */
 export class MemoryBudget {
   private used = 0;
+  /** Of `used`, what connections still in their handshake hold. */
+  private handshakeUsed = 0;
   private readonly accounts = new Set<ConnectionAccount>();
   private shedTimer: NodeJS.Immediate | undefined;
   readonly lowWaterBytes: number;
+  readonly handshakeMaxBytes: number;
 
   constructor(readonly maxBytes: number) {
     this.lowWaterBytes = Math.floor(maxBytes * 0.75);
+    this.handshakeMaxBytes = Math.floor(maxBytes / 8);
   }
 
   /** Bytes held now, all connections together. */
@@ -49,16 +55,26 @@ export class MemoryBudget {
    * sheds nobody: refusing the new work already keeps us within the budget, and the peers holding the
    * rest (a large upload under way) have done nothing wrong yet.
    */
-  admit(bytes: number): boolean {
+  admit(bytes: number, handshake: boolean): boolean {
     if (this.used + bytes > this.maxBytes) return false;
+    if (handshake) {
+      if (this.handshakeUsed + bytes > this.handshakeMaxBytes) return false;
+      this.handshakeUsed += bytes;
+    }
     this.used += bytes;
     return true;
   }
 
   /** @internal For {@link ConnectionAccount}: `bytes` more (or fewer, negative) held. */
-  add(bytes: number): void {
+  add(bytes: number, handshake: boolean): void {
     this.used += bytes;
+    if (handshake) this.handshakeUsed += bytes;
     if (bytes > 0 && this.used > this.maxBytes) this.shedSoon();
+  }
+
+  /** @internal For {@link ConnectionAccount.handshakeDone}: `bytes` held no longer count as a handshake's. */
+  handshakeDone(bytes: number): void {
+    this.handshakeUsed -= bytes;
   }
 
   /** @internal For {@link ConnectionAccount.close}. */
@@ -96,6 +112,8 @@ export class ConnectionAccount implements MemoryAccount {
   /** True once the budget asked this connection to close. */
   shedding = false;
   private closed = false;
+  /** True until {@link handshakeDone}: counted in the handshakes' share too. */
+  private handshaking = true;
 
   constructor(
     private readonly budget: MemoryBudget,
@@ -104,7 +122,7 @@ export class ConnectionAccount implements MemoryAccount {
 
   reserve(bytes: number): boolean {
     if (this.closed) return true;
-    if (!this.budget.admit(bytes)) return false;
+    if (!this.budget.admit(bytes, this.handshaking)) return false;
     this.held += bytes;
     return true;
   }
@@ -112,19 +130,26 @@ export class ConnectionAccount implements MemoryAccount {
   charge(bytes: number): void {
     if (this.closed) return;
     this.held += bytes;
-    this.budget.add(bytes);
+    this.budget.add(bytes, this.handshaking);
   }
 
   credit(bytes: number): void {
     if (this.closed) return;
     this.held -= bytes;
-    this.budget.add(-bytes);
+    this.budget.add(-bytes, this.handshaking);
+  }
+
+  /** The connection completed its handshake: what it holds is no longer a stranger's. */
+  handshakeDone(): void {
+    if (this.closed || !this.handshaking) return;
+    this.handshaking = false;
+    this.budget.handshakeDone(this.held);
   }
 
   /** The connection is gone: whatever it still held is given back, and late reports are ignored. */
   close(): void {
     if (this.closed) return;
-    this.budget.add(-this.held);
+    this.budget.add(-this.held, this.handshaking);
     this.held = 0;
     this.closed = true;
     this.budget.remove(this);

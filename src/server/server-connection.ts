@@ -242,6 +242,7 @@ export class ServerConnection {
     this.framed.limitFrames(this.shared.options.maxFrameBytes, 'maxFrameBytes');
     this.codec = this.shared.cache.codec(remote);
     clearTimeout(this.handshakeTimer);
+    this.account.handshakeDone();
     this.framed.startKeepalive();
     if (this.state === 'handshaking') this.transition('ready');
     this.armIdleCheck();

@@ -113,7 +113,8 @@ export interface ServerOptions {
    * (handshakes and uploads in progress), inflations, and answers queued for clients. New work beyond
    * it (a fragmented upload, an inflation, a large frame) is refused RESOURCE_EXHAUSTED; when it is
    * crossed anyway, the connections holding the most are closed (GOAWAY RESOURCE_EXHAUSTED) until the
-   * rest holds three quarters of it. `server.bufferedBytes` tells what is held. Default an eighth of
+   * rest holds three quarters of it. Connections still in their handshake may hold an eighth of it
+   * together. `server.bufferedBytes` tells what is held. Default an eighth of
    * V8's heap limit (`v8.getHeapStatistics().heap_size_limit`), at least 64 MiB.
    */
   maxBufferedBytes?: number;

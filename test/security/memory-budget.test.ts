@@ -123,7 +123,11 @@ test('policy: reservations past the budget are refused, charges past it shed the
   const a = budget.account(() => shed.push('a'));
   const b = budget.account(() => shed.push('b'));
   const c = budget.account(() => shed.push('c'));
-  assert.ok(a.reserve(600));
+  // Connections in their handshake share an eighth of the budget.
+  assert.ok(a.reserve(100));
+  assert.not.ok(b.reserve(100), 'beyond the handshakes\' share');
+  for (const x of [a, b, c]) x.handshakeDone();
+  assert.ok(a.reserve(500));
   assert.not.ok(b.reserve(500), 'beyond the budget');
   assert.ok(b.reserve(300));
   assert.is(budget.bufferedBytes, 900);
@@ -189,6 +193,26 @@ test('without authenticate, handshakes in progress count toward maxBufferedBytes
   }
   assert.ok(server.bufferedBytes <= 2 * MiB + 8 * 64 * 1024, `${server.bufferedBytes} bytes held`);
   assert.ok(await pings.stop() > 0);
+  for (const a of attackers) a.destroy();
+  await until(() => server.bufferedBytes === 0, 'budget back to 0');
+});
+
+test('connections in their handshake hold at most an eighth of the budget: an accepted client\'s upload still fits', async () => {
+  const { server, port } = await serve({ maxBufferedBytes: 8 * MiB, maxMessageBytes: 16 * MiB });
+  const attackers = await Promise.all(Array.from({ length: 6 }, () => peer(port)));
+  const seen = attackers.map(collect);
+  const header = Buffer.alloc(10);
+  header.writeUInt32BE(MiB, 0);
+  header[4] = FrameType.HELLO;
+  for (const a of attackers) {
+    a.socket.write(Buffer.concat([PREFACE, header]));
+    for (let i = 0; i < 12; i++) a.socket.write(Buffer.alloc(64 * 1024));
+  }
+  await until(() => seen.filter((s) => s.closed).length >= 3, 'strangers beyond their share refused');
+  assert.ok(server.bufferedBytes <= MiB + 6 * 64 * 1024, `${server.bufferedBytes} bytes held by handshakes`);
+  // Before, the strangers could hold all 8 MiB and this 6 MiB upload was refused.
+  const good = client(port);
+  assert.is(await good.call('upload', { data: pattern(6 * MiB) }), 6 * MiB);
   for (const a of attackers) a.destroy();
   await until(() => server.bufferedBytes === 0, 'budget back to 0');
 });
