@@ -180,18 +180,20 @@ const oldLimits = process.argv.includes('--old-limits');
 
 async function run(kind: Attack): Promise<void> {
   const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['--server', kind, ...(oldLimits ? ['--old-limits'] : [])], { execArgv: ['--expose-gc'] });
+  const exited = once(child, 'exit');
   const [{ port }] = (await once(child, 'message')) as [{ port: number }];
   const client: Client = createClient({ protocol: largeProtocol, endpoints: [`127.0.0.1:${port}`], ...(kind === 'handshakes' ? { credentials: () => 'good' } : {}) });
   let answered = 0;
   let failed = 0;
+  let firstFailure = '';
   let pinging = true;
   const pinger = (async () => {
     while (pinging) {
       try {
         await client.call('ping', { s: 'x' }, { timeoutMs: 2000 });
         answered++;
-      } catch {
-        failed++;
+      } catch (err) {
+        if (failed++ === 0) firstFailure = (err as Error).message;
       }
       await sleep(10);
     }
@@ -200,18 +202,19 @@ async function run(kind: Attack): Promise<void> {
   const sockets = await attack(kind, port);
   const seconds = (Date.now() - started) / 1000;
   const open = sockets.filter((s) => !s.destroyed).length;
-  child.send('report');
-  const [report] = (await once(child, 'message')) as [Report];
+  // Pings stop first: the child exits once it has reported.
   pinging = false;
   await pinger;
+  child.send('report');
+  const [report] = (await once(child, 'message')) as [Report];
   for (const s of sockets) s.destroy();
   await client.close();
-  await once(child, 'exit');
+  await exited;
   const f = (n: number): string => n.toFixed(0);
   console.log(`${kind.padEnd(10)} peak RSS +${f(report.rssMB)} MB, array buffers +${f(report.arrayBuffersMB)} MB, heap +${f(report.heapMB)} MB, `
     + `CPU ${f(report.cpuMs)} ms, max loop stall ${f(report.loopStallMs)} ms, RSS at the end +${f(report.rssNowMB)} MB, `
     + `bufferedBytes ${report.bufferedBytes === undefined ? 'n/a' : f(report.bufferedBytes / MiB) + ' MB'}; attacker sockets still open ${open}/${sockets.length}; `
-    + `good client: ${answered} answered, ${failed} failed (${seconds.toFixed(1)} s)`);
+    + `good client: ${answered} answered, ${failed} failed${failed > 0 ? ` (first: ${firstFailure})` : ''} (${seconds.toFixed(1)} s)`);
 }
 
 if (process.argv[2] === '--server') {
