@@ -11,8 +11,14 @@ export interface MemoryAccount {
    * nothing is charged and the caller refuses the work (RESOURCE_EXHAUSTED).
    */
   reserve(bytes: number): boolean;
-  /** Charges `bytes` that cannot be refused (an answer already produced, a small partial frame). */
+  /** Charges `bytes` that cannot be refused (an answer already produced). */
   charge(bytes: number): void;
+  /**
+   * Asks for the first buffer (at most 64 KiB) of a frame spanning reads. The owner decides: a server
+   * always grants it to an accepted connection (small calls must not fail at the budget), and to one
+   * still in its handshake only within the handshakes' share. False fails the connection.
+   */
+  frame(bytes: number): boolean;
   /** Gives back `bytes` charged or reserved before. */
   credit(bytes: number): void;
 }

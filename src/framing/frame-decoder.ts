@@ -20,10 +20,10 @@ export interface FrameDecoderOptions {
   target?: ((type: number, flags: number, id: number, bodyLen: number) => Buffer | undefined) | undefined;
   /**
    * Where the bytes of a frame that spans chunks are counted (a server's memory budget): its first
-   * buffer (at most 64 KiB) is charged, each growth beyond is asked for, and a refused growth fails
-   * the connection (RESOURCE_EXHAUSTED). Default: not counted.
+   * buffer (at most 64 KiB) and each growth beyond are asked for (`frame`, `reserve`), and a refusal
+   * fails the connection (RESOURCE_EXHAUSTED). Default: not counted.
    */
-  budget?: { reserve(bytes: number): boolean; charge(bytes: number): void; credit(bytes: number): void } | undefined;
+  budget?: { frame(bytes: number): boolean; reserve(bytes: number): boolean; credit(bytes: number): void } | undefined;
 }
 
 /** First buffer for a frame that spans chunks; it doubles as bytes arrive, up to the frame's size. */
@@ -103,8 +103,12 @@ export class FrameDecoder {
       } else {
         const target = this.options.target?.(this.type, this.flags, this.id, bodyLen);
         if (target === undefined && this.options.budget !== undefined) {
-          this.charged = Math.min(bodyLen, FIRST_BODY_BYTES);
-          this.options.budget.charge(this.charged);
+          const first = Math.min(bodyLen, FIRST_BODY_BYTES);
+          if (!this.options.budget.frame(first)) {
+            this.failed = true;
+            throw new RpcError(Code.RESOURCE_EXHAUSTED, `server memory budget exhausted (maxBufferedBytes): frame of ${bodyLen} bytes refused`);
+          }
+          this.charged = first;
         }
         this.body = target ?? Buffer.allocUnsafe(Math.min(bodyLen, FIRST_BODY_BYTES));
         this.bodyLen = bodyLen;

@@ -17,8 +17,8 @@ export function defaultMaxBufferedBytes(): number {
  * partial frames and messages (reassembly buffers, handshakes in progress), inflations (their input
  * and output), and answers queued (in the socket, or in fragments waiting for WINDOW). Each connection
  * reports through its own {@link ConnectionAccount}. New work that would cross `maxBytes` is refused
- * (the account's `reserve` says false); when the bytes held cross it anyway (answers already made and
- * the first 64 KiB of a partial frame are charged, never refused), the connections holding the most
+ * (the account's `reserve` says false); when the bytes held cross it anyway (answers already made and,
+ * on accepted connections, the first 64 KiB of a partial frame are charged, never refused), the connections holding the most
  * are shed (GOAWAY RESOURCE_EXHAUSTED) until the rest holds at most `lowWaterBytes`, three quarters
  * of the budget. Connections still in their handshake (strangers, until `authenticate` and WELCOME)
  * may together take at most `handshakeMaxBytes`, an eighth of it: they cannot starve the work of
@@ -124,6 +124,12 @@ export class ConnectionAccount implements MemoryAccount {
     if (this.closed) return true;
     if (!this.budget.admit(bytes, this.handshaking)) return false;
     this.held += bytes;
+    return true;
+  }
+
+  frame(bytes: number): boolean {
+    if (this.handshaking) return this.reserve(bytes);
+    this.charge(bytes);
     return true;
   }
 

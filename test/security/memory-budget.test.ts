@@ -126,7 +126,10 @@ test('policy: reservations past the budget are refused, charges past it shed the
   // Connections in their handshake share an eighth of the budget.
   assert.ok(a.reserve(100));
   assert.not.ok(b.reserve(100), 'beyond the handshakes\' share');
+  assert.not.ok(b.frame(100), 'a frame buffer too, in a handshake');
   for (const x of [a, b, c]) x.handshakeDone();
+  assert.ok(b.frame(100), 'always, once accepted');
+  b.credit(100);
   assert.ok(a.reserve(500));
   assert.not.ok(b.reserve(500), 'beyond the budget');
   assert.ok(b.reserve(300));
