@@ -12,6 +12,22 @@ import { Outbox } from './outbox.js';
 /** How long fragments stay shallow after the last small message (see {@link LargeMessages.pace}). */
 const SHALLOW_HOLD_MS = 100;
 
+/** The time source of the stall check (see `stallTimeoutMs`): the real one unless a test injects its own. */
+export interface StallClock {
+  now(): number;
+  /** Calls `tick` every `ms` until the returned function is called. */
+  every(ms: number, tick: () => void): () => void;
+}
+
+const REAL_CLOCK: StallClock = {
+  now: () => performance.now(),
+  every: (ms, tick) => {
+    const t = setInterval(tick, ms);
+    t.unref();
+    return () => clearInterval(t);
+  },
+};
+
 /** Options of the large-message extensions (SPEC.md section 12), filled. */
 export interface LargeMessageOptions {
   /** Largest fragment frame body sent; larger messages are fragmented. 0: no fragments (none offered). */
@@ -44,6 +60,8 @@ export interface LargeMessageOptions {
    * 0 or absent: no such check (a client).
    */
   stallTimeoutMs?: number | undefined;
+  /** Time source of the stall check. Default: the real one. */
+  stallClock?: StallClock | undefined;
   /**
    * Bytes of an incoming REQUEST's start shown to `LargeMessagesSink.checkHead` before its body is
    * reassembled or inflated. Absent: no early check.
@@ -101,7 +119,8 @@ export class LargeMessages {
   private windows = 0;
   private windowsMark = 0;
   private waitedForWindow = false;
-  private stallTimer: NodeJS.Timeout | undefined;
+  /** Stops the stall check's ticks while it runs. */
+  private stopStallCheck: (() => void) | undefined;
   private lastStallCheck = 0;
 
   constructor(
@@ -235,8 +254,8 @@ export class LargeMessages {
   clear(): void {
     if (this.ackTimer !== undefined) clearImmediate(this.ackTimer);
     this.ackTimer = undefined;
-    clearInterval(this.stallTimer);
-    this.stallTimer = undefined;
+    this.stopStallCheck?.();
+    this.stopStallCheck = undefined;
     this.reassembler.clear();
     this.outbox.clear();
     this.deflating.clear();
@@ -286,23 +305,23 @@ export class LargeMessages {
   /** Starts the stall check (see `stallTimeoutMs`) if it is wanted and not running. Cheap when running. */
   private watchStalls(): void {
     const ms = this.options.stallTimeoutMs ?? 0;
-    if (this.stallTimer !== undefined || ms === 0 || this.host.gone) return;
-    this.lastStallCheck = performance.now();
+    if (this.stopStallCheck !== undefined || ms === 0 || this.host.gone) return;
+    const clock = this.options.stallClock ?? REAL_CLOCK;
+    this.lastStallCheck = clock.now();
     this.reassembler.stalled(true);
     this.waitedForWindow = false;
-    this.stallTimer = setInterval(this.onStallCheck, ms);
-    this.stallTimer.unref();
+    this.stopStallCheck = clock.every(ms, this.onStallCheck);
   }
 
   private readonly onStallCheck = (): void => {
     const ms = this.options.stallTimeoutMs!;
-    const now = performance.now();
+    const now = (this.options.stallClock ?? REAL_CLOCK).now();
     // Late by half a period or more: our own event loop stalled, the peer may have sent meanwhile.
     const late = now - this.lastStallCheck >= 1.5 * ms;
     this.lastStallCheck = now;
     if (this.reassembler.size === 0 && this.outbox.size === 0) {
-      clearInterval(this.stallTimer);
-      this.stallTimer = undefined;
+      this.stopStallCheck!();
+      this.stopStallCheck = undefined;
       return;
     }
     for (const s of this.reassembler.stalled(late || this.host.readsPaused === true)) {
