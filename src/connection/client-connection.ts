@@ -15,7 +15,7 @@ import { readyEvent } from '../security/tls.js';
 import { CallTable, type ClientCall, type WriteFence } from './call-table.js';
 import { CancelledIds } from './cancelled-ids.js';
 import { connectFailureKind, permanentFailure, type ConnectFailure } from './connect-failure.js';
-import { handshakeFailure, hello, readWelcome, writeHello, type HandshakeMemory } from './client-handshake.js';
+import { handshakeFailure, hello, helloFits, readWelcome, writeHello, type HandshakeMemory } from './client-handshake.js';
 import { FramedSocket } from './framed-socket.js';
 import type { FramedSocketOptions } from './framed-socket-options.js';
 import { decodeExact, readRemoteError } from './payload.js';
@@ -460,13 +460,16 @@ export class ClientConnection {
   }
 
   private sendHello(withProtocol = this.endpoint.sendProtocol): void {
+    const meta = { ...this.meta, ...offer(this.framed.support) };
+    // A first HELLO stays within what every server takes before authenticating (SPEC.md section 3).
+    if (withProtocol && !this.prefaceSent && !helloFits(this.protocol, meta)) withProtocol = false;
     this.sentProtocol = withProtocol;
     if (!this.prefaceSent) {
       this.framed.encoder.bytes(PREFACE);
       this.helloAt = performance.now();
     }
     this.prefaceSent = true;
-    this.framed.encoder.frame(FrameType.HELLO, 0, 0, hello(this.protocol, this.endpoint, withProtocol, { ...this.meta, ...offer(this.framed.support) }), writeHello);
+    this.framed.encoder.frame(FrameType.HELLO, 0, 0, hello(this.protocol, this.endpoint, withProtocol, meta), writeHello);
     this.framed.flushSoon();
   }
 

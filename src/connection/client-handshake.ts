@@ -3,7 +3,7 @@ import type { Protocol } from '../codec/protocol.js';
 import type { ResolverCache } from '../codec/resolver-cache.js';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
-import { helloType, readHandshake, welcomeType, writeHandshake, type Hello, type Welcome } from '../framing/handshake.js';
+import { HELLO_FLOOR_BYTES, helloType, readHandshake, welcomeType, writeHandshake, type Hello, type Welcome } from '../framing/handshake.js';
 
 /** What a client remembers of an endpoint's handshake, across its connections. */
 export interface HandshakeMemory {
@@ -27,6 +27,18 @@ export function hello(protocol: Protocol, endpoint: HandshakeMemory, withProtoco
     knownServerFingerprint: endpoint.serverFingerprint,
     meta,
   };
+}
+
+/**
+ * True when a HELLO carrying our protocol text and `meta` stays within {@link HELLO_FLOOR_BYTES}, which
+ * every server accepts before authenticating us. A longer text goes only in a second HELLO, after
+ * NEED_PROTOCOL (the server has authenticated us by then), or not at all if the server knows it.
+ */
+export function helloFits(protocol: Protocol, meta: Record<string, Buffer>): boolean {
+  // Fingerprints and union indexes: 34 bytes; each length prefix: at most 5.
+  let n = 34 + 5 + Buffer.byteLength(protocol.text) + 1;
+  for (const [k, v] of Object.entries(meta)) n += 10 + Buffer.byteLength(k) + v.length;
+  return n <= HELLO_FLOOR_BYTES;
 }
 
 /** What a WELCOME OK gave: the server's protocol, and its `meta` (extensions it accepted). */

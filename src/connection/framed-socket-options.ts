@@ -36,6 +36,8 @@ export interface FramedSocketHandler {
   onClose(error: RpcError): void;
   /** A REQUEST or RESPONSE was refused before delivery (too large, does not inflate): fail that call. */
   onRefused(type: number, flags: number, id: number, error: RpcError): void;
+  /** See `LargeMessagesSink.checkHead`: a REQUEST judged from its start before its body is all here. */
+  checkHead?(flags: number, id: number, start: Buffer): boolean;
   /**
    * True while the owner waits for the peer to answer (a client with calls in flight). A peer that
    * says nothing then is probed early: a silent peer is found within a call's deadline, not after

@@ -46,6 +46,8 @@ export class FramedSocket {
   private drains = 0;
   private stallDrains = 0;
   private stallMark = 0;
+  /** Socket bytes unwritten that the memory account was last told of (see {@link countSocketBytes}). */
+  private socketBytes = 0;
 
   constructor(
     readonly socket: Socket,
@@ -61,7 +63,7 @@ export class FramedSocket {
       dead: (error) => this.destroy(error),
       awaitingReplies: () => handler.awaitingReplies?.() === true,
     });
-    this.decoderOptions = { ...options, target: (type, _flags, id, len) => this.large.target(type, id, len) };
+    this.decoderOptions = { ...options, budget: options.account, target: (type, _flags, id, len) => this.large.target(type, id, len) };
     this.decoder = new FrameDecoder(this.decoderOptions, this.onFrame);
     socket.setNoDelay(true);
     socket.on('data', this.onData);
@@ -145,6 +147,25 @@ export class FramedSocket {
   /** True once the socket is destroyed. */
   get gone(): boolean {
     return this.socket.destroyed;
+  }
+
+  /** True while reads are paused (the peer does not read us, see `pauseReadsWhenBlocked`). */
+  get readsPaused(): boolean {
+    return this.socket.isPaused();
+  }
+
+  /**
+   * Brings the memory account up to date with the bytes the socket holds unwritten: they are the
+   * peer's to read, and a peer that does not read must not hold them uncounted. Per write batch.
+   */
+  private countSocketBytes(): void {
+    const account = this.options.account;
+    if (account === undefined) return;
+    const n = this.socket.writableLength;
+    if (n === this.socketBytes) return;
+    if (n > this.socketBytes) account.charge(n - this.socketBytes);
+    else account.credit(this.socketBytes - n);
+    this.socketBytes = n;
   }
 
   /**
@@ -299,6 +320,7 @@ export class FramedSocket {
 
   private readonly onBatchWritten = (): void => {
     this.batchesWritten++;
+    if (this.socketBytes > 0) this.countSocketBytes();
     if (this.fences.length > 0) this.runFences(false);
   };
 
@@ -342,6 +364,7 @@ export class FramedSocket {
     if (!this.blocked) {
       this.write(this.encoder.take());
       if (!this.blocked && this.large.outbox.size > 0) this.sendRounds();
+      if (this.blocked) this.countSocketBytes();
       // The owner may settle calls on it (one-way), and end us.
       this.handler.onWritten?.();
       if (this.closed) return;
@@ -370,6 +393,7 @@ export class FramedSocket {
   private readonly onDrain = (): void => {
     this.blocked = false;
     this.drains++;
+    this.countSocketBytes();
     if (this.options.pauseReadsWhenBlocked && !this.closed) this.socket.resume();
     if (this.encoder.pendingBytes > 0 || this.large.outbox.size > 0) this.flush();
   };

@@ -6,10 +6,27 @@ import type { BodyWriter, FrameEncoder } from '../framing/frame-encoder.js';
 import { Reassembler } from '../framing/reassembler.js';
 import { compress } from './compression.js';
 import { Inflations } from './inflations.js';
+import type { MemoryAccount } from './memory-account.js';
 import { Outbox } from './outbox.js';
 
 /** How long fragments stay shallow after the last small message (see {@link LargeMessages.pace}). */
 const SHALLOW_HOLD_MS = 100;
+
+/** The time source of the stall check (see `stallTimeoutMs`): the real one unless a test injects its own. */
+export interface StallClock {
+  now(): number;
+  /** Calls `tick` every `ms` until the returned function is called. */
+  every(ms: number, tick: () => void): () => void;
+}
+
+const REAL_CLOCK: StallClock = {
+  now: () => performance.now(),
+  every: (ms, tick) => {
+    const t = setInterval(tick, ms);
+    t.unref();
+    return () => clearInterval(t);
+  },
+};
 
 /** Options of the large-message extensions (SPEC.md section 12), filled. */
 export interface LargeMessageOptions {
@@ -31,6 +48,25 @@ export interface LargeMessageOptions {
    * answers to its own calls; a server passes its `maxConcurrentCalls`).
    */
   maxInflations?: number;
+  /**
+   * Where the memory a peer makes us hold is counted (partial messages and frames, inflations, answers
+   * queued): a server's share of its `maxBufferedBytes`. Default: not counted (a client).
+   */
+  account?: MemoryAccount | undefined;
+  /**
+   * A message being received in fragments that gets no byte for this long is refused RESOURCE_EXHAUSTED
+   * (its buffer freed); fragments of ours waiting for the peer's WINDOW with none coming for this long
+   * end the connection (GOAWAY RESOURCE_EXHAUSTED). Checked once per period: stalled after one to two.
+   * 0 or absent: no such check (a client).
+   */
+  stallTimeoutMs?: number | undefined;
+  /** Time source of the stall check. Default: the real one. */
+  stallClock?: StallClock | undefined;
+  /**
+   * Bytes of an incoming REQUEST's start shown to `LargeMessagesSink.checkHead` before its body is
+   * reassembled or inflated. Absent: no early check.
+   */
+  headBytes?: number | undefined;
 }
 
 /** The socket side a {@link LargeMessages} works with. */
@@ -40,12 +76,21 @@ export interface LargeMessagesHost {
   fail(error: RpcError): void;
   /** True once the socket is gone: late (de)compression results are dropped. */
   readonly gone: boolean;
+  /** True while we do not read the peer (its socket paused): its uploads cannot progress, no stall. */
+  readonly readsPaused?: boolean;
 }
 
 /** Where whole messages and refusals go (the connection's handler). */
 export interface LargeMessagesSink {
   onFrame: FrameSink;
   onRefused(type: number, flags: number, id: number, error: RpcError): void;
+  /**
+   * The start of a REQUEST still arriving in fragments or inflating (at least `headBytes` of its body,
+   * or all but the end of a shorter one): false when the owner refused the call there (and answered
+   * it); the rest is then discarded unbuffered, or the inflation stopped. An owner that decides later
+   * calls `abandon` then. Absent: requests are checked only once whole.
+   */
+  checkHead?(flags: number, id: number, start: Buffer): boolean;
 }
 
 /**
@@ -70,14 +115,24 @@ export class LargeMessages {
   smallMessages = 0;
   private smallSeen = 0;
   private shallowUntil = 0;
+  /** WINDOW frames received so far, what the stall check last saw of them, and whether it saw fragments unacknowledged. */
+  private windows = 0;
+  private windowsMark = 0;
+  private waitedForWindow = false;
+  /** Stops the stall check's ticks while it runs. */
+  private stopStallCheck: (() => void) | undefined;
+  private lastStallCheck = 0;
 
   constructor(
     private readonly options: LargeMessageOptions,
     private readonly host: LargeMessagesHost,
     private readonly sink: LargeMessagesSink,
   ) {
-    this.outbox = new Outbox(options.fragmentBytes, options.interleaveWindowBytes);
+    this.outbox = new Outbox(options.fragmentBytes, options.interleaveWindowBytes, options.account);
+    const checkHead = sink.checkHead === undefined ? undefined
+      : (_type: number, flags: number, id: number, start: Buffer) => sink.checkHead!(flags, id, start);
     this.inflations = new Inflations(options.maxMessageBytes, options.maxInflations ?? Infinity, {
+      head: checkHead,
       inflated: (type, flags, id, out) => {
         try {
           this.sink.onFrame(type, flags & ~Flag.COMPRESSED, id, out);
@@ -90,10 +145,11 @@ export class LargeMessages {
           `compressed message does not inflate: ${(err as Error).message}`, { cause: err });
         this.sink.onRefused(type, flags, id, error);
       },
-    }, () => this.host.gone);
-    this.reassembler = new Reassembler(options, {
+    }, () => this.host.gone, { budget: options.account, headBytes: options.headBytes });
+    this.reassembler = new Reassembler({ ...options, budget: options.account }, {
       message: (type, flags, id, body) => this.deliver(type, flags, id, body),
       refused: (type, flags, id, error) => this.sink.onRefused(type, flags, id, error),
+      head: checkHead,
     });
   }
 
@@ -147,8 +203,10 @@ export class LargeMessages {
     if (n === NONE) return;
     const len = enc.lastBodyLength;
     if (n.compression && len >= this.options.compressAboveBytes) this.compressThenSend(type, flags, id, joined(enc.detachLast()));
-    else if (n.peerPartialMessages > 0 && len > this.options.fragmentBytes) this.outbox.add(type, flags, id, enc.detachLast());
-    else this.smallMessages++;
+    else if (n.peerPartialMessages > 0 && len > this.options.fragmentBytes) {
+      this.outbox.add(type, flags, id, enc.detachLast());
+      this.watchStalls();
+    } else this.smallMessages++;
   }
 
   /**
@@ -158,8 +216,10 @@ export class LargeMessages {
   sendEncoded(type: number, flags: number, id: number, body: Buffer): void {
     const n = this.negotiated;
     if (n !== NONE && n.compression && body.length >= this.options.compressAboveBytes) this.compressThenSend(type, flags, id, body);
-    else if (n !== NONE && n.peerPartialMessages > 0 && body.length > this.options.fragmentBytes) this.outbox.add(type, flags, id, [body]);
-    else {
+    else if (n !== NONE && n.peerPartialMessages > 0 && body.length > this.options.fragmentBytes) {
+      this.outbox.add(type, flags, id, [body]);
+      this.watchStalls();
+    } else {
       this.smallMessages++;
       this.host.encoder.view(type, flags, id, -1, body);
     }
@@ -194,6 +254,9 @@ export class LargeMessages {
   clear(): void {
     if (this.ackTimer !== undefined) clearImmediate(this.ackTimer);
     this.ackTimer = undefined;
+    this.stopStallCheck?.();
+    this.stopStallCheck = undefined;
+    this.reassembler.clear();
     this.outbox.clear();
     this.deflating.clear();
     this.inflations.clear();
@@ -221,6 +284,7 @@ export class LargeMessages {
         throw new RpcError(Code.INTERNAL, 'protocol error: WINDOW frame malformed or without fragments negotiated');
       }
       this.outbox.credit += body.readUInt32BE(0);
+      this.windows++;
       if (this.outbox.size > 0) this.host.flushSoon();
       return;
     }
@@ -233,9 +297,46 @@ export class LargeMessages {
       throw new RpcError(Code.INTERNAL, `protocol error: ${fragment ? 'fragment' : 'compressed frame'} on a connection that did not negotiate it`);
     }
     if (type === FrameType.CONTINUATION) this.reassembler.next(flags, id, body);
-    else if (fragment) this.reassembler.first(type, flags, id, body);
-    else this.deliver(type, flags, id, body);
+    else if (fragment) {
+      this.reassembler.first(type, flags, id, body);
+      this.watchStalls();
+    } else this.deliver(type, flags, id, body);
   }
+
+  /** Starts the stall check (see `stallTimeoutMs`) if it is wanted and not running. Cheap when running. */
+  private watchStalls(): void {
+    const ms = this.options.stallTimeoutMs ?? 0;
+    if (this.stopStallCheck !== undefined || ms === 0 || this.host.gone) return;
+    const clock = this.options.stallClock ?? REAL_CLOCK;
+    this.lastStallCheck = clock.now();
+    this.reassembler.stalled(true);
+    this.waitedForWindow = false;
+    this.stopStallCheck = clock.every(ms, this.onStallCheck);
+  }
+
+  private readonly onStallCheck = (): void => {
+    const ms = this.options.stallTimeoutMs!;
+    const now = (this.options.stallClock ?? REAL_CLOCK).now();
+    // Late by half a period or more: our own event loop stalled, the peer may have sent meanwhile.
+    const late = now - this.lastStallCheck >= 1.5 * ms;
+    this.lastStallCheck = now;
+    if (this.reassembler.size === 0 && this.outbox.size === 0) {
+      this.stopStallCheck!();
+      this.stopStallCheck = undefined;
+      return;
+    }
+    for (const s of this.reassembler.stalled(late || this.host.readsPaused === true)) {
+      this.reassembler.discard(s.id);
+      this.sink.onRefused(s.type, s.flags, s.id, new RpcError(Code.RESOURCE_EXHAUSTED, `request stalled: no fragment of it for ${ms} ms (stallTimeoutMs)`));
+    }
+    const waiting = this.outbox.size > 0 && this.outbox.unacknowledged > 0;
+    if (waiting && this.waitedForWindow && !late && this.windows === this.windowsMark) {
+      return this.host.fail(new RpcError(Code.RESOURCE_EXHAUSTED,
+        `peer acknowledged none of ${this.outbox.unacknowledged} fragment bytes for ${ms} ms (stallTimeoutMs); ${this.outbox.pendingBytes} bytes unsent`));
+    }
+    this.waitedForWindow = waiting;
+    this.windowsMark = this.windows;
+  };
 
   /**
    * Acknowledges the fragment bytes read, with one WINDOW once this event-loop turn's reads are done
@@ -261,8 +362,10 @@ export class LargeMessages {
     const send = (data: Buffer, f: number): void => {
       if (this.deflating.get(id) !== token || this.host.gone) return;
       this.deflating.delete(id);
-      if (this.negotiated.peerPartialMessages > 0 && data.length > this.options.fragmentBytes) this.outbox.add(type, f, id, [data]);
-      else this.host.encoder.view(type, f, id, -1, data);
+      if (this.negotiated.peerPartialMessages > 0 && data.length > this.options.fragmentBytes) {
+        this.outbox.add(type, f, id, [data]);
+        this.watchStalls();
+      } else this.host.encoder.view(type, f, id, -1, data);
       this.host.flushSoon();
     };
     compress(body).then(

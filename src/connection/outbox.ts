@@ -1,5 +1,6 @@
 import { Flag, FrameType } from '../framing/frame.js';
 import type { FrameEncoder } from '../framing/frame-encoder.js';
+import type { MemoryAccount } from './memory-account.js';
 
 interface Outgoing {
   type: number;
@@ -50,9 +51,14 @@ export class Outbox {
   /** Rounds so far, to give the oldest message every fourth one. */
   private turns = 0;
 
-  constructor(fragmentBytes: number, shallowBytes: number) {
+  constructor(fragmentBytes: number, shallowBytes: number, private readonly account?: MemoryAccount) {
     this.fragmentBytes = fragmentBytes;
     this.shallowBytes = shallowBytes;
+  }
+
+  /** Fragment bytes sent and not yet acknowledged by the peer's WINDOW. */
+  get unacknowledged(): number {
+    return Math.max(0, this.window - this.credit);
   }
 
   /** Applies what the handshake negotiated: the peer's `P` and `W` (fragments never exceed `W`). */
@@ -107,6 +113,8 @@ export class Outbox {
     this.queue.push(m);
     this.byId.set(id, m);
     this.unsent += length;
+    // An answer already made cannot be refused: charged, the budget sheds the connections holding most.
+    this.account?.charge(length);
   }
 
   /** Drops what is left of the message of `id` (its call was cancelled); true if there was one. */
@@ -116,12 +124,14 @@ export class Outbox {
     this.byId.delete(id);
     if (m.started) this.openCount--;
     this.unsent -= m.length - m.sent;
+    this.account?.credit(m.length - m.sent);
     this.queue = this.queue.filter((q) => q !== m);
     return true;
   }
 
   /** Drops everything (the connection is gone). */
   clear(): void {
+    this.account?.credit(this.unsent);
     this.queue = [];
     this.byId.clear();
     this.openCount = 0;
@@ -180,12 +190,14 @@ export class Outbox {
       m.started = true;
       m.sent = n;
       this.unsent -= n;
+      this.account?.credit(n);
       return n + 4;
     }
     const start = m.sent;
     const n = Math.min(this.fragmentBytes, total - start);
     m.sent = start + n;
     this.unsent -= n;
+    this.account?.credit(n);
     m.done = m.sent === total;
     encoder.view(FrameType.CONTINUATION, m.done ? 0 : Flag.MORE, m.id, -1, take(m, n));
     return n;

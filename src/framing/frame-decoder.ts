@@ -18,6 +18,12 @@ export interface FrameDecoderOptions {
    * place in its reassembled message, so that its bytes are copied once. Undefined: a new buffer.
    */
   target?: ((type: number, flags: number, id: number, bodyLen: number) => Buffer | undefined) | undefined;
+  /**
+   * Where the bytes of a frame that spans chunks are counted (a server's memory budget): its first
+   * buffer (at most 64 KiB) and each growth beyond are asked for (`frame`, `reserve`), and a refusal
+   * fails the connection (RESOURCE_EXHAUSTED). Default: not counted.
+   */
+  budget?: { frame(bytes: number): boolean; reserve(bytes: number): boolean; credit(bytes: number): void } | undefined;
 }
 
 /** First buffer for a frame that spans chunks; it doubles as bytes arrive, up to the frame's size. */
@@ -40,6 +46,8 @@ export class FrameDecoder {
   private flags = 0;
   private id = 0;
   private failed = false;
+  /** Bytes of `body` charged to the budget (0 for a target, which its owner counts). */
+  private charged = 0;
 
   constructor(
     private readonly options: FrameDecoderOptions,
@@ -94,6 +102,14 @@ export class FrameDecoder {
         pos = end;
       } else {
         const target = this.options.target?.(this.type, this.flags, this.id, bodyLen);
+        if (target === undefined && this.options.budget !== undefined) {
+          const first = Math.min(bodyLen, FIRST_BODY_BYTES);
+          if (!this.options.budget.frame(first)) {
+            this.failed = true;
+            throw new RpcError(Code.RESOURCE_EXHAUSTED, `server memory budget exhausted (maxBufferedBytes): frame of ${bodyLen} bytes refused`);
+          }
+          this.charged = first;
+        }
         this.body = target ?? Buffer.allocUnsafe(Math.min(bodyLen, FIRST_BODY_BYTES));
         this.bodyLen = bodyLen;
         this.bodyFill = 0;
@@ -110,7 +126,16 @@ export class FrameDecoder {
   private fillBody(chunk: Buffer, pos: number): number {
     let body = this.body!;
     if (this.bodyFill === body.length) {
-      const grown = Buffer.allocUnsafe(Math.min(this.bodyLen, body.length * 2));
+      const size = Math.min(this.bodyLen, body.length * 2);
+      const budget = this.options.budget;
+      if (budget !== undefined) {
+        if (!budget.reserve(size - body.length)) {
+          this.failed = true;
+          throw new RpcError(Code.RESOURCE_EXHAUSTED, `server memory budget exhausted (maxBufferedBytes): frame of ${this.bodyLen} bytes refused`);
+        }
+        this.charged += size - body.length;
+      }
+      const grown = Buffer.allocUnsafe(size);
       body.copy(grown, 0, 0, this.bodyFill);
       this.body = body = grown;
     }
@@ -119,6 +144,10 @@ export class FrameDecoder {
     this.bodyFill += n;
     if (this.bodyFill === this.bodyLen) {
       this.body = null;
+      if (this.charged > 0) {
+        this.options.budget?.credit(this.charged);
+        this.charged = 0;
+      }
       this.sink(this.type, this.flags, this.id, body);
     }
     return pos + n;

@@ -54,6 +54,14 @@ export interface Welcome {
 }
 
 /**
+ * HELLO body size every server accepts before it has authenticated the connection (SPEC.md section 3).
+ * Above it, a server with `authenticate` may refuse a first HELLO (it buffers no more than a small
+ * handshake for a stranger), so the reference client sends its protocol text in a first HELLO only
+ * when the HELLO stays within this, and otherwise a null protocol, the text following NEED_PROTOCOL.
+ */
+export const HELLO_FLOOR_BYTES = 16 * 1024;
+
+/**
  * Most HELLO meta entries a server reads. The reference client sends at most three (token, fragments,
  * compression); a peer with thousands of tiny entries only wants to cost us time before authentication.
  */

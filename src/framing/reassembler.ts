@@ -8,6 +8,22 @@ export interface ReassemblerLimits {
   maxMessageBytes: number;
   /** Fragmented messages that may be open at once (the `P` this side advertised). */
   maxPartialMessages: number;
+  /**
+   * Where buffer bytes are asked for (a server's memory budget): a first buffer or a growth it refuses
+   * refuses the message RESOURCE_EXHAUSTED, and nothing more of it is buffered. Default: unbounded.
+   */
+  budget?: ReassemblyBudget | undefined;
+  /**
+   * Bytes of a REQUEST's start (index, deadline, metadata) handed to {@link ReassemblerSink.head} once
+   * received, before the rest: its owner may refuse the call from them. Default: no such check.
+   */
+  headBytes?: number | undefined;
+}
+
+/** The part of a memory account the reassembler uses (structurally a connection's `MemoryAccount`). */
+export interface ReassemblyBudget {
+  reserve(bytes: number): boolean;
+  credit(bytes: number): void;
 }
 
 /** Receives reassembly outcomes. */
@@ -16,6 +32,11 @@ export interface ReassemblerSink {
   message(type: number, flags: number, id: number, body: Buffer): void;
   /** The message is refused (too large); nothing more of it is buffered. */
   refused(type: number, flags: number, id: number, error: RpcError): void;
+  /**
+   * The first `headBytes` (or fewer: all but the last of a shorter message) of an uncompressed REQUEST
+   * still arriving. False: its owner refused the call (and answered it); the rest is discarded unbuffered.
+   */
+  head?(type: number, flags: number, id: number, start: Buffer): boolean;
 }
 
 interface Partial {
@@ -25,6 +46,10 @@ interface Partial {
   buf: Buffer;
   fill: number;
   total: number;
+  /** `fill` at the last {@link Reassembler.stalled} check; -1 before the first. */
+  mark: number;
+  /** True once the head was handed to `ReassemblerSink.head` (or needs not be). */
+  headSeen: boolean;
 }
 
 /**
@@ -44,13 +69,6 @@ function sizeFor(want: number, need: number, total: number): number {
   return size * 2 >= total ? total : size;
 }
 
-/** Makes room for `need` bytes in `p.buf`, keeping what it holds. */
-function ensure(p: Partial, need: number): void {
-  if (p.buf.length >= need) return;
-  const grown = Buffer.allocUnsafe(sizeFor(p.buf.length * 2, need, p.total));
-  p.buf.copy(grown, 0, 0, p.fill);
-  p.buf = grown;
-}
 
 /**
  * Rebuilds fragmented messages (SPEC.md section 12.2) from frames. The first fragment declares the
@@ -99,9 +117,41 @@ export class Reassembler {
     }
     const data = body.length - 4;
     if (data > total) throw protocolError(Code.INTERNAL, `fragments of id ${id} exceed their total of ${total} bytes`);
-    const buf = Buffer.allocUnsafe(sizeFor(FIRST_BUFFER_BYTES, data, total));
+    const size = sizeFor(FIRST_BUFFER_BYTES, data, total);
+    if (this.limits.budget !== undefined && !this.limits.budget.reserve(size)) return this.sink.refused(type, messageFlags, id, overBudget());
+    const buf = Buffer.allocUnsafe(size);
     body.copy(buf, 0, 4);
-    this.open.set(id, { type, flags: messageFlags, buf, fill: data, total });
+    // Compressed: its start is deflated, the owner reads it only once inflated.
+    const headSeen = this.sink.head === undefined || type !== FrameType.REQUEST || (messageFlags & Flag.COMPRESSED) !== 0;
+    const p: Partial = { type, flags: messageFlags, buf, fill: data, total, mark: -1, headSeen };
+    this.open.set(id, p);
+    if (!headSeen) this.checkHead(id, p);
+  }
+
+  /** Hands a REQUEST's start to the sink once enough of it arrived; discards the message if refused. */
+  private checkHead(id: number, p: Partial): void {
+    if (p.fill < Math.min(p.total, this.limits.headBytes ?? 0) || p.fill === p.total) return;
+    p.headSeen = true;
+    if (!this.sink.head!(p.type, p.flags, id, p.buf.subarray(0, p.fill))) this.discard(id);
+  }
+
+  /**
+   * Makes room for `need` bytes in `p.buf`, keeping what it holds. False when the budget refused the
+   * growth: the message is then refused and dropped.
+   */
+  private ensure(id: number, p: Partial, need: number): boolean {
+    if (p.buf.length >= need) return true;
+    const size = sizeFor(p.buf.length * 2, need, p.total);
+    const budget = this.limits.budget;
+    if (budget !== undefined && !budget.reserve(size - p.buf.length)) {
+      this.discard(id);
+      this.sink.refused(p.type, p.flags, id, overBudget());
+      return false;
+    }
+    const grown = Buffer.allocUnsafe(size);
+    p.buf.copy(grown, 0, 0, p.fill);
+    p.buf = grown;
+    return true;
   }
 
   /**
@@ -112,7 +162,7 @@ export class Reassembler {
     if (type !== FrameType.CONTINUATION) return undefined;
     const p = this.open.get(id);
     if (p === undefined || p.fill + len > p.total) return undefined;
-    ensure(p, p.fill + len);
+    if (!this.ensure(id, p, p.fill + len)) return undefined;
     return p.buf.subarray(p.fill, p.fill + len);
   }
 
@@ -123,12 +173,16 @@ export class Reassembler {
     if (p.fill + body.length > p.total) {
       throw protocolError(Code.INTERNAL, `fragments of id ${id} exceed their total of ${p.total} bytes`);
     }
-    ensure(p, p.fill + body.length);
+    if (!this.ensure(id, p, p.fill + body.length)) return;
     // Already in place when the decoder filled the target we gave it.
     if (body.buffer !== p.buf.buffer || body.byteOffset !== p.buf.byteOffset + p.fill) body.copy(p.buf, p.fill);
     p.fill += body.length;
-    if ((flags & Flag.MORE) !== 0) return;
+    if ((flags & Flag.MORE) !== 0) {
+      if (!p.headSeen) this.checkHead(id, p);
+      return;
+    }
     this.open.delete(id);
+    this.limits.budget?.credit(p.buf.length);
     if (p.fill !== p.total) {
       throw protocolError(Code.INTERNAL, `last fragment of id ${id} leaves ${p.total - p.fill} of ${p.total} bytes missing`);
     }
@@ -137,13 +191,33 @@ export class Reassembler {
 
   /** Drops the message being reassembled for `id`, if any (a CANCEL, a call given up). */
   discard(id: number): void {
+    const p = this.open.get(id);
+    if (p === undefined) return;
     this.open.delete(id);
+    this.limits.budget?.credit(p.buf.length);
   }
 
   /** Drops every message being reassembled (the connection is gone). */
   clear(): void {
-    this.open.clear();
+    for (const id of [...this.open.keys()]) this.discard(id);
   }
+
+  /**
+   * Ids of the messages that received no byte since the previous call (a first call only marks them),
+   * with their type and flags; the caller drops or keeps them. `reset` marks all as fresh instead.
+   */
+  stalled(reset: boolean): { id: number; type: number; flags: number }[] {
+    const out: { id: number; type: number; flags: number }[] = [];
+    for (const [id, p] of this.open) {
+      if (!reset && p.mark === p.fill) out.push({ id, type: p.type, flags: p.flags });
+      p.mark = reset ? -1 : p.fill;
+    }
+    return out;
+  }
+}
+
+function overBudget(): RpcError {
+  return new RpcError(Code.RESOURCE_EXHAUSTED, 'server memory budget exhausted (maxBufferedBytes): fragmented message refused');
 }
 
 function protocolError(code: Code, message: string): RpcError {

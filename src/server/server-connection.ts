@@ -13,7 +13,7 @@ import { RpcError } from '../errors/rpc-error.js';
 import { readRequestHead, writeGoaway } from '../framing/bodies.js';
 import type { BodyWriter } from '../framing/frame-encoder.js';
 import { Flag, FrameType } from '../framing/frame.js';
-import { readHello, welcomeType, writeHandshake, type Hello, type Welcome } from '../framing/handshake.js';
+import { HELLO_FLOOR_BYTES, readHello, welcomeType, writeHandshake, type Hello, type Welcome } from '../framing/handshake.js';
 import { logClose } from '../observability/log-policy.js';
 import { accept as acceptExtensions, type Negotiated } from '../framing/extensions.js';
 import { TOKEN_META_KEY, principalExpiry } from '../security/auth.js';
@@ -25,6 +25,7 @@ import { CancelGuard } from './cancel-guard.js';
 import { errorDraftFor, sendError } from './error-reply.js';
 import type { HandshakeSlot } from './handshake-gate.js';
 import type { ParseBudget } from './parse-budget.js';
+import type { ConnectionAccount, MemoryBudget } from './memory-budget.js';
 import type { ResolvedServerOptions } from './server-options.js';
 import { OffloadedRequest, type OffloadPool } from './offload/offload-pool.js';
 import { OffloadReply, ReplyKind, writeBytes } from './offload/offload-task.js';
@@ -39,6 +40,8 @@ export interface ServerShared {
   readonly offload?: OffloadPool | undefined;
   /** Time for parsing strangers' protocols (`protocolParseMsPerSecond`); undefined when unlimited. */
   readonly parseBudget?: ParseBudget | undefined;
+  /** The server-wide memory budget (`maxBufferedBytes`); each connection reports to its own account. */
+  readonly budget: MemoryBudget;
 }
 
 /** Lifecycle of a server connection. */
@@ -55,6 +58,17 @@ const writeWelcome = writeHandshake(welcomeType);
 
 /** How close to its deadline a call's CANCEL reads as the client's timeout, for the rapid-reset guard, in ms. */
 const DEADLINE_CANCEL_SLACK_MS = 1000;
+
+/** Bytes of a REQUEST body before its metadata: u16 index, u32 timeout, and the map's first varints. */
+const REQUEST_HEAD_BYTES = 32;
+
+/**
+ * Largest frame accepted before `authenticate` accepted the connection: a HELLO with a null protocol
+ * (its meta within `maxHelloMetaBytes`), or any HELLO within the SPEC's floor; never above `maxHandshakeBytes`.
+ */
+function preAuthHelloBytes(o: ResolvedServerOptions): number {
+  return Math.min(o.maxHandshakeBytes, Math.max(HELLO_FLOOR_BYTES, o.maxHelloMetaBytes + 1024));
+}
 
 /** One accepted socket: handshake, dispatch of requests to handlers, cancellation, graceful drain. */
 export class ServerConnection {
@@ -98,6 +112,13 @@ export class ServerConnection {
   private unadmitted: Protocol | undefined;
   /** The peer; gains its `principal` once authenticated. */
   peer: PeerInfo;
+  /** This connection's share of the server's memory budget. */
+  private readonly account: ConnectionAccount;
+  /**
+   * Requests judged from their start while their body still arrives (see {@link checkHead}): true
+   * (allowed), or the pending `authorize` verdict; the whole request then uses it, not a second call.
+   */
+  private readonly heads = new Map<number, true | Promise<boolean>>();
 
   constructor(
     socket: Socket,
@@ -109,7 +130,9 @@ export class ServerConnection {
     const o = shared.options;
     const certificate = peerCertificate(socket);
     this.peer = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, ...(certificate ? { certificate } : {}) };
+    this.account = shared.budget.account((e) => this.framed.fail(e));
     this.framed = new FramedSocket(socket, {
+      account: this.account, stallTimeoutMs: o.stallTimeoutMs, headBytes: REQUEST_HEAD_BYTES + o.maxMetadataBytes,
       maxFrameBytes: o.maxFrameBytes, expectPreface: true, pauseReadsWhenBlocked: true, maxQueuedBytes: o.maxQueuedBytes, countUnsentFragments: true,
       keepaliveMs: o.keepaliveMs, keepaliveTimeoutMs: o.keepaliveTimeoutMs, observer: o.observer,
       fragmentBytes: o.fragmentBytes, maxMessageBytes: o.maxMessageBytes, maxPartialMessages: o.maxPartialMessages,
@@ -121,9 +144,12 @@ export class ServerConnection {
       onClose: (e) => this.onClose(e),
       onRefused: (t, f, id, e) => (t === FrameType.REQUEST ? this.refuse(id, (f & Flag.ONE_WAY) !== 0, e.code, e.message)
         : this.framed.fail(new RpcError(Code.INTERNAL, `protocol error: unexpected frame type ${t}`))),
+      checkHead: o.authorize === undefined ? undefined : (f, id, start) => this.checkHead(f, id, start),
     });
-    // Until WELCOME OK, only a HELLO is expected: no reason to buffer and decode maxFrameBytes for a stranger.
-    this.framed.limitFrames(o.maxHandshakeBytes, o.maxHandshakeBytes < o.maxFrameBytes ? 'maxHandshakeBytes' : 'maxFrameBytes');
+    // Until WELCOME OK, only a HELLO is expected: no reason to buffer and decode maxFrameBytes for a stranger,
+    // and until `authenticate` accepted it, no more than a small HELLO (its protocol text follows NEED_PROTOCOL).
+    if (o.authenticate !== undefined) this.framed.limitFrames(preAuthHelloBytes(o), 'the HELLO limit before authentication (maxHelloMetaBytes + 1024)');
+    else this.framed.limitFrames(o.maxHandshakeBytes, o.maxHandshakeBytes < o.maxFrameBytes ? 'maxHandshakeBytes' : 'maxFrameBytes');
     o.observer?.connectionOpened?.(`${this.peer.address}:${this.peer.port}`);
     this.handshakeTimer = setTimeout(() => this.framed.destroy(
       new RpcError(Code.DEADLINE_EXCEEDED, `handshake not completed within ${o.handshakeTimeoutMs} ms`),
@@ -199,6 +225,9 @@ export class ServerConnection {
         const expiresAt = principalExpiry(principal);
         if (expiresAt !== undefined && !this.armExpiry(expiresAt)) return this.refuseConnection(new RpcError(Code.UNAUTHENTICATED, 'credentials expired'));
         this.authenticated = true;
+        // Authenticated: a second HELLO may now carry a protocol text up to maxProtocolBytes.
+        const o = this.shared.options;
+        this.framed.limitFrames(o.maxHandshakeBytes, o.maxHandshakeBytes < o.maxFrameBytes ? 'maxHandshakeBytes' : 'maxFrameBytes');
         this.answerHello(hello, principal);
       },
       (err: unknown) => this.refuseConnection(err),
@@ -267,6 +296,7 @@ export class ServerConnection {
     this.framed.limitFrames(this.shared.options.maxFrameBytes, 'maxFrameBytes');
     this.codec = this.shared.cache.codec(remote);
     clearTimeout(this.handshakeTimer);
+    this.account.handshakeDone();
     this.framed.startKeepalive();
     if (this.state === 'handshaking') this.transition('ready');
     this.armIdleCheck();
@@ -388,7 +418,11 @@ export class ServerConnection {
     }
     const authorize = o.authorize;
     if (authorize === undefined) return this.invoke(id, msg, request, ctx, oneWay);
-    new Promise<boolean>((resolve) => resolve(authorize(this.peer.principal, msg.name, ctx.metadata))).then(
+    // Judged already from its start (checkHead): not asked twice.
+    const head = this.heads.size > 0 ? this.heads.get(id) : undefined;
+    if (head !== undefined) this.heads.delete(id);
+    if (head === true) return this.invoke(id, msg, request, ctx, oneWay);
+    (head ?? new Promise<boolean>((resolve) => resolve(authorize(this.peer.principal, msg.name, ctx.metadata)))).then(
       (allowed) => (allowed === true ? this.invoke(id, msg, request, ctx, oneWay) : this.deny(id, ctx, oneWay, msg.name)),
       () => this.deny(id, ctx, oneWay, msg.name),
     );
@@ -500,6 +534,7 @@ export class ServerConnection {
   private refuse(id: number, oneWay: boolean, code: Code, message: string): void {
     this.shared.options.observer?.callEnded?.('(refused)', code, 0);
     this.admitted?.delete(id);
+    if (this.heads.size > 0) this.heads.delete(id);
     if (!oneWay) {
       sendError(this.framed, id, { code, message, metadata: undefined, declared: undefined }, Flag.REFUSED);
       this.framed.flushSoon();
@@ -508,9 +543,65 @@ export class ServerConnection {
     this.endIfDrained();
   }
 
+  /**
+   * Judges a request from its start (index, metadata) while its body still arrives in fragments or
+   * inflates: a call `authorize` refuses, for an unknown message, or with metadata over the limit is
+   * answered at once (REFUSED) and the rest of it is discarded unbuffered. Anything else, including a
+   * start that does not parse yet, is left to {@link onRequest} once the request is whole.
+   */
+  private checkHead(flags: number, id: number, start: Buffer): boolean {
+    const authorize = this.shared.options.authorize;
+    if (this.codec === undefined || this.state !== 'ready' || authorize === undefined || id === 0) return true;
+    const oneWay = (flags & Flag.ONE_WAY) !== 0;
+    const o = this.shared.options;
+    let name: string;
+    let metadata;
+    try {
+      const head = readRequestHead(flags, start, o.maxMetadataBytes);
+      if (head.metadataBytes > o.maxMetadataBytes) {
+        this.refuse(id, oneWay, Code.RESOURCE_EXHAUSTED, `request metadata exceeds maxMetadataBytes (${o.maxMetadataBytes})`);
+        return false;
+      }
+      const local = this.codec.requests[head.index]?.local;
+      if (local === undefined || local === null) {
+        this.refuse(id, oneWay, Code.UNIMPLEMENTED, `unknown message index ${head.index}`);
+        return false;
+      }
+      name = local.name;
+      metadata = head.metadata;
+    } catch {
+      return true;
+    }
+    let verdict: unknown;
+    try {
+      verdict = authorize(this.peer.principal, name, metadata);
+    } catch {
+      verdict = false;
+    }
+    if (verdict === true) {
+      this.heads.set(id, true);
+      return true;
+    }
+    const thenable = verdict !== null && typeof verdict === 'object' && typeof (verdict as Promise<unknown>).then === 'function';
+    if (!thenable) {
+      this.refuse(id, oneWay, Code.PERMISSION_DENIED, `not allowed to call ${name}`);
+      return false;
+    }
+    const pending = Promise.resolve(verdict).then((v) => v === true, () => false);
+    this.heads.set(id, pending);
+    void pending.then((allowed) => {
+      // Still ours (the request is not whole yet, nor cancelled): refuse it and drop what arrived.
+      if (allowed || this.heads.get(id) !== pending) return;
+      this.framed.abandon(id);
+      this.refuse(id, oneWay, Code.PERMISSION_DENIED, `not allowed to call ${name}`);
+    });
+    return true;
+  }
+
   private onCancel(id: number): void {
     this.framed.abandon(id);
     this.admitted?.delete(id);
+    if (this.heads.size > 0) this.heads.delete(id);
     const ctx = this.running.get(id);
     if (ctx !== undefined) {
       this.running.delete(id);
@@ -534,6 +625,8 @@ export class ServerConnection {
     clearTimeout(this.handshakeTimer);
     clearTimeout(this.expiryTimer);
     clearInterval(this.idleTimer);
+    this.account.close();
+    this.heads.clear();
     const o = this.shared.options;
     o.observer?.connectionClosed?.(`${this.peer.address}:${this.peer.port}`, error.code === Code.UNAVAILABLE ? undefined : error);
     logClose(o.logger, 'server', error, this.codec !== undefined, this.state === 'draining', { peer: this.peer });

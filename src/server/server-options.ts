@@ -7,6 +7,7 @@ import { fnOption, fragmentOption, intOption, invalid, knownOptions, msOption } 
 import { guarded, isLogger, type Logger, type RpcObserver } from '../observability/observer.js';
 import type { CallContext } from './call-context.js';
 import { chainHandler, type ServerInterceptor } from './interceptor.js';
+import { defaultMaxBufferedBytes } from './memory-budget.js';
 import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './offload/worker-options.js';
 
 /**
@@ -146,15 +147,33 @@ export interface ServerOptions {
    * Largest request, in bytes: its payload as sent, and its whole body after reassembly of fragments and
    * after decompression. A larger one is refused with RESOURCE_EXHAUSTED for that call only (a fragmented
    * one as soon as its declared size arrives); the connection stays open. May exceed `maxFrameBytes`
-   * (requests above it arrive in fragments). Default 64 MiB.
+   * (requests above it arrive in fragments). Default 16 MiB (gRPC's is 4 MiB: raise it for bulk transfers).
    */
   maxMessageBytes?: number;
   /**
    * Bytes queued for a client that does not read before it is disconnected: in the socket, and large
    * answers waiting in fragments for its acknowledgement beyond the largest one (which may alone exceed
-   * this). Default 32 MiB.
+   * this, but counts toward `maxBufferedBytes` and is cut off by `stallTimeoutMs`). Default 16 MiB (an
+   * answer of `maxFrameBytes` in one frame, to a client without fragments, must fit).
    */
   maxQueuedBytes?: number;
+  /**
+   * Memory all connections together may make the server hold, in bytes: partial frames and messages
+   * (handshakes and uploads in progress), inflations, and answers queued for clients. New work beyond
+   * it (a fragmented upload, an inflation, a large frame) is refused RESOURCE_EXHAUSTED; when it is
+   * crossed anyway, the connections holding the most are closed (GOAWAY RESOURCE_EXHAUSTED) until the
+   * rest holds three quarters of it. Connections still in their handshake may hold an eighth of it
+   * together. `server.bufferedBytes` tells what is held. Default an eighth of
+   * V8's heap limit (`v8.getHeapStatistics().heap_size_limit`), at least 64 MiB.
+   */
+  maxBufferedBytes?: number;
+  /**
+   * A request arriving in fragments that gets no byte for this long is refused RESOURCE_EXHAUSTED and
+   * its buffer freed (the connection stays); a fragmented answer whose client acknowledges nothing
+   * (no WINDOW) for this long ends the connection (GOAWAY RESOURCE_EXHAUSTED). Detected after one to
+   * two periods, in ms; 0 disables. Default 5000.
+   */
+  stallTimeoutMs?: number;
   /**
    * Middleware around every handler, first outermost. Default none. Refused together with `workers`
    * (they need the decoded request, which offloaded calls never have here): use `authorize`/`acl`.
@@ -215,6 +234,8 @@ export interface ResolvedServerOptions {
   maxMetadataBytes: number;
   maxMessageBytes: number;
   maxQueuedBytes: number;
+  maxBufferedBytes: number;
+  stallTimeoutMs: number;
   observer: RpcObserver | undefined;
   logger: Logger;
   propagateDeadlines: boolean;
@@ -236,6 +257,7 @@ export const KNOWN_SERVER_OPTIONS = {
   maxMessageBytes: true, maxQueuedBytes: true, interceptors: true, observer: true, logger: true,
   propagateDeadlines: true, workers: true, maxCancels: true, maxCancelRatio: true, cancelWindowMs: true,
   resolverCacheBytes: true, protocolParseMsPerSecond: true, maxHandshakingConnections: true, maxHandshakingPerAddress: true,
+  maxBufferedBytes: true, stallTimeoutMs: true,
 } as const satisfies Record<keyof ServerOptions, true>;
 
 /** Validates and fills server options once; throws INVALID_ARGUMENT naming the bad option. */
@@ -302,8 +324,10 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     maxHandshakingPerAddress: intOption(`${at}.maxHandshakingPerAddress`, options.maxHandshakingPerAddress, 100, 1),
     idleTimeoutMs: msOption(`${at}.idleTimeoutMs`, options.idleTimeoutMs, 600_000, 0),
     maxMetadataBytes: intOption(`${at}.maxMetadataBytes`, options.maxMetadataBytes, 8192, 0),
-    maxMessageBytes: intOption(`${at}.maxMessageBytes`, options.maxMessageBytes, 64 * MiB, 0, 0xffffffff),
-    maxQueuedBytes: intOption(`${at}.maxQueuedBytes`, options.maxQueuedBytes, 32 * MiB, 1024),
+    maxMessageBytes: intOption(`${at}.maxMessageBytes`, options.maxMessageBytes, 16 * MiB, 0, 0xffffffff),
+    maxQueuedBytes: intOption(`${at}.maxQueuedBytes`, options.maxQueuedBytes, 16 * MiB, 1024),
+    maxBufferedBytes: intOption(`${at}.maxBufferedBytes`, options.maxBufferedBytes, defaultMaxBufferedBytes(), 1024),
+    stallTimeoutMs: msOption(`${at}.stallTimeoutMs`, options.stallTimeoutMs, 5000, 0),
     ...guarded(options.observer, options.logger),
     propagateDeadlines: options.propagateDeadlines ?? true,
     workers: resolveWorkerOptions(`${at}.workers`, options.workers, protocol, (i) => handlers[i] !== undefined),

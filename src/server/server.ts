@@ -10,6 +10,7 @@ import type { BodyWriter } from '../framing/frame-encoder.js';
 import type { Registration, Registry } from '../discovery/registry.js';
 import { intOption, invalid, knownOptions, msOption } from '../util/validate.js';
 import { HandshakeGate, type HandshakeSlot } from './handshake-gate.js';
+import { MemoryBudget } from './memory-budget.js';
 import { ServerConnection, type ServerShared } from './server-connection.js';
 import { OffloadPool } from './offload/offload-pool.js';
 import { ParseBudget } from './parse-budget.js';
@@ -68,6 +69,11 @@ export interface Server {
   close(options?: CloseOptions): Promise<void>;
   /** Open connections. */
   readonly connections: number;
+  /**
+   * Bytes the connections make this server hold now, as counted against `maxBufferedBytes`: partial
+   * frames and messages, inflations, answers queued. 0 when no peer has anything in progress.
+   */
+  readonly bufferedBytes: number;
 }
 
 /** Creates a server for `options.protocol` with `options.handlers`. Throws INVALID_ARGUMENT on bad options. */
@@ -79,8 +85,9 @@ export function createServer(options: ServerOptions): Server {
     : (v, buf, pos) => m.response.encode(v, buf, pos));
   const offload = resolved.workers === undefined ? undefined
     : new OffloadPool(resolved.workers, resolved.protocol, resolved.resolverCacheSize, resolved.propagateDeadlines, resolved.logger);
+  const budget = new MemoryBudget(resolved.maxBufferedBytes);
   const shared: ServerShared = {
-    options: resolved, cache: new ResolverCache(resolved.protocol, resolved.resolverCacheSize, resolved.resolverCacheBytes), writers, offload,
+    options: resolved, cache: new ResolverCache(resolved.protocol, resolved.resolverCacheSize, resolved.resolverCacheBytes), writers, offload, budget,
     parseBudget: resolved.protocolParseMsPerSecond === 0 ? undefined : new ParseBudget(resolved.protocolParseMsPerSecond),
   };
   const conns = new Set<ServerConnection>();
@@ -124,6 +131,9 @@ export function createServer(options: ServerOptions): Server {
   return {
     get connections() {
       return conns.size;
+    },
+    get bufferedBytes() {
+      return budget.bufferedBytes;
     },
     async listen(opts: ListenOptions = {}) {
       if (net !== undefined) throw new RpcError(Code.FAILED_PRECONDITION, 'server.listen: already listening');

@@ -62,6 +62,8 @@ export async function startPair(serverOptions: Partial<ServerOptions> = {}, clie
       bytesSent: (n) => { serverCounters.bytesOut += n; },
       connectionOpened: () => { serverCounters.connections++; },
     },
+    // These tests move 32 to 48 MiB messages: above the server's default (16 MiB) since issue 14.
+    maxMessageBytes: 64 * 1024 * 1024,
     ...serverOptions,
   });
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });

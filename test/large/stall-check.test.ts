@@ -1,0 +1,115 @@
+/**
+ * The stall check (issue 14, `stallTimeoutMs`): a request whose fragments stop coming is refused and
+ * freed; fragments of ours that the peer never acknowledges end the connection; neither happens for a
+ * transfer that progresses, nor across a stall of our own event loop. Pure policy, on a fake clock; the
+ * end-to-end attacks are in test/security/memory-budget.test.ts.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { LargeMessages, type LargeMessagesHost, type StallClock } from '../../src/connection/large-messages.js';
+import { FrameEncoder } from '../../src/framing/frame-encoder.js';
+import { Flag, FrameType } from '../../src/framing/frame.js';
+import { Code, type RpcError } from '../../src/index.js';
+
+const test = suite('stall check');
+const MS = 1000;
+
+/** A clock whose ticks the test makes, `ms` apart unless told otherwise. */
+class FakeClock implements StallClock {
+  t = 0;
+  tick: (() => void) | undefined;
+  now(): number {
+    return this.t;
+  }
+  every(_ms: number, tick: () => void): () => void {
+    this.tick = tick;
+    return () => { this.tick = undefined; };
+  }
+  advance(ms = MS): void {
+    this.t += ms;
+    this.tick?.();
+  }
+}
+
+const writeBytes = (value: Buffer, buf: Buffer, pos: number): number => {
+  if (pos + value.length > buf.length) return -(pos + value.length - buf.length);
+  value.copy(buf, pos);
+  return pos + value.length;
+};
+
+function setup(): { lm: LargeMessages; clock: FakeClock; refused: [number, RpcError][]; failed: RpcError[]; encoder: FrameEncoder } {
+  const clock = new FakeClock();
+  const refused: [number, RpcError][] = [];
+  const failed: RpcError[] = [];
+  const encoder = new FrameEncoder();
+  const host: LargeMessagesHost = { encoder, flushSoon: () => undefined, fail: (e: RpcError) => { failed.push(e); lm.clear(); }, gone: false };
+  const lm: LargeMessages = new LargeMessages({
+    fragmentBytes: 1000, maxMessageBytes: 1 << 20, maxPartialMessages: 4, fragmentWindowBytes: 1 << 20,
+    interleaveWindowBytes: 2000, compressAboveBytes: 0, stallTimeoutMs: MS, stallClock: clock,
+  }, host, { onFrame: () => undefined, onRefused: (_t, _f, id, e) => { refused.push([id, e]); } });
+  lm.use({ peerPartialMessages: 4, peerWindowBytes: 4000, compression: false });
+  return { lm, clock, refused, failed, encoder };
+}
+
+function first(total: number, data: number): Buffer {
+  const b = Buffer.alloc(4 + data);
+  b.writeUInt32BE(total, 0);
+  return b;
+}
+
+test('a partial request with no byte for a whole period is refused RESOURCE_EXHAUSTED and freed', () => {
+  const { lm, clock, refused } = setup();
+  lm.receive(FrameType.REQUEST, Flag.MORE, 1, first(10_000, 100));
+  clock.advance();
+  assert.equal(refused, [], 'the first check only marks');
+  lm.receive(FrameType.CONTINUATION, Flag.MORE, 1, Buffer.alloc(100));
+  clock.advance();
+  assert.equal(refused, [], 'it progressed');
+  assert.is(lm.receiving, 1);
+  clock.advance();
+  assert.equal(refused.map(([id, e]) => [id, e.code]), [[1, Code.RESOURCE_EXHAUSTED]]);
+  assert.match(refused[0]![1].message, 'stallTimeoutMs');
+  assert.is(lm.receiving, 0);
+  assert.is(lm.heldBytes, 0);
+});
+
+test('a late tick (our own event loop stalled) refuses nothing and starts the period again', () => {
+  const { lm, clock, refused } = setup();
+  lm.receive(FrameType.REQUEST, Flag.MORE, 1, first(10_000, 100));
+  clock.advance();
+  clock.advance(5 * MS);
+  assert.equal(refused, []);
+  clock.advance();
+  assert.equal(refused, [], 'marked again after the late tick');
+  clock.advance();
+  assert.is(refused.length, 1);
+});
+
+test('fragments sent and unacknowledged for a whole period end the connection; WINDOWs keep it', () => {
+  const { lm, clock, failed, encoder } = setup();
+  lm.send(FrameType.RESPONSE, 0, 1, Buffer.alloc(100_000), writeBytes);
+  while (lm.outbox.round(encoder) > 0);
+  clock.advance();
+  const ack = Buffer.alloc(4);
+  ack.writeUInt32BE(1000);
+  for (let i = 0; i < 3; i++) {
+    lm.receive(FrameType.WINDOW, 0, 0, ack);
+    clock.advance();
+  }
+  assert.equal(failed, [], 'a WINDOW came within each period');
+  clock.advance();
+  assert.is(failed.length, 1);
+  assert.is(failed[0]!.code, Code.RESOURCE_EXHAUSTED);
+  assert.match(failed[0]!.message, 'stallTimeoutMs');
+});
+
+test('nothing partial and nothing queued: the check stops', () => {
+  const { lm, clock } = setup();
+  lm.receive(FrameType.REQUEST, Flag.MORE, 1, first(200, 100));
+  assert.ok(clock.tick !== undefined);
+  lm.receive(FrameType.CONTINUATION, 0, 1, Buffer.alloc(100));
+  clock.advance();
+  assert.is(clock.tick, undefined);
+});
+
+test.run();
