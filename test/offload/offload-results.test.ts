@@ -146,7 +146,7 @@ test('offloaded calls beyond workers.maxTasks are refused with RESOURCE_EXHAUSTE
     assert.is(((await first) as { code: number }).code, Code.CANCELLED);
     // The slot is free again once the cancelled call's worker answered.
     let third: { code?: number } = { code: Code.RESOURCE_EXHAUSTED };
-    for (let i = 0; i < 100 && third.code === Code.RESOURCE_EXHAUSTED; i++) {
+    for (let i = 0; i < 1000 && third.code === Code.RESOURCE_EXHAUSTED; i++) {
       third = (await outcome(client.call('echo', { rows: rows(1), action: 'echo' }))) as { code?: number };
       if (third.code === Code.RESOURCE_EXHAUSTED) await new Promise((res) => setTimeout(res, 10));
     }

@@ -175,7 +175,7 @@ test('unauthenticated sockets sending an unfinished 1 MiB HELLO are refused from
 });
 
 test('without authenticate, handshakes in progress count toward maxBufferedBytes: past it, a large HELLO is refused', async () => {
-  const { server, port } = await serve({ maxBufferedBytes: 2 * MiB });
+  const { server, port } = await serve({ maxBufferedBytes: 2 * MiB, maxProtocolBytes: 2 * MiB });
   const good = client(port);
   assert.is(await good.call('ping', { s: 'before' }), 'before');
   const pings = steadyPings(good);
@@ -201,7 +201,7 @@ test('without authenticate, handshakes in progress count toward maxBufferedBytes
 });
 
 test('connections in their handshake hold at most an eighth of the budget: an accepted client\'s upload still fits', async () => {
-  const { server, port } = await serve({ maxBufferedBytes: 8 * MiB, maxMessageBytes: 16 * MiB });
+  const { server, port } = await serve({ maxBufferedBytes: 8 * MiB, maxMessageBytes: 16 * MiB, maxProtocolBytes: 2 * MiB });
   const attackers = await Promise.all(Array.from({ length: 6 }, () => peer(port)));
   const seen = attackers.map(collect);
   const header = Buffer.alloc(10);
