@@ -49,6 +49,14 @@ function hello(text: string, withText = true, preface = true): Buffer {
   return Buffer.concat(enc.take());
 }
 
+/** A hostile server: answers any HELLO with a WELCOME OK carrying `text`, and never answers a call. */
+function welcomeServer(text: string): ReturnType<typeof rawServer> {
+  const enc = new FrameEncoder();
+  enc.frame(FrameType.WELCOME, 0, 0, { status: 'OK', fingerprint: createHash('md5').update(text).digest(), protocol: text, meta: {} }, writeHandshake(welcomeType));
+  const welcome = Buffer.concat(enc.take());
+  return rawServer((socket) => socket.once('data', () => socket.write(welcome)));
+}
+
 function welcomeStatus(body: Buffer): string {
   return readHandshake<Welcome>(welcomeType, body).status;
 }
@@ -198,11 +206,7 @@ test('ResolverCache: bounded by protocol text bytes as well as by count', () => 
 test('client: a WELCOME whose protocol text exceeds maxProtocolBytes fails the call RESOURCE_EXHAUSTED, before it is parsed', async () => {
   // Before: the client had no cap: a 5.9 MiB WELCOME took a 2 s call to 6.7 s and the client to 1.3 GB.
   const text = echoOfSize(300 * 1024);
-  const enc = new FrameEncoder();
-  enc.frame(FrameType.WELCOME, 0, 0, { status: 'OK', fingerprint: createHash('md5').update(text).digest(), protocol: text, meta: {} }, writeHandshake(welcomeType));
-  const welcome = Buffer.concat(enc.take());
-  // A hostile server: answers any HELLO with that WELCOME and never answers a call.
-  const fake = await rawServer((socket) => socket.once('data', () => socket.write(welcome)));
+  const fake = await welcomeServer(text);
   const client = createClient({ protocol, endpoints: [fake.endpoint], backoff: { initialMs: 50, maxMs: 100 } });
   try {
     const err = await failure(client.call('echo', { item }, { timeoutMs: 5000 }));
@@ -224,10 +228,7 @@ test('client: a WELCOME whose protocol text exceeds maxProtocolBytes fails the c
 test('client: a server protocol beyond the shape limits fails RESOURCE_EXHAUSTED too', async () => {
   const enums = Array.from({ length: PEER_PROTOCOL_LIMITS.namedTypes + 1 }, (_, i) => ({ type: 'enum', name: `E${i}`, symbols: ['A'] }));
   const text = echoWith(enums);
-  const enc = new FrameEncoder();
-  enc.frame(FrameType.WELCOME, 0, 0, { status: 'OK', fingerprint: createHash('md5').update(text).digest(), protocol: text, meta: {} }, writeHandshake(welcomeType));
-  const welcome = Buffer.concat(enc.take());
-  const fake = await rawServer((socket) => socket.once('data', () => socket.write(welcome)));
+  const fake = await welcomeServer(text);
   const client = createClient({ protocol, endpoints: [fake.endpoint], backoff: { initialMs: 50, maxMs: 100 } });
   try {
     const err = await failure(client.call('echo', { item }, { timeoutMs: 5000 }));
