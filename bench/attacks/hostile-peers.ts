@@ -1,17 +1,17 @@
 /**
  * Measures what hostile peers cost (issue 14), on loopback, bounded: not part of `npm run bench`.
  *
- *   node --expose-gc dist/bench/hostile-peers.js reset [pairs=1000]
+ *   node --expose-gc dist/bench/attacks/hostile-peers.js reset [pairs=1000]
  *     REQUEST+CANCEL pairs against maxConcurrentCalls 100, handlers that never return on their own:
  *     handlers started, most running at once, heap growth, and how the connection ended.
- *   node --expose-gc dist/bench/hostile-peers.js protocols [count=10] [KiB=1000] [serverMaxKiB|-] [parseMsPerSecond]
+ *   node --expose-gc dist/bench/attacks/hostile-peers.js protocols [count=10] [KiB=1000] [serverMaxKiB|-] [parseMsPerSecond]
  *     `count` handshakes at once, each with a distinct protocol of about `KiB` KiB, to a server with
  *     default options (or `maxProtocolBytes` of `serverMaxKiB` KiB, `protocolParseMsPerSecond` as
  *     given, 0 for off): longest event-loop stall, heap kept, and what each handshake got back.
- *   node --expose-gc dist/bench/hostile-peers.js welcome [KiB=6000]
+ *   node --expose-gc dist/bench/attacks/hostile-peers.js welcome [KiB=6000]
  *     A fake server whose WELCOME carries a protocol of about `KiB` KiB: how long a call with a 2 s
  *     deadline takes to fail, the client's peak heap, and the error.
- *   node dist/bench/hostile-peers.js silent [sockets=300]
+ *   node dist/bench/attacks/hostile-peers.js silent [sockets=300]
  *     `sockets` silent sockets from 127.0.0.2 to a server with maxConnections 200, then a real client
  *     from 127.0.0.1: how many were kept, how many refused, and whether the client's call got through.
  *
@@ -21,11 +21,11 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { connect, createServer as createNetServer, type Socket } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { Code, codeName, createClient, createServer, loadProtocol, RpcError, type Protocol } from '../src/index.js';
-import { readGoaway, requestFlags, writeRequest } from '../src/framing/bodies.js';
-import { FrameEncoder } from '../src/framing/frame-encoder.js';
-import { FrameType, PREFACE } from '../src/framing/frame.js';
-import { helloType, welcomeType, writeHandshake } from '../src/framing/handshake.js';
+import { Code, codeName, createClient, createServer, loadProtocol, RpcError, type Protocol } from '../../src/index.js';
+import { readGoaway, requestFlags, writeRequest } from '../../src/framing/bodies.js';
+import { FrameEncoder } from '../../src/framing/frame-encoder.js';
+import { FrameType, PREFACE } from '../../src/framing/frame.js';
+import { helloType, welcomeType, writeHandshake } from '../../src/framing/handshake.js';
 
 const MiB = 1024 * 1024;
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
@@ -208,7 +208,7 @@ async function silent(echo: Protocol, count: number): Promise<void> {
   await server.close({ graceMs: 200 });
 }
 
-const echo = await loadProtocol(new URL('../../protocol/echo.avdl', import.meta.url));
+const echo = await loadProtocol(new URL('../../../protocol/echo.avdl', import.meta.url));
 const [mode, a, b] = process.argv.slice(2);
 if (mode === 'reset') await rapidReset(echo, Number(a ?? 1000));
 else if (mode === 'protocols') {

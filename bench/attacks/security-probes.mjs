@@ -1,12 +1,12 @@
 // Issue 14 (Medium, security): before/after figures for token expiry, HMAC token spelling and audience,
 // the ACL id/role confusion and unknown option names. Loopback only, bounded (a few seconds).
-//   node bench/security-probes.mjs            (this checkout's dist/)
-//   AVRPC_DIST=/tmp/sec-old/dist node bench/security-probes.mjs   (another build, e.g. the old code)
+//   node bench/attacks/security-probes.mjs            (this checkout's dist/)
+//   AVRPC_DIST=/tmp/sec-old/dist node bench/attacks/security-probes.mjs   (another build, e.g. the old code)
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 
-const dist = resolve(process.env.AVRPC_DIST ?? new URL('../dist', import.meta.url).pathname);
+const dist = resolve(process.env.AVRPC_DIST ?? new URL('../../dist', import.meta.url).pathname);
 const avrpc = await import(pathToFileURL(`${dist}/src/index.js`).href);
 const { createServer, createClient, createHmacAuth, aclAuthorizer, loadProtocol, Code, codeName } = avrpc;
 const protocol = await loadProtocol(resolve(dist, '../protocol/echo.avdl'));

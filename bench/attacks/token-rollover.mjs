@@ -1,10 +1,10 @@
 // Issue 14: a client with rotating credentials (300 ms tokens) under steady load across several
 // expiries: how many calls fail at a rollover? Loopback only, bounded (3 s).
-//   node bench/token-rollover-probe.mjs   (AVRPC_DIST=... for another build)
+//   node bench/attacks/token-rollover.mjs   (AVRPC_DIST=... for another build)
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 
-const dist = resolve(process.env.AVRPC_DIST ?? new URL('../dist', import.meta.url).pathname);
+const dist = resolve(process.env.AVRPC_DIST ?? new URL('../../dist', import.meta.url).pathname);
 const { createServer, createClient, createHmacAuth, loadProtocol, codeName } = await import(pathToFileURL(`${dist}/src/index.js`).href);
 const protocol = await loadProtocol(resolve(dist, '../protocol/echo.avdl'));
 const item = { id: 1, name: 'p', tags: [], score: 0, blob: Buffer.alloc(0) };

@@ -1,4 +1,4 @@
-// Issue 14 measurement: node bench/issue14/blackhole.mjs $PWD/dist [roundRobin|leastConnections] ['{"extra":"client options"}'].
+// Issue 14 measurement: node bench/attacks/blackhole.mjs $PWD/dist [roundRobin|leastConnections] ['{"extra":"client options"}'].
 // Two servers on 127.0.0.1, one answers PINGs but never calls; a round-robin client with default
 // outlier settings makes calls (250 ms deadline, 4 at a time) for 6 s. node blackhole.mjs <dist> [balancer]
 const dist = process.argv[2];

@@ -1,4 +1,4 @@
-// Issue 14 measurement: node bench/issue14/permanent.mjs $PWD/dist. How long each call takes to fail,
+// Issue 14 measurement: node bench/attacks/permanent.mjs $PWD/dist. How long each call takes to fail,
 // and with what, when the only endpoint fails for good (waitForReadyMs 60 s, call deadline 20 s).
 // Each permanent failure once, waitForReadyMs 60 s, call deadline 20 s: node permanent.mjs <dist>
 import { createServer as netServer } from 'node:net';

@@ -6,7 +6,7 @@
  * when it has one, its `bufferedBytes`; this process attacks over loopback while a well-behaved client
  * pings it (answered / failed). Bounded: each attack gets at most about 25 s, the whole run 2 minutes.
  *
- * Usage: `npm run build --silent && node dist/bench/attacks-memory.js [handshakes] [bombs] [stalled] [noack] [--old-limits]`
+ * Usage: `npm run build --silent && node dist/bench/attacks/memory.js [handshakes] [bombs] [stalled] [noack] [--old-limits]`
  * (`--old-limits`: the server gets the pre-issue-14 defaults maxMessageBytes 64 MiB and maxQueuedBytes
  * 32 MiB, so that what remains is the work of the budget and the stall timeout alone).
  */
@@ -16,11 +16,11 @@ import { connect, type Socket } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { deflateRawSync } from 'node:zlib';
-import { createClient, createServer, type Client } from '../src/index.js';
-import { Flag, FrameType, PREFACE } from '../src/framing/frame.js';
-import { largeProtocol } from '../test/helpers/large.js';
-import { helloBytes, requestBytes } from '../test/helpers/raw-peer.js';
-import { rawFrame } from '../test/helpers/raw-client.js';
+import { createClient, createServer, type Client } from '../../src/index.js';
+import { Flag, FrameType, PREFACE } from '../../src/framing/frame.js';
+import { largeProtocol } from '../../test/helpers/large.js';
+import { helloBytes, requestBytes } from '../../test/helpers/raw-peer.js';
+import { rawFrame } from '../../test/helpers/raw-client.js';
 
 const MiB = 1024 * 1024;
 type Attack = 'handshakes' | 'bombs' | 'stalled' | 'noack';

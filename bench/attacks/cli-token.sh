@@ -1,7 +1,7 @@
 #!/bin/bash
-# Issue 14: does the CLI take its token from AVRPC_TOKEN / --token-file? usage: bench/cli-token-probe.sh [dist root]; loopback only, bounded
-D=${1:-$(dirname "$0")/../dist}
-K=$(dirname "$0")/../test/fixtures/cli.avdl
+# Issue 14: does the CLI take its token from AVRPC_TOKEN / --token-file? usage: bench/attacks/cli-token.sh [dist root]; loopback only, bounded
+D=${1:-$(dirname "$0")/../../dist}
+K=$(dirname "$0")/../../test/fixtures/cli.avdl
 H=$D/test/fixtures/cli-handlers.js
 printf 's3cret\n' > /tmp/cli-probe-token
 node $D/src/cli/avrpc.js serve $K $H --port 0 --token s3cret > /tmp/cli-probe-serve.out 2>&1 &
