@@ -129,8 +129,8 @@ export interface ServerOptions {
   maxConnections?: number;
   /**
    * Connections still in their handshake (no WELCOME OK sent yet; with `tls`, from the TCP accept on,
-   * TLS handshake included), server-wide; one more is refused like one beyond `maxConnections` (GOAWAY
-   * RESOURCE_EXHAUSTED, then close; with `tls`, closed before any TLS byte). Silent or slow sockets so
+   * TLS handshake included), server-wide; one more is refused with GOAWAY UNAVAILABLE, then close (with
+   * `tls`, closed before any TLS byte), so a client backs off and retries. Silent or slow sockets so
    * hold at most this many of the `maxConnections` slots. At most `maxConnections`. Default 1000.
    */
   maxHandshakingConnections?: number;

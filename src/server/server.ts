@@ -106,14 +106,15 @@ export function createServer(options: ServerOptions): Server {
   };
   const accept = (socket: Socket): void => {
     if (closing !== undefined) return void socket.destroy();
-    if (conns.size >= resolved.maxConnections) return refuseSocket(socket, `server is at maxConnections (${resolved.maxConnections})`);
+    if (conns.size >= resolved.maxConnections) return refuseSocket(socket, Code.RESOURCE_EXHAUSTED, `server is at maxConnections (${resolved.maxConnections})`);
     let slot: HandshakeSlot | string | undefined;
     if (resolved.tls === undefined) slot = handshakes.enter(socket.remoteAddress ?? '');
     else {
       slot = tlsSlots.get(peerKey(socket));
       tlsSlots.delete(peerKey(socket));
     }
-    if (typeof slot === 'string') return refuseSocket(socket, slot);
+    // A passing overload (a reconnecting herd, strangers' sockets): UNAVAILABLE, so clients back off and retry.
+    if (typeof slot === 'string') return refuseSocket(socket, Code.UNAVAILABLE, slot);
     conns.add(new ServerConnection(socket, shared, onClosed, slot));
   };
   /** TLS: a TCP connection beyond the handshake caps is closed before any TLS work (no frame can precede TLS). */
@@ -221,10 +222,13 @@ export function createServer(options: ServerOptions): Server {
   };
 }
 
-/** Over maxConnections or a handshake cap: tell the client why (GOAWAY RESOURCE_EXHAUSTED) and close. */
-function refuseSocket(socket: Socket, message: string): void {
+/**
+ * Over maxConnections (RESOURCE_EXHAUSTED) or a handshake cap (UNAVAILABLE: retry later): tell the
+ * client why in a GOAWAY, then close.
+ */
+function refuseSocket(socket: Socket, code: Code, message: string): void {
   const enc = new FrameEncoder();
-  enc.frame(FrameType.GOAWAY, 0, 0, { lastId: 0, code: Code.RESOURCE_EXHAUSTED, message }, writeGoaway);
+  enc.frame(FrameType.GOAWAY, 0, 0, { lastId: 0, code, message }, writeGoaway);
   socket.on('error', () => socket.destroy());
   // Read (and drop) what the client sends: a socket never read never sees the client's FIN, so it would
   // linger, and keep server.close() waiting, until the timer below.

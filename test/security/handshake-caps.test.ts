@@ -46,7 +46,7 @@ async function refusal(s: { reader: SocketReader; closed: Promise<unknown> }): P
   return { code: frameCode(frame), message: frameMessage(frame) };
 }
 
-test('silent sockets fill the handshake caps; beyond them they are refused RESOURCE_EXHAUSTED, and real clients still connect and call', async () => {
+test('silent sockets fill the handshake caps; beyond them they are refused UNAVAILABLE (retry later), and real clients still connect and call', async () => {
   // Before: silent sockets were kept (until handshakeTimeoutMs) up to maxConnections; nothing was refused.
   const { server, port } = await serve({ maxHandshakingConnections: 4, maxHandshakingPerAddress: 2, maxConnections: 100 });
   const a1 = await silentSocket(port, '127.0.0.2');
@@ -54,7 +54,7 @@ test('silent sockets fill the handshake caps; beyond them they are refused RESOU
   await until(() => server.connections === 2, 'two silent sockets accepted');
   // A third from the same address is over maxHandshakingPerAddress.
   const perAddress = await refusal(await silentSocket(port, '127.0.0.2'));
-  assert.is(perAddress.code, Code.RESOURCE_EXHAUSTED);
+  assert.is(perAddress.code, Code.UNAVAILABLE);
   assert.match(perAddress.message, 'maxHandshakingPerAddress 2');
   // A real client from another address gets through.
   const c = client(port);
@@ -64,14 +64,17 @@ test('silent sockets fill the handshake caps; beyond them they are refused RESOU
   await silentSocket(port, '127.0.0.3');
   await until(() => server.connections === 5, 'four silent sockets and the client');
   const serverWide = await refusal(await silentSocket(port, '127.0.0.1'));
-  assert.is(serverWide.code, Code.RESOURCE_EXHAUSTED);
+  assert.is(serverWide.code, Code.UNAVAILABLE);
   assert.match(serverWide.message, 'maxHandshakingConnections (4)');
   // The connected client is unaffected.
   assert.is(await outcome(c.call('echo', { item })), 'OK');
-  // A silent socket leaving frees its slot: a new client connects and calls.
+  // A client refused while the cap is full is told to retry, not failed: its call goes through once a
+  // silent socket leaves (before, RESOURCE_EXHAUSTED failed the waiting call at once).
+  const late = client(port, { backoff: { initialMs: 20, maxMs: 50 } });
+  const pending = outcome(late.call('echo', { item }, { timeoutMs: 10_000 }));
+  await new Promise((r) => setTimeout(r, 200));
   a1.socket.destroy();
-  await until(() => server.connections === 4, 'slot freed');
-  assert.is(await outcome(client(port).call('echo', { item })), 'OK');
+  assert.is(await pending, 'OK');
 });
 
 test('a socket that completed its handshake no longer counts: many clients from one address connect one after another', async () => {
