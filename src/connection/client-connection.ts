@@ -20,6 +20,9 @@ import { FramedSocket } from './framed-socket.js';
 import type { FramedSocketOptions } from './framed-socket-options.js';
 import { decodeExact, readRemoteError } from './payload.js';
 
+/** Room a WELCOME needs beyond its protocol text: fingerprint, union indexes, the server's meta (extensions). */
+const WELCOME_OVERHEAD_BYTES = 64 * 1024;
+
 /** Filled options of a {@link ClientConnection}. */
 export interface ClientConnectionOptions extends Omit<FramedSocketOptions, 'expectPreface' | 'pauseReadsWhenBlocked'> {
   /** Time allowed for TCP connect plus handshake, in ms. */
@@ -122,6 +125,7 @@ export class ClientConnection {
   private readonly observer: RpcObserver | undefined;
   private readonly logger: Logger | undefined;
   private readonly maxProtocolBytes: number;
+  private readonly maxFrameBytes: number;
 
   constructor(
     readonly host: string,
@@ -150,6 +154,11 @@ export class ClientConnection {
         if (this.unwritten.length > 0) this.settleWritten();
       },
     });
+    // Until WELCOME OK only a WELCOME (or a GOAWAY or ERROR) may come, and its protocol text is capped:
+    // a hostile server cannot make us buffer maxFrameBytes before that cap is checked.
+    this.maxFrameBytes = options.maxFrameBytes;
+    const handshakeBytes = Math.min(options.maxFrameBytes, options.maxProtocolBytes + WELCOME_OVERHEAD_BYTES);
+    this.framed.limitFrames(handshakeBytes, `the handshake limit (maxProtocolBytes ${options.maxProtocolBytes} + 64 KiB)`);
     this.connectTimer = setTimeout(() => {
       this.connectTimedOut = true;
       this.framed.destroy(new RpcError(Code.UNAVAILABLE, `connect to ${host}:${port} timed out after ${options.connectTimeoutMs} ms`));
@@ -490,6 +499,7 @@ export class ClientConnection {
       return this.framed.fail(new RpcError(Code.INTERNAL, `protocol error in handshake: ${(err as Error).message}`, { cause: err }));
     }
     this.codec = this.cache.codec(remote);
+    this.framed.limitFrames(this.maxFrameBytes, 'maxFrameBytes');
     clearTimeout(this.connectTimer);
     this.framed.startKeepalive();
     this.observer?.connectionOpened?.(this.endpoint.key);

@@ -50,6 +50,9 @@ export function permanentFailure(error: RpcError, endpoint: string, firstBytes: 
     const detail = (cause instanceof Error ? cause.message : error.message).split('\n')[0]!.trim();
     return new RpcError(Code.UNAVAILABLE, `TLS handshake with ${endpoint} failed: ${tlsHint(code)} (${detail.includes(code) ? detail : `${code}: ${detail}`})`, { cause });
   }
+  // One of our own limits refused what an avrpc-looking peer sent (a WELCOME beyond maxProtocolBytes):
+  // its message says which. HTTP or TLS bytes read as a huge length are told as what they are.
+  if (error.code === Code.RESOURCE_EXHAUSTED && !error.isRemote && foreign(firstBytes) === undefined) return error;
   return new RpcError(Code.UNAVAILABLE, `${endpoint} is not an avrpc v1 server: ${whatItSent(firstBytes, error)}`, { cause: error });
 }
 
@@ -63,7 +66,8 @@ function tlsHint(code: string): string {
   return 'TLS refused';
 }
 
-function whatItSent(first: Buffer | undefined, error: RpcError): string {
+/** What the first bytes show the peer to be, when they are HTTP or TLS; undefined otherwise. */
+function foreign(first: Buffer | undefined): string | undefined {
   if (first !== undefined && first.length >= 5 && first.subarray(0, 5).toString('latin1') === 'HTTP/') {
     const line = first.toString('latin1').split('\r\n')[0]!.replace(/[^\x20-\x7e]/g, '?');
     return `it answered in HTTP (${JSON.stringify(line)})`;
@@ -71,6 +75,12 @@ function whatItSent(first: Buffer | undefined, error: RpcError): string {
   if (first !== undefined && first.length >= 2 && (first[0] === 0x15 || first[0] === 0x16) && first[1] === 0x03) {
     return 'it answered with a TLS record: a TLS server spoken to in plaintext? (set the client\'s tls option)';
   }
+  return undefined;
+}
+
+function whatItSent(first: Buffer | undefined, error: RpcError): string {
+  const known = foreign(first);
+  if (known !== undefined) return known;
   const bytes = first === undefined ? '' : `; first bytes ${first.subarray(0, 16).toString('hex')}`;
   return `${error.message}${bytes}`;
 }

@@ -225,6 +225,24 @@ test('client: a WELCOME whose protocol text exceeds maxProtocolBytes fails the c
   }
 });
 
+test('client: a WELCOME frame announced far beyond maxProtocolBytes is refused from its header, before it is buffered', async () => {
+  // Before: the client took frames up to maxFrameBytes (16 MiB) before the handshake, so a server could
+  // make it buffer (and wait for) a 6 MiB WELCOME before its text was checked; this one never completes.
+  const header = Buffer.alloc(10);
+  header.writeUInt32BE(6 * 1024 * 1024, 0);
+  header[4] = FrameType.WELCOME;
+  const fake = await rawServer((socket) => socket.once('data', () => socket.write(Buffer.concat([header, Buffer.alloc(64 * 1024)]))));
+  const client = createClient({ protocol, endpoints: [fake.endpoint], backoff: { initialMs: 50, maxMs: 100 } });
+  try {
+    const err = await failure(client.call('echo', { item }, { timeoutMs: 5000 }));
+    assert.is(err.code, Code.RESOURCE_EXHAUSTED);
+    assert.match(err.message, 'exceeds the handshake limit (maxProtocolBytes 262144 + 64 KiB)');
+  } finally {
+    await client.close();
+    await fake.close();
+  }
+});
+
 test('client: a server protocol beyond the shape limits fails RESOURCE_EXHAUSTED too', async () => {
   const enums = Array.from({ length: PEER_PROTOCOL_LIMITS.namedTypes + 1 }, (_, i) => ({ type: 'enum', name: `E${i}`, symbols: ['A'] }));
   const text = echoWith(enums);
