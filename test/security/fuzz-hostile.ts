@@ -166,9 +166,10 @@ function goaway(code: number, text: string, only: boolean) {
  *   before authentication, and part of its body (GOAWAY RESOURCE_EXHAUSTED from the header alone);
  * - stalled-upload: fragmented requests that stop part way (ERROR RESOURCE_EXHAUSTED each after
  *   stallTimeoutMs, the connection kept);
- * - denied-upload: at the secured server, a fragmented upload the ACL refuses (ERROR
- *   PERMISSION_DENIED at its first fragment, the rest ignored, a call after it answered);
- * - compression-bomb: a COMPRESSED request inflating past maxMessageBytes (ERROR RESOURCE_EXHAUSTED);
+ * - denied-upload: at the secured server, a fragmented upload the ACL refuses, never finished (ERROR
+ *   PERMISSION_DENIED at its first fragment, later fragments ignored, a call after it answered);
+ * - compression-bomb: a COMPRESSED request inflating past maxMessageBytes (ERROR RESOURCE_EXHAUSTED
+ *   from the inflater, which stops there);
  * - cancel-unknown: CANCELs of ids never used, among normal requests (every request answered).
  */
 export function hostile(env: HostileEnv, rnd: () => number, index: number): Case {
@@ -274,13 +275,19 @@ export function hostile(env: HostileEnv, rnd: () => number, index: number): Case
     }
     case 'denied-upload': {
       // At the secured server, as a principal the ACL refuses `fail`: its start (HEAD_BYTES at least)
-      // in the first fragment, the rest in random pieces; then an allowed call, which is answered.
+      // in the first fragment, more in random pieces, never the last one (so only a refusal from its
+      // start answers it PERMISSION_DENIED: whole, it would be judged too, stalled, refused for that);
+      // then an allowed call, which is answered.
       const hello = helloBytes(protocol, { 'avrpc.token': Buffer.from(env.guestToken), ...fragmentsOffer(4, 4 * MiB) });
       const reason = 'r'.repeat(HEAD_BYTES + 1024 + int(FUZZ_LIMITS.maxMessageBytes - HEAD_BYTES - 2048));
       const whole = requestBytes(protocol, 7, 'fail', { reason });
       const sizes = [HEAD_BYTES + int(reason.length - HEAD_BYTES)];
-      for (let sent = sizes[0]!; sent < reason.length + 8; sent += sizes[sizes.length - 1]!) sizes.push(1 + int(64 * 1024));
-      const rest = fragments(whole, rnd() < 0.7 ? sizes : sizes.slice(0, 1 + int(sizes.length)));
+      for (let sent = sizes[0]!; ; sent += sizes[sizes.length - 1]!) {
+        const next = 1 + int(64 * 1024);
+        if (sent + next >= reason.length || rnd() < 0.1) break;
+        sizes.push(next);
+      }
+      const rest = fragments(whole, sizes);
       const bytes = Buffer.concat([hello, ...rest, requestBytes(protocol, 9, 'echo', { item: item('after a denied upload') })]);
       c = { ...base, secured: true, pauseAt: hello.length, kind: 'denied-upload', bytes, end: false, expect: Code.PERMISSION_DENIED, check: answered([9], [7], Code.PERMISSION_DENIED, 'not allowed to call fail') };
       break;
@@ -292,7 +299,7 @@ export function hostile(env: HostileEnv, rnd: () => number, index: number): Case
       const bomb = rawFrame(FrameType.REQUEST, plain[5]! | Flag.COMPRESSED, 3, deflateRawSync(plain.subarray(10), { level: 1 + int(9) }));
       const hello = helloBytes(protocol, { [COMPRESSION_META_KEY]: Buffer.from(rnd() < 0.5 ? 'deflate' : 'zstd, deflate') });
       const bytes = Buffer.concat([hello, bomb, requestBytes(protocol, 5, 'echo', { item: item('after a bomb') })]);
-      c = { ...base, secured: false, kind: 'compression-bomb', bytes, end: false, expect: Code.RESOURCE_EXHAUSTED, check: answered([5], [3], Code.RESOURCE_EXHAUSTED, 'maxMessageBytes') };
+      c = { ...base, secured: false, kind: 'compression-bomb', bytes, end: false, expect: Code.RESOURCE_EXHAUSTED, check: answered([5], [3], Code.RESOURCE_EXHAUSTED, 'inflates beyond maxMessageBytes') };
       break;
     }
     case 'cancel-unknown': {
