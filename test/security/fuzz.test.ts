@@ -270,6 +270,7 @@ test(`thousands of mutated sessions and silent sockets never crash or bloat the 
         maxQueuedBytes: MAX_QUEUED_BYTES,
         fragmentBytes: 200,
         compressAboveBytes: 600,
+        // maxCancels 64, stallTimeoutMs 200, maxMessageBytes 1 MiB: generated attacks stay small and fast.
         ...FUZZ_LIMITS,
         ...(secured ? { authenticate: hmac.authenticate, acl: { '*': ['*'], fail: ['role:tester'] } } : {}),
         handlers: {
