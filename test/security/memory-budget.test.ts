@@ -174,12 +174,9 @@ test('unauthenticated sockets sending an unfinished 1 MiB HELLO are refused from
   await until(() => server.bufferedBytes === 0, 'budget back to 0');
 });
 
-test('without authenticate, handshakes in progress count toward maxBufferedBytes: past it, a large HELLO is refused', async () => {
-  const { server, port } = await serve({ maxBufferedBytes: 2 * MiB, maxProtocolBytes: 2 * MiB });
-  const good = client(port);
-  assert.is(await good.call('ping', { s: 'before' }), 'before');
-  const pings = steadyPings(good);
-  const attackers = await Promise.all(Array.from({ length: 8 }, () => peer(port)));
+/** `n` raw peers, each sending the header of a 1 MiB HELLO and then 768 KiB of it, never the rest. */
+async function partialHellos(port: number, n: number): Promise<{ attackers: Awaited<ReturnType<typeof peer>>[]; seen: ReturnType<typeof collect>[] }> {
+  const attackers = await Promise.all(Array.from({ length: n }, () => peer(port)));
   const seen = attackers.map(collect);
   const header = Buffer.alloc(10);
   header.writeUInt32BE(MiB, 0);
@@ -188,6 +185,15 @@ test('without authenticate, handshakes in progress count toward maxBufferedBytes
     a.socket.write(Buffer.concat([PREFACE, header]));
     for (let i = 0; i < 12; i++) a.socket.write(Buffer.alloc(64 * 1024));
   }
+  return { attackers, seen };
+}
+
+test('without authenticate, handshakes in progress count toward maxBufferedBytes: past it, a large HELLO is refused', async () => {
+  const { server, port } = await serve({ maxBufferedBytes: 2 * MiB, maxProtocolBytes: 2 * MiB });
+  const good = client(port);
+  assert.is(await good.call('ping', { s: 'before' }), 'before');
+  const pings = steadyPings(good);
+  const { attackers, seen } = await partialHellos(port, 8);
   await until(() => seen.filter((s) => s.closed).length >= 4, 'attackers beyond the budget refused');
   const refused = seen.filter((s) => s.closed);
   for (const s of refused) {
@@ -202,15 +208,7 @@ test('without authenticate, handshakes in progress count toward maxBufferedBytes
 
 test('connections in their handshake hold at most an eighth of the budget: an accepted client\'s upload still fits', async () => {
   const { server, port } = await serve({ maxBufferedBytes: 8 * MiB, maxMessageBytes: 16 * MiB, maxProtocolBytes: 2 * MiB });
-  const attackers = await Promise.all(Array.from({ length: 6 }, () => peer(port)));
-  const seen = attackers.map(collect);
-  const header = Buffer.alloc(10);
-  header.writeUInt32BE(MiB, 0);
-  header[4] = FrameType.HELLO;
-  for (const a of attackers) {
-    a.socket.write(Buffer.concat([PREFACE, header]));
-    for (let i = 0; i < 12; i++) a.socket.write(Buffer.alloc(64 * 1024));
-  }
+  const { attackers, seen } = await partialHellos(port, 6);
   await until(() => seen.filter((s) => s.closed).length >= 3, 'strangers beyond their share refused');
   assert.ok(server.bufferedBytes <= MiB + 6 * 64 * 1024, `${server.bufferedBytes} bytes held by handshakes`);
   // Before, the strangers could hold all 8 MiB and this 6 MiB upload was refused.
