@@ -43,7 +43,7 @@ const out = {};
 // 2. Rewritten spellings of a real token's signature (and payload): how many still verify.
 {
   const auth = createHmacAuth({ secret: SECRET });
-  let token = '';
+  let token;
   // A signature with both '-' and '_' and whose last char has spare low bits set to 0.
   for (let i = 0; ; i++) {
     token = auth.issue(`user${i}`);

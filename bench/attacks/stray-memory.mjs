@@ -1,3 +1,4 @@
+/* global gc */
 // Issue 14 measurement: node --expose-gc bench/attacks/stray-memory.mjs $PWD/dist [ids]. Peak and
 // pinned (after GC) client memory while the hostile server of stray-server.mjs sends P=4 unfinished
 // 60 MiB fragmented answers to unused ids. Loopback only; ends when the call settles or after 60 s.

@@ -69,6 +69,7 @@ export function checkJsonInput(type: avro.Type, json: unknown, path = ''): unkno
     case 'bytes':
     case 'fixed': {
       if (typeof json !== 'string') return fail(`expected ${t.typeName} as a string of code points 0-255, got ${describe(json)}`);
+      // eslint-disable-next-line no-control-regex -- the range starts at U+0000 on purpose
       const high = /[^\u0000-\u00ff]/.exec(json);
       if (high !== null) {
         const hex = high[0].codePointAt(0)!.toString(16).padStart(4, '0');

@@ -38,6 +38,8 @@ export interface Client {
  */
 export function createClient(options: ClientOptions): Client {
   const o = resolveClientOptions(options);
+  // The pool's callbacks reach the runner, which needs the pool: it is created right after.
+  // eslint-disable-next-line prefer-const
   let runner: CallRunner | undefined;
   const pool = new Pool({
     protocol: o.protocol,

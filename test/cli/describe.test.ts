@@ -35,7 +35,7 @@ test('prints IDL that avsc parses back to the served protocol; --json prints its
     assert.match(idl.stdout, /string fail\(string reason, long code\) throws Nope;/);
     assert.match(idl.stdout, /void ping\(\) oneway;/);
     assert.ok(idl.stdout.endsWith('  void ping() oneway;\n}\n'), 'no blank line before the closing brace');
-    assert.match(idl.stdout, /\} = RED;\n\n  fixed Hash\(4\);\n\n/, 'one blank line between declarations');
+    assert.match(idl.stdout, /\} = RED;\n\n {2}fixed Hash\(4\);\n\n/, 'one blank line between declarations');
     assert.not.match(idl.stdout, /\n\n\n/);
     assertEquivalent(parseProtocol(idl.stdout), served);
     const json = await avrpc('describe', server.address, '--json');

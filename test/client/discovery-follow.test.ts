@@ -41,6 +41,8 @@ function flakyRegistry(inner: Registry, failures: number, error: RpcError): Regi
   r.watch = (name: string, options?: WatchOptions): AsyncIterable<ServiceInstance[]> => {
     r.watches++;
     if (r.watches > failures) return inner.watch(name, options);
+    // A watch that fails before its first value: a generator that throws on its first next().
+    // eslint-disable-next-line require-yield
     return (async function* failing(): AsyncGenerator<ServiceInstance[]> {
       await Promise.resolve();
       throw error;

@@ -36,7 +36,7 @@ test('a two-way void call resolves null after its handler ran (returning nothing
     handlers: {
       reset: () => { ran.push('reset'); },
       fire: () => { ran.push('fire'); },
-      guarded: async () => { ran.push('guarded'); throw { why: 'in use' }; }, // eslint-disable-line no-throw-literal
+      guarded: async () => { ran.push('guarded'); throw { why: 'in use' }; },  
       broken: () => { ran.push('broken'); throw new Error('fuse blown'); },
     },
   });

@@ -18,7 +18,7 @@ function echoServer(observer?: { bytesReceived(n: number): void }): Promise<Star
     protocol,
     handlers: {
       echo: (req: { item: Item }) => req.item,
-      fail: (req: { reason: string }) => { throw { reason: req.reason }; }, // eslint-disable-line no-throw-literal
+      fail: (req: { reason: string }) => { throw { reason: req.reason }; },  
       notify: () => undefined,
     },
     ...(observer ? { observer } : {}),

@@ -21,7 +21,7 @@ test.before(async () => {
       echo: (req: { item: Item }) => {
         switch (req.item.name) {
           case 'throw-error': throw new Error('boom: the handler broke');
-          case 'throw-string': throw 'plain string'; // eslint-disable-line no-throw-literal
+          case 'throw-string': throw 'plain string';  
           case 'reject-rpc': return Promise.reject(new RpcError(Code.PERMISSION_DENIED, 'not for you', { metadata: { why: 'acl' } }));
           case 'bad-response': return { id: 1 }; // not an Item
           default: return req.item;
@@ -72,7 +72,7 @@ test('a handler returning a value that is not the response type gives INTERNAL',
 });
 
 test('a thrown declared Avro error (EchoError) arrives in err.details', async () => {
-  fail = (req) => { throw { reason: req.reason }; }; // eslint-disable-line no-throw-literal
+  fail = (req) => { throw { reason: req.reason }; };  
   const err = await rejection(client.call('fail', { reason: 'disk full' }));
   assert.is(err.code, Code.UNKNOWN);
   assert.equal({ ...(err.details as object) }, { reason: 'disk full' });

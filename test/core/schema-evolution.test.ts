@@ -33,7 +33,7 @@ async function pair(clientVersion: string, serverVersion: string, extra: { idleT
   const seen: Any[] = [];
   const handlers: Record<string, (req: Any) => unknown> = {
     echo: (req) => { seen.push(req['item'] as Any); return req['item']; },
-    fail: (req) => { seen.push(req); throw { reason: `bad ${String(req['reason'])}` }; }, // eslint-disable-line no-throw-literal
+    fail: (req) => { seen.push(req); throw { reason: `bad ${String(req['reason'])}` }; },  
   };
   if (protocol.message('version')) handlers['version'] = () => serverVersion;
   const server = await startServer({
@@ -171,7 +171,7 @@ test('a server error union the client cannot resolve: FAILED_PRECONDITION before
   let ran = 0;
   const server = await startServer({
     protocol: wider,
-    handlers: { fail: () => { ran++; throw { retryAfterMs: 50 }; } }, // eslint-disable-line no-throw-literal
+    handlers: { fail: () => { ran++; throw { retryAfterMs: 50 }; } },  
   });
   const client = createClient({ protocol: versions['v1']!, endpoints: [server.endpoint] });
   try {

@@ -47,7 +47,7 @@ export async function rejection(p: Promise<unknown>): Promise<RpcError> {
   try {
     value = await p;
   } catch (err) {
-    if (!(err instanceof RpcError)) throw new Error(`expected an RpcError, got ${String(err)}`);
+    if (!(err instanceof RpcError)) throw new Error(`expected an RpcError, got ${String(err)}`, { cause: err });
     return err;
   }
   throw new Error(`expected a rejection, got ${JSON.stringify(value)}`);

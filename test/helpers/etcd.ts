@@ -63,7 +63,7 @@ export async function startEtcd(): Promise<EtcdServer> {
     await waitHealthy(clientUrl, child);
   } catch (err) {
     await stop();
-    throw new Error(`etcd did not start: ${(err as Error).message}\n${stderr}`);
+    throw new Error(`etcd did not start: ${(err as Error).message}\n${stderr}`, { cause: err });
   }
   return { endpoint: clientUrl, stop };
 }

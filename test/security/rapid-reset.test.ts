@@ -141,7 +141,7 @@ test('a client whose calls all time out against a slow server is not cut off: a 
 });
 
 test('CancelGuard: the absolute floor and the ratio must both be passed', () => {
-  let now = 0;
+  const now = 0;
   const guard = new CancelGuard({ maxCancels: 10, maxCancelRatio: 2, cancelWindowMs: 1000 }, () => now);
   // 9 cancels, nothing completed: under the floor.
   for (let i = 0; i < 9; i++) assert.is(guard.cancel(0), false);

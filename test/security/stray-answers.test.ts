@@ -103,6 +103,8 @@ interface Harness {
 /** A client connection (no pool: its large-message state is inspected) offering fragments and compression. */
 function connect(port: number): Harness {
   let held = 0;
+  // Set once the connection exists; `sample` runs from its frame hook before that.
+  // eslint-disable-next-line prefer-const
   let framed: FramedSocket | undefined;
   const sample = (): void => {
     if (framed !== undefined) held = Math.max(held, framed.largeMessageBytes + framed.receiving);
