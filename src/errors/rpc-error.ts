@@ -16,6 +16,9 @@ export interface RpcErrorOptions {
  * The one error type every failure a caller can see is reported with. `code` is one of {@link Code}.
  * Errors from the peer have `isRemote: true`; declared Avro errors carry their decoded value in `details`.
  */
+/** Marks every RpcError, whichever copy of avrpc made it (a registry-wide symbol: two installs share it). */
+const BRAND = Symbol.for('avrpc.RpcError');
+
 export class RpcError extends Error {
   /** The status code, one of {@link Code}. */
   readonly code: Code;
@@ -32,6 +35,15 @@ export class RpcError extends Error {
     this.metadata = options.metadata ?? EMPTY;
     this.isRemote = options.isRemote ?? false;
     this.details = options.details;
+    (this as unknown as Record<symbol, true>)[BRAND] = true;
+  }
+
+  /**
+   * `err instanceof RpcError` holds for an RpcError made by another copy of avrpc too (two versions in
+   * one dependency tree, a bundled copy): it checks a shared brand, not the prototype chain.
+   */
+  static [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
   }
 
   override get name(): string {

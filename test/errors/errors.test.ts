@@ -38,6 +38,19 @@ test('RpcError: code, name, codeName, metadata, details, cause, isRemote', () =>
   assert.equal({ ...new RpcError(Code.INTERNAL, 'x').metadata }, {});
 });
 
+test('instanceof RpcError holds across two copies of the package; nothing else passes it', async () => {
+  // A second module instance of the same file stands for a second install of avrpc in one process.
+  const other = (await import(new URL('../../src/errors/rpc-error.js?second-copy', import.meta.url).href)) as typeof import('../../src/errors/rpc-error.js');
+  assert.is.not(other.RpcError, RpcError, 'a distinct class');
+  const foreign = new other.RpcError(Code.NOT_FOUND, 'from the other copy');
+  assert.ok(foreign instanceof RpcError);
+  assert.ok(new RpcError(Code.INTERNAL, 'ours') instanceof other.RpcError);
+  assert.is(RpcError.from(foreign), foreign, 'RpcError.from keeps it as is');
+  for (const value of [new Error('plain'), { code: Code.NOT_FOUND, message: 'lookalike' }, null, undefined, 'RpcError', 3]) {
+    assert.not.ok(value instanceof RpcError, String(value));
+  }
+});
+
 test('RpcError.from: an RpcError is returned as is', () => {
   const err = new RpcError(Code.ABORTED, 'kept');
   assert.is(RpcError.from(err), err);
