@@ -61,6 +61,22 @@ function welcomeStatus(body: Buffer): string {
   return readHandshake<Welcome>(welcomeType, body).status;
 }
 
+/** A raw peer that completed a handshake with a protocol the server has never seen (a random salt type). */
+async function learnt(port: number): Promise<{ first: Awaited<ReturnType<typeof peer>>; text: string }> {
+  const text = echoWith([{ type: 'fixed', name: `Salt${randomBytes(4).toString('hex')}`, size: 1 }]);
+  const first = await peer(port);
+  first.socket.write(hello(text));
+  assert.is(welcomeStatus((await first.frame()).body), 'OK');
+  return { first, text };
+}
+
+/** The WELCOME status a new connection gets when its HELLO names `text` by fingerprint only. */
+async function statusByFingerprint(port: number, text: string): Promise<string> {
+  const p = await peer(port);
+  p.socket.write(hello(text, false));
+  return welcomeStatus((await p.frame()).body);
+}
+
 test('server: a protocol text over the default maxProtocolBytes (256 KiB) gets GOAWAY RESOURCE_EXHAUSTED', async () => {
   // Before: the default was 1 MiB, and such a text was parsed (about a second of event loop).
   const { port } = await serve();
@@ -100,31 +116,19 @@ test('server: a small protocol with too many named types, or nested too deep, is
 test('server without authenticate: a protocol joins the shared cache only once a call of its connection completed', async () => {
   // Before: any handshake's protocol joined the cache at once (64 of them, about 25 MB per MiB of text).
   const { port } = await serve();
-  const text = echoWith([{ type: 'fixed', name: `Salt${randomBytes(4).toString('hex')}`, size: 1 }]);
-  const first = await peer(port);
-  first.socket.write(hello(text));
-  assert.is(welcomeStatus((await first.frame()).body), 'OK');
+  const { first, text } = await learnt(port);
   // Another connection naming only its fingerprint: the server does not know it yet.
-  const second = await peer(port);
-  second.socket.write(hello(text, false));
-  assert.is(welcomeStatus((await second.frame()).body), 'NEED_PROTOCOL');
+  assert.is(await statusByFingerprint(port, text), 'NEED_PROTOCOL');
   // A call completes on the first connection: now the protocol is shared.
   first.socket.write(requestBytes(protocol, 1, 'echo', { item }));
   assert.is((await first.frame()).type, FrameType.RESPONSE);
-  const third = await peer(port);
-  third.socket.write(hello(text, false));
-  assert.is(welcomeStatus((await third.frame()).body), 'OK');
+  assert.is(await statusByFingerprint(port, text), 'OK');
 });
 
 test('server with authenticate: an authenticated connection\'s protocol joins the cache at once', async () => {
   const { port } = await serve({ authenticate: () => 'someone' });
-  const text = echoWith([{ type: 'fixed', name: `Salt${randomBytes(4).toString('hex')}`, size: 1 }]);
-  const first = await peer(port);
-  first.socket.write(hello(text));
-  assert.is(welcomeStatus((await first.frame()).body), 'OK');
-  const second = await peer(port);
-  second.socket.write(hello(text, false));
-  assert.is(welcomeStatus((await second.frame()).body), 'OK');
+  const { text } = await learnt(port);
+  assert.is(await statusByFingerprint(port, text), 'OK');
 });
 
 test('server: strangers\' protocols share a parse budget (protocolParseMsPerSecond); known protocols and authenticated peers do not wait on it', async () => {
