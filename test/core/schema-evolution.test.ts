@@ -145,7 +145,7 @@ test('where resolution is impossible the call fails FAILED_PRECONDITION, never w
 test('a record where the peer has a string: FAILED_PRECONDITION naming the message, the field and both types', async () => {
   // avsc throws a bare TypeError here ("Cannot read properties of undefined"), which used to be the whole message.
   const variant = (change: (echo: { request: Array<{ name: string; type: unknown }>; response: unknown }) => void): Protocol => {
-    const json = JSON.parse(versions['v1']!.text) as { messages: Record<string, never> };
+    const json = JSON.parse(versions['v1']!.text) as { messages: Record<string, unknown> };
     const echo = structuredClone(json.messages['echo']) as { request: Array<{ name: string; type: unknown }>; response: unknown };
     change(echo);
     return parseProtocol(JSON.stringify({ ...json, messages: { ...json.messages, echo } }));
