@@ -42,7 +42,9 @@ if (job.kind === 'raw' || job.kind === 'rawBatched') {
   });
   const request = { item: benchItem };
   await client.call('echo', request);
-  const options = job.withDeadlineAndMetadata ? { timeoutMs: 5000, metadata: { 'trace-id': '4bf92f3577b34da6a3ce929d0e0e4736' } } : undefined;
+  const options = job.withDeadlineAndMetadata
+    ? { timeoutMs: 5000, metadata: { 'trace-id': '4bf92f3577b34da6a3ce929d0e0e4736' } }
+    : undefined;
   call = () => client.call('echo', request, options);
   close = () => client.close();
 }

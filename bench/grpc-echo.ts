@@ -32,9 +32,12 @@ export async function startGrpcServer(handlerDelayMs = 0): Promise<{ port: numbe
 export async function grpcClient(port: number): Promise<{ call(item: object): Promise<unknown>; close(): void }> {
   const Echo = echoService();
   const client = new Echo(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-  await new Promise<void>((resolve, reject) => client.waitForReady(Date.now() + 10_000, (err: Error | undefined) => (err ? reject(err) : resolve())));
+  await new Promise<void>((resolve, reject) =>
+    client.waitForReady(Date.now() + 10_000, (err: Error | undefined) => (err ? reject(err) : resolve())),
+  );
   return {
-    call: (item) => new Promise((resolve, reject) => client.Echo(item, (err: Error | null, res: unknown) => (err ? reject(err) : resolve(res)))),
+    call: (item) =>
+      new Promise((resolve, reject) => client.Echo(item, (err: Error | null, res: unknown) => (err ? reject(err) : resolve(res)))),
     close: () => client.close(),
   };
 }

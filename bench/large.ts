@@ -55,7 +55,12 @@ export interface LargeResults {
   memory: { n: number; clientWorstN: number; serverWorstN: number }[];
 }
 
-interface Ports { fragOn: number; fragOff: number; offload: number; raw: number }
+interface Ports {
+  fragOn: number;
+  fragOff: number;
+  offload: number;
+  raw: number;
+}
 
 // ---------------------------------------------------------------- server child
 
@@ -83,11 +88,28 @@ function rawEchoServer(): Promise<number> {
 
 async function serverMain(): Promise<void> {
   const handlers = { echo: (req: { data: Buffer }) => req.data, ping: (req: { s: string }) => req.s };
-  const on = createServer({ protocol: largeProtocol, handlers, maxMessageBytes: 256 * MiB, maxQueuedBytes: 256 * MiB, fragmentWindowBytes });
-  const off = createServer({ protocol: largeProtocol, handlers, fragmentBytes: 0, maxFrameBytes: 256 * MiB, maxMessageBytes: 256 * MiB, maxQueuedBytes: 256 * MiB });
+  const on = createServer({
+    protocol: largeProtocol,
+    handlers,
+    maxMessageBytes: 256 * MiB,
+    maxQueuedBytes: 256 * MiB,
+    fragmentWindowBytes,
+  });
+  const off = createServer({
+    protocol: largeProtocol,
+    handlers,
+    fragmentBytes: 0,
+    maxFrameBytes: 256 * MiB,
+    maxMessageBytes: 256 * MiB,
+    maxQueuedBytes: 256 * MiB,
+  });
   // The same with the echo in a worker thread (offload 'auto': the small pings stay inline).
   const offloaded = createServer({
-    protocol: largeProtocol, handlers, maxMessageBytes: 256 * MiB, maxQueuedBytes: 256 * MiB, fragmentWindowBytes,
+    protocol: largeProtocol,
+    handlers,
+    maxMessageBytes: 256 * MiB,
+    maxQueuedBytes: 256 * MiB,
+    fragmentWindowBytes,
     workers: { module: new URL('./large-handlers.js', import.meta.url), messages: ['echo'], threads: 1 },
   });
   const ports: Ports = {
@@ -105,7 +127,9 @@ async function serverMain(): Promise<void> {
       gc();
       base = memNow();
       peak = 0;
-      sampler = setInterval(() => { peak = Math.max(peak, memNow() - base); }, 1);
+      sampler = setInterval(() => {
+        peak = Math.max(peak, memNow() - base);
+      }, 1);
       process.send!({ ack: true });
     } else if (m === 'mem-stop') {
       clearInterval(sampler);
@@ -147,8 +171,12 @@ function request(child: ChildProcess, msg: string): Promise<{ peak?: number; p99
 /** Small pings in a closed loop for `ms`, with `bigInFlight` 8 MB echoes running alongside on the same socket. */
 async function latencyUnderLoad(child: ChildProcess, port: number, fragments: boolean, bigInFlight: number, ms: number) {
   const client = createClient({
-    protocol: largeProtocol, endpoints: [`127.0.0.1:${port}`], fragmentBytes: fragments ? undefined : 0,
-    maxFrameBytes: 256 * MiB, maxMessageBytes: 256 * MiB, fragmentWindowBytes,
+    protocol: largeProtocol,
+    endpoints: [`127.0.0.1:${port}`],
+    fragmentBytes: fragments ? undefined : 0,
+    maxFrameBytes: 256 * MiB,
+    maxMessageBytes: 256 * MiB,
+    fragmentWindowBytes,
   });
   await client.call('ping', { s: 'warm' });
   const data = Buffer.alloc(8 * MiB, 3);
@@ -177,8 +205,13 @@ async function latencyUnderLoad(child: ChildProcess, port: number, fragments: bo
   await client.close();
   lat.sort((a, b) => a - b);
   return {
-    p50: percentile(lat, 0.5), p99: percentile(lat, 0.99), max: lat[lat.length - 1]!, small: lat.length, big: bigDone,
-    clientStallMs: eld.max / 1e6, serverStallMs: serverEld.peak!,
+    p50: percentile(lat, 0.5),
+    p99: percentile(lat, 0.99),
+    max: lat[lat.length - 1]!,
+    small: lat.length,
+    big: bigDone,
+    clientStallMs: eld.max / 1e6,
+    serverStallMs: serverEld.peak!,
   };
 }
 
@@ -189,12 +222,14 @@ async function avrpcThroughput(client: Client, inFlight: number, ms: number): Pr
   let done = 0;
   const end = performance.now() + ms;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: inFlight }, async () => {
-    while (performance.now() < end) {
-      await client.call('echo', { data });
-      done++;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (performance.now() < end) {
+        await client.call('echo', { data });
+        done++;
+      }
+    }),
+  );
   return (done * MiB) / ((performance.now() - t0) / 1000);
 }
 
@@ -209,7 +244,9 @@ async function rawThroughput(port: number, inFlight: number, ms: number): Promis
   const t0 = performance.now();
   const end = t0 + ms;
   let finish!: () => void;
-  const finished = new Promise<void>((r) => { finish = r; });
+  const finished = new Promise<void>((r) => {
+    finish = r;
+  });
   let outstanding = 0;
   const send = (id: number): void => {
     const h = Buffer.allocUnsafe(10);
@@ -248,9 +285,11 @@ async function memoryFor(child: ChildProcess, port: number, n: number) {
     gc();
     const base = memNow();
     let peak = 0;
-    const sampler = setInterval(() => { peak = Math.max(peak, memNow() - base); }, 1);
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, memNow() - base);
+    }, 1);
     await request(child, 'mem-start');
-    const out = await client.call('echo', { data }) as Buffer;
+    const out = (await client.call('echo', { data })) as Buffer;
     peak = Math.max(peak, memNow() - base);
     clearInterval(sampler);
     const server = (await request(child, 'mem-stop')).peak!;
@@ -264,7 +303,9 @@ async function memoryFor(child: ChildProcess, port: number, n: number) {
 
 async function main(): Promise<void> {
   const started = Date.now();
-  const child = fork(fileURLToPath(import.meta.url), ['--server', ...(windowArg === undefined ? [] : [windowArg])], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(fileURLToPath(import.meta.url), ['--server', ...(windowArg === undefined ? [] : [windowArg])], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   const ports = await new Promise<Ports>((resolve) => child.once('message', (m) => resolve(m as Ports)));
   const fmt = (x: number) => x.toFixed(2);
   const only = process.argv.slice(2).filter((a) => /^[123]$/.test(a));
@@ -272,53 +313,66 @@ async function main(): Promise<void> {
   const results: LargeResults = { latency: [], memory: [] };
   try {
     if (want('1')) {
-    console.log('1. small-call latency (closed loop, 1 in flight) while 8 MB echoes share the connection');
-    const rows = [
-      ['idle, fragments on', ports.fragOn, true, 0], ['fragments on ', ports.fragOn, true, 1], ['fragments off', ports.fragOff, false, 1],
-      ['fragments on, offload', ports.offload, true, 1], ['fragments on, 2 big', ports.fragOn, true, 2], ['fragments off, 2 big', ports.fragOff, false, 2],
-    ] as const;
-    for (const [label, port, fragments, big] of rows) {
-      if (quick && big > 1) continue;
-      const r = await latencyUnderLoad(child, port, fragments, big, rowMs ?? 5000);
-      results.latency.push({
-        label: label.trim(), p50Ms: r.p50, p99Ms: r.p99, maxMs: r.max, smallCalls: r.small, bigCalls: r.big, clientStallMs: r.clientStallMs, serverStallMs: r.serverStallMs,
-      });
-      console.log(`   ${label.padEnd(22)} p50 ${fmt(r.p50)} ms  p99 ${fmt(r.p99)} ms  max ${fmt(r.max)} ms  (${r.small} small calls, ${r.big} x 8 MB echoes;`
-        + ` longest event-loop stall: client ${fmt(r.clientStallMs)} ms, server ${fmt(r.serverStallMs)} ms)`);
-    }
-
+      console.log('1. small-call latency (closed loop, 1 in flight) while 8 MB echoes share the connection');
+      const rows = [
+        ['idle, fragments on', ports.fragOn, true, 0],
+        ['fragments on ', ports.fragOn, true, 1],
+        ['fragments off', ports.fragOff, false, 1],
+        ['fragments on, offload', ports.offload, true, 1],
+        ['fragments on, 2 big', ports.fragOn, true, 2],
+        ['fragments off, 2 big', ports.fragOff, false, 2],
+      ] as const;
+      for (const [label, port, fragments, big] of rows) {
+        if (quick && big > 1) continue;
+        const r = await latencyUnderLoad(child, port, fragments, big, rowMs ?? 5000);
+        results.latency.push({
+          label: label.trim(),
+          p50Ms: r.p50,
+          p99Ms: r.p99,
+          maxMs: r.max,
+          smallCalls: r.small,
+          bigCalls: r.big,
+          clientStallMs: r.clientStallMs,
+          serverStallMs: r.serverStallMs,
+        });
+        console.log(
+          `   ${label.padEnd(22)} p50 ${fmt(r.p50)} ms  p99 ${fmt(r.p99)} ms  max ${fmt(r.max)} ms  (${r.small} small calls, ${r.big} x 8 MB echoes;` +
+            ` longest event-loop stall: client ${fmt(r.clientStallMs)} ms, server ${fmt(r.serverStallMs)} ms)`,
+        );
+      }
     }
     if (want('2')) {
-    console.log('2. 1 MB echo throughput, payload bytes/s one way, 4 in flight, 1 connection (best of 3 interleaved rounds)');
-    // Interleaved rounds, best of each: on a shared machine the noise then hits the floor and avrpc alike.
-    const runMs = (rowMs ?? 4000) / 3;
-    let raw = 0;
-    let on = 0;
-    let off = 0;
-    const onClient = createClient({ protocol: largeProtocol, endpoints: [`127.0.0.1:${ports.fragOn}`], fragmentWindowBytes });
-    const offClient = createClient({ protocol: largeProtocol, endpoints: [`127.0.0.1:${ports.fragOff}`], fragmentBytes: 0 });
-    for (let round = 0; round < 3; round++) {
-      raw = Math.max(raw, await rawThroughput(ports.raw, 4, runMs));
-      on = Math.max(on, await avrpcThroughput(onClient, 4, runMs));
-      off = Math.max(off, await avrpcThroughput(offClient, 4, runMs));
-    }
-    await onClient.close();
-    await offClient.close();
-    results.throughput = { rawBytesPerSec: raw, onBytesPerSec: on, offBytesPerSec: off };
-    console.log(`   raw framed floor       ${(raw / MiB).toFixed(0)} MiB/s`);
-    console.log(`   avrpc fragments on     ${(on / MiB).toFixed(0)} MiB/s  = ${fmt(on / raw)}x the floor`);
-    console.log(`   avrpc fragments off    ${(off / MiB).toFixed(0)} MiB/s  = ${fmt(off / raw)}x the floor`);
-
+      console.log('2. 1 MB echo throughput, payload bytes/s one way, 4 in flight, 1 connection (best of 3 interleaved rounds)');
+      // Interleaved rounds, best of each: on a shared machine the noise then hits the floor and avrpc alike.
+      const runMs = (rowMs ?? 4000) / 3;
+      let raw = 0;
+      let on = 0;
+      let off = 0;
+      const onClient = createClient({ protocol: largeProtocol, endpoints: [`127.0.0.1:${ports.fragOn}`], fragmentWindowBytes });
+      const offClient = createClient({ protocol: largeProtocol, endpoints: [`127.0.0.1:${ports.fragOff}`], fragmentBytes: 0 });
+      for (let round = 0; round < 3; round++) {
+        raw = Math.max(raw, await rawThroughput(ports.raw, 4, runMs));
+        on = Math.max(on, await avrpcThroughput(onClient, 4, runMs));
+        off = Math.max(off, await avrpcThroughput(offClient, 4, runMs));
+      }
+      await onClient.close();
+      await offClient.close();
+      results.throughput = { rawBytesPerSec: raw, onBytesPerSec: on, offBytesPerSec: off };
+      console.log(`   raw framed floor       ${(raw / MiB).toFixed(0)} MiB/s`);
+      console.log(`   avrpc fragments on     ${(on / MiB).toFixed(0)} MiB/s  = ${fmt(on / raw)}x the floor`);
+      console.log(`   avrpc fragments off    ${(off / MiB).toFixed(0)} MiB/s  = ${fmt(off / raw)}x the floor`);
     }
     if (want('3')) {
-    console.log('3. memory beyond the payload while one N MB echo is in flight (arrayBuffers + heapUsed peak, MB)');
-    for (const n of [8, 32, 100]) {
-      const rows = await memoryFor(child, ports.fragOn, n);
-      const worst = { client: Math.max(...rows.map((r) => r.client)), server: Math.max(...rows.map((r) => r.server)) };
-      results.memory.push({ n, clientWorstN: worst.client / n, serverWorstN: worst.server / n });
-      console.log(`   N = ${String(n).padStart(2)} MB: client ${rows.map((r) => fmt(r.client)).join(' / ')} (worst ${fmt(worst.client / n)}N), `
-        + `server ${rows.map((r) => fmt(r.server)).join(' / ')} (worst ${fmt(worst.server / n)}N)`);
-    }
+      console.log('3. memory beyond the payload while one N MB echo is in flight (arrayBuffers + heapUsed peak, MB)');
+      for (const n of [8, 32, 100]) {
+        const rows = await memoryFor(child, ports.fragOn, n);
+        const worst = { client: Math.max(...rows.map((r) => r.client)), server: Math.max(...rows.map((r) => r.server)) };
+        results.memory.push({ n, clientWorstN: worst.client / n, serverWorstN: worst.server / n });
+        console.log(
+          `   N = ${String(n).padStart(2)} MB: client ${rows.map((r) => fmt(r.client)).join(' / ')} (worst ${fmt(worst.client / n)}N), ` +
+            `server ${rows.map((r) => fmt(r.server)).join(' / ')} (worst ${fmt(worst.server / n)}N)`,
+        );
+      }
     }
   } finally {
     child.send('exit');

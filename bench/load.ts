@@ -61,7 +61,9 @@ export async function runLoad(call: CallFn, inFlight: number, warmupMs: number, 
   stopping = true;
   await Promise.all(workers);
   const result: LoadResult = {
-    calls, errors, seconds,
+    calls,
+    errors,
+    seconds,
     callsPerSec: calls / seconds,
     p50Us: hist.getValueAtPercentile(50),
     p90Us: hist.getValueAtPercentile(90),

@@ -31,7 +31,9 @@ export async function runMicro(maxTimeSec = 1): Promise<MicroResult[]> {
   for (let i = 0; i < 64; i++) enc.frame(FrameType.RESPONSE, 0, i + 1, benchItem, writeItem);
   const chunk = Buffer.concat(enc.take());
   let frames = 0;
-  const dec = new FrameDecoder({ maxFrameBytes: 1 << 24, expectPreface: false }, () => { frames++; });
+  const dec = new FrameDecoder({ maxFrameBytes: 1 << 24, expectPreface: false }, () => {
+    frames++;
+  });
 
   const encoder = new FrameEncoder();
   let n = 0;
@@ -50,16 +52,20 @@ export async function runMicro(maxTimeSec = 1): Promise<MicroResult[]> {
   });
   const results: MicroResult[] = [];
   await new Promise<void>((resolve) => {
-    suite.on('cycle', (e: Benchmark.Event) => {
-      const b = e.target as unknown as Benchmark;
-      const perFrame = b.name!.includes('64 frames') ? 64 : 1;
-      results.push({ name: b.name!, opsPerSec: (b.hz ?? 0) * perFrame });
-    }).on('complete', () => resolve()).run({ async: false });
+    suite
+      .on('cycle', (e: Benchmark.Event) => {
+        const b = e.target as unknown as Benchmark;
+        const perFrame = b.name!.includes('64 frames') ? 64 : 1;
+        results.push({ name: b.name!, opsPerSec: (b.hz ?? 0) * perFrame });
+      })
+      .on('complete', () => resolve())
+      .run({ async: false });
   });
   if (frames === 0) throw new Error('decoder saw no frames');
   return results;
 }
 
 if (process.argv[1]?.endsWith('micro.js')) {
-  for (const r of await runMicro()) console.log(`${r.name.padEnd(48)} ${Math.round(r.opsPerSec).toLocaleString('en-US').padStart(14)} ops/s`);
+  for (const r of await runMicro())
+    console.log(`${r.name.padEnd(48)} ${Math.round(r.opsPerSec).toLocaleString('en-US').padStart(14)} ops/s`);
 }

@@ -26,8 +26,10 @@ async function measure(name: string, calls: number, run: () => unknown): Promise
   };
   await Promise.all([lane(), lane()]);
   const wallMs = (performance.now() - t0) / calls;
-  const busyMs = (performance.eventLoopUtilization(before).active) / calls;
-  console.log(`${name.padEnd(44)} main thread ${busyMs.toFixed(2).padStart(6)} ms/response, wall ${wallMs.toFixed(2).padStart(6)} ms/response`);
+  const busyMs = performance.eventLoopUtilization(before).active / calls;
+  console.log(
+    `${name.padEnd(44)} main thread ${busyMs.toFixed(2).padStart(6)} ms/response, wall ${wallMs.toFixed(2).padStart(6)} ms/response`,
+  );
 }
 
 console.log(`response: ${n} rows, ${bytes.length} bytes`);

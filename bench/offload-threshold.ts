@@ -19,9 +19,17 @@ import { bulkProtocol, rows } from '../test/offload/bulk-protocol.js';
 const protocol = bulkProtocol();
 const echo = protocol.message('echo')!;
 const replyType = echo.response;
-const workers = resolveWorkerOptions('bench', {
-  module: new URL('../test/offload/bulk-handlers.js', import.meta.url), messages: ['echo'], threads: 1, offload: 'always',
-}, protocol, () => true)!;
+const workers = resolveWorkerOptions(
+  'bench',
+  {
+    module: new URL('../test/offload/bulk-handlers.js', import.meta.url),
+    messages: ['echo'],
+    threads: 1,
+    offload: 'always',
+  },
+  protocol,
+  () => true,
+)!;
 const pool = new OffloadPool(workers, protocol, 16, false, silentLogger);
 pool.start();
 const peer = { address: '127.0.0.1', port: 0 };
@@ -71,7 +79,9 @@ for (const n of sizes) {
   const latencyUs = await latency(offloaded, Math.min(calls, 300));
   const winner = offloadUs < inlineUs ? 'offload' : 'inline';
   if (winner === 'offload' && threshold === undefined) threshold = payload.length;
-  console.log(`${String(n).padStart(5)}  ${String(payload.length).padStart(10)}  ${inlineUs.toFixed(1).padStart(14)}  ${offloadUs.toFixed(1).padStart(15)}  ${latencyUs.toFixed(1).padStart(18)}  ${winner}`);
+  console.log(
+    `${String(n).padStart(5)}  ${String(payload.length).padStart(10)}  ${inlineUs.toFixed(1).padStart(14)}  ${offloadUs.toFixed(1).padStart(15)}  ${latencyUs.toFixed(1).padStart(18)}  ${winner}`,
+  );
 }
 console.log(`\nsmallest payload where offloading costs the main thread less: ${threshold ?? 'none'} bytes`);
 await pool.close();

@@ -36,7 +36,9 @@ async function serve(mode: Mode): Promise<void> {
   const server = createServer({
     protocol: bulkProtocol(),
     handlers: { echo },
-    ...(mode === 'on' ? { workers: { module: new URL('../test/offload/bulk-handlers.js', import.meta.url), messages: ['echo'], threads: 1 } } : {}),
+    ...(mode === 'on'
+      ? { workers: { module: new URL('../test/offload/bulk-handlers.js', import.meta.url), messages: ['echo'], threads: 1 } }
+      : {}),
   });
   const { port } = await server.listen();
   const histogram = monitorEventLoopDelay({ resolution: 1 });
@@ -50,7 +52,10 @@ async function serve(mode: Mode): Promise<void> {
       histogram.disable();
       const report: ServerReport = {
         elu: performance.eventLoopUtilization(elu).utilization,
-        maxMs: histogram.max / 1e6, p99Ms: histogram.percentile(99) / 1e6, p50Ms: histogram.percentile(50) / 1e6, meanMs: histogram.mean / 1e6,
+        maxMs: histogram.max / 1e6,
+        p99Ms: histogram.percentile(99) / 1e6,
+        p50Ms: histogram.percentile(50) / 1e6,
+        meanMs: histogram.mean / 1e6,
       };
       process.send!(report);
       void server.close({ graceMs: 500 }).then(() => process.exit(0));
@@ -70,7 +75,10 @@ export interface OffloadModeResult {
 }
 
 async function runMode(mode: Mode, seconds: number): Promise<OffloadModeResult> {
-  const child = fork(fileURLToPath(import.meta.url), ['--server', mode], { stdio: 'inherit', execArgv: (process.env.SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean) });
+  const child = fork(fileURLToPath(import.meta.url), ['--server', mode], {
+    stdio: 'inherit',
+    execArgv: (process.env.SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean),
+  });
   const next = (): Promise<unknown> => new Promise((resolve) => child.once('message', resolve));
   const { port } = (await next()) as { port: number };
   const protocol = bulkProtocol();
@@ -84,9 +92,12 @@ async function runMode(mode: Mode, seconds: number): Promise<OffloadModeResult> 
   child.send('start');
   // The 20k-row calls come from a third process (as raw bytes, see bigLoad), so that they do not delay
   // the small calls on the client side.
-  const bigLoad = mode === 'idle' || mode === 'small' ? undefined
-    : fork(fileURLToPath(import.meta.url), ['--big', String(port), String(seconds)], { stdio: 'inherit' });
-  const bigDone = bigLoad === undefined ? Promise.resolve(0) : new Promise<number>((resolve) => bigLoad.once('message', (n) => resolve(n as number)));
+  const bigLoad =
+    mode === 'idle' || mode === 'small'
+      ? undefined
+      : fork(fileURLToPath(import.meta.url), ['--big', String(port), String(seconds)], { stdio: 'inherit' });
+  const bigDone =
+    bigLoad === undefined ? Promise.resolve(0) : new Promise<number>((resolve) => bigLoad.once('message', (n) => resolve(n as number)));
   const smallLane = async (): Promise<void> => {
     while (performance.now() < until) {
       const t0 = performance.now();
@@ -105,8 +116,8 @@ async function runMode(mode: Mode, seconds: number): Promise<OffloadModeResult> 
   const at = (p: number): number => smallLatency[Math.min(smallLatency.length - 1, Math.floor((p / 100) * smallLatency.length))] ?? 0;
   const pct = (p: number): string => at(p).toFixed(2);
   console.log(
-    `offload ${mode.padEnd(3)}  server loop delay max ${report.maxMs.toFixed(2)} ms, p99 ${report.p99Ms.toFixed(2)} ms, p50 ${report.p50Ms.toFixed(2)} ms, main-thread busy ${(report.elu * 100).toFixed(0)}%`
-    + ` | small calls ${smallLatency.length} (p50 ${pct(50)} ms, p99 ${pct(99)} ms) | 20k-row calls ${bigCalls}`,
+    `offload ${mode.padEnd(3)}  server loop delay max ${report.maxMs.toFixed(2)} ms, p99 ${report.p99Ms.toFixed(2)} ms, p50 ${report.p50Ms.toFixed(2)} ms, main-thread busy ${(report.elu * 100).toFixed(0)}%` +
+      ` | small calls ${smallLatency.length} (p50 ${pct(50)} ms, p99 ${pct(99)} ms) | 20k-row calls ${bigCalls}`,
   );
   return { mode, server: report, smallCalls: smallLatency.length, smallP50Ms: at(50), smallP99Ms: at(99), bigCalls };
 }

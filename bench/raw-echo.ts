@@ -75,7 +75,10 @@ export async function startRawServer(batched: boolean): Promise<{ port: number; 
   const server: Server = createServer((socket) => {
     socket.setNoDelay(true);
     const out = new Batcher(socket, batched);
-    socket.on('data', frameReader((id, body) => out.frame(id, body)));
+    socket.on(
+      'data',
+      frameReader((id, body) => out.frame(id, body)),
+    );
     socket.on('error', () => socket.destroy());
   });
   server.listen(0, '127.0.0.1');
@@ -83,10 +86,11 @@ export async function startRawServer(batched: boolean): Promise<{ port: number; 
   const port = (server.address() as { port: number }).port;
   return {
     port,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      // Connections end when the client process exits.
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Connections end when the client process exits.
+      }),
   };
 }
 
@@ -98,12 +102,15 @@ export async function rawClient(port: number, batched: boolean): Promise<{ call(
   const pending = new Map<number, (body: Buffer) => void>();
   let nextId = 0;
   const out = new Batcher(socket, batched);
-  socket.on('data', frameReader((id, body) => {
-    const resolve = pending.get(id);
-    if (resolve === undefined) return;
-    pending.delete(id);
-    resolve(body);
-  }));
+  socket.on(
+    'data',
+    frameReader((id, body) => {
+      const resolve = pending.get(id);
+      if (resolve === undefined) return;
+      pending.delete(id);
+      resolve(body);
+    }),
+  );
   return {
     call(body) {
       const id = (nextId = (nextId + 1) >>> 0);

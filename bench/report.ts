@@ -93,12 +93,16 @@ export function markdown(report: BenchReport): string {
   for (const row of report.rows) {
     const ratios = rowRatios(row);
     const r = row.results;
-    lines.push(`| ${row.title} | ${cell(r.avrpc)} | ${cell(r.grpc)} | ${cell(r.raw)} | ${cell(r.rawBatched)} | ${[ratios, row.note].filter(Boolean).join('; ')} |`);
+    lines.push(
+      `| ${row.title} | ${cell(r.avrpc)} | ${cell(r.grpc)} | ${cell(r.raw)} | ${cell(r.rawBatched)} | ${[ratios, row.note].filter(Boolean).join('; ')} |`,
+    );
   }
   lines.push('');
-  lines.push('raw floor: length-prefixed, id-multiplexed echo over `net`, one socket write per frame (the floor issue 2\'s '
-    + 'targets are set against). raw batched: the same with one write per tick on both sides, as avrpc does; no codec, '
-    + 'no handshake, no deadlines: what the kernel and V8 allow at best.');
+  lines.push(
+    "raw floor: length-prefixed, id-multiplexed echo over `net`, one socket write per frame (the floor issue 2's " +
+      'targets are set against). raw batched: the same with one write per tick on both sides, as avrpc does; no codec, ' +
+      'no handshake, no deadlines: what the kernel and V8 allow at best.',
+  );
   lines.push('');
   for (const sec of report.sections) {
     lines.push(`${sec.title}:`);
@@ -149,7 +153,9 @@ export function consoleTable(report: BenchReport): string {
     for (const s of SYSTEMS) {
       const r = row.results[s];
       if (r === undefined) continue;
-      out.push(`${row.title.padEnd(w)}  ${LABEL[s].padEnd(9)}  ${Math.round(r.callsPerSec).toString().padStart(9)}  ${latency(r.p50Us).padStart(9)}  ${latency(r.p99Us).padStart(9)}  ${r.errors}`);
+      out.push(
+        `${row.title.padEnd(w)}  ${LABEL[s].padEnd(9)}  ${Math.round(r.callsPerSec).toString().padStart(9)}  ${latency(r.p50Us).padStart(9)}  ${latency(r.p99Us).padStart(9)}  ${r.errors}`,
+      );
     }
     const extra = [rowRatios(row), row.note].filter(Boolean).join('; ');
     if (extra !== '') out.push(`${''.padEnd(w)}  ${extra}`);
@@ -189,7 +195,10 @@ export function svg(report: BenchReport): string {
     y += 20;
     parts.push(`<text x="10" y="${y}" font-size="13" font-weight="bold">${esc(title)}</text>`);
     y += 8;
-    const max = Math.max(1e-9, ...report.rows.flatMap((row) => SYSTEMS.flatMap((s) => (row.results[s] === undefined ? [] : [value(row.results[s]!)]))));
+    const max = Math.max(
+      1e-9,
+      ...report.rows.flatMap((row) => SYSTEMS.flatMap((s) => (row.results[s] === undefined ? [] : [value(row.results[s]!)]))),
+    );
     for (const row of report.rows) {
       const systems = SYSTEMS.filter((s) => row.results[s] !== undefined);
       const groupH = systems.length * barH;
@@ -222,10 +231,14 @@ export function svg(report: BenchReport): string {
   y += 10;
   let x = 10;
   for (const s of SYSTEMS) {
-    parts.push(`<rect x="${x}" y="${y - 10}" width="12" height="12" fill="${COLOR[s]}"/><text x="${x + 16}" y="${y}" font-size="11">${LABEL[s]}</text>`);
+    parts.push(
+      `<rect x="${x}" y="${y - 10}" width="12" height="12" fill="${COLOR[s]}"/><text x="${x + 16}" y="${y}" font-size="11">${LABEL[s]}</text>`,
+    );
     x += 110;
   }
   y += 12;
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y}" viewBox="0 0 ${width} ${y}" font-family="sans-serif">\n`
-    + `<rect width="100%" height="100%" fill="white"/>\n${parts.join('\n')}\n</svg>\n`;
+  return (
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y}" viewBox="0 0 ${width} ${y}" font-family="sans-serif">\n` +
+    `<rect width="100%" height="100%" fill="white"/>\n${parts.join('\n')}\n</svg>\n`
+  );
 }

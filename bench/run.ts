@@ -25,7 +25,17 @@ import { runMicro } from './micro.js';
 import type { OffloadModeResult } from './offload.js';
 import { repoFile } from './payload.js';
 import {
-  consoleTable, latency, markdown, rate, svg, times, type BenchReport, type ReportSection, type ScenarioRow, type System, type TargetCheck,
+  consoleTable,
+  latency,
+  markdown,
+  rate,
+  svg,
+  times,
+  type BenchReport,
+  type ReportSection,
+  type ScenarioRow,
+  type System,
+  type TargetCheck,
 } from './report.js';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 3);
@@ -53,16 +63,28 @@ const scenarios: Scenario[] = [
   { id: 'echo-1', title: 'echo Item, 1 in flight', systems: ['avrpc', 'grpc', 'raw'], inFlight: 1, serverDelaysMs: [0] },
   { id: 'echo-64', title: 'echo Item, 64 in flight', systems: ['avrpc', 'grpc', 'raw', 'rawBatched'], inFlight: 64, serverDelaysMs: [0] },
   {
-    id: 'echo-64-dm', title: 'echo Item, 64 in flight, with deadline and metadata',
-    systems: ['avrpc'], inFlight: 64, serverDelaysMs: [0], withDeadlineAndMetadata: true,
+    id: 'echo-64-dm',
+    title: 'echo Item, 64 in flight, with deadline and metadata',
+    systems: ['avrpc'],
+    inFlight: 64,
+    serverDelaysMs: [0],
+    withDeadlineAndMetadata: true,
   },
   {
-    id: 'lb-lc', title: `2 servers, 1 slowed ${SLOW_MS} ms, least-connections, 64 in flight`,
-    systems: ['avrpc'], inFlight: 64, serverDelaysMs: [0, SLOW_MS], balancer: 'leastConnections',
+    id: 'lb-lc',
+    title: `2 servers, 1 slowed ${SLOW_MS} ms, least-connections, 64 in flight`,
+    systems: ['avrpc'],
+    inFlight: 64,
+    serverDelaysMs: [0, SLOW_MS],
+    balancer: 'leastConnections',
   },
   {
-    id: 'lb-rr', title: `2 servers, 1 slowed ${SLOW_MS} ms, round-robin, 64 in flight`,
-    systems: ['avrpc'], inFlight: 64, serverDelaysMs: [0, SLOW_MS], balancer: 'roundRobin',
+    id: 'lb-rr',
+    title: `2 servers, 1 slowed ${SLOW_MS} ms, round-robin, 64 in flight`,
+    systems: ['avrpc'],
+    inFlight: 64,
+    serverDelaysMs: [0, SLOW_MS],
+    balancer: 'roundRobin',
   },
 ];
 
@@ -98,19 +120,23 @@ async function runOnce(s: Scenario, system: System): Promise<{ result: LoadResul
   const servers = await Promise.all(s.serverDelaysMs.map((d) => startServer(system, d)));
   try {
     const job: ClientJob = {
-      kind: system, ports: servers.map((x) => x.port), inFlight: s.inFlight,
-      warmupMs: warmupSeconds * 1000, measureMs: seconds * 1000,
+      kind: system,
+      ports: servers.map((x) => x.port),
+      inFlight: s.inFlight,
+      warmupMs: warmupSeconds * 1000,
+      measureMs: seconds * 1000,
       ...(s.balancer === undefined ? {} : { balancer: s.balancer }),
       ...(s.withDeadlineAndMetadata === true ? { withDeadlineAndMetadata: true } : {}),
     };
     const client = fork(here('./client-child.js'), [JSON.stringify(job)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const timer = setTimeout(() => client.kill('SIGKILL'), (warmupSeconds + seconds + 60) * 1000);
-    const [[result], [code]] = await Promise.all([once(client, 'message'), once(client, 'exit')]) as [[LoadResult], [number | null]];
+    const [[result], [code]] = (await Promise.all([once(client, 'message'), once(client, 'exit')])) as [[LoadResult], [number | null]];
     clearTimeout(timer);
     if (code !== 0) throw new Error(`client process exited with ${code}`);
-    const callsPerServer = s.serverDelaysMs.length > 1
-      ? await Promise.all(servers.map(async (x) => (await ask<{ calls: number }>(x.child, 'stats')).calls))
-      : [];
+    const callsPerServer =
+      s.serverDelaysMs.length > 1
+        ? await Promise.all(servers.map(async (x) => (await ask<{ calls: number }>(x.child, 'stats')).calls))
+        : [];
     return { result, callsPerServer };
   } finally {
     await Promise.all(servers.map((x) => stop(x.child)));
@@ -121,7 +147,9 @@ async function runOnce(s: Scenario, system: System): Promise<{ result: LoadResul
 async function runScript<T>(file: string, args: string[], timeoutMs: number): Promise<T | undefined> {
   const child = fork(here(file), args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   let result: T | undefined;
-  child.on('message', (m) => { result = m as T; });
+  child.on('message', (m) => {
+    result = m as T;
+  });
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   const [code] = (await once(child, 'exit')) as [number | null];
   clearTimeout(timer);
@@ -135,20 +163,45 @@ const mibs = (bytesPerSec: number): string => `${(bytesPerSec / (1024 * 1024)).t
 /** Issue 4's worker offload: the server's event-loop delay under mixed load, offload off vs on. */
 function offloadSection(r: OffloadModeResult[], secondsPerMode: number): { section: ReportSection; targets: TargetCheck[] } {
   const label: Record<string, string> = {
-    idle: 'idle (no calls: the machine\'s noise)', small: 'small calls only', off: 'mixed load, offload off', on: 'mixed load, offload on',
+    idle: "idle (no calls: the machine's noise)",
+    small: 'small calls only',
+    off: 'mixed load, offload off',
+    on: 'mixed load, offload on',
   };
   const section: ReportSection = {
     title: 'Worker offload (issue 4): server event-loop delay under mixed load',
-    note: `One server process; 32 small echo calls in flight from one client process alongside 2 calls in flight carrying a 20k-record array `
-      + `(about 540 KB each way) from another, ${secondsPerMode} s per mode (\`bench/offload.ts\`). Offload on: the 20k-record echo runs in a worker `
-      + `thread (\`offload: 'auto'\`, small calls stay inline).`,
+    note:
+      `One server process; 32 small echo calls in flight from one client process alongside 2 calls in flight carrying a 20k-record array ` +
+      `(about 540 KB each way) from another, ${secondsPerMode} s per mode (\`bench/offload.ts\`). Offload on: the 20k-record echo runs in a worker ` +
+      `thread (\`offload: 'auto'\`, small calls stay inline).`,
     header: ['mode', 'loop delay max', 'loop delay p99', 'main thread busy', 'small calls p50 / p99', 'small calls', '20k-record calls'],
-    rows: r.map((m) => [label[m.mode] ?? m.mode, ms(m.server.maxMs), ms(m.server.p99Ms), `${(m.server.elu * 100).toFixed(0)}%`,
-      `${ms(m.smallP50Ms)} / ${ms(m.smallP99Ms)}`, String(m.smallCalls), String(m.bigCalls)]),
-    chart: { title: 'Worker offload: server event-loop delay max (lower is better)', bars: r.map((m) => ({ label: label[m.mode] ?? m.mode, value: m.server.maxMs, text: ms(m.server.maxMs) })) },
+    rows: r.map((m) => [
+      label[m.mode] ?? m.mode,
+      ms(m.server.maxMs),
+      ms(m.server.p99Ms),
+      `${(m.server.elu * 100).toFixed(0)}%`,
+      `${ms(m.smallP50Ms)} / ${ms(m.smallP99Ms)}`,
+      String(m.smallCalls),
+      String(m.bigCalls),
+    ]),
+    chart: {
+      title: 'Worker offload: server event-loop delay max (lower is better)',
+      bars: r.map((m) => ({ label: label[m.mode] ?? m.mode, value: m.server.maxMs, text: ms(m.server.maxMs) })),
+    },
   };
   const on = r.find((m) => m.mode === 'on');
-  const targets = on === undefined ? [] : [{ what: 'issue 4: server loop delay max with offload, mixed load', value: on.server.maxMs, limit: '< 10 ms', ok: on.server.maxMs < 10, unit: 'ms' as const }];
+  const targets =
+    on === undefined
+      ? []
+      : [
+          {
+            what: 'issue 4: server loop delay max with offload, mixed load',
+            value: on.server.maxMs,
+            limit: '< 10 ms',
+            ok: on.server.maxMs < 10,
+            unit: 'ms' as const,
+          },
+        ];
   return { section, targets };
 }
 
@@ -159,35 +212,68 @@ function largeSections(r: LargeResults, seconds: number): { sections: ReportSect
   if (r.latency.length > 0) {
     sections.push({
       title: 'Large messages (issue 4): small-call latency while 8 MB echoes share the connection',
-      note: `One client process, one server process; small calls 1 in flight in a closed loop, ${seconds} s per row, beside one 8 MB echo call `
-        + `at a time on the same connection (\`bench/large.ts --quick\`). Offload: the server's 8 MB echo runs in a worker thread.`,
+      note:
+        `One client process, one server process; small calls 1 in flight in a closed loop, ${seconds} s per row, beside one 8 MB echo call ` +
+        `at a time on the same connection (\`bench/large.ts --quick\`). Offload: the server's 8 MB echo runs in a worker thread.`,
       header: ['mode', 'small p50', 'small p99', 'small max', 'small calls', '8 MB echoes', 'longest loop stall client / server'],
-      rows: r.latency.map((x) => [x.label, ms(x.p50Ms), ms(x.p99Ms), ms(x.maxMs), String(x.smallCalls), String(x.bigCalls), `${ms(x.clientStallMs)} / ${ms(x.serverStallMs)}`]),
-      chart: { title: 'Small-call p99 beside 8 MB echoes (lower is better)', bars: r.latency.map((x) => ({ label: x.label, value: x.p99Ms, text: ms(x.p99Ms) })) },
+      rows: r.latency.map((x) => [
+        x.label,
+        ms(x.p50Ms),
+        ms(x.p99Ms),
+        ms(x.maxMs),
+        String(x.smallCalls),
+        String(x.bigCalls),
+        `${ms(x.clientStallMs)} / ${ms(x.serverStallMs)}`,
+      ]),
+      chart: {
+        title: 'Small-call p99 beside 8 MB echoes (lower is better)',
+        bars: r.latency.map((x) => ({ label: x.label, value: x.p99Ms, text: ms(x.p99Ms) })),
+      },
     });
     const on = r.latency.find((x) => x.label === 'fragments on');
-    if (on !== undefined) targets.push({ what: 'issue 4: small-call p99 beside 8 MB calls, fragments on', value: on.p99Ms, limit: '< 5 ms', ok: on.p99Ms < 5, unit: 'ms' });
+    if (on !== undefined)
+      targets.push({
+        what: 'issue 4: small-call p99 beside 8 MB calls, fragments on',
+        value: on.p99Ms,
+        limit: '< 5 ms',
+        ok: on.p99Ms < 5,
+        unit: 'ms',
+      });
   }
   const t = r.throughput;
   if (t !== undefined) {
-    const rows: [string, number, System][] = [['raw framed floor', t.rawBytesPerSec, 'raw'], ['avrpc, fragments on', t.onBytesPerSec, 'avrpc'], ['avrpc, fragments off', t.offBytesPerSec, 'avrpc']];
+    const rows: [string, number, System][] = [
+      ['raw framed floor', t.rawBytesPerSec, 'raw'],
+      ['avrpc, fragments on', t.onBytesPerSec, 'avrpc'],
+      ['avrpc, fragments off', t.offBytesPerSec, 'avrpc'],
+    ];
     sections.push({
       title: 'Large messages (issue 4): 1 MB echo throughput',
-      note: 'Payload bytes per second one way, 4 calls in flight on 1 connection, best of 3 interleaved rounds. Raw framed floor: the same '
-        + 'frames echoed by a plain `net` server, no Avro, no fragments.',
+      note:
+        'Payload bytes per second one way, 4 calls in flight on 1 connection, best of 3 interleaved rounds. Raw framed floor: the same ' +
+        'frames echoed by a plain `net` server, no Avro, no fragments.',
       header: ['system', 'payload bytes/s', 'vs floor'],
       rows: rows.map(([label, v]) => [label, mibs(v), times(v / t.rawBytesPerSec)]),
-      chart: { title: '1 MB echo throughput (higher is better)', bars: rows.map(([label, v, system]) => ({ label, value: v, text: mibs(v), system })) },
+      chart: {
+        title: '1 MB echo throughput (higher is better)',
+        bars: rows.map(([label, v, system]) => ({ label, value: v, text: mibs(v), system })),
+      },
     });
-    targets.push({ what: 'issue 4: 1 MB echo throughput vs raw framed floor, fragments on', value: t.onBytesPerSec / t.rawBytesPerSec, limit: '>= 0.8x', ok: t.onBytesPerSec / t.rawBytesPerSec >= 0.8 });
+    targets.push({
+      what: 'issue 4: 1 MB echo throughput vs raw framed floor, fragments on',
+      value: t.onBytesPerSec / t.rawBytesPerSec,
+      limit: '>= 0.8x',
+      ok: t.onBytesPerSec / t.rawBytesPerSec >= 0.8,
+    });
   }
   if (r.memory.length > 0) {
     sections.push({
       title: 'Large messages (issue 4): memory beyond the payload while one N MB echo is in flight',
-      note: 'Peak of `process.memoryUsage()` arrayBuffers + heapUsed above the level before the call, minus the payload (the request on the '
-        + 'server, the result on the client), worst of 3 calls, sampled every 1 ms. It includes garbage V8 has not collected yet: every '
-        + 'socket read is a fresh 64 KiB buffer (Node allocates one per read), copied into the message and then dropped, so up to about N '
-        + 'of read buffers is counted until an external-memory GC runs, which for large N happens during the call.',
+      note:
+        'Peak of `process.memoryUsage()` arrayBuffers + heapUsed above the level before the call, minus the payload (the request on the ' +
+        'server, the result on the client), worst of 3 calls, sampled every 1 ms. It includes garbage V8 has not collected yet: every ' +
+        'socket read is a fresh 64 KiB buffer (Node allocates one per read), copied into the message and then dropped, so up to about N ' +
+        'of read buffers is counted until an external-memory GC runs, which for large N happens during the call.',
       header: ['N', 'client', 'server'],
       rows: r.memory.map((m) => [`${m.n} MB`, `${m.clientWorstN.toFixed(2)}N`, `${m.serverWorstN.toFixed(2)}N`]),
       chart: {
@@ -200,7 +286,13 @@ function largeSections(r: LargeResults, seconds: number): { sections: ReportSect
     });
     for (const m of r.memory) {
       const worst = Math.max(m.clientWorstN, m.serverWorstN);
-      targets.push({ what: `issue 4: memory beyond the payload per side, ${m.n} MB echo`, value: worst, limit: '<= about 2N', ok: worst <= 2.2, unit: 'N' });
+      targets.push({
+        what: `issue 4: memory beyond the payload per side, ${m.n} MB echo`,
+        value: worst,
+        limit: '<= about 2N',
+        ok: worst <= 2.2,
+        unit: 'N',
+      });
     }
   }
   return { sections, targets };
@@ -225,8 +317,10 @@ async function main(): Promise<void> {
         if (only !== undefined && !key.includes(only)) continue;
         const run = await runOnce(s, system);
         const r = run.result;
-        console.log(`  round ${round}/${rounds}  ${key.padEnd(14)} ${rate(r.callsPerSec).padStart(10)}  p50 ${latency(r.p50Us).padStart(8)}  p99 ${latency(r.p99Us).padStart(8)}`
-          + `${r.errors > 0 ? `  ${r.errors} errors (${r.firstError})` : ''}${run.callsPerServer.length > 0 ? `  calls per server ${run.callsPerServer.join(' / ')}` : ''}`);
+        console.log(
+          `  round ${round}/${rounds}  ${key.padEnd(14)} ${rate(r.callsPerSec).padStart(10)}  p50 ${latency(r.p50Us).padStart(8)}  p99 ${latency(r.p99Us).padStart(8)}` +
+            `${r.errors > 0 ? `  ${r.errors} errors (${r.firstError})` : ''}${run.callsPerServer.length > 0 ? `  calls per server ${run.callsPerServer.join(' / ')}` : ''}`,
+        );
         const prev = best.get(key);
         if (prev === undefined || r.callsPerSec > prev.result.callsPerSec) best.set(key, run);
       }
@@ -235,15 +329,21 @@ async function main(): Promise<void> {
 
   // Issue 4's scenarios, shortened: each in its own process tree.
   const extraSeconds = 3;
-  const offload = only === undefined || 'offload/avrpc'.includes(only)
-    ? await runScript<OffloadModeResult[]>('./offload.js', [String(extraSeconds)], 120_000) : undefined;
+  const offload =
+    only === undefined || 'offload/avrpc'.includes(only)
+      ? await runScript<OffloadModeResult[]>('./offload.js', [String(extraSeconds)], 120_000)
+      : undefined;
   // Each part of bench/large.ts in fresh processes: throughput measured in processes that just ran
   // the 8 MB latency rows came out 10-20% lower, floor and avrpc alike, from the heap those left.
   let large: LargeResults | undefined;
   if (only === undefined || 'large/avrpc'.includes(only)) {
     const part = (n: string) => runScript<LargeResults>('./large.js', [n, '--quick', `--seconds=${extraSeconds}`], 180_000);
     const [p1, p2, p3] = [await part('1'), await part('2'), await part('3')];
-    large = { latency: p1?.latency ?? [], memory: p3?.memory ?? [], ...(p2?.throughput === undefined ? {} : { throughput: p2.throughput }) };
+    large = {
+      latency: p1?.latency ?? [],
+      memory: p3?.memory ?? [],
+      ...(p2?.throughput === undefined ? {} : { throughput: p2.throughput }),
+    };
   }
 
   const rows: ScenarioRow[] = [];
@@ -269,7 +369,10 @@ async function main(): Promise<void> {
     'echo-1 avrpc/floor calls/s': ratio(get('echo-1', 'avrpc')?.callsPerSec, get('echo-1', 'raw')?.callsPerSec),
     'echo-64 avrpc/raw batched calls/s': ratio(get('echo-64', 'avrpc')?.callsPerSec, get('echo-64', 'rawBatched')?.callsPerSec),
     'echo-64 avrpc/raw batched p99': ratio(get('echo-64', 'avrpc')?.p99Us, get('echo-64', 'rawBatched')?.p99Us),
-    'echo-64 with/without deadline and metadata calls/s': ratio(get('echo-64-dm', 'avrpc')?.callsPerSec, get('echo-64', 'avrpc')?.callsPerSec),
+    'echo-64 with/without deadline and metadata calls/s': ratio(
+      get('echo-64-dm', 'avrpc')?.callsPerSec,
+      get('echo-64', 'avrpc')?.callsPerSec,
+    ),
     'lb least-connections/round-robin calls/s': ratio(get('lb-lc', 'avrpc')?.callsPerSec, get('lb-rr', 'avrpc')?.callsPerSec),
     'lb least-connections/round-robin p99': ratio(get('lb-lc', 'avrpc')?.p99Us, get('lb-rr', 'avrpc')?.p99Us),
   };
@@ -304,9 +407,14 @@ async function main(): Promise<void> {
   const report: BenchReport = {
     date: new Date(started).toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
     machine,
-    settings: `One server process and one client process per run, loopback; ${warmupSeconds} s warm-up, ${seconds} s measured, `
-      + `best of ${rounds} interleaved round${rounds > 1 ? 's' : ''}. Payload: Item { id, 8-char name, 3 tags, score, 64-byte blob }.`,
-    micro, rows, ratios, targets, sections,
+    settings:
+      `One server process and one client process per run, loopback; ${warmupSeconds} s warm-up, ${seconds} s measured, ` +
+      `best of ${rounds} interleaved round${rounds > 1 ? 's' : ''}. Payload: Item { id, 8-char name, 3 tags, score, 64-byte blob }.`,
+    micro,
+    rows,
+    ratios,
+    targets,
+    sections,
   };
   console.log('');
   console.log(consoleTable(report));

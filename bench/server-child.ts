@@ -17,9 +17,19 @@ async function start(): Promise<{ port: number; close(): Promise<void> }> {
   if (kind !== 'avrpc') throw new Error(`unknown server kind ${kind}`);
   const protocol = await loadProtocol(repoFile('protocol/echo.avdl'));
   type Req = { item: unknown };
-  const echo = delayMs > 0
-    ? (req: Req) => new Promise((resolve) => setTimeout(() => { calls++; resolve(req.item); }, delayMs))
-    : async (req: Req) => { calls++; return req.item; };
+  const echo =
+    delayMs > 0
+      ? (req: Req) =>
+          new Promise((resolve) =>
+            setTimeout(() => {
+              calls++;
+              resolve(req.item);
+            }, delayMs),
+          )
+      : async (req: Req) => {
+          calls++;
+          return req.item;
+        };
   const server = createServer({ protocol, handlers: { echo } });
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
   return { port, close: () => server.close({ graceMs: 1000 }) };

@@ -25,8 +25,15 @@ export type { EndpointStats } from './client/pool.js';
 export type { ClientOptions, CallOptions, Endpoint, DiscoveryOptions } from './client/client-options.js';
 export type { Balancer, BalancerName, BalancerOptions, ConnectionView } from './client/balancer.js';
 export type {
-  Registry, Registration, ServiceInstance, InstanceInput, ResolveOptions, WatchOptions,
-  EtcdRegistryOptions, DnsRegistryOptions, RegistryErrorListener,
+  Registry,
+  Registration,
+  ServiceInstance,
+  InstanceInput,
+  ResolveOptions,
+  WatchOptions,
+  EtcdRegistryOptions,
+  DnsRegistryOptions,
+  RegistryErrorListener,
 } from './discovery/index.js';
 export type { RpcErrorOptions } from './errors/rpc-error.js';
 export type { RpcObserver, Logger, PoolStat } from './observability/observer.js';

@@ -44,10 +44,22 @@ async function runParent(filter: string | undefined): Promise<void> {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let out = '';
-      child.stdout.on('data', (d: Buffer) => { out += d; process.stdout.write(d); });
-      child.stderr.on('data', (d: Buffer) => { out += d; process.stderr.write(d); });
-      const timer = setTimeout(() => { out += '\n  TIMEOUT\n'; child.kill('SIGKILL'); }, FILE_TIMEOUT_MS);
-      child.on('close', (code) => { clearTimeout(timer); resolve({ out, code }); });
+      child.stdout.on('data', (d: Buffer) => {
+        out += d;
+        process.stdout.write(d);
+      });
+      child.stderr.on('data', (d: Buffer) => {
+        out += d;
+        process.stderr.write(d);
+      });
+      const timer = setTimeout(() => {
+        out += '\n  TIMEOUT\n';
+        child.kill('SIGKILL');
+      }, FILE_TIMEOUT_MS);
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({ out, code });
+      });
     });
     // eslint-disable-next-line no-control-regex
     const plain = result.out.replace(/\x1b\[[0-9;]*m/g, '');

@@ -54,12 +54,23 @@ test('a raw client sending the SPEC bytes gets exactly the SPEC bytes back from 
 test('a server shutting down sends the SPEC GOAWAY, then refuses a later request with the SPEC REFUSED ERROR', async () => {
   const r = refusalVectors();
   let release!: () => void;
-  const gate = new Promise<void>((resolve) => { release = resolve; });
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
   let started!: () => void;
-  const running = new Promise<void>((resolve) => { started = resolve; });
+  const running = new Promise<void>((resolve) => {
+    started = resolve;
+  });
   const server = createServer({
     protocol,
-    handlers: { echo: async (req: { item: unknown }) => { started(); await gate; return req.item; }, fail: () => null },
+    handlers: {
+      echo: async (req: { item: unknown }) => {
+        started();
+        await gate;
+        return req.item;
+      },
+      fail: () => null,
+    },
   });
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
   const socket = connect({ host: '127.0.0.1', port });
@@ -110,12 +121,18 @@ test('a real client sends exactly the SPEC bytes and decodes the SPEC answers', 
     assert.equal({ ...r1 }, vectorItem);
     const r2 = await client.call('echo', { item: vectorItem }, { timeoutMs: 1000, metadata: { k: 'v' } });
     assert.equal({ ...r2 }, vectorItem);
-    const err = await client.call('fail', { reason: 'no' }).then(() => undefined, (e: unknown) => e);
+    const err = await client.call('fail', { reason: 'no' }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     assert.instance(err, RpcError);
     assert.is((err as RpcError).code, Code.UNKNOWN);
     assert.is((err as RpcError).message, 'no');
     assert.equal({ ...((err as RpcError).details as object) }, { reason: 'no' });
-    assert.equal(seen.map((b) => b.toString('hex')), [v.hello, v.request1, v.request2, v.request3].map((b) => b.toString('hex')));
+    assert.equal(
+      seen.map((b) => b.toString('hex')),
+      [v.hello, v.request1, v.request2, v.request3].map((b) => b.toString('hex')),
+    );
   } finally {
     await client.close();
     peer?.destroy();

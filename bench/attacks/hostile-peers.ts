@@ -47,7 +47,9 @@ export function bigProtocol(bytes: number, salt: string): string {
     types.push(t);
   }
   return JSON.stringify({
-    protocol: 'Echo', namespace: 'avrpc.echo', types,
+    protocol: 'Echo',
+    namespace: 'avrpc.echo',
+    types,
     messages: { ping: { request: [{ name: 'r', type: `R0_${salt}` }], response: 'null' } },
   });
 }
@@ -77,10 +79,21 @@ async function rapidReset(echo: Protocol, pairs: number): Promise<void> {
   let running = 0;
   let maxRunning = 0;
   let release!: () => void;
-  const gate = new Promise<void>((r) => { release = r; });
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
   const server = createServer({
-    protocol: echo, maxConcurrentCalls: 100,
-    handlers: { echo: async (req: { item: unknown }) => { started++; maxRunning = Math.max(maxRunning, ++running); await gate; running--; return req.item; } },
+    protocol: echo,
+    maxConcurrentCalls: 100,
+    handlers: {
+      echo: async (req: { item: unknown }) => {
+        started++;
+        maxRunning = Math.max(maxRunning, ++running);
+        await gate;
+        running--;
+        return req.item;
+      },
+    },
   });
   const { port } = await server.listen();
   const before = heapMb();
@@ -88,7 +101,9 @@ async function rapidReset(echo: Protocol, pairs: number): Promise<void> {
   socket.on('error', () => {});
   await once(socket, 'connect');
   let welcomed!: () => void;
-  const welcome = new Promise<void>((r) => { welcomed = r; });
+  const welcome = new Promise<void>((r) => {
+    welcomed = r;
+  });
   let ended = 'socket stayed open';
   frames(socket, (type, body) => {
     if (type === FrameType.WELCOME) welcomed();
@@ -108,16 +123,25 @@ async function rapidReset(echo: Protocol, pairs: number): Promise<void> {
   for (const b of enc.take()) socket.write(b);
   await Promise.race([once(socket, 'close'), new Promise((r) => setTimeout(r, 2000))]);
   const peak = heapMb();
-  console.log(`reset: ${pairs} pairs, handlers started ${started}, at once ${maxRunning}, heap +${(peak - before).toFixed(1)} MB, ${ended}`);
+  console.log(
+    `reset: ${pairs} pairs, handlers started ${started}, at once ${maxRunning}, heap +${(peak - before).toFixed(1)} MB, ${ended}`,
+  );
   release();
   socket.destroy();
   await server.close({ graceMs: 200 });
 }
 
-async function protocols(echo: Protocol, count: number, kib: number, serverMaxKib: number | undefined, budgetMs: number | undefined): Promise<void> {
+async function protocols(
+  echo: Protocol,
+  count: number,
+  kib: number,
+  serverMaxKib: number | undefined,
+  budgetMs: number | undefined,
+): Promise<void> {
   const texts = Array.from({ length: count }, (_, i) => bigProtocol(kib * 1024, `s${i}`));
   const server = createServer({
-    protocol: echo, handlers: {},
+    protocol: echo,
+    handlers: {},
     ...(serverMaxKib === undefined ? {} : { maxProtocolBytes: serverMaxKib * 1024 }),
     ...(budgetMs === undefined ? {} : { protocolParseMsPerSecond: budgetMs }),
   } as Parameters<typeof createServer>[0]);
@@ -126,26 +150,37 @@ async function protocols(echo: Protocol, count: number, kib: number, serverMaxKi
   const h = monitorEventLoopDelay({ resolution: 1 });
   h.enable();
   const t0 = performance.now();
-  const answers = await Promise.all(texts.map(async (text) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.on('error', () => {});
-    await once(socket, 'connect');
-    const got = new Promise<string>((resolve) => {
-      frames(socket, (type, body) => resolve(type === FrameType.WELCOME ? 'WELCOME'
-        : type === FrameType.GOAWAY ? `GOAWAY ${codeName(readGoaway(body).code as Code)}` : `frame ${type}`));
-      socket.on('close', () => resolve('closed'));
-    });
-    socket.write(hello(text));
-    const answer = await got;
-    return { socket, answer };
-  }));
+  const answers = await Promise.all(
+    texts.map(async (text) => {
+      const socket = connect({ host: '127.0.0.1', port });
+      socket.on('error', () => {});
+      await once(socket, 'connect');
+      const got = new Promise<string>((resolve) => {
+        frames(socket, (type, body) =>
+          resolve(
+            type === FrameType.WELCOME
+              ? 'WELCOME'
+              : type === FrameType.GOAWAY
+                ? `GOAWAY ${codeName(readGoaway(body).code as Code)}`
+                : `frame ${type}`,
+          ),
+        );
+        socket.on('close', () => resolve('closed'));
+      });
+      socket.write(hello(text));
+      const answer = await got;
+      return { socket, answer };
+    }),
+  );
   const wall = performance.now() - t0;
   h.disable();
   const kept = heapMb() - before;
   const tally = new Map<string, number>();
   for (const a of answers) tally.set(a.answer, (tally.get(a.answer) ?? 0) + 1);
-  console.log(`protocols: ${count} x ${(Buffer.byteLength(texts[0]!) / 1024).toFixed(0)} KiB, answers ${[...tally].map(([k, v]) => `${v} ${k}`).join(', ')}; `
-    + `wall ${wall.toFixed(0)} ms, longest loop stall ${(h.max / 1e6).toFixed(0)} ms, heap kept with the connections open ${kept.toFixed(1)} MB`);
+  console.log(
+    `protocols: ${count} x ${(Buffer.byteLength(texts[0]!) / 1024).toFixed(0)} KiB, answers ${[...tally].map(([k, v]) => `${v} ${k}`).join(', ')}; ` +
+      `wall ${wall.toFixed(0)} ms, longest loop stall ${(h.max / 1e6).toFixed(0)} ms, heap kept with the connections open ${kept.toFixed(1)} MB`,
+  );
   for (const a of answers) a.socket.destroy();
   await server.close({ graceMs: 200 });
   await new Promise((r) => setTimeout(r, 500));
@@ -170,15 +205,21 @@ async function welcome(echo: Protocol, kib: number): Promise<void> {
   const client = createClient({ protocol: echo, endpoints: [`127.0.0.1:${port}`] });
   const before = heapMb();
   let peak = 0;
-  const sampler = setInterval(() => { peak = Math.max(peak, process.memoryUsage().heapUsed / MiB); }, 5);
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().heapUsed / MiB);
+  }, 5);
   const t0 = performance.now();
-  const err = await client.call('echo', { item: { id: 1, name: '', tags: [], score: 0, blob: Buffer.alloc(0) } }, { timeoutMs: 2000 })
-    .then(() => undefined, (e: unknown) => e);
+  const err = await client.call('echo', { item: { id: 1, name: '', tags: [], score: 0, blob: Buffer.alloc(0) } }, { timeoutMs: 2000 }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   const ms = performance.now() - t0;
   clearInterval(sampler);
   const e = err instanceof RpcError ? `${err.codeName}: ${err.message.slice(0, 120)}` : String(err);
-  console.log(`welcome: ${(welcomeBytes.length / MiB).toFixed(1)} MiB WELCOME, call with a 2 s deadline ended after ${ms.toFixed(0)} ms, `
-    + `client heap peak +${(peak - before).toFixed(0)} MB (sampled), ${e}`);
+  console.log(
+    `welcome: ${(welcomeBytes.length / MiB).toFixed(1)} MiB WELCOME, call with a 2 s deadline ended after ${ms.toFixed(0)} ms, ` +
+      `client heap peak +${(peak - before).toFixed(0)} MB (sampled), ${e}`,
+  );
   await client.close();
   for (const s of sockets) s.destroy();
   fake.close();
@@ -193,15 +234,19 @@ async function silent(echo: Protocol, count: number): Promise<void> {
     const s = connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' });
     s.on('error', () => {});
     s.on('data', () => {});
-    s.on('close', () => { refused++; });
+    s.on('close', () => {
+      refused++;
+    });
     sockets.push(s);
     await once(s, 'connect');
   }
   await new Promise((r) => setTimeout(r, 300));
   const kept = server.connections;
   const client = createClient({ protocol: echo, endpoints: [`127.0.0.1:${port}`], waitForReadyMs: 1000 });
-  const got = await client.call('echo', { item: { id: 1, name: '', tags: [], score: 0, blob: Buffer.alloc(0) } }, { timeoutMs: 2000 })
-    .then(() => 'OK', (e: unknown) => (e instanceof RpcError ? e.codeName : String(e)));
+  const got = await client.call('echo', { item: { id: 1, name: '', tags: [], score: 0, blob: Buffer.alloc(0) } }, { timeoutMs: 2000 }).then(
+    () => 'OK',
+    (e: unknown) => (e instanceof RpcError ? e.codeName : String(e)),
+  );
   console.log(`silent: ${count} silent sockets from 127.0.0.2, ${kept} kept, ${refused} refused; a client from 127.0.0.1: ${got}`);
   await client.close();
   for (const s of sockets) s.destroy();
@@ -214,7 +259,9 @@ if (mode === 'reset') await rapidReset(echo, Number(a ?? 1000));
 else if (mode === 'protocols') {
   const [max, budget] = process.argv.slice(5).map((v) => (v === '-' ? undefined : Number(v)));
   await protocols(echo, Number(a ?? 10), Number(b ?? 1000), max, budget);
-}
-else if (mode === 'welcome') await welcome(echo, Number(a ?? 6000));
+} else if (mode === 'welcome') await welcome(echo, Number(a ?? 6000));
 else if (mode === 'silent') await silent(echo, Number(a ?? 300));
-else console.log('usage: hostile-peers.js reset [pairs] | protocols [count] [KiB] [serverMaxKiB|-] [parseMsPerSecond] | welcome [KiB] | silent [sockets]');
+else
+  console.log(
+    'usage: hostile-peers.js reset [pairs] | protocols [count] [KiB] [serverMaxKiB|-] [parseMsPerSecond] | welcome [KiB] | silent [sockets]',
+  );

@@ -42,10 +42,20 @@ async function serverChild(attack: Attack, oldLimits: boolean): Promise<void> {
     ...(oldLimits ? { maxMessageBytes: 64 * MiB, maxQueuedBytes: 32 * MiB } : {}),
     protocol: largeProtocol,
     handlers: {
-      echo: (req: { data: Buffer }) => req.data, download: (req: { size: number }) => Buffer.alloc(req.size, 7),
-      upload: (req: { data: Buffer }) => req.data.length, ping: (req: { s: string }) => req.s, drop: () => undefined,
+      echo: (req: { data: Buffer }) => req.data,
+      download: (req: { size: number }) => Buffer.alloc(req.size, 7),
+      upload: (req: { data: Buffer }) => req.data.length,
+      ping: (req: { s: string }) => req.s,
+      drop: () => undefined,
     },
-    ...(attack === 'handshakes' ? { authenticate: ({ token }: { token?: string | undefined }) => { if (token !== 'good') throw new Error('bad token'); return 'user'; } } : {}),
+    ...(attack === 'handshakes'
+      ? {
+          authenticate: ({ token }: { token?: string | undefined }) => {
+            if (token !== 'good') throw new Error('bad token');
+            return 'user';
+          },
+        }
+      : {}),
     ...(attack === 'bombs' ? { compressAboveBytes: 1024 } : {}),
   });
   const { port } = await server.listen();
@@ -67,9 +77,13 @@ async function serverChild(attack: Attack, oldLimits: boolean): Promise<void> {
     if (msg !== 'report') return;
     const cpu = process.cpuUsage(cpu0);
     const report: Report = {
-      rssMB: (peakRss - base.rss) / MiB, arrayBuffersMB: (peakAb - base.arrayBuffers) / MiB, heapMB: (peakHeap - base.heapUsed) / MiB,
-      cpuMs: (cpu.user + cpu.system) / 1000, loopStallMs: loop.max / 1e6,
-      bufferedBytes: (server as { bufferedBytes?: number }).bufferedBytes, rssNowMB: (process.memoryUsage().rss - base.rss) / MiB,
+      rssMB: (peakRss - base.rss) / MiB,
+      arrayBuffersMB: (peakAb - base.arrayBuffers) / MiB,
+      heapMB: (peakHeap - base.heapUsed) / MiB,
+      cpuMs: (cpu.user + cpu.system) / 1000,
+      loopStallMs: loop.max / 1e6,
+      bufferedBytes: (server as { bufferedBytes?: number }).bufferedBytes,
+      rssNowMB: (process.memoryUsage().rss - base.rss) / MiB,
     };
     clearInterval(sampler);
     process.send!(report, () => process.exit(0));
@@ -152,16 +166,19 @@ async function attack(kind: Attack, port: number): Promise<Socket[]> {
       s.write(helloBytes(largeProtocol, offer(4, 4 * MiB)));
     }
     await sleep(200);
-    await Promise.all(sockets.map(async (s) => {
-      for (let id = 1; id <= 7; id += 2) {
-        const head = Buffer.alloc(4 + 2 + 5);
-        head.writeUInt32BE(total, 0);
-        head.writeUInt16BE(largeProtocol.message('upload')!.index, 4);
-        const frames = [rawFrame(FrameType.REQUEST, Flag.MORE, id, Buffer.concat([head, chunk.subarray(0, 64 * 1024 - head.length)]))];
-        for (let sent = 64 * 1024; sent < 60 * MiB; sent += chunk.length) frames.push(rawFrame(FrameType.CONTINUATION, Flag.MORE, id, chunk));
-        await writeAll(s, frames);
-      }
-    }));
+    await Promise.all(
+      sockets.map(async (s) => {
+        for (let id = 1; id <= 7; id += 2) {
+          const head = Buffer.alloc(4 + 2 + 5);
+          head.writeUInt32BE(total, 0);
+          head.writeUInt16BE(largeProtocol.message('upload')!.index, 4);
+          const frames = [rawFrame(FrameType.REQUEST, Flag.MORE, id, Buffer.concat([head, chunk.subarray(0, 64 * 1024 - head.length)]))];
+          for (let sent = 64 * 1024; sent < 60 * MiB; sent += chunk.length)
+            frames.push(rawFrame(FrameType.CONTINUATION, Flag.MORE, id, chunk));
+          await writeAll(s, frames);
+        }
+      }),
+    );
     await sleep(12_000);
   } else {
     // 20 connections offering fragments with a 1 KiB window, never acknowledging, each asking for 4 answers of 10 MiB.
@@ -179,10 +196,16 @@ async function attack(kind: Attack, port: number): Promise<Socket[]> {
 const oldLimits = process.argv.includes('--old-limits');
 
 async function run(kind: Attack): Promise<void> {
-  const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['--server', kind, ...(oldLimits ? ['--old-limits'] : [])], { execArgv: ['--expose-gc'] });
+  const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['--server', kind, ...(oldLimits ? ['--old-limits'] : [])], {
+    execArgv: ['--expose-gc'],
+  });
   const exited = once(child, 'exit');
   const [{ port }] = (await once(child, 'message')) as [{ port: number }];
-  const client: Client = createClient({ protocol: largeProtocol, endpoints: [`127.0.0.1:${port}`], ...(kind === 'handshakes' ? { credentials: () => 'good' } : {}) });
+  const client: Client = createClient({
+    protocol: largeProtocol,
+    endpoints: [`127.0.0.1:${port}`],
+    ...(kind === 'handshakes' ? { credentials: () => 'good' } : {}),
+  });
   let answered = 0;
   let failed = 0;
   let firstFailure = '';
@@ -211,10 +234,12 @@ async function run(kind: Attack): Promise<void> {
   await client.close();
   await exited;
   const f = (n: number): string => n.toFixed(0);
-  console.log(`${kind.padEnd(10)} peak RSS +${f(report.rssMB)} MB, array buffers +${f(report.arrayBuffersMB)} MB, heap +${f(report.heapMB)} MB, `
-    + `CPU ${f(report.cpuMs)} ms, max loop stall ${f(report.loopStallMs)} ms, RSS at the end +${f(report.rssNowMB)} MB, `
-    + `bufferedBytes ${report.bufferedBytes === undefined ? 'n/a' : f(report.bufferedBytes / MiB) + ' MB'}; attacker sockets still open ${open}/${sockets.length}; `
-    + `good client: ${answered} answered, ${failed} failed${failed > 0 ? ` (first: ${firstFailure})` : ''} (${seconds.toFixed(1)} s)`);
+  console.log(
+    `${kind.padEnd(10)} peak RSS +${f(report.rssMB)} MB, array buffers +${f(report.arrayBuffersMB)} MB, heap +${f(report.heapMB)} MB, ` +
+      `CPU ${f(report.cpuMs)} ms, max loop stall ${f(report.loopStallMs)} ms, RSS at the end +${f(report.rssNowMB)} MB, ` +
+      `bufferedBytes ${report.bufferedBytes === undefined ? 'n/a' : f(report.bufferedBytes / MiB) + ' MB'}; attacker sockets still open ${open}/${sockets.length}; ` +
+      `good client: ${answered} answered, ${failed} failed${failed > 0 ? ` (first: ${firstFailure})` : ''} (${seconds.toFixed(1)} s)`,
+  );
 }
 
 if (process.argv[2] === '--server') {

@@ -11,7 +11,11 @@ const tls = createServer({ protocol, handlers: { echo: (r) => r.item }, tls: { c
 const { port } = await tls.listen({ host: '127.0.0.1', port: 0 });
 const plain = createServer({ protocol, handlers: { echo: (r) => r.item } });
 const { port: pport } = await plain.listen({ host: '127.0.0.1', port: 0 });
-const http = netServer((s) => { s.on('error', () => {}); s.resume(); s.end('HTTP/1.1 400 Bad Request\r\n\r\n'); });
+const http = netServer((s) => {
+  s.on('error', () => {});
+  s.resume();
+  s.end('HTTP/1.1 400 Bad Request\r\n\r\n');
+});
 await new Promise((r) => http.listen(0, '127.0.0.1', r));
 const item = { id: 1, name: 'x', tags: [], score: 0, blob: Buffer.alloc(0) };
 const cases = {
@@ -21,11 +25,16 @@ const cases = {
   tlsToPlainPort: { endpoints: [`127.0.0.1:${pport}`], tls: { ca: certs.ca } },
   httpServer: { endpoints: [`127.0.0.1:${http.address().port}`] },
 };
-await Promise.all(Object.entries(cases).map(async ([name, o]) => {
-  const c = createClient({ protocol, waitForReadyMs: 60_000, ...o });
-  const t = performance.now();
-  const e = await c.call('echo', { item }, { timeoutMs: 20_000 }).catch((e) => e);
-  console.log(JSON.stringify({ case: name, ms: Math.round(performance.now() - t), code: e.codeName, message: e.message.slice(0, 140) }));
-  await c.close();
-}));
-await tls.close(); await plain.close(); http.close(); await certs.cleanup();
+await Promise.all(
+  Object.entries(cases).map(async ([name, o]) => {
+    const c = createClient({ protocol, waitForReadyMs: 60_000, ...o });
+    const t = performance.now();
+    const e = await c.call('echo', { item }, { timeoutMs: 20_000 }).catch((e) => e);
+    console.log(JSON.stringify({ case: name, ms: Math.round(performance.now() - t), code: e.codeName, message: e.message.slice(0, 140) }));
+    await c.close();
+  }),
+);
+await tls.close();
+await plain.close();
+http.close();
+await certs.cleanup();

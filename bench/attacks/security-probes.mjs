@@ -18,24 +18,48 @@ const out = {};
 {
   const auth = createHmacAuth({ secret: SECRET });
   let handled = 0;
-  const server = createServer({ protocol, authenticate: auth.authenticate, handlers: { echo: (r) => { handled++; return r.item; } } });
+  const server = createServer({
+    protocol,
+    authenticate: auth.authenticate,
+    handlers: {
+      echo: (r) => {
+        handled++;
+        return r.item;
+      },
+    },
+  });
   const { port } = await server.listen();
   const token = auth.issue('alice', [], 300);
   const expiresAt = auth.verify(token).expiresAt;
   const client = createClient({ protocol, endpoints: [`127.0.0.1:${port}`], credentials: token, maxAttempts: 1 });
-  let okAfter = 0; let refusedAfter = 0; let lateMs = 0; let handledAtExpiry = -1;
+  let okAfter = 0;
+  let refusedAfter = 0;
+  let lateMs = 0;
+  let handledAtExpiry = -1;
   const codes = {};
   while (Date.now() < expiresAt + 1500) {
-    const r = await client.call('echo', { item }).then(() => 'OK', (e) => codeName(e.code));
+    const r = await client.call('echo', { item }).then(
+      () => 'OK',
+      (e) => codeName(e.code),
+    );
     const now = Date.now();
     if (now > expiresAt) {
       if (handledAtExpiry < 0) handledAtExpiry = handled;
       codes[r] = (codes[r] ?? 0) + 1;
-      if (r === 'OK') { okAfter++; lateMs = now - expiresAt; } else refusedAfter++;
+      if (r === 'OK') {
+        okAfter++;
+        lateMs = now - expiresAt;
+      } else refusedAfter++;
     }
     await sleep(10);
   }
-  out.expiry = { callsAnsweredOkAfterExpiry: okAfter, lastOkMsAfterExpiry: lateMs, refusedAfterExpiry: refusedAfter, codesAfterExpiry: codes, handlersRunAfterExpiry: handled - handledAtExpiry };
+  out.expiry = {
+    callsAnsweredOkAfterExpiry: okAfter,
+    lastOkMsAfterExpiry: lateMs,
+    refusedAfterExpiry: refusedAfter,
+    codesAfterExpiry: codes,
+    handlersRunAfterExpiry: handled - handledAtExpiry,
+  };
   await client.close();
   await server.close({ graceMs: 100 });
 }
@@ -69,7 +93,12 @@ const out = {};
   };
   const verified = [];
   for (const [name, m] of Object.entries(rewrites)) {
-    try { auth.verify(`${payload}.${m}`); verified.push(name); } catch { /* refused */ }
+    try {
+      auth.verify(`${payload}.${m}`);
+      verified.push(name);
+    } catch {
+      /* refused */
+    }
   }
   out.spelling = { rewrites: Object.keys(rewrites).length, verified: verified.length, which: verified };
   // Refusal messages of distinct bad tokens, as the client would read them.
@@ -79,18 +108,33 @@ const out = {};
   now += 5000;
   const messages = new Set();
   for (const bad of [t, `${t.split('.')[0]}.${'A'.repeat(43)}`, 'not-a-token', `${t}x`]) {
-    try { clocked.verify(bad); } catch (e) { messages.add(e.message); }
+    try {
+      clocked.verify(bad);
+    } catch (e) {
+      messages.add(e.message);
+    }
   }
   out.refusalMessages = { distinct: messages.size, messages: [...messages] };
 }
 
 // 3. Audience: a token minted by service A's issuer, presented to service B (same secret).
 {
-  const mk = (audience) => { try { return createHmacAuth({ secret: SECRET, audience }); } catch { return createHmacAuth({ secret: SECRET }); } };
+  const mk = (audience) => {
+    try {
+      return createHmacAuth({ secret: SECRET, audience });
+    } catch {
+      return createHmacAuth({ secret: SECRET });
+    }
+  };
   const a = mk('orders');
   const b = mk('billing');
   let accepted = false;
-  try { b.verify(a.issue('alice')); accepted = true; } catch { /* refused */ }
+  try {
+    b.verify(a.issue('alice'));
+    accepted = true;
+  } catch {
+    /* refused */
+  }
   out.audience = { serviceBAcceptsServiceAToken: accepted };
 }
 
@@ -98,9 +142,17 @@ const out = {};
 {
   const acl = { echo: ['role:admin'] };
   let allowed;
-  try { allowed = aclAuthorizer(acl)({ id: 'role:admin', roles: [] }, 'echo', {}); } catch (e) { allowed = `refused ACL: ${e.message}`; }
+  try {
+    allowed = aclAuthorizer(acl)({ id: 'role:admin', roles: [] }, 'echo', {});
+  } catch (e) {
+    allowed = `refused ACL: ${e.message}`;
+  }
   let typed;
-  try { typed = aclAuthorizer({ echo: [{ role: 'admin' }] })({ id: 'role:admin', roles: [] }, 'echo', {}); } catch (e) { typed = `n/a (${e.message.slice(0, 60)})`; }
+  try {
+    typed = aclAuthorizer({ echo: [{ role: 'admin' }] })({ id: 'role:admin', roles: [] }, 'echo', {});
+  } catch (e) {
+    typed = `n/a (${e.message.slice(0, 60)})`;
+  }
   out.acl = { idRoleAdminPassesRoleEntry: allowed, idRoleAdminPassesTypedRoleEntry: typed };
 }
 
@@ -109,11 +161,18 @@ const out = {};
   const tried = {
     'createServer maxConcurentCalls': () => createServer({ protocol, handlers: {}, maxConcurentCalls: 10 }),
     'createClient timeoutMS': () => createClient({ protocol, endpoints: ['127.0.0.1:1'], timeoutMS: 10 }),
-    'createServer tls.rejectUnauthorised': () => createServer({ protocol, handlers: {}, tls: { cert: 'x', key: 'y', rejectUnauthorised: false } }),
+    'createServer tls.rejectUnauthorised': () =>
+      createServer({ protocol, handlers: {}, tls: { cert: 'x', key: 'y', rejectUnauthorised: false } }),
   };
   const res = {};
   for (const [name, f] of Object.entries(tried)) {
-    try { const x = f(); res[name] = 'accepted silently'; await x.close?.(); } catch (e) { res[name] = e.message; }
+    try {
+      const x = f();
+      res[name] = 'accepted silently';
+      await x.close?.();
+    } catch (e) {
+      res[name] = e.message;
+    }
   }
   out.unknownOptions = res;
 }

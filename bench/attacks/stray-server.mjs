@@ -7,8 +7,18 @@ import { createServer } from 'node:net';
 const dist = process.argv[2];
 const { extensionVectors } = await import(`${dist}/test/helpers/spec-vectors.js`);
 const { FrameDecoder } = await import(`${dist}/src/framing/frame-decoder.js`);
-const MiB = 1024 * 1024, CHUNK = 64 * 1024, TOTAL = 60 * MiB, IDS = Number(process.argv[3] ?? 4);
-const frame = (type, flags, id, body) => { const h = Buffer.alloc(10); h.writeUInt32BE(body.length, 0); h[4] = type; h[5] = flags; h.writeUInt32BE(id, 6); return [h, body]; };
+const MiB = 1024 * 1024,
+  CHUNK = 64 * 1024,
+  TOTAL = 60 * MiB,
+  IDS = Number(process.argv[3] ?? 4);
+const frame = (type, flags, id, body) => {
+  const h = Buffer.alloc(10);
+  h.writeUInt32BE(body.length, 0);
+  h[4] = type;
+  h[5] = flags;
+  h.writeUInt32BE(id, 6);
+  return [h, body];
+};
 const zeros = Buffer.alloc(CHUNK);
 const server = createServer((socket) => {
   socket.on('error', () => {});
@@ -19,7 +29,8 @@ const server = createServer((socket) => {
       started = true;
       let sent = 0;
       for (let i = 0; i < IDS; i++) {
-        const first = Buffer.alloc(4 + CHUNK); first.writeUInt32BE(TOTAL, 0);
+        const first = Buffer.alloc(4 + CHUNK);
+        first.writeUInt32BE(TOTAL, 0);
         for (const b of frame(0x04, 0x80, 1001 + i, first)) socket.write(b);
       }
       for (let n = CHUNK; n < TOTAL - CHUNK && !socket.destroyed; n += CHUNK) {
@@ -27,13 +38,23 @@ const server = createServer((socket) => {
           let ok = true;
           for (const b of frame(0x0a, 0x80, 1001 + i, zeros)) ok = socket.write(b);
           sent += CHUNK;
-          if (!ok) await new Promise((r) => { socket.once('drain', r); socket.once('close', r); });
+          if (!ok)
+            await new Promise((r) => {
+              socket.once('drain', r);
+              socket.once('close', r);
+            });
         }
       }
       process.send?.({ sent });
     }
   });
-  socket.on('data', (c) => { try { dec.push(c); } catch { socket.destroy(); } });
+  socket.on('data', (c) => {
+    try {
+      dec.push(c);
+    } catch {
+      socket.destroy();
+    }
+  });
   socket.on('close', () => process.exit(0));
 });
 server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }));

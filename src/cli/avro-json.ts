@@ -28,7 +28,9 @@ const jsonLong = avro.types.LongType.__with({
 });
 
 /** avsc's internal copy with coercion: `coerce: 2` reads Avro JSON, `coerce: 3` writes it. */
-interface Copying { _copy(value: unknown, opts: { coerce: 2 | 3 }): unknown }
+interface Copying {
+  _copy(value: unknown, opts: { coerce: 2 | 3 }): unknown;
+}
 
 /** The Avro types of one message, for converting its values from and to Avro's JSON encoding. */
 export interface JsonMessage {
@@ -47,7 +49,13 @@ export interface JsonMessage {
 export function jsonMessages(protocol: Protocol): Map<string, JsonMessage> {
   const service = avro.Service.forProtocol(JSON.parse(protocol.text) as object, { registry: { long: jsonLong } });
   const out = new Map<string, JsonMessage>();
-  for (const m of service.messages as Array<{ name: string; requestType: avro.Type; responseType: avro.Type; errorType: avro.Type; oneWay: boolean }>) {
+  for (const m of service.messages as Array<{
+    name: string;
+    requestType: avro.Type;
+    responseType: avro.Type;
+    errorType: avro.Type;
+    oneWay: boolean;
+  }>) {
     out.set(m.name, { name: m.name, request: m.requestType, response: m.responseType, errors: m.errorType, oneWay: m.oneWay });
   }
   return out;
@@ -83,7 +91,10 @@ export function requestFromJson(msg: JsonMessage, text: string): object {
   try {
     value = (msg.request as unknown as Copying)._copy(json, { coerce: 2 }) as object;
   } catch (err) {
-    throw new RpcError(Code.INVALID_ARGUMENT, `request of ${msg.name} does not match its schema ${msg.request.toString()}: ${(err as Error).message}`);
+    throw new RpcError(
+      Code.INVALID_ARGUMENT,
+      `request of ${msg.name} does not match its schema ${msg.request.toString()}: ${(err as Error).message}`,
+    );
   }
   // A safety net: checkJsonInput should have named any bad value already.
   let bad: string | undefined;

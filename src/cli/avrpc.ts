@@ -18,8 +18,11 @@ const program = new Command('avrpc')
   .addCommand(describeCommand())
   .addCommand(benchCommand())
   .showHelpAfterError()
-  .addHelpText('after', `
+  .addHelpText(
+    'after',
+    `
 Failures print CODE_NAME: message on stderr and exit with status 64 + the code's number
-(e.g. 68 DEADLINE_EXCEEDED, 78 UNAVAILABLE); usage errors exit 1.`);
+(e.g. 68 DEADLINE_EXCEEDED, 78 UNAVAILABLE); usage errors exit 1.`,
+  );
 
 await program.parseAsync(process.argv);

@@ -56,13 +56,19 @@ export function benchCommand(): Command {
 }
 
 async function runBench(targetText: string, message: string, json: string, flags: BenchFlags): Promise<void> {
-  await withPreparedCall(targetText, message, json, flags, { connectionsPerEndpoint: flags.connections },
+  await withPreparedCall(
+    targetText,
+    message,
+    json,
+    flags,
+    { connectionsPerEndpoint: flags.connections },
     async ({ request, client, options }) => {
       // Warm-up: connect and handshake outside the measurement; its outcome is measured below anyway.
       await client.call(message, request, options).catch(() => undefined);
       const report = await load(flags, message, () => client.call(message, request, options));
       process.stdout.write(flags.json ? `${JSON.stringify(report)}\n` : formatReport(report));
-    });
+    },
+  );
 }
 
 /** Runs the load: `concurrency` loops, each starting its next call when its last one ends. */
@@ -75,15 +81,25 @@ async function load(flags: BenchFlags, message: string, call: () => Promise<unkn
   let done = 0;
   let ok = 0;
   let stop = false;
-  const bar = process.stderr.isTTY ? new cliProgress.SingleBar({
-    stream: process.stderr, format: flags.calls === undefined ? ' {bar} {value}/{total} s | {calls} calls' : ' {bar} {value}/{total} calls | {eta}s left',
-    hideCursor: true, clearOnComplete: true,
-  }, cliProgress.Presets.shades_classic) : undefined;
+  const bar = process.stderr.isTTY
+    ? new cliProgress.SingleBar(
+        {
+          stream: process.stderr,
+          format: flags.calls === undefined ? ' {bar} {value}/{total} s | {calls} calls' : ' {bar} {value}/{total} calls | {eta}s left',
+          hideCursor: true,
+          clearOnComplete: true,
+        },
+        cliProgress.Presets.shades_classic,
+      )
+    : undefined;
   const begin = performance.now();
   bar?.start(flags.calls ?? Math.ceil(durationMs! / 1000), 0, { calls: 0 });
-  const ticker = bar === undefined ? undefined : setInterval(() => {
-    bar.update(flags.calls === undefined ? Math.floor((performance.now() - begin) / 1000) : done, { calls: done });
-  }, 200);
+  const ticker =
+    bar === undefined
+      ? undefined
+      : setInterval(() => {
+          bar.update(flags.calls === undefined ? Math.floor((performance.now() - begin) / 1000) : done, { calls: done });
+        }, 200);
   const timer = durationMs === undefined ? undefined : setTimeout(() => (stop = true), durationMs);
   const worker = async (): Promise<void> => {
     while (!stop && (flags.calls === undefined || started < flags.calls)) {
@@ -110,10 +126,22 @@ async function load(flags: BenchFlags, message: string, call: () => Promise<unkn
   // hdr reports a percentile as the top of its bucket, which can exceed the exact max: clamp.
   const pct = (p: number): number => Math.min(histogram.getValueAtPercentile(p), histogram.maxValue);
   const report: BenchReport = {
-    message, concurrency: flags.concurrency, connections: flags.connections, calls: done, ok, errors,
-    durationMs: Math.round(elapsed), callsPerSec: Math.round((done / elapsed) * 1000),
+    message,
+    concurrency: flags.concurrency,
+    connections: flags.connections,
+    calls: done,
+    ok,
+    errors,
+    durationMs: Math.round(elapsed),
+    callsPerSec: Math.round((done / elapsed) * 1000),
     latencyUs: {
-      min: histogram.minNonZeroValue, mean: Math.round(histogram.mean), p50: pct(50), p90: pct(90), p99: pct(99), p999: pct(99.9), max: histogram.maxValue,
+      min: histogram.minNonZeroValue,
+      mean: Math.round(histogram.mean),
+      p50: pct(50),
+      p90: pct(90),
+      p99: pct(99),
+      p999: pct(99.9),
+      max: histogram.maxValue,
     },
     histogram: counts.list(),
   };
@@ -154,7 +182,8 @@ function formatReport(r: BenchReport): string {
     '  histogram (ms, calls)',
   ];
   const top = Math.max(1, ...r.histogram.map((b) => b.count));
-  for (const b of r.histogram) lines.push(`    <= ${ms(b.leUs)}  ${String(b.count).padStart(8)}  ${'#'.repeat(Math.round((b.count / top) * 40))}`);
+  for (const b of r.histogram)
+    lines.push(`    <= ${ms(b.leUs)}  ${String(b.count).padStart(8)}  ${'#'.repeat(Math.round((b.count / top) * 40))}`);
   const errs = Object.entries(r.errors);
   lines.push('', errs.length === 0 ? '  errors: none' : `  errors by code: ${errs.map(([k, v]) => `${k} ${v}`).join(', ')}`);
   return `${lines.join('\n')}\n`;

@@ -14,18 +14,21 @@ interface CallCommandFlags extends CallFlags {
 /** The `call` command. */
 export function callCommand(): Command {
   const cmd = new Command('call')
-    .description("call <message> on a server with a JSON request (Avro JSON encoding); prints the response as JSON")
+    .description('call <message> on a server with a JSON request (Avro JSON encoding); prints the response as JSON')
     .argument('<target>', 'host:port, or a service name with --registry')
     .argument('<message>', 'message name')
     .argument('[json]', "the request's parameters as one JSON object, e.g. '{\"item\": {...}}'", '{}')
     .option('--timeout <duration>', 'deadline of the call (and of learning the protocol): 500ms, 10s, 2m or plain ms', duration, 10_000)
     .option('--metadata <k=v>', 'request metadata (repeatable)', collect, [])
     .option('--compact', 'print the response on one line');
-  addConnectFlags(cmd).addHelpText('after', `
+  addConnectFlags(cmd).addHelpText(
+    'after',
+    `
 Longs beyond 2^53 are read and printed exactly; bytes are JSON strings of code points 0-255;
 unions other than null are wrapped: {"string": "x"}.
 On failure prints CODE_NAME: message on stderr (a declared error's value as JSON on stdout)
-and exits with status 64 + the code's number (e.g. 78 for UNAVAILABLE).`);
+and exits with status 64 + the code's number (e.g. 78 for UNAVAILABLE).`,
+  );
   return cmd.action(async (target: string, message: string, json: string, flags: CallCommandFlags) => {
     await runCall(target, message, json, flags).catch(reportFailure);
   });

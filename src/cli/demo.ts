@@ -9,8 +9,16 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  RpcError, codeName, createClient, createEtcdRegistry, createServer, createStaticRegistry, loadProtocol,
-  type Protocol, type Registration, type Registry,
+  RpcError,
+  codeName,
+  createClient,
+  createEtcdRegistry,
+  createServer,
+  createStaticRegistry,
+  loadProtocol,
+  type Protocol,
+  type Registration,
+  type Registry,
 } from '../index.js';
 
 const protocolUrl = new URL('../../../protocol/echo.avdl', import.meta.url);
@@ -28,14 +36,28 @@ async function serve(name: string, port: number): Promise<void> {
   });
   const registry = etcdHosts === undefined ? undefined : createEtcdRegistry({ hosts: etcdHosts.split(','), ttlSec: 3 });
   const bound = await server.listen({
-    host: '127.0.0.1', port, ...(registry === undefined ? {} : { register: { registry, ...SERVICE } }),
+    host: '127.0.0.1',
+    port,
+    ...(registry === undefined ? {} : { register: { registry, ...SERVICE } }),
   });
   process.send!({ port: bound.port });
-  process.once('SIGTERM', () => void server.close({ graceMs: 2000 }).then(() => registry?.close()).then(() => process.exit(0)));
+  process.once(
+    'SIGTERM',
+    () =>
+      void server
+        .close({ graceMs: 2000 })
+        .then(() => registry?.close())
+        .then(() => process.exit(0)),
+  );
 }
 
 /** A server process the demo manages. */
-interface ServerProc { name: string; port: number; child: ChildProcess; registration: Registration | undefined }
+interface ServerProc {
+  name: string;
+  port: number;
+  child: ChildProcess;
+  registration: Registration | undefined;
+}
 
 /** How long a server process may take to report its port. */
 const START_TIMEOUT_MS = 20_000;
@@ -56,8 +78,8 @@ async function spawnServer(name: string, port: number, registry: Registry | unde
   failed.catch(() => undefined); // settles late (at the normal exit) once the port came: not an error then
   try {
     const [msg] = (await Promise.race([once(child, 'message'), failed])) as [{ port: number }];
-    const registration = registry === undefined ? undefined
-      : await registry.register({ ...SERVICE, host: '127.0.0.1', port: msg.port, id: name });
+    const registration =
+      registry === undefined ? undefined : await registry.register({ ...SERVICE, host: '127.0.0.1', port: msg.port, id: name });
     return { name, port: msg.port, child, registration };
   } finally {
     clearTimeout(timer);
@@ -66,14 +88,16 @@ async function spawnServer(name: string, port: number, registry: Registry | unde
 
 /** Stops every server process still running: SIGTERM (graceful), SIGKILL after 3 s. */
 async function stopAll(children: Set<ChildProcess>): Promise<void> {
-  await Promise.all([...children].map(async (child) => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = once(child, 'exit');
-    child.kill('SIGTERM');
-    const force = setTimeout(() => child.kill('SIGKILL'), 3000);
-    await exited;
-    clearTimeout(force);
-  }));
+  await Promise.all(
+    [...children].map(async (child) => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      const force = setTimeout(() => child.kill('SIGKILL'), 3000);
+      await exited;
+      clearTimeout(force);
+    }),
+  );
 }
 
 async function main(): Promise<void> {
@@ -102,10 +126,17 @@ async function main(): Promise<void> {
 
 /** The load, the restart and the kill; resolves true when some call failed. */
 async function run(
-  protocol: Protocol, registry: Registry, embedded: Registry | undefined, servers: ServerProc[], children: Set<ChildProcess>,
+  protocol: Protocol,
+  registry: Registry,
+  embedded: Registry | undefined,
+  servers: ServerProc[],
+  children: Set<ChildProcess>,
 ): Promise<boolean> {
   const client = createClient({
-    protocol, discovery: { registry, service: SERVICE.name, version: '^1' }, idempotent: ['echo'], timeoutMs: 3000,
+    protocol,
+    discovery: { registry, service: SERVICE.name, version: '^1' },
+    idempotent: ['echo'],
+    timeoutMs: 3000,
   });
   const item = { id: 1234567890123, name: '', tags: ['demo'], score: 0.5, blob: Buffer.alloc(32, 1) };
   const byCode = new Map<string, number>();
@@ -125,11 +156,13 @@ async function run(
   };
   const view = setInterval(() => {
     const total = [...byServer.values()].reduce((a, b) => a + b, 0) || 1;
-    const line = servers.map((s) => {
-      const st = client.stats().find((e) => e.endpoint === `127.0.0.1:${s.port}`);
-      const n = byServer.get(s.name) ?? 0;
-      return `${s.name} ${String(n).padStart(6)}/s ${((100 * n) / total).toFixed(0).padStart(3)}% in-flight ${String(st?.inFlight ?? '-').padStart(2)}`;
-    }).join(' | ');
+    const line = servers
+      .map((s) => {
+        const st = client.stats().find((e) => e.endpoint === `127.0.0.1:${s.port}`);
+        const n = byServer.get(s.name) ?? 0;
+        return `${s.name} ${String(n).padStart(6)}/s ${((100 * n) / total).toFixed(0).padStart(3)}% in-flight ${String(st?.inFlight ?? '-').padStart(2)}`;
+      })
+      .join(' | ');
     const failed = [...byCode].filter(([c]) => c !== 'OK').reduce((a, [, n]) => a + n, 0);
     console.log(`  ${line} | failed so far ${failed}`);
     byServer.clear();

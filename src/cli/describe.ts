@@ -30,7 +30,8 @@ async function runDescribe(targetText: string, flags: DescribeFlags): Promise<vo
   const target = resolveTarget(targetText, flags);
   try {
     const protocol = await describeServer(await target.first(), {
-      timeoutMs: flags.timeout, ...(target.client.tls === undefined ? {} : { tls: target.client.tls }),
+      timeoutMs: flags.timeout,
+      ...(target.client.tls === undefined ? {} : { tls: target.client.tls }),
       ...(target.client.credentials === undefined ? {} : { credentials: target.client.credentials }),
     });
     const text = flags.json ? stringifyJson(JSON.parse(protocol.text), 2) : protocolToIdl(protocol.text);

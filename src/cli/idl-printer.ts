@@ -5,10 +5,32 @@
  */
 
 type Schema = string | Schema[] | SchemaObject;
-interface SchemaObject { type: Schema; [key: string]: unknown }
-interface Field { name: string; type: Schema; default?: unknown; doc?: string; [key: string]: unknown }
-interface MessageJson { request?: Field[]; response?: Schema; errors?: Schema[]; 'one-way'?: boolean; doc?: string; [key: string]: unknown }
-interface ProtocolJson { protocol: string; namespace?: string; doc?: string; types?: Schema[]; messages?: Record<string, MessageJson> }
+interface SchemaObject {
+  type: Schema;
+  [key: string]: unknown;
+}
+interface Field {
+  name: string;
+  type: Schema;
+  default?: unknown;
+  doc?: string;
+  [key: string]: unknown;
+}
+interface MessageJson {
+  request?: Field[];
+  response?: Schema;
+  errors?: Schema[];
+  'one-way'?: boolean;
+  doc?: string;
+  [key: string]: unknown;
+}
+interface ProtocolJson {
+  protocol: string;
+  namespace?: string;
+  doc?: string;
+  types?: Schema[];
+  messages?: Record<string, MessageJson>;
+}
 
 const PRIMITIVES = new Set(['null', 'boolean', 'int', 'long', 'float', 'double', 'bytes', 'string']);
 const NAMED = new Set(['record', 'error', 'enum', 'fixed']);
@@ -16,9 +38,36 @@ const NAMED = new Set(['record', 'error', 'enum', 'fixed']);
 const STRUCTURAL = new Set(['type', 'name', 'namespace', 'fields', 'symbols', 'size', 'items', 'values', 'doc', 'aliases', 'default']);
 /** Words that must be escaped with backticks when used as names. */
 const KEYWORDS = new Set([
-  'array', 'boolean', 'double', 'enum', 'error', 'false', 'fixed', 'float', 'idl', 'import', 'int', 'long', 'map',
-  'oneway', 'bytes', 'schema', 'string', 'null', 'protocol', 'record', 'throws', 'true', 'union', 'void', 'date',
-  'time_ms', 'timestamp_ms', 'decimal', 'uuid', 'local_timestamp_ms',
+  'array',
+  'boolean',
+  'double',
+  'enum',
+  'error',
+  'false',
+  'fixed',
+  'float',
+  'idl',
+  'import',
+  'int',
+  'long',
+  'map',
+  'oneway',
+  'bytes',
+  'schema',
+  'string',
+  'null',
+  'protocol',
+  'record',
+  'throws',
+  'true',
+  'union',
+  'void',
+  'date',
+  'time_ms',
+  'timestamp_ms',
+  'decimal',
+  'uuid',
+  'local_timestamp_ms',
 ]);
 
 /** Renders `protocol` (an Avro protocol in JSON form, object or text) as IDL text. */
@@ -103,11 +152,14 @@ class IdlPrinter {
 
   /** A reference to `schema` in a field, parameter or response position. */
   type(schema: Schema, ns: string): string {
-    if (typeof schema === 'string') return PRIMITIVES.has(schema) ? schema : this.reference(schema.includes('.') ? schema : qualify(schema, ns), ns);
+    if (typeof schema === 'string')
+      return PRIMITIVES.has(schema) ? schema : this.reference(schema.includes('.') ? schema : qualify(schema, ns), ns);
     if (Array.isArray(schema)) return `union { ${schema.map((s) => this.type(s, ns)).join(', ')} }`;
     const t = schema.type;
     if (typeof t === 'string' && NAMED.has(t)) return this.reference(fullName(schema, ns), ns);
-    const notes = annotations(schema).map((a) => `${a} `).join('');
+    const notes = annotations(schema)
+      .map((a) => `${a} `)
+      .join('');
     if (t === 'array') return `${notes}array<${this.type(schema.items as Schema, ns)}>`;
     if (t === 'map') return `${notes}map<${this.type(schema.values as Schema, ns)}>`;
     return `${notes}${this.type(t, ns)}`;
@@ -119,7 +171,8 @@ class IdlPrinter {
     if (typeof m.doc === 'string') lines.push(docComment(m.doc, '  '));
     const notes = Object.entries(m)
       .filter(([k]) => !['request', 'response', 'errors', 'one-way', 'doc'].includes(k))
-      .map(([k, v]) => `@${k}(${JSON.stringify(v)}) `).join('');
+      .map(([k, v]) => `@${k}(${JSON.stringify(v)}) `)
+      .join('');
     const response = m.response === undefined || m.response === 'null' ? 'void' : this.type(m.response, ns);
     const params = (m.request ?? []).map((f) => this.field(f, ns).slice(0, -1)).join(', ');
     const throws = (m.errors ?? []).filter((e) => e !== 'string').map((e) => this.type(e, ns));
@@ -137,7 +190,9 @@ class IdlPrinter {
 
 /** Attributes beyond the structural ones, e.g. `@logicalType("timestamp-millis")`. */
 function annotations(s: SchemaObject): string[] {
-  return Object.entries(s).filter(([k]) => !STRUCTURAL.has(k)).map(([k, v]) => `@${k}(${JSON.stringify(v)})`);
+  return Object.entries(s)
+    .filter(([k]) => !STRUCTURAL.has(k))
+    .map(([k, v]) => `@${k}(${JSON.stringify(v)})`);
 }
 
 function fullName(s: SchemaObject, ns: string): string {

@@ -9,7 +9,10 @@ import type avro from 'avsc';
 
 /** A value at `path` does not fit its type; `path` is dotted field names, map keys and `[i]`. */
 export class JsonInputError extends Error {
-  constructor(readonly path: string, message: string) {
+  constructor(
+    readonly path: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -19,7 +22,11 @@ const INT_MAX = 2 ** 31 - 1;
 const LONG_MIN = -(2n ** 63n);
 const LONG_MAX = 2n ** 63n - 1n;
 
-interface Field { name: string; type: avro.Type; defaultValue(): unknown }
+interface Field {
+  name: string;
+  type: avro.Type;
+  defaultValue(): unknown;
+}
 interface Shape {
   typeName: string;
   fields?: Field[];
@@ -73,13 +80,17 @@ export function checkJsonInput(type: avro.Type, json: unknown, path = ''): unkno
       const high = /[^\u0000-\u00ff]/.exec(json);
       if (high !== null) {
         const hex = high[0].codePointAt(0)!.toString(16).padStart(4, '0');
-        return fail(`character \\u${hex} at index ${high.index} is above \\u00ff: ${t.typeName} are JSON strings of code points 0-255, one per byte`);
+        return fail(
+          `character \\u${hex} at index ${high.index} is above \\u00ff: ${t.typeName} are JSON strings of code points 0-255, one per byte`,
+        );
       }
       if (t.size !== undefined && json.length !== t.size) return fail(`expected ${t.size} bytes for fixed, got ${json.length}`);
       return json;
     }
     case 'enum':
-      return typeof json === 'string' && t.symbols!.includes(json) ? json : fail(`expected one of ${t.symbols!.join(', ')}, got ${describe(json)}`);
+      return typeof json === 'string' && t.symbols!.includes(json)
+        ? json
+        : fail(`expected one of ${t.symbols!.join(', ')}, got ${describe(json)}`);
     case 'array':
       if (!Array.isArray(json)) return fail(`expected an array, got ${describe(json)}`);
       return json.map((item, i) => checkJsonInput(t.itemsType!, item, `${path}[${i}]`));
@@ -91,12 +102,14 @@ export function checkJsonInput(type: avro.Type, json: unknown, path = ''): unkno
     }
     case 'record':
     case 'error': {
-      if (!isObject(json)) return fail(`expected ${path === '' ? 'the parameters as one JSON object' : 'an object (record)'}, got ${describe(json)}`);
+      if (!isObject(json))
+        return fail(`expected ${path === '' ? 'the parameters as one JSON object' : 'an object (record)'}, got ${describe(json)}`);
       const out: Record<string, unknown> = {};
       for (const field of t.fields!) {
         const v = json[field.name];
         if (v === undefined) {
-          if (field.defaultValue() === undefined) throw new JsonInputError(at(field.name), `missing field ${at(field.name)} (${typeLabel(field.type)})`);
+          if (field.defaultValue() === undefined)
+            throw new JsonInputError(at(field.name), `missing field ${at(field.name)} (${typeLabel(field.type)})`);
           continue;
         }
         define(out, field.name, checkJsonInput(field.type, v, at(field.name)));
@@ -104,7 +117,10 @@ export function checkJsonInput(type: avro.Type, json: unknown, path = ''): unkno
       // avsc ignores unknown keys: a misspelt field with a default would silently take the default.
       const unknown = Object.keys(json).find((k) => !t.fields!.some((f) => f.name === k));
       if (unknown !== undefined) {
-        throw new JsonInputError(at(unknown), `unknown field ${at(unknown)} (${t.fields!.length === 0 ? 'it has no fields' : `fields: ${t.fields!.map((f) => f.name).join(', ')}`})`);
+        throw new JsonInputError(
+          at(unknown),
+          `unknown field ${at(unknown)} (${t.fields!.length === 0 ? 'it has no fields' : `fields: ${t.fields!.map((f) => f.name).join(', ')}`})`,
+        );
       }
       return out;
     }
@@ -115,7 +131,10 @@ export function checkJsonInput(type: avro.Type, json: unknown, path = ''): unkno
       const names = branches.filter((b) => b.typeName !== 'null').map((b) => b.branchName!);
       const keys = isObject(json) ? Object.keys(json) : [];
       const branch = keys.length === 1 ? branches.find((b) => b.branchName === keys[0]) : undefined;
-      if (branch === undefined) return fail(`expected ${names.length < branches.length ? 'null or ' : ''}{"<branch>": value} with <branch> one of ${names.join(', ')}, got ${describe(json)}`);
+      if (branch === undefined)
+        return fail(
+          `expected ${names.length < branches.length ? 'null or ' : ''}{"<branch>": value} with <branch> one of ${names.join(', ')}, got ${describe(json)}`,
+        );
       return { [keys[0]!]: checkJsonInput(branch, (json as Record<string, unknown>)[keys[0]!], at(keys[0]!)) };
     }
     default:

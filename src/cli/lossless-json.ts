@@ -5,7 +5,11 @@
  */
 
 const NUMBER = /-?(?:0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/y;
-const LITERALS: ReadonlyArray<[string, unknown]> = [['true', true], ['false', false], ['null', null]];
+const LITERALS: ReadonlyArray<[string, unknown]> = [
+  ['true', true],
+  ['false', false],
+  ['null', null],
+];
 
 /** Parses JSON text; integers that a double cannot hold exactly become BigInt. Throws SyntaxError. */
 export function parseJson(text: string): unknown {
@@ -23,7 +27,7 @@ export function parseJson(text: string): unknown {
       pos++;
       const obj: Record<string, unknown> = {};
       skip();
-      if (text[pos] === '}') return pos++, obj;
+      if (text[pos] === '}') return (pos++, obj);
       for (;;) {
         skip();
         if (text[pos] !== '"') fail('expected a property name');
@@ -41,7 +45,7 @@ export function parseJson(text: string): unknown {
       pos++;
       const arr: unknown[] = [];
       skip();
-      if (text[pos] === ']') return pos++, arr;
+      if (text[pos] === ']') return (pos++, arr);
       for (;;) {
         arr.push(value());
         skip();
@@ -52,7 +56,7 @@ export function parseJson(text: string): unknown {
     }
     if (c === '"') return string();
     for (const [word, v] of LITERALS) {
-      if (text.startsWith(word, pos)) return (pos += word.length), v;
+      if (text.startsWith(word, pos)) return ((pos += word.length), v);
     }
     NUMBER.lastIndex = pos;
     const m = NUMBER.exec(text);

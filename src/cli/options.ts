@@ -51,7 +51,10 @@ export function addConnectFlags(cmd: Command, withProtocol = true): Command {
     .option('--tls-cert <file>', 'PEM client certificate (mTLS)')
     .option('--tls-key <file>', 'PEM client key (mTLS)')
     .option('--tls-servername <name>', 'name checked against the server certificate')
-    .option('--token <token>', `credentials token sent in the handshake (visible to other users in ps: prefer ${TOKEN_ENV} or --token-file)`)
+    .option(
+      '--token <token>',
+      `credentials token sent in the handshake (visible to other users in ps: prefer ${TOKEN_ENV} or --token-file)`,
+    )
     .option('--token-file <path>', 'read the credentials token from this file (a trailing newline is ignored)')
     .option('--registry <kind>', 'resolve a service-name target with: etcd | dns')
     .option('--etcd-endpoints <urls>', 'etcd URLs, comma separated (with --registry etcd)', 'http://127.0.0.1:2379')
@@ -81,7 +84,10 @@ export function resolveToken(flags: { token?: string; tokenFile?: string }, env:
     try {
       token = readFileSync(flags.tokenFile, 'utf8').replace(/[\r\n]+$/, '');
     } catch (err) {
-      throw new RpcError(Code.INVALID_ARGUMENT, `--token-file ${flags.tokenFile}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      throw new RpcError(
+        Code.INVALID_ARGUMENT,
+        `--token-file ${flags.tokenFile}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      );
     }
     from = `--token-file ${flags.tokenFile}`;
   } else {
@@ -174,7 +180,10 @@ export function resolveTarget(target: string, flags: ConnectFlags): Target {
 function openRegistry(flags: ConnectFlags, service: string): Registry {
   if (flags.registry === 'etcd') return createEtcdRegistry({ hosts: (flags.etcdEndpoints ?? '').split(',') });
   if (flags.registry === 'dns') return createDnsRegistry(flags.dnsServer?.length ? { servers: flags.dnsServer } : {});
-  throw new RpcError(Code.INVALID_ARGUMENT, `target ${JSON.stringify(service)} is not host:port; a service name needs --registry etcd or dns`);
+  throw new RpcError(
+    Code.INVALID_ARGUMENT,
+    `target ${JSON.stringify(service)} is not host:port; a service name needs --registry etcd or dns`,
+  );
 }
 
 /**
@@ -184,7 +193,8 @@ function openRegistry(flags: ConnectFlags, service: string): Registry {
 export async function protocolFor(target: Target, flags: ConnectFlags, timeoutMs: number): Promise<Protocol> {
   if (flags.protocol !== undefined) return loadProtocol(flags.protocol, { longs: 'bigint' });
   const learned = await describeServer(await target.first(), {
-    timeoutMs, ...(target.client.tls === undefined ? {} : { tls: target.client.tls }),
+    timeoutMs,
+    ...(target.client.tls === undefined ? {} : { tls: target.client.tls }),
     ...(target.client.credentials === undefined ? {} : { credentials: target.client.credentials }),
   });
   return new Protocol(learned.text, { longs: 'bigint' });

@@ -31,8 +31,12 @@ export interface PreparedCall {
  * target. `clientOptions` adds to the CLI's defaults (one attempt, no keepalive).
  */
 export async function withPreparedCall(
-  targetText: string, message: string, json: string, flags: CallFlags,
-  clientOptions: Partial<ClientOptions>, use: (call: PreparedCall) => Promise<void>,
+  targetText: string,
+  message: string,
+  json: string,
+  flags: CallFlags,
+  clientOptions: Partial<ClientOptions>,
+  use: (call: PreparedCall) => Promise<void>,
 ): Promise<void> {
   const metadata = parseMetadata(flags.metadata);
   checkJsonSyntax(json);
@@ -46,7 +50,12 @@ export async function withPreparedCall(
     }
     const request = requestFromJson(msg, json);
     const client = createClient({
-      protocol, ...target.client, maxAttempts: 1, waitForReadyMs: flags.timeout, keepaliveMs: 0, ...clientOptions,
+      protocol,
+      ...target.client,
+      maxAttempts: 1,
+      waitForReadyMs: flags.timeout,
+      keepaliveMs: 0,
+      ...clientOptions,
     });
     try {
       const options: CallOptions = { timeoutMs: flags.timeout, ...(metadata === undefined ? {} : { metadata }) };

@@ -47,7 +47,11 @@ export function serveCommand(): Command {
     .option('--host <host>', 'interface to listen on', '127.0.0.1')
     .option('--port <port>', 'TCP port (0 picks a free one)', portNumber, 0)
     .addOption(new Option('--longs <kind>', 'how handlers see Avro longs').choices(['number', 'bigint']).default('number'))
-    .addOption(new Option('--registry <kind>', 'static: none (clients dial host:port); etcd: register --service').choices(['static', 'etcd']).default('static'))
+    .addOption(
+      new Option('--registry <kind>', 'static: none (clients dial host:port); etcd: register --service')
+        .choices(['static', 'etcd'])
+        .default('static'),
+    )
     .option('--etcd-endpoints <urls>', 'etcd URLs, comma separated', 'http://127.0.0.1:2379')
     .option('--service <name>', 'service name to register (required with --registry etcd)')
     .option('--service-version <version>', 'semver version to register', '0.0.0')
@@ -56,7 +60,10 @@ export function serveCommand(): Command {
     .option('--tls-cert <file>', 'PEM certificate chain (serve TLS)')
     .option('--tls-key <file>', 'PEM private key')
     .option('--tls-ca <file>', 'PEM CA for client certificates (requires mTLS)')
-    .option('--token <token>', `accept only connections whose handshake carries this token (visible in ps: prefer ${TOKEN_ENV} or --token-file)`)
+    .option(
+      '--token <token>',
+      `accept only connections whose handshake carries this token (visible in ps: prefer ${TOKEN_ENV} or --token-file)`,
+    )
     .option('--token-file <path>', 'read the token required from this file (a trailing newline is ignored)')
     .option('--grace <duration>', 'time running calls get to finish on SIGTERM/SIGINT', duration, 5000)
     .action(async (protocolFile: string, handlersFile: string, flags: ServeFlags) => {
@@ -77,7 +84,10 @@ async function serve(protocolFile: string, handlersFile: string, flags: ServeFla
     metrics = await serveMetrics(observer, flags.metricsPort);
   }
   const options: ServerOptions = {
-    protocol, handlers, ...(observer === undefined ? {} : { observer }), ...(serverTls(flags) ?? {}),
+    protocol,
+    handlers,
+    ...(observer === undefined ? {} : { observer }),
+    ...(serverTls(flags) ?? {}),
     ...(token === undefined ? {} : { authenticate: checkToken(token) }),
   };
   const server = createServer(options);
@@ -87,7 +97,10 @@ async function serve(protocolFile: string, handlersFile: string, flags: ServeFla
     if (flags.service === undefined) throw new RpcError(Code.INVALID_ARGUMENT, '--registry etcd needs --service <name>');
     registry = createEtcdRegistry({ hosts: flags.etcdEndpoints.split(',') });
     listen.register = {
-      registry, name: flags.service, version: flags.serviceVersion, ...(flags.advertiseHost === undefined ? {} : { advertiseHost: flags.advertiseHost }),
+      registry,
+      name: flags.service,
+      version: flags.serviceVersion,
+      ...(flags.advertiseHost === undefined ? {} : { advertiseHost: flags.advertiseHost }),
     };
   }
   const bound = await server.listen(listen);
@@ -95,7 +108,8 @@ async function serve(protocolFile: string, handlersFile: string, flags: ServeFla
   const stop = (): void => {
     process.off('SIGTERM', stop);
     process.off('SIGINT', stop);
-    void server.close({ graceMs: flags.grace })
+    void server
+      .close({ graceMs: flags.grace })
       .then(() => registry?.close())
       .then(() => new Promise<void>((done) => (metrics === undefined ? done() : metrics.close(() => done()))))
       .catch(reportFailure)
@@ -138,7 +152,8 @@ async function serveMetrics(observer: PrometheusObserver, port: number): Promise
 
 function serverTls(flags: ServeFlags): { tls: ServerTlsOptions } | undefined {
   if (flags.tlsCert === undefined && flags.tlsKey === undefined) return undefined;
-  if (flags.tlsCert === undefined || flags.tlsKey === undefined) throw new RpcError(Code.INVALID_ARGUMENT, '--tls-cert and --tls-key go together');
+  if (flags.tlsCert === undefined || flags.tlsKey === undefined)
+    throw new RpcError(Code.INVALID_ARGUMENT, '--tls-cert and --tls-key go together');
   const tls: ServerTlsOptions = { cert: readFileSync(flags.tlsCert), key: readFileSync(flags.tlsKey) };
   if (flags.tlsCa !== undefined) Object.assign(tls, { ca: readFileSync(flags.tlsCa), requestCert: true });
   return { tls };

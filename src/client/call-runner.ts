@@ -47,7 +47,13 @@ export class CallRunner implements CallOwner {
   }
 
   /** Starts a call; settles with the response or an `RpcError`. `deadline` is on the `performance.now()` clock, or -1. */
-  run(msg: MessageDef, request: unknown, deadline: number, signal: AbortSignal | undefined, metadata: Metadata | undefined): Promise<unknown> {
+  run(
+    msg: MessageDef,
+    request: unknown,
+    deadline: number,
+    signal: AbortSignal | undefined,
+    metadata: Metadata | undefined,
+  ): Promise<unknown> {
     // Inside a handler: inherit the incoming call's deadline (capped) and cancellation.
     const parent = callScope.getStore();
     if (parent !== undefined) {
@@ -78,22 +84,42 @@ export class CallRunner implements CallOwner {
   }
 
   private observed(
-    observer: RpcObserver, msg: MessageDef, request: unknown, deadline: number, signal: AbortSignal | undefined, metadata: Metadata | undefined,
+    observer: RpcObserver,
+    msg: MessageDef,
+    request: unknown,
+    deadline: number,
+    signal: AbortSignal | undefined,
+    metadata: Metadata | undefined,
   ): Promise<unknown> {
     const started = performance.now();
     observer.callStarted?.(msg.name);
-    return new Promise((resolve, reject) => this.start(msg, request, deadline, signal, metadata, (value) => {
-      observer.callEnded?.(msg.name, Code.OK, performance.now() - started);
-      resolve(value);
-    }, (err) => {
-      observer.callEnded?.(msg.name, err.code, performance.now() - started);
-      reject(err);
-    }));
+    return new Promise((resolve, reject) =>
+      this.start(
+        msg,
+        request,
+        deadline,
+        signal,
+        metadata,
+        (value) => {
+          observer.callEnded?.(msg.name, Code.OK, performance.now() - started);
+          resolve(value);
+        },
+        (err) => {
+          observer.callEnded?.(msg.name, err.code, performance.now() - started);
+          reject(err);
+        },
+      ),
+    );
   }
 
   private start(
-    msg: MessageDef, request: unknown, deadline: number, signal: AbortSignal | undefined, metadata: Metadata | undefined,
-    resolve: (value: unknown) => void, reject: (error: RpcError) => void,
+    msg: MessageDef,
+    request: unknown,
+    deadline: number,
+    signal: AbortSignal | undefined,
+    metadata: Metadata | undefined,
+    resolve: (value: unknown) => void,
+    reject: (error: RpcError) => void,
   ): void {
     const call = new ClientCall(msg, request, metadata, deadline, resolve, reject, this);
     if (deadline >= 0) call.timer = setTimeout(onDeadline, Math.min(deadline - performance.now(), MAX_TIMER_MS), this, call);
@@ -117,12 +143,13 @@ export class CallRunner implements CallOwner {
   /** Decides between a retry and a rejection after a failed attempt. */
   attemptFailed(call: ClientCall, error: RpcError, mayHaveRun: boolean): void {
     if (call.done) return;
-    const retry = !this.closed
-      && error.code === Code.UNAVAILABLE
-      && (!mayHaveRun || call.msg.idempotent || this.options.idempotent.has(call.msg.name))
-      && call.attempts < this.options.maxAttempts
-      && (call.deadline < 0 || performance.now() < call.deadline)
-      && this.budget.withdraw();
+    const retry =
+      !this.closed &&
+      error.code === Code.UNAVAILABLE &&
+      (!mayHaveRun || call.msg.idempotent || this.options.idempotent.has(call.msg.name)) &&
+      call.attempts < this.options.maxAttempts &&
+      (call.deadline < 0 || performance.now() < call.deadline) &&
+      this.budget.withdraw();
     if (retry) this.dispatch(call);
     else call.reject(error);
   }
@@ -201,7 +228,8 @@ function onDeadline(runner: CallRunner, call: ClientCall): void {
 /** A call whose signal aborted: an inherited deadline keeps its code, anything else is a cancel. */
 function abortError(signal: AbortSignal): RpcError {
   const reason: unknown = signal.reason;
-  if (reason instanceof RpcError && reason.code === Code.DEADLINE_EXCEEDED) return new RpcError(Code.DEADLINE_EXCEEDED, `deadline of the incoming call exceeded`);
+  if (reason instanceof RpcError && reason.code === Code.DEADLINE_EXCEEDED)
+    return new RpcError(Code.DEADLINE_EXCEEDED, `deadline of the incoming call exceeded`);
   return new RpcError(Code.CANCELLED, 'call cancelled by the caller');
 }
 

@@ -219,14 +219,43 @@ const MiB = 1024 * 1024;
  * default in force). The compiler keeps it in step with the interface: add new options here too.
  */
 export const KNOWN_CLIENT_OPTIONS = {
-  protocol: true, endpoints: true, discovery: true, timeoutMs: true, connectionsPerEndpoint: true, balancer: true,
-  idempotent: true, maxAttempts: true, retryBudgetRatio: true, retryBudgetTokens: true, waitForReadyMs: true,
-  maxQueuedCalls: true, backoff: true, ejectAfterFailures: true, ejectMs: true, ejectIntervalMs: true,
-  ejectFailurePercent: true, ejectMinCalls: true, maxEjectedPercent: true, connectTimeoutMs: true, maxProtocolBytes: true,
-  maxFrameBytes: true, maxMessageBytes: true, fragmentBytes: true, maxPartialMessages: true, fragmentWindowBytes: true,
-  interleaveWindowBytes: true, compressAboveBytes: true, maxQueuedBytes: true, keepaliveMs: true,
-  keepaliveTimeoutMs: true, resolverCacheSize: true, tls: true, credentials: true, interceptors: true,
-  observer: true, logger: true,
+  protocol: true,
+  endpoints: true,
+  discovery: true,
+  timeoutMs: true,
+  connectionsPerEndpoint: true,
+  balancer: true,
+  idempotent: true,
+  maxAttempts: true,
+  retryBudgetRatio: true,
+  retryBudgetTokens: true,
+  waitForReadyMs: true,
+  maxQueuedCalls: true,
+  backoff: true,
+  ejectAfterFailures: true,
+  ejectMs: true,
+  ejectIntervalMs: true,
+  ejectFailurePercent: true,
+  ejectMinCalls: true,
+  maxEjectedPercent: true,
+  connectTimeoutMs: true,
+  maxProtocolBytes: true,
+  maxFrameBytes: true,
+  maxMessageBytes: true,
+  fragmentBytes: true,
+  maxPartialMessages: true,
+  fragmentWindowBytes: true,
+  interleaveWindowBytes: true,
+  compressAboveBytes: true,
+  maxQueuedBytes: true,
+  keepaliveMs: true,
+  keepaliveTimeoutMs: true,
+  resolverCacheSize: true,
+  tls: true,
+  credentials: true,
+  interceptors: true,
+  observer: true,
+  logger: true,
 } as const satisfies Record<keyof ClientOptions, true>;
 
 /** Every option name of {@link CallOptions}; others fail the call with INVALID_ARGUMENT. */
@@ -261,7 +290,8 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
   if (!(options.protocol instanceof Protocol)) invalid(`${at}.protocol`, 'must be a Protocol from loadProtocol()');
   const { endpoints, discovery } = options;
   if ((endpoints === undefined) === (discovery === undefined)) invalid(at, 'needs exactly one of endpoints and discovery');
-  if (endpoints !== undefined && (!Array.isArray(endpoints) || endpoints.length === 0)) invalid(`${at}.endpoints`, 'must be a non-empty array');
+  if (endpoints !== undefined && (!Array.isArray(endpoints) || endpoints.length === 0))
+    invalid(`${at}.endpoints`, 'must be a non-empty array');
   if (discovery !== undefined) {
     if (discovery === null || typeof discovery !== 'object') invalid(`${at}.discovery`, 'must be an object');
     knownOptions(`${at}.discovery`, discovery, KNOWN_DISCOVERY_OPTIONS);
@@ -273,7 +303,8 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
   const idempotent = options.idempotent ?? [];
   if (!Array.isArray(idempotent)) invalid(`${at}.idempotent`, 'must be an array of message names');
   for (const name of idempotent) {
-    if (options.protocol.message(name) === undefined) invalid(`${at}.idempotent`, `names no message of the protocol: ${JSON.stringify(name)}`);
+    if (options.protocol.message(name) === undefined)
+      invalid(`${at}.idempotent`, `names no message of the protocol: ${JSON.stringify(name)}`);
   }
   const ratio = options.retryBudgetRatio ?? 0.2;
   if (typeof ratio !== 'number' || !(ratio >= 0 && ratio <= 1)) invalid(`${at}.retryBudgetRatio`, 'must be a number from 0 to 1');
@@ -286,7 +317,8 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     protocol: options.protocol,
     endpoints: (endpoints ?? []).map((e, i) => parseEndpoint(`${at}.endpoints[${i}]`, e)),
     discovery,
-    timeoutMs: options.timeoutMs === undefined || options.timeoutMs === Infinity ? undefined : intOption(`${at}.timeoutMs`, options.timeoutMs, 0, 0),
+    timeoutMs:
+      options.timeoutMs === undefined || options.timeoutMs === Infinity ? undefined : intOption(`${at}.timeoutMs`, options.timeoutMs, 0, 0),
     connectionsPerEndpoint: intOption(`${at}.connectionsPerEndpoint`, options.connectionsPerEndpoint, 1, 1, 1024),
     balancer: resolveBalancer(`${at}.balancer`, options.balancer),
     idempotent: new Set(idempotent),
@@ -295,7 +327,11 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     retryBudgetTokens: intOption(`${at}.retryBudgetTokens`, options.retryBudgetTokens, 100, 1, 1_000_000),
     waitForReadyMs: msOption(`${at}.waitForReadyMs`, options.waitForReadyMs, 10_000, 0),
     maxQueuedCalls: intOption(`${at}.maxQueuedCalls`, options.maxQueuedCalls, 10_000, 0),
-    backoff: { ...DEFAULT_BACKOFF, initialMs, maxMs: msOption(`${at}.backoff.maxMs`, options.backoff?.maxMs, DEFAULT_BACKOFF.maxMs, initialMs) },
+    backoff: {
+      ...DEFAULT_BACKOFF,
+      initialMs,
+      maxMs: msOption(`${at}.backoff.maxMs`, options.backoff?.maxMs, DEFAULT_BACKOFF.maxMs, initialMs),
+    },
     ejectAfterFailures: intOption(`${at}.ejectAfterFailures`, options.ejectAfterFailures, 5, 1),
     ejectMs: msOption(`${at}.ejectMs`, options.ejectMs, 10_000, 0, Math.floor(MAX_TIMER_MS / 10)),
     ejectIntervalMs: msOption(`${at}.ejectIntervalMs`, options.ejectIntervalMs, 10_000, 0),
@@ -318,8 +354,12 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     dial: dialer(resolveTls(`${at}.tls`, options.tls)),
     credentials: resolveCredentials(`${at}.credentials`, options.credentials),
     interceptors: resolveInterceptors(`${at}.interceptors`, options.interceptors),
-    ...guarded(options.observer, options.logger === undefined || isLogger(options.logger) ? options.logger
-      : invalid(`${at}.logger`, 'must have debug, info, warn and error methods')),
+    ...guarded(
+      options.observer,
+      options.logger === undefined || isLogger(options.logger)
+        ? options.logger
+        : invalid(`${at}.logger`, 'must have debug, info, warn and error methods'),
+    ),
   };
 }
 

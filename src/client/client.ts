@@ -41,19 +41,24 @@ export function createClient(options: ClientOptions): Client {
   // The pool's callbacks reach the runner, which needs the pool: it is created right after.
   // eslint-disable-next-line prefer-const
   let runner: CallRunner | undefined;
-  const pool = new Pool({
-    protocol: o.protocol,
-    connection: o,
-    connectionsPerEndpoint: o.connectionsPerEndpoint,
-    balancer: o.balancer,
-    backoff: o.backoff,
-    ejectAfterFailures: o.ejectAfterFailures,
-    ejectMs: o.ejectMs,
-    ejectIntervalMs: o.ejectIntervalMs,
-    ejectFailurePercent: o.ejectFailurePercent,
-    ejectMinCalls: o.ejectMinCalls,
-    maxEjectedPercent: o.maxEjectedPercent,
-  }, new ResolverCache(o.protocol, o.resolverCacheSize, Math.max(DEFAULT_RESOLVER_CACHE_BYTES, o.maxProtocolBytes + 1)), () => runner!.flushQueue(), (err) => runner!.failQueue(err));
+  const pool = new Pool(
+    {
+      protocol: o.protocol,
+      connection: o,
+      connectionsPerEndpoint: o.connectionsPerEndpoint,
+      balancer: o.balancer,
+      backoff: o.backoff,
+      ejectAfterFailures: o.ejectAfterFailures,
+      ejectMs: o.ejectMs,
+      ejectIntervalMs: o.ejectIntervalMs,
+      ejectFailurePercent: o.ejectFailurePercent,
+      ejectMinCalls: o.ejectMinCalls,
+      maxEjectedPercent: o.maxEjectedPercent,
+    },
+    new ResolverCache(o.protocol, o.resolverCacheSize, Math.max(DEFAULT_RESOLVER_CACHE_BYTES, o.maxProtocolBytes + 1)),
+    () => runner!.flushQueue(),
+    (err) => runner!.failQueue(err),
+  );
   runner = new CallRunner(pool, o);
   const detachObserver = o.observer?.poolAttached?.(() => pool.stats());
   pool.setEndpoints(o.endpoints);
@@ -79,25 +84,33 @@ export function createClient(options: ClientOptions): Client {
     // no allocation and plain compares (the names of KNOWN_CALL_OPTIONS, which the error message uses).
     if (callOptions !== undefined) {
       for (const k in callOptions) {
-        if (k !== 'timeoutMs' && k !== 'metadata' && k !== 'signal' && Object.hasOwn(callOptions, k)) return Promise.reject(unknownCallOption(callOptions));
+        if (k !== 'timeoutMs' && k !== 'metadata' && k !== 'signal' && Object.hasOwn(callOptions, k))
+          return Promise.reject(unknownCallOption(callOptions));
       }
     }
     const timeoutMs = callOptions?.timeoutMs ?? defaultTimeout;
     const signal = callOptions?.signal;
     const metadata = callOptions?.metadata;
-    if ((timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs >= 0)) || (signal !== undefined && !isAbortSignal(signal))
-      || (metadata !== undefined && !isMetadata(metadata))) {
+    if (
+      (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs >= 0)) ||
+      (signal !== undefined && !isAbortSignal(signal)) ||
+      (metadata !== undefined && !isMetadata(metadata))
+    ) {
       return Promise.reject(callOptionsError(timeoutMs, signal, metadata));
     }
     // Infinity: no deadline (also how one call opts out of the client's default timeoutMs).
     const deadline = timeoutMs === undefined || timeoutMs === Infinity ? -1 : performance.now() + timeoutMs;
     return runner!.run(msg, request, deadline, signal, metadata) as Promise<never>;
   };
-  const chained = o.interceptors.length === 0 ? undefined
-    : chainCall((c) => send(c.message, c.request, c.options), o.interceptors);
+  const chained = o.interceptors.length === 0 ? undefined : chainCall((c) => send(c.message, c.request, c.options), o.interceptors);
   // Whatever an interceptor throws, the caller gets an RpcError with a code.
-  const intercepted = chained === undefined ? undefined
-    : (c: OutgoingCall) => new Promise<unknown>((resolve) => resolve(chained(c))).catch((err: unknown) => { throw RpcError.from(err); });
+  const intercepted =
+    chained === undefined
+      ? undefined
+      : (c: OutgoingCall) =>
+          new Promise<unknown>((resolve) => resolve(chained(c))).catch((err: unknown) => {
+            throw RpcError.from(err);
+          });
 
   return {
     call(message: string, request: object, callOptions?: CallOptions) {
@@ -105,7 +118,8 @@ export function createClient(options: ClientOptions): Client {
       return send(message, request, callOptions);
     },
     callRaw(message: string, request: Uint8Array, callOptions?: CallOptions) {
-      if (!(request instanceof Uint8Array)) return Promise.reject(new RpcError(Code.INVALID_ARGUMENT, 'callRaw: request must be a Uint8Array of Avro bytes'));
+      if (!(request instanceof Uint8Array))
+        return Promise.reject(new RpcError(Code.INVALID_ARGUMENT, 'callRaw: request must be a Uint8Array of Avro bytes'));
       if (intercepted !== undefined) return intercepted({ message, request, options: callOptions ?? {} }) as Promise<never>;
       return send(message, request, callOptions);
     },
@@ -125,7 +139,10 @@ export function createClient(options: ClientOptions): Client {
 }
 
 const isAbortSignal = (s: unknown): s is AbortSignal =>
-  typeof s === 'object' && s !== null && typeof (s as AbortSignal).aborted === 'boolean' && typeof (s as AbortSignal).addEventListener === 'function';
+  typeof s === 'object' &&
+  s !== null &&
+  typeof (s as AbortSignal).aborted === 'boolean' &&
+  typeof (s as AbortSignal).addEventListener === 'function';
 
 /** String keys to string values: what a METADATA map can carry. */
 function isMetadata(m: unknown): boolean {
@@ -153,8 +170,10 @@ function callOptionsError(timeoutMs: unknown, signal: unknown, metadata: unknown
   } else if (metadata !== undefined && !isMetadata(metadata)) {
     const entries = typeof metadata === 'object' && metadata !== null && !Array.isArray(metadata) ? Object.entries(metadata) : [];
     const bad = entries.find(([, v]) => typeof v !== 'string');
-    problem = bad === undefined ? `options.metadata must be an object of string values, got ${describe(metadata)}`
-      : `options.metadata.${bad[0]} must be a string, got ${describe(bad[1])}`;
+    problem =
+      bad === undefined
+        ? `options.metadata must be an object of string values, got ${describe(metadata)}`
+        : `options.metadata.${bad[0]} must be a string, got ${describe(bad[1])}`;
   }
   return new RpcError(Code.INVALID_ARGUMENT, `call: ${problem}`);
 }

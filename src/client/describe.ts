@@ -12,7 +12,13 @@ export interface DescribeOptions extends Pick<ClientOptions, 'tls' | 'credential
   timeoutMs?: number;
 }
 
-const KNOWN_DESCRIBE_OPTIONS = { tls: true, credentials: true, maxFrameBytes: true, maxProtocolBytes: true, timeoutMs: true } as const satisfies Record<keyof DescribeOptions, true>;
+const KNOWN_DESCRIBE_OPTIONS = {
+  tls: true,
+  credentials: true,
+  maxFrameBytes: true,
+  maxProtocolBytes: true,
+  timeoutMs: true,
+} as const satisfies Record<keyof DescribeOptions, true>;
 
 /**
  * An empty protocol: its fingerprint matches no server's, so the server sends its own protocol text
@@ -27,12 +33,23 @@ const probe = parseProtocol('{"protocol": "Describe", "namespace": "avrpc.probe"
 export async function describeServer(endpoint: string | Endpoint, options: DescribeOptions = {}): Promise<Protocol> {
   if (options === null || typeof options !== 'object') invalid('describeServer: options', 'must be an object');
   knownOptions('describeServer: options', options, KNOWN_DESCRIBE_OPTIONS);
-  const o = resolveClientOptions({ ...options, protocol: probe, endpoints: [endpoint], connectTimeoutMs: options.timeoutMs ?? 5000, keepaliveMs: 0 });
+  const o = resolveClientOptions({
+    ...options,
+    protocol: probe,
+    endpoints: [endpoint],
+    connectTimeoutMs: options.timeoutMs ?? 5000,
+    keepaliveMs: 0,
+  });
   const { host, port } = o.endpoints[0]!;
   // Room for the one protocol we came for, however large `maxProtocolBytes` allows it.
   const cache = new ResolverCache(probe, 4, Math.max(DEFAULT_RESOLVER_CACHE_BYTES, o.maxProtocolBytes + 1));
   const state: EndpointState = {
-    key: `${host}:${port}`, weight: 1, serverFingerprint: null, sendProtocol: false, latencyEwmaMs: 0, consecutiveFailures: 0,
+    key: `${host}:${port}`,
+    weight: 1,
+    serverFingerprint: null,
+    sendProtocol: false,
+    latencyEwmaMs: 0,
+    consecutiveFailures: 0,
   };
   let conn: ClientConnection | undefined;
   await new Promise<void>((resolve, reject) => {

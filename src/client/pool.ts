@@ -105,9 +105,15 @@ export class Pool {
     private readonly onFatal: (error: RpcError) => void = () => {},
   ) {
     const o = options;
-    this.detector = new OutlierDetector({
-      failurePercent: o.ejectFailurePercent, minCalls: o.ejectMinCalls, maxEjectedPercent: o.maxEjectedPercent, ejectMs: o.ejectMs,
-    }, o.protocol.messages.length);
+    this.detector = new OutlierDetector(
+      {
+        failurePercent: o.ejectFailurePercent,
+        minCalls: o.ejectMinCalls,
+        maxEjectedPercent: o.maxEjectedPercent,
+        ejectMs: o.ejectMs,
+      },
+      o.protocol.messages.length,
+    );
   }
 
   /** The connection for the next call, preferring endpoints other than `avoid`; undefined if none is ready. */
@@ -155,7 +161,8 @@ export class Pool {
     const n = this.slots.size;
     const times = last.lastSuspect ? ` (${last.badAttempts} attempts in a row)` : '';
     if (n === 1 && !last.lastSuspect) return e;
-    const what = n === 1 ? `${e.message}${times}` : `all ${n} endpoints fail in ways retrying will not fix; ${last.state.key}: ${e.message}${times}`;
+    const what =
+      n === 1 ? `${e.message}${times}` : `all ${n} endpoints fail in ways retrying will not fix; ${last.state.key}: ${e.message}${times}`;
     return new RpcError(e.code === Code.UNAUTHENTICATED ? e.code : Code.UNAVAILABLE, what, { cause: e });
   }
 
@@ -181,8 +188,12 @@ export class Pool {
         inFlight += c.inFlight;
       }
       return {
-        endpoint: slot.state.key, connections: slot.conns.length, ready, inFlight,
-        latencyEwmaMs: slot.state.latencyEwmaMs, ejected: slot.health.ejectedUntil > now,
+        endpoint: slot.state.key,
+        connections: slot.conns.length,
+        ready,
+        inFlight,
+        latencyEwmaMs: slot.state.latencyEwmaMs,
+        ejected: slot.health.ejectedUntil > now,
         lastError: slot.lastError?.message,
       };
     });
@@ -221,7 +232,9 @@ export class Pool {
   private ejected(slot: Slot, ms: number): void {
     slot.state.consecutiveFailures = 0;
     clearTimeout(slot.ejectTimer);
-    slot.ejectTimer = setTimeout(() => { this.snapshot = null; }, ms);
+    slot.ejectTimer = setTimeout(() => {
+      this.snapshot = null;
+    }, ms);
     slot.ejectTimer.unref();
     this.snapshot = null;
   }
@@ -229,11 +242,26 @@ export class Pool {
   private addSlot(key: string, e: PoolEndpoint): void {
     const health = this.detector.add(key);
     const state: EndpointState = {
-      key, weight: e.weight ?? 1, serverFingerprint: null, sendProtocol: false, latencyEwmaMs: 0, consecutiveFailures: 0, outcomes: health,
+      key,
+      weight: e.weight ?? 1,
+      serverFingerprint: null,
+      sendProtocol: false,
+      latencyEwmaMs: 0,
+      consecutiveFailures: 0,
+      outcomes: health,
     };
     const slot: Slot = {
-      state, host: e.host, port: e.port, conns: [], backoff: new Backoff(this.options.backoff),
-      reconnectTimer: undefined, health, ejectTimer: undefined, lastError: undefined, badAttempts: 0, lastSuspect: false,
+      state,
+      host: e.host,
+      port: e.port,
+      conns: [],
+      backoff: new Backoff(this.options.backoff),
+      reconnectTimer: undefined,
+      health,
+      ejectTimer: undefined,
+      lastError: undefined,
+      badAttempts: 0,
+      lastSuspect: false,
     };
     this.slots.set(key, slot);
     if (this.started) this.refill(slot);
@@ -254,9 +282,9 @@ export class Pool {
     let live = 0;
     for (const c of slot.conns) if (c.state === 'connecting' || c.state === 'ready') live++;
     for (; live < this.options.connectionsPerEndpoint; live++) {
-      slot.conns.push(new ClientConnection(
-        slot.host, slot.port, this.options.protocol, this.cache, slot.state, this.options.connection, this.onChange,
-      ));
+      slot.conns.push(
+        new ClientConnection(slot.host, slot.port, this.options.protocol, this.cache, slot.state, this.options.connection, this.onChange),
+      );
     }
   }
 
@@ -279,7 +307,8 @@ export class Pool {
         slot.lastError = conn.closeError;
         if (conn.state === 'closed' && !conn.wasReady) {
           const kind = conn.failure;
-          slot.badAttempts = kind === 'permanent' ? Math.max(SUSPECT_ATTEMPTS, slot.badAttempts + 1) : kind === 'suspect' ? slot.badAttempts + 1 : 0;
+          slot.badAttempts =
+            kind === 'permanent' ? Math.max(SUSPECT_ATTEMPTS, slot.badAttempts + 1) : kind === 'suspect' ? slot.badAttempts + 1 : 0;
           slot.lastSuspect = kind === 'suspect';
           const forGood = this.failingForGood();
           if (conn.closeError.code !== Code.UNAVAILABLE) this.onFatal(conn.closeError);

@@ -14,7 +14,22 @@ export function idlOptions(): never {
 }
 
 /** Type names that are not references to a named type. */
-const BUILTIN = new Set(['null', 'boolean', 'int', 'long', 'float', 'double', 'bytes', 'string', 'record', 'error', 'enum', 'fixed', 'array', 'map']);
+const BUILTIN = new Set([
+  'null',
+  'boolean',
+  'int',
+  'long',
+  'float',
+  'double',
+  'bytes',
+  'string',
+  'record',
+  'error',
+  'enum',
+  'fixed',
+  'array',
+  'map',
+]);
 
 type Json = Record<string, unknown>;
 

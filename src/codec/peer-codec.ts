@@ -67,8 +67,12 @@ export class PeerCodec {
       if (same) return { local: lm, name: rm.name, resolver: undefined, incompatible: undefined };
       const r = tryResolve(lm.request, rm.request);
       // What we answer must be readable by the peer: our response and errors are the writer's schemas.
-      const problem = lm.oneWay !== rm.oneWay ? 'one-way on one side only'
-        : r.error ?? check(rm.response, lm.response, 'the client cannot read the response') ?? check(rm.errors, lm.errors, 'the client cannot read the errors');
+      const problem =
+        lm.oneWay !== rm.oneWay
+          ? 'one-way on one side only'
+          : (r.error ??
+            check(rm.response, lm.response, 'the client cannot read the response') ??
+            check(rm.errors, lm.errors, 'the client cannot read the errors'));
       return { local: lm, name: rm.name, resolver: r.resolver, incompatible: problem };
     });
   }
@@ -82,10 +86,12 @@ export class PeerCodec {
       const res = tryResolve(lm.response, rm.response);
       const errs = tryResolve(lm.errors, rm.errors);
       // The server must be able to read our request (it would refuse it FAILED_PRECONDITION).
-      const problem = lm.oneWay !== rm.oneWay ? 'incompatible schemas: one-way on one side only'
-        : check(rm.request, lm.request, 'incompatible schemas')
-          ?? (res.error !== undefined ? `cannot read the server's response: ${res.error}` : undefined)
-          ?? (errs.error !== undefined ? `cannot read the server's errors: ${errs.error}` : undefined);
+      const problem =
+        lm.oneWay !== rm.oneWay
+          ? 'incompatible schemas: one-way on one side only'
+          : (check(rm.request, lm.request, 'incompatible schemas') ??
+            (res.error !== undefined ? `cannot read the server's response: ${res.error}` : undefined) ??
+            (errs.error !== undefined ? `cannot read the server's errors: ${errs.error}` : undefined));
       return { response: res.resolver, errors: errs.resolver, incompatible: problem };
     });
   }
@@ -122,9 +128,7 @@ function explain(reader: avro.Type, writer: avro.Type, err: unknown, path: strin
       }
     }
   }
-  const what = err instanceof TypeError || !(err instanceof Error)
-    ? `cannot read ${label(writer)} as ${label(reader)}`
-    : err.message;
+  const what = err instanceof TypeError || !(err instanceof Error) ? `cannot read ${label(writer)} as ${label(reader)}` : err.message;
   return path === '' ? what : `field ${path.slice(1)}: ${what}`;
 }
 

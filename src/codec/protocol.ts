@@ -148,7 +148,8 @@ interface AvscMessage {
  * Throws `RpcError` INVALID_ARGUMENT when it is neither.
  */
 export function parseProtocol(source: string, options: ProtocolOptions = {}): Protocol {
-  if (typeof source !== 'string') throw new RpcError(Code.INVALID_ARGUMENT, `parseProtocol: source must be a string of Avro IDL or JSON, got ${typeof source}`);
+  if (typeof source !== 'string')
+    throw new RpcError(Code.INVALID_ARGUMENT, `parseProtocol: source must be a string of Avro IDL or JSON, got ${typeof source}`);
   const trimmed = source.trimStart();
   if (trimmed.startsWith('{')) {
     let json: object;
@@ -195,7 +196,8 @@ export async function loadProtocol(source: string | URL, options: ProtocolOption
 function protocolPath(source: unknown): string {
   const isUrl = source instanceof URL || (typeof source === 'string' && /^[a-z][a-z0-9+.-]+:/i.test(source));
   if (!isUrl) {
-    if (typeof source !== 'string' || source === '') throw new RpcError(Code.INVALID_ARGUMENT, 'loadProtocol: source must be a file path or a file: URL');
+    if (typeof source !== 'string' || source === '')
+      throw new RpcError(Code.INVALID_ARGUMENT, 'loadProtocol: source must be a file path or a file: URL');
     return source;
   }
   let url: URL;
@@ -204,7 +206,8 @@ function protocolPath(source: unknown): string {
   } catch (err) {
     throw new RpcError(Code.INVALID_ARGUMENT, `loadProtocol: invalid URL ${String(source)}`, { cause: err });
   }
-  if (url.protocol !== 'file:') throw new RpcError(Code.INVALID_ARGUMENT, `loadProtocol: only paths and file: URLs can be loaded, got ${url.href}`);
+  if (url.protocol !== 'file:')
+    throw new RpcError(Code.INVALID_ARGUMENT, `loadProtocol: only paths and file: URLs can be loaded, got ${url.href}`);
   try {
     return fileURLToPath(url);
   } catch (err) {

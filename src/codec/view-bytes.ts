@@ -64,8 +64,13 @@ let shared: avro.Type | undefined;
 
 /** avsc `typeHook` giving plain `bytes` schemas (no logical type) the view-decoding type. */
 export function viewBytesHook(schema: avro.Schema): avro.Type | undefined {
-  const plain = schema === 'bytes' || (typeof schema === 'object' && schema !== null && !Array.isArray(schema)
-    && (schema as { type?: unknown }).type === 'bytes' && (schema as { logicalType?: unknown }).logicalType === undefined);
+  const plain =
+    schema === 'bytes' ||
+    (typeof schema === 'object' &&
+      schema !== null &&
+      !Array.isArray(schema) &&
+      (schema as { type?: unknown }).type === 'bytes' &&
+      (schema as { logicalType?: unknown }).logicalType === undefined);
   if (!plain) return undefined;
   return (shared ??= new ViewBytesType());
 }

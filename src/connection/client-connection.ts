@@ -142,18 +142,24 @@ export class ClientConnection {
     this.logger = options.logger;
     this.maxProtocolBytes = options.maxProtocolBytes;
     const socket = options.dial(host, port);
-    this.framed = new FramedSocket(socket, { ...options, expectPreface: false, pauseReadsWhenBlocked: false }, {
-      onFrame: (type, flags, id, body) => this.onFrame(type, flags, id, body),
-      onClose: (error) => this.onClose(error),
-      onRefused: (type, _flags, id, error) => (type === FrameType.RESPONSE ? this.onRefused(id, error)
-        : this.framed.fail(new RpcError(Code.INTERNAL, `protocol error: unexpected frame type ${type} from server`))),
-      awaitingReplies: () => this.calls.size > 0,
-      admits: (_type, flags, id) => this.admits(flags, id),
-      onPong: (id) => this.onPong(id),
-      onWritten: () => {
-        if (this.unwritten.length > 0) this.settleWritten();
+    this.framed = new FramedSocket(
+      socket,
+      { ...options, expectPreface: false, pauseReadsWhenBlocked: false },
+      {
+        onFrame: (type, flags, id, body) => this.onFrame(type, flags, id, body),
+        onClose: (error) => this.onClose(error),
+        onRefused: (type, _flags, id, error) =>
+          type === FrameType.RESPONSE
+            ? this.onRefused(id, error)
+            : this.framed.fail(new RpcError(Code.INTERNAL, `protocol error: unexpected frame type ${type} from server`)),
+        awaitingReplies: () => this.calls.size > 0,
+        admits: (_type, flags, id) => this.admits(flags, id),
+        onPong: (id) => this.onPong(id),
+        onWritten: () => {
+          if (this.unwritten.length > 0) this.settleWritten();
+        },
       },
-    });
+    );
     // Until WELCOME OK only a WELCOME (or a GOAWAY or ERROR) may come, and its protocol text is capped:
     // a hostile server cannot make us buffer maxFrameBytes before that cap is checked.
     this.maxFrameBytes = options.maxFrameBytes;
@@ -164,20 +170,24 @@ export class ClientConnection {
       this.framed.destroy(new RpcError(Code.UNAVAILABLE, `connect to ${host}:${port} timed out after ${options.connectTimeoutMs} ms`));
     }, options.connectTimeoutMs);
     socket.once(readyEvent(socket), () => this.authenticateThenHello(options.credentials));
-    socket.once('data', (chunk: Buffer) => { this.firstBytes = Buffer.from(chunk.subarray(0, 32)); });
+    socket.once('data', (chunk: Buffer) => {
+      this.firstBytes = Buffer.from(chunk.subarray(0, 32));
+    });
   }
 
   private authenticateThenHello(credentials: ClientConnectionOptions['credentials']): void {
     if (credentials === undefined) return this.sendHello();
-    new Promise<string>((resolve) => resolve(credentials())).then(
-      (token) => {
+    new Promise<string>((resolve) => resolve(credentials()))
+      .then((token) => {
         if (typeof token !== 'string') throw new TypeError('credentials() must return a string');
         this.meta = { [TOKEN_META_KEY]: Buffer.from(token, 'utf8') };
         this.sendHello();
-      },
-    ).catch((err: unknown) => this.framed.destroy(
-      new RpcError(Code.UNAUTHENTICATED, `credentials failed: ${(err as Error).message ?? String(err)}`, { cause: err }),
-    ));
+      })
+      .catch((err: unknown) =>
+        this.framed.destroy(
+          new RpcError(Code.UNAUTHENTICATED, `credentials failed: ${(err as Error).message ?? String(err)}`, { cause: err }),
+        ),
+      );
   }
 
   /** True once the handshake completed (even if the connection closed since). */
@@ -300,7 +310,8 @@ export class ClientConnection {
     call.sent = true;
     call.sentAt = performance.now();
     // A retry's earlier socket may still be writing the same Buffers: wait for both.
-    if (this.framed.encoder.lastSpliced) call.writer = call.writer === undefined || call.writer === this.framed ? this.framed : bothWritten(call.writer, this.framed);
+    if (this.framed.encoder.lastSpliced)
+      call.writer = call.writer === undefined || call.writer === this.framed ? this.framed : bothWritten(call.writer, this.framed);
     this.framed.flushSoon();
     // Its id stays taken until the flush wrote the REQUEST; resolving now would claim a write not made.
     if (msg.oneWay) this.unwritten.push(call);
@@ -328,10 +339,14 @@ export class ClientConnection {
 
   private onFrame(type: number, flags: number, id: number, body: Buffer): void {
     switch (type) {
-      case FrameType.RESPONSE: return this.codec === undefined ? this.stray(id, true) : this.onResponse(id, body);
-      case FrameType.ERROR: return this.codec === undefined && id !== 0 ? this.stray(id, true) : this.onError(flags, id, body);
-      case FrameType.WELCOME: return this.onWelcome(body);
-      case FrameType.GOAWAY: return this.onGoaway(body);
+      case FrameType.RESPONSE:
+        return this.codec === undefined ? this.stray(id, true) : this.onResponse(id, body);
+      case FrameType.ERROR:
+        return this.codec === undefined && id !== 0 ? this.stray(id, true) : this.onError(flags, id, body);
+      case FrameType.WELCOME:
+        return this.onWelcome(body);
+      case FrameType.GOAWAY:
+        return this.onGoaway(body);
       default:
         this.framed.fail(new RpcError(Code.INTERNAL, `protocol error: unexpected frame type ${type} from server`));
     }
@@ -374,7 +389,11 @@ export class ClientConnection {
     // Our credentials expired on this connection (SPEC.md section 11.2) as the call crossed the server's
     // GOAWAY: it did not run, and a new connection authenticates afresh (or is refused UNAUTHENTICATED).
     else if (error.code === Code.UNAUTHENTICATED && (flags & Flag.REFUSED) !== 0) {
-      call.owner.attemptFailed(call, new RpcError(Code.UNAVAILABLE, `${error.message}: the call did not run`, { cause: error, isRemote: true }), false);
+      call.owner.attemptFailed(
+        call,
+        new RpcError(Code.UNAVAILABLE, `${error.message}: the call did not run`, { cause: error, isRemote: true }),
+        false,
+      );
     } else call.reject(error);
     this.endIfDrained();
   }
@@ -527,10 +546,14 @@ export class ClientConnection {
       // a handshake only after its handshakeTimeoutMs (or says why in a GOAWAY), which is not a suspect.
       const quickClose = this.prefaceSent && !this.connectTimedOut && performance.now() - this.helloAt < SUSPECT_CLOSE_MS;
       this.failure = connectFailureKind(error, quickClose);
-      error = this.failure === 'permanent' ? permanentFailure(error, endpoint, this.firstBytes) : handshakeFailure(error, endpoint, this.prefaceSent);
+      error =
+        this.failure === 'permanent'
+          ? permanentFailure(error, endpoint, this.firstBytes)
+          : handshakeFailure(error, endpoint, this.prefaceSent);
     }
     this.closeError ??= error;
-    if (this.logger !== undefined) logClose(this.logger, 'client', this.closeError, wasReady, this.state === 'draining', { endpoint: this.endpoint.key });
+    if (this.logger !== undefined)
+      logClose(this.logger, 'client', this.closeError, wasReady, this.state === 'draining', { endpoint: this.endpoint.key });
     if (this.state !== 'closed') this.transition('closed');
     if (!wasReady || this.calls.size > 0) this.countFailure();
     this.unwritten = [];

@@ -3,7 +3,15 @@ import type { Protocol } from '../codec/protocol.js';
 import type { ResolverCache } from '../codec/resolver-cache.js';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
-import { HELLO_FLOOR_BYTES, helloType, readHandshake, welcomeType, writeHandshake, type Hello, type Welcome } from '../framing/handshake.js';
+import {
+  HELLO_FLOOR_BYTES,
+  helloType,
+  readHandshake,
+  welcomeType,
+  writeHandshake,
+  type Hello,
+  type Welcome,
+} from '../framing/handshake.js';
 
 /** What a client remembers of an endpoint's handshake, across its connections. */
 export interface HandshakeMemory {
@@ -56,7 +64,11 @@ export interface WelcomeOk {
  * one beyond `PEER_PROTOCOL_LIMITS` RESOURCE_EXHAUSTED before any Avro type is built of it.
  */
 export function readWelcome(
-  body: Buffer, cache: ResolverCache, endpoint: HandshakeMemory, sentProtocol: boolean, maxProtocolBytes: number,
+  body: Buffer,
+  cache: ResolverCache,
+  endpoint: HandshakeMemory,
+  sentProtocol: boolean,
+  maxProtocolBytes: number,
 ): WelcomeOk | 'NEED_PROTOCOL' {
   const w = readHandshake<Welcome>(welcomeType, body);
   const id = w.fingerprint.toString('hex');
@@ -90,8 +102,12 @@ export function readWelcome(
  */
 export function handshakeFailure(error: RpcError, endpoint: string, helloSent: boolean): RpcError {
   if (error.code === Code.UNAVAILABLE && error.cause === undefined && helloSent) {
-    return new RpcError(Code.UNAVAILABLE, `${endpoint} closed the connection during the handshake `
-      + `(${error.message}); a TLS server spoken to in plaintext, or not an avrpc server?`, { cause: error });
+    return new RpcError(
+      Code.UNAVAILABLE,
+      `${endpoint} closed the connection during the handshake ` +
+        `(${error.message}); a TLS server spoken to in plaintext, or not an avrpc server?`,
+      { cause: error },
+    );
   }
   if (!error.isRemote && (error.code === Code.INTERNAL || error.code === Code.RESOURCE_EXHAUSTED)) {
     return new RpcError(Code.UNAVAILABLE, `${endpoint} is not an avrpc v1 server (${error.message})`, { cause: error });

@@ -66,7 +66,8 @@ export function inflate(data: Buffer, maxBytes: number, options: InflateOptions 
   z.on('data', (chunk: Buffer) => {
     if (ended) return;
     n += chunk.length;
-    if (n > maxBytes) return settle(new RpcError(Code.RESOURCE_EXHAUSTED, `compressed message inflates beyond maxMessageBytes (${maxBytes})`));
+    if (n > maxBytes)
+      return settle(new RpcError(Code.RESOURCE_EXHAUSTED, `compressed message inflates beyond maxMessageBytes (${maxBytes})`));
     if (budget !== undefined) {
       if (!budget.reserve(chunk.length)) return settle(new RpcError(Code.RESOURCE_EXHAUSTED, budgetExhausted('inflation')));
       reserved += chunk.length;

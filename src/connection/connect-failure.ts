@@ -17,7 +17,8 @@ import { RpcError } from '../errors/rpc-error.js';
 export type ConnectFailure = 'transient' | 'suspect' | 'permanent';
 
 /** Node and OpenSSL codes of a failed TLS handshake (Node's own `ERR_TLS_HANDSHAKE_TIMEOUT` is not one: it may pass). */
-const TLS_FAILURE = /^(?:ERR_SSL_|ERR_TLS_CERT|UNABLE_TO_|CERT_|DEPTH_ZERO_|SELF_SIGNED_|HOSTNAME_MISMATCH|INVALID_CA|INVALID_PURPOSE|ERR_TLS_INVALID|ERR_TLS_ALERT)/;
+const TLS_FAILURE =
+  /^(?:ERR_SSL_|ERR_TLS_CERT|UNABLE_TO_|CERT_|DEPTH_ZERO_|SELF_SIGNED_|HOSTNAME_MISMATCH|INVALID_CA|INVALID_PURPOSE|ERR_TLS_INVALID|ERR_TLS_ALERT)/;
 
 function nodeCode(err: unknown): string {
   const code = (err as { code?: unknown } | undefined)?.code;
@@ -48,7 +49,11 @@ export function permanentFailure(error: RpcError, endpoint: string, firstBytes: 
   if (TLS_FAILURE.test(code)) {
     const cause = error.cause;
     const detail = (cause instanceof Error ? cause.message : error.message).split('\n')[0]!.trim();
-    return new RpcError(Code.UNAVAILABLE, `TLS handshake with ${endpoint} failed: ${tlsHint(code)} (${detail.includes(code) ? detail : `${code}: ${detail}`})`, { cause });
+    return new RpcError(
+      Code.UNAVAILABLE,
+      `TLS handshake with ${endpoint} failed: ${tlsHint(code)} (${detail.includes(code) ? detail : `${code}: ${detail}`})`,
+      { cause },
+    );
   }
   // One of our own limits refused what an avrpc-looking peer sent (a WELCOME beyond maxProtocolBytes):
   // its message says which. HTTP or TLS bytes read as a huge length are told as what they are.
@@ -62,18 +67,22 @@ function tlsHint(code: string): string {
   if (/^(?:UNABLE_TO_|SELF_SIGNED|DEPTH_ZERO|CERT_UNTRUSTED|CERT_SIGNATURE|INVALID_CA)/.test(code)) {
     return "the server's certificate is not signed by a CA this client trusts (tls.ca)";
   }
-  if (/WRONG_VERSION_NUMBER|PACKET_LENGTH|UNKNOWN_PROTOCOL|RECORD_LAYER|HTTP_REQUEST/.test(code)) return 'the server does not speak TLS (a plaintext port?)';
+  if (/WRONG_VERSION_NUMBER|PACKET_LENGTH|UNKNOWN_PROTOCOL|RECORD_LAYER|HTTP_REQUEST/.test(code))
+    return 'the server does not speak TLS (a plaintext port?)';
   return 'TLS refused';
 }
 
 /** What the first bytes show the peer to be, when they are HTTP or TLS; undefined otherwise. */
 function foreign(first: Buffer | undefined): string | undefined {
   if (first !== undefined && first.length >= 5 && first.subarray(0, 5).toString('latin1') === 'HTTP/') {
-    const line = first.toString('latin1').split('\r\n')[0]!.replace(/[^\x20-\x7e]/g, '?');
+    const line = first
+      .toString('latin1')
+      .split('\r\n')[0]!
+      .replace(/[^\x20-\x7e]/g, '?');
     return `it answered in HTTP (${JSON.stringify(line)})`;
   }
   if (first !== undefined && first.length >= 2 && (first[0] === 0x15 || first[0] === 0x16) && first[1] === 0x03) {
-    return 'it answered with a TLS record: a TLS server spoken to in plaintext? (set the client\'s tls option)';
+    return "it answered with a TLS record: a TLS server spoken to in plaintext? (set the client's tls option)";
   }
   return undefined;
 }

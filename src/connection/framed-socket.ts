@@ -273,7 +273,9 @@ export class FramedSocket {
       this.lingerTimer!.refresh();
       return;
     }
-    this.destroy(new RpcError(Code.UNAVAILABLE, `peer read nothing for ${LINGER_MS} ms while the connection closed (${unsent} bytes unsent)`));
+    this.destroy(
+      new RpcError(Code.UNAVAILABLE, `peer read nothing for ${LINGER_MS} ms while the connection closed (${unsent} bytes unsent)`),
+    );
   };
 
   /** Bytes queued to go out: in the socket, in the encoder, and in fragments not yet sent. */
@@ -386,7 +388,9 @@ export class FramedSocket {
     // Also when not blocked: fragments waiting for a WINDOW that never comes never block the socket.
     const queued = this.queuedBytes;
     if (queued > this.options.maxQueuedBytes) {
-      this.destroy(new RpcError(Code.RESOURCE_EXHAUSTED, `peer does not read: ${queued} bytes queued (max ${this.options.maxQueuedBytes})`));
+      this.destroy(
+        new RpcError(Code.RESOURCE_EXHAUSTED, `peer does not read: ${queued} bytes queued (max ${this.options.maxQueuedBytes})`),
+      );
     }
   };
 

@@ -126,13 +126,19 @@ export class Inflations {
       this.tokens.delete(id);
       return true;
     };
-    const head = this.sink.head !== undefined && type === FrameType.REQUEST && this.limits.headBytes !== undefined
-      ? (start: Buffer) => this.sink.head!(type, flags, id, start) : undefined;
+    const head =
+      this.sink.head !== undefined && type === FrameType.REQUEST && this.limits.headBytes !== undefined
+        ? (start: Buffer) => this.sink.head!(type, flags, id, start)
+        : undefined;
     const inflation = inflate(body, this.maxBytes, { budget, headBytes: this.limits.headBytes, head });
     this.runningByToken.set(token, inflation);
     inflation.done.then(
-      (out) => { if (mine()) this.sink.inflated(type, flags, id, out); },
-      (err: unknown) => { if (mine() && err !== HEAD_REFUSED) this.sink.failed(type, flags, id, err); },
+      (out) => {
+        if (mine()) this.sink.inflated(type, flags, id, out);
+      },
+      (err: unknown) => {
+        if (mine() && err !== HEAD_REFUSED) this.sink.failed(type, flags, id, err);
+      },
     );
   }
 }

@@ -129,34 +129,55 @@ export class LargeMessages {
     private readonly sink: LargeMessagesSink,
   ) {
     this.outbox = new Outbox(options.fragmentBytes, options.interleaveWindowBytes, options.account);
-    const checkHead = sink.checkHead === undefined ? undefined
-      : (_type: number, flags: number, id: number, start: Buffer) => sink.checkHead!(flags, id, start);
-    this.inflations = new Inflations(options.maxMessageBytes, options.maxInflations ?? Infinity, {
-      head: checkHead,
-      inflated: (type, flags, id, out) => {
-        try {
-          this.sink.onFrame(type, flags & ~Flag.COMPRESSED, id, out);
-        } catch (err) {
-          this.host.fail(RpcError.from(err));
-        }
+    const checkHead =
+      sink.checkHead === undefined
+        ? undefined
+        : (_type: number, flags: number, id: number, start: Buffer) => sink.checkHead!(flags, id, start);
+    this.inflations = new Inflations(
+      options.maxMessageBytes,
+      options.maxInflations ?? Infinity,
+      {
+        head: checkHead,
+        inflated: (type, flags, id, out) => {
+          try {
+            this.sink.onFrame(type, flags & ~Flag.COMPRESSED, id, out);
+          } catch (err) {
+            this.host.fail(RpcError.from(err));
+          }
+        },
+        failed: (type, flags, id, err) => {
+          const error =
+            err instanceof RpcError
+              ? err
+              : new RpcError(
+                  type === FrameType.REQUEST ? Code.INVALID_ARGUMENT : Code.INTERNAL,
+                  `compressed message does not inflate: ${(err as Error).message}`,
+                  { cause: err },
+                );
+          this.sink.onRefused(type, flags, id, error);
+        },
       },
-      failed: (type, flags, id, err) => {
-        const error = err instanceof RpcError ? err : new RpcError(type === FrameType.REQUEST ? Code.INVALID_ARGUMENT : Code.INTERNAL,
-          `compressed message does not inflate: ${(err as Error).message}`, { cause: err });
-        this.sink.onRefused(type, flags, id, error);
+      () => this.host.gone,
+      { budget: options.account, headBytes: options.headBytes },
+    );
+    this.reassembler = new Reassembler(
+      { ...options, budget: options.account },
+      {
+        message: (type, flags, id, body) => this.deliver(type, flags, id, body),
+        refused: (type, flags, id, error) => this.sink.onRefused(type, flags, id, error),
+        head: checkHead,
       },
-    }, () => this.host.gone, { budget: options.account, headBytes: options.headBytes });
-    this.reassembler = new Reassembler({ ...options, budget: options.account }, {
-      message: (type, flags, id, body) => this.deliver(type, flags, id, body),
-      refused: (type, flags, id, error) => this.sink.onRefused(type, flags, id, error),
-      head: checkHead,
-    });
+    );
   }
 
   /** The extensions this side offers (SPEC.md section 12.1), from its options. */
   get support(): ExtensionSupport {
     const o = this.options;
-    return { maxPartialMessages: o.fragmentBytes > 0 ? o.maxPartialMessages : 0, windowBytes: o.fragmentWindowBytes, compression: o.compressAboveBytes > 0 };
+    return {
+      maxPartialMessages: o.fragmentBytes > 0 ? o.maxPartialMessages : 0,
+      windowBytes: o.fragmentWindowBytes,
+      compression: o.compressAboveBytes > 0,
+    };
   }
 
   /** Starts using what the handshake negotiated. */
@@ -293,8 +314,14 @@ export class LargeMessages {
       this.unacked += body.length;
       this.fragmentBytesReceived += body.length;
     }
-    if ((fragment && n.peerPartialMessages === 0) || (type !== FrameType.CONTINUATION && (flags & Flag.COMPRESSED) !== 0 && !n.compression)) {
-      throw new RpcError(Code.INTERNAL, `protocol error: ${fragment ? 'fragment' : 'compressed frame'} on a connection that did not negotiate it`);
+    if (
+      (fragment && n.peerPartialMessages === 0) ||
+      (type !== FrameType.CONTINUATION && (flags & Flag.COMPRESSED) !== 0 && !n.compression)
+    ) {
+      throw new RpcError(
+        Code.INTERNAL,
+        `protocol error: ${fragment ? 'fragment' : 'compressed frame'} on a connection that did not negotiate it`,
+      );
     }
     if (type === FrameType.CONTINUATION) this.reassembler.next(flags, id, body);
     else if (fragment) {
@@ -327,12 +354,21 @@ export class LargeMessages {
     }
     for (const s of this.reassembler.stalled(late || this.host.readsPaused === true)) {
       this.reassembler.discard(s.id);
-      this.sink.onRefused(s.type, s.flags, s.id, new RpcError(Code.RESOURCE_EXHAUSTED, `request stalled: no fragment of it for ${ms} ms (stallTimeoutMs)`));
+      this.sink.onRefused(
+        s.type,
+        s.flags,
+        s.id,
+        new RpcError(Code.RESOURCE_EXHAUSTED, `request stalled: no fragment of it for ${ms} ms (stallTimeoutMs)`),
+      );
     }
     const waiting = this.outbox.size > 0 && this.outbox.unacknowledged > 0;
     if (waiting && this.waitedForWindow && !late && this.windows === this.windowsMark) {
-      return this.host.fail(new RpcError(Code.RESOURCE_EXHAUSTED,
-        `peer acknowledged none of ${this.outbox.unacknowledged} fragment bytes for ${ms} ms (stallTimeoutMs); ${this.outbox.pendingBytes} bytes unsent`));
+      return this.host.fail(
+        new RpcError(
+          Code.RESOURCE_EXHAUSTED,
+          `peer acknowledged none of ${this.outbox.unacknowledged} fragment bytes for ${ms} ms (stallTimeoutMs); ${this.outbox.pendingBytes} bytes unsent`,
+        ),
+      );
     }
     this.waitedForWindow = waiting;
     this.windowsMark = this.windows;
@@ -378,11 +414,21 @@ export class LargeMessages {
   private deliver(type: number, flags: number, id: number, body: Buffer): void {
     const max = this.options.maxMessageBytes;
     if (body.length > max) {
-      return this.sink.onRefused(type, flags, id, new RpcError(Code.RESOURCE_EXHAUSTED, `message of ${body.length} bytes exceeds maxMessageBytes (${max})`));
+      return this.sink.onRefused(
+        type,
+        flags,
+        id,
+        new RpcError(Code.RESOURCE_EXHAUSTED, `message of ${body.length} bytes exceeds maxMessageBytes (${max})`),
+      );
     }
     if ((flags & Flag.COMPRESSED) === 0) return this.sink.onFrame(type, flags, id, body);
     if (!this.inflations.add(type, flags, id, body)) {
-      this.sink.onRefused(type, flags, id, new RpcError(Code.RESOURCE_EXHAUSTED, `too many compressed messages inflating at once (max ${this.options.maxInflations})`));
+      this.sink.onRefused(
+        type,
+        flags,
+        id,
+        new RpcError(Code.RESOURCE_EXHAUSTED, `too many compressed messages inflating at once (max ${this.options.maxInflations})`),
+      );
     }
   }
 }

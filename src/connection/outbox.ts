@@ -51,7 +51,11 @@ export class Outbox {
   /** Rounds so far, to give the oldest message every fourth one. */
   private turns = 0;
 
-  constructor(fragmentBytes: number, shallowBytes: number, private readonly account?: MemoryAccount) {
+  constructor(
+    fragmentBytes: number,
+    shallowBytes: number,
+    private readonly account?: MemoryAccount,
+  ) {
     this.fragmentBytes = fragmentBytes;
     this.shallowBytes = shallowBytes;
   }

@@ -64,7 +64,12 @@ export function createDnsRegistry(options: DnsRegistryOptions = {}): Registry {
 
 /** Every option name of {@link DnsRegistryOptions}; others are refused. */
 const KNOWN_DNS_OPTIONS = {
-  servers: true, pollMs: true, srvName: true, version: true, timeoutMs: true, onError: true,
+  servers: true,
+  pollMs: true,
+  srvName: true,
+  version: true,
+  timeoutMs: true,
+  onError: true,
 } as const satisfies Record<keyof DnsRegistryOptions, true>;
 
 function resolveOptions(options: DnsRegistryOptions): ResolvedDnsOptions {
@@ -124,7 +129,13 @@ class DnsRegistry implements Registry {
     const refresh = serialRefresh(() => this.read(name), sink, this.options.onError);
     let timer: NodeJS.Timeout | undefined;
     const arm = (): void => {
-      timer = setTimeout(() => void refresh().then(() => { if (!sink.ended) arm(); }), this.options.pollMs);
+      timer = setTimeout(
+        () =>
+          void refresh().then(() => {
+            if (!sink.ended) arm();
+          }),
+        this.options.pollMs,
+      );
     };
     arm();
     return () => clearTimeout(timer);
@@ -139,19 +150,25 @@ class DnsRegistry implements Registry {
     const best = Math.min(...records.map((record) => record.priority));
     const chosen = records.filter((record) => record.priority === best);
     const hosts = await Promise.all(chosen.map((record) => this.addresses(record.name)));
-    return chosen.flatMap((record, i) => hosts[i]!.flatMap((host) => {
-      const input = {
-        id: isIP(host) === 6 ? `[${host}]:${record.port}` : `${host}:${record.port}`,
-        name, version: this.options.version, host, port: record.port, weight: record.weight,
-        metadata: { srvTarget: record.name, srvPriority: String(record.priority) },
-      };
-      try {
-        return [toServiceInstance(input, `SRV record ${srvName} -> ${record.name}:${record.port}`)];
-      } catch (err) {
-        this.options.onError(RpcError.from(err)); // e.g. port 0: skip the record, keep the rest
-        return [];
-      }
-    }));
+    return chosen.flatMap((record, i) =>
+      hosts[i]!.flatMap((host) => {
+        const input = {
+          id: isIP(host) === 6 ? `[${host}]:${record.port}` : `${host}:${record.port}`,
+          name,
+          version: this.options.version,
+          host,
+          port: record.port,
+          weight: record.weight,
+          metadata: { srvTarget: record.name, srvPriority: String(record.priority) },
+        };
+        try {
+          return [toServiceInstance(input, `SRV record ${srvName} -> ${record.name}:${record.port}`)];
+        } catch (err) {
+          this.options.onError(RpcError.from(err)); // e.g. port 0: skip the record, keep the rest
+          return [];
+        }
+      }),
+    );
   }
 
   /** A target's IPv4 addresses, else IPv6, else the target name itself (left to the OS resolver). */

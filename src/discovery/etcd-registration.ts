@@ -22,8 +22,12 @@ export function etcdError(err: unknown, what: string): RpcError {
   let code: Code = Code.UNAVAILABLE;
   const { EtcdAuthenticationFailedError, EtcdInvalidAuthTokenError, EtcdPermissionDeniedError, GRPCUnauthenticatedError } = etcd3();
   if (err instanceof EtcdPermissionDeniedError) code = Code.PERMISSION_DENIED;
-  else if (err instanceof EtcdAuthenticationFailedError || err instanceof EtcdInvalidAuthTokenError
-    || err instanceof GRPCUnauthenticatedError) code = Code.UNAUTHENTICATED;
+  else if (
+    err instanceof EtcdAuthenticationFailedError ||
+    err instanceof EtcdInvalidAuthTokenError ||
+    err instanceof GRPCUnauthenticatedError
+  )
+    code = Code.UNAUTHENTICATED;
   const message = err instanceof Error ? err.message : String(err);
   return new RpcError(code, `${what}: ${message}`, { cause: err });
 }
@@ -47,7 +51,11 @@ export class EtcdRegistration implements Registration {
   private attempt = 0;
   private removed: Promise<void> | undefined;
 
-  constructor(readonly instance: ServiceInstance, private readonly key: string, private readonly owner: LeaseOwner) {}
+  constructor(
+    readonly instance: ServiceInstance,
+    private readonly key: string,
+    private readonly owner: LeaseOwner,
+  ) {}
 
   /** Grants a lease and puts the key under it. Rejects with an RpcError, leaving no lease behind. */
   async put(): Promise<void> {
@@ -97,7 +105,9 @@ export class EtcdRegistration implements Registration {
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       this.put().then(
-        () => { this.attempt = 0; },
+        () => {
+          this.attempt = 0;
+        },
         (err: unknown) => {
           if (this.removed) return;
           this.owner.onError(etcdError(err, `re-registering ${this.key} failed, retrying`));

@@ -9,11 +9,23 @@ import { RpcError } from '../errors/rpc-error.js';
 import { EtcdRegistration, etcdError, type LeaseOwner } from './etcd-registration.js';
 import { etcd3 } from './etcd3-module.js';
 import type {
-  InstanceInput, Registration, Registry, RegistryErrorListener, ResolveOptions, ServiceInstance, WatchOptions,
+  InstanceInput,
+  Registration,
+  Registry,
+  RegistryErrorListener,
+  ResolveOptions,
+  ServiceInstance,
+  WatchOptions,
 } from './registry.js';
 import { checkVersionRange, resolveOptionsOf, selectInstances } from './select.js';
 import {
-  checkFunction, checkObject, checkPositiveInteger, checkSegment, checkString, invalidArgument, toServiceInstance,
+  checkFunction,
+  checkObject,
+  checkPositiveInteger,
+  checkSegment,
+  checkString,
+  invalidArgument,
+  toServiceInstance,
 } from './validate.js';
 import { serialRefresh, WatchHub, type Subscribe } from './watch-hub.js';
 import { knownOptions } from '../util/validate.js';
@@ -57,7 +69,12 @@ export function createEtcdRegistry(options: EtcdRegistryOptions): Registry {
 
 /** Every option name of {@link EtcdRegistryOptions}; others are refused. */
 const KNOWN_ETCD_OPTIONS = {
-  hosts: true, prefix: true, ttlSec: true, dialTimeoutMs: true, callTimeoutMs: true, onError: true,
+  hosts: true,
+  prefix: true,
+  ttlSec: true,
+  dialTimeoutMs: true,
+  callTimeoutMs: true,
+  onError: true,
 } as const satisfies Record<keyof EtcdRegistryOptions, true>;
 
 function resolveOptions(options: EtcdRegistryOptions): ResolvedEtcdOptions {
@@ -92,7 +109,9 @@ function resolveOptions(options: EtcdRegistryOptions): ResolvedEtcdOptions {
  */
 function reconnectBackoff(idle: () => boolean, delayMs = 100): WatchBackoff {
   return {
-    get duration() { return idle() ? 0 : delayMs; },
+    get duration() {
+      return idle() ? 0 : delayMs;
+    },
     next: () => reconnectBackoff(idle, Math.min(delayMs * 2, 5000)),
   };
 }
@@ -167,8 +186,11 @@ class EtcdRegistry implements Registry, LeaseOwner {
     const first = await this.read(name);
     sink.push(first.instances);
     const refresh = serialRefresh(async () => (await this.read(name)).instances, sink, this.onError);
-    const watcher = this.client.watch().prefix(this.servicePrefix(name))
-      .startRevision(String(BigInt(first.revision) + 1n)).watcher();
+    const watcher = this.client
+      .watch()
+      .prefix(this.servicePrefix(name))
+      .startRevision(String(BigInt(first.revision) + 1n))
+      .watcher();
     this.liveWatchers++;
     let cancelledByEtcd = false;
     watcher.on('data', () => void refresh());

@@ -6,7 +6,13 @@
  * - {@link createDnsRegistry}: read-only DNS SRV (Kubernetes headless services).
  */
 export type {
-  InstanceInput, Registration, Registry, RegistryErrorListener, ResolveOptions, ServiceInstance, WatchOptions,
+  InstanceInput,
+  Registration,
+  Registry,
+  RegistryErrorListener,
+  ResolveOptions,
+  ServiceInstance,
+  WatchOptions,
 } from './registry.js';
 export { createStaticRegistry } from './static-registry.js';
 export { createEtcdRegistry, type EtcdRegistryOptions } from './etcd-registry.js';

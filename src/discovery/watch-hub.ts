@@ -73,8 +73,11 @@ export class WatchHub {
  * poll ticks): reads never overlap and a burst of triggers costs at most one extra read, so
  * snapshots arrive in order. Failures go to `onError`; the next trigger retries.
  */
-export function serialRefresh(read: () => Promise<Iterable<ServiceInstance>>, sink: SnapshotSink,
-  onError: RegistryErrorListener): () => Promise<void> {
+export function serialRefresh(
+  read: () => Promise<Iterable<ServiceInstance>>,
+  sink: SnapshotSink,
+  onError: RegistryErrorListener,
+): () => Promise<void> {
   let running: Promise<void> | undefined;
   let again = false;
   const loop = async (): Promise<void> => {
@@ -110,8 +113,13 @@ class SnapshotIterator implements AsyncIterableIterator<ServiceInstance[]>, Enda
   private unsubscribe: Unsubscribe | undefined;
   private readonly onAbort = (): void => void this.end();
 
-  constructor(private readonly name: string, private readonly range: string | undefined,
-    private readonly subscribe: Subscribe, private readonly signals: AbortSignal[], private readonly track: Track) {}
+  constructor(
+    private readonly name: string,
+    private readonly range: string | undefined,
+    private readonly subscribe: Subscribe,
+    private readonly signals: AbortSignal[],
+    private readonly track: Track,
+  ) {}
 
   [Symbol.asyncIterator](): this {
     return this;
@@ -168,7 +176,9 @@ class SnapshotIterator implements AsyncIterableIterator<ServiceInstance[]>, Enda
     const sink: SnapshotSink = {
       push: (all) => this.push(all),
       fail: (err) => this.fail(err),
-      get ended() { return isDone(); },
+      get ended() {
+        return isDone();
+      },
     };
     try {
       this.unsubscribe = await this.subscribe(this.name, sink);

@@ -96,9 +96,22 @@ function isSystemError(err: unknown): err is SystemError {
 
 /** Node error codes that mean "the peer cannot be reached or went away": retry elsewhere or later. */
 const UNAVAILABLE_CODES = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'EHOSTDOWN',
-  'ENETUNREACH', 'ENETDOWN', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'ERR_SOCKET_CLOSED',
-  'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END', 'ERR_SOCKET_CONNECTION_TIMEOUT',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'EHOSTDOWN',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EADDRNOTAVAIL',
+  'ERR_SOCKET_CLOSED',
+  'ERR_STREAM_DESTROYED',
+  'ERR_STREAM_WRITE_AFTER_END',
+  'ERR_SOCKET_CONNECTION_TIMEOUT',
 ]);
 
 /** Node error codes of a process out of descriptors, buffers or memory. */
@@ -109,7 +122,8 @@ const EXHAUSTED_CODES = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
  * "alert received" errors, e.g. ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED from a server that requires
  * a client certificate. Our own refusal of the peer's certificate has a verification code instead.
  */
-const REFUSED_CERTIFICATE = /^ERR_SSL_(?:SSLV3|TLSV1|TLSV13)_ALERT_(?:CERTIFICATE_\w+|BAD_CERTIFICATE|UNSUPPORTED_CERTIFICATE|UNKNOWN_CA|ACCESS_DENIED)$/;
+const REFUSED_CERTIFICATE =
+  /^ERR_SSL_(?:SSLV3|TLSV1|TLSV13)_ALERT_(?:CERTIFICATE_\w+|BAD_CERTIFICATE|UNSUPPORTED_CERTIFICATE|UNKNOWN_CA|ACCESS_DENIED)$/;
 
 /**
  * The one place Node socket and TLS errors are mapped to codes: unreachable or dropped peers are
@@ -126,9 +140,14 @@ export function fromNodeError(err: Error & { code?: unknown }): RpcError {
   else if (UNAVAILABLE_CODES.has(nodeCode)) code = Code.UNAVAILABLE;
   else if (EXHAUSTED_CODES.has(nodeCode)) code = Code.RESOURCE_EXHAUSTED;
   else if (nodeCode === 'EACCES' || nodeCode === 'EPERM') code = Code.PERMISSION_DENIED;
-  else if (nodeCode.startsWith('ERR_TLS') || nodeCode.startsWith('ERR_SSL') || nodeCode.includes('CERT')
+  else if (
+    nodeCode.startsWith('ERR_TLS') ||
+    nodeCode.startsWith('ERR_SSL') ||
+    nodeCode.includes('CERT') ||
     // OpenSSL verification codes such as UNABLE_TO_VERIFY_LEAF_SIGNATURE (a server from an untrusted CA).
-    || nodeCode.startsWith('UNABLE_TO_') || nodeCode === 'HOSTNAME_MISMATCH') {
+    nodeCode.startsWith('UNABLE_TO_') ||
+    nodeCode === 'HOSTNAME_MISMATCH'
+  ) {
     code = Code.UNAVAILABLE;
   }
   const detail = nodeCode && !err.message.includes(nodeCode) ? `${nodeCode}: ${err.message}` : err.message;

@@ -106,7 +106,8 @@ function admit(tap: Tap, n: number, zeroItems: boolean): void {
 /** Reads a negative count's byte size, which must lie within the buffer. */
 function blockBytes(tap: Tap): number {
   const size = tap.readLong();
-  if (!(size >= 0 && size <= tap.buf.length - tap.pos)) fail(`block claims ${size} bytes with ${Math.max(0, tap.buf.length - tap.pos)} left`);
+  if (!(size >= 0 && size <= tap.buf.length - tap.pos))
+    fail(`block claims ${size} bytes with ${Math.max(0, tap.buf.length - tap.pos)} left`);
   return size;
 }
 
@@ -136,7 +137,9 @@ type BranchConstructor = (this: ArrayLike) => unknown;
 type Update = (this: unknown, resolver: Record<string, unknown>, writer: AnyType & { itemsType?: AnyType }, opts: unknown) => void;
 
 const types = avro.types as unknown as {
-  ArrayType: { prototype: { _read(tap: Tap): unknown[]; _skip(tap: Tap): void; _update: Update; _createBranchConstructor: BranchConstructor } };
+  ArrayType: {
+    prototype: { _read(tap: Tap): unknown[]; _skip(tap: Tap): void; _update: Update; _createBranchConstructor: BranchConstructor };
+  };
   MapType: { prototype: { _read(tap: Tap): Record<string, unknown>; _skip(tap: Tap): void } };
   WrappedUnionType: { prototype: object };
 };
@@ -230,8 +233,15 @@ types.MapType.prototype._skip = function skipMap(this: MapLike, tap: Tap): void 
 // Zero-size fields hold no bytes, so skipping them is no work: avsc's compiled record skipper and
 // resolver still call each one's `_skip`, so a peer's record of 30000 null fields (and one int) made
 // every byte of an array of it cost 30000 calls. Leave them out of both.
-interface FieldLike { name: string; aliases: readonly string[]; type: AnyType }
-interface RecordLike extends AnyType { fields: readonly FieldLike[]; _createSkipper(): (tap: Tap) => void }
+interface FieldLike {
+  name: string;
+  aliases: readonly string[];
+  type: AnyType;
+}
+interface RecordLike extends AnyType {
+  fields: readonly FieldLike[];
+  _createSkipper(): (tap: Tap) => void;
+}
 const recordProto = (avro.types as unknown as { RecordType: { prototype: RecordLike & { _update: Update } } }).RecordType.prototype;
 const createSkipper = recordProto._createSkipper;
 recordProto._createSkipper = function skipperWithoutZeroSizeFields(this: RecordLike): (tap: Tap) => void {

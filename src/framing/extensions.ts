@@ -71,7 +71,10 @@ export function accept(helloMeta: Record<string, Buffer>, own: ExtensionSupport)
   const meta: Record<string, Buffer> = {};
   const peer = own.maxPartialMessages > 0 ? readFragments(helloMeta[FRAGMENTS_META_KEY]) : undefined;
   if (peer !== undefined) meta[FRAGMENTS_META_KEY] = fragmentsValue(own);
-  const offered = helloMeta[COMPRESSION_META_KEY]?.toString('ascii').split(',').map((s) => s.trim()) ?? [];
+  const offered =
+    helloMeta[COMPRESSION_META_KEY]?.toString('ascii')
+      .split(',')
+      .map((s) => s.trim()) ?? [];
   const compression = own.compression && offered.includes(DEFLATE);
   if (compression) meta[COMPRESSION_META_KEY] = Buffer.from(DEFLATE, 'ascii');
   return { meta, negotiated: { peerPartialMessages: peer?.p ?? 0, peerWindowBytes: peer?.w ?? 0, compression } };
@@ -85,6 +88,7 @@ export function accepted(welcomeMeta: Record<string, Buffer>, own: ExtensionSupp
   const peer = readFragments(welcomeMeta[FRAGMENTS_META_KEY]);
   const codec = welcomeMeta[COMPRESSION_META_KEY]?.toString('ascii');
   if (peer !== undefined && own.maxPartialMessages === 0) throw new Error('server accepted fragments the client did not offer');
-  if (codec !== undefined && (!own.compression || codec !== DEFLATE)) throw new Error(`server chose compression ${JSON.stringify(codec)}, not offered`);
+  if (codec !== undefined && (!own.compression || codec !== DEFLATE))
+    throw new Error(`server chose compression ${JSON.stringify(codec)}, not offered`);
   return { peerPartialMessages: peer?.p ?? 0, peerWindowBytes: peer?.w ?? 0, compression: codec !== undefined };
 }

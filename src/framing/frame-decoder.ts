@@ -106,7 +106,10 @@ export class FrameDecoder {
           const first = Math.min(bodyLen, FIRST_BODY_BYTES);
           if (!this.options.budget.frame(first)) {
             this.failed = true;
-            throw new RpcError(Code.RESOURCE_EXHAUSTED, `server memory budget exhausted (maxBufferedBytes): frame of ${bodyLen} bytes refused`);
+            throw new RpcError(
+              Code.RESOURCE_EXHAUSTED,
+              `server memory budget exhausted (maxBufferedBytes): frame of ${bodyLen} bytes refused`,
+            );
           }
           this.charged = first;
         }
@@ -131,7 +134,10 @@ export class FrameDecoder {
       if (budget !== undefined) {
         if (!budget.reserve(size - body.length)) {
           this.failed = true;
-          throw new RpcError(Code.RESOURCE_EXHAUSTED, `server memory budget exhausted (maxBufferedBytes): frame of ${this.bodyLen} bytes refused`);
+          throw new RpcError(
+            Code.RESOURCE_EXHAUSTED,
+            `server memory budget exhausted (maxBufferedBytes): frame of ${this.bodyLen} bytes refused`,
+          );
         }
         this.charged += size - body.length;
       }

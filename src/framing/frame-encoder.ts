@@ -107,7 +107,6 @@ export class FrameEncoder {
     return bodyLen;
   }
 
-
   /** Body length of the frame just appended by {@link frame}. */
   get lastBodyLength(): number {
     return this.lastBodyLen;

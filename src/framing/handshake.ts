@@ -76,7 +76,8 @@ export function readHello(body: Buffer, maxMetaBytes: number): Hello {
   const metaAt = helloMetaOffset(body);
   if (metaAt >= 0) {
     const bytes = body.length - metaAt;
-    if (bytes > maxMetaBytes) throw new RpcError(Code.RESOURCE_EXHAUSTED, `HELLO meta of ${bytes} bytes exceeds maxHelloMetaBytes (${maxMetaBytes})`);
+    if (bytes > maxMetaBytes)
+      throw new RpcError(Code.RESOURCE_EXHAUSTED, `HELLO meta of ${bytes} bytes exceeds maxHelloMetaBytes (${maxMetaBytes})`);
     if (countMapEntries(body, metaAt, MAX_HELLO_META_ENTRIES) > MAX_HELLO_META_ENTRIES) {
       throw new RpcError(Code.RESOURCE_EXHAUSTED, `HELLO meta has more than ${MAX_HELLO_META_ENTRIES} entries`);
     }

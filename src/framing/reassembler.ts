@@ -69,7 +69,6 @@ function sizeFor(want: number, need: number, total: number): number {
   return size * 2 >= total ? total : size;
 }
 
-
 /**
  * Rebuilds fragmented messages (SPEC.md section 12.2) from frames. The first fragment declares the
  * total size, which is checked against `maxMessageBytes` before anything is allocated; the buffer then
@@ -112,13 +111,17 @@ export class Reassembler {
     const total = body.readUInt32BE(0);
     const messageFlags = flags & ~Flag.MORE;
     if (total > this.limits.maxMessageBytes) {
-      const error = new RpcError(Code.RESOURCE_EXHAUSTED, `message of ${total} bytes exceeds maxMessageBytes (${this.limits.maxMessageBytes})`);
+      const error = new RpcError(
+        Code.RESOURCE_EXHAUSTED,
+        `message of ${total} bytes exceeds maxMessageBytes (${this.limits.maxMessageBytes})`,
+      );
       return this.sink.refused(type, messageFlags, id, error);
     }
     const data = body.length - 4;
     if (data > total) throw protocolError(Code.INTERNAL, `fragments of id ${id} exceed their total of ${total} bytes`);
     const size = sizeFor(FIRST_BUFFER_BYTES, data, total);
-    if (this.limits.budget !== undefined && !this.limits.budget.reserve(size)) return this.sink.refused(type, messageFlags, id, overBudget());
+    if (this.limits.budget !== undefined && !this.limits.budget.reserve(size))
+      return this.sink.refused(type, messageFlags, id, overBudget());
     const buf = Buffer.allocUnsafe(size);
     body.copy(buf, 0, 4);
     // Compressed: its start is deflated, the owner reads it only once inflated.

@@ -26,13 +26,22 @@ export function closeLog(side: 'server' | 'client', error: RpcError, wasReady: b
     return wasReady ? { level: 'info', msg: 'connection lost' } : { level: 'warn', msg: 'connect failed' };
   }
   if (code === Code.UNAUTHENTICATED || code === Code.PERMISSION_DENIED) {
-    return side === 'client' ? { level: 'error', msg: 'server refused our credentials' } : { level: 'warn', msg: 'client refused at handshake' };
+    return side === 'client'
+      ? { level: 'error', msg: 'server refused our credentials' }
+      : { level: 'warn', msg: 'client refused at handshake' };
   }
   return { level: 'warn', msg: `connection closed: ${codeName(code)}` };
 }
 
 /** Logs a closed connection by {@link closeLog}; `where` names the peer (server) or endpoint (client). */
-export function logClose(logger: Logger, side: 'server' | 'client', error: RpcError, wasReady: boolean, draining: boolean, where: object): void {
+export function logClose(
+  logger: Logger,
+  side: 'server' | 'client',
+  error: RpcError,
+  wasReady: boolean,
+  draining: boolean,
+  where: object,
+): void {
   const { level, msg } = closeLog(side, error, wasReady, draining);
   logger[level]({ ...where, code: codeName(error.code), err: error }, msg);
 }

@@ -67,42 +67,56 @@ const HOOKS = ['connectionOpened', 'connectionClosed', 'callStarted', 'callEnded
 export function guardObserver(observer: RpcObserver, logger: Logger): RpcObserver {
   const guarded: Record<string, unknown> = {};
   const reported = new Set<string>();
-  const guard = <A extends unknown[], R>(name: string, fn: (...args: A) => R, self: unknown) => (...args: A): R | undefined => {
-    try {
-      return fn.apply(self, args);
-    } catch (err) {
-      if (!reported.has(name)) {
-        reported.add(name);
-        logger.error({ err, hook: name }, 'observer hook threw; ignored from now on');
+  const guard =
+    <A extends unknown[], R>(name: string, fn: (...args: A) => R, self: unknown) =>
+    (...args: A): R | undefined => {
+      try {
+        return fn.apply(self, args);
+      } catch (err) {
+        if (!reported.has(name)) {
+          reported.add(name);
+          logger.error({ err, hook: name }, 'observer hook threw; ignored from now on');
+        }
+        return undefined;
       }
-      return undefined;
-    }
-  };
+    };
   for (const name of HOOKS) {
     const hook = observer[name] as ((...args: unknown[]) => unknown) | undefined;
     if (typeof hook !== 'function') continue;
-    guarded[name] = name !== 'poolAttached' ? guard(name, hook, observer) : guard(name, (stats: unknown) => {
-      const detach = hook.call(observer, stats);
-      return typeof detach === 'function' ? guard('poolAttached detach', detach as () => void, undefined) : undefined;
-    }, undefined);
+    guarded[name] =
+      name !== 'poolAttached'
+        ? guard(name, hook, observer)
+        : guard(
+            name,
+            (stats: unknown) => {
+              const detach = hook.call(observer, stats);
+              return typeof detach === 'function' ? guard('poolAttached detach', detach as () => void, undefined) : undefined;
+            },
+            undefined,
+          );
   }
   return guarded as RpcObserver;
 }
 
 /** Wraps a user's logger so that a logger that throws cannot break what avrpc was doing. */
 export function guardLogger(logger: Logger): Logger {
-  const at = (level: keyof Logger) => (obj: object, msg?: string): void => {
-    try {
-      logger[level](obj, msg);
-    } catch {
-      // Nowhere left to report it.
-    }
-  };
+  const at =
+    (level: keyof Logger) =>
+    (obj: object, msg?: string): void => {
+      try {
+        logger[level](obj, msg);
+      } catch {
+        // Nowhere left to report it.
+      }
+    };
   return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }
 
 /** The filled `observer` and `logger` options: guarded, or absent / silent when not given. */
-export function guarded(observer: RpcObserver | undefined, logger: Logger | undefined): { observer: RpcObserver | undefined; logger: Logger } {
+export function guarded(
+  observer: RpcObserver | undefined,
+  logger: Logger | undefined,
+): { observer: RpcObserver | undefined; logger: Logger } {
   const log = logger === undefined ? silentLogger : guardLogger(logger);
   return { observer: observer === undefined ? undefined : guardObserver(observer, log), logger: log };
 }

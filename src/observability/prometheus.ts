@@ -22,7 +22,10 @@ export interface PrometheusObserverOptions {
   pool?: { stats(): readonly PoolStat[] };
 }
 
-const KNOWN_PROMETHEUS_OPTIONS = { side: true, register: true, prefix: true, pool: true } as const satisfies Record<keyof PrometheusObserverOptions, true>;
+const KNOWN_PROMETHEUS_OPTIONS = { side: true, register: true, prefix: true, pool: true } as const satisfies Record<
+  keyof PrometheusObserverOptions,
+  true
+>;
 
 /** An observer that records Prometheus metrics, and the registry holding them. */
 export interface PrometheusObserver extends RpcObserver {
@@ -82,34 +85,51 @@ function metricSet(prom: Prom, register: PromRegistry, prefix: string): MetricSe
     return totals.values();
   };
   const callsTotal = new prom.Counter({
-    name: `${prefix}calls_total`, help: 'Calls by message and status code', labelNames: ['side', 'message', 'code'], registers,
+    name: `${prefix}calls_total`,
+    help: 'Calls by message and status code',
+    labelNames: ['side', 'message', 'code'],
+    registers,
     collect() {
       this.reset();
       const all = summed((s, add) => {
-        for (const [message, byCode] of s.callCounts) byCode.forEach((n, code) => { if (n > 0) add({ side: s.side, message, code: codeName(code as Code) }, n); });
+        for (const [message, byCode] of s.callCounts)
+          byCode.forEach((n, code) => {
+            if (n > 0) add({ side: s.side, message, code: codeName(code as Code) }, n);
+          });
       });
       for (const [labels, n] of all) this.inc(labels, n);
     },
   });
   const latency = new prom.Histogram({
-    name: `${prefix}call_duration_seconds`, help: 'Call latency', labelNames: ['side', 'message'], registers,
+    name: `${prefix}call_duration_seconds`,
+    help: 'Call latency',
+    labelNames: ['side', 'message'],
+    registers,
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
   });
   const bySide = (read: (s: Source) => number) => summed((s, add) => add({ side: s.side }, read(s)));
-  const gauge = (name: string, help: string, read: (s: Source) => number) => new prom.Gauge({
-    name: `${prefix}${name}`, help, labelNames: ['side'], registers,
-    collect() {
-      this.reset();
-      for (const [labels, n] of bySide(read)) this.set(labels, n);
-    },
-  });
-  const counter = (name: string, help: string, read: (s: Source) => number) => new prom.Counter({
-    name: `${prefix}${name}`, help, labelNames: ['side'], registers,
-    collect() {
-      this.reset();
-      for (const [labels, n] of bySide(read)) this.inc(labels, n);
-    },
-  });
+  const gauge = (name: string, help: string, read: (s: Source) => number) =>
+    new prom.Gauge({
+      name: `${prefix}${name}`,
+      help,
+      labelNames: ['side'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [labels, n] of bySide(read)) this.set(labels, n);
+      },
+    });
+  const counter = (name: string, help: string, read: (s: Source) => number) =>
+    new prom.Counter({
+      name: `${prefix}${name}`,
+      help,
+      labelNames: ['side'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [labels, n] of bySide(read)) this.inc(labels, n);
+      },
+    });
   gauge('calls_in_flight', 'Calls in flight', (s) => s.now.inFlight);
   counter('bytes_received_total', 'Bytes read from sockets', (s) => s.now.bytesIn);
   counter('bytes_sent_total', 'Bytes written to sockets', (s) => s.now.bytesOut);
@@ -118,16 +138,21 @@ function metricSet(prom: Prom, register: PromRegistry, prefix: string): MetricSe
   const poolGauges = (): void => {
     if (poolGaugesRegistered) return;
     poolGaugesRegistered = true;
-    const poolGauge = (name: string, help: string, pick: (s: PoolStat) => number) => new prom.Gauge({
-      name: `${prefix}pool_${name}`, help, labelNames: ['endpoint'], registers,
-      collect() {
-        this.reset();
-        // Clients reporting to this registry add up per endpoint.
-        for (const [labels, n] of summed((source, add) => {
-          for (const stats of source.pools) for (const s of stats()) add({ endpoint: s.endpoint }, pick(s));
-        })) this.set(labels, n);
-      },
-    });
+    const poolGauge = (name: string, help: string, pick: (s: PoolStat) => number) =>
+      new prom.Gauge({
+        name: `${prefix}pool_${name}`,
+        help,
+        labelNames: ['endpoint'],
+        registers,
+        collect() {
+          this.reset();
+          // Clients reporting to this registry add up per endpoint.
+          for (const [labels, n] of summed((source, add) => {
+            for (const stats of source.pools) for (const s of stats()) add({ endpoint: s.endpoint }, pick(s));
+          }))
+            this.set(labels, n);
+        },
+      });
     poolGauge('connections', 'Sockets open or opening per endpoint', (s) => s.connections);
     poolGauge('ready_connections', 'Ready sockets per endpoint', (s) => s.ready);
     poolGauge('in_flight', 'Calls in flight per endpoint', (s) => s.inFlight);
@@ -152,7 +177,9 @@ export async function createPrometheusObserver(options: PrometheusObserverOption
   try {
     prom = (await import('prom-client')) as Prom;
   } catch (err) {
-    throw new RpcError(Code.FAILED_PRECONDITION, 'createPrometheusObserver needs the prom-client package: npm install prom-client', { cause: err });
+    throw new RpcError(Code.FAILED_PRECONDITION, 'createPrometheusObserver needs the prom-client package: npm install prom-client', {
+      cause: err,
+    });
   }
   const side = options.side ?? 'server';
   const register = (options.register ?? prom.register) as PromRegistry;
@@ -172,12 +199,20 @@ export async function createPrometheusObserver(options: PrometheusObserverOption
       if (options.pool !== undefined) return undefined;
       metrics.poolGauges();
       pools.add(stats);
-      return () => { pools.delete(stats); };
+      return () => {
+        pools.delete(stats);
+      };
     },
     register,
-    connectionOpened: () => { now.connections++; },
-    connectionClosed: () => { now.connections--; },
-    callStarted: () => { now.inFlight++; },
+    connectionOpened: () => {
+      now.connections++;
+    },
+    connectionClosed: () => {
+      now.connections--;
+    },
+    callStarted: () => {
+      now.inFlight++;
+    },
     callEnded(message, code, durationMs) {
       if (message !== '(refused)') now.inFlight--;
       let byCode = callCounts.get(message);
@@ -185,7 +220,11 @@ export async function createPrometheusObserver(options: PrometheusObserverOption
       byCode[code] = (byCode[code] ?? 0) + 1;
       latency.observe({ side, message }, durationMs / 1000);
     },
-    bytesReceived: (n) => { now.bytesIn += n; },
-    bytesSent: (n) => { now.bytesOut += n; },
+    bytesReceived: (n) => {
+      now.bytesIn += n;
+    },
+    bytesSent: (n) => {
+      now.bytesOut += n;
+    },
   };
 }

@@ -22,7 +22,10 @@ export interface HandshakeInfo {
  * once it expires, calls are refused UNAUTHENTICATED (no handler runs), the server sends GOAWAY
  * UNAUTHENTICATED and closes once the calls running end. The client reconnects with fresh credentials.
  */
-export type Authenticator<P = Principal> = (handshake: HandshakeInfo, peer: { address: string; port: number; certificate?: PeerCertificateInfo }) => P | Promise<P>;
+export type Authenticator<P = Principal> = (
+  handshake: HandshakeInfo,
+  peer: { address: string; port: number; certificate?: PeerCertificateInfo },
+) => P | Promise<P>;
 
 /** Server hook: may this principal call this message? Refused calls get PERMISSION_DENIED. */
 export type Authorizer = (principal: Principal, message: string, metadata: Metadata) => boolean | Promise<boolean>;
@@ -87,8 +90,10 @@ function compileEntries(path: string, entries: unknown): AllowList {
     if (e === '*') list.everyone = true;
     else if (typeof e === 'string' && e.startsWith('role:')) list.roles.add(e.slice(5));
     else if (typeof e === 'string') list.ids.add(e);
-    else if (e !== null && typeof e === 'object' && Object.keys(e).length === 1 && typeof (e as { id?: unknown }).id === 'string') list.ids.add((e as { id: string }).id);
-    else if (e !== null && typeof e === 'object' && Object.keys(e).length === 1 && typeof (e as { role?: unknown }).role === 'string') list.roles.add((e as { role: string }).role);
+    else if (e !== null && typeof e === 'object' && Object.keys(e).length === 1 && typeof (e as { id?: unknown }).id === 'string')
+      list.ids.add((e as { id: string }).id);
+    else if (e !== null && typeof e === 'object' && Object.keys(e).length === 1 && typeof (e as { role?: unknown }).role === 'string')
+      list.roles.add((e as { role: string }).role);
     else invalid(`${path}[${i}]`, "must be '*', an id, 'role:<name>', { id: string } or { role: string }");
   });
   return list;

@@ -88,7 +88,9 @@ export function createHmacAuth(options: HmacAuthOptions): HmacAuth {
   if (options.now !== undefined && typeof options.now !== 'function') invalid(`${at}.now`, 'must be a function');
   const now = options.now ?? Date.now;
   const mac = (payload: string) => createHmac('sha256', secret).update(payload).digest();
-  const refuse = (why: string): never => { throw new RpcError(Code.UNAUTHENTICATED, REFUSED, { cause: new Error(`token refused: ${why}`) }); };
+  const refuse = (why: string): never => {
+    throw new RpcError(Code.UNAUTHENTICATED, REFUSED, { cause: new Error(`token refused: ${why}`) });
+  };
 
   const verify = (token: string): HmacPrincipal => {
     if (typeof token !== 'string') return refuse('missing');
@@ -106,7 +108,13 @@ export function createHmacAuth(options: HmacAuthOptions): HmacAuth {
     } catch {
       return refuse('malformed payload');
     }
-    if (claims === null || typeof claims !== 'object' || typeof claims.sub !== 'string' || typeof claims.exp !== 'number' || !Number.isFinite(claims.exp)) {
+    if (
+      claims === null ||
+      typeof claims !== 'object' ||
+      typeof claims.sub !== 'string' ||
+      typeof claims.exp !== 'number' ||
+      !Number.isFinite(claims.exp)
+    ) {
       refuse('malformed claims');
     }
     if ((claims.exp as number) <= now()) refuse('expired');
@@ -118,7 +126,8 @@ export function createHmacAuth(options: HmacAuthOptions): HmacAuth {
   return {
     issue(id, roles = [], lifetimeMs = ttlMs, aud = audience) {
       if (typeof id !== 'string') invalid('createHmacAuth: issue: id', 'must be a string');
-      if (aud !== undefined && (typeof aud !== 'string' || aud === '')) invalid('createHmacAuth: issue: audience', 'must be a non-empty string');
+      if (aud !== undefined && (typeof aud !== 'string' || aud === ''))
+        invalid('createHmacAuth: issue: audience', 'must be a non-empty string');
       const claims = { sub: id, roles, exp: now() + lifetimeMs, ...(aud === undefined ? {} : { aud }) };
       const payload = Buffer.from(JSON.stringify(claims)).toString('base64url');
       return `${payload}.${mac(payload).toString('base64url')}`;

@@ -53,14 +53,17 @@ export class CancelGuard {
     this.completed += completedTotal - this.seen;
     this.seen = completedTotal;
     this.cancels++;
-    return this.limits.maxCancels > 0 && this.cancels >= this.limits.maxCancels
-      && this.cancels > this.limits.maxCancelRatio * this.completed;
+    return (
+      this.limits.maxCancels > 0 && this.cancels >= this.limits.maxCancels && this.cancels > this.limits.maxCancelRatio * this.completed
+    );
   }
 
   /** The counts, for the message the client gets when cut off. */
   describe(): string {
     const l = this.limits;
-    return `${this.cancels} CANCELs against ${this.completed} completed calls within about ${l.cancelWindowMs} ms `
-      + `(maxCancels ${l.maxCancels}, maxCancelRatio ${l.maxCancelRatio})`;
+    return (
+      `${this.cancels} CANCELs against ${this.completed} completed calls within about ${l.cancelWindowMs} ms ` +
+      `(maxCancels ${l.maxCancels}, maxCancelRatio ${l.maxCancelRatio})`
+    );
   }
 }

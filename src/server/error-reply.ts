@@ -40,7 +40,10 @@ export function sendError(framed: FramedSocket, id: number, draft: ErrorDraft, f
     framed.encoder.frame(FrameType.ERROR, errorFlags(draft) | flags, id, draft, writeError);
   } catch (err) {
     const fallback: ErrorDraft = {
-      code: Code.INTERNAL, message: `cannot encode error: ${(err as Error).message}`, metadata: undefined, declared: undefined,
+      code: Code.INTERNAL,
+      message: `cannot encode error: ${(err as Error).message}`,
+      metadata: undefined,
+      declared: undefined,
     };
     framed.encoder.frame(FrameType.ERROR, flags, id, fallback, writeError);
   }

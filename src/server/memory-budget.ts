@@ -99,8 +99,12 @@ export class MemoryBudget {
       if (left <= this.lowWaterBytes) break;
       left -= a.held;
       a.shedding = true;
-      a.shed(new RpcError(Code.RESOURCE_EXHAUSTED,
-        `server memory budget exhausted (maxBufferedBytes ${this.maxBytes}): this connection held ${a.held} bytes, the most`));
+      a.shed(
+        new RpcError(
+          Code.RESOURCE_EXHAUSTED,
+          `server memory budget exhausted (maxBufferedBytes ${this.maxBytes}): this connection held ${a.held} bytes, the most`,
+        ),
+      );
     }
   };
 }

@@ -131,29 +131,49 @@ export class ServerConnection {
     const certificate = peerCertificate(socket);
     this.peer = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, ...(certificate ? { certificate } : {}) };
     this.account = shared.budget.account((e) => this.framed.fail(e));
-    this.framed = new FramedSocket(socket, {
-      account: this.account, stallTimeoutMs: o.stallTimeoutMs, headBytes: REQUEST_HEAD_BYTES + o.maxMetadataBytes,
-      maxFrameBytes: o.maxFrameBytes, expectPreface: true, pauseReadsWhenBlocked: true, maxQueuedBytes: o.maxQueuedBytes, countUnsentFragments: true,
-      keepaliveMs: o.keepaliveMs, keepaliveTimeoutMs: o.keepaliveTimeoutMs, observer: o.observer,
-      fragmentBytes: o.fragmentBytes, maxMessageBytes: o.maxMessageBytes, maxPartialMessages: o.maxPartialMessages,
-      compressAboveBytes: o.compressAboveBytes, fragmentWindowBytes: o.fragmentWindowBytes, interleaveWindowBytes: o.interleaveWindowBytes,
-      // Compressed requests count like calls until they are inflated (each may grow to maxMessageBytes).
-      maxInflations: o.maxConcurrentCalls,
-    }, {
-      onFrame: (t, f, id, body) => this.onFrame(t, f, id, body),
-      onClose: (e) => this.onClose(e),
-      onRefused: (t, f, id, e) => (t === FrameType.REQUEST ? this.refuse(id, (f & Flag.ONE_WAY) !== 0, e.code, e.message)
-        : this.framed.fail(new RpcError(Code.INTERNAL, `protocol error: unexpected frame type ${t}`))),
-      checkHead: o.authorize === undefined ? undefined : (f, id, start) => this.checkHead(f, id, start),
-    });
+    this.framed = new FramedSocket(
+      socket,
+      {
+        account: this.account,
+        stallTimeoutMs: o.stallTimeoutMs,
+        headBytes: REQUEST_HEAD_BYTES + o.maxMetadataBytes,
+        maxFrameBytes: o.maxFrameBytes,
+        expectPreface: true,
+        pauseReadsWhenBlocked: true,
+        maxQueuedBytes: o.maxQueuedBytes,
+        countUnsentFragments: true,
+        keepaliveMs: o.keepaliveMs,
+        keepaliveTimeoutMs: o.keepaliveTimeoutMs,
+        observer: o.observer,
+        fragmentBytes: o.fragmentBytes,
+        maxMessageBytes: o.maxMessageBytes,
+        maxPartialMessages: o.maxPartialMessages,
+        compressAboveBytes: o.compressAboveBytes,
+        fragmentWindowBytes: o.fragmentWindowBytes,
+        interleaveWindowBytes: o.interleaveWindowBytes,
+        // Compressed requests count like calls until they are inflated (each may grow to maxMessageBytes).
+        maxInflations: o.maxConcurrentCalls,
+      },
+      {
+        onFrame: (t, f, id, body) => this.onFrame(t, f, id, body),
+        onClose: (e) => this.onClose(e),
+        onRefused: (t, f, id, e) =>
+          t === FrameType.REQUEST
+            ? this.refuse(id, (f & Flag.ONE_WAY) !== 0, e.code, e.message)
+            : this.framed.fail(new RpcError(Code.INTERNAL, `protocol error: unexpected frame type ${t}`)),
+        checkHead: o.authorize === undefined ? undefined : (f, id, start) => this.checkHead(f, id, start),
+      },
+    );
     // Until WELCOME OK, only a HELLO is expected: no reason to buffer and decode maxFrameBytes for a stranger,
     // and until `authenticate` accepted it, no more than a small HELLO (its protocol text follows NEED_PROTOCOL).
-    if (o.authenticate !== undefined) this.framed.limitFrames(preAuthHelloBytes(o), 'the HELLO limit before authentication (maxHelloMetaBytes + 1024)');
+    if (o.authenticate !== undefined)
+      this.framed.limitFrames(preAuthHelloBytes(o), 'the HELLO limit before authentication (maxHelloMetaBytes + 1024)');
     else this.framed.limitFrames(o.maxHandshakeBytes, o.maxHandshakeBytes < o.maxFrameBytes ? 'maxHandshakeBytes' : 'maxFrameBytes');
     o.observer?.connectionOpened?.(`${this.peer.address}:${this.peer.port}`);
-    this.handshakeTimer = setTimeout(() => this.framed.destroy(
-      new RpcError(Code.DEADLINE_EXCEEDED, `handshake not completed within ${o.handshakeTimeoutMs} ms`),
-    ), o.handshakeTimeoutMs);
+    this.handshakeTimer = setTimeout(
+      () => this.framed.destroy(new RpcError(Code.DEADLINE_EXCEEDED, `handshake not completed within ${o.handshakeTimeoutMs} ms`)),
+      o.handshakeTimeoutMs,
+    );
   }
 
   /** Calls running on this connection. */
@@ -197,7 +217,9 @@ export class ServerConnection {
     if (type === FrameType.CANCEL) return this.onCancel(id);
     if (type === FrameType.HELLO && this.codec === undefined) return this.onHello(body);
     if (type === FrameType.GOAWAY) return this.drain();
-    this.framed.fail(new RpcError(Code.INTERNAL, `protocol error: unexpected frame type ${type} ${this.codec === undefined ? 'before handshake' : ''}`));
+    this.framed.fail(
+      new RpcError(Code.INTERNAL, `protocol error: unexpected frame type ${type} ${this.codec === undefined ? 'before handshake' : ''}`),
+    );
   }
 
   private onHello(body: Buffer): void {
@@ -209,8 +231,11 @@ export class ServerConnection {
       // Meta is checked for size before it is decoded, and before authenticate sees it.
       hello = readHello(body, this.shared.options.maxHelloMetaBytes);
     } catch (err) {
-      return this.framed.fail(err instanceof RpcError ? err
-        : new RpcError(Code.INTERNAL, `protocol error in handshake: ${(err as Error).message}`, { cause: err }));
+      return this.framed.fail(
+        err instanceof RpcError
+          ? err
+          : new RpcError(Code.INTERNAL, `protocol error in handshake: ${(err as Error).message}`, { cause: err }),
+      );
     }
     const authenticate = this.shared.options.authenticate;
     if (authenticate === undefined) return this.answerHello(hello, this.peer.certificate);
@@ -223,7 +248,8 @@ export class ServerConnection {
         this.authenticating = false;
         if (this.framed.isClosed) return;
         const expiresAt = principalExpiry(principal);
-        if (expiresAt !== undefined && !this.armExpiry(expiresAt)) return this.refuseConnection(new RpcError(Code.UNAUTHENTICATED, 'credentials expired'));
+        if (expiresAt !== undefined && !this.armExpiry(expiresAt))
+          return this.refuseConnection(new RpcError(Code.UNAUTHENTICATED, 'credentials expired'));
         this.authenticated = true;
         // Authenticated: a second HELLO may now carry a protocol text up to maxProtocolBytes.
         const o = this.shared.options;
@@ -245,9 +271,12 @@ export class ServerConnection {
         const bytes = Buffer.byteLength(hello.protocol);
         const max = this.shared.options.maxProtocolBytes;
         if (bytes > max) {
-          return this.framed.fail(new RpcError(Code.RESOURCE_EXHAUSTED, `protocol text of ${bytes} bytes exceeds maxProtocolBytes (${max})`));
+          return this.framed.fail(
+            new RpcError(Code.RESOURCE_EXHAUSTED, `protocol text of ${bytes} bytes exceeds maxProtocolBytes (${max})`),
+          );
         }
-        if (createHash('md5').update(hello.protocol).digest('hex') !== id) throw new Error('client protocol does not match its fingerprint');
+        if (createHash('md5').update(hello.protocol).digest('hex') !== id)
+          throw new Error('client protocol does not match its fingerprint');
         remote = this.shared.cache.protocol(id);
         if (remote === undefined) {
           // A peer `authenticate` accepted, or whose certificate TLS verified, is known: its protocol is
@@ -260,8 +289,13 @@ export class ServerConnection {
           else {
             // UNAVAILABLE, not RESOURCE_EXHAUSTED: passing, so clients back off and retry (by then a
             // client of the same protocol has often completed a call, and the protocol is shared).
-            return this.framed.fail(new RpcError(Code.UNAVAILABLE, 'server busy: its protocolParseMsPerSecond '
-              + `(${this.shared.options.protocolParseMsPerSecond}) is spent on protocols of unauthenticated peers; retry later`));
+            return this.framed.fail(
+              new RpcError(
+                Code.UNAVAILABLE,
+                'server busy: its protocolParseMsPerSecond ' +
+                  `(${this.shared.options.protocolParseMsPerSecond}) is spent on protocols of unauthenticated peers; retry later`,
+              ),
+            );
           }
           if (known) this.shared.cache.admit(remote);
           else this.unadmitted = remote;
@@ -271,12 +305,21 @@ export class ServerConnection {
       }
     } catch (err) {
       // A protocol beyond PEER_PROTOCOL_LIMITS keeps its code (RESOURCE_EXHAUSTED).
-      return this.framed.fail(err instanceof RpcError && err.code === Code.RESOURCE_EXHAUSTED ? err
-        : new RpcError(Code.INTERNAL, `protocol error in handshake: ${(err as Error).message}`, { cause: err }));
+      return this.framed.fail(
+        err instanceof RpcError && err.code === Code.RESOURCE_EXHAUSTED
+          ? err
+          : new RpcError(Code.INTERNAL, `protocol error in handshake: ${(err as Error).message}`, { cause: err }),
+      );
     }
-    const clientKnowsUs = hello.fingerprint.equals(local.fingerprint)
-      || (hello.knownServerFingerprint !== null && hello.knownServerFingerprint.equals(local.fingerprint));
-    const welcome: Welcome = { status: 'NEED_PROTOCOL', fingerprint: local.fingerprint, protocol: clientKnowsUs ? null : local.text, meta: {} };
+    const clientKnowsUs =
+      hello.fingerprint.equals(local.fingerprint) ||
+      (hello.knownServerFingerprint !== null && hello.knownServerFingerprint.equals(local.fingerprint));
+    const welcome: Welcome = {
+      status: 'NEED_PROTOCOL',
+      fingerprint: local.fingerprint,
+      protocol: clientKnowsUs ? null : local.text,
+      meta: {},
+    };
     if (principal !== undefined) this.peer = { ...this.peer, principal };
     if (remote === undefined) {
       this.framed.encoder.frame(FrameType.WELCOME, 0, 0, welcome, writeWelcome);
@@ -328,7 +371,13 @@ export class ServerConnection {
     this.admitted = undefined;
     if (this.state === 'ready') {
       this.transition('draining');
-      this.framed.encoder.frame(FrameType.GOAWAY, 0, 0, { lastId: this.lastId, code: Code.UNAUTHENTICATED, message: 'credentials expired' }, writeGoaway);
+      this.framed.encoder.frame(
+        FrameType.GOAWAY,
+        0,
+        0,
+        { lastId: this.lastId, code: Code.UNAUTHENTICATED, message: 'credentials expired' },
+        writeGoaway,
+      );
       this.framed.flushSoon();
     }
     this.endIfDrained();
@@ -338,8 +387,10 @@ export class ServerConnection {
   private refuseConnection(err: unknown): void {
     this.authenticating = false;
     // The hook's own error stays the cause, for the server's log; the client gets the message only.
-    const e = err instanceof RpcError && (err.code === Code.PERMISSION_DENIED || err.code === Code.UNAUTHENTICATED) ? err
-      : new RpcError(Code.UNAUTHENTICATED, err instanceof Error ? err.message : 'authentication failed', { cause: err });
+    const e =
+      err instanceof RpcError && (err.code === Code.PERMISSION_DENIED || err.code === Code.UNAUTHENTICATED)
+        ? err
+        : new RpcError(Code.UNAUTHENTICATED, err instanceof Error ? err.message : 'authentication failed', { cause: err });
     sendError(this.framed, 0, { code: e.code, message: e.message, metadata: undefined, declared: undefined });
     this.framed.end(e);
   }
@@ -372,7 +423,8 @@ export class ServerConnection {
     const o = this.shared.options;
     this.requestsSinceIdleCheck++;
     if (this.state !== 'ready' && this.admitted?.delete(id) !== true) {
-      return this.expired ? this.refuse(id, oneWay, Code.UNAUTHENTICATED, 'credentials expired')
+      return this.expired
+        ? this.refuse(id, oneWay, Code.UNAUTHENTICATED, 'credentials expired')
         : this.refuse(id, oneWay, Code.UNAVAILABLE, 'server is shutting down');
     }
     if (this.inFlight >= o.maxConcurrentCalls) {
@@ -389,7 +441,12 @@ export class ServerConnection {
         return this.refuse(id, oneWay, Code.RESOURCE_EXHAUSTED, `request metadata exceeds maxMetadataBytes (${o.maxMetadataBytes})`);
       }
       if (body.length - head.offset > o.maxMessageBytes) {
-        return this.refuse(id, oneWay, Code.RESOURCE_EXHAUSTED, `request of ${body.length - head.offset} bytes exceeds maxMessageBytes (${o.maxMessageBytes})`);
+        return this.refuse(
+          id,
+          oneWay,
+          Code.RESOURCE_EXHAUSTED,
+          `request of ${body.length - head.offset} bytes exceeds maxMessageBytes (${o.maxMessageBytes})`,
+        );
       }
       const incoming = this.codec!.requests[head.index];
       if (incoming === undefined) return this.refuse(id, oneWay, Code.UNIMPLEMENTED, `unknown message index ${head.index}`);
@@ -398,13 +455,19 @@ export class ServerConnection {
         return this.refuse(id, oneWay, Code.UNIMPLEMENTED, `unknown message ${incoming.name}`);
       }
       if (incoming.incompatible !== undefined) {
-        return this.refuse(id, oneWay, Code.FAILED_PRECONDITION, `message ${incoming.name}: incompatible schemas: ${incoming.incompatible}`);
+        return this.refuse(
+          id,
+          oneWay,
+          Code.FAILED_PRECONDITION,
+          `message ${incoming.name}: incompatible schemas: ${incoming.incompatible}`,
+        );
       }
       msg = incoming.local;
       // Offloaded calls keep their payload as bytes: a worker decodes it.
-      request = offload?.takes(msg.index, body.length - head.offset) === true
-        ? new OffloadedRequest(this.codec!.remote, head.index, body, head.offset)
-        : decodeExact(msg.request, body, head.offset, incoming.resolver);
+      request =
+        offload?.takes(msg.index, body.length - head.offset) === true
+          ? new OffloadedRequest(this.codec!.remote, head.index, body, head.offset)
+          : decodeExact(msg.request, body, head.offset, incoming.resolver);
       ctx = new CallContext(msg.name, head.metadata, head.timeoutMs < 0 ? Infinity : Date.now() + head.timeoutMs, this.peer);
     } catch (err) {
       return this.refuse(id, oneWay, Code.INVALID_ARGUMENT, `cannot decode request: ${(err as Error).message}`);
@@ -455,7 +518,12 @@ export class ServerConnection {
     // Counted under its message: callStarted was reported for it.
     this.shared.options.observer?.callEnded?.(name, Code.PERMISSION_DENIED, performance.now() - ctx.startedAt);
     if (!oneWay) {
-      sendError(this.framed, id, { code: Code.PERMISSION_DENIED, message: `not allowed to call ${name}`, metadata: undefined, declared: undefined }, Flag.REFUSED);
+      sendError(
+        this.framed,
+        id,
+        { code: Code.PERMISSION_DENIED, message: `not allowed to call ${name}`, metadata: undefined, declared: undefined },
+        Flag.REFUSED,
+      );
       this.framed.flushSoon();
     }
     this.endIfDrained();
@@ -483,20 +551,26 @@ export class ServerConnection {
       if (outcome instanceof OffloadReply) {
         code = outcome.code as Code;
         // The worker's error, stack included, goes to our log only; the client got its message.
-        if (code === Code.INTERNAL) this.shared.options.logger.error({ err: outcome.cause, message: msg.name, peer: this.peer }, 'handler failed in a worker');
+        if (code === Code.INTERNAL)
+          this.shared.options.logger.error({ err: outcome.cause, message: msg.name, peer: this.peer }, 'handler failed in a worker');
         // A worker's RESPONSE bytes go out like any response: fragmented or compressed when large.
         if (outcome.kind === ReplyKind.RESPONSE) this.framed.messageBytes(FrameType.RESPONSE, outcome.flags, id, outcome.body);
         else this.framed.encoder.frame(FrameType.ERROR, outcome.flags, id, outcome.body, writeBytes);
       } else if (failed) {
         const draft = errorDraftFor(msg, outcome);
         code = draft.code as Code;
-        if (code === Code.INTERNAL) this.shared.options.logger.error({ err: outcome, message: msg.name, peer: this.peer }, 'handler failed');
+        if (code === Code.INTERNAL)
+          this.shared.options.logger.error({ err: outcome, message: msg.name, peer: this.peer }, 'handler failed');
         sendError(this.framed, id, draft);
       } else {
         try {
           this.framed.message(FrameType.RESPONSE, 0, id, outcome, this.shared.writers[msg.index]!);
         } catch (err) {
-          const invalid = new RpcError(Code.INTERNAL, `handler of ${msg.name} returned an invalid response: ${describeInvalid(msg.response, outcome, 'response') ?? (err as Error).message}`, { cause: err });
+          const invalid = new RpcError(
+            Code.INTERNAL,
+            `handler of ${msg.name} returned an invalid response: ${describeInvalid(msg.response, outcome, 'response') ?? (err as Error).message}`,
+            { cause: err },
+          );
           code = Code.INTERNAL;
           this.shared.options.logger.error({ err: invalid, message: msg.name, peer: this.peer }, 'handler returned an invalid response');
           sendError(this.framed, id, errorDraftFor(msg, invalid));
@@ -587,7 +661,10 @@ export class ServerConnection {
       this.refuse(id, oneWay, Code.PERMISSION_DENIED, `not allowed to call ${name}`);
       return false;
     }
-    const pending = Promise.resolve(verdict).then((v) => v === true, () => false);
+    const pending = Promise.resolve(verdict).then(
+      (v) => v === true,
+      () => false,
+    );
     this.heads.set(id, pending);
     void pending.then((allowed) => {
       // Still ours (the request is not whole yet, nor cancelled): refuse it and drop what arrived.

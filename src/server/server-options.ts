@@ -249,15 +249,45 @@ const MiB = 1024 * 1024;
  * default in force). The compiler keeps it in step with the interface: add new options here too.
  */
 export const KNOWN_SERVER_OPTIONS = {
-  protocol: true, handlers: true, maxFrameBytes: true, fragmentBytes: true, maxPartialMessages: true,
-  fragmentWindowBytes: true, interleaveWindowBytes: true, compressAboveBytes: true, maxConcurrentCalls: true,
-  handshakeTimeoutMs: true, keepaliveMs: true, keepaliveTimeoutMs: true, resolverCacheSize: true,
-  maxProtocolBytes: true, maxHandshakeBytes: true, maxHelloMetaBytes: true, tls: true, authenticate: true,
-  authorize: true, acl: true, maxConnections: true, idleTimeoutMs: true, maxMetadataBytes: true,
-  maxMessageBytes: true, maxQueuedBytes: true, interceptors: true, observer: true, logger: true,
-  propagateDeadlines: true, workers: true, maxCancels: true, maxCancelRatio: true, cancelWindowMs: true,
-  resolverCacheBytes: true, protocolParseMsPerSecond: true, maxHandshakingConnections: true, maxHandshakingPerAddress: true,
-  maxBufferedBytes: true, stallTimeoutMs: true,
+  protocol: true,
+  handlers: true,
+  maxFrameBytes: true,
+  fragmentBytes: true,
+  maxPartialMessages: true,
+  fragmentWindowBytes: true,
+  interleaveWindowBytes: true,
+  compressAboveBytes: true,
+  maxConcurrentCalls: true,
+  handshakeTimeoutMs: true,
+  keepaliveMs: true,
+  keepaliveTimeoutMs: true,
+  resolverCacheSize: true,
+  maxProtocolBytes: true,
+  maxHandshakeBytes: true,
+  maxHelloMetaBytes: true,
+  tls: true,
+  authenticate: true,
+  authorize: true,
+  acl: true,
+  maxConnections: true,
+  idleTimeoutMs: true,
+  maxMetadataBytes: true,
+  maxMessageBytes: true,
+  maxQueuedBytes: true,
+  interceptors: true,
+  observer: true,
+  logger: true,
+  propagateDeadlines: true,
+  workers: true,
+  maxCancels: true,
+  maxCancelRatio: true,
+  cancelWindowMs: true,
+  resolverCacheBytes: true,
+  protocolParseMsPerSecond: true,
+  maxHandshakingConnections: true,
+  maxHandshakingPerAddress: true,
+  maxBufferedBytes: true,
+  stallTimeoutMs: true,
 } as const satisfies Record<keyof ServerOptions, true>;
 
 /** Validates and fills server options once; throws INVALID_ARGUMENT naming the bad option. */
@@ -276,21 +306,32 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     handlers[msg.index] = fn;
   }
   const interceptors = options.interceptors ?? [];
-  if (!Array.isArray(interceptors) || interceptors.some((i) => typeof i !== 'function')) invalid(`${at}.interceptors`, 'must be an array of functions');
+  if (!Array.isArray(interceptors) || interceptors.some((i) => typeof i !== 'function'))
+    invalid(`${at}.interceptors`, 'must be an array of functions');
   // Interceptors take the decoded request, which worker-offloaded calls never have on the main thread:
   // they would silently skip those calls (an auth interceptor bypassed by a large request).
   if (interceptors.length > 0 && options.workers !== undefined) {
-    invalid(`${at}.interceptors`, 'cannot be combined with options.workers: interceptors would not run for worker-offloaded calls; check access with options.authorize or options.acl, which apply to every call');
+    invalid(
+      `${at}.interceptors`,
+      'cannot be combined with options.workers: interceptors would not run for worker-offloaded calls; check access with options.authorize or options.acl, which apply to every call',
+    );
   }
-  if (interceptors.length > 0) for (let i = 0; i < handlers.length; i++) if (handlers[i]) handlers[i] = chainHandler(handlers[i]!, interceptors);
+  if (interceptors.length > 0)
+    for (let i = 0; i < handlers.length; i++) if (handlers[i]) handlers[i] = chainHandler(handlers[i]!, interceptors);
   if (options.logger !== undefined && !isLogger(options.logger)) invalid(`${at}.logger`, 'must have debug, info, warn and error methods');
-  if (options.observer !== undefined && (options.observer === null || typeof options.observer !== 'object')) invalid(`${at}.observer`, 'must be an object');
+  if (options.observer !== undefined && (options.observer === null || typeof options.observer !== 'object'))
+    invalid(`${at}.observer`, 'must be an object');
   const maxFrameBytes = intOption(`${at}.maxFrameBytes`, options.maxFrameBytes, 16 * MiB, 64, 0xffffffff);
   const maxProtocolBytes = intOption(`${at}.maxProtocolBytes`, options.maxProtocolBytes, 256 * 1024, 0, 0xffffffff);
   const maxHelloMetaBytes = intOption(`${at}.maxHelloMetaBytes`, options.maxHelloMetaBytes, 16 * 1024, 1, 0xffffffff);
   // The rest of a HELLO (fingerprints, union indexes, the text's length) is under 50 bytes.
   const maxConnections = intOption(`${at}.maxConnections`, options.maxConnections, 10_000, 1);
-  const maxHandshakeBytes = intOption(`${at}.maxHandshakeBytes`, options.maxHandshakeBytes, maxProtocolBytes + maxHelloMetaBytes + 1024, 64);
+  const maxHandshakeBytes = intOption(
+    `${at}.maxHandshakeBytes`,
+    options.maxHandshakeBytes,
+    maxProtocolBytes + maxHelloMetaBytes + 1024,
+    64,
+  );
   return {
     protocol,
     handlers,
@@ -320,7 +361,10 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
       ...(options.acl === undefined ? [] : [aclAuthorizer(resolveAcl(`${at}.acl`, options.acl, protocol), `${at}.acl`)]),
     ]),
     maxConnections,
-    maxHandshakingConnections: Math.min(maxConnections, intOption(`${at}.maxHandshakingConnections`, options.maxHandshakingConnections, 1000, 1)),
+    maxHandshakingConnections: Math.min(
+      maxConnections,
+      intOption(`${at}.maxHandshakingConnections`, options.maxHandshakingConnections, 1000, 1),
+    ),
     maxHandshakingPerAddress: intOption(`${at}.maxHandshakingPerAddress`, options.maxHandshakingPerAddress, 100, 1),
     idleTimeoutMs: msOption(`${at}.idleTimeoutMs`, options.idleTimeoutMs, 600_000, 0),
     maxMetadataBytes: intOption(`${at}.maxMetadataBytes`, options.maxMetadataBytes, 8192, 0),

@@ -50,7 +50,12 @@ export interface CloseOptions {
 /** Option names of {@link ListenOptions}, {@link RegisterOptions} and {@link CloseOptions}; others are refused. */
 const KNOWN_LISTEN_OPTIONS = { host: true, port: true, register: true } as const satisfies Record<keyof ListenOptions, true>;
 const KNOWN_REGISTER_OPTIONS = {
-  registry: true, name: true, version: true, advertiseHost: true, weight: true, metadata: true,
+  registry: true,
+  name: true,
+  version: true,
+  advertiseHost: true,
+  weight: true,
+  metadata: true,
 } as const satisfies Record<keyof RegisterOptions, true>;
 const KNOWN_CLOSE_OPTIONS = { graceMs: true } as const satisfies Record<keyof CloseOptions, true>;
 
@@ -80,14 +85,22 @@ export interface Server {
 export function createServer(options: ServerOptions): Server {
   const resolved = resolveServerOptions(options);
   // A handler of a `void` message may return nothing: undefined is its null response.
-  const writers: BodyWriter<unknown>[] = resolved.protocol.messages.map((m) => m.response.typeName === 'null'
-    ? (v, buf, pos) => m.response.encode(v === undefined ? null : v, buf, pos)
-    : (v, buf, pos) => m.response.encode(v, buf, pos));
-  const offload = resolved.workers === undefined ? undefined
-    : new OffloadPool(resolved.workers, resolved.protocol, resolved.resolverCacheSize, resolved.propagateDeadlines, resolved.logger);
+  const writers: BodyWriter<unknown>[] = resolved.protocol.messages.map((m) =>
+    m.response.typeName === 'null'
+      ? (v, buf, pos) => m.response.encode(v === undefined ? null : v, buf, pos)
+      : (v, buf, pos) => m.response.encode(v, buf, pos),
+  );
+  const offload =
+    resolved.workers === undefined
+      ? undefined
+      : new OffloadPool(resolved.workers, resolved.protocol, resolved.resolverCacheSize, resolved.propagateDeadlines, resolved.logger);
   const budget = new MemoryBudget(resolved.maxBufferedBytes);
   const shared: ServerShared = {
-    options: resolved, cache: new ResolverCache(resolved.protocol, resolved.resolverCacheSize, resolved.resolverCacheBytes), writers, offload, budget,
+    options: resolved,
+    cache: new ResolverCache(resolved.protocol, resolved.resolverCacheSize, resolved.resolverCacheBytes),
+    writers,
+    offload,
+    budget,
     parseBudget: resolved.protocolParseMsPerSecond === 0 ? undefined : new ParseBudget(resolved.protocolParseMsPerSecond),
   };
   const conns = new Set<ServerConnection>();
@@ -106,7 +119,8 @@ export function createServer(options: ServerOptions): Server {
   };
   const accept = (socket: Socket): void => {
     if (closing !== undefined) return void socket.destroy();
-    if (conns.size >= resolved.maxConnections) return refuseSocket(socket, Code.RESOURCE_EXHAUSTED, `server is at maxConnections (${resolved.maxConnections})`);
+    if (conns.size >= resolved.maxConnections)
+      return refuseSocket(socket, Code.RESOURCE_EXHAUSTED, `server is at maxConnections (${resolved.maxConnections})`);
     let slot: HandshakeSlot | string | undefined;
     if (resolved.tls === undefined) slot = handshakes.enter(socket.remoteAddress ?? '');
     else {
@@ -147,9 +161,11 @@ export function createServer(options: ServerOptions): Server {
       const host = opts.host ?? '127.0.0.1';
       if (typeof host !== 'string') invalid('server.listen: options.host', 'must be a string');
       const port = intOption('server.listen: options.port', opts.port, 0, 0, 65535);
-      const server = resolved.tls === undefined ? createNetServer({ noDelay: true }, accept)
-        // The TLS handshake comes before the connection exists for us: bound it with the same timeout.
-        : createTlsServer({ handshakeTimeout: resolved.handshakeTimeoutMs, ...resolved.tls, noDelay: true }, accept);
+      const server =
+        resolved.tls === undefined
+          ? createNetServer({ noDelay: true }, accept)
+          : // The TLS handshake comes before the connection exists for us: bound it with the same timeout.
+            createTlsServer({ handshakeTimeout: resolved.handshakeTimeoutMs, ...resolved.tls, noDelay: true }, accept);
       // TLS handshakes in progress are connections too (the costly part of one): count every TCP socket,
       // refusing beyond the limit at accept, before any TLS work. No frame is possible before TLS.
       if (resolved.tls !== undefined) {
@@ -162,7 +178,10 @@ export function createServer(options: ServerOptions): Server {
       // A failed TLS handshake never becomes a ServerConnection: this is the one place to hear of it.
       server.on('tlsClientError', (err: Error, socket: Socket) => {
         const e = RpcError.from(err);
-        resolved.logger.warn({ err: e, code: e.codeName, peer: { address: socket.remoteAddress, port: socket.remotePort } }, 'TLS handshake failed');
+        resolved.logger.warn(
+          { err: e, code: e.codeName, peer: { address: socket.remoteAddress, port: socket.remotePort } },
+          'TLS handshake failed',
+        );
       });
       try {
         await new Promise<void>((resolve, reject) => {
@@ -177,8 +196,12 @@ export function createServer(options: ServerOptions): Server {
         const r = opts.register;
         if (r !== undefined) {
           registration = await r.registry.register({
-            name: r.name, version: r.version, host: r.advertiseHost ?? addr.address, port: addr.port,
-            ...(r.weight === undefined ? {} : { weight: r.weight }), ...(r.metadata === undefined ? {} : { metadata: r.metadata }),
+            name: r.name,
+            version: r.version,
+            host: r.advertiseHost ?? addr.address,
+            port: addr.port,
+            ...(r.weight === undefined ? {} : { weight: r.weight }),
+            ...(r.metadata === undefined ? {} : { metadata: r.metadata }),
           });
         }
         return { host: addr.address, port: addr.port };

@@ -83,8 +83,14 @@ export function knownOptions(path: string, options: object, known: KnownOptions)
     if (Object.hasOwn(known, key) || !Object.hasOwn(options, key)) continue;
     const names = Object.keys(known);
     const near = closestName(key, names);
-    invalid(`${path}.${key}:`, near !== undefined ? `unknown option; did you mean ${near}?`
-      : names.length <= 8 ? `unknown option; known options: ${names.join(', ')}` : 'unknown option');
+    invalid(
+      `${path}.${key}:`,
+      near !== undefined
+        ? `unknown option; did you mean ${near}?`
+        : names.length <= 8
+          ? `unknown option; known options: ${names.join(', ')}`
+          : 'unknown option',
+    );
   }
 }
 

@@ -91,16 +91,21 @@ test("README's library example runs as written, from the consumer project", asyn
 });
 
 test('internals are not importable: only the package root is exported', async () => {
-  writeFileSync(join(dir, 'internal.mjs'), `
+  writeFileSync(
+    join(dir, 'internal.mjs'),
+    `
 try { await import('avrpc/dist/src/codec/protocol.js'); console.log('imported'); }
-catch (err) { console.log(err.code); }`);
+catch (err) { console.log(err.code); }`,
+  );
   const r = await run(process.execPath, ['internal.mjs']);
   assert.is(r.status, 0, r.out);
   assert.is(r.out.trim(), 'ERR_PACKAGE_PATH_NOT_EXPORTED');
 });
 
 test("a TypeScript consumer type-checks against the package's types (strict, NodeNext)", async () => {
-  writeFileSync(join(dir, 'consumer.ts'), `
+  writeFileSync(
+    join(dir, 'consumer.ts'),
+    `
 import { loadProtocol, createServer, createClient, RpcError, Code, type Client, type Server, type Handler } from 'avrpc';
 const protocol = await loadProtocol(new URL('./protocol/echo.avdl', import.meta.url));
 const echo: Handler = async (req: { item: unknown }, ctx) => { void ctx.signal; void ctx.metadata['k']; return req.item; };
@@ -112,14 +117,25 @@ const code: Code = Code.UNAVAILABLE;
 const err: RpcError = new RpcError(code, 'x');
 void out; void err;
 await client.close(); await server.close({ graceMs: 5000 });
-`);
-  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
-    compilerOptions: {
-      target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true,
-      types: ['node'], typeRoots: [repoPath('node_modules/@types')], skipLibCheck: false, lib: ['ES2022'],
-    },
-    files: ['consumer.ts'],
-  }));
+`,
+  );
+  writeFileSync(
+    join(dir, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: {
+        target: 'ES2022',
+        module: 'NodeNext',
+        moduleResolution: 'NodeNext',
+        strict: true,
+        noEmit: true,
+        types: ['node'],
+        typeRoots: [repoPath('node_modules/@types')],
+        skipLibCheck: false,
+        lib: ['ES2022'],
+      },
+      files: ['consumer.ts'],
+    }),
+  );
   const r = await run(process.execPath, [repoPath('node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json']);
   assert.is(r.status, 0, r.out);
 });

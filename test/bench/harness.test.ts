@@ -30,7 +30,15 @@ test('runLoad counts completed and failed calls of the measured window only', as
   assert.ok(ok.calls > 0 && ok.calls < n, 'warm-up calls are not counted');
   assert.is(ok.errors, 0);
   assert.ok(ok.p50Us <= ok.p99Us && ok.p99Us <= ok.maxUs);
-  const bad = await runLoad(() => tick().then(() => { throw new Error('boom'); }), 2, 0, 30);
+  const bad = await runLoad(
+    () =>
+      tick().then(() => {
+        throw new Error('boom');
+      }),
+    2,
+    0,
+    30,
+  );
   assert.is(bad.calls, 0);
   assert.ok(bad.errors > 0);
   assert.match(bad.firstError ?? '', 'boom');
@@ -42,10 +50,16 @@ function result(callsPerSec: number, p50Us: number, p99Us: number): LoadResult {
 
 test('report: ratios against the floor and grpc-js, targets, and one bar per result in each chart', () => {
   const report: BenchReport = {
-    date: '2026-01-01 00:00 UTC', machine: 'test machine', settings: 'settings',
+    date: '2026-01-01 00:00 UTC',
+    machine: 'test machine',
+    settings: 'settings',
     micro: [{ name: 'case', opsPerSec: 1000 }],
     rows: [
-      { id: 'echo-64', title: 'echo <64>', results: { avrpc: result(200, 100, 400), grpc: result(10, 5000, 9000), raw: result(100, 200, 800) } },
+      {
+        id: 'echo-64',
+        title: 'echo <64>',
+        results: { avrpc: result(200, 100, 400), grpc: result(10, 5000, 9000), raw: result(100, 200, 800) },
+      },
       { id: 'lb', title: 'lb', results: { avrpc: result(50, 10, 20) }, note: 'slowed server got 5.0% of calls' },
     ],
     ratios: {},
@@ -63,10 +77,14 @@ test('report: ratios against the floor and grpc-js, targets, and one bar per res
   const bars = chart.match(/<rect class="bar"/g) ?? [];
   assert.is(bars.length, 2 * 4, 'four results, two charts');
   // One scale per chart: the single-system row 'lb' (50/s) must not fill the width like avrpc's 200/s.
-  for (const [title, next] of [['calls/s', 'p99 latency'], ['p99 latency', undefined]] as const) {
+  for (const [title, next] of [
+    ['calls/s', 'p99 latency'],
+    ['p99 latency', undefined],
+  ] as const) {
     const part = chart.slice(chart.indexOf(`>${title} (`), next === undefined ? undefined : chart.indexOf(`>${next} (`));
-    const drawn = [...part.matchAll(/<rect class="bar" [^>]*width="([\d.]+)"[^>]*\/>\n<text [^>]*>[^<]* ([\d,.]+ ?(?:\/s|µs|ms))<\/text>/g)]
-      .map((m) => ({ width: Number(m[1]), text: m[2]! }));
+    const drawn = [
+      ...part.matchAll(/<rect class="bar" [^>]*width="([\d.]+)"[^>]*\/>\n<text [^>]*>[^<]* ([\d,.]+ ?(?:\/s|µs|ms))<\/text>/g),
+    ].map((m) => ({ width: Number(m[1]), text: m[2]! }));
     assert.is(drawn.length, 4, `${title}: four bars`);
     for (const a of drawn) {
       for (const b of drawn) {
@@ -75,19 +93,44 @@ test('report: ratios against the floor and grpc-js, targets, and one bar per res
     }
   }
   const width = (label: string): number => Number(new RegExp(`width="([\\d.]+)"[^>]*/>\n<text [^>]*>${label}<`).exec(chart)![1]);
-  assert.ok(width('avrpc 200/s') > width('raw floor 100/s') && width('raw floor 100/s') > width('avrpc 50/s') && width('avrpc 50/s') > width('grpc-js 10/s'));
+  assert.ok(
+    width('avrpc 200/s') > width('raw floor 100/s') &&
+      width('raw floor 100/s') > width('avrpc 50/s') &&
+      width('avrpc 50/s') > width('grpc-js 10/s'),
+  );
   assert.is(width('avrpc 200/s'), 4 * width('avrpc 50/s'), 'calls/s bars proportional across scenarios');
 });
 
 test('report: the sections of other issues get a table, a bar per row, and targets in their unit', () => {
   const report: BenchReport = {
-    date: '2026-01-01 00:00 UTC', machine: 'test machine', settings: 'settings', micro: [], ratios: {},
+    date: '2026-01-01 00:00 UTC',
+    machine: 'test machine',
+    settings: 'settings',
+    micro: [],
+    ratios: {},
     rows: [{ id: 'echo-1', title: 'echo', results: { avrpc: result(200, 100, 400) } }],
-    targets: [{ what: 'loop delay max', value: 7.5, limit: '< 10 ms', ok: true, unit: 'ms' }, { what: 'memory', value: 1.9, limit: '<= 2N', ok: true, unit: 'N' }],
-    sections: [{
-      title: 'Offload', note: 'how it was measured', header: ['mode', 'delay'], rows: [['off', '40 ms'], ['on', '7.5 ms']],
-      chart: { title: 'delay chart', bars: [{ label: 'off', value: 40, text: '40 ms' }, { label: 'on', value: 7.5, text: '7.5 ms', system: 'raw' }] },
-    }],
+    targets: [
+      { what: 'loop delay max', value: 7.5, limit: '< 10 ms', ok: true, unit: 'ms' },
+      { what: 'memory', value: 1.9, limit: '<= 2N', ok: true, unit: 'N' },
+    ],
+    sections: [
+      {
+        title: 'Offload',
+        note: 'how it was measured',
+        header: ['mode', 'delay'],
+        rows: [
+          ['off', '40 ms'],
+          ['on', '7.5 ms'],
+        ],
+        chart: {
+          title: 'delay chart',
+          bars: [
+            { label: 'off', value: 40, text: '40 ms' },
+            { label: 'on', value: 7.5, text: '7.5 ms', system: 'raw' },
+          ],
+        },
+      },
+    ],
   };
   const md = markdown(report);
   assert.match(md, '| mode | delay |\n|---|---|\n| off | 40 ms |\n| on | 7.5 ms |');

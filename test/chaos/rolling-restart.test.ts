@@ -23,7 +23,10 @@ test.after(async () => {
 test('rolling restart of all three servers with graceful close: zero failed calls of any kind', async () => {
   procs = await Promise.all(['s1', 's2', 's3'].map((n) => spawnServer(n, { delayMs: 2 })));
   client = createClient({
-    protocol: poolProtocol(), endpoints: procs.map((p) => p.endpoint), timeoutMs: 5000, backoff: { initialMs: 50, maxMs: 500 },
+    protocol: poolProtocol(),
+    endpoints: procs.map((p) => p.endpoint),
+    timeoutMs: 5000,
+    backoff: { initialMs: 50, maxMs: 500 },
   });
   const c = client;
   await c.call('read', { delayMs: 0 });
@@ -46,7 +49,11 @@ test('rolling restart of all three servers with graceful close: zero failed call
   console.log(`  ${JSON.stringify(t)}`);
   assert.is(load.failures(), 0, `failed calls: ${JSON.stringify(t.failed)} ${t.samples.join('; ')}`);
   assert.ok(t.ok > 500, `steady load: ${t.ok} calls`);
-  assert.equal(c.stats().map((e) => e.ready), [1, 1, 1], 'all three back');
+  assert.equal(
+    c.stats().map((e) => e.ready),
+    [1, 1, 1],
+    'all three back',
+  );
 });
 
 test.run();

@@ -27,8 +27,14 @@ test('a server that stops answering (SIGSTOP): its calls fail over within the de
   procs = await Promise.all(['s1', 's2', 's3'].map((n) => spawnServer(n, { delayMs: 30 })));
   let closedWithError = 0;
   client = createClient({
-    protocol: poolProtocol(), endpoints: procs.map((p) => p.endpoint), timeoutMs: DEADLINE_MS,
-    observer: { connectionClosed: () => { closedWithError++; } }, // keepalive and everything else: defaults
+    protocol: poolProtocol(),
+    endpoints: procs.map((p) => p.endpoint),
+    timeoutMs: DEADLINE_MS,
+    observer: {
+      connectionClosed: () => {
+        closedWithError++;
+      },
+    }, // keepalive and everything else: defaults
   });
   const c = client;
   await c.call('read', { delayMs: 0 });

@@ -20,7 +20,11 @@ test('bench -n 200 --json: one JSON object with 200 calls, percentiles in order,
     assert.ok(report.callsPerSec > 0);
     const l = report.latencyUs;
     assert.ok(l.min > 0 && l.min <= l.p50 && l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.p999 && l.p999 <= l.max, JSON.stringify(l));
-    assert.is(report.histogram.reduce((n, b) => n + b.count, 0), 200, 'the histogram holds every call');
+    assert.is(
+      report.histogram.reduce((n, b) => n + b.count, 0),
+      200,
+      'the histogram holds every call',
+    );
   } finally {
     await server.stop();
   }

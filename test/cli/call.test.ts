@@ -39,8 +39,13 @@ test('round trip: longs beyond 2^53 stay exact, bytes and unions use Avro JSON',
 });
 
 test('the extremes of long, a long union branch, and --compact', async () => {
-  const r = await avrpc('call', server.address, 'bump', '--compact',
-    '{"thing": {"id": -9223372036854775808, "blob": "", "choice": {"long": 9223372036854775807}, "hash": "abcd", "counts": {}, "at": 0}}');
+  const r = await avrpc(
+    'call',
+    server.address,
+    'bump',
+    '--compact',
+    '{"thing": {"id": -9223372036854775808, "blob": "", "choice": {"long": 9223372036854775807}, "hash": "abcd", "counts": {}, "at": 0}}',
+  );
   assert.is(r.status, 0, r.stderr);
   assert.is(r.stdout.trim().split('\n').length, 1);
   assert.match(r.stdout, /"id":-9223372036854775807,/);
@@ -55,7 +60,12 @@ test('a long beyond 64 bits is refused locally as INVALID_ARGUMENT, naming the f
 
 test('bytes and fixed above \\u00ff are refused as INVALID_ARGUMENT naming the field, not truncated to their low byte', async () => {
   // Buffer.from('\u0100\u4e2d', 'binary') is <00 2d>: the server used to receive "\u0000-" and the call exit 0.
-  const blob = await avrpc('call', server.address, 'bump', thing('1').replace('"blob": "\\u0000\\u00ff\\u0080A"', '"blob": "\\u0100\\u4e2d"'));
+  const blob = await avrpc(
+    'call',
+    server.address,
+    'bump',
+    thing('1').replace('"blob": "\\u0000\\u00ff\\u0080A"', '"blob": "\\u0100\\u4e2d"'),
+  );
   assert.is(blob.status, exitStatusFor(Code.INVALID_ARGUMENT), blob.stdout);
   assert.match(blob.stderr, /^INVALID_ARGUMENT: request of bump: thing\.blob: character \\u0100 at index 0 is above \\u00ff/);
   assert.is(blob.stdout, '');
@@ -158,7 +168,16 @@ test('serve --token: calls need the token (--token), else UNAUTHENTICATED', asyn
     const denied = await avrpc('call', guarded.address, 'ping', '--token', 'wrong');
     assert.is(denied.status, exitStatusFor(Code.UNAUTHENTICATED));
     assert.match(denied.stderr, /^UNAUTHENTICATED: /);
-    const allowed = await avrpc('call', guarded.address, 'fail', '{"reason": "r", "code": 1}', '--token', 's3cret', '--metadata', 'trace=1');
+    const allowed = await avrpc(
+      'call',
+      guarded.address,
+      'fail',
+      '{"reason": "r", "code": 1}',
+      '--token',
+      's3cret',
+      '--metadata',
+      'trace=1',
+    );
     assert.is(allowed.status, exitStatusFor(Code.UNKNOWN), allowed.stderr);
     assert.equal(parseJson(allowed.stdout), { 'avrpc.cli.Nope': { reason: 'r', code: 1 } });
   } finally {

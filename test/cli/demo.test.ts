@@ -29,7 +29,10 @@ async function runDemo(env: NodeJS.ProcessEnv, args: string[] = []): Promise<{ s
   const [status] = (await once(child, 'exit')) as [number | null];
   clearTimeout(timer);
   // The rest of its output; server processes it left behind would hold the pipes open, so bounded.
-  const flushed = setTimeout(() => { child.stdout.destroy(); child.stderr.destroy(); }, 2000);
+  const flushed = setTimeout(() => {
+    child.stdout.destroy();
+    child.stderr.destroy();
+  }, 2000);
   if (child.stdout.readable || child.stderr.readable) await once(child, 'close');
   clearTimeout(flushed);
   return { status, out };
@@ -70,13 +73,16 @@ test('a server that crashes at startup fails the demo (exit 1, not a hang) and t
   // Preloaded in the demo and (through execArgv) in each server process it forks: s2 dies at startup.
   const dir = await mkdtemp(join(tmpdir(), 'avrpc-demo-'));
   const preload = join(dir, 'crash-s2.mjs');
-  await writeFile(preload, [
-    "const at = process.argv.indexOf('--server');",
-    'if (at >= 0) {',
-    "  if (process.argv[at + 1] === 's2') { console.error('s2: simulated crash at startup'); process.exit(3); }",
-    '  console.log(`server process ${process.argv[at + 1]} pid ${process.pid}`);',
-    '}',
-  ].join('\n'));
+  await writeFile(
+    preload,
+    [
+      "const at = process.argv.indexOf('--server');",
+      'if (at >= 0) {',
+      "  if (process.argv[at + 1] === 's2') { console.error('s2: simulated crash at startup'); process.exit(3); }",
+      '  console.log(`server process ${process.argv[at + 1]} pid ${process.pid}`);',
+      '}',
+    ].join('\n'),
+  );
   let pids: number[] = [];
   try {
     const { status, out } = await runDemo(demoEnv(), ['--import', pathToFileURL(preload).href]);

@@ -12,9 +12,13 @@ const test = suite('avrpc describe');
 
 /** Same messages with strictly equal request, response and error types (attributes included). */
 function assertEquivalent(actual: Protocol, expected: Protocol): void {
-  const same = (a: avro.Type, b: avro.Type): boolean => (a.equals as (t: avro.Type, o: { strict: boolean }) => boolean)(b, { strict: true });
+  const same = (a: avro.Type, b: avro.Type): boolean =>
+    (a.equals as (t: avro.Type, o: { strict: boolean }) => boolean)(b, { strict: true });
   assert.is(actual.name, expected.name);
-  assert.equal(actual.messages.map((m) => m.name), expected.messages.map((m) => m.name));
+  assert.equal(
+    actual.messages.map((m) => m.name),
+    expected.messages.map((m) => m.name),
+  );
   for (const want of expected.messages) {
     const got = actual.message(want.name)!;
     assert.ok(same(got.request, want.request), `${want.name} request`);
@@ -62,17 +66,26 @@ test('IDL printer: the reference protocol round-trips to the identical JSON text
 
 test('IDL printer: inline named types, other namespaces, keywords, annotations, defaults, docs', () => {
   const json = {
-    protocol: 'Odd', namespace: 'a.b', doc: 'has */ inside',
+    protocol: 'Odd',
+    namespace: 'a.b',
+    doc: 'has */ inside',
     messages: {
       error: {
         doc: 'named like a keyword',
         request: [
-          { name: 'in', type: { type: 'record', name: 'x.y.In', fields: [
-            { name: 'e', type: { type: 'enum', name: 'E', symbols: ['P', 'Q'] }, default: 'Q', doc: 'an enum' },
-            { name: 'f', type: { type: 'fixed', namespace: 'z', name: 'F', size: 2 }, aliases: ['g'] },
-            { name: 'l', type: { type: 'long', logicalType: 'timestamp-micros' } },
-            { name: 'u', type: ['null', { type: 'array', items: { type: 'map', values: 'E' } }], default: null },
-          ] } },
+          {
+            name: 'in',
+            type: {
+              type: 'record',
+              name: 'x.y.In',
+              fields: [
+                { name: 'e', type: { type: 'enum', name: 'E', symbols: ['P', 'Q'] }, default: 'Q', doc: 'an enum' },
+                { name: 'f', type: { type: 'fixed', namespace: 'z', name: 'F', size: 2 }, aliases: ['g'] },
+                { name: 'l', type: { type: 'long', logicalType: 'timestamp-micros' } },
+                { name: 'u', type: ['null', { type: 'array', items: { type: 'map', values: 'E' } }], default: null },
+              ],
+            },
+          },
           { name: 'again', type: 'x.y.In' },
         ],
         response: { type: 'record', name: 'Out', fields: [{ name: 'record', type: 'string', order: 'descending' }] },

@@ -5,7 +5,8 @@ import { parseJson, stringifyJson } from '../../src/cli/lossless-json.js';
 const test = suite('lossless JSON');
 
 test('integers beyond 2^53 become BigInt, the rest parse like JSON.parse', () => {
-  const text = '{"a": 9007199254740993, "b": -9223372036854775808, "c": 9007199254740991, "d": 1.5e300, "e": [true, false, null, "x\\"\\u00ff"], "f": {}}';
+  const text =
+    '{"a": 9007199254740993, "b": -9223372036854775808, "c": 9007199254740991, "d": 1.5e300, "e": [true, false, null, "x\\"\\u00ff"], "f": {}}';
   const v = parseJson(text) as Record<string, unknown>;
   assert.is(v.a, 9007199254740993n);
   assert.is(v.b, -9223372036854775808n);
@@ -19,12 +20,19 @@ test('integers beyond 2^53 become BigInt, the rest parse like JSON.parse', () =>
 
 test('malformed input throws SyntaxError', () => {
   for (const bad of ['', '{', '{"a" 1}', '[1,]', '01', '"open', '{"a": 1} x', 'nul']) {
-    assert.throws(() => parseJson(bad), (e: unknown) => e instanceof SyntaxError, bad);
+    assert.throws(
+      () => parseJson(bad),
+      (e: unknown) => e instanceof SyntaxError,
+      bad,
+    );
   }
 });
 
 test('stringify prints BigInt exactly and matches JSON.stringify otherwise', () => {
-  assert.is(stringifyJson({ id: 12345678901234567890n, s: 'q"', n: null, a: [1, 2n] }), '{"id":12345678901234567890,"s":"q\\"","n":null,"a":[1,2]}');
+  assert.is(
+    stringifyJson({ id: 12345678901234567890n, s: 'q"', n: null, a: [1, 2n] }),
+    '{"id":12345678901234567890,"s":"q\\"","n":null,"a":[1,2]}',
+  );
   const v = { a: [1, { b: 'x' }], c: {}, d: [], e: undefined };
   assert.is(stringifyJson(v, 2), JSON.stringify(v, null, 2));
   assert.equal(parseJson(stringifyJson({ x: -(2n ** 63n) })), { x: -(2n ** 63n) });

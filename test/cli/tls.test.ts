@@ -15,10 +15,29 @@ const cert = join(dir, 'cert.pem');
 const key = join(dir, 'key.pem');
 
 test.before(() => {
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert,
-    '-days', '1', '-subj', '/CN=avrpc-test', '-addext', 'subjectAltName=IP:127.0.0.1',
-  ], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=avrpc-test',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ],
+    { stdio: 'ignore' },
+  );
 });
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -49,7 +68,18 @@ test('a server requiring a client certificate: UNAUTHENTICATED without one, serv
     assert.match(without.stderr, /^UNAUTHENTICATED: TLS certificate refused by the peer \(ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED/);
     const described = await avrpc('describe', server.address, '--tls-ca', cert, '--timeout', '3s');
     assert.is(described.status, exitStatusFor(Code.UNAUTHENTICATED), described.stderr);
-    const withCert = await avrpc('call', server.address, 'fail', '{"reason": "m", "code": 0}', '--tls-ca', cert, '--tls-cert', cert, '--tls-key', key);
+    const withCert = await avrpc(
+      'call',
+      server.address,
+      'fail',
+      '{"reason": "m", "code": 0}',
+      '--tls-ca',
+      cert,
+      '--tls-cert',
+      cert,
+      '--tls-key',
+      key,
+    );
     assert.is(withCert.stderr, 'NOT_FOUND: not found: m\n');
   } finally {
     await server.stop();
@@ -59,8 +89,11 @@ test('a server requiring a client certificate: UNAUTHENTICATED without one, serv
 test('--tls-key without --tls-cert (or the reverse) is refused, not a plain TCP connection', async () => {
   const server = await serve(KITCHEN, KITCHEN_HANDLERS, '--tls-cert', cert, '--tls-key', key);
   try {
-    for (const args of [['call', server.address, 'ping', '--tls-key', key], ['call', server.address, 'ping', '--tls-ca', cert, '--tls-cert', cert],
-      ['describe', server.address, '--tls-key', key]]) {
+    for (const args of [
+      ['call', server.address, 'ping', '--tls-key', key],
+      ['call', server.address, 'ping', '--tls-ca', cert, '--tls-cert', cert],
+      ['describe', server.address, '--tls-key', key],
+    ]) {
       const r = await avrpc(...args);
       assert.is(r.status, exitStatusFor(Code.INVALID_ARGUMENT), `${args.join(' ')}: ${r.stderr}`);
       assert.is(r.stderr, 'INVALID_ARGUMENT: --tls-cert and --tls-key go together (a client certificate needs its key)\n');

@@ -83,7 +83,18 @@ test('serve --token-file: the token it requires comes from the file; a conflicti
   } finally {
     assert.is(await guarded.stop(), 0);
   }
-  const conflicting = await avrpcWithEnv(NO_ENV, 'serve', KITCHEN, KITCHEN_HANDLERS, '--port', '0', '--token', 'a', '--token-file', join(dir, 'token'));
+  const conflicting = await avrpcWithEnv(
+    NO_ENV,
+    'serve',
+    KITCHEN,
+    KITCHEN_HANDLERS,
+    '--port',
+    '0',
+    '--token',
+    'a',
+    '--token-file',
+    join(dir, 'token'),
+  );
   assert.is(conflicting.status, exitStatusFor(Code.INVALID_ARGUMENT));
   assert.match(conflicting.stderr, /--token and --token-file are both given/);
 });

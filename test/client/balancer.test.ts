@@ -5,7 +5,12 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  leastConnections, powerOfTwoChoices, roundRobin, weighted, type Balancer, type ConnectionView,
+  leastConnections,
+  powerOfTwoChoices,
+  roundRobin,
+  weighted,
+  type Balancer,
+  type ConnectionView,
 } from '../../src/client/balancer.js';
 import { seeded } from '../helpers/pool-fixture.js';
 

@@ -24,13 +24,19 @@ test.after.each(async () => {
   await Promise.all(registries.splice(0).map((r) => r.close()));
 });
 
-interface Logged { level: string; msg: string | undefined; code: string | undefined }
+interface Logged {
+  level: string;
+  msg: string | undefined;
+  code: string | undefined;
+}
 
 function recordingLogger(): Logger & { lines: Logged[] } {
   const lines: Logged[] = [];
-  const at = (level: string) => (obj: object, msg?: string): void => {
-    lines.push({ level, msg, code: (obj as { code?: string }).code });
-  };
+  const at =
+    (level: string) =>
+    (obj: object, msg?: string): void => {
+      lines.push({ level, msg, code: (obj as { code?: string }).code });
+    };
   return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }
 
@@ -51,8 +57,10 @@ function flakyRegistry(inner: Registry, failures: number, error: RpcError): Regi
   return r;
 }
 
-const refusedBadRange = (path: string) => (e: unknown): boolean =>
-  e instanceof RpcError && e.code === Code.INVALID_ARGUMENT && e.message.includes(path);
+const refusedBadRange =
+  (path: string) =>
+  (e: unknown): boolean =>
+    e instanceof RpcError && e.code === Code.INVALID_ARGUMENT && e.message.includes(path);
 
 test('a version range semver cannot parse is refused by createClient, naming options.discovery.version', () => {
   const registry = createStaticRegistry();
@@ -81,7 +89,10 @@ test('a watch that fails (registry unreachable) is reported to the logger and re
   assert.is(registry.watches, 3);
   const warned = logger.lines.filter((l) => l.level === 'warn');
   assert.is(warned.length, 2, JSON.stringify(logger.lines));
-  assert.equal(warned.map((l) => [l.code, l.msg]), Array(2).fill(['UNAVAILABLE', 'registry watch failed; retrying']));
+  assert.equal(
+    warned.map((l) => [l.code, l.msg]),
+    Array(2).fill(['UNAVAILABLE', 'registry watch failed; retrying']),
+  );
 });
 
 test('while a failed watch waits to be retried, no timer keeps the process alive', async () => {

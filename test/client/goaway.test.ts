@@ -23,12 +23,21 @@ test.after.each(async () => {
 /** A server observer counting refused requests (UNAVAILABLE while draining, and the like). */
 function refusals(): { observer: RpcObserver; count: () => number } {
   let n = 0;
-  return { observer: { callEnded: (name) => { if (name === '(refused)') n++; } }, count: () => n };
+  return {
+    observer: {
+      callEnded: (name) => {
+        if (name === '(refused)') n++;
+      },
+    },
+    count: () => n,
+  };
 }
 
 /** A balancer that picks `server` whenever it is among the candidates. */
-const preferA = (server: TestServer) => (cs: readonly ConnectionView[]): ConnectionView =>
-  cs.find((v) => v.endpointKey === server.endpoint) ?? cs[0]!;
+const preferA =
+  (server: TestServer) =>
+  (cs: readonly ConnectionView[]): ConnectionView =>
+    cs.find((v) => v.endpointKey === server.endpoint) ?? cs[0]!;
 
 /**
  * Servers A (counting its refusals) and B, and a client connected to both whose balancer picks A
@@ -39,7 +48,12 @@ async function preferringA(): Promise<{ a: TestServer; b: TestServer; c: Client;
   const a = await startServer('A', 0, { observer: refusedA.observer });
   const b = await startServer('B');
   servers.push(a, b);
-  const c = createClient({ protocol: poolProtocol(), endpoints: [a.endpoint, b.endpoint], balancer: preferA(a), backoff: { initialMs: 50 } });
+  const c = createClient({
+    protocol: poolProtocol(),
+    endpoints: [a.endpoint, b.endpoint],
+    balancer: preferA(a),
+    backoff: { initialMs: 50 },
+  });
   clients.push(c);
   await c.call('read', { delayMs: 0 });
   await until(() => c.stats().every((e) => e.ready === 1), 5000, 'both ready');
@@ -50,7 +64,9 @@ test('after GOAWAY the draining socket gets no new calls; its in-flight calls fi
   const { a, c, refusedA } = await preferringA();
 
   let release!: () => void;
-  const gate = new Promise<void>((resolve) => { release = resolve; });
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
   a.hold = () => gate;
   const held: Array<Promise<string>> = [];
   for (let i = 0; i < 3; i++) held.push(c.call<string>('write', { delayMs: 0 }));
@@ -61,7 +77,10 @@ test('after GOAWAY the draining socket gets no new calls; its in-flight calls fi
   await until(() => c.stats().find((e) => e.endpoint === a.endpoint)!.ready === 0, 5000, 'client saw GOAWAY');
   const ranOnA = a.ran.write;
   const answers = await Promise.all(Array.from({ length: 40 }, () => c.call<string>('write', { delayMs: 0 })));
-  assert.ok(answers.every((n) => n === 'B'), 'new calls all went to B');
+  assert.ok(
+    answers.every((n) => n === 'B'),
+    'new calls all went to B',
+  );
   assert.is(a.ran.write, ranOnA, 'A ran nothing new');
   assert.is(refusedA.count(), 0, 'and refused nothing: the client did not even send it any');
   assert.is(c.stats().find((e) => e.endpoint === a.endpoint)!.inFlight, 3, 'A still holds its calls');

@@ -25,15 +25,23 @@ test.after.each(async () => {
 
 /** The value, or the error code name: settles either way, so a failed call cannot go unhandled. */
 function outcome(p: Promise<unknown>): Promise<unknown> {
-  return p.then((v) => v, (e: { code?: number; message?: string }) => `error ${e.code}: ${e.message}`);
+  return p.then(
+    (v) => v,
+    (e: { code?: number; message?: string }) => `error ${e.code}: ${e.message}`,
+  );
 }
 
 /** Counts connections a client opened and closed (a keepalive verdict shows as a close and a reopen). */
 function connectionLog(): RpcObserver & { opened: number; closed: number } {
   const log = {
-    opened: 0, closed: 0,
-    connectionOpened: () => { log.opened++; },
-    connectionClosed: () => { log.closed++; },
+    opened: 0,
+    closed: 0,
+    connectionOpened: () => {
+      log.opened++;
+    },
+    connectionClosed: () => {
+      log.closed++;
+    },
   };
   return log;
 }
@@ -43,7 +51,11 @@ test('server process blocked 1.5 s by a CPU-heavy handler, keepalive 250 ms: no 
   procs.push(p);
   const log = connectionLog();
   const c = createClient({
-    protocol: poolProtocol(), endpoints: [p.endpoint], keepaliveMs: 250, keepaliveTimeoutMs: 3000, observer: log,
+    protocol: poolProtocol(),
+    endpoints: [p.endpoint],
+    keepaliveMs: 250,
+    keepaliveTimeoutMs: 3000,
+    observer: log,
   });
   clients.push(c);
   assert.is(await c.call('write', { delayMs: 0 }), 'busy');
@@ -58,7 +70,7 @@ test('server process blocked 1.5 s by a CPU-heavy handler, keepalive 250 ms: no 
   assert.equal({ opened: log.opened, closed: log.closed }, { opened: 1, closed: 0 });
 });
 
-test('client loop blocked 1.5 s right after it sent a PING, keepalive timeout 300 ms: its own lag is not the peer\'s fault', async () => {
+test("client loop blocked 1.5 s right after it sent a PING, keepalive timeout 300 ms: its own lag is not the peer's fault", async () => {
   const p = await spawnServer('patient', { keepaliveMs: 250, keepaliveTimeoutMs: 3000 });
   procs.push(p);
   let stallOnNextWrite = false;
@@ -66,8 +78,12 @@ test('client loop blocked 1.5 s right after it sent a PING, keepalive timeout 30
   const log = connectionLog();
   const observer: RpcObserver = {
     ...log,
-    connectionOpened: () => { log.opened++; },
-    connectionClosed: () => { log.closed++; },
+    connectionOpened: () => {
+      log.opened++;
+    },
+    connectionClosed: () => {
+      log.closed++;
+    },
     bytesSent: () => {
       if (!stallOnNextWrite) return;
       stallOnNextWrite = false;
@@ -121,11 +137,21 @@ test('a peer that really went silent is still detected: keepalive fails the conn
   const p = await spawnServer('frozen', { keepaliveMs: 0 });
   procs.push(p);
   const log = connectionLog();
-  const c = createClient({ protocol: poolProtocol(), endpoints: [p.endpoint], keepaliveMs: 100, keepaliveTimeoutMs: 200, observer: log, connectTimeoutMs: 1000 });
+  const c = createClient({
+    protocol: poolProtocol(),
+    endpoints: [p.endpoint],
+    keepaliveMs: 100,
+    keepaliveTimeoutMs: 200,
+    observer: log,
+    connectTimeoutMs: 1000,
+  });
   clients.push(c);
   assert.is(await c.call('write', { delayMs: 0 }), 'frozen');
   p.child.kill('SIGSTOP');
-  const call = c.call('write', { delayMs: 0 }).then(() => 'ok', (e: { code: number }) => e.code);
+  const call = c.call('write', { delayMs: 0 }).then(
+    () => 'ok',
+    (e: { code: number }) => e.code,
+  );
   call.catch(() => undefined);
   await until(() => log.closed === 1, 5000, 'keepalive verdict');
   assert.is(await call, 14 /* UNAVAILABLE: a write that may have run is not retried */);
@@ -135,7 +161,10 @@ test('keepalive shorter than a slow handshake (credentials fetched for 100 ms): 
   const s = await startServer('auth', 0, { keepaliveMs: 20, authenticate: (h: { token?: string }) => ({ user: h.token }) });
   servers.push(s);
   const c = createClient({
-    protocol: poolProtocol(), endpoints: [s.endpoint], keepaliveMs: 20, waitForReadyMs: 3000,
+    protocol: poolProtocol(),
+    endpoints: [s.endpoint],
+    keepaliveMs: 20,
+    waitForReadyMs: 3000,
     credentials: () => new Promise<string>((resolve) => setTimeout(resolve, 100, 'token')),
   });
   clients.push(c);

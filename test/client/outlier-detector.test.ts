@@ -106,7 +106,11 @@ test('never more than maxEjectedPercent ejected at once: the worst go first; the
   answer(bad3, 3);
   timeOut(bad3, 17); // 85%
   const out = d.evaluate(10_000);
-  assert.equal(out.map((e) => e.health.key), ['c', 'd'], 'two of four (50%), the worst shares first');
+  assert.equal(
+    out.map((e) => e.health.key),
+    ['c', 'd'],
+    'two of four (50%), the worst shares first',
+  );
   // Until they return, nothing more is ejected, even by the consecutive-failure rule.
   assert.is(d.eject(bad1, 10_500), 0);
   assert.is(d.eject(bad1, 10_000 + EJECT_MS), EJECT_MS, 'a place is free once they are back');
@@ -164,7 +168,10 @@ test('the eligible predicate keeps an endpoint in rotation (the pool: no connect
   const bad = d.add('bad');
   answer(good, 10);
   timeOut(bad, 10);
-  assert.equal(d.evaluate(0, (h) => h !== bad), []);
+  assert.equal(
+    d.evaluate(0, (h) => h !== bad),
+    [],
+  );
 });
 
 test.run();

@@ -25,7 +25,10 @@ test.after(async () => {
 
 test('consecutive failures eject an endpoint; it gets no calls until probed back, then serves again', async () => {
   client = createClient({
-    protocol: poolProtocol(), endpoints: [good.endpoint, bad.endpoint], ejectAfterFailures: 3, ejectMs: 400,
+    protocol: poolProtocol(),
+    endpoints: [good.endpoint, bad.endpoint],
+    ejectAfterFailures: 3,
+    ejectMs: 400,
   });
   await client.call('write', { delayMs: 0 });
   await until(() => client.stats().every((e) => e.ready === 1), 5000, 'both ready');
@@ -35,7 +38,10 @@ test('consecutive failures eject an endpoint; it gets no calls until probed back
   let internal = 0;
   let ok = 0;
   while ((bad.ran.write ?? 0) < 3) {
-    const r = await client.call('write', { delayMs: 0 }).then(() => 'ok', (e: unknown) => e);
+    const r = await client.call('write', { delayMs: 0 }).then(
+      () => 'ok',
+      (e: unknown) => e,
+    );
     if (r === 'ok') ok++;
     else if ((r as { code?: number }).code === Code.INTERNAL) internal++;
     else throw r;
@@ -55,7 +61,7 @@ test('consecutive failures eject an endpoint; it gets no calls until probed back
   let backOnBad = 0;
   await until(() => client.stats().find((e) => e.endpoint === bad.endpoint)!.ejected === false, 5000, 'ejection over');
   for (let i = 0; i < 200 && backOnBad === 0; i++) {
-    if (await client.call('write', { delayMs: 0 }) === 'bad') backOnBad++;
+    if ((await client.call('write', { delayMs: 0 })) === 'bad') backOnBad++;
   }
   assert.is(backOnBad, 1, 'probed back and serving');
 });

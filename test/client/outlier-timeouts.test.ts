@@ -28,9 +28,15 @@ test.after.each(async () => {
 
 function client(balancer: BalancerName): Client {
   const c = createClient({
-    protocol: poolProtocol(), endpoints: [good.endpoint, hole.endpoint], balancer,
+    protocol: poolProtocol(),
+    endpoints: [good.endpoint, hole.endpoint],
+    balancer,
     // Only the failure-percentage rule: consecutive failures alone would never reach 1000 here.
-    ejectAfterFailures: 1000, ejectIntervalMs: 300, ejectMinCalls: 4, ejectMs: 60_000, maxAttempts: 1,
+    ejectAfterFailures: 1000,
+    ejectIntervalMs: 300,
+    ejectMinCalls: 4,
+    ejectMs: 60_000,
+    maxAttempts: 1,
   });
   clients.push(c);
   return c;
@@ -38,10 +44,14 @@ function client(balancer: BalancerName): Client {
 
 /** Runs `n` calls at once with a 150 ms deadline; counts who answered and how many failed. */
 async function burst(c: Client, n: number): Promise<{ good: number; deadline: number }> {
-  const results = await Promise.all(Array.from({ length: n }, () => c.call('write', { delayMs: 0 }, { timeoutMs: 150 }).then(
-    (r: string) => r,
-    (e: { code?: number }) => (e.code === Code.DEADLINE_EXCEEDED ? 'deadline' : Promise.reject(e)),
-  )));
+  const results = await Promise.all(
+    Array.from({ length: n }, () =>
+      c.call('write', { delayMs: 0 }, { timeoutMs: 150 }).then(
+        (r: string) => r,
+        (e: { code?: number }) => (e.code === Code.DEADLINE_EXCEEDED ? 'deadline' : Promise.reject(e)),
+      ),
+    ),
+  );
   return { good: results.filter((r) => r === 'good').length, deadline: results.filter((r) => r === 'deadline').length };
 }
 
@@ -78,7 +88,10 @@ test('deadlines too short for every server eject none: both slow, every call tim
   for (let i = 0; i < 6; i++) failed += (await burst(c, 8)).deadline;
   assert.is(failed, 48, 'every call timed out');
   await new Promise((r) => setTimeout(r, 400)); // at least one more interval ends
-  assert.equal(c.stats().map((e) => e.ejected), [false, false]);
+  assert.equal(
+    c.stats().map((e) => e.ejected),
+    [false, false],
+  );
   good.delayMs = 0;
   hole.delayMs = 0;
   const after = await Promise.all(Array.from({ length: 10 }, () => c.call('write', { delayMs: 0 })));

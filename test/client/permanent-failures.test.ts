@@ -41,7 +41,8 @@ test.after.each(async () => {
 
 async function echoServer(tls: boolean, port = 0): Promise<string> {
   const server = createServer({
-    protocol, handlers: { echo: (req: { item: Item }) => req.item },
+    protocol,
+    handlers: { echo: (req: { item: Item }) => req.item },
     ...(tls ? { tls: { cert: certs.serverCert, key: certs.serverKey } } : {}),
   });
   servers.push(server);
@@ -69,7 +70,10 @@ async function failsForGood(c: Client, why: RegExp): Promise<RpcError> {
 test('a TLS server, a client without its CA: UNAVAILABLE at once, naming the untrusted certificate', async () => {
   const endpoint = await echoServer(true);
   const c = client([endpoint], { tls: { ca: certs.otherCa } });
-  const err = await failsForGood(c, /TLS handshake with 127\.0\.0\.1:\d+ failed: the server's certificate is not signed by a CA this client trusts \(tls\.ca\) \(UNABLE_TO_VERIFY_LEAF_SIGNATURE/);
+  const err = await failsForGood(
+    c,
+    /TLS handshake with 127\.0\.0\.1:\d+ failed: the server's certificate is not signed by a CA this client trusts \(tls\.ca\) \(UNABLE_TO_VERIFY_LEAF_SIGNATURE/,
+  );
   assert.is((err.cause as { code?: string }).code, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'the Node error is the cause');
   // Later calls fail at once too, while the endpoint keeps failing.
   await failsForGood(c, /UNABLE_TO_VERIFY_LEAF_SIGNATURE/);
@@ -77,7 +81,10 @@ test('a TLS server, a client without its CA: UNAVAILABLE at once, naming the unt
 
 test('a certificate for another name: UNAVAILABLE at once, naming the name check', async () => {
   const endpoint = await echoServer(true);
-  await failsForGood(client([endpoint], { tls: { ca: certs.ca, servername: 'other.test' } }), /not for this name \(tls\.servername\).*other\.test/);
+  await failsForGood(
+    client([endpoint], { tls: { ca: certs.ca, servername: 'other.test' } }),
+    /not for this name \(tls\.servername\).*other\.test/,
+  );
 });
 
 test('a TLS client against a plaintext port: UNAVAILABLE at once', async () => {
@@ -87,7 +94,10 @@ test('a TLS client against a plaintext port: UNAVAILABLE at once', async () => {
 
 test('a plaintext client against a TLS port: UNAVAILABLE after a few attempts closed in the handshake', async () => {
   const endpoint = await echoServer(true);
-  await failsForGood(client([endpoint]), /closed the connection during the handshake.*TLS server spoken to in plaintext.*\(3 attempts in a row\)/);
+  await failsForGood(
+    client([endpoint]),
+    /closed the connection during the handshake.*TLS server spoken to in plaintext.*\(3 attempts in a row\)/,
+  );
 });
 
 test('an HTTP server: UNAVAILABLE at once, quoting its status line', async () => {
@@ -96,7 +106,10 @@ test('an HTTP server: UNAVAILABLE at once, quoting its status line', async () =>
     socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
   });
   raws.push(http);
-  await failsForGood(client([http.endpoint]), /127\.0\.0\.1:\d+ is not an avrpc v1 server: it answered in HTTP \("HTTP\/1\.1 400 Bad Request"\)/);
+  await failsForGood(
+    client([http.endpoint]),
+    /127\.0\.0\.1:\d+ is not an avrpc v1 server: it answered in HTTP \("HTTP\/1\.1 400 Bad Request"\)/,
+  );
 });
 
 test('garbage instead of WELCOME: UNAVAILABLE at once, not an avrpc server', async () => {

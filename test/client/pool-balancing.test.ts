@@ -59,13 +59,19 @@ test('least-connections sends the slow server fewer calls than round-robin does'
   const lc = await load(client({ balancer: 'leastConnections' }));
   const rrShare = (rr.slow ?? 0) / CALLS;
   const lcShare = (lc.slow ?? 0) / CALLS;
-  console.log(`  slow server share: round-robin ${rrShare.toFixed(3)} ${JSON.stringify(rr)}, least-connections ${lcShare.toFixed(3)} ${JSON.stringify(lc)}`);
+  console.log(
+    `  slow server share: round-robin ${rrShare.toFixed(3)} ${JSON.stringify(rr)}, least-connections ${lcShare.toFixed(3)} ${JSON.stringify(lc)}`,
+  );
   assert.ok(rrShare > 0.3 && rrShare < 0.37, `round-robin gives each server ~1/3: ${JSON.stringify(rr)}`);
   for (const s of ['s0', 's1']) assert.ok((rr[s] ?? 0) / CALLS > 0.3, `round-robin: ${JSON.stringify(rr)}`);
   assert.ok(lcShare < rrShare, `least-connections ${lcShare} < round-robin ${rrShare}`);
   assert.ok(lcShare < 0.2, `least-connections keeps the slow server well under its third: ${JSON.stringify(lc)}`);
   assert.ok(lcShare > 0, 'but still uses it');
-  assert.is(servers.reduce((n, s) => n + (s.ran.read ?? 0), 0), 2 * CALLS + 2, 'every call ran exactly once');
+  assert.is(
+    servers.reduce((n, s) => n + (s.ran.read ?? 0), 0),
+    2 * CALLS + 2,
+    'every call ran exactly once',
+  );
 });
 
 test('power-of-two-choices also steers away from the slow server', async () => {
@@ -86,7 +92,10 @@ test("a user's balancer function picks, over a frozen snapshot of ready connecti
   seen.length = 0;
   const before = servers.map((s) => s.ran.write ?? 0);
   for (let i = 0; i < 20; i++) await c.call('write', { delayMs: 0 });
-  assert.equal(servers.map((s, i) => (s.ran.write ?? 0) - before[i]!), [0, 20, 0]);
+  assert.equal(
+    servers.map((s, i) => (s.ran.write ?? 0) - before[i]!),
+    [0, 20, 0],
+  );
   assert.is(seen.length, 20, 'called once per call');
   const last = seen[seen.length - 1]!;
   assert.ok(Object.isFrozen(last), 'snapshot is immutable');
@@ -98,23 +107,25 @@ test("a user's balancer function picks, over a frozen snapshot of ready connecti
 test('connectionsPerEndpoint sockets per endpoint; least-connections spreads over all of them', async () => {
   // Servers that count the calls of each client socket, by the socket's port as they see it.
   const perSocket = new Map<string, number>();
-  const own = await Promise.all(['p0', 'p1', 'p2'].map(async (name) => {
-    const server = createServer({
-      protocol: poolProtocol(),
-      handlers: {
-        read: async (_req: unknown, ctx: CallContext) => {
-          const key = `${name} ${ctx.peer.port}`;
-          perSocket.set(key, (perSocket.get(key) ?? 0) + 1);
-          await sleep(5);
-          return name;
+  const own = await Promise.all(
+    ['p0', 'p1', 'p2'].map(async (name) => {
+      const server = createServer({
+        protocol: poolProtocol(),
+        handlers: {
+          read: async (_req: unknown, ctx: CallContext) => {
+            const key = `${name} ${ctx.peer.port}`;
+            perSocket.set(key, (perSocket.get(key) ?? 0) + 1);
+            await sleep(5);
+            return name;
+          },
+          write: () => name,
+          spin: () => name,
         },
-        write: () => name,
-        spin: () => name,
-      },
-    });
-    const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
-    return { server, endpoint: `127.0.0.1:${port}` };
-  }));
+      });
+      const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
+      return { server, endpoint: `127.0.0.1:${port}` };
+    }),
+  );
   const c = createClient({ protocol: poolProtocol(), endpoints: own.map((s) => s.endpoint), connectionsPerEndpoint: 3 });
   try {
     await c.call('read', { delayMs: 0 });
@@ -128,7 +139,10 @@ test('connectionsPerEndpoint sockets per endpoint; least-connections spreads ove
     const counts = [...perSocket.entries()];
     assert.is(counts.length, 9, `every socket was used: ${JSON.stringify(counts)}`);
     for (const name of ['p0', 'p1', 'p2']) assert.is(counts.filter(([k]) => k.startsWith(`${name} `)).length, 3, JSON.stringify(counts));
-    assert.ok(counts.every(([, n]) => n === 3 || n === 4), `spread evenly: ${JSON.stringify(counts)}`);
+    assert.ok(
+      counts.every(([, n]) => n === 3 || n === 4),
+      `spread evenly: ${JSON.stringify(counts)}`,
+    );
   } finally {
     await c.close();
     await Promise.all(own.map((s) => s.server.close({ graceMs: 1000 })));
@@ -138,9 +152,17 @@ test('connectionsPerEndpoint sockets per endpoint; least-connections spreads ove
 test('weighted follows the weights the servers registered with', async () => {
   const registry = createStaticRegistry();
   const weights = [1, 3, 0];
-  const regs = await Promise.all(servers.map((s, i) => registry.register({
-    name: 'pool', version: '1.0.0', host: '127.0.0.1', port: s.port, weight: weights[i]!,
-  })));
+  const regs = await Promise.all(
+    servers.map((s, i) =>
+      registry.register({
+        name: 'pool',
+        version: '1.0.0',
+        host: '127.0.0.1',
+        port: s.port,
+        weight: weights[i]!,
+      }),
+    ),
+  );
   const c = client({ endpoints: undefined, discovery: { registry, service: 'pool' }, balancer: 'weighted' });
   await c.call('read', { delayMs: 0 });
   await until(() => c.stats().length === 3 && c.stats().every((e) => e.ready === 1), 5000, 'all discovered');

@@ -24,7 +24,10 @@ test.after.each(async () => {
 test('backoff grows by the multiplier up to the cap, spread by jitter, and resets on success', () => {
   const opts = { initialMs: 100, maxMs: 1000, multiplier: 2, jitter: 0.2 };
   const mid = new Backoff(opts, () => 0.5); // jitter factor exactly 1
-  assert.equal(Array.from({ length: 6 }, () => mid.fail()), [100, 200, 400, 800, 1000, 1000]);
+  assert.equal(
+    Array.from({ length: 6 }, () => mid.fail()),
+    [100, 200, 400, 800, 1000, 1000],
+  );
   assert.is(mid.attempts, 6);
   mid.reset();
   assert.is(mid.fail(), 100, 'starts over after a success');
@@ -35,7 +38,10 @@ test('backoff grows by the multiplier up to the cap, spread by jitter, and reset
   const b = new Backoff(opts, seeded(2));
   const da = Array.from({ length: 5 }, () => a.fail());
   const db = Array.from({ length: 5 }, () => b.fail());
-  assert.ok(da.some((d, i) => d !== db[i]), `jittered: ${da} vs ${db}`);
+  assert.ok(
+    da.some((d, i) => d !== db[i]),
+    `jittered: ${da} vs ${db}`,
+  );
   for (let i = 0; i < 5; i++) {
     const base = Math.min(1000, 100 * 2 ** i);
     assert.ok(da[i]! >= base * 0.8 && da[i]! <= base * 1.2, `${da[i]} within 20% of ${base}`);
@@ -82,10 +88,19 @@ test('connection attempts to a failing endpoint back off instead of spinning', a
   // Accepts TCP and drops it at once: every attempt fails right after connecting.
   let accepted = 0;
   const sockets = new Set<Socket>();
-  const dropper = createNetServer((socket) => { accepted++; sockets.add(socket); socket.destroy(); });
+  const dropper = createNetServer((socket) => {
+    accepted++;
+    sockets.add(socket);
+    socket.destroy();
+  });
   await new Promise<void>((resolve) => dropper.listen(0, '127.0.0.1', resolve));
   const { port } = dropper.address() as { port: number };
-  const c = createClient({ protocol: poolProtocol(), endpoints: [`127.0.0.1:${port}`], waitForReadyMs: 1500, backoff: { initialMs: 100, maxMs: 5000 } });
+  const c = createClient({
+    protocol: poolProtocol(),
+    endpoints: [`127.0.0.1:${port}`],
+    waitForReadyMs: 1500,
+    backoff: { initialMs: 100, maxMs: 5000 },
+  });
   clients.push(c);
   const err = await rejection(c.call('read', { delayMs: 0 }));
   assert.is(err.code, Code.UNAVAILABLE);
@@ -99,11 +114,20 @@ test('connection attempts to a failing endpoint back off instead of spinning', a
 test('the first failed connect already backs off: no immediate second attempt at a closed port', async () => {
   // Counts the process's TCP connect requests (nothing else connects during this test).
   let attempts = 0;
-  const hook = createHook({ init: (_id, type) => { if (type === 'TCPCONNECTWRAP') attempts++; } }).enable();
+  const hook = createHook({
+    init: (_id, type) => {
+      if (type === 'TCPCONNECTWRAP') attempts++;
+    },
+  }).enable();
   try {
     const port = await freePort();
     // Backoff 1000 ms (+-20%): inside the 500 ms this call waits, only the first attempt fits.
-    const c = createClient({ protocol: poolProtocol(), endpoints: [`127.0.0.1:${port}`], waitForReadyMs: 500, backoff: { initialMs: 1000, maxMs: 1000 } });
+    const c = createClient({
+      protocol: poolProtocol(),
+      endpoints: [`127.0.0.1:${port}`],
+      waitForReadyMs: 500,
+      backoff: { initialMs: 1000, maxMs: 1000 },
+    });
     clients.push(c);
     const err = await rejection(c.call('read', { delayMs: 0 }));
     assert.is(err.code, Code.UNAVAILABLE, err.message);

@@ -36,7 +36,13 @@ async function setup(options: Partial<ClientOptions> = {}): Promise<{ a: TestSer
   const b = await startServer('B');
   servers = [a, b];
   const preferA = (cs: readonly ConnectionView[]): ConnectionView => cs.find((v) => v.endpointKey === a.endpoint) ?? cs[0]!;
-  const c = createClient({ protocol: poolProtocol(), endpoints: [a.endpoint, b.endpoint], balancer: preferA, backoff: { initialMs: 50 }, ...options });
+  const c = createClient({
+    protocol: poolProtocol(),
+    endpoints: [a.endpoint, b.endpoint],
+    balancer: preferA,
+    backoff: { initialMs: 50 },
+    ...options,
+  });
   clients.push(c);
   await c.call('read', { delayMs: 0 });
   await until(() => c.stats().every((e) => e.ready === 1), 5000, 'both ready');
@@ -88,7 +94,10 @@ test('a non-idempotent call refused after GOAWAY (server shutting down, flagged 
     void a.server.close({ graceMs: 5000 });
     return new Promise((resolve) => setTimeout(resolve, 100));
   };
-  const results = await Promise.all([c.call('write', { delayMs: 0 }, { timeoutMs: 5000 }), c.call('write', { delayMs: 0 }, { timeoutMs: 5000 })]);
+  const results = await Promise.all([
+    c.call('write', { delayMs: 0 }, { timeoutMs: 5000 }),
+    c.call('write', { delayMs: 0 }, { timeoutMs: 5000 }),
+  ]);
   assert.equal(results, ['A', 'B']);
   assert.is(a.ran.write, 1, 'A ran only the first');
   assert.is(b.ran.write, 1, 'the refused one ran on B, once');
@@ -141,8 +150,12 @@ test('retry budget end to end: with every endpoint failing UNAVAILABLE, retries 
   const tokens = 10;
   const ratio = 0.25; // exact in binary: the token count has no rounding drift
   const c = createClient({
-    protocol: poolProtocol(), endpoints: servers.map((s) => s.endpoint), maxAttempts: 3,
-    retryBudgetTokens: tokens, retryBudgetRatio: ratio, ejectAfterFailures: 1_000_000,
+    protocol: poolProtocol(),
+    endpoints: servers.map((s) => s.endpoint),
+    maxAttempts: 3,
+    retryBudgetTokens: tokens,
+    retryBudgetRatio: ratio,
+    ejectAfterFailures: 1_000_000,
   });
   clients.push(c);
   await c.call('read', { delayMs: 0 });
@@ -160,13 +173,18 @@ test('retry budget end to end: with every endpoint failing UNAVAILABLE, retries 
   // The bucket starts with `tokens` and gains `ratio` per call: 10 + 200 * 0.25 = 60 at most, and
   // less than one token is left unspent. Without the budget, 200 calls x 2 retries = 400.
   assert.ok(retries <= tokens + ratio * calls && retries >= tokens + ratio * calls - 1, `${retries} retries (runs ${runs})`);
-  assert.ok(runs.every((n) => n > 0), `every endpoint took attempts: ${runs}`);
+  assert.ok(
+    runs.every((n) => n > 0),
+    `every endpoint took attempts: ${runs}`,
+  );
 });
 
 test('retryBudgetTokens is validated with its option path', () => {
   for (const bad of [0, 1.5, -1, 'x']) {
-    assert.throws(() => createClient({ protocol: poolProtocol(), endpoints: ['127.0.0.1:1'], retryBudgetTokens: bad as number }),
-      (e: unknown) => e instanceof RpcError && e.code === Code.INVALID_ARGUMENT && e.message.includes('options.retryBudgetTokens'));
+    assert.throws(
+      () => createClient({ protocol: poolProtocol(), endpoints: ['127.0.0.1:1'], retryBudgetTokens: bad as number }),
+      (e: unknown) => e instanceof RpcError && e.code === Code.INVALID_ARGUMENT && e.message.includes('options.retryBudgetTokens'),
+    );
   }
 });
 

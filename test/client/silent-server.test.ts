@@ -67,7 +67,15 @@ test('default settings: a server that goes silent with a call in flight fails it
 test('default settings: a slow server that answers PINGs keeps its connection; the call ends at its own deadline', async () => {
   const slow = await silentServer(true);
   const closed: string[] = [];
-  const c = createClient({ protocol, endpoints: [slow.endpoint], observer: { connectionClosed: (e) => { closed.push(e); } } });
+  const c = createClient({
+    protocol,
+    endpoints: [slow.endpoint],
+    observer: {
+      connectionClosed: (e) => {
+        closed.push(e);
+      },
+    },
+  });
   clients.push(c);
   const call = rejection(c.call('echo', { item: item(1) }, { timeoutMs: 3000 }));
   await until(() => slow.pings >= 2, 'PINGs while the call is in flight, long before keepaliveMs (30 s)');
@@ -81,9 +89,15 @@ test('default settings: a slow server that answers PINGs keeps its connection; t
 function preferring(first: string, endpoints: string[], extra: object = {}): Client {
   const prefer = (cs: readonly ConnectionView[]): ConnectionView => cs.find((v) => v.endpointKey === first) ?? cs[0]!;
   const c = createClient({
-    protocol, endpoints, balancer: prefer, ejectAfterFailures: 5, ejectMs: 60_000,
+    protocol,
+    endpoints,
+    balancer: prefer,
+    ejectAfterFailures: 5,
+    ejectMs: 60_000,
     // A long PING timeout: the calls below time out while the PING is outstanding, before any verdict.
-    keepaliveMs: 100, keepaliveTimeoutMs: 20_000, ...extra,
+    keepaliveMs: 100,
+    keepaliveTimeoutMs: 20_000,
+    ...extra,
   });
   clients.push(c);
   return c;
@@ -102,7 +116,10 @@ test('calls timing out while the server leaves the PING unanswered count as endp
   await c.call('echo', { item: item(0) }, { timeoutMs: 300 }).catch(() => undefined); // connects the pool
   await until(() => c.stats().every((e) => e.ready === 1), 'both connected');
   const errors = await Promise.all(Array.from({ length: 5 }, (_, i) => rejection(c.call('echo', { item: item(i) }, { timeoutMs: 1000 }))));
-  assert.equal(errors.map((e) => e.code), Array(5).fill(Code.DEADLINE_EXCEEDED));
+  assert.equal(
+    errors.map((e) => e.code),
+    Array(5).fill(Code.DEADLINE_EXCEEDED),
+  );
   assert.ok(silent.pings >= 1);
   await until(() => c.stats().find((e) => e.endpoint === silent.endpoint)!.ejected, 'silent endpoint ejected', 5000);
   // Calls now go to the other endpoint.
@@ -120,8 +137,13 @@ test('calls timing out on a slow server that answers PINGs are not endpoint fail
   await c.call('echo', { item: item(0) }, { timeoutMs: 300 }).catch(() => undefined);
   await until(() => c.stats().every((e) => e.ready === 1), 'both connected');
   for (let round = 0; round < 2; round++) {
-    const errors = await Promise.all(Array.from({ length: 5 }, (_, i) => rejection(c.call('echo', { item: item(i) }, { timeoutMs: 1000 }))));
-    assert.equal(errors.map((e) => e.code), Array(5).fill(Code.DEADLINE_EXCEEDED));
+    const errors = await Promise.all(
+      Array.from({ length: 5 }, (_, i) => rejection(c.call('echo', { item: item(i) }, { timeoutMs: 1000 }))),
+    );
+    assert.equal(
+      errors.map((e) => e.code),
+      Array(5).fill(Code.DEADLINE_EXCEEDED),
+    );
   }
   assert.ok(slow.pings >= 2, `it was pinged, and answered: ${slow.pings} ${slow.requests} ${JSON.stringify(c.stats())}`);
   assert.is(c.stats().find((e) => e.endpoint === slow.endpoint)!.ejected, false);
@@ -144,8 +166,13 @@ test('calls timing out while our own loop was blocked, the PONG unread in the so
     },
   };
   const c = createClient({
-    protocol: poolProtocol(), endpoints: [proc.endpoint], ejectAfterFailures: 5, ejectMs: 60_000,
-    keepaliveMs: 100, keepaliveTimeoutMs: 20_000, observer,
+    protocol: poolProtocol(),
+    endpoints: [proc.endpoint],
+    ejectAfterFailures: 5,
+    ejectMs: 60_000,
+    keepaliveMs: 100,
+    keepaliveTimeoutMs: 20_000,
+    observer,
   });
   clients.push(c);
   await c.call('spin', { ms: 0 }, { timeoutMs: 5000 }); // connected (spin is not delayed)
@@ -153,7 +180,10 @@ test('calls timing out while our own loop was blocked, the PONG unread in the so
   await new Promise((r) => setImmediate(r));
   stallOnNextWrite = true; // the requests are written; the next write is the PING after 100 ms of silence
   const errors = await Promise.all(calls);
-  assert.equal(errors.map((e) => e.code), Array(6).fill(Code.DEADLINE_EXCEEDED));
+  assert.equal(
+    errors.map((e) => e.code),
+    Array(6).fill(Code.DEADLINE_EXCEEDED),
+  );
   assert.is(stalled, 1);
   await new Promise((r) => setTimeout(r, 50));
   assert.is(c.stats()[0]!.ejected, false, "our own stall is not the server's failure");

@@ -29,15 +29,23 @@ function runInWorker(seed: number, count: number): Promise<Summary> {
     const guard = setTimeout(() => reject(new Error(`decode of case ${last} never ended (seed ${seed})`)), HANG_GUARD_MS);
     worker.on('message', (m: { progress?: number; done?: Summary }) => {
       if (m.progress !== undefined) last = m.progress;
-      if (m.done !== undefined) { clearTimeout(guard); resolve(m.done); }
+      if (m.done !== undefined) {
+        clearTimeout(guard);
+        resolve(m.done);
+      }
     });
-    worker.on('error', (err) => { clearTimeout(guard); reject(err); });
+    worker.on('error', (err) => {
+      clearTimeout(guard);
+      reject(err);
+    });
   }).finally(() => worker.terminate());
 }
 
 test(`generated schema pairs and lying encodings: every decode returns or throws, with work linear in its bytes (seed ${SEED})`, async () => {
   const s = await runInWorker(SEED, CASES);
-  console.log(`\n  seed ${SEED}: ${s.cases} decoded (${s.values} values, ${s.errors} errors), ${s.unresolved} pairs unresolved; most work ${s.maxWork} steps`);
+  console.log(
+    `\n  seed ${SEED}: ${s.cases} decoded (${s.values} values, ${s.errors} errors), ${s.unresolved} pairs unresolved; most work ${s.maxWork} steps`,
+  );
   assert.equal(s.overBound.slice(0, 3), [], 'work within the bound');
   assert.equal(s.oddThrows.slice(0, 3), [], 'failures are Errors');
   assert.ok(s.cases > CASES * 0.8, 'most generated pairs resolve');
@@ -45,14 +53,22 @@ test(`generated schema pairs and lying encodings: every decode returns or throws
 });
 
 const skipper = (extra: avro.Schema) => {
-  const writer = avro.Type.forSchema({ type: 'record', name: 'W', fields: [{ name: 'a', type: 'int' }, { name: 'x', type: extra }] });
+  const writer = avro.Type.forSchema({
+    type: 'record',
+    name: 'W',
+    fields: [
+      { name: 'a', type: 'int' },
+      { name: 'x', type: extra },
+    ],
+  });
   const reader = avro.Type.forSchema({ type: 'record', name: 'W', fields: [{ name: 'a', type: 'int' }] });
   return { reader, resolver: reader.createResolver(writer), writer };
 };
 
 test('a skipped array whose negative block size points backwards is refused (avsc walked back to the same block forever)', async () => {
   // In a worker: on avsc's own skip this never ends.
-  const worker = new Worker(`
+  const worker = new Worker(
+    `
     const { workerData, parentPort } = require('node:worker_threads');
     import(workerData.limits).then(async () => {
       const avro = (await import('avsc')).default;
@@ -62,12 +78,20 @@ test('a skipped array whose negative block size points backwards is refused (avs
       try { r.fromBuffer(Buffer.from([2, 1, 3]), r.createResolver(w)); parentPort.postMessage('value'); }
       catch (err) { parentPort.postMessage(err.message); }
     });
-  `, { eval: true, workerData: { limits: new URL('../../src/framing/avro-limits.js', import.meta.url).href } });
+  `,
+    { eval: true, workerData: { limits: new URL('../../src/framing/avro-limits.js', import.meta.url).href } },
+  );
   try {
     const outcome = await new Promise<string>((resolve, reject) => {
       const guard = setTimeout(() => reject(new Error('the skip never ended')), HANG_GUARD_MS);
-      worker.once('message', (m: string) => { clearTimeout(guard); resolve(m); });
-      worker.once('error', (err) => { clearTimeout(guard); reject(err); });
+      worker.once('message', (m: string) => {
+        clearTimeout(guard);
+        resolve(m);
+      });
+      worker.once('error', (err) => {
+        clearTimeout(guard);
+        reject(err);
+      });
     });
     assert.match(outcome, /malformed Avro: block claims -2 bytes/);
   } finally {
@@ -77,18 +101,36 @@ test('a skipped array whose negative block size points backwards is refused (avs
 
 test('claims beyond the bytes are refused on the read, skip and resolve paths, before any item is read', () => {
   const huge = varint(2 ** 40);
-  for (const extra of [{ type: 'array', items: 'long' }, { type: 'map', values: 'long' }, { type: 'array', items: { type: 'array', items: 'int' } }] as avro.Schema[]) {
+  for (const extra of [
+    { type: 'array', items: 'long' },
+    { type: 'map', values: 'long' },
+    { type: 'array', items: { type: 'array', items: 'int' } },
+  ] as avro.Schema[]) {
     const { reader, resolver, writer } = skipper(extra);
     const bytes = Buffer.concat([Buffer.from([2]), huge]);
-    assert.throws(() => decodeExact(reader, bytes, 0, resolver), /malformed Avro: block claims 1099511627776 items with 0 bytes left/, 'skip');
+    assert.throws(
+      () => decodeExact(reader, bytes, 0, resolver),
+      /malformed Avro: block claims 1099511627776 items with 0 bytes left/,
+      'skip',
+    );
     assert.throws(() => decodeExact(writer, bytes, 0, undefined), /malformed Avro: block claims/, 'read');
-    assert.throws(() => decodeExact(writer, bytes, 0, writer.createResolver(skipper(extra).writer)), /malformed Avro: block claims/, 'resolve');
+    assert.throws(
+      () => decodeExact(writer, bytes, 0, writer.createResolver(skipper(extra).writer)),
+      /malformed Avro: block claims/,
+      'resolve',
+    );
   }
   // Negative counts: the byte size must lie within the buffer.
   const { reader, resolver } = skipper({ type: 'array', items: 'long' });
-  assert.throws(() => decodeExact(reader, Buffer.concat([Buffer.from([2]), varint(-5), varint(2 ** 40)]), 0, resolver), /block claims 1099511627776 bytes/);
+  assert.throws(
+    () => decodeExact(reader, Buffer.concat([Buffer.from([2]), varint(-5), varint(2 ** 40)]), 0, resolver),
+    /block claims 1099511627776 bytes/,
+  );
   // A valid negative-count block is skipped by its size.
-  assert.is((decodeExact(reader, Buffer.concat([Buffer.from([2]), varint(-2), varint(2), Buffer.from([4, 6, 0])]), 0, resolver) as { a: number }).a, 1);
+  assert.is(
+    (decodeExact(reader, Buffer.concat([Buffer.from([2]), varint(-2), varint(2), Buffer.from([4, 6, 0])]), 0, resolver) as { a: number }).a,
+    1,
+  );
   // Huge and negative string lengths: refused, not read as empty or default values.
   for (const len of [2 ** 40, -1]) {
     const s = skipper('string');
@@ -109,8 +151,17 @@ test('zero-size items may outnumber the bytes, up to the allowance per decode, o
     assert.throws(() => decodeExact(reader, twice, 0, resolver), /zero-size items beyond the bytes/);
   }
   const nested = skipper({ type: 'array', items: { type: 'array', items: 'null' } });
-  const blocks = Buffer.concat([Buffer.from([2]), varint(8), ...Array.from({ length: 8 }, () => Buffer.concat([varint(MAX_ZERO_SIZE_ITEMS / 4), Buffer.from([0])])), Buffer.from([0])]);
-  assert.throws(() => decodeExact(nested.writer, blocks, 0, undefined), /zero-size items beyond the bytes/, 'an array of arrays of null cannot claim 8 x 16384 nulls in 34 bytes');
+  const blocks = Buffer.concat([
+    Buffer.from([2]),
+    varint(8),
+    ...Array.from({ length: 8 }, () => Buffer.concat([varint(MAX_ZERO_SIZE_ITEMS / 4), Buffer.from([0])])),
+    Buffer.from([0]),
+  ]);
+  assert.throws(
+    () => decodeExact(nested.writer, blocks, 0, undefined),
+    /zero-size items beyond the bytes/,
+    'an array of arrays of null cannot claim 8 x 16384 nulls in 34 bytes',
+  );
   assert.throws(() => decodeExact(nested.reader, blocks, 0, nested.resolver), /zero-size items beyond the bytes/);
 });
 

@@ -27,22 +27,60 @@ const test = suite('codec: hostile peer protocols');
 const GUARD_MS = 10_000;
 
 /** A field of each Avro kind, the bytes of a value of it that lies about its size, and a true value. */
-interface Lie { name: string; type: Schema; lie: Buffer; valid: unknown; default: unknown }
+interface Lie {
+  name: string;
+  type: Schema;
+  lie: Buffer;
+  valid: unknown;
+  default: unknown;
+}
 const cat = (...b: Buffer[]) => Buffer.concat(b);
 const LIES: Lie[] = [
   { name: 'array<long> claiming 2^40 items', type: { type: 'array', items: 'long' }, lie: varint(2 ** 40), valid: [1, 2], default: [] },
-  { name: 'array<null> claiming 2^40 items', type: { type: 'array', items: 'null' }, lie: varint(2 ** 40), valid: [null, null], default: [] },
-  { name: 'map<string> claiming 2^40 entries', type: { type: 'map', values: 'string' }, lie: varint(2 ** 40), valid: { k: 'v' }, default: {} },
-  { name: 'array block of -2^40 items in 2^40 bytes', type: { type: 'array', items: 'int' }, lie: cat(varint(-(2 ** 40)), varint(2 ** 40)), valid: [3], default: [] },
-  { name: 'array block of -1 items whose size, -2, points back at itself', type: { type: 'array', items: 'int' }, lie: cat(varint(-1), varint(-2)), valid: [], default: [] },
+  {
+    name: 'array<null> claiming 2^40 items',
+    type: { type: 'array', items: 'null' },
+    lie: varint(2 ** 40),
+    valid: [null, null],
+    default: [],
+  },
+  {
+    name: 'map<string> claiming 2^40 entries',
+    type: { type: 'map', values: 'string' },
+    lie: varint(2 ** 40),
+    valid: { k: 'v' },
+    default: {},
+  },
+  {
+    name: 'array block of -2^40 items in 2^40 bytes',
+    type: { type: 'array', items: 'int' },
+    lie: cat(varint(-(2 ** 40)), varint(2 ** 40)),
+    valid: [3],
+    default: [],
+  },
+  {
+    name: 'array block of -1 items whose size, -2, points back at itself',
+    type: { type: 'array', items: 'int' },
+    lie: cat(varint(-1), varint(-2)),
+    valid: [],
+    default: [],
+  },
   { name: 'string claiming 2^40 bytes', type: 'string', lie: varint(2 ** 40), valid: 'ok', default: '' },
   { name: 'bytes claiming 2^40 bytes', type: 'bytes', lie: varint(2 ** 40), valid: Buffer.from('ok'), default: '' },
   {
     name: 'record holding array<array<long>>, the inner one claiming 2^40 items',
     type: { type: 'record', name: 'Nest', fields: [{ name: 'inner', type: { type: 'array', items: { type: 'array', items: 'long' } } }] },
-    lie: cat(varint(1), varint(2 ** 40)), valid: { inner: [[1], []] }, default: { inner: [] },
+    lie: cat(varint(1), varint(2 ** 40)),
+    valid: { inner: [[1], []] },
+    default: { inner: [] },
   },
-  { name: 'union of null and map<long>, the map claiming 2^40 entries', type: ['null', { type: 'map', values: 'long' }], lie: cat(varint(1), varint(2 ** 40)), valid: { a: 1 }, default: null },
+  {
+    name: 'union of null and map<long>, the map claiming 2^40 entries',
+    type: ['null', { type: 'map', values: 'long' }],
+    lie: cat(varint(1), varint(2 ** 40)),
+    valid: { a: 1 },
+    default: null,
+  },
 ];
 
 /** A minimal echo Item: id 0, name "", tags [], score 0.0, blob "". */
@@ -55,20 +93,29 @@ test.before(async () => {
 });
 
 /** The echo protocol with `change` applied to its JSON. */
-function variant(change: (json: { types: Array<{ name: string; fields: object[] }>; messages: Record<string, { request: object[] }> }) => void): Protocol {
+function variant(
+  change: (json: { types: Array<{ name: string; fields: object[] }>; messages: Record<string, { request: object[] }> }) => void,
+): Protocol {
   const json = JSON.parse(echo.text);
   change(json);
   return new Protocol(JSON.stringify(json));
 }
 
-function startVictim(data: { role: 'server' } | { role: 'client'; endpoint: string }): { worker: Worker; ask: (msg: unknown) => Promise<Record<string, unknown>> } {
+function startVictim(data: { role: 'server' } | { role: 'client'; endpoint: string }): {
+  worker: Worker;
+  ask: (msg: unknown) => Promise<Record<string, unknown>>;
+} {
   const worker = new Worker(new URL('./hostile-victim.js', import.meta.url), { workerData: data });
-  worker.on('error', (err) => { console.error('victim failed', err); });
+  worker.on('error', (err) => {
+    console.error('victim failed', err);
+  });
   const ask = async (msg: unknown): Promise<Record<string, unknown>> => {
     const answer = once(worker, 'message');
     if (msg !== undefined) worker.postMessage(msg);
     let guard: NodeJS.Timeout | undefined;
-    const frozen = new Promise<never>((_, reject) => { guard = setTimeout(() => reject(new Error('the attacked peer never answered: its event loop is frozen')), GUARD_MS); });
+    const frozen = new Promise<never>((_, reject) => {
+      guard = setTimeout(() => reject(new Error('the attacked peer never answered: its event loop is frozen')), GUARD_MS);
+    });
     try {
       return ((await Promise.race([answer, frozen])) as [Record<string, unknown>])[0];
     } finally {
@@ -83,7 +130,9 @@ test('server: a HELLO protocol with an extra request field of any kind, and a ti
   try {
     const { port } = (await ask(undefined)) as { port: number };
     for (const lie of LIES) {
-      const peer = variant((json) => { json.messages['echo']!.request.push({ name: 'x', type: lie.type }); });
+      const peer = variant((json) => {
+        json.messages['echo']!.request.push({ name: 'x', type: lie.type });
+      });
       const raw = await RawPeer.connect(port);
       try {
         const welcome = await raw.handshake(peer);
@@ -117,8 +166,14 @@ test('server: a HELLO protocol with an extra request field of any kind, and a ti
 
 test('server: a HELLO protocol whose extra field is an array of a record of 6000 null fields (within the peer-protocol shape limits): 100000 such items (100 KB) cost 100000 steps, not 6e8', async () => {
   // Honest bytes: every item is one int after its nulls. avsc skipped each null field of each item.
-  const wide = { type: 'record', name: 'Wide', fields: [...Array.from({ length: 6000 }, (_, i) => ({ name: `n${i}`, type: 'null' })), { name: 'v', type: 'int' }] };
-  const peer = variant((json) => { json.messages['echo']!.request.push({ name: 'x', type: { type: 'array', items: wide } }); });
+  const wide = {
+    type: 'record',
+    name: 'Wide',
+    fields: [...Array.from({ length: 6000 }, (_, i) => ({ name: `n${i}`, type: 'null' })), { name: 'v', type: 'int' }],
+  };
+  const peer = variant((json) => {
+    json.messages['echo']!.request.push({ name: 'x', type: { type: 'array', items: wide } });
+  });
   const { worker, ask } = startVictim({ role: 'server' });
   try {
     const { port } = (await ask(undefined)) as { port: number };
@@ -126,7 +181,14 @@ test('server: a HELLO protocol whose extra field is an array of a record of 6000
     try {
       assert.is((await raw.handshake(peer)).type, FrameType.WELCOME);
       const items = 100_000;
-      raw.socket.write(rawFrame(FrameType.REQUEST, 0, 1, cat(Buffer.from([0, peer.message('echo')!.index]), ITEM_BYTES, varint(items), Buffer.alloc(items, 2), Buffer.from([0]))));
+      raw.socket.write(
+        rawFrame(
+          FrameType.REQUEST,
+          0,
+          1,
+          cat(Buffer.from([0, peer.message('echo')!.index]), ITEM_BYTES, varint(items), Buffer.alloc(items, 2), Buffer.from([0])),
+        ),
+      );
       const answered = await raw.frame(GUARD_MS);
       assert.is(answered.type, FrameType.RESPONSE, 'answered while the peer still waits');
     } finally {
@@ -146,10 +208,18 @@ async function hostileServer(lie: Lie) {
   const proto = variant((json) => {
     // A named type is defined once, then referred to by name.
     const named = typeof lie.type === 'object' && !Array.isArray(lie.type) && lie.type['type'] === 'record';
-    json.types.forEach((t, i) => t.fields.push({ name: 'x', type: i > 0 && named ? (lie.type as { name: string }).name : lie.type, default: lie.default }));
+    json.types.forEach((t, i) =>
+      t.fields.push({ name: 'x', type: i > 0 && named ? (lie.type as { name: string }).name : lie.type, default: lie.default }),
+    );
   });
   const welcome = new FrameEncoder();
-  welcome.frame(FrameType.WELCOME, 0, 0, { status: 'OK', fingerprint: proto.fingerprint, protocol: proto.text, meta: {} }, writeHandshake(welcomeType));
+  welcome.frame(
+    FrameType.WELCOME,
+    0,
+    0,
+    { status: 'OK', fingerprint: proto.fingerprint, protocol: proto.text, meta: {} },
+    writeHandshake(welcomeType),
+  );
   const welcomeBytes = Buffer.concat(welcome.take());
   return rawServer((socket) => {
     let echoes = 0;
@@ -158,11 +228,19 @@ async function hostileServer(lie: Lie) {
       if (type !== FrameType.REQUEST) return;
       const name = echo.messages[readRequestHead(flags, body).index]!.name;
       if (name === 'echo') {
-        const answer = echoes++ === 0 ? cat(ITEM_BYTES, lie.lie) : proto.message('echo')!.response.toBuffer({ ...ITEM, name: 'true', x: lie.valid });
+        const answer =
+          echoes++ === 0 ? cat(ITEM_BYTES, lie.lie) : proto.message('echo')!.response.toBuffer({ ...ITEM, name: 'true', x: lie.valid });
         socket.write(rawFrame(FrameType.RESPONSE, 0, id, answer));
       } else {
         // UNKNOWN, message "no", declared error: union branch 1 (EchoError), reason "", then x.
-        socket.write(rawFrame(FrameType.ERROR, Flag.DECLARED, id, cat(Buffer.from([Code.UNKNOWN, 4]), Buffer.from('no'), varint(1), varint(0), lie.lie)));
+        socket.write(
+          rawFrame(
+            FrameType.ERROR,
+            Flag.DECLARED,
+            id,
+            cat(Buffer.from([Code.UNKNOWN, 4]), Buffer.from('no'), varint(1), varint(0), lie.lie),
+          ),
+        );
       }
     });
     socket.on('data', (chunk: Buffer) => {

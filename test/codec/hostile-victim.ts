@@ -19,13 +19,17 @@ if (role === 'server') {
     protocol,
     handlers: {
       echo: (req: { item: unknown }) => req.item,
-      fail: (req: { reason: string }) => { throw new RpcError(Code.UNKNOWN, req.reason, { details: { reason: req.reason } }); },
+      fail: (req: { reason: string }) => {
+        throw new RpcError(Code.UNKNOWN, req.reason, { details: { reason: req.reason } });
+      },
       notify: () => {},
     },
   });
   const { port: listening } = await server.listen({ host: '127.0.0.1', port: 0 });
   port.postMessage({ port: listening });
-  port.on('message', (m: string) => { if (m === 'close') void server.close({ graceMs: 10 }).then(() => port.close()); });
+  port.on('message', (m: string) => {
+    if (m === 'close') void server.close({ graceMs: 10 }).then(() => port.close());
+  });
 } else {
   const client = createClient({ protocol, endpoints: [endpoint!], waitForReadyMs: 5000 });
   port.on('message', (m: { call: string } | string) => {
@@ -37,7 +41,8 @@ if (role === 'server') {
     const request = call === 'echo' ? { item: { id: 0, name: '', tags: [], score: 0, blob: Buffer.alloc(0) } } : { reason: 'r' };
     client.call(call, request, { timeoutMs: 5000 }).then(
       () => port.postMessage({ code: Code.OK, message: '' }),
-      (err: unknown) => port.postMessage(err instanceof RpcError ? { code: err.code, message: err.message } : { code: -1, message: String(err) }),
+      (err: unknown) =>
+        port.postMessage(err instanceof RpcError ? { code: err.code, message: err.message } : { code: -1, message: String(err) }),
     );
   });
   port.postMessage({ ready: true });

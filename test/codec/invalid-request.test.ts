@@ -22,7 +22,15 @@ test.before(async () => {
   num = await loadEcho('echo.avdl', 'number');
   started = await startServer({
     protocol: big,
-    handlers: { echo: (req: { item: unknown }) => { handled++; return req.item; }, notify: () => { handled++; } },
+    handlers: {
+      echo: (req: { item: unknown }) => {
+        handled++;
+        return req.item;
+      },
+      notify: () => {
+        handled++;
+      },
+    },
   });
 });
 
@@ -34,11 +42,26 @@ const bigItem = { id: 1n, name: 'n', tags: ['a'], score: 0.5, blob: Buffer.alloc
 
 /** [case, longs, request, expected message after "invalid request for <message>: "] */
 const CASES: [string, 'bigint' | 'number', unknown, RegExp][] = [
-  ['a bigint long above 2^63-1', 'bigint', { item: { ...bigItem, id: 2n ** 64n } }, /^item\.id: 18446744073709551616n is not a valid long$/],
-  ['a bigint long below -2^63', 'bigint', { item: { ...bigItem, id: -(2n ** 63n) - 1n } }, /^item\.id: -9223372036854775809n is not a valid long$/],
+  [
+    'a bigint long above 2^63-1',
+    'bigint',
+    { item: { ...bigItem, id: 2n ** 64n } },
+    /^item\.id: 18446744073709551616n is not a valid long$/,
+  ],
+  [
+    'a bigint long below -2^63',
+    'bigint',
+    { item: { ...bigItem, id: -(2n ** 63n) - 1n } },
+    /^item\.id: -9223372036854775809n is not a valid long$/,
+  ],
   ['a number where a bigint long is expected', 'bigint', { item: { ...bigItem, id: 5 } }, /^item\.id: 5 is not a valid long$/],
   ['a number long beyond 2^53', 'number', { item: { ...item(1), id: 2 ** 60 } }, /^item\.id: 1152921504606847000 is not a valid long$/],
-  ['a bigint where a number long is expected', 'number', { item: { ...item(1), id: 2n ** 64n } }, /^item\.id: 18446744073709551616n is not a valid long$/],
+  [
+    'a bigint where a number long is expected',
+    'number',
+    { item: { ...item(1), id: 2n ** 64n } },
+    /^item\.id: 18446744073709551616n is not a valid long$/,
+  ],
   ['a string field holding a number', 'bigint', { item: { ...bigItem, name: 42 } }, /^item\.name: 42 is not a valid string$/],
   ['an array item of the wrong type', 'bigint', { item: { ...bigItem, tags: ['a', 3] } }, /^item\.tags\.1: 3 is not a valid string$/],
   ['a missing record field', 'bigint', { item: { id: 1n, name: 'n' } }, /^item\.tags: missing \(array<string> required\)$/],
@@ -54,7 +77,9 @@ for (const [name, longs, request, expected] of CASES) {
       for (const message of ['echo', 'notify']) {
         const before = handled;
         let pending: Promise<unknown> | undefined;
-        assert.not.throws(() => { pending = client.call(message, request as object); }, 'client.call never throws');
+        assert.not.throws(() => {
+          pending = client.call(message, request as object);
+        }, 'client.call never throws');
         const err = await rejection(pending!);
         assert.is(err.code, Code.INVALID_ARGUMENT, `${err.codeName}: ${err.message}`);
         assert.is(err.isRemote, false, 'refused by the client, not the server');
@@ -99,7 +124,9 @@ test('invalid call options reject INVALID_ARGUMENT naming the option, before any
     const before = handled;
     for (const [options, message] of cases) {
       let pending: Promise<unknown> | undefined;
-      assert.not.throws(() => { pending = client.call('echo', { item: bigItem }, options); });
+      assert.not.throws(() => {
+        pending = client.call('echo', { item: bigItem }, options);
+      });
       const err = await rejection(pending!);
       assert.is(err.code, Code.INVALID_ARGUMENT, `${err.codeName}: ${err.message}`);
       assert.is(err.message, `call: ${message}`);
@@ -113,7 +140,7 @@ test('invalid call options reject INVALID_ARGUMENT naming the option, before any
 test('describeInvalid: undefined for a valid value, a path for nested values, never a throw', () => {
   const request = big.message('echo')!.request;
   assert.is(describeInvalid(request, { item: bigItem }), undefined);
-  assert.is(describeInvalid(big.message('echo')!.response, { ...bigItem, score: 'x' }), 'score: \'x\' is not a valid double');
+  assert.is(describeInvalid(big.message('echo')!.response, { ...bigItem, score: 'x' }), "score: 'x' is not a valid double");
   const cyclic: Record<string, unknown> = { ...bigItem };
   cyclic['name'] = cyclic;
   assert.match(describeInvalid(request, { item: cyclic })!, /^item\.name: .* is not a valid string$/);

@@ -17,7 +17,10 @@ const bad = (file: string): string => repoPath('test/fixtures/protocols/bad', fi
 
 /** The RpcError `p` rejects with (fails on a resolve or on any other error class). */
 async function refusal(p: Promise<unknown>): Promise<RpcError> {
-  const got = await p.then((v) => new Error(`resolved with ${String(v)}`), (e: unknown) => e);
+  const got = await p.then(
+    (v) => new Error(`resolved with ${String(v)}`),
+    (e: unknown) => e,
+  );
   if (!(got instanceof RpcError)) throw new Error(`expected an RpcError, got ${String(got)}`);
   return got;
 }
@@ -25,11 +28,17 @@ async function refusal(p: Promise<unknown>): Promise<RpcError> {
 test('a .avdl path: imports (an IDL file that imports a schema file) are resolved', async () => {
   const p = await loadProtocol(SHOP_IDL);
   assert.is(p.name, 'avrpc.fixture.Shop');
-  assert.equal(p.messages.map((m) => m.name), ['place', 'total', 'forget', 'clear']);
+  assert.equal(
+    p.messages.map((m) => m.name),
+    ['place', 'total', 'forget', 'clear'],
+  );
   for (const name of ['Order', 'Refused', 'Money', 'Currency']) assert.ok(p.type(name), `type ${name} from an import`);
   const place = p.message('place')!;
   const fields = (place.request as unknown as { fields: { name: string; type: { name?: string } }[] }).fields;
-  assert.equal(fields.map((f) => [f.name, f.type.name]), [['order', 'avrpc.fixture.Order']]);
+  assert.equal(
+    fields.map((f) => [f.name, f.type.name]),
+    [['order', 'avrpc.fixture.Order']],
+  );
   assert.ok(place.errors.toString().includes('avrpc.fixture.Refused'), 'declared error from an imported file');
   assert.is(p.message('total')!.response.name, 'avrpc.fixture.Money');
   assert.is(p.message('total')!.idempotent, true);
@@ -44,7 +53,10 @@ test('a relative path (to the working directory), a file: URL and a file: URL st
     loadProtocol(pathToFileURL(SHOP_IDL)),
     loadProtocol(pathToFileURL(SHOP_IDL).href),
   ]);
-  assert.equal(ids.map((p) => p.id), [byPath.id, byPath.id, byPath.id]);
+  assert.equal(
+    ids.map((p) => p.id),
+    [byPath.id, byPath.id, byPath.id],
+  );
 });
 
 test('a .avpr (JSON) file loads to the same protocol and fingerprint as its IDL', async () => {
@@ -52,7 +64,10 @@ test('a .avpr (JSON) file loads to the same protocol and fingerprint as its IDL'
   const json = await loadProtocol(SHOP_JSON);
   assert.is(json.id, idl.id);
   assert.is(json.text, idl.text);
-  assert.equal(json.messages.map((m) => [m.name, m.oneWay, m.idempotent]), idl.messages.map((m) => [m.name, m.oneWay, m.idempotent]));
+  assert.equal(
+    json.messages.map((m) => [m.name, m.oneWay, m.idempotent]),
+    idl.messages.map((m) => [m.name, m.oneWay, m.idempotent]),
+  );
 });
 
 test('a client from the .avpr calls a server from the .avdl: values, declared errors and one-way calls', async () => {
@@ -61,15 +76,23 @@ test('a client from the .avpr calls a server from the .avdl: values, declared er
     protocol: await loadProtocol(SHOP_IDL, { longs: 'bigint' }),
     handlers: {
       place: (req: { order: { id: bigint; items: string[] } }) => {
-        if (req.order.items.length === 0) throw { why: 'empty order' };  
+        if (req.order.items.length === 0) throw { why: 'empty order' };
         return { ...req.order, note: 'placed' };
       },
-      total: (req: { orders: { total: { cents: bigint } }[] }) => ({ cents: req.orders.reduce((n, o) => n + o.total.cents, 0n), currency: 'EUR' }),
-      forget: (req: { id: bigint }) => { forgotten.push(req.id); },
+      total: (req: { orders: { total: { cents: bigint } }[] }) => ({
+        cents: req.orders.reduce((n, o) => n + o.total.cents, 0n),
+        currency: 'EUR',
+      }),
+      forget: (req: { id: bigint }) => {
+        forgotten.push(req.id);
+      },
     },
   });
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
-  const client = createClient({ protocol: await loadProtocol(pathToFileURL(SHOP_JSON), { longs: 'bigint' }), endpoints: [`127.0.0.1:${port}`] });
+  const client = createClient({
+    protocol: await loadProtocol(pathToFileURL(SHOP_JSON), { longs: 'bigint' }),
+    endpoints: [`127.0.0.1:${port}`],
+  });
   try {
     const order = { id: 2n ** 62n, items: ['tea'], total: { cents: 250n, currency: 'EUR' }, note: null };
     const placed = await client.call<{ id: bigint; note: string }>('place', { order });
@@ -91,15 +114,31 @@ test('a client from the .avpr calls a server from the .avdl: values, declared er
 /** [what, source, message pattern] */
 const BAD: [string, () => unknown, RegExp][] = [
   ['IDL with a syntax error', () => bad('syntax.avdl'), /^cannot load protocol \S*bad\/syntax\.avdl: .*expected/],
-  ['IDL importing a file that does not exist', () => bad('missing-import.avdl'), /^cannot load protocol \S*missing-import\.avdl \(in \S*does-not-exist\.avdl\): ENOENT/],
-  ['IDL importing a file with a syntax error', () => bad('imports-broken.avdl'), /^cannot load protocol \S*imports-broken\.avdl \(in \S*bad\/syntax\.avdl\): /],
+  [
+    'IDL importing a file that does not exist',
+    () => bad('missing-import.avdl'),
+    /^cannot load protocol \S*missing-import\.avdl \(in \S*does-not-exist\.avdl\): ENOENT/,
+  ],
+  [
+    'IDL importing a file with a syntax error',
+    () => bad('imports-broken.avdl'),
+    /^cannot load protocol \S*imports-broken\.avdl \(in \S*bad\/syntax\.avdl\): /,
+  ],
   ['truncated JSON', () => bad('truncated.avpr'), /^cannot load protocol \S*truncated\.avpr: invalid protocol JSON: /],
-  ['JSON naming an undefined type', () => bad('unknown-type.avpr'), /^cannot load protocol \S*unknown-type\.avpr: invalid Avro protocol: undefined type name: Nowhere$/],
+  [
+    'JSON naming an undefined type',
+    () => bad('unknown-type.avpr'),
+    /^cannot load protocol \S*unknown-type\.avpr: invalid Avro protocol: undefined type name: Nowhere$/,
+  ],
   ['a file that does not exist', () => bad('nowhere.avdl'), /^cannot load protocol \S*nowhere\.avdl: ENOENT/],
   ['a JSON file that does not exist', () => bad('nowhere.avpr'), /^cannot load protocol \S*nowhere\.avpr: ENOENT/],
   ['an http: URL', () => new URL('http://127.0.0.1/echo.avdl'), /^loadProtocol: only paths and file: URLs can be loaded/],
   ['an http: URL string', () => 'http://127.0.0.1/echo.avdl', /^loadProtocol: only paths and file: URLs can be loaded/],
-  ['a file: URL with a host', () => 'file://elsewhere/echo.avdl', /^loadProtocol: File URL host must be "localhost" or empty on \S+: file:\/\/elsewhere\/echo\.avdl$/],
+  [
+    'a file: URL with a host',
+    () => 'file://elsewhere/echo.avdl',
+    /^loadProtocol: File URL host must be "localhost" or empty on \S+: file:\/\/elsewhere\/echo\.avdl$/,
+  ],
   ['a malformed URL', () => 'http://[oops/echo.avdl', /^loadProtocol: invalid URL http:\/\/\[oops\/echo\.avdl$/],
   ['not a string', () => 42, /^loadProtocol: source must be a file path or a file: URL$/],
   ['an empty path', () => '', /^loadProtocol: source must be a file path or a file: URL$/],
@@ -115,11 +154,24 @@ for (const [what, source, pattern] of BAD) {
 
 test('parseProtocol and the Protocol constructor throw INVALID_ARGUMENT, never a bare SyntaxError', () => {
   for (const source of ['{"protocol": ', '', 'protocol {', '[1, 2]', '{"messages": {}}']) {
-    const err = (() => { try { parseProtocol(source); } catch (e) { return e; } return undefined; })();
+    const err = (() => {
+      try {
+        parseProtocol(source);
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    })();
     assert.instance(err, RpcError, JSON.stringify(source));
     assert.is((err as RpcError).code, Code.INVALID_ARGUMENT);
   }
-  const peer = (() => { try { return new Protocol('{"protocol"'); } catch (e) { return e; } })();
+  const peer = (() => {
+    try {
+      return new Protocol('{"protocol"');
+    } catch (e) {
+      return e;
+    }
+  })();
   assert.instance(peer, RpcError);
   assert.match((peer as RpcError).message, /^invalid protocol JSON: /);
 });

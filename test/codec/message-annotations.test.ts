@@ -8,7 +8,17 @@ import { createHash } from 'node:crypto';
 import avro from 'avsc';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Code, Protocol, RpcError, createClient, createServer, parseProtocol, type Client, type ConnectionView, type Server } from '../../src/index.js';
+import {
+  Code,
+  Protocol,
+  RpcError,
+  createClient,
+  createServer,
+  parseProtocol,
+  type Client,
+  type ConnectionView,
+  type Server,
+} from '../../src/index.js';
 import { protocolToIdl } from '../../src/cli/idl-printer.js';
 import { until } from '../helpers/echo-fixture.js';
 
@@ -53,7 +63,10 @@ test('the annotations move to the message in the protocol text, which parses bac
   assert.equal([json.messages['peek']!['idempotent'], json.messages['peek']!['owner']], [true, 'team-a']);
   const again = parseProtocol(p.text);
   assert.is(again.id, p.id, 'the text is a fixed point: same fingerprint');
-  assert.equal(again.messages.map((m) => m.idempotent), p.messages.map((m) => m.idempotent));
+  assert.equal(
+    again.messages.map((m) => m.idempotent),
+    p.messages.map((m) => m.idempotent),
+  );
 });
 
 test('the IDL printer (avrpc describe) writes the annotations back; reparsed, the fingerprint is unchanged', () => {
@@ -75,26 +88,40 @@ test("a peer's text in avsc's raw form is accepted verbatim: its fingerprint is 
 });
 
 test('an annotated union response (refused by avsc) gives a clear INVALID_ARGUMENT; JSON can say it', () => {
-  const err = (() => { try { parseProtocol('protocol U { @idempotent(true) union { null, string } find(); }'); } catch (e) { return e; } return undefined; })();
+  const err = (() => {
+    try {
+      parseProtocol('protocol U { @idempotent(true) union { null, string } find(); }');
+    } catch (e) {
+      return e;
+    }
+    return undefined;
+  })();
   assert.instance(err, RpcError);
   assert.is((err as RpcError).code, Code.INVALID_ARGUMENT);
   assert.match((err as RpcError).message, /^invalid Avro IDL: union annotations are not supported/);
-  const json = parseProtocol('{"protocol": "U", "messages": {"find": {"request": [], "response": ["null", "string"], "idempotent": true}}}');
+  const json = parseProtocol(
+    '{"protocol": "U", "messages": {"find": {"request": [], "response": ["null", "string"], "idempotent": true}}}',
+  );
   assert.is(json.message('find')!.idempotent, true);
 });
 
 test('a JSON protocol with "idempotent": true on the message is read too', () => {
-  const p = parseProtocol(JSON.stringify({
-    protocol: 'J', namespace: 'j',
-    types: [{ type: 'record', name: 'Item', fields: [{ name: 'id', type: 'long' }] }],
-    messages: { get: { request: [], response: 'Item', idempotent: true }, put: { request: [], response: 'Item' } },
-  }));
+  const p = parseProtocol(
+    JSON.stringify({
+      protocol: 'J',
+      namespace: 'j',
+      types: [{ type: 'record', name: 'Item', fields: [{ name: 'id', type: 'long' }] }],
+      messages: { get: { request: [], response: 'Item', idempotent: true }, put: { request: [], response: 'Item' } },
+    }),
+  );
   assert.is(p.message('get')!.idempotent, true);
   assert.is(p.message('put')!.idempotent, false);
 });
 
 test('an annotated reference in a field moves to the field; protocols without one keep their text', () => {
-  const p = parseProtocol(`protocol F { record Item { long id; } record Box { @deprecated(true) Item item; } Box open(@note("x") Item item); }`);
+  const p = parseProtocol(
+    `protocol F { record Item { long id; } record Box { @deprecated(true) Item item; } Box open(@note("x") Item item); }`,
+  );
   const json = JSON.parse(p.text) as { types: { name: string; fields?: { name: string; type: unknown; deprecated?: unknown }[] }[] };
   const box = json.types.find((t) => t.name === 'Box')!;
   assert.equal(box.fields![0], { type: 'Item', deprecated: true, name: 'item' });

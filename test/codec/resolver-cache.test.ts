@@ -15,11 +15,22 @@ const md5 = (text: string): string => createHash('md5').update(text).digest('hex
 
 const local = parseProtocol('@namespace("t") protocol P { record R { long id; } R get(R r); }');
 /** Protocol `P` version `n`: R gains a field with a default, so every version has its own fingerprint. */
-const version = (n: number): string => JSON.stringify({
-  protocol: 'P', namespace: 't',
-  types: [{ type: 'record', name: 'R', fields: [{ name: 'id', type: 'long' }, { name: `f${n}`, type: 'int', default: n }] }],
-  messages: { get: { request: [{ name: 'r', type: 'R' }], response: 'R' } },
-});
+const version = (n: number): string =>
+  JSON.stringify({
+    protocol: 'P',
+    namespace: 't',
+    types: [
+      {
+        type: 'record',
+        name: 'R',
+        fields: [
+          { name: 'id', type: 'long' },
+          { name: `f${n}`, type: 'int', default: n },
+        ],
+      },
+    ],
+    messages: { get: { request: [{ name: 'r', type: 'R' }], response: 'R' } },
+  });
 
 /** Runs `fn` while counting avsc protocol parses and resolver builds. */
 function counting<T>(fn: () => T): { value: T; parses: number; resolvers: number } {
@@ -28,8 +39,14 @@ function counting<T>(fn: () => T): { value: T; parses: number; resolvers: number
   const forProtocol = service.forProtocol;
   const createResolver = type.createResolver;
   const counts = { parses: 0, resolvers: 0 };
-  service.forProtocol = function (this: unknown, ...a: unknown[]) { counts.parses++; return forProtocol.apply(this, a); };
-  type.createResolver = function (this: unknown, ...a: unknown[]) { counts.resolvers++; return createResolver.apply(this, a); };
+  service.forProtocol = function (this: unknown, ...a: unknown[]) {
+    counts.parses++;
+    return forProtocol.apply(this, a);
+  };
+  type.createResolver = function (this: unknown, ...a: unknown[]) {
+    counts.resolvers++;
+    return createResolver.apply(this, a);
+  };
   try {
     return { value: fn(), ...counts };
   } finally {
@@ -52,10 +69,20 @@ test('resolutions are built once per fingerprint', () => {
   const cache = new ResolverCache(local);
   const remote = cache.learn(version(1));
   // Each side builds what it reads on first use (a server its requests, a client its responses).
-  const built = counting(() => { const codec = cache.codec(remote); void codec.requests; void codec.responses; return codec; });
+  const built = counting(() => {
+    const codec = cache.codec(remote);
+    void codec.requests;
+    void codec.responses;
+    return codec;
+  });
   assert.ok(built.resolvers > 0, 'the first connection builds resolvers');
   assert.ok(built.value.requests[0]!.resolver !== undefined, 'a real resolver for a different schema');
-  const reused = counting(() => { const codec = cache.codec(cache.learn(version(1))); void codec.requests; void codec.responses; return codec; });
+  const reused = counting(() => {
+    const codec = cache.codec(cache.learn(version(1)));
+    void codec.requests;
+    void codec.responses;
+    return codec;
+  });
   assert.is(reused.resolvers, 0);
   assert.is(reused.value, built.value);
 });
@@ -103,7 +130,14 @@ test('bounded: past maxEntries the least recently used peer protocols and resolu
 test('a bad peer text is refused with INVALID_ARGUMENT and not cached', () => {
   const cache = new ResolverCache(local);
   for (const text of ['{"protocol"', '{"protocol":"X","messages":{"m":{"request":[],"response":"Nope"}}}']) {
-    const err = (() => { try { cache.learn(text); } catch (e) { return e as { code?: unknown }; } return undefined; })();
+    const err = (() => {
+      try {
+        cache.learn(text);
+      } catch (e) {
+        return e as { code?: unknown };
+      }
+      return undefined;
+    })();
     assert.is(err?.code, 3, text);
   }
 });

@@ -37,9 +37,17 @@ async function countingServer() {
   const started = await startServer({
     protocol: echo,
     handlers: {
-      echo: (req: { item: unknown }) => { ran.push('echo'); return req.item; },
-      fail: (req: { reason: string }) => { ran.push('fail'); throw new RpcError(Code.UNKNOWN, req.reason, { details: { reason: req.reason } }); },
-      notify: () => { ran.push('notify'); },
+      echo: (req: { item: unknown }) => {
+        ran.push('echo');
+        return req.item;
+      },
+      fail: (req: { reason: string }) => {
+        ran.push('fail');
+        throw new RpcError(Code.UNKNOWN, req.reason, { details: { reason: req.reason } });
+      },
+      notify: () => {
+        ran.push('notify');
+      },
     },
   });
   return { ...started, ran };
@@ -58,7 +66,10 @@ test('server: a client whose echo response is "string", or whose fail declares n
     const refusedEcho = await raw.frame();
     assert.is(refusedEcho.type, FrameType.ERROR);
     assert.is(frameCode(refusedEcho), Code.FAILED_PRECONDITION, frameMessage(refusedEcho));
-    assert.is(frameMessage(refusedEcho), 'message echo: incompatible schemas: the client cannot read the response: cannot read "avrpc.echo.Item" as "string"');
+    assert.is(
+      frameMessage(refusedEcho),
+      'message echo: incompatible schemas: the client cannot read the response: cannot read "avrpc.echo.Item" as "string"',
+    );
     assert.ok((refusedEcho.flags & Flag.REFUSED) !== 0);
     raw.socket.write(requestBytes(peer, 2, 'fail', { reason: 'r' }));
     const refusedFail = await raw.frame();
@@ -76,7 +87,12 @@ test('server: a client whose echo response is "string", or whose fail declares n
 
 test('client: a client whose fail declares no errors fails the call FAILED_PRECONDITION before sending it', async () => {
   const s = await countingServer();
-  const client = createClient({ protocol: variant((json) => { delete json.messages['fail']!['errors']; }), endpoints: [s.endpoint] });
+  const client = createClient({
+    protocol: variant((json) => {
+      delete json.messages['fail']!['errors'];
+    }),
+    endpoints: [s.endpoint],
+  });
   try {
     const err = await rejection(client.call('fail', { reason: 'r' }));
     assert.is(err.code, Code.FAILED_PRECONDITION, err.message);
@@ -91,10 +107,18 @@ test('client: a client whose fail declares no errors fails the call FAILED_PRECO
 
 test('client: a call whose request the server could not read is refused before it is sent', async () => {
   // The server's Item has a field without default that the client's lacks.
-  const serverProto = variant((json) => { json.types[0]!.fields.push({ name: 'owner', type: 'string' } as never); });
+  const serverProto = variant((json) => {
+    json.types[0]!.fields.push({ name: 'owner', type: 'string' } as never);
+  });
   let requests = 0;
   const welcome = new FrameEncoder();
-  welcome.frame(FrameType.WELCOME, 0, 0, { status: 'OK', fingerprint: serverProto.fingerprint, protocol: serverProto.text, meta: {} }, writeHandshake(welcomeType));
+  welcome.frame(
+    FrameType.WELCOME,
+    0,
+    0,
+    { status: 'OK', fingerprint: serverProto.fingerprint, protocol: serverProto.text, meta: {} },
+    writeHandshake(welcomeType),
+  );
   const welcomeBytes = Buffer.concat(welcome.take());
   const server = await rawServer((socket) => {
     const decoder = new FrameDecoder({ maxFrameBytes: 1 << 20, expectPreface: true }, (type) => {

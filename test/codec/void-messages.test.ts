@@ -22,11 +22,23 @@ const IDL = `protocol Switch {
 
 test('void without oneway is two-way; oneway is one-way; the text says so', () => {
   const p = parseProtocol(IDL);
-  assert.equal(p.messages.map((m) => [m.name, m.oneWay]), [['reset', false], ['fire', true], ['guarded', false], ['broken', false]]);
+  assert.equal(
+    p.messages.map((m) => [m.name, m.oneWay]),
+    [
+      ['reset', false],
+      ['fire', true],
+      ['guarded', false],
+      ['broken', false],
+    ],
+  );
   const json = JSON.parse(p.text) as { messages: Record<string, Record<string, unknown>> };
   assert.is(json.messages['reset']!['one-way'], undefined);
   assert.is(json.messages['fire']!['one-way'], true);
-  assert.equal(parseProtocol(protocolToIdl(p.text)).messages.map((m) => m.oneWay), p.messages.map((m) => m.oneWay), 'the IDL printer round-trips');
+  assert.equal(
+    parseProtocol(protocolToIdl(p.text)).messages.map((m) => m.oneWay),
+    p.messages.map((m) => m.oneWay),
+    'the IDL printer round-trips',
+  );
 });
 
 test('a two-way void call resolves null after its handler ran (returning nothing); failures reach the caller', async () => {
@@ -34,10 +46,20 @@ test('a two-way void call resolves null after its handler ran (returning nothing
   const server = createServer({
     protocol: parseProtocol(IDL),
     handlers: {
-      reset: () => { ran.push('reset'); },
-      fire: () => { ran.push('fire'); },
-      guarded: async () => { ran.push('guarded'); throw { why: 'in use' }; },  
-      broken: () => { ran.push('broken'); throw new Error('fuse blown'); },
+      reset: () => {
+        ran.push('reset');
+      },
+      fire: () => {
+        ran.push('fire');
+      },
+      guarded: async () => {
+        ran.push('guarded');
+        throw { why: 'in use' };
+      },
+      broken: () => {
+        ran.push('broken');
+        throw new Error('fuse blown');
+      },
     },
   });
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });

@@ -30,7 +30,13 @@ test('echo_client.py passes every check against a real server, and the server se
   const protocol = await loadProtocol(repoPath('protocol/echo.avdl'));
   const seen: Seen[] = [];
   const record = (message: string, ctx: CallContext, item?: Seen['item']): void => {
-    seen.push({ message, metadata: { ...ctx.metadata }, deadline: ctx.deadline, remainingMs: ctx.deadline - Date.now(), ...(item ? { item } : {}) });
+    seen.push({
+      message,
+      metadata: { ...ctx.metadata },
+      deadline: ctx.deadline,
+      remainingMs: ctx.deadline - Date.now(),
+      ...(item ? { item } : {}),
+    });
   };
   const server = createServer({
     protocol,
@@ -56,7 +62,9 @@ test('echo_client.py passes every check against a real server, and the server se
   });
   try {
     let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
     const lines: string[] = [];
     const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
     for await (const line of createInterface({ input: child.stdout })) {
@@ -77,13 +85,39 @@ test('echo_client.py passes every check against a real server, and the server se
     assert.is(code, 0);
     assert.ok(lines.includes('READY_FOR_GOAWAY'), 'the client reached the GOAWAY step');
     const required = [
-      'a.need_protocol', 'a.welcome_ok', 'a.server_protocol_sent', 'a.echo', 'a.fail_declared', 'a.notify_no_reply',
-      'a.deadline_metadata', 'a.unimplemented', 'a.concurrent', 'a.ping_pong', 'a.negative_block_counts',
-      'a.cancel_unknown_ignored', 'a.invalid_argument', 'b.welcome_ok_without_protocol', 'b.echo',
-      'c.known_server_fingerprint', 'c.echo', 'c.goaway', 'c.closed_after_goaway', 'd.fingerprint_mismatch_goaway',
-      'd.closed', 'e.request_id_0_goaway', 'e.closed', 'a.goaway', 'a.closed_after_goaway', 'b.goaway', 'b.closed_after_goaway',
+      'a.need_protocol',
+      'a.welcome_ok',
+      'a.server_protocol_sent',
+      'a.echo',
+      'a.fail_declared',
+      'a.notify_no_reply',
+      'a.deadline_metadata',
+      'a.unimplemented',
+      'a.concurrent',
+      'a.ping_pong',
+      'a.negative_block_counts',
+      'a.cancel_unknown_ignored',
+      'a.invalid_argument',
+      'b.welcome_ok_without_protocol',
+      'b.echo',
+      'c.known_server_fingerprint',
+      'c.echo',
+      'c.goaway',
+      'c.closed_after_goaway',
+      'd.fingerprint_mismatch_goaway',
+      'd.closed',
+      'e.request_id_0_goaway',
+      'e.closed',
+      'a.goaway',
+      'a.closed_after_goaway',
+      'b.goaway',
+      'b.closed_after_goaway',
     ];
-    assert.equal(required.filter((name) => report.results[name] !== true), [], 'every check ran and passed');
+    assert.equal(
+      required.filter((name) => report.results[name] !== true),
+      [],
+      'every check ran and passed',
+    );
 
     // Server-side effects: the one-way call arrived, the metadata and deadline were decoded.
     const notified = seen.filter((s) => s.message === 'notify');
@@ -96,7 +130,10 @@ test('echo_client.py passes every check against a real server, and the server se
     assert.is(withMeta[0]!.item?.id, 5);
     assert.ok(Number.isFinite(withMeta[0]!.deadline), 'the 5000 ms deadline reached the handler');
     assert.ok(withMeta[0]!.remainingMs <= 5000, 'the deadline is relative to the call, never later than sent');
-    assert.ok(seen.filter((s) => s !== withMeta[0]).every((s) => s.deadline === Infinity), 'no other call had a deadline');
+    assert.ok(
+      seen.filter((s) => s !== withMeta[0]).every((s) => s.deadline === Infinity),
+      'no other call had a deadline',
+    );
     // echo: 1 + id 4 + id 5 + 16 concurrent + id 8 on A, 1 on B, 1 on C (the invalid payload and `shout`
     // reach no handler).
     assert.is(seen.filter((s) => s.message === 'echo').length, 22);

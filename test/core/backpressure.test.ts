@@ -28,7 +28,10 @@ async function pausedEchoServer() {
   let socket: Socket | undefined;
   let requests = 0;
   const fake = await fakeServer({
-    onReady: (s) => { socket = s; s.pause(); },
+    onReady: (s) => {
+      socket = s;
+      s.pause();
+    },
     onFrame: (s, type, _flags, id, body) => {
       if (type !== FrameType.REQUEST) return;
       requests++;
@@ -47,8 +50,14 @@ test('a server that stops reading: the client stops writing to the socket, queue
   const server = await pausedEchoServer();
   let written = 0;
   const client = createClient({
-    protocol, endpoints: [server.fake.endpoint], maxQueuedBytes: 256 * MiB,
-    observer: { bytesSent: (n) => { written += n; } },
+    protocol,
+    endpoints: [server.fake.endpoint],
+    maxQueuedBytes: 256 * MiB,
+    observer: {
+      bytesSent: (n) => {
+        written += n;
+      },
+    },
   });
   try {
     const blob = Buffer.alloc(BLOB, 7);
@@ -65,7 +74,10 @@ test('a server that stops reading: the client stops writing to the socket, queue
     assert.is(server.requests(), 0);
     server.resume();
     const results = await Promise.all(calls);
-    results.forEach((r, i) => { assert.is(r.id, i); assert.is(r.blob.length, BLOB); });
+    results.forEach((r, i) => {
+      assert.is(r.id, i);
+      assert.is(r.blob.length, BLOB);
+    });
     assert.is(server.requests(), N);
     assert.ok(written >= issued, 'everything was written in the end');
   } finally {
@@ -77,18 +89,27 @@ test('a server that stops reading: the client stops writing to the socket, queue
 test('a request Buffer sent by reference is written before its call settles, even when aborted while the server does not read', async () => {
   const server = await pausedEchoServer();
   let written = 0;
-  const client = createClient({ protocol, endpoints: [server.fake.endpoint], observer: { bytesSent: (n) => { written += n; } } });
+  const client = createClient({
+    protocol,
+    endpoints: [server.fake.endpoint],
+    observer: {
+      bytesSent: (n) => {
+        written += n;
+      },
+    },
+  });
   try {
     const blob = Buffer.alloc(8 * MiB, 5); // spliced into the write, not copied (framing/splices.ts)
     const controller = new AbortController();
     let settled = false;
-    const call = client.call<Item>('echo', { item: { ...item(1), blob } }, { signal: controller.signal })
-      .finally(() => { settled = true; });
+    const call = client.call<Item>('echo', { item: { ...item(1), blob } }, { signal: controller.signal }).finally(() => {
+      settled = true;
+    });
     const failure = rejection(call);
     await until(() => written >= blob.length, 'the REQUEST was handed to the socket');
     controller.abort();
     await new Promise((r) => setTimeout(r, 200));
-    assert.not.ok(settled, 'the socket still holds the caller\'s Buffer: the call must not settle yet');
+    assert.not.ok(settled, "the socket still holds the caller's Buffer: the call must not settle yet");
     server.resume();
     assert.is((await failure).code, Code.CANCELLED);
   } finally {
@@ -102,14 +123,29 @@ test('a server that never reads: past maxQueuedBytes the connection is dropped a
   let written = 0;
   const maxQueuedBytes = MiB;
   const client = createClient({
-    protocol, endpoints: [server.fake.endpoint], maxQueuedBytes, observer: { bytesSent: (n) => { written += n; } },
+    protocol,
+    endpoints: [server.fake.endpoint],
+    maxQueuedBytes,
+    observer: {
+      bytesSent: (n) => {
+        written += n;
+      },
+    },
   });
   try {
     const blob = Buffer.alloc(BLOB, 1);
     const outcomes: Array<Promise<unknown>> = [];
     let failed = false;
     for (let i = 0; i < 2000 && !failed; i++) {
-      outcomes.push(client.call('echo', { item: { ...item(i), blob } }).then(() => 'resolved', (e: unknown) => { failed = true; return e; }));
+      outcomes.push(
+        client.call('echo', { item: { ...item(i), blob } }).then(
+          () => 'resolved',
+          (e: unknown) => {
+            failed = true;
+            return e;
+          },
+        ),
+      );
       await new Promise((r) => setImmediate(r));
     }
     assert.ok(failed, 'the client gave up on the connection');
@@ -135,9 +171,24 @@ test('calls issued in one tick leave in one socket write, and the server answers
   const started = await startServer({
     protocol,
     handlers: { echo: (req: { item: Item }) => req.item },
-    observer: { bytesSent: () => { serverWrites++; }, bytesReceived: () => { serverReads++; } },
+    observer: {
+      bytesSent: () => {
+        serverWrites++;
+      },
+      bytesReceived: () => {
+        serverReads++;
+      },
+    },
   });
-  const client = createClient({ protocol, endpoints: [started.endpoint], observer: { bytesSent: () => { clientWrites++; } } });
+  const client = createClient({
+    protocol,
+    endpoints: [started.endpoint],
+    observer: {
+      bytesSent: () => {
+        clientWrites++;
+      },
+    },
+  });
   try {
     await client.call('echo', { item: item(-1) });
     const before = { clientWrites, serverWrites, serverReads };
@@ -159,7 +210,15 @@ test('calls issued in one tick leave in one socket write, and the server answers
 
 test('a client that does not read its answers: the server stops reading requests, then serves them all', async () => {
   let handled = 0;
-  const started = await startServer({ protocol, handlers: { echo: (req: { item: Item }) => { handled++; return req.item; } } });
+  const started = await startServer({
+    protocol,
+    handlers: {
+      echo: (req: { item: Item }) => {
+        handled++;
+        return req.item;
+      },
+    },
+  });
   const raw = await RawClient.connect(started.port);
   try {
     raw.socket.pause();
@@ -194,7 +253,10 @@ async function pausedOneWayServer() {
   const oneWay: number[] = [];
   const goaways: Buffer[] = [];
   const fake = await fakeServer({
-    onReady: (s) => { sockets.push(s); s.pause(); },
+    onReady: (s) => {
+      sockets.push(s);
+      s.pause();
+    },
     onFrame: (s, type, flags, id, body) => {
       if (type === FrameType.GOAWAY) goaways.push(Buffer.from(body));
       if (type !== FrameType.REQUEST) return;
@@ -213,7 +275,15 @@ async function pausedOneWayServer() {
 async function blockedClient(endpoint: string) {
   let written = 0;
   const client = createClient({
-    protocol, endpoints: [endpoint], maxAttempts: 1, maxQueuedBytes: 256 * MiB, observer: { bytesSent: (n) => { written += n; } },
+    protocol,
+    endpoints: [endpoint],
+    maxAttempts: 1,
+    maxQueuedBytes: 256 * MiB,
+    observer: {
+      bytesSent: (n) => {
+        written += n;
+      },
+    },
   });
   const big = client.call<Item>('echo', { item: { ...item(1), blob: Buffer.alloc(8 * MiB, 1) } });
   void big.catch(() => undefined); // a test that fails before awaiting it must not crash on its rejection
@@ -231,7 +301,9 @@ test('a one-way call resolves once its REQUEST is written: not while the socket 
   const { client, big } = await blockedClient(server.fake.endpoint);
   try {
     let resolved = false;
-    const note = client.call('notify', { item: item(2) }).then(() => { resolved = true; });
+    const note = client.call('notify', { item: item(2) }).then(() => {
+      resolved = true;
+    });
     await someTurns();
     assert.is(resolved, false, 'not resolved while its REQUEST waits behind a blocked socket');
     server.sockets[0]!.resume();

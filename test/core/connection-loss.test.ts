@@ -23,10 +23,18 @@ test.before(async () => {
 function pendingCalls(calls: Array<Promise<unknown>>): { outcomes: Promise<RpcError[]>; settledTogether: Promise<number> } {
   let settled = 0;
   let together!: (n: number) => void;
-  const settledTogether = new Promise<number>((r) => { together = r; });
-  const outcomes = Promise.all(calls.map((p) => rejection(p.finally(() => {
-    if (settled++ === 0) setImmediate(() => together(settled));
-  }))));
+  const settledTogether = new Promise<number>((r) => {
+    together = r;
+  });
+  const outcomes = Promise.all(
+    calls.map((p) =>
+      rejection(
+        p.finally(() => {
+          if (settled++ === 0) setImmediate(() => together(settled));
+        }),
+      ),
+    ),
+  );
   return { outcomes, settledTogether };
 }
 
@@ -94,14 +102,20 @@ test('keepalive PINGs detect a peer that went silent after the handshake: pendin
     },
   });
   const client = createClient({
-    protocol, endpoints: [fake.endpoint], keepaliveMs: 30, keepaliveTimeoutMs: 60,
+    protocol,
+    endpoints: [fake.endpoint],
+    keepaliveMs: 30,
+    keepaliveTimeoutMs: 60,
   });
   try {
     const { outcomes, settledTogether } = pendingCalls([1, 2, 3].map((i) => client.call('echo', { item: item(i) })));
     const errors = await outcomes;
     assert.is(requests, 3);
     assert.ok(pings >= 1, 'the client sent a PING before giving up');
-    assert.equal(errors.map((e) => e.code), [Code.UNAVAILABLE, Code.UNAVAILABLE, Code.UNAVAILABLE]);
+    assert.equal(
+      errors.map((e) => e.code),
+      [Code.UNAVAILABLE, Code.UNAVAILABLE, Code.UNAVAILABLE],
+    );
     assert.match(errors[0]!.message, /keepalive/);
     assert.is(await settledTogether, 3);
   } finally {

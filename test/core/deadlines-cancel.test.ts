@@ -15,7 +15,11 @@ test.before(async () => {
 });
 
 /** A server whose `echo` handler waits for its signal to abort and reports the abort reason. */
-async function abortWatchingServer(): Promise<{ started: Started; entered: Array<{ id: number; ctx: CallContext }>; aborted: Array<Promise<RpcError>> }> {
+async function abortWatchingServer(): Promise<{
+  started: Started;
+  entered: Array<{ id: number; ctx: CallContext }>;
+  aborted: Array<Promise<RpcError>>;
+}> {
   const entered: Array<{ id: number; ctx: CallContext }> = [];
   const aborted: Array<Promise<RpcError>> = [];
   const started = await startServer({
@@ -25,7 +29,9 @@ async function abortWatchingServer(): Promise<{ started: Started; entered: Array
         if (req.item.id < 0) return req.item; // a plain call, answered at once
         entered.push({ id: req.item.id, ctx });
         const signal = ctx.signal;
-        const seen = new Promise<RpcError>((resolve) => signal.addEventListener('abort', () => resolve(signal.reason as RpcError), { once: true }));
+        const seen = new Promise<RpcError>((resolve) =>
+          signal.addEventListener('abort', () => resolve(signal.reason as RpcError), { once: true }),
+        );
         aborted.push(seen);
         return seen.then(() => req.item);
       },
@@ -102,7 +108,15 @@ test('aborting the AbortSignal sends CANCEL: the handler sees CANCELLED, the cal
 
 test('an already-aborted signal rejects CANCELLED without sending anything', async () => {
   const seen: number[] = [];
-  const started = await startServer({ protocol, handlers: { echo: (req: { item: Item }) => { seen.push(req.item.id); return req.item; } } });
+  const started = await startServer({
+    protocol,
+    handlers: {
+      echo: (req: { item: Item }) => {
+        seen.push(req.item.id);
+        return req.item;
+      },
+    },
+  });
   const client = createClient({ protocol, endpoints: [started.endpoint] });
   try {
     const err = await rejection(client.call('echo', { item: item(1) }, { signal: AbortSignal.abort() }));
@@ -118,7 +132,15 @@ test('an already-aborted signal rejects CANCELLED without sending anything', asy
 
 test('timeoutMs 0 rejects DEADLINE_EXCEEDED without sending', async () => {
   const seen: number[] = [];
-  const started = await startServer({ protocol, handlers: { echo: (req: { item: Item }) => { seen.push(req.item.id); return req.item; } } });
+  const started = await startServer({
+    protocol,
+    handlers: {
+      echo: (req: { item: Item }) => {
+        seen.push(req.item.id);
+        return req.item;
+      },
+    },
+  });
   const client = createClient({ protocol, endpoints: [started.endpoint] });
   try {
     await client.call('echo', { item: item(1) });
@@ -137,9 +159,17 @@ test('cancelling a call still waiting for its connection rejects CANCELLED and n
   const gate = deferred();
   const started = await startServer({
     protocol,
-    handlers: { echo: (req: { item: Item }) => { seen.push(req.item.id); return req.item; } },
+    handlers: {
+      echo: (req: { item: Item }) => {
+        seen.push(req.item.id);
+        return req.item;
+      },
+    },
     // Hold the handshake, so that calls queue on the client.
-    authenticate: async () => { await gate.promise; return 'anyone'; },
+    authenticate: async () => {
+      await gate.promise;
+      return 'anyone';
+    },
   });
   const client = createClient({ protocol, endpoints: [started.endpoint] });
   try {
@@ -196,7 +226,15 @@ test('timeoutMs Infinity means no deadline, and one longer than a timer or the w
     assert.is((await client.call<Item>('echo', { item: item(2) }, { timeoutMs: 3e9 })).id, 2);
     assert.is((await client.call<Item>('echo', { item: item(3) }, { timeoutMs: 5e9 })).id, 3);
     assert.is((await byDefault.call<Item>('echo', { item: item(4) })).id, 4);
-    assert.equal(seen.map((s) => [s.id, s.aborted]), [[1, false], [2, false], [3, false], [4, false]]);
+    assert.equal(
+      seen.map((s) => [s.id, s.aborted]),
+      [
+        [1, false],
+        [2, false],
+        [3, false],
+        [4, false],
+      ],
+    );
     assert.is(seen[0]!.deadline, Infinity, 'Infinity sends no deadline');
     assert.ok(seen[1]!.deadline > 2e9 && seen[1]!.deadline <= 3e9, `3e9 ms arrives as a deadline (${seen[1]!.deadline} ms left)`);
     assert.is(seen[2]!.deadline, Infinity, 'beyond the u32 field: sent as no deadline');

@@ -30,7 +30,11 @@ async function stillHealthy(): Promise<void> {
 }
 
 test('reset mid-call: UNAVAILABLE', async () => {
-  const fake = await fakeServer({ onFrame: (socket, type) => { if (type === FrameType.REQUEST) socket.resetAndDestroy(); } });
+  const fake = await fakeServer({
+    onFrame: (socket, type) => {
+      if (type === FrameType.REQUEST) socket.resetAndDestroy();
+    },
+  });
   const client = createClient({ protocol, endpoints: [fake.endpoint], waitForReadyMs: 5000 });
   try {
     const err = await rejection(client.call('echo', { item: item(1) }));
@@ -117,9 +121,15 @@ test('an oversized length prefix sent to a real server closes that connection on
 
 test('silence (a server that never answers the handshake): UNAVAILABLE after waitForReadyMs', async () => {
   let accepted = 0;
-  const silent = await rawServer(() => { accepted++; });
+  const silent = await rawServer(() => {
+    accepted++;
+  });
   const client = createClient({
-    protocol, endpoints: [silent.endpoint], connectTimeoutMs: 50, waitForReadyMs: 1000, backoff: { initialMs: 20 },
+    protocol,
+    endpoints: [silent.endpoint],
+    connectTimeoutMs: 50,
+    waitForReadyMs: 1000,
+    backoff: { initialMs: 20 },
   });
   try {
     const err = await rejection(client.call('echo', { item: item(1) }));

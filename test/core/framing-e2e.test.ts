@@ -18,7 +18,9 @@ function echoServer(observer?: { bytesReceived(n: number): void }): Promise<Star
     protocol,
     handlers: {
       echo: (req: { item: Item }) => req.item,
-      fail: (req: { reason: string }) => { throw { reason: req.reason }; },  
+      fail: (req: { reason: string }) => {
+        throw { reason: req.reason };
+      },
       notify: () => undefined,
     },
     ...(observer ? { observer } : {}),
@@ -35,8 +37,14 @@ async function record(): Promise<typeof session> {
     const server = connect({ host: '127.0.0.1', port: target.port });
     peers.push(server);
     server.on('error', () => socket.destroy());
-    socket.on('data', (d: Buffer) => { up.push(d); server.write(d); });
-    server.on('data', (d: Buffer) => { down.push(d); socket.write(d); });
+    socket.on('data', (d: Buffer) => {
+      up.push(d);
+      server.write(d);
+    });
+    server.on('data', (d: Buffer) => {
+      down.push(d);
+      socket.write(d);
+    });
     socket.on('close', () => server.destroy());
     server.on('close', () => socket.destroy());
   });
@@ -74,13 +82,19 @@ test.before(async () => {
 /** Replays `chunks` into a fresh server, one chunk per event-loop turn; returns what came back and how many reads the server made. */
 async function replay(chunks: Buffer[]): Promise<{ reply: Buffer; serverReads: number }> {
   let serverReads = 0;
-  const started = await echoServer({ bytesReceived: () => { serverReads++; } });
+  const started = await echoServer({
+    bytesReceived: () => {
+      serverReads++;
+    },
+  });
   const socket = connect({ host: '127.0.0.1', port: started.port });
   socket.setNoDelay(true);
   const got: Buffer[] = [];
   let gotBytes = 0;
   let done!: () => void;
-  const complete = new Promise<void>((r) => { done = r; });
+  const complete = new Promise<void>((r) => {
+    done = r;
+  });
   socket.on('data', (d: Buffer) => {
     got.push(d);
     gotBytes += d.length;
@@ -130,7 +144,12 @@ test('replayed one byte at a time: exactly the recorded answers', async () => {
 });
 
 test('replayed in random chunk sizes: exactly the recorded answers', async () => {
-  for (const [max, seed] of [[7, 1], [64, 2], [1500, 3], [9000, 4]] as const) {
+  for (const [max, seed] of [
+    [7, 1],
+    [64, 2],
+    [1500, 3],
+    [9000, 4],
+  ] as const) {
     const { reply } = await replay(chunked(session.toServer, max, seed));
     assert.ok(reply.equals(session.toClient), `chunks up to ${max} bytes`);
   }

@@ -49,11 +49,17 @@ test('in-flight calls finish with their values; calls made after close started a
     assert.is(held.length, 5, 'the refused call never reached a handler');
     release();
     const values = await Promise.all(inFlight);
-    assert.equal(values.map((v) => v.id), [1, 2, 3, 4, 5]);
+    assert.equal(
+      values.map((v) => v.id),
+      [1, 2, 3, 4, 5],
+    );
     assert.ok(values.every((v) => v.name === `item-${v.id}`));
     await closed;
     assert.is(started.server.connections, 0);
-    assert.ok(held.every((h) => !h.signal.aborted), 'no running handler was cancelled');
+    assert.ok(
+      held.every((h) => !h.signal.aborted),
+      'no running handler was cancelled',
+    );
   } finally {
     release();
     await client.close();
@@ -78,7 +84,10 @@ test('on the wire: GOAWAY names the last accepted id, later requests get ERROR U
     assert.is(errorOf(refused).code, Code.UNAVAILABLE);
     release();
     const answers = [await raw.frame(), await raw.frame()];
-    assert.equal(answers.map((f) => [f.type, f.id]).sort(), [[FrameType.RESPONSE, 1], [FrameType.RESPONSE, 7]]);
+    assert.equal(answers.map((f) => [f.type, f.id]).sort(), [
+      [FrameType.RESPONSE, 1],
+      [FrameType.RESPONSE, 7],
+    ]);
     await new Promise((r) => (raw.socket.closed ? r(undefined) : raw.socket.once('close', r)));
     await closed;
     assert.is(started.server.connections, 0);
@@ -119,7 +128,15 @@ test('a handler that never returns: its call fails and the socket is closed at t
 test('with a second endpoint, calls go transparently to it while the first one drains', async () => {
   const a = await holdingServer();
   const bSeen: number[] = [];
-  const b = await startServer({ protocol, handlers: { echo: (req: { item: Item }) => { bSeen.push(req.item.id); return req.item; } } });
+  const b = await startServer({
+    protocol,
+    handlers: {
+      echo: (req: { item: Item }) => {
+        bSeen.push(req.item.id);
+        return req.item;
+      },
+    },
+  });
   const client = createClient({ protocol, endpoints: [a.started.endpoint, b.endpoint], balancer: 'roundRobin' });
   try {
     // Warm both sockets up, then keep one call running on A so that it drains rather than closes.
@@ -133,11 +150,17 @@ test('with a second endpoint, calls go transparently to it while the first one d
     // UNAVAILABLE (never run), and the client sends them again to B.
     const burst = Array.from({ length: 40 }, (_, i) => client.call<Item>('echo', { item: item(i) }));
     const values = await Promise.all(burst);
-    assert.equal(values.map((v) => v.id), Array.from({ length: 40 }, (_, i) => i));
+    assert.equal(
+      values.map((v) => v.id),
+      Array.from({ length: 40 }, (_, i) => i),
+    );
     for (let i = 0; i < 40; i++) assert.ok(bSeen.includes(i), `call ${i} was served by B`);
     assert.is(a.held.length, 1, 'A ran nothing new');
     a.release();
-    assert.equal((await Promise.all(slow)).map((v) => v.id), [1000, 1001]);
+    assert.equal(
+      (await Promise.all(slow)).map((v) => v.id),
+      [1000, 1001],
+    );
     await closed;
   } finally {
     a.release();
@@ -216,14 +239,23 @@ test('an answer queued behind a large one while the socket is blocked still goes
 test('a peer that takes no more bytes cannot hold a closing server until its grace deadline', async () => {
   // The peer reads but never acknowledges fragments, so a large answer stalls once the window is spent.
   const closeErrors: RpcError[] = [];
-  const log = (entry: object): void => { const err = (entry as { err?: RpcError }).err; if (err !== undefined) closeErrors.push(err); };
+  const log = (entry: object): void => {
+    const err = (entry as { err?: RpcError }).err;
+    if (err !== undefined) closeErrors.push(err);
+  };
   const logger: Logger = { debug: log, info: log, warn: log, error: log };
   const gate = deferred();
   let running = 0;
   const started = await startServer({
     protocol,
     logger,
-    handlers: { echo: async (req: { item: Item }) => { running++; await gate.promise; return { ...req.item, name: 'y'.repeat(4_000_000) }; } },
+    handlers: {
+      echo: async (req: { item: Item }) => {
+        running++;
+        await gate.promise;
+        return { ...req.item, name: 'y'.repeat(4_000_000) };
+      },
+    },
   });
   const peer = await RawPeer.connect(started.port);
   try {

@@ -20,11 +20,16 @@ test.before(async () => {
     handlers: {
       echo: (req: { item: Item }) => {
         switch (req.item.name) {
-          case 'throw-error': throw new Error('boom: the handler broke');
-          case 'throw-string': throw 'plain string';  
-          case 'reject-rpc': return Promise.reject(new RpcError(Code.PERMISSION_DENIED, 'not for you', { metadata: { why: 'acl' } }));
-          case 'bad-response': return { id: 1 }; // not an Item
-          default: return req.item;
+          case 'throw-error':
+            throw new Error('boom: the handler broke');
+          case 'throw-string':
+            throw 'plain string';
+          case 'reject-rpc':
+            return Promise.reject(new RpcError(Code.PERMISSION_DENIED, 'not for you', { metadata: { why: 'acl' } }));
+          case 'bad-response':
+            return { id: 1 }; // not an Item
+          default:
+            return req.item;
         }
       },
       fail: (req: { reason: string }) => fail(req),
@@ -72,7 +77,9 @@ test('a handler returning a value that is not the response type gives INTERNAL',
 });
 
 test('a thrown declared Avro error (EchoError) arrives in err.details', async () => {
-  fail = (req) => { throw { reason: req.reason }; };  
+  fail = (req) => {
+    throw { reason: req.reason };
+  };
   const err = await rejection(client.call('fail', { reason: 'disk full' }));
   assert.is(err.code, Code.UNKNOWN);
   assert.equal({ ...(err.details as object) }, { reason: 'disk full' });
@@ -80,7 +87,9 @@ test('a thrown declared Avro error (EchoError) arrives in err.details', async ()
 
 test('an RpcError carrying a declared error keeps its code and its details', async () => {
   const EchoError = protocol.type('EchoError')!;
-  fail = (req) => { throw new RpcError(Code.FAILED_PRECONDITION, 'refused', { details: EchoError.clone({ reason: req.reason }) }); };
+  fail = (req) => {
+    throw new RpcError(Code.FAILED_PRECONDITION, 'refused', { details: EchoError.clone({ reason: req.reason }) });
+  };
   const err = await rejection(client.call('fail', { reason: 'quota' }));
   assert.is(err.code, Code.FAILED_PRECONDITION);
   assert.is(err.message, 'refused');
@@ -140,7 +149,10 @@ test('an undecodable request payload gives INVALID_ARGUMENT and the connection l
     raw.write(bad);
     raw.write(requestFrame(protocol, 5, 'echo', { item: item(5) }));
     const answers = [await raw.frame(), await raw.frame(), await raw.frame(), await raw.frame()];
-    assert.equal(answers.map((f) => f.id), [2, 3, 4, 5]);
+    assert.equal(
+      answers.map((f) => f.id),
+      [2, 3, 4, 5],
+    );
     for (const f of answers.slice(0, 3)) {
       const e = errorOf(f);
       assert.is(e.code, Code.INVALID_ARGUMENT, `id ${f.id}: ${e.message}`);

@@ -20,7 +20,12 @@ test('loadProtocol(path, { longs: "bigint" }) round-trips 2^63-1 and the other e
   const seen: unknown[] = [];
   const started = await startServer({
     protocol: big,
-    handlers: { echo: (req: { item: { id: bigint } }) => { seen.push(req.item.id); return req.item; } },
+    handlers: {
+      echo: (req: { item: { id: bigint } }) => {
+        seen.push(req.item.id);
+        return req.item;
+      },
+    },
   });
   const client = createClient({ protocol: big, endpoints: [started.endpoint] });
   try {
@@ -58,7 +63,9 @@ test('a number client refuses to send a value beyond 2^53 instead of losing prec
   try {
     const err = await rejection(client.call('echo', { item: { id: 2 ** 60, name: 'x', tags: [], score: 0, blob: Buffer.alloc(0) } }));
     assert.is(err.code, Code.INVALID_ARGUMENT);
-    const ok = await client.call<{ id: number }>('echo', { item: { id: 2 ** 52 + 3, name: 'x', tags: [], score: 0, blob: Buffer.alloc(0) } });
+    const ok = await client.call<{ id: number }>('echo', {
+      item: { id: 2 ** 52 + 3, name: 'x', tags: [], score: 0, blob: Buffer.alloc(0) },
+    });
     assert.is(ok.id, 2 ** 52 + 3);
   } finally {
     await client.close();

@@ -53,7 +53,13 @@ test('10,000 concurrent calls on one socket, released in shuffled order, each ma
     const order = shuffle(held, 42);
     const releaseOrder = order.map((h) => h.id);
     const settleOrder: number[] = [];
-    calls.forEach((p, i) => void p.then(() => settleOrder.push(i), () => undefined));
+    calls.forEach(
+      (p, i) =>
+        void p.then(
+          () => settleOrder.push(i),
+          () => undefined,
+        ),
+    );
     for (let k = 0; k < order.length; k += 250) {
       for (const h of order.slice(k, k + 250)) h.release();
       await new Promise((r) => setImmediate(r));
@@ -66,7 +72,10 @@ test('10,000 concurrent calls on one socket, released in shuffled order, each ma
       }
     }
     assert.equal(settleOrder, releaseOrder, 'callers settle in the order the server answered');
-    assert.ok(settleOrder.some((id, pos) => id !== pos), 'the answers really came out of order');
+    assert.ok(
+      settleOrder.some((id, pos) => id !== pos),
+      'the answers really came out of order',
+    );
     assert.is(peerPorts.size, 1, 'all calls travelled on one socket');
     assert.is(started.server.connections, 1);
   } finally {
@@ -79,7 +88,7 @@ test('10,000 concurrent calls on one socket, released in shuffled order, each ma
 test('random handler delays: answers interleave arbitrarily and still reach their callers', async () => {
   const N = 2000;
   let seed = 7;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) % 5);
+  const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) % 5;
   const started = await startServer({
     protocol,
     handlers: {
@@ -90,7 +99,10 @@ test('random handler delays: answers interleave arbitrarily and still reach thei
   try {
     const results = await Promise.all(Array.from({ length: N }, (_, i) => client.call<Item>('echo', { item: item(i) })));
     results.forEach((r, i) => assert.is(r.id, i));
-    assert.equal(client.stats().map((s) => s.connections), [1]);
+    assert.equal(
+      client.stats().map((s) => s.connections),
+      [1],
+    );
   } finally {
     await client.close();
     await started.server.close({ graceMs: 1000 });
@@ -102,7 +114,16 @@ test('request ids wrap around past 2^32-1 and skip ids still in use', async () =
   const table = new CallTable();
   const owner = { attemptFailed: () => undefined };
   const msg = protocol.message('echo')!;
-  const mk = () => new ClientCall(msg, {}, undefined, -1, () => undefined, () => undefined, owner);
+  const mk = () =>
+    new ClientCall(
+      msg,
+      {},
+      undefined,
+      -1,
+      () => undefined,
+      () => undefined,
+      owner,
+    );
   table.setLastId(0xfffffffe);
   const a = mk();
   const b = mk();
@@ -120,7 +141,16 @@ test('call table: finds every call by id as it grows, ignores stale ids, drains 
   const table = new CallTable();
   const owner = { attemptFailed: () => undefined };
   const msg = protocol.message('echo')!;
-  const mk = () => new ClientCall(msg, {}, undefined, -1, () => undefined, () => undefined, owner);
+  const mk = () =>
+    new ClientCall(
+      msg,
+      {},
+      undefined,
+      -1,
+      () => undefined,
+      () => undefined,
+      owner,
+    );
   // A long-lived call, then churn past the first slots, then enough at once to make it grow.
   const old = mk();
   table.add(old);

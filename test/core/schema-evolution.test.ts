@@ -28,21 +28,35 @@ interface Pair {
   close(): Promise<void>;
 }
 
-async function pair(clientVersion: string, serverVersion: string, extra: { idleTimeoutMs?: number; opened?: () => void } = {}): Promise<Pair> {
+async function pair(
+  clientVersion: string,
+  serverVersion: string,
+  extra: { idleTimeoutMs?: number; opened?: () => void } = {},
+): Promise<Pair> {
   const protocol = versions[serverVersion]!;
   const seen: Any[] = [];
   const handlers: Record<string, (req: Any) => unknown> = {
-    echo: (req) => { seen.push(req['item'] as Any); return req['item']; },
-    fail: (req) => { seen.push(req); throw { reason: `bad ${String(req['reason'])}` }; },  
+    echo: (req) => {
+      seen.push(req['item'] as Any);
+      return req['item'];
+    },
+    fail: (req) => {
+      seen.push(req);
+      throw { reason: `bad ${String(req['reason'])}` };
+    },
   };
   if (protocol.message('version')) handlers['version'] = () => serverVersion;
   const server = await startServer({
-    protocol, handlers, ...(extra.idleTimeoutMs ? { idleTimeoutMs: extra.idleTimeoutMs } : {}),
+    protocol,
+    handlers,
+    ...(extra.idleTimeoutMs ? { idleTimeoutMs: extra.idleTimeoutMs } : {}),
     ...(extra.opened ? { observer: { connectionOpened: extra.opened } } : {}),
   });
   const client = createClient({ protocol: versions[clientVersion]!, endpoints: [server.endpoint] });
   return {
-    server, client, seen,
+    server,
+    client,
+    seen,
     async close() {
       await client.close();
       await server.server.close({ graceMs: 1000 });
@@ -150,8 +164,12 @@ test('a record where the peer has a string: FAILED_PRECONDITION naming the messa
     change(echo);
     return parseProtocol(JSON.stringify({ ...json, messages: { ...json.messages, echo } }));
   };
-  versions['string-request'] = variant((echo) => { echo.request[0]!.type = 'string'; });
-  versions['string-response'] = variant((echo) => { echo.response = 'string'; });
+  versions['string-request'] = variant((echo) => {
+    echo.request[0]!.type = 'string';
+  });
+  versions['string-response'] = variant((echo) => {
+    echo.response = 'string';
+  });
   // The server cannot read the request.
   const request = await refusedEcho('string-request', 'v1', { item: 'not a record' });
   assert.is(request.err.message, 'message echo: incompatible schemas: field item: cannot read "string" as "avrpc.echo.Item"');
@@ -163,21 +181,31 @@ test('a record where the peer has a string: FAILED_PRECONDITION naming the messa
 
 test('a server error union the client cannot resolve: FAILED_PRECONDITION before the call is sent, never a declared error it cannot read', async () => {
   // Like v1, but `fail` may also throw a new error type: the v1 client cannot resolve the wider error union.
-  const wider = parseProtocol(versions['v1']!.text.replace(
-    '"errors":["EchoError"]',
-    '"errors":["EchoError",{"type":"error","name":"EchoBusy","fields":[{"name":"retryAfterMs","type":"int"}]}]',
-  ));
+  const wider = parseProtocol(
+    versions['v1']!.text.replace(
+      '"errors":["EchoError"]',
+      '"errors":["EchoError",{"type":"error","name":"EchoBusy","fields":[{"name":"retryAfterMs","type":"int"}]}]',
+    ),
+  );
   assert.is.not(wider.id, versions['v1']!.id);
   let ran = 0;
   const server = await startServer({
     protocol: wider,
-    handlers: { fail: () => { ran++; throw { retryAfterMs: 50 }; } },  
+    handlers: {
+      fail: () => {
+        ran++;
+        throw { retryAfterMs: 50 };
+      },
+    },
   });
   const client = createClient({ protocol: versions['v1']!, endpoints: [server.endpoint] });
   try {
     const err = await rejection(client.call('fail', { reason: 'x' }));
     assert.is(err.code, Code.FAILED_PRECONDITION, `${err.codeName}: ${err.message}`);
-    assert.is(err.message, 'message fail: cannot read the server\'s errors: cannot read "avrpc.echo.EchoBusy" as ["string","avrpc.echo.EchoError"]');
+    assert.is(
+      err.message,
+      'message fail: cannot read the server\'s errors: cannot read "avrpc.echo.EchoBusy" as ["string","avrpc.echo.EchoError"]',
+    );
     assert.is(ran, 0, 'the handler never ran');
   } finally {
     await client.close();
@@ -187,7 +215,12 @@ test('a server error union the client cannot resolve: FAILED_PRECONDITION before
 
 test('a second connection reuses the cached protocol and resolvers: no resolver is built again', async () => {
   let opened = 0;
-  const p = await pair('v1', 'v2', { idleTimeoutMs: 20, opened: () => { opened++; } });
+  const p = await pair('v1', 'v2', {
+    idleTimeoutMs: 20,
+    opened: () => {
+      opened++;
+    },
+  });
   const proto = avro.Type.prototype as unknown as { createResolver: (...args: unknown[]) => unknown };
   const original = proto.createResolver;
   let built = 0;

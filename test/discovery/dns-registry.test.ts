@@ -118,9 +118,11 @@ test('bad options are INVALID_ARGUMENT, thrown synchronously, naming the option'
     [{ version: '' }, 'options.version'],
   ];
   for (const [options, text] of cases) {
-    assert.throws(() => createDnsRegistry(options as never),
+    assert.throws(
+      () => createDnsRegistry(options as never),
       (err: unknown) => err instanceof RpcError && err.code === Code.INVALID_ARGUMENT && err.message.includes(text),
-      `expected INVALID_ARGUMENT mentioning '${text}' for ${JSON.stringify(options)}`);
+      `expected INVALID_ARGUMENT mentioning '${text}' for ${JSON.stringify(options)}`,
+    );
   }
 });
 

@@ -45,7 +45,10 @@ async function pollResolve(reg: Registry, name: string, ok: (s: ServiceInstance[
 }
 
 async function rejection(promise: Promise<unknown>): Promise<RpcError> {
-  const err = await promise.then(() => undefined, (e: unknown) => e);
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   assert.instance(err, RpcError, 'expected an RpcError');
   return err as RpcError;
 }
@@ -65,7 +68,10 @@ test('register stores JSON under prefix/name/version/id with a lease; resolve re
   const reg = registry({ prefix: '/t1' }); // trailing slash added
   const r = await reg.register({ ...base, version: '1.2.3', id: 'one', weight: 3, metadata: { zone: 'a' } });
   const stored = await raw.getAll().prefix('/t1/echo/').exec();
-  assert.equal(stored.kvs.map((kv) => kv.key.toString()), ['/t1/echo/1.2.3/one']);
+  assert.equal(
+    stored.kvs.map((kv) => kv.key.toString()),
+    ['/t1/echo/1.2.3/one'],
+  );
   assert.equal(JSON.parse(stored.kvs[0]!.value.toString()), r.instance);
   assert.is.not(stored.kvs[0]!.lease, '0', 'the key is attached to a lease');
   assert.equal(await reg.resolve('echo'), [r.instance]);
@@ -77,7 +83,10 @@ test('register stores JSON under prefix/name/version/id with a lease; resolve re
 test("semver selection: '^2.1' picks 2.3.0, not 3.0.0 nor 2.0.9", async () => {
   const reg = registry({ prefix: '/t2/' });
   for (const version of ['2.0.9', '2.3.0', '3.0.0']) await reg.register({ ...base, version, id: `v${version}` });
-  assert.equal((await reg.resolve('echo', { version: '^2.1' })).map((i) => i.version), ['2.3.0']);
+  assert.equal(
+    (await reg.resolve('echo', { version: '^2.1' })).map((i) => i.version),
+    ['2.3.0'],
+  );
   assert.is((await reg.resolve('echo')).length, 3);
 });
 
@@ -108,12 +117,13 @@ test('lease expiry: a SIGKILLed server disappears from resolve and watch after i
   ].join('\n');
   const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, ETCD_ENDPOINT: etcd.endpoint,
-      DISCOVERY_MODULE: new URL('../../src/discovery/index.js', import.meta.url).href },
+    env: { ...process.env, ETCD_ENDPOINT: etcd.endpoint, DISCOVERY_MODULE: new URL('../../src/discovery/index.js', import.meta.url).href },
   });
   const exited = once(child, 'exit');
   try {
-    const failed = exited.then(([code]) => { throw new Error(`child exited (${String(code)}) before registering`); });
+    const failed = exited.then(([code]) => {
+      throw new Error(`child exited (${String(code)}) before registering`);
+    });
     const [line] = (await Promise.race([once(child.stdout!, 'data'), failed])) as [Buffer];
     assert.is(String(line).trim(), 'registered');
     assert.equal(ids(await until(watch, (s) => s.length === 1)), ['child']);
@@ -138,7 +148,10 @@ test('a lost lease is reported and the instance re-registered under a new lease'
   assert.equal(ids(back), ['phoenix']);
   const [after] = (await raw.getAll().prefix('/t5/').exec()).kvs;
   assert.is.not(after!.lease, before!.lease);
-  assert.ok(errors.some((e) => e.code === Code.UNAVAILABLE && e.message.includes('lease')), 'loss reported via onError');
+  assert.ok(
+    errors.some((e) => e.code === Code.UNAVAILABLE && e.message.includes('lease')),
+    'loss reported via onError',
+  );
 });
 
 test('malformed values are skipped and reported; close() revokes registrations and ends watches', async () => {
@@ -151,8 +164,15 @@ test('malformed values are skipped and reported; close() revokes registrations a
   assert.ok(errors.some((e) => e.code === Code.INTERNAL && e.message.includes('/t6/echo/1.0.0/junk')));
   let snapshots = 0;
   let first!: () => void;
-  const watching = new Promise<void>((resolve) => { first = resolve; });
-  const loop = (async () => { for await (const _ of reg.watch('echo')) { snapshots++; first(); } })();
+  const watching = new Promise<void>((resolve) => {
+    first = resolve;
+  });
+  const loop = (async () => {
+    for await (const _ of reg.watch('echo')) {
+      snapshots++;
+      first();
+    }
+  })();
   await watching;
   await reg.close();
   await loop; // ended by close, not by an error

@@ -50,7 +50,11 @@ test('a SIGKILLed server process disappears from etcd after its TTL; calls go on
     await sleep(100);
     left = await reg.resolve('pool');
   }
-  assert.equal(left.map((i) => i.port), [procs[1]!.port], 'gone from etcd after its TTL');
+  assert.equal(
+    left.map((i) => i.port),
+    [procs[1]!.port],
+    'gone from etcd after its TTL',
+  );
   await until(() => c.stats().length === 1, 5000, 'the client dropped the endpoint it no longer sees');
   const t = await load.stop();
   console.log(`  ${JSON.stringify(t)}`);

@@ -90,7 +90,10 @@ test('a watch etcd cancelled (its start revision was compacted) fails UNAVAILABL
   };
   const watch = reg.watch('pool')[Symbol.asyncIterator]();
   assert.is((await watch.next()).value?.length, 1, 'the snapshot read before the compaction');
-  const err = await watch.next().then(() => undefined, (e: unknown) => e);
+  const err = await watch.next().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   assert.instance(err, RpcError);
   assert.is((err as RpcError).code, Code.UNAVAILABLE, (err as RpcError).message);
   assert.is(await closeBounded(reg), 'closed', 'close() must not wait forever on the watch etcd already cancelled');

@@ -113,13 +113,23 @@ test('an already aborted signal yields nothing', async () => {
 });
 
 test('bad input is INVALID_ARGUMENT naming the offending path', async () => {
-  await expectRpcError(() => createStaticRegistry([{ ...base, version: '1.0.0' }, { ...base, version: '1.0.0', port: 0 }]),
-    Code.INVALID_ARGUMENT, 'createStaticRegistry: instances[1].port');
+  await expectRpcError(
+    () =>
+      createStaticRegistry([
+        { ...base, version: '1.0.0' },
+        { ...base, version: '1.0.0', port: 0 },
+      ]),
+    Code.INVALID_ARGUMENT,
+    'createStaticRegistry: instances[1].port',
+  );
   const registry = createStaticRegistry();
   await expectRpcError(() => registry.register({ ...base, version: '1/0' }), Code.INVALID_ARGUMENT, 'register: input.version');
   await expectRpcError(() => registry.register({ ...base, version: '1.0.0', weight: -1 }), Code.INVALID_ARGUMENT, 'input.weight');
-  await expectRpcError(() => registry.register({ ...base, version: '1.0.0', metadata: { zone: 1 as unknown as string } }),
-    Code.INVALID_ARGUMENT, 'input.metadata.zone');
+  await expectRpcError(
+    () => registry.register({ ...base, version: '1.0.0', metadata: { zone: 1 as unknown as string } }),
+    Code.INVALID_ARGUMENT,
+    'input.metadata.zone',
+  );
   await expectRpcError(() => registry.resolve(''), Code.INVALID_ARGUMENT, 'resolve: name');
   await expectRpcError(() => registry.watch('echo', { version: '^^' }), Code.INVALID_ARGUMENT, 'watch: options.version');
   await registry.close();

@@ -51,7 +51,12 @@ test('an ERROR frame with code 0 or a number outside the set rejects UNKNOWN wit
       got.push([err.code, err.message]);
       assert.is(err.isRemote, true);
     }
-    assert.equal(got, [[Code.UNKNOWN, 'sent code 0'], [Code.UNKNOWN, 'sent code 17'], [Code.UNKNOWN, 'sent code 200'], [Code.NOT_FOUND, 'sent code 5']]);
+    assert.equal(got, [
+      [Code.UNKNOWN, 'sent code 0'],
+      [Code.UNKNOWN, 'sent code 17'],
+      [Code.UNKNOWN, 'sent code 200'],
+      [Code.NOT_FOUND, 'sent code 5'],
+    ]);
   } finally {
     await client.close();
     await fake.close();
@@ -60,7 +65,14 @@ test('an ERROR frame with code 0 or a number outside the set rejects UNKNOWN wit
 
 test('a handler throwing an RpcError with OK or an unknown code sends UNKNOWN', async () => {
   let code: number = Code.OK;
-  const server = createServer({ protocol, handlers: { echo: () => { throw new RpcError(code as Code, `thrown with ${code}`); } } });
+  const server = createServer({
+    protocol,
+    handlers: {
+      echo: () => {
+        throw new RpcError(code as Code, `thrown with ${code}`);
+      },
+    },
+  });
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
   const client = createClient({ protocol, endpoints: [`127.0.0.1:${port}`] });
   try {

@@ -40,7 +40,9 @@ test('RpcError: code, name, codeName, metadata, details, cause, isRemote', () =>
 
 test('instanceof RpcError holds across two copies of the package; nothing else passes it', async () => {
   // A second module instance of the same file stands for a second install of avrpc in one process.
-  const other = (await import(new URL('../../src/errors/rpc-error.js?second-copy', import.meta.url).href)) as typeof import('../../src/errors/rpc-error.js');
+  const other = (await import(
+    new URL('../../src/errors/rpc-error.js?second-copy', import.meta.url).href
+  )) as typeof import('../../src/errors/rpc-error.js');
   assert.is.not(other.RpcError, RpcError, 'a distinct class');
   const foreign = new other.RpcError(Code.NOT_FOUND, 'from the other copy');
   assert.ok(foreign instanceof RpcError);
@@ -75,7 +77,14 @@ test('RpcError.from: anything else becomes the fallback code with its text, the 
     [{ message: 'an object with a message' }, 'an object with a message'],
     [{ reason: 'no message' }, '[object Object]'],
     [Object.create(null), '[object Object]'],
-    [{ toString() { throw new Error('hostile toString'); } }, '[object Object]'],
+    [
+      {
+        toString() {
+          throw new Error('hostile toString');
+        },
+      },
+      '[object Object]',
+    ],
     [Object.assign(new Error('numeric code'), { code: 5 }), 'numeric code'],
   ];
   for (const [thrown, text] of cases) {
@@ -90,17 +99,38 @@ test('RpcError.from: anything else becomes the fallback code with its text, the 
 
 test('fromNodeError maps every Node error code it knows, and anything else to INTERNAL', () => {
   const table: Record<string, number> = {
-    ECONNREFUSED: Code.UNAVAILABLE, ECONNRESET: Code.UNAVAILABLE, ECONNABORTED: Code.UNAVAILABLE, EPIPE: Code.UNAVAILABLE,
-    ETIMEDOUT: Code.UNAVAILABLE, EHOSTUNREACH: Code.UNAVAILABLE, EHOSTDOWN: Code.UNAVAILABLE, ENETUNREACH: Code.UNAVAILABLE,
-    ENETDOWN: Code.UNAVAILABLE, ENOTFOUND: Code.UNAVAILABLE, EAI_AGAIN: Code.UNAVAILABLE, EADDRNOTAVAIL: Code.UNAVAILABLE,
-    ERR_SOCKET_CLOSED: Code.UNAVAILABLE, ERR_STREAM_DESTROYED: Code.UNAVAILABLE, ERR_STREAM_WRITE_AFTER_END: Code.UNAVAILABLE,
+    ECONNREFUSED: Code.UNAVAILABLE,
+    ECONNRESET: Code.UNAVAILABLE,
+    ECONNABORTED: Code.UNAVAILABLE,
+    EPIPE: Code.UNAVAILABLE,
+    ETIMEDOUT: Code.UNAVAILABLE,
+    EHOSTUNREACH: Code.UNAVAILABLE,
+    EHOSTDOWN: Code.UNAVAILABLE,
+    ENETUNREACH: Code.UNAVAILABLE,
+    ENETDOWN: Code.UNAVAILABLE,
+    ENOTFOUND: Code.UNAVAILABLE,
+    EAI_AGAIN: Code.UNAVAILABLE,
+    EADDRNOTAVAIL: Code.UNAVAILABLE,
+    ERR_SOCKET_CLOSED: Code.UNAVAILABLE,
+    ERR_STREAM_DESTROYED: Code.UNAVAILABLE,
+    ERR_STREAM_WRITE_AFTER_END: Code.UNAVAILABLE,
     ERR_SOCKET_CONNECTION_TIMEOUT: Code.UNAVAILABLE,
-    ERR_TLS_CERT_ALTNAME_INVALID: Code.UNAVAILABLE, ERR_SSL_WRONG_VERSION_NUMBER: Code.UNAVAILABLE, DEPTH_ZERO_SELF_SIGNED_CERT: Code.UNAVAILABLE,
-    SELF_SIGNED_CERT_IN_CHAIN: Code.UNAVAILABLE, CERT_HAS_EXPIRED: Code.UNAVAILABLE, UNABLE_TO_VERIFY_LEAF_SIGNATURE: Code.UNAVAILABLE,
+    ERR_TLS_CERT_ALTNAME_INVALID: Code.UNAVAILABLE,
+    ERR_SSL_WRONG_VERSION_NUMBER: Code.UNAVAILABLE,
+    DEPTH_ZERO_SELF_SIGNED_CERT: Code.UNAVAILABLE,
+    SELF_SIGNED_CERT_IN_CHAIN: Code.UNAVAILABLE,
+    CERT_HAS_EXPIRED: Code.UNAVAILABLE,
+    UNABLE_TO_VERIFY_LEAF_SIGNATURE: Code.UNAVAILABLE,
     HOSTNAME_MISMATCH: Code.UNAVAILABLE,
-    EMFILE: Code.RESOURCE_EXHAUSTED, ENFILE: Code.RESOURCE_EXHAUSTED, ENOBUFS: Code.RESOURCE_EXHAUSTED, ENOMEM: Code.RESOURCE_EXHAUSTED,
-    EACCES: Code.PERMISSION_DENIED, EPERM: Code.PERMISSION_DENIED,
-    EADDRINUSE: Code.INTERNAL, EINVAL: Code.INTERNAL, ERR_INVALID_ARG_TYPE: Code.INTERNAL,
+    EMFILE: Code.RESOURCE_EXHAUSTED,
+    ENFILE: Code.RESOURCE_EXHAUSTED,
+    ENOBUFS: Code.RESOURCE_EXHAUSTED,
+    ENOMEM: Code.RESOURCE_EXHAUSTED,
+    EACCES: Code.PERMISSION_DENIED,
+    EPERM: Code.PERMISSION_DENIED,
+    EADDRINUSE: Code.INTERNAL,
+    EINVAL: Code.INTERNAL,
+    ERR_INVALID_ARG_TYPE: Code.INTERNAL,
   };
   for (const [nodeCode, code] of Object.entries(table)) {
     const cause = sysError(nodeCode, 'details');
@@ -110,7 +140,11 @@ test('fromNodeError maps every Node error code it knows, and anything else to IN
     assert.is(e.cause, cause);
   }
   assert.is(fromNodeError(new Error('no code')).code, Code.INTERNAL);
-  assert.is(fromNodeError(sysError('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:1')).message, 'connection failed (connect ECONNREFUSED 127.0.0.1:1)', 'the code is not repeated');
+  assert.is(
+    fromNodeError(sysError('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:1')).message,
+    'connection failed (connect ECONNREFUSED 127.0.0.1:1)',
+    'the code is not repeated',
+  );
   assert.is(fromNodeError(Object.assign(new Error('x'), { code: Code.NOT_FOUND })).code, Code.NOT_FOUND, 'a numeric Code is kept');
 });
 
@@ -139,7 +173,10 @@ test('server.listen on a port in use rejects with an RpcError naming EADDRINUSE'
   const b = createServer({ protocol: parseProtocol('protocol P { string p(); }'), handlers: {} });
   const { port } = await a.listen({ host: '127.0.0.1', port: 0 });
   try {
-    const err = await b.listen({ host: '127.0.0.1', port }).then(() => undefined, (e: unknown) => e);
+    const err = await b.listen({ host: '127.0.0.1', port }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     assert.instance(err, RpcError);
     assert.match((err as RpcError).message, /^listen EADDRINUSE/);
   } finally {
@@ -149,16 +186,30 @@ test('server.listen on a port in use rejects with an RpcError naming EADDRINUSE'
 
 test('a handler throwing a value that cannot be turned into text still answers INTERNAL (no unhandled rejection)', async () => {
   const protocol = parseProtocol('protocol P { string sync(); string async(); }');
-  const hostile = { toString(): string { throw new Error('hostile toString'); } };
+  const hostile = {
+    toString(): string {
+      throw new Error('hostile toString');
+    },
+  };
   const server = createServer({
     protocol,
-    handlers: { sync: () => { throw Object.create(null); }, async: async () => { throw hostile; } },
+    handlers: {
+      sync: () => {
+        throw Object.create(null);
+      },
+      async: async () => {
+        throw hostile;
+      },
+    },
   });
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
   const client = createClient({ protocol, endpoints: [`127.0.0.1:${port}`] });
   try {
     for (const message of ['sync', 'async']) {
-      const err = await client.call(message, {}, { timeoutMs: 10_000 }).then(() => undefined, (e: unknown) => e);
+      const err = await client.call(message, {}, { timeoutMs: 10_000 }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       assert.instance(err, RpcError);
       assert.is((err as RpcError).code, Code.INTERNAL, `${message}: ${(err as RpcError).message}`);
       assert.is((err as RpcError).message, '[object Object]');

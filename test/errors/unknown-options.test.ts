@@ -6,8 +6,19 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  Code, RpcError, createClient, createDnsRegistry, createEtcdRegistry, createHmacAuth, createPrometheusObserver,
-  createServer, createStaticRegistry, describeServer, loadProtocol, parseProtocol, type Protocol,
+  Code,
+  RpcError,
+  createClient,
+  createDnsRegistry,
+  createEtcdRegistry,
+  createHmacAuth,
+  createPrometheusObserver,
+  createServer,
+  createStaticRegistry,
+  describeServer,
+  loadProtocol,
+  parseProtocol,
+  type Protocol,
 } from '../../src/index.js';
 import { closestName, editDistance } from '../../src/util/validate.js';
 import { repoPath } from '../helpers/repo.js';
@@ -35,32 +46,53 @@ async function refusal(f: () => unknown): Promise<string> {
 const any = (o: object): never => o as never;
 
 test('createServer and createClient name the unknown option and the closest valid one', async () => {
-  assert.is(await refusal(() => createServer(any({ protocol, handlers: {}, maxConcurentCalls: 10 }))),
-    'createServer: options.maxConcurentCalls: unknown option; did you mean maxConcurrentCalls?');
-  assert.is(await refusal(() => createClient(any({ protocol, endpoints: ['127.0.0.1:1'], timeoutMS: 10 }))),
-    'createClient: options.timeoutMS: unknown option; did you mean timeoutMs?');
-  assert.is(await refusal(() => createClient(any({ protocol, endpoints: ['127.0.0.1:1'], credential: 'x' }))),
-    'createClient: options.credential: unknown option; did you mean credentials?');
+  assert.is(
+    await refusal(() => createServer(any({ protocol, handlers: {}, maxConcurentCalls: 10 }))),
+    'createServer: options.maxConcurentCalls: unknown option; did you mean maxConcurrentCalls?',
+  );
+  assert.is(
+    await refusal(() => createClient(any({ protocol, endpoints: ['127.0.0.1:1'], timeoutMS: 10 }))),
+    'createClient: options.timeoutMS: unknown option; did you mean timeoutMs?',
+  );
+  assert.is(
+    await refusal(() => createClient(any({ protocol, endpoints: ['127.0.0.1:1'], credential: 'x' }))),
+    'createClient: options.credential: unknown option; did you mean credentials?',
+  );
   // Far from every name: no guess.
-  assert.is(await refusal(() => createServer(any({ protocol, handlers: {}, colour: 'blue' }))), 'createServer: options.colour: unknown option');
+  assert.is(
+    await refusal(() => createServer(any({ protocol, handlers: {}, colour: 'blue' }))),
+    'createServer: options.colour: unknown option',
+  );
 });
 
 test('nested option objects: tls, workers, discovery, backoff', async () => {
-  assert.is(await refusal(() => createServer(any({ protocol, handlers: {}, tls: { cert: 'c', key: 'k', rejectUnauthorised: false } }))),
-    'createServer: options.tls.rejectUnauthorised: unknown option; did you mean rejectUnauthorized?');
-  assert.is(await refusal(() => createClient(any({ protocol, endpoints: ['127.0.0.1:1'], tls: { serverName: 'x' } }))),
-    'createClient: options.tls.serverName: unknown option; did you mean servername?');
-  assert.is(await refusal(() => createServer(any({ protocol, handlers: { echo: () => null }, workers: { module: 'x.js', messages: ['echo'], thread: 2 } }))),
-    'createServer: options.workers.thread: unknown option; did you mean threads?');
+  assert.is(
+    await refusal(() => createServer(any({ protocol, handlers: {}, tls: { cert: 'c', key: 'k', rejectUnauthorised: false } }))),
+    'createServer: options.tls.rejectUnauthorised: unknown option; did you mean rejectUnauthorized?',
+  );
+  assert.is(
+    await refusal(() => createClient(any({ protocol, endpoints: ['127.0.0.1:1'], tls: { serverName: 'x' } }))),
+    'createClient: options.tls.serverName: unknown option; did you mean servername?',
+  );
+  assert.is(
+    await refusal(() =>
+      createServer(any({ protocol, handlers: { echo: () => null }, workers: { module: 'x.js', messages: ['echo'], thread: 2 } })),
+    ),
+    'createServer: options.workers.thread: unknown option; did you mean threads?',
+  );
   const registry = createStaticRegistry();
   try {
-    assert.is(await refusal(() => createClient(any({ protocol, discovery: { registry, service: 'echo', versions: '^1' } }))),
-      'createClient: options.discovery.versions: unknown option; did you mean version?');
+    assert.is(
+      await refusal(() => createClient(any({ protocol, discovery: { registry, service: 'echo', versions: '^1' } }))),
+      'createClient: options.discovery.versions: unknown option; did you mean version?',
+    );
   } finally {
     await registry.close();
   }
-  assert.is(await refusal(() => createClient(any({ protocol, endpoints: ['127.0.0.1:1'], backoff: { initialMS: 5 } }))),
-    'createClient: options.backoff.initialMS: unknown option; did you mean initialMs?');
+  assert.is(
+    await refusal(() => createClient(any({ protocol, endpoints: ['127.0.0.1:1'], backoff: { initialMS: 5 } }))),
+    'createClient: options.backoff.initialMS: unknown option; did you mean initialMs?',
+  );
 });
 
 test('per-call options reject the call, listen and close options throw', async () => {
@@ -69,13 +101,20 @@ test('per-call options reject the call, listen and close options throw', async (
   const { port } = await server.listen({ port: 0 });
   const client = createClient({ protocol, endpoints: [`127.0.0.1:${port}`] });
   try {
-    assert.is(await refusal(() => client.call('echo', { item: {} }, any({ timeoutMS: 5 }))),
-      'call: options.timeoutMS: unknown option; did you mean timeoutMs?');
-    assert.is(await refusal(() => client.call('echo', { item: {} }, any({ deadline: 5 }))),
-      'call: options.deadline: unknown option; known options: timeoutMs, signal, metadata');
+    assert.is(
+      await refusal(() => client.call('echo', { item: {} }, any({ timeoutMS: 5 }))),
+      'call: options.timeoutMS: unknown option; did you mean timeoutMs?',
+    );
+    assert.is(
+      await refusal(() => client.call('echo', { item: {} }, any({ deadline: 5 }))),
+      'call: options.deadline: unknown option; known options: timeoutMs, signal, metadata',
+    );
     const item = { id: 1, name: 'n', tags: [], score: 0, blob: Buffer.alloc(0) };
     assert.is((await client.call('echo', { item }, { timeoutMs: 1000, metadata: {} })).name, 'n', 'known options still work');
-    assert.is(await refusal(() => server.close(any({ graceMS: 5 }))), 'server.close: options.graceMS: unknown option; did you mean graceMs?');
+    assert.is(
+      await refusal(() => server.close(any({ graceMS: 5 }))),
+      'server.close: options.graceMS: unknown option; did you mean graceMs?',
+    );
   } finally {
     await client.close();
     await server.close();
@@ -83,15 +122,36 @@ test('per-call options reject the call, listen and close options throw', async (
 });
 
 test('the other public factories: HMAC auth, registries, observer, describe, protocols', async () => {
-  assert.match(await refusal(() => createHmacAuth(any({ secret: 'x'.repeat(32), ttl: 5 }))), 'createHmacAuth: options.ttl: unknown option; did you mean ttlMs?');
-  assert.match(await refusal(() => createEtcdRegistry(any({ hosts: 'http://127.0.0.1:2379', ttlSecs: 5 }))), 'createEtcdRegistry: options.ttlSecs: unknown option; did you mean ttlSec?');
-  assert.match(await refusal(() => createDnsRegistry(any({ pollMS: 5 }))), 'createDnsRegistry: options.pollMS: unknown option; did you mean pollMs?');
-  assert.match(await refusal(() => createPrometheusObserver(any({ sides: 'client' }))), 'createPrometheusObserver: options.sides: unknown option; did you mean side?');
-  assert.match(await refusal(() => describeServer('127.0.0.1:1', any({ timeout: 5 }))), 'describeServer: options.timeout: unknown option; did you mean timeoutMs?');
-  assert.match(await refusal(() => parseProtocol(protocol.text, any({ long: 'bigint' }))), 'Protocol: options.long: unknown option; did you mean longs?');
+  assert.match(
+    await refusal(() => createHmacAuth(any({ secret: 'x'.repeat(32), ttl: 5 }))),
+    'createHmacAuth: options.ttl: unknown option; did you mean ttlMs?',
+  );
+  assert.match(
+    await refusal(() => createEtcdRegistry(any({ hosts: 'http://127.0.0.1:2379', ttlSecs: 5 }))),
+    'createEtcdRegistry: options.ttlSecs: unknown option; did you mean ttlSec?',
+  );
+  assert.match(
+    await refusal(() => createDnsRegistry(any({ pollMS: 5 }))),
+    'createDnsRegistry: options.pollMS: unknown option; did you mean pollMs?',
+  );
+  assert.match(
+    await refusal(() => createPrometheusObserver(any({ sides: 'client' }))),
+    'createPrometheusObserver: options.sides: unknown option; did you mean side?',
+  );
+  assert.match(
+    await refusal(() => describeServer('127.0.0.1:1', any({ timeout: 5 }))),
+    'describeServer: options.timeout: unknown option; did you mean timeoutMs?',
+  );
+  assert.match(
+    await refusal(() => parseProtocol(protocol.text, any({ long: 'bigint' }))),
+    'Protocol: options.long: unknown option; did you mean longs?',
+  );
   const registry = createStaticRegistry();
   try {
-    assert.match(await refusal(() => registry.resolve('echo', any({ versoin: '^1' }))), 'resolve: options.versoin: unknown option; did you mean version?');
+    assert.match(
+      await refusal(() => registry.resolve('echo', any({ versoin: '^1' }))),
+      'resolve: options.versoin: unknown option; did you mean version?',
+    );
   } finally {
     await registry.close();
   }

@@ -14,7 +14,9 @@ function randomMap(rnd: () => number): Record<string, string> {
   const n = Math.floor(rnd() * 12);
   for (let i = 0; i < n; i++) {
     const len = Math.floor(rnd() * (rnd() < 0.1 ? 300 : 8));
-    out[`k${i}-${'é'.repeat(Math.floor(rnd() * 3))}`] = Array.from({ length: len }, () => String.fromCharCode(32 + Math.floor(rnd() * 500))).join('');
+    out[`k${i}-${'é'.repeat(Math.floor(rnd() * 3))}`] = Array.from({ length: len }, () =>
+      String.fromCharCode(32 + Math.floor(rnd() * 500)),
+    ).join('');
   }
   return out;
 }

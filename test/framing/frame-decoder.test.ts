@@ -8,7 +8,12 @@ import { specVectors } from '../helpers/spec-vectors.js';
 
 const test = suite('frame decoder');
 
-interface Seen { type: number; flags: number; id: number; body: string }
+interface Seen {
+  type: number;
+  flags: number;
+  id: number;
+  body: string;
+}
 
 /**
  * A stream of frames of varied sizes (empty, tiny, one of `bigBytes` that spans chunks) behind a
@@ -108,7 +113,9 @@ test('a frame inside one chunk is a view of that chunk, not a copy', () => {
   enc.raw(3, 0, 1, Buffer.from('abc'));
   const chunk = Buffer.concat(enc.take());
   let body: Buffer | undefined;
-  new FrameDecoder({ maxFrameBytes: 100, expectPreface: true }, (_t, _f, _i, b) => { body = b; }).push(chunk);
+  new FrameDecoder({ maxFrameBytes: 100, expectPreface: true }, (_t, _f, _i, b) => {
+    body = b;
+  }).push(chunk);
   assert.is(body!.buffer, chunk.buffer);
 });
 
@@ -131,7 +138,10 @@ test('an oversized length prefix fails with RESOURCE_EXHAUSTED before any alloca
 test('a bad preface fails with INTERNAL, even when split', () => {
   const dec = new FrameDecoder({ maxFrameBytes: 1024, expectPreface: true }, () => assert.unreachable('no frame'));
   dec.push(Buffer.from('4156', 'hex'));
-  assert.throws(() => dec.push(Buffer.from('5251', 'hex')), (err: RpcError) => err.code === Code.INTERNAL);
+  assert.throws(
+    () => dec.push(Buffer.from('5251', 'hex')),
+    (err: RpcError) => err.code === Code.INTERNAL,
+  );
 });
 
 test('bufferedBytes reports a partial frame', () => {

@@ -4,7 +4,14 @@ import * as assert from 'uvu/assert';
 import { FrameDecoder } from '../../src/framing/frame-decoder.js';
 import { FrameEncoder } from '../../src/framing/frame-encoder.js';
 import {
-  readErrorHead, readGoaway, readRequestHead, requestFlags, writeError, writeGoaway, writeRequest, errorFlags,
+  readErrorHead,
+  readGoaway,
+  readRequestHead,
+  requestFlags,
+  writeError,
+  writeGoaway,
+  writeRequest,
+  errorFlags,
   type RequestDraft,
 } from '../../src/framing/bodies.js';
 import { Flag, FrameType } from '../../src/framing/frame.js';
@@ -17,7 +24,9 @@ const writeStrings = (v: string[], buf: Buffer, pos: number) => strings.encode(v
 
 function decodeAll(bufs: Buffer[]): Array<{ type: number; flags: number; id: number; body: Buffer }> {
   const out: Array<{ type: number; flags: number; id: number; body: Buffer }> = [];
-  const dec = new FrameDecoder({ maxFrameBytes: 1 << 26, expectPreface: false }, (type, flags, id, body) => out.push({ type, flags, id, body }));
+  const dec = new FrameDecoder({ maxFrameBytes: 1 << 26, expectPreface: false }, (type, flags, id, body) =>
+    out.push({ type, flags, id, body }),
+  );
   for (const b of bufs) dec.push(b);
   return out;
 }
@@ -30,7 +39,10 @@ test('frames of every size, including ones larger than the arena, round-trip', (
   assert.ok(enc.pendingBytes > 64 * 1024);
   const frames = decodeAll(enc.take());
   assert.is(enc.pendingBytes, 0);
-  assert.equal(frames.map((f) => f.id), [1, 2, 3, 4, 5, 6]);
+  assert.equal(
+    frames.map((f) => f.id),
+    [1, 2, 3, 4, 5, 6],
+  );
   frames.forEach((f, i) => assert.equal(strings.fromBuffer(f.body), values[i]));
 });
 
@@ -49,12 +61,25 @@ test('a body writer that throws appends nothing', () => {
   const enc = new FrameEncoder();
   enc.raw(FrameType.PING, 0, 1, null);
   assert.throws(() => enc.frame(FrameType.RESPONSE, 0, 2, [1 as unknown as string], writeStrings));
-  assert.equal(decodeAll(enc.take()).map((f) => f.id), [1]);
+  assert.equal(
+    decodeAll(enc.take()).map((f) => f.id),
+    [1],
+  );
 });
 
-const blobs = avro.Type.forSchema({
-  type: 'record', name: 'Blobs', fields: [{ name: 'a', type: 'bytes' }, { name: 'n', type: 'long' }, { name: 'b', type: 'bytes' }, { name: 's', type: 'string' }],
-}, { typeHook: viewBytesHook });
+const blobs = avro.Type.forSchema(
+  {
+    type: 'record',
+    name: 'Blobs',
+    fields: [
+      { name: 'a', type: 'bytes' },
+      { name: 'n', type: 'long' },
+      { name: 'b', type: 'bytes' },
+      { name: 's', type: 'string' },
+    ],
+  },
+  { typeHook: viewBytesHook },
+);
 type Blobs = { a: Buffer; n: number; b: Buffer; s: string };
 const writeBlobs = (v: Blobs, buf: Buffer, pos: number) => blobs.encode(v, buf, pos);
 const big = (n: number, salt: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 7 + salt) & 0xff));
@@ -75,7 +100,14 @@ test('large bytes values go out by reference, not copied, and the frames decode 
   assert.ok(out.includes(v.a) && out.includes(v.b), 'both large values are buffers of the write themselves');
   assert.ok(!out.some((b) => b.buffer === small.b.buffer), 'a value under the threshold is copied');
   const frames = decodeAll(out);
-  assert.equal(frames.map((f) => [f.type, f.id]), [[FrameType.PING, 9], [FrameType.RESPONSE, 1], [FrameType.RESPONSE, 2]]);
+  assert.equal(
+    frames.map((f) => [f.type, f.id]),
+    [
+      [FrameType.PING, 9],
+      [FrameType.RESPONSE, 1],
+      [FrameType.RESPONSE, 2],
+    ],
+  );
   sameBlobs(blobs.fromBuffer(frames[1]!.body) as Blobs, v, 'frame 1');
   sameBlobs(blobs.fromBuffer(frames[2]!.body) as Blobs, small, 'frame 2');
 });
@@ -90,7 +122,13 @@ test('a frame with values spliced in detaches as its body parts, and frames arou
   assert.ok(Buffer.concat(parts).equals(blobs.toBuffer(v)));
   enc.raw(FrameType.PING, 0, 3, null);
   const frames = decodeAll(enc.take());
-  assert.equal(frames.map((f) => [f.type, f.id]), [[FrameType.PING, 1], [FrameType.PING, 3]]);
+  assert.equal(
+    frames.map((f) => [f.type, f.id]),
+    [
+      [FrameType.PING, 1],
+      [FrameType.PING, 3],
+    ],
+  );
   assert.ok(Buffer.concat(parts).equals(blobs.toBuffer(v)), 'the parts still hold the body after more frames were encoded');
 });
 
@@ -105,7 +143,12 @@ test('outside a frame, large bytes values are copied as usual', () => {
 
 test('REQUEST bodies round-trip with and without deadline and metadata', () => {
   const record = avro.Type.forSchema({ type: 'record', name: 'R', fields: [{ name: 'x', type: 'long' }] });
-  for (const [timeoutMs, metadata] of [[-1, undefined], [5, undefined], [-1, { a: 'b' }], [0xffffffff, { k: 'v', é: 'ü' }]] as const) {
+  for (const [timeoutMs, metadata] of [
+    [-1, undefined],
+    [5, undefined],
+    [-1, { a: 'b' }],
+    [0xffffffff, { k: 'v', é: 'ü' }],
+  ] as const) {
     const enc = new FrameEncoder();
     const d: RequestDraft = { index: 7, timeoutMs, metadata, type: record, value: { x: 99 } };
     enc.frame(FrameType.REQUEST, requestFlags(d), 3, d, writeRequest);

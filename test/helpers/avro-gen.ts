@@ -33,22 +33,28 @@ export function genType(g: Gen, depth = 0, kind?: Kind, maxDepth = 3): Schema {
   const k: Kind = kind ?? (depth >= maxDepth ? KINDS[int(g, 10)]! : KINDS[int(g, KINDS.length)]!);
   const name = () => `${g.prefix}${g.names++}`;
   switch (k) {
-    case 'fixed': return { type: 'fixed', name: name(), size: int(g, 4) };
-    case 'enum': return { type: 'enum', name: name(), symbols: ['A', 'B', 'C'] };
-    case 'array': return { type: 'array', items: genType(g, depth + 1, undefined, maxDepth) };
-    case 'map': return { type: 'map', values: genType(g, depth + 1, undefined, maxDepth) };
+    case 'fixed':
+      return { type: 'fixed', name: name(), size: int(g, 4) };
+    case 'enum':
+      return { type: 'enum', name: name(), symbols: ['A', 'B', 'C'] };
+    case 'array':
+      return { type: 'array', items: genType(g, depth + 1, undefined, maxDepth) };
+    case 'map':
+      return { type: 'map', values: genType(g, depth + 1, undefined, maxDepth) };
     case 'union': {
       // Two branches of different kinds, no nested union; often with null.
       const first = g.rnd() < 0.5 ? 'null' : PRIMITIVES[1 + int(g, 7)]!;
       let second: Schema;
-      do second = genType(g, depth + 1, undefined, maxDepth); while (Array.isArray(second) || branchName(second) === first);
+      do second = genType(g, depth + 1, undefined, maxDepth);
+      while (Array.isArray(second) || branchName(second) === first);
       return [first, second];
     }
     case 'record': {
       const fields = Array.from({ length: int(g, 4) }, (_, i) => ({ name: `f${i}`, type: genType(g, depth + 1, undefined, maxDepth) }));
       return { type: 'record', name: name(), fields };
     }
-    default: return k;
+    default:
+      return k;
   }
 }
 
@@ -140,7 +146,10 @@ export function varint(n: number): Buffer {
   const out: number[] = [];
   let v = n >= 0 ? n * 2 : -n * 2 - 1;
   for (;;) {
-    if (v < 0x80) { out.push(v); break; }
+    if (v < 0x80) {
+      out.push(v);
+      break;
+    }
     out.push((v % 128) | 0x80);
     v = Math.floor(v / 128);
   }
@@ -170,7 +179,10 @@ export function lyingValue(g: Gen, s: Schema): Buffer {
     }
     if (typeof cur === 'object' && (cur['type'] === 'array' || cur['type'] === 'map')) {
       const inner = (cur['type'] === 'array' ? cur['items'] : cur['values']) as Schema;
-      const nested = typeof inner === 'object' && !Array.isArray(inner) && (inner['type'] === 'array' || inner['type'] === 'map' || inner['type'] === 'record');
+      const nested =
+        typeof inner === 'object' &&
+        !Array.isArray(inner) &&
+        (inner['type'] === 'array' || inner['type'] === 'map' || inner['type'] === 'record');
       if (nested && g.rnd() < 0.5) {
         // A small honest count, then lie inside the first item.
         parts.push(varint(1 + int(g, 3)));
@@ -206,13 +218,16 @@ export function lyingValue(g: Gen, s: Schema): Buffer {
 export function mutateBytes(g: Gen, valid: Buffer): Buffer {
   const at = int(g, valid.length + 1);
   switch (int(g, 4)) {
-    case 0: return valid.subarray(0, at);
-    case 1: return Buffer.concat([valid.subarray(0, at), varint((g.rnd() < 0.5 ? 1 : -1) * HUGE[int(g, HUGE.length)]!), valid.subarray(at)]);
+    case 0:
+      return valid.subarray(0, at);
+    case 1:
+      return Buffer.concat([valid.subarray(0, at), varint((g.rnd() < 0.5 ? 1 : -1) * HUGE[int(g, HUGE.length)]!), valid.subarray(at)]);
     case 2: {
       const b = Buffer.from(valid);
       b.fill([0xff, 0x80, 0x01, 0x03][int(g, 4)]!, at, Math.min(b.length, at + 1 + int(g, 8)));
       return b;
     }
-    default: return Buffer.concat([valid, Buffer.from(Array.from({ length: 1 + int(g, 8) }, () => int(g, 256)))]);
+    default:
+      return Buffer.concat([valid, Buffer.from(Array.from({ length: 1 + int(g, 8) }, () => int(g, 256)))]);
   }
 }

@@ -36,21 +36,60 @@ async function openssl(dir: string, args: string[]): Promise<void> {
 
 async function makeCa(dir: string, name: string): Promise<void> {
   await openssl(dir, [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-    '-subj', `/CN=${name}`, '-keyout', `${name}.key`, '-out', `${name}.pem`,
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${name}`,
+    '-keyout',
+    `${name}.key`,
+    '-out',
+    `${name}.pem`,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
   ]);
 }
 
 async function makeLeaf(dir: string, ca: string, name: string, cn: string, ext: string): Promise<void> {
   await openssl(dir, [
-    'req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-subj', `/CN=${cn}`, '-keyout', `${name}.key`, '-out', `${name}.csr`,
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-subj',
+    `/CN=${cn}`,
+    '-keyout',
+    `${name}.key`,
+    '-out',
+    `${name}.csr`,
   ]);
   await writeFile(join(dir, `${name}.ext`), ext);
   await openssl(dir, [
-    'x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`, '-CAcreateserial',
-    '-days', '2', '-out', `${name}.pem`, '-extfile', `${name}.ext`,
+    'x509',
+    '-req',
+    '-in',
+    `${name}.csr`,
+    '-CA',
+    `${ca}.pem`,
+    '-CAkey',
+    `${ca}.key`,
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-out',
+    `${name}.pem`,
+    '-extfile',
+    `${name}.ext`,
   ]);
 }
 
@@ -62,17 +101,19 @@ export async function makeTestCerts(): Promise<TestCerts> {
   try {
     await makeCa(dir, 'ca');
     await makeCa(dir, 'other-ca');
-    await makeLeaf(dir, 'ca', 'server', '127.0.0.1',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-    await makeLeaf(dir, 'ca', 'client', 'client-1',
-      'subjectAltName=URI:spiffe://avrpc.test/client-1\nextendedKeyUsage=clientAuth\n');
+    await makeLeaf(dir, 'ca', 'server', '127.0.0.1', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
+    await makeLeaf(dir, 'ca', 'client', 'client-1', 'subjectAltName=URI:spiffe://avrpc.test/client-1\nextendedKeyUsage=clientAuth\n');
     await makeLeaf(dir, 'other-ca', 'stranger', 'stranger', 'extendedKeyUsage=clientAuth\n');
     const read = (f: string): Promise<string> => readFile(join(dir, f), 'utf8');
     return {
-      ca: await read('ca.pem'), otherCa: await read('other-ca.pem'),
-      serverCert: await read('server.pem'), serverKey: await read('server.key'),
-      clientCert: await read('client.pem'), clientKey: await read('client.key'),
-      strangerCert: await read('stranger.pem'), strangerKey: await read('stranger.key'),
+      ca: await read('ca.pem'),
+      otherCa: await read('other-ca.pem'),
+      serverCert: await read('server.pem'),
+      serverKey: await read('server.key'),
+      clientCert: await read('client.pem'),
+      clientKey: await read('client.key'),
+      strangerCert: await read('stranger.pem'),
+      strangerKey: await read('stranger.key'),
       cleanup,
     };
   } catch (err) {

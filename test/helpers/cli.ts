@@ -9,7 +9,11 @@ export const KITCHEN = repoPath('test/fixtures/cli.avdl');
 export const KITCHEN_HANDLERS = repoPath('dist/test/fixtures/cli-handlers.js');
 
 /** What a finished CLI process printed, and its exit status. */
-export interface CliResult { status: number | null; stdout: string; stderr: string }
+export interface CliResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 /** Runs `avrpc ...args` to completion (killed after 30 s so a hang fails instead of blocking CI). */
 export async function avrpc(...args: string[]): Promise<CliResult> {
@@ -48,7 +52,10 @@ export async function serve(...args: string[]): Promise<Served> {
 
 /** {@link serve} with `env` added to this process's environment. */
 export async function serveWithEnv(env: NodeJS.ProcessEnv, ...args: string[]): Promise<Served> {
-  const child: ChildProcess = spawn(process.execPath, [AVRPC, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const child: ChildProcess = spawn(process.execPath, [AVRPC, 'serve', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d));
   child.stderr!.on('data', (d: Buffer) => (out += d));

@@ -92,7 +92,9 @@ export async function rawServer(onSocket: (socket: Socket) => void): Promise<Raw
 /** A promise and its resolve function (to release handlers from a test). */
 export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
   let resolve!: (value: T) => void;
-  const promise = new Promise<T>((r) => { resolve = r; });
+  const promise = new Promise<T>((r) => {
+    resolve = r;
+  });
   return { promise, resolve };
 }
 

@@ -48,15 +48,36 @@ export async function startEtcd(): Promise<EtcdServer> {
   const dataDir = await mkdtemp(join(tmpdir(), 'avrpc-etcd-'));
   const clientUrl = `http://127.0.0.1:${clientPort}`;
   const peerUrl = `http://127.0.0.1:${peerPort}`;
-  const child = spawn(ETCD_BIN, [
-    '--name', 'test', '--data-dir', dataDir,
-    '--listen-client-urls', clientUrl, '--advertise-client-urls', clientUrl,
-    '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl,
-    '--initial-cluster', `test=${peerUrl}`, '--initial-cluster-state', 'new',
-    '--logger', 'zap', '--log-level', 'error',
-  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(
+    ETCD_BIN,
+    [
+      '--name',
+      'test',
+      '--data-dir',
+      dataDir,
+      '--listen-client-urls',
+      clientUrl,
+      '--advertise-client-urls',
+      clientUrl,
+      '--listen-peer-urls',
+      peerUrl,
+      '--initial-advertise-peer-urls',
+      peerUrl,
+      '--initial-cluster',
+      `test=${peerUrl}`,
+      '--initial-cluster-state',
+      'new',
+      '--logger',
+      'zap',
+      '--log-level',
+      'error',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + String(d)).slice(-4000); });
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr = (stderr + String(d)).slice(-4000);
+  });
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> => (stopped ??= kill(child).then(() => rm(dataDir, { recursive: true, force: true })));
   try {
@@ -73,7 +94,10 @@ function kill(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     const force = setTimeout(() => child.kill('SIGKILL'), 5000);
-    child.once('close', () => { clearTimeout(force); resolve(); });
+    child.once('close', () => {
+      clearTimeout(force);
+      resolve();
+    });
     child.kill('SIGTERM');
   });
 }
@@ -93,7 +117,9 @@ function healthy(url: string): Promise<boolean> {
   return new Promise((resolve) => {
     const req = request(`${url}/health`, { agent: false, headers: { connection: 'close' }, timeout: 1000 }, (res) => {
       let body = '';
-      res.on('data', (d: Buffer) => { body += String(d); });
+      res.on('data', (d: Buffer) => {
+        body += String(d);
+      });
       res.on('end', () => resolve(res.statusCode === 200 && body.includes('"true"')));
     });
     req.on('timeout', () => req.destroy());

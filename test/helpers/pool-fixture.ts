@@ -26,7 +26,9 @@ export const poolProtocol = (): Protocol => parseProtocol(POOL_IDL);
 /** Blocks this process's event loop for `ms` (a CPU-heavy handler, a GC pause, a sync loop). */
 export function busyLoop(ms: number): void {
   const until = performance.now() + ms;
-  while (performance.now() < until) { /* spin */ }
+  while (performance.now() < until) {
+    /* spin */
+  }
 }
 
 export { seeded } from './prng.js';
@@ -50,22 +52,38 @@ export interface TestServer {
 
 /** Starts a server on 127.0.0.1 (port 0 unless given). */
 export async function startServer(name: string, port = 0, options: Partial<ServerOptions> = {}): Promise<TestServer> {
-  const handler = (message: string) => async (req: { delayMs: number }): Promise<string> => {
-    t.ran[message] = (t.ran[message] ?? 0) + 1;
-    if (t.hold !== undefined) await t.hold();
-    const ms = (req.delayMs ?? 0) + t.delayMs;
-    if (ms > 0) await sleep(ms);
-    if (t.failWith !== undefined) throw t.failWith;
-    return name;
-  };
+  const handler =
+    (message: string) =>
+    async (req: { delayMs: number }): Promise<string> => {
+      t.ran[message] = (t.ran[message] ?? 0) + 1;
+      if (t.hold !== undefined) await t.hold();
+      const ms = (req.delayMs ?? 0) + t.delayMs;
+      if (ms > 0) await sleep(ms);
+      if (t.failWith !== undefined) throw t.failWith;
+      return name;
+    };
   const server = createServer({
     protocol: poolProtocol(),
-    handlers: { read: handler('read'), write: handler('write'), spin: (req: { ms: number }) => { busyLoop(req.ms); return name; } },
+    handlers: {
+      read: handler('read'),
+      write: handler('write'),
+      spin: (req: { ms: number }) => {
+        busyLoop(req.ms);
+        return name;
+      },
+    },
     ...options,
   });
   const bound = await server.listen({ host: '127.0.0.1', port });
   const t: TestServer = {
-    name, port: bound.port, endpoint: `127.0.0.1:${bound.port}`, server, ran: {}, delayMs: 0, failWith: undefined, hold: undefined,
+    name,
+    port: bound.port,
+    endpoint: `127.0.0.1:${bound.port}`,
+    server,
+    ran: {},
+    delayMs: 0,
+    failWith: undefined,
+    hold: undefined,
     close: (graceMs = 2000) => server.close({ graceMs }),
   };
   return t;
@@ -94,7 +112,10 @@ export async function until(ok: () => boolean, boundMs = 10_000, what = 'conditi
 
 /** The error a promise rejects with (fails the test if it resolves or rejects with something else). */
 export async function rejection(promise: Promise<unknown>): Promise<RpcError> {
-  const err = await promise.then((v) => new Error(`expected a rejection, got ${JSON.stringify(v)}`), (e: unknown) => e);
+  const err = await promise.then(
+    (v) => new Error(`expected a rejection, got ${JSON.stringify(v)}`),
+    (e: unknown) => e,
+  );
   if (!(err instanceof RpcError)) throw err instanceof Error ? err : new Error(String(err));
   return err;
 }

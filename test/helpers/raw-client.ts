@@ -22,7 +22,10 @@ export interface RawFrame {
 
 /** Builds the bytes of one REQUEST frame for `message` of `protocol`. */
 export function requestFrame(
-  protocol: Protocol, id: number, message: string, request: unknown,
+  protocol: Protocol,
+  id: number,
+  message: string,
+  request: unknown,
   opts: { timeoutMs?: number; metadata?: Metadata; oneWay?: boolean } = {},
 ): Buffer {
   const msg = protocol.message(message);

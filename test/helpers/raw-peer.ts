@@ -23,12 +23,25 @@ export interface RawFrame {
 export function helloBytes(protocol: Protocol, meta: Record<string, Buffer> = {}): Buffer {
   const enc = new FrameEncoder();
   enc.bytes(PREFACE);
-  enc.frame(FrameType.HELLO, 0, 0, { fingerprint: protocol.fingerprint, protocol: protocol.text, knownServerFingerprint: null, meta }, writeHandshake(helloType));
+  enc.frame(
+    FrameType.HELLO,
+    0,
+    0,
+    { fingerprint: protocol.fingerprint, protocol: protocol.text, knownServerFingerprint: null, meta },
+    writeHandshake(helloType),
+  );
   return Buffer.concat(enc.take());
 }
 
 /** One REQUEST frame for `message` of `protocol`. */
-export function requestBytes(protocol: Protocol, id: number, message: string, request: unknown, metadata?: Metadata, timeoutMs = -1): Buffer {
+export function requestBytes(
+  protocol: Protocol,
+  id: number,
+  message: string,
+  request: unknown,
+  metadata?: Metadata,
+  timeoutMs = -1,
+): Buffer {
   const msg = protocol.message(message);
   if (msg === undefined) throw new Error(`no message ${message}`);
   const enc = new FrameEncoder();

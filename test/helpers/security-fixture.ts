@@ -5,8 +5,15 @@
 import type { Test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  RpcError, createClient, createServer, loadProtocol,
-  type Client, type ClientOptions, type Protocol, type Server, type ServerOptions,
+  RpcError,
+  createClient,
+  createServer,
+  loadProtocol,
+  type Client,
+  type ClientOptions,
+  type Protocol,
+  type Server,
+  type ServerOptions,
 } from '../../src/index.js';
 import { RawPeer } from './raw-peer.js';
 import { repoPath } from './repo.js';
@@ -38,7 +45,7 @@ export function securityFixture(test: Test, loaded: (protocol: Protocol) => void
     for (const x of open.splice(0).reverse()) await x.close({ graceMs: 100 });
   });
   const loadedProtocol = (): Protocol => {
-    if (protocol === undefined) throw new Error('securityFixture: the protocol loads in the suite\'s before hook');
+    if (protocol === undefined) throw new Error("securityFixture: the protocol loads in the suite's before hook");
     return protocol;
   };
   return {
@@ -62,15 +69,21 @@ export function securityFixture(test: Test, loaded: (protocol: Protocol) => void
 
 /** The RpcError a call failed with; fails the test if it succeeded or threw something else. */
 export async function failure(p: Promise<unknown>): Promise<RpcError> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   assert.instance(err, RpcError, 'the call must fail with an RpcError');
   return err as RpcError;
 }
 
 /** 'OK', or the code of the RpcError the call failed with. */
 export async function outcome(p: Promise<unknown>): Promise<number | 'OK'> {
-  return p.then(() => 'OK' as const, (e: unknown) => {
-    assert.instance(e, RpcError);
-    return (e as RpcError).code;
-  });
+  return p.then(
+    () => 'OK' as const,
+    (e: unknown) => {
+      assert.instance(e, RpcError);
+      return (e as RpcError).code;
+    },
+  );
 }

@@ -49,12 +49,18 @@ const self = fileURLToPath(import.meta.url);
 export async function spawnServer(name: string, options: ServerProcessOptions = {}): Promise<ServerProcess> {
   const child = fork(self, ['--serve', name, JSON.stringify(options)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const exited = once(child, 'exit');
-  const failed = exited.then(([code, signal]) => { throw new Error(`server ${name} exited (${String(code ?? signal)}) before listening`); });
+  const failed = exited.then(([code, signal]) => {
+    throw new Error(`server ${name} exited (${String(code ?? signal)}) before listening`);
+  });
   const [msg] = (await Promise.race([once(child, 'message'), failed])) as [{ port: number }];
   child.disconnect(); // the IPC channel would keep both processes' loops alive
   const gone = (): boolean => child.exitCode !== null || child.signalCode !== null;
   return {
-    name, port: msg.port, endpoint: `127.0.0.1:${msg.port}`, child, exited,
+    name,
+    port: msg.port,
+    endpoint: `127.0.0.1:${msg.port}`,
+    child,
+    exited,
     async stop() {
       if (!gone()) child.kill('SIGTERM');
       await exited;
@@ -77,17 +83,28 @@ async function serve(name: string, options: ServerProcessOptions): Promise<void>
   };
   const server = createServer({
     protocol: poolProtocol(),
-    handlers: { read: handler, write: handler, spin: (req: { ms: number }) => { busyLoop(req.ms); return name; } },
+    handlers: {
+      read: handler,
+      write: handler,
+      spin: (req: { ms: number }) => {
+        busyLoop(req.ms);
+        return name;
+      },
+    },
     ...(options.keepaliveMs === undefined ? {} : { keepaliveMs: options.keepaliveMs }),
     ...(options.keepaliveTimeoutMs === undefined ? {} : { keepaliveTimeoutMs: options.keepaliveTimeoutMs }),
   });
   const e = options.etcd;
   const registry = e === undefined ? undefined : createEtcdRegistry({ hosts: e.endpoint, prefix: e.prefix, ttlSec: e.ttlSec });
   const bound = await server.listen({
-    port: options.port ?? 0, ...(registry === undefined ? {} : { register: { registry, name: 'pool', version: '1.0.0' } }),
+    port: options.port ?? 0,
+    ...(registry === undefined ? {} : { register: { registry, name: 'pool', version: '1.0.0' } }),
   });
   process.once('SIGTERM', () => {
-    void server.close({ graceMs: options.graceMs ?? 3000 }).then(() => registry?.close()).then(() => process.exit(0));
+    void server
+      .close({ graceMs: options.graceMs ?? 3000 })
+      .then(() => registry?.close())
+      .then(() => process.exit(0));
   });
   process.send!({ port: bound.port });
 }

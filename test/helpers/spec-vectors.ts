@@ -19,7 +19,10 @@ function hexBlocks(heading: string): Buffer[] {
   const section = spec.slice(start, next < 0 ? undefined : next);
   const blocks: Buffer[] = [];
   for (const m of section.matchAll(/```\n([\s\S]*?)```/g)) {
-    const hex = m[1]!.split('\n').map((line) => line.split(/\s{2,}/)[0]!.replace(/\s+/g, '')).join('');
+    const hex = m[1]!
+      .split('\n')
+      .map((line) => line.split(/\s{2,}/)[0]!.replace(/\s+/g, ''))
+      .join('');
     if (!/^[0-9a-f]*$/i.test(hex)) throw new Error(`SPEC.md vector is not hex: ${hex}`);
     blocks.push(Buffer.from(hex, 'hex'));
   }
@@ -28,22 +31,45 @@ function hexBlocks(heading: string): Buffer[] {
 
 /** The vectors by name, in the order SPEC.md gives them. */
 export function namedVectors(): {
-  hello: Buffer; welcome: Buffer; request1: Buffer; request2: Buffer; response1: Buffer; request3: Buffer; error3: Buffer;
+  hello: Buffer;
+  welcome: Buffer;
+  request1: Buffer;
+  request2: Buffer;
+  response1: Buffer;
+  request3: Buffer;
+  error3: Buffer;
 } {
   const [hello, welcome, request1, request2, response1, failPair] = specVectors();
   if (failPair === undefined) throw new Error('SPEC.md section 10 lacks vectors');
   const split = 10 + failPair.readUInt32BE(0);
   return {
-    hello: hello!, welcome: welcome!, request1: request1!, request2: request2!, response1: response1!,
-    request3: failPair.subarray(0, split), error3: failPair.subarray(split),
+    hello: hello!,
+    welcome: welcome!,
+    request1: request1!,
+    request2: request2!,
+    response1: response1!,
+    request3: failPair.subarray(0, split),
+    error3: failPair.subarray(split),
   };
 }
 
 /** The vectors of the extensions (SPEC.md section 10, "Extensions"), by name. */
-export function extensionVectors(): { hello: Buffer; welcome: Buffer; fragmentedRequest: Buffer; compressedResponse: Buffer; compressedRequest: Buffer } {
+export function extensionVectors(): {
+  hello: Buffer;
+  welcome: Buffer;
+  fragmentedRequest: Buffer;
+  compressedResponse: Buffer;
+  compressedRequest: Buffer;
+} {
   const [hello, welcome, fragmentedRequest, compressedResponse, compressedRequest] = specVectors().slice(6);
   if (compressedRequest === undefined) throw new Error('SPEC.md section 10 lacks the extension vectors');
-  return { hello: hello!, welcome: welcome!, fragmentedRequest: fragmentedRequest!, compressedResponse: compressedResponse!, compressedRequest };
+  return {
+    hello: hello!,
+    welcome: welcome!,
+    fragmentedRequest: fragmentedRequest!,
+    compressedResponse: compressedResponse!,
+    compressedRequest,
+  };
 }
 
 /** The refusal vectors (SPEC.md section 10, "Refusal after GOAWAY"): the server's GOAWAY, then its REFUSED ERROR for id 2. */

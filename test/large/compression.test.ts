@@ -24,7 +24,7 @@ test('both sides compress: a 4 MB compressible echo crosses the wire in far fewe
   const pair = await startPair({ compressAboveBytes: 1024 }, { compressAboveBytes: 1024 });
   try {
     const data = text(4 * MiB);
-    const out = await pair.client.call('echo', { data }) as Buffer;
+    const out = (await pair.client.call('echo', { data })) as Buffer;
     assert.ok(out.equals(data));
     assert.ok(pair.serverCounters.bytesIn < MiB, `request took ${pair.serverCounters.bytesIn} bytes`);
     assert.ok(pair.clientCounters.bytesIn < MiB, `response took ${pair.clientCounters.bytesIn} bytes`);
@@ -39,20 +39,23 @@ test('compressed and fragmented together, with 1 MiB frame limits and incompress
   const pair = await startPair({ compressAboveBytes: 1, maxFrameBytes: MiB }, { compressAboveBytes: 1, maxFrameBytes: MiB });
   try {
     const data = Buffer.alloc(6 * MiB);
-    for (let i = 0; i < data.length; i++) data[i] = (i * 7919) % 251 ^ (i >> 10);
-    const out = await pair.client.call('echo', { data }) as Buffer;
+    for (let i = 0; i < data.length; i++) data[i] = ((i * 7919) % 251) ^ (i >> 10);
+    const out = (await pair.client.call('echo', { data })) as Buffer;
     assert.ok(out.equals(data));
   } finally {
     await pair.close();
   }
 });
 
-for (const [who, serverOn, clientOn] of [['server', false, true], ['client', true, false]] as const) {
+for (const [who, serverOn, clientOn] of [
+  ['server', false, true],
+  ['client', true, false],
+] as const) {
   test(`negotiation: compression off on the ${who} means plain bytes both ways, and calls work`, async () => {
     const pair = await startPair({ compressAboveBytes: serverOn ? 1024 : 0 }, { compressAboveBytes: clientOn ? 1024 : 0 });
     try {
       const data = text(2 * MiB);
-      const out = await pair.client.call('echo', { data }) as Buffer;
+      const out = (await pair.client.call('echo', { data })) as Buffer;
       assert.ok(out.equals(data));
       assert.ok(pair.serverCounters.bytesIn > 2 * MiB, 'request sent uncompressed');
       assert.ok(pair.clientCounters.bytesIn > 2 * MiB, 'response sent uncompressed');
@@ -66,7 +69,12 @@ for (const [who, serverOn, clientOn] of [['server', false, true], ['client', tru
 async function rawSession(protocol: Protocol, maxMessageBytes: number) {
   const x = extensionVectors();
   const server = createServer({
-    protocol, handlers: { echo: (req: { item: unknown }) => req.item }, compressAboveBytes: 1024, maxMessageBytes, maxPartialMessages: 16, fragmentWindowBytes: 256 * 1024, // as in the vectors
+    protocol,
+    handlers: { echo: (req: { item: unknown }) => req.item },
+    compressAboveBytes: 1024,
+    maxMessageBytes,
+    maxPartialMessages: 16,
+    fragmentWindowBytes: 256 * 1024, // as in the vectors
   });
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
   const socket = connect({ host: '127.0.0.1', port });
@@ -74,7 +82,8 @@ async function rawSession(protocol: Protocol, maxMessageBytes: number) {
   socket.write(x.hello);
   assert.is((await reader.frame()).toString('hex'), x.welcome.toString('hex'));
   return {
-    socket, reader,
+    socket,
+    reader,
     async close() {
       socket.destroy();
       await server.close({ graceMs: 100 });

@@ -21,11 +21,18 @@ const test = suite('GOAWAY while requests arrive in fragments');
 function uploadServer(options: { fragmentWindowBytes?: number; maxPartialMessages?: number } = {}): { server: Server; uploads: number[] } {
   const uploads: number[] = [];
   const server = createServer({
-    protocol: largeProtocol, fragmentBytes: 1024, ...options,
+    protocol: largeProtocol,
+    fragmentBytes: 1024,
+    ...options,
     handlers: {
-      upload: (req: { data: Buffer }) => { uploads.push(req.data.length); return req.data.length; },
+      upload: (req: { data: Buffer }) => {
+        uploads.push(req.data.length);
+        return req.data.length;
+      },
       ping: (req: { s: string }) => req.s,
-      echo: (req: { data: Buffer }) => req.data, download: () => Buffer.alloc(0), drop: () => undefined,
+      echo: (req: { data: Buffer }) => req.data,
+      download: () => Buffer.alloc(0),
+      drop: () => undefined,
     },
   });
   return { server, uploads };
@@ -62,7 +69,10 @@ function offerFragments(peer: RawPeer): Promise<RawFrame> {
 }
 
 function settle(p: Promise<unknown>): Promise<unknown> {
-  return p.then((value) => value, (err: unknown) => ({ code: (err as RpcError).code, message: (err as Error).message }));
+  return p.then(
+    (value) => value,
+    (err: unknown) => ({ code: (err as RpcError).code, message: (err as Error).message }),
+  );
 }
 
 /** The next frame that is not a WINDOW (the server acknowledges fragment bytes as it reads them). */
@@ -100,7 +110,11 @@ test('raw wire: a request partly received at GOAWAY is covered by lastId, runs, 
     const refused = await next(peer);
     assert.equal([refused.type, refused.id], [FrameType.ERROR, 5]);
     assert.is(readErrorHead(refused.flags, refused.body).code, Code.UNAVAILABLE);
-    assert.equal((await peer.rest()).filter((f) => f.type !== FrameType.WINDOW), [], 'then the server closes');
+    assert.equal(
+      (await peer.rest()).filter((f) => f.type !== FrameType.WINDOW),
+      [],
+      'then the server closes',
+    );
     await closed;
     assert.equal(uploads, [5000]);
   } finally {
@@ -139,7 +153,10 @@ test('client: a non-idempotent upload not yet begun at GOAWAY is retried on anot
   const b = await second.server.listen();
   const firstKey = `127.0.0.1:${a.port}`;
   const client = createClient({
-    protocol: largeProtocol, endpoints: [firstKey, `127.0.0.1:${b.port}`], fragmentBytes: 1024, maxAttempts: 3,
+    protocol: largeProtocol,
+    endpoints: [firstKey, `127.0.0.1:${b.port}`],
+    fragmentBytes: 1024,
+    maxAttempts: 3,
     // Everything on the first server while it is usable.
     balancer: (c: readonly ConnectionView[]) => c.find((v) => v.endpointKey === firstKey) ?? c[0]!,
   });
@@ -167,11 +184,17 @@ test('client: a non-idempotent upload not yet begun at GOAWAY is retried on anot
 test('an upload progressing slowly across idle periods is not dropped', async () => {
   const uploads: number[] = [];
   const server = createServer({
-    protocol: largeProtocol, idleTimeoutMs: 30,
+    protocol: largeProtocol,
+    idleTimeoutMs: 30,
     handlers: {
-      upload: (req: { data: Buffer }) => { uploads.push(req.data.length); return req.data.length; },
+      upload: (req: { data: Buffer }) => {
+        uploads.push(req.data.length);
+        return req.data.length;
+      },
       ping: (req: { s: string }) => req.s,
-      echo: (req: { data: Buffer }) => req.data, download: () => Buffer.alloc(0), drop: () => undefined,
+      echo: (req: { data: Buffer }) => req.data,
+      download: () => Buffer.alloc(0),
+      drop: () => undefined,
     },
   });
   const { port } = await server.listen();

@@ -8,7 +8,10 @@ const test = suite('large messages');
 const MiB = 1024 * 1024;
 
 async function failure(p: Promise<unknown>): Promise<RpcError> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   assert.instance(err, RpcError);
   return err as RpcError;
 }
@@ -18,7 +21,7 @@ test('multi-MB echo round trip both ways, through peers that accept 1 MiB frames
   const pair = await startPair({ maxFrameBytes: MiB }, { maxFrameBytes: MiB });
   try {
     const data = pattern(8 * MiB + 3, 1);
-    const out = await pair.client.call('echo', { data }) as Buffer;
+    const out = (await pair.client.call('echo', { data })) as Buffer;
     assert.ok(out.equals(data));
     const many = await Promise.all([1, 2, 3].map((i) => pair.client.call('echo', { data: pattern(3 * MiB + i, i) })));
     many.forEach((b, i) => assert.ok((b as Buffer).equals(pattern(3 * MiB + i + 1, i + 1)), `call ${i}`));
@@ -52,10 +55,24 @@ test('interleaving: a small call started after a large upload+download completes
   try {
     const data = pattern(32 * MiB);
     // Started in the same tick, after the large call.
-    assert.equal(await orderOf(pair, () => pair.client.call('echo', { data }), async () => {}), ['small', 'large']);
+    assert.equal(
+      await orderOf(
+        pair,
+        () => pair.client.call('echo', { data }),
+        async () => {},
+      ),
+      ['small', 'large'],
+    );
     // Started once the server has received part of the large request.
     const before = pair.serverCounters.bytesIn;
-    assert.equal(await orderOf(pair, () => pair.client.call('echo', { data }), () => until(() => pair.serverCounters.bytesIn > before + MiB)), ['small', 'large']);
+    assert.equal(
+      await orderOf(
+        pair,
+        () => pair.client.call('echo', { data }),
+        () => until(() => pair.serverCounters.bytesIn > before + MiB),
+      ),
+      ['small', 'large'],
+    );
     assert.is(pair.serverCounters.connections, 1);
   } finally {
     await pair.close();
@@ -66,7 +83,11 @@ test('interleaving: a small call started while a large response streams in compl
   const pair = await startPair();
   try {
     const before = pair.clientCounters.bytesIn;
-    const order = await orderOf(pair, () => pair.client.call('download', { size: 32 * MiB }), () => until(() => pair.clientCounters.bytesIn > before + MiB));
+    const order = await orderOf(
+      pair,
+      () => pair.client.call('download', { size: 32 * MiB }),
+      () => until(() => pair.clientCounters.bytesIn > before + MiB),
+    );
     assert.equal(order, ['small', 'large']);
     assert.is(pair.serverCounters.connections, 1);
   } finally {
@@ -77,7 +98,14 @@ test('interleaving: a small call started while a large response streams in compl
 test('with fragments off, the same small call completes after the large one (head-of-line blocking)', async () => {
   const pair = await startPair({ fragmentBytes: 0 }, { fragmentBytes: 0 });
   try {
-    assert.equal(await orderOf(pair, () => pair.client.call('echo', { data: pattern(8 * MiB) }), async () => {}), ['large', 'small']);
+    assert.equal(
+      await orderOf(
+        pair,
+        () => pair.client.call('echo', { data: pattern(8 * MiB) }),
+        async () => {},
+      ),
+      ['large', 'small'],
+    );
   } finally {
     await pair.close();
   }
@@ -208,7 +236,7 @@ test('a server shutting down gracefully finishes streaming a large response firs
     const download = pair.client.call('download', { size: total });
     await until(() => pair.clientCounters.bytesIn > MiB);
     const closing = pair.server.close({ graceMs: 10_000 });
-    const out = await download as Buffer;
+    const out = (await download) as Buffer;
     assert.is(out.length, total);
     await closing;
   } finally {

@@ -21,11 +21,26 @@ const writeBytes = (value: Buffer, buf: Buffer, pos: number): number => {
 
 function large(): { lm: LargeMessages; encoder: FrameEncoder } {
   const encoder = new FrameEncoder();
-  const host: LargeMessagesHost = { encoder, flushSoon: () => undefined, fail: (e: RpcError) => { throw e; }, gone: false };
-  const lm = new LargeMessages({
-    fragmentBytes: 1000, maxMessageBytes: 1 << 20, maxPartialMessages: 4, fragmentWindowBytes: 1 << 20,
-    interleaveWindowBytes: 2000, compressAboveBytes: 0,
-  }, host, { onFrame: () => undefined, onRefused: () => undefined });
+  const host: LargeMessagesHost = {
+    encoder,
+    flushSoon: () => undefined,
+    fail: (e: RpcError) => {
+      throw e;
+    },
+    gone: false,
+  };
+  const lm = new LargeMessages(
+    {
+      fragmentBytes: 1000,
+      maxMessageBytes: 1 << 20,
+      maxPartialMessages: 4,
+      fragmentWindowBytes: 1 << 20,
+      interleaveWindowBytes: 2000,
+      compressAboveBytes: 0,
+    },
+    host,
+    { onFrame: () => undefined, onRefused: () => undefined },
+  );
   lm.use({ peerPartialMessages: 4, peerWindowBytes: 64_000, compression: false });
   return { lm, encoder };
 }

@@ -9,13 +9,18 @@ import { Reassembler, isFragment } from '../../src/framing/reassembler.js';
 
 const test = suite('fragment reassembly');
 
-interface Msg { type: number; flags: number; id: number; body: string }
+interface Msg {
+  type: number;
+  flags: number;
+  id: number;
+  body: string;
+}
 
 /** Ids of the large messages; small frames count up from 1. */
 const BIG = 1_000_000;
 
 let seed = 4242;
-const rand = (n: number): number => ((seed = (seed * 1103515245 + 12345) >>> 0) % n);
+const rand = (n: number): number => (seed = (seed * 1103515245 + 12345) >>> 0) % n;
 
 function payload(size: number, salt: number): Buffer {
   const b = Buffer.allocUnsafe(size);
@@ -63,13 +68,21 @@ function stream(fragmentBytes: number, maxOpen: number): { bytes: Buffer; large:
 }
 
 /** Decodes `chunks` through FrameDecoder and Reassembler; returns whole messages in arrival order. */
-function receive(chunks: Buffer[], maxPartialMessages: number, maxMessageBytes = 1 << 30, direct = false): { messages: Msg[]; refused: number[] } {
+function receive(
+  chunks: Buffer[],
+  maxPartialMessages: number,
+  maxMessageBytes = 1 << 30,
+  direct = false,
+): { messages: Msg[]; refused: number[] } {
   const messages: Msg[] = [];
   const refused: number[] = [];
-  const r = new Reassembler({ maxMessageBytes, maxPartialMessages }, {
-    message: (type, flags, id, body) => messages.push({ type, flags, id, body: body.toString('hex') }),
-    refused: (_t, _f, id) => refused.push(id),
-  });
+  const r = new Reassembler(
+    { maxMessageBytes, maxPartialMessages },
+    {
+      message: (type, flags, id, body) => messages.push({ type, flags, id, body: body.toString('hex') }),
+      refused: (_t, _f, id) => refused.push(id),
+    },
+  );
   // `direct`: the decoder fills fragment bodies in place (what FramedSocket does), else the reassembler copies.
   const target = direct ? (type: number, _flags: number, id: number, len: number) => r.target(type, id, len) : undefined;
   const dec = new FrameDecoder({ maxFrameBytes: 1 << 20, expectPreface: false, target }, (type, flags, id, body) => {
@@ -93,13 +106,21 @@ function randomChunks(bytes: Buffer, max: number): Buffer[] {
 }
 
 test('interleaved fragmented messages reassemble identically under random chunking', () => {
-  for (const [fragmentBytes, maxOpen] of [[1024, 2], [8, 1], [65_536, 16], [4000, 3]] as const) {
+  for (const [fragmentBytes, maxOpen] of [
+    [1024, 2],
+    [8, 1],
+    [65_536, 16],
+    [4000, 3],
+  ] as const) {
     const { bytes, large, small } = stream(fragmentBytes, maxOpen);
     for (let round = 0; round < 12; round++) {
       const { messages } = receive(randomChunks(bytes, [7, 300, 70_000][round % 3]!), maxOpen, 1 << 30, round % 2 === 1);
       const got = messages.filter((m) => m.id >= BIG).sort((a, b) => a.id - b.id);
       assert.equal(got, large, `fragmentBytes ${fragmentBytes}, round ${round}`);
-      assert.equal(messages.filter((m) => m.id < BIG), small);
+      assert.equal(
+        messages.filter((m) => m.id < BIG),
+        small,
+      );
     }
   }
 });
@@ -120,7 +141,12 @@ function frame(type: number, flags: number, id: number, body: Buffer): Buffer {
   return Buffer.concat(enc.take());
 }
 const first = (id: number, total: number, data: Buffer, flags = 0): Buffer =>
-  frame(FrameType.REQUEST, flags | Flag.MORE, id, Buffer.concat([Buffer.from([total >>> 24, (total >>> 16) & 255, (total >>> 8) & 255, total & 255]), data]));
+  frame(
+    FrameType.REQUEST,
+    flags | Flag.MORE,
+    id,
+    Buffer.concat([Buffer.from([total >>> 24, (total >>> 16) & 255, (total >>> 8) & 255, total & 255]), data]),
+  );
 const cont = (id: number, data: Buffer, more: boolean): Buffer => frame(FrameType.CONTINUATION, more ? Flag.MORE : 0, id, data);
 
 function protocolError(chunks: Buffer[], maxPartialMessages = 4, maxMessageBytes = 1000): RpcError {
@@ -181,12 +207,22 @@ test('a shallow window smaller than a fragment still lets one fragment through',
 });
 
 test('a declared total above maxMessageBytes is refused at the first fragment; its continuations are ignored', () => {
-  const { messages, refused } = receive([
-    first(7, 5000, Buffer.alloc(10)), cont(7, Buffer.alloc(100), true), cont(7, Buffer.alloc(10), false),
-    first(8, 3, Buffer.from('ab')), cont(8, Buffer.from('c'), false),
-  ], 4, 1000);
+  const { messages, refused } = receive(
+    [
+      first(7, 5000, Buffer.alloc(10)),
+      cont(7, Buffer.alloc(100), true),
+      cont(7, Buffer.alloc(10), false),
+      first(8, 3, Buffer.from('ab')),
+      cont(8, Buffer.from('c'), false),
+    ],
+    4,
+    1000,
+  );
   assert.equal(refused, [7]);
-  assert.equal(messages.map((m) => [m.id, Buffer.from(m.body, 'hex').toString()]), [[8, 'abc']]);
+  assert.equal(
+    messages.map((m) => [m.id, Buffer.from(m.body, 'hex').toString()]),
+    [[8, 'abc']],
+  );
 });
 
 test('fragment rule violations are protocol errors with their codes', () => {
@@ -201,10 +237,13 @@ test('fragment rule violations are protocol errors with their codes', () => {
 
 test('discard drops a partial message; a cancelled id can start again', () => {
   const got: string[] = [];
-  const r = new Reassembler({ maxMessageBytes: 100, maxPartialMessages: 1 }, {
-    message: (_t, _f, _id, body) => got.push(body.toString()),
-    refused: () => assert.unreachable('nothing is too large'),
-  });
+  const r = new Reassembler(
+    { maxMessageBytes: 100, maxPartialMessages: 1 },
+    {
+      message: (_t, _f, _id, body) => got.push(body.toString()),
+      refused: () => assert.unreachable('nothing is too large'),
+    },
+  );
   r.first(FrameType.REQUEST, Flag.MORE, 5, Buffer.from('\0\0\0\x03ab'));
   r.discard(5);
   r.next(0, 5, Buffer.from('c'));
@@ -216,10 +255,13 @@ test('discard drops a partial message; a cancelled id can start again', () => {
 
 test('a message of up to 2 MiB gets its whole buffer at once; a larger claim gets 1 MiB until bytes arrive', () => {
   const got: number[] = [];
-  const r = new Reassembler({ maxMessageBytes: 1 << 30, maxPartialMessages: 4 }, {
-    message: (_t, _f, _id, body) => got.push(body.length),
-    refused: () => assert.unreachable('nothing is too large'),
-  });
+  const r = new Reassembler(
+    { maxMessageBytes: 1 << 30, maxPartialMessages: 4 },
+    {
+      message: (_t, _f, _id, body) => got.push(body.length),
+      refused: () => assert.unreachable('nothing is too large'),
+    },
+  );
   const head = (total: number): Buffer => Buffer.from([total >>> 24, (total >>> 16) & 255, (total >>> 8) & 255, total & 255, 1]);
   // 1 MiB of payload plus a few bytes of Avro framing: one buffer of its total, never regrown and copied.
   const total = (1 << 20) + 5;

@@ -28,7 +28,9 @@ async function readMessage(reader: SocketReader): Promise<Buffer> {
 }
 
 /** A raw server that runs `script` on its one connection. */
-async function rawServer(script: (socket: Socket, reader: SocketReader) => Promise<void>): Promise<{ port: number; close(): Promise<void> }> {
+async function rawServer(
+  script: (socket: Socket, reader: SocketReader) => Promise<void>,
+): Promise<{ port: number; close(): Promise<void> }> {
   let peer: Socket | undefined;
   const raw: NetServer = createNetServer((socket) => {
     peer = socket;
@@ -49,7 +51,11 @@ async function rawServer(script: (socket: Socket, reader: SocketReader) => Promi
 test('a raw client sending the extension vectors gets the SPEC answers from a real server', async () => {
   // P = 16 as in the vectors.
   const server = createServer({
-    protocol, handlers: { echo: (req: { item: unknown }) => req.item }, compressAboveBytes: 1024, maxPartialMessages: 16, fragmentWindowBytes: 256 * 1024, // as in the vectors
+    protocol,
+    handlers: { echo: (req: { item: unknown }) => req.item },
+    compressAboveBytes: 1024,
+    maxPartialMessages: 16,
+    fragmentWindowBytes: 256 * 1024, // as in the vectors
   });
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
   const socket = connect({ host: '127.0.0.1', port });
@@ -91,12 +97,20 @@ test('a real client offers the extensions, fragments exactly as the vector, and 
     socket.write(x.compressedResponse);
   });
   const client = createClient({
-    protocol, endpoints: [`127.0.0.1:${raw.port}`], fragmentBytes: 8, compressAboveBytes: 1 << 20, maxPartialMessages: 16, fragmentWindowBytes: 256 * 1024,
+    protocol,
+    endpoints: [`127.0.0.1:${raw.port}`],
+    fragmentBytes: 8,
+    compressAboveBytes: 1 << 20,
+    maxPartialMessages: 16,
+    fragmentWindowBytes: 256 * 1024,
   });
   try {
     const r = await client.call('echo', { item: vectorItem });
     assert.equal({ ...r }, vectorItem);
-    assert.equal(seen.map((b) => b.toString('hex')), [x.hello, x.fragmentedRequest].map((b) => b.toString('hex')));
+    assert.equal(
+      seen.map((b) => b.toString('hex')),
+      [x.hello, x.fragmentedRequest].map((b) => b.toString('hex')),
+    );
   } finally {
     await client.close();
     await raw.close();

@@ -23,7 +23,9 @@ class FakeClock implements StallClock {
   }
   every(_ms: number, tick: () => void): () => void {
     this.tick = tick;
-    return () => { this.tick = undefined; };
+    return () => {
+      this.tick = undefined;
+    };
   }
   advance(ms = MS): void {
     this.t += ms;
@@ -42,11 +44,34 @@ function setup(): { lm: LargeMessages; clock: FakeClock; refused: [number, RpcEr
   const refused: [number, RpcError][] = [];
   const failed: RpcError[] = [];
   const encoder = new FrameEncoder();
-  const host: LargeMessagesHost = { encoder, flushSoon: () => undefined, fail: (e: RpcError) => { failed.push(e); lm.clear(); }, gone: false };
-  const lm: LargeMessages = new LargeMessages({
-    fragmentBytes: 1000, maxMessageBytes: 1 << 20, maxPartialMessages: 4, fragmentWindowBytes: 1 << 20,
-    interleaveWindowBytes: 2000, compressAboveBytes: 0, stallTimeoutMs: MS, stallClock: clock,
-  }, host, { onFrame: () => undefined, onRefused: (_t, _f, id, e) => { refused.push([id, e]); } });
+  const host: LargeMessagesHost = {
+    encoder,
+    flushSoon: () => undefined,
+    fail: (e: RpcError) => {
+      failed.push(e);
+      lm.clear();
+    },
+    gone: false,
+  };
+  const lm: LargeMessages = new LargeMessages(
+    {
+      fragmentBytes: 1000,
+      maxMessageBytes: 1 << 20,
+      maxPartialMessages: 4,
+      fragmentWindowBytes: 1 << 20,
+      interleaveWindowBytes: 2000,
+      compressAboveBytes: 0,
+      stallTimeoutMs: MS,
+      stallClock: clock,
+    },
+    host,
+    {
+      onFrame: () => undefined,
+      onRefused: (_t, _f, id, e) => {
+        refused.push([id, e]);
+      },
+    },
+  );
   lm.use({ peerPartialMessages: 4, peerWindowBytes: 4000, compression: false });
   return { lm, clock, refused, failed, encoder };
 }
@@ -67,7 +92,10 @@ test('a partial request with no byte for a whole period is refused RESOURCE_EXHA
   assert.equal(refused, [], 'it progressed');
   assert.is(lm.receiving, 1);
   clock.advance();
-  assert.equal(refused.map(([id, e]) => [id, e.code]), [[1, Code.RESOURCE_EXHAUSTED]]);
+  assert.equal(
+    refused.map(([id, e]) => [id, e.code]),
+    [[1, Code.RESOURCE_EXHAUSTED]],
+  );
   assert.match(refused[0]![1].message, 'stallTimeoutMs');
   assert.is(lm.receiving, 0);
   assert.is(lm.heldBytes, 0);

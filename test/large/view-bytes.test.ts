@@ -33,7 +33,14 @@ test('schema resolution: bytes inside records, arrays and unions, and bytes read
   const reader = parseProtocol(`protocol P { record R { bytes a; array<bytes> b; union { null, bytes } c; string s; } R m(R r); }`);
   const wt = writer.message('m')!.request;
   const rt = reader.message('m')!.request;
-  const v = { r: { a: pattern(VIEW_BYTES_MIN), b: [pattern(5), pattern(VIEW_BYTES_MIN * 3, 1)], c: pattern(VIEW_BYTES_MIN + 1, 2), s: Buffer.from('x'.repeat(VIEW_BYTES_MIN)) } };
+  const v = {
+    r: {
+      a: pattern(VIEW_BYTES_MIN),
+      b: [pattern(5), pattern(VIEW_BYTES_MIN * 3, 1)],
+      c: pattern(VIEW_BYTES_MIN + 1, 2),
+      s: Buffer.from('x'.repeat(VIEW_BYTES_MIN)),
+    },
+  };
   const body = wt.toBuffer(v);
   const out = decodeExact(rt, body, 0, rt.createResolver(wt)) as { r: { a: Buffer; b: Buffer[]; c: Buffer; s: string } };
   assert.ok(out.r.a.equals(v.r.a));
@@ -55,8 +62,8 @@ test('end to end: results are right, and writing into one result changes neither
   try {
     const data = pattern(2 * 1024 * 1024, 4);
     const copy = Buffer.from(data);
-    const a = await pair.client.call('echo', { data }) as Buffer;
-    const b = await pair.client.call('echo', { data }) as Buffer;
+    const a = (await pair.client.call('echo', { data })) as Buffer;
+    const b = (await pair.client.call('echo', { data })) as Buffer;
     assert.ok(a.equals(copy) && b.equals(copy));
     a.fill(0);
     assert.ok(b.equals(copy));

@@ -1,8 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import {
-  Code, RpcError, createClient, createServer, parseProtocol, type CallContext, type Client, type Server,
-} from '../../src/index.js';
+import { Code, RpcError, createClient, createServer, parseProtocol, type CallContext, type Client, type Server } from '../../src/index.js';
 
 /** A three-hop chain A -> B -> C where each hop calls the next from inside its handler. */
 const test = suite('deadline and cancellation propagation');
@@ -14,8 +12,18 @@ const protocol = parseProtocol(`protocol Hop { string hop(int depth); }`);
  * settled (a handler that has returned is no longer running, so its signal need not abort), and
  * how the downstream call settled.
  */
-interface Seen { deadline: number; at: number; aborted: Promise<unknown>; ended: Promise<unknown>; downstream?: Promise<unknown> }
-interface Hop { server: Server; client: Client | undefined; seen: Seen[] }
+interface Seen {
+  deadline: number;
+  at: number;
+  aborted: Promise<unknown>;
+  ended: Promise<unknown>;
+  downstream?: Promise<unknown>;
+}
+interface Hop {
+  server: Server;
+  client: Client | undefined;
+  seen: Seen[];
+}
 
 /** `downstreamTimeoutMs`: an explicit (long) timeout each hop asks for; the inherited deadline must still cap it. */
 async function chain(downstreamTimeoutMs?: number): Promise<{ hops: Hop[]; entry: Client }> {
@@ -35,8 +43,15 @@ async function chain(downstreamTimeoutMs?: number): Promise<{ hops: Hop[]; entry
             return new Promise<string>(() => {}); // the last hop never answers
           }
           // No signal passed on: cancellation must come from the incoming call.
-          const call = downstream.call<string>('hop', { depth: req.depth + 1 }, downstreamTimeoutMs === undefined ? undefined : { timeoutMs: downstreamTimeoutMs });
-          const settled = call.then(() => undefined, (e: unknown) => e);
+          const call = downstream.call<string>(
+            'hop',
+            { depth: req.depth + 1 },
+            downstreamTimeoutMs === undefined ? undefined : { timeoutMs: downstreamTimeoutMs },
+          );
+          const settled = call.then(
+            () => undefined,
+            (e: unknown) => e,
+          );
           hop.seen.push({ deadline: ctx.deadline, at, aborted, ended: Promise.race([aborted, settled]), downstream: settled });
           return call;
         },
@@ -52,7 +67,9 @@ async function chain(downstreamTimeoutMs?: number): Promise<{ hops: Hop[]; entry
 /** Awaits `p`, failing (not hanging) if it never settles: a broken propagation leaves hops running. */
 async function settles<T>(p: Promise<T>, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const stuck = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: never happened`)), 10_000); });
+  const stuck = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: never happened`)), 10_000);
+  });
   try {
     return await Promise.race([p, stuck]);
   } finally {
@@ -89,7 +106,10 @@ test('a deadline set by the first caller caps every hop and expires the whole tr
   // Each hop asks for a 60 s timeout downstream; the first caller's 300 ms must win at every hop.
   const { hops, entry } = await chain(60_000);
   try {
-    const err = await settles(entry.call('hop', { depth: 0 }, { timeoutMs: 300 }).catch((e: unknown) => e), 'the first call');
+    const err = await settles(
+      entry.call('hop', { depth: 0 }, { timeoutMs: 300 }).catch((e: unknown) => e),
+      'the first call',
+    );
     assert.instance(err, RpcError);
     assert.is((err as RpcError).code, Code.DEADLINE_EXCEEDED);
     let previous = 300;
@@ -107,7 +127,10 @@ test('a deadline set by the first caller caps every hop and expires the whole tr
       if (seen.downstream !== undefined) {
         const down = await seen.downstream;
         assert.instance(down, RpcError, `hop ${i}'s downstream call failed`);
-        assert.ok(([Code.DEADLINE_EXCEEDED, Code.CANCELLED] as Code[]).includes((down as RpcError).code), `hop ${i}: ${(down as RpcError).message}`);
+        assert.ok(
+          ([Code.DEADLINE_EXCEEDED, Code.CANCELLED] as Code[]).includes((down as RpcError).code),
+          `hop ${i}: ${(down as RpcError).message}`,
+        );
       }
     }
     // The last hop never answers: only its signal can end it, by deadline or by a CANCEL from hop 1.

@@ -7,7 +7,9 @@ const protocol = parseProtocol(`protocol Hooks { string hello(string name); stri
 const handlers = {
   hello: (req: { name: string }) => `hi ${req.name}`,
   later: async (req: { name: string }) => `later ${req.name}`,
-  boom: () => { throw new Error('kaput'); },
+  boom: () => {
+    throw new Error('kaput');
+  },
 };
 
 /** An observer whose every hook throws, counting how often each was called. */
@@ -17,9 +19,13 @@ function throwingObserver(calls: Map<string, number>): RpcObserver {
     throw new Error(`${name} is broken`);
   };
   return {
-    connectionOpened: hook('connectionOpened'), connectionClosed: hook('connectionClosed'),
-    callStarted: hook('callStarted'), callEnded: hook('callEnded'),
-    bytesReceived: hook('bytesReceived'), bytesSent: hook('bytesSent'), poolAttached: hook('poolAttached'),
+    connectionOpened: hook('connectionOpened'),
+    connectionClosed: hook('connectionClosed'),
+    callStarted: hook('callStarted'),
+    callEnded: hook('callEnded'),
+    bytesReceived: hook('bytesReceived'),
+    bytesSent: hook('bytesSent'),
+    poolAttached: hook('poolAttached'),
   };
 }
 
@@ -29,12 +35,21 @@ test('throwing observer hooks: calls succeed, each broken hook is logged once at
   const serverLogs: string[] = [];
   const clientLogs: string[] = [];
   const recorder = (into: string[]): Logger => ({
-    debug() {}, info() {}, warn() {},
-    error: (obj, msg) => { into.push(`${(obj as { hook: string }).hook}: ${msg}`); },
+    debug() {},
+    info() {},
+    warn() {},
+    error: (obj, msg) => {
+      into.push(`${(obj as { hook: string }).hook}: ${msg}`);
+    },
   });
   const server = createServer({ protocol, handlers, observer: throwingObserver(serverHooks), logger: recorder(serverLogs) });
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
-  const client = createClient({ protocol, endpoints: [`127.0.0.1:${port}`], observer: throwingObserver(clientHooks), logger: recorder(clientLogs) });
+  const client = createClient({
+    protocol,
+    endpoints: [`127.0.0.1:${port}`],
+    observer: throwingObserver(clientHooks),
+    logger: recorder(clientLogs),
+  });
   try {
     for (let i = 0; i < 3; i++) {
       assert.is(await client.call('hello', { name: 'a' }), 'hi a');
@@ -47,7 +62,11 @@ test('throwing observer hooks: calls succeed, each broken hook is logged once at
     }
     assert.is(serverHooks.get('callEnded'), 9, 'still called after throwing');
     assert.is(clientHooks.get('callEnded'), 9);
-    const broken = (logs: string[]) => logs.filter((l) => l.endsWith('observer hook threw; ignored from now on')).map((l) => l.split(':')[0]).sort();
+    const broken = (logs: string[]) =>
+      logs
+        .filter((l) => l.endsWith('observer hook threw; ignored from now on'))
+        .map((l) => l.split(':')[0])
+        .sort();
     assert.equal(broken(serverLogs), ['bytesReceived', 'bytesSent', 'callEnded', 'callStarted', 'connectionOpened']);
     assert.equal(broken(clientLogs), ['bytesReceived', 'bytesSent', 'callEnded', 'callStarted', 'connectionOpened', 'poolAttached']);
   } finally {
@@ -58,7 +77,10 @@ test('throwing observer hooks: calls succeed, each broken hook is logged once at
 
 test('a logger that throws: the failing call is still answered and the connection lives on', async () => {
   let attempts = 0;
-  const broken = (): never => { attempts++; throw new Error('log sink down'); };
+  const broken = (): never => {
+    attempts++;
+    throw new Error('log sink down');
+  };
   const logger: Logger = { debug: broken, info: broken, warn: broken, error: broken };
   const server = createServer({ protocol, handlers, logger });
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
@@ -67,7 +89,10 @@ test('a logger that throws: the failing call is still answered and the connectio
     assert.is(await client.call('boom', {}).catch((e: RpcError) => e.code), Code.INTERNAL);
     assert.is(attempts, 1, 'the handler failure was offered to the logger');
     assert.is(await client.call('hello', { name: 'again' }), 'hi again');
-    assert.equal(client.stats().map((s) => s.ready), [1]);
+    assert.equal(
+      client.stats().map((s) => s.ready),
+      [1],
+    );
   } finally {
     await client.close();
     await server.close({ graceMs: 100 });

@@ -2,8 +2,15 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import {
-  Code, RpcError, createClient, createServer, parseProtocol,
-  type Client, type ClientInterceptor, type Server, type ServerInterceptor,
+  Code,
+  RpcError,
+  createClient,
+  createServer,
+  parseProtocol,
+  type Client,
+  type ClientInterceptor,
+  type Server,
+  type ServerInterceptor,
 } from '../../src/index.js';
 
 const test = suite('interceptor chains: order, auth, tracing across hops, error observers');
@@ -14,7 +21,10 @@ const protocol = parseProtocol(`protocol Chain {
 }`);
 
 const opened: Array<Client | Server> = [];
-async function serve(handlers: Record<string, (req: never, ctx: never) => unknown>, interceptors: ServerInterceptor[] = []): Promise<string> {
+async function serve(
+  handlers: Record<string, (req: never, ctx: never) => unknown>,
+  interceptors: ServerInterceptor[] = [],
+): Promise<string> {
   const server = createServer({ protocol, handlers: handlers as never, interceptors });
   opened.push(server);
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
@@ -28,23 +38,39 @@ function connect(endpoint: string, interceptors: ClientInterceptor[] = []): Clie
 test.after.each(async () => {
   for (const c of opened.splice(0).reverse()) await ('call' in c ? c.close() : c.close({ graceMs: 100 }));
 });
-const codeOf = (p: Promise<unknown>): Promise<unknown> => p.then(() => 'resolved', (e: unknown) => (e instanceof RpcError ? e.code : e));
+const codeOf = (p: Promise<unknown>): Promise<unknown> =>
+  p.then(
+    () => 'resolved',
+    (e: unknown) => (e instanceof RpcError ? e.code : e),
+  );
 
 test('several interceptors nest in order on both sides, first outermost', async () => {
   const trace: string[] = [];
-  const s = (name: string): ServerInterceptor => async (req, _ctx, next) => {
-    trace.push(`>${name}`);
-    const out = await next(req);
-    trace.push(`<${name}`);
-    return `${name}(${String(out)})`;
-  };
-  const c = (name: string): ClientInterceptor => async (call, next) => {
-    trace.push(`>${name}`);
-    const out = await next(call);
-    trace.push(`<${name}`);
-    return `${name}(${String(out)})`;
-  };
-  const endpoint = await serve({ hello: (req: { name: string }) => { trace.push('handler'); return req.name; } }, [s('s1'), s('s2'), s('s3')]);
+  const s =
+    (name: string): ServerInterceptor =>
+    async (req, _ctx, next) => {
+      trace.push(`>${name}`);
+      const out = await next(req);
+      trace.push(`<${name}`);
+      return `${name}(${String(out)})`;
+    };
+  const c =
+    (name: string): ClientInterceptor =>
+    async (call, next) => {
+      trace.push(`>${name}`);
+      const out = await next(call);
+      trace.push(`<${name}`);
+      return `${name}(${String(out)})`;
+    };
+  const endpoint = await serve(
+    {
+      hello: (req: { name: string }) => {
+        trace.push('handler');
+        return req.name;
+      },
+    },
+    [s('s1'), s('s2'), s('s3')],
+  );
   const client = connect(endpoint, [c('c1'), c('c2'), c('c3')]);
   assert.is(await client.call('hello', { name: 'x' }), 'c1(c2(c3(s1(s2(s3(x))))))');
   assert.equal(trace, ['>c1', '>c2', '>c3', '>s1', '>s2', '>s3', 'handler', '<s3', '<s2', '<s1', '<c3', '<c2', '<c1']);
@@ -56,7 +82,15 @@ test('an auth interceptor refuses a call with its code; the handler never runs',
     if (ctx.metadata.authorization !== 'Bearer good') throw new RpcError(Code.UNAUTHENTICATED, 'bad or missing token');
     return next(req);
   };
-  const endpoint = await serve({ hello: (req: { name: string }) => { ran++; return req.name; } }, [auth]);
+  const endpoint = await serve(
+    {
+      hello: (req: { name: string }) => {
+        ran++;
+        return req.name;
+      },
+    },
+    [auth],
+  );
   const client = connect(endpoint);
   const err = await client.call('hello', { name: 'x' }).catch((e: RpcError) => e);
   assert.instance(err, RpcError);
@@ -71,9 +105,15 @@ test('an auth interceptor refuses a call with its code; the handler never runs',
 
 test('a client interceptor refuses locally; whatever it throws reaches the caller as an RpcError', async () => {
   let ran = 0;
-  const endpoint = await serve({ hello: (req: { name: string }) => { ran++; return req.name; } });
+  const endpoint = await serve({
+    hello: (req: { name: string }) => {
+      ran++;
+      return req.name;
+    },
+  });
   const deny: ClientInterceptor = async (call, next) => {
-    if (call.message === 'hello' && (call.request as { name: string }).name === 'root') throw new RpcError(Code.PERMISSION_DENIED, 'not root');
+    if (call.message === 'hello' && (call.request as { name: string }).name === 'root')
+      throw new RpcError(Code.PERMISSION_DENIED, 'not root');
     return next(call);
   };
   const plain: ClientInterceptor = (call, next) => {
@@ -96,18 +136,24 @@ test('a tracing interceptor pair carries a trace id through metadata across two 
   const current = new AsyncLocalStorage<string>();
   const spans: string[] = [];
   let minted = 0;
-  const traceOut = (hop: string): ClientInterceptor => (call, next) => {
-    const id = current.getStore() ?? `trace-${++minted}`;
-    spans.push(`${hop} ${call.message} ${id}`);
-    return next({ ...call, options: { ...call.options, metadata: { ...call.options.metadata, 'trace-id': id } } });
-  };
-  const traceIn = (hop: string): ServerInterceptor => (req, ctx, next) => {
-    const id = ctx.metadata['trace-id'] ?? 'none';
-    spans.push(`${hop} ${ctx.message} ${id}`);
-    return current.run(id, () => next(req));
-  };
+  const traceOut =
+    (hop: string): ClientInterceptor =>
+    (call, next) => {
+      const id = current.getStore() ?? `trace-${++minted}`;
+      spans.push(`${hop} ${call.message} ${id}`);
+      return next({ ...call, options: { ...call.options, metadata: { ...call.options.metadata, 'trace-id': id } } });
+    };
+  const traceIn =
+    (hop: string): ServerInterceptor =>
+    (req, ctx, next) => {
+      const id = ctx.metadata['trace-id'] ?? 'none';
+      spans.push(`${hop} ${ctx.message} ${id}`);
+      return current.run(id, () => next(req));
+    };
   // Hop 2: reports the trace id it received.
-  const b = await serve({ trace: (_req: unknown, ctx: { metadata: Record<string, string> }) => `b saw ${ctx.metadata['trace-id']}` }, [traceIn('B')]);
+  const b = await serve({ trace: (_req: unknown, ctx: { metadata: Record<string, string> }) => `b saw ${ctx.metadata['trace-id']}` }, [
+    traceIn('B'),
+  ]);
   const toB = connect(b, [traceOut('A->B')]);
   // Hop 1: calls B from its handler; its metadata is never copied by hand.
   const a = await serve({ trace: async (req: { name: string }) => `a, ${await toB.call('trace', req)}` }, [traceIn('A')]);
@@ -117,7 +163,10 @@ test('a tracing interceptor pair carries a trace id through metadata across two 
   assert.is(one, 'a, b saw trace-1');
   assert.is(two, 'a, b saw trace-2');
   for (const id of ['trace-1', 'trace-2']) {
-    assert.equal(spans.filter((s) => s.endsWith(` ${id}`)).map((s) => s.split(' ')[0]), ['client', 'A', 'A->B', 'B']);
+    assert.equal(
+      spans.filter((s) => s.endsWith(` ${id}`)).map((s) => s.split(' ')[0]),
+      ['client', 'A', 'A->B', 'B'],
+    );
   }
   assert.is(spans.length, 8);
   assert.is(minted, 2, 'only the outermost client minted ids');
@@ -141,23 +190,28 @@ test('error-observing interceptors see every failure with its code and pass it o
       throw err;
     }
   };
-  const endpoint = await serve({
-    fail: (req: { how: string }, ctx: { signal: AbortSignal }) => {
-      if (req.how === 'not-found') throw new RpcError(Code.NOT_FOUND, 'gone');
-      // Answers only once the propagated deadline has passed on the server too.
-      if (req.how === 'slow') return new Promise((resolve) => ctx.signal.addEventListener('abort', () => resolve('late')));
-      throw new TypeError('bug');
+  const endpoint = await serve(
+    {
+      fail: (req: { how: string }, ctx: { signal: AbortSignal }) => {
+        if (req.how === 'not-found') throw new RpcError(Code.NOT_FOUND, 'gone');
+        // Answers only once the propagated deadline has passed on the server too.
+        if (req.how === 'slow') return new Promise((resolve) => ctx.signal.addEventListener('abort', () => resolve('late')));
+        throw new TypeError('bug');
+      },
+      hello: (req: { name: string }) => req.name,
     },
-    hello: (req: { name: string }) => req.name,
-  }, [observeServer]);
+    [observeServer],
+  );
   const client = connect(endpoint, [observeClient]);
   assert.is(await codeOf(client.call('fail', { how: 'not-found' })), Code.NOT_FOUND);
   assert.is(await codeOf(client.call('fail', { how: 'bug' })), Code.INTERNAL);
   assert.is(await codeOf(client.call('fail', { how: 'slow' }, { timeoutMs: 20 })), Code.DEADLINE_EXCEEDED);
   assert.is(await client.call('hello', { name: 'ok' }), 'ok');
   assert.equal(seen, [
-    'server fail NOT_FOUND', 'client fail NOT_FOUND',
-    'server fail INTERNAL', 'client fail INTERNAL',
+    'server fail NOT_FOUND',
+    'client fail NOT_FOUND',
+    'server fail INTERNAL',
+    'client fail INTERNAL',
     'client fail DEADLINE_EXCEEDED',
   ]);
 });

@@ -2,8 +2,15 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Registry } from 'prom-client';
 import {
-  Code, RpcError, createClient, createPrometheusObserver, createServer, parseProtocol,
-  type ClientInterceptor, type Logger, type ServerInterceptor,
+  Code,
+  RpcError,
+  createClient,
+  createPrometheusObserver,
+  createServer,
+  parseProtocol,
+  type ClientInterceptor,
+  type Logger,
+  type ServerInterceptor,
 } from '../../src/index.js';
 
 const test = suite('interceptors, observer metrics, logger');
@@ -13,14 +20,32 @@ test('client and server interceptors run in order, can change the call, and see 
   const trace: string[] = [];
   const server = createServer({
     protocol,
-    handlers: { greet: (req: { name: string }, ctx) => `hello ${req.name} (${ctx.metadata.tag})`, boom: () => { throw new Error('kaput'); } },
+    handlers: {
+      greet: (req: { name: string }, ctx) => `hello ${req.name} (${ctx.metadata.tag})`,
+      boom: () => {
+        throw new Error('kaput');
+      },
+    },
     interceptors: [
-      async (req, ctx, next) => { trace.push(`s1 ${ctx.message}`); try { return await next(req); } finally { trace.push('s1 done'); } },
-      (async (req, _ctx, next) => { trace.push('s2'); return `${await next({ name: `${(req as { name: string }).name}!` })}`; }) as ServerInterceptor,
+      async (req, ctx, next) => {
+        trace.push(`s1 ${ctx.message}`);
+        try {
+          return await next(req);
+        } finally {
+          trace.push('s1 done');
+        }
+      },
+      (async (req, _ctx, next) => {
+        trace.push('s2');
+        return `${await next({ name: `${(req as { name: string }).name}!` })}`;
+      }) as ServerInterceptor,
     ],
   });
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
-  const tagger: ClientInterceptor = (call, next) => { trace.push(`c ${call.message}`); return next({ ...call, options: { ...call.options, metadata: { tag: 'x' } } }); };
+  const tagger: ClientInterceptor = (call, next) => {
+    trace.push(`c ${call.message}`);
+    return next({ ...call, options: { ...call.options, metadata: { tag: 'x' } } });
+  };
   const client = createClient({ protocol, endpoints: [`127.0.0.1:${port}`], interceptors: [tagger] });
   try {
     assert.is(await client.call('greet', { name: 'ann' }), 'hello ann! (x)');
@@ -38,17 +63,28 @@ test('the Prometheus observer counts calls by code, bytes, connections and pool 
   const serverRegister = new Registry();
   const clientRegister = new Registry();
   const logs: string[] = [];
-  const logger: Logger = { debug() {}, info: (_o, m) => logs.push(`info ${m}`), warn: (_o, m) => logs.push(`warn ${m}`), error: (_o, m) => logs.push(`error ${m}`) };
+  const logger: Logger = {
+    debug() {},
+    info: (_o, m) => logs.push(`info ${m}`),
+    warn: (_o, m) => logs.push(`warn ${m}`),
+    error: (_o, m) => logs.push(`error ${m}`),
+  };
   const server = createServer({
     protocol,
-    handlers: { greet: (req: { name: string }) => `hi ${req.name}`, boom: () => { throw new Error('kaput'); } },
+    handlers: {
+      greet: (req: { name: string }) => `hi ${req.name}`,
+      boom: () => {
+        throw new Error('kaput');
+      },
+    },
     observer: await createPrometheusObserver({ side: 'server', register: serverRegister }),
     logger,
   });
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
   const pool = { stats: () => client.stats() };
   const client = createClient({
-    protocol, endpoints: [`127.0.0.1:${port}`],
+    protocol,
+    endpoints: [`127.0.0.1:${port}`],
     observer: await createPrometheusObserver({ side: 'client', register: clientRegister, pool }),
   });
   try {
@@ -72,23 +108,36 @@ test('the Prometheus observer counts calls by code, bytes, connections and pool 
 });
 
 test('bad interceptors and loggers are refused with the option path', () => {
-  assert.throws(() => createServer({ protocol, handlers: {}, interceptors: [1 as never] }), (e: RpcError) => e.code === Code.INVALID_ARGUMENT && /options\.interceptors/.test(e.message));
-  assert.throws(() => createClient({ protocol, endpoints: ['127.0.0.1:1'], logger: {} as never }), (e: RpcError) => /options\.logger/.test(e.message));
+  assert.throws(
+    () => createServer({ protocol, handlers: {}, interceptors: [1 as never] }),
+    (e: RpcError) => e.code === Code.INVALID_ARGUMENT && /options\.interceptors/.test(e.message),
+  );
+  assert.throws(
+    () => createClient({ protocol, endpoints: ['127.0.0.1:1'], logger: {} as never }),
+    (e: RpcError) => /options\.logger/.test(e.message),
+  );
 });
 
 test('interceptors with workers are refused: they would skip worker-offloaded calls', async () => {
   const { bulkProtocol } = await import('../offload/bulk-protocol.js');
-  const deny: ServerInterceptor = () => { throw new RpcError(Code.PERMISSION_DENIED, 'denied'); };
+  const deny: ServerInterceptor = () => {
+    throw new RpcError(Code.PERMISSION_DENIED, 'denied');
+  };
   let server: ReturnType<typeof createServer> | undefined;
   try {
     server = createServer({
-      protocol: bulkProtocol(), handlers: {}, interceptors: [deny],
+      protocol: bulkProtocol(),
+      handlers: {},
+      interceptors: [deny],
       workers: { module: new URL('../offload/bulk-handlers.js', import.meta.url), messages: ['echo'], offload: 'always' },
     });
   } catch (err) {
     assert.instance(err, RpcError);
     assert.is((err as RpcError).code, Code.INVALID_ARGUMENT);
-    assert.match((err as Error).message, /options\.interceptors cannot be combined with options\.workers.*options\.authorize or options\.acl/);
+    assert.match(
+      (err as Error).message,
+      /options\.interceptors cannot be combined with options\.workers.*options\.authorize or options\.acl/,
+    );
   }
   if (server !== undefined) await server.close();
   assert.is(server, undefined, 'createServer accepted an auth interceptor that worker calls would bypass');

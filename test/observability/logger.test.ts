@@ -3,8 +3,16 @@ import * as assert from 'uvu/assert';
 import { connect as netConnect } from 'node:net';
 import { once } from 'node:events';
 import {
-  Code, RpcError, createClient, createServer, parseProtocol,
-  type Client, type ClientOptions, type Logger, type Server, type ServerOptions,
+  Code,
+  RpcError,
+  createClient,
+  createServer,
+  parseProtocol,
+  type Client,
+  type ClientOptions,
+  type Logger,
+  type Server,
+  type ServerOptions,
 } from '../../src/index.js';
 import { FrameType } from '../../src/framing/frame.js';
 import { loadEcho, until, item, type RawServer } from '../helpers/echo-fixture.js';
@@ -21,12 +29,20 @@ const protocol = parseProtocol(`protocol Log {
   string bad();
 }`);
 
-interface Entry { level: keyof Logger; msg: string; obj: Record<string, unknown> }
+interface Entry {
+  level: keyof Logger;
+  msg: string;
+  obj: Record<string, unknown>;
+}
 
 /** A pino-shaped logger that keeps what it is given (the policy under test is what avrpc sends it). */
 function recorder(): { logger: Logger; entries: Entry[] } {
   const entries: Entry[] = [];
-  const at = (level: keyof Logger) => (obj: object, msg?: string): void => { entries.push({ level, msg: msg ?? '', obj: obj as Record<string, unknown> }); };
+  const at =
+    (level: keyof Logger) =>
+    (obj: object, msg?: string): void => {
+      entries.push({ level, msg: msg ?? '', obj: obj as Record<string, unknown> });
+    };
   return { entries, logger: { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') } };
 }
 const summary = (entries: readonly Entry[]): string[] => entries.map((e) => `${e.level} ${e.msg}`);
@@ -38,8 +54,12 @@ async function serve(options: Partial<ServerOptions> = {}): Promise<string> {
     handlers: {
       hello: (req: { name: string }) => `hi ${req.name}`,
       note: () => undefined,
-      missing: () => { throw new RpcError(Code.NOT_FOUND, 'no such thing'); },
-      boom: () => { throw new TypeError('kaput'); },
+      missing: () => {
+        throw new RpcError(Code.NOT_FOUND, 'no such thing');
+      },
+      boom: () => {
+        throw new TypeError('kaput');
+      },
       bad: () => 42 as unknown as string,
     },
     ...options,
@@ -136,7 +156,12 @@ test('server: a plaintext client at a TLS server is logged at warn, and its sock
 test('refused credentials: warn on the server, error on the client', async () => {
   const s = recorder();
   const c = recorder();
-  const endpoint = await serve({ logger: s.logger, authenticate: () => { throw new RpcError(Code.UNAUTHENTICATED, 'who are you'); } });
+  const endpoint = await serve({
+    logger: s.logger,
+    authenticate: () => {
+      throw new RpcError(Code.UNAUTHENTICATED, 'who are you');
+    },
+  });
   const client = connect({ endpoints: [endpoint], logger: c.logger, credentials: 'wrong' });
   assert.is(await client.call('hello', { name: 'x' }).catch((e: RpcError) => e.code), Code.UNAUTHENTICATED);
   assert.equal(summary(c.entries).slice(0, 1), ['error server refused our credentials']);
@@ -161,7 +186,11 @@ test('client: an endpoint that refuses connections is logged at warn', async () 
 
 test('client: a working connection lost is info; a server speaking garbage is warn', async () => {
   const echo = await loadEcho();
-  const resetting = await fakeServer({ onFrame: (socket, type) => { if (type === FrameType.REQUEST) socket.destroy(); } });
+  const resetting = await fakeServer({
+    onFrame: (socket, type) => {
+      if (type === FrameType.REQUEST) socket.destroy();
+    },
+  });
   opened.push(resetting);
   const lost = recorder();
   const a = createClient({ protocol: echo, endpoints: [resetting.endpoint], logger: lost.logger, maxAttempts: 1 });
@@ -173,7 +202,11 @@ test('client: a working connection lost is info; a server speaking garbage is wa
   // A frame of a type no server sends (header: length 0, type, flags, id).
   const unknownFrame = Buffer.alloc(10);
   unknownFrame[4] = 0x63;
-  const garbling = await fakeServer({ onFrame: (socket, type) => { if (type === FrameType.REQUEST) socket.write(unknownFrame); } });
+  const garbling = await fakeServer({
+    onFrame: (socket, type) => {
+      if (type === FrameType.REQUEST) socket.write(unknownFrame);
+    },
+  });
   opened.push(garbling);
   const garbled = recorder();
   const b = createClient({ protocol: echo, endpoints: [garbling.endpoint], logger: garbled.logger, maxAttempts: 1 });

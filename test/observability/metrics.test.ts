@@ -20,8 +20,9 @@ type Labels = Record<string, string>;
 async function sample(register: Registry, name: string, labels: Labels = {}): Promise<number | undefined> {
   const metric = (await register.getMetricsAsJSON()).find((m) => m.name === name);
   if (metric === undefined) return undefined;
-  const hits = (metric.values as Array<{ value: number; labels: Labels; metricName?: string }>)
-    .filter((v) => (v.metricName ?? name) === name && Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want));
+  const hits = (metric.values as Array<{ value: number; labels: Labels; metricName?: string }>).filter(
+    (v) => (v.metricName ?? name) === name && Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want),
+  );
   if (hits.length > 1) throw new Error(`${name} ${JSON.stringify(labels)} matches ${hits.length} samples`);
   return hits[0]?.value;
 }
@@ -29,8 +30,9 @@ async function sample(register: Registry, name: string, labels: Labels = {}): Pr
 /** The count of a histogram's observations for `labels`. */
 async function histogramCount(register: Registry, name: string, labels: Labels): Promise<number | undefined> {
   const metric = (await register.getMetricsAsJSON()).find((m) => m.name === name);
-  const v = (metric?.values as Array<{ value: number; labels: Labels; metricName?: string }> | undefined)
-    ?.find((s) => s.metricName === `${name}_count` && Object.entries(labels).every(([k, want]) => String(s.labels[k]) === want));
+  const v = (metric?.values as Array<{ value: number; labels: Labels; metricName?: string }> | undefined)?.find(
+    (s) => s.metricName === `${name}_count` && Object.entries(labels).every(([k, want]) => String(s.labels[k]) === want),
+  );
   return v?.value;
 }
 
@@ -48,16 +50,26 @@ test('calls by message and code, latency counts, in flight, bytes, connections a
   const clientRegister = new Registry();
   let release = (): void => {};
   let entered!: () => void;
-  const slowEntered = new Promise<void>((r) => { entered = r; });
+  const slowEntered = new Promise<void>((r) => {
+    entered = r;
+  });
   const server = createServer({
     protocol,
     handlers: {
       greet: (req: { name: string }) => `hi ${req.name}`,
-      boom: () => { throw new Error('kaput'); },
-      fail: () => { throw new RpcError(Code.NOT_FOUND, 'no such thing'); },
+      boom: () => {
+        throw new Error('kaput');
+      },
+      fail: () => {
+        throw new RpcError(Code.NOT_FOUND, 'no such thing');
+      },
       secret: () => 'never',
       bad: () => 42 as unknown as string,
-      slow: () => new Promise<string>((resolve) => { release = () => resolve('done'); entered(); }),
+      slow: () =>
+        new Promise<string>((resolve) => {
+          release = () => resolve('done');
+          entered();
+        }),
     },
     authorize: (_principal, message) => message !== 'secret',
     observer: await createPrometheusObserver({ side: 'server', register: serverRegister }),
@@ -66,10 +78,16 @@ test('calls by message and code, latency counts, in flight, bytes, connections a
   const endpoint = `127.0.0.1:${port}`;
   // No `pool` option: createClient attaches its pool to the observer by itself.
   const client = createClient({
-    protocol, endpoints: [endpoint], connectionsPerEndpoint: 2,
+    protocol,
+    endpoints: [endpoint],
+    connectionsPerEndpoint: 2,
     observer: await createPrometheusObserver({ side: 'client', register: clientRegister }),
   });
-  const code = (p: Promise<unknown>) => p.then(() => Code.OK, (e: RpcError) => e.code);
+  const code = (p: Promise<unknown>) =>
+    p.then(
+      () => Code.OK,
+      (e: RpcError) => e.code,
+    );
   try {
     for (let i = 0; i < 3; i++) assert.is(await client.call('greet', { name: 'a' }), 'hi a');
     assert.is(await code(client.call('boom', {})), Code.INTERNAL);
@@ -87,8 +105,12 @@ test('calls by message and code, latency counts, in flight, bytes, connections a
     assert.is(await slow, 'done');
 
     const expected: Array<[string, string, number]> = [
-      ['greet', 'OK', 3], ['boom', 'INTERNAL', 1], ['fail', 'NOT_FOUND', 1], ['secret', 'PERMISSION_DENIED', 1],
-      ['bad', 'INTERNAL', 1], ['slow', 'OK', 1],
+      ['greet', 'OK', 3],
+      ['boom', 'INTERNAL', 1],
+      ['fail', 'NOT_FOUND', 1],
+      ['secret', 'PERMISSION_DENIED', 1],
+      ['bad', 'INTERNAL', 1],
+      ['slow', 'OK', 1],
     ];
     for (const [message, c, n] of expected) {
       assert.is(await sample(serverRegister, 'avrpc_calls_total', { side: 'server', message, code: c }), n, `server ${message} ${c}`);
@@ -109,7 +131,10 @@ test('calls by message and code, latency counts, in flight, bytes, connections a
     assert.is(await sample(serverRegister, 'avrpc_calls_in_flight', { side: 'server' }), 0);
     assert.is(await sample(clientRegister, 'avrpc_calls_in_flight', { side: 'client' }), 0);
 
-    assert.equal(client.stats().map((s) => s.ready), [2]);
+    assert.equal(
+      client.stats().map((s) => s.ready),
+      [2],
+    );
     assert.is(await sample(serverRegister, 'avrpc_connections', { side: 'server' }), 2);
     assert.is(await sample(clientRegister, 'avrpc_connections', { side: 'client' }), 2);
     assert.is(await sample(clientRegister, 'avrpc_pool_connections', { endpoint }), 2);
@@ -131,7 +156,10 @@ test('calls by message and code, latency counts, in flight, bytes, connections a
   try {
     assert.is(await sample(clientRegister, 'avrpc_connections', { side: 'client' }), 0);
     assert.is(await sample(clientRegister, 'avrpc_pool_ready_connections', { endpoint }), undefined, 'a closed client is detached');
-    await eventually('server connections back to 0', async () => (await sample(serverRegister, 'avrpc_connections', { side: 'server' })) === 0);
+    await eventually(
+      'server connections back to 0',
+      async () => (await sample(serverRegister, 'avrpc_connections', { side: 'server' })) === 0,
+    );
   } finally {
     await server.close({ graceMs: 100 });
   }
@@ -144,12 +172,19 @@ test('cancelled and timed-out calls count under their codes, and leave nothing i
   const server = createServer({
     protocol,
     // Answers only when the call is cancelled or its deadline passes.
-    handlers: { slow: (_req: unknown, ctx) => new Promise<string>((resolve) => { waiting++; ctx.signal.addEventListener('abort', () => resolve('late')); }) },
+    handlers: {
+      slow: (_req: unknown, ctx) =>
+        new Promise<string>((resolve) => {
+          waiting++;
+          ctx.signal.addEventListener('abort', () => resolve('late'));
+        }),
+    },
     observer: await createPrometheusObserver({ side: 'server', register: serverRegister }),
   });
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
   const client = createClient({
-    protocol, endpoints: [`127.0.0.1:${port}`],
+    protocol,
+    endpoints: [`127.0.0.1:${port}`],
     observer: await createPrometheusObserver({ side: 'client', register: clientRegister }),
   });
   try {
@@ -169,8 +204,13 @@ test('cancelled and timed-out calls count under their codes, and leave nothing i
     // The first call had no deadline: only the client's CANCEL could end it.
     assert.ok((await sample(serverRegister, 'avrpc_calls_total', { message: 'slow', code: 'CANCELLED' }))! >= 1);
     // The second call ended on the server by its own deadline or by the client's CANCEL, whichever came first.
-    const serverCodes = (await serverRegister.getMetricsAsJSON()).find((x) => x.name === 'avrpc_calls_total')!.values.map((v) => v.labels.code);
-    assert.ok(serverCodes.every((c) => c === 'CANCELLED' || c === 'DEADLINE_EXCEEDED'), String(serverCodes));
+    const serverCodes = (await serverRegister.getMetricsAsJSON())
+      .find((x) => x.name === 'avrpc_calls_total')!
+      .values.map((v) => v.labels.code);
+    assert.ok(
+      serverCodes.every((c) => c === 'CANCELLED' || c === 'DEADLINE_EXCEEDED'),
+      String(serverCodes),
+    );
     assert.is(await sample(serverRegister, 'avrpc_calls_in_flight', { side: 'server' }), 0);
     assert.is(await sample(clientRegister, 'avrpc_calls_in_flight', { side: 'client' }), 0);
   } finally {
@@ -181,11 +221,21 @@ test('cancelled and timed-out calls count under their codes, and leave nothing i
 
 test('an endpoint ejected by outlier detection shows in the pool gauge', async () => {
   const clientRegister = new Registry();
-  const server = createServer({ protocol, handlers: { boom: () => { throw new Error('kaput'); } } });
+  const server = createServer({
+    protocol,
+    handlers: {
+      boom: () => {
+        throw new Error('kaput');
+      },
+    },
+  });
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
   const endpoint = `127.0.0.1:${port}`;
   const client = createClient({
-    protocol, endpoints: [endpoint], ejectAfterFailures: 2, ejectMs: 60_000,
+    protocol,
+    endpoints: [endpoint],
+    ejectAfterFailures: 2,
+    ejectMs: 60_000,
     observer: await createPrometheusObserver({ side: 'client', register: clientRegister }),
   });
   try {
@@ -255,8 +305,16 @@ test('a server and a client in one process share the default registry: one /metr
 test('two observers of one side on one registry add up; a cleared registry gets its metrics again', async () => {
   const register = new Registry();
   const servers = [
-    createServer({ protocol, handlers: { greet: (req: { name: string }) => req.name }, observer: await createPrometheusObserver({ side: 'server', register }) }),
-    createServer({ protocol, handlers: { greet: (req: { name: string }) => req.name }, observer: await createPrometheusObserver({ side: 'server', register }) }),
+    createServer({
+      protocol,
+      handlers: { greet: (req: { name: string }) => req.name },
+      observer: await createPrometheusObserver({ side: 'server', register }),
+    }),
+    createServer({
+      protocol,
+      handlers: { greet: (req: { name: string }) => req.name },
+      observer: await createPrometheusObserver({ side: 'server', register }),
+    }),
   ];
   const ports = await Promise.all(servers.map(async (s) => (await s.listen({ host: '127.0.0.1', port: 0 })).port));
   const clients = ports.map((port) => createClient({ protocol, endpoints: [`127.0.0.1:${port}`] }));

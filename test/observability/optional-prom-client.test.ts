@@ -53,7 +53,10 @@ let dir = '';
 test.before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'avrpc-noprom-'));
   await writeFile(join(dir, 'hooks.mjs'), HOOKS);
-  await writeFile(join(dir, 'register.mjs'), `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(join(dir, 'hooks.mjs')).href)});\n`);
+  await writeFile(
+    join(dir, 'register.mjs'),
+    `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(join(dir, 'hooks.mjs')).href)});\n`,
+  );
   await writeFile(join(dir, 'consumer.mjs'), CONSUMER);
 });
 
@@ -71,7 +74,9 @@ test('importing avrpc loads no prom-client until an observer is asked for', asyn
 });
 
 test('without prom-client: avrpc imports and calls work; the observer fails FAILED_PRECONDITION', async () => {
-  const { stdout } = await run(process.execPath, ['--import', pathToFileURL(join(dir, 'register.mjs')).href, join(dir, 'consumer.mjs')], { timeout: 30_000 });
+  const { stdout } = await run(process.execPath, ['--import', pathToFileURL(join(dir, 'register.mjs')).href, join(dir, 'consumer.mjs')], {
+    timeout: 30_000,
+  });
   const out = JSON.parse(stdout) as { echoed: string; loaded: string[]; observer: string };
   assert.is(out.echoed, 'ok');
   assert.equal(out.loaded, []);
@@ -79,7 +84,11 @@ test('without prom-client: avrpc imports and calls work; the observer fails FAIL
 });
 
 test('without prom-client: the CLI still loads', async () => {
-  const { stdout } = await run(process.execPath, ['--import', pathToFileURL(join(dir, 'register.mjs')).href, repoPath('dist/src/cli/avrpc.js'), '--help'], { timeout: 30_000 });
+  const { stdout } = await run(
+    process.execPath,
+    ['--import', pathToFileURL(join(dir, 'register.mjs')).href, repoPath('dist/src/cli/avrpc.js'), '--help'],
+    { timeout: 30_000 },
+  );
   assert.match(stdout, /serve/);
   assert.match(stdout, /call/);
 });

@@ -21,8 +21,16 @@ const logger = { debug() {}, info() {}, warn: (_: object, msg?: string) => warni
 
 test.before(async () => {
   server = createServer({
-    protocol, handlers: {}, logger,
-    workers: { module: new URL('./bulk-handlers.js', import.meta.url), messages: ['echo'], threads: 1, offload: 'always', abandonGraceMs: 50 },
+    protocol,
+    handlers: {},
+    logger,
+    workers: {
+      module: new URL('./bulk-handlers.js', import.meta.url),
+      messages: ['echo'],
+      threads: 1,
+      offload: 'always',
+      abandonGraceMs: 50,
+    },
   });
   const { port } = await server.listen();
   client = createClient({ protocol, endpoints: [`127.0.0.1:${port}`] });
@@ -59,7 +67,10 @@ test('a cancelled handler that spins forever is terminated after the grace perio
   abort.abort();
   assert.is(await call, Code.CANCELLED);
   await poolServesAgain();
-  assert.ok(warnings.some((w) => w.includes('worker task still unanswered')), `warnings: ${warnings.join(' | ')}`);
+  assert.ok(
+    warnings.some((w) => w.includes('worker task still unanswered')),
+    `warnings: ${warnings.join(' | ')}`,
+  );
 });
 
 test('a handler past its deadline that spins forever is terminated too', async () => {

@@ -31,7 +31,8 @@ export function echo(req: { rows: Row[]; action: string }, ctx: CallContext): un
       return { rows: req.rows, threadId, info: {} };
     case 'meta':
       return {
-        rows: [], threadId,
+        rows: [],
+        threadId,
         info: { ...ctx.metadata, message: ctx.message, peer: ctx.peer.address, hasDeadline: String(ctx.deadline !== Infinity) },
       };
     case 'sum': {
@@ -80,19 +81,28 @@ export function echo(req: { rows: Row[]; action: string }, ctx: CallContext): un
       // What a worker handler sees of the connection's principal.
       const p = ctx.peer.principal as Record<string, unknown> | undefined;
       return {
-        rows: [], threadId,
-        info: { type: typeof p, json: JSON.stringify(p) ?? 'undefined', proto: p === undefined ? 'none' : String(Object.getPrototypeOf(p)?.constructor?.name) },
+        rows: [],
+        threadId,
+        info: {
+          type: typeof p,
+          json: JSON.stringify(p) ?? 'undefined',
+          proto: p === undefined ? 'none' : String(Object.getPrototypeOf(p)?.constructor?.name),
+        },
       };
     }
     case 'hang':
       // A CPU loop that never looks at its cancellation: only terminating the thread ends it.
       report(req.rows[0]?.name ?? '', -1);
-      for (;;) { /* spin forever */ }
+      for (;;) {
+        /* spin forever */
+      }
     // falls through (never reached)
     case 'spin': {
       // A CPU-bound loop that polls ctx.cancelled, the synchronous way to notice cancellation.
       report(req.rows[0]?.name ?? '', -1);
-      while (!ctx.cancelled) { /* spin */ }
+      while (!ctx.cancelled) {
+        /* spin */
+      }
       report(req.rows[0]?.name ?? '', (ctx.signal.reason as RpcError).code);
       return { rows: [], threadId, info: {} };
     }

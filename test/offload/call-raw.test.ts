@@ -18,7 +18,10 @@ async function start(serverProtocol: Protocol): Promise<{ server: Server; client
   return { server, client: createClient({ protocol, endpoints: [`127.0.0.1:${port}`] }) };
 }
 
-for (const [name, serverProtocol] of [['the same protocol', protocol], ['another Row schema', parseProtocol(bulkIdlV2)]] as const) {
+for (const [name, serverProtocol] of [
+  ['the same protocol', protocol],
+  ['another Row schema', parseProtocol(bulkIdlV2)],
+] as const) {
   test(`callRaw returns the bytes call() decodes (server with ${name})`, async () => {
     const { server, client } = await start(serverProtocol);
     try {

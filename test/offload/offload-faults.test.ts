@@ -26,7 +26,9 @@ const reports = new Map<string, (r: AbortReport) => void>();
 const logged: string[] = [];
 const errors: Array<{ obj: Record<string, unknown>; msg: string }> = [];
 const logger = {
-  debug() {}, info() {}, warn: (_: object, msg?: string) => logged.push(msg ?? ''),
+  debug() {},
+  info() {},
+  warn: (_: object, msg?: string) => logged.push(msg ?? ''),
   error: (obj: object, msg?: string) => {
     logged.push(msg ?? '');
     errors.push({ obj: obj as Record<string, unknown>, msg: msg ?? '' });
@@ -95,8 +97,11 @@ async function rawCallWithDeadline(tag: string, action: string, timeoutMs: numbe
   const welcome = await reader.frame();
   assert.is(welcome[4], FrameType.WELCOME);
   const draft = {
-    index: protocol.message('echo')!.index, timeoutMs, metadata: undefined,
-    type: protocol.message('echo')!.request, value: { rows: [{ id: 1, name: tag, tags: [], score: 0 }], action },
+    index: protocol.message('echo')!.index,
+    timeoutMs,
+    metadata: undefined,
+    type: protocol.message('echo')!.request,
+    value: { rows: [{ id: 1, name: tag, tags: [], score: 0 }], action },
   };
   enc.frame(FrameType.REQUEST, Flag.DEADLINE, 1, draft, writeRequest);
   for (const b of enc.take()) socket.write(b);
@@ -139,7 +144,10 @@ for (const action of ['crash', 'exit'] as const) {
     const dying = codeOf(client.call('echo', { rows: [], action }));
     const results = (await Promise.all(others)) as Array<{ rows: unknown[] }>;
     assert.is(await dying, Code.INTERNAL);
-    assert.equal(results.map((r) => r.rows.length), [50, 50, 50, 50, 50, 50]);
+    assert.equal(
+      results.map((r) => r.rows.length),
+      [50, 50, 50, 50, 50, 50],
+    );
     for (let i = 0; i < 4; i++) {
       const after = (await client.call('echo', { rows: rows(3), action: 'echo' })) as { rows: unknown[]; threadId: number };
       assert.is(after.rows.length, 3);
@@ -153,7 +161,10 @@ test('a worker that dies between calls is logged and replaced; the server lives 
   assert.not.equal(r.threadId, threadId);
   // Bounded wait for the pool's 'error' event to reach the logger (a hang guard, not a timing check).
   for (let i = 0; i < 200 && !logged.some((m) => m.includes('died outside a call')); i++) await new Promise((res) => setTimeout(res, 10));
-  assert.ok(logged.some((m) => m.includes('died outside a call')), `logged: ${logged.join(' | ')}`);
+  assert.ok(
+    logged.some((m) => m.includes('died outside a call')),
+    `logged: ${logged.join(' | ')}`,
+  );
   for (let i = 0; i < 4; i++) {
     const after = (await client.call('echo', { rows: rows(2), action: 'echo' })) as { rows: unknown[] };
     assert.is(after.rows.length, 2);

@@ -22,7 +22,9 @@ async function start(workers: 'none' | 'always' | 'auto', clientProtocol = proto
   const server = createServer({
     protocol,
     handlers: workers === 'always' ? {} : { echo },
-    ...(workers === 'none' ? {} : { workers: { module: HANDLERS_URL, messages: ['echo'], threads: 2, offload: workers, thresholdBytes: 1024 } }),
+    ...(workers === 'none'
+      ? {}
+      : { workers: { module: HANDLERS_URL, messages: ['echo'], threads: 2, offload: workers, thresholdBytes: 1024 } }),
   });
   const { port } = await server.listen();
   const client = createClient({ protocol: clientProtocol, endpoints: [`127.0.0.1:${port}`] });
@@ -54,8 +56,16 @@ test('worker handlers answer exactly what inline handlers answer', async () => {
   const worker = await start('always');
   try {
     const cases: Array<[string, number]> = [
-      ['echo', 0], ['echo', 1], ['echo', 300], ['echo', 20_000], ['sum', 5000],
-      ['declared', 3], ['rpc', 1], ['error', 1], ['bad-response', 1], ['unknown', 0],
+      ['echo', 0],
+      ['echo', 1],
+      ['echo', 300],
+      ['echo', 20_000],
+      ['sum', 5000],
+      ['declared', 3],
+      ['rpc', 1],
+      ['error', 1],
+      ['bad-response', 1],
+      ['unknown', 0],
     ];
     for (const [action, n] of cases) {
       const req = { rows: rows(n, n), action };
@@ -95,7 +105,10 @@ test('errors from workers keep their codes; declared errors arrive decoded; no s
 test('metadata, peer, message name and deadline reach the worker handler', async () => {
   const s = await start('always');
   try {
-    const r = (await s.client.call('echo', { rows: [], action: 'meta' }, { metadata: { user: 'ada' }, timeoutMs: 30_000 })) as { info: Record<string, string>; threadId: number };
+    const r = (await s.client.call('echo', { rows: [], action: 'meta' }, { metadata: { user: 'ada' }, timeoutMs: 30_000 })) as {
+      info: Record<string, string>;
+      threadId: number;
+    };
     assert.not.equal(r.threadId, threadId);
     assert.equal(r.info, { user: 'ada', message: 'echo', peer: '127.0.0.1', hasDeadline: 'true' });
   } finally {
@@ -133,7 +146,9 @@ test("offload 'auto' runs small requests inline and large ones in workers", asyn
 
 test('offloaded calls beyond workers.maxTasks are refused with RESOURCE_EXHAUSTED', async () => {
   const server = createServer({
-    protocol, handlers: {}, workers: { module: HANDLERS_URL, messages: ['echo'], threads: 1, offload: 'always', maxTasks: 1 },
+    protocol,
+    handlers: {},
+    workers: { module: HANDLERS_URL, messages: ['echo'], threads: 1, offload: 'always', maxTasks: 1 },
   });
   const { port } = await server.listen();
   const client = createClient({ protocol, endpoints: [`127.0.0.1:${port}`] });
@@ -170,7 +185,7 @@ test('workers options are validated with their paths', () => {
   };
   assert.match(bad({ module: HANDLERS_URL, messages: ['nope'], offload: 'always' }), 'options.workers.messages');
   assert.match(bad({ module: HANDLERS_URL, messages: [] }), 'options.workers.messages');
-  assert.match(bad({ module: HANDLERS_URL, messages: ['echo'] }), "needs an inline handler");
+  assert.match(bad({ module: HANDLERS_URL, messages: ['echo'] }), 'needs an inline handler');
   assert.match(bad({ module: HANDLERS_URL, messages: ['echo'], offload: 'sometimes' }), 'options.workers.offload');
   assert.match(bad({ module: HANDLERS_URL, messages: ['echo'], offload: 'always', threads: 0 }), 'options.workers.threads');
   assert.match(bad({ module: 42, messages: ['echo'], offload: 'always' }), 'options.workers.module');

@@ -20,8 +20,19 @@ const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
 test('each worker gets the peer protocol text once, and again after a crash replaced it', async () => {
   const pool = new OffloadPool(
-    { moduleUrl: HANDLERS_URL.href, messages: new Set([protocol.message('echo')!.index]), threads: 1, offload: 'always', thresholdBytes: 0, maxTasks: 8, abandonGraceMs: 5000 },
-    protocol, 16, false, quiet,
+    {
+      moduleUrl: HANDLERS_URL.href,
+      messages: new Set([protocol.message('echo')!.index]),
+      threads: 1,
+      offload: 'always',
+      thresholdBytes: 0,
+      maxTasks: 8,
+      abandonGraceMs: 5000,
+    },
+    protocol,
+    16,
+    false,
+    quiet,
   );
   const msg = older.message('echo')!;
   const call = async (action: string) => {
@@ -52,7 +63,11 @@ test('each worker gets the peer protocol text once, and again after a crash repl
 });
 
 test('an older-schema client through a worker still works after that worker crashed', async () => {
-  const server = createServer({ protocol, handlers: {}, workers: { module: HANDLERS_URL, messages: ['echo'], threads: 1, offload: 'always' } });
+  const server = createServer({
+    protocol,
+    handlers: {},
+    workers: { module: HANDLERS_URL, messages: ['echo'], threads: 1, offload: 'always' },
+  });
   const { port } = await server.listen();
   const client = createClient({ protocol: older, endpoints: [`127.0.0.1:${port}`] });
   try {
@@ -65,8 +80,14 @@ test('an older-schema client through a worker still works after that worker cras
       assert.is((err as RpcError).code, Code.INTERNAL);
     }
     for (let i = 0; i < 3; i++) {
-      const r = (await client.call('echo', { rows: rows(2).map(({ id, name, tags }) => ({ id, name, tags })), action: 'echo' })) as { rows: Array<{ extra: string }>; threadId: number };
-      assert.equal(r.rows.map((row) => row.extra), ['x', 'x']);
+      const r = (await client.call('echo', { rows: rows(2).map(({ id, name, tags }) => ({ id, name, tags })), action: 'echo' })) as {
+        rows: Array<{ extra: string }>;
+        threadId: number;
+      };
+      assert.equal(
+        r.rows.map((row) => row.extra),
+        ['x', 'x'],
+      );
       assert.not.equal(r.threadId, threadId);
     }
   } finally {

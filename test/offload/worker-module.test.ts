@@ -25,7 +25,9 @@ async function listenError(server: Server): Promise<RpcError> {
 
 test('listen rejects a worker module that does not load, naming it', async () => {
   const module = new URL('./no-such-module.js', import.meta.url);
-  const err = await listenError(createServer({ protocol, handlers: {}, workers: { module, messages: ['echo'], threads: 1, offload: 'always' } }));
+  const err = await listenError(
+    createServer({ protocol, handlers: {}, workers: { module, messages: ['echo'], threads: 1, offload: 'always' } }),
+  );
   assert.is(err.code, Code.INVALID_ARGUMENT);
   assert.match(err.message, 'options.workers.module');
   assert.match(err.message, module.href);
@@ -34,7 +36,9 @@ test('listen rejects a worker module that does not load, naming it', async () =>
 
 test('listen rejects a worker module without a handler for a listed message, naming both', async () => {
   const module = new URL('./no-echo-handlers.js', import.meta.url);
-  const err = await listenError(createServer({ protocol, handlers: {}, workers: { module, messages: ['echo'], threads: 1, offload: 'always' } }));
+  const err = await listenError(
+    createServer({ protocol, handlers: {}, workers: { module, messages: ['echo'], threads: 1, offload: 'always' } }),
+  );
   assert.is(err.code, Code.INVALID_ARGUMENT);
   assert.match(err.message, module.href);
   assert.match(err.message, "exports no function for message 'echo'");
@@ -42,8 +46,12 @@ test('listen rejects a worker module without a handler for a listed message, nam
 
 test("the check covers 'auto' too (large requests would reach the worker)", async () => {
   const module = new URL('./no-echo-handlers.js', import.meta.url);
-  const echo = (): never => { throw new Error('inline'); };
-  const err = await listenError(createServer({ protocol, handlers: { echo }, workers: { module, messages: ['echo'], threads: 1, offload: 'auto' } }));
+  const echo = (): never => {
+    throw new Error('inline');
+  };
+  const err = await listenError(
+    createServer({ protocol, handlers: { echo }, workers: { module, messages: ['echo'], threads: 1, offload: 'auto' } }),
+  );
   assert.is(err.code, Code.INVALID_ARGUMENT);
   assert.match(err.message, "'echo'");
 });

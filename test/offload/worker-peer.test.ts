@@ -12,7 +12,10 @@ import { bulkProtocol } from './bulk-protocol.js';
 const protocol = bulkProtocol();
 
 class User {
-  constructor(readonly id: string, readonly roles: string[]) {}
+  constructor(
+    readonly id: string,
+    readonly roles: string[],
+  ) {}
   can(role: string): boolean {
     return this.roles.includes(role);
   }
@@ -22,7 +25,9 @@ class User {
 async function seenByWorker(principal: () => unknown): Promise<Record<string, string>[]> {
   const warnings: string[] = [];
   const server = createServer({
-    protocol, handlers: {}, authenticate: () => principal(),
+    protocol,
+    handlers: {},
+    authenticate: () => principal(),
     logger: { debug() {}, info() {}, warn: (_: object, msg?: string) => warnings.push(msg ?? ''), error() {} },
     workers: { module: new URL('./bulk-handlers.js', import.meta.url), messages: ['echo'], threads: 1, offload: 'always' },
   });
@@ -30,7 +35,8 @@ async function seenByWorker(principal: () => unknown): Promise<Record<string, st
   const client = createClient({ protocol, endpoints: [`127.0.0.1:${port}`], credentials: 'token' });
   try {
     const out: Record<string, string>[] = [];
-    for (let i = 0; i < 3; i++) out.push(((await client.call('echo', { rows: [], action: 'principal' })) as { info: Record<string, string> }).info);
+    for (let i = 0; i < 3; i++)
+      out.push(((await client.call('echo', { rows: [], action: 'principal' })) as { info: Record<string, string> }).info);
     return out;
   } finally {
     await client.close();

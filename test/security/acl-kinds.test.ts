@@ -9,7 +9,9 @@ import { outcome as code, securityFixture } from '../helpers/security-fixture.js
  */
 const test = suite('security: ACL entry kinds');
 let protocol: Protocol;
-const fixture = securityFixture(test, (p) => { protocol = p; });
+const fixture = securityFixture(test, (p) => {
+  protocol = p;
+});
 const item = { id: 4, name: 'acl', tags: [], score: 0, blob: Buffer.alloc(0) };
 const auth = createHmacAuth({ secret: 'ACL kind tests need a long secret too' });
 
@@ -56,7 +58,12 @@ test('through a real server: the impostor is denied, the role holder and the nam
   const { port } = await fixture.serve({
     authenticate: auth.authenticate,
     acl: { echo: [{ role: 'admin' }, 'alice'] },
-    handlers: { echo: (req: { item: { name: string } }, ctx) => { ran.push((ctx.peer.principal as { id: string }).id); return req.item; } },
+    handlers: {
+      echo: (req: { item: { name: string } }, ctx) => {
+        ran.push((ctx.peer.principal as { id: string }).id);
+        return req.item;
+      },
+    },
   });
   const as = (id: string, roles: string[] = []) => fixture.client(port, { credentials: auth.issue(id, roles) });
   assert.is(await code(as('role:admin').call('echo', { item })), Code.PERMISSION_DENIED);

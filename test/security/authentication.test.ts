@@ -3,8 +3,16 @@ import { once } from 'node:events';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  Code, RpcError, createHmacAuth, parseProtocol,
-  type Authenticator, type CallContext, type Client, type ClientOptions, type Protocol, type Server,
+  Code,
+  RpcError,
+  createHmacAuth,
+  parseProtocol,
+  type Authenticator,
+  type CallContext,
+  type Client,
+  type ClientOptions,
+  type Protocol,
+  type Server,
 } from '../../src/index.js';
 import { createHash } from 'node:crypto';
 import { FrameEncoder } from '../../src/framing/frame-encoder.js';
@@ -18,14 +26,26 @@ import { securityVectors } from '../helpers/spec-vectors.js';
 /** Issue 5, authentication in the handshake: client credentials, server `authenticate`, HMAC tokens. */
 const test = suite('security: authentication');
 let protocol: Protocol;
-const fixture = securityFixture(test, (p) => { protocol = p; });
+const fixture = securityFixture(test, (p) => {
+  protocol = p;
+});
 const item = { id: 7, name: 'auth', tags: [], score: 0, blob: Buffer.alloc(0) };
 const SECRET = 'a shared secret of at least 32 bytes!';
 
-function serve(authenticate: Authenticator, seen: CallContext[] = [], extra: { idleTimeoutMs?: number } = {}): Promise<{ port: number; server: Server }> {
+function serve(
+  authenticate: Authenticator,
+  seen: CallContext[] = [],
+  extra: { idleTimeoutMs?: number } = {},
+): Promise<{ port: number; server: Server }> {
   return fixture.serve({
-    authenticate, ...extra,
-    handlers: { echo: (req: { item: unknown }, ctx: CallContext) => { seen.push(ctx); return req.item; } },
+    authenticate,
+    ...extra,
+    handlers: {
+      echo: (req: { item: unknown }, ctx: CallContext) => {
+        seen.push(ctx);
+        return req.item;
+      },
+    },
   });
 }
 
@@ -50,7 +70,14 @@ test('a static token reaches authenticate, and its principal reaches ctx.peer', 
 test('an async credentials function is called again for every new connection (rotating tokens)', async () => {
   let issued = 0;
   const tokens: Array<string | undefined> = [];
-  const { port } = await serve((hs) => { tokens.push(hs.token); return hs.token; }, [], { idleTimeoutMs: 50 });
+  const { port } = await serve(
+    (hs) => {
+      tokens.push(hs.token);
+      return hs.token;
+    },
+    [],
+    { idleTimeoutMs: 50 },
+  );
   const c = client(port, async () => `token-${++issued}`);
   await c.call('echo', { item });
   // The server closes the idle connection; the client reconnects, and must fetch a fresh token.
@@ -58,12 +85,18 @@ test('an async credentials function is called again for every new connection (ro
   await c.call('echo', { item });
   // At most one further connection may be between credentials() and the server's authenticate.
   assert.ok(issued - tokens.length <= 1 && tokens.length >= 2, 'one credentials() call per connection');
-  assert.equal(tokens, tokens.map((_, i) => `token-${i + 1}`), 'each connection sent the token fetched for it');
+  assert.equal(
+    tokens,
+    tokens.map((_, i) => `token-${i + 1}`),
+    'each connection sent the token fetched for it',
+  );
 });
 
 test('authenticate throwing refuses the client with UNAUTHENTICATED, without waiting for a retry', async () => {
   const seen: CallContext[] = [];
-  const { port } = await serve(() => { throw new Error('who are you?'); }, seen);
+  const { port } = await serve(() => {
+    throw new Error('who are you?');
+  }, seen);
   const err = await failure(client(port, 'nope').call('echo', { item }));
   assert.is(err.code, Code.UNAUTHENTICATED);
   assert.match(err.message, 'who are you?');
@@ -71,7 +104,9 @@ test('authenticate throwing refuses the client with UNAUTHENTICATED, without wai
 });
 
 test('a refused handshake gets an ERROR frame with id 0 and code UNAUTHENTICATED, then the connection closes', async () => {
-  const { port } = await serve(async () => { throw new RpcError(Code.UNAUTHENTICATED, 'token expired'); });
+  const { port } = await serve(async () => {
+    throw new RpcError(Code.UNAUTHENTICATED, 'token expired');
+  });
   const raw = await RawPeer.connect(port);
   const f = await raw.handshake(protocol);
   assert.is(f.type, FrameType.ERROR);
@@ -84,14 +119,17 @@ test('a refused handshake gets an ERROR frame with id 0 and code UNAUTHENTICATED
 test('no call is dispatched before authentication: a request pipelined behind HELLO is a protocol error', async () => {
   const seen: CallContext[] = [];
   let release!: () => void;
-  const gate = new Promise<void>((r) => { release = r; });
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
   let asked = 0;
-  const { port } = await serve(async () => { asked++; await gate; return 'late'; }, seen);
+  const { port } = await serve(async () => {
+    asked++;
+    await gate;
+    return 'late';
+  }, seen);
   const raw = await RawPeer.connect(port);
-  raw.socket.write(Buffer.concat([
-    helloBytes(protocol),
-    requestBytes(protocol, 1, 'echo', { item }),
-  ]));
+  raw.socket.write(Buffer.concat([helloBytes(protocol), requestBytes(protocol, 1, 'echo', { item })]));
   const frames = await raw.rest();
   release();
   assert.is(asked, 1);
@@ -104,15 +142,26 @@ test('no call is dispatched before authentication: a request pipelined behind HE
 });
 
 test('authentication comes first: a refused peer never makes the server parse the protocol text it sent', async () => {
-  const { port } = await serve((hs) => { if (hs.token !== 'ok') throw new Error('refused'); return 'p'; });
+  const { port } = await serve((hs) => {
+    if (hs.token !== 'ok') throw new Error('refused');
+    return 'p';
+  });
   const junk = '{"protocol": "not really", "types": [';
   const hello = (token: string) => {
     const enc = new FrameEncoder();
     enc.bytes(PREFACE);
-    enc.frame(FrameType.HELLO, 0, 0, {
-      fingerprint: createHash('md5').update(junk).digest(), protocol: junk, knownServerFingerprint: null,
-      meta: { 'avrpc.token': Buffer.from(token) },
-    }, writeHandshake(helloType));
+    enc.frame(
+      FrameType.HELLO,
+      0,
+      0,
+      {
+        fingerprint: createHash('md5').update(junk).digest(),
+        protocol: junk,
+        knownServerFingerprint: null,
+        meta: { 'avrpc.token': Buffer.from(token) },
+      },
+      writeHandshake(helloType),
+    );
     return Buffer.concat(enc.take());
   };
   const refused = await RawPeer.connect(port);
@@ -129,7 +178,10 @@ test('authentication comes first: a refused peer never makes the server parse th
 test('authenticate runs once per connection, also across a NEED_PROTOCOL exchange', async () => {
   let asked = 0;
   const seen: CallContext[] = [];
-  const { port } = await serve(() => { asked++; return { id: 'n' }; }, seen);
+  const { port } = await serve(() => {
+    asked++;
+    return { id: 'n' };
+  }, seen);
   // A client whose protocol the server does not know yet (an added message): it gets NEED_PROTOCOL first.
   const newer = parseProtocol(protocol.text.replace('"messages":{', '"messages":{"ping":{"request":[],"response":"null"},'));
   const c = fixture.client(port, { protocol: newer, credentials: 't' });
@@ -140,7 +192,11 @@ test('authenticate runs once per connection, also across a NEED_PROTOCOL exchang
 
 test('a credentials function that fails fails the call with UNAUTHENTICATED on the client', async () => {
   const { port } = await serve(() => 'anyone');
-  const err = await failure(client(port, async () => { throw new Error('vault unreachable'); }).call('echo', { item }));
+  const err = await failure(
+    client(port, async () => {
+      throw new Error('vault unreachable');
+    }).call('echo', { item }),
+  );
   assert.is(err.code, Code.UNAUTHENTICATED);
   assert.match(err.message, 'vault unreachable');
 });
@@ -198,7 +254,9 @@ test('SPEC.md section 11 vectors: a real client sends the token HELLO, and a rea
   const v = securityVectors();
   // Client side: a raw server records what a real client with credentials 'secret' sends.
   const sockets: Socket[] = [];
-  const rawServer = createNetServer((s) => { sockets.push(s); });
+  const rawServer = createNetServer((s) => {
+    sockets.push(s);
+  });
   rawServer.listen(0, '127.0.0.1');
   await once(rawServer, 'listening');
   const c = client((rawServer.address() as AddressInfo).port, 'secret');
@@ -216,7 +274,9 @@ test('SPEC.md section 11 vectors: a real client sends the token HELLO, and a rea
   }
   assert.is((await got).toString('hex'), v.tokenHello.toString('hex'));
   // Server side: a real server that refuses 'secret' answers exactly the ERROR vector.
-  const { port } = await serve((hs) => { throw new Error(hs.token === 'secret' ? 'bad token' : 'no'); });
+  const { port } = await serve((hs) => {
+    throw new Error(hs.token === 'secret' ? 'bad token' : 'no');
+  });
   const raw = await RawPeer.connect(port);
   raw.socket.write(v.tokenHello);
   const answer = await raw.reader.read(v.refusal.length);

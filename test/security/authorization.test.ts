@@ -1,15 +1,24 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  Code, RpcError, aclAuthorizer, createHmacAuth, createServer,
-  type Acl, type Authorizer, type Client, type Protocol,
+  Code,
+  RpcError,
+  aclAuthorizer,
+  createHmacAuth,
+  createServer,
+  type Acl,
+  type Authorizer,
+  type Client,
+  type Protocol,
 } from '../../src/index.js';
 import { outcome as code, securityFixture } from '../helpers/security-fixture.js';
 
 /** Issue 5, per-call authorization: an `authorize` hook and a declarative ACL; refused calls never run. */
 const test = suite('security: authorization');
 let protocol: Protocol;
-const fixture = securityFixture(test, (p) => { protocol = p; });
+const fixture = securityFixture(test, (p) => {
+  protocol = p;
+});
 const item = { id: 3, name: 'authz', tags: [], score: 0, blob: Buffer.alloc(0) };
 const auth = createHmacAuth({ secret: 'authorization tests need a long secret' });
 let ran: string[] = [];
@@ -20,11 +29,20 @@ test.before.each(() => {
 
 async function serve(opts: { authorize?: Authorizer; acl?: Acl }): Promise<number> {
   const { port } = await fixture.serve({
-    authenticate: auth.authenticate, ...opts,
+    authenticate: auth.authenticate,
+    ...opts,
     handlers: {
-      echo: (req: { item: unknown }) => { ran.push('echo'); return req.item; },
-      fail: (req: { reason: string }) => { ran.push('fail'); return { ...item, name: req.reason }; },
-      notify: () => { ran.push('notify'); },
+      echo: (req: { item: unknown }) => {
+        ran.push('echo');
+        return req.item;
+      },
+      fail: (req: { reason: string }) => {
+        ran.push('fail');
+        return { ...item, name: req.reason };
+      },
+      notify: () => {
+        ran.push('notify');
+      },
     },
   });
   return port;
@@ -45,15 +63,22 @@ test('authorize sees the principal, the message and the metadata; false is PERMI
   const c = client(port, 'alice');
   assert.is(await code(c.call('echo', { item }, { metadata: { tenant: 'red' } })), Code.PERMISSION_DENIED);
   assert.is(await code(c.call('echo', { item }, { metadata: { tenant: 'blue' } })), 'OK');
-  assert.equal(asked, [['alice', 'echo', { tenant: 'red' }], ['alice', 'echo', { tenant: 'blue' }]]);
+  assert.equal(asked, [
+    ['alice', 'echo', { tenant: 'red' }],
+    ['alice', 'echo', { tenant: 'blue' }],
+  ]);
   assert.equal(ran, ['echo'], 'only the allowed call ran');
 });
 
 test('a promise of false, a rejecting promise, a throw and a truthy non-boolean all deny', async () => {
   const verdicts: Array<() => unknown> = [
     async () => false,
-    async () => { throw new Error('policy store down'); },
-    () => { throw new Error('bug in the hook'); },
+    async () => {
+      throw new Error('policy store down');
+    },
+    () => {
+      throw new Error('bug in the hook');
+    },
     () => 'yes',
   ];
   let n = 0;
@@ -100,7 +125,10 @@ test('aclAuthorizer is usable on its own, and a bad ACL is refused naming its pa
     assert.is(allow({ id: 'x', roles: ['ops'] }, inherited, {}), false, inherited);
     assert.is(aclAuthorizer({ '*': ['*'] })('x', inherited, {}), true, `${inherited} falls back to '*'`);
   }
-  for (const [acl, path] of [[{ nope: ['*'] }, 'options.acl.nope'], [{ echo: 'alice' }, 'options.acl.echo']] as const) {
+  for (const [acl, path] of [
+    [{ nope: ['*'] }, 'options.acl.nope'],
+    [{ echo: 'alice' }, 'options.acl.echo'],
+  ] as const) {
     try {
       createServer({ protocol, handlers: {}, acl: acl as unknown as Acl });
       assert.unreachable('should throw');

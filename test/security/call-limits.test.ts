@@ -12,20 +12,35 @@ import { securityFixture, outcome } from '../helpers/security-fixture.js';
 /** Issue 5, limits per call and per frame: maxConcurrentCalls, maxFrameBytes, maxMessageBytes, maxMetadataBytes. */
 const test = suite('security: call and frame limits');
 let protocol: Protocol;
-const { serve, client, peer } = securityFixture(test, (p) => { protocol = p; });
+const { serve, client, peer } = securityFixture(test, (p) => {
+  protocol = p;
+});
 const item = { id: 9, name: 'call-limits', tags: [], score: 0, blob: Buffer.alloc(0) };
 
 test('maxConcurrentCalls: the call beyond the limit gets RESOURCE_EXHAUSTED at once, not a place in a queue', async () => {
   let release!: () => void;
-  const gate = new Promise<void>((r) => { release = r; });
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
   let started = 0;
   const { port } = await serve({
     maxConcurrentCalls: 2,
-    handlers: { echo: async (req: { item: unknown }) => { started++; await gate; return req.item; } },
+    handlers: {
+      echo: async (req: { item: unknown }) => {
+        started++;
+        await gate;
+        return req.item;
+      },
+    },
   });
   const c = client(port);
   const order: string[] = [];
-  const calls = [0, 1, 2].map((i) => outcome(c.call('echo', { item })).then((r) => { order.push(`${i}:${r}`); return r; }));
+  const calls = [0, 1, 2].map((i) =>
+    outcome(c.call('echo', { item })).then((r) => {
+      order.push(`${i}:${r}`);
+      return r;
+    }),
+  );
   // The third is answered while the first two are still running.
   assert.is(await calls[2], Code.RESOURCE_EXHAUSTED);
   assert.is(started, 2);
@@ -82,7 +97,13 @@ test('a header claiming a huge body costs memory for the bytes received, not the
   // Found while writing the fuzz test: the decoder used to allocate the claimed length up front, so
   // 40 sockets x 10 bytes pinned 40 x 16 MiB.
   let received = 0;
-  const { server, port } = await serve({ observer: { bytesReceived: (n: number) => { received += n; } } });
+  const { server, port } = await serve({
+    observer: {
+      bytesReceived: (n: number) => {
+        received += n;
+      },
+    },
+  });
   const before = process.memoryUsage().arrayBuffers;
   const sockets = [];
   for (let i = 0; i < 40; i++) {
@@ -149,7 +170,10 @@ test('maxMessageBytes: a request payload over the limit is refused for that call
   const { port } = await serve({ maxMessageBytes: 100 });
   const c = client(port);
   const big = { ...item, blob: Buffer.alloc(200) };
-  const err = await c.call('echo', { item: big }).then(() => undefined, (e: unknown) => e as RpcError);
+  const err = await c.call('echo', { item: big }).then(
+    () => undefined,
+    (e: unknown) => e as RpcError,
+  );
   assert.is(err?.code, Code.RESOURCE_EXHAUSTED);
   assert.match(err?.message ?? '', 'maxMessageBytes (100)');
   assert.is(await outcome(c.call('echo', { item })), 'OK', 'the connection stays usable');
@@ -168,9 +192,20 @@ test('maxMessageBytes may exceed maxFrameBytes (larger requests come in fragment
 
 test('maxMetadataBytes: metadata over the limit is refused with RESOURCE_EXHAUSTED; the handler never runs', async () => {
   let ran = 0;
-  const { port } = await serve({ maxMetadataBytes: 64, handlers: { echo: (req: { item: unknown }) => { ran++; return req.item; } } });
+  const { port } = await serve({
+    maxMetadataBytes: 64,
+    handlers: {
+      echo: (req: { item: unknown }) => {
+        ran++;
+        return req.item;
+      },
+    },
+  });
   const c = client(port);
-  const err = await c.call('echo', { item }, { metadata: { big: 'x'.repeat(100) } }).then(() => undefined, (e: unknown) => e as RpcError);
+  const err = await c.call('echo', { item }, { metadata: { big: 'x'.repeat(100) } }).then(
+    () => undefined,
+    (e: unknown) => e as RpcError,
+  );
   assert.is(err?.code, Code.RESOURCE_EXHAUSTED);
   assert.match(err?.message ?? '', 'maxMetadataBytes (64)');
   assert.is(ran, 0);
@@ -194,7 +229,10 @@ function tinyEntries(n: number): Buffer {
   const count = n * 2; // zig-zag
   const head: number[] = [];
   for (let v = count; ; v = Math.floor(v / 128)) {
-    if (v < 0x80) { head.push(v); break; }
+    if (v < 0x80) {
+      head.push(v);
+      break;
+    }
     head.push((v & 0x7f) | 0x80);
   }
   const entries = Buffer.alloc(n * 6);
@@ -212,7 +250,14 @@ test('maxMetadataBytes: a map of many tiny entries is refused having read no mor
   // 768k keys took 1.18 s). The map below is 1.2 MB of valid entries and then simply stops: had the server
   // read past the limit it would have found it truncated (INVALID_ARGUMENT, "cannot decode request").
   let ran = 0;
-  const { port } = await serve({ handlers: { echo: (req: { item: unknown }) => { ran++; return req.item; } } });
+  const { port } = await serve({
+    handlers: {
+      echo: (req: { item: unknown }) => {
+        ran++;
+        return req.item;
+      },
+    },
+  });
   const p = await peer(port);
   await p.handshake(protocol);
   p.socket.write(requestWithRawMetadata(1, tinyEntries(200_000)));
@@ -271,7 +316,10 @@ test('compressed requests count as calls until inflated: beyond maxConcurrentCal
     const f = await p.frame();
     codes.set(f.id, frameCode(f));
   }
-  assert.equal([1, 2, 3].map((id) => codes.get(id)), [Code.INVALID_ARGUMENT, Code.INVALID_ARGUMENT, Code.RESOURCE_EXHAUSTED]);
+  assert.equal(
+    [1, 2, 3].map((id) => codes.get(id)),
+    [Code.INVALID_ARGUMENT, Code.INVALID_ARGUMENT, Code.RESOURCE_EXHAUSTED],
+  );
   // Slots come back: a good call works.
   p.socket.write(requestBytes(protocol, 4, 'echo', { item }));
   assert.is((await p.frame()).type, FrameType.RESPONSE);
@@ -285,7 +333,11 @@ test('a burst of decompression bombs is inflated a few at a time, not all at onc
   const p = await compressingPeer(port);
   const bomb = deflateRawSync(Buffer.alloc(16 * 1024 * 1024));
   let started = 0;
-  const hook = createHook({ init: (_id, type) => { if (type === 'ZLIB') started++; } }).enable();
+  const hook = createHook({
+    init: (_id, type) => {
+      if (type === 'ZLIB') started++;
+    },
+  }).enable();
   try {
     p.socket.write(Buffer.concat(Array.from({ length: 24 }, (_, i) => compressedRequest(i + 1, bomb))));
     const first = await p.frame();
@@ -300,4 +352,3 @@ test('a burst of decompression bombs is inflated a few at a time, not all at onc
 });
 
 test.run();
-

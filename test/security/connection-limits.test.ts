@@ -16,7 +16,13 @@ import { helloType, writeHandshake } from '../../src/framing/handshake.js';
 /** Issue 5, limits per connection: maxConnections, handshake timeout, idle timeout. */
 const test = suite('security: connection limits');
 let protocol: Protocol;
-const { serve, client: clientOf, peer } = securityFixture(test, (p) => { protocol = p; });
+const {
+  serve,
+  client: clientOf,
+  peer,
+} = securityFixture(test, (p) => {
+  protocol = p;
+});
 const item = { id: 5, name: 'limits', tags: [], score: 0, blob: Buffer.alloc(0) };
 
 test('maxConnections: the connection beyond the limit gets GOAWAY RESOURCE_EXHAUSTED and is closed; the others work', async () => {
@@ -45,7 +51,10 @@ test('maxConnections: a real client over the limit fails with RESOURCE_EXHAUSTED
   const first = await peer(port);
   await first.handshake(protocol);
   const client = clientOf(port, { backoff: { initialMs: 50, maxMs: 100 } });
-  const err = await client.call('echo', { item }).then(() => undefined, (e: unknown) => e);
+  const err = await client.call('echo', { item }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   assert.instance(err, RpcError);
   assert.is((err as RpcError).code, Code.RESOURCE_EXHAUSTED);
 });
@@ -77,22 +86,34 @@ test('handshake timeout: an authenticate hook that never answers does not hold t
 
 test('idle timeout: a connection without calls gets GOAWAY OK and is closed; a running call keeps it open', async () => {
   let release!: () => void;
-  const gate = new Promise<void>((r) => { release = r; });
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
   const { server, port } = await serve({
     idleTimeoutMs: 30,
-    handlers: { echo: async (req: { item: unknown }) => { await gate; return req.item; } },
+    handlers: {
+      echo: async (req: { item: unknown }) => {
+        await gate;
+        return req.item;
+      },
+    },
   });
   const p = await peer(port);
   await p.handshake(protocol);
   let received = 0;
-  p.socket.on('data', (d: Buffer) => { received += d.length; });
+  p.socket.on('data', (d: Buffer) => {
+    received += d.length;
+  });
   p.socket.write(requestBytes(protocol, 1, 'echo', { item }));
   // Several idle periods pass while the call runs: the connection must stay (nothing may arrive).
   await new Promise((r) => setTimeout(r, 200));
   assert.is(received, 0);
   release();
   const frames = await p.rest();
-  assert.equal(frames.map((f) => f.type), [FrameType.RESPONSE, FrameType.GOAWAY]);
+  assert.equal(
+    frames.map((f) => f.type),
+    [FrameType.RESPONSE, FrameType.GOAWAY],
+  );
   assert.is(frameCode(frames[1]!), Code.OK);
   assert.match(frameMessage(frames[1]!), 'idle for 30 ms');
   await until(() => server.connections === 0, 'connection forgotten');
@@ -101,7 +122,14 @@ test('idle timeout: a connection without calls gets GOAWAY OK and is closed; a r
 test('idle timeout: a real client reconnects transparently after the server closed its idle connection', async () => {
   // It used to sleep and call again, which passed just as well had the server never closed anything.
   let opened = 0;
-  const { server, port } = await serve({ idleTimeoutMs: 30, observer: { connectionOpened: () => { opened++; } } });
+  const { server, port } = await serve({
+    idleTimeoutMs: 30,
+    observer: {
+      connectionOpened: () => {
+        opened++;
+      },
+    },
+  });
   const client = clientOf(port);
   await client.call('echo', { item });
   assert.is(opened, 1);
@@ -111,7 +139,7 @@ test('idle timeout: a real client reconnects transparently after the server clos
   assert.ok(opened >= 2, 'the second call went over a new connection');
 });
 
-test('idle timeout race: a request that crosses the server\'s idle GOAWAY is retried, not failed', async () => {
+test("idle timeout race: a request that crosses the server's idle GOAWAY is retried, not failed", async () => {
   // The server decides the connection is idle and sends GOAWAY OK (lastId 0) just as the client sends a
   // request; the server has ended its side and cannot answer it. lastId says it never ran.
   const v = namedVectors();
@@ -142,7 +170,11 @@ test('idle timeout race: a request that crosses the server\'s idle GOAWAY is ret
   });
   fake.listen(0, '127.0.0.1');
   await once(fake, 'listening');
-  const client = createClient({ protocol, endpoints: [`127.0.0.1:${(fake.address() as AddressInfo).port}`], backoff: { initialMs: 10, maxMs: 20 } });
+  const client = createClient({
+    protocol,
+    endpoints: [`127.0.0.1:${(fake.address() as AddressInfo).port}`],
+    backoff: { initialMs: 10, maxMs: 20 },
+  });
   try {
     const r = await client.call('echo', { item: vectorItem });
     assert.is(r.name, vectorItem.name);
@@ -165,12 +197,24 @@ test('maxProtocolBytes: a HELLO with a longer protocol text gets GOAWAY RESOURCE
   const over = await peer(port);
   const enc = new FrameEncoder();
   enc.bytes(PREFACE);
-  enc.frame(FrameType.HELLO, 0, 0, {
-    fingerprint: createHash('md5').update(junk).digest(), protocol: junk, knownServerFingerprint: null, meta: {},
-  }, writeHandshake(helloType));
+  enc.frame(
+    FrameType.HELLO,
+    0,
+    0,
+    {
+      fingerprint: createHash('md5').update(junk).digest(),
+      protocol: junk,
+      knownServerFingerprint: null,
+      meta: {},
+    },
+    writeHandshake(helloType),
+  );
   over.socket.write(Buffer.concat(enc.take()));
   const frames = await over.rest();
-  assert.equal(frames.map((f) => [f.type, frameCode(f)]), [[FrameType.GOAWAY, Code.RESOURCE_EXHAUSTED]]);
+  assert.equal(
+    frames.map((f) => [f.type, frameCode(f)]),
+    [[FrameType.GOAWAY, Code.RESOURCE_EXHAUSTED]],
+  );
   assert.match(frameMessage(frames[0]!), `protocol text of ${size + 1} bytes exceeds maxProtocolBytes (${size})`);
 });
 
@@ -180,7 +224,10 @@ test('maxProtocolBytes: a real client whose protocol text is too long fails with
   const json = JSON.parse(protocol.text) as { messages: Record<string, unknown> };
   const v2 = parseProtocol(JSON.stringify({ ...json, messages: { ...json.messages, extra: { request: [], response: 'null' } } }));
   const client = clientOf(port, { protocol: v2, backoff: { initialMs: 50, maxMs: 100 }, waitForReadyMs: 2000 });
-  const err = await client.call('echo', { item }).then(() => undefined, (e: unknown) => e);
+  const err = await client.call('echo', { item }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   assert.instance(err, RpcError);
   assert.is((err as RpcError).code, Code.RESOURCE_EXHAUSTED);
   assert.match((err as Error).message, 'maxProtocolBytes (64)');
@@ -195,13 +242,25 @@ test('a HELLO larger than maxHandshakeBytes is refused from its header, before i
   // Found by the security audit: before WELCOME the only frame limit was maxFrameBytes (16 MiB), so an
   // unauthenticated peer pinned 16 MiB per socket and had all of it Avro-decoded before authenticate ran.
   let authenticated = 0;
-  const { port } = await serve({ maxHandshakeBytes: 64 * 1024, authenticate: () => { authenticated++; return 'p'; } });
+  const { port } = await serve({
+    maxHandshakeBytes: 64 * 1024,
+    authenticate: () => {
+      authenticated++;
+      return 'p';
+    },
+  });
   const big = await peer(port);
   big.socket.write(helloWith({ junk: Buffer.alloc(2 * 1024 * 1024) }));
   const frames = await big.rest();
-  assert.equal(frames.map((f) => [f.type, frameCode(f)]), [[FrameType.GOAWAY, Code.RESOURCE_EXHAUSTED]]);
+  assert.equal(
+    frames.map((f) => [f.type, frameCode(f)]),
+    [[FrameType.GOAWAY, Code.RESOURCE_EXHAUSTED]],
+  );
   // Since issue 14, before `authenticate` accepts it a peer gets far less than maxHandshakeBytes (a small HELLO).
-  assert.match(frameMessage(frames[0]!), /^frame of \d+ bytes exceeds the HELLO limit before authentication \(maxHelloMetaBytes \+ 1024\) \(17408\)$/);
+  assert.match(
+    frameMessage(frames[0]!),
+    /^frame of \d+ bytes exceeds the HELLO limit before authentication \(maxHelloMetaBytes \+ 1024\) \(17408\)$/,
+  );
   assert.is(authenticated, 0);
   // Once the handshake is done, frames up to maxFrameBytes are fine again: a 1 MiB request is answered.
   const ok = await peer(port);
@@ -220,9 +279,18 @@ test('the default maxHandshakeBytes takes a HELLO of maxProtocolBytes of text an
   const text = ' '.repeat(256 * 1024 - 1);
   const enc = new FrameEncoder();
   enc.bytes(PREFACE);
-  enc.frame(FrameType.HELLO, 0, 0, {
-    fingerprint: Buffer.alloc(16), protocol: text, knownServerFingerprint: null, meta: { k: Buffer.alloc(16 * 1024 - 10) },
-  }, writeHandshake(helloType));
+  enc.frame(
+    FrameType.HELLO,
+    0,
+    0,
+    {
+      fingerprint: Buffer.alloc(16),
+      protocol: text,
+      knownServerFingerprint: null,
+      meta: { k: Buffer.alloc(16 * 1024 - 10) },
+    },
+    writeHandshake(helloType),
+  );
   fits.socket.write(Buffer.concat(enc.take()));
   const [f] = await fits.rest();
   assert.is(frameCode(f!), Code.INTERNAL);
@@ -239,13 +307,21 @@ test('a HELLO meta map of thousands of tiny entries is refused before it is deco
   // (a 12.9 MiB map of 5-byte entries blocked the event loop for 2.2 s). Here 3000 entries in 15 KB: under
   // every byte limit, over the entry limit.
   let authenticated = 0;
-  const { port } = await serve({ authenticate: () => { authenticated++; return 'p'; } });
+  const { port } = await serve({
+    authenticate: () => {
+      authenticated++;
+      return 'p';
+    },
+  });
   const meta: Record<string, Buffer> = {};
   for (let i = 0; i < 3000; i++) meta[i.toString(36)] = Buffer.alloc(0);
   const p = await peer(port);
   p.socket.write(helloWith(meta));
   const frames = await p.rest();
-  assert.equal(frames.map((f) => [f.type, frameCode(f)]), [[FrameType.GOAWAY, Code.RESOURCE_EXHAUSTED]]);
+  assert.equal(
+    frames.map((f) => [f.type, frameCode(f)]),
+    [[FrameType.GOAWAY, Code.RESOURCE_EXHAUSTED]],
+  );
   assert.match(frameMessage(frames[0]!), 'HELLO meta has more than 64 entries');
   assert.is(authenticated, 0);
   // 64 entries are fine.
@@ -257,12 +333,21 @@ test('a HELLO meta map of thousands of tiny entries is refused before it is deco
 
 test('maxHelloMetaBytes: a HELLO meta map longer than the limit is refused before authenticate runs; one of exactly the limit is fine', async () => {
   let authenticated = 0;
-  const { port } = await serve({ maxHelloMetaBytes: 1000, authenticate: () => { authenticated++; return 'p'; } });
+  const { port } = await serve({
+    maxHelloMetaBytes: 1000,
+    authenticate: () => {
+      authenticated++;
+      return 'p';
+    },
+  });
   // A map of one entry: count (1 byte), key "k" (2), value length (2 bytes for 64..8191), value, end (1).
   const p = await peer(port);
   p.socket.write(helloWith({ k: Buffer.alloc(1000 - 6 + 1) }));
   const frames = await p.rest();
-  assert.equal(frames.map((f) => [f.type, frameCode(f)]), [[FrameType.GOAWAY, Code.RESOURCE_EXHAUSTED]]);
+  assert.equal(
+    frames.map((f) => [f.type, frameCode(f)]),
+    [[FrameType.GOAWAY, Code.RESOURCE_EXHAUSTED]],
+  );
   assert.match(frameMessage(frames[0]!), 'HELLO meta of 1001 bytes exceeds maxHelloMetaBytes (1000)');
   assert.is(authenticated, 0);
   assert.is((await (await peer(port)).handshake(protocol, { k: Buffer.alloc(1000 - 6) })).type, FrameType.WELCOME);
@@ -270,7 +355,15 @@ test('maxHelloMetaBytes: a HELLO meta map longer than the limit is refused befor
 });
 
 test('limit options are validated, naming the option', () => {
-  for (const [key, value] of [['maxConnections', 0], ['handshakeTimeoutMs', -1], ['idleTimeoutMs', 1.5], ['maxQueuedBytes', 10], ['maxProtocolBytes', -1], ['maxHandshakeBytes', 10], ['maxHelloMetaBytes', 0]] as const) {
+  for (const [key, value] of [
+    ['maxConnections', 0],
+    ['handshakeTimeoutMs', -1],
+    ['idleTimeoutMs', 1.5],
+    ['maxQueuedBytes', 10],
+    ['maxProtocolBytes', -1],
+    ['maxHandshakeBytes', 10],
+    ['maxHelloMetaBytes', 0],
+  ] as const) {
     try {
       createServer({ protocol, handlers: {}, [key]: value });
       assert.unreachable(`${key} = ${value} should throw`);

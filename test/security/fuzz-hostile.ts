@@ -64,16 +64,27 @@ const MAX_HANDSHAKE_BYTES = 256 * 1024 + 16 * 1024 + 1024;
 
 /** Every kind {@link hostile} generates, in the order its pick uses. */
 export const HOSTILE_KINDS = [
-  'window-hog', 'hello-meta', 'metadata-map', 'rapid-reset', 'big-hello-unauth',
-  'stalled-upload', 'denied-upload', 'compression-bomb', 'cancel-unknown',
+  'window-hog',
+  'hello-meta',
+  'metadata-map',
+  'rapid-reset',
+  'big-hello-unauth',
+  'stalled-upload',
+  'denied-upload',
+  'compression-bomb',
+  'cancel-unknown',
 ] as const;
 
 /** An Avro map of `n` tiny entries (keys of 1-4 bytes, empty values), without its end marker. */
 function tinyMap(n: number, int: (n: number) => number): Buffer {
   const out = Buffer.alloc(10 + n * 6);
   let p = 0;
-  for (let v = n * 2; ; v = Math.floor(v / 128)) { // zig-zag count
-    if (v < 0x80) { out[p++] = v; break; }
+  for (let v = n * 2; ; v = Math.floor(v / 128)) {
+    // zig-zag count
+    if (v < 0x80) {
+      out[p++] = v;
+      break;
+    }
     out[p++] = (v & 0x7f) | 0x80;
   }
   for (let i = 0; i < n; i++) {
@@ -108,9 +119,11 @@ function fragments(whole: Buffer, sizes: readonly number[]): Buffer[] {
   for (const size of sizes) {
     const end = Math.min(m.length, at + size);
     const more = end < m.length ? Flag.MORE : 0;
-    out.push(out.length === 0
-      ? rawFrame(FrameType.REQUEST, whole[5]! | Flag.MORE, id, Buffer.concat([total, m.subarray(at, end)]))
-      : rawFrame(FrameType.CONTINUATION, more, id, m.subarray(at, end)));
+    out.push(
+      out.length === 0
+        ? rawFrame(FrameType.REQUEST, whole[5]! | Flag.MORE, id, Buffer.concat([total, m.subarray(at, end)]))
+        : rawFrame(FrameType.CONTINUATION, more, id, m.subarray(at, end)),
+    );
     at = end;
     if (end === m.length) break;
   }
@@ -119,12 +132,19 @@ function fragments(whole: Buffer, sizes: readonly number[]): Buffer[] {
 
 /** The whole frames that are ERRORs or GOAWAYs, as `type:id:code`, for failure messages. */
 function describe(frames: readonly RawFrame[]): string {
-  return frames.map((f) => (f.type === FrameType.ERROR || f.type === FrameType.GOAWAY ? `${f.type}:${f.id}:${frameCode(f)}` : `${f.type}:${f.id}`)).join(' ');
+  return frames
+    .map((f) => (f.type === FrameType.ERROR || f.type === FrameType.GOAWAY ? `${f.type}:${f.id}:${frameCode(f)}` : `${f.type}:${f.id}`))
+    .join(' ');
 }
 
 /** True for a frame the server sends on a healthy connection or on closing it (WELCOME, WINDOW, PONG, GOAWAY OK). */
 function benign(f: RawFrame): boolean {
-  return f.type === FrameType.WELCOME || f.type === FrameType.WINDOW || f.type === FrameType.PONG || (f.type === FrameType.GOAWAY && frameCode(f) === Code.OK);
+  return (
+    f.type === FrameType.WELCOME ||
+    f.type === FrameType.WINDOW ||
+    f.type === FrameType.PONG ||
+    (f.type === FrameType.GOAWAY && frameCode(f) === Code.OK)
+  );
 }
 
 /** Checks that `ids` each got a RESPONSE, `refused` each an ERROR `code` (message matching `text`), and nothing else went wrong. */
@@ -176,7 +196,7 @@ export function hostile(env: HostileEnv, rnd: () => number, index: number): Case
   const { protocol } = env;
   const int = (n: number) => Math.floor(rnd() * n);
   const token = { 'avrpc.token': Buffer.from(env.token) };
-  const base = { index, delivery: rnd() < 0.3 ? 'chunks' as const : 'whole' as const, cuts: [] as number[] };
+  const base = { index, delivery: rnd() < 0.3 ? ('chunks' as const) : ('whole' as const), cuts: [] as number[] };
   const item = (name: string, blob = 0) => ({ id: index, name, tags: [], score: 0, blob: Buffer.alloc(blob, index & 0xff) });
   let c: Case;
   switch (HOSTILE_KINDS[int(HOSTILE_KINDS.length)]!) {
@@ -188,7 +208,13 @@ export function hostile(env: HostileEnv, rnd: () => number, index: number): Case
       const requests = Array.from({ length: 400 }, (_, i) => requestBytes(protocol, i + 1, 'echo', { item: hog }));
       // Never ends, never acknowledges: only the server's queue cap (or its stall timeout) can end it.
       // At the open server: on the other, requests pipelined behind HELLO meet a pending authentication.
-      c = { ...base, secured: false, kind: 'window-hog', bytes: Buffer.concat([helloBytes(protocol, { ...token, 'avrpc.fragments': offer }), ...requests]), end: false };
+      c = {
+        ...base,
+        secured: false,
+        kind: 'window-hog',
+        bytes: Buffer.concat([helloBytes(protocol, { ...token, 'avrpc.fragments': offer }), ...requests]),
+        end: false,
+      };
       break;
     }
     case 'hello-meta': {
@@ -220,7 +246,14 @@ export function hostile(env: HostileEnv, rnd: () => number, index: number): Case
       header[4] = FrameType.REQUEST;
       header[5] = Flag.METADATA;
       header.writeUInt32BE(1 + int(1000), 6);
-      c = { ...base, secured: false, kind: 'metadata-map', bytes: Buffer.concat([helloBytes(protocol, token), header, body]), end: true, expect: Code.RESOURCE_EXHAUSTED };
+      c = {
+        ...base,
+        secured: false,
+        kind: 'metadata-map',
+        bytes: Buffer.concat([helloBytes(protocol, token), header, body]),
+        end: true,
+        expect: Code.RESOURCE_EXHAUSTED,
+      };
       break;
     }
     case 'rapid-reset': {
@@ -239,20 +272,36 @@ export function hostile(env: HostileEnv, rnd: () => number, index: number): Case
         for (const i of ids) frames.push(requestBytes(protocol, i, 'echo', { item: item(HOLD_NAME) }, undefined, timeoutMs));
         for (const i of ids) frames.push(rawFrame(FrameType.CANCEL, 0, i, null));
       }
-      c = { ...base, secured: false, kind: 'rapid-reset', bytes: Buffer.concat(frames), end: false, expect: Code.RESOURCE_EXHAUSTED, check: goaway(Code.RESOURCE_EXHAUSTED, 'too many cancelled calls', false) };
+      c = {
+        ...base,
+        secured: false,
+        kind: 'rapid-reset',
+        bytes: Buffer.concat(frames),
+        end: false,
+        expect: Code.RESOURCE_EXHAUSTED,
+        check: goaway(Code.RESOURCE_EXHAUSTED, 'too many cancelled calls', false),
+      };
       break;
     }
     case 'big-hello-unauth': {
       // A true HELLO's start under a header announcing more than the pre-authentication limit: mostly
       // within maxHandshakeBytes (which alone would let it through), sometimes beyond.
       const hello = helloBytes(protocol, token);
-      const claimed = rnd() < 0.8 ? PRE_AUTH_HELLO_BYTES + 1 + int(MAX_HANDSHAKE_BYTES - PRE_AUTH_HELLO_BYTES)
-        : MAX_HANDSHAKE_BYTES + 1 + int(8 * MiB);
+      const claimed =
+        rnd() < 0.8 ? PRE_AUTH_HELLO_BYTES + 1 + int(MAX_HANDSHAKE_BYTES - PRE_AUTH_HELLO_BYTES) : MAX_HANDSHAKE_BYTES + 1 + int(8 * MiB);
       const body = Buffer.concat([hello.subarray(PREFACE.length + 10), Buffer.alloc(int(24 * 1024), 0x41 + int(26))]);
       const header = Buffer.from(hello.subarray(PREFACE.length, PREFACE.length + 10));
       header.writeUInt32BE(claimed, 0);
       const partial = body.subarray(0, int(Math.min(body.length, claimed)));
-      c = { ...base, secured: true, kind: 'big-hello-unauth', bytes: Buffer.concat([PREFACE, header, partial]), end: rnd() < 0.5, expect: Code.RESOURCE_EXHAUSTED, check: goaway(Code.RESOURCE_EXHAUSTED, 'before authentication', true) };
+      c = {
+        ...base,
+        secured: true,
+        kind: 'big-hello-unauth',
+        bytes: Buffer.concat([PREFACE, header, partial]),
+        end: rnd() < 0.5,
+        expect: Code.RESOURCE_EXHAUSTED,
+        check: goaway(Code.RESOURCE_EXHAUSTED, 'before authentication', true),
+      };
       break;
     }
     case 'stalled-upload': {
@@ -262,7 +311,9 @@ export function hostile(env: HostileEnv, rnd: () => number, index: number): Case
       const ids: number[] = [];
       for (let u = 0; u < uploads; u++) {
         const id = 2 * u + 1;
-        const whole = requestBytes(protocol, id, 'echo', { item: item('stalled', 64 * 1024 + int(FUZZ_LIMITS.maxMessageBytes - 64 * 1024 - 100)) });
+        const whole = requestBytes(protocol, id, 'echo', {
+          item: item('stalled', 64 * 1024 + int(FUZZ_LIMITS.maxMessageBytes - 64 * 1024 - 100)),
+        });
         // At most 4 x 16 KiB of a message of more than 64 KiB: it never completes.
         const sizes = Array.from({ length: 1 + int(4) }, () => 1 + int(16 * 1024));
         frames.push(...fragments(whole, sizes));
@@ -270,7 +321,15 @@ export function hostile(env: HostileEnv, rnd: () => number, index: number): Case
       }
       const normal = 2 * uploads + 1;
       frames.push(requestBytes(protocol, normal, 'echo', { item: item('after stalled uploads') }));
-      c = { ...base, secured: false, kind: 'stalled-upload', bytes: Buffer.concat(frames), end: false, expect: Code.RESOURCE_EXHAUSTED, check: answered([normal], ids, Code.RESOURCE_EXHAUSTED, 'stalled') };
+      c = {
+        ...base,
+        secured: false,
+        kind: 'stalled-upload',
+        bytes: Buffer.concat(frames),
+        end: false,
+        expect: Code.RESOURCE_EXHAUSTED,
+        check: answered([normal], ids, Code.RESOURCE_EXHAUSTED, 'stalled'),
+      };
       break;
     }
     case 'denied-upload': {
@@ -289,7 +348,16 @@ export function hostile(env: HostileEnv, rnd: () => number, index: number): Case
       }
       const rest = fragments(whole, sizes);
       const bytes = Buffer.concat([hello, ...rest, requestBytes(protocol, 9, 'echo', { item: item('after a denied upload') })]);
-      c = { ...base, secured: true, pauseAt: hello.length, kind: 'denied-upload', bytes, end: false, expect: Code.PERMISSION_DENIED, check: answered([9], [7], Code.PERMISSION_DENIED, 'not allowed to call fail') };
+      c = {
+        ...base,
+        secured: true,
+        pauseAt: hello.length,
+        kind: 'denied-upload',
+        bytes,
+        end: false,
+        expect: Code.PERMISSION_DENIED,
+        check: answered([9], [7], Code.PERMISSION_DENIED, 'not allowed to call fail'),
+      };
       break;
     }
     case 'compression-bomb': {
@@ -299,7 +367,15 @@ export function hostile(env: HostileEnv, rnd: () => number, index: number): Case
       const bomb = rawFrame(FrameType.REQUEST, plain[5]! | Flag.COMPRESSED, 3, deflateRawSync(plain.subarray(10), { level: 1 + int(9) }));
       const hello = helloBytes(protocol, { [COMPRESSION_META_KEY]: Buffer.from(rnd() < 0.5 ? 'deflate' : 'zstd, deflate') });
       const bytes = Buffer.concat([hello, bomb, requestBytes(protocol, 5, 'echo', { item: item('after a bomb') })]);
-      c = { ...base, secured: false, kind: 'compression-bomb', bytes, end: false, expect: Code.RESOURCE_EXHAUSTED, check: answered([5], [3], Code.RESOURCE_EXHAUSTED, 'inflates beyond maxMessageBytes') };
+      c = {
+        ...base,
+        secured: false,
+        kind: 'compression-bomb',
+        bytes,
+        end: false,
+        expect: Code.RESOURCE_EXHAUSTED,
+        check: answered([5], [3], Code.RESOURCE_EXHAUSTED, 'inflates beyond maxMessageBytes'),
+      };
       break;
     }
     case 'cancel-unknown': {

@@ -31,7 +31,6 @@ const PARALLEL = 48;
 /** A bad connection must be closed by then (hang guard: the server's own timeouts are 300 ms). */
 const CLOSE_GUARD_MS = 15_000;
 
-
 /** Every this many cases, one is a generated hostile session instead of a mutation (see fuzz-hostile.ts). */
 const HOSTILE_EVERY = 25;
 /** The fuzz servers' cap on bytes queued for a peer, small so that hogs reach it fast. */
@@ -56,12 +55,17 @@ function mutate(seed: Buffer, rnd: () => number, index: number): Case {
   for (let s = 0; s < steps; s++) {
     const offsets = frameOffsets(b);
     switch (int(9)) {
-      case 0: { // bit flips
-        for (let i = 1 + int(8); i > 0; i--) { const at = int(b.length); b[at]! ^= 1 << int(8); }
+      case 0: {
+        // bit flips
+        for (let i = 1 + int(8); i > 0; i--) {
+          const at = int(b.length);
+          b[at]! ^= 1 << int(8);
+        }
         kind += 'flip,';
         break;
       }
-      case 1: { // overwrite a length field
+      case 1: {
+        // overwrite a length field
         if (offsets.length === 0) break;
         const at = offsets[int(offsets.length)]!;
         const old = b.readUInt32BE(at);
@@ -72,19 +76,22 @@ function mutate(seed: Buffer, rnd: () => number, index: number): Case {
         kind += 'length,';
         break;
       }
-      case 2: { // truncate
+      case 2: {
+        // truncate
         b = b.subarray(0, int(b.length));
         kind += 'truncate,';
         break;
       }
-      case 3: { // insert random bytes
+      case 3: {
+        // insert random bytes
         const at = int(b.length + 1);
         const junk = Buffer.from(Array.from({ length: 1 + int(64) }, () => int(256)));
         b = Buffer.concat([b.subarray(0, at), junk, b.subarray(at)]);
         kind += 'insert,';
         break;
       }
-      case 4: { // duplicate a span (often a whole frame)
+      case 4: {
+        // duplicate a span (often a whole frame)
         const from = offsets.length > 0 && rnd() < 0.5 ? offsets[int(offsets.length)]! : int(b.length);
         const len = offsets.includes(from) ? HEADER_BYTES + b.readUInt32BE(from) : 1 + int(64);
         const span = Buffer.from(b.subarray(from, from + len));
@@ -93,7 +100,8 @@ function mutate(seed: Buffer, rnd: () => number, index: number): Case {
         kind += 'duplicate,';
         break;
       }
-      case 5: { // frame header fields: type, flags, id
+      case 5: {
+        // frame header fields: type, flags, id
         if (offsets.length === 0) break;
         const at = offsets[int(offsets.length)]!;
         const field = int(3);
@@ -103,19 +111,22 @@ function mutate(seed: Buffer, rnd: () => number, index: number): Case {
         kind += 'header,';
         break;
       }
-      case 6: { // overwrite a run with one byte value (0x00, 0xff, 0x80: varint traps)
+      case 6: {
+        // overwrite a run with one byte value (0x00, 0xff, 0x80: varint traps)
         const at = int(b.length);
         b.fill([0, 0xff, 0x80, 0x7f][int(4)]!, at, Math.min(b.length, at + 1 + int(16)));
         kind += 'fill,';
         break;
       }
-      case 7: { // pure random bytes, with or without a valid preface
+      case 7: {
+        // pure random bytes, with or without a valid preface
         const junk = Buffer.from(Array.from({ length: int(512) }, () => int(256)));
         b = rnd() < 0.5 ? Buffer.concat([PREFACE, junk]) : junk;
         kind += 'random,';
         break;
       }
-      default: { // delete a span
+      default: {
+        // delete a span
         const at = int(b.length);
         b = Buffer.concat([b.subarray(0, at), b.subarray(Math.min(b.length, at + 1 + int(32)))]);
         kind += 'delete,';
@@ -139,7 +150,14 @@ function echo(req: { item: { name: string } }, ctx: { signal: AbortSignal }): un
   if (req.item.name !== HOLD_NAME) return req.item;
   return new Promise((resolve) => {
     const timer = setTimeout(() => resolve(req.item), 10_000);
-    ctx.signal.addEventListener('abort', () => { clearTimeout(timer); resolve(req.item); }, { once: true });
+    ctx.signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        resolve(req.item);
+      },
+      { once: true },
+    );
   });
 }
 
@@ -150,7 +168,10 @@ async function recordSession(protocol: Protocol, serverPort: number): Promise<Bu
   const proxy = createNetServer((down) => {
     const up = connect({ host: '127.0.0.1', port: serverPort });
     sockets.push(down, up);
-    down.on('data', (d: Buffer) => { recorded.push(Buffer.from(d)); up.write(d); });
+    down.on('data', (d: Buffer) => {
+      recorded.push(Buffer.from(d));
+      up.write(d);
+    });
     up.on('data', (d: Buffer) => down.write(d));
     down.on('close', () => up.destroy());
     up.on('close', () => down.destroy());
@@ -161,8 +182,11 @@ async function recordSession(protocol: Protocol, serverPort: number): Promise<Bu
   await once(proxy, 'listening');
   // Small fragments and compression (SPEC section 12) so that the recording has CONTINUATIONs and a COMPRESSED flag.
   const client = createClient({
-    protocol, endpoints: [`127.0.0.1:${(proxy.address() as AddressInfo).port}`], credentials: TOKEN,
-    fragmentBytes: 200, compressAboveBytes: 600,
+    protocol,
+    endpoints: [`127.0.0.1:${(proxy.address() as AddressInfo).port}`],
+    credentials: TOKEN,
+    fragmentBytes: 200,
+    compressAboveBytes: 600,
   });
   const item = { id: 12345678901, name: 'fuzz seed', tags: ['a', 'bb', 'ccc'], score: -2.5, blob: Buffer.from('0001feff', 'hex') };
   await client.call('echo', { item });
@@ -172,7 +196,11 @@ async function recordSession(protocol: Protocol, serverPort: number): Promise<Bu
   await client.call('echo', { item: { ...item, tags: Array.from({ length: 120 }, (_, i) => `tag-${i % 7}`) } });
   await client.call('echo', { item: { ...item, blob: Buffer.from(Array.from({ length: 1500 }, (_, i) => (i * 7919) % 251)) } });
   const aborted = new AbortController();
-  const pending = client.call('echo', { item: { ...item, tags: Array.from({ length: 50 }, (_, i) => `t${i}`) } }, { signal: aborted.signal });
+  const pending = client.call(
+    'echo',
+    { item: { ...item, tags: Array.from({ length: 50 }, (_, i) => `t${i}`) } },
+    { signal: aborted.signal },
+  );
   aborted.abort();
   await pending.catch(() => undefined);
   await client.call('echo', { item });
@@ -192,19 +220,30 @@ async function replay(port: number, c: Case): Promise<{ frames: number[]; codes:
   socket.on('data', (d: Buffer) => received.push(d));
   // A reset is one of the ways a server may end a bad connection: errors just lead to 'close'.
   let connectError: Error | undefined;
-  socket.on('error', (err) => { connectError ??= socket.connecting ? err : undefined; });
+  socket.on('error', (err) => {
+    connectError ??= socket.connecting ? err : undefined;
+  });
   const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-  const connected = new Promise<void>((resolve) => { socket.once('connect', () => resolve()); socket.once('close', () => resolve()); });
+  const connected = new Promise<void>((resolve) => {
+    socket.once('connect', () => resolve());
+    socket.once('close', () => resolve());
+  });
   let guard: NodeJS.Timeout | undefined;
   const hung = new Promise<never>((_, reject) => {
-    guard = setTimeout(() => reject(new Error(`case ${c.index} (${c.kind}, ${c.delivery}, end=${c.end}) was never closed; seed ${SEED}`)), CLOSE_GUARD_MS);
+    guard = setTimeout(
+      () => reject(new Error(`case ${c.index} (${c.kind}, ${c.delivery}, end=${c.end}) was never closed; seed ${SEED}`)),
+      CLOSE_GUARD_MS,
+    );
   });
   try {
     await Promise.race([connected, hung]);
     if (connectError !== undefined) throw new Error(`case ${c.index}: cannot connect (${connectError.message}); seed ${SEED}`);
     if (c.delivery === 'whole' && c.pauseAt === undefined) socket.write(c.bytes);
     else {
-      const cuts = c.delivery === 'bytes' ? Array.from({ length: c.bytes.length }, (_, i) => i + 1) : [...(c.delivery === 'chunks' ? c.cuts : []), c.bytes.length];
+      const cuts =
+        c.delivery === 'bytes'
+          ? Array.from({ length: c.bytes.length }, (_, i) => i + 1)
+          : [...(c.delivery === 'chunks' ? c.cuts : []), c.bytes.length];
       if (c.pauseAt !== undefined) cuts.push(c.pauseAt);
       cuts.sort((x, y) => x - y);
       let from = 0;
@@ -242,8 +281,12 @@ async function replay(port: number, c: Case): Promise<{ frames: number[]; codes:
 /** True when the server refused the connection at accept, for its caps on connections in handshake. */
 function refusedAtAccept(frames: readonly RawFrame[]): boolean {
   const first = frames[0];
-  return first !== undefined && first.type === FrameType.GOAWAY && frameCode(first) === Code.UNAVAILABLE
-    && /maxHandshaking/.test(frameMessage(first));
+  return (
+    first !== undefined &&
+    first.type === FrameType.GOAWAY &&
+    frameCode(first) === Code.UNAVAILABLE &&
+    /maxHandshaking/.test(frameMessage(first))
+  );
 }
 
 async function silent(port: number, index: number): Promise<void> {
@@ -254,7 +297,9 @@ test(`thousands of mutated sessions and silent sockets never crash or bloat the 
   console.log(`\n  fuzz seed ${SEED} (AVRPC_FUZZ_SEED=${SEED} to replay), ${MUTATED_CASES} cases`);
   const protocol = await loadProtocol(repoPath('protocol/echo.avdl'));
   let crashes = 0;
-  const onCrash = (err: unknown) => { if (crashes++ < 3) console.error('  CRASH', err, (err as Error).stack); };
+  const onCrash = (err: unknown) => {
+    if (crashes++ < 3) console.error('  CRASH', err, (err as Error).stack);
+  };
   process.on('uncaughtException', onCrash);
   process.on('unhandledRejection', onCrash);
   const servers: Server[] = [];
@@ -263,33 +308,55 @@ test(`thousands of mutated sessions and silent sockets never crash or bloat the 
     // Two servers: one open (most mutations reach the request paths), one with authentication and an
     // ACL (a request pipelined behind HELLO meets a pending authentication there).
     for (const secured of [false, true]) {
-      servers.push(createServer({
-        protocol,
-        handshakeTimeoutMs: 300,
-        idleTimeoutMs: 300,
-        maxQueuedBytes: MAX_QUEUED_BYTES,
-        fragmentBytes: 200,
-        compressAboveBytes: 600,
-        // maxCancels 64, stallTimeoutMs 200, maxMessageBytes 1 MiB: generated attacks stay small and fast.
-        ...FUZZ_LIMITS,
-        ...(secured ? { authenticate: hmac.authenticate, acl: { '*': ['*'], fail: ['role:tester'] } } : {}),
-        handlers: {
-          echo,
-          fail: (req: { reason: string }) => { throw new RpcError(Code.UNKNOWN, req.reason, { details: { reason: req.reason } }); },
-          notify: () => {},
-        },
-      }));
+      servers.push(
+        createServer({
+          protocol,
+          handshakeTimeoutMs: 300,
+          idleTimeoutMs: 300,
+          maxQueuedBytes: MAX_QUEUED_BYTES,
+          fragmentBytes: 200,
+          compressAboveBytes: 600,
+          // maxCancels 64, stallTimeoutMs 200, maxMessageBytes 1 MiB: generated attacks stay small and fast.
+          ...FUZZ_LIMITS,
+          ...(secured ? { authenticate: hmac.authenticate, acl: { '*': ['*'], fail: ['role:tester'] } } : {}),
+          handlers: {
+            echo,
+            fail: (req: { reason: string }) => {
+              throw new RpcError(Code.UNKNOWN, req.reason, { details: { reason: req.reason } });
+            },
+            notify: () => {},
+          },
+        }),
+      );
     }
     const ports: number[] = [];
     for (const server of servers) ports.push((await server.listen()).port);
     const recorded = await recordSession(protocol, ports[1]!);
-    const withText = Buffer.concat([helloBytes(protocol, { 'avrpc.token': Buffer.from(TOKEN) }), requestBytes(protocol, 1, 'echo', {
-      item: { id: 1, name: 'n', tags: ['x'], score: 1, blob: Buffer.alloc(3) },
-    }, { k: 'v' }, 100)]);
+    const withText = Buffer.concat([
+      helloBytes(protocol, { 'avrpc.token': Buffer.from(TOKEN) }),
+      requestBytes(
+        protocol,
+        1,
+        'echo',
+        {
+          item: { id: 1, name: 'n', tags: ['x'], score: 1, blob: Buffer.alloc(3) },
+        },
+        { k: 'v' },
+        100,
+      ),
+    ]);
     assert.ok(recorded.subarray(0, PREFACE.length).equals(PREFACE), 'the recording starts with the preface');
-    console.log('  recorded frame types', frameOffsets(recorded).map((o) => recorded[o + 4]).join(','));
+    console.log(
+      '  recorded frame types',
+      frameOffsets(recorded)
+        .map((o) => recorded[o + 4])
+        .join(','),
+    );
     assert.ok(frameOffsets(recorded).length >= 10, 'HELLO, the requests and their fragments were recorded');
-    assert.ok(frameOffsets(recorded).some((o) => recorded[o + 4] === FrameType.CONTINUATION), 'fragments were recorded');
+    assert.ok(
+      frameOffsets(recorded).some((o) => recorded[o + 4] === FrameType.CONTINUATION),
+      'fragments were recorded',
+    );
 
     const rnd = prng(SEED);
     const env = { protocol, token: TOKEN, guestToken: GUEST_TOKEN };
@@ -308,7 +375,9 @@ test(`thousands of mutated sessions and silent sockets never crash or bloat the 
         const n = goodCalls++;
         const item = { id: n, name: `good-${n}`, tags: ['t'], score: n / 3, blob: Buffer.alloc(n % 200, n) };
         await good.call('echo', { item }, { timeoutMs: 10_000 }).then(
-          (r: { name: string }) => { if (r.name !== item.name) goodFailures.push(new Error(`wrong answer ${r.name}`)); },
+          (r: { name: string }) => {
+            if (r.name !== item.name) goodFailures.push(new Error(`wrong answer ${r.name}`));
+          },
           (e: unknown) => goodFailures.push(e),
         );
       }
@@ -338,7 +407,9 @@ test(`thousands of mutated sessions and silent sockets never crash or bloat the 
         }
         if (c.kind === 'window-hog') hogsClosed++;
         if (c.expect !== undefined && !r.codes.includes(c.expect)) {
-          unexpected.push(`case ${c.index} (${c.kind}, ${c.bytes.length} bytes) got codes [${r.codes.join(',')}], frames [${r.frames.join(',')}], not ${c.expect}`);
+          unexpected.push(
+            `case ${c.index} (${c.kind}, ${c.bytes.length} bytes) got codes [${r.codes.join(',')}], frames [${r.frames.join(',')}], not ${c.expect}`,
+          );
         }
         const wrong = c.check?.(r.whole);
         if (wrong !== undefined) unexpected.push(`case ${c.index} (${c.kind}, ${c.delivery}, ${c.bytes.length} bytes): ${wrong}`);
@@ -358,12 +429,19 @@ test(`thousands of mutated sessions and silent sockets never crash or bloat the 
       await good.close();
     }
     sample();
-    const codes = [...stats.codes].sort((a, b) => b[1] - a[1]).map(([c, n]) => `${c}:${n}`).join(' ');
-    console.log(`  ${MUTATED_CASES} cases: ${stats.goawayOrError} got GOAWAY/ERROR, ${stats.closedWithoutFrame} closed without a frame, `
-      + `${stats.answeredThenClosed} answered then closed; codes ${codes}; ${SILENT_SOCKETS} silent sockets closed; `
-      + `${goodCalls} good calls; peak heap+buffers growth ${(peakGrowth / 1e6).toFixed(1)} MB`);
+    const codes = [...stats.codes]
+      .sort((a, b) => b[1] - a[1])
+      .map(([c, n]) => `${c}:${n}`)
+      .join(' ');
+    console.log(
+      `  ${MUTATED_CASES} cases: ${stats.goawayOrError} got GOAWAY/ERROR, ${stats.closedWithoutFrame} closed without a frame, ` +
+        `${stats.answeredThenClosed} answered then closed; codes ${codes}; ${SILENT_SOCKETS} silent sockets closed; ` +
+        `${goodCalls} good calls; peak heap+buffers growth ${(peakGrowth / 1e6).toFixed(1)} MB`,
+    );
     const kinds = HOSTILE_KINDS.map((k) => `${k} x${cases.filter((c) => c.kind === k).length}`).join(', ');
-    console.log(`  of which ${cases.filter((c) => (HOSTILE_KINDS as readonly string[]).includes(c.kind)).length} generated hostile sessions (${kinds}), ${hogsClosed} of them peers never sending WINDOW (all dropped)`);
+    console.log(
+      `  of which ${cases.filter((c) => (HOSTILE_KINDS as readonly string[]).includes(c.kind)).length} generated hostile sessions (${kinds}), ${hogsClosed} of them peers never sending WINDOW (all dropped)`,
+    );
     assert.equal(goodFailures, [], 'every well-behaved call succeeded');
     assert.equal(unexpected.slice(0, 5), [], 'every generated hostile session got the code it must');
     assert.ok(goodCalls > 0);
@@ -372,7 +450,8 @@ test(`thousands of mutated sessions and silent sockets never crash or bloat the 
     assert.ok(stats.goawayOrError > MUTATED_CASES / 4, 'most broken sessions are told why');
     for (const server of servers) await until(() => server.connections === 0, 'every bad connection is gone');
     // Every partial frame, upload, inflation and queued answer of the cases was given back.
-    for (const server of servers) await until(() => server.bufferedBytes === 0, `server-wide budget back to 0 (${server.bufferedBytes} bytes held)`);
+    for (const server of servers)
+      await until(() => server.bufferedBytes === 0, `server-wide budget back to 0 (${server.bufferedBytes} bytes held)`);
   } finally {
     for (const server of servers) await server.close({ graceMs: 100 });
     process.off('uncaughtException', onCrash);
@@ -415,7 +494,13 @@ test(`crafted peer protocols: a server refuses or answers each lying request and
   const rnd = prng(SEED ^ 0x5eed);
   const server = createServer({
     protocol,
-    handlers: { echo: (req: { item: unknown }) => req.item, fail: (req: { reason: string }) => { throw new RpcError(Code.UNKNOWN, req.reason); }, notify: () => {} },
+    handlers: {
+      echo: (req: { item: unknown }) => req.item,
+      fail: (req: { reason: string }) => {
+        throw new RpcError(Code.UNKNOWN, req.reason);
+      },
+      notify: () => {},
+    },
   });
   const { port } = await server.listen();
   const good = createClient({ protocol, endpoints: [`127.0.0.1:${port}`] });
@@ -434,9 +519,16 @@ test(`crafted peer protocols: a server refuses or answers each lying request and
         json.messages['echo']!.request.push({ name: 'x', type: x });
         if (inItem) json.types[0]!.fields.push({ name: 'y', type: ['null', y], default: null });
       });
-      if (peer === undefined) { skipped++; continue; }
-      const request = peer.message('echo')!.request as unknown as { fields: Array<{ type: { toBuffer(v: unknown): Buffer; random(): unknown } }> };
-      const itemBytes = inItem ? Buffer.concat([MINIMAL_ITEM, rnd() < 0.5 ? Buffer.from([0]) : Buffer.concat([varint(1), lyingValue(g, y)])]) : MINIMAL_ITEM;
+      if (peer === undefined) {
+        skipped++;
+        continue;
+      }
+      const request = peer.message('echo')!.request as unknown as {
+        fields: Array<{ type: { toBuffer(v: unknown): Buffer; random(): unknown } }>;
+      };
+      const itemBytes = inItem
+        ? Buffer.concat([MINIMAL_ITEM, rnd() < 0.5 ? Buffer.from([0]) : Buffer.concat([varint(1), lyingValue(g, y)])])
+        : MINIMAL_ITEM;
       const body = Buffer.concat([Buffer.from([0, peer.message('echo')!.index]), itemBytes, craftedValue(g, x, request.fields[1]!.type)]);
       const raw = await RawPeer.connect(port);
       try {
@@ -454,7 +546,11 @@ test(`crafted peer protocols: a server refuses or answers each lying request and
         raw.destroy();
       }
       const item = { id: i, name: `after-${i}`, tags: [], score: 0, blob: Buffer.alloc(0) };
-      assert.is((await good.call<{ name: string }>('echo', { item }, { timeoutMs: 10_000 })).name, item.name, `case ${i}: the server serves on`);
+      assert.is(
+        (await good.call<{ name: string }>('echo', { item }, { timeoutMs: 10_000 })).name,
+        item.name,
+        `case ${i}: the server serves on`,
+      );
     }
 
     // To a client: a fake server whose WELCOME protocol adds a field to Item and to EchoError (with a
@@ -468,7 +564,10 @@ test(`crafted peer protocols: a server refuses or answers each lying request and
         if (type !== FrameType.REQUEST) return;
         const name = protocol.messages[readRequestHead(flags, body).index]!.name;
         if (name === 'fail') return void socket.write(rawFrame(FrameType.ERROR, Flag.DECLARED, id, c.error));
-        const answer = echoes++ === 0 ? c.response : c.proto.message('echo')!.response.toBuffer({ id: 1, name: 'true', tags: [], score: 0, blob: Buffer.alloc(0), x: null });
+        const answer =
+          echoes++ === 0
+            ? c.response
+            : c.proto.message('echo')!.response.toBuffer({ id: 1, name: 'true', tags: [], score: 0, blob: Buffer.alloc(0), x: null });
         socket.write(rawFrame(FrameType.RESPONSE, 0, id, answer));
       });
       socket.on('data', (chunk: Buffer) => {
@@ -488,11 +587,21 @@ test(`crafted peer protocols: a server refuses or answers each lying request and
           json.types[0]!.fields.push({ name: 'x', type: ['null', x], default: null });
           json.types[1]!.fields.push({ name: 'x', type: ['null', e], default: null });
         });
-        if (proto === undefined) { skipped++; continue; }
+        if (proto === undefined) {
+          skipped++;
+          continue;
+        }
         const enc = new FrameEncoder();
-        enc.frame(FrameType.WELCOME, 0, 0, { status: 'OK', fingerprint: proto.fingerprint, protocol: proto.text, meta: {} }, writeHandshake(welcomeType));
+        enc.frame(
+          FrameType.WELCOME,
+          0,
+          0,
+          { status: 'OK', fingerprint: proto.fingerprint, protocol: proto.text, meta: {} },
+          writeHandshake(welcomeType),
+        );
         const itemType = proto.message('echo')!.response as unknown as { toBuffer(v: unknown): Buffer; random(): unknown };
-        const response = rnd() < 0.7 ? Buffer.concat([MINIMAL_ITEM, varint(1), lyingValue(g, x)]) : mutateBytes(g, itemType.toBuffer(itemType.random()));
+        const response =
+          rnd() < 0.7 ? Buffer.concat([MINIMAL_ITEM, varint(1), lyingValue(g, x)]) : mutateBytes(g, itemType.toBuffer(itemType.random()));
         // UNKNOWN, message "no", then the declared error: branch 1 (EchoError), reason "", x.
         const error = Buffer.concat([Buffer.from([Code.UNKNOWN, 4]), Buffer.from('no'), varint(1), varint(0), varint(1), lyingValue(g, e)]);
         lie = { proto, welcome: Buffer.concat(enc.take()), response, error };
@@ -500,10 +609,13 @@ test(`crafted peer protocols: a server refuses or answers each lying request and
         try {
           for (const call of ['echo', 'fail', 'echo'] as const) {
             const request = call === 'echo' ? { item: { id: 1, name: 'n', tags: [], score: 0, blob: Buffer.alloc(0) } } : { reason: 'r' };
-            const outcome = await client.call(call, request, { timeoutMs: 10_000 }).then(() => 'result', (err: unknown) => {
-              assert.instance(err, RpcError, `case ${i}: a coded RpcError`);
-              return `RpcError ${(err as RpcError).codeName}`;
-            });
+            const outcome = await client.call(call, request, { timeoutMs: 10_000 }).then(
+              () => 'result',
+              (err: unknown) => {
+                assert.instance(err, RpcError, `case ${i}: a coded RpcError`);
+                return `RpcError ${(err as RpcError).codeName}`;
+              },
+            );
             count(`client ${call}: ${outcome}`);
           }
         } finally {
@@ -513,8 +625,13 @@ test(`crafted peer protocols: a server refuses or answers each lying request and
     } finally {
       await fake.close();
     }
-    console.log(`\n  crafted protocols: ${[...outcomes].map(([k, n]) => `${k} x${n}`).join(', ')}; ${skipped} generated protocols not valid Avro`);
-    assert.ok((outcomes.get(`server: ERROR ${Code.INVALID_ARGUMENT}`) ?? 0) > PROTOCOL_CASES / 3, 'most lying requests are refused INVALID_ARGUMENT');
+    console.log(
+      `\n  crafted protocols: ${[...outcomes].map(([k, n]) => `${k} x${n}`).join(', ')}; ${skipped} generated protocols not valid Avro`,
+    );
+    assert.ok(
+      (outcomes.get(`server: ERROR ${Code.INVALID_ARGUMENT}`) ?? 0) > PROTOCOL_CASES / 3,
+      'most lying requests are refused INVALID_ARGUMENT',
+    );
     assert.ok((outcomes.get('client echo: RpcError DEADLINE_EXCEEDED') ?? 0) === 0, 'no lying answer left a call hanging');
   } finally {
     await good.close();

@@ -18,16 +18,24 @@ import { SocketReader } from '../helpers/socket-reader.js';
 const test = suite('security: handshake caps');
 /** Sockets a test opened, destroyed after it, before its server closes (which waits for them otherwise). */
 const silent: Socket[] = [];
-test.after.each(() => { for (const s of silent.splice(0)) s.destroy(); });
+test.after.each(() => {
+  for (const s of silent.splice(0)) s.destroy();
+});
 const { serve, client } = securityFixture(test);
 const item = { id: 2, name: 'caps', tags: [], score: 0, blob: Buffer.alloc(0) };
 let certs: TestCerts;
-test.before(async () => { certs = await makeTestCerts(); });
-test.after(async () => { await certs.cleanup(); });
-
+test.before(async () => {
+  certs = await makeTestCerts();
+});
+test.after(async () => {
+  await certs.cleanup();
+});
 
 /** A socket from `localAddress` that connects and never says a word; its reader sees what the server sends. */
-async function silentSocket(port: number, localAddress: string): Promise<{ socket: Socket; reader: SocketReader; closed: Promise<unknown> }> {
+async function silentSocket(
+  port: number,
+  localAddress: string,
+): Promise<{ socket: Socket; reader: SocketReader; closed: Promise<unknown> }> {
   const socket = connect({ host: '127.0.0.1', port, localAddress });
   socket.on('error', () => {});
   silent.push(socket);
@@ -89,7 +97,10 @@ test('TLS: TCP connections beyond the handshake cap are closed before any TLS by
   await silentSocket(port, '127.0.0.3');
   const third = await silentSocket(port, '127.0.0.2');
   await third.closed;
-  const got = await third.reader.read(1, 1000).then(() => 'a byte', (e: Error) => e.message);
+  const got = await third.reader.read(1, 1000).then(
+    () => 'a byte',
+    (e: Error) => e.message,
+  );
   assert.is(got, 'socket closed after 0 of 1 bytes', 'closed without one byte');
   // Refused as it came, while the two before it still wait for their handshake timeout.
   assert.is(first.socket.readyState, 'open');

@@ -6,7 +6,9 @@ import { repoPath } from '../helpers/repo.js';
 /** Issue 14: the options added for rapid reset, handshake caps and peer protocols are validated like every other. */
 const test = suite('security: issue 14 options');
 let protocol: Protocol;
-test.before(async () => { protocol = await loadProtocol(repoPath('protocol/echo.avdl')); });
+test.before(async () => {
+  protocol = await loadProtocol(repoPath('protocol/echo.avdl'));
+});
 
 function thrown(fn: () => unknown): RpcError {
   try {
@@ -20,8 +22,14 @@ function thrown(fn: () => unknown): RpcError {
 
 test('server options: a bad value is INVALID_ARGUMENT naming the option', () => {
   for (const [key, value] of [
-    ['maxCancels', -1], ['maxCancelRatio', 0.5], ['cancelWindowMs', 0], ['maxHandshakingConnections', 0],
-    ['maxHandshakingPerAddress', 0], ['resolverCacheBytes', 0], ['maxProtocolBytes', 'big'], ['protocolParseMsPerSecond', 2000],
+    ['maxCancels', -1],
+    ['maxCancelRatio', 0.5],
+    ['cancelWindowMs', 0],
+    ['maxHandshakingConnections', 0],
+    ['maxHandshakingPerAddress', 0],
+    ['resolverCacheBytes', 0],
+    ['maxProtocolBytes', 'big'],
+    ['protocolParseMsPerSecond', 2000],
   ] as const) {
     const err = thrown(() => createServer({ protocol, handlers: {}, [key]: value }));
     assert.is(err.code, Code.INVALID_ARGUMENT, key);

@@ -38,8 +38,15 @@ test('only the canonical unpadded base64url spelling of a real signature verifie
   // 43 characters carry 258 bits for 256: flipping a spare low bit decodes to the same bytes.
   const spare = ALPHABET[ALPHABET.indexOf(mac[mac.length - 1]!) ^ 1]!;
   const rewrites = [
-    `${mac}=`, std.replace(/=+$/, ''), std, mac.slice(0, -1) + spare, ` ${mac}`, `${mac}\n`,
-    `${mac.slice(0, 10)} ${mac.slice(10)}`, `${mac.slice(0, 20)}\t${mac.slice(20)}`, `${mac}=x`,
+    `${mac}=`,
+    std.replace(/=+$/, ''),
+    std,
+    mac.slice(0, -1) + spare,
+    ` ${mac}`,
+    `${mac}\n`,
+    `${mac.slice(0, 10)} ${mac.slice(10)}`,
+    `${mac.slice(0, 20)}\t${mac.slice(20)}`,
+    `${mac}=x`,
   ];
   for (const m of rewrites) {
     assert.equal(Buffer.from(m, 'base64url'), Buffer.from(mac, 'base64url'), `${JSON.stringify(m)} decodes to the same MAC`);
@@ -56,7 +63,12 @@ test('audience: a token is accepted only by verifiers of its audience, and an au
   const billing = createHmacAuth({ secret: SECRET, audience: 'billing' });
   const plain = createHmacAuth({ secret: SECRET });
   const forOrders = orders.issue('alice', ['user']);
-  assert.equal(orders.verify(forOrders), { id: 'alice', roles: ['user'], expiresAt: orders.verify(forOrders).expiresAt, audience: 'orders' });
+  assert.equal(orders.verify(forOrders), {
+    id: 'alice',
+    roles: ['user'],
+    expiresAt: orders.verify(forOrders).expiresAt,
+    audience: 'orders',
+  });
   assert.is(refused(() => billing.verify(forOrders)).code, Code.UNAUTHENTICATED, 'another audience');
   assert.is(refused(() => plain.verify(forOrders)).code, Code.UNAUTHENTICATED, 'a verifier without an audience');
   assert.is(refused(() => orders.verify(plain.issue('alice'))).code, Code.UNAUTHENTICATED, 'a token without an audience');
@@ -93,7 +105,9 @@ test('every bad token gets the same message; the reason is only the cause, which
   assert.is(reasons.size, Object.keys(bad).length, 'the causes do tell the reasons apart, for the log');
   // Through a real server: the client reads the one message, the server's log has the reason.
   const logged: Array<{ level: string; obj: { err?: RpcError } }> = [];
-  const record = (level: string) => (obj: object) => { logged.push({ level, obj: obj as { err?: RpcError } }); };
+  const record = (level: string) => (obj: object) => {
+    logged.push({ level, obj: obj as { err?: RpcError } });
+  };
   const logger: Logger = { debug: record('debug'), info: record('info'), warn: record('warn'), error: record('error') };
   const { port } = await fixture.serve({ authenticate: auth.authenticate, logger });
   const err = await failure(fixture.client(port, { credentials: valid, fragmentBytes: 0 }).call('echo', { item }));

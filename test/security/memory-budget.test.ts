@@ -107,14 +107,22 @@ function steadyPings(c: Client): { stop: () => Promise<number> } {
   let answered = 0;
   const loop = (async () => {
     while (running) {
-      if (await c.call('ping', { s: 'still here' }) !== 'still here') throw new Error('wrong answer');
+      if ((await c.call('ping', { s: 'still here' })) !== 'still here') throw new Error('wrong answer');
       answered++;
       await new Promise((r) => setTimeout(r, 5));
     }
   })();
   // Not left unhandled if the test fails before stop(); stop() still sees the failure.
-  loop.catch(() => { running = false; });
-  return { stop: async () => { running = false; await loop; return answered; } };
+  loop.catch(() => {
+    running = false;
+  });
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return answered;
+    },
+  };
 }
 
 test('policy: reservations past the budget are refused, charges past it shed the biggest holders to the low-water mark', async () => {
@@ -125,7 +133,7 @@ test('policy: reservations past the budget are refused, charges past it shed the
   const c = budget.account(() => shed.push('c'));
   // Connections in their handshake share an eighth of the budget.
   assert.ok(a.reserve(100));
-  assert.not.ok(b.reserve(100), 'beyond the handshakes\' share');
+  assert.not.ok(b.reserve(100), "beyond the handshakes' share");
   assert.not.ok(b.frame(100), 'a frame buffer too, in a handshake');
   for (const x of [a, b, c]) x.handshakeDone();
   assert.ok(b.frame(100), 'always, once accepted');
@@ -155,7 +163,10 @@ test('unauthenticated sockets sending an unfinished 1 MiB HELLO are refused from
   // Before: the whole HELLO (up to maxHandshakeBytes, about 1 MiB) was buffered before the token was checked.
   const { server, port } = await serve({
     maxBufferedBytes: 4 * MiB,
-    authenticate: ({ token }) => { if (token !== 'good') throw new Error('bad token'); return 'user'; },
+    authenticate: ({ token }) => {
+      if (token !== 'good') throw new Error('bad token');
+      return 'user';
+    },
   });
   const good = client(port, { credentials: () => 'good' });
   const pings = steadyPings(good);
@@ -167,15 +178,21 @@ test('unauthenticated sockets sending an unfinished 1 MiB HELLO are refused from
   for (const a of attackers) a.socket.write(Buffer.concat([PREFACE, header, Buffer.alloc(200 * 1024)]));
   await until(() => seen.every((s) => s.closed), 'every attacker refused');
   for (const s of seen) {
-    assert.equal(s.frames.map((f) => [f.type, codeOf(f)]), [[FrameType.GOAWAY, Code.RESOURCE_EXHAUSTED]]);
+    assert.equal(
+      s.frames.map((f) => [f.type, codeOf(f)]),
+      [[FrameType.GOAWAY, Code.RESOURCE_EXHAUSTED]],
+    );
     assert.match(messageOf(s.frames[0]!), 'before authentication');
   }
-  assert.ok(await pings.stop() > 0);
+  assert.ok((await pings.stop()) > 0);
   await until(() => server.bufferedBytes === 0, 'budget back to 0');
 });
 
 /** `n` raw peers, each sending the header of a 1 MiB HELLO and then 768 KiB of it, never the rest. */
-async function partialHellos(port: number, n: number): Promise<{ attackers: Awaited<ReturnType<typeof peer>>[]; seen: ReturnType<typeof collect>[] }> {
+async function partialHellos(
+  port: number,
+  n: number,
+): Promise<{ attackers: Awaited<ReturnType<typeof peer>>[]; seen: ReturnType<typeof collect>[] }> {
   const attackers = await Promise.all(Array.from({ length: n }, () => peer(port)));
   const seen = attackers.map(collect);
   const header = Buffer.alloc(10);
@@ -197,16 +214,19 @@ test('without authenticate, handshakes in progress count toward maxBufferedBytes
   await until(() => seen.filter((s) => s.closed).length >= 4, 'attackers beyond the budget refused');
   const refused = seen.filter((s) => s.closed);
   for (const s of refused) {
-    assert.equal(s.frames.map((f) => [f.type, codeOf(f)]), [[FrameType.GOAWAY, Code.RESOURCE_EXHAUSTED]]);
+    assert.equal(
+      s.frames.map((f) => [f.type, codeOf(f)]),
+      [[FrameType.GOAWAY, Code.RESOURCE_EXHAUSTED]],
+    );
     assert.match(messageOf(s.frames[0]!), 'maxBufferedBytes');
   }
   assert.ok(server.bufferedBytes <= 2 * MiB + 8 * 64 * 1024, `${server.bufferedBytes} bytes held`);
-  assert.ok(await pings.stop() > 0);
+  assert.ok((await pings.stop()) > 0);
   for (const a of attackers) a.destroy();
   await until(() => server.bufferedBytes === 0, 'budget back to 0');
 });
 
-test('connections in their handshake hold at most an eighth of the budget: an accepted client\'s upload still fits', async () => {
+test("connections in their handshake hold at most an eighth of the budget: an accepted client's upload still fits", async () => {
   const { server, port } = await serve({ maxBufferedBytes: 8 * MiB, maxMessageBytes: 16 * MiB, maxProtocolBytes: 2 * MiB });
   const { attackers, seen } = await partialHellos(port, 6);
   await until(() => seen.filter((s) => s.closed).length >= 3, 'strangers beyond their share refused');
@@ -232,12 +252,22 @@ protocol Large {
 }`);
   assert.ok(Buffer.byteLength(bigProtocol.text) > 16 * 1024);
   let authenticated = 0;
-  const { server, port } = await serve({ idleTimeoutMs: 50, resolverCacheSize: 1, authenticate: () => { authenticated++; return 'user'; } });
+  const { server, port } = await serve({
+    idleTimeoutMs: 50,
+    resolverCacheSize: 1,
+    authenticate: () => {
+      authenticated++;
+      return 'user';
+    },
+  });
   // A first HELLO carrying that text is refused from its header: a stranger gets a small HELLO only.
   const raw = await peer(port);
   raw.socket.write(helloBytes(bigProtocol, { 'avrpc.token': Buffer.from('token') }));
   const refused = await raw.rest();
-  assert.equal(refused.map((f) => [f.type, codeOf(f)]), [[FrameType.GOAWAY, Code.RESOURCE_EXHAUSTED]]);
+  assert.equal(
+    refused.map((f) => [f.type, codeOf(f)]),
+    [[FrameType.GOAWAY, Code.RESOURCE_EXHAUSTED]],
+  );
   assert.is(authenticated, 0);
   // The reference client sends it only in a second HELLO, once NEED_PROTOCOL says it is authenticated.
   const c = createClient({ protocol: bigProtocol, endpoints: [`127.0.0.1:${port}`], credentials: () => 'token' });
@@ -269,7 +299,7 @@ test('compression bombs: inflations are refused RESOURCE_EXHAUSTED at the budget
   p.socket.write(requestBytes(largeProtocol, 7, 'ping', { s: 'same connection' }));
   await until(() => seen.frames.length === 7, 'ping answered');
   assert.is(seen.frames[6]!.type, FrameType.RESPONSE);
-  assert.ok(await pings.stop() > 0);
+  assert.ok((await pings.stop()) > 0);
   await until(() => server.bufferedBytes === 0, 'budget back to 0');
 });
 
@@ -302,7 +332,8 @@ test('a fragmented upload the ACL refuses is answered PERMISSION_DENIED at its f
   // The rest of it is discarded as it comes; the connection serves on.
   for (const f of rest) p.socket.write(f);
   p.socket.write(requestBytes(largeProtocol, 3, 'ping', { s: 'after' }));
-  do answer = await p.frame(); while (answer.type === FrameType.WINDOW);
+  do answer = await p.frame();
+  while (answer.type === FrameType.WINDOW);
   assert.is(answer.type, FrameType.RESPONSE);
   assert.is(server.bufferedBytes, 0);
 });
@@ -319,8 +350,13 @@ test('stalled fragmented uploads are refused after stallTimeoutMs, their buffers
     for (const f of rest.slice(0, 16)) p.socket.write(f);
   }
   await until(() => seen.frames.length === 2, 'both uploads refused');
-  assert.equal(seen.frames.map((f) => [f.type, f.id, codeOf(f)]).sort((a, b) => a[1]! - b[1]!),
-    [[FrameType.ERROR, 1, Code.RESOURCE_EXHAUSTED], [FrameType.ERROR, 3, Code.RESOURCE_EXHAUSTED]]);
+  assert.equal(
+    seen.frames.map((f) => [f.type, f.id, codeOf(f)]).sort((a, b) => a[1]! - b[1]!),
+    [
+      [FrameType.ERROR, 1, Code.RESOURCE_EXHAUSTED],
+      [FrameType.ERROR, 3, Code.RESOURCE_EXHAUSTED],
+    ],
+  );
   assert.match(messageOf(seen.frames[0]!), 'stallTimeoutMs');
   assert.is(server.bufferedBytes, 0);
   p.socket.write(requestBytes(largeProtocol, 5, 'ping', { s: 'kept' }));
@@ -349,7 +385,7 @@ test('fragmented uploads beyond maxBufferedBytes are refused RESOURCE_EXHAUSTED 
     assert.match(messageOf(f), 'maxBufferedBytes');
   }
   assert.ok(server.bufferedBytes <= 4 * MiB + 3 * 64 * 1024, `${server.bufferedBytes} bytes held`);
-  assert.ok(await pings.stop() > 0);
+  assert.ok((await pings.stop()) > 0);
   for (const a of attackers) a.destroy();
   await until(() => server.bufferedBytes === 0, 'budget back to 0');
 });
@@ -372,7 +408,7 @@ test('clients that take fragmented answers and never acknowledge them: the bigge
     assert.is(codeOf(goaway), Code.RESOURCE_EXHAUSTED);
     assert.match(messageOf(goaway), 'maxBufferedBytes');
   }
-  assert.ok(await pings.stop() > 0);
+  assert.ok((await pings.stop()) > 0);
   for (const a of attackers) a.destroy();
   await until(() => server.bufferedBytes === 0, 'budget back to 0');
 });

@@ -18,7 +18,9 @@ import { failure, securityFixture } from '../helpers/security-fixture.js';
  */
 const test = suite('security: peer protocols');
 let protocol: Protocol;
-const { serve, peer } = securityFixture(test, (p) => { protocol = p; });
+const { serve, peer } = securityFixture(test, (p) => {
+  protocol = p;
+});
 const item = { id: 3, name: 'protocols', tags: [], score: 0, blob: Buffer.alloc(0) };
 
 /** The echo protocol's JSON with `extra` named types added: a distinct fingerprint, still compatible. */
@@ -33,7 +35,11 @@ function echoOfSize(bytes: number): string {
   const extra: object[] = [];
   const salt = randomBytes(4).toString('hex');
   for (let r = 0, size = 0; size < bytes; r++) {
-    const t = { type: 'record', name: `Pad${r}_${salt}`, fields: Array.from({ length: 16 }, (_, f) => ({ name: `f${f}`, type: 'long', doc: 'd'.repeat(100) })) };
+    const t = {
+      type: 'record',
+      name: `Pad${r}_${salt}`,
+      fields: Array.from({ length: 16 }, (_, f) => ({ name: `f${f}`, type: 'long', doc: 'd'.repeat(100) })),
+    };
     size += JSON.stringify(t).length;
     extra.push(t);
   }
@@ -45,14 +51,26 @@ function hello(text: string, withText = true, preface = true): Buffer {
   const enc = new FrameEncoder();
   if (preface) enc.bytes(PREFACE);
   const fingerprint = createHash('md5').update(text).digest();
-  enc.frame(FrameType.HELLO, 0, 0, { fingerprint, protocol: withText ? text : null, knownServerFingerprint: null, meta: {} }, writeHandshake(helloType));
+  enc.frame(
+    FrameType.HELLO,
+    0,
+    0,
+    { fingerprint, protocol: withText ? text : null, knownServerFingerprint: null, meta: {} },
+    writeHandshake(helloType),
+  );
   return Buffer.concat(enc.take());
 }
 
 /** A hostile server: answers any HELLO with a WELCOME OK carrying `text`, and never answers a call. */
 function welcomeServer(text: string): ReturnType<typeof rawServer> {
   const enc = new FrameEncoder();
-  enc.frame(FrameType.WELCOME, 0, 0, { status: 'OK', fingerprint: createHash('md5').update(text).digest(), protocol: text, meta: {} }, writeHandshake(welcomeType));
+  enc.frame(
+    FrameType.WELCOME,
+    0,
+    0,
+    { status: 'OK', fingerprint: createHash('md5').update(text).digest(), protocol: text, meta: {} },
+    writeHandshake(welcomeType),
+  );
   const welcome = Buffer.concat(enc.take());
   return rawServer((socket) => socket.once('data', () => socket.write(welcome)));
 }
@@ -125,13 +143,13 @@ test('server without authenticate: a protocol joins the shared cache only once a
   assert.is(await statusByFingerprint(port, text), 'OK');
 });
 
-test('server with authenticate: an authenticated connection\'s protocol joins the cache at once', async () => {
+test("server with authenticate: an authenticated connection's protocol joins the cache at once", async () => {
   const { port } = await serve({ authenticate: () => 'someone' });
   const { text } = await learnt(port);
   assert.is(await statusByFingerprint(port, text), 'OK');
 });
 
-test('server: strangers\' protocols share a parse budget (protocolParseMsPerSecond); known protocols and authenticated peers do not wait on it', async () => {
+test("server: strangers' protocols share a parse budget (protocolParseMsPerSecond); known protocols and authenticated peers do not wait on it", async () => {
   // Before: every handshake with a new protocol was parsed, one after another, whatever they cost together.
   const { port } = await serve({ protocolParseMsPerSecond: 1 });
   const first = await peer(port);
@@ -149,7 +167,12 @@ test('server: strangers\' protocols share a parse budget (protocolParseMsPerSeco
   assert.is(welcomeStatus((await known.frame()).body), 'OK');
   // A real client is refused the same way: a passing refusal, retried until the call's time runs out
   // (at 1 ms per second, the budget overdrawn by the first parse stays spent for the whole test).
-  const c = createClient({ protocol: parseProtocol(echoOfSize(1000)), endpoints: [`127.0.0.1:${port}`], backoff: { initialMs: 20, maxMs: 50 }, waitForReadyMs: 300 });
+  const c = createClient({
+    protocol: parseProtocol(echoOfSize(1000)),
+    endpoints: [`127.0.0.1:${port}`],
+    backoff: { initialMs: 20, maxMs: 50 },
+    waitForReadyMs: 300,
+  });
   try {
     const err = await failure(c.call('echo', { item }, { timeoutMs: 2000 }));
     assert.is(err.code, Code.UNAVAILABLE);
@@ -170,11 +193,13 @@ test('server: strangers\' protocols share a parse budget (protocolParseMsPerSeco
   }
 });
 
-test('ParseBudget: a bucket of one second\'s worth, refilled over time, overdrawn by at most one parse', () => {
+test("ParseBudget: a bucket of one second's worth, refilled over time, overdrawn by at most one parse", () => {
   let now = 0;
   const budget = new ParseBudget(100, () => now);
   assert.is(budget.available(), true);
-  budget.spend(() => { now += 150; });
+  budget.spend(() => {
+    now += 150;
+  });
   // 100 - 150, plus the 15 ms the 150 ms of parsing refilled.
   assert.is(budget.available(), false, 'overdrawn by 35 ms');
   now += 300;
@@ -184,12 +209,21 @@ test('ParseBudget: a bucket of one second\'s worth, refilled over time, overdraw
   // A long quiet period refills one second's worth, no more.
   now += 60_000;
   assert.is(budget.available(), true);
-  budget.spend(() => { now += 250; });
+  budget.spend(() => {
+    now += 250;
+  });
   assert.is(budget.available(), false, 'capped at 100: 100 - 250 + 25');
   // A parse that throws still draws its time.
   now += 1300;
   assert.is(budget.available(), true);
-  assert.throws(() => budget.spend(() => { now += 200; throw new Error('bad'); }), /bad/);
+  assert.throws(
+    () =>
+      budget.spend(() => {
+        now += 200;
+        throw new Error('bad');
+      }),
+    /bad/,
+  );
   assert.is(budget.available(), false);
 });
 

@@ -14,14 +14,18 @@ import { outcome, securityFixture } from '../helpers/security-fixture.js';
  */
 const test = suite('security: rapid reset');
 let protocol: Protocol;
-const { serve, client, peer } = securityFixture(test, (p) => { protocol = p; });
+const { serve, client, peer } = securityFixture(test, (p) => {
+  protocol = p;
+});
 const item = { id: 14, name: 'reset', tags: [], score: 0, blob: Buffer.alloc(0) };
 
 /** A handler gate the test opens; opened again after each test so that no handler outlives it. */
 let open: () => void = () => {};
 test.after.each(() => open());
 function gate(): Promise<void> {
-  return new Promise((r) => { open = r; });
+  return new Promise((r) => {
+    open = r;
+  });
 }
 
 test('1000 REQUEST+CANCEL pairs against maxConcurrentCalls 100: at most 100 handlers start, then GOAWAY RESOURCE_EXHAUSTED', async () => {
@@ -30,7 +34,13 @@ test('1000 REQUEST+CANCEL pairs against maxConcurrentCalls 100: at most 100 hand
   let started = 0;
   const { server, port } = await serve({
     maxConcurrentCalls: 100,
-    handlers: { echo: async (req: { item: unknown }) => { started++; await held; return req.item; } },
+    handlers: {
+      echo: async (req: { item: unknown }) => {
+        started++;
+        await held;
+        return req.item;
+      },
+    },
   });
   const p = await peer(port);
   assert.is((await p.handshake(protocol)).type, FrameType.WELCOME);
@@ -59,12 +69,24 @@ test('a cancelled call frees its id at once but holds its slot until its handler
   let started = 0;
   const { port } = await serve({
     maxConcurrentCalls: 2,
-    handlers: { echo: async (req: { item: unknown }) => { started++; await held; return req.item; } },
+    handlers: {
+      echo: async (req: { item: unknown }) => {
+        started++;
+        await held;
+        return req.item;
+      },
+    },
   });
   const p = await peer(port);
   await p.handshake(protocol);
   // id 1 is cancelled, then reused at once (SPEC.md section 4: it is no longer outstanding).
-  p.socket.write(Buffer.concat([requestBytes(protocol, 1, 'echo', { item }), rawFrame(FrameType.CANCEL, 0, 1, null), requestBytes(protocol, 1, 'echo', { item })]));
+  p.socket.write(
+    Buffer.concat([
+      requestBytes(protocol, 1, 'echo', { item }),
+      rawFrame(FrameType.CANCEL, 0, 1, null),
+      requestBytes(protocol, 1, 'echo', { item }),
+    ]),
+  );
   await until(() => started === 2, 'both handlers started');
   // The cancelled handler still runs: the slot it holds is not free.
   p.socket.write(requestBytes(protocol, 2, 'echo', { item }));
@@ -80,7 +102,10 @@ test('a cancelled call frees its id at once but holds its slot until its handler
   // Both slots are free again.
   p.socket.write(Buffer.concat([requestBytes(protocol, 3, 'echo', { item }), requestBytes(protocol, 4, 'echo', { item })]));
   const answers = [await p.frame(), await p.frame()];
-  assert.equal(answers.map((f) => f.type), [FrameType.RESPONSE, FrameType.RESPONSE]);
+  assert.equal(
+    answers.map((f) => f.type),
+    [FrameType.RESPONSE, FrameType.RESPONSE],
+  );
   assert.is(started, 4);
 });
 
@@ -90,10 +115,19 @@ test('a real client cancelling one call in three is never cut off', async () => 
   const { server, port } = await serve({
     maxCancels: 50,
     observer: {
-      connectionOpened: () => { opened++; },
-      callEnded: (_m: string, code: Code) => { if (code === Code.CANCELLED) cancelled++; },
+      connectionOpened: () => {
+        opened++;
+      },
+      callEnded: (_m: string, code: Code) => {
+        if (code === Code.CANCELLED) cancelled++;
+      },
     },
-    handlers: { echo: async (req: { item: unknown }) => { await new Promise((r) => setTimeout(r, 5)); return req.item; } },
+    handlers: {
+      echo: async (req: { item: unknown }) => {
+        await new Promise((r) => setTimeout(r, 5));
+        return req.item;
+      },
+    },
   });
   const c = client(port);
   assert.is(await outcome(c.call('echo', { item })), 'OK');
@@ -121,17 +155,26 @@ test('a client whose calls all time out against a slow server is not cut off: a 
   let started = 0;
   const { server, port } = await serve({
     maxCancels: 10,
-    observer: { connectionOpened: () => { opened++; } },
-    handlers: { echo: async (req: { item: unknown }, ctx) => {
-      started++;
-      // Slow, but not forever: ends when its deadline passes (the client's CANCEL comes about then).
-      await new Promise((r) => ctx.signal.addEventListener('abort', r, { once: true }));
-      return req.item;
-    } },
+    observer: {
+      connectionOpened: () => {
+        opened++;
+      },
+    },
+    handlers: {
+      echo: async (req: { item: unknown }, ctx) => {
+        started++;
+        // Slow, but not forever: ends when its deadline passes (the client's CANCEL comes about then).
+        await new Promise((r) => ctx.signal.addEventListener('abort', r, { once: true }));
+        return req.item;
+      },
+    },
   });
   const c = client(port);
   const codes = await Promise.all(Array.from({ length: 40 }, () => outcome(c.call('echo', { item }, { timeoutMs: 100 }))));
-  assert.ok(codes.every((code) => code === Code.DEADLINE_EXCEEDED), String(codes));
+  assert.ok(
+    codes.every((code) => code === Code.DEADLINE_EXCEEDED),
+    String(codes),
+  );
   assert.is(started, 40);
   // 40 CANCELs, each at its call's deadline (before or just after the server's own deadline ended the
   // handler): timeouts, not resets. The connection serves on.

@@ -39,7 +39,12 @@ async function bigAnswerServer() {
     protocol,
     maxQueuedBytes: 1024 * 1024,
     logger: recordingLogger(closed),
-    handlers: { echo: () => { answered++; return big; } },
+    handlers: {
+      echo: () => {
+        answered++;
+        return big;
+      },
+    },
   });
   const { port } = await server.listen();
   return { server, port, closed, answered: () => answered };
@@ -129,7 +134,9 @@ test('a slow reader under the cap is not dropped: it gets every response once it
     await new Promise((r) => setTimeout(r, 100));
     // Now read everything: WELCOME plus 20 responses of more than 256 KiB each.
     let bytes = 0;
-    s.on('data', (d: Buffer) => { bytes += d.length; });
+    s.on('data', (d: Buffer) => {
+      bytes += d.length;
+    });
     await until(() => bytes > 20 * 256 * 1024, 'all responses read');
     assert.is(server.connections, 1);
   } finally {

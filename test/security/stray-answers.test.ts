@@ -111,7 +111,12 @@ function connect(port: number): Harness {
   };
   const o = resolveClientOptions({ protocol, endpoints: [`127.0.0.1:${port}`], compressAboveBytes: 1024, keepaliveMs: 0 });
   const state: EndpointState = {
-    key: `127.0.0.1:${port}`, weight: 1, serverFingerprint: null, sendProtocol: false, latencyEwmaMs: 0, consecutiveFailures: 0,
+    key: `127.0.0.1:${port}`,
+    weight: 1,
+    serverFingerprint: null,
+    sendProtocol: false,
+    latencyEwmaMs: 0,
+    consecutiveFailures: 0,
   };
   // Sampled once each read is processed (the hook runs before the bytes are decoded; the microtask after).
   const observer = { bytesReceived: () => queueMicrotask(sample) };
@@ -120,7 +125,12 @@ function connect(port: number): Harness {
   framed = (conn as unknown as { framed: FramedSocket }).framed;
   const owner: CallOwner = { attemptFailed: (call, error) => call.reject(error) };
   return {
-    conn, framed, held: () => { sample(); return held; },
+    conn,
+    framed,
+    held: () => {
+      sample();
+      return held;
+    },
     call() {
       let call!: ClientCall;
       const done = new Promise<unknown>((resolve, reject) => {
@@ -133,7 +143,10 @@ function connect(port: number): Harness {
 }
 
 async function protocolError(done: Promise<unknown>): Promise<RpcError> {
-  const err = await done.then((v) => new Error(`expected a protocol error, got ${JSON.stringify(v)}`), (e: unknown) => e);
+  const err = await done.then(
+    (v) => new Error(`expected a protocol error, got ${JSON.stringify(v)}`),
+    (e: unknown) => e,
+  );
   if (!(err instanceof RpcError)) throw err;
   assert.is(err.code, Code.INTERNAL, err.message);
   assert.match(err.message, /protocol error: server sent an answer for request id \d+, which is not in flight/);
@@ -142,7 +155,10 @@ async function protocolError(done: Promise<unknown>): Promise<RpcError> {
 
 test('a RESPONSE for an id never sent fails the connection with a protocol error (GOAWAY INTERNAL); the call in flight fails', async () => {
   const { port, seen } = await hostile((socket, type, _flags, id) => {
-    if (type === FrameType.REQUEST) socket.write(Buffer.concat([frame(FrameType.RESPONSE, 0, id + 1000, RESPONSE_BODY), frame(FrameType.RESPONSE, 0, id, RESPONSE_BODY)]));
+    if (type === FrameType.REQUEST)
+      socket.write(
+        Buffer.concat([frame(FrameType.RESPONSE, 0, id + 1000, RESPONSE_BODY), frame(FrameType.RESPONSE, 0, id, RESPONSE_BODY)]),
+      );
   });
   const h = connect(port);
   const err = await protocolError(h.call().done);
@@ -176,7 +192,8 @@ test('the first fragment of a 60 MB answer to an unused id: protocol error befor
 
 test('a compressed answer to an unused id: protocol error, never inflated', async () => {
   const { port } = await hostile((socket, type, _flags, id) => {
-    if (type === FrameType.REQUEST) socket.write(Buffer.concat([bomb(id + 1000, 32 * MiB), frame(FrameType.RESPONSE, 0, id, RESPONSE_BODY)]));
+    if (type === FrameType.REQUEST)
+      socket.write(Buffer.concat([bomb(id + 1000, 32 * MiB), frame(FrameType.RESPONSE, 0, id, RESPONSE_BODY)]));
   });
   const h = connect(port);
   await protocolError(h.call().done);
@@ -186,7 +203,8 @@ test('a compressed answer to an unused id: protocol error, never inflated', asyn
 test('a second answer for an id already answered is a protocol error', async () => {
   const { port } = await hostile((socket, type, _flags, id) => {
     if (type === FrameType.REQUEST && id === 1) socket.write(frame(FrameType.RESPONSE, 0, id, RESPONSE_BODY));
-    if (type === FrameType.REQUEST && id === 2) socket.write(Buffer.concat([frame(FrameType.RESPONSE, 0, 1, RESPONSE_BODY), frame(FrameType.RESPONSE, 0, 2, RESPONSE_BODY)]));
+    if (type === FrameType.REQUEST && id === 2)
+      socket.write(Buffer.concat([frame(FrameType.RESPONSE, 0, 1, RESPONSE_BODY), frame(FrameType.RESPONSE, 0, 2, RESPONSE_BODY)]));
   });
   const h = connect(port);
   assert.is(((await h.call().done) as { id: number }).id, vectorItem.id);
@@ -226,7 +244,8 @@ test('answers that cross our CANCEL (whole, fragmented, compressed) are dropped 
 test('after the PONG of the barrier PING, an answer for the cancelled id is a protocol error', async () => {
   const { port } = await hostile((socket, type, _flags, id) => {
     // The server ignores the CANCEL's promise: answers the PING, then the call it was told to drop.
-    if (type === FrameType.PING) socket.write(Buffer.concat([frame(FrameType.PONG, 0, id), frame(FrameType.RESPONSE, 0, 1, RESPONSE_BODY)]));
+    if (type === FrameType.PING)
+      socket.write(Buffer.concat([frame(FrameType.PONG, 0, id), frame(FrameType.RESPONSE, 0, 1, RESPONSE_BODY)]));
   });
   const h = connect(port);
   const first = h.call();

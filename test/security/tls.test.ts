@@ -11,7 +11,9 @@ import { FrameType } from '../../src/framing/frame.js';
 /** Issue 5, encryption: TLS and mTLS on real loopback sockets with certificates made at test time. */
 const test = suite('security: TLS');
 let protocol: Protocol;
-const fixture = securityFixture(test, (p) => { protocol = p; });
+const fixture = securityFixture(test, (p) => {
+  protocol = p;
+});
 let certs: TestCerts;
 const item = { id: 1, name: 'tls', tags: [], score: 0, blob: Buffer.alloc(0) };
 
@@ -24,7 +26,12 @@ test.after(async () => {
 
 async function tlsServer(mtls: boolean, seen?: CallContext[]): Promise<number> {
   const { port } = await fixture.serve({
-    handlers: { echo: (req: { item: unknown }, ctx: CallContext) => { seen?.push(ctx); return req.item; } },
+    handlers: {
+      echo: (req: { item: unknown }, ctx: CallContext) => {
+        seen?.push(ctx);
+        return req.item;
+      },
+    },
     tls: { cert: certs.serverCert, key: certs.serverKey, ...(mtls ? { ca: certs.ca, requestCert: true } : {}) },
   });
   return port;
@@ -65,13 +72,22 @@ test('mTLS: the verified client certificate identity is in ctx.peer', async () =
   assert.is(peer.certificate?.commonName, 'client-1');
   assert.match(peer.certificate?.subjectAltName ?? '', 'URI:spiffe://avrpc.test/client-1');
   assert.match(peer.certificate?.fingerprint256 ?? '', /^[0-9A-F:]{95}$/);
-  assert.is((peer.principal as { commonName?: string } | undefined)?.commonName, 'client-1', 'without authenticate, the certificate is the principal');
+  assert.is(
+    (peer.principal as { commonName?: string } | undefined)?.commonName,
+    'client-1',
+    'without authenticate, the certificate is the principal',
+  );
 });
 
 test('mTLS with authenticate: the hook sees the verified certificate and can combine it with a token', async () => {
   const seen: CallContext[] = [];
   const { port } = await fixture.serve({
-    handlers: { echo: (req: { item: unknown }, ctx: CallContext) => { seen.push(ctx); return req.item; } },
+    handlers: {
+      echo: (req: { item: unknown }, ctx: CallContext) => {
+        seen.push(ctx);
+        return req.item;
+      },
+    },
     tls: { cert: certs.serverCert, key: certs.serverKey, ca: certs.ca, requestCert: true },
     authenticate: (hs, peer) => {
       if (peer.certificate?.commonName !== 'client-1' || hs.token !== 'ok') throw new Error('certificate and token must match');
@@ -100,7 +116,9 @@ test('mTLS: a client without a certificate is refused with UNAUTHENTICATED and n
 test('mTLS: a client certificate from another CA is refused', async () => {
   const seen: CallContext[] = [];
   const port = await tlsServer(true, seen);
-  const err = await failure(client(port, { tls: { ca: certs.ca, cert: certs.strangerCert, key: certs.strangerKey } }).call('echo', { item }));
+  const err = await failure(
+    client(port, { tls: { ca: certs.ca, cert: certs.strangerCert, key: certs.strangerKey } }).call('echo', { item }),
+  );
   assert.is(err.code, Code.UNAVAILABLE);
   assert.is(seen.length, 0);
 });
@@ -141,7 +159,9 @@ test('maxConnections counts TLS handshakes in progress: a socket beyond them is 
   // Found by the security audit: the count was checked only once a TLS handshake completed, so any number
   // of sockets could sit in their handshake (each up to handshakeTimeoutMs) on a server "at" its limit.
   const { server, port } = await fixture.serve({
-    maxConnections: 2, handshakeTimeoutMs: 60_000, tls: { cert: certs.serverCert, key: certs.serverKey },
+    maxConnections: 2,
+    handshakeTimeoutMs: 60_000,
+    tls: { cert: certs.serverCert, key: certs.serverKey },
   });
   const a = await fixture.peer(port);
   await fixture.peer(port);
@@ -149,9 +169,13 @@ test('maxConnections counts TLS handshakes in progress: a socket beyond them is 
   assert.is(server.connections, 0);
   const third = await fixture.peer(port);
   let bytes = 0;
-  third.socket.on('data', (d: Buffer) => { bytes += d.length; });
+  third.socket.on('data', (d: Buffer) => {
+    bytes += d.length;
+  });
   let closed = false;
-  void third.closed.then(() => { closed = true; });
+  void third.closed.then(() => {
+    closed = true;
+  });
   await until(() => closed, 'the socket beyond maxConnections closed');
   assert.is(bytes, 0, 'closed without a TLS byte');
   // A slot freed is usable by a real TLS client.

@@ -12,7 +12,9 @@ import { failure, securityFixture } from '../helpers/security-fixture.js';
  */
 const test = suite('security: token expiry');
 let protocol: Protocol;
-const fixture = securityFixture(test, (p) => { protocol = p; });
+const fixture = securityFixture(test, (p) => {
+  protocol = p;
+});
 const item = { id: 5, name: 'expiry', tags: [], score: 0, blob: Buffer.alloc(0) };
 const auth = createHmacAuth({ secret: 'token expiry tests use a long secret' });
 let handled = 0;
@@ -26,7 +28,13 @@ test.before.each(() => {
 async function serve(authenticate: Authenticator = auth.authenticate) {
   return fixture.serve({
     authenticate,
-    handlers: { echo: async (req: { item: unknown }) => { handled++; await gate; return req.item; } },
+    handlers: {
+      echo: async (req: { item: unknown }) => {
+        handled++;
+        await gate;
+        return req.item;
+      },
+    },
   });
 }
 
@@ -41,7 +49,9 @@ test('after expiry a request is refused UNAUTHENTICATED with REFUSED, the runnin
   assert.equal([first.type, first.id], [FrameType.RESPONSE, 1], 'a call before expiry is answered');
   // A call still running when the token expires.
   let release!: () => void;
-  gate = new Promise((r) => { release = r; });
+  gate = new Promise((r) => {
+    release = r;
+  });
   raw.socket.write(requestBytes(protocol, 3, 'echo', { item }));
   await until(() => handled === 2, 'the second call runs');
   // The token expires: the server says so with GOAWAY (and not only when the connection ends).
@@ -57,7 +67,11 @@ test('after expiry a request is refused UNAUTHENTICATED with REFUSED, the runnin
   assert.is(handled, 2, 'the handler did not run for the call after expiry');
   release();
   const rest = await raw.rest();
-  assert.equal(rest.map((f) => [f.type, f.id]), [[FrameType.RESPONSE, 3]], 'the running call ends normally, then the connection closes');
+  assert.equal(
+    rest.map((f) => [f.type, f.id]),
+    [[FrameType.RESPONSE, 3]],
+    'the running call ends normally, then the connection closes',
+  );
 });
 
 test('a client with a static token: calls before expiry succeed, after it UNAUTHENTICATED, and no handler runs', async () => {
@@ -78,20 +92,44 @@ test('a client with a static token: calls before expiry succeed, after it UNAUTH
 test('a client with rotating credentials under load loses no call as its tokens expire: it reconnects with fresh ones', async () => {
   let opened = 0;
   const { port } = await fixture.serve({
-    authenticate: auth.authenticate, observer: { connectionOpened: () => { opened++; } },
-    handlers: { echo: (req: { item: unknown }) => { handled++; return req.item; } },
+    authenticate: auth.authenticate,
+    observer: {
+      connectionOpened: () => {
+        opened++;
+      },
+    },
+    handlers: {
+      echo: (req: { item: unknown }) => {
+        handled++;
+        return req.item;
+      },
+    },
   });
   let issued = 0;
-  const c = fixture.client(port, { credentials: () => { issued++; return auth.issue('carol', [], 300); } });
+  const c = fixture.client(port, {
+    credentials: () => {
+      issued++;
+      return auth.issue('carol', [], 300);
+    },
+  });
   const failures: number[] = [];
   let ok = 0;
   // 8 calls in flight until three connections have been opened (two expiries), bounded by the hang guard.
   const started = Date.now();
-  await Promise.all(Array.from({ length: 8 }, async () => {
-    while (opened < 3 && Date.now() - started < 10_000) {
-      await c.call('echo', { item }).then(() => { ok++; }, (e: { code: number }) => { failures.push(e.code); });
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (opened < 3 && Date.now() - started < 10_000) {
+        await c.call('echo', { item }).then(
+          () => {
+            ok++;
+          },
+          (e: { code: number }) => {
+            failures.push(e.code);
+          },
+        );
+      }
+    }),
+  );
   assert.ok(opened >= 3, 'the server ended each expired connection');
   assert.equal(failures, [], 'calls that crossed a GOAWAY UNAUTHENTICATED were retried on the new connection');
   assert.is(handled, ok);

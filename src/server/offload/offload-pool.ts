@@ -99,7 +99,14 @@ export class OffloadPool {
     // atomics 'async': an idle worker waits with Atomics.waitAsync, so its event loop keeps running
     // between calls (piscina's default 'sync' freezes it, which would let a handler module's
     // background work, or a stray callback, land in the middle of an unrelated later call).
-    this.pool = new Piscina({ filename: WORKER_URL, minThreads: threads, maxThreads: threads, idleTimeout: Infinity, workerData, atomics: 'async' });
+    this.pool = new Piscina({
+      filename: WORKER_URL,
+      minThreads: threads,
+      maxThreads: threads,
+      idleTimeout: Infinity,
+      workerData,
+      atomics: 'async',
+    });
     // A worker that dies between calls (a handler's stray timer threw) is replaced by piscina; without
     // a listener its 'error' event would take the whole server down.
     this.pool.on('error', (err: unknown) => this.logger.error({ err }, 'offload worker died outside a call; replaced'));
@@ -118,7 +125,8 @@ export class OffloadPool {
     let cause: unknown;
     try {
       const missing = (await this.pool.run(names, { name: 'warmUp' })) as string[];
-      if (missing.length > 0) problem = `exports no function for message${missing.length > 1 ? 's' : ''} ${missing.map((m) => `'${m}'`).join(', ')}`;
+      if (missing.length > 0)
+        problem = `exports no function for message${missing.length > 1 ? 's' : ''} ${missing.map((m) => `'${m}'`).join(', ')}`;
     } catch (err) {
       cause = err;
       problem = `does not load in a worker: ${err instanceof Error ? err.message : String(err)}`;
@@ -139,7 +147,7 @@ export class OffloadPool {
       return Promise.reject(new RpcError(Code.RESOURCE_EXHAUSTED, `too many offloaded calls (workers.maxTasks ${this.options.maxTasks})`));
     }
     this.start();
-    const slot = this.slots[index] ??= new TaskSlot(index, new Int32Array(this.sharedFlags), this.options.abandonGraceMs, this.onAbandon);
+    const slot = (this.slots[index] ??= new TaskSlot(index, new Int32Array(this.sharedFlags), this.options.abandonGraceMs, this.onAbandon));
     slot.begin(ctx);
     const { buffer, offset } = transferable(request);
     const remote = request.remote;
@@ -156,15 +164,21 @@ export class OffloadPool {
       deadline: ctx.deadline,
       peer: this.peerOf(ctx.peer),
     };
-    return this.submit(task, slot, remote).then(
-      (result) => OffloadReply.read(result),
-      (err: unknown) => {
-        throw new RpcError(Code.INTERNAL, `worker failed while running ${ctx.message}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-      },
-    ).finally(() => {
-      slot.end();
-      this.freeSlots.push(index);
-    });
+    return this.submit(task, slot, remote)
+      .then(
+        (result) => OffloadReply.read(result),
+        (err: unknown) => {
+          throw new RpcError(
+            Code.INTERNAL,
+            `worker failed while running ${ctx.message}: ${err instanceof Error ? err.message : String(err)}`,
+            { cause: err },
+          );
+        },
+      )
+      .finally(() => {
+        slot.end();
+        this.freeSlots.push(index);
+      });
   }
 
   /** Runs `task`; once more with the peer's protocol text if its worker did not know that protocol. */
@@ -189,16 +203,20 @@ export class OffloadPool {
       this.peers.set(peer, out);
       if (checked.projected && !this.warnedProjection) {
         this.warnedProjection = true;
-        this.logger.warn({ peer: { address: peer.address, port: peer.port } },
-          'principal cannot be structured-cloned: worker handlers get a copy without its functions (see WorkerOptions)');
+        this.logger.warn(
+          { peer: { address: peer.address, port: peer.port } },
+          'principal cannot be structured-cloned: worker handlers get a copy without its functions (see WorkerOptions)',
+        );
       }
     }
     return out;
   }
 
   private readonly onAbandon = (message: string): void => {
-    this.logger.warn({ message, graceMs: this.options.abandonGraceMs },
-      'worker task still unanswered after its call ended and the grace period: aborted (a running worker thread is terminated and replaced)');
+    this.logger.warn(
+      { message, graceMs: this.options.abandonGraceMs },
+      'worker task still unanswered after its call ended and the grace period: aborted (a running worker thread is terminated and replaced)',
+    );
   };
 
   /** Stops the worker threads; calls still running in them fail. */

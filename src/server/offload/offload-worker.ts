@@ -47,7 +47,10 @@ export default async function runTask(task: OffloadTask): Promise<unknown> {
   try {
     handler = await loadHandler(msg.name);
   } catch (err) {
-    return errorReply(msg, err instanceof RpcError ? err : new RpcError(Code.INTERNAL, `cannot load worker module: ${(err as Error).message}`, { cause: err }));
+    return errorReply(
+      msg,
+      err instanceof RpcError ? err : new RpcError(Code.INTERNAL, `cannot load worker module: ${(err as Error).message}`, { cause: err }),
+    );
   }
   try {
     request = decodeExact(msg.request, Buffer.from(task.payload, task.payloadOffset), 0, resolver);
@@ -114,7 +117,13 @@ function responseReply(msg: MessageDef, value: unknown): unknown {
       else return move(withHead(buf, ReplyKind.RESPONSE, Code.OK, 0));
     }
   } catch (err) {
-    return errorReply(msg, new RpcError(Code.INTERNAL, `handler of ${msg.name} returned an invalid response: ${describeInvalid(msg.response, value, 'response') ?? (err as Error).message}`));
+    return errorReply(
+      msg,
+      new RpcError(
+        Code.INTERNAL,
+        `handler of ${msg.name} returned an invalid response: ${describeInvalid(msg.response, value, 'response') ?? (err as Error).message}`,
+      ),
+    );
   }
   return reply(ReplyKind.RESPONSE, Code.OK, 0, scratch.subarray(REPLY_HEAD_BYTES, end));
 }

@@ -14,7 +14,10 @@ export class WorkerCallContext extends CallContext {
   private released = false;
 
   constructor(
-    message: string, metadata: Metadata, deadline: number, peer: PeerInfo,
+    message: string,
+    metadata: Metadata,
+    deadline: number,
+    peer: PeerInfo,
     private readonly flags: Int32Array,
     private readonly slot: number,
   ) {

@@ -75,7 +75,13 @@ export interface WorkerOptions {
 
 /** Every option name of {@link WorkerOptions}; others are refused. */
 const KNOWN_WORKER_OPTIONS = {
-  module: true, messages: true, threads: true, offload: true, thresholdBytes: true, maxTasks: true, abandonGraceMs: true,
+  module: true,
+  messages: true,
+  threads: true,
+  offload: true,
+  thresholdBytes: true,
+  maxTasks: true,
+  abandonGraceMs: true,
 } as const satisfies Record<keyof WorkerOptions, true>;
 
 /** {@link WorkerOptions} resolved: module as a URL string, messages as local indexes. */
@@ -92,19 +98,26 @@ export interface ResolvedWorkerOptions {
 
 /** Validates `workers` against the protocol and the inline handlers; throws with the option's path. */
 export function resolveWorkerOptions(
-  at: string, workers: WorkerOptions | undefined, protocol: Protocol, hasInline: (index: number) => boolean,
+  at: string,
+  workers: WorkerOptions | undefined,
+  protocol: Protocol,
+  hasInline: (index: number) => boolean,
 ): ResolvedWorkerOptions | undefined {
   if (workers === undefined) return undefined;
   if (workers === null || typeof workers !== 'object') invalid(at, 'must be an object');
   knownOptions(at, workers, KNOWN_WORKER_OPTIONS);
   const offload = oneOf(`${at}.offload`, workers.offload, 'auto', ['auto', 'always']);
-  if (!Array.isArray(workers.messages) || workers.messages.length === 0) invalid(`${at}.messages`, 'must be a non-empty array of message names');
+  if (!Array.isArray(workers.messages) || workers.messages.length === 0)
+    invalid(`${at}.messages`, 'must be a non-empty array of message names');
   const messages = new Set<number>();
   for (const name of workers.messages) {
     const msg = typeof name === 'string' ? protocol.message(name) : undefined;
     if (msg === undefined) invalid(`${at}.messages`, `names no message of protocol ${protocol.name}: ${String(name)}`);
     if (offload === 'auto' && !hasInline(msg.index)) {
-      invalid(`${at}.messages`, `'${name}' needs an inline handler in options.handlers too when offload is 'auto' (small requests run inline)`);
+      invalid(
+        `${at}.messages`,
+        `'${name}' needs an inline handler in options.handlers too when offload is 'auto' (small requests run inline)`,
+      );
     }
     messages.add(msg.index);
   }
