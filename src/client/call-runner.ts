@@ -143,6 +143,9 @@ export class CallRunner implements CallOwner {
   /** Decides between a retry and a rejection after a failed attempt. */
   attemptFailed(call: ClientCall, error: RpcError, mayHaveRun: boolean): void {
     if (call.done) return;
+    if (mayHaveRun) call.mayHaveRun = true;
+    // This attempt is over: what it did is in `call.mayHaveRun` now.
+    call.sent = false;
     const retry =
       !this.closed &&
       error.code === Code.UNAVAILABLE &&
@@ -151,7 +154,7 @@ export class CallRunner implements CallOwner {
       (call.deadline < 0 || performance.now() < call.deadline) &&
       this.budget.withdraw();
     if (retry) this.dispatch(call);
-    else call.reject(error);
+    else call.reject(error, false);
   }
 
   /** A connection became ready: send the calls that were waiting for one. */

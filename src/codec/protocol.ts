@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { fingerprintOf } from './fingerprint.js';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import avro from 'avsc';
@@ -102,7 +102,7 @@ export class Protocol {
       throw new RpcError(Code.INVALID_ARGUMENT, `invalid Avro protocol: ${(err as Error).message}`, { cause: err });
     }
     this.text = typeof json === 'string' ? json : JSON.stringify(this.service.protocol);
-    this.fingerprint = createHash('md5').update(this.text).digest();
+    this.fingerprint = fingerprintOf(this.text);
     this.id = this.fingerprint.toString('hex');
     this.name = this.service.name;
     const messages: MessageDef[] = [];

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { fingerprintHex } from './fingerprint.js';
 import { LRUCache } from 'lru-cache';
 import { PeerCodec } from './peer-codec.js';
 import { Protocol } from './protocol.js';
@@ -41,7 +41,7 @@ export class ResolverCache {
    * first, so a peer that sends its text on every connection is parsed once. Throws INVALID_ARGUMENT
    * on a bad text, RESOURCE_EXHAUSTED on one beyond `PEER_PROTOCOL_LIMITS`.
    */
-  learn(text: string, id = createHash('md5').update(text).digest('hex')): Protocol {
+  learn(text: string, id = fingerprintHex(text)): Protocol {
     const known = this.protocol(id);
     if (known !== undefined) return known;
     const parsed = this.parse(text);

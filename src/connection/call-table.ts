@@ -30,6 +30,8 @@ export class ClientCall {
   sent = false;
   /** Attempts started so far. */
   attempts = 0;
+  /** True once an earlier attempt failed in a way that may have run it on its server. */
+  mayHaveRun = false;
   /** Endpoint of the last failed attempt: a retry prefers another one. */
   avoidEndpoint: string | undefined = undefined;
   /** `performance.now()` when the current attempt was sent (for the latency EWMA). */
@@ -63,9 +65,15 @@ export class ClientCall {
     this.writer.afterWrites(() => this.onResolve(value));
   }
 
-  /** Settles with an error; releases the timer and the abort listener. */
-  reject(error: RpcError): void {
+  /**
+   * Settles with an error; releases the timer and the abort listener. `attemptMayHaveRun` says whether
+   * the current attempt may have run (default: once its REQUEST was queued); the error tells the caller
+   * whether any attempt may have (`RpcError.mayHaveRun`).
+   */
+  reject(error: RpcError, attemptMayHaveRun = this.sent): void {
     if (!this.release()) return;
+    // Errors can be shared (a connection's close error, for all its calls): copied when it says otherwise.
+    error = error.withMayHaveRun(this.mayHaveRun || attemptMayHaveRun);
     if (this.writer === undefined) return this.onReject(error);
     this.writer.afterWrites(() => this.onReject(error));
   }

@@ -6,8 +6,8 @@ import type { ResolverCache } from '../codec/resolver-cache.js';
 import { Code, errorCode } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { readGoaway, requestFlags, writeRequest, type RequestDraft } from '../framing/bodies.js';
-import { Flag, FrameType, PREFACE, idAfter } from '../framing/frame.js';
-import { accepted, offer } from '../framing/extensions.js';
+import { Flag, FrameType, idAfter } from '../framing/frame.js';
+import { accepted, offer, type Negotiated } from '../framing/extensions.js';
 import { TOKEN_META_KEY } from '../security/auth.js';
 import type { Logger, RpcObserver } from '../observability/observer.js';
 import { logClose } from '../observability/log-policy.js';
@@ -232,9 +232,9 @@ export class ClientConnection {
   detach(call: ClientCall, reason?: RpcError): void {
     if (this.calls.take(call.id) === undefined) return;
     call.conn = null;
-    this.framed.abandon(call.id);
+    this.framed.discard(call.id);
     if (call.sent && !this.framed.isClosed) {
-      this.framed.encoder.raw(FrameType.CANCEL, 0, call.id, null);
+      this.framed.signal(FrameType.CANCEL, call.id);
       this.cancelled.add(call.id);
       if (reason?.code === Code.DEADLINE_EXCEEDED && !call.msg.oneWay) {
         // Judged, and the barrier PING sent, after this turn's I/O: if our own loop was blocked, the answer may be waiting unread.
@@ -242,7 +242,6 @@ export class ClientConnection {
       } else {
         this.sendBarrier();
       }
-      this.framed.flushSoon();
     }
     this.endIfDrained();
   }
@@ -256,7 +255,6 @@ export class ClientConnection {
   timedOut(id: number, index: number, budgetMs: number, lateMs: number): void {
     if (this.state === 'closed') return;
     this.sendBarrier();
-    this.framed.flushSoon();
     if (this.cancelled.answered(id) || lateMs > Math.max(OWN_STALL_MS, budgetMs / 2)) return;
     const outcomes = this.endpoint.outcomes;
     if (this.framed.unanswered) {
@@ -298,8 +296,9 @@ export class ClientConnection {
     d.metadata = call.metadata;
     d.type = msg.request;
     d.value = call.request;
+    let spliced: boolean;
     try {
-      this.framed.message(FrameType.REQUEST, requestFlags(d) | (msg.oneWay ? Flag.ONE_WAY : 0), call.id, d, writeRequest);
+      spliced = this.framed.message(FrameType.REQUEST, requestFlags(d) | (msg.oneWay ? Flag.ONE_WAY : 0), call.id, d, writeRequest);
     } catch (err) {
       this.calls.take(call.id);
       call.reject(invalidRequest(msg, call.request, err)!);
@@ -310,9 +309,8 @@ export class ClientConnection {
     call.sent = true;
     call.sentAt = performance.now();
     // A retry's earlier socket may still be writing the same Buffers: wait for both.
-    if (this.framed.encoder.lastSpliced)
+    if (spliced)
       call.writer = call.writer === undefined || call.writer === this.framed ? this.framed : bothWritten(call.writer, this.framed);
-    this.framed.flushSoon();
     // Its id stays taken until the flush wrote the REQUEST; resolving now would claim a write not made.
     if (msg.oneWay) this.unwritten.push(call);
     else this.framed.expectReply();
@@ -327,7 +325,7 @@ export class ClientConnection {
       const call = list[i]!;
       // Settled meanwhile (deadline, cancel), or failed with the connection and sent elsewhere.
       if (call.conn !== this) continue;
-      if (this.framed.pending(call.id)) {
+      if (this.framed.isWriting(call.id)) {
         this.unwritten.push(call);
         continue;
       }
@@ -375,7 +373,7 @@ export class ClientConnection {
     if (call === undefined) return this.framed.destroy(error);
     call.conn = null;
     // A refusal may come while the request is still going out in fragments: stop sending it.
-    this.framed.abandon(id);
+    this.framed.discard(id);
     if (error.code === Code.UNAVAILABLE || error.code === Code.INTERNAL) {
       this.endpoint.outcomes?.failed();
       this.countFailure();
@@ -394,7 +392,7 @@ export class ClientConnection {
         new RpcError(Code.UNAVAILABLE, `${error.message}: the call did not run`, { cause: error, isRemote: true }),
         false,
       );
-    } else call.reject(error);
+    } else call.reject(error, (flags & Flag.REFUSED) === 0);
     this.endIfDrained();
   }
 
@@ -403,12 +401,11 @@ export class ClientConnection {
     const call = this.calls.take(id);
     if (call === undefined) return;
     call.conn = null;
-    this.framed.abandon(id);
-    this.framed.encoder.raw(FrameType.CANCEL, 0, id, null);
+    this.framed.discard(id);
+    this.framed.signal(FrameType.CANCEL, id);
     // The rest of the refused answer may still come (its fragments): dropped as those of a cancelled call.
     this.cancelled.add(id);
     this.sendBarrier();
-    this.framed.flushSoon();
     call.reject(error);
     this.endIfDrained();
   }
@@ -441,14 +438,13 @@ export class ClientConnection {
   /** Sends a barrier PING when cancelled ids wait for one (see `CancelledIds`). */
   private sendBarrier(): void {
     const ping = this.cancelled.barrier();
-    if (ping >= 0) this.framed.encoder.raw(FrameType.PING, 0, ping, null);
+    if (ping >= 0) this.framed.signal(FrameType.PING, ping);
   }
 
   private onPong(id: number): void {
     const next = this.cancelled.pong(id);
     if (next < 0 || this.framed.isClosed) return;
-    this.framed.encoder.raw(FrameType.PING, 0, next, null);
-    this.framed.flushSoon();
+    this.framed.signal(FrameType.PING, next);
   }
 
   private onGoaway(body: Buffer): void {
@@ -476,11 +472,10 @@ export class ClientConnection {
    * possibly run, though the server never saw them (SPEC.md section 6).
    */
   private withdrawUnstarted(): void {
-    for (const id of this.framed.unstartedIds()) {
+    for (const id of this.framed.discardUnstarted()) {
       const call = this.calls.take(id);
       // One-way calls are settled once queued; the server refuses them silently.
       if (call === undefined) continue;
-      this.framed.abandon(id);
       call.conn = null;
       call.avoidEndpoint = this.endpoint.key;
       call.owner.attemptFailed(call, new RpcError(Code.UNAVAILABLE, 'server sent GOAWAY before the request went out'), false);
@@ -493,22 +488,22 @@ export class ClientConnection {
     if (withProtocol && !this.prefaceSent && !helloFits(this.protocol, meta)) withProtocol = false;
     this.sentProtocol = withProtocol;
     if (!this.prefaceSent) {
-      this.framed.encoder.bytes(PREFACE);
+      this.framed.preface();
       this.helloAt = performance.now();
     }
     this.prefaceSent = true;
-    this.framed.encoder.frame(FrameType.HELLO, 0, 0, hello(this.protocol, this.endpoint, withProtocol, meta), writeHello);
-    this.framed.flushSoon();
+    this.framed.frame(FrameType.HELLO, 0, 0, hello(this.protocol, this.endpoint, withProtocol, meta), writeHello);
   }
 
   private onWelcome(body: Buffer): void {
     if (this.codec !== undefined) return this.framed.fail(new RpcError(Code.INTERNAL, 'protocol error: second WELCOME'));
     let remote: Protocol;
+    let negotiated: Negotiated;
     try {
       const w = readWelcome(body, this.cache, this.endpoint, this.sentProtocol, this.maxProtocolBytes);
       if (w === 'NEED_PROTOCOL') return this.sendHello(true);
       remote = w.remote;
-      this.framed.use(accepted(w.meta, this.framed.support));
+      negotiated = accepted(w.meta, this.framed.support);
     } catch (err) {
       // A server protocol over our limits: its calls fail with that code and message, not as "not avrpc".
       if (err instanceof RpcError && err.code === Code.RESOURCE_EXHAUSTED) {
@@ -518,9 +513,8 @@ export class ClientConnection {
       return this.framed.fail(new RpcError(Code.INTERNAL, `protocol error in handshake: ${(err as Error).message}`, { cause: err }));
     }
     this.codec = this.cache.codec(remote);
-    this.framed.limitFrames(this.maxFrameBytes, 'maxFrameBytes');
+    this.framed.established(negotiated, this.maxFrameBytes);
     clearTimeout(this.connectTimer);
-    this.framed.startKeepalive();
     this.observer?.connectionOpened?.(this.endpoint.key);
     if (this.state === 'connecting') this.transition('ready');
     for (const call of this.calls.unsent()) this.send(call);

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { checkFingerprint } from '../codec/fingerprint.js';
 import type { Protocol } from '../codec/protocol.js';
 import type { ResolverCache } from '../codec/resolver-cache.js';
 import { Code } from '../errors/code.js';
@@ -79,7 +79,7 @@ export function readWelcome(
     if (bytes > maxProtocolBytes) {
       throw new RpcError(Code.RESOURCE_EXHAUSTED, `server protocol text of ${bytes} bytes exceeds maxProtocolBytes (${maxProtocolBytes})`);
     }
-    if (createHash('md5').update(w.protocol).digest('hex') !== id) throw new Error('server protocol does not match its fingerprint');
+    checkFingerprint(w.protocol, id, 'server');
     remote = cache.learn(w.protocol, id);
   } else {
     remote = cache.protocol(id);

@@ -2,13 +2,19 @@ import type { Socket } from 'node:net';
 import { Code } from '../errors/code.js';
 import { RpcError, fromNodeError } from '../errors/rpc-error.js';
 import { writeGoaway } from '../framing/bodies.js';
-import { FrameType, type FrameSink } from '../framing/frame.js';
+import { FrameType, PREFACE, type FrameSink } from '../framing/frame.js';
 import { FrameDecoder, type FrameDecoderOptions } from '../framing/frame-decoder.js';
 import { FrameEncoder, type BodyWriter } from '../framing/frame-encoder.js';
 import type { ExtensionSupport, Negotiated } from '../framing/extensions.js';
 import { Keepalive } from './keepalive.js';
 import type { FramedSocketHandler, FramedSocketOptions } from './framed-socket-options.js';
 import { LargeMessages } from './large-messages.js';
+import type { DiscardResult } from './outbox.js';
+
+export type { DiscardResult } from './outbox.js';
+
+/** Frames with no body that a connection sends on its own: keepalive, barriers, cancellation. */
+export type SignalFrame = typeof FrameType.PING | typeof FrameType.PONG | typeof FrameType.CANCEL;
 
 /** How long an ended socket may wait for its peer to close before it is destroyed. */
 const LINGER_MS = 1000;
@@ -18,11 +24,12 @@ const ROUND_BUDGET_BYTES = 1024 * 1024;
 /**
  * A socket with framing: decodes incoming frames, batches outgoing frames into one write per tick,
  * honours backpressure, answers PINGs and detects a silent peer with keepalive PINGs. Knows nothing of
- * calls; client and server connections build on it.
+ * calls; client and server sessions build on it. It owns its writes: every method that appends a
+ * frame schedules the flush itself, so an owner cannot forget one.
  */
 export class FramedSocket {
-  /** Frames are appended here; call {@link flushSoon} after appending. */
-  readonly encoder = new FrameEncoder();
+  /** Frames of this tick, written in one batch by {@link flush}. */
+  private readonly encoder = new FrameEncoder();
   private readonly decoder: FrameDecoder;
   /** The decoder's options, which it reads per frame: {@link limitFrames} changes them. */
   private readonly decoderOptions: FrameDecoderOptions;
@@ -54,12 +61,23 @@ export class FramedSocket {
     private readonly options: FramedSocketOptions,
     private readonly handler: FramedSocketHandler,
   ) {
-    this.large = new LargeMessages(options, this, handler);
-    this.keepalive = new Keepalive(options.keepaliveMs, options.keepaliveTimeoutMs, {
-      ping: (id) => {
-        this.encoder.raw(FrameType.PING, 0, id, null);
-        this.flushSoon();
+    this.large = new LargeMessages(
+      options,
+      this.encoder,
+      {
+        flushSoon: () => this.flushSoon(),
+        fail: (error) => this.fail(error),
+        get gone() {
+          return socket.destroyed;
+        },
+        get readsPaused() {
+          return socket.isPaused();
+        },
       },
+      handler,
+    );
+    this.keepalive = new Keepalive(options.keepaliveMs, options.keepaliveTimeoutMs, {
+      ping: (id) => this.signal(FrameType.PING, id),
       dead: (error) => this.destroy(error),
       awaitingReplies: () => handler.awaitingReplies?.() === true,
     });
@@ -73,10 +91,13 @@ export class FramedSocket {
   }
 
   /**
-   * Starts keepalive PINGs, once the owner's handshake is done: a PING (or the PONG it asks for)
-   * written before the client's preface would make the server drop the connection.
+   * The owner's handshake is done: from now on frames up to `maxFrameBytes` are accepted, large
+   * messages use what was `negotiated`, and keepalive PINGs start (a PING, or the PONG it asks for,
+   * written before the client's preface would make the server drop the connection).
    */
-  startKeepalive(): void {
+  established(negotiated: Negotiated, maxFrameBytes: number): void {
+    this.large.use(negotiated);
+    this.limitFrames(maxFrameBytes, 'maxFrameBytes');
     if (!this.closed) this.keepalive.start();
   }
 
@@ -109,13 +130,8 @@ export class FramedSocket {
     return this.large.support;
   }
 
-  /** Starts using what the handshake negotiated. */
-  use(negotiated: Negotiated): void {
-    this.large.use(negotiated);
-  }
-
   /** True while the message of `id` is not yet handed to the socket in full (fragments, compression). */
-  pending(id: number): boolean {
+  isWriting(id: number): boolean {
     return this.large.pending(id);
   }
 
@@ -139,19 +155,15 @@ export class FramedSocket {
     return this.large.receivingIds();
   }
 
-  /** Ids of queued outgoing messages not one byte of which was written yet (see `LargeMessages.unstartedIds`). */
-  unstartedIds(): number[] {
-    return this.large.unstartedIds();
-  }
-
-  /** True once the socket is destroyed. */
-  get gone(): boolean {
-    return this.socket.destroyed;
-  }
-
-  /** True while reads are paused (the peer does not read us, see `pauseReadsWhenBlocked`). */
-  get readsPaused(): boolean {
-    return this.socket.isPaused();
+  /**
+   * Discards every queued outgoing message not one byte of which was written yet (large ones waiting
+   * for a fragment slot or credit, or being compressed), and returns their ids: after a graceful
+   * GOAWAY they can go elsewhere, as the peer never saw them.
+   */
+  discardUnstarted(): number[] {
+    const ids = this.large.unstartedIds();
+    for (const id of ids) this.discard(id);
+    return ids;
   }
 
   /**
@@ -171,11 +183,13 @@ export class FramedSocket {
   /**
    * Appends a REQUEST or RESPONSE and schedules the write. A large message is compressed and/or
    * fragmented when the handshake negotiated it; a small one is one frame, as in plain version 1.
-   * Throws (appending nothing) when `write` throws.
+   * Throws (appending nothing) when `write` throws. Returns true when the frame holds the caller's own
+   * Buffers (framing/splices.ts): they must not change until {@link afterWrites} says so.
    */
-  message<T>(type: number, flags: number, id: number, value: T, write: BodyWriter<T>): void {
+  message<T>(type: number, flags: number, id: number, value: T, write: BodyWriter<T>): boolean {
     this.large.send(type, flags, id, value, write);
     this.flushSoon();
+    return this.encoder.lastSpliced;
   }
 
   /** Like {@link message} for a body already encoded, which is sent without a copy (see `LargeMessages.sendEncoded`). */
@@ -184,14 +198,34 @@ export class FramedSocket {
     this.flushSoon();
   }
 
+  /** Appends a frame (HELLO, WELCOME, ERROR, GOAWAY) and schedules the write. Throws, appending nothing, when `write` throws. */
+  frame<T>(type: number, flags: number, id: number, value: T, write: BodyWriter<T>): void {
+    this.encoder.frame(type, flags, id, value, write);
+    this.flushSoon();
+  }
+
+  /** Appends a body-less PING, PONG or CANCEL and schedules the write; nothing once closed. */
+  signal(type: SignalFrame, id: number): void {
+    if (this.closed) return;
+    this.encoder.raw(type, 0, id, null);
+    this.flushSoon();
+  }
+
+  /** Appends the client's connection preface (SPEC.md section 2); the HELLO that follows schedules the write. */
+  preface(): void {
+    this.encoder.bytes(PREFACE);
+  }
+
   /**
    * Forgets everything about `id` in flight: unsent fragments of its message, its partial incoming
-   * message, a compression or decompression under way. For a cancelled or settled call.
+   * message, a compression or decompression under way. For a cancelled or settled call. Says what
+   * became of its outgoing message: never queued or all written, dropped unwritten, or cut short.
    */
-  abandon(id: number): void {
-    this.large.abandon(id);
+  discard(id: number): DiscardResult {
+    const result = this.large.discard(id);
     // An end waiting for this message's fragments may go ahead now.
     if (this.endPending) this.flushSoon();
+    return result;
   }
 
   /**
@@ -210,7 +244,7 @@ export class FramedSocket {
   }
 
   /** Schedules one write of everything appended to the encoder during this tick. */
-  flushSoon(): void {
+  private flushSoon(): void {
     if (this.closed) return;
     // Checked per appended frame, not per flush: one chunk of requests can produce many responses in a tick.
     if (this.queuedBytes > this.options.maxQueuedBytes) return this.flush();
@@ -418,8 +452,7 @@ export class FramedSocket {
     // The rest of a chunk after we gave up on the peer (protocol error, queue cap) is not worth any work.
     if (this.closed || this.failed) return;
     if (type === FrameType.PING) {
-      this.encoder.raw(FrameType.PONG, 0, id, null);
-      this.flushSoon();
+      this.signal(FrameType.PONG, id);
     } else if (type === FrameType.PONG) {
       this.keepalive.pong(id);
       this.handler.onPong?.(id);

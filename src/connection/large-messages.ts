@@ -7,7 +7,7 @@ import { Reassembler } from '../framing/reassembler.js';
 import { compress } from './compression.js';
 import { Inflations } from './inflations.js';
 import type { MemoryAccount } from './memory-account.js';
-import { Outbox } from './outbox.js';
+import { Outbox, type DiscardResult } from './outbox.js';
 
 /** How long fragments stay shallow after the last small message (see {@link LargeMessages.pace}). */
 const SHALLOW_HOLD_MS = 100;
@@ -69,9 +69,9 @@ export interface LargeMessageOptions {
   headBytes?: number | undefined;
 }
 
-/** The socket side a {@link LargeMessages} works with. */
+/** The socket side a {@link LargeMessages} works with (the encoder it appends to is passed beside it). */
 export interface LargeMessagesHost {
-  readonly encoder: FrameEncoder;
+  /** Schedules a write of what was appended to the encoder. */
   flushSoon(): void;
   fail(error: RpcError): void;
   /** True once the socket is gone: late (de)compression results are dropped. */
@@ -125,6 +125,8 @@ export class LargeMessages {
 
   constructor(
     private readonly options: LargeMessageOptions,
+    /** The socket's encoder: whole frames and fragments are appended here. */
+    private readonly encoder: FrameEncoder,
     private readonly host: LargeMessagesHost,
     private readonly sink: LargeMessagesSink,
   ) {
@@ -218,7 +220,7 @@ export class LargeMessages {
 
   /** Appends a REQUEST or RESPONSE: one frame, or taken back to be compressed and/or fragmented. */
   send<T>(type: number, flags: number, id: number, value: T, write: BodyWriter<T>): void {
-    const enc = this.host.encoder;
+    const enc = this.encoder;
     enc.frame(type, flags, id, value, write);
     const n = this.negotiated;
     if (n === NONE) return;
@@ -242,7 +244,7 @@ export class LargeMessages {
       this.watchStalls();
     } else {
       this.smallMessages++;
-      this.host.encoder.view(type, flags, id, -1, body);
+      this.encoder.view(type, flags, id, -1, body);
     }
   }
 
@@ -263,12 +265,17 @@ export class LargeMessages {
     }
   }
 
-  /** Forgets `id`: unsent fragments, a partial incoming message, (de)compression under way. */
-  abandon(id: number): void {
-    if (this.outbox.size > 0) this.outbox.cancel(id);
+  /**
+   * Forgets `id`: unsent fragments, a partial incoming message, (de)compression under way. Says what
+   * became of its outgoing message (a compression under way had written nothing yet).
+   */
+  discard(id: number): DiscardResult {
+    let result: DiscardResult = 'none';
+    if (this.outbox.size > 0) result = this.outbox.cancel(id);
     if (this.reassembler.size > 0) this.reassembler.discard(id);
-    if (this.deflating.size > 0) this.deflating.delete(id);
+    if (this.deflating.size > 0 && this.deflating.delete(id)) result = 'unwritten';
     this.inflations.abandon(id);
+    return result;
   }
 
   /** Drops everything (the connection is gone or failed). */
@@ -387,7 +394,7 @@ export class LargeMessages {
   private readonly sendAck = (): void => {
     this.ackTimer = undefined;
     if (this.unacked === 0 || this.host.gone) return;
-    this.host.encoder.frame(FrameType.WINDOW, 0, 0, this.unacked, writeWindow);
+    this.encoder.frame(FrameType.WINDOW, 0, 0, this.unacked, writeWindow);
     this.unacked = 0;
     this.host.flushSoon();
   };
@@ -401,7 +408,7 @@ export class LargeMessages {
       if (this.negotiated.peerPartialMessages > 0 && data.length > this.options.fragmentBytes) {
         this.outbox.add(type, f, id, [data]);
         this.watchStalls();
-      } else this.host.encoder.view(type, f, id, -1, data);
+      } else this.encoder.view(type, f, id, -1, data);
       this.host.flushSoon();
     };
     compress(body).then(

@@ -22,6 +22,13 @@ interface Outgoing {
 }
 
 /**
+ * What discarding an outgoing message did: `'none'` held nothing of it (written in full, or never
+ * queued), `'unwritten'` dropped it before any byte went out (the peer never saw it), `'partial'`
+ * dropped the rest after some fragments went out (the peer holds a partial message).
+ */
+export type DiscardResult = 'none' | 'unwritten' | 'partial';
+
+/**
  * Large messages waiting to go out in fragments (SPEC.md section 12.2). Each {@link round} appends one
  * fragment to the encoder, so small frames queued between rounds overtake large messages,
  * and keeps at most `maxOpen` messages open (the `P` the peer advertised); the others wait their turn
@@ -121,16 +128,16 @@ export class Outbox {
     this.account?.charge(length);
   }
 
-  /** Drops what is left of the message of `id` (its call was cancelled); true if there was one. */
-  cancel(id: number): boolean {
+  /** Drops what is left of the message of `id` (its call was cancelled), saying whether any of it went out. */
+  cancel(id: number): DiscardResult {
     const m = this.byId.get(id);
-    if (m === undefined) return false;
+    if (m === undefined) return 'none';
     this.byId.delete(id);
     if (m.started) this.openCount--;
     this.unsent -= m.length - m.sent;
     this.account?.credit(m.length - m.sent);
     this.queue = this.queue.filter((q) => q !== m);
-    return true;
+    return m.started ? 'partial' : 'unwritten';
   }
 
   /** Drops everything (the connection is gone). */

@@ -10,6 +10,8 @@ export interface RpcErrorOptions {
   isRemote?: boolean;
   /** The value of a declared Avro error (the message's `throws` clause), when there is one. */
   details?: unknown;
+  /** False when the call certainly did not run on any server (see {@link RpcError.mayHaveRun}). Default true. */
+  mayHaveRun?: boolean;
 }
 
 /**
@@ -28,6 +30,13 @@ export class RpcError extends Error {
   readonly isRemote: boolean;
   /** Decoded value of a declared Avro error, or `undefined`. */
   readonly details: unknown;
+  /**
+   * Whether a handler may have run for the call that failed: false only when avrpc knows that no
+   * attempt of it ran on any server (never written, refused before dispatch with the REFUSED flag,
+   * withdrawn after GOAWAY), so even a non-idempotent call is safe to send again. True otherwise,
+   * and for errors that belong to no call.
+   */
+  readonly mayHaveRun: boolean;
 
   constructor(code: Code, message: string, options: RpcErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -35,6 +44,7 @@ export class RpcError extends Error {
     this.metadata = options.metadata ?? EMPTY;
     this.isRemote = options.isRemote ?? false;
     this.details = options.details;
+    this.mayHaveRun = options.mayHaveRun ?? true;
     (this as unknown as Record<symbol, true>)[BRAND] = true;
   }
 
@@ -48,6 +58,20 @@ export class RpcError extends Error {
 
   override get name(): string {
     return `RpcError[${codeName(this.code)}]`;
+  }
+
+  /** This error with {@link mayHaveRun} set to `mayHaveRun` (itself when it already says so). */
+  withMayHaveRun(mayHaveRun: boolean): RpcError {
+    if (this.mayHaveRun === mayHaveRun) return this;
+    const copy = new RpcError(this.code, this.message, {
+      cause: this.cause,
+      metadata: this.metadata,
+      isRemote: this.isRemote,
+      details: this.details,
+      mayHaveRun,
+    });
+    copy.stack = this.stack;
+    return copy;
   }
 
   /** The code's name, e.g. `'DEADLINE_EXCEEDED'`. */

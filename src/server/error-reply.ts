@@ -37,7 +37,7 @@ export function errorDraftFor(msg: MessageDef, thrown: unknown): ErrorDraft {
  */
 export function sendError(framed: FramedSocket, id: number, draft: ErrorDraft, flags = 0): void {
   try {
-    framed.encoder.frame(FrameType.ERROR, errorFlags(draft) | flags, id, draft, writeError);
+    framed.frame(FrameType.ERROR, errorFlags(draft) | flags, id, draft, writeError);
   } catch (err) {
     const fallback: ErrorDraft = {
       code: Code.INTERNAL,
@@ -45,6 +45,6 @@ export function sendError(framed: FramedSocket, id: number, draft: ErrorDraft, f
       metadata: undefined,
       declared: undefined,
     };
-    framed.encoder.frame(FrameType.ERROR, flags, id, fallback, writeError);
+    framed.frame(FrameType.ERROR, flags, id, fallback, writeError);
   }
 }

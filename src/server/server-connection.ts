@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { checkFingerprint } from '../codec/fingerprint.js';
 import type { Socket } from 'node:net';
 import { describeInvalid } from '../codec/invalid-value.js';
 import type { PeerCodec } from '../codec/peer-codec.js';
@@ -194,8 +194,7 @@ export class ServerConnection {
       this.admitted = new Set(this.framed.receivingIds());
       for (const id of this.admitted) if (idAfter(id, lastId)) lastId = id;
     }
-    this.framed.encoder.frame(FrameType.GOAWAY, 0, 0, { lastId, code: Code.OK, message }, writeGoaway);
-    this.framed.flushSoon();
+    this.framed.frame(FrameType.GOAWAY, 0, 0, { lastId, code: Code.OK, message }, writeGoaway);
     this.endIfDrained();
   }
 
@@ -275,8 +274,7 @@ export class ServerConnection {
             new RpcError(Code.RESOURCE_EXHAUSTED, `protocol text of ${bytes} bytes exceeds maxProtocolBytes (${max})`),
           );
         }
-        if (createHash('md5').update(hello.protocol).digest('hex') !== id)
-          throw new Error('client protocol does not match its fingerprint');
+        checkFingerprint(hello.protocol, id, 'client');
         remote = this.shared.cache.protocol(id);
         if (remote === undefined) {
           // A peer `authenticate` accepted, or whose certificate TLS verified, is known: its protocol is
@@ -322,8 +320,8 @@ export class ServerConnection {
     };
     if (principal !== undefined) this.peer = { ...this.peer, principal };
     if (remote === undefined) {
-      this.framed.encoder.frame(FrameType.WELCOME, 0, 0, welcome, writeWelcome);
-      return this.framed.flushSoon();
+      this.framed.frame(FrameType.WELCOME, 0, 0, welcome, writeWelcome);
+      return;
     }
     welcome.status = 'OK';
     const extensions = acceptExtensions(hello.meta, this.framed.support);
@@ -333,14 +331,11 @@ export class ServerConnection {
 
   /** The handshake succeeded: the connection takes calls from now on. */
   private accept(remote: Protocol, welcome: Welcome, negotiated: Negotiated): void {
-    this.framed.encoder.frame(FrameType.WELCOME, 0, 0, welcome, writeWelcome);
-    this.framed.flushSoon();
-    this.framed.use(negotiated);
-    this.framed.limitFrames(this.shared.options.maxFrameBytes, 'maxFrameBytes');
+    this.framed.frame(FrameType.WELCOME, 0, 0, welcome, writeWelcome);
+    this.framed.established(negotiated, this.shared.options.maxFrameBytes);
     this.codec = this.shared.cache.codec(remote);
     clearTimeout(this.handshakeTimer);
     this.account.handshakeDone();
-    this.framed.startKeepalive();
     if (this.state === 'handshaking') this.transition('ready');
     this.armIdleCheck();
   }
@@ -371,14 +366,13 @@ export class ServerConnection {
     this.admitted = undefined;
     if (this.state === 'ready') {
       this.transition('draining');
-      this.framed.encoder.frame(
+      this.framed.frame(
         FrameType.GOAWAY,
         0,
         0,
         { lastId: this.lastId, code: Code.UNAUTHENTICATED, message: 'credentials expired' },
         writeGoaway,
       );
-      this.framed.flushSoon();
     }
     this.endIfDrained();
   }
@@ -524,7 +518,6 @@ export class ServerConnection {
         { code: Code.PERMISSION_DENIED, message: `not allowed to call ${name}`, metadata: undefined, declared: undefined },
         Flag.REFUSED,
       );
-      this.framed.flushSoon();
     }
     this.endIfDrained();
   }
@@ -555,7 +548,7 @@ export class ServerConnection {
           this.shared.options.logger.error({ err: outcome.cause, message: msg.name, peer: this.peer }, 'handler failed in a worker');
         // A worker's RESPONSE bytes go out like any response: fragmented or compressed when large.
         if (outcome.kind === ReplyKind.RESPONSE) this.framed.messageBytes(FrameType.RESPONSE, outcome.flags, id, outcome.body);
-        else this.framed.encoder.frame(FrameType.ERROR, outcome.flags, id, outcome.body, writeBytes);
+        else this.framed.frame(FrameType.ERROR, outcome.flags, id, outcome.body, writeBytes);
       } else if (failed) {
         const draft = errorDraftFor(msg, outcome);
         code = draft.code as Code;
@@ -576,7 +569,6 @@ export class ServerConnection {
           sendError(this.framed, id, errorDraftFor(msg, invalid));
         }
       }
-      this.framed.flushSoon();
     }
     if (this.unadmitted !== undefined && code === Code.OK && !failed) this.admitProtocol();
     observer?.callEnded?.(msg.name, code, performance.now() - ctx.startedAt);
@@ -611,7 +603,6 @@ export class ServerConnection {
     if (this.heads.size > 0) this.heads.delete(id);
     if (!oneWay) {
       sendError(this.framed, id, { code, message, metadata: undefined, declared: undefined }, Flag.REFUSED);
-      this.framed.flushSoon();
     }
     // The last request still arriving may have been this one.
     this.endIfDrained();
@@ -669,14 +660,14 @@ export class ServerConnection {
     void pending.then((allowed) => {
       // Still ours (the request is not whole yet, nor cancelled): refuse it and drop what arrived.
       if (allowed || this.heads.get(id) !== pending) return;
-      this.framed.abandon(id);
+      this.framed.discard(id);
       this.refuse(id, oneWay, Code.PERMISSION_DENIED, `not allowed to call ${name}`);
     });
     return true;
   }
 
   private onCancel(id: number): void {
-    this.framed.abandon(id);
+    this.framed.discard(id);
     this.admitted?.delete(id);
     if (this.heads.size > 0) this.heads.delete(id);
     const ctx = this.running.get(id);

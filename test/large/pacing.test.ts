@@ -22,7 +22,6 @@ const writeBytes = (value: Buffer, buf: Buffer, pos: number): number => {
 function large(): { lm: LargeMessages; encoder: FrameEncoder } {
   const encoder = new FrameEncoder();
   const host: LargeMessagesHost = {
-    encoder,
     flushSoon: () => undefined,
     fail: (e: RpcError) => {
       throw e;
@@ -38,6 +37,7 @@ function large(): { lm: LargeMessages; encoder: FrameEncoder } {
       interleaveWindowBytes: 2000,
       compressAboveBytes: 0,
     },
+    encoder,
     host,
     { onFrame: () => undefined, onRefused: () => undefined },
   );

@@ -45,7 +45,6 @@ function setup(): { lm: LargeMessages; clock: FakeClock; refused: [number, RpcEr
   const failed: RpcError[] = [];
   const encoder = new FrameEncoder();
   const host: LargeMessagesHost = {
-    encoder,
     flushSoon: () => undefined,
     fail: (e: RpcError) => {
       failed.push(e);
@@ -64,6 +63,7 @@ function setup(): { lm: LargeMessages; clock: FakeClock; refused: [number, RpcEr
       stallTimeoutMs: MS,
       stallClock: clock,
     },
+    encoder,
     host,
     {
       onFrame: () => undefined,
