@@ -9,6 +9,7 @@ import type { ExtensionSupport, Negotiated } from '../framing/extensions.js';
 import { Keepalive } from './keepalive.js';
 import type { FramedSocketHandler, FramedSocketOptions } from './framed-socket-options.js';
 import { LargeMessages } from './large-messages.js';
+import { SocketWriter } from './socket-writer.js';
 import type { DiscardResult } from './outbox.js';
 
 export type { DiscardResult } from './outbox.js';
@@ -18,43 +19,32 @@ export type SignalFrame = typeof FrameType.PING | typeof FrameType.PONG | typeof
 
 /** How long an ended socket may wait for its peer to close before it is destroyed. */
 const LINGER_MS = 1000;
-/** Fragment bytes written per event-loop turn at most, so reads and small calls get their turn. */
-const ROUND_BUDGET_BYTES = 1024 * 1024;
 
 /**
- * A socket with framing: decodes incoming frames, batches outgoing frames into one write per tick,
- * honours backpressure, answers PINGs and detects a silent peer with keepalive PINGs. Knows nothing of
- * calls; client and server sessions build on it. It owns its writes: every method that appends a
- * frame schedules the flush itself, so an owner cannot forget one.
+ * A socket with framing: decodes incoming frames, hands outgoing ones to its {@link SocketWriter}
+ * (one write per tick, backpressure), answers PINGs, detects a silent peer with keepalive PINGs, and
+ * closes in order (GOAWAY, the last bytes, a bounded linger). Knows nothing of calls; client and
+ * server sessions build on it. Every method that appends a frame schedules the write itself, so an
+ * owner cannot forget one.
  */
 export class FramedSocket {
-  /** Frames of this tick, written in one batch by {@link flush}. */
+  /** Frames of this tick; the writer takes them in one batch. */
   private readonly encoder = new FrameEncoder();
+  private readonly writer: SocketWriter;
   private readonly decoder: FrameDecoder;
   /** The decoder's options, which it reads per frame: {@link limitFrames} changes them. */
   private readonly decoderOptions: FrameDecoderOptions;
-  private flushScheduled = false;
-  private blocked = false;
   private closed = false;
   private closeError: RpcError | undefined;
   private readonly keepalive: Keepalive;
   private lingerTimer: NodeJS.Timeout | undefined;
   /** Compression, fragments and their window (SPEC.md section 12). */
   private readonly large: LargeMessages;
-  private roundTimer: NodeJS.Immediate | undefined;
   private endPending = false;
   private failed = false;
-  /** Write batches handed to the socket, and written by it (its write callbacks, in order). */
-  private batchesHanded = 0;
-  private batchesWritten = 0;
-  /** Callbacks waiting for a batch to be written (see {@link afterWrites}). */
-  private fences: { batch: number; cb: () => void }[] = [];
-  /** Drain events so far, and what the stall check last saw (see {@link watchStall}). */
-  private drains = 0;
+  /** What the stall check last saw of the writer's drains and unsent bytes (see {@link watchStall}). */
   private stallDrains = 0;
   private stallMark = 0;
-  /** Socket bytes unwritten that the memory account was last told of (see {@link countSocketBytes}). */
-  private socketBytes = 0;
 
   constructor(
     readonly socket: Socket,
@@ -76,6 +66,13 @@ export class FramedSocket {
       },
       handler,
     );
+    const closed = (): boolean => this.closed;
+    this.writer = new SocketWriter(socket, this.encoder, this.large, options, {
+      get isClosed() {
+        return closed();
+      },
+      flushed: (wrote) => this.afterFlush(wrote),
+    });
     this.keepalive = new Keepalive(options.keepaliveMs, options.keepaliveTimeoutMs, {
       ping: (id) => this.signal(FrameType.PING, id),
       dead: (error) => this.destroy(error),
@@ -85,7 +82,6 @@ export class FramedSocket {
     this.decoder = new FrameDecoder(this.decoderOptions, this.onFrame);
     socket.setNoDelay(true);
     socket.on('data', this.onData);
-    socket.on('drain', this.onDrain);
     socket.on('error', this.onError);
     socket.on('close', this.onSocketClose);
   }
@@ -167,20 +163,6 @@ export class FramedSocket {
   }
 
   /**
-   * Brings the memory account up to date with the bytes the socket holds unwritten: they are the
-   * peer's to read, and a peer that does not read must not hold them uncounted. Per write batch.
-   */
-  private countSocketBytes(): void {
-    const account = this.options.account;
-    if (account === undefined) return;
-    const n = this.socket.writableLength;
-    if (n === this.socketBytes) return;
-    if (n > this.socketBytes) account.charge(n - this.socketBytes);
-    else account.credit(this.socketBytes - n);
-    this.socketBytes = n;
-  }
-
-  /**
    * Appends a REQUEST or RESPONSE and schedules the write. A large message is compressed and/or
    * fragmented when the handshake negotiated it; a small one is one frame, as in plain version 1.
    * Throws (appending nothing) when `write` throws. Returns true when the frame holds the caller's own
@@ -228,29 +210,17 @@ export class FramedSocket {
     return result;
   }
 
-  /**
-   * Bytes waiting for the peer: in the socket and the encoder, and (with `countUnsentFragments`) in
-   * fragments waiting for its WINDOW (a peer that never acknowledges holds them there, never in the
-   * socket), except one message's: a single answer may be larger than the cap and still stream.
-   */
-  get queuedBytes(): number {
-    const n = this.socket.writableLength + this.encoder.pendingBytes;
-    if (this.options.countUnsentFragments !== true) return n;
-    const outbox = this.large.outbox;
-    // Far from the cap, counting every outbox byte changes no decision (they compare to half the cap
-    // and the cap) and spares walking the outbox for its largest message, per appended frame.
-    const all = n + outbox.pendingBytes;
-    return all <= this.options.maxQueuedBytes / 2 ? all : n + outbox.pendingBeyondLargest;
+  /** Schedules one write of everything appended during this tick (the writer's). */
+  private flushSoon(): void {
+    this.writer.schedule();
   }
 
-  /** Schedules one write of everything appended to the encoder during this tick. */
-  private flushSoon(): void {
-    if (this.closed) return;
-    // Checked per appended frame, not per flush: one chunk of requests can produce many responses in a tick.
-    if (this.queuedBytes > this.options.maxQueuedBytes) return this.flush();
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    process.nextTick(this.flush);
+  /**
+   * Calls `cb` once every byte appended so far has been written by the socket (or the socket is
+   * gone): after that it no longer reads any Buffer it was given. At once when nothing is pending.
+   */
+  afterWrites(cb: () => void): void {
+    this.writer.afterWrites(cb);
   }
 
   /** Sends GOAWAY with a code (protocol errors, shutdown), flushes, and ends the socket. */
@@ -267,14 +237,14 @@ export class FramedSocket {
   end(error?: RpcError): void {
     if (this.closed) return;
     this.closeError ??= error;
-    if (this.large.sending || (this.blocked && this.encoder.pendingBytes > 0)) {
+    if (this.large.sending || (this.writer.blocked && this.writer.holdsFrames)) {
       // Bytes not yet handed to the socket (fragments, or frames queued while it is blocked, which a
       // flush does not write): end once they are written, or the last answers and GOAWAY are lost.
       this.endPending = true;
       this.watchStall();
       return this.flushSoon();
     }
-    this.flush();
+    this.writer.flushNow();
     this.closed = true;
     this.keepalive.stop();
     this.socket.end();
@@ -290,20 +260,20 @@ export class FramedSocket {
    */
   private watchStall(): void {
     if (this.lingerTimer !== undefined) return;
-    this.stallMark = this.unsentBytes();
-    this.stallDrains = this.drains;
+    this.stallMark = this.writer.unsentBytes;
+    this.stallDrains = this.writer.drains;
     this.lingerTimer = setTimeout(this.onStallCheck, LINGER_MS);
     this.lingerTimer.unref();
   }
 
   private readonly onStallCheck = (): void => {
     if (!this.endPending || this.closed) return;
-    const unsent = this.unsentBytes();
+    const unsent = this.writer.unsentBytes;
     // A compression under way (sending, nothing queued yet) is progress too.
     const compressing = this.large.sending && this.large.outbox.size === 0;
-    if (unsent !== this.stallMark || this.drains !== this.stallDrains || compressing) {
+    if (unsent !== this.stallMark || this.writer.drains !== this.stallDrains || compressing) {
       this.stallMark = unsent;
-      this.stallDrains = this.drains;
+      this.stallDrains = this.writer.drains;
       this.lingerTimer!.refresh();
       return;
     }
@@ -311,11 +281,6 @@ export class FramedSocket {
       new RpcError(Code.UNAVAILABLE, `peer read nothing for ${LINGER_MS} ms while the connection closed (${unsent} bytes unsent)`),
     );
   };
-
-  /** Bytes queued to go out: in the socket, in the encoder, and in fragments not yet sent. */
-  private unsentBytes(): number {
-    return this.socket.writableLength + this.encoder.pendingBytes + this.large.outbox.pendingBytes;
-  }
 
   /** Closes at once, dropping anything unsent. */
   destroy(error: RpcError): void {
@@ -328,79 +293,16 @@ export class FramedSocket {
 
   private dropLarge(): void {
     this.large.clear();
-    if (this.roundTimer !== undefined) clearImmediate(this.roundTimer);
-    this.roundTimer = undefined;
-  }
-
-  private write(bufs: Buffer[]): void {
-    const n = bufs.length;
-    if (n === 0) return;
-    this.batchesHanded++;
-    if (n > 1) this.socket.cork();
-    for (let i = 0; i < n; i++) {
-      this.options.observer?.bytesSent?.(bufs[i]!.length);
-      if (!this.socket.write(bufs[i]!, i === n - 1 ? this.onBatchWritten : undefined)) this.blocked = true;
-    }
-    if (n > 1) this.socket.uncork();
+    this.writer.stopRounds();
   }
 
   /**
-   * Calls `cb` once every byte appended so far has been written by the socket (or the socket is
-   * gone): after that it no longer reads any Buffer it was given. At once when nothing is pending.
+   * After each flush of the writer (`wrote`: it handed bytes to the socket): one-way calls may settle,
+   * a close waiting for its bytes may go ahead, a peer that does not read is paused, and one that lets
+   * more than `maxQueuedBytes` pile up is dropped.
    */
-  afterWrites(cb: () => void): void {
-    const batch = this.batchesHanded + (this.encoder.pendingBytes > 0 ? 1 : 0);
-    if (batch <= this.batchesWritten || this.socket.destroyed) return cb();
-    this.fences.push({ batch, cb });
-  }
-
-  private readonly onBatchWritten = (): void => {
-    this.batchesWritten++;
-    if (this.socketBytes > 0) this.countSocketBytes();
-    if (this.fences.length > 0) this.runFences(false);
-  };
-
-  private runFences(all: boolean): void {
-    const ready = all ? this.fences : this.fences.filter((f) => f.batch <= this.batchesWritten);
-    if (ready.length === 0) return;
-    this.fences = all ? [] : this.fences.filter((f) => f.batch > this.batchesWritten);
-    for (const f of ready) f.cb();
-  }
-
-  /**
-   * Writes rounds of fragments up to the per-turn budget, in one write: on loopback every write is a
-   * trip through the kernel's TCP stack, and one per fragment cost more CPU than the bytes. Batching a
-   * turn's rounds reorders nothing (no small frame can be appended meanwhile); the credit already bounds
-   * what waits ahead of the next small frame. The next turn continues.
-   */
-  private sendRounds(): void {
-    let budget = ROUND_BUDGET_BYTES;
-    let sent = 1;
-    const outbox = this.large.outbox;
-    this.large.pace();
-    while (!this.blocked && outbox.size > 0 && budget > 0 && sent > 0) {
-      sent = outbox.round(this.encoder);
-      budget -= sent;
-    }
-    this.write(this.encoder.take());
-    // Out of credit (sent 0): the peer's WINDOW resumes us, not a timer.
-    if (!this.blocked && outbox.size > 0 && sent > 0 && this.roundTimer === undefined) {
-      this.roundTimer = setImmediate(this.onRoundTimer);
-    }
-  }
-
-  private readonly onRoundTimer = (): void => {
-    this.roundTimer = undefined;
-    this.flush();
-  };
-
-  private readonly flush = (): void => {
-    this.flushScheduled = false;
-    if (this.socket.destroyed) return;
-    if (!this.blocked) {
-      this.write(this.encoder.take());
-      if (!this.blocked && this.large.outbox.size > 0) this.sendRounds();
-      if (this.blocked) this.countSocketBytes();
+  private afterFlush(wrote: boolean): void {
+    if (wrote) {
       // The owner may settle calls on it (one-way), and end us.
       this.handler.onWritten?.();
       if (this.closed) return;
@@ -409,32 +311,24 @@ export class FramedSocket {
         this.end();
         return;
       }
-      if (this.blocked) {
+      if (this.writer.blocked) {
         // A peer that does not read is paused; but while a few large messages stream out, being blocked
         // is normal and reads go on, so CANCELs and small calls still get through; up to half the cap,
         // since a peer advertising a huge P would otherwise never be paused. Pausing while blocked is
         // safe: 'drain' resumes. (Not blocked, waiting for a WINDOW, we must read: the cap alone bounds it.)
         const outbox = this.large.outbox;
-        const streaming = outbox.size > 0 && outbox.size <= outbox.maxOpen && this.queuedBytes <= this.options.maxQueuedBytes / 2;
+        const streaming = outbox.size > 0 && outbox.size <= outbox.maxOpen && this.writer.queuedBytes <= this.options.maxQueuedBytes / 2;
         if (this.options.pauseReadsWhenBlocked && !streaming) this.socket.pause();
       }
     }
     // Also when not blocked: fragments waiting for a WINDOW that never comes never block the socket.
-    const queued = this.queuedBytes;
+    const queued = this.writer.queuedBytes;
     if (queued > this.options.maxQueuedBytes) {
       this.destroy(
         new RpcError(Code.RESOURCE_EXHAUSTED, `peer does not read: ${queued} bytes queued (max ${this.options.maxQueuedBytes})`),
       );
     }
-  };
-
-  private readonly onDrain = (): void => {
-    this.blocked = false;
-    this.drains++;
-    this.countSocketBytes();
-    if (this.options.pauseReadsWhenBlocked && !this.closed) this.socket.resume();
-    if (this.encoder.pendingBytes > 0 || this.large.outbox.size > 0) this.flush();
-  };
+  }
 
   private readonly onData = (chunk: Buffer): void => {
     this.keepalive.gotData = true;
@@ -472,7 +366,7 @@ export class FramedSocket {
 
   private readonly onSocketClose = (): void => {
     // The socket reads none of our Buffers any more.
-    this.runFences(true);
+    this.writer.closed();
     this.closed = true;
     this.dropLarge();
     this.keepalive.stop();
