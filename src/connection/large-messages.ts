@@ -1,5 +1,6 @@
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
+import { protocolError } from '../errors/protocol-error.js';
 import { NONE, type ExtensionSupport, type Negotiated } from '../framing/extensions.js';
 import { Flag, FrameType, type FrameSink } from '../framing/frame.js';
 import type { BodyWriter, FrameEncoder } from '../framing/frame-encoder.js';
@@ -309,7 +310,7 @@ export class LargeMessages {
     const n = this.negotiated;
     if (type === FrameType.WINDOW) {
       if (n.peerPartialMessages === 0 || body.length !== 4) {
-        throw new RpcError(Code.INTERNAL, 'protocol error: WINDOW frame malformed or without fragments negotiated');
+        throw protocolError('WINDOW frame malformed or without fragments negotiated');
       }
       this.outbox.credit += body.readUInt32BE(0);
       this.windows++;
@@ -325,10 +326,7 @@ export class LargeMessages {
       (fragment && n.peerPartialMessages === 0) ||
       (type !== FrameType.CONTINUATION && (flags & Flag.COMPRESSED) !== 0 && !n.compression)
     ) {
-      throw new RpcError(
-        Code.INTERNAL,
-        `protocol error: ${fragment ? 'fragment' : 'compressed frame'} on a connection that did not negotiate it`,
-      );
+      throw protocolError(`${fragment ? 'fragment' : 'compressed frame'} on a connection that did not negotiate it`);
     }
     if (type === FrameType.CONTINUATION) this.reassembler.next(flags, id, body);
     else if (fragment) {

@@ -1,5 +1,6 @@
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
+import { protocolError } from '../errors/protocol-error.js';
 import { HEADER_BYTES, PREFACE, type FrameSink } from './frame.js';
 
 /** Options of {@link FrameDecoder}. */
@@ -165,7 +166,7 @@ export class FrameDecoder {
     for (let i = 0; i < n; i++) {
       if (chunk[i] !== PREFACE[offset + i]) {
         this.failed = true;
-        throw new RpcError(Code.INTERNAL, 'protocol error: bad connection preface (not an avrpc v1 client)');
+        throw protocolError('bad connection preface (not an avrpc v1 client)');
       }
     }
     this.prefaceLeft -= n;

@@ -1,5 +1,6 @@
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
+import { protocolError } from '../errors/protocol-error.js';
 import { Flag, FrameType } from './frame.js';
 
 /** Limits of a {@link Reassembler}. */
@@ -103,10 +104,10 @@ export class Reassembler {
 
   /** Takes a first fragment (REQUEST/RESPONSE with MORE). */
   first(type: number, flags: number, id: number, body: Buffer): void {
-    if (body.length < 4) throw protocolError(Code.INTERNAL, `first fragment of id ${id} is shorter than its 4-byte total`);
-    if (this.open.has(id)) throw protocolError(Code.INTERNAL, `id ${id} started a second fragmented message`);
+    if (body.length < 4) throw protocolError(`first fragment of id ${id} is shorter than its 4-byte total`);
+    if (this.open.has(id)) throw protocolError(`id ${id} started a second fragmented message`);
     if (this.open.size >= this.limits.maxPartialMessages) {
-      throw protocolError(Code.RESOURCE_EXHAUSTED, `more than ${this.limits.maxPartialMessages} fragmented messages open`);
+      throw new RpcError(Code.RESOURCE_EXHAUSTED, `protocol error: more than ${this.limits.maxPartialMessages} fragmented messages open`);
     }
     const total = body.readUInt32BE(0);
     const messageFlags = flags & ~Flag.MORE;
@@ -118,7 +119,7 @@ export class Reassembler {
       return this.sink.refused(type, messageFlags, id, error);
     }
     const data = body.length - 4;
-    if (data > total) throw protocolError(Code.INTERNAL, `fragments of id ${id} exceed their total of ${total} bytes`);
+    if (data > total) throw protocolError(`fragments of id ${id} exceed their total of ${total} bytes`);
     const size = sizeFor(FIRST_BUFFER_BYTES, data, total);
     if (this.limits.budget !== undefined && !this.limits.budget.reserve(size))
       return this.sink.refused(type, messageFlags, id, overBudget());
@@ -174,7 +175,7 @@ export class Reassembler {
     const p = this.open.get(id);
     if (p === undefined) return;
     if (p.fill + body.length > p.total) {
-      throw protocolError(Code.INTERNAL, `fragments of id ${id} exceed their total of ${p.total} bytes`);
+      throw protocolError(`fragments of id ${id} exceed their total of ${p.total} bytes`);
     }
     if (!this.ensure(id, p, p.fill + body.length)) return;
     // Already in place when the decoder filled the target we gave it.
@@ -187,7 +188,7 @@ export class Reassembler {
     this.open.delete(id);
     this.limits.budget?.credit(p.buf.length);
     if (p.fill !== p.total) {
-      throw protocolError(Code.INTERNAL, `last fragment of id ${id} leaves ${p.total - p.fill} of ${p.total} bytes missing`);
+      throw protocolError(`last fragment of id ${id} leaves ${p.total - p.fill} of ${p.total} bytes missing`);
     }
     this.sink.message(p.type, p.flags, id, p.buf);
   }
@@ -221,10 +222,6 @@ export class Reassembler {
 
 function overBudget(): RpcError {
   return new RpcError(Code.RESOURCE_EXHAUSTED, 'server memory budget exhausted (maxBufferedBytes): fragmented message refused');
-}
-
-function protocolError(code: Code, message: string): RpcError {
-  return new RpcError(code, `protocol error: ${message}`);
 }
 
 /** True for a frame the reassembler must see: a CONTINUATION, or a REQUEST/RESPONSE with MORE. */
