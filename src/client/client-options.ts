@@ -3,11 +3,21 @@ import { Protocol } from '../codec/protocol.js';
 import type { Registry } from '../discovery/registry.js';
 import { checkVersionRange } from '../discovery/select.js';
 import { KNOWN_CLIENT_TLS_OPTIONS, dialer, type ClientTlsOptions } from '../security/tls.js';
-import { MAX_TIMER_MS, fragmentOption, intOption, invalid, knownOptions, msOption } from '../util/validate.js';
+import {
+  KNOWN_TRANSPORT_OPTIONS,
+  framedSocketOptions,
+  resolveTransportOptions,
+  transportDefaults,
+  type ResolvedTransportOptions,
+  type TransportOptions,
+} from '../connection/transport-options.js';
+import { MAX_TIMER_MS, intOption, invalid, knownOptions, msOption } from '../util/validate.js';
 import { guarded, isLogger, type Logger, type RpcObserver } from '../observability/observer.js';
 import type { ClientInterceptor } from './interceptor.js';
 import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 import { balancers, type Balancer, type BalancerName } from './balancer.js';
+
+const MiB = 1024 * 1024;
 
 /** A server address. */
 export interface Endpoint {
@@ -25,8 +35,12 @@ export interface DiscoveryOptions {
   version?: string;
 }
 
-/** Options of `createClient`. `protocol` and one of `endpoints` or `discovery` are required. */
-export interface ClientOptions {
+/**
+ * Options of `createClient`. `protocol` and one of `endpoints` or `discovery` are required. The
+ * transport options (frame and message limits, fragments, compression, keepalive) are those of
+ * {@link TransportOptions}, with the client's defaults ({@link CLIENT_TRANSPORT_DEFAULTS}).
+ */
+export interface ClientOptions extends TransportOptions {
   /** The protocol this client speaks (from `loadProtocol`). */
   protocol: Protocol;
   /** Fixed servers, as `'host:port'` strings or `{ host, port }`. */
@@ -88,62 +102,6 @@ export interface ClientOptions {
   maxEjectedPercent?: number;
   /** Time allowed for TCP connect plus handshake, in ms. Default 10000. */
   connectTimeoutMs?: number;
-  /** Largest frame body accepted, in bytes. Default 16 MiB. */
-  maxFrameBytes?: number;
-  /** Largest response accepted, in bytes, after reassembly and decompression; larger fails RESOURCE_EXHAUSTED. Default 64 MiB. */
-  maxMessageBytes?: number;
-  /**
-   * Requests larger than this many bytes go out in fragments of at most this size, interleaved with
-   * other calls (when the server supports it); 0 turns fragments off both ways. Default 65536.
-   */
-  fragmentBytes?: number;
-  /** Fragmented responses received at once per connection (advertised to the server); with `maxMessageBytes` it bounds reassembly memory. Default 4. */
-  maxPartialMessages?: number;
-  /**
-   * Fragment bytes the server may send ahead of this side's acknowledgements (advertised as `W`): what a
-   * bulk transfer keeps in flight, so it streams without waiting on an event loop for every
-   * acknowledgement. Default 4194304 (4 MiB).
-   */
-  fragmentWindowBytes?: number;
-  /**
-   * Fragment bytes of large requests this side keeps unacknowledged while small messages share the
-   * connection (one went either way within the last 100 ms), whatever the server's window allows: what
-   * a small call may wait behind, in kernel buffers too. Default 262144 (256 KiB).
-   */
-  interleaveWindowBytes?: number;
-  /** Compress requests of at least this many bytes with deflate, when the server agrees; 0: off both ways. Default 0. */
-  compressAboveBytes?: number;
-  /**
-   * Bytes of requests queued for one socket whose server does not read them, before that connection
-   * is dropped and its calls fail RESOURCE_EXHAUSTED. Default 32 MiB.
-   */
-  maxQueuedBytes?: number;
-  /**
-   * Time without receiving anything before the client PINGs the server, in ms; 0 disables keepalive.
-   * While calls are in flight on a socket the PING goes out sooner, after an eighth of
-   * `keepaliveTimeoutMs` of silence (250 ms by default, at most `keepaliveMs`): a server that stops
-   * answering (SIGSTOP, a frozen VM, a cable pulled with no reset) is found within a call's deadline,
-   * not after `keepaliveMs`. Default 30000.
-   */
-  keepaliveMs?: number;
-  /**
-   * Time to wait for anything at all after a PING before failing the connection, in ms; its calls
-   * then fail over (idempotent ones, or ones that never reached the server). With calls in flight a
-   * silent server is so detected about 2.3-2.5 s after it stopped by default, leaving a retry room
-   * inside a 3 s deadline. Default 2000: twice a 1 s event-loop stall of a busy server (a CPU-heavy
-   * handler, a GC pause), which must not count as death; stalls of this process's own loop are
-   * measured and never counted. Raise it if your servers may block for longer.
-   */
-  keepaliveTimeoutMs?: number;
-  /** Server protocols (and their resolvers) remembered, by fingerprint. Default 64. */
-  resolverCacheSize?: number;
-  /**
-   * Largest protocol text a server may send in its WELCOME, in UTF-8 bytes, checked before it is
-   * hashed or parsed; a protocol within it but with more messages, named types, fields or nesting than
-   * SPEC.md section 11.3 allows is refused too, before any Avro type is built. Either fails the
-   * connection, and the calls waiting for it, with RESOURCE_EXHAUSTED. Default 262144 (256 KiB).
-   */
-  maxProtocolBytes?: number;
   /** Connect with TLS (and a client certificate for mTLS). Default: plain TCP. */
   tls?: ClientTlsOptions;
   /** Token sent in every handshake: a string, or a function called per connection (rotating tokens). */
@@ -172,7 +130,7 @@ export interface CallOptions {
 }
 
 /** {@link ClientOptions} with every default filled in. */
-export interface ResolvedClientOptions {
+export interface ResolvedClientOptions extends ResolvedTransportOptions {
   protocol: Protocol;
   endpoints: Endpoint[];
   discovery: DiscoveryOptions | undefined;
@@ -193,18 +151,6 @@ export interface ResolvedClientOptions {
   ejectMinCalls: number;
   maxEjectedPercent: number;
   connectTimeoutMs: number;
-  maxFrameBytes: number;
-  maxMessageBytes: number;
-  fragmentBytes: number;
-  maxPartialMessages: number;
-  fragmentWindowBytes: number;
-  interleaveWindowBytes: number;
-  compressAboveBytes: number;
-  maxQueuedBytes: number;
-  keepaliveMs: number;
-  keepaliveTimeoutMs: number;
-  resolverCacheSize: number;
-  maxProtocolBytes: number;
   dial: (host: string, port: number) => Socket;
   credentials: (() => string | Promise<string>) | undefined;
   interceptors: readonly ClientInterceptor[];
@@ -212,7 +158,31 @@ export interface ResolvedClientOptions {
   logger: Logger;
 }
 
-const MiB = 1024 * 1024;
+/**
+ * The client's transport defaults: the shared ones, with a larger `maxMessageBytes` and
+ * `maxQueuedBytes` (its responses and its own queued requests are its caller's to bound) and a short
+ * `keepaliveTimeoutMs` (a silent server is found within a call's deadline).
+ */
+export const CLIENT_TRANSPORT_DEFAULTS = transportDefaults({
+  maxMessageBytes: 64 * MiB,
+  maxQueuedBytes: 32 * MiB,
+  keepaliveTimeoutMs: 2_000,
+});
+
+/**
+ * The options of each of the client's connections (`ClientConnectionOptions`), taken from its filled
+ * options: the transport ones through {@link framedSocketOptions}, and the handshake's.
+ */
+export function clientConnectionOptions(o: ResolvedClientOptions) {
+  return {
+    ...framedSocketOptions(o, { expectPreface: false, pauseReadsWhenBlocked: false, observer: o.observer }),
+    connectTimeoutMs: o.connectTimeoutMs,
+    maxProtocolBytes: o.maxProtocolBytes,
+    dial: o.dial,
+    credentials: o.credentials,
+    logger: o.logger,
+  };
+}
 
 /**
  * Every option name of {@link ClientOptions}: any other name is refused (a typo would leave its
@@ -239,18 +209,7 @@ export const KNOWN_CLIENT_OPTIONS = {
   ejectMinCalls: true,
   maxEjectedPercent: true,
   connectTimeoutMs: true,
-  maxProtocolBytes: true,
-  maxFrameBytes: true,
-  maxMessageBytes: true,
-  fragmentBytes: true,
-  maxPartialMessages: true,
-  fragmentWindowBytes: true,
-  interleaveWindowBytes: true,
-  compressAboveBytes: true,
-  maxQueuedBytes: true,
-  keepaliveMs: true,
-  keepaliveTimeoutMs: true,
-  resolverCacheSize: true,
+  ...KNOWN_TRANSPORT_OPTIONS,
   tls: true,
   credentials: true,
   interceptors: true,
@@ -339,18 +298,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     ejectMinCalls: intOption(`${at}.ejectMinCalls`, options.ejectMinCalls, 20, 1),
     maxEjectedPercent: intOption(`${at}.maxEjectedPercent`, options.maxEjectedPercent, 50, 0, 100),
     connectTimeoutMs: msOption(`${at}.connectTimeoutMs`, options.connectTimeoutMs, 10_000, 1),
-    maxFrameBytes: intOption(`${at}.maxFrameBytes`, options.maxFrameBytes, 16 * MiB, 64, 0xffffffff),
-    maxMessageBytes: intOption(`${at}.maxMessageBytes`, options.maxMessageBytes, 64 * MiB, 1, 0xffffffff),
-    fragmentBytes: fragmentOption(`${at}.fragmentBytes`, options.fragmentBytes),
-    maxPartialMessages: intOption(`${at}.maxPartialMessages`, options.maxPartialMessages, 4, 1, 0xffffffff),
-    fragmentWindowBytes: intOption(`${at}.fragmentWindowBytes`, options.fragmentWindowBytes, 4 * MiB, 1024, 0xffffffff),
-    interleaveWindowBytes: intOption(`${at}.interleaveWindowBytes`, options.interleaveWindowBytes, 256 * 1024, 1024, 0xffffffff),
-    compressAboveBytes: intOption(`${at}.compressAboveBytes`, options.compressAboveBytes, 0, 0),
-    maxQueuedBytes: intOption(`${at}.maxQueuedBytes`, options.maxQueuedBytes, 32 * MiB, 1024),
-    keepaliveMs: msOption(`${at}.keepaliveMs`, options.keepaliveMs, 30_000, 0),
-    keepaliveTimeoutMs: msOption(`${at}.keepaliveTimeoutMs`, options.keepaliveTimeoutMs, 2_000, 1),
-    resolverCacheSize: intOption(`${at}.resolverCacheSize`, options.resolverCacheSize, 64, 1),
-    maxProtocolBytes: intOption(`${at}.maxProtocolBytes`, options.maxProtocolBytes, 256 * 1024, 0, 0xffffffff),
+    ...resolveTransportOptions(at, options, CLIENT_TRANSPORT_DEFAULTS),
     dial: dialer(resolveTls(`${at}.tls`, options.tls)),
     credentials: resolveCredentials(`${at}.credentials`, options.credentials),
     interceptors: resolveInterceptors(`${at}.interceptors`, options.interceptors),

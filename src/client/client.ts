@@ -5,7 +5,14 @@ import { DEFAULT_RESOLVER_CACHE_BYTES, ResolverCache } from '../codec/resolver-c
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { CallRunner } from './call-runner.js';
-import { KNOWN_CALL_OPTIONS, resolveClientOptions, type CallOptions, type ClientOptions, type DiscoveryOptions } from './client-options.js';
+import {
+  KNOWN_CALL_OPTIONS,
+  clientConnectionOptions,
+  resolveClientOptions,
+  type CallOptions,
+  type ClientOptions,
+  type DiscoveryOptions,
+} from './client-options.js';
 import { Pool, type EndpointStats } from './pool.js';
 import { chainCall, type OutgoingCall } from './interceptor.js';
 import { describe, knownOptions } from '../util/validate.js';
@@ -44,7 +51,7 @@ export function createClient(options: ClientOptions): Client {
   const pool = new Pool(
     {
       protocol: o.protocol,
-      connection: o,
+      connection: clientConnectionOptions(o),
       connectionsPerEndpoint: o.connectionsPerEndpoint,
       balancer: o.balancer,
       backoff: o.backoff,

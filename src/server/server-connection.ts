@@ -7,6 +7,7 @@ import type { ResolverCache } from '../codec/resolver-cache.js';
 import { decodeExact } from '../connection/payload.js';
 import { idAfter } from '../framing/frame.js';
 import { FramedSocket } from '../connection/framed-socket.js';
+import { framedSocketOptions } from '../connection/transport-options.js';
 import { IdMap } from '../connection/id-map.js';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
@@ -133,27 +134,17 @@ export class ServerConnection {
     this.account = shared.budget.account((e) => this.framed.fail(e));
     this.framed = new FramedSocket(
       socket,
-      {
+      framedSocketOptions(o, {
         account: this.account,
         stallTimeoutMs: o.stallTimeoutMs,
         headBytes: REQUEST_HEAD_BYTES + o.maxMetadataBytes,
-        maxFrameBytes: o.maxFrameBytes,
         expectPreface: true,
         pauseReadsWhenBlocked: true,
-        maxQueuedBytes: o.maxQueuedBytes,
         countUnsentFragments: true,
-        keepaliveMs: o.keepaliveMs,
-        keepaliveTimeoutMs: o.keepaliveTimeoutMs,
         observer: o.observer,
-        fragmentBytes: o.fragmentBytes,
-        maxMessageBytes: o.maxMessageBytes,
-        maxPartialMessages: o.maxPartialMessages,
-        compressAboveBytes: o.compressAboveBytes,
-        fragmentWindowBytes: o.fragmentWindowBytes,
-        interleaveWindowBytes: o.interleaveWindowBytes,
         // Compressed requests count like calls until they are inflated (each may grow to maxMessageBytes).
         maxInflations: o.maxConcurrentCalls,
-      },
+      }),
       {
         onFrame: (t, f, id, body) => this.onFrame(t, f, id, body),
         onClose: (e) => this.onClose(e),

@@ -3,7 +3,14 @@ import { Protocol as ProtocolClass } from '../codec/protocol.js';
 import { DEFAULT_RESOLVER_CACHE_BYTES } from '../codec/resolver-cache.js';
 import { aclAuthorizer, allOf, type Acl, type Authenticator, type Authorizer } from '../security/auth.js';
 import { KNOWN_SERVER_TLS_OPTIONS, type ServerTlsOptions } from '../security/tls.js';
-import { fnOption, fragmentOption, intOption, invalid, knownOptions, msOption } from '../util/validate.js';
+import {
+  KNOWN_TRANSPORT_OPTIONS,
+  resolveTransportOptions,
+  transportDefaults,
+  type ResolvedTransportOptions,
+  type TransportOptions,
+} from '../connection/transport-options.js';
+import { fnOption, intOption, invalid, knownOptions, msOption } from '../util/validate.js';
 import { guarded, isLogger, type Logger, type RpcObserver } from '../observability/observer.js';
 import type { CallContext } from './call-context.js';
 import { chainHandler, type ServerInterceptor } from './interceptor.js';
@@ -18,35 +25,16 @@ import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Handler = (request: any, ctx: CallContext) => unknown;
 
-/** Options of `createServer`. Everything but `protocol` and `handlers` is optional. */
-export interface ServerOptions {
+/**
+ * Options of `createServer`. Everything but `protocol` and `handlers` is optional. The transport
+ * options (frame and message limits, fragments, compression, keepalive) are those of
+ * {@link TransportOptions}, with the server's defaults ({@link SERVER_TRANSPORT_DEFAULTS}).
+ */
+export interface ServerOptions extends TransportOptions {
   /** The protocol served (from `loadProtocol`). */
   protocol: Protocol;
   /** Handlers by message name. A message without a handler answers UNIMPLEMENTED. */
   handlers: Record<string, Handler>;
-  /** Largest frame body accepted, in bytes. Default 16 MiB. */
-  maxFrameBytes?: number;
-  /**
-   * Responses larger than this many bytes go out in fragments of at most this size, interleaved with
-   * other calls (when the client supports it); 0 turns fragments off both ways. Default 65536.
-   */
-  fragmentBytes?: number;
-  /** Fragmented requests received at once per connection (advertised to the client); with `maxMessageBytes` it bounds reassembly memory. Default 4. */
-  maxPartialMessages?: number;
-  /**
-   * Fragment bytes the client may send ahead of this side's acknowledgements (advertised as `W`): what a
-   * bulk transfer keeps in flight, so it streams without waiting on an event loop for every
-   * acknowledgement. Default 4194304 (4 MiB).
-   */
-  fragmentWindowBytes?: number;
-  /**
-   * Fragment bytes of large responses this side keeps unacknowledged while small messages share the
-   * connection (one went either way within the last 100 ms), whatever the client's window allows: what
-   * a small call may wait behind, in kernel buffers too. Default 262144 (256 KiB).
-   */
-  interleaveWindowBytes?: number;
-  /** Compress responses of at least this many bytes with deflate, when the client offers it; 0: off both ways. Default 0. */
-  compressAboveBytes?: number;
   /**
    * Calls one connection may have running at once; beyond it RESOURCE_EXHAUSTED. Compressed requests
    * count too until inflated (and at most 4 inflate at once per connection). Default 16384.
@@ -67,17 +55,6 @@ export interface ServerOptions {
   cancelWindowMs?: number;
   /** Time a new connection has to complete its handshake, in ms. Default 10000. */
   handshakeTimeoutMs?: number;
-  /** Idle time before the server PINGs a client, in ms; 0 disables. Default 30000. */
-  keepaliveMs?: number;
-  /** Time to wait for any answer to a PING before dropping the connection, in ms. Default 10000. */
-  keepaliveTimeoutMs?: number;
-  /**
-   * Peer protocols (and their resolvers) remembered, by fingerprint. A protocol a client sent joins
-   * them only once that client is authenticated (by `authenticate`, or a client certificate TLS
-   * verified) or else once one of its calls completed successfully; until then it serves its own
-   * connection only. Default 64.
-   */
-  resolverCacheSize?: number;
   /** Protocol text the resolver cache keeps at most, in UTF-8 bytes (a parsed protocol takes tens of times its text). Default 4 MiB. */
   resolverCacheBytes?: number;
   /**
@@ -89,14 +66,6 @@ export interface ServerOptions {
    * 0 turns the budget off. Default 250.
    */
   protocolParseMsPerSecond?: number;
-  /**
-   * Largest protocol text a client may send in its HELLO, in UTF-8 bytes; a larger one gets GOAWAY
-   * RESOURCE_EXHAUSTED before it is hashed or parsed. Real protocols take a few KB to about 100 KB;
-   * parsing one costs about a microsecond and tens of bytes of heap per byte. A protocol within it
-   * but with more messages, named types, fields or nesting than SPEC.md section 11.3 allows gets
-   * GOAWAY RESOURCE_EXHAUSTED too, before any Avro type is built. Default 262144 (256 KiB).
-   */
-  maxProtocolBytes?: number;
   /**
    * Largest frame body accepted before the handshake completes (WELCOME OK), in bytes: a HELLO carries
    * at most the protocol text and meta, so an unauthenticated peer cannot make the server buffer and
@@ -144,20 +113,6 @@ export interface ServerOptions {
   /** Largest request metadata, in bytes as sent; larger gets RESOURCE_EXHAUSTED. Default 8192. */
   maxMetadataBytes?: number;
   /**
-   * Largest request, in bytes: its payload as sent, and its whole body after reassembly of fragments and
-   * after decompression. A larger one is refused with RESOURCE_EXHAUSTED for that call only (a fragmented
-   * one as soon as its declared size arrives); the connection stays open. May exceed `maxFrameBytes`
-   * (requests above it arrive in fragments). Default 16 MiB (gRPC's is 4 MiB: raise it for bulk transfers).
-   */
-  maxMessageBytes?: number;
-  /**
-   * Bytes queued for a client that does not read before it is disconnected: in the socket, and large
-   * answers waiting in fragments for its acknowledgement beyond the largest one (which may alone exceed
-   * this, but counts toward `maxBufferedBytes` and is cut off by `stallTimeoutMs`). Default 16 MiB (an
-   * answer of `maxFrameBytes` in one frame, to a client without fragments, must fit).
-   */
-  maxQueuedBytes?: number;
-  /**
    * Memory all connections together may make the server hold, in bytes: partial frames and messages
    * (handshakes and uploads in progress), inflations, and answers queued for clients. New work beyond
    * it (a fragmented upload, an inflation, a large frame) is refused RESOURCE_EXHAUSTED; when it is
@@ -200,27 +155,17 @@ export interface ServerOptions {
 }
 
 /** {@link ServerOptions} with every default filled in. */
-export interface ResolvedServerOptions {
+export interface ResolvedServerOptions extends ResolvedTransportOptions {
   protocol: Protocol;
   /** Handlers indexed by local message index (undefined: UNIMPLEMENTED). */
   handlers: (Handler | undefined)[];
-  maxFrameBytes: number;
-  fragmentBytes: number;
-  maxPartialMessages: number;
-  fragmentWindowBytes: number;
-  interleaveWindowBytes: number;
-  compressAboveBytes: number;
   maxConcurrentCalls: number;
   maxCancels: number;
   maxCancelRatio: number;
   cancelWindowMs: number;
   handshakeTimeoutMs: number;
-  keepaliveMs: number;
-  keepaliveTimeoutMs: number;
-  resolverCacheSize: number;
   resolverCacheBytes: number;
   protocolParseMsPerSecond: number;
-  maxProtocolBytes: number;
   /** Already at most `maxFrameBytes`. */
   maxHandshakeBytes: number;
   maxHelloMetaBytes: number;
@@ -232,8 +177,6 @@ export interface ResolvedServerOptions {
   maxHandshakingPerAddress: number;
   idleTimeoutMs: number;
   maxMetadataBytes: number;
-  maxMessageBytes: number;
-  maxQueuedBytes: number;
   maxBufferedBytes: number;
   stallTimeoutMs: number;
   observer: RpcObserver | undefined;
@@ -245,24 +188,26 @@ export interface ResolvedServerOptions {
 const MiB = 1024 * 1024;
 
 /**
+ * The server's transport defaults: the shared ones, with `maxMessageBytes` and `maxQueuedBytes` of
+ * 16 MiB (what one client can make the server hold, SPEC.md section 11.3) and a `keepaliveTimeoutMs`
+ * of 10 s (a client is probed only when idle).
+ */
+export const SERVER_TRANSPORT_DEFAULTS = transportDefaults({
+  maxMessageBytes: 16 * MiB,
+  maxQueuedBytes: 16 * MiB,
+  keepaliveTimeoutMs: 10_000,
+});
+
+/**
  * Every option name of {@link ServerOptions}: any other name is refused (a typo would leave its
  * default in force). The compiler keeps it in step with the interface: add new options here too.
  */
 export const KNOWN_SERVER_OPTIONS = {
   protocol: true,
   handlers: true,
-  maxFrameBytes: true,
-  fragmentBytes: true,
-  maxPartialMessages: true,
-  fragmentWindowBytes: true,
-  interleaveWindowBytes: true,
-  compressAboveBytes: true,
+  ...KNOWN_TRANSPORT_OPTIONS,
   maxConcurrentCalls: true,
   handshakeTimeoutMs: true,
-  keepaliveMs: true,
-  keepaliveTimeoutMs: true,
-  resolverCacheSize: true,
-  maxProtocolBytes: true,
   maxHandshakeBytes: true,
   maxHelloMetaBytes: true,
   tls: true,
@@ -272,8 +217,6 @@ export const KNOWN_SERVER_OPTIONS = {
   maxConnections: true,
   idleTimeoutMs: true,
   maxMetadataBytes: true,
-  maxMessageBytes: true,
-  maxQueuedBytes: true,
   interceptors: true,
   observer: true,
   logger: true,
@@ -321,8 +264,8 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
   if (options.logger !== undefined && !isLogger(options.logger)) invalid(`${at}.logger`, 'must have debug, info, warn and error methods');
   if (options.observer !== undefined && (options.observer === null || typeof options.observer !== 'object'))
     invalid(`${at}.observer`, 'must be an object');
-  const maxFrameBytes = intOption(`${at}.maxFrameBytes`, options.maxFrameBytes, 16 * MiB, 64, 0xffffffff);
-  const maxProtocolBytes = intOption(`${at}.maxProtocolBytes`, options.maxProtocolBytes, 256 * 1024, 0, 0xffffffff);
+  const transport = resolveTransportOptions(at, options, SERVER_TRANSPORT_DEFAULTS);
+  const { maxFrameBytes, maxProtocolBytes } = transport;
   const maxHelloMetaBytes = intOption(`${at}.maxHelloMetaBytes`, options.maxHelloMetaBytes, 16 * 1024, 1, 0xffffffff);
   // The rest of a HELLO (fingerprints, union indexes, the text's length) is under 50 bytes.
   const maxConnections = intOption(`${at}.maxConnections`, options.maxConnections, 10_000, 1);
@@ -333,25 +276,16 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     64,
   );
   return {
+    ...transport,
     protocol,
     handlers,
-    maxFrameBytes,
-    fragmentBytes: fragmentOption(`${at}.fragmentBytes`, options.fragmentBytes),
-    maxPartialMessages: intOption(`${at}.maxPartialMessages`, options.maxPartialMessages, 4, 1, 0xffffffff),
-    fragmentWindowBytes: intOption(`${at}.fragmentWindowBytes`, options.fragmentWindowBytes, 4 * MiB, 1024, 0xffffffff),
-    interleaveWindowBytes: intOption(`${at}.interleaveWindowBytes`, options.interleaveWindowBytes, 256 * 1024, 1024, 0xffffffff),
-    compressAboveBytes: intOption(`${at}.compressAboveBytes`, options.compressAboveBytes, 0, 0),
     maxConcurrentCalls: intOption(`${at}.maxConcurrentCalls`, options.maxConcurrentCalls, 16384, 1),
     maxCancels: intOption(`${at}.maxCancels`, options.maxCancels, 500, 0),
     maxCancelRatio: intOption(`${at}.maxCancelRatio`, options.maxCancelRatio, 4, 0),
     cancelWindowMs: msOption(`${at}.cancelWindowMs`, options.cancelWindowMs, 10_000, 1),
     handshakeTimeoutMs: msOption(`${at}.handshakeTimeoutMs`, options.handshakeTimeoutMs, 10_000, 1),
-    keepaliveMs: msOption(`${at}.keepaliveMs`, options.keepaliveMs, 30_000, 0),
-    keepaliveTimeoutMs: msOption(`${at}.keepaliveTimeoutMs`, options.keepaliveTimeoutMs, 10_000, 1),
-    resolverCacheSize: intOption(`${at}.resolverCacheSize`, options.resolverCacheSize, 64, 1),
     resolverCacheBytes: intOption(`${at}.resolverCacheBytes`, options.resolverCacheBytes, DEFAULT_RESOLVER_CACHE_BYTES, 1),
     protocolParseMsPerSecond: intOption(`${at}.protocolParseMsPerSecond`, options.protocolParseMsPerSecond, 250, 0, 1000),
-    maxProtocolBytes,
     maxHandshakeBytes: Math.min(maxHandshakeBytes, maxFrameBytes),
     maxHelloMetaBytes,
     tls: resolveTls(`${at}.tls`, options.tls),
@@ -368,8 +302,6 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     maxHandshakingPerAddress: intOption(`${at}.maxHandshakingPerAddress`, options.maxHandshakingPerAddress, 100, 1),
     idleTimeoutMs: msOption(`${at}.idleTimeoutMs`, options.idleTimeoutMs, 600_000, 0),
     maxMetadataBytes: intOption(`${at}.maxMetadataBytes`, options.maxMetadataBytes, 8192, 0),
-    maxMessageBytes: intOption(`${at}.maxMessageBytes`, options.maxMessageBytes, 16 * MiB, 0, 0xffffffff),
-    maxQueuedBytes: intOption(`${at}.maxQueuedBytes`, options.maxQueuedBytes, 16 * MiB, 1024),
     maxBufferedBytes: intOption(`${at}.maxBufferedBytes`, options.maxBufferedBytes, defaultMaxBufferedBytes(), 1024),
     stallTimeoutMs: msOption(`${at}.stallTimeoutMs`, options.stallTimeoutMs, 5000, 0),
     ...guarded(options.observer, options.logger),
