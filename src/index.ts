@@ -23,6 +23,7 @@ export type { Client } from './client/client.js';
 export type { DescribeOptions } from './client/describe.js';
 export type { EndpointStats } from './client/pool.js';
 export type { ClientOptions, CallOptions, Endpoint, DiscoveryOptions } from './client/client-options.js';
+export type { TransportOptions } from './connection/transport-options.js';
 export type { Balancer, BalancerName, BalancerOptions, ConnectionView } from './client/balancer.js';
 export type {
   Registry,

@@ -35,13 +35,6 @@ export function msOption(path: string, value: unknown, fallback: number, min = 0
   return intOption(path, value, fallback, min, Math.min(max, MAX_TIMER_MS));
 }
 
-/** `fragmentBytes`: 0 (off) or 8 to 16 MiB; the default keeps a fragment to one socket read. */
-export function fragmentOption(path: string, value: unknown): number {
-  const n = intOption(path, value, 64 * 1024, 0, 16 * 1024 * 1024);
-  if (n > 0 && n < 8) invalid(path, `must be 0 (off) or at least 8, got ${n}`);
-  return n;
-}
-
 /** Returns `value` if it is one of `choices`, `fallback` when undefined, and throws otherwise. */
 export function oneOf<T extends string>(path: string, value: unknown, fallback: T, choices: readonly T[]): T {
   if (value === undefined) return fallback;
