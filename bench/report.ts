@@ -235,6 +235,24 @@ export function consoleTable(report: BenchReport): string {
     const extra = [rowRatios(row), row.note].filter(Boolean).join('; ');
     if (extra !== '') out.push(`${''.padEnd(w)}  ${extra}`);
   }
+  out.push('');
+  out.push(
+    `${'over the rounds'.padEnd(24)}  ${'calls/s median'.padStart(14)}  ${'min-max'.padStart(17)}  ${'CPU/call µs median'.padStart(18)}  ${'min-max'.padStart(13)}`,
+  );
+  for (const row of report.rows) {
+    for (const s of SYSTEMS) {
+      const r = row.results[s];
+      if (r === undefined) continue;
+      const rates = [...r.callsPerSecRounds].sort((a, b) => a - b);
+      const totals = r.cpuRounds.map((x) => x.total);
+      const median = rates[Math.floor((rates.length - 1) / 2)] ?? NaN;
+      out.push(
+        `${`${row.id}/${s}`.padEnd(24)}  ${Math.round(median).toString().padStart(14)}  ` +
+          `${`${Math.round(rates[0] ?? NaN)}-${Math.round(rates[rates.length - 1] ?? NaN)}`.padStart(17)}  ` +
+          `${r.cpuUsPerCall.total.toFixed(2).padStart(18)}  ${`${Math.min(...totals).toFixed(2)}-${Math.max(...totals).toFixed(2)}`.padStart(13)}`,
+      );
+    }
+  }
   for (const sec of report.sections) {
     out.push('');
     out.push(`${sec.title}:`);

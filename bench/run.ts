@@ -7,9 +7,10 @@
  * Environment: BENCH_SECONDS (measured seconds per run, default 3), BENCH_WARMUP_SECONDS (default 1),
  * BENCH_ROUNDS (each run is repeated this many times, interleaved with the others so that noise from
  * the machine hits every system alike; the best round counts for calls/s and latency, the median round
- * for CPU per call; default 3), BENCH_ONLY (a substring of `scenario/system` to run a subset,
- * `offload/avrpc` and `large/avrpc` naming issue 4's; skips the micro benchmarks and writes no result
- * files, the tables go to stdout only; e.g. `BENCH_ONLY=echo BENCH_ROUNDS=5` for issue 9's CPU per call),
+ * for CPU per call; default 3), BENCH_ONLY (substrings of `scenario/system`, comma-separated, to run a
+ * subset, `offload/avrpc` and `large/avrpc` naming issue 4's; skips the micro benchmarks and writes no
+ * result files, the tables go to stdout only; issue 9's CPU per call, in about two minutes:
+ * `BENCH_ONLY=echo-1/avrpc,echo-1/raw,echo-64/avrpc,echo-64/raw BENCH_ROUNDS=5`),
  * BENCH_PROFILE (a directory: children run with `--cpu-prof` and write their profiles there),
  * BENCH_NODE_ARGS (more Node flags for the children, e.g. `--trace-gc`).
  */
@@ -42,7 +43,12 @@ import {
 const seconds = Number(process.env.BENCH_SECONDS ?? 3);
 const warmupSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? 1);
 const rounds = Math.max(1, Math.floor(Number(process.env.BENCH_ROUNDS ?? 3)));
-const only = process.env.BENCH_ONLY;
+const onlyParts = process.env.BENCH_ONLY?.split(',').filter(Boolean);
+const only = onlyParts === undefined || onlyParts.length === 0 ? undefined : onlyParts;
+/** Whether `key` (`scenario/system`) runs: every key without BENCH_ONLY, else those containing one of its parts. */
+const selected = (key: string): boolean => only === undefined || only.some((part) => key.includes(part));
+/** Issue 4's scripts run when BENCH_ONLY is unset or one of its parts is a substring of their name. */
+const scriptSelected = (name: string): boolean => only === undefined || only.some((part) => name.includes(part));
 const profileDir = process.env.BENCH_PROFILE;
 if (!(seconds > 0) || !(warmupSeconds >= 0)) throw new Error('BENCH_SECONDS must be > 0 and BENCH_WARMUP_SECONDS >= 0');
 
@@ -254,7 +260,7 @@ async function main(): Promise<void> {
     for (const s of scenarios) {
       for (const system of s.systems) {
         const key = `${s.id}/${system}`;
-        if (only !== undefined && !key.includes(only)) continue;
+        if (!selected(key)) continue;
         const run = await runOnce(s, system, { warmupSeconds, seconds, execArgv });
         const r = run.result;
         const c = run.cpuUsPerCall;
@@ -270,14 +276,13 @@ async function main(): Promise<void> {
 
   // Issue 4's scenarios, shortened: each in its own process tree.
   const extraSeconds = 3;
-  const offload =
-    only === undefined || 'offload/avrpc'.includes(only)
-      ? await runScript<OffloadModeResult[]>('./offload.js', [String(extraSeconds)], 120_000)
-      : undefined;
+  const offload = scriptSelected('offload/avrpc')
+    ? await runScript<OffloadModeResult[]>('./offload.js', [String(extraSeconds)], 120_000)
+    : undefined;
   // Each part of bench/large.ts in fresh processes: throughput measured in processes that just ran
   // the 8 MB latency rows came out 10-20% lower, floor and avrpc alike, from the heap those left.
   let large: LargeResults | undefined;
-  if (only === undefined || 'large/avrpc'.includes(only)) {
+  if (scriptSelected('large/avrpc')) {
     const part = (n: string) => runScript<LargeResults>('./large.js', [n, '--quick', `--seconds=${extraSeconds}`], 180_000);
     const [p1, p2, p3] = [await part('1'), await part('2'), await part('3')];
     large = {

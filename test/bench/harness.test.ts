@@ -132,6 +132,10 @@ test('report: ratios against the floor and grpc-js, targets, and one bar per res
     table.some((l) => /^echo <64> +avrpc +200 .* 11\.00 +11\.00 +22\.00 +22\.00-33\.00$/.test(l)),
     'avrpc row with CPU columns',
   );
+  assert.ok(
+    table.some((l) => /^echo-64\/raw +100 +100-100 +10\.00 +10\.00-15\.00$/.test(l)),
+    'medians over the rounds',
+  );
   assert.match(md, '| calls/s vs floor | 2.00x | >= 0.9x | yes |');
   const chart = svg(report);
   assert.match(chart, 'echo &lt;64&gt;');
