@@ -235,24 +235,7 @@ export function consoleTable(report: BenchReport): string {
     const extra = [rowRatios(row), row.note].filter(Boolean).join('; ');
     if (extra !== '') out.push(`${''.padEnd(w)}  ${extra}`);
   }
-  out.push('');
-  out.push(
-    `${'over the rounds'.padEnd(24)}  ${'calls/s median'.padStart(14)}  ${'min-max'.padStart(17)}  ${'CPU/call µs median'.padStart(18)}  ${'min-max'.padStart(13)}`,
-  );
-  for (const row of report.rows) {
-    for (const s of SYSTEMS) {
-      const r = row.results[s];
-      if (r === undefined) continue;
-      const rates = [...r.callsPerSecRounds].sort((a, b) => a - b);
-      const totals = r.cpuRounds.map((x) => x.total);
-      const median = rates[Math.floor((rates.length - 1) / 2)] ?? NaN;
-      out.push(
-        `${`${row.id}/${s}`.padEnd(24)}  ${Math.round(median).toString().padStart(14)}  ` +
-          `${`${Math.round(rates[0] ?? NaN)}-${Math.round(rates[rates.length - 1] ?? NaN)}`.padStart(17)}  ` +
-          `${r.cpuUsPerCall.total.toFixed(2).padStart(18)}  ${`${Math.min(...totals).toFixed(2)}-${Math.max(...totals).toFixed(2)}`.padStart(13)}`,
-      );
-    }
-  }
+  out.push('', ...roundsTable(report));
   for (const sec of report.sections) {
     out.push('');
     out.push(`${sec.title}:`);
@@ -261,6 +244,43 @@ export function consoleTable(report: BenchReport): string {
   out.push('');
   for (const t of report.targets) out.push(`${t.ok ? 'MET   ' : 'MISSED'} ${t.what}: ${targetValue(t)} (${t.limit})`);
   return out.join('\n');
+}
+
+/**
+ * Each round's CPU per call of `system` divided by the raw floor's in the same round (rounds are
+ * interleaved, so both met the same machine load), sorted; empty without the row or its floor.
+ */
+export function cpuVsFloorRounds(row: ScenarioRow | undefined, system: System): number[] {
+  const r = row?.results[system];
+  const floor = row?.results.raw;
+  if (r === undefined || floor === undefined || floor.cpuRounds.length !== r.cpuRounds.length) return [];
+  return r.cpuRounds.map((x, i) => x.total / floor.cpuRounds[i]!.total).sort((a, b) => a - b);
+}
+
+const lowerMedian = (sorted: number[]): number => sorted[Math.floor((sorted.length - 1) / 2)] ?? NaN;
+
+/** Medians and ranges over the rounds, per scenario and system: what to compare between two runs on a busy machine. */
+function roundsTable(report: BenchReport): string[] {
+  const range = (sorted: number[], digits: number) => `${sorted[0]!.toFixed(digits)}-${sorted[sorted.length - 1]!.toFixed(digits)}`;
+  const out = [
+    `${'over the rounds'.padEnd(24)}  ${'calls/s median'.padStart(14)}  ${'min-max'.padStart(17)}  ${'CPU/call µs median'.padStart(18)}  ` +
+      `${'min-max'.padStart(13)}  ${'CPU/call vs floor, same round: median'.padStart(37)}  ${'min-max'.padStart(11)}`,
+  ];
+  for (const row of report.rows) {
+    for (const s of SYSTEMS) {
+      const r = row.results[s];
+      if (r === undefined) continue;
+      const rates = [...r.callsPerSecRounds].sort((a, b) => a - b);
+      const totals = r.cpuRounds.map((x) => x.total).sort((a, b) => a - b);
+      const vsFloor = s === 'raw' ? [] : cpuVsFloorRounds(row, s);
+      out.push(
+        `${`${row.id}/${s}`.padEnd(24)}  ${lowerMedian(rates).toFixed(0).padStart(14)}  ${range(rates, 0).padStart(17)}  ` +
+          `${r.cpuUsPerCall.total.toFixed(2).padStart(18)}  ${range(totals, 2).padStart(13)}` +
+          (vsFloor.length === 0 ? '' : `  ${times(lowerMedian(vsFloor)).padStart(37)}  ${range(vsFloor, 2).padStart(11)}`),
+      );
+    }
+  }
+  return out;
 }
 
 function esc(s: string): string {

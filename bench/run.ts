@@ -27,6 +27,7 @@ import { repoFile } from './payload.js';
 import {
   consoleTable,
   cpuUs,
+  cpuVsFloorRounds,
   latency,
   markdown,
   medianCpu,
@@ -244,6 +245,11 @@ function largeSections(r: LargeResults, seconds: number): { sections: ReportSect
   return { sections, targets };
 }
 
+/** The lower middle of sorted values; NaN for none. */
+function median(sorted: number[]): number {
+  return sorted[Math.floor((sorted.length - 1) / 2)] ?? NaN;
+}
+
 function ratio(a: number | undefined, b: number | undefined): number {
   return a === undefined || b === undefined || b === 0 ? NaN : a / b;
 }
@@ -324,6 +330,18 @@ async function main(): Promise<void> {
     'echo-64 avrpc/floor CPU/call': ratio(get('echo-64', 'avrpc')?.cpuUsPerCall.total, get('echo-64', 'raw')?.cpuUsPerCall.total),
     'echo-1 avrpc/grpc-js CPU/call': ratio(get('echo-1', 'avrpc')?.cpuUsPerCall.total, get('echo-1', 'grpc')?.cpuUsPerCall.total),
     'echo-64 avrpc/grpc-js CPU/call': ratio(get('echo-64', 'avrpc')?.cpuUsPerCall.total, get('echo-64', 'grpc')?.cpuUsPerCall.total),
+    'echo-1 avrpc/floor CPU/call, median of same-round ratios': median(
+      cpuVsFloorRounds(
+        rows.find((r) => r.id === 'echo-1'),
+        'avrpc',
+      ),
+    ),
+    'echo-64 avrpc/floor CPU/call, median of same-round ratios': median(
+      cpuVsFloorRounds(
+        rows.find((r) => r.id === 'echo-64'),
+        'avrpc',
+      ),
+    ),
     'echo-64 avrpc/raw batched CPU/call': ratio(
       get('echo-64', 'avrpc')?.cpuUsPerCall.total,
       get('echo-64', 'rawBatched')?.cpuUsPerCall.total,

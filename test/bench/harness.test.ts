@@ -3,7 +3,16 @@ import * as assert from 'uvu/assert';
 import { runOnce } from '../../bench/e2e.js';
 import { runLoad, type WindowEdge } from '../../bench/load.js';
 import { rawClient, startRawServer } from '../../bench/raw-echo.js';
-import { consoleTable, markdown, medianCpu, svg, type BenchReport, type CpuPerCall, type SystemResult } from '../../bench/report.js';
+import {
+  consoleTable,
+  cpuVsFloorRounds,
+  markdown,
+  medianCpu,
+  svg,
+  type BenchReport,
+  type CpuPerCall,
+  type SystemResult,
+} from '../../bench/report.js';
 
 const test = suite('bench harness');
 
@@ -136,6 +145,13 @@ test('report: ratios against the floor and grpc-js, targets, and one bar per res
     table.some((l) => /^echo-64\/raw +100 +100-100 +10\.00 +10\.00-15\.00$/.test(l)),
     'medians over the rounds',
   );
+  // avrpc's rounds total 22 and 33 µs, the floor's 10 and 15: 2.2x in each round.
+  assert.ok(
+    table.some((l) => /^echo-64\/avrpc +200 +200-200 +22\.00 +22\.00-33\.00 +2\.20x +2\.20-2\.20$/.test(l)),
+    'CPU per call against the floor of the same round',
+  );
+  assert.equal(cpuVsFloorRounds(report.rows[0], 'grpc'), [44, 44]);
+  assert.equal(cpuVsFloorRounds(report.rows[1], 'avrpc'), [], 'no floor in the row');
   assert.match(md, '| calls/s vs floor | 2.00x | >= 0.9x | yes |');
   const chart = svg(report);
   assert.match(chart, 'echo &lt;64&gt;');
