@@ -1,10 +1,11 @@
 /**
  * A benchmark client process: `node dist/bench/client-child.js '<ClientJob as JSON>'`. Connects to the
  * given servers, runs the closed-loop load (bench/load.ts) and sends the {@link LoadResult} to the
- * parent over IPC, then exits.
+ * parent over IPC, then exits. At each edge of the measured window it sends `{ edge }` first, which the
+ * parent passes on to the servers so that they read their CPU over the same window.
  */
 import { createClient, loadProtocol, type BalancerName } from '../src/index.js';
-import { runLoad, type CallFn } from './load.js';
+import { runLoad, type CallFn, type WindowEdge } from './load.js';
 import { benchItem, repoFile } from './payload.js';
 import type { System } from './report.js';
 
@@ -49,6 +50,11 @@ if (job.kind === 'raw' || job.kind === 'rawBatched') {
   close = () => client.close();
 }
 
-const result = await runLoad(call, job.inFlight, job.warmupMs, job.measureMs);
+/** The message a client process sends at each edge of its measured window. */
+export interface EdgeMessage {
+  edge: WindowEdge;
+}
+
+const result = await runLoad(call, job.inFlight, job.warmupMs, job.measureMs, (edge) => process.send!({ edge } satisfies EdgeMessage));
 await close();
 process.send!(result, () => process.exit(0));

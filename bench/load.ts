@@ -1,7 +1,8 @@
 /**
  * The closed-loop load driver every end-to-end scenario uses, whatever the system under test: N
  * workers each keep one call in flight (await a call, record its latency, start the next), a warm-up
- * that is not recorded, then a measured window. Latencies go into an HDR histogram in microseconds.
+ * that is not recorded, then a measured window. Latencies go into an HDR histogram in microseconds, and
+ * the process's CPU time (`process.cpuUsage()`, user + system) is read at the window's two edges.
  */
 import * as hdr from 'hdr-histogram-js';
 
@@ -18,6 +19,8 @@ export interface LoadResult {
   p90Us: number;
   p99Us: number;
   maxUs: number;
+  /** CPU time of this process (user + system, all its threads) inside the measured window, in µs. */
+  cpuUs: number;
   /** First error seen, for the report. */
   firstError?: string;
 }
@@ -25,8 +28,21 @@ export interface LoadResult {
 /** One call of the system under test. */
 export type CallFn = () => Promise<unknown>;
 
-/** Runs `inFlight` closed-loop workers for `warmupMs` (not recorded) and then `measureMs`. */
-export async function runLoad(call: CallFn, inFlight: number, warmupMs: number, measureMs: number): Promise<LoadResult> {
+/** The two edges of the measured window, as the load driver crosses them. */
+export type WindowEdge = 'start' | 'end';
+
+/**
+ * Runs `inFlight` closed-loop workers for `warmupMs` (not recorded) and then `measureMs`. `onEdge` is
+ * called at each edge of the measured window, right beside the CPU reading (a bench client tells its
+ * servers, so that they read their own CPU over the same window).
+ */
+export async function runLoad(
+  call: CallFn,
+  inFlight: number,
+  warmupMs: number,
+  measureMs: number,
+  onEdge?: (edge: WindowEdge) => void,
+): Promise<LoadResult> {
   const hist = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
   let recording = false;
   let stopping = false;
@@ -53,11 +69,15 @@ export async function runLoad(call: CallFn, inFlight: number, warmupMs: number, 
 
   const workers = Array.from({ length: inFlight }, worker);
   await sleep(warmupMs);
+  onEdge?.('start');
   recording = true;
+  const cpuStart = process.cpuUsage();
   const started = performance.now();
   await sleep(measureMs);
   recording = false;
+  const cpu = process.cpuUsage(cpuStart);
   const seconds = (performance.now() - started) / 1000;
+  onEdge?.('end');
   stopping = true;
   await Promise.all(workers);
   const result: LoadResult = {
@@ -69,6 +89,7 @@ export async function runLoad(call: CallFn, inFlight: number, warmupMs: number, 
     p90Us: hist.getValueAtPercentile(90),
     p99Us: hist.getValueAtPercentile(99),
     maxUs: hist.maxValue,
+    cpuUs: cpu.user + cpu.system,
   };
   if (firstError !== undefined) result.firstError = firstError;
   return result;

@@ -6,28 +6,31 @@
  *
  * Environment: BENCH_SECONDS (measured seconds per run, default 3), BENCH_WARMUP_SECONDS (default 1),
  * BENCH_ROUNDS (each run is repeated this many times, interleaved with the others so that noise from
- * the machine hits every system alike; the best round counts; default 3), BENCH_ONLY (a substring of
- * `scenario/system` to run a subset, `offload/avrpc` and `large/avrpc` naming issue 4's; skips the micro
- * benchmarks and writes no result files),
+ * the machine hits every system alike; the best round counts for calls/s and latency, the median round
+ * for CPU per call; default 3), BENCH_ONLY (substrings of `scenario/system`, comma-separated, to run a
+ * subset, `offload/avrpc` and `large/avrpc` naming issue 4's; skips the micro benchmarks and writes no
+ * result files, the tables go to stdout only; issue 9's CPU per call, in about two minutes:
+ * `BENCH_ONLY=echo-1/avrpc,echo-1/raw,echo-64/avrpc,echo-64/raw BENCH_ROUNDS=5`),
  * BENCH_PROFILE (a directory: children run with `--cpu-prof` and write their profiles there),
  * BENCH_NODE_ARGS (more Node flags for the children, e.g. `--trace-gc`).
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import type { BalancerName } from '../src/index.js';
-import type { ClientJob } from './client-child.js';
-import type { LoadResult } from './load.js';
+import { runOnce, type RunResult, type Scenario } from './e2e.js';
 import type { LargeResults } from './large.js';
 import { runMicro } from './micro.js';
 import type { OffloadModeResult } from './offload.js';
 import { repoFile } from './payload.js';
 import {
   consoleTable,
+  cpuUs,
+  cpuVsFloorRounds,
   latency,
   markdown,
+  medianCpu,
   rate,
   svg,
   times,
@@ -41,21 +44,14 @@ import {
 const seconds = Number(process.env.BENCH_SECONDS ?? 3);
 const warmupSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? 1);
 const rounds = Math.max(1, Math.floor(Number(process.env.BENCH_ROUNDS ?? 3)));
-const only = process.env.BENCH_ONLY;
+const onlyParts = process.env.BENCH_ONLY?.split(',').filter(Boolean);
+const only = onlyParts === undefined || onlyParts.length === 0 ? undefined : onlyParts;
+/** Whether `key` (`scenario/system`) runs: every key without BENCH_ONLY, else those containing one of its parts. */
+const selected = (key: string): boolean => only === undefined || only.some((part) => key.includes(part));
+/** Issue 4's scripts run when BENCH_ONLY is unset or one of its parts is a substring of their name. */
+const scriptSelected = (name: string): boolean => only === undefined || only.some((part) => name.includes(part));
 const profileDir = process.env.BENCH_PROFILE;
 if (!(seconds > 0) || !(warmupSeconds >= 0)) throw new Error('BENCH_SECONDS must be > 0 and BENCH_WARMUP_SECONDS >= 0');
-
-/** One end-to-end scenario: which systems run it, how many servers (with handler delays), the load. */
-interface Scenario {
-  id: string;
-  title: string;
-  systems: System[];
-  inFlight: number;
-  /** Handler delay of each server process, in ms; one entry per server. */
-  serverDelaysMs: number[];
-  balancer?: BalancerName;
-  withDeadlineAndMetadata?: boolean;
-}
 
 const SLOW_MS = 2;
 const scenarios: Scenario[] = [
@@ -93,55 +89,6 @@ const execArgv = [
   ...(profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir]),
   ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
 ];
-
-async function startServer(kind: System, delayMs: number): Promise<{ child: ChildProcess; port: number }> {
-  const child = fork(here('./server-child.js'), [kind, String(delayMs)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const [msg] = (await once(child, 'message')) as [{ port: number }];
-  return { child, port: msg.port };
-}
-
-async function ask<T>(child: ChildProcess, message: string): Promise<T> {
-  const reply = once(child, 'message');
-  child.send(message);
-  return ((await reply) as [T])[0];
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = once(child, 'exit');
-  child.send('stop');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
-}
-
-/** One run: fresh server process(es) and a fresh client process. Returns the load result and calls per server. */
-async function runOnce(s: Scenario, system: System): Promise<{ result: LoadResult; callsPerServer: number[] }> {
-  const servers = await Promise.all(s.serverDelaysMs.map((d) => startServer(system, d)));
-  try {
-    const job: ClientJob = {
-      kind: system,
-      ports: servers.map((x) => x.port),
-      inFlight: s.inFlight,
-      warmupMs: warmupSeconds * 1000,
-      measureMs: seconds * 1000,
-      ...(s.balancer === undefined ? {} : { balancer: s.balancer }),
-      ...(s.withDeadlineAndMetadata === true ? { withDeadlineAndMetadata: true } : {}),
-    };
-    const client = fork(here('./client-child.js'), [JSON.stringify(job)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    const timer = setTimeout(() => client.kill('SIGKILL'), (warmupSeconds + seconds + 60) * 1000);
-    const [[result], [code]] = (await Promise.all([once(client, 'message'), once(client, 'exit')])) as [[LoadResult], [number | null]];
-    clearTimeout(timer);
-    if (code !== 0) throw new Error(`client process exited with ${code}`);
-    const callsPerServer =
-      s.serverDelaysMs.length > 1
-        ? await Promise.all(servers.map(async (x) => (await ask<{ calls: number }>(x.child, 'stats')).calls))
-        : [];
-    return { result, callsPerServer };
-  } finally {
-    await Promise.all(servers.map((x) => stop(x.child)));
-  }
-}
 
 /** Runs a bench script of another issue in its own process; it sends its figures over IPC before exiting. */
 async function runScript<T>(file: string, args: string[], timeoutMs: number): Promise<T | undefined> {
@@ -298,6 +245,11 @@ function largeSections(r: LargeResults, seconds: number): { sections: ReportSect
   return { sections, targets };
 }
 
+/** The lower middle of sorted values; NaN for none. */
+function median(sorted: number[]): number {
+  return sorted[Math.floor((sorted.length - 1) / 2)] ?? NaN;
+}
+
 function ratio(a: number | undefined, b: number | undefined): number {
   return a === undefined || b === undefined || b === 0 ? NaN : a / b;
 }
@@ -309,34 +261,34 @@ async function main(): Promise<void> {
   const micro = only === undefined ? await runMicro(1) : [];
   for (const m of micro) console.log(`  micro  ${m.name.padEnd(46)} ${Math.round(m.opsPerSec).toLocaleString('en-US').padStart(12)} ops/s`);
 
-  const best = new Map<string, { result: LoadResult; callsPerServer: number[] }>();
+  const runs = new Map<string, RunResult[]>();
   for (let round = 1; round <= rounds; round++) {
     for (const s of scenarios) {
       for (const system of s.systems) {
         const key = `${s.id}/${system}`;
-        if (only !== undefined && !key.includes(only)) continue;
-        const run = await runOnce(s, system);
+        if (!selected(key)) continue;
+        const run = await runOnce(s, system, { warmupSeconds, seconds, execArgv });
         const r = run.result;
+        const c = run.cpuUsPerCall;
         console.log(
-          `  round ${round}/${rounds}  ${key.padEnd(14)} ${rate(r.callsPerSec).padStart(10)}  p50 ${latency(r.p50Us).padStart(8)}  p99 ${latency(r.p99Us).padStart(8)}` +
+          `  round ${round}/${rounds}  ${key.padEnd(18)} ${rate(r.callsPerSec).padStart(10)}  p50 ${latency(r.p50Us).padStart(8)}  p99 ${latency(r.p99Us).padStart(8)}` +
+            `  CPU/call ${c.client.toFixed(2)} + ${c.server.toFixed(2)} = ${cpuUs(c.total)}` +
             `${r.errors > 0 ? `  ${r.errors} errors (${r.firstError})` : ''}${run.callsPerServer.length > 0 ? `  calls per server ${run.callsPerServer.join(' / ')}` : ''}`,
         );
-        const prev = best.get(key);
-        if (prev === undefined || r.callsPerSec > prev.result.callsPerSec) best.set(key, run);
+        runs.set(key, [...(runs.get(key) ?? []), run]);
       }
     }
   }
 
   // Issue 4's scenarios, shortened: each in its own process tree.
   const extraSeconds = 3;
-  const offload =
-    only === undefined || 'offload/avrpc'.includes(only)
-      ? await runScript<OffloadModeResult[]>('./offload.js', [String(extraSeconds)], 120_000)
-      : undefined;
+  const offload = scriptSelected('offload/avrpc')
+    ? await runScript<OffloadModeResult[]>('./offload.js', [String(extraSeconds)], 120_000)
+    : undefined;
   // Each part of bench/large.ts in fresh processes: throughput measured in processes that just ran
   // the 8 MB latency rows came out 10-20% lower, floor and avrpc alike, from the heap those left.
   let large: LargeResults | undefined;
-  if (only === undefined || 'large/avrpc'.includes(only)) {
+  if (scriptSelected('large/avrpc')) {
     const part = (n: string) => runScript<LargeResults>('./large.js', [n, '--quick', `--seconds=${extraSeconds}`], 180_000);
     const [p1, p2, p3] = [await part('1'), await part('2'), await part('3')];
     large = {
@@ -350,9 +302,16 @@ async function main(): Promise<void> {
   for (const s of scenarios) {
     const row: ScenarioRow = { id: s.id, title: s.title, results: {} };
     for (const system of s.systems) {
-      const run = best.get(`${s.id}/${system}`);
-      if (run === undefined) continue;
-      row.results[system] = run.result;
+      const all = runs.get(`${s.id}/${system}`);
+      if (all === undefined) continue;
+      const run = all.reduce((a, b) => (b.result.callsPerSec > a.result.callsPerSec ? b : a));
+      const cpuRounds = all.map((x) => x.cpuUsPerCall);
+      row.results[system] = {
+        ...run.result,
+        callsPerSecRounds: all.map((x) => x.result.callsPerSec),
+        cpuUsPerCall: medianCpu(cpuRounds),
+        cpuRounds,
+      };
       if (run.callsPerServer.length > 1) {
         const total = run.callsPerServer.reduce((a, b) => a + b, 0);
         row.note = `slowed server got ${((100 * run.callsPerServer[1]!) / Math.max(1, total)).toFixed(1)}% of calls`;
@@ -367,6 +326,26 @@ async function main(): Promise<void> {
     'echo-64 avrpc/floor p99': ratio(get('echo-64', 'avrpc')?.p99Us, get('echo-64', 'raw')?.p99Us),
     'echo-1 avrpc/floor p50': ratio(get('echo-1', 'avrpc')?.p50Us, get('echo-1', 'raw')?.p50Us),
     'echo-1 avrpc/floor calls/s': ratio(get('echo-1', 'avrpc')?.callsPerSec, get('echo-1', 'raw')?.callsPerSec),
+    'echo-1 avrpc/floor CPU/call': ratio(get('echo-1', 'avrpc')?.cpuUsPerCall.total, get('echo-1', 'raw')?.cpuUsPerCall.total),
+    'echo-64 avrpc/floor CPU/call': ratio(get('echo-64', 'avrpc')?.cpuUsPerCall.total, get('echo-64', 'raw')?.cpuUsPerCall.total),
+    'echo-1 avrpc/grpc-js CPU/call': ratio(get('echo-1', 'avrpc')?.cpuUsPerCall.total, get('echo-1', 'grpc')?.cpuUsPerCall.total),
+    'echo-64 avrpc/grpc-js CPU/call': ratio(get('echo-64', 'avrpc')?.cpuUsPerCall.total, get('echo-64', 'grpc')?.cpuUsPerCall.total),
+    'echo-1 avrpc/floor CPU/call, median of same-round ratios': median(
+      cpuVsFloorRounds(
+        rows.find((r) => r.id === 'echo-1'),
+        'avrpc',
+      ),
+    ),
+    'echo-64 avrpc/floor CPU/call, median of same-round ratios': median(
+      cpuVsFloorRounds(
+        rows.find((r) => r.id === 'echo-64'),
+        'avrpc',
+      ),
+    ),
+    'echo-64 avrpc/raw batched CPU/call': ratio(
+      get('echo-64', 'avrpc')?.cpuUsPerCall.total,
+      get('echo-64', 'rawBatched')?.cpuUsPerCall.total,
+    ),
     'echo-64 avrpc/raw batched calls/s': ratio(get('echo-64', 'avrpc')?.callsPerSec, get('echo-64', 'rawBatched')?.callsPerSec),
     'echo-64 avrpc/raw batched p99': ratio(get('echo-64', 'avrpc')?.p99Us, get('echo-64', 'rawBatched')?.p99Us),
     'echo-64 with/without deadline and metadata calls/s': ratio(
@@ -409,7 +388,7 @@ async function main(): Promise<void> {
     machine,
     settings:
       `One server process and one client process per run, loopback; ${warmupSeconds} s warm-up, ${seconds} s measured, ` +
-      `best of ${rounds} interleaved round${rounds > 1 ? 's' : ''}. Payload: Item { id, 8-char name, 3 tags, score, 64-byte blob }.`,
+      `best of ${rounds} interleaved round${rounds > 1 ? 's' : ''} (CPU per call: the median round). Payload: Item { id, 8-char name, 3 tags, score, 64-byte blob }.`,
     micro,
     rows,
     ratios,

@@ -1,9 +1,18 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { runLoad } from '../../bench/load.js';
+import { runOnce } from '../../bench/e2e.js';
+import { runLoad, type WindowEdge } from '../../bench/load.js';
 import { rawClient, startRawServer } from '../../bench/raw-echo.js';
-import { markdown, svg, type BenchReport } from '../../bench/report.js';
-import type { LoadResult } from '../../bench/load.js';
+import {
+  consoleTable,
+  cpuVsFloorRounds,
+  markdown,
+  medianCpu,
+  svg,
+  type BenchReport,
+  type CpuPerCall,
+  type SystemResult,
+} from '../../bench/report.js';
 
 const test = suite('bench harness');
 
@@ -26,10 +35,23 @@ test('runLoad counts completed and failed calls of the measured window only', as
   let n = 0;
   // Each call yields to the event loop, as real I/O does (a pure microtask loop would starve the timers).
   const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
-  const ok = await runLoad(() => tick().then(() => n++), 4, 20, 50);
+  const edges: [WindowEdge, number][] = [];
+  const ok = await runLoad(
+    () => tick().then(() => n++),
+    4,
+    20,
+    50,
+    (edge) => edges.push([edge, n]),
+  );
   assert.ok(ok.calls > 0 && ok.calls < n, 'warm-up calls are not counted');
   assert.is(ok.errors, 0);
   assert.ok(ok.p50Us <= ok.p99Us && ok.p99Us <= ok.maxUs);
+  assert.ok(ok.cpuUs > 0, 'CPU of the measured window');
+  assert.equal(
+    edges.map(([edge]) => edge),
+    ['start', 'end'],
+  );
+  assert.ok(edges[0]![1] > 0 && edges[1]![1] - edges[0]![1] >= ok.calls, 'the edges bracket the measured window, after the warm-up');
   const bad = await runLoad(
     () =>
       tick().then(() => {
@@ -44,9 +66,45 @@ test('runLoad counts completed and failed calls of the measured window only', as
   assert.match(bad.firstError ?? '', 'boom');
 });
 
-function result(callsPerSec: number, p50Us: number, p99Us: number): LoadResult {
-  return { calls: callsPerSec, errors: 0, seconds: 1, callsPerSec, p50Us, p90Us: p99Us, p99Us, maxUs: p99Us };
+for (const [system, servers] of [
+  ['raw', 1],
+  ['avrpc', 2],
+] as const) {
+  test(`a tiny end-to-end run of ${system} with ${servers} server(s) gives CPU per call of both sides`, async () => {
+    const scenario = { id: 'tiny', title: 'tiny', systems: [system], inFlight: 4, serverDelaysMs: Array<number>(servers).fill(0) };
+    const run = await runOnce(scenario, system, { warmupSeconds: 0.05, seconds: 0.2, execArgv: [] });
+    assert.ok(run.result.calls > 0 && run.result.errors === 0, `calls ${run.result.calls}, errors ${run.result.errors}`);
+    const c = run.cpuUsPerCall;
+    assert.ok(c.client > 0 && c.server > 0, `client ${c.client} µs, server ${c.server} µs`);
+    assert.is(c.total, c.client + c.server);
+    assert.is(run.callsPerServer.length, servers > 1 ? servers : 0);
+  });
 }
+
+function result(callsPerSec: number, p50Us: number, p99Us: number, cpuTotal = 10): SystemResult {
+  const cpu = { client: cpuTotal / 2, server: cpuTotal / 2, total: cpuTotal };
+  return {
+    calls: callsPerSec,
+    errors: 0,
+    seconds: 1,
+    callsPerSec,
+    p50Us,
+    p90Us: p99Us,
+    p99Us,
+    maxUs: p99Us,
+    cpuUs: callsPerSec * cpu.client,
+    callsPerSecRounds: [callsPerSec],
+    cpuUsPerCall: cpu,
+    cpuRounds: [cpu, { client: cpu.client, server: cpu.server * 2, total: cpu.client + cpu.server * 2 }],
+  };
+}
+
+test('medianCpu: the round with the median total, the lower middle one for an even count', () => {
+  const r = (total: number): CpuPerCall => ({ client: total - 1, server: 1, total });
+  assert.equal(medianCpu([r(9), r(3), r(5)]), r(5));
+  assert.equal(medianCpu([r(9), r(3), r(5), r(4)]), r(4));
+  assert.equal(medianCpu([r(7)]), r(7));
+});
 
 test('report: ratios against the floor and grpc-js, targets, and one bar per result in each chart', () => {
   const report: BenchReport = {
@@ -58,7 +116,7 @@ test('report: ratios against the floor and grpc-js, targets, and one bar per res
       {
         id: 'echo-64',
         title: 'echo <64>',
-        results: { avrpc: result(200, 100, 400), grpc: result(10, 5000, 9000), raw: result(100, 200, 800) },
+        results: { avrpc: result(200, 100, 400, 22), grpc: result(10, 5000, 9000, 440), raw: result(100, 200, 800, 10) },
       },
       { id: 'lb', title: 'lb', results: { avrpc: result(50, 10, 20) }, note: 'slowed server got 5.0% of calls' },
     ],
@@ -70,16 +128,40 @@ test('report: ratios against the floor and grpc-js, targets, and one bar per res
   assert.match(md, 'calls/s 2.00x floor');
   assert.match(md, 'p99 0.50x floor');
   assert.match(md, 'calls/s 20.0x grpc-js');
+  assert.match(md, 'CPU/call 2.20x floor');
+  assert.match(md, 'CPU/call 0.05x grpc-js');
+  assert.match(
+    md,
+    '| echo <64> | 11.0 + 11.0 = 22.0 µs (22.0-33.0) | 220.0 + 220.0 = 440.0 µs (440.0-660.0) | 5.00 + 5.00 = 10.0 µs (10.0-15.0) | - |',
+  );
   assert.match(md, 'slowed server got 5.0% of calls');
+  const table = consoleTable(report).split('\n');
+  assert.match(table[0]!, /^scenario +system +calls\/s +p50 +p99 +errors +CPU\/call µs: client +server +total +rounds min-max$/);
+  assert.ok(
+    table.some((l) => /^echo <64> +avrpc +200 .* 11\.00 +11\.00 +22\.00 +22\.00-33\.00$/.test(l)),
+    'avrpc row with CPU columns',
+  );
+  assert.ok(
+    table.some((l) => /^echo-64\/raw +100 +100-100 +10\.00 +10\.00-15\.00$/.test(l)),
+    'medians over the rounds',
+  );
+  // avrpc's rounds total 22 and 33 µs, the floor's 10 and 15: 2.2x in each round.
+  assert.ok(
+    table.some((l) => /^echo-64\/avrpc +200 +200-200 +22\.00 +22\.00-33\.00 +2\.20x +2\.20-2\.20$/.test(l)),
+    'CPU per call against the floor of the same round',
+  );
+  assert.equal(cpuVsFloorRounds(report.rows[0], 'grpc'), [44, 44]);
+  assert.equal(cpuVsFloorRounds(report.rows[1], 'avrpc'), [], 'no floor in the row');
   assert.match(md, '| calls/s vs floor | 2.00x | >= 0.9x | yes |');
   const chart = svg(report);
   assert.match(chart, 'echo &lt;64&gt;');
   const bars = chart.match(/<rect class="bar"/g) ?? [];
-  assert.is(bars.length, 2 * 4, 'four results, two charts');
+  assert.is(bars.length, 3 * 4, 'four results, three charts');
   // One scale per chart: the single-system row 'lb' (50/s) must not fill the width like avrpc's 200/s.
   for (const [title, next] of [
     ['calls/s', 'p99 latency'],
-    ['p99 latency', undefined],
+    ['p99 latency', 'CPU per call, client + server'],
+    ['CPU per call, client + server', undefined],
   ] as const) {
     const part = chart.slice(chart.indexOf(`>${title} (`), next === undefined ? undefined : chart.indexOf(`>${next} (`));
     const drawn = [
@@ -139,7 +221,7 @@ test('report: the sections of other issues get a table, a bar per row, and targe
   assert.match(md, '| memory | 1.90N | <= 2N | yes |');
   const chart = svg(report);
   assert.match(chart, 'delay chart');
-  assert.is((chart.match(/<rect class="bar"/g) ?? []).length, 2 + 2, 'one result in two charts, two section bars');
+  assert.is((chart.match(/<rect class="bar"/g) ?? []).length, 3 + 2, 'one result in three charts, two section bars');
 });
 
 test.run();
