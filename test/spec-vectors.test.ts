@@ -1,11 +1,18 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Code, RpcError, createClient, createServer, loadProtocol, type Protocol } from '../src/index.js';
+import { FrameType } from '../src/framing/frame.js';
+import { readHandshake, welcomeType, writeHandshake, type Welcome } from '../src/framing/handshake.js';
+import { FrameEncoder } from '../src/framing/frame-encoder.js';
+import { LIMITS_META_KEY, decodeLimits, encodeLimits } from '../src/framing/limits.js';
+import { resolveServerOptions } from '../src/server/server-options.js';
 import { repoPath } from './helpers/repo.js';
 import { SocketReader } from './helpers/socket-reader.js';
-import { namedVectors, refusalVectors, vectorItem } from './helpers/spec-vectors.js';
+import { limitsVectors, namedVectors, refusalVectors, vectorItem } from './helpers/spec-vectors.js';
 
 /** SPEC.md section 10: a hand-written peer speaking only the documented bytes talks to real avrpc. */
 const test = suite('spec test vectors');
@@ -19,6 +26,13 @@ test.before(async () => {
 test('the shipped echo protocol has the fingerprint SPEC.md states', () => {
   assert.is(protocol.id, v.hello.subarray(16, 32).toString('hex'));
   assert.is(protocol.text.length, 950);
+});
+
+test('protocol/echo.avpr is the reference protocol text: its MD5 is the fingerprint of the vectors', () => {
+  const text = readFileSync(repoPath('protocol/echo.avpr'));
+  assert.is(text.length, 950);
+  assert.is(createHash('md5').update(text).digest('hex'), v.hello.subarray(16, 32).toString('hex'));
+  assert.is(text.toString('utf8'), protocol.text);
 });
 
 test('a raw client sending the SPEC bytes gets exactly the SPEC bytes back from a real server', async () => {
@@ -48,6 +62,81 @@ test('a raw client sending the SPEC bytes gets exactly the SPEC bytes back from 
   } finally {
     socket.destroy();
     await server.close({ graceMs: 100 });
+  }
+});
+
+test('the ERROR message is the server\'s choice: a handler throwing the plain declared value sends "declared error of fail"', async () => {
+  const server = createServer({
+    protocol,
+    handlers: {
+      echo: (req: { item: unknown }) => req.item,
+      fail: (req: { reason: string }) => {
+        throw { reason: req.reason };
+      },
+    },
+  });
+  const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
+  const socket = connect({ host: '127.0.0.1', port });
+  const reader = new SocketReader(socket);
+  try {
+    socket.write(v.hello);
+    await reader.frame();
+    socket.write(v.request3);
+    const answer = await reader.frame();
+    // The SPEC vector with its message "no" (04 6e 6f) replaced by the other choice; the rest is the same.
+    const message = Buffer.from('declared error of fail');
+    const expected = Buffer.concat([Buffer.from([0x02, message.length * 2]), message, v.error3.subarray(10 + 1 + 3)]);
+    assert.is(answer.subarray(10).toString('hex'), expected.toString('hex'));
+    assert.equal([answer[4], answer[5], answer.readUInt32BE(6)], [v.error3[4], v.error3[5], 3]);
+  } finally {
+    socket.destroy();
+    await server.close({ graceMs: 100 });
+  }
+});
+
+test('the advertised-limits WELCOME vector is the plain WELCOME plus avrpc.limits, encoding the server defaults', () => {
+  const { welcome } = limitsVectors();
+  const w = readHandshake<Welcome>(welcomeType, welcome.subarray(10));
+  assert.is(w.status, 'OK');
+  assert.equal(Object.keys(w.meta), [LIMITS_META_KEY]);
+  const o = resolveServerOptions({ protocol, handlers: {} });
+  const defaults = {
+    maxFrameBytes: o.maxFrameBytes,
+    maxMessageBytes: o.maxMessageBytes,
+    maxMetadataBytes: o.maxMetadataBytes,
+    maxConcurrentCalls: o.maxConcurrentCalls,
+  };
+  assert.equal(decodeLimits(w.meta[LIMITS_META_KEY]), defaults);
+  const enc = new FrameEncoder();
+  const plain = readHandshake<Welcome>(welcomeType, v.welcome.subarray(10));
+  enc.frame(FrameType.WELCOME, 0, 0, { ...plain, meta: { [LIMITS_META_KEY]: encodeLimits(defaults) } }, writeHandshake(welcomeType));
+  assert.is(Buffer.concat(enc.take()).toString('hex'), welcome.toString('hex'));
+});
+
+test('a client that does not know avrpc.limits ignores it: the limits WELCOME works like the plain one', async () => {
+  const { welcome } = limitsVectors();
+  let peer: Socket | undefined;
+  const raw = createNetServer((socket) => {
+    peer = socket;
+    const reader = new SocketReader(socket);
+    void (async () => {
+      await reader.read(v.hello.length);
+      socket.write(welcome);
+      await reader.frame();
+      socket.write(v.response1);
+    })().catch(() => socket.destroy());
+  });
+  raw.listen(0, '127.0.0.1');
+  await once(raw, 'listening');
+  const { port } = raw.address() as AddressInfo;
+  const client = createClient({ protocol, endpoints: [`127.0.0.1:${port}`], fragmentBytes: 0 });
+  try {
+    assert.equal({ ...(await client.call('echo', { item: vectorItem })) }, vectorItem);
+  } finally {
+    await client.close();
+    peer?.destroy();
+    raw.close();
+    await once(raw, 'close');
   }
 });
 

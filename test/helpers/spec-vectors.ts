@@ -80,6 +80,13 @@ export function refusalVectors(): { goaway: Buffer; refused: Buffer } {
   return { goaway: pair.subarray(0, split), refused: pair.subarray(split) };
 }
 
+/** The advertised-limits vector (SPEC.md section 10, "Advertised limits"): a WELCOME carrying `avrpc.limits`. */
+export function limitsVectors(): { welcome: Buffer } {
+  const welcome = specVectors()[12];
+  if (welcome === undefined) throw new Error('SPEC.md section 10 lacks the advertised-limits vector');
+  return { welcome };
+}
+
 /** The vector item value: `{id: 42, name: "hi", tags: ["a"], score: 1.5, blob: 0x0102}`. */
 export const vectorItem = { id: 42, name: 'hi', tags: ['a'], score: 1.5, blob: Buffer.from([1, 2]) };
 
