@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { Code } from '../errors/code.js';
 import { RpcError, fromNodeError } from '../errors/rpc-error.js';
+import { protocolError } from '../errors/protocol-error.js';
 import { writeGoaway } from '../framing/bodies.js';
 import { FrameType, PREFACE, type FrameSink } from '../framing/frame.js';
 import { FrameDecoder, type FrameDecoderOptions } from '../framing/frame-decoder.js';
@@ -345,6 +346,11 @@ export class FramedSocket {
   private readonly onFrame: FrameSink = (type, flags, id, body) => {
     // The rest of a chunk after we gave up on the peer (protocol error, queue cap) is not worth any work.
     if (this.closed || this.failed) return;
+    if (type === FrameType.PING || type === FrameType.PONG || type === FrameType.CANCEL) {
+      // Body-less by SPEC.md section 2's frame table: bytes there mean a peer not speaking our protocol.
+      if (body.length !== 0) return this.fail(protocolError(`frame type ${type} with a ${body.length}-byte body (it has none)`));
+      if (type === FrameType.CANCEL) return this.handler.onFrame(type, flags, id, body);
+    }
     if (type === FrameType.PING) {
       this.signal(FrameType.PONG, id);
     } else if (type === FrameType.PONG) {

@@ -45,6 +45,21 @@ test('a PONG or a CANCEL before the HELLO is ignored; the handshake then proceed
   }
 });
 
+test('a CANCEL, PING or PONG with a body is a protocol error: GOAWAY INTERNAL, then close (before and after the handshake)', async () => {
+  for (const type of [FrameType.CANCEL, FrameType.PING, FrameType.PONG]) {
+    for (const afterHandshake of [false, true]) {
+      const p = await peer();
+      p.socket.write(Buffer.concat([PREFACE, afterHandshake ? helloFrame() : Buffer.alloc(0), rawFrame(type, 0, 5, Buffer.from([1]))]));
+      const frames = (await p.rest()).filter((f) => f.type !== FrameType.WELCOME);
+      assert.equal(
+        frames.map((f) => [f.type, frameCode(f)]),
+        [[FrameType.GOAWAY, Code.INTERNAL]],
+        `frame type ${type}, ${afterHandshake ? 'after' : 'before'} the handshake`,
+      );
+    }
+  }
+});
+
 test('a PING before the preface is a bad preface: GOAWAY INTERNAL, then close', async () => {
   const p = await peer();
   p.socket.write(rawFrame(FrameType.PING, 0, 5, null));
