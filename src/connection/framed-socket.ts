@@ -6,6 +6,7 @@ import { FrameType, PREFACE, type FrameSink } from '../framing/frame.js';
 import { FrameDecoder, type FrameDecoderOptions } from '../framing/frame-decoder.js';
 import { FrameEncoder, type BodyWriter } from '../framing/frame-encoder.js';
 import type { ExtensionSupport, Negotiated } from '../framing/extensions.js';
+import { realClock } from '../util/clock.js';
 import { Keepalive } from './keepalive.js';
 import type { FramedSocketHandler, FramedSocketOptions } from './framed-socket-options.js';
 import { LargeMessages } from './large-messages.js';
@@ -61,6 +62,7 @@ export class FramedSocket {
     private readonly options: FramedSocketOptions,
     private readonly handler: FramedSocketHandler,
   ) {
+    const clock = options.clock ?? realClock;
     this.large = new LargeMessages(
       options,
       this.encoder,
@@ -75,12 +77,18 @@ export class FramedSocket {
         },
       },
       handler,
+      clock,
     );
-    this.keepalive = new Keepalive(options.keepaliveMs, options.keepaliveTimeoutMs, {
-      ping: (id) => this.signal(FrameType.PING, id),
-      dead: (error) => this.destroy(error),
-      awaitingReplies: () => handler.awaitingReplies?.() === true,
-    });
+    this.keepalive = new Keepalive(
+      options.keepaliveMs,
+      options.keepaliveTimeoutMs,
+      {
+        ping: (id) => this.signal(FrameType.PING, id),
+        dead: (error) => this.destroy(error),
+        awaitingReplies: () => handler.awaitingReplies?.() === true,
+      },
+      clock,
+    );
     this.decoderOptions = { ...options, budget: options.account, target: (type, _flags, id, len) => this.large.target(type, id, len) };
     this.decoder = new FrameDecoder(this.decoderOptions, this.onFrame);
     socket.setNoDelay(true);
