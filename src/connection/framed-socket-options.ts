@@ -1,6 +1,7 @@
 import type { RpcError } from '../errors/rpc-error.js';
 import type { FrameSink } from '../framing/frame.js';
 import type { RpcObserver } from '../observability/observer.js';
+import type { Clock } from '../util/clock.js';
 import type { LargeMessageOptions } from './large-messages.js';
 
 /** Filled options of a `FramedSocket`. */
@@ -27,6 +28,8 @@ export interface FramedSocketOptions extends LargeMessageOptions {
   countUnsentFragments?: boolean;
   /** Told of bytes in and out, when metrics are wanted. */
   observer?: RpcObserver | undefined;
+  /** Time source and timers of keepalive, the stall check and fragment pacing. Default: the real clock; tests pass a fake one. */
+  clock?: Clock | undefined;
 }
 
 /** What a `FramedSocket` reports to its owner. */

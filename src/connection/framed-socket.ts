@@ -7,6 +7,7 @@ import { FrameType, PREFACE, type FrameSink } from '../framing/frame.js';
 import { FrameDecoder, type FrameDecoderOptions } from '../framing/frame-decoder.js';
 import { FrameEncoder, type BodyWriter } from '../framing/frame-encoder.js';
 import type { ExtensionSupport, Negotiated } from '../framing/extensions.js';
+import { realClock } from '../util/clock.js';
 import { Keepalive } from './keepalive.js';
 import type { FramedSocketHandler, FramedSocketOptions } from './framed-socket-options.js';
 import { LargeMessages } from './large-messages.js';
@@ -52,6 +53,7 @@ export class FramedSocket {
     private readonly options: FramedSocketOptions,
     private readonly handler: FramedSocketHandler,
   ) {
+    const clock = options.clock ?? realClock;
     this.large = new LargeMessages(
       options,
       this.encoder,
@@ -66,6 +68,17 @@ export class FramedSocket {
         },
       },
       handler,
+      clock,
+    );
+    this.keepalive = new Keepalive(
+      options.keepaliveMs,
+      options.keepaliveTimeoutMs,
+      {
+        ping: (id) => this.signal(FrameType.PING, id),
+        dead: (error) => this.destroy(error),
+        awaitingReplies: () => handler.awaitingReplies?.() === true,
+      },
+      clock,
     );
     const closed = (): boolean => this.closed;
     this.writer = new SocketWriter(socket, this.encoder, this.large, options, {
@@ -73,11 +86,6 @@ export class FramedSocket {
         return closed();
       },
       flushed: (wrote) => this.afterFlush(wrote),
-    });
-    this.keepalive = new Keepalive(options.keepaliveMs, options.keepaliveTimeoutMs, {
-      ping: (id) => this.signal(FrameType.PING, id),
-      dead: (error) => this.destroy(error),
-      awaitingReplies: () => handler.awaitingReplies?.() === true,
     });
     this.decoderOptions = { ...options, budget: options.account, target: (type, _flags, id, len) => this.large.target(type, id, len) };
     this.decoder = new FrameDecoder(this.decoderOptions, this.onFrame);
@@ -209,6 +217,11 @@ export class FramedSocket {
     // An end waiting for this message's fragments may go ahead now.
     if (this.endPending) this.flushSoon();
     return result;
+  }
+
+  /** Bytes waiting for the peer (see `SocketWriter.queuedBytes`): what `maxQueuedBytes` caps. */
+  get queuedBytes(): number {
+    return this.writer.queuedBytes;
   }
 
   /** Schedules one write of everything appended during this tick (the writer's). */

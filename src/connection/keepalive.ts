@@ -1,5 +1,6 @@
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
+import { realClock, type Clock, type Timer } from '../util/clock.js';
 
 /**
  * How long a connection that awaits replies may hear nothing before it PINGs: an eighth of the PING
@@ -34,7 +35,7 @@ export class Keepalive {
   private pingOutstanding = false;
   private pingId = 0;
   private pingSentAt = 0;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: Timer | undefined;
   private dueAt = 0;
   /** Period the timer was last armed with. */
   private armedMs = 0;
@@ -44,6 +45,8 @@ export class Keepalive {
     private readonly keepaliveMs: number,
     private readonly timeoutMs: number,
     private readonly host: KeepaliveHost,
+    /** Time source and timers; tests pass a fake one. */
+    private readonly clock: Clock = realClock,
   ) {
     this.probeMs = probeAfterMs(keepaliveMs, timeoutMs);
   }
@@ -55,7 +58,7 @@ export class Keepalive {
 
   /** Stops for good: the connection is closing. */
   stop(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.clock.clear(this.timer);
     this.timer = undefined;
   }
 
@@ -70,10 +73,10 @@ export class Keepalive {
   /**
    * True when a PING has gone unanswered for at least {@link probeAfterMs}: nothing at all arrived
    * since before it was sent. Our own loop may have been blocked meanwhile, with the answer unread:
-   * ask again after this turn's I/O (`setImmediate`) before judging the peer by it.
+   * ask again after this turn's I/O (`Clock.afterIo`) before judging the peer by it.
    */
   get unanswered(): boolean {
-    return this.pingOutstanding && !this.gotData && performance.now() - this.pingSentAt >= this.probeMs;
+    return this.pingOutstanding && !this.gotData && this.clock.now() - this.pingSentAt >= this.probeMs;
   }
 
   /**
@@ -85,12 +88,11 @@ export class Keepalive {
   }
 
   private arm(ms: number): void {
-    this.dueAt = performance.now() + ms;
+    this.dueAt = this.clock.now() + ms;
     this.armedMs = ms;
     // A new timer each time: `refresh()` would keep the first delay, turning timeoutMs into keepaliveMs.
-    clearTimeout(this.timer);
-    this.timer = setTimeout(this.onTimer, ms);
-    this.timer.unref();
+    this.clock.clear(this.timer);
+    this.timer = this.clock.timeout(this.onTimer, ms);
   }
 
   /** Life seen: wait a quiet period (short while replies are awaited) before the next PING. */
@@ -101,13 +103,14 @@ export class Keepalive {
   }
 
   private readonly onTimer = (): void => {
-    const lateMs = performance.now() - this.dueAt;
+    const now = this.clock.now();
+    const lateMs = now - this.dueAt;
     if (this.gotData) {
       this.restart();
     } else if (!this.pingOutstanding) {
       this.pingOutstanding = true;
       this.pingId = (this.pingId + 1) >>> 0;
-      this.pingSentAt = performance.now();
+      this.pingSentAt = now;
       this.host.ping(this.pingId);
       this.arm(this.timeoutMs);
     } else if (lateMs > this.timeoutMs / 2) {
@@ -116,7 +119,7 @@ export class Keepalive {
     } else {
       // Timers run before I/O in a loop turn: if our loop was blocked up to about now, the answer may
       // be unread in the socket. Judge after this turn's I/O has been read.
-      setImmediate(this.judge);
+      this.clock.afterIo(this.judge);
     }
   };
 

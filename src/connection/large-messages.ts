@@ -5,6 +5,7 @@ import { NONE, type ExtensionSupport, type Negotiated } from '../framing/extensi
 import { Flag, FrameType, type FrameSink } from '../framing/frame.js';
 import type { BodyWriter, FrameEncoder } from '../framing/frame-encoder.js';
 import { Reassembler } from '../framing/reassembler.js';
+import { realClock, type Clock, type Timer } from '../util/clock.js';
 import { compress } from './compression.js';
 import { Inflations } from './inflations.js';
 import type { MemoryAccount } from './memory-account.js';
@@ -12,22 +13,6 @@ import { Outbox, type DiscardResult } from './outbox.js';
 
 /** How long fragments stay shallow after the last small message (see {@link LargeMessages.pace}). */
 const SHALLOW_HOLD_MS = 100;
-
-/** The time source of the stall check (see `stallTimeoutMs`): the real one unless a test injects its own. */
-export interface StallClock {
-  now(): number;
-  /** Calls `tick` every `ms` until the returned function is called. */
-  every(ms: number, tick: () => void): () => void;
-}
-
-const REAL_CLOCK: StallClock = {
-  now: () => performance.now(),
-  every: (ms, tick) => {
-    const t = setInterval(tick, ms);
-    t.unref();
-    return () => clearInterval(t);
-  },
-};
 
 /** Options of the large-message extensions (SPEC.md section 12), filled. */
 export interface LargeMessageOptions {
@@ -61,8 +46,6 @@ export interface LargeMessageOptions {
    * 0 or absent: no such check (a client).
    */
   stallTimeoutMs?: number | undefined;
-  /** Time source of the stall check. Default: the real one. */
-  stallClock?: StallClock | undefined;
   /**
    * Bytes of an incoming REQUEST's start shown to `LargeMessagesSink.checkHead` before its body is
    * reassembled or inflated. Absent: no early check.
@@ -120,8 +103,8 @@ export class LargeMessages {
   private windows = 0;
   private windowsMark = 0;
   private waitedForWindow = false;
-  /** Stops the stall check's ticks while it runs. */
-  private stopStallCheck: (() => void) | undefined;
+  /** The stall check's interval, while it runs. */
+  private stallTimer: Timer | undefined;
   private lastStallCheck = 0;
 
   constructor(
@@ -130,6 +113,8 @@ export class LargeMessages {
     private readonly encoder: FrameEncoder,
     private readonly host: LargeMessagesHost,
     private readonly sink: LargeMessagesSink,
+    /** Time source of the stall check and of {@link pace}; tests pass a fake one. */
+    private readonly clock: Clock = realClock,
   ) {
     this.outbox = new Outbox(options.fragmentBytes, options.interleaveWindowBytes, options.account);
     const checkHead =
@@ -259,9 +244,9 @@ export class LargeMessages {
     const outbox = this.outbox;
     if (this.smallMessages !== this.smallSeen) {
       this.smallSeen = this.smallMessages;
-      this.shallowUntil = performance.now() + SHALLOW_HOLD_MS;
+      this.shallowUntil = this.clock.now() + SHALLOW_HOLD_MS;
       outbox.shallow = true;
-    } else if (outbox.shallow && performance.now() >= this.shallowUntil) {
+    } else if (outbox.shallow && this.clock.now() >= this.shallowUntil) {
       outbox.shallow = false;
     }
   }
@@ -283,8 +268,8 @@ export class LargeMessages {
   clear(): void {
     if (this.ackTimer !== undefined) clearImmediate(this.ackTimer);
     this.ackTimer = undefined;
-    this.stopStallCheck?.();
-    this.stopStallCheck = undefined;
+    this.clock.clear(this.stallTimer);
+    this.stallTimer = undefined;
     this.reassembler.clear();
     this.outbox.clear();
     this.deflating.clear();
@@ -338,23 +323,22 @@ export class LargeMessages {
   /** Starts the stall check (see `stallTimeoutMs`) if it is wanted and not running. Cheap when running. */
   private watchStalls(): void {
     const ms = this.options.stallTimeoutMs ?? 0;
-    if (this.stopStallCheck !== undefined || ms === 0 || this.host.gone) return;
-    const clock = this.options.stallClock ?? REAL_CLOCK;
-    this.lastStallCheck = clock.now();
+    if (this.stallTimer !== undefined || ms === 0 || this.host.gone) return;
+    this.lastStallCheck = this.clock.now();
     this.reassembler.stalled(true);
     this.waitedForWindow = false;
-    this.stopStallCheck = clock.every(ms, this.onStallCheck);
+    this.stallTimer = this.clock.interval(this.onStallCheck, ms);
   }
 
   private readonly onStallCheck = (): void => {
     const ms = this.options.stallTimeoutMs!;
-    const now = (this.options.stallClock ?? REAL_CLOCK).now();
+    const now = this.clock.now();
     // Late by half a period or more: our own event loop stalled, the peer may have sent meanwhile.
     const late = now - this.lastStallCheck >= 1.5 * ms;
     this.lastStallCheck = now;
     if (this.reassembler.size === 0 && this.outbox.size === 0) {
-      this.stopStallCheck!();
-      this.stopStallCheck = undefined;
+      this.clock.clear(this.stallTimer);
+      this.stallTimer = undefined;
       return;
     }
     for (const s of this.reassembler.stalled(late || this.host.readsPaused === true)) {

@@ -6,32 +6,14 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { LargeMessages, type LargeMessagesHost, type StallClock } from '../../src/connection/large-messages.js';
+import { LargeMessages, type LargeMessagesHost } from '../../src/connection/large-messages.js';
 import { FrameEncoder } from '../../src/framing/frame-encoder.js';
 import { Flag, FrameType } from '../../src/framing/frame.js';
 import { Code, type RpcError } from '../../src/index.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 
 const test = suite('stall check');
 const MS = 1000;
-
-/** A clock whose ticks the test makes, `ms` apart unless told otherwise. */
-class FakeClock implements StallClock {
-  t = 0;
-  tick: (() => void) | undefined;
-  now(): number {
-    return this.t;
-  }
-  every(_ms: number, tick: () => void): () => void {
-    this.tick = tick;
-    return () => {
-      this.tick = undefined;
-    };
-  }
-  advance(ms = MS): void {
-    this.t += ms;
-    this.tick?.();
-  }
-}
 
 const writeBytes = (value: Buffer, buf: Buffer, pos: number): number => {
   if (pos + value.length > buf.length) return -(pos + value.length - buf.length);
@@ -61,7 +43,6 @@ function setup(): { lm: LargeMessages; clock: FakeClock; refused: [number, RpcEr
       interleaveWindowBytes: 2000,
       compressAboveBytes: 0,
       stallTimeoutMs: MS,
-      stallClock: clock,
     },
     encoder,
     host,
@@ -71,6 +52,7 @@ function setup(): { lm: LargeMessages; clock: FakeClock; refused: [number, RpcEr
         refused.push([id, e]);
       },
     },
+    clock,
   );
   lm.use({ peerPartialMessages: 4, peerWindowBytes: 4000, compression: false });
   return { lm, clock, refused, failed, encoder };
@@ -85,13 +67,13 @@ function first(total: number, data: number): Buffer {
 test('a partial request with no byte for a whole period is refused RESOURCE_EXHAUSTED and freed', () => {
   const { lm, clock, refused } = setup();
   lm.receive(FrameType.REQUEST, Flag.MORE, 1, first(10_000, 100));
-  clock.advance();
+  clock.advance(MS);
   assert.equal(refused, [], 'the first check only marks');
   lm.receive(FrameType.CONTINUATION, Flag.MORE, 1, Buffer.alloc(100));
-  clock.advance();
+  clock.advance(MS);
   assert.equal(refused, [], 'it progressed');
   assert.is(lm.receiving, 1);
-  clock.advance();
+  clock.advance(MS);
   assert.equal(
     refused.map(([id, e]) => [id, e.code]),
     [[1, Code.RESOURCE_EXHAUSTED]],
@@ -104,12 +86,13 @@ test('a partial request with no byte for a whole period is refused RESOURCE_EXHA
 test('a late tick (our own event loop stalled) refuses nothing and starts the period again', () => {
   const { lm, clock, refused } = setup();
   lm.receive(FrameType.REQUEST, Flag.MORE, 1, first(10_000, 100));
-  clock.advance();
-  clock.advance(5 * MS);
+  clock.advance(MS);
+  clock.block(5 * MS);
+  clock.turn();
   assert.equal(refused, []);
-  clock.advance();
+  clock.advance(MS);
   assert.equal(refused, [], 'marked again after the late tick');
-  clock.advance();
+  clock.advance(MS);
   assert.is(refused.length, 1);
 });
 
@@ -117,15 +100,15 @@ test('fragments sent and unacknowledged for a whole period end the connection; W
   const { lm, clock, failed, encoder } = setup();
   lm.send(FrameType.RESPONSE, 0, 1, Buffer.alloc(100_000), writeBytes);
   while (lm.outbox.round(encoder) > 0);
-  clock.advance();
+  clock.advance(MS);
   const ack = Buffer.alloc(4);
   ack.writeUInt32BE(1000);
   for (let i = 0; i < 3; i++) {
     lm.receive(FrameType.WINDOW, 0, 0, ack);
-    clock.advance();
+    clock.advance(MS);
   }
   assert.equal(failed, [], 'a WINDOW came within each period');
-  clock.advance();
+  clock.advance(MS);
   assert.is(failed.length, 1);
   assert.is(failed[0]!.code, Code.RESOURCE_EXHAUSTED);
   assert.match(failed[0]!.message, 'stallTimeoutMs');
@@ -134,10 +117,10 @@ test('fragments sent and unacknowledged for a whole period end the connection; W
 test('nothing partial and nothing queued: the check stops', () => {
   const { lm, clock } = setup();
   lm.receive(FrameType.REQUEST, Flag.MORE, 1, first(200, 100));
-  assert.ok(clock.tick !== undefined);
+  assert.is(clock.pending, 1, 'the check runs');
   lm.receive(FrameType.CONTINUATION, 0, 1, Buffer.alloc(100));
-  clock.advance();
-  assert.is(clock.tick, undefined);
+  clock.advance(MS);
+  assert.is(clock.pending, 0, 'the check stopped');
 });
 
 test.run();
