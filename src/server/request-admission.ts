@@ -81,7 +81,7 @@ export function admitHead(
   head: RequestHead,
   bodyBytes: number,
   limits: RequestLimits,
-  codec: PeerCodec,
+  codec: Pick<PeerCodec, 'requests'>,
   handlers: readonly unknown[],
   offload: Offload | undefined,
 ): IncomingRequest | Refusal {
