@@ -188,7 +188,8 @@ export class ServerConnection implements HandshakeOwner {
       }
       case FrameType.GOAWAY:
         return this.drain();
-      // Frames a client never sends; PING, PONG, WINDOW and a negotiated CONTINUATION stay in FramedSocket.
+      // A server's frames; and PING, PONG, WINDOW and a negotiated CONTINUATION, which FramedSocket
+      // handles, reach us only out of place.
       case FrameType.WELCOME:
       case FrameType.RESPONSE:
       case FrameType.ERROR:
@@ -196,21 +197,25 @@ export class ServerConnection implements HandshakeOwner {
       case FrameType.PONG:
       case FrameType.CONTINUATION:
       case FrameType.WINDOW:
-        return this.framed.fail(unexpectedFrame(type, this.phase.session === undefined ? 'before handshake' : 'from a client'));
+        return this.unexpected(type);
       default: {
-        // Every FrameType is handled above; what remains is a type this version does not know.
+        // Every FrameType is handled above: what remains is a type this version does not know.
         const unknown: never = t;
-        return this.framed.fail(unexpectedFrame(unknown, this.phase.session === undefined ? 'before handshake' : 'from a client'));
+        return this.unexpected(unknown);
       }
     }
+  }
+
+  /** Fails the connection for a frame of a type not allowed from a client, or not in this phase. */
+  private unexpected(type: number): void {
+    this.framed.fail(unexpectedFrame(type, this.phase.session === undefined ? 'before handshake' : 'from a client'));
   }
 
   /** A REQUEST refused before delivery (too large, does not inflate): answered REFUSED. Anything else is a violation. */
   private onRefused(type: number, flags: number, id: number, error: RpcError): void {
     const session = this.phase.session;
-    if (type === FrameType.REQUEST && session !== undefined)
-      return session.refuse(id, (flags & Flag.ONE_WAY) !== 0, new Refusal(error.code, error.message));
-    this.framed.fail(unexpectedFrame(type, session === undefined ? 'before handshake' : 'from a client'));
+    if (type !== FrameType.REQUEST || session === undefined) return this.unexpected(type);
+    session.refuse(id, (flags & Flag.ONE_WAY) !== 0, new Refusal(error.code, error.message));
   }
 
   private onCancel(id: number): void {

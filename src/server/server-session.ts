@@ -83,6 +83,7 @@ export class ServerSession implements RunningCalls, HeadSink {
     return this.gate.open;
   }
 
+  /** Whether a two-way call with this id runs (see {@link RunningCalls}). */
   isRunning(id: number): boolean {
     return this.running.has(id);
   }
