@@ -35,7 +35,7 @@ export function errorDraftFor(msg: MessageDef, thrown: unknown): ErrorDraft {
  * Appends an ERROR frame; falls back to a plain INTERNAL error if the draft cannot be encoded.
  * `flags` adds bits the draft does not determine: `Flag.REFUSED` for a request no handler ran for.
  */
-export function sendError(framed: FramedSocket, id: number, draft: ErrorDraft, flags = 0): void {
+export function sendError(framed: Pick<FramedSocket, 'frame'>, id: number, draft: ErrorDraft, flags = 0): void {
   try {
     framed.frame(FrameType.ERROR, errorFlags(draft) | flags, id, draft, writeError);
   } catch (err) {
