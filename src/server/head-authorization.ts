@@ -14,6 +14,8 @@ export interface HeadSink {
   discard(id: number): void;
   /** Whether requests are taken now (false while draining: those are refused whole, not judged early). */
   readonly accepting: boolean;
+  /** Whether a two-way call with this id runs: a request reusing it is a protocol error, judged once whole. */
+  isRunning(id: number): boolean;
 }
 
 /**
@@ -40,7 +42,8 @@ export class HeadAuthorization {
    * that does not parse yet is left to the whole request.
    */
   check(flags: number, id: number, start: Buffer): boolean {
-    if (!this.sink.accepting || id === 0) return true;
+    // Id 0 and a running id are protocol errors, not refusals: left to the whole request.
+    if (!this.sink.accepting || id === 0 || this.sink.isRunning(id)) return true;
     const oneWay = (flags & Flag.ONE_WAY) !== 0;
     let name: string;
     let metadata: Metadata;

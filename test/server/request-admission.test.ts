@@ -45,8 +45,10 @@ test('maxConcurrentCalls: the call over the limit is refused RESOURCE_EXHAUSTED'
   });
 });
 
-test('an id still running, sent again, is a protocol error', () => {
+test('an id still running, sent again, is a protocol error, before any refusal (over the limit, after GOAWAY)', () => {
   assert.is(violation(admitRequest(7, OPEN, calls(1, [7]), limits)), 'protocol error: request id 7 already in use');
+  assert.is(violation(admitRequest(7, OPEN, calls(2, [7]), limits)), 'protocol error: request id 7 already in use');
+  assert.is(violation(admitRequest(7, draining(undefined), calls(1, [7]), limits)), 'protocol error: request id 7 already in use');
 });
 
 test('after GOAWAY: a new request is refused UNAVAILABLE, before any limit is looked at', () => {
