@@ -1,3 +1,4 @@
+import { LIMITS_META_KEY } from '../framing/limits.js';
 import { checkFingerprint } from '../codec/fingerprint.js';
 import type { PeerCodec } from '../codec/peer-codec.js';
 import type { Protocol } from '../codec/protocol.js';
@@ -26,6 +27,8 @@ export interface HandshakeShared {
   readonly options: ResolvedServerOptions;
   readonly cache: ResolverCache;
   readonly parseBudget?: ParseBudget | undefined;
+  /** The `avrpc.limits` value a WELCOME OK carries (SPEC.md section 11.4); undefined: none. */
+  readonly limits?: Buffer | undefined;
 }
 
 /** What a completed handshake yields: all a session needs to serve calls. */
@@ -188,7 +191,8 @@ export class ServerHandshake {
     if (remote === undefined) return this.writer.frame(FrameType.WELCOME, 0, 0, welcome, writeWelcome);
     welcome.status = 'OK';
     const extensions = acceptExtensions(hello.meta, this.writer.support);
-    welcome.meta = extensions.meta;
+    // The limits this server holds requests to (SPEC.md section 11.4), so a client can refuse locally what breaks them.
+    welcome.meta = this.shared.limits === undefined ? extensions.meta : { ...extensions.meta, [LIMITS_META_KEY]: this.shared.limits };
     this.writer.frame(FrameType.WELCOME, 0, 0, welcome, writeWelcome);
     this.step = 'done';
     this.owner.established({ remote, codec: this.shared.cache.codec(remote), principal, negotiated: extensions.negotiated, unadmitted });

@@ -17,4 +17,6 @@ export interface ServerShared {
   readonly parseBudget?: ParseBudget | undefined;
   /** The server-wide memory budget (`maxBufferedBytes`); each connection reports to its own account. */
   readonly budget: MemoryBudget;
+  /** The `avrpc.limits` WELCOME value (SPEC.md section 11.4), encoded once; undefined: none advertised. */
+  readonly limits?: Buffer | undefined;
 }

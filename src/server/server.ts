@@ -1,3 +1,4 @@
+import { encodeLimits } from '../framing/limits.js';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { writeGoaway } from '../framing/bodies.js';
@@ -101,6 +102,7 @@ export function createServer(options: ServerOptions): Server {
     writers,
     offload,
     budget,
+    limits: encodeLimits(resolved),
     parseBudget: resolved.protocolParseMsPerSecond === 0 ? undefined : new ParseBudget(resolved.protocolParseMsPerSecond),
   };
   const conns = new Set<ServerConnection>();
