@@ -1,6 +1,6 @@
 import { invalidRequest } from '../codec/invalid-value.js';
 import type { MessageDef } from '../codec/protocol.js';
-import { ClientCall, type CallOwner } from '../connection/call-table.js';
+import { ClientCall, type CallOwner } from './call-table.js';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import type { Metadata } from '../framing/bodies.js';

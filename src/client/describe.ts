@@ -1,6 +1,6 @@
 import { parseProtocol, type Protocol } from '../codec/protocol.js';
 import { DEFAULT_RESOLVER_CACHE_BYTES, ResolverCache } from '../codec/resolver-cache.js';
-import { ClientConnection, type EndpointState } from '../connection/client-connection.js';
+import { ClientConnection, type EndpointState } from './client-connection.js';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { resolveClientOptions, type ClientOptions, type Endpoint } from './client-options.js';

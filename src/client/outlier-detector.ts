@@ -1,4 +1,4 @@
-import type { CallOutcomes } from '../connection/client-connection.js';
+import type { CallOutcomes } from './client-connection.js';
 import { nextEjection, type EjectionHistory } from './ejection.js';
 
 /**

@@ -1,5 +1,5 @@
 import type { ResolverCache } from '../codec/resolver-cache.js';
-import { ClientConnection, type ClientConnectionOptions, type EndpointState } from '../connection/client-connection.js';
+import { ClientConnection, type ClientConnectionOptions, type EndpointState } from './client-connection.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { Code } from '../errors/code.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
@@ -56,7 +56,7 @@ export interface PoolOptions {
 
 /**
  * Consecutive connection attempts to an endpoint that the peer closed during the handshake without a
- * byte (`suspect` in connection/connect-failure.ts) after which it counts as failing for good.
+ * byte (`suspect` in client/connect-failure.ts) after which it counts as failing for good.
  */
 const SUSPECT_ATTEMPTS = 3;
 

@@ -16,9 +16,9 @@ import { CallTable, type ClientCall, type WriteFence } from './call-table.js';
 import { CancelledIds } from './cancelled-ids.js';
 import { connectFailureKind, permanentFailure, type ConnectFailure } from './connect-failure.js';
 import { handshakeFailure, hello, helloFits, readWelcome, writeHello, type HandshakeMemory } from './client-handshake.js';
-import { FramedSocket } from './framed-socket.js';
-import type { FramedSocketOptions } from './framed-socket-options.js';
-import { decodeExact, readRemoteError } from './payload.js';
+import { FramedSocket } from '../connection/framed-socket.js';
+import type { FramedSocketOptions } from '../connection/framed-socket-options.js';
+import { decodeExact, readRemoteError } from '../connection/payload.js';
 
 /** Room a WELCOME needs beyond its protocol text: fingerprint, union indexes, the server's meta (extensions). */
 const WELCOME_OVERHEAD_BYTES = 64 * 1024;
