@@ -9,7 +9,8 @@ import type { ClientConnectionState, ConnectionListener, ConnectionTarget } from
 import { resolveClientOptions } from '../../src/client/client-options.js';
 import type { ConnectFailure } from '../../src/client/connect-failure.js';
 import type { EndpointHealth } from '../../src/client/endpoint-health.js';
-import { Pool, type PoolClock, type PoolOptions, type PooledConnection } from '../../src/client/pool.js';
+import { Pool, type PoolOptions } from '../../src/client/pool.js';
+import type { PoolClock, PooledConnection } from '../../src/client/pool-contract.js';
 import { ResolverCache } from '../../src/codec/resolver-cache.js';
 import { Code } from '../../src/errors/code.js';
 import { RpcError } from '../../src/errors/rpc-error.js';
