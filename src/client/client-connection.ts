@@ -82,6 +82,8 @@ type Phase =
  * back to its owner when the connection dies. A pool balances over its `inFlight`.
  */
 export class ClientConnection {
+  /** The endpoint's health, shared with its other connections: told how each call ended. */
+  readonly health: EndpointHealth;
   private phase: Phase;
   private readonly life: Lifecycle<ClientConnectionState>;
   private readonly calls = new CallTable();
@@ -128,9 +130,6 @@ export class ClientConnection {
       'ClientConnection',
     );
   }
-
-  /** The endpoint's health, shared with its other connections. */
-  readonly health: EndpointHealth;
 
   /** The current state. */
   get state(): ClientConnectionState {
