@@ -1,6 +1,6 @@
 import { invalidRequest } from '../codec/invalid-value.js';
 import type { MessageDef } from '../codec/protocol.js';
-import { ClientCall, type CallOwner } from '../connection/call-table.js';
+import { ClientCall, type CallOwner } from './call-table.js';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import type { Metadata } from '../framing/bodies.js';
@@ -185,15 +185,14 @@ export class CallRunner implements CallOwner {
   }
 
   private dispatch(call: ClientCall): void {
-    const conn = this.pool.pick(call.avoidEndpoint);
-    if (conn !== undefined) return conn.start(call);
+    const picked = this.pool.pick(call.avoidEndpoint);
+    if (picked.type === 'pick') return picked.conn.start(call);
     // No socket to encode on yet: check the request now, so a bad one fails at once with its
     // reason rather than after waiting for a server (a connection checks it as it encodes).
     const invalid = call.attempts === 0 ? invalidRequest(call.msg, call.request) : undefined;
     if (invalid !== undefined) return call.reject(invalid);
     // Every endpoint fails in a way retrying will not fix (TLS, not avrpc): say so now, not after waitForReadyMs.
-    const forGood = this.pool.failingForGood();
-    if (forGood !== undefined) return call.reject(forGood);
+    if (picked.type === 'fail') return call.reject(picked.error);
     if (this.waiting.size >= this.options.maxQueuedCalls) {
       return call.reject(new RpcError(Code.RESOURCE_EXHAUSTED, `${this.waiting.size} calls already wait for a connection`));
     }

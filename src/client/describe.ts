@@ -1,6 +1,8 @@
 import { parseProtocol, type Protocol } from '../codec/protocol.js';
 import { DEFAULT_RESOLVER_CACHE_BYTES, ResolverCache } from '../codec/resolver-cache.js';
-import { ClientConnection, type EndpointState } from '../connection/client-connection.js';
+import { ClientConnection } from './client-connection.js';
+import type { HandshakeMemory } from './client-handshake.js';
+import { EndpointHealth } from './endpoint-health.js';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { resolveClientOptions, type ClientOptions, type Endpoint } from './client-options.js';
@@ -43,22 +45,16 @@ export async function describeServer(endpoint: string | Endpoint, options: Descr
   const { host, port } = o.endpoints[0]!;
   // Room for the one protocol we came for, however large `maxProtocolBytes` allows it.
   const cache = new ResolverCache(probe, 4, Math.max(DEFAULT_RESOLVER_CACHE_BYTES, o.maxProtocolBytes + 1));
-  const state: EndpointState = {
-    key: `${host}:${port}`,
-    weight: 1,
-    serverFingerprint: null,
-    sendProtocol: false,
-    latencyEwmaMs: 0,
-    consecutiveFailures: 0,
-  };
+  const memory: HandshakeMemory = { serverFingerprint: null, sendProtocol: false };
+  const target = { host, port, health: new EndpointHealth(`${host}:${port}`), memory };
   let conn: ClientConnection | undefined;
   await new Promise<void>((resolve, reject) => {
-    conn = new ClientConnection(host, port, probe, cache, state, o, (c) => {
-      if (c.state === 'ready') resolve();
-      else if (c.state === 'closed') reject(c.closeError ?? new RpcError(Code.UNAVAILABLE, 'connection closed'));
+    conn = new ClientConnection(target, probe, cache, o, (c, _prev, next) => {
+      if (next === 'ready') resolve();
+      else if (next === 'closed') reject(c.closeError ?? new RpcError(Code.UNAVAILABLE, 'connection closed'));
     });
   });
-  const fingerprint = state.serverFingerprint;
+  const fingerprint = memory.serverFingerprint;
   const protocol = fingerprint === null ? undefined : cache.protocol(fingerprint.toString('hex'));
   await conn!.close();
   if (protocol === undefined) throw new RpcError(Code.INTERNAL, 'server did not send its protocol');

@@ -1,4 +1,3 @@
-import type { CallOutcomes } from '../connection/client-connection.js';
 import { nextEjection, type EjectionHistory } from './ejection.js';
 
 /**
@@ -32,7 +31,7 @@ export interface OutlierOptions {
 }
 
 /** One endpoint's calls in the current interval, and its ejection history. */
-export class EndpointHealth implements CallOutcomes, EjectionHistory {
+export class OutlierStats implements EjectionHistory {
   ejections = 0;
   ejectedUntil = 0;
   /** Calls answered and calls failed in the current interval. */
@@ -52,15 +51,18 @@ export class EndpointHealth implements CallOutcomes, EjectionHistory {
     this.previous = new Float64Array(messages).fill(Infinity);
   }
 
+  /** The server answered a call of message `index` (a RESPONSE, or an ERROR that is not its failure) after `latencyMs`. */
   answered(index: number, latencyMs: number): void {
     this.answers++;
     if (latencyMs < this.fastest[index]!) this.fastest[index] = latencyMs;
   }
 
+  /** A call failed on the server's side (ERROR UNAVAILABLE or INTERNAL, lost with its connection, timed out while our PING went unanswered). */
   failed(): void {
     this.failures++;
   }
 
+  /** A call of message `index` sent with `budgetMs` left timed out: true (and counted) when other endpoints answered it in less. */
   timedOut(index: number, budgetMs: number): boolean {
     if (!this.detector.answeredWithin(this, index, budgetMs)) return false;
     this.failures++;
@@ -79,14 +81,14 @@ export class EndpointHealth implements CallOutcomes, EjectionHistory {
 
 /** An ejection decided by {@link OutlierDetector.evaluate}. */
 export interface Ejection {
-  health: EndpointHealth;
+  health: OutlierStats;
   /** How long it lasts, in ms. */
   ms: number;
 }
 
 /** The endpoints of one client and the failure-percentage rule over them. */
 export class OutlierDetector {
-  private readonly endpoints = new Set<EndpointHealth>();
+  private readonly endpoints = new Set<OutlierStats>();
 
   constructor(
     private readonly options: OutlierOptions,
@@ -95,19 +97,19 @@ export class OutlierDetector {
   ) {}
 
   /** Starts tracking an endpoint. */
-  add(key: string): EndpointHealth {
-    const h = new EndpointHealth(this, key, this.messages);
+  add(key: string): OutlierStats {
+    const h = new OutlierStats(this, key, this.messages);
     this.endpoints.add(h);
     return h;
   }
 
   /** Stops tracking an endpoint (removed from the registry). */
-  remove(h: EndpointHealth): void {
+  remove(h: OutlierStats): void {
     this.endpoints.delete(h);
   }
 
   /** True when an endpoint other than `self` answered message `index` in less than `budgetMs`, this interval or the last. */
-  answeredWithin(self: EndpointHealth, index: number, budgetMs: number): boolean {
+  answeredWithin(self: OutlierStats, index: number, budgetMs: number): boolean {
     for (const h of this.endpoints) {
       if (h !== self && (h.fastest[index]! < budgetMs || h.previous[index]! < budgetMs)) return true;
     }
@@ -120,7 +122,7 @@ export class OutlierDetector {
    * no other is left). Returns the ejection's length in
    * ms, 0 if not ejected. Also the way consecutive failures (`ejectAfterFailures`) eject.
    */
-  eject(h: EndpointHealth, now: number): number {
+  eject(h: OutlierStats, now: number): number {
     if (h.ejectedUntil > now || !this.mayEject(now)) return 0;
     const next = nextEjection(h, now, this.options.ejectMs);
     if (next.ms <= 0) return 0;
@@ -134,9 +136,9 @@ export class OutlierDetector {
    * far as the cap allows, among those `eligible` says may be (the pool ejects only endpoints with a
    * connection up: unreachable ones back off instead); then starts the next interval for all.
    */
-  evaluate(now: number, eligible: (h: EndpointHealth) => boolean = () => true): Ejection[] {
+  evaluate(now: number, eligible: (h: OutlierStats) => boolean = () => true): Ejection[] {
     const o = this.options;
-    const over: EndpointHealth[] = [];
+    const over: OutlierStats[] = [];
     for (const h of this.endpoints) {
       const calls = h.answers + h.failures;
       if (h.ejectedUntil <= now && calls >= o.minCalls && h.failures * 100 > o.failurePercent * calls && eligible(h)) over.push(h);

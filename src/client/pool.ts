@@ -1,11 +1,27 @@
 import type { ResolverCache } from '../codec/resolver-cache.js';
-import { ClientConnection, type ClientConnectionOptions, type EndpointState } from '../connection/client-connection.js';
+import type { Protocol } from '../codec/protocol.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { Code } from '../errors/code.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import type { Balancer } from './balancer.js';
-import { OutlierDetector, type EndpointHealth } from './outlier-detector.js';
-import type { Protocol } from '../codec/protocol.js';
+import type { HandshakeMemory } from './client-handshake.js';
+import {
+  ClientConnection,
+  type ClientConnectionOptions,
+  type ClientConnectionState,
+  type ConnectionListener,
+} from './client-connection.js';
+import { EndpointHealth } from './endpoint-health.js';
+import { OutlierDetector, type OutlierStats } from './outlier-detector.js';
+import {
+  QUEUE,
+  realClock,
+  type ConnectionFactory,
+  type PickResult,
+  type PoolClock,
+  type PoolSeams,
+  type PooledConnection,
+} from './pool-contract.js';
 
 /** An endpoint the pool should keep connections to. */
 export interface PoolEndpoint {
@@ -56,21 +72,25 @@ export interface PoolOptions {
 
 /**
  * Consecutive connection attempts to an endpoint that the peer closed during the handshake without a
- * byte (`suspect` in connection/connect-failure.ts) after which it counts as failing for good.
+ * byte (`suspect` in client/connect-failure.ts) after which it counts as failing for good.
  */
 const SUSPECT_ATTEMPTS = 3;
 
 /** One endpoint's connections and health. */
 interface Slot {
-  readonly state: EndpointState;
+  readonly key: string;
   readonly host: string;
   readonly port: number;
-  readonly conns: ClientConnection[];
-  readonly backoff: Backoff;
-  reconnectTimer: NodeJS.Timeout | undefined;
-  /** Its calls' outcomes and its ejection history (outlier detection). */
+  /** Balancing figures and call outcomes, shared by its connections. */
   readonly health: EndpointHealth;
-  ejectTimer: NodeJS.Timeout | undefined;
+  /** Handshake shortcuts, shared by its connections. */
+  readonly memory: HandshakeMemory;
+  readonly conns: PooledConnection[];
+  readonly backoff: Backoff;
+  reconnectTimer: unknown;
+  /** Its calls' outcomes in the interval and its ejection history (outlier detection). */
+  readonly outliers: OutlierStats;
+  ejectTimer: unknown;
   lastError: RpcError | undefined;
   /**
    * Failed connection attempts in a row that retrying will not fix: `SUSPECT_ATTEMPTS` as soon as one
@@ -89,22 +109,31 @@ interface Slot {
  */
 export class Pool {
   private readonly slots = new Map<string, Slot>();
-  private snapshot: readonly ClientConnection[] | null = null;
-  private readonly seenReady = new WeakSet<ClientConnection>();
+  private snapshot: readonly PooledConnection[] | null = null;
   private started = false;
   private closed = false;
   private readonly detector: OutlierDetector;
-  private intervalTimer: NodeJS.Timeout | undefined;
+  private intervalTimer: unknown;
+  private readonly connect: ConnectionFactory;
+  private readonly clock: PoolClock;
+  /** The one `pick` result, reused (a pick allocates nothing). */
+  private readonly picked: { readonly type: 'pick'; conn: PooledConnection } = { type: 'pick', conn: null! };
 
   constructor(
     private readonly options: PoolOptions,
-    private readonly cache: ResolverCache,
+    cache: ResolverCache,
     /** Told when a connection becomes ready (queued calls can go). */
     private readonly onReady: () => void,
     /** Told when a connection was refused for a reason retrying will not fix (auth, limits, protocol). */
     private readonly onFatal: (error: RpcError) => void = () => {},
+    seams: PoolSeams = {},
   ) {
     const o = options;
+    this.clock = seams.clock ?? realClock;
+    this.connect =
+      seams.connect ??
+      ((target, onTransition) =>
+        new ClientConnection(target, o.protocol, cache, o.connection, onTransition as ConnectionListener<ClientConnection>));
     this.detector = new OutlierDetector(
       {
         failurePercent: o.ejectFailurePercent,
@@ -116,18 +145,24 @@ export class Pool {
     );
   }
 
-  /** The connection for the next call, preferring endpoints other than `avoid`; undefined if none is ready. */
-  pick(avoid?: string): ClientConnection | undefined {
+  /**
+   * Where the next call goes, preferring endpoints other than `avoid`: a ready connection; else
+   * `fail` when every endpoint fails for good (see {@link failingForGood}); else `queue` (connections
+   * are being made; the first pick starts the pool).
+   */
+  pick(avoid?: string): PickResult {
     let snap = this.snapshot ?? this.rebuild();
     if (snap.length === 0) {
       this.start();
-      return undefined;
+      const error = this.failingForGood();
+      return error === undefined ? QUEUE : { type: 'fail', error };
     }
     if (avoid !== undefined && snap.length > 1) {
       const others = snap.filter((c) => c.endpointKey !== avoid);
       if (others.length > 0) snap = others;
     }
-    return this.options.balancer(snap) as ClientConnection;
+    this.picked.conn = this.options.balancer(snap) as PooledConnection;
+    return this.picked;
   }
 
   /** Replaces the set of endpoints: new ones are connected, removed ones drained. */
@@ -139,7 +174,7 @@ export class Pool {
     }
     for (const [key, e] of wanted) {
       const slot = this.slots.get(key);
-      if (slot !== undefined) slot.state.weight = e.weight ?? 1;
+      if (slot !== undefined) slot.health.weight = e.weight ?? 1;
       else this.addSlot(key, e);
     }
     this.snapshot = null;
@@ -162,7 +197,7 @@ export class Pool {
     const times = last.lastSuspect ? ` (${last.badAttempts} attempts in a row)` : '';
     if (n === 1 && !last.lastSuspect) return e;
     const what =
-      n === 1 ? `${e.message}${times}` : `all ${n} endpoints fail in ways retrying will not fix; ${last.state.key}: ${e.message}${times}`;
+      n === 1 ? `${e.message}${times}` : `all ${n} endpoints fail in ways retrying will not fix; ${last.key}: ${e.message}${times}`;
     return new RpcError(e.code === Code.UNAUTHENTICATED ? e.code : Code.UNAVAILABLE, what, { cause: e });
   }
 
@@ -179,7 +214,7 @@ export class Pool {
 
   /** A point-in-time view of every endpoint, for observability. */
   stats(): EndpointStats[] {
-    const now = performance.now();
+    const now = this.clock.now();
     return [...this.slots.values()].map((slot) => {
       let ready = 0;
       let inFlight = 0;
@@ -188,12 +223,12 @@ export class Pool {
         inFlight += c.inFlight;
       }
       return {
-        endpoint: slot.state.key,
+        endpoint: slot.key,
         connections: slot.conns.length,
         ready,
         inFlight,
-        latencyEwmaMs: slot.state.latencyEwmaMs,
-        ejected: slot.health.ejectedUntil > now,
+        latencyEwmaMs: slot.health.latencyEwmaMs,
+        ejected: slot.outliers.ejectedUntil > now,
         lastError: slot.lastError?.message,
       };
     });
@@ -202,7 +237,7 @@ export class Pool {
   /** Closes every socket once its in-flight calls finish. */
   async close(): Promise<void> {
     this.closed = true;
-    clearInterval(this.intervalTimer);
+    this.clock.clearInterval(this.intervalTimer);
     const closing: Promise<void>[] = [];
     for (const [key, slot] of this.slots) closing.push(...this.removeSlot(key, slot));
     await Promise.all(closing);
@@ -211,53 +246,44 @@ export class Pool {
   private start(): void {
     if (this.started || this.closed) return;
     this.started = true;
-    if (this.options.ejectIntervalMs > 0) {
-      this.intervalTimer = setInterval(() => this.endInterval(), this.options.ejectIntervalMs);
-      this.intervalTimer.unref();
-    }
+    if (this.options.ejectIntervalMs > 0)
+      this.intervalTimer = this.clock.setInterval(() => this.endInterval(), this.options.ejectIntervalMs);
     for (const slot of this.slots.values()) this.refill(slot);
   }
 
   /** Every `ejectIntervalMs`: failure-percentage ejection over the interval that ends. */
   private endInterval(): void {
-    const now = performance.now();
+    const now = this.clock.now();
     const ejected = this.detector.evaluate(now, (h) => {
       const slot = this.slots.get(h.key);
-      return slot !== undefined && slot.health === h && slot.conns.some((c) => c.state === 'ready');
+      return slot !== undefined && slot.outliers === h && slot.conns.some((c) => c.state === 'ready');
     });
     for (const { health, ms } of ejected) this.ejected(this.slots.get(health.key)!, ms);
   }
 
   /** Out of rotation for `ms`: the snapshot is rebuilt now and when the ejection ends. */
   private ejected(slot: Slot, ms: number): void {
-    slot.state.consecutiveFailures = 0;
-    clearTimeout(slot.ejectTimer);
-    slot.ejectTimer = setTimeout(() => {
+    slot.health.resetFailures();
+    this.clock.clearTimeout(slot.ejectTimer);
+    slot.ejectTimer = this.clock.setTimeout(() => {
       this.snapshot = null;
     }, ms);
-    slot.ejectTimer.unref();
     this.snapshot = null;
   }
 
   private addSlot(key: string, e: PoolEndpoint): void {
-    const health = this.detector.add(key);
-    const state: EndpointState = {
-      key,
-      weight: e.weight ?? 1,
-      serverFingerprint: null,
-      sendProtocol: false,
-      latencyEwmaMs: 0,
-      consecutiveFailures: 0,
-      outcomes: health,
-    };
+    const outliers = this.detector.add(key);
     const slot: Slot = {
-      state,
+      key,
       host: e.host,
       port: e.port,
+      // A call failure may eject the endpoint at once (consecutive failures).
+      health: new EndpointHealth(key, e.weight ?? 1, outliers, () => this.maybeEject(slot)),
+      memory: { serverFingerprint: null, sendProtocol: false },
       conns: [],
       backoff: new Backoff(this.options.backoff),
       reconnectTimer: undefined,
-      health,
+      outliers,
       ejectTimer: undefined,
       lastError: undefined,
       badAttempts: 0,
@@ -269,79 +295,73 @@ export class Pool {
 
   private removeSlot(key: string, slot: Slot): Promise<void>[] {
     this.slots.delete(key);
-    this.detector.remove(slot.health);
-    clearTimeout(slot.reconnectTimer);
-    clearTimeout(slot.ejectTimer);
+    this.detector.remove(slot.outliers);
+    this.clock.clearTimeout(slot.reconnectTimer);
+    this.clock.clearTimeout(slot.ejectTimer);
     this.snapshot = null;
     return slot.conns.map((c) => c.close());
   }
 
   private refill(slot: Slot): void {
     slot.reconnectTimer = undefined;
-    if (this.closed || this.slots.get(slot.state.key) !== slot) return;
+    if (this.closed || this.slots.get(slot.key) !== slot) return;
     let live = 0;
     for (const c of slot.conns) if (c.state === 'connecting' || c.state === 'ready') live++;
-    for (; live < this.options.connectionsPerEndpoint; live++) {
-      slot.conns.push(
-        new ClientConnection(slot.host, slot.port, this.options.protocol, this.cache, slot.state, this.options.connection, this.onChange),
-      );
-    }
+    for (; live < this.options.connectionsPerEndpoint; live++) slot.conns.push(this.connect(slot, this.onTransition));
   }
 
-  private readonly onChange = (conn: ClientConnection): void => {
+  private readonly onTransition = (conn: PooledConnection, _prev: ClientConnectionState, next: ClientConnectionState): void => {
     this.snapshot = null;
-    const slot = this.slots.get(conn.endpoint.key);
+    const slot = this.slots.get(conn.endpointKey);
     if (slot === undefined || !slot.conns.includes(conn)) return;
-    if (conn.state === 'ready') {
-      // Also called for every failed call on a ready socket: only the first time is "became ready".
-      if (this.seenReady.has(conn)) return this.maybeEject(slot);
-      this.seenReady.add(conn);
+    if (next === 'ready') {
       slot.backoff.reset();
       slot.lastError = undefined;
       slot.badAttempts = 0;
-      slot.state.consecutiveFailures = 0;
+      slot.health.resetFailures();
       this.onReady();
-    } else if (conn.state === 'closed' || conn.state === 'draining') {
-      if (conn.state === 'closed') slot.conns.splice(slot.conns.indexOf(conn), 1);
-      if (conn.closeError !== undefined) {
-        slot.lastError = conn.closeError;
-        if (conn.state === 'closed' && !conn.wasReady) {
+    } else if (next === 'closed' || next === 'draining') {
+      if (next === 'closed') slot.conns.splice(slot.conns.indexOf(conn), 1);
+      const closeError = conn.closeError;
+      if (closeError !== undefined) {
+        slot.lastError = closeError;
+        if (next === 'closed' && !conn.wasReady) {
           const kind = conn.failure;
           slot.badAttempts =
             kind === 'permanent' ? Math.max(SUSPECT_ATTEMPTS, slot.badAttempts + 1) : kind === 'suspect' ? slot.badAttempts + 1 : 0;
           slot.lastSuspect = kind === 'suspect';
           const forGood = this.failingForGood();
-          if (conn.closeError.code !== Code.UNAVAILABLE) this.onFatal(conn.closeError);
+          if (closeError.code !== Code.UNAVAILABLE) this.onFatal(closeError);
           else if (forGood !== undefined) this.onFatal(forGood);
         }
       }
       if (slot.reconnectTimer === undefined && !this.closed) {
         // A socket that never got ready is a failed attempt: back off, from the first failure on (the
         // connection counts its failure only after telling us it closed). One that worked is replaced at once.
-        const failed = conn.closeError !== undefined && (!conn.wasReady || slot.state.consecutiveFailures > 0);
+        const failed = closeError !== undefined && (!conn.wasReady || slot.health.consecutiveFailures > 0);
         const delay = failed ? slot.backoff.fail() : 0;
-        slot.reconnectTimer = setTimeout(() => this.refill(slot), delay);
-        slot.reconnectTimer.unref();
+        slot.reconnectTimer = this.clock.setTimeout(() => this.refill(slot), delay);
       }
     }
     this.maybeEject(slot);
   };
 
   private maybeEject(slot: Slot): void {
-    const now = performance.now();
-    if (slot.state.consecutiveFailures < this.options.ejectAfterFailures || slot.health.ejectedUntil > now) return;
+    if (this.slots.get(slot.key) !== slot) return;
+    const now = this.clock.now();
+    if (slot.health.consecutiveFailures < this.options.ejectAfterFailures || slot.outliers.ejectedUntil > now) return;
     // Only endpoints that accept connections but fail calls are outliers; unreachable ones back off instead.
     if (!slot.conns.some((c) => c.state === 'ready')) return;
-    const ms = this.detector.eject(slot.health, now);
+    const ms = this.detector.eject(slot.outliers, now);
     if (ms > 0) this.ejected(slot, ms);
   }
 
-  private rebuild(): readonly ClientConnection[] {
-    const now = performance.now();
-    const healthy: ClientConnection[] = [];
-    const ejected: ClientConnection[] = [];
+  private rebuild(): readonly PooledConnection[] {
+    const now = this.clock.now();
+    const healthy: PooledConnection[] = [];
+    const ejected: PooledConnection[] = [];
     for (const slot of this.slots.values()) {
-      const into = slot.health.ejectedUntil > now ? ejected : healthy;
+      const into = slot.outliers.ejectedUntil > now ? ejected : healthy;
       for (const c of slot.conns) if (c.state === 'ready') into.push(c);
     }
     // Never eject everything: a degraded endpoint beats none.

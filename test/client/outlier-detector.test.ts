@@ -5,7 +5,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { OutlierDetector, type EndpointHealth } from '../../src/client/outlier-detector.js';
+import { OutlierDetector, type OutlierStats } from '../../src/client/outlier-detector.js';
 
 const test = suite('outlier detector');
 const EJECT_MS = 1000;
@@ -17,18 +17,18 @@ function detector(overrides: Partial<ConstructorParameters<typeof OutlierDetecto
 }
 
 /** `n` calls of `index` answered by `h` in `ms`. */
-function answer(h: EndpointHealth, n: number, ms = 2, index = ECHO): void {
+function answer(h: OutlierStats, n: number, ms = 2, index = ECHO): void {
   for (let i = 0; i < n; i++) h.answered(index, ms);
 }
 
 /** `n` calls of `index` with `budgetMs` timing out on `h`; returns how many counted as its failures. */
-function timeOut(h: EndpointHealth, n: number, budgetMs = 1000, index = ECHO): number {
+function timeOut(h: OutlierStats, n: number, budgetMs = 1000, index = ECHO): number {
   let counted = 0;
   for (let i = 0; i < n; i++) if (h.timedOut(index, budgetMs)) counted++;
   return counted;
 }
 
-const keys = (ejections: { health: EndpointHealth }[]): string[] => ejections.map((e) => e.health.key).sort();
+const keys = (ejections: { health: OutlierStats }[]): string[] => ejections.map((e) => e.health.key).sort();
 
 test('a server that never answers, beside one that does, is ejected at the end of the interval', () => {
   const d = detector();
@@ -98,7 +98,7 @@ test('the failed share must exceed the threshold, with at least minCalls calls',
 test('never more than maxEjectedPercent ejected at once: the worst go first; the others wait for a free place', () => {
   const d = detector();
   const hs = ['a', 'b', 'c', 'd'].map((k) => d.add(k));
-  const [good, bad1, bad2, bad3] = hs as [EndpointHealth, EndpointHealth, EndpointHealth, EndpointHealth];
+  const [good, bad1, bad2, bad3] = hs as [OutlierStats, OutlierStats, OutlierStats, OutlierStats];
   answer(good, 10);
   answer(bad1, 4);
   timeOut(bad1, 16); // 80%

@@ -110,7 +110,7 @@ test('random handler delays: answers interleave arbitrarily and still reach thei
 });
 
 test('request ids wrap around past 2^32-1 and skip ids still in use', async () => {
-  const { CallTable, ClientCall } = await import('../../src/connection/call-table.js');
+  const { CallTable, ClientCall } = await import('../../src/client/call-table.js');
   const table = new CallTable();
   const owner = { attemptFailed: () => undefined };
   const msg = protocol.message('echo')!;
@@ -137,7 +137,7 @@ test('request ids wrap around past 2^32-1 and skip ids still in use', async () =
 });
 
 test('call table: finds every call by id as it grows, ignores stale ids, drains oldest first', async () => {
-  const { CallTable, ClientCall } = await import('../../src/connection/call-table.js');
+  const { CallTable, ClientCall } = await import('../../src/client/call-table.js');
   const table = new CallTable();
   const owner = { attemptFailed: () => undefined };
   const msg = protocol.message('echo')!;

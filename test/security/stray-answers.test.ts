@@ -14,8 +14,9 @@ import * as assert from 'uvu/assert';
 import { resolveClientOptions } from '../../src/client/client-options.js';
 import type { Protocol } from '../../src/codec/protocol.js';
 import { ResolverCache } from '../../src/codec/resolver-cache.js';
-import { ClientCall, type CallOwner } from '../../src/connection/call-table.js';
-import { ClientConnection, type EndpointState } from '../../src/connection/client-connection.js';
+import { ClientCall, type CallOwner } from '../../src/client/call-table.js';
+import { ClientConnection } from '../../src/client/client-connection.js';
+import { EndpointHealth } from '../../src/client/endpoint-health.js';
 import type { FramedSocket } from '../../src/connection/framed-socket.js';
 import { Code } from '../../src/errors/code.js';
 import { RpcError } from '../../src/errors/rpc-error.js';
@@ -110,17 +111,14 @@ function connect(port: number): Harness {
     if (framed !== undefined) held = Math.max(held, framed.largeMessageBytes + framed.receiving);
   };
   const o = resolveClientOptions({ protocol, endpoints: [`127.0.0.1:${port}`], compressAboveBytes: 1024, keepaliveMs: 0 });
-  const state: EndpointState = {
-    key: `127.0.0.1:${port}`,
-    weight: 1,
-    serverFingerprint: null,
-    sendProtocol: false,
-    latencyEwmaMs: 0,
-    consecutiveFailures: 0,
-  };
+  const health = new EndpointHealth(`127.0.0.1:${port}`);
+  const memory = { serverFingerprint: null, sendProtocol: false };
   // Sampled once each read is processed (the hook runs before the bytes are decoded; the microtask after).
   const observer = { bytesReceived: () => queueMicrotask(sample) };
-  const conn = new ClientConnection('127.0.0.1', port, protocol, new ResolverCache(protocol, 4), state, { ...o, observer });
+  const conn = new ClientConnection({ host: '127.0.0.1', port, health, memory }, protocol, new ResolverCache(protocol, 4), {
+    ...o,
+    observer,
+  });
   conns.push(conn);
   framed = (conn as unknown as { framed: FramedSocket }).framed;
   const owner: CallOwner = { attemptFailed: (call, error) => call.reject(error) };
