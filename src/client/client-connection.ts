@@ -296,7 +296,7 @@ export class ClientConnection {
     if (handshake === undefined) return this.framed.fail(protocolError('second WELCOME'));
     const established = handshake.onWelcome(body);
     if (established === undefined) return;
-    const session = new ClientSession(this, this.framed, this.calls, this.health, established.codec);
+    const session = new ClientSession(this, this.framed, this.calls, this.health, established.codec, established.limits);
     this.observer?.connectionOpened?.(this.health.key);
     if (p.state === 'draining') {
       p.handshake = undefined;

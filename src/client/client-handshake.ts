@@ -1,3 +1,4 @@
+import { LIMITS_META_KEY, decodeLimits, type ServerLimits } from '../framing/limits.js';
 import type { Socket } from 'node:net';
 import { checkFingerprint } from '../codec/fingerprint.js';
 import type { PeerCodec } from '../codec/peer-codec.js';
@@ -147,6 +148,8 @@ export interface Established {
   readonly remote: Protocol;
   readonly codec: PeerCodec;
   readonly negotiated: Negotiated;
+  /** The limits the server advertised (SPEC.md section 11.4), or undefined when it advertised none. */
+  readonly limits: ServerLimits | undefined;
 }
 
 /** Why a connection that never completed its handshake closed: the error for its calls, and its kind for the pool. */
@@ -208,6 +211,7 @@ export class ClientHandshake {
   onWelcome(body: Buffer): Established | undefined {
     let remote: Protocol;
     let negotiated: Negotiated;
+    let limits: ServerLimits | undefined;
     try {
       const w = readWelcome(body, this.cache, this.memory, this.sentProtocol, this.options.maxProtocolBytes);
       if (w === 'NEED_PROTOCOL') {
@@ -216,6 +220,8 @@ export class ClientHandshake {
       }
       remote = w.remote;
       negotiated = accepted(w.meta, this.framed.support);
+      // Invalid or absent: assume nothing (the server still refuses what breaks its limits).
+      limits = decodeLimits(w.meta[LIMITS_META_KEY]);
     } catch (err) {
       // A server protocol over our limits: its calls fail with that code and message, not as "not avrpc".
       if (err instanceof RpcError && err.code === Code.RESOURCE_EXHAUSTED) this.refusal = err;
@@ -227,8 +233,8 @@ export class ClientHandshake {
       return undefined;
     }
     clearTimeout(this.timer);
-    this.framed.established(negotiated, this.options.maxFrameBytes);
-    return { remote, codec: this.cache.codec(remote), negotiated };
+    this.framed.established(negotiated, this.options.maxFrameBytes, limits);
+    return { remote, codec: this.cache.codec(remote), negotiated, limits };
   }
 
   /** Stops the connect timer (the connection closed). */

@@ -1,3 +1,4 @@
+import { encodedMetadataBytes, type ServerLimits } from '../framing/limits.js';
 import { invalidRequest } from '../codec/invalid-value.js';
 import type { PeerCodec } from '../codec/peer-codec.js';
 import type { FramedSocket } from '../connection/framed-socket.js';
@@ -41,6 +42,8 @@ export class ClientSession {
     private readonly health: EndpointHealth,
     /** How to write our requests and read the server's answers; fixed by the handshake. */
     readonly codec: PeerCodec,
+    /** The limits the server advertised (SPEC.md section 11.4): requests that break them fail here, unsent. */
+    private readonly limits?: ServerLimits,
   ) {}
 
   /** Writes the REQUEST of a call already in the call table. */
@@ -54,6 +57,13 @@ export class ClientSession {
       call.reject(new RpcError(Code.FAILED_PRECONDITION, `message ${msg.name}: ${reading.incompatible}`));
       return;
     }
+    if (this.limits !== undefined) {
+      const refusal = this.refusal(this.limits, call);
+      if (refusal !== undefined) {
+        this.calls.take(call.id);
+        return call.reject(refusal);
+      }
+    }
     d.index = msg.index;
     let timeoutMs = call.deadline < 0 ? -1 : Math.max(1, Math.ceil(call.deadline - performance.now()));
     if (timeoutMs > MAX_WIRE_TIMEOUT_MS) timeoutMs = -1;
@@ -66,7 +76,8 @@ export class ClientSession {
       spliced = this.framed.message(FrameType.REQUEST, requestFlags(d) | (msg.oneWay ? Flag.ONE_WAY : 0), call.id, d, writeRequest);
     } catch (err) {
       this.calls.take(call.id);
-      call.reject(invalidRequest(msg, call.request, err)!);
+      // Over the server's advertised limits (LargeMessages), else a value its schema cannot encode.
+      call.reject(err instanceof RpcError && err.code === Code.RESOURCE_EXHAUSTED ? err : invalidRequest(msg, call.request, err)!);
       return;
     } finally {
       d.value = null;
@@ -79,6 +90,27 @@ export class ClientSession {
     // Its id stays taken until the flush wrote the REQUEST; resolving now would claim a write not made.
     if (msg.oneWay) this.unwritten.push(call);
     else this.framed.expectReply();
+  }
+
+  /**
+   * Why the server would refuse `call` before any handler ran, judged from the limits it advertised
+   * and what is known before encoding (SPEC.md section 11.4): metadata over its `maxMetadataBytes`, or
+   * `maxConcurrentCalls` two-way calls already outstanding here (a lower bound: the server also counts
+   * calls we cannot see). The body's size is judged once encoded (`LargeMessages`).
+   */
+  private refusal(limits: ServerLimits, call: ClientCall): RpcError | undefined {
+    // The table holds this call too.
+    if (!call.msg.oneWay && this.calls.size - 1 >= limits.maxConcurrentCalls) {
+      return new RpcError(Code.RESOURCE_EXHAUSTED, `too many concurrent calls (the server's max ${limits.maxConcurrentCalls})`, {
+        mayHaveRun: false,
+      });
+    }
+    if (call.metadata !== undefined && encodedMetadataBytes(call.metadata) > limits.maxMetadataBytes) {
+      return new RpcError(Code.RESOURCE_EXHAUSTED, `request metadata exceeds the server's maxMetadataBytes (${limits.maxMetadataBytes})`, {
+        mayHaveRun: false,
+      });
+    }
+    return undefined;
   }
 
   /** After a flush: one-way calls whose REQUEST is now on the socket resolve, and free their id. Returns whether any waited. */

@@ -12,6 +12,7 @@ import { Keepalive } from './keepalive.js';
 import type { FramedSocketHandler, FramedSocketOptions } from './framed-socket-options.js';
 import { LargeMessages } from './large-messages.js';
 import { SocketWriter } from './socket-writer.js';
+import type { ServerLimits } from '../framing/limits.js';
 import type { DiscardResult } from './outbox.js';
 
 export type { DiscardResult } from './outbox.js';
@@ -100,8 +101,8 @@ export class FramedSocket {
    * messages use what was `negotiated`, and keepalive PINGs start (a PING, or the PONG it asks for,
    * written before the client's preface would make the server drop the connection).
    */
-  established(negotiated: Negotiated, maxFrameBytes: number): void {
-    this.large.use(negotiated);
+  established(negotiated: Negotiated, maxFrameBytes: number, peerLimits?: ServerLimits): void {
+    this.large.use(negotiated, peerLimits);
     this.limitFrames(maxFrameBytes, 'maxFrameBytes');
     if (!this.closed) this.keepalive.start();
   }

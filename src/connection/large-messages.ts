@@ -10,6 +10,7 @@ import { compress } from './compression.js';
 import { Inflations } from './inflations.js';
 import type { MemoryAccount } from './memory-account.js';
 import { Outbox, type DiscardResult } from './outbox.js';
+import type { ServerLimits } from '../framing/limits.js';
 
 /** How long fragments stay shallow after the last small message (see {@link LargeMessages.pace}). */
 const SHALLOW_HOLD_MS = 100;
@@ -85,6 +86,10 @@ export interface LargeMessagesSink {
 export class LargeMessages {
   readonly outbox: Outbox;
   private readonly reassembler: Reassembler;
+  /** Limits the peer advertised (SPEC.md section 11.4): a client's requests are held to them before they go out. */
+  private peerLimits: ServerLimits | undefined;
+  /** Messages longer than this go in fragments (when negotiated): `fragmentBytes`, or less for a peer's small frames. */
+  private fragmentAbove: number;
   private negotiated: Negotiated = NONE;
   /** Ids whose message is being compressed; `abandon` removes them so the result is dropped. */
   private readonly deflating = new Map<number, object>();
@@ -116,6 +121,7 @@ export class LargeMessages {
     /** Time source of the stall check and of {@link pace}; tests pass a fake one. */
     private readonly clock: Clock = realClock,
   ) {
+    this.fragmentAbove = options.fragmentBytes;
     this.outbox = new Outbox(options.fragmentBytes, options.interleaveWindowBytes, options.account);
     const checkHead =
       sink.checkHead === undefined
@@ -169,9 +175,12 @@ export class LargeMessages {
   }
 
   /** Starts using what the handshake negotiated. */
-  use(negotiated: Negotiated): void {
+  use(negotiated: Negotiated, peerLimits?: ServerLimits): void {
     this.negotiated = negotiated;
-    this.outbox.configure(negotiated.peerPartialMessages, negotiated.peerWindowBytes);
+    this.peerLimits = peerLimits;
+    // A message longer than the largest frame the peer reads goes in fragments too (when it takes them).
+    this.fragmentAbove = Math.min(this.options.fragmentBytes, peerLimits?.maxFrameBytes ?? Infinity);
+    this.outbox.configure(negotiated.peerPartialMessages, negotiated.peerWindowBytes, peerLimits?.maxFrameBytes);
   }
 
   /** Bytes held: partial messages received, and fragments not yet sent. */
@@ -209,13 +218,31 @@ export class LargeMessages {
     const enc = this.encoder;
     enc.frame(type, flags, id, value, write);
     const n = this.negotiated;
+    if (this.peerLimits !== undefined) this.checkPeerLimits(this.peerLimits, n, enc);
     if (n === NONE) return;
     const len = enc.lastBodyLength;
     if (n.compression && len >= this.options.compressAboveBytes) this.compressThenSend(type, flags, id, joined(enc.detachLast()));
-    else if (n.peerPartialMessages > 0 && len > this.options.fragmentBytes) {
+    else if (n.peerPartialMessages > 0 && len > this.fragmentAbove) {
       this.outbox.add(type, flags, id, enc.detachLast());
       this.watchStalls();
     } else this.smallMessages++;
+  }
+
+  /**
+   * Takes back the message just appended, and throws RESOURCE_EXHAUSTED, when the peer advertised
+   * limits it breaks (SPEC.md section 11.4): longer than its `maxMessageBytes`, or going in one frame
+   * longer than its `maxFrameBytes` (judged uncompressed). Such a frame would cost the connection.
+   */
+  private checkPeerLimits(limits: ServerLimits, n: Negotiated, enc: FrameEncoder): void {
+    const len = enc.lastBodyLength;
+    const fragmented = n !== NONE && n.peerPartialMessages > 0 && len > this.fragmentAbove;
+    let why: string | undefined;
+    if (len > limits.maxMessageBytes) why = `request of ${len} bytes exceeds the server's maxMessageBytes (${limits.maxMessageBytes})`;
+    else if (!fragmented && len > limits.maxFrameBytes)
+      why = `request of ${len} bytes in one frame exceeds the server's maxFrameBytes (${limits.maxFrameBytes})`;
+    if (why === undefined) return;
+    enc.detachLast();
+    throw new RpcError(Code.RESOURCE_EXHAUSTED, why, { mayHaveRun: false });
   }
 
   /**
@@ -225,7 +252,7 @@ export class LargeMessages {
   sendEncoded(type: number, flags: number, id: number, body: Buffer): void {
     const n = this.negotiated;
     if (n !== NONE && n.compression && body.length >= this.options.compressAboveBytes) this.compressThenSend(type, flags, id, body);
-    else if (n !== NONE && n.peerPartialMessages > 0 && body.length > this.options.fragmentBytes) {
+    else if (n !== NONE && n.peerPartialMessages > 0 && body.length > this.fragmentAbove) {
       this.outbox.add(type, flags, id, [body]);
       this.watchStalls();
     } else {
@@ -387,7 +414,7 @@ export class LargeMessages {
     const send = (data: Buffer, f: number): void => {
       if (this.deflating.get(id) !== token || this.host.gone) return;
       this.deflating.delete(id);
-      if (this.negotiated.peerPartialMessages > 0 && data.length > this.options.fragmentBytes) {
+      if (this.negotiated.peerPartialMessages > 0 && data.length > this.fragmentAbove) {
         this.outbox.add(type, f, id, [data]);
         this.watchStalls();
       } else this.encoder.view(type, f, id, -1, data);

@@ -73,11 +73,12 @@ export class Outbox {
   }
 
   /** Applies what the handshake negotiated: the peer's `P` and `W` (fragments never exceed `W`). */
-  configure(maxOpen: number, windowBytes: number): void {
+  configure(maxOpen: number, windowBytes: number, peerMaxFrameBytes = Infinity): void {
     this.maxOpen = maxOpen;
     this.credit = windowBytes;
     this.window = windowBytes;
-    this.fragmentBytes = Math.min(this.fragmentBytes, windowBytes);
+    // No fragment longer than the window, nor than the largest frame the peer reads (SPEC.md section 11.4).
+    this.fragmentBytes = Math.min(this.fragmentBytes, windowBytes, peerMaxFrameBytes);
     // At least one fragment, or a shallow outbox could never send.
     this.shallowBytes = Math.min(windowBytes, Math.max(this.shallowBytes, this.fragmentBytes));
   }
