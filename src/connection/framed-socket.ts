@@ -10,7 +10,9 @@ import type { ExtensionSupport, Negotiated } from '../framing/extensions.js';
 import { realClock } from '../util/clock.js';
 import { Keepalive } from './keepalive.js';
 import type { FramedSocketHandler, FramedSocketOptions } from './framed-socket-options.js';
-import { LargeMessages } from './large-messages.js';
+import { IncomingMessages } from './incoming-messages.js';
+import { largeMessageSupport } from './large-messages.js';
+import { OutgoingMessages } from './outgoing-messages.js';
 import { SocketWriter } from './socket-writer.js';
 import type { ServerLimits } from '../framing/limits.js';
 import type { DiscardResult } from './outbox.js';
@@ -41,8 +43,9 @@ export class FramedSocket {
   private closeError: RpcError | undefined;
   private readonly keepalive: Keepalive;
   private lingerTimer: NodeJS.Timeout | undefined;
-  /** Compression, fragments and their window (SPEC.md section 12). */
-  private readonly large: LargeMessages;
+  /** Large messages (SPEC.md section 12) sent and received; the incoming half runs the stall check of both. */
+  private readonly outgoing: OutgoingMessages;
+  private readonly incoming: IncomingMessages;
   private endPending = false;
   private failed = false;
   /** What the stall check last saw of the writer's drains and unsent bytes (see {@link watchStall}). */
@@ -55,22 +58,20 @@ export class FramedSocket {
     private readonly handler: FramedSocketHandler,
   ) {
     const clock = options.clock ?? realClock;
-    this.large = new LargeMessages(
-      options,
-      this.encoder,
-      {
-        flushSoon: () => this.flushSoon(),
-        fail: (error) => this.fail(error),
-        get gone() {
-          return socket.destroyed;
-        },
-        get readsPaused() {
-          return socket.isPaused();
-        },
+    // One host for both halves: our fragments queued start the stall check, run by the incoming half.
+    const host = {
+      flushSoon: () => this.flushSoon(),
+      fail: (error: RpcError) => this.fail(error),
+      fragmentsQueued: () => this.incoming.watchStalls(),
+      get gone() {
+        return socket.destroyed;
       },
-      handler,
-      clock,
-    );
+      get readsPaused() {
+        return socket.isPaused();
+      },
+    };
+    this.outgoing = new OutgoingMessages(options, this.encoder, host, clock);
+    this.incoming = new IncomingMessages(options, this.encoder, this.outgoing.outbox, host, handler, clock);
     this.keepalive = new Keepalive(
       options.keepaliveMs,
       options.keepaliveTimeoutMs,
@@ -82,13 +83,13 @@ export class FramedSocket {
       clock,
     );
     const closed = (): boolean => this.closed;
-    this.writer = new SocketWriter(socket, this.encoder, this.large, options, {
+    this.writer = new SocketWriter(socket, this.encoder, this.outgoing, options, {
       get isClosed() {
         return closed();
       },
       flushed: (wrote) => this.afterFlush(wrote),
     });
-    this.decoderOptions = { ...options, budget: options.account, target: (type, _flags, id, len) => this.large.target(type, id, len) };
+    this.decoderOptions = { ...options, budget: options.account, target: (type, _flags, id, len) => this.incoming.target(type, id, len) };
     this.decoder = new FrameDecoder(this.decoderOptions, this.onFrame);
     socket.setNoDelay(true);
     socket.on('data', this.onData);
@@ -102,7 +103,8 @@ export class FramedSocket {
    * written before the client's preface would make the server drop the connection).
    */
   established(negotiated: Negotiated, maxFrameBytes: number, peerLimits?: ServerLimits): void {
-    this.large.use(negotiated, peerLimits);
+    this.outgoing.use(negotiated, peerLimits);
+    this.incoming.use(negotiated);
     this.limitFrames(maxFrameBytes, 'maxFrameBytes');
     if (!this.closed) this.keepalive.start();
   }
@@ -133,32 +135,32 @@ export class FramedSocket {
 
   /** The extensions this side offers (SPEC.md section 12.1), from its options. */
   get support(): ExtensionSupport {
-    return this.large.support;
+    return largeMessageSupport(this.options);
   }
 
   /** True while the message of `id` is not yet handed to the socket in full (fragments, compression). */
   isWriting(id: number): boolean {
-    return this.large.pending(id);
+    return this.outgoing.pending(id);
   }
 
   /** Bytes held for large messages: partial messages received, and fragments not yet sent. */
   get largeMessageBytes(): number {
-    return this.large.heldBytes;
+    return this.incoming.bufferedBytes + this.outgoing.outbox.pendingBytes;
   }
 
   /** Incoming REQUEST/RESPONSE messages begun and not yet whole (fragments still to come, or inflating). */
   get receiving(): number {
-    return this.large.receiving;
+    return this.incoming.receiving;
   }
 
   /** Fragment body bytes received so far on this connection (grows while uploads progress). */
   get fragmentBytesReceived(): number {
-    return this.large.fragmentBytesReceived;
+    return this.incoming.fragmentBytesReceived;
   }
 
   /** Ids of the incoming messages counted by {@link receiving}. */
   receivingIds(): number[] {
-    return this.large.receivingIds();
+    return this.incoming.receivingIds();
   }
 
   /**
@@ -167,7 +169,7 @@ export class FramedSocket {
    * GOAWAY they can go elsewhere, as the peer never saw them.
    */
   discardUnstarted(): number[] {
-    const ids = this.large.unstartedIds();
+    const ids = this.outgoing.unstartedIds();
     for (const id of ids) this.discard(id);
     return ids;
   }
@@ -179,14 +181,14 @@ export class FramedSocket {
    * Buffers (framing/splices.ts): they must not change until {@link afterWrites} says so.
    */
   message<T>(type: number, flags: number, id: number, value: T, write: BodyWriter<T>): boolean {
-    this.large.send(type, flags, id, value, write);
+    this.outgoing.send(type, flags, id, value, write);
     this.flushSoon();
     return this.encoder.lastSpliced;
   }
 
-  /** Like {@link message} for a body already encoded, which is sent without a copy (see `LargeMessages.sendEncoded`). */
+  /** Like {@link message} for a body already encoded, which is sent without a copy (see `OutgoingMessages.sendEncoded`). */
   messageBytes(type: number, flags: number, id: number, body: Buffer): void {
-    this.large.sendEncoded(type, flags, id, body);
+    this.outgoing.sendEncoded(type, flags, id, body);
     this.flushSoon();
   }
 
@@ -214,7 +216,8 @@ export class FramedSocket {
    * became of its outgoing message: never queued or all written, dropped unwritten, or cut short.
    */
   discard(id: number): DiscardResult {
-    const result = this.large.discard(id);
+    const result = this.outgoing.discard(id);
+    this.incoming.discard(id);
     // An end waiting for this message's fragments may go ahead now.
     if (this.endPending) this.flushSoon();
     return result;
@@ -252,7 +255,7 @@ export class FramedSocket {
   end(error?: RpcError): void {
     if (this.closed) return;
     this.closeError ??= error;
-    if (this.large.sending || (this.writer.blocked && this.writer.holdsFrames)) {
+    if (this.outgoing.sending || (this.writer.blocked && this.writer.holdsFrames)) {
       // Bytes not yet handed to the socket (fragments, or frames queued while it is blocked, which a
       // flush does not write): end once they are written, or the last answers and GOAWAY are lost.
       this.endPending = true;
@@ -285,7 +288,7 @@ export class FramedSocket {
     if (!this.endPending || this.closed) return;
     const unsent = this.writer.unsentBytes;
     // A compression under way (sending, nothing queued yet) is progress too.
-    const compressing = this.large.sending && this.large.outbox.size === 0;
+    const compressing = this.outgoing.sending && this.outgoing.outbox.size === 0;
     if (unsent !== this.stallMark || this.writer.drains !== this.stallDrains || compressing) {
       this.stallMark = unsent;
       this.stallDrains = this.writer.drains;
@@ -307,7 +310,8 @@ export class FramedSocket {
   }
 
   private dropLarge(): void {
-    this.large.clear();
+    this.outgoing.clear();
+    this.incoming.clear();
     this.writer.stopRounds();
   }
 
@@ -321,7 +325,7 @@ export class FramedSocket {
       // The owner may settle calls on it (one-way), and end us.
       this.handler.onWritten?.();
       if (this.closed) return;
-      if (this.endPending && !this.large.sending && !this.closed) {
+      if (this.endPending && !this.outgoing.sending && !this.closed) {
         this.endPending = false;
         this.end();
         return;
@@ -331,7 +335,7 @@ export class FramedSocket {
         // is normal and reads go on, so CANCELs and small calls still get through; up to half the cap,
         // since a peer advertising a huge P would otherwise never be paused. Pausing while blocked is
         // safe: 'drain' resumes. (Not blocked, waiting for a WINDOW, we must read: the cap alone bounds it.)
-        const outbox = this.large.outbox;
+        const outbox = this.outgoing.outbox;
         const streaming = outbox.size > 0 && outbox.size <= outbox.maxOpen && this.writer.queuedBytes <= this.options.maxQueuedBytes / 2;
         if (this.options.pauseReadsWhenBlocked && !streaming) this.socket.pause();
       }
@@ -354,7 +358,7 @@ export class FramedSocket {
       return this.fail(RpcError.from(err));
     }
     // One acknowledgement per read: the peer's fragment credit comes back as fast as we consume.
-    if (!this.closed) this.large.acknowledge();
+    if (!this.closed) this.incoming.acknowledge();
   };
 
   private readonly onFrame: FrameSink = (type, flags, id, body) => {
@@ -370,12 +374,12 @@ export class FramedSocket {
     } else if (type === FrameType.PONG) {
       this.keepalive.pong(id);
       this.handler.onPong?.(id);
-    } else if (this.large.wants(type, flags, body.length)) {
+    } else if (this.incoming.wants(type, flags, body.length)) {
       // Before any reassembly or inflation: the owner may refuse answers for ids it has no call for.
       if (type !== FrameType.WINDOW && this.handler.admits?.(type, flags, id) === false) return;
-      this.large.receive(type, flags, id, body);
+      this.incoming.receive(type, flags, id, body);
     } else {
-      if (type === FrameType.REQUEST || type === FrameType.RESPONSE) this.large.smallMessages++;
+      if (type === FrameType.REQUEST || type === FrameType.RESPONSE) this.outgoing.smallMessages++;
       this.handler.onFrame(type, flags, id, body);
     }
   };

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { FrameEncoder } from '../framing/frame-encoder.js';
 import type { FramedSocketOptions } from './framed-socket-options.js';
-import type { LargeMessages } from './large-messages.js';
+import type { OutgoingMessages } from './outgoing-messages.js';
 
 /** Fragment bytes written per event-loop turn at most, so reads and small calls get their turn. */
 const ROUND_BUDGET_BYTES = 1024 * 1024;
@@ -38,7 +38,7 @@ export class SocketWriter {
   constructor(
     private readonly socket: Socket,
     private readonly encoder: FrameEncoder,
-    private readonly large: LargeMessages,
+    private readonly outgoing: OutgoingMessages,
     private readonly options: FramedSocketOptions,
     private readonly host: SocketWriterHost,
   ) {
@@ -63,7 +63,7 @@ export class SocketWriter {
   get queuedBytes(): number {
     const n = this.socket.writableLength + this.encoder.pendingBytes;
     if (this.options.countUnsentFragments !== true) return n;
-    const outbox = this.large.outbox;
+    const outbox = this.outgoing.outbox;
     // Far from the cap, counting every outbox byte changes no decision (they compare to half the cap
     // and the cap) and spares walking the outbox for its largest message, per appended frame.
     const all = n + outbox.pendingBytes;
@@ -72,7 +72,7 @@ export class SocketWriter {
 
   /** Bytes queued to go out: in the socket, in the encoder, and in fragments not yet sent. */
   get unsentBytes(): number {
-    return this.socket.writableLength + this.encoder.pendingBytes + this.large.outbox.pendingBytes;
+    return this.socket.writableLength + this.encoder.pendingBytes + this.outgoing.outbox.pendingBytes;
   }
 
   /** Schedules one write of everything appended during this tick; at once when over `maxQueuedBytes`. */
@@ -118,7 +118,7 @@ export class SocketWriter {
     const wrote = !this.isBlocked;
     if (wrote) {
       this.write(this.encoder.take());
-      if (!this.isBlocked && this.large.outbox.size > 0) this.sendRounds();
+      if (!this.isBlocked && this.outgoing.outbox.size > 0) this.sendRounds();
       if (this.isBlocked) this.countSocketBytes();
     }
     this.host.flushed(wrote);
@@ -145,8 +145,8 @@ export class SocketWriter {
   private sendRounds(): void {
     let budget = ROUND_BUDGET_BYTES;
     let sent = 1;
-    const outbox = this.large.outbox;
-    this.large.pace();
+    const outbox = this.outgoing.outbox;
+    this.outgoing.pace();
     while (!this.isBlocked && outbox.size > 0 && budget > 0 && sent > 0) {
       sent = outbox.round(this.encoder);
       budget -= sent;
@@ -195,6 +195,6 @@ export class SocketWriter {
     this.drains++;
     this.countSocketBytes();
     if (this.options.pauseReadsWhenBlocked && !this.host.isClosed) this.socket.resume();
-    if (this.encoder.pendingBytes > 0 || this.large.outbox.size > 0) this.flush();
+    if (this.encoder.pendingBytes > 0 || this.outgoing.outbox.size > 0) this.flush();
   };
 }

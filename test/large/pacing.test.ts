@@ -6,10 +6,9 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LargeMessages, type LargeMessagesHost } from '../../src/connection/large-messages.js';
+import { OutgoingMessages, type OutgoingHost } from '../../src/connection/outgoing-messages.js';
 import { FrameEncoder } from '../../src/framing/frame-encoder.js';
 import { FrameType } from '../../src/framing/frame.js';
-import { RpcError } from '../../src/index.js';
 
 const test = suite('fragment pacing');
 
@@ -19,16 +18,14 @@ const writeBytes = (value: Buffer, buf: Buffer, pos: number): number => {
   return pos + value.length;
 };
 
-function large(): { lm: LargeMessages; encoder: FrameEncoder } {
+function large(): { lm: OutgoingMessages; encoder: FrameEncoder } {
   const encoder = new FrameEncoder();
-  const host: LargeMessagesHost = {
+  const host: OutgoingHost = {
     flushSoon: () => undefined,
-    fail: (e: RpcError) => {
-      throw e;
-    },
+    fragmentsQueued: () => undefined,
     gone: false,
   };
-  const lm = new LargeMessages(
+  const lm = new OutgoingMessages(
     {
       fragmentBytes: 1000,
       maxMessageBytes: 1 << 20,
@@ -39,7 +36,6 @@ function large(): { lm: LargeMessages; encoder: FrameEncoder } {
     },
     encoder,
     host,
-    { onFrame: () => undefined, onRefused: () => undefined },
   );
   lm.use({ peerPartialMessages: 4, peerWindowBytes: 64_000, compression: false });
   return { lm, encoder };

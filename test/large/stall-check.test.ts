@@ -6,7 +6,9 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { LargeMessages, type LargeMessagesHost } from '../../src/connection/large-messages.js';
+import { IncomingMessages, type IncomingHost } from '../../src/connection/incoming-messages.js';
+import type { LargeMessageOptions } from '../../src/connection/large-messages.js';
+import { OutgoingMessages } from '../../src/connection/outgoing-messages.js';
 import { FrameEncoder } from '../../src/framing/frame-encoder.js';
 import { Flag, FrameType } from '../../src/framing/frame.js';
 import { Code, type RpcError } from '../../src/index.js';
@@ -21,30 +23,41 @@ const writeBytes = (value: Buffer, buf: Buffer, pos: number): number => {
   return pos + value.length;
 };
 
-function setup(): { lm: LargeMessages; clock: FakeClock; refused: [number, RpcError][]; failed: RpcError[]; encoder: FrameEncoder } {
+/** Both halves of a socket's large messages, wired as FramedSocket wires them. */
+interface Large {
+  out: OutgoingMessages;
+  inc: IncomingMessages;
+}
+
+function setup(): Large & { clock: FakeClock; refused: [number, RpcError][]; failed: RpcError[]; encoder: FrameEncoder } {
   const clock = new FakeClock();
   const refused: [number, RpcError][] = [];
   const failed: RpcError[] = [];
   const encoder = new FrameEncoder();
-  const host: LargeMessagesHost = {
+  const host: IncomingHost & { fragmentsQueued(): void } = {
     flushSoon: () => undefined,
     fail: (e: RpcError) => {
       failed.push(e);
-      lm.clear();
+      out.clear();
+      inc.clear();
     },
+    fragmentsQueued: () => inc.watchStalls(),
     gone: false,
   };
-  const lm: LargeMessages = new LargeMessages(
-    {
-      fragmentBytes: 1000,
-      maxMessageBytes: 1 << 20,
-      maxPartialMessages: 4,
-      fragmentWindowBytes: 1 << 20,
-      interleaveWindowBytes: 2000,
-      compressAboveBytes: 0,
-      stallTimeoutMs: MS,
-    },
+  const options: LargeMessageOptions = {
+    fragmentBytes: 1000,
+    maxMessageBytes: 1 << 20,
+    maxPartialMessages: 4,
+    fragmentWindowBytes: 1 << 20,
+    interleaveWindowBytes: 2000,
+    compressAboveBytes: 0,
+    stallTimeoutMs: MS,
+  };
+  const out = new OutgoingMessages(options, encoder, host, clock);
+  const inc: IncomingMessages = new IncomingMessages(
+    options,
     encoder,
+    out.outbox,
     host,
     {
       onFrame: () => undefined,
@@ -54,8 +67,10 @@ function setup(): { lm: LargeMessages; clock: FakeClock; refused: [number, RpcEr
     },
     clock,
   );
-  lm.use({ peerPartialMessages: 4, peerWindowBytes: 4000, compression: false });
-  return { lm, clock, refused, failed, encoder };
+  const negotiated = { peerPartialMessages: 4, peerWindowBytes: 4000, compression: false };
+  out.use(negotiated);
+  inc.use(negotiated);
+  return { out, inc, clock, refused, failed, encoder };
 }
 
 function first(total: number, data: number): Buffer {
@@ -65,27 +80,27 @@ function first(total: number, data: number): Buffer {
 }
 
 test('a partial request with no byte for a whole period is refused RESOURCE_EXHAUSTED and freed', () => {
-  const { lm, clock, refused } = setup();
-  lm.receive(FrameType.REQUEST, Flag.MORE, 1, first(10_000, 100));
+  const { inc, clock, refused } = setup();
+  inc.receive(FrameType.REQUEST, Flag.MORE, 1, first(10_000, 100));
   clock.advance(MS);
   assert.equal(refused, [], 'the first check only marks');
-  lm.receive(FrameType.CONTINUATION, Flag.MORE, 1, Buffer.alloc(100));
+  inc.receive(FrameType.CONTINUATION, Flag.MORE, 1, Buffer.alloc(100));
   clock.advance(MS);
   assert.equal(refused, [], 'it progressed');
-  assert.is(lm.receiving, 1);
+  assert.is(inc.receiving, 1);
   clock.advance(MS);
   assert.equal(
     refused.map(([id, e]) => [id, e.code]),
     [[1, Code.RESOURCE_EXHAUSTED]],
   );
   assert.match(refused[0]![1].message, 'stallTimeoutMs');
-  assert.is(lm.receiving, 0);
-  assert.is(lm.heldBytes, 0);
+  assert.is(inc.receiving, 0);
+  assert.is(inc.bufferedBytes, 0);
 });
 
 test('a late tick (our own event loop stalled) refuses nothing and starts the period again', () => {
-  const { lm, clock, refused } = setup();
-  lm.receive(FrameType.REQUEST, Flag.MORE, 1, first(10_000, 100));
+  const { inc, clock, refused } = setup();
+  inc.receive(FrameType.REQUEST, Flag.MORE, 1, first(10_000, 100));
   clock.advance(MS);
   clock.block(5 * MS);
   clock.turn();
@@ -97,14 +112,14 @@ test('a late tick (our own event loop stalled) refuses nothing and starts the pe
 });
 
 test('fragments sent and unacknowledged for a whole period end the connection; WINDOWs keep it', () => {
-  const { lm, clock, failed, encoder } = setup();
-  lm.send(FrameType.RESPONSE, 0, 1, Buffer.alloc(100_000), writeBytes);
-  while (lm.outbox.round(encoder) > 0);
+  const { out, inc, clock, failed, encoder } = setup();
+  out.send(FrameType.RESPONSE, 0, 1, Buffer.alloc(100_000), writeBytes);
+  while (out.outbox.round(encoder) > 0);
   clock.advance(MS);
   const ack = Buffer.alloc(4);
   ack.writeUInt32BE(1000);
   for (let i = 0; i < 3; i++) {
-    lm.receive(FrameType.WINDOW, 0, 0, ack);
+    inc.receive(FrameType.WINDOW, 0, 0, ack);
     clock.advance(MS);
   }
   assert.equal(failed, [], 'a WINDOW came within each period');
@@ -115,10 +130,10 @@ test('fragments sent and unacknowledged for a whole period end the connection; W
 });
 
 test('nothing partial and nothing queued: the check stops', () => {
-  const { lm, clock } = setup();
-  lm.receive(FrameType.REQUEST, Flag.MORE, 1, first(200, 100));
+  const { inc, clock } = setup();
+  inc.receive(FrameType.REQUEST, Flag.MORE, 1, first(200, 100));
   assert.is(clock.pending, 1, 'the check runs');
-  lm.receive(FrameType.CONTINUATION, 0, 1, Buffer.alloc(100));
+  inc.receive(FrameType.CONTINUATION, 0, 1, Buffer.alloc(100));
   clock.advance(MS);
   assert.is(clock.pending, 0, 'the check stopped');
 });
