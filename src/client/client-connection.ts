@@ -304,7 +304,9 @@ export class ClientConnection {
     } else {
       this.enter({ state: 'ready', session });
     }
-    for (const call of this.calls.unsent()) session.send(call);
+    // Queued while connecting: the table holds them all, unsent, so it says nothing of what the server
+    // runs; the server judges its maxConcurrentCalls for these itself.
+    for (const call of this.calls.unsent()) session.send(call, false);
     this.endIfDrained();
   }
 

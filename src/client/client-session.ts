@@ -46,8 +46,11 @@ export class ClientSession {
     private readonly limits?: ServerLimits,
   ) {}
 
-  /** Writes the REQUEST of a call already in the call table. */
-  send(call: ClientCall): void {
+  /**
+   * Writes the REQUEST of a call already in the call table. `countCalls`: every other call in the table
+   * is outstanding on the server, so the advertised `maxConcurrentCalls` can be judged here.
+   */
+  send(call: ClientCall, countCalls = true): void {
     const d = this.draft;
     const msg = call.msg;
     const reading = this.codec.responses[msg.index]!;
@@ -58,7 +61,7 @@ export class ClientSession {
       return;
     }
     if (this.limits !== undefined) {
-      const refusal = this.refusal(this.limits, call);
+      const refusal = this.refusal(this.limits, call, countCalls);
       if (refusal !== undefined) {
         this.calls.take(call.id);
         return call.reject(refusal);
@@ -76,7 +79,7 @@ export class ClientSession {
       spliced = this.framed.message(FrameType.REQUEST, requestFlags(d) | (msg.oneWay ? Flag.ONE_WAY : 0), call.id, d, writeRequest);
     } catch (err) {
       this.calls.take(call.id);
-      // Over the server's advertised limits (LargeMessages), else a value its schema cannot encode.
+      // Over the server's advertised limits (OutgoingMessages), else a value its schema cannot encode.
       call.reject(err instanceof RpcError && err.code === Code.RESOURCE_EXHAUSTED ? err : invalidRequest(msg, call.request, err)!);
       return;
     } finally {
@@ -96,11 +99,11 @@ export class ClientSession {
    * Why the server would refuse `call` before any handler ran, judged from the limits it advertised
    * and what is known before encoding (SPEC.md section 11.4): metadata over its `maxMetadataBytes`, or
    * `maxConcurrentCalls` two-way calls already outstanding here (a lower bound: the server also counts
-   * calls we cannot see). The body's size is judged once encoded (`LargeMessages`).
+   * calls we cannot see). The body's size is judged once encoded (`OutgoingMessages`).
    */
-  private refusal(limits: ServerLimits, call: ClientCall): RpcError | undefined {
+  private refusal(limits: ServerLimits, call: ClientCall, countCalls: boolean): RpcError | undefined {
     // The table holds this call too.
-    if (!call.msg.oneWay && this.calls.size - 1 >= limits.maxConcurrentCalls) {
+    if (countCalls && !call.msg.oneWay && this.calls.size - 1 >= limits.maxConcurrentCalls) {
       return new RpcError(Code.RESOURCE_EXHAUSTED, `too many concurrent calls (the server's max ${limits.maxConcurrentCalls})`, {
         mayHaveRun: false,
       });

@@ -111,13 +111,16 @@ test('with fragments off, the same small call completes after the large one (hea
   }
 });
 
-test('maxMessageBytes is enforced mid-stream: the server refuses an upload before receiving it all', async () => {
+test('a server maxMessageBytes it advertised: the client refuses a larger upload before sending a byte of it', async () => {
+  // A client that does not know the limits (SPEC.md section 11.4) is refused by the server at the first
+  // fragment, from the total it declares: test/large/reassembly.test.ts and test/security/call-limits.test.ts.
   const pair = await startPair({ maxMessageBytes: MiB });
   try {
     const total = 48 * MiB;
     const err = await failure(pair.client.call('upload', { data: pattern(total) }));
     assert.is(err.code, Code.RESOURCE_EXHAUSTED);
-    assert.ok(err.isRemote);
+    assert.not.ok(err.isRemote);
+    assert.is(err.mayHaveRun, false);
     assert.is(pair.uploads, 0);
     // The same connection still serves calls; everything sent before the refusal arrived first.
     assert.is(await pair.client.call('ping', { s: 'still here' }), 'still here');
