@@ -26,15 +26,13 @@ export interface ClientTlsOptions extends ConnectionOptions {
 }
 
 /**
- * Every name of Node's `tls.createServer` options (as @types/node declares them): `tls` is passed
- * through, so any of them is an option; anything else is a typo, refused by `createServer`.
+ * The names both `tls.createServer` and `tls.connect` take (Node's secure-context and common
+ * connection options, as @types/node declares them), listed once for both sides' lists below.
  */
-export const KNOWN_SERVER_TLS_OPTIONS = {
-  handshakeTimeout: true,
+const KNOWN_COMMON_TLS_OPTIONS = {
   sessionTimeout: true,
   ticketKeys: true,
   pskCallback: true,
-  pskIdentityHint: true,
   ALPNCallback: true,
   allowPartialTrustChain: true,
   ca: true,
@@ -62,6 +60,16 @@ export const KNOWN_SERVER_TLS_OPTIONS = {
   ALPNProtocols: true,
   SNICallback: true,
   rejectUnauthorized: true,
+} as const;
+
+/**
+ * Every name of Node's `tls.createServer` options (as @types/node declares them): `tls` is passed
+ * through, so any of them is an option; anything else is a typo, refused by `createServer`.
+ */
+export const KNOWN_SERVER_TLS_OPTIONS = {
+  ...KNOWN_COMMON_TLS_OPTIONS,
+  handshakeTimeout: true,
+  pskIdentityHint: true,
   allowHalfOpen: true,
   pauseOnConnect: true,
   noDelay: true,
@@ -72,6 +80,7 @@ export const KNOWN_SERVER_TLS_OPTIONS = {
 
 /** Every name of Node's `tls.connect` options (as @types/node declares them), for the client's `tls`. */
 export const KNOWN_CLIENT_TLS_OPTIONS = {
+  ...KNOWN_COMMON_TLS_OPTIONS,
   host: true,
   port: true,
   path: true,
@@ -82,36 +91,6 @@ export const KNOWN_CLIENT_TLS_OPTIONS = {
   minDHSize: true,
   lookup: true,
   timeout: true,
-  pskCallback: true,
-  ALPNCallback: true,
-  allowPartialTrustChain: true,
-  ca: true,
-  cert: true,
-  sigalgs: true,
-  ciphers: true,
-  clientCertEngine: true,
-  crl: true,
-  dhparam: true,
-  ecdhCurve: true,
-  honorCipherOrder: true,
-  key: true,
-  privateKeyEngine: true,
-  privateKeyIdentifier: true,
-  maxVersion: true,
-  minVersion: true,
-  passphrase: true,
-  pfx: true,
-  secureOptions: true,
-  secureProtocol: true,
-  sessionIdContext: true,
-  ticketKeys: true,
-  sessionTimeout: true,
-  secureContext: true,
-  enableTrace: true,
-  requestCert: true,
-  ALPNProtocols: true,
-  SNICallback: true,
-  rejectUnauthorized: true,
 } as const satisfies Record<keyof ClientTlsOptions, true>;
 
 /** Returns the function that opens a client socket: plain TCP, or TLS when `tls` is given. */
