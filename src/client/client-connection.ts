@@ -264,6 +264,10 @@ export class ClientConnection {
       case FrameType.PONG:
       case FrameType.CONTINUATION:
       case FrameType.WINDOW:
+      case FrameType.HEADERS:
+      case FrameType.DATA:
+      case FrameType.END:
+      case FrameType.CREDIT:
         return this.framed.fail(unexpectedFrame(type, 'from server'));
       default:
         return this.framed.fail(unexpectedFrame(type satisfies never, 'from server'));

@@ -48,7 +48,7 @@ const isAnnotatedReference = (v: unknown): v is Json & { type: string } =>
  * fingerprints of other protocols do not change), a fixed copy otherwise.
  */
 export function liftReferenceAttributes(attrs: object): object {
-  if (!hasAnnotatedReference(attrs)) return attrs;
+  if (!hasAnnotatedReference(attrs) && !hasStreamedResponse(attrs)) return attrs;
   const copy = structuredClone(attrs) as Json;
   const adopt = (holder: Json, ref: Json & { type: string }): string => {
     for (const [k, v] of Object.entries(ref)) if (k !== 'type' && !(k in holder)) holder[k] = v;
@@ -72,7 +72,7 @@ export function liftReferenceAttributes(attrs: object): object {
     for (const m of Object.values(copy.messages)) {
       if (!isObject(m)) continue;
       if (Array.isArray(m.request)) m.request.forEach((f) => isObject(f) && field(f));
-      m.response = isAnnotatedReference(m.response) ? adopt(m, m.response) : schema(m.response);
+      m.response = isAnnotatedReference(m.response) ? adopt(m, m.response) : schema(liftStream(m, m.response));
       if (Array.isArray(m.errors)) m.errors = m.errors.map(schema);
     }
   }
@@ -81,3 +81,20 @@ export function liftReferenceAttributes(attrs: object): object {
 
 const hasAnnotatedReference = (v: unknown): boolean =>
   isAnnotatedReference(v) || (typeof v === 'object' && v !== null && Object.values(v).some(hasAnnotatedReference));
+
+/** A response schema written inline (a primitive, an array...) that carries a message's `@stream` annotation. */
+const hasStreamedResponse = (attrs: object): boolean =>
+  isObject((attrs as Json).messages) &&
+  Object.values((attrs as Json).messages as Json).some((m) => isObject(m) && isObject(m.response) && 'stream' in m.response);
+
+/**
+ * `@stream("server") long count();`: avsc puts the annotation on the response schema. It is the
+ * message's (SPEC.md section 13): moved there, the rest of the schema kept (a bare `{"type": "long"}`
+ * becomes `"long"`).
+ */
+function liftStream(m: Json, response: unknown): unknown {
+  if (!isObject(response) || !('stream' in response)) return response;
+  const { stream, ...rest } = response;
+  if (!('stream' in m)) m.stream = stream;
+  return Object.keys(rest).length === 1 && typeof rest.type === 'string' ? rest.type : rest;
+}

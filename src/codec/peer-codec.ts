@@ -70,9 +70,11 @@ export class PeerCodec {
       const problem =
         lm.oneWay !== rm.oneWay
           ? 'one-way on one side only'
-          : (r.error ??
-            check(rm.response, lm.response, 'the client cannot read the response') ??
-            check(rm.errors, lm.errors, 'the client cannot read the errors'));
+          : lm.stream !== rm.stream
+            ? streamMismatch(rm.stream, lm.stream)
+            : (r.error ??
+              check(rm.response, lm.response, 'the client cannot read the response') ??
+              check(rm.errors, lm.errors, 'the client cannot read the errors'));
       return { local: lm, name: rm.name, resolver: r.resolver, incompatible: problem };
     });
   }
@@ -89,12 +91,20 @@ export class PeerCodec {
       const problem =
         lm.oneWay !== rm.oneWay
           ? 'incompatible schemas: one-way on one side only'
-          : (check(rm.request, lm.request, 'incompatible schemas') ??
-            (res.error !== undefined ? `cannot read the server's response: ${res.error}` : undefined) ??
-            (errs.error !== undefined ? `cannot read the server's errors: ${errs.error}` : undefined));
+          : lm.stream !== rm.stream
+            ? streamMismatch(lm.stream, rm.stream)
+            : (check(rm.request, lm.request, 'incompatible schemas') ??
+              (res.error !== undefined ? `cannot read the server's response: ${res.error}` : undefined) ??
+              (errs.error !== undefined ? `cannot read the server's errors: ${errs.error}` : undefined));
       return { response: res.resolver, errors: errs.resolver, incompatible: problem };
     });
   }
+}
+
+/** Why a message of different stream kinds on the two sides cannot be called (FAILED_PRECONDITION). */
+function streamMismatch(client: string | undefined, server: string | undefined): string {
+  const kind = (k: string | undefined): string => (k === undefined ? 'not a stream' : `a ${k} stream`);
+  return `different stream kinds: ${kind(client)} on the client, ${kind(server)} on the server`;
 }
 
 /** `undefined` when `reader` can read what `writer` wrote, else `what: why`. */

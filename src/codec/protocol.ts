@@ -10,6 +10,15 @@ import { checkPeerProtocol } from './protocol-limits.js';
 import { viewBytesHook } from './view-bytes.js';
 import { invalid, knownOptions, oneOf } from '../util/validate.js';
 
+/**
+ * What kind of stream a message is (SPEC.md section 13): `server` (one request, any number of
+ * responses), `client` (any number of requests, one response) or `bidi` (both). Set by
+ * `@stream("server")` before the message in IDL, or `"stream": "server"` on the message in JSON.
+ */
+export type StreamKind = 'server' | 'client' | 'bidi';
+
+const STREAM_KINDS: readonly StreamKind[] = ['server', 'client', 'bidi'];
+
 /** One message of a protocol, with its Avro types. */
 export interface MessageDef {
   /** Position in the protocol's `messages` (the order of the JSON text); sent on the wire. */
@@ -27,6 +36,11 @@ export interface MessageDef {
    * IDL (avsc records it on the response schema) or `"idempotent": true` on the message in JSON.
    */
   readonly idempotent: boolean;
+  /**
+   * The stream kind, or `undefined` for a unary or one-way message. The request record is one request
+   * element, the response type one response element.
+   */
+  readonly stream: StreamKind | undefined;
 }
 
 /** Options of {@link loadProtocol} and {@link parseProtocol}. */
@@ -106,10 +120,20 @@ export class Protocol {
     this.id = this.fingerprint.toString('hex');
     this.name = this.service.name;
     const messages: MessageDef[] = [];
-    const declared = (this.service.protocol as { messages?: Record<string, { idempotent?: unknown; response?: unknown }> }).messages ?? {};
+    const declared =
+      (this.service.protocol as { messages?: Record<string, { idempotent?: unknown; response?: unknown; stream?: unknown }> }).messages ??
+      {};
     for (const m of this.service.messages as AvscMessage[]) {
       const raw = declared[m.name];
       const response = raw?.response as { idempotent?: unknown } | undefined;
+      const stream = raw?.stream;
+      if (stream !== undefined && !STREAM_KINDS.includes(stream as StreamKind))
+        throw new RpcError(
+          Code.INVALID_ARGUMENT,
+          `message ${m.name}: "stream" must be "server", "client" or "bidi", got ${JSON.stringify(stream)}`,
+        );
+      if (stream !== undefined && m.oneWay)
+        throw new RpcError(Code.INVALID_ARGUMENT, `message ${m.name}: a one-way message cannot be a stream`);
       messages.push({
         index: messages.length,
         name: m.name,
@@ -118,6 +142,7 @@ export class Protocol {
         errors: m.errorType,
         oneWay: m.oneWay,
         idempotent: raw?.idempotent === true || (typeof response === 'object' && response?.idempotent === true),
+        stream: stream as StreamKind | undefined,
       });
     }
     this.messages = messages;

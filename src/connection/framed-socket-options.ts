@@ -21,6 +21,11 @@ export interface FramedSocketOptions extends LargeMessageOptions {
   /** Bytes allowed to wait for a peer that does not read before the connection is dropped. */
   maxQueuedBytes: number;
   /**
+   * Elements of one stream this side buffers before its consumer takes them: advertised as the
+   * stream's credit `S` (SPEC.md section 13). Default 64; absent: 64.
+   */
+  maxBufferedElements?: number;
+  /**
    * Count fragments waiting for the peer's WINDOW in `FramedSocket.queuedBytes`, beyond those of
    * one message: on a server they are answers a peer asked for (it could ask for gigabytes and never
    * acknowledge); a client's own requests are its caller's to bound. Default false.

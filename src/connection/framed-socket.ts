@@ -11,7 +11,7 @@ import { realClock } from '../util/clock.js';
 import { Keepalive } from './keepalive.js';
 import type { FramedSocketHandler, FramedSocketOptions } from './framed-socket-options.js';
 import { IncomingMessages } from './incoming-messages.js';
-import { largeMessageSupport } from './large-messages.js';
+import { DEFAULT_STREAM_WINDOW, largeMessageSupport } from './large-messages.js';
 import { OutgoingMessages } from './outgoing-messages.js';
 import { SocketWriter } from './socket-writer.js';
 import type { ServerLimits } from '../framing/limits.js';
@@ -135,7 +135,7 @@ export class FramedSocket {
 
   /** The extensions this side offers (SPEC.md section 12.1), from its options. */
   get support(): ExtensionSupport {
-    return largeMessageSupport(this.options);
+    return { ...largeMessageSupport(this.options), streamWindow: this.options.maxBufferedElements ?? DEFAULT_STREAM_WINDOW };
   }
 
   /** True while the message of `id` is not yet handed to the socket in full (fragments, compression). */

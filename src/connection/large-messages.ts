@@ -50,8 +50,11 @@ export interface LargeMessageOptions {
   headBytes?: number | undefined;
 }
 
-/** The extensions this side offers (SPEC.md section 12.1), from its options. */
-export function largeMessageSupport(o: LargeMessageOptions): ExtensionSupport {
+/** Elements of one stream a side buffers by default (its advertised `S`, SPEC.md section 13). */
+export const DEFAULT_STREAM_WINDOW = 64;
+
+/** The extensions this side offers (SPEC.md section 12.1), from its options; streams are added by the socket. */
+export function largeMessageSupport(o: LargeMessageOptions): Omit<ExtensionSupport, 'streamWindow'> {
   return {
     maxPartialMessages: o.fragmentBytes > 0 ? o.maxPartialMessages : 0,
     windowBytes: o.fragmentWindowBytes,

@@ -42,6 +42,12 @@ export interface TransportOptions {
    */
   interleaveWindowBytes?: number;
   /**
+   * Elements of one stream (SPEC.md section 13) this side buffers before its consumer takes them,
+   * advertised to the peer as the stream's credit: a producer faster than its consumer waits once this
+   * many are unconsumed, so memory stays bounded. 1 to 65536. Default 64.
+   */
+  maxBufferedElements?: number;
+  /**
    * Compress messages this side sends of at least this many bytes with deflate, when the peer agrees
    * (a client offers, a server accepts); 0: off both ways. Default 0.
    */
@@ -102,6 +108,7 @@ export const KNOWN_TRANSPORT_OPTIONS = {
   fragmentWindowBytes: true,
   interleaveWindowBytes: true,
   compressAboveBytes: true,
+  maxBufferedElements: true,
   maxQueuedBytes: true,
   keepaliveMs: true,
   keepaliveTimeoutMs: true,
@@ -134,6 +141,7 @@ export const TRANSPORT_BOUNDS = {
   fragmentWindowBytes: { min: KiB, max: U32 },
   interleaveWindowBytes: { min: KiB, max: U32 },
   compressAboveBytes: { min: 0, max: Number.MAX_SAFE_INTEGER },
+  maxBufferedElements: { min: 1, max: 65536 },
   maxQueuedBytes: { min: KiB, max: Number.MAX_SAFE_INTEGER },
   keepaliveMs: { min: 0, max: MAX_TIMER_MS },
   keepaliveTimeoutMs: { min: 1, max: MAX_TIMER_MS },
@@ -152,6 +160,7 @@ export const SHARED_TRANSPORT_DEFAULTS: Readonly<Omit<ResolvedTransportOptions, 
   fragmentWindowBytes: 4 * MiB,
   interleaveWindowBytes: 256 * KiB,
   compressAboveBytes: 0,
+  maxBufferedElements: 64,
   keepaliveMs: 30_000,
   resolverCacheSize: 64,
   maxProtocolBytes: 256 * KiB,
@@ -203,6 +212,7 @@ export function framedSocketOptions(t: ResolvedTransportOptions, side: FramedSoc
     fragmentWindowBytes: t.fragmentWindowBytes,
     interleaveWindowBytes: t.interleaveWindowBytes,
     compressAboveBytes: t.compressAboveBytes,
+    maxBufferedElements: t.maxBufferedElements,
     maxQueuedBytes: t.maxQueuedBytes,
     keepaliveMs: t.keepaliveMs,
     keepaliveTimeoutMs: t.keepaliveTimeoutMs,

@@ -156,3 +156,52 @@ export function readGoaway(body: Buffer): { lastId: number; code: number; messag
 export function metadataBytes(metadata: Metadata): number {
   return metadataType.toBuffer(metadata).length;
 }
+
+/**
+ * Writes a metadata map alone: the body of HEADERS, and of an END flagged METADATA (SPEC.md section 13).
+ */
+export function writeMetadata(metadata: Metadata, buf: Buffer, pos: number): number {
+  const p = metadataType.encode(metadata, buf, pos);
+  return p < 0 ? p + SHORT : p;
+}
+
+/**
+ * Reads a metadata map at `pos` of `body`, at most `maxBytes` of it: `undefined` when it is longer.
+ * Throws on malformed input (the caller maps it to a code).
+ */
+export function readMetadata(body: Buffer, pos: number, maxBytes: number): { value: Metadata; end: number } | undefined {
+  const r = readStringMap(body, pos, maxBytes);
+  return r === undefined ? undefined : { value: r.value, end: r.end };
+}
+
+/** A value preceded, when `trailers` is set, by the trailers map: a RESPONSE flagged METADATA (SPEC.md section 13). */
+export interface TrailedValue {
+  trailers: Metadata | undefined;
+  type: avro.Type;
+  value: unknown;
+}
+
+/** Writes a {@link TrailedValue}: `[map<string> trailers] value`. */
+export function writeTrailed(d: TrailedValue, buf: Buffer, pos: number): number {
+  let p = pos;
+  if (d.trailers !== undefined) {
+    p = metadataType.encode(d.trailers, buf, p);
+    if (p < 0) return p + SHORT;
+  }
+  return d.type.encode(d.value, buf, p);
+}
+
+/** Writes a CREDIT body: u32 count of further DATA frames the peer may send (at least 1). */
+export function writeCredit(n: number, buf: Buffer, pos: number): number {
+  if (pos + 4 > buf.length) return SHORT;
+  buf.writeUInt32BE(n, pos);
+  return pos + 4;
+}
+
+/** Reads a CREDIT body: u32 count, at least 1. Throws when the body is not 4 bytes or the count is 0. */
+export function readCredit(body: Buffer): number {
+  if (body.length !== 4) throw new Error(`CREDIT body of ${body.length} bytes, expected 4`);
+  const n = body.readUInt32BE(0);
+  if (n === 0) throw new Error('CREDIT of 0');
+  return n;
+}

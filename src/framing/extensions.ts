@@ -11,6 +11,11 @@
 export const FRAGMENTS_META_KEY = 'avrpc.fragments';
 /** Meta key offering (comma-separated list) or accepting (one name) a compression codec. */
 export const COMPRESSION_META_KEY = 'avrpc.compression';
+/**
+ * Meta key offering/accepting streams (SPEC.md section 13), with response headers and trailers; the
+ * value is 4 bytes: u32 `S` >= 1, the DATA frames of one stream the sender takes ahead of its CREDIT.
+ */
+export const STREAMS_META_KEY = 'avrpc.streams';
 /** The one codec defined: raw DEFLATE (RFC 1951). */
 export const DEFLATE = 'deflate';
 
@@ -22,6 +27,8 @@ export interface ExtensionSupport {
   windowBytes: number;
   /** True when this side does compression. */
   compression: boolean;
+  /** Elements of one stream this side buffers before its consumer takes them (its `S`); 0 when it does not do streams. */
+  streamWindow: number;
 }
 
 /** What a connection uses once the handshake is done. */
@@ -32,10 +39,15 @@ export interface Negotiated {
   peerWindowBytes: number;
   /** True when both sides compress. */
   compression: boolean;
+  /**
+   * The peer's `S`: DATA frames of one stream we may send ahead of its CREDIT; 0 when streams (and
+   * response headers and trailers) are off on this connection.
+   */
+  peerStreamWindow: number;
 }
 
 /** Nothing negotiated: plain version 1. */
-export const NONE: Negotiated = Object.freeze({ peerPartialMessages: 0, peerWindowBytes: 0, compression: false });
+export const NONE: Negotiated = Object.freeze({ peerPartialMessages: 0, peerWindowBytes: 0, compression: false, peerStreamWindow: 0 });
 
 /** Smallest valid `W`. */
 export const MIN_WINDOW_BYTES = 8;
@@ -55,11 +67,24 @@ function readFragments(value: Buffer | undefined): { p: number; w: number } | un
   return p >= 1 && w >= MIN_WINDOW_BYTES ? { p, w } : undefined;
 }
 
+function streamsValue(own: ExtensionSupport): Buffer {
+  const b = Buffer.allocUnsafe(4);
+  b.writeUInt32BE(own.streamWindow, 0);
+  return b;
+}
+
+/** Reads a valid `avrpc.streams` value (4 bytes, S >= 1), or 0. */
+function readStreams(value: Buffer | undefined): number {
+  if (value === undefined || value.length !== 4) return 0;
+  return value.readUInt32BE(0);
+}
+
 /** The meta entries a client adds to its HELLO. */
 export function offer(own: ExtensionSupport): Record<string, Buffer> {
   const meta: Record<string, Buffer> = {};
   if (own.maxPartialMessages > 0) meta[FRAGMENTS_META_KEY] = fragmentsValue(own);
   if (own.compression) meta[COMPRESSION_META_KEY] = Buffer.from(DEFLATE, 'ascii');
+  if (own.streamWindow > 0) meta[STREAMS_META_KEY] = streamsValue(own);
   return meta;
 }
 
@@ -77,7 +102,9 @@ export function accept(helloMeta: Record<string, Buffer>, own: ExtensionSupport)
       .map((s) => s.trim()) ?? [];
   const compression = own.compression && offered.includes(DEFLATE);
   if (compression) meta[COMPRESSION_META_KEY] = Buffer.from(DEFLATE, 'ascii');
-  return { meta, negotiated: { peerPartialMessages: peer?.p ?? 0, peerWindowBytes: peer?.w ?? 0, compression } };
+  const peerStreamWindow = own.streamWindow > 0 ? readStreams(helloMeta[STREAMS_META_KEY]) : 0;
+  if (peerStreamWindow > 0) meta[STREAMS_META_KEY] = streamsValue(own);
+  return { meta, negotiated: { peerPartialMessages: peer?.p ?? 0, peerWindowBytes: peer?.w ?? 0, compression, peerStreamWindow } };
 }
 
 /**
@@ -90,5 +117,7 @@ export function accepted(welcomeMeta: Record<string, Buffer>, own: ExtensionSupp
   if (peer !== undefined && own.maxPartialMessages === 0) throw new Error('server accepted fragments the client did not offer');
   if (codec !== undefined && (!own.compression || codec !== DEFLATE))
     throw new Error(`server chose compression ${JSON.stringify(codec)}, not offered`);
-  return { peerPartialMessages: peer?.p ?? 0, peerWindowBytes: peer?.w ?? 0, compression: codec !== undefined };
+  const peerStreamWindow = readStreams(welcomeMeta[STREAMS_META_KEY]);
+  if (peerStreamWindow > 0 && own.streamWindow === 0) throw new Error('server accepted streams the client did not offer');
+  return { peerPartialMessages: peer?.p ?? 0, peerWindowBytes: peer?.w ?? 0, compression: codec !== undefined, peerStreamWindow };
 }

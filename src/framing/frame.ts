@@ -23,19 +23,27 @@ export const FrameType = {
   CONTINUATION: 0x0a,
   /** Acknowledges fragment bytes read, returning send credit to the peer (SPEC.md section 12.3). */
   WINDOW: 0x0b,
+  /** Response headers of a call, an Avro `map<string>`, before its first answer frame (SPEC.md section 13); only once negotiated. */
+  HEADERS: 0x0c,
+  /** One element of a stream, either direction (SPEC.md section 13); only once negotiated. */
+  DATA: 0x0d,
+  /** Ends the sender's side of a stream: the client's half-close, or the server's successful end with trailers. */
+  END: 0x0e,
+  /** u32 count: more DATA frames of one stream the sender of CREDIT takes (per-stream flow control). */
+  CREDIT: 0x0f,
 } as const;
 
 /** One of the numeric values of {@link FrameType}. */
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
 /** The highest frame type this version understands. */
-export const MAX_FRAME_TYPE = FrameType.WINDOW;
+export const MAX_FRAME_TYPE = FrameType.CREDIT;
 
 /** Flag bits. Which frame types may carry which bit is in SPEC.md; undefined bits must be zero. */
 export const Flag = {
   /** REQUEST: a u32 relative timeout in milliseconds follows the message index. */
   DEADLINE: 0x01,
-  /** REQUEST, ERROR: an Avro `map<string>` of metadata follows. */
+  /** REQUEST, ERROR: an Avro `map<string>` of metadata follows; RESPONSE, END: the trailers, before the value (streams negotiated). */
   METADATA: 0x02,
   /** REQUEST: one-way message, the server sends nothing back. */
   ONE_WAY: 0x04,
@@ -47,9 +55,9 @@ export const Flag = {
    * send again elsewhere: a handler may itself throw any code, UNAVAILABLE included, after side effects.
    */
   REFUSED: 0x10,
-  /** REQUEST, RESPONSE: the message bytes are deflate-compressed (negotiated, SPEC.md section 12). */
+  /** REQUEST, RESPONSE, DATA: the message bytes are deflate-compressed (negotiated, SPEC.md section 12). */
   COMPRESSED: 0x40,
-  /** REQUEST, RESPONSE, CONTINUATION: more fragments of this message follow (negotiated). */
+  /** REQUEST, RESPONSE, DATA, CONTINUATION: more fragments of this message follow (negotiated). */
   MORE: 0x80,
 } as const;
 

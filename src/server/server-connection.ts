@@ -188,6 +188,10 @@ export class ServerConnection implements HandshakeOwner {
       case FrameType.PONG:
       case FrameType.CONTINUATION:
       case FrameType.WINDOW:
+      case FrameType.HEADERS:
+      case FrameType.DATA:
+      case FrameType.END:
+      case FrameType.CREDIT:
         return this.unexpected(type);
       default: {
         // Every FrameType is handled above: what remains is a type this version does not know.

@@ -17,7 +17,7 @@ import { FakeSocket, decodeFrames, frameBytes, type SeenFrame } from '../helpers
 const test = suite('framed socket');
 
 /** Fragments of 1000 bytes, one message open at a time, a window of three fragments. */
-const FRAGMENTS: Negotiated = { peerPartialMessages: 1, peerWindowBytes: 3000, compression: false };
+const FRAGMENTS: Negotiated = { peerPartialMessages: 1, peerWindowBytes: 3000, compression: false, peerStreamWindow: 0 };
 
 const writeBytes = (value: Buffer, buf: Buffer, pos: number): number => {
   if (pos + value.length > buf.length) return -(pos + value.length - buf.length);

@@ -259,7 +259,10 @@ test('a peer that takes no more bytes cannot hold a closing server until its gra
   });
   const peer = await RawPeer.connect(started.port);
   try {
-    const welcome = await peer.handshake(protocol, offer({ maxPartialMessages: 4, windowBytes: 256 * 1024, compression: false }));
+    const welcome = await peer.handshake(
+      protocol,
+      offer({ maxPartialMessages: 4, windowBytes: 256 * 1024, compression: false, streamWindow: 0 }),
+    );
     assert.is(welcome.type, FrameType.WELCOME);
     peer.socket.write(requestBytes(protocol, 1, 'echo', { item: item(1) }));
     await until(() => running === 1, 'the call to be running');

@@ -37,7 +37,7 @@ function large(): { lm: OutgoingMessages; encoder: FrameEncoder } {
     encoder,
     host,
   );
-  lm.use({ peerPartialMessages: 4, peerWindowBytes: 64_000, compression: false });
+  lm.use({ peerPartialMessages: 4, peerWindowBytes: 64_000, compression: false, peerStreamWindow: 0 });
   return { lm, encoder };
 }
 

@@ -67,7 +67,7 @@ function setup(): Large & { clock: FakeClock; refused: [number, RpcError][]; fai
     },
     clock,
   );
-  const negotiated = { peerPartialMessages: 4, peerWindowBytes: 4000, compression: false };
+  const negotiated = { peerPartialMessages: 4, peerWindowBytes: 4000, compression: false, peerStreamWindow: 0 };
   out.use(negotiated);
   inc.use(negotiated);
   return { out, inc, clock, refused, failed, encoder };

@@ -30,7 +30,7 @@ export class FakeWriter {
   failed: RpcError | undefined;
   ended: { error: RpcError | undefined } | undefined;
   isClosed = false;
-  support: ExtensionSupport = { maxPartialMessages: 0, windowBytes: 0, compression: false };
+  support: ExtensionSupport = { maxPartialMessages: 0, windowBytes: 0, compression: false, streamWindow: 0 };
 
   frame<T>(type: number, flags: number, id: number, value: T, write: BodyWriter<T>): void {
     const buf = Buffer.alloc(1 << 20);

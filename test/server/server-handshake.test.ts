@@ -77,7 +77,7 @@ test('a HELLO with a known fingerprint: WELCOME OK, and one result with codec an
   const r = owner.result!;
   assert.ok(r.remote.fingerprint.equals(protocol.fingerprint));
   assert.is(r.codec.remote, r.remote);
-  assert.equal(r.negotiated, { peerPartialMessages: 0, peerWindowBytes: 0, compression: false });
+  assert.equal(r.negotiated, { peerPartialMessages: 0, peerWindowBytes: 0, compression: false, peerStreamWindow: 0 });
   assert.is(r.principal, undefined);
   assert.is(writer.failed, undefined);
 });

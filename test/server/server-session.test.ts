@@ -36,7 +36,7 @@ function setup(echo: (req: { item: unknown }, ctx: CallContext) => unknown, opti
       remote: protocol,
       codec,
       principal: undefined,
-      negotiated: { peerPartialMessages: 0, peerWindowBytes: 0, compression: false },
+      negotiated: { peerPartialMessages: 0, peerWindowBytes: 0, compression: false, peerStreamWindow: 0 },
       unadmitted: undefined,
     },
     { address: '127.0.0.1', port: 1 },
@@ -142,7 +142,7 @@ test('a session built draining (GOAWAY during the handshake) runs nothing', () =
     remote: protocol,
     codec,
     principal: undefined,
-    negotiated: { peerPartialMessages: 0, peerWindowBytes: 0, compression: false },
+    negotiated: { peerPartialMessages: 0, peerWindowBytes: 0, compression: false, peerStreamWindow: 0 },
     unadmitted: undefined,
   };
   const session = new ServerSession(shared, writer, result, { address: '', port: 0 }, () => {}, draining(undefined));

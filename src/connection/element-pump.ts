@@ -1,0 +1,120 @@
+/**
+ * The sending half of one direction of a stream (SPEC.md section 13), shared by both sides: pulls
+ * elements from a producer (a handler's async generator, a caller's iterable of requests) only while
+ * the peer's credit allows, so a slow consumer makes the producer's `yield` wait.
+ */
+
+/** Where an {@link ElementPump} puts what it pulls. */
+export interface ElementSink<T> {
+  /** One element: write a DATA frame. Throws when it cannot be encoded (the pump then fails). */
+  send(value: T): void;
+  /** The producer finished. */
+  end(): void;
+  /** The producer threw (or an element did not encode). */
+  fail(error: unknown): void;
+}
+
+/** Anything a stream may be fed from: an async iterable (generator), or a plain iterable (an array). */
+export type ElementSource<T> = AsyncIterable<T> | Iterable<T>;
+
+/** True when `v` can feed a stream. */
+export function isElementSource(v: unknown): v is ElementSource<unknown> {
+  if (v === null || (typeof v !== 'object' && typeof v !== 'function')) return false;
+  const o = v as Record<symbol, unknown>;
+  return typeof o[Symbol.asyncIterator] === 'function' || (typeof o[Symbol.iterator] === 'function' && typeof v !== 'string');
+}
+
+/**
+ * Pulls from `source` while credit remains; `grant` adds credit (a CREDIT frame), `stop` ends the
+ * pulling and closes the producer (`return()`, so a generator's `finally` runs). One `next()` at a
+ * time, never more than the credit.
+ */
+export class ElementPump<T> {
+  private readonly iterator: AsyncIterator<T> | Iterator<T>;
+  private credit: number;
+  private pulling = false;
+  private done = false;
+
+  constructor(
+    source: ElementSource<T>,
+    /** The peer's window `S`: elements it takes before its first CREDIT. */
+    credit: number,
+    private readonly sink: ElementSink<T>,
+    /** Runs each pull (the call scope of a handler, for deadline propagation); default: directly. */
+    private readonly runPull: <R>(pull: () => R) => R = (pull) => pull(),
+  ) {
+    const s = source as Partial<AsyncIterable<T> & Iterable<T>>;
+    const async = s[Symbol.asyncIterator];
+    this.iterator = typeof async === 'function' ? async.call(s) : (s as Iterable<T>)[Symbol.iterator]();
+    this.credit = credit;
+  }
+
+  /** True once the producer finished, failed, or was stopped. */
+  get finished(): boolean {
+    return this.done;
+  }
+
+  /** Starts pulling. */
+  start(): void {
+    void this.pull();
+  }
+
+  /** The peer took `n` more: pull again if we were waiting for credit. */
+  grant(n: number): void {
+    this.credit += n;
+    if (!this.pulling && !this.done) void this.pull();
+  }
+
+  /** Stops pulling and closes the producer (its `finally` blocks run); nothing more is sent. */
+  stop(): void {
+    if (this.done) return;
+    this.done = true;
+    this.close();
+  }
+
+  private close(): void {
+    const it = this.iterator as { return?: () => unknown };
+    if (typeof it.return !== 'function') return;
+    try {
+      const r = it.return();
+      // A generator suspended in a `yield` closes at once; one awaiting settles later: nothing to wait for.
+      if (r !== null && typeof r === 'object' && typeof (r as Promise<unknown>).then === 'function')
+        (r as Promise<unknown>).then(noop, noop);
+    } catch {
+      // A producer that throws while closing has nothing more to say to a stream that is over.
+    }
+  }
+
+  private async pull(): Promise<void> {
+    this.pulling = true;
+    try {
+      while (this.credit > 0 && !this.done) {
+        const next = this.runPull(() => this.iterator.next());
+        // A plain iterator's result is used at once: an array of requests costs no turn per element.
+        const r = isPromise(next) ? await next : next;
+        if (this.done) return;
+        if (r.done === true) {
+          this.done = true;
+          this.sink.end();
+          return;
+        }
+        this.credit--;
+        this.sink.send(r.value);
+      }
+    } catch (err) {
+      if (this.done) return;
+      this.done = true;
+      // An element that did not encode leaves the producer suspended: close it (a no-op once it threw).
+      this.close();
+      this.sink.fail(err);
+    } finally {
+      this.pulling = false;
+    }
+  }
+}
+
+function isPromise<V>(v: V | Promise<V>): v is Promise<V> {
+  return v !== null && typeof v === 'object' && typeof (v as Promise<V>).then === 'function';
+}
+
+function noop(): void {}
