@@ -18,9 +18,9 @@ interface Item {
   blob: Buffer;
 }
 const item = (id: bigint): Item => ({ id, name: `item ${id}`, tags: ['t'], score: 0.5, blob: Buffer.from([0, 0xff, 0x80]) });
-/** The JSON line of an Item the CLI reads and prints. */
+/** The JSON line of an Item the CLI reads and prints (bytes as code points, as JSON.stringify writes them). */
 const itemJson = (id: bigint | number): string =>
-  `{"id":${id},"name":"item ${id}","tags":["t"],"score":0.5,"blob":"\\u0000\\u00ff\\u0080"}`;
+  `{"id":${id},"name":"item ${id}","tags":["t"],"score":0.5,"blob":${JSON.stringify('\u0000\u00ff\u0080')}}`;
 
 /** What the handlers saw, for the tests to wait on. */
 const seen = {
@@ -145,7 +145,8 @@ test('client stream: NDJSON from stdin, each record sent as it is read, blank li
   seen.uploads.length = 0;
   const cli = startCli('call', address, 'upload', '--compact');
   cli.send(`{"item": ${itemJson(9007199254740993123n)}}`);
-  await uploaded(1); // the server has the first record while stdin is still open
+  // The server has the first record while stdin is still open (a CLI that waited for the end would exit on its kill timer).
+  await Promise.race([uploaded(1), cli.done().then((r) => assert.unreachable(`exited first: ${r.stderr}`))]);
   cli.send('');
   cli.send(`{"item": ${itemJson(2)}}`);
   cli.end();
