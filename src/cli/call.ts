@@ -18,7 +18,9 @@ interface CallCommandFlags extends CallFlags {
 /** The `call` command. */
 export function callCommand(): Command {
   const cmd = new Command('call')
-    .description('call <message> on a server with a JSON request (Avro JSON encoding); prints the response as JSON')
+    .description(
+      'call <message> on a server with a JSON request (Avro JSON encoding); prints the response as JSON (streams: NDJSON, see below)',
+    )
     .argument('<target>', 'host:port, or a service name with --registry')
     .argument('<message>', 'message name')
     .argument('[json]', "the request's parameters as one JSON object, e.g. '{\"item\": {...}}' (default {})")
@@ -30,7 +32,7 @@ export function callCommand(): Command {
       10_000,
     )
     .option('--metadata <k=v>', 'request metadata (repeatable)', collect, [])
-    .option('--compact', 'print the response on one line');
+    .option('--compact', 'print the response on one line (stream responses always are: one per line)');
   addConnectFlags(cmd).addHelpText(
     'after',
     `
