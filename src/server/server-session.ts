@@ -14,6 +14,8 @@ import { CallContext, type HeaderSink, type PeerInfo } from './call-context.js';
 import { sendHeaders, sendReply, withTrailers, type ReplyWriter } from './call-reply.js';
 import { errorDraftFor, sendError } from './error-reply.js';
 import { ServerStream, type StreamOwner } from './server-stream.js';
+import type { OffloadedStream } from './stream-offload.js';
+import { OffloadReply, writeBytes } from './offload/offload-task.js';
 import type { MemoryAccount } from '../connection/memory-account.js';
 import { DEFAULT_STREAM_WINDOW } from '../connection/large-messages.js';
 import { protocolError, unexpectedFrame } from '../errors/protocol-error.js';
@@ -165,7 +167,17 @@ export class ServerSession implements RunningCalls, HeadSink, HeaderSink, Stream
         ctx.id = id;
         ctx.headerSink = this;
       }
-      if (msg.stream !== undefined) stream = this.openStream(id, msg, ctx, incoming);
+      if (msg.stream !== undefined) {
+        const offloaded = this.shared.streamOffload?.takesStream(msg.index) === true;
+        stream = this.openStream(id, msg, ctx, incoming, offloaded);
+        // A worker decodes the request record itself.
+        if (offloaded)
+          request = {
+            remote: this.codec.remote,
+            remoteIndex: head.index,
+            request: msg.stream === 'server' ? body.subarray(head.offset) : undefined,
+          };
+      }
     } catch (err) {
       return this.refuse(id, oneWay, new Refusal(Code.INVALID_ARGUMENT, `cannot decode request: ${(err as Error).message}`));
     }
@@ -195,9 +207,15 @@ export class ServerSession implements RunningCalls, HeadSink, HeaderSink, Stream
     const scoped = o.propagateDeadlines && scopeWanted.value;
     try {
       const handler = o.handlers[msg.index]!;
+      if (stream?.encoded === true) {
+        // A worker runs the stream's handler; only bytes cross.
+        const r = request as Omit<OffloadedStream, 'requests'>;
+        const requests = stream.requests as AsyncIterable<Buffer> | undefined;
+        result = this.shared.streamOffload!.runStream(msg.index, { ...r, requests }, ctx);
+      } else if (request instanceof OffloadedRequest) result = this.shared.offload!.run(msg.index, request, ctx);
       // A client or bidi stream's handler takes the requests as they come.
-      if (stream !== undefined && stream.requests !== undefined) request = stream.requests;
-      if (request instanceof OffloadedRequest) result = this.shared.offload!.run(msg.index, request, ctx);
+      else if (stream?.requests !== undefined)
+        result = scoped ? callScope.run(ctx, handler, stream.requests, ctx) : handler(stream.requests, ctx);
       else result = scoped ? callScope.run(ctx, handler, request, ctx) : handler(request, ctx);
     } catch (err) {
       return this.complete(id, msg, ctx, oneWay, err, true, stream);
@@ -286,6 +304,11 @@ export class ServerSession implements RunningCalls, HeadSink, HeaderSink, Stream
   /** Ends a server or bidi stream: END with the trailers, or the ERROR for what its producer threw. Returns the code. */
   private sendStreamEnd(id: number, msg: MessageDef, ctx: CallContext, outcome: unknown, failed: boolean): Code {
     sendHeaders(this.writer, id, ctx);
+    // A worker's stream failed: its ERROR is encoded already (its stack went to our log there).
+    if (failed && outcome instanceof OffloadReply) {
+      this.writer.frame(FrameType.ERROR, outcome.flags, id, outcome.body, writeBytes);
+      return outcome.code as Code;
+    }
     if (failed) {
       const draft = withTrailers(errorDraftFor(msg, outcome), ctx);
       if (draft.code === Code.INTERNAL)
@@ -318,7 +341,7 @@ export class ServerSession implements RunningCalls, HeadSink, HeaderSink, Stream
   }
 
   /** A stream call was admitted: its state, by id for its DATA, END and CREDIT. */
-  private openStream(id: number, msg: MessageDef, ctx: CallContext, incoming: IncomingRequest): ServerStream {
+  private openStream(id: number, msg: MessageDef, ctx: CallContext, incoming: IncomingRequest, offloaded: boolean): ServerStream {
     const o = this.shared.options;
     const stream = new ServerStream(
       id,
@@ -331,6 +354,7 @@ export class ServerSession implements RunningCalls, HeadSink, HeaderSink, Stream
       this.shared.writers[msg.index]!,
       this.account,
       o.observer,
+      offloaded,
     );
     this.streams.set(id, stream);
     this.streamCount++;

@@ -63,9 +63,11 @@ export class ServerStream {
     private readonly write: BodyWriter<unknown>,
     private readonly account: MemoryAccount | undefined,
     private readonly observer: RpcObserver | undefined,
+    /** The handler runs in a worker: request elements stay bytes, and responses come as bytes. */
+    readonly encoded = false,
   ) {
     this.requests =
-      msg.stream === 'server' ? undefined : new ElementQueue<unknown>({ credit: (n) => this.credit(n), abandoned: noop }, window);
+      msg.stream === 'server' ? undefined : new ElementQueue<unknown>({ credit: (n) => this.credit(n), took: () => this.took(), abandoned: noop }, window);
   }
 
   /** True for server and bidi streams: the handler's result is a stream of responses. */
@@ -102,9 +104,9 @@ export class ServerStream {
     }
     this.outstanding++;
     if (requests.closed) return; // the handler stopped reading: dropped, and its credit not returned
-    let value: unknown;
+    let value: unknown = body;
     try {
-      value = decodeExact(this.msg.request, body, 0, this.resolver);
+      if (!this.encoded) value = decodeExact(this.msg.request, body, 0, this.resolver);
     } catch (err) {
       const e = new RpcError(Code.INVALID_ARGUMENT, `cannot decode request element of ${this.msg.name}: ${(err as Error).message}`);
       return this.owner.streamFailed(this, e);
@@ -184,7 +186,8 @@ export class ServerStream {
     const w = this.owner.writer;
     sendHeaders(w, this.id, this.ctx);
     try {
-      w.message(FrameType.DATA, 0, this.id, value, this.write);
+      if (this.encoded) w.messageBytes(FrameType.DATA, 0, this.id, value as Buffer);
+      else w.message(FrameType.DATA, 0, this.id, value, this.write);
     } catch (err) {
       const why = describeInvalid(this.msg.response, value, 'response') ?? (err as Error).message;
       throw new RpcError(Code.INTERNAL, `handler of ${this.msg.name} yielded an invalid response: ${why}`, { cause: err });
@@ -193,12 +196,15 @@ export class ServerStream {
     this.observer?.streamElement?.(this.msg.name, 'sent');
   }
 
-  /** The handler took `n` requests: they are no longer ours to hold, and the client may send `n` more. */
+  /** The handler took a request: it no longer counts as buffered. */
+  private took(): void {
+    const size = this.sizes.shift();
+    if (size !== undefined && size > 0) this.account?.credit(size);
+  }
+
+  /** The handler took `n` requests since the last CREDIT: the client may send `n` more. */
   private credit(n: number): void {
     this.outstanding -= n;
-    let freed = 0;
-    for (let i = 0; i < n && this.sizes.length > 0; i++) freed += this.sizes.shift()!;
-    if (freed > 0) this.account?.credit(freed);
     if (!this.closed) this.owner.writer.frame(FrameType.CREDIT, 0, this.id, n, writeCredit);
   }
 }
