@@ -38,9 +38,11 @@ export async function* ndjsonLines(
     return trimmed.trim() === '' ? undefined : { line, text: trimmed };
   };
   for await (const chunk of source) {
+    // Look for newlines in the new text only: a long line in many chunks is scanned once.
+    const scanFrom = pending.length;
     pending += typeof chunk === 'string' ? chunk : decoder.write(chunk);
     let start = 0;
-    for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n', start)) {
+    for (let nl = pending.indexOf('\n', scanFrom); nl >= 0; nl = pending.indexOf('\n', start)) {
       const found = complete(pending.slice(start, nl));
       start = nl + 1;
       if (found !== undefined) yield found;
