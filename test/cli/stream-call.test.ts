@@ -27,6 +27,8 @@ const seen = {
   uploads: [] as bigint[],
   onUpload: undefined as (() => void) | undefined,
   cancelled: 0,
+  /** ctx.deadline of the last watch. */
+  deadline: 0,
   /** watch waits here before the element of this index, when set. */
   gateAt: -1,
   gate: undefined as Promise<void> | undefined,
@@ -42,6 +44,7 @@ test.before(async () => {
     handlers: {
       watch: async function* (req: { from: bigint; count: number; failAfter: number }, ctx: CallContext) {
         ctx.signal.addEventListener('abort', () => seen.cancelled++);
+        seen.deadline = ctx.deadline;
         for (let i = 0; i < req.count; i++) {
           if (i === req.failAfter) throw { reason: 'failed on purpose', after: BigInt(i) }; // the declared StreamError
           if (i === seen.gateAt) await seen.gate;
@@ -121,6 +124,15 @@ test('server stream: an error mid-stream prints the elements so far, the declare
   assert.equal(lines.slice(0, 2), [itemJson(0), itemJson(1)]);
   assert.is(lines.length, 3);
   assert.equal(parseJson(lines[2]!), { 'avrpc.stream.StreamError': { reason: 'failed on purpose', after: 2 } });
+});
+
+test('server stream: no deadline unless --timeout is given (a tail of a feed does not stop at the call default)', async () => {
+  const r = await avrpc('call', address, 'watch', '{"from": 0, "count": 1, "failAfter": -1}');
+  assert.is(r.status, 0, r.stderr);
+  assert.is(seen.deadline, Infinity);
+  const given = await avrpc('call', address, 'watch', '{"from": 0, "count": 1, "failAfter": -1}', '--timeout', '10m');
+  assert.is(given.status, 0, given.stderr);
+  assert.ok(seen.deadline > Date.now() + 60_000 && seen.deadline < Date.now() + 600_000, `deadline ${seen.deadline}`);
 });
 
 test('server stream: --timeout is the deadline of the whole stream', async () => {
