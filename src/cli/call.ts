@@ -8,7 +8,7 @@ import { RpcError } from '../errors/rpc-error.js';
 import { declaredErrorJson, toAvroJson, type JsonMessage } from './avro-json.js';
 import { addConnectFlags, collect, duration, reportFailure } from './options.js';
 import { withPreparedCall, type CallFlags } from './prepared-call.js';
-import { runStreamCall, type StreamingClient } from './stream-call.js';
+import { runStreamCall } from './stream-call.js';
 
 interface CallCommandFlags extends CallFlags {
   compact?: boolean;
@@ -77,8 +77,7 @@ async function runCall(
       }
       return runStreamCall({
         msg,
-        // The stream methods of the client (stream-design.md).
-        client: client as unknown as StreamingClient,
+        client,
         // The deadline covers the whole stream: a tail of a feed should not end at the default 10 s.
         options: timeoutGiven ? options : { ...options, timeoutMs: Infinity },
         request,

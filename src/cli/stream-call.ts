@@ -5,25 +5,16 @@
  * after the elements received, then fails as a call does (a declared error's value on stdout).
  */
 import type { Writable } from 'node:stream';
+import type { Client } from '../client/client.js';
 import type { CallOptions } from '../client/client-options.js';
-import type { Metadata } from '../framing/bodies.js';
+import type { ResponseStream } from '../client/client-stream.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { declaredErrorJson, toAvroJson, type JsonMessage } from './avro-json.js';
 import { ndjsonRequests } from './ndjson-input.js';
 import { NdjsonWriter, OutputClosed } from './ndjson-output.js';
 
-/** The responses of a server or bidi stream (the client's contract, stream-design.md). */
-export interface ResponseStream<T> extends AsyncIterable<T> {
-  readonly headers: Promise<Metadata>;
-  readonly trailers: Promise<Metadata>;
-}
-
 /** The stream calls of a client that `avrpc call` uses. */
-export interface StreamingClient {
-  serverStream(message: string, request: object, options?: CallOptions): ResponseStream<unknown>;
-  clientStream(message: string, requests: AsyncIterable<object> | Iterable<object>, options?: CallOptions): Promise<unknown>;
-  bidiStream(message: string, requests: AsyncIterable<object> | Iterable<object>, options?: CallOptions): ResponseStream<unknown>;
-}
+export type StreamingClient = Pick<Client, 'serverStream' | 'clientStream' | 'bidiStream'>;
 
 /** One stream call to run and where its input and output are. */
 export interface StreamCall {
