@@ -8,6 +8,7 @@ import type { Writable } from 'node:stream';
 import type { Client } from '../client/client.js';
 import type { CallOptions } from '../client/client-options.js';
 import type { ResponseStream } from '../client/client-stream.js';
+import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { declaredErrorJson, toAvroJson, type JsonMessage } from './avro-json.js';
 import { ndjsonRequests } from './ndjson-input.js';
@@ -36,7 +37,7 @@ export interface StreamCall {
 export async function runStreamCall(call: StreamCall): Promise<void> {
   const { msg } = call;
   if (msg.stream === 'server') {
-    if (call.request === undefined) throw new Error('a server stream needs its request');
+    if (call.request === undefined) throw new RpcError(Code.INTERNAL, 'a server stream needs its request');
     return printElements(call, call.client.serverStream(msg.name, call.request, call.options));
   }
   const requests = new RequestInput(call);
