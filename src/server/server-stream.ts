@@ -67,7 +67,9 @@ export class ServerStream {
     readonly encoded = false,
   ) {
     this.requests =
-      msg.stream === 'server' ? undefined : new ElementQueue<unknown>({ credit: (n) => this.credit(n), took: () => this.took(), abandoned: noop }, window);
+      msg.stream === 'server'
+        ? undefined
+        : new ElementQueue<unknown>({ credit: (n) => this.credit(n), took: () => this.took(), abandoned: noop }, window);
   }
 
   /** True for server and bidi streams: the handler's result is a stream of responses. */
