@@ -2,7 +2,8 @@
  * `npm run bench`: micro benchmarks, then the end-to-end scenarios, each with its server(s) and its
  * client in separate processes on loopback, then issue 4's worker-offload and large-message scenarios
  * (bench/offload.ts and bench/large.ts, shortened, forked: they send their figures over IPC), then the
- * report: a table on stdout, bench/results/latest.md, latest.svg and latest.json.
+ * report: a table on stdout, bench/results/latest.md, latest.svg and latest.json (README.md is not
+ * touched: its figures are copied from latest.md by hand).
  *
  * Environment: BENCH_SECONDS (measured seconds per run, default 3), BENCH_WARMUP_SECONDS (default 1),
  * BENCH_ROUNDS (each run is repeated this many times, interleaved with the others so that noise from
@@ -18,7 +19,7 @@
  */
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { runOnce, type RunResult, type Scenario } from './e2e.js';
@@ -435,21 +436,8 @@ async function main(): Promise<void> {
     writeFileSync(`${dir}/latest.md`, `# avrpc benchmark results\n\n${markdown(report)}`);
     writeFileSync(`${dir}/latest.svg`, svg(report));
     writeFileSync(`${dir}/latest.json`, `${JSON.stringify(report, null, 2)}\n`);
-    updateReadme(markdown(report));
     console.log(`\nwrote bench/results/latest.md, latest.svg, latest.json (${((Date.now() - started) / 1000).toFixed(0)} s)`);
   }
-}
-
-/** Replaces the table between README.md's bench markers, when they exist. */
-function updateReadme(table: string): void {
-  const path = repoFile('README.md');
-  const text = readFileSync(path, 'utf8');
-  const start = '<!-- bench:start -->';
-  const end = '<!-- bench:end -->';
-  const a = text.indexOf(start);
-  const b = text.indexOf(end);
-  if (a < 0 || b < a) return;
-  writeFileSync(path, `${text.slice(0, a + start.length)}\n${table}${text.slice(b)}`);
 }
 
 await main();
