@@ -65,8 +65,10 @@ export async function runStreamOnce(
   which: StreamScenario['systems'][number],
   settings: StreamRunSettings,
 ): Promise<StreamRun> {
-  const { warmupSeconds, seconds, execArgv } = settings;
   const sampling = which.kind === 'slow';
+  const { warmupSeconds, seconds } = settings;
+  // The samplers collect garbage before each reading (bench/stream-memory.ts).
+  const execArgv = sampling ? [...settings.execArgv, '--expose-gc'] : settings.execArgv;
   const args = [which.system, String(s.blobBytes), ...(sampling ? ['sample'] : [])];
   const server = fork(here('./stream-server-child.js'), args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   try {
