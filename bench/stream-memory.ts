@@ -12,7 +12,7 @@
  * (every 16 KiB element read is a fresh buffer, which V8 frees only when external memory has grown
  * tens of MiB).
  */
-export const SAMPLE_MS = 50;
+export const SAMPLE_MS = 100;
 /** Samples kept at most (10 minutes' worth): the sampler stays bounded whatever happens. */
 const MAX_SAMPLES = 30_000;
 

@@ -182,7 +182,7 @@ export function streamReport(runs: Map<string, StreamRun[]>): {
         `One avrpc \`watch\` of ${SLOW.elements} Items with a ${SLOW.blobBytes / 1024} KiB blob (${mib(payload)} in all); the client sleeps ` +
         `${SLOW.sleepMs} ms per element (about ${Math.round(worst.elementsPerSec)} elements/s), the handler yields as fast as credit lets it ` +
         "(an unhindered stream runs at the server-stream row's rate, hundreds of times faster). Each process samples `process.memoryUsage()` " +
-        `every 20 ms; heap is heapUsed + arrayBuffers. Flat: heap and RSS grow by at most a quarter of the stream's payload (${mib(budget)}). ` +
+        `every 100 ms, each time after a full GC (\`--expose-gc\`: what it holds, not garbage); heap is heapUsed + arrayBuffers. Flat: heap and RSS grow by at most a quarter of the stream's payload (${mib(budget)}). ` +
         `Producer lead: the most elements the handler had yielded beyond those the client had consumed, from each side's ` +
         `\`process.hrtime\` per element: ${s.maxLead} (window ${WINDOW}; ${s.produced} produced). Worst of ${slowRuns.length} round(s).`,
       header: ['process', 'RSS start / max / end', 'heap start / max / end', 'samples', 'flat'],

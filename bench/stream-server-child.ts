@@ -9,7 +9,7 @@
  * IPC: `'window-start'` reads `process.cpuUsage()` and answers `{ ack: true }` (the client waits for it,
  * so the server's window opens before the first request of the measured window); `'window-end'` answers
  * {@link ServerWindow}: the CPU in between and, with `sample`, the memory samples taken every
- * 50 ms in between (after a GC) and the `process.hrtime` of each element the `watch` handler produced
+ * 100 ms in between (after a GC) and the `process.hrtime` of each element the `watch` handler produced
  * (handed to avrpc). `'stop'` closes and exits; so does losing the parent.
  */
 import { createServer, loadProtocol } from '../src/index.js';
@@ -27,7 +27,7 @@ const item = (id: number) => ({ ...benchItem, id, blob });
 export interface ServerWindow {
   /** CPU time (user + system) since `'window-start'`, in µs. */
   cpuUs: number;
-  /** With `sample`: memory every 50 ms over the window. */
+  /** With `sample`: memory every 100 ms over the window. */
   memory: MemorySample[];
   /** With `sample`, avrpc: `process.hrtime` in µs as each element was produced, in order. */
   producedAtUs: number[];
