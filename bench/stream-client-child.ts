@@ -53,14 +53,6 @@ const UNIT_TIMEOUT_MS = 120_000;
 /** Units at most per window, whatever the clock says. */
 const MAX_UNITS = 10_000;
 
-/** The streaming methods of the avrpc client (the contract of stream-design.md). */
-interface StreamingClient {
-  serverStream(message: string, request: object, options?: { timeoutMs?: number }): AsyncIterable<unknown>;
-  bidiStream(message: string, requests: AsyncIterable<object>, options?: { timeoutMs?: number }): AsyncIterable<unknown>;
-  call(message: string, request: object, options?: { timeoutMs?: number }): Promise<unknown>;
-  close(): Promise<void>;
-}
-
 const job = JSON.parse(process.argv[2]!) as StreamJob;
 const protocol = await loadProtocol(repoFile('protocol/stream.avdl'));
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -79,7 +71,7 @@ async function connectSystem(): Promise<{ unit(paced: boolean): Promise<number>;
     const c = await (await import('./grpc-stream.js')).grpcStreamClient(protocol, job.port);
     return { unit: () => c.stream(n, UNIT_TIMEOUT_MS), close: () => c.close() };
   }
-  const client = createClient({ protocol, endpoints: [`127.0.0.1:${job.port}`] }) as unknown as StreamingClient;
+  const client = createClient({ protocol, endpoints: [`127.0.0.1:${job.port}`] });
   const item = { item: benchItem };
   await client.call('echo', item);
   const options = { timeoutMs: UNIT_TIMEOUT_MS };
