@@ -14,6 +14,7 @@
  * result files, the tables go to stdout only; issue 9's CPU per call, in about two minutes:
  * `BENCH_ONLY=echo-1/avrpc,echo-1/raw,echo-64/avrpc,echo-64/raw BENCH_ROUNDS=5`),
  * BENCH_STREAM_ELEMENTS (elements per stream of issue 10's stream and bidi runs, default 200000),
+ * BENCH_STREAM_WINDOW (avrpc's maxBufferedElements on both sides of those runs; default: avrpc's, 64),
  * BENCH_PROFILE (a directory: children run with `--cpu-prof` and write their profiles there),
  * BENCH_NODE_ARGS (more Node flags for the children, e.g. `--trace-gc`).
  */

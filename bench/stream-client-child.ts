@@ -12,7 +12,7 @@
  */
 import { once } from 'node:events';
 import { createClient, loadProtocol } from '../src/index.js';
-import { benchItem, repoFile } from './payload.js';
+import { benchItem, repoFile, streamWindow } from './payload.js';
 import { MemorySampler, type MemorySample } from './stream-memory.js';
 
 /** Which system a stream benchmark runs. */
@@ -71,7 +71,7 @@ async function connectSystem(): Promise<{ unit(paced: boolean): Promise<number>;
     const c = await (await import('./grpc-stream.js')).grpcStreamClient(protocol, job.port);
     return { unit: () => c.stream(n, UNIT_TIMEOUT_MS), close: () => c.close() };
   }
-  const client = createClient({ protocol, endpoints: [`127.0.0.1:${job.port}`] });
+  const client = createClient({ protocol, endpoints: [`127.0.0.1:${job.port}`], ...streamWindow() });
   const item = { item: benchItem };
   await client.call('echo', item);
   const options = { timeoutMs: UNIT_TIMEOUT_MS };

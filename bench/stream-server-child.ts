@@ -13,7 +13,7 @@
  * (handed to avrpc). `'stop'` closes and exits; so does losing the parent.
  */
 import { createServer, loadProtocol } from '../src/index.js';
-import { benchItem, repoFile } from './payload.js';
+import { benchItem, repoFile, streamWindow } from './payload.js';
 import { MemorySampler, type MemorySample } from './stream-memory.js';
 
 const system = process.argv[2];
@@ -49,6 +49,7 @@ async function start(): Promise<{ port: number; close(): Promise<void> }> {
   type Item = ReturnType<typeof item>;
   const server = createServer({
     protocol,
+    ...streamWindow(),
     handlers: {
       watch: async function* (req: { from: number; count: number }) {
         for (let i = 0; i < req.count; i++) {
