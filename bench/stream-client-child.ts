@@ -140,7 +140,7 @@ for (let i = 0; i < MAX_UNITS && (i === 0 || performance.now() < warmUntil); i++
 const go = once(process, 'message');
 process.send!({ edge: 'start' });
 await go;
-const sampler = job.kind === 'slow' ? new MemorySampler() : undefined;
+const sampler = job.kind === 'slow' ? await MemorySampler.start() : undefined;
 logConsumed = job.kind === 'slow';
 const cpuStart = process.cpuUsage();
 const started = performance.now();

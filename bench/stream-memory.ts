@@ -24,15 +24,28 @@ export interface MemorySample {
   arrayBuffers: number;
 }
 
-/** Samples this process's memory every {@link SAMPLE_MS} ms from construction until `stop()`. */
+/** Samples this process's memory every {@link SAMPLE_MS} ms from {@link MemorySampler.start} until `stop()`. */
 export class MemorySampler {
   private readonly samples: MemorySample[] = [];
   private readonly started = performance.now();
   private readonly timer: NodeJS.Timeout;
 
-  constructor() {
+  private constructor() {
     this.take();
     this.timer = setInterval(() => this.take(), SAMPLE_MS);
+  }
+
+  /**
+   * Starts sampling once what came before has settled: a GC, a pause, and another GC before the first
+   * reading, since the buffers a GC frees leave `arrayBuffers` only as the sweeper gets to them.
+   */
+  static async start(): Promise<MemorySampler> {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (gc !== undefined) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, SAMPLE_MS));
+    }
+    return new MemorySampler();
   }
 
   private take(): void {

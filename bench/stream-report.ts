@@ -6,13 +6,14 @@
 import { cpuUs, medianCpu, rate, times, type CpuPerCall, type ReportSection, type System, type TargetCheck } from './report.js';
 import type { StreamRun, StreamScenario } from './stream.js';
 import type { MemorySummary } from './stream-memory.js';
+import { streamWindow } from './payload.js';
 
 /** Elements per server stream and per bidi stream (and calls per unary unit); BENCH_STREAM_ELEMENTS overrides. */
 const ELEMENTS = Math.max(1, Math.floor(Number(process.env.BENCH_STREAM_ELEMENTS ?? 200_000)));
 /** The slow consumer: elements, its sleep per element (ms) and the blob of each Item (bytes). */
 const SLOW = { elements: 2000, sleepMs: 1, blobBytes: 16 * 1024 };
-/** The credit window both sides advertise by default (TransportOptions.maxBufferedElements). */
-const WINDOW = 64;
+/** The credit window both sides advertise: BENCH_STREAM_WINDOW, else avrpc's default (TransportOptions.maxBufferedElements). */
+const WINDOW = streamWindow().maxBufferedElements ?? 64;
 
 /** The stream scenarios, in run order; keys for BENCH_ONLY are `id/label`. */
 export const streamScenarios: StreamScenario[] = [

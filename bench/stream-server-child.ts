@@ -70,12 +70,12 @@ async function start(): Promise<{ port: number; close(): Promise<void> }> {
 let windowStart: NodeJS.CpuUsage | undefined;
 let sampler: MemorySampler | undefined;
 const server = await start();
-process.on('message', (msg) => {
+process.on('message', async (msg) => {
   if (msg === 'window-start') {
     if (sample) {
+      sampler = await MemorySampler.start();
       producedAtUs = [];
       logProduced = true;
-      sampler = new MemorySampler();
     }
     windowStart = process.cpuUsage();
     process.send!({ ack: true });
