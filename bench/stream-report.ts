@@ -102,7 +102,7 @@ export function streamReport(runs: Map<string, StreamRun[]>): {
       note:
         `One server process, one client process; streams of ${ELEMENTS.toLocaleString('en-US')} Items each, back to back, for the measured window ` +
         '(`bench/stream.ts`); best round for elements/s, median round for CPU. avrpc: `client.serverStream("watch")` of protocol/stream.avdl, ' +
-        'the handler an `async function*` yielding a fresh Item per element, the credit window 64. Raw framed floor: `u32 length | Item` ' +
+        `the handler an \`async function*\` yielding a fresh Item per element, the credit window ${WINDOW}. Raw framed floor: \`u32 length | Item\` ` +
         'frames over `net`, the encoded Item copied into an arena per element, one `socket.write` per event-loop turn waiting on `drain`, ' +
         'a client counting frames in place (no decode, no allocation per element; bench/stream-floor.ts). grpc-js: a generic ' +
         'server-streaming method with avsc serializers (the same bytes and codec as avrpc), `call.write` until it returns false, then `drain`.',
