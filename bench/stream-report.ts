@@ -66,6 +66,18 @@ function aggregate(runs: StreamRun[] | undefined): Agg | undefined {
   };
 }
 
+/**
+ * The median over the rounds of `a`'s CPU per element divided by `b`'s in the same round (interleaved
+ * rounds met the same machine load); NaN unless both ran every round.
+ */
+function sameRound(runs: Map<string, StreamRun[]>, a: string, b: string): number {
+  const ra = runs.get(a);
+  const rb = runs.get(b);
+  if (ra === undefined || rb === undefined || ra.length !== rb.length || ra.length === 0) return NaN;
+  const r = ra.map((x, i) => x.cpuUsPerElement.total / rb[i]!.cpuUsPerElement.total).sort((x, y) => x - y);
+  return r[Math.floor((r.length - 1) / 2)]!;
+}
+
 const cpuText = (c: CpuPerCall): string => `${c.client.toFixed(2)} + ${c.server.toFixed(2)} = ${cpuUs(c.total)}`;
 const ratio = (a: number | undefined, b: number | undefined): number => (a === undefined || b === undefined || b === 0 ? NaN : a / b);
 const mib = (bytes: number): string => `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
@@ -89,6 +101,8 @@ export function streamReport(runs: Map<string, StreamRun[]>): {
     'stream avrpc/grpc-js CPU/element': ratio(avrpc?.cpu.total, grpc?.cpu.total),
     'bidi-64 stream/unary elements/s': ratio(bidi?.elementsPerSec, unary?.elementsPerSec),
     'bidi-64 stream/unary CPU/element': ratio(bidi?.cpu.total, unary?.cpu.total),
+    'stream avrpc/floor CPU/element, median of same-round ratios': sameRound(runs, 'stream/avrpc', 'stream/floor'),
+    'bidi-64 stream/unary CPU/element, median of same-round ratios': sameRound(runs, 'bidi-64/avrpc', 'bidi-64/avrpc-unary'),
   };
   const rows: [string, Agg | undefined, System][] = [
     ['avrpc `watch`', avrpc, 'avrpc'],
