@@ -178,7 +178,13 @@ export function streamReport(runs: Map<string, StreamRun[]>): {
         })),
       },
     });
-  target('issue 10: bidi stream CPU per element vs unary call, 64 in flight', 'bidi-64 stream/unary CPU/element', '< 1x', (v) => v < 1);
+  // Per round, then the median: the two ran back to back, so this moves least with the machine's load.
+  target(
+    'issue 10: bidi stream CPU per element vs unary call, 64 in flight (median of same-round ratios)',
+    'bidi-64 stream/unary CPU/element, median of same-round ratios',
+    '< 1x',
+    (v) => v < 1,
+  );
 
   const slowRuns = runs.get('slow-consumer/avrpc')?.filter((r) => r.slow !== undefined) ?? [];
   if (slowRuns.length > 0) {
