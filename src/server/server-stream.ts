@@ -14,10 +14,13 @@ import { FrameType } from '../framing/frame.js';
 import type { RpcObserver } from '../observability/observer.js';
 import type { CallContext } from './call-context.js';
 import { sendHeaders, type ReplyWriter } from './call-reply.js';
+import type { FramedSocket } from '../connection/framed-socket.js';
 
 /** What a stream writes with and reports to: its session. */
 export interface StreamOwner {
-  readonly writer: ReplyWriter & { fail(error: RpcError): void };
+  readonly writer: ReplyWriter & Pick<FramedSocket, 'fail' | 'queuedBytes' | 'afterWrites'>;
+  /** Bytes queued for the client beyond which producers wait for the socket to drain. */
+  readonly pauseAboveBytes: number;
   /** The handler's responses ended (`failed`: with `outcome` thrown), or its producer closed after a cancel. */
   streamEnded(stream: ServerStream, outcome: unknown, failed: boolean): void;
   /** A request element did not decode: the call fails INVALID_ARGUMENT. */
@@ -187,8 +190,12 @@ export class ServerStream {
     };
   }
 
-  /** One response element out, after the headers if they are still unsent. */
-  private send(value: unknown): void {
+  /**
+   * One response element out, after the headers if they are still unsent. Returns false when the
+   * socket is backed up (a client whose window outgrows what the socket drains): the producer then
+   * waits for the writes, so credit never makes the server queue more than `maxQueuedBytes`.
+   */
+  private send(value: unknown): boolean {
     const w = this.owner.writer;
     sendHeaders(w, this.id, this.ctx);
     try {
@@ -200,6 +207,9 @@ export class ServerStream {
     }
     this.activity++;
     this.observer?.streamElement?.(this.msg.name, 'sent');
+    if (w.queuedBytes <= this.owner.pauseAboveBytes) return true;
+    w.afterWrites(() => this.pump?.resume());
+    return false;
   }
 
   /** The handler took a request: it no longer counts as buffered. */
