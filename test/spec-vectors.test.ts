@@ -119,8 +119,15 @@ test('the WELCOME vector is the plain WELCOME plus avrpc.streams and avrpc.limit
   enc.frame(FrameType.WELCOME, 0, 0, { ...plain, meta: limits }, writeHandshake(welcomeType));
   assert.is(
     Buffer.concat(enc.take()).toString('hex'),
-    '00000032020000000000' + '00' + '2afda572341fa906084110279f02dcfe' + '00' + '02' + '1861767270632e6c696d697473' + '20' +
-      '01000000010000000000200000004000' + '00',
+    '00000032020000000000' +
+      '00' +
+      '2afda572341fa906084110279f02dcfe' +
+      '00' +
+      '02' +
+      '1861767270632e6c696d697473' +
+      '20' +
+      '01000000010000000000200000004000' +
+      '00',
   );
   const streams = { [STREAMS_META_KEY]: Buffer.from([0, 0, 0, 64]) };
   enc.frame(FrameType.WELCOME, 0, 0, { ...plain, meta: { ...streams, ...limits } }, writeHandshake(welcomeType));
