@@ -114,8 +114,8 @@ export interface StreamFixture {
 export function streamFixture(test: Test): StreamFixture {
   const state = {} as HandlerState;
   let protocol: Protocol | undefined;
-  let server: Server | undefined;
-  let peer: RawPeer | undefined;
+  const servers: Server[] = [];
+  const peers: RawPeer[] = [];
   test.before(async () => {
     protocol = await loadProtocol(repoPath('protocol/stream.avdl'));
   });
@@ -133,10 +133,8 @@ export function streamFixture(test: Test): StreamFixture {
     Object.assign(state, fresh);
   });
   test.after.each(async () => {
-    peer?.destroy();
-    peer = undefined;
-    await server?.close({ graceMs: 100 });
-    server = undefined;
+    for (const peer of peers.splice(0)) peer.destroy();
+    await Promise.all(servers.splice(0).map((server) => server.close({ graceMs: 100 })));
   });
   return {
     state,
@@ -145,9 +143,11 @@ export function streamFixture(test: Test): StreamFixture {
       return protocol;
     },
     async connect(options = {}) {
-      server = createServer({ protocol: protocol!, handlers: handlers(state), ...options });
+      const server = createServer({ protocol: protocol!, handlers: handlers(state), ...options });
+      servers.push(server);
       const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
-      peer = await RawPeer.connect(port);
+      const peer = await RawPeer.connect(port);
+      peers.push(peer);
       return { peer, server };
     },
   };
