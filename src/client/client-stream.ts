@@ -105,13 +105,13 @@ export class ClientStream extends CallHooks implements ElementQueueOwner, Elemen
     this.pump?.grant(n);
   }
 
-  /** A response element arrived (the session checked the window and decoded it). */
-  received(value: unknown): void {
+  /** A response element arrived, `bytes` long (the session checked the window and decoded it). */
+  received(value: unknown, bytes = 0): void {
     this.touched = true;
     this.outstanding++;
     if (!this.headersDelivered) this.gotHeaders({});
     this.observer?.streamElement?.(this.msg.name, 'received');
-    this.queue!.push(value);
+    this.queue!.push(value, bytes);
   }
 
   override gotHeaders(headers: Metadata): void {

@@ -83,7 +83,7 @@ export class StreamFrames implements StreamWire {
         new RpcError(Code.INTERNAL, `cannot decode stream element of ${call.msg.name}: ${(err as Error).message}`, { cause: err }),
       );
     }
-    stream.received(value);
+    stream.received(value, body.length);
   }
 
   /** END from the server: a server or bidi stream ended OK, with trailers when flagged METADATA. Frees the id. */

@@ -17,6 +17,13 @@ export interface ElementQueueOwner {
 
 type Waiter<T> = { resolve: (r: IteratorResult<T>) => void; reject: (e: unknown) => void };
 
+/** How many times its advertised `S` a window may grow to (see `ElementQueue.growth`). */
+const GROWTH = 8;
+/** Bytes of small elements a grown window may hold at most (by the average element size). */
+const GROWTH_BYTES = 256 * 1024;
+/** The largest window, whatever `S` (a u32 CREDIT could say more; no stream needs it). */
+const MAX_WINDOW = 65536;
+
 const DONE: IteratorResult<never> = Object.freeze({ done: true, value: undefined });
 
 /**
@@ -33,14 +40,30 @@ export class ElementQueue<T> implements AsyncIterableIterator<T> {
   /** Taken since the last CREDIT went out. */
   private taken = 0;
   /** Elements taken before credit is returned: half the window, so CREDIT frames are few and the sender never runs dry. */
-  private readonly batch: number;
+  private batch: number;
+  private windowNow: number;
+  /** How far the window may grow: {@link GROWTH} times the advertised one. */
+  private readonly maxWindow: number;
+  /** Average element size in bytes (moving), from what `push` was told; 0 when never told. */
+  private averageBytes = 0;
 
   constructor(
     private readonly owner: ElementQueueOwner,
     /** The window this side advertised (`S`). */
     window: number,
   ) {
+    this.windowNow = window;
+    this.maxWindow = Math.min(MAX_WINDOW, window * GROWTH);
     this.batch = Math.max(1, window >>> 1);
+  }
+
+  /**
+   * Elements the consumer may find buffered at most: the advertised `S`, plus what credit beyond the
+   * elements taken grew it by. (A receiver still checks DATA against `S`: DATA received minus the
+   * credit given back stays below `S`, SPEC.md section 13.5.)
+   */
+  get window(): number {
+    return this.windowNow;
   }
 
   /** Elements received and not taken yet. */
@@ -53,9 +76,13 @@ export class ElementQueue<T> implements AsyncIterableIterator<T> {
     return this.ending !== undefined || this.stopped;
   }
 
-  /** An element arrived. Ignored once the consumer stopped (the stream is being cancelled). */
-  push(value: T): void {
+  /**
+   * An element arrived, `bytes` long on the wire (0: unknown; small elements let the window grow).
+   * Ignored once the consumer stopped (the stream is being cancelled).
+   */
+  push(value: T, bytes = 0): void {
     if (this.stopped || this.ending !== undefined) return;
+    if (bytes > 0) this.averageBytes = this.averageBytes === 0 ? bytes : this.averageBytes + (bytes - this.averageBytes) / 8;
     const w = this.waiter;
     if (w !== undefined) {
       this.waiter = undefined;
@@ -125,10 +152,26 @@ export class ElementQueue<T> implements AsyncIterableIterator<T> {
     this.owner.took?.();
     if (this.ending !== undefined) return;
     if (++this.taken >= this.batch) {
-      const n = this.taken;
+      const grow = this.growth();
+      const n = this.taken + grow;
       this.taken = 0;
+      if (grow > 0) {
+        this.windowNow += grow;
+        this.batch = this.windowNow >>> 1;
+      }
       this.owner.credit(n);
     }
+  }
+
+  /**
+   * Credit beyond what was taken: a stream of small elements whose consumer keeps up gets a window
+   * that doubles, up to {@link GROWTH} times `S` and while the window's elements stay within
+   * {@link GROWTH_BYTES}, so it needs fewer CREDIT round trips; large elements keep the window `S`.
+   */
+  private growth(): number {
+    const w = this.windowNow;
+    if (this.averageBytes === 0 || w >= this.maxWindow || 2 * w * this.averageBytes > GROWTH_BYTES) return 0;
+    return Math.min(w, this.maxWindow - w);
   }
 
   private settleWaiter(): void {

@@ -40,7 +40,10 @@ export class ServerStream {
   /** The requests, for client and bidi streams. */
   readonly requests: ElementQueue<unknown> | undefined;
   private pump: ElementPump<unknown> | undefined;
-  /** DATA received and not yet credited back: never more than our window. */
+  /**
+   * DATA received minus the credit given back since: never `S` or more before a DATA arrives (the
+   * client's credit is `S` minus this), whatever CREDIT added beyond the elements taken.
+   */
   private outstanding = 0;
   /** Sizes of the request elements buffered, oldest first, charged to the memory account until taken. */
   private sizes: number[] = [];
@@ -57,7 +60,7 @@ export class ServerStream {
     readonly msg: MessageDef,
     readonly ctx: CallContext,
     private readonly owner: StreamOwner,
-    /** Our `S`: request elements we buffer. */
+    /** Our `S`: request elements the client may send ahead of our CREDIT (which may give more back than was taken). */
     private readonly window: number,
     /** The client's `S`: responses it takes before its first CREDIT. */
     private readonly peerWindow: number,
@@ -119,7 +122,7 @@ export class ServerStream {
     this.sizes.push(body.length);
     this.account?.charge(body.length);
     this.observer?.streamElement?.(this.msg.name, 'received');
-    requests.push(value);
+    requests.push(value, body.length);
   }
 
   /** An END frame from the client: no more requests. */

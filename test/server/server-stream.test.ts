@@ -129,7 +129,8 @@ test('request elements are credited back in batches as the handler takes them, n
   const head = Buffer.alloc(2);
   head.writeUInt16BE(protocol.message('upload')!.index);
   session.onRequest(0, 5, head);
-  const element = protocol.message('upload')!.request.toBuffer({ item: item(1) });
+  // Elements large enough that the window does not grow (see the next test).
+  const element = protocol.message('upload')!.request.toBuffer({ item: { ...item(1), blob: Buffer.alloc(40_000) } });
   for (let i = 0; i < 4; i++) session.onStreamFrame(FrameType.DATA, 5, element);
   const credits = (): number[] => writer.frames.filter((f) => f.type === FrameType.CREDIT).map((f) => readCredit(f.body));
   assert.equal(credits(), []);
@@ -141,6 +142,30 @@ test('request elements are credited back in batches as the handler takes them, n
   session.onStreamFrame(FrameType.DATA, 5, element);
   session.onStreamFrame(FrameType.DATA, 5, element);
   assert.is(writer.failed, undefined);
+  session.onStreamFrame(FrameType.DATA, 5, element);
+  assert.match(writer.failed!.message, /credit/);
+  session.close(new RpcError(Code.UNAVAILABLE, 'the connection closed'));
+});
+
+test('small request elements grow the window: credit beyond what was taken, and DATA checked against the grown window', async () => {
+  let iterator: AsyncIterator<unknown> | undefined;
+  const upload = (requests: AsyncIterable<unknown>, ctx: CallContext) => {
+    iterator = requests[Symbol.asyncIterator]();
+    return new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)));
+  };
+  const { session, writer } = setup({ upload }, 8, { maxBufferedElements: 4 });
+  const head = Buffer.alloc(2);
+  head.writeUInt16BE(protocol.message('upload')!.index);
+  session.onRequest(0, 5, head);
+  const element = protocol.message('upload')!.request.toBuffer({ item: item(1) });
+  for (let i = 0; i < 4; i++) session.onStreamFrame(FrameType.DATA, 5, element);
+  await iterator!.next();
+  await iterator!.next();
+  const credits = (): number[] => writer.frames.filter((f) => f.type === FrameType.CREDIT).map((f) => readCredit(f.body));
+  // 2 taken, and the window doubled from 4 to 8: credit 2 + 4.
+  assert.equal(credits(), [6]);
+  for (let i = 0; i < 6; i++) session.onStreamFrame(FrameType.DATA, 5, element);
+  assert.is(writer.failed, undefined, 'the 6 credited fit');
   session.onStreamFrame(FrameType.DATA, 5, element);
   assert.match(writer.failed!.message, /credit/);
   session.close(new RpcError(Code.UNAVAILABLE, 'the connection closed'));
