@@ -23,6 +23,9 @@ import type { StreamKind } from '../codec/protocol.js';
 import { describe, knownOptions } from '../util/validate.js';
 import type { Logger } from '../observability/observer.js';
 
+export type { ResponseStream } from './client-stream.js';
+export type { CallKind } from './interceptor.js';
+
 /** An avrpc client. Create it with {@link createClient}. */
 export interface Client {
   /**
