@@ -34,6 +34,8 @@ export class ElementPump<T> {
   private credit: number;
   private pulling = false;
   private done = false;
+  /** The producer's `return()`, while it closes. */
+  private closing: Promise<void> | undefined;
 
   constructor(
     source: ElementSource<T>,
@@ -41,12 +43,17 @@ export class ElementPump<T> {
     credit: number,
     private readonly sink: ElementSink<T>,
     /** Runs each pull (the call scope of a handler, for deadline propagation); default: directly. */
-    private readonly runPull: <R>(pull: () => R) => R = (pull) => pull(),
+    private readonly runPull?: <R>(pull: () => R) => R,
   ) {
     const s = source as Partial<AsyncIterable<T> & Iterable<T>>;
     const async = s[Symbol.asyncIterator];
     this.iterator = typeof async === 'function' ? async.call(s) : (s as Iterable<T>)[Symbol.iterator]();
     this.credit = credit;
+  }
+
+  /** Credit left: elements the peer takes before its next CREDIT. */
+  get available(): number {
+    return this.credit;
   }
 
   /** True once the producer finished, failed, or was stopped. */
@@ -65,31 +72,37 @@ export class ElementPump<T> {
     if (!this.pulling && !this.done) void this.pull();
   }
 
-  /** Stops pulling and closes the producer (its `finally` blocks run); nothing more is sent. */
-  stop(): void {
-    if (this.done) return;
+  /**
+   * Stops pulling and closes the producer (its `finally` blocks run); nothing more is sent. Resolves
+   * once the producer has closed: at once for one suspended in a `yield`, after its current `await`
+   * for one that was running (a slot is held until then). Never rejects.
+   */
+  stop(): Promise<void> {
+    if (this.done) return this.closing ?? Promise.resolve();
     this.done = true;
-    this.close();
+    return this.close();
   }
 
-  private close(): void {
+  private close(): Promise<void> {
     const it = this.iterator as { return?: () => unknown };
-    if (typeof it.return !== 'function') return;
+    if (typeof it.return !== 'function') return Promise.resolve();
     try {
       const r = it.return();
-      // A generator suspended in a `yield` closes at once; one awaiting settles later: nothing to wait for.
-      if (r !== null && typeof r === 'object' && typeof (r as Promise<unknown>).then === 'function')
-        (r as Promise<unknown>).then(noop, noop);
+      if (isPromise(r)) return (this.closing = r.then(noop, noop));
     } catch {
       // A producer that throws while closing has nothing more to say to a stream that is over.
     }
+    return Promise.resolve();
   }
+
+  /** One `next()`, bound once (a closure per element would cost an allocation each). */
+  private readonly nextOne = (): IteratorResult<T> | Promise<IteratorResult<T>> => this.iterator.next();
 
   private async pull(): Promise<void> {
     this.pulling = true;
     try {
       while (this.credit > 0 && !this.done) {
-        const next = this.runPull(() => this.iterator.next());
+        const next = this.runPull === undefined ? this.iterator.next() : this.runPull(this.nextOne);
         // A plain iterator's result is used at once: an array of requests costs no turn per element.
         const r = isPromise(next) ? await next : next;
         if (this.done) return;
@@ -105,7 +118,7 @@ export class ElementPump<T> {
       if (this.done) return;
       this.done = true;
       // An element that did not encode leaves the producer suspended: close it (a no-op once it threw).
-      this.close();
+      void this.close();
       this.sink.fail(err);
     } finally {
       this.pulling = false;
