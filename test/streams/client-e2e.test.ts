@@ -51,8 +51,8 @@ const handlers: ServerOptions['handlers'] = {
     // (Not for the replay cases: headers the caller saw would count as delivered.)
     if (req.count !== -3) ctx.responseHeader.kind = 'watch';
     try {
-      // count -1: until cancelled; count -2: wait for the gate; count -3: fail UNAVAILABLE after `from` elements on the first call.
-      if (req.count === -2) await Promise.race([gate.promise, once(ctx.signal, 'abort')]);
+      // count -1: until cancelled; failAfter -2: wait for the gate first; count -3: fail UNAVAILABLE after `from` elements on the first call.
+      if (req.failAfter === -2) await Promise.race([gate.promise, once(ctx.signal, 'abort')]);
       for (let i = 0; req.count < 0 || i < req.count; i++) {
         if (req.count === -3 && i === req.from && seen.calls === 1) throw new RpcError(Code.UNAVAILABLE, 'downstream gone');
         if (req.count === -3 && i === 2) break;
@@ -175,7 +175,7 @@ test('an error after N elements: the N elements, then the RpcError with its decl
 
 test('the deadline covers the whole stream: DEADLINE_EXCEEDED, the handler is aborted', async () => {
   const { c } = await start();
-  const { error } = await collect(c.serverStream('watch', { from: 0, count: -2, failAfter: -1 }, { timeoutMs: 100 }));
+  const { error } = await collect(c.serverStream('watch', { from: 0, count: -1, failAfter: -2 }, { timeoutMs: 100 }));
   assert.is(error?.code, Code.DEADLINE_EXCEEDED);
   await until(() => seen.aborted === 1 && seen.finallyRan === 1, 'the handler aborted');
 });
@@ -187,7 +187,7 @@ test('connection loss fails every open stream UNAVAILABLE', async () => {
   const r = await relay(port);
   const c = createClient({ protocol, endpoints: [r.endpoint], maxAttempts: 1 });
   clients.push(c);
-  const a = c.serverStream('watch', { from: 0, count: -2, failAfter: -1 });
+  const a = c.serverStream('watch', { from: 0, count: -1, failAfter: -2 });
   async function* slow(): AsyncGenerator<object> {
     yield { item: streamItem(1) };
     await gate.promise;
@@ -209,6 +209,24 @@ test('connection loss fails every open stream UNAVAILABLE', async () => {
     Code.UNAVAILABLE,
   );
   assert.is((await rejection(up)).code, Code.UNAVAILABLE);
+});
+
+test("a server's graceful GOAWAY lets an open stream finish", async () => {
+  const server = createServer({ protocol, handlers });
+  const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
+  const c = createClient({ protocol, endpoints: [`127.0.0.1:${port}`] });
+  clients.push(c);
+  const s = c.serverStream('watch', { from: 0, count: 3, failAfter: -2 });
+  await until(() => seen.calls === 1, 'the stream runs');
+  const closing = server.close({ graceMs: 10_000 });
+  // The stream is a running call: the server waits for it, and it gets all its elements.
+  await until(() => c.stats()[0]?.ready === 0, 'the client saw the GOAWAY');
+  gate.resolve();
+  const { items, error } = await collect(s);
+  assert.is(error, undefined);
+  assert.equal(ids(items), [0, 1, 2]);
+  assert.equal(await s.trailers, { produced: '3' });
+  await closing;
 });
 
 test('headers and trailers of a unary call, on success and on failure', async () => {
