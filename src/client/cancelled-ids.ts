@@ -25,6 +25,8 @@ export const MAX_CANCELLED_IDS = 65536;
  */
 export class CancelledIds {
   private readonly ids = new Map<number, number>();
+  /** Which of {@link ids} are streams: their answer has many messages, so the end of one (a last fragment) ends nothing. */
+  private readonly streams = new Set<number>();
   /** Generation given to ids added now: that of the next barrier PING. */
   private generation = 0;
   /** Id of the barrier PING awaiting its PONG, or -1. */
@@ -42,11 +44,12 @@ export class CancelledIds {
    * whose deadline passed, once this turn's I/O was read (its late answer may be unread in the socket,
    * and the barrier's PONG must not overtake it).
    */
-  add(id: number): void {
+  add(id: number, stream = false): void {
     // Insertion order is generation order (the release below relies on it): a re-used id moves to the end.
-    this.ids.delete(id);
-    if (this.ids.size >= MAX_CANCELLED_IDS) this.ids.delete(this.ids.keys().next().value!);
+    this.forget(id);
+    if (this.ids.size >= MAX_CANCELLED_IDS) this.forget(this.ids.keys().next().value!);
     this.ids.set(id, this.generation);
+    if (stream) this.streams.add(id);
     this.waiting++;
   }
 
@@ -63,6 +66,11 @@ export class CancelledIds {
   expects(id: number): boolean {
     const g = this.ids.get(id);
     return g !== undefined && g >= 0;
+  }
+
+  /** True when cancelled `id` was a stream (SPEC.md section 13): only its END, RESPONSE or ERROR ends it. */
+  isStream(id: number): boolean {
+    return this.streams.size > 0 && this.streams.has(id);
   }
 
   /** The last frame for `id` arrived (a whole RESPONSE or ERROR, or a last fragment): nothing more may. */
@@ -87,8 +95,13 @@ export class CancelledIds {
     const released = this.generation - 1;
     for (const [k, v] of this.ids) {
       if ((v >= 0 ? v : -v - 1) > released) break;
-      this.ids.delete(k);
+      this.forget(k);
     }
     return this.barrier();
+  }
+
+  private forget(id: number): void {
+    this.ids.delete(id);
+    if (this.streams.size > 0) this.streams.delete(id);
   }
 }

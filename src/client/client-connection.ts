@@ -255,11 +255,9 @@ export class ClientConnection {
         if (type === FrameType.HEADERS) s.streams.onHeaders(id, body);
         else if (type === FrameType.DATA) s.streams.onData(flags, id, body);
         else if (type === FrameType.CREDIT) s.streams.onCredit(id, body);
-        else {
-          s.streams.onEnd(flags, id, body);
-          this.endIfDrained();
-        }
-        return;
+        else s.streams.onEnd(flags, id, body);
+        // END frees its id; a DATA that does not decode fails its stream.
+        return this.endIfDrained();
       }
       case FrameType.ERROR: {
         if (id === 0) return this.framed.destroy(readRemoteError(flags, body, undefined, undefined));

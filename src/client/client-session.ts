@@ -163,7 +163,7 @@ export class ClientSession {
   ): void {
     if (this.framed.isClosed) return;
     this.framed.signal(FrameType.CANCEL, call.id);
-    this.cancelled.add(call.id);
+    this.cancelled.add(call.id, call.msg.stream !== undefined);
     // A stream's deadline covers however long it streams: not a measure of the server's speed.
     if (reason?.code === Code.DEADLINE_EXCEEDED && !call.msg.oneWay && call.msg.stream === undefined) {
       // Judged, and the barrier PING sent, after this turn's I/O: if our own loop was blocked, the answer may be waiting unread.
@@ -265,7 +265,7 @@ export class ClientSession {
     this.framed.discard(id);
     this.framed.signal(FrameType.CANCEL, id);
     // The rest of the refused answer may still come (its fragments): dropped as those of a cancelled call.
-    this.cancelled.add(id);
+    this.cancelled.add(id, call.msg.stream !== undefined);
     this.sendBarrier();
     call.reject(error);
   }
@@ -277,8 +277,8 @@ export class ClientSession {
    */
   admits(type: number, flags: number, id: number): boolean {
     if (this.calls.has(id)) return true;
-    // A DATA never ends its stream, even whole.
-    this.stray(id, type !== FrameType.DATA && (flags & Flag.MORE) === 0);
+    // A DATA never ends its stream, even whole; nor does the last fragment of any message of a stream.
+    this.stray(id, type !== FrameType.DATA && (flags & Flag.MORE) === 0 && !this.cancelled.isStream(id));
     return false;
   }
 

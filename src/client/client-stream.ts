@@ -33,9 +33,6 @@ export interface StreamOwner {
   abandon(call: ClientCall, error: RpcError): void;
 }
 
-/** `RpcObserver` with the stream hook the coordinator adds to it (SPEC.md section 13). */
-type StreamObserver = RpcObserver & { streamElement?(message: string, direction: 'sent' | 'received'): void };
-
 /**
  * The state of one client stream (SPEC.md section 13) beside its `ClientCall`: the responses received
  * and not yet taken (an `ElementQueue`, which returns CREDIT as the consumer takes them), the caller's
@@ -68,7 +65,7 @@ export class ClientStream extends CallHooks implements ElementQueueOwner, Elemen
     private readonly requests: ElementSource<object> | undefined,
     /** Our `S`: responses buffered before the consumer takes them. */
     readonly window: number,
-    private readonly observer: StreamObserver | undefined,
+    private readonly observer: RpcObserver | undefined,
     onHeader: MetadataHook | undefined,
     onTrailer: MetadataHook | undefined,
   ) {

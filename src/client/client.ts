@@ -5,8 +5,8 @@ import { DEFAULT_RESOLVER_CACHE_BYTES, ResolverCache } from '../codec/resolver-c
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { CallRunner } from './call-runner.js';
+import { checkCallOptions, deadlineOf } from './call-options-check.js';
 import {
-  KNOWN_CALL_OPTIONS,
   clientConnectionOptions,
   resolveClientOptions,
   type CallOptions,
@@ -20,8 +20,10 @@ import { ClientStream, type ResponseStream } from './client-stream.js';
 import { deferredStream, failedStream, kindError } from './stream-calls.js';
 import { isElementSource, type ElementSource } from '../connection/element-pump.js';
 import type { StreamKind } from '../codec/protocol.js';
-import { describe, knownOptions } from '../util/validate.js';
 import type { Logger } from '../observability/observer.js';
+
+export type { ResponseStream } from './client-stream.js';
+export type { CallKind } from './interceptor.js';
 
 /** An avrpc client. Create it with {@link createClient}. */
 export interface Client {
@@ -215,80 +217,6 @@ export function createClient(options: ClientOptions): Client {
 }
 
 function noop(): void {}
-
-/**
- * Why `callOptions` cannot be used, or `undefined`. A misspelt option (timeoutMS) would silently leave
- * the call without its deadline. Per call, so no allocation and plain compares (the names of
- * KNOWN_CALL_OPTIONS, which the error message uses).
- */
-function checkCallOptions(callOptions: CallOptions | undefined, defaultTimeout: number | undefined): RpcError | undefined {
-  // The client's own timeoutMs was checked when it was created.
-  if (callOptions === undefined) return undefined;
-  for (const k in callOptions) {
-    if (k !== 'timeoutMs' && k !== 'metadata' && k !== 'signal' && k !== 'onHeader' && k !== 'onTrailer' && Object.hasOwn(callOptions, k))
-      return unknownCallOption(callOptions);
-  }
-  const timeoutMs = callOptions.timeoutMs ?? defaultTimeout;
-  const { signal, metadata, onHeader, onTrailer } = callOptions;
-  if (
-    (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs >= 0)) ||
-    (signal !== undefined && !isAbortSignal(signal)) ||
-    (metadata !== undefined && !isMetadata(metadata))
-  ) {
-    return callOptionsError(timeoutMs, signal, metadata);
-  }
-  if (onHeader !== undefined && typeof onHeader !== 'function')
-    return new RpcError(Code.INVALID_ARGUMENT, `call: options.onHeader must be a function, got ${describe(onHeader)}`);
-  if (onTrailer !== undefined && typeof onTrailer !== 'function')
-    return new RpcError(Code.INVALID_ARGUMENT, `call: options.onTrailer must be a function, got ${describe(onTrailer)}`);
-  return undefined;
-}
-
-/** The absolute deadline of a call (`performance.now()` clock), or -1; `Infinity` opts out of the client's default. */
-function deadlineOf(callOptions: CallOptions | undefined, defaultTimeout: number | undefined): number {
-  const timeoutMs = callOptions?.timeoutMs ?? defaultTimeout;
-  return timeoutMs === undefined || timeoutMs === Infinity ? -1 : performance.now() + timeoutMs;
-}
-
-const isAbortSignal = (s: unknown): s is AbortSignal =>
-  typeof s === 'object' &&
-  s !== null &&
-  typeof (s as AbortSignal).aborted === 'boolean' &&
-  typeof (s as AbortSignal).addEventListener === 'function';
-
-/** String keys to string values: what a METADATA map can carry. */
-function isMetadata(m: unknown): boolean {
-  if (typeof m !== 'object' || m === null || Array.isArray(m)) return false;
-  for (const k in m) if (typeof (m as Record<string, unknown>)[k] !== 'string') return false;
-  return true;
-}
-
-/** The INVALID_ARGUMENT for a call option of an unknown name, naming it and the closest known one. */
-function unknownCallOption(options: object): RpcError {
-  try {
-    if (options === null || typeof options !== 'object') return new RpcError(Code.INVALID_ARGUMENT, 'call: options must be an object');
-    knownOptions('call: options', options, KNOWN_CALL_OPTIONS);
-  } catch (err) {
-    return RpcError.from(err);
-  }
-  return new RpcError(Code.INVALID_ARGUMENT, 'call: options has an unknown property');
-}
-
-/** The INVALID_ARGUMENT for call options `send` found wrong, naming the option. */
-function callOptionsError(timeoutMs: unknown, signal: unknown, metadata: unknown): RpcError {
-  let problem = `options.timeoutMs must be a number >= 0, got ${describe(timeoutMs)}`;
-  if (signal !== undefined && !isAbortSignal(signal)) {
-    problem = `options.signal must be an AbortSignal, got ${describe(signal)}`;
-  } else if (metadata !== undefined && !isMetadata(metadata)) {
-    const entries = typeof metadata === 'object' && metadata !== null && !Array.isArray(metadata) ? Object.entries(metadata) : [];
-    const bad = entries.find(([, v]) => typeof v !== 'string');
-    problem =
-      bad === undefined
-        ? `options.metadata must be an object of string values, got ${describe(metadata)}`
-        : `options.metadata.${bad[0]} must be a string, got ${describe(bad[1])}`;
-  }
-  return new RpcError(Code.INVALID_ARGUMENT, `call: ${problem}`);
-}
 
 /**
  * Feeds registry snapshots to the pool until `signal` aborts. A watch that fails (registry unreachable)

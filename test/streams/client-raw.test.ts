@@ -477,8 +477,7 @@ test('interceptors see the kind; a stream through them works, break included', a
   assert.equal(await s.headers, {});
 });
 
-// Needs RpcObserver.streamElement in the observer guard (src/observability, the coordinator's): enabled once it is on main.
-test.skip('observer: streamElement per element, each direction; callStarted/callEnded per stream', async () => {
+test('observer: streamElement per element, each direction; callStarted/callEnded per stream', async () => {
   const events: string[] = [];
   const { c } = await setup(
     {
@@ -493,7 +492,7 @@ test.skip('observer: streamElement per element, each direction; callStarted/call
         callStarted: (m: string) => events.push(`start ${m}`),
         callEnded: (m: string, code: number) => events.push(`end ${m} ${code}`),
         streamElement: (m: string, d: string) => events.push(`${d} ${m}`),
-      } as object,
+      },
     },
   );
   const { items } = await collect(c.bidiStream('chat', [{ item: streamItem(1) }, { item: streamItem(2) }]));
