@@ -18,7 +18,7 @@ export interface IncomingHost extends StallCheckHost {
 }
 
 /**
- * Receiving REQUEST/RESPONSE messages with the negotiated extensions (SPEC.md section 12): reassembly
+ * Receiving REQUEST/RESPONSE/DATA messages with the negotiated extensions (SPEC.md section 12): reassembly
  * of fragments, inflation, the limit on a message's size, and our WINDOW acknowledgements. It also
  * takes the peer's WINDOW, crediting the {@link Outbox} of our own fragments, and runs the stall
  * check (`stallTimeoutMs`) of both: partial messages that stopped coming, and our fragments the peer
@@ -60,6 +60,13 @@ export class IncomingMessages {
         inflated: (type, flags, id, out) => {
           try {
             this.sink.onFrame(type, flags & ~Flag.COMPRESSED, id, out);
+          } catch (err) {
+            this.host.fail(RpcError.from(err));
+          }
+        },
+        plain: (type, flags, id, body) => {
+          try {
+            this.sink.onFrame(type, flags, id, body);
           } catch (err) {
             this.host.fail(RpcError.from(err));
           }
@@ -110,7 +117,20 @@ export class IncomingMessages {
     return [...this.reassembler.ids(), ...this.inflations.ids()];
   }
 
-  /** Forgets the incoming message of `id`: a partial message, a decompression under way. */
+  /** True while compressed messages are inflating or waiting to: frames may have to wait {@link behind} them. Cheap. */
+  get inflating(): boolean {
+    return this.inflations.size > 0;
+  }
+
+  /**
+   * Holds a plain frame of `id` behind its compressed messages still inflating, so the owner gets
+   * them in the order they came (a stream's END after its last DATA). False when `id` has none.
+   */
+  behind(type: number, flags: number, id: number, body: Buffer): boolean {
+    return this.inflations.behind(type, flags, id, body);
+  }
+
+  /** Forgets every incoming message of `id`: a partial message, decompressions under way, frames held behind them. */
   discard(id: number): void {
     if (this.reassembler.size > 0) this.reassembler.discard(id);
     this.inflations.abandon(id);
@@ -132,7 +152,7 @@ export class IncomingMessages {
 
   /** True for a frame that must come here rather than straight to the connection. */
   wants(type: number, flags: number, bodyLen: number): boolean {
-    if (type === FrameType.REQUEST || type === FrameType.RESPONSE) {
+    if (type === FrameType.REQUEST || type === FrameType.RESPONSE || type === FrameType.DATA) {
       return (flags & (Flag.MORE | Flag.COMPRESSED)) !== 0 || bodyLen > this.options.maxMessageBytes;
     }
     return type === FrameType.CONTINUATION || type === FrameType.WINDOW;
@@ -205,7 +225,11 @@ export class IncomingMessages {
         new RpcError(Code.RESOURCE_EXHAUSTED, `message of ${body.length} bytes exceeds maxMessageBytes (${max})`),
       );
     }
-    if ((flags & Flag.COMPRESSED) === 0) return this.sink.onFrame(type, flags, id, body);
+    if ((flags & Flag.COMPRESSED) === 0) {
+      // Behind an earlier compressed message of its id still inflating (a stream's DATA): in order.
+      if (this.inflations.size > 0 && this.inflations.behind(type, flags, id, body)) return;
+      return this.sink.onFrame(type, flags, id, body);
+    }
     if (!this.inflations.add(type, flags, id, body)) {
       this.sink.onRefused(
         type,
