@@ -10,13 +10,12 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { deflateRawSync } from 'node:zlib';
 import { FramedSocket } from '../../src/connection/framed-socket.js';
 import type { FramedSocketHandler, FramedSocketOptions } from '../../src/connection/framed-socket-options.js';
-import { OutgoingMessages } from '../../src/connection/outgoing-messages.js';
 import { Code } from '../../src/errors/code.js';
-import type { RpcError } from '../../src/errors/rpc-error.js';
+import { RpcError } from '../../src/errors/rpc-error.js';
 import type { Negotiated } from '../../src/framing/extensions.js';
-import { FrameEncoder } from '../../src/framing/frame-encoder.js';
 import { Flag, FrameType } from '../../src/framing/frame.js';
-import { frameBytes, type SeenFrame } from '../helpers/fake-socket.js';
+import { FakeClock } from '../helpers/fake-clock.js';
+import { FakeSocket, frameBytes, type SeenFrame } from '../helpers/fake-socket.js';
 import { pattern } from '../helpers/large.js';
 
 const test = suite('stream DATA: fragments and compression');
@@ -164,27 +163,40 @@ test('small frames overtake a large DATA of another id', async () => {
   }
 });
 
-test('a small DATA makes fragments shallow, as a small REQUEST or RESPONSE does', () => {
-  const encoder = new FrameEncoder();
-  const out = new OutgoingMessages(
-    {
-      fragmentBytes: 1000,
-      maxMessageBytes: 1 << 20,
-      maxPartialMessages: 4,
-      fragmentWindowBytes: 1 << 20,
-      interleaveWindowBytes: 2000,
-      compressAboveBytes: 0,
-    },
-    encoder,
-    { flushSoon: () => undefined, fragmentsQueued: () => undefined, gone: false },
-  );
-  out.use({ peerPartialMessages: 4, peerWindowBytes: 64_000, compression: false, peerStreamWindow: 64 });
-  out.send(FrameType.DATA, 0, 1, Buffer.alloc(100_000), writeBytes);
-  out.send(FrameType.DATA, 0, 3, Buffer.alloc(10), writeBytes);
-  out.pace();
-  let sent = 0;
-  for (let n = out.outbox.round(encoder); n > 0; n = out.outbox.round(encoder)) sent += n;
-  assert.is(sent, 2000, 'two fragments in flight while a small DATA shares the connection');
+test('a small DATA received makes our fragments shallow, as a small REQUEST or RESPONSE does', async () => {
+  /** Fragment bytes a FakeSocket-backed side writes in its first turn after it received `frame`. */
+  const firstTurn = async (frame: Buffer | undefined): Promise<number> => {
+    const sock = new FakeSocket();
+    const fs = new FramedSocket(
+      sock.socket,
+      {
+        maxFrameBytes: 1 << 20,
+        expectPreface: false,
+        keepaliveMs: 0,
+        keepaliveTimeoutMs: 400,
+        pauseReadsWhenBlocked: true,
+        maxQueuedBytes: 1 << 24,
+        fragmentBytes: 1000,
+        maxMessageBytes: 1 << 20,
+        maxPartialMessages: 4,
+        fragmentWindowBytes: 1 << 20,
+        interleaveWindowBytes: 2000,
+        compressAboveBytes: 0,
+        clock: new FakeClock(),
+      },
+      { onFrame: () => undefined, onClose: () => undefined, onRefused: () => undefined },
+    );
+    fs.established({ ...FRAG, peerWindowBytes: 64_000 }, 1 << 20);
+    if (frame !== undefined) sock.receive(frame);
+    fs.message(FrameType.DATA, 0, 1, Buffer.alloc(100_000), writeBytes);
+    await new Promise((r) => process.nextTick(r));
+    const sent = sock.frames.filter((f) => f.id === 1).reduce((n, f) => n + f.body.length, 0);
+    fs.destroy(new RpcError(Code.CANCELLED, 'done'));
+    return sent;
+  };
+  assert.is(await firstTurn(undefined), 64_000, 'alone: the whole window');
+  assert.is(await firstTurn(frameBytes(FrameType.RESPONSE, 0, 3, Buffer.from('small'))), 2000, 'after a small RESPONSE: shallow');
+  assert.is(await firstTurn(frameBytes(FrameType.DATA, 0, 3, Buffer.from('small'))), 2000, 'after a small DATA: shallow');
 });
 
 test('a compressed DATA inflates, and arrives without the COMPRESSED flag', async () => {
