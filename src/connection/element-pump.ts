@@ -34,6 +34,8 @@ export class ElementPump<T> {
   private credit: number;
   private pulling = false;
   private done = false;
+  /** The producer's `return()`, while it closes. */
+  private closing: Promise<void> | undefined;
 
   constructor(
     source: ElementSource<T>,
@@ -47,6 +49,11 @@ export class ElementPump<T> {
     const async = s[Symbol.asyncIterator];
     this.iterator = typeof async === 'function' ? async.call(s) : (s as Iterable<T>)[Symbol.iterator]();
     this.credit = credit;
+  }
+
+  /** Credit left: elements the peer takes before its next CREDIT. */
+  get available(): number {
+    return this.credit;
   }
 
   /** True once the producer finished, failed, or was stopped. */
@@ -65,24 +72,27 @@ export class ElementPump<T> {
     if (!this.pulling && !this.done) void this.pull();
   }
 
-  /** Stops pulling and closes the producer (its `finally` blocks run); nothing more is sent. */
-  stop(): void {
-    if (this.done) return;
+  /**
+   * Stops pulling and closes the producer (its `finally` blocks run); nothing more is sent. Resolves
+   * once the producer has closed: at once for one suspended in a `yield`, after its current `await`
+   * for one that was running (a slot is held until then). Never rejects.
+   */
+  stop(): Promise<void> {
+    if (this.done) return this.closing ?? Promise.resolve();
     this.done = true;
-    this.close();
+    return this.close();
   }
 
-  private close(): void {
+  private close(): Promise<void> {
     const it = this.iterator as { return?: () => unknown };
-    if (typeof it.return !== 'function') return;
+    if (typeof it.return !== 'function') return Promise.resolve();
     try {
       const r = it.return();
-      // A generator suspended in a `yield` closes at once; one awaiting settles later: nothing to wait for.
-      if (r !== null && typeof r === 'object' && typeof (r as Promise<unknown>).then === 'function')
-        (r as Promise<unknown>).then(noop, noop);
+      if (isPromise(r)) return (this.closing = r.then(noop, noop));
     } catch {
       // A producer that throws while closing has nothing more to say to a stream that is over.
     }
+    return Promise.resolve();
   }
 
   private async pull(): Promise<void> {
@@ -105,7 +115,7 @@ export class ElementPump<T> {
       if (this.done) return;
       this.done = true;
       // An element that did not encode leaves the producer suspended: close it (a no-op once it threw).
-      this.close();
+      void this.close();
       this.sink.fail(err);
     } finally {
       this.pulling = false;

@@ -14,6 +14,11 @@ export interface RpcObserver {
   callStarted?(message: string): void;
   /** A call ended with `code` (0 for OK) after `durationMs`. */
   callEnded?(message: string, code: Code, durationMs: number): void;
+  /**
+   * One element of a stream (SPEC.md section 13) went out (`sent`) or arrived (`received`), on the side
+   * that observes it: a server sends responses and receives requests, a client the other way round.
+   */
+  streamElement?(message: string, direction: 'sent' | 'received'): void;
   /** Bytes read from sockets. */
   bytesReceived?(n: number): void;
   /** Bytes written to sockets. */
@@ -57,7 +62,16 @@ export function isLogger(value: unknown): value is Logger {
   return ['debug', 'info', 'warn', 'error'].every((k) => typeof l[k] === 'function');
 }
 
-const HOOKS = ['connectionOpened', 'connectionClosed', 'callStarted', 'callEnded', 'bytesReceived', 'bytesSent', 'poolAttached'] as const;
+const HOOKS = [
+  'connectionOpened',
+  'connectionClosed',
+  'callStarted',
+  'callEnded',
+  'streamElement',
+  'bytesReceived',
+  'bytesSent',
+  'poolAttached',
+] as const satisfies readonly (keyof RpcObserver)[];
 
 /**
  * Wraps a user's observer so that a hook that throws never breaks a call or a connection (or, thrown

@@ -16,6 +16,18 @@ export interface PeerInfo {
   readonly principal?: unknown;
 }
 
+/** Where a call's response headers go when its handler sends them early (the session; internal). */
+export interface HeaderSink {
+  writeHeader(id: number, headers: Metadata): void;
+}
+
+/** True when `m` has at least one entry. */
+function hasEntries(m: Record<string, string> | undefined): m is Record<string, string> {
+  if (m === undefined) return false;
+  for (const _ in m) return true;
+  return false;
+}
+
 /**
  * What a handler gets besides its request: metadata, deadline, a cancellation signal and the peer.
  * The AbortSignal is created only when a handler reads `signal`, so calls that never look pay nothing.
@@ -26,6 +38,13 @@ export class CallContext {
   private abortReason: RpcError | undefined;
   /** `performance.now()` when the call began; set only when an observer measures durations. */
   startedAt = 0;
+  /** The call's request id on its connection (internal: for response headers sent early). */
+  id = 0;
+  /** Where {@link sendHeader} writes; undefined when the client cannot take headers (internal). */
+  headerSink: HeaderSink | undefined = undefined;
+  private header: Record<string, string> | undefined = undefined;
+  private trailer: Record<string, string> | undefined = undefined;
+  private headerSent = false;
 
   constructor(
     /** The message being called. */
@@ -37,6 +56,40 @@ export class CallContext {
     /** The calling peer. */
     readonly peer: PeerInfo,
   ) {}
+
+  /**
+   * Response headers: set entries here before the first response element (or the response) goes out,
+   * and they reach the client first (its `onHeader`, a stream's `headers`). Created on first access.
+   */
+  get responseHeader(): Record<string, string> {
+    return (this.header ??= {});
+  }
+
+  /** Response trailers: sent when the call ends, with its response, its end or its error. Created on first access. */
+  get responseTrailer(): Record<string, string> {
+    return (this.trailer ??= {});
+  }
+
+  /**
+   * Sends {@link responseHeader} now, before any response (a stream that waits for its first element
+   * lets the client see them early). Once sent, later changes to them are not sent. Idempotent.
+   */
+  sendHeader(): void {
+    const headers = this.takeHeader();
+    if (headers !== undefined) this.headerSink?.writeHeader(this.id, headers);
+  }
+
+  /** The headers not sent yet, if any, now marked sent (internal: the reply path sends them). */
+  takeHeader(): Metadata | undefined {
+    if (this.headerSent) return undefined;
+    this.headerSent = true;
+    return hasEntries(this.header) ? this.header : undefined;
+  }
+
+  /** The trailers, if any entry was set (internal). */
+  takeTrailer(): Metadata | undefined {
+    return hasEntries(this.trailer) ? this.trailer : undefined;
+  }
 
   /** Aborts when the caller cancels, the deadline passes, or the connection goes away. */
   get signal(): AbortSignal {

@@ -4,10 +4,12 @@ import type { FramedSocket } from '../connection/framed-socket.js';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import type { BodyWriter } from '../framing/frame-encoder.js';
-import { FrameType } from '../framing/frame.js';
+import { Flag, FrameType } from '../framing/frame.js';
+import { writeMetadata, writeTrailed, type Metadata, type TrailedValue } from '../framing/bodies.js';
 import type { Logger } from '../observability/observer.js';
-import type { PeerInfo } from './call-context.js';
+import type { CallContext, PeerInfo } from './call-context.js';
 import { errorDraftFor, sendError } from './error-reply.js';
+import type { ErrorDraft } from '../framing/bodies.js';
 import { OffloadReply, ReplyKind, writeBytes } from './offload/offload-task.js';
 
 /** What a session writes answers with: a `FramedSocket` in production, a fake in unit tests. */
@@ -17,7 +19,9 @@ export type ReplyWriter = Pick<FramedSocket, 'frame' | 'message' | 'messageBytes
  * Sends a two-way call's answer: the handler's value as a RESPONSE (an ERROR INTERNAL if it does not
  * encode), what it threw (`failed`) as an ERROR, or a worker's reply as it is. Returns the code the
  * call ended with. Handler failures of code INTERNAL go to `logger` with their stack; the client gets
- * their message only.
+ * their message only. With `responseMetadata` (the client negotiated streams, SPEC.md section 13)
+ * the handler's response headers go first (HEADERS) and its trailers with the RESPONSE; an ERROR
+ * carries the trailers in its metadata whatever was negotiated.
  */
 export function sendReply(
   writer: ReplyWriter,
@@ -28,6 +32,8 @@ export function sendReply(
   write: BodyWriter<unknown>,
   logger: Logger,
   peer: PeerInfo,
+  ctx?: CallContext,
+  responseMetadata = false,
 ): Code {
   if (outcome instanceof OffloadReply) {
     const code = outcome.code as Code;
@@ -38,14 +44,17 @@ export function sendReply(
     else writer.frame(FrameType.ERROR, outcome.flags, id, outcome.body, writeBytes);
     return code;
   }
+  if (responseMetadata && ctx !== undefined) sendHeaders(writer, id, ctx);
   if (failed) {
-    const draft = errorDraftFor(msg, outcome);
+    const draft = withTrailers(errorDraftFor(msg, outcome), ctx);
     if (draft.code === Code.INTERNAL) logger.error({ err: outcome, message: msg.name, peer }, 'handler failed');
     sendError(writer, id, draft);
     return draft.code as Code;
   }
   try {
-    writer.message(FrameType.RESPONSE, 0, id, outcome, write);
+    const trailers = responseMetadata ? ctx?.takeTrailer() : undefined;
+    if (trailers === undefined) writer.message(FrameType.RESPONSE, 0, id, outcome, write);
+    else writer.message(FrameType.RESPONSE, Flag.METADATA, id, trailed(msg, trailers, outcome), writeTrailed);
     return Code.OK;
   } catch (err) {
     const invalid = new RpcError(
@@ -54,7 +63,25 @@ export function sendReply(
       { cause: err },
     );
     logger.error({ err: invalid, message: msg.name, peer }, 'handler returned an invalid response');
-    sendError(writer, id, errorDraftFor(msg, invalid));
+    sendError(writer, id, withTrailers(errorDraftFor(msg, invalid), ctx));
     return Code.INTERNAL;
   }
+}
+
+/** Sends the call's response headers, if it has any not yet sent (HEADERS, SPEC.md section 13). */
+export function sendHeaders(writer: Pick<ReplyWriter, 'frame'>, id: number, ctx: CallContext): void {
+  const headers = ctx.takeHeader();
+  if (headers !== undefined) writer.frame(FrameType.HEADERS, 0, id, headers, writeMetadata);
+}
+
+/** An ERROR draft with the call's trailers in its metadata (the error's own entries win). */
+export function withTrailers(draft: ErrorDraft, ctx: CallContext | undefined): ErrorDraft {
+  const trailers = ctx?.takeTrailer();
+  if (trailers === undefined) return draft;
+  return { ...draft, metadata: draft.metadata === undefined ? trailers : ({ ...trailers, ...draft.metadata } as Metadata) };
+}
+
+/** A response value with its trailers; `undefined` from a handler of a `null` message is its null. */
+function trailed(msg: MessageDef, trailers: Metadata, value: unknown): TrailedValue {
+  return { trailers, type: msg.response, value: value === undefined && msg.response.typeName === 'null' ? null : value };
 }

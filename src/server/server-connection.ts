@@ -172,6 +172,13 @@ export class ServerConnection implements HandshakeOwner {
       }
       case FrameType.CANCEL:
         return this.onCancel(id);
+      case FrameType.DATA:
+      case FrameType.END:
+      case FrameType.CREDIT: {
+        const session = this.phase.session;
+        if (session === undefined) return this.framed.fail(unexpectedFrame(type, 'before handshake'));
+        return session.onStreamFrame(type, id, body);
+      }
       case FrameType.HELLO: {
         const handshake = this.phase.handshake;
         if (handshake === undefined) return this.framed.fail(unexpectedFrame(type, 'after handshake'));
@@ -189,9 +196,6 @@ export class ServerConnection implements HandshakeOwner {
       case FrameType.CONTINUATION:
       case FrameType.WINDOW:
       case FrameType.HEADERS:
-      case FrameType.DATA:
-      case FrameType.END:
-      case FrameType.CREDIT:
         return this.unexpected(type);
       default: {
         // Every FrameType is handled above: what remains is a type this version does not know.
@@ -209,6 +213,7 @@ export class ServerConnection implements HandshakeOwner {
   /** A REQUEST refused before delivery (too large, does not inflate): answered REFUSED. Anything else is a violation. */
   private onRefused(type: number, flags: number, id: number, error: RpcError): void {
     const session = this.phase.session;
+    if (type === FrameType.DATA && session !== undefined) return session.refuseElement(id, error);
     if (type !== FrameType.REQUEST || session === undefined) return this.unexpected(type);
     session.refuse(id, (flags & Flag.ONE_WAY) !== 0, new Refusal(error.code, error.message));
   }
@@ -247,7 +252,15 @@ export class ServerConnection implements HandshakeOwner {
     this.account.handshakeDone();
     const drained = this.phase.state === 'draining';
     // A drain that began during the handshake holds: the session takes no request.
-    const session = new ServerSession(this.shared, this.framed, result, this.peer, this.settled, drained ? draining(undefined) : undefined);
+    const session = new ServerSession(
+      this.shared,
+      this.framed,
+      result,
+      this.peer,
+      this.settled,
+      drained ? draining(undefined) : undefined,
+      this.account,
+    );
     this.enter({ state: drained ? 'draining' : 'ready', handshake: undefined, session });
     const framed = this.framed;
     this.timers.watchIdle(o.idleTimeoutMs, {

@@ -41,6 +41,16 @@ export interface ServerOptions extends TransportOptions {
    */
   maxConcurrentCalls?: number;
   /**
+   * Streams (SPEC.md section 13) one connection may have running at once; beyond it RESOURCE_EXHAUSTED
+   * (flagged REFUSED). Each also counts as a call for `maxConcurrentCalls`. Default 1000.
+   */
+  maxConcurrentStreams?: number;
+  /**
+   * A stream with no frame either way (no element, end or credit) for this long, in ms, is ended with
+   * ERROR CANCELLED and its handler's signal aborted; 0 turns it off. Default 600000 (10 min).
+   */
+  streamIdleTimeoutMs?: number;
+  /**
    * Rapid-reset guard (SPEC.md section 6): CANCELs a connection may send within `cancelWindowMs` (the
    * count halves every window) before `maxCancelRatio` is looked at; past both, the client gets GOAWAY
    * RESOURCE_EXHAUSTED and is closed. 0 turns the guard off. Default 500.
@@ -160,6 +170,8 @@ export interface ResolvedServerOptions extends ResolvedTransportOptions {
   /** Handlers indexed by local message index (undefined: UNIMPLEMENTED). */
   handlers: (Handler | undefined)[];
   maxConcurrentCalls: number;
+  maxConcurrentStreams: number;
+  streamIdleTimeoutMs: number;
   maxCancels: number;
   maxCancelRatio: number;
   cancelWindowMs: number;
@@ -207,6 +219,8 @@ export const KNOWN_SERVER_OPTIONS = {
   handlers: true,
   ...KNOWN_TRANSPORT_OPTIONS,
   maxConcurrentCalls: true,
+  maxConcurrentStreams: true,
+  streamIdleTimeoutMs: true,
   handshakeTimeoutMs: true,
   maxHandshakeBytes: true,
   maxHelloMetaBytes: true,
@@ -280,6 +294,8 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     protocol,
     handlers,
     maxConcurrentCalls: intOption(`${at}.maxConcurrentCalls`, options.maxConcurrentCalls, 16384, 1),
+    maxConcurrentStreams: intOption(`${at}.maxConcurrentStreams`, options.maxConcurrentStreams, 1000, 1),
+    streamIdleTimeoutMs: msOption(`${at}.streamIdleTimeoutMs`, options.streamIdleTimeoutMs, 600_000, 0),
     maxCancels: intOption(`${at}.maxCancels`, options.maxCancels, 500, 0),
     maxCancelRatio: intOption(`${at}.maxCancelRatio`, options.maxCancelRatio, 4, 0),
     cancelWindowMs: msOption(`${at}.cancelWindowMs`, options.cancelWindowMs, 10_000, 1),

@@ -7,11 +7,20 @@ import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { readRequestHead } from '../framing/bodies.js';
 import { Flag, idAfter } from '../framing/frame.js';
+import type { IncomingRequest } from '../codec/peer-codec.js';
 import { callHook } from '../util/call-hook.js';
 import { callScope, scopeWanted } from '../util/call-scope.js';
-import { CallContext, type PeerInfo } from './call-context.js';
-import { sendReply, type ReplyWriter } from './call-reply.js';
-import { sendError } from './error-reply.js';
+import { CallContext, type HeaderSink, type PeerInfo } from './call-context.js';
+import { sendHeaders, sendReply, withTrailers, type ReplyWriter } from './call-reply.js';
+import { errorDraftFor, sendError } from './error-reply.js';
+import { ServerStream, type StreamOwner } from './server-stream.js';
+import type { OffloadedStream } from './stream-offload.js';
+import { OffloadReply, writeBytes } from './offload/offload-task.js';
+import type { MemoryAccount } from '../connection/memory-account.js';
+import { DEFAULT_STREAM_WINDOW } from '../connection/large-messages.js';
+import { protocolError, unexpectedFrame } from '../errors/protocol-error.js';
+import { readCredit, writeMetadata, type ErrorDraft, type Metadata } from '../framing/bodies.js';
+import { FrameType } from '../framing/frame.js';
 import { HeadAuthorization, denial, type HeadSink } from './head-authorization.js';
 import { OffloadedRequest } from './offload/offload-pool.js';
 import { EXPIRED, OPEN, Refusal, admitHead, admitRequest, draining, type Gate, type RunningCalls } from './request-admission.js';
@@ -30,7 +39,7 @@ const DEADLINE_CANCEL_SLACK_MS = 1000;
  * codec and peer are fixed. Tells its connection (`settled`) whenever a call or an answered request
  * may have been the last thing a draining connection waited for.
  */
-export class ServerSession implements RunningCalls, HeadSink {
+export class ServerSession implements RunningCalls, HeadSink, HeaderSink, StreamOwner {
   readonly codec: PeerCodec;
   private gate: Gate;
   private readonly running = new IdMap<CallContext>();
@@ -50,18 +59,27 @@ export class ServerSession implements RunningCalls, HeadSink {
   private unadmitted: Protocol | undefined;
   /** Verdicts on requests judged from their start; only with `authorize`. */
   private readonly heads: HeadAuthorization | undefined;
+  /** Open streams by id, for their DATA, END and CREDIT (SPEC.md section 13). */
+  private readonly streams = new IdMap<ServerStream>();
+  /** Streams whose handlers still run (cancelled ones included): what `maxConcurrentStreams` counts. */
+  private streamCount = 0;
+  /** The client's `S`; 0 when it did not negotiate streams (nor response headers and trailers). */
+  private readonly peerStreamWindow: number;
 
   constructor(
     private readonly shared: ServerShared,
-    private readonly writer: SessionWriter,
+    readonly writer: SessionWriter,
     result: HandshakeResult,
     /** The peer, its principal included. */
     readonly peer: PeerInfo,
     /** Called when the session may have nothing left to do (see {@link inFlight}). */
     private readonly settled: () => void,
     gate: Gate = OPEN,
+    /** Where request elements buffered for stream handlers are counted (the connection's memory account). */
+    private readonly account?: MemoryAccount,
   ) {
     this.codec = result.codec;
+    this.peerStreamWindow = result.negotiated.peerStreamWindow;
     this.unadmitted = result.unadmitted;
     this.gate = gate;
     const o = shared.options;
@@ -126,6 +144,7 @@ export class ServerSession implements RunningCalls, HeadSink {
     let msg: MessageDef;
     let request: unknown;
     let ctx: CallContext;
+    let stream: ServerStream | undefined;
     try {
       // Bounded: an oversized map is refused having read no more than the limit of it.
       const head = readRequestHead(flags, body, o.maxMetadataBytes);
@@ -133,12 +152,32 @@ export class ServerSession implements RunningCalls, HeadSink {
       const incoming = admitHead(head, body.length, o, this.codec, o.handlers, offload);
       if (incoming instanceof Refusal) return this.refuse(id, oneWay, incoming);
       msg = incoming.local!;
-      // Offloaded calls keep their payload as bytes: a worker decodes it.
+      const refusal = msg.stream === undefined ? undefined : this.streamRefusal(msg, oneWay, body.length - head.offset);
+      if (refusal !== undefined) return this.refuse(id, oneWay, refusal);
+      // Offloaded calls keep their payload as bytes: a worker decodes it. A client or bidi stream's
+      // REQUEST has none: its requests come as DATA.
       request =
-        offload?.takes(msg.index, body.length - head.offset) === true
-          ? new OffloadedRequest(this.codec.remote, head.index, body, head.offset)
-          : decodeExact(msg.request, body, head.offset, incoming.resolver);
+        msg.stream === 'client' || msg.stream === 'bidi'
+          ? undefined
+          : msg.stream === undefined && offload?.takes(msg.index, body.length - head.offset) === true
+            ? new OffloadedRequest(this.codec.remote, head.index, body, head.offset)
+            : decodeExact(msg.request, body, head.offset, incoming.resolver);
       ctx = new CallContext(msg.name, head.metadata, head.timeoutMs < 0 ? Infinity : Date.now() + head.timeoutMs, this.peer);
+      if (this.peerStreamWindow > 0) {
+        ctx.id = id;
+        ctx.headerSink = this;
+      }
+      if (msg.stream !== undefined) {
+        const offloaded = this.shared.streamOffload?.takesStream(msg.index) === true;
+        stream = this.openStream(id, msg, ctx, incoming, offloaded);
+        // A worker decodes the request record itself.
+        if (offloaded)
+          request = {
+            remote: this.codec.remote,
+            remoteIndex: head.index,
+            request: msg.stream === 'server' ? body.subarray(head.offset) : undefined,
+          };
+      }
     } catch (err) {
       return this.refuse(id, oneWay, new Refusal(Code.INVALID_ARGUMENT, `cannot decode request: ${(err as Error).message}`));
     }
@@ -151,40 +190,55 @@ export class ServerSession implements RunningCalls, HeadSink {
     }
     const authorize = o.authorize;
     const heads = this.heads;
-    if (authorize === undefined || heads === undefined) return this.invoke(id, msg, request, ctx, oneWay);
+    if (authorize === undefined || heads === undefined) return this.invoke(id, msg, request, ctx, oneWay, stream);
     // Judged already from its start (HeadAuthorization): not asked twice.
     const judged = heads.take(id);
-    if (judged === true) return this.invoke(id, msg, request, ctx, oneWay);
+    if (judged === true) return this.invoke(id, msg, request, ctx, oneWay, stream);
     (judged ?? callHook(() => authorize(this.peer.principal, msg.name, ctx.metadata))).then(
-      (allowed) => (allowed === true ? this.invoke(id, msg, request, ctx, oneWay) : this.deny(id, ctx, oneWay, msg.name)),
-      () => this.deny(id, ctx, oneWay, msg.name),
+      (allowed) => (allowed === true ? this.invoke(id, msg, request, ctx, oneWay, stream) : this.deny(id, ctx, oneWay, msg.name, stream)),
+      () => this.deny(id, ctx, oneWay, msg.name, stream),
     );
   }
 
-  private invoke(id: number, msg: MessageDef, request: unknown, ctx: CallContext, oneWay: boolean): void {
-    if (!this.tracks(id, ctx, oneWay)) return this.release(ctx);
+  private invoke(id: number, msg: MessageDef, request: unknown, ctx: CallContext, oneWay: boolean, stream?: ServerStream): void {
+    if (!this.tracks(id, ctx, oneWay)) return this.release(ctx, stream);
     let result: unknown;
     const o = this.shared.options;
+    const scoped = o.propagateDeadlines && scopeWanted.value;
     try {
       const handler = o.handlers[msg.index]!;
-      if (request instanceof OffloadedRequest) result = this.shared.offload!.run(msg.index, request, ctx);
-      else result = o.propagateDeadlines && scopeWanted.value ? callScope.run(ctx, handler, request, ctx) : handler(request, ctx);
+      if (stream?.encoded === true) {
+        // A worker runs the stream's handler; only bytes cross.
+        const r = request as Omit<OffloadedStream, 'requests'>;
+        const requests = stream.requests as AsyncIterable<Buffer> | undefined;
+        result = this.shared.streamOffload!.runStream(msg.index, { ...r, requests }, ctx);
+      } else if (request instanceof OffloadedRequest) result = this.shared.offload!.run(msg.index, request, ctx);
+      // A client or bidi stream's handler takes the requests as they come.
+      else if (stream?.requests !== undefined)
+        result = scoped ? callScope.run(ctx, handler, stream.requests, ctx) : handler(stream.requests, ctx);
+      else result = scoped ? callScope.run(ctx, handler, request, ctx) : handler(request, ctx);
     } catch (err) {
-      return this.complete(id, msg, ctx, oneWay, err, true);
+      return this.complete(id, msg, ctx, oneWay, err, true, stream);
     }
+    // A server or bidi stream's handler gives its responses as an iterable (or a promise of one).
+    const produce = stream?.producesResponses === true ? stream : undefined;
+    const runPull = scoped ? <R>(pull: () => R): R => callScope.run(ctx, pull) : undefined;
     if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function') {
       (result as Promise<unknown>).then(
-        (value) => this.complete(id, msg, ctx, oneWay, value, false),
-        (err: unknown) => this.complete(id, msg, ctx, oneWay, err, true),
+        (value) => (produce !== undefined ? produce.produce(value, runPull) : this.complete(id, msg, ctx, oneWay, value, false, stream)),
+        (err: unknown) => this.complete(id, msg, ctx, oneWay, err, true, stream),
       );
+    } else if (produce !== undefined) {
+      produce.produce(result, runPull);
     } else {
-      this.complete(id, msg, ctx, oneWay, result, false);
+      this.complete(id, msg, ctx, oneWay, result, false, stream);
     }
   }
 
-  private deny(id: number, ctx: CallContext, oneWay: boolean, name: string): void {
-    if (!this.tracks(id, ctx, oneWay)) return this.release(ctx);
+  private deny(id: number, ctx: CallContext, oneWay: boolean, name: string, stream?: ServerStream): void {
+    if (!this.tracks(id, ctx, oneWay)) return this.release(ctx, stream);
     this.untrack(id, ctx, oneWay);
+    if (stream !== undefined) this.endStream(id, stream);
     // Counted under its message: callStarted was reported for it.
     this.shared.options.observer?.callEnded?.(name, Code.PERMISSION_DENIED, performance.now() - ctx.startedAt);
     if (!oneWay) {
@@ -194,7 +248,15 @@ export class ServerSession implements RunningCalls, HeadSink {
     this.settled();
   }
 
-  private complete(id: number, msg: MessageDef, ctx: CallContext, oneWay: boolean, outcome: unknown, failed: boolean): void {
+  private complete(
+    id: number,
+    msg: MessageDef,
+    ctx: CallContext,
+    oneWay: boolean,
+    outcome: unknown,
+    failed: boolean,
+    stream?: ServerStream,
+  ): void {
     ctx.finish();
     const o = this.shared.options;
     if (ctx.cancelled || !this.tracks(id, ctx, oneWay)) {
@@ -202,6 +264,7 @@ export class ServerSession implements RunningCalls, HeadSink {
       // cancelled one frees its slot.
       this.untrack(id, ctx, oneWay);
       this.orphans.delete(ctx);
+      if (stream !== undefined) this.endStream(id, stream);
       // A call that ran to its deadline completed as far as the rapid-reset guard is concerned: the
       // client's CANCEL for it may arrive just after, for an id no longer running.
       if (ctx.cancelCode === Code.DEADLINE_EXCEEDED) this.completed++;
@@ -211,8 +274,24 @@ export class ServerSession implements RunningCalls, HeadSink {
     this.untrack(id, ctx, oneWay);
     this.completed++;
     let code: Code = Code.OK;
-    if (!oneWay && !this.writer.isClosed)
-      code = sendReply(this.writer, id, msg, outcome, failed, this.shared.writers[msg.index]!, o.logger, this.peer);
+    if (!oneWay && !this.writer.isClosed) {
+      code =
+        stream?.producesResponses === true
+          ? this.sendStreamEnd(id, msg, ctx, outcome, failed)
+          : sendReply(
+              this.writer,
+              id,
+              msg,
+              outcome,
+              failed,
+              this.shared.writers[msg.index]!,
+              o.logger,
+              this.peer,
+              ctx,
+              this.peerStreamWindow > 0,
+            );
+    }
+    if (stream !== undefined) this.endStream(id, stream);
     // A call completed: the peer is a client, its protocol (and resolvers) may join the shared cache.
     if (this.unadmitted !== undefined && code === Code.OK && !failed) {
       this.shared.cache.admit(this.unadmitted, this.codec);
@@ -220,6 +299,143 @@ export class ServerSession implements RunningCalls, HeadSink {
     }
     o.observer?.callEnded?.(msg.name, code, performance.now() - ctx.startedAt);
     this.settled();
+  }
+
+  /** Ends a server or bidi stream: END with the trailers, or the ERROR for what its producer threw. Returns the code. */
+  private sendStreamEnd(id: number, msg: MessageDef, ctx: CallContext, outcome: unknown, failed: boolean): Code {
+    sendHeaders(this.writer, id, ctx);
+    // A worker's stream failed: its ERROR is encoded already (its stack went to our log there).
+    if (failed && outcome instanceof OffloadReply) {
+      this.writer.frame(FrameType.ERROR, outcome.flags, id, outcome.body, writeBytes);
+      return outcome.code as Code;
+    }
+    if (failed) {
+      const draft = withTrailers(errorDraftFor(msg, outcome), ctx);
+      if (draft.code === Code.INTERNAL)
+        this.shared.options.logger.error({ err: outcome, message: msg.name, peer: this.peer }, 'handler failed');
+      sendError(this.writer, id, draft);
+      return draft.code as Code;
+    }
+    const trailers = ctx.takeTrailer();
+    if (trailers === undefined) this.writer.frame(FrameType.END, 0, id, undefined, writeNothing);
+    else this.writer.frame(FrameType.END, Flag.METADATA, id, trailers, writeMetadata);
+    return Code.OK;
+  }
+
+  /**
+   * Why a stream REQUEST is refused before its handler runs (SPEC.md section 13): streams not
+   * negotiated, one-way, a client or bidi stream's REQUEST with a payload, or `maxConcurrentStreams`.
+   */
+  private streamRefusal(msg: MessageDef, oneWay: boolean, payloadBytes: number): Refusal | undefined {
+    if (this.peerStreamWindow === 0)
+      return new Refusal(Code.FAILED_PRECONDITION, `message ${msg.name} is a stream, and this connection did not negotiate streams`);
+    if (oneWay) return new Refusal(Code.INVALID_ARGUMENT, `message ${msg.name} is a stream: its REQUEST cannot be one-way`);
+    if (msg.stream !== 'server' && payloadBytes !== 0)
+      return new Refusal(
+        Code.INVALID_ARGUMENT,
+        `REQUEST of ${msg.stream} stream ${msg.name} carries a payload (its requests come as DATA)`,
+      );
+    const max = this.shared.options.maxConcurrentStreams;
+    if (this.streamCount >= max) return new Refusal(Code.RESOURCE_EXHAUSTED, `too many concurrent streams (max ${max})`);
+    return undefined;
+  }
+
+  /** A stream call was admitted: its state, by id for its DATA, END and CREDIT. */
+  private openStream(id: number, msg: MessageDef, ctx: CallContext, incoming: IncomingRequest, offloaded: boolean): ServerStream {
+    const o = this.shared.options;
+    const stream = new ServerStream(
+      id,
+      msg,
+      ctx,
+      this,
+      o.maxBufferedElements ?? DEFAULT_STREAM_WINDOW,
+      this.peerStreamWindow,
+      incoming.resolver,
+      this.shared.writers[msg.index]!,
+      this.account,
+      o.observer,
+      offloaded,
+    );
+    this.streams.set(id, stream);
+    this.streamCount++;
+    stream.watchIdle(o.streamIdleTimeoutMs, (s) => this.idle(s));
+    // The deadline stops the stream's producer too, as it aborts the handler's signal.
+    if (ctx.deadline !== Infinity) ctx.signal.addEventListener('abort', () => this.abortStream(id, stream, ctx), { once: true });
+    return stream;
+  }
+
+  /** A stream's call is over: it no longer takes frames, and its slot among the streams is free. */
+  private endStream(id: number, stream: ServerStream): void {
+    if (stream.released) return;
+    stream.released = true;
+    if (this.streams.get(id) === stream) this.streams.delete(id);
+    this.streamCount--;
+    void stream.close(undefined);
+  }
+
+  /** Stops a stream whose call was cancelled (CANCEL, deadline, idle, connection closed); it ends once its producer closed. */
+  private abortStream(id: number, stream: ServerStream, ctx: CallContext): void {
+    if (this.streams.get(id) === stream) this.streams.delete(id);
+    void stream.close(new RpcError(ctx.cancelCode === Code.OK ? Code.CANCELLED : ctx.cancelCode, 'stream cancelled'));
+  }
+
+  /** A DATA, END or CREDIT frame from the client. Ignored for an id that is no longer a running stream: it crossed the answer. */
+  onStreamFrame(type: number, id: number, body: Buffer): void {
+    if (this.peerStreamWindow === 0) return this.writer.fail(unexpectedFrame(type, 'without streams negotiated'));
+    const stream = this.streams.get(id);
+    if (type === FrameType.CREDIT) {
+      let n: number;
+      try {
+        n = readCredit(body);
+      } catch (err) {
+        return this.writer.fail(protocolError((err as Error).message));
+      }
+      return stream?.onCredit(n);
+    }
+    if (type === FrameType.END) {
+      if (body.length !== 0) return this.writer.fail(protocolError(`END from a client with a ${body.length}-byte body`));
+      return stream?.onEnd();
+    }
+    stream?.onData(body);
+  }
+
+  /** {@link HeaderSink}: a handler sent its headers early. */
+  writeHeader(id: number, headers: Metadata): void {
+    if (!this.writer.isClosed) this.writer.frame(FrameType.HEADERS, 0, id, headers, writeMetadata);
+  }
+
+  /** {@link StreamOwner}: a stream's producer ended, failed, or closed after a cancel. */
+  streamEnded(stream: ServerStream, outcome: unknown, failed: boolean): void {
+    this.complete(stream.id, stream.msg, stream.ctx, false, outcome, failed, stream);
+  }
+
+  /** {@link StreamOwner}: a request element did not decode: the call fails with `error` and its handler is cancelled. */
+  streamFailed(stream: ServerStream, error: RpcError): void {
+    this.stopStream(stream, { code: error.code, message: error.message, metadata: undefined, declared: undefined }, error);
+  }
+
+  /** A request element refused before delivery (over `maxMessageBytes`, does not inflate): the stream fails with `error`. */
+  refuseElement(id: number, error: RpcError): void {
+    const stream = this.streams.get(id);
+    if (stream !== undefined) this.streamFailed(stream, error);
+  }
+
+  /** No frame either way for `streamIdleTimeoutMs`: the stream ends CANCELLED. */
+  private idle(stream: ServerStream): void {
+    const ms = this.shared.options.streamIdleTimeoutMs;
+    const error = new RpcError(Code.CANCELLED, `stream idle for ${ms} ms`);
+    this.stopStream(stream, { code: error.code, message: error.message, metadata: undefined, declared: undefined }, error);
+  }
+
+  /** Ends a running stream from our side with an ERROR, as a cancel: the handler's signal aborts, and its slot is held until it ends. */
+  private stopStream(stream: ServerStream, draft: ErrorDraft, reason: RpcError): void {
+    const { id, ctx } = stream;
+    if (this.running.get(id) !== ctx) return;
+    sendError(this.writer, id, withTrailers(draft, ctx));
+    this.running.delete(id);
+    this.orphans.add(ctx);
+    ctx.cancel(reason);
+    this.abortStream(id, stream, ctx);
   }
 
   /** Whether `ctx` is still a running call (not cancelled away, not replaced). */
@@ -233,7 +449,8 @@ export class ServerSession implements RunningCalls, HeadSink {
   }
 
   /** A call cancelled before its handler ran (authorization still pending): its slot is free. */
-  private release(ctx: CallContext): void {
+  private release(ctx: CallContext, stream?: ServerStream): void {
+    if (stream !== undefined) this.endStream(stream.id, stream);
     if (this.orphans.delete(ctx)) this.settled();
   }
 
@@ -269,6 +486,8 @@ export class ServerSession implements RunningCalls, HeadSink {
     this.running.delete(id);
     this.orphans.add(ctx);
     ctx.cancel(new RpcError(Code.CANCELLED, 'call cancelled by the client'));
+    const stream = this.streams.get(id);
+    if (stream !== undefined) this.abortStream(id, stream, ctx);
     return ctx.deadline - Date.now() < DEADLINE_CANCEL_SLACK_MS;
   }
 
@@ -278,6 +497,8 @@ export class ServerSession implements RunningCalls, HeadSink {
     const reason = new RpcError(Code.CANCELLED, `connection closed: ${error.message}`, { cause: error });
     for (const ctx of this.running.values()) ctx.cancel(reason);
     for (const ctx of this.oneWays) ctx.cancel(reason);
+    for (const stream of this.streams.values()) void stream.close(reason);
+    this.streams.clear();
     this.running.clear();
     this.oneWays.clear();
     this.orphans.clear();
@@ -288,4 +509,9 @@ export class ServerSession implements RunningCalls, HeadSink {
     if (!this.gate.open) this.gate.admitted?.delete(id);
     this.heads?.forget(id);
   }
+}
+
+/** An empty body (END without trailers). */
+function writeNothing(_value: undefined, _buf: Buffer, pos: number): number {
+  return pos;
 }

@@ -3,6 +3,7 @@ import type { BodyWriter } from '../framing/frame-encoder.js';
 import type { MemoryBudget } from './memory-budget.js';
 import type { OffloadPool } from './offload/offload-pool.js';
 import type { ParseBudget } from './parse-budget.js';
+import type { StreamOffload } from './stream-offload.js';
 import type { ResolvedServerOptions } from './server-options.js';
 
 /** What all connections of one server share. */
@@ -13,6 +14,8 @@ export interface ServerShared {
   readonly writers: readonly BodyWriter<unknown>[];
   /** Worker threads for the messages offloaded (`workers` option). */
   readonly offload?: OffloadPool | undefined;
+  /** Where offloaded stream handlers run (the same pool, when it runs streams). */
+  readonly streamOffload?: StreamOffload | undefined;
   /** Time for parsing strangers' protocols (`protocolParseMsPerSecond`); undefined when unlimited. */
   readonly parseBudget?: ParseBudget | undefined;
   /** The server-wide memory budget (`maxBufferedBytes`); each connection reports to its own account. */
