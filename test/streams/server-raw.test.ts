@@ -413,4 +413,22 @@ test('metrics: stream elements by message and direction', async () => {
   peer.destroy();
 });
 
+test('protocol evolution: request elements are read through schema resolution from the client protocol', async () => {
+  // The client's Item has one more field, with a default: the server skips it; the client reads the server's Items with its default.
+  const json = JSON.parse(protocol.text) as { types: { name: string; fields: unknown[] }[] };
+  json.types.find((t) => t.name === 'Item')!.fields.push({ name: 'extra', type: 'string', default: 'none' });
+  const newer = parseProtocol(JSON.stringify(json));
+  const peer = await peerOf(await start(), 4, newer);
+  peer.socket.write(frame(FrameType.REQUEST, 0, 7, newer.message('chat')!.index, (i, b, p) => (b.writeUInt16BE(i, p), p + 2)));
+  const element = { item: { ...item(5), extra: 'sent by a newer client' } };
+  peer.socket.write(frame(FrameType.DATA, 0, 7, element, (v, b, p) => newer.message('chat')!.request.encode(v, b, p)));
+  const answer = await peer.frame();
+  assert.is(answer.type, FrameType.DATA);
+  const read = newer.message('chat')!.response.createResolver(protocol.message('chat')!.response);
+  const echoed = newer.message('chat')!.response.fromBuffer(answer.body, read) as { id: number; extra: string };
+  assert.is(echoed.id, 5);
+  assert.is(echoed.extra, 'none');
+  peer.destroy();
+});
+
 test.run();
