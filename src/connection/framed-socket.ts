@@ -343,7 +343,8 @@ export class FramedSocket {
         // since a peer advertising a huge P would otherwise never be paused. Pausing while blocked is
         // safe: 'drain' resumes. (Not blocked, waiting for a WINDOW, we must read: the cap alone bounds it.)
         const outbox = this.outgoing.outbox;
-        const streaming = outbox.size > 0 && outbox.size <= outbox.maxOpen && this.writer.queuedBytes <= this.options.maxQueuedBytes / 2;
+        // A stream's DATA queued one behind another count once: it streams one message at a time.
+        const streaming = outbox.size > 0 && outbox.ids <= outbox.maxOpen && this.writer.queuedBytes <= this.options.maxQueuedBytes / 2;
         if (this.options.pauseReadsWhenBlocked && !streaming) this.socket.pause();
       }
     }

@@ -7,7 +7,7 @@ import type { FrameEncoder } from '../framing/frame-encoder.js';
 import { Reassembler } from '../framing/reassembler.js';
 import { realClock, type Clock } from '../util/clock.js';
 import { Inflations } from './inflations.js';
-import type { LargeMessageOptions, LargeMessagesSink } from './large-messages.js';
+import { DEFAULT_STREAM_WINDOW, type LargeMessageOptions, type LargeMessagesSink } from './large-messages.js';
 import type { Outbox } from './outbox.js';
 import { StallCheck, type StallCheckHost } from './stall-check.js';
 
@@ -38,7 +38,7 @@ export class IncomingMessages {
   private readonly stalls: StallCheck;
 
   constructor(
-    private readonly options: LargeMessageOptions,
+    private readonly options: LargeMessageOptions & { maxBufferedElements?: number | undefined },
     /** The socket's encoder: WINDOW frames are appended here. */
     private readonly encoder: FrameEncoder,
     /** Our fragments waiting to go out (`OutgoingMessages.outbox`): the peer's WINDOW credits it. */
@@ -84,7 +84,8 @@ export class IncomingMessages {
         },
       },
       () => this.host.gone,
-      { budget: options.account, headBytes: options.headBytes },
+      // A stream's sender keeps to our window: S elements, and its END or ERROR, may wait behind one.
+      { budget: options.account, headBytes: options.headBytes, maxPerId: (options.maxBufferedElements ?? DEFAULT_STREAM_WINDOW) + 4 },
     );
     this.reassembler = new Reassembler(
       { ...options, budget: options.account },

@@ -3,7 +3,6 @@ import { budgetExhausted, type MemoryAccount } from './memory-account.js';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { FrameType } from '../framing/frame.js';
-import { protocolError } from '../errors/protocol-error.js';
 
 /**
  * Inflations running at once per connection; the others wait their turn. Each may grow to
@@ -32,6 +31,12 @@ export interface InflationLimits {
   budget?: MemoryAccount | undefined;
   /** Bytes of a REQUEST's output its sink's `head` sees first. */
   headBytes?: number | undefined;
+  /**
+   * Messages and frames one id may have waiting here (see {@link Inflations.behind}); more is a
+   * protocol error. A stream's sender keeps to our window `S`, so `S` and a few frames (END, ERROR)
+   * suffice. Default {@link MAX_HELD_PER_ID}.
+   */
+  maxPerId?: number | undefined;
 }
 
 /** A message of an id in order: compressed (inflating, or waiting to), or a plain frame held behind one. */
@@ -48,11 +53,8 @@ interface Entry {
   inflation: Inflation | undefined;
 }
 
-/**
- * Frames held behind compressed messages, per connection: one that would take more is a protocol
- * error. A peer's DATA is bounded by its credit anyway; this bounds a peer that ignores it.
- */
-export const MAX_HELD_FRAMES = 4096;
+/** Default of {@link InflationLimits.maxPerId}: the default stream window (64) and a few frames more. */
+export const MAX_HELD_PER_ID = 68;
 
 /**
  * The compressed messages of one connection on their way to the sink: at most {@link INFLATE_AT_ONCE}
@@ -68,8 +70,6 @@ export class Inflations {
   private running = 0;
   /** Compressed entries not yet handed on (what {@link size} counts). */
   private compressed = 0;
-  /** Plain entries held. */
-  private held = 0;
 
   constructor(
     private readonly maxBytes: number,
@@ -106,16 +106,23 @@ export class Inflations {
 
   /**
    * Holds a plain (uncompressed, whole) frame of `id` behind its compressed messages, to reach
-   * `sink.plain` after them. False when `id` has none: the caller hands it on itself. Throws a
-   * protocol error beyond {@link MAX_HELD_FRAMES}.
+   * `sink.plain` after them. False when `id` has none: the caller hands it on itself. Its bytes are
+   * charged to the budget until then (a frame already received cannot be refused). Throws a protocol
+   * error (RESOURCE_EXHAUSTED) when `id` has `maxPerId` waiting already: a peer ignoring its credit.
    */
   behind(type: number, flags: number, id: number, body: Buffer): boolean {
     const list = this.byId.get(id);
     if (list === undefined) return false;
-    if (this.held >= MAX_HELD_FRAMES) throw protocolError(`more than ${MAX_HELD_FRAMES} frames held behind compressed messages`);
-    this.held++;
+    const max = this.limits.maxPerId ?? MAX_HELD_PER_ID;
+    if (list.length >= max) {
+      throw new RpcError(
+        Code.RESOURCE_EXHAUSTED,
+        `protocol error: more than ${max} frames of id ${id} waiting behind its compressed messages`,
+      );
+    }
     // Like a waiting body: not pinning a whole read for a few bytes.
     const own = body.buffer.byteLength > 2 * body.length ? Buffer.from(body) : body;
+    this.limits.budget?.charge(own.length);
     list.push({ type, flags, id, body: own, plain: true, result: undefined, inflation: undefined });
     return true;
   }
@@ -166,7 +173,7 @@ export class Inflations {
 
   /** Uncounts an entry dropped unheard, and stops its inflation (its end frees its slot). */
   private forget(e: Entry): void {
-    if (e.plain) this.held--;
+    if (e.plain) this.limits.budget?.credit(e.body.length);
     else this.compressed--;
     e.inflation?.stop();
   }
@@ -178,7 +185,7 @@ export class Inflations {
       const e = list.shift()!;
       if (list.length === 0) this.byId.delete(id);
       if (e.plain) {
-        this.held--;
+        this.limits.budget?.credit(e.body.length);
         this.sink.plain(e.type, e.flags, id, e.body);
         continue;
       }

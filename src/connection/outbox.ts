@@ -96,6 +96,11 @@ export class Outbox {
     return this.queue.length;
   }
 
+  /** Ids with messages queued: {@link size} counts each of a stream's DATA, this its stream once. */
+  get ids(): number {
+    return this.byId.size;
+  }
+
   /** Bytes still to send. */
   get pendingBytes(): number {
     return this.unsent;

@@ -294,11 +294,41 @@ test('compressed DATA of one id, and what follows them, arrive in the order sent
   }
 });
 
-test('a receiver keeps the order of one id: plain frames wait behind its compressed DATA inflating', async () => {
+/** A FramedSocket fed by a raw loopback peer that writes exact frames. */
+async function rawPeer(options: Partial<FramedSocketOptions> = {}): Promise<{ raw: Socket; b: Side; close(): Promise<void> }> {
   const { server, accepted, port } = await listen();
   const raw = connect(port, '127.0.0.1');
+  raw.on('error', () => undefined);
+  // Reads (and drops) what the side sends, so its end is seen.
+  raw.resume();
   const theirs = await accepted;
-  const b = side(theirs, {}, BOTH);
+  const b = side(theirs, options, BOTH);
+  return {
+    raw,
+    b,
+    close: async () => {
+      raw.destroy();
+      theirs.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+test('a receiver keeps the order of one id: plain frames wait behind its compressed DATA inflating, charged meanwhile', async () => {
+  const account = { net: 0, charged: [] as number[] };
+  const { raw, b, close } = await rawPeer({
+    account: {
+      reserve: (n) => ((account.net += n), true),
+      charge: (n) => {
+        account.net += n;
+        account.charged.push(n);
+      },
+      frame: () => true,
+      credit: (n) => {
+        account.net -= n;
+      },
+    },
+  });
   try {
     const big = Buffer.alloc(4 << 20, 'inflate me ');
     raw.write(
@@ -321,10 +351,28 @@ test('a receiver keeps the order of one id: plain frames wait behind its compres
         [FrameType.END, 41, ''],
       ],
     );
+    assert.equal(account.charged, [5, 0], 'the plain DATA and the END were charged while they waited');
+    assert.is(account.net, 0, 'and given back');
   } finally {
-    raw.destroy();
-    theirs.destroy();
-    await new Promise((r) => server.close(r));
+    await close();
+  }
+});
+
+test('frames of one id beyond its window waiting behind an inflation are a protocol error', async () => {
+  const { raw, b, close } = await rawPeer({ maxBufferedElements: 4 });
+  try {
+    const frames = [frameBytes(FrameType.DATA, Flag.COMPRESSED, 45, deflateRawSync(Buffer.alloc(8 << 20, 'slow ')))];
+    // S = 4: four DATA and a few frames more may wait (8 in all); a ninth is a peer ignoring its credit.
+    for (let i = 0; i < 8; i++) frames.push(frameBytes(FrameType.DATA, 0, 45, Buffer.from(`e${i}`)));
+    raw.write(Buffer.concat(frames));
+    await new Promise((r) => raw.once('close', r));
+    await b.seen(Infinity);
+    assert.is(b.closes.length, 1);
+    assert.is(b.closes[0]!.code, Code.RESOURCE_EXHAUSTED);
+    assert.match(b.closes[0]!.message, 'waiting behind its compressed messages');
+    assert.equal(b.frames, [], 'nothing of the id was handed on');
+  } finally {
+    await close();
   }
 });
 
