@@ -219,8 +219,9 @@ export class FramedSocket {
 
   /**
    * Forgets everything about `id` in flight: unsent fragments of its messages (every DATA of a stream
-   * queued), its partial incoming message, compressions or decompressions under way. For a cancelled or settled call. Says what
-   * became of its outgoing message: never queued or all written, dropped unwritten, or cut short.
+   * queued, and the frames behind them), its partial incoming message, compressions or decompressions
+   * under way. For a cancelled or settled call. Says what became of its outgoing messages: never
+   * queued or all written, dropped unwritten, or cut short.
    */
   discard(id: number): DiscardResult {
     const result = this.outgoing.discard(id);

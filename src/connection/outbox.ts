@@ -1,31 +1,7 @@
 import { Flag, FrameType, HEADER_BYTES } from '../framing/frame.js';
 import type { FrameEncoder } from '../framing/frame-encoder.js';
 import type { MemoryAccount } from './memory-account.js';
-
-interface Outgoing {
-  type: number;
-  flags: number;
-  id: number;
-  /** The message body, in parts (several when large values were spliced in, see framing/splices.ts). */
-  parts: readonly Buffer[];
-  /** Body length: the parts' lengths added up. */
-  length: number;
-  /** The part the next fragment starts in, and the offset in it. */
-  part: number;
-  partPos: number;
-  /** Bytes of the body sent so far. */
-  sent: number;
-  /** True once the first fragment went out (the message is open). */
-  started: boolean;
-  /** True once the last fragment went out. */
-  done: boolean;
-  /** True for a small frame of an id queued behind its earlier message: it goes out whole, in its turn. */
-  whole: boolean;
-  /** The next message queued for the same id (a stream sends many): it waits until this one is done. */
-  behind: Outgoing | undefined;
-  /** True while an earlier message of the same id is still queued. */
-  waiting: boolean;
-}
+import { outgoing, take, type Outgoing } from './outgoing-message.js';
 
 /**
  * What discarding an outgoing message did: `'none'` held nothing of it (written in full, or never
@@ -140,21 +116,7 @@ export class Outbox {
   add(type: number, flags: number, id: number, parts: readonly Buffer[], whole = false): void {
     let length = 0;
     for (let i = 0; i < parts.length; i++) length += parts[i]!.length;
-    const m: Outgoing = {
-      type,
-      flags,
-      id,
-      parts,
-      length,
-      part: 0,
-      partPos: 0,
-      sent: 0,
-      started: false,
-      done: false,
-      whole,
-      behind: undefined,
-      waiting: false,
-    };
+    const m = outgoing(type, flags, id, parts, length, whole);
     this.queue.push(m);
     let last = this.byId.get(id);
     if (last === undefined) this.byId.set(id, m);
@@ -282,26 +244,4 @@ export class Outbox {
     encoder.view(FrameType.CONTINUATION, m.done ? 0 : Flag.MORE, m.id, -1, take(m, n));
     return n;
   }
-}
-
-/** The next `n` bytes of `m`'s body, as views of its parts (usually one), moving its cursor past them. */
-function take(m: Outgoing, n: number): Buffer | Buffer[] {
-  const first = m.parts[m.part];
-  if (first !== undefined && first.length - m.partPos > n) {
-    m.partPos += n;
-    return first.subarray(m.partPos - n, m.partPos);
-  }
-  const out: Buffer[] = [];
-  while (n > 0) {
-    const p = m.parts[m.part]!;
-    const k = Math.min(n, p.length - m.partPos);
-    out.push(p.subarray(m.partPos, m.partPos + k));
-    n -= k;
-    m.partPos += k;
-    if (m.partPos === p.length) {
-      m.part++;
-      m.partPos = 0;
-    }
-  }
-  return out;
 }

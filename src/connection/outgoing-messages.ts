@@ -41,7 +41,7 @@ export class OutgoingMessages {
    * late results are dropped.
    */
   private readonly held = new Map<number, Held[]>();
-  /** Unfragmented REQUESTs and RESPONSEs sent or received so far, and when {@link pace} last saw one. */
+  /** Unfragmented REQUESTs, RESPONSEs and DATA sent or received so far, and when {@link pace} last saw one. */
   smallMessages = 0;
   private smallSeen = 0;
   private shallowUntil = 0;
