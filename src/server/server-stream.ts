@@ -45,8 +45,8 @@ export class ServerStream {
   private closed = false;
   /** Set once the session gave back the stream's slot (internal to the session). */
   released = false;
-  /** `performance.now()` of the last frame either way, for the idle check. */
-  lastActivity = performance.now();
+  /** Frames either way so far, for the idle check (a count: no clock read per element). */
+  private activity = 0;
   private idleTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -93,7 +93,7 @@ export class ServerStream {
 
   /** A DATA frame from the client: one request element. */
   onData(body: Buffer): void {
-    this.lastActivity = performance.now();
+    this.activity++;
     const requests = this.requests;
     if (requests === undefined) return this.owner.writer.fail(protocolError(`DATA for ${this.msg.name}, a server stream, from the client`));
     if (this.requestsEnded) return this.owner.writer.fail(protocolError(`DATA after END for request id ${this.id}`));
@@ -119,7 +119,7 @@ export class ServerStream {
 
   /** An END frame from the client: no more requests. */
   onEnd(): void {
-    this.lastActivity = performance.now();
+    this.activity++;
     // A server stream's request is whole in its REQUEST: an END changes nothing.
     if (this.requests === undefined || this.requestsEnded) return;
     this.requestsEnded = true;
@@ -128,20 +128,24 @@ export class ServerStream {
 
   /** A CREDIT frame from the client: it takes `n` more responses. */
   onCredit(n: number): void {
-    this.lastActivity = performance.now();
+    this.activity++;
     const pump = this.pump;
     if (pump === undefined || pump.finished) return;
     if (pump.available + n > MAX_CREDIT) return this.owner.writer.fail(protocolError(`CREDIT beyond 2^32-1 for request id ${this.id}`));
     pump.grant(n);
   }
 
-  /** Calls `idle` once no frame went either way for `ms` (checked lazily: one timer, re-armed for what is left). */
+  /**
+   * Calls `idle` once a whole period of `ms` went by without a frame either way: between `ms` and
+   * twice `ms` after the last one (one timer per period, no clock read per element).
+   */
   watchIdle(ms: number, idle: (stream: ServerStream) => void): void {
     if (ms <= 0) return;
+    let seen = this.activity;
     const check = (): void => {
-      const left = this.lastActivity + ms - performance.now();
-      if (left > 0) this.idleTimer = setTimeout(check, Math.ceil(left));
-      else idle(this);
+      if (this.activity === seen) return idle(this);
+      seen = this.activity;
+      this.idleTimer = setTimeout(check, ms);
     };
     this.idleTimer = setTimeout(check, ms);
   }
@@ -192,7 +196,7 @@ export class ServerStream {
       const why = describeInvalid(this.msg.response, value, 'response') ?? (err as Error).message;
       throw new RpcError(Code.INTERNAL, `handler of ${this.msg.name} yielded an invalid response: ${why}`, { cause: err });
     }
-    this.lastActivity = performance.now();
+    this.activity++;
     this.observer?.streamElement?.(this.msg.name, 'sent');
   }
 
