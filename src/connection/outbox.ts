@@ -83,14 +83,18 @@ export class Outbox {
   }
 
   /**
-   * Bytes still to send, less those of the message with the most left: what waits beyond one answer,
-   * which may alone be larger than a queue cap and still stream. Walks the queue when it holds two or more.
+   * Bytes still to send, less those of the id with the most left: what waits beyond one answer (or
+   * one stream's elements, queued one behind another), which may alone be larger than a queue cap and
+   * still stream. Walks the queue when it holds two or more.
    */
   get pendingBeyondLargest(): number {
-    const q = this.queue;
-    if (q.length < 2) return 0;
+    if (this.queue.length < 2) return 0;
     let largest = 0;
-    for (let i = 0; i < q.length; i++) largest = Math.max(largest, q[i]!.length - q[i]!.sent);
+    for (const first of this.byId.values()) {
+      let left = 0;
+      for (let m: Outgoing | undefined = first; m !== undefined; m = m.behind) left += m.length - m.sent;
+      largest = Math.max(largest, left);
+    }
     return this.unsent - largest;
   }
 

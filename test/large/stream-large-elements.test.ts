@@ -92,6 +92,13 @@ test('a server stream of 1 MiB elements arrives whole and in order, then its tra
   assert.equal(await stream.trailers, { sent: '6' });
 });
 
+test('a server stream whose elements add up to more than maxQueuedBytes streams to a client that reads', async () => {
+  const client = await start({ maxQueuedBytes: 4 << 20 });
+  const ids: number[] = [];
+  for await (const it of client.serverStream<Item>('watch', { from: 0, count: 24, failAfter: -1 })) ids.push(it.id);
+  assert.is(ids.length, 24);
+});
+
 test('a client stream of 1 MiB elements, compressed and in fragments, reaches the handler whole', async () => {
   const client = await start();
   const items = [0, 1, 2, 3, 4].map((i) => ({ item: item(i, 1 << 20) }));
