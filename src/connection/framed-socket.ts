@@ -138,7 +138,7 @@ export class FramedSocket {
     return { ...largeMessageSupport(this.options), streamWindow: this.options.maxBufferedElements ?? DEFAULT_STREAM_WINDOW };
   }
 
-  /** True while the message of `id` is not yet handed to the socket in full (fragments, compression). */
+  /** True while a message of `id` (any of a stream's) is not yet handed to the socket in full (fragments, compression). */
   isWriting(id: number): boolean {
     return this.outgoing.pending(id);
   }
@@ -148,7 +148,7 @@ export class FramedSocket {
     return this.incoming.bufferedBytes + this.outgoing.outbox.pendingBytes;
   }
 
-  /** Incoming REQUEST/RESPONSE messages begun and not yet whole (fragments still to come, or inflating). */
+  /** Incoming REQUEST/RESPONSE/DATA messages begun and not yet whole (fragments still to come, or inflating). */
   get receiving(): number {
     return this.incoming.receiving;
   }
@@ -175,8 +175,9 @@ export class FramedSocket {
   }
 
   /**
-   * Appends a REQUEST or RESPONSE and schedules the write. A large message is compressed and/or
-   * fragmented when the handshake negotiated it; a small one is one frame, as in plain version 1.
+   * Appends a REQUEST, RESPONSE or DATA and schedules the write. A large message is compressed and/or
+   * fragmented when the handshake negotiated it; a small one is one frame, as in plain version 1. One
+   * id may send several (a stream's DATA): they go out in order, a small one after a large one.
    * Throws (appending nothing) when `write` throws. Returns true when the frame holds the caller's own
    * Buffers (framing/splices.ts): they must not change until {@link afterWrites} says so.
    */
@@ -192,9 +193,15 @@ export class FramedSocket {
     this.flushSoon();
   }
 
-  /** Appends a frame (HELLO, WELCOME, ERROR, GOAWAY) and schedules the write. Throws, appending nothing, when `write` throws. */
+  /**
+   * Appends a frame (HELLO, WELCOME, ERROR, GOAWAY, HEADERS, END, CREDIT) and schedules the write.
+   * Throws, appending nothing, when `write` throws. A frame of an id whose earlier message is still
+   * going out (fragments, compression) follows it, so a stream's END or ERROR never overtakes its
+   * DATA; CREDIT, about the other direction, need not wait.
+   */
   frame<T>(type: number, flags: number, id: number, value: T, write: BodyWriter<T>): void {
     this.encoder.frame(type, flags, id, value, write);
+    if (this.outgoing.sending && type !== FrameType.CREDIT && id !== 0 && this.outgoing.pending(id)) this.outgoing.behind(type, flags, id);
     this.flushSoon();
   }
 
@@ -211,9 +218,10 @@ export class FramedSocket {
   }
 
   /**
-   * Forgets everything about `id` in flight: unsent fragments of its message, its partial incoming
-   * message, a compression or decompression under way. For a cancelled or settled call. Says what
-   * became of its outgoing message: never queued or all written, dropped unwritten, or cut short.
+   * Forgets everything about `id` in flight: unsent fragments of its messages (every DATA of a stream
+   * queued, and the frames behind them), its partial incoming message, compressions or decompressions
+   * under way. For a cancelled or settled call. Says what became of its outgoing messages: never
+   * queued or all written, dropped unwritten, or cut short.
    */
   discard(id: number): DiscardResult {
     const result = this.outgoing.discard(id);
@@ -336,7 +344,8 @@ export class FramedSocket {
         // since a peer advertising a huge P would otherwise never be paused. Pausing while blocked is
         // safe: 'drain' resumes. (Not blocked, waiting for a WINDOW, we must read: the cap alone bounds it.)
         const outbox = this.outgoing.outbox;
-        const streaming = outbox.size > 0 && outbox.size <= outbox.maxOpen && this.writer.queuedBytes <= this.options.maxQueuedBytes / 2;
+        // A stream's DATA queued one behind another count once: it streams one message at a time.
+        const streaming = outbox.size > 0 && outbox.ids <= outbox.maxOpen && this.writer.queuedBytes <= this.options.maxQueuedBytes / 2;
         if (this.options.pauseReadsWhenBlocked && !streaming) this.socket.pause();
       }
     }
@@ -379,7 +388,9 @@ export class FramedSocket {
       if (type !== FrameType.WINDOW && this.handler.admits?.(type, flags, id) === false) return;
       this.incoming.receive(type, flags, id, body);
     } else {
-      if (type === FrameType.REQUEST || type === FrameType.RESPONSE) this.outgoing.smallMessages++;
+      if (type === FrameType.REQUEST || type === FrameType.RESPONSE || type === FrameType.DATA) this.outgoing.smallMessages++;
+      // After a compressed message of its id still inflating (a stream's DATA, then its END): in order.
+      if (this.incoming.inflating && type !== FrameType.CREDIT && this.incoming.behind(type, flags, id, body)) return;
       this.handler.onFrame(type, flags, id, body);
     }
   };

@@ -7,7 +7,7 @@ import type { FrameEncoder } from '../framing/frame-encoder.js';
 import { Reassembler } from '../framing/reassembler.js';
 import { realClock, type Clock } from '../util/clock.js';
 import { Inflations } from './inflations.js';
-import type { LargeMessageOptions, LargeMessagesSink } from './large-messages.js';
+import { DEFAULT_STREAM_WINDOW, type LargeMessageOptions, type LargeMessagesSink } from './large-messages.js';
 import type { Outbox } from './outbox.js';
 import { StallCheck, type StallCheckHost } from './stall-check.js';
 
@@ -18,7 +18,7 @@ export interface IncomingHost extends StallCheckHost {
 }
 
 /**
- * Receiving REQUEST/RESPONSE messages with the negotiated extensions (SPEC.md section 12): reassembly
+ * Receiving REQUEST/RESPONSE/DATA messages with the negotiated extensions (SPEC.md section 12): reassembly
  * of fragments, inflation, the limit on a message's size, and our WINDOW acknowledgements. It also
  * takes the peer's WINDOW, crediting the {@link Outbox} of our own fragments, and runs the stall
  * check (`stallTimeoutMs`) of both: partial messages that stopped coming, and our fragments the peer
@@ -38,7 +38,7 @@ export class IncomingMessages {
   private readonly stalls: StallCheck;
 
   constructor(
-    private readonly options: LargeMessageOptions,
+    private readonly options: LargeMessageOptions & { maxBufferedElements?: number | undefined },
     /** The socket's encoder: WINDOW frames are appended here. */
     private readonly encoder: FrameEncoder,
     /** Our fragments waiting to go out (`OutgoingMessages.outbox`): the peer's WINDOW credits it. */
@@ -64,6 +64,13 @@ export class IncomingMessages {
             this.host.fail(RpcError.from(err));
           }
         },
+        plain: (type, flags, id, body) => {
+          try {
+            this.sink.onFrame(type, flags, id, body);
+          } catch (err) {
+            this.host.fail(RpcError.from(err));
+          }
+        },
         failed: (type, flags, id, err) => {
           const error =
             err instanceof RpcError
@@ -77,7 +84,8 @@ export class IncomingMessages {
         },
       },
       () => this.host.gone,
-      { budget: options.account, headBytes: options.headBytes },
+      // A stream's sender keeps to our window: S elements, and its END or ERROR, may wait behind one.
+      { budget: options.account, headBytes: options.headBytes, maxPerId: (options.maxBufferedElements ?? DEFAULT_STREAM_WINDOW) + 4 },
     );
     this.reassembler = new Reassembler(
       { ...options, budget: options.account },
@@ -110,7 +118,20 @@ export class IncomingMessages {
     return [...this.reassembler.ids(), ...this.inflations.ids()];
   }
 
-  /** Forgets the incoming message of `id`: a partial message, a decompression under way. */
+  /** True while compressed messages are inflating or waiting to: frames may have to wait {@link behind} them. Cheap. */
+  get inflating(): boolean {
+    return this.inflations.size > 0;
+  }
+
+  /**
+   * Holds a plain frame of `id` behind its compressed messages still inflating, so the owner gets
+   * them in the order they came (a stream's END after its last DATA). False when `id` has none.
+   */
+  behind(type: number, flags: number, id: number, body: Buffer): boolean {
+    return this.inflations.behind(type, flags, id, body);
+  }
+
+  /** Forgets every incoming message of `id`: a partial message, decompressions under way, frames held behind them. */
   discard(id: number): void {
     if (this.reassembler.size > 0) this.reassembler.discard(id);
     this.inflations.abandon(id);
@@ -132,7 +153,7 @@ export class IncomingMessages {
 
   /** True for a frame that must come here rather than straight to the connection. */
   wants(type: number, flags: number, bodyLen: number): boolean {
-    if (type === FrameType.REQUEST || type === FrameType.RESPONSE) {
+    if (type === FrameType.REQUEST || type === FrameType.RESPONSE || type === FrameType.DATA) {
       return (flags & (Flag.MORE | Flag.COMPRESSED)) !== 0 || bodyLen > this.options.maxMessageBytes;
     }
     return type === FrameType.CONTINUATION || type === FrameType.WINDOW;
@@ -205,7 +226,11 @@ export class IncomingMessages {
         new RpcError(Code.RESOURCE_EXHAUSTED, `message of ${body.length} bytes exceeds maxMessageBytes (${max})`),
       );
     }
-    if ((flags & Flag.COMPRESSED) === 0) return this.sink.onFrame(type, flags, id, body);
+    if ((flags & Flag.COMPRESSED) === 0) {
+      // Behind an earlier compressed message of its id still inflating (a stream's DATA): in order.
+      if (this.inflations.size > 0 && this.inflations.behind(type, flags, id, body)) return;
+      return this.sink.onFrame(type, flags, id, body);
+    }
     if (!this.inflations.add(type, flags, id, body)) {
       this.sink.onRefused(
         type,

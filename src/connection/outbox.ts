@@ -1,25 +1,7 @@
-import { Flag, FrameType } from '../framing/frame.js';
+import { Flag, FrameType, HEADER_BYTES } from '../framing/frame.js';
 import type { FrameEncoder } from '../framing/frame-encoder.js';
 import type { MemoryAccount } from './memory-account.js';
-
-interface Outgoing {
-  type: number;
-  flags: number;
-  id: number;
-  /** The message body, in parts (several when large values were spliced in, see framing/splices.ts). */
-  parts: readonly Buffer[];
-  /** Body length: the parts' lengths added up. */
-  length: number;
-  /** The part the next fragment starts in, and the offset in it. */
-  part: number;
-  partPos: number;
-  /** Bytes of the body sent so far. */
-  sent: number;
-  /** True once the first fragment went out (the message is open). */
-  started: boolean;
-  /** True once the last fragment went out. */
-  done: boolean;
-}
+import { outgoing, take, type Outgoing } from './outgoing-message.js';
 
 /**
  * What discarding an outgoing message did: `'none'` held nothing of it (written in full, or never
@@ -37,10 +19,12 @@ export type DiscardResult = 'none' | 'unwritten' | 'partial';
  * frame (in kernel buffers too) to about one window. While {@link shallow}, it keeps only
  * `shallowBytes` unacknowledged (small messages share the connection: they would wait behind the
  * rest); otherwise it uses the whole window, so a bulk transfer streams like one large write.
- * Fragments are views of the message: no copy.
+ * Fragments are views of the message: no copy. One id may queue several messages (a stream's DATA,
+ * then its END): they go out in order, one open at a time, as the peer reassembles one per id.
  */
 export class Outbox {
   private queue: Outgoing[] = [];
+  /** Per id, its first queued message (the others follow it through `behind`). */
   private readonly byId = new Map<number, Outgoing>();
   private openCount = 0;
   /** Bytes of queued messages not yet sent, kept as we go: the socket checks it per appended frame. */
@@ -88,20 +72,29 @@ export class Outbox {
     return this.queue.length;
   }
 
+  /** Ids with messages queued: {@link size} counts each of a stream's DATA, this its stream once. */
+  get ids(): number {
+    return this.byId.size;
+  }
+
   /** Bytes still to send. */
   get pendingBytes(): number {
     return this.unsent;
   }
 
   /**
-   * Bytes still to send, less those of the message with the most left: what waits beyond one answer,
-   * which may alone be larger than a queue cap and still stream. Walks the queue when it holds two or more.
+   * Bytes still to send, less those of the id with the most left: what waits beyond one answer (or
+   * one stream's elements, queued one behind another), which may alone be larger than a queue cap and
+   * still stream. Walks the queue when it holds two or more.
    */
   get pendingBeyondLargest(): number {
-    const q = this.queue;
-    if (q.length < 2) return 0;
+    if (this.queue.length < 2) return 0;
     let largest = 0;
-    for (let i = 0; i < q.length; i++) largest = Math.max(largest, q[i]!.length - q[i]!.sent);
+    for (const first of this.byId.values()) {
+      let left = 0;
+      for (let m: Outgoing | undefined = first; m !== undefined; m = m.behind) left += m.length - m.sent;
+      largest = Math.max(largest, left);
+    }
     return this.unsent - largest;
   }
 
@@ -110,35 +103,52 @@ export class Outbox {
     return this.byId.has(id);
   }
 
-  /** Ids of the queued messages whose first fragment has not gone out yet. */
+  /**
+   * Ids none of whose messages went out yet: the first queued is unstarted, and is not a stream's DATA
+   * nor a frame queued behind (something of that id went out before it).
+   */
   unstartedIds(): number[] {
     const ids: number[] = [];
-    for (const m of this.queue) if (!m.started) ids.push(m.id);
+    for (const m of this.byId.values()) if (!m.started && !m.whole && m.type !== FrameType.DATA) ids.push(m.id);
     return ids;
   }
 
-  /** Queues a message body (uncompressed or already compressed) to go out in fragments. */
-  add(type: number, flags: number, id: number, parts: readonly Buffer[]): void {
+  /**
+   * Queues a message body (uncompressed or already compressed) to go out in fragments, or, `whole`,
+   * a small frame that must follow the messages of its id queued before it. After those either way.
+   */
+  add(type: number, flags: number, id: number, parts: readonly Buffer[], whole = false): void {
     let length = 0;
     for (let i = 0; i < parts.length; i++) length += parts[i]!.length;
-    const m: Outgoing = { type, flags, id, parts, length, part: 0, partPos: 0, sent: 0, started: false, done: false };
+    const m = outgoing(type, flags, id, parts, length, whole);
     this.queue.push(m);
-    this.byId.set(id, m);
+    let last = this.byId.get(id);
+    if (last === undefined) this.byId.set(id, m);
+    else {
+      while (last.behind !== undefined) last = last.behind;
+      last.behind = m;
+      m.waiting = true;
+    }
     this.unsent += length;
     // An answer already made cannot be refused: charged, the budget sheds the connections holding most.
     this.account?.charge(length);
   }
 
-  /** Drops what is left of the message of `id` (its call was cancelled), saying whether any of it went out. */
+  /**
+   * Drops what is left of every message of `id` (its call was cancelled), saying whether any of the
+   * first went out (the others wait behind it, unstarted).
+   */
   cancel(id: number): DiscardResult {
-    const m = this.byId.get(id);
-    if (m === undefined) return 'none';
+    const first = this.byId.get(id);
+    if (first === undefined) return 'none';
     this.byId.delete(id);
-    if (m.started) this.openCount--;
-    this.unsent -= m.length - m.sent;
-    this.account?.credit(m.length - m.sent);
-    this.queue = this.queue.filter((q) => q !== m);
-    return m.started ? 'partial' : 'unwritten';
+    if (first.started) this.openCount--;
+    for (let m: Outgoing | undefined = first; m !== undefined; m = m.behind) {
+      this.unsent -= m.length - m.sent;
+      this.account?.credit(m.length - m.sent);
+    }
+    this.queue = this.queue.filter((q) => q.id !== id);
+    return first.started ? 'partial' : 'unwritten';
   }
 
   /** Drops everything (the connection is gone). */
@@ -165,6 +175,12 @@ export class Outbox {
     let bestLeft = Infinity;
     for (let i = 0; i < q.length; i++) {
       const m = q[i]!;
+      if (m.waiting) continue;
+      if (m.whole) {
+        // Small and costing no credit: it goes as soon as its id's earlier messages are out.
+        best = i;
+        break;
+      }
       if ((!m.started && this.openCount >= this.maxOpen) || this.nextLength(m) > credit) continue;
       const left = m.length - m.sent;
       if (left < bestLeft) {
@@ -175,14 +191,32 @@ export class Outbox {
     }
     if (best < 0) return 0;
     const m = q[best]!;
+    if (m.whole) {
+      encoder.view(m.type, m.flags, m.id, -1, m.parts);
+      this.unsent -= m.length;
+      this.account?.credit(m.length);
+      q.splice(best, 1);
+      this.next(m);
+      return HEADER_BYTES + m.length;
+    }
     const n = this.fragment(encoder, m);
     this.credit -= n;
     if (m.done) {
       q.splice(best, 1);
-      this.byId.delete(m.id);
       this.openCount--;
+      this.next(m);
     }
     return n;
+  }
+
+  /** `m`, the first of its id, is all out: the message queued behind it (if any) may go. */
+  private next(m: Outgoing): void {
+    const b = m.behind;
+    if (b === undefined) this.byId.delete(m.id);
+    else {
+      b.waiting = false;
+      this.byId.set(m.id, b);
+    }
   }
 
   /** Body length of the next fragment of `m`. */
@@ -214,26 +248,4 @@ export class Outbox {
     encoder.view(FrameType.CONTINUATION, m.done ? 0 : Flag.MORE, m.id, -1, take(m, n));
     return n;
   }
-}
-
-/** The next `n` bytes of `m`'s body, as views of its parts (usually one), moving its cursor past them. */
-function take(m: Outgoing, n: number): Buffer | Buffer[] {
-  const first = m.parts[m.part];
-  if (first !== undefined && first.length - m.partPos > n) {
-    m.partPos += n;
-    return first.subarray(m.partPos - n, m.partPos);
-  }
-  const out: Buffer[] = [];
-  while (n > 0) {
-    const p = m.parts[m.part]!;
-    const k = Math.min(n, p.length - m.partPos);
-    out.push(p.subarray(m.partPos, m.partPos + k));
-    n -= k;
-    m.partPos += k;
-    if (m.partPos === p.length) {
-      m.part++;
-      m.partPos = 0;
-    }
-  }
-  return out;
 }

@@ -1,7 +1,7 @@
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { NONE, type Negotiated } from '../framing/extensions.js';
-import { Flag } from '../framing/frame.js';
+import { Flag, FrameType } from '../framing/frame.js';
 import type { BodyWriter, FrameEncoder } from '../framing/frame-encoder.js';
 import type { ServerLimits } from '../framing/limits.js';
 import { realClock, type Clock } from '../util/clock.js';
@@ -23,7 +23,7 @@ export interface OutgoingHost {
 }
 
 /**
- * Sending REQUEST/RESPONSE messages with the negotiated extensions (SPEC.md section 12): held to the
+ * Sending REQUEST/RESPONSE/DATA messages with the negotiated extensions (SPEC.md section 12): held to the
  * limits the peer advertised, compressed, and fragmented into an {@link Outbox} that the socket writer
  * drains at the pace {@link pace} chooses. `discard` forgets a call that ended early. The incoming
  * side (and the peer's WINDOW, which credits the outbox) is `IncomingMessages`.
@@ -35,9 +35,13 @@ export class OutgoingMessages {
   /** Messages longer than this go in fragments (when negotiated): `fragmentBytes`, or less for a peer's small frames. */
   private fragmentAbove: number;
   private negotiated: Negotiated = NONE;
-  /** Ids whose message is being compressed; `discard` removes them so the result is dropped. */
-  private readonly deflating = new Map<number, object>();
-  /** Unfragmented REQUESTs and RESPONSEs sent or received so far, and when {@link pace} last saw one. */
+  /**
+   * Per id, its messages being compressed and those that came after them, in order: each goes on (to
+   * the encoder or the outbox) once it and those before it are ready. `discard` drops the list, so
+   * late results are dropped.
+   */
+  private readonly held = new Map<number, Held[]>();
+  /** Unfragmented REQUESTs, RESPONSEs and DATA sent or received so far, and when {@link pace} last saw one. */
   smallMessages = 0;
   private smallSeen = 0;
   private shallowUntil = 0;
@@ -65,20 +69,28 @@ export class OutgoingMessages {
 
   /** Ids of outgoing messages none of which was written yet: waiting to open in the outbox, or being compressed. */
   unstartedIds(): number[] {
-    return [...this.outbox.unstartedIds(), ...this.deflating.keys()];
+    const ids = this.outbox.unstartedIds();
+    for (const [id, list] of this.held) {
+      const first = list[0]!;
+      if (!first.whole && first.type !== FrameType.DATA && !this.outbox.has(id)) ids.push(id);
+    }
+    return ids;
   }
 
   /** True while messages are still to be written (queued fragments, compression under way). */
   get sending(): boolean {
-    return this.outbox.size > 0 || this.deflating.size > 0;
+    return this.outbox.size > 0 || this.held.size > 0;
   }
 
-  /** True while the message of `id` is not yet all in the encoder (fragments left, compression under way). */
+  /** True while a message of `id` is not yet all in the encoder (fragments left, compression under way). */
   pending(id: number): boolean {
-    return (this.outbox.size > 0 && this.outbox.has(id)) || (this.deflating.size > 0 && this.deflating.has(id));
+    return (this.outbox.size > 0 && this.outbox.has(id)) || (this.held.size > 0 && this.held.has(id));
   }
 
-  /** Appends a REQUEST or RESPONSE: one frame, or taken back to be compressed and/or fragmented. */
+  /**
+   * Appends a REQUEST, RESPONSE or DATA: one frame, or taken back to be compressed and/or fragmented,
+   * or to wait behind an earlier message of its id still being compressed or fragmented.
+   */
   send<T>(type: number, flags: number, id: number, value: T, write: BodyWriter<T>): void {
     const enc = this.encoder;
     enc.frame(type, flags, id, value, write);
@@ -87,10 +99,17 @@ export class OutgoingMessages {
     if (n === NONE) return;
     const len = enc.lastBodyLength;
     if (n.compression && len >= this.options.compressAboveBytes) this.compressThenSend(type, flags, id, joined(enc.detachLast()));
-    else if (n.peerPartialMessages > 0 && len > this.fragmentAbove) {
-      this.outbox.add(type, flags, id, enc.detachLast());
-      this.host.fragmentsQueued();
-    } else this.smallMessages++;
+    else if (n.peerPartialMessages > 0 && len > this.fragmentAbove) this.enqueue(type, flags, id, enc.detachLast(), false);
+    else if (this.sending && this.pending(id)) this.enqueue(type, flags, id, enc.detachLast(), true);
+    else this.smallMessages++;
+  }
+
+  /**
+   * Takes back the frame just appended to the encoder (END, ERROR... of `id`) when a message of `id`
+   * is still pending ({@link pending}), to go out after it: a stream's END must not overtake its DATA.
+   */
+  behind(type: number, flags: number, id: number): void {
+    this.enqueue(type, flags, id, this.encoder.detachLast(), true);
   }
 
   /**
@@ -117,10 +136,9 @@ export class OutgoingMessages {
   sendEncoded(type: number, flags: number, id: number, body: Buffer): void {
     const n = this.negotiated;
     if (n !== NONE && n.compression && body.length >= this.options.compressAboveBytes) this.compressThenSend(type, flags, id, body);
-    else if (n !== NONE && n.peerPartialMessages > 0 && body.length > this.fragmentAbove) {
-      this.outbox.add(type, flags, id, [body]);
-      this.host.fragmentsQueued();
-    } else {
+    else if (n !== NONE && n.peerPartialMessages > 0 && body.length > this.fragmentAbove) this.enqueue(type, flags, id, [body], false);
+    else if (this.sending && this.pending(id)) this.enqueue(type, flags, id, [body], true);
+    else {
       this.smallMessages++;
       this.encoder.view(type, flags, id, -1, body);
     }
@@ -144,39 +162,78 @@ export class OutgoingMessages {
   }
 
   /**
-   * Forgets the outgoing message of `id`: unsent fragments, a compression under way. Says what became
-   * of it (a compression under way had written nothing yet).
+   * Forgets every outgoing message of `id`: unsent fragments, compressions under way, frames waiting
+   * behind them. Says what became of them (a compression under way had written nothing yet).
    */
   discard(id: number): DiscardResult {
     let result: DiscardResult = 'none';
     if (this.outbox.size > 0) result = this.outbox.cancel(id);
-    if (this.deflating.size > 0 && this.deflating.delete(id)) result = 'unwritten';
+    if (this.held.size > 0 && this.held.delete(id) && result === 'none') result = 'unwritten';
     return result;
   }
 
   /** Drops everything (the connection is gone or failed). */
   clear(): void {
     this.outbox.clear();
-    this.deflating.clear();
+    this.held.clear();
+  }
+
+  /**
+   * Queues `parts` after what `id` already has held or queued: in fragments, or `whole` as one frame
+   * (a small message, or a frame that may not be fragmented).
+   */
+  private enqueue(type: number, flags: number, id: number, parts: readonly Buffer[], whole: boolean): void {
+    const list = this.held.size > 0 ? this.held.get(id) : undefined;
+    if (list !== undefined) list.push({ type, flags, parts, whole, ready: true });
+    else {
+      this.outbox.add(type, flags, id, parts, whole);
+      if (!whole) this.host.fragmentsQueued();
+    }
   }
 
   private compressThenSend(type: number, flags: number, id: number, body: Buffer): void {
-    const token = {};
-    this.deflating.set(id, token);
-    const send = (data: Buffer, f: number): void => {
-      if (this.deflating.get(id) !== token || this.host.gone) return;
-      this.deflating.delete(id);
-      if (this.negotiated.peerPartialMessages > 0 && data.length > this.fragmentAbove) {
-        this.outbox.add(type, f, id, [data]);
-        this.host.fragmentsQueued();
-      } else this.encoder.view(type, f, id, -1, data);
-      this.host.flushSoon();
+    const entry: Held = { type, flags, parts: [body], whole: false, ready: false };
+    let list = this.held.get(id);
+    if (list === undefined) this.held.set(id, (list = []));
+    list.push(entry);
+    const ready = (z: Buffer | undefined): void => {
+      if (z !== undefined && z.length < body.length) {
+        entry.parts = [z];
+        entry.flags = flags | Flag.COMPRESSED;
+      }
+      entry.ready = true;
+      this.release(id, list);
     };
-    compress(body).then(
-      (z) => (z.length < body.length ? send(z, flags | Flag.COMPRESSED) : send(body, flags)),
-      () => send(body, flags),
-    );
+    compress(body).then(ready, () => ready(undefined));
   }
+
+  /** Sends on the messages of `id` that are ready, in order, up to the first still compressing. */
+  private release(id: number, list: Held[]): void {
+    // Discarded meanwhile (a new list may hold later messages of the id), or the socket is gone.
+    if (this.held.get(id) !== list || this.host.gone) return;
+    while (list.length > 0 && list[0]!.ready) {
+      const e = list.shift()!;
+      const len = e.parts.length === 1 ? e.parts[0]!.length : e.parts.reduce((a, p) => a + p.length, 0);
+      const fragment = !e.whole && this.negotiated.peerPartialMessages > 0 && len > this.fragmentAbove;
+      if (fragment || (this.outbox.size > 0 && this.outbox.has(id))) {
+        this.outbox.add(e.type, e.flags, id, e.parts, !fragment);
+        if (fragment) this.host.fragmentsQueued();
+      } else this.encoder.view(e.type, e.flags, id, -1, e.parts);
+    }
+    if (list.length === 0) this.held.delete(id);
+    this.host.flushSoon();
+  }
+}
+
+/** A message of an id held while it, or one before it, is being compressed. */
+interface Held {
+  type: number;
+  flags: number;
+  parts: readonly Buffer[];
+  /** One frame, never fragmented (a small message, or END/ERROR queued behind). */
+  whole: boolean;
+  /** False while it is being compressed. */
+  ready: boolean;
 }
 
 /** One buffer of a message's parts: the part itself, or a copy of them joined (for deflate). */

@@ -102,7 +102,10 @@ export class Reassembler {
     return n;
   }
 
-  /** Takes a first fragment (REQUEST/RESPONSE with MORE). */
+  /**
+   * Takes a first fragment (REQUEST/RESPONSE/DATA with MORE). One id has one message open at a time;
+   * a stream's next DATA of the same id may start once the previous one is whole.
+   */
   first(type: number, flags: number, id: number, body: Buffer): void {
     if (body.length < 4) throw protocolError(`first fragment of id ${id} is shorter than its 4-byte total`);
     if (this.open.has(id)) throw protocolError(`id ${id} started a second fragmented message`);
@@ -224,7 +227,10 @@ function overBudget(): RpcError {
   return new RpcError(Code.RESOURCE_EXHAUSTED, 'server memory budget exhausted (maxBufferedBytes): fragmented message refused');
 }
 
-/** True for a frame the reassembler must see: a CONTINUATION, or a REQUEST/RESPONSE with MORE. */
+/** True for a frame the reassembler must see: a CONTINUATION, or a REQUEST/RESPONSE/DATA with MORE. */
 export function isFragment(type: number, flags: number): boolean {
-  return type === FrameType.CONTINUATION || ((flags & Flag.MORE) !== 0 && (type === FrameType.REQUEST || type === FrameType.RESPONSE));
+  return (
+    type === FrameType.CONTINUATION ||
+    ((flags & Flag.MORE) !== 0 && (type === FrameType.REQUEST || type === FrameType.RESPONSE || type === FrameType.DATA))
+  );
 }
