@@ -1,9 +1,13 @@
-import { Piscina } from 'piscina';
+import { MessageChannel } from 'node:worker_threads';
+import { Piscina, type PiscinaTask } from 'piscina';
 import type { Protocol } from '../../codec/protocol.js';
 import { Code } from '../../errors/code.js';
 import { RpcError } from '../../errors/rpc-error.js';
 import type { Logger } from '../../observability/observer.js';
 import type { CallContext, PeerInfo } from '../call-context.js';
+import type { OffloadedStream, StreamOffload } from '../stream-offload.js';
+import { StreamLink, type LinkOwner } from './stream-link.js';
+import { STREAM_TASK_NAME, type StreamStarted, type StreamTask } from './stream-task.js';
 import { OffloadReply, type FailedReply, type OffloadResult, type OffloadTask, type OffloadWorkerData } from './offload-task.js';
 import { TaskSlot } from './task-slot.js';
 import type { ResolvedWorkerOptions } from './worker-options.js';
@@ -50,7 +54,7 @@ function transferable(request: OffloadedRequest): { buffer: ArrayBuffer; offset:
  * and a call cancelled while queued is dropped by the worker before it decodes anything. Only a task
  * still unanswered `abandonGraceMs` after its call ended is aborted through piscina.
  */
-export class OffloadPool {
+export class OffloadPool implements StreamOffload, LinkOwner {
   private pool: Piscina | undefined;
   private readonly sharedFlags: SharedArrayBuffer;
   private readonly slots: TaskSlot[] = [];
@@ -61,6 +65,8 @@ export class OffloadPool {
   private closed = false;
   /** Tasks sent again with the peer's protocol text because their worker did not know it (for tests). */
   protocolTextsSent = 0;
+  /** Open streams by the worker thread they run on, to start each new one on the least loaded. */
+  private readonly streamsOn = new Map<number, number>();
 
   constructor(
     private readonly options: ResolvedWorkerOptions,
@@ -77,6 +83,11 @@ export class OffloadPool {
   takes(index: number, payloadBytes: number): boolean {
     const o = this.options;
     return o.messages.has(index) && (o.offload === 'always' || payloadBytes >= o.thresholdBytes);
+  }
+
+  /** True for a stream message in `workers.messages`: it always runs in a worker (whatever `offload` says). */
+  takesStream(index: number): boolean {
+    return this.options.messages.has(index) && this.protocol.messages[index]?.stream !== undefined;
   }
 
   /** True when this message may run in a worker (it then needs no inline handler under 'always'). */
@@ -106,6 +117,7 @@ export class OffloadPool {
       idleTimeout: Infinity,
       workerData,
       atomics: 'async',
+      loadBalancer: (task, workers) => this.placeTask(task, workers),
     });
     // A worker that dies between calls (a handler's stray timer threw) is replaced by piscina; without
     // a listener its 'error' event would take the whole server down.
@@ -179,6 +191,98 @@ export class OffloadPool {
         slot.end();
         this.freeSlots.push(index);
       });
+  }
+
+  /**
+   * Runs a stream's handler in a worker (see stream-link.ts and stream-worker.ts): a short start task
+   * hands the worker the stream's port and the stream then lives on that worker's event loop, so an
+   * open stream does not hold a thread the way a running call does. Throws an `RpcError` when it
+   * cannot start (shutting down, `maxTasks` taken: streams hold slots too, until they end).
+   */
+  runStream(index: number, stream: OffloadedStream, ctx: CallContext): AsyncIterable<Buffer> | Promise<OffloadReply> {
+    if (this.closed) throw new RpcError(Code.UNAVAILABLE, 'server is shutting down');
+    const slotIndex = this.freeSlots.pop();
+    if (slotIndex === undefined)
+      throw new RpcError(Code.RESOURCE_EXHAUSTED, `too many offloaded calls (workers.maxTasks ${this.options.maxTasks})`);
+    this.start();
+    const msg = this.protocol.messages[index]!;
+    const slot = (this.slots[slotIndex] ??= new TaskSlot(
+      slotIndex,
+      new Int32Array(this.sharedFlags),
+      this.options.abandonGraceMs,
+      this.onAbandon,
+    ));
+    const { port1, port2 } = new MessageChannel();
+    const link = new StreamLink(msg, ctx, port1, slot, stream.requests, this, this.logger);
+    slot.begin(ctx, link.abandon);
+    const request =
+      stream.request === undefined
+        ? undefined
+        : transferable(new OffloadedRequest(stream.remote, stream.remoteIndex, stream.request, 0)).buffer;
+    const sameProtocol = stream.remote.id === this.protocol.id;
+    const task: StreamTask = {
+      slot: slotIndex,
+      index,
+      remoteIndex: stream.remoteIndex,
+      remoteId: sameProtocol ? undefined : stream.remote.id,
+      remoteText: sameProtocol ? undefined : stream.remote.text,
+      request,
+      metadata: ctx.metadata,
+      deadline: ctx.deadline,
+      peer: this.peerOf(ctx.peer),
+      port: port2,
+    };
+    const transferList = request === undefined ? [port2] : [port2, request];
+    (this.pool!.run(task, { name: STREAM_TASK_NAME, transferList, signal: slot }) as Promise<StreamStarted>).then(
+      (started) => {
+        this.streamsOn.set(started.threadId, (this.streamsOn.get(started.threadId) ?? 0) + 1);
+        link.started(started.threadId);
+      },
+      (err: unknown) => link.startFailed(err),
+    );
+    return msg.stream === 'client' ? link.response : link;
+  }
+
+  /** {@link LinkOwner}: a stream is over on both threads; its slot is free. */
+  released(link: StreamLink): void {
+    const t = link.threadId;
+    if (t !== undefined) {
+      const n = (this.streamsOn.get(t) ?? 1) - 1;
+      if (n > 0) this.streamsOn.set(t, n);
+      else this.streamsOn.delete(t);
+    }
+    link.slot.end();
+    this.freeSlots.push(link.slot.index);
+  }
+
+  /** {@link LinkOwner}: a stream's handler ignored its cancellation past the grace period: its thread is replaced. */
+  terminate(threadId: number): void {
+    const worker = this.pool?.threads.find((w) => w.threadId === threadId);
+    if (worker !== undefined) void worker.terminate();
+  }
+
+  /**
+   * piscina's load balancer: a task goes to an idle worker (one task per thread: tasks are abortable);
+   * a stream's start goes to the idle worker running the fewest open streams, so streams spread over
+   * the threads instead of all landing on the first idle one.
+   */
+  private placeTask<W extends { id: number; currentUsage: number; terminating: boolean; destroyed: boolean }>(
+    task: PiscinaTask,
+    workers: W[],
+  ): W | null {
+    const streams = task.name === STREAM_TASK_NAME;
+    let best: W | null = null;
+    let least = Infinity;
+    for (const w of workers) {
+      if (w.currentUsage !== 0 || w.terminating || w.destroyed) continue;
+      if (!streams) return w;
+      const n = this.streamsOn.get(w.id) ?? 0;
+      if (n < least) {
+        best = w;
+        least = n;
+      }
+    }
+    return best;
   }
 
   /** Runs `task`; once more with the peer's protocol text if its worker did not know that protocol. */
