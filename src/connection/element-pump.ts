@@ -43,7 +43,7 @@ export class ElementPump<T> {
     credit: number,
     private readonly sink: ElementSink<T>,
     /** Runs each pull (the call scope of a handler, for deadline propagation); default: directly. */
-    private readonly runPull: <R>(pull: () => R) => R = (pull) => pull(),
+    private readonly runPull?: <R>(pull: () => R) => R,
   ) {
     const s = source as Partial<AsyncIterable<T> & Iterable<T>>;
     const async = s[Symbol.asyncIterator];
@@ -95,11 +95,14 @@ export class ElementPump<T> {
     return Promise.resolve();
   }
 
+  /** One `next()`, bound once (a closure per element would cost an allocation each). */
+  private readonly nextOne = (): IteratorResult<T> | Promise<IteratorResult<T>> => this.iterator.next();
+
   private async pull(): Promise<void> {
     this.pulling = true;
     try {
       while (this.credit > 0 && !this.done) {
-        const next = this.runPull(() => this.iterator.next());
+        const next = this.runPull === undefined ? this.iterator.next() : this.runPull(this.nextOne);
         // A plain iterator's result is used at once: an array of requests costs no turn per element.
         const r = isPromise(next) ? await next : next;
         if (this.done) return;

@@ -9,6 +9,8 @@
 export interface ElementQueueOwner {
   /** The consumer took `n` elements since the last call: send CREDIT `n`. */
   credit(n: number): void;
+  /** The consumer took one element (before any `credit` it completes): what it held may be released. Optional. */
+  took?(): void;
   /** The consumer stopped before the end (`return()`, a `break` out of `for await`): cancel the stream. */
   abandoned(): void;
 }
@@ -120,6 +122,7 @@ export class ElementQueue<T> implements AsyncIterableIterator<T> {
   }
 
   private took(): void {
+    this.owner.took?.();
     if (this.ending !== undefined) return;
     if (++this.taken >= this.batch) {
       const n = this.taken;

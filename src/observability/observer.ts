@@ -62,7 +62,16 @@ export function isLogger(value: unknown): value is Logger {
   return ['debug', 'info', 'warn', 'error'].every((k) => typeof l[k] === 'function');
 }
 
-const HOOKS = ['connectionOpened', 'connectionClosed', 'callStarted', 'callEnded', 'bytesReceived', 'bytesSent', 'poolAttached'] as const;
+const HOOKS = [
+  'connectionOpened',
+  'connectionClosed',
+  'callStarted',
+  'callEnded',
+  'streamElement',
+  'bytesReceived',
+  'bytesSent',
+  'poolAttached',
+] as const satisfies readonly (keyof RpcObserver)[];
 
 /**
  * Wraps a user's observer so that a hook that throws never breaks a call or a connection (or, thrown

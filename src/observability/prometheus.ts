@@ -38,6 +38,8 @@ interface Source {
   readonly side: string;
   /** Calls per message, per code (index = code). */
   readonly callCounts: Map<string, number[]>;
+  /** Stream elements per message: [sent, received]. */
+  readonly elementCounts: Map<string, [number, number]>;
   /** Unlabelled figures as plain numbers: a per-call `inc(labels)` would hash the labels, on the hot path. */
   readonly now: { inFlight: number; bytesIn: number; bytesOut: number; connections: number };
   /** Client pools reported on. */
@@ -130,6 +132,22 @@ function metricSet(prom: Prom, register: PromRegistry, prefix: string): MetricSe
         for (const [labels, n] of bySide(read)) this.inc(labels, n);
       },
     });
+  new prom.Counter({
+    name: `${prefix}stream_elements_total`,
+    help: 'Stream elements by message and direction (sent, received)',
+    labelNames: ['side', 'message', 'direction'],
+    registers,
+    collect() {
+      this.reset();
+      const all = summed((s, add) => {
+        for (const [message, [sent, received]] of s.elementCounts) {
+          if (sent > 0) add({ side: s.side, message, direction: 'sent' }, sent);
+          if (received > 0) add({ side: s.side, message, direction: 'received' }, received);
+        }
+      });
+      for (const [labels, n] of all) this.inc(labels, n);
+    },
+  });
   gauge('calls_in_flight', 'Calls in flight', (s) => s.now.inFlight);
   counter('bytes_received_total', 'Bytes read from sockets', (s) => s.now.bytesIn);
   counter('bytes_sent_total', 'Bytes written to sockets', (s) => s.now.bytesOut);
@@ -165,7 +183,7 @@ function metricSet(prom: Prom, register: PromRegistry, prefix: string): MetricSe
 
 /**
  * Prometheus metrics through `prom-client` (an optional peer dependency, loaded on first use): calls by
- * message and code, a latency histogram, calls in flight, bytes in and out, open connections, and for a
+ * message and code, stream elements by message and direction, a latency histogram, calls in flight, bytes in and out, open connections, and for a
  * client its pool state per endpoint. Pass the result as `observer` to `createServer`/`createClient`.
  * Observers on one registry share its metrics: a server's and a client's (`side` tells them apart) or
  * two of one side, whose figures add up.
@@ -184,9 +202,15 @@ export async function createPrometheusObserver(options: PrometheusObserverOption
   const side = options.side ?? 'server';
   const register = (options.register ?? prom.register) as PromRegistry;
   const metrics = metricSet(prom, register, options.prefix ?? 'avrpc_');
-  const source: Source = { side, callCounts: new Map(), now: { inFlight: 0, bytesIn: 0, bytesOut: 0, connections: 0 }, pools: new Set() };
+  const source: Source = {
+    side,
+    callCounts: new Map(),
+    elementCounts: new Map(),
+    now: { inFlight: 0, bytesIn: 0, bytesOut: 0, connections: 0 },
+    pools: new Set(),
+  };
   metrics.sources.push(source);
-  const { callCounts, now, pools } = source;
+  const { callCounts, elementCounts, now, pools } = source;
   const latency = metrics.latency;
   if (options.pool !== undefined) {
     const pool = options.pool;
@@ -219,6 +243,11 @@ export async function createPrometheusObserver(options: PrometheusObserverOption
       if (byCode === undefined) callCounts.set(message, (byCode = new Array<number>(17).fill(0)));
       byCode[code] = (byCode[code] ?? 0) + 1;
       latency.observe({ side, message }, durationMs / 1000);
+    },
+    streamElement(message, direction) {
+      let counts = elementCounts.get(message);
+      if (counts === undefined) elementCounts.set(message, (counts = [0, 0]));
+      counts[direction === 'sent' ? 0 : 1]++;
     },
     bytesReceived: (n) => {
       now.bytesIn += n;

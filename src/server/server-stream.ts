@@ -67,7 +67,7 @@ export class ServerStream {
     readonly encoded = false,
   ) {
     this.requests =
-      msg.stream === 'server' ? undefined : new ElementQueue<unknown>({ credit: (n) => this.credit(n), abandoned: noop }, window);
+      msg.stream === 'server' ? undefined : new ElementQueue<unknown>({ credit: (n) => this.credit(n), took: () => this.took(), abandoned: noop }, window);
   }
 
   /** True for server and bidi streams: the handler's result is a stream of responses. */
@@ -196,12 +196,15 @@ export class ServerStream {
     this.observer?.streamElement?.(this.msg.name, 'sent');
   }
 
-  /** The handler took `n` requests: they are no longer ours to hold, and the client may send `n` more. */
+  /** The handler took a request: it no longer counts as buffered. */
+  private took(): void {
+    const size = this.sizes.shift();
+    if (size !== undefined && size > 0) this.account?.credit(size);
+  }
+
+  /** The handler took `n` requests since the last CREDIT: the client may send `n` more. */
   private credit(n: number): void {
     this.outstanding -= n;
-    let freed = 0;
-    for (let i = 0; i < n && this.sizes.length > 0; i++) freed += this.sizes.shift()!;
-    if (freed > 0) this.account?.credit(freed);
     if (!this.closed) this.owner.writer.frame(FrameType.CREDIT, 0, this.id, n, writeCredit);
   }
 }

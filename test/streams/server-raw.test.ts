@@ -322,4 +322,113 @@ test('connection loss closes every open stream: generators finish, signals abort
   assert.is(seen.aborted.length, 2);
 });
 
+test('authorize refuses a stream before its handler runs: PERMISSION_DENIED, REFUSED, and its slot is free', async () => {
+  const port = await start({ maxConcurrentStreams: 1, authorize: (_p, message) => message !== 'watch' });
+  const peer = await peerOf(port, 4);
+  peer.socket.write(requestBytes(protocol, 1, 'watch', { from: 0, count: 1, failAfter: -1 }));
+  const denied = await peer.frame();
+  assert.is(frameCode(denied), Code.PERMISSION_DENIED);
+  assert.ok((denied.flags & Flag.REFUSED) !== 0);
+  assert.is(seen.produced, 0);
+  // The denied stream gave its slot back: a permitted one runs.
+  peer.socket.write(headFrame(3, 'chat'));
+  peer.socket.write(dataFrame(3, { item: item(4) }));
+  assert.is(decodeItem(await peer.frame()).id, 4);
+  peer.destroy();
+});
+
+test('server interceptors run around stream handlers (and may wrap their responses)', async () => {
+  const port = await start({
+    interceptors: [
+      async (request, ctx, next) => {
+        const result = await next(request);
+        if (ctx.message !== 'watch') return result;
+        return (async function* () {
+          for await (const x of result as AsyncIterable<{ id: number }>) yield { ...x, name: 'intercepted' };
+        })();
+      },
+    ],
+  });
+  const peer = await peerOf(port, 4);
+  peer.socket.write(requestBytes(protocol, 1, 'watch', { from: 0, count: 1, failAfter: -1 }));
+  await peer.frame(); // HEADERS
+  const data = await peer.frame();
+  assert.is((protocol.message('watch')!.response.fromBuffer(data.body) as { name: string }).name, 'intercepted');
+  peer.destroy();
+});
+
+test('graceful close: an open stream goes on after GOAWAY until it ends, then the connection closes', async () => {
+  const peer = await peerOf(await start(), 1);
+  peer.socket.write(requestBytes(protocol, 1, 'watch', { from: 0, count: 3, failAfter: -1 }));
+  await peer.frame(); // HEADERS
+  await peer.frame(); // DATA 0
+  const closing = server!.close({ graceMs: 10_000 });
+  const goaway = await peer.frame();
+  assert.is(goaway.type, FrameType.GOAWAY);
+  assert.is(frameCode(goaway), Code.OK);
+  peer.socket.write(creditFrame(1, 5));
+  const rest = await peer.rest();
+  assert.equal(
+    rest.map((f) => f.type),
+    [FrameType.DATA, FrameType.DATA, FrameType.END],
+  );
+  await closing;
+  server = undefined;
+});
+
+test('request elements the handler has not taken count against the memory budget until taken or cancelled', async () => {
+  let requests: AsyncIterator<unknown> | undefined;
+  const port = await start({
+    handlers: {
+      ...handlers,
+      upload: (r: AsyncIterable<unknown>, ctx: CallContext) => {
+        requests = r[Symbol.asyncIterator]();
+        return new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)));
+      },
+    },
+  });
+  const peer = await peerOf(port, 4);
+  const before = server!.bufferedBytes;
+  peer.socket.write(headFrame(5, 'upload'));
+  const big = { item: { ...item(1), blob: Buffer.alloc(20_000) } };
+  peer.socket.write(dataFrame(5, big));
+  peer.socket.write(dataFrame(5, big));
+  await until(() => server!.bufferedBytes - before >= 40_000, 'the elements are counted');
+  await requests!.next();
+  await until(() => server!.bufferedBytes - before < 40_000 && server!.bufferedBytes - before >= 20_000, 'a taken element is not');
+  peer.socket.write(cancelFrame(5));
+  await until(() => server!.bufferedBytes - before < 20_000, 'a cancelled stream holds nothing');
+  peer.destroy();
+});
+
+test('metrics: stream elements by message and direction', async () => {
+  const counts: string[] = [];
+  const port = await start({ observer: { streamElement: (message, direction) => counts.push(`${message} ${direction}`) } });
+  const peer = await peerOf(port, 4);
+  peer.socket.write(headFrame(7, 'chat'));
+  peer.socket.write(dataFrame(7, { item: item(1) }));
+  peer.socket.write(endFrame(7));
+  for (;;) if ((await peer.frame()).type === FrameType.END) break;
+  assert.equal(counts, ['chat received', 'chat sent']);
+  peer.destroy();
+});
+
+test('protocol evolution: request elements are read through schema resolution from the client protocol', async () => {
+  // The client's Item has one more field, with a default: the server skips it; the client reads the server's Items with its default.
+  const json = JSON.parse(protocol.text) as { types: { name: string; fields: unknown[] }[] };
+  json.types.find((t) => t.name === 'Item')!.fields.push({ name: 'extra', type: 'string', default: 'none' });
+  const newer = parseProtocol(JSON.stringify(json));
+  const peer = await peerOf(await start(), 4, newer);
+  peer.socket.write(frame(FrameType.REQUEST, 0, 7, newer.message('chat')!.index, (i, b, p) => (b.writeUInt16BE(i, p), p + 2)));
+  const element = { item: { ...item(5), extra: 'sent by a newer client' } };
+  peer.socket.write(frame(FrameType.DATA, 0, 7, element, (v, b, p) => newer.message('chat')!.request.encode(v, b, p)));
+  const answer = await peer.frame();
+  assert.is(answer.type, FrameType.DATA);
+  const read = newer.message('chat')!.response.createResolver(protocol.message('chat')!.response);
+  const echoed = newer.message('chat')!.response.fromBuffer(answer.body, read) as { id: number; extra: string };
+  assert.is(echoed.id, 5);
+  assert.is(echoed.extra, 'none');
+  peer.destroy();
+});
+
 test.run();
