@@ -1,6 +1,8 @@
 import { invalidRequest } from '../codec/invalid-value.js';
 import type { MessageDef } from '../codec/protocol.js';
 import { ClientCall, type CallOwner } from './call-table.js';
+import type { CallHooks } from './call-hooks.js';
+import { ClientStream } from './client-stream.js';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import type { Metadata } from '../framing/bodies.js';
@@ -46,13 +48,17 @@ export class CallRunner implements CallOwner {
     scopeWanted.value = true;
   }
 
-  /** Starts a call; settles with the response or an `RpcError`. `deadline` is on the `performance.now()` clock, or -1. */
+  /**
+   * Starts a call; settles with the response or an `RpcError`. `deadline` is on the `performance.now()`
+   * clock, or -1. `ext`: the caller's header/trailer hooks, or a stream's state (which the call's end ends).
+   */
   run(
     msg: MessageDef,
     request: unknown,
     deadline: number,
     signal: AbortSignal | undefined,
     metadata: Metadata | undefined,
+    ext?: CallHooks,
   ): Promise<unknown> {
     // Inside a handler: inherit the incoming call's deadline (capped) and cancellation.
     const parent = callScope.getStore();
@@ -63,23 +69,24 @@ export class CallRunner implements CallOwner {
       }
       signal = signal === undefined ? parent.signal : AbortSignal.any([signal, parent.signal]);
     }
-    if (this.closed) return this.refused(msg, new RpcError(Code.UNAVAILABLE, 'client is closed'));
-    if (signal?.aborted) return this.refused(msg, new RpcError(Code.CANCELLED, 'call cancelled before it started'));
+    if (this.closed) return this.refused(msg, new RpcError(Code.UNAVAILABLE, 'client is closed'), ext);
+    if (signal?.aborted) return this.refused(msg, new RpcError(Code.CANCELLED, 'call cancelled before it started'), ext);
     if (deadline >= 0 && deadline <= performance.now()) {
-      return this.refused(msg, new RpcError(Code.DEADLINE_EXCEEDED, `deadline exceeded for ${msg.name} before it was sent`));
+      return this.refused(msg, new RpcError(Code.DEADLINE_EXCEEDED, `deadline exceeded for ${msg.name} before it was sent`), ext);
     }
     const observer = this.options.observer;
-    if (observer !== undefined) return this.observed(observer, msg, request, deadline, signal, metadata);
-    return new Promise((resolve, reject) => this.start(msg, request, deadline, signal, metadata, resolve, reject));
+    if (observer !== undefined) return this.observed(observer, msg, request, deadline, signal, metadata, ext);
+    return new Promise((resolve, reject) => this.start(msg, request, deadline, signal, metadata, resolve, reject, ext));
   }
 
-  /** A call that fails before it starts still counts, by its code, with the observer. */
-  private refused(msg: MessageDef, error: RpcError): Promise<never> {
+  /** A call that fails before it starts still counts, by its code, with the observer (and ends its hooks or stream). */
+  private refused(msg: MessageDef, error: RpcError, ext: CallHooks | undefined): Promise<never> {
     const observer = this.options.observer;
     if (observer !== undefined) {
       observer.callStarted?.(msg.name);
       observer.callEnded?.(msg.name, error.code, 0);
     }
+    ext?.ended(error);
     return Promise.reject(error);
   }
 
@@ -90,6 +97,7 @@ export class CallRunner implements CallOwner {
     deadline: number,
     signal: AbortSignal | undefined,
     metadata: Metadata | undefined,
+    ext: CallHooks | undefined,
   ): Promise<unknown> {
     const started = performance.now();
     observer.callStarted?.(msg.name);
@@ -108,6 +116,7 @@ export class CallRunner implements CallOwner {
           observer.callEnded?.(msg.name, err.code, performance.now() - started);
           reject(err);
         },
+        ext,
       ),
     );
   }
@@ -120,8 +129,13 @@ export class CallRunner implements CallOwner {
     metadata: Metadata | undefined,
     resolve: (value: unknown) => void,
     reject: (error: RpcError) => void,
+    ext: CallHooks | undefined,
   ): void {
     const call = new ClientCall(msg, request, metadata, deadline, resolve, reject, this);
+    if (ext !== undefined) {
+      call.ext = ext;
+      if (ext instanceof ClientStream) ext.attach(call, this);
+    }
     if (deadline >= 0) call.timer = setTimeout(onDeadline, Math.min(deadline - performance.now(), MAX_TIMER_MS), this, call);
     if (signal !== undefined) {
       call.signal = signal;
@@ -148,6 +162,8 @@ export class CallRunner implements CallOwner {
     call.sent = false;
     const retry =
       !this.closed &&
+      // A stream that delivered anything, or took anything from the caller's requests, cannot be replayed.
+      !(call.ext !== undefined && call.ext.touched) &&
       error.code === Code.UNAVAILABLE &&
       (!mayHaveRun || call.msg.idempotent || this.options.idempotent.has(call.msg.name)) &&
       call.attempts < this.options.maxAttempts &&
@@ -189,7 +205,9 @@ export class CallRunner implements CallOwner {
     if (picked.type === 'pick') return picked.conn.start(call);
     // No socket to encode on yet: check the request now, so a bad one fails at once with its
     // reason rather than after waiting for a server (a connection checks it as it encodes).
-    const invalid = call.attempts === 0 ? invalidRequest(call.msg, call.request) : undefined;
+    // (The requests of a client or bidi stream are an iterable, checked element by element as they go.)
+    const kind = call.msg.stream;
+    const invalid = call.attempts === 0 && (kind === undefined || kind === 'server') ? invalidRequest(call.msg, call.request) : undefined;
     if (invalid !== undefined) return call.reject(invalid);
     // Every endpoint fails in a way retrying will not fix (TLS, not avrpc): say so now, not after waitForReadyMs.
     if (picked.type === 'fail') return call.reject(picked.error);

@@ -2,6 +2,7 @@ import { MAX_ID } from '../framing/frame.js';
 import type { MessageDef } from '../codec/protocol.js';
 import type { Metadata } from '../framing/bodies.js';
 import type { RpcError } from '../errors/rpc-error.js';
+import type { CallHooks } from './call-hooks.js';
 
 /**
  * Decides what happens to a call whose attempt failed on a connection: retry it elsewhere or reject
@@ -46,6 +47,11 @@ export class ClientCall {
    * settled, even after an abort, a deadline or an early refusal.
    */
   writer: WriteFence | undefined = undefined;
+  /**
+   * What the call has beyond a unary call: the caller's `onHeader`/`onTrailer`, and for a stream its
+   * state (a `ClientStream`). Undefined for a plain call, which allocates nothing for it.
+   */
+  ext: CallHooks | undefined = undefined;
 
   constructor(
     readonly msg: MessageDef,
@@ -61,6 +67,7 @@ export class ClientCall {
   /** Settles with a value; releases the timer and the abort listener. */
   resolve(value: unknown): void {
     if (!this.release()) return;
+    if (this.ext !== undefined) this.ext.ended(undefined);
     if (this.writer === undefined) return this.onResolve(value);
     this.writer.afterWrites(() => this.onResolve(value));
   }
@@ -74,6 +81,7 @@ export class ClientCall {
     if (!this.release()) return;
     // Errors can be shared (a connection's close error, for all its calls): copied when it says otherwise.
     error = error.withMayHaveRun(this.mayHaveRun || attemptMayHaveRun);
+    if (this.ext !== undefined) this.ext.ended(error);
     if (this.writer === undefined) return this.onReject(error);
     this.writer.afterWrites(() => this.onReject(error));
   }
@@ -137,6 +145,13 @@ export class CallTable {
     this.slots[slot] = undefined;
     this.count--;
     return call;
+  }
+
+  /** The call with this id, left in the table (stream frames that do not end it), or `undefined`. */
+  get(id: number): ClientCall | undefined {
+    const slot = id & this.mask;
+    const call = this.slots[slot];
+    return call !== undefined && this.ids[slot] === id ? call : undefined;
   }
 
   /** True when a call has this id (without taking it). */

@@ -113,7 +113,7 @@ export class ClientConnection {
         onClose: (error) => this.onClose(error),
         onRefused: (type, _flags, id, error) => this.onRefused(type, id, error),
         awaitingReplies: () => this.calls.size > 0,
-        admits: (_type, flags, id) => this.admits(flags, id),
+        admits: (type, flags, id) => this.admits(type, flags, id),
         onPong: (id) => this.session?.onPong(id),
         onWritten: () => {
           if (this.session?.settleWritten() === true) this.endIfDrained();
@@ -242,8 +242,24 @@ export class ClientConnection {
       case FrameType.RESPONSE: {
         const s = this.session;
         if (s === undefined) return this.strayBeforeHandshake(id);
-        s.onResponse(id, body);
+        s.onResponse(flags, id, body);
         return this.endIfDrained();
+      }
+      // Stream frames (SPEC.md section 13): HEADERS for any call, the rest for streams.
+      case FrameType.HEADERS:
+      case FrameType.DATA:
+      case FrameType.END:
+      case FrameType.CREDIT: {
+        const s = this.session;
+        if (s === undefined) return this.strayBeforeHandshake(id);
+        if (type === FrameType.HEADERS) s.streams.onHeaders(id, body);
+        else if (type === FrameType.DATA) s.streams.onData(flags, id, body);
+        else if (type === FrameType.CREDIT) s.streams.onCredit(id, body);
+        else {
+          s.streams.onEnd(flags, id, body);
+          this.endIfDrained();
+        }
+        return;
       }
       case FrameType.ERROR: {
         if (id === 0) return this.framed.destroy(readRemoteError(flags, body, undefined, undefined));
@@ -264,10 +280,6 @@ export class ClientConnection {
       case FrameType.PONG:
       case FrameType.CONTINUATION:
       case FrameType.WINDOW:
-      case FrameType.HEADERS:
-      case FrameType.DATA:
-      case FrameType.END:
-      case FrameType.CREDIT:
         return this.framed.fail(unexpectedFrame(type, 'from server'));
       default:
         return this.framed.fail(unexpectedFrame(type satisfies never, 'from server'));
@@ -282,9 +294,9 @@ export class ClientConnection {
     this.endIfDrained();
   }
 
-  private admits(flags: number, id: number): boolean {
+  private admits(type: number, flags: number, id: number): boolean {
     const s = this.session;
-    if (s !== undefined) return s.admits(flags, id);
+    if (s !== undefined) return s.admits(type, flags, id);
     this.strayBeforeHandshake(id);
     return false;
   }
@@ -300,7 +312,15 @@ export class ClientConnection {
     if (handshake === undefined) return this.framed.fail(protocolError('second WELCOME'));
     const established = handshake.onWelcome(body);
     if (established === undefined) return;
-    const session = new ClientSession(this, this.framed, this.calls, this.health, established.codec, established.limits);
+    const session = new ClientSession(
+      this,
+      this.framed,
+      this.calls,
+      this.health,
+      established.codec,
+      established.limits,
+      established.negotiated.peerStreamWindow,
+    );
     this.observer?.connectionOpened?.(this.health.key);
     if (p.state === 'draining') {
       p.handshake = undefined;
@@ -345,6 +365,15 @@ export class ClientConnection {
    */
   private withdrawUnstarted(): void {
     for (const id of this.framed.discardUnstarted()) {
+      const started = this.calls.get(id);
+      // A stream whose REQUEST went out, with a request element not yet started: it runs on the server,
+      // and its requests were just dropped: it fails, and the server is told (CANCEL).
+      if (started !== undefined && started.msg.stream !== undefined && started.ext?.touched === true) {
+        const error = new RpcError(Code.UNAVAILABLE, 'server sent GOAWAY while the stream was sending requests');
+        this.detach(started, error);
+        started.reject(error);
+        continue;
+      }
       const call = this.calls.take(id);
       // One-way calls are settled once queued; the server refuses them silently.
       if (call === undefined) continue;

@@ -127,6 +127,10 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** String metadata sent with the request; the handler reads it as `ctx.metadata`. */
   metadata?: Readonly<Record<string, string>>;
+  /** Called once with the server's response headers ({} if it sent none), before the result. */
+  onHeader?: (headers: Readonly<Record<string, string>>) => void;
+  /** Called once with the server's trailers ({} if none), when the call ends, also on failure. */
+  onTrailer?: (trailers: Readonly<Record<string, string>>) => void;
 }
 
 /** {@link ClientOptions} with every default filled in. */
@@ -218,7 +222,13 @@ export const KNOWN_CLIENT_OPTIONS = {
 } as const satisfies Record<keyof ClientOptions, true>;
 
 /** Every option name of {@link CallOptions}; others fail the call with INVALID_ARGUMENT. */
-export const KNOWN_CALL_OPTIONS = { timeoutMs: true, signal: true, metadata: true } as const satisfies Record<keyof CallOptions, true>;
+export const KNOWN_CALL_OPTIONS = {
+  timeoutMs: true,
+  signal: true,
+  metadata: true,
+  onHeader: true,
+  onTrailer: true,
+} as const satisfies Record<keyof CallOptions, true>;
 
 const KNOWN_DISCOVERY_OPTIONS = { registry: true, service: true, version: true } as const satisfies Record<keyof DiscoveryOptions, true>;
 const KNOWN_BACKOFF_OPTIONS = { initialMs: true, maxMs: true } as const satisfies Record<keyof NonNullable<ClientOptions['backoff']>, true>;

@@ -10,7 +10,9 @@ import { requestFlags, writeRequest, type RequestDraft } from '../framing/bodies
 import { Flag, FrameType } from '../framing/frame.js';
 import type { CallTable, ClientCall, WriteFence } from './call-table.js';
 import { CancelledIds } from './cancelled-ids.js';
+import type { ClientStream } from './client-stream.js';
 import type { EndpointHealth } from './endpoint-health.js';
+import { StreamFrames } from './stream-frames.js';
 
 /**
  * A deadline timer this late (or later than half the call's budget) means our own event loop was
@@ -19,6 +21,8 @@ import type { EndpointHealth } from './endpoint-health.js';
 const OWN_STALL_MS = 100;
 /** Largest `timeoutMs` a REQUEST can carry (u32); a caller allowing more sends none (SPEC.md section 4). */
 const MAX_WIRE_TIMEOUT_MS = 0xffffffff;
+/** The request record of a client or bidi stream's REQUEST: nothing (its requests go as DATA, SPEC.md section 13). */
+const NO_RECORD = { encode: (_value: unknown, _buf: Buffer, pos: number): number => pos } as unknown as RequestDraft['type'];
 
 /**
  * The calls of one connection once its handshake completed: writes REQUESTs with the negotiated
@@ -33,6 +37,8 @@ export class ClientSession {
   /** One-way calls queued on the socket and not yet written: they settle once they are (SPEC.md section 4). */
   private unwritten: ClientCall[] = [];
   private readonly draft: RequestDraft = { index: 0, timeoutMs: -1, metadata: undefined, type: null!, value: null };
+  /** The stream frames of this connection (SPEC.md section 13). */
+  readonly streams: StreamFrames;
 
   constructor(
     /** The connection calls are on (`ClientCall.conn`). */
@@ -44,7 +50,11 @@ export class ClientSession {
     readonly codec: PeerCodec,
     /** The limits the server advertised (SPEC.md section 11.4): requests that break them fail here, unsent. */
     private readonly limits?: ServerLimits,
-  ) {}
+    /** The server's `S` from the handshake; 0 when streams (and headers, trailers) were not negotiated. */
+    peerStreamWindow = 0,
+  ) {
+    this.streams = new StreamFrames(framed, calls, codec, this, peerStreamWindow);
+  }
 
   /**
    * Writes the REQUEST of a call already in the call table. `countCalls`: every other call in the table
@@ -60,6 +70,11 @@ export class ClientSession {
       call.reject(new RpcError(Code.FAILED_PRECONDITION, `message ${msg.name}: ${reading.incompatible}`));
       return;
     }
+    const kind = msg.stream;
+    if (kind !== undefined && this.streams.peerWindow === 0) {
+      this.calls.take(call.id);
+      return call.reject(new RpcError(Code.UNIMPLEMENTED, `message ${msg.name}: server does not support streams`), false);
+    }
     if (this.limits !== undefined) {
       const refusal = this.refusal(this.limits, call, countCalls);
       if (refusal !== undefined) {
@@ -72,8 +87,10 @@ export class ClientSession {
     if (timeoutMs > MAX_WIRE_TIMEOUT_MS) timeoutMs = -1;
     d.timeoutMs = timeoutMs;
     d.metadata = call.metadata;
-    d.type = msg.request;
-    d.value = call.request;
+    // A client or bidi stream's body ends after the head.
+    const record = kind === undefined || kind === 'server';
+    d.type = record ? msg.request : NO_RECORD;
+    d.value = record ? call.request : null;
     let spliced: boolean;
     try {
       spliced = this.framed.message(FrameType.REQUEST, requestFlags(d) | (msg.oneWay ? Flag.ONE_WAY : 0), call.id, d, writeRequest);
@@ -93,6 +110,8 @@ export class ClientSession {
     // Its id stays taken until the flush wrote the REQUEST; resolving now would claim a write not made.
     if (msg.oneWay) this.unwritten.push(call);
     else this.framed.expectReply();
+    // Last: a client or bidi stream's first requests may go out now, and fail the call.
+    if (kind !== undefined) (call.ext as ClientStream).started(this.streams, call.id, this.streams.peerWindow);
   }
 
   /**
@@ -145,7 +164,8 @@ export class ClientSession {
     if (this.framed.isClosed) return;
     this.framed.signal(FrameType.CANCEL, call.id);
     this.cancelled.add(call.id);
-    if (reason?.code === Code.DEADLINE_EXCEEDED && !call.msg.oneWay) {
+    // A stream's deadline covers however long it streams: not a measure of the server's speed.
+    if (reason?.code === Code.DEADLINE_EXCEEDED && !call.msg.oneWay && call.msg.stream === undefined) {
       // Judged, and the barrier PING sent, after this turn's I/O: if our own loop was blocked, the answer may be waiting unread.
       setImmediate(judge, call.id, call.msg.index, call.deadline - call.sentAt, performance.now() - call.deadline);
     } else {
@@ -164,17 +184,49 @@ export class ClientSession {
     this.health.timedOut(index, budgetMs, this.framed.unanswered);
   }
 
-  /** A RESPONSE. */
-  onResponse(id: number, body: Buffer): void {
+  /** A RESPONSE: of a call, or of a client stream; flag METADATA: the trailers precede the value. */
+  onResponse(flags: number, id: number, body: Buffer): void {
     const call = this.calls.take(id);
     if (call === undefined) return this.stray(id, true);
-    const latency = performance.now() - call.sentAt;
-    this.health.answered(call.msg.index, latency);
+    const kind = call.msg.stream;
+    let offset = 0;
+    if ((flags & Flag.METADATA) !== 0 || kind !== undefined) {
+      offset = this.trailersOf(call, flags, body);
+      if (offset < 0) return;
+    } else {
+      this.health.answered(call.msg.index, performance.now() - call.sentAt);
+    }
     try {
-      call.resolve(decodeExact(call.msg.response, body, 0, this.codec.responses[call.msg.index]!.response));
+      call.resolve(decodeExact(call.msg.response, body, offset, this.codec.responses[call.msg.index]!.response));
     } catch (err) {
       call.reject(new RpcError(Code.INTERNAL, `cannot decode response of ${call.msg.name}: ${(err as Error).message}`, { cause: err }));
     }
+  }
+
+  /**
+   * The rare parts of a RESPONSE: a client stream's (its queued requests are dropped: the server may
+   * answer before our END), trailers before the value. Returns where the value starts, or -1 when the
+   * frame broke the protocol (the call failed, and the connection is failing).
+   */
+  private trailersOf(call: ClientCall, flags: number, body: Buffer): number {
+    const kind = call.msg.stream;
+    if (kind !== undefined) {
+      this.framed.discard(call.id);
+      if (kind !== 'client') {
+        const e = protocolError(`RESPONSE for request id ${call.id}, a ${kind} stream`);
+        call.reject(e);
+        this.framed.fail(e);
+        return -1;
+      }
+    }
+    if ((flags & Flag.METADATA) === 0) return 0;
+    const trailers = this.streams.responseTrailers(body);
+    if (trailers === undefined) {
+      call.reject(protocolError(`malformed RESPONSE trailers for request id ${call.id}`));
+      return -1;
+    }
+    call.ext?.gotTrailers(trailers.value);
+    return trailers.end;
   }
 
   /** An ERROR for a call (`id` not 0). */
@@ -183,6 +235,8 @@ export class ClientSession {
     if (call === undefined) return this.stray(id, true);
     const error = readRemoteError(flags, body, call.msg, this.codec.responses[call.msg.index]);
     call.conn = null;
+    // An ERROR's metadata carries the trailers (SPEC.md section 13).
+    if (call.ext !== undefined) call.ext.gotTrailers(error.metadata);
     // A refusal may come while the request is still going out in fragments: stop sending it.
     this.framed.discard(id);
     if (error.code === Code.UNAVAILABLE || error.code === Code.INTERNAL) this.health.failed();
@@ -221,10 +275,16 @@ export class ClientSession {
    * for a call in flight here. Else {@link stray} drops it or fails the connection, before any buffer
    * is allocated for it or any byte inflated.
    */
-  admits(flags: number, id: number): boolean {
+  admits(type: number, flags: number, id: number): boolean {
     if (this.calls.has(id)) return true;
-    this.stray(id, (flags & Flag.MORE) === 0);
+    // A DATA never ends its stream, even whole.
+    this.stray(id, type !== FrameType.DATA && (flags & Flag.MORE) === 0);
     return false;
+  }
+
+  /** A response the session cannot take (see {@link onRefused}); for {@link StreamFrames}. */
+  refuse(id: number, error: RpcError): void {
+    this.onRefused(id, error);
   }
 
   /** A PONG: the next barrier PING goes, if cancelled ids wait for one. */
@@ -244,7 +304,7 @@ export class ClientSession {
    * cancelled that id and its answer has not ended yet (it crossed our CANCEL); otherwise the server
    * answered an id we never sent, or one already answered: a protocol error (SPEC.md section 4).
    */
-  private stray(id: number, last: boolean): void {
+  stray(id: number, last: boolean): void {
     if (this.cancelled.expects(id)) {
       if (last) this.cancelled.ended(id);
       return;

@@ -14,7 +14,12 @@ import {
   type DiscoveryOptions,
 } from './client-options.js';
 import { Pool, type EndpointStats } from './pool.js';
-import { chainCall, type OutgoingCall } from './interceptor.js';
+import { chainCall, type CallKind, type OutgoingCall } from './interceptor.js';
+import { CallHooks } from './call-hooks.js';
+import { ClientStream, type ResponseStream } from './client-stream.js';
+import { deferredStream, failedStream, kindError } from './stream-calls.js';
+import { isElementSource, type ElementSource } from '../connection/element-pump.js';
+import type { StreamKind } from '../codec/protocol.js';
 import { describe, knownOptions } from '../util/validate.js';
 import type { Logger } from '../observability/observer.js';
 
@@ -33,6 +38,23 @@ export interface Client {
    * payloads through. The server validates the request. Interceptors see `request` as the bytes.
    */
   callRaw(message: string, request: Uint8Array, options?: CallOptions): Promise<Buffer>;
+  /**
+   * Opens a server stream (`@stream("server")`): one request, the responses as they come. Starts at
+   * once; iterate the result once. Breaking out of `for await` cancels it on the server. A failure
+   * mid-stream: the iterator yields the elements received, then throws the `RpcError`.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  serverStream<T = any>(message: string, request: object, options?: CallOptions): ResponseStream<T>;
+  /**
+   * Opens a client stream (`@stream("client")`): sends `requests` as the server takes them (its credit),
+   * then resolves with the one response. The server may answer before the requests ran out: the rest
+   * are not pulled (the iterable is closed).
+   */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  clientStream<T = any>(message: string, requests: AsyncIterable<object> | Iterable<object>, options?: CallOptions): Promise<T>;
+  /** Opens a bidi stream (`@stream("bidi")`): `requests` go out as the server takes them, the responses come as a server stream's. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  bidiStream<T = any>(message: string, requests: AsyncIterable<object> | Iterable<object>, options?: CallOptions): ResponseStream<T>;
   /** Stops taking calls, waits for calls in flight, and closes every socket. */
   close(): Promise<void>;
   /** The pool's state per endpoint right now: sockets, calls in flight, latency, ejection. */
@@ -84,32 +106,60 @@ export function createClient(options: ClientOptions): Client {
       if (raw === undefined) rawMessages.set(message, (raw = rawMessage(msg)));
       msg = raw;
     }
-    if (msg === undefined) {
-      return Promise.reject(new RpcError(Code.UNIMPLEMENTED, `no message '${message}' in protocol ${protocol.name}`));
-    }
-    // A misspelt option (timeoutMS) would silently leave the call without its deadline. Per call, so
-    // no allocation and plain compares (the names of KNOWN_CALL_OPTIONS, which the error message uses).
-    if (callOptions !== undefined) {
-      for (const k in callOptions) {
-        if (k !== 'timeoutMs' && k !== 'metadata' && k !== 'signal' && Object.hasOwn(callOptions, k))
-          return Promise.reject(unknownCallOption(callOptions));
-      }
-    }
-    const timeoutMs = callOptions?.timeoutMs ?? defaultTimeout;
-    const signal = callOptions?.signal;
-    const metadata = callOptions?.metadata;
-    if (
-      (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs >= 0)) ||
-      (signal !== undefined && !isAbortSignal(signal)) ||
-      (metadata !== undefined && !isMetadata(metadata))
-    ) {
-      return Promise.reject(callOptionsError(timeoutMs, signal, metadata));
-    }
-    // Infinity: no deadline (also how one call opts out of the client's default timeoutMs).
-    const deadline = timeoutMs === undefined || timeoutMs === Infinity ? -1 : performance.now() + timeoutMs;
-    return runner!.run(msg, request, deadline, signal, metadata) as Promise<never>;
+    if (msg === undefined) return Promise.reject(noMessage(message));
+    if (msg.stream !== undefined) return Promise.reject(kindError(msg, 'unary'));
+    const problem = checkCallOptions(callOptions, defaultTimeout);
+    if (problem !== undefined) return Promise.reject(problem);
+    const onHeader = callOptions?.onHeader;
+    const onTrailer = callOptions?.onTrailer;
+    const hooks = onHeader === undefined && onTrailer === undefined ? undefined : new CallHooks(onHeader, onTrailer);
+    return runner!.run(
+      msg,
+      request,
+      deadlineOf(callOptions, defaultTimeout),
+      callOptions?.signal,
+      callOptions?.metadata,
+      hooks,
+    ) as Promise<never>;
   };
-  const chained = o.interceptors.length === 0 ? undefined : chainCall((c) => send(c.message, c.request, c.options), o.interceptors);
+  const noMessage = (message: string): RpcError => new RpcError(Code.UNIMPLEMENTED, `no message '${message}' in protocol ${protocol.name}`);
+
+  /** Starts a stream of `kind`: a client stream's promise, or the responses of the others. */
+  const openStream = (
+    kind: StreamKind,
+    message: string,
+    request: unknown,
+    callOptions: CallOptions | undefined,
+  ): Promise<unknown> | ResponseStream<unknown> => {
+    const fail = (error: RpcError): Promise<never> | ResponseStream<unknown> =>
+      kind === 'client' ? Promise.reject(error) : failedStream(error);
+    const msg = protocol.message(message);
+    if (msg === undefined) return fail(noMessage(message));
+    if (msg.stream !== kind) return fail(kindError(msg, kind));
+    const problem = checkCallOptions(callOptions, defaultTimeout);
+    if (problem !== undefined) return fail(problem);
+    if (kind !== 'server' && !isElementSource(request)) {
+      return fail(new RpcError(Code.INVALID_ARGUMENT, `${msg.name}: requests must be an iterable or an async iterable of request records`));
+    }
+    const requests = kind === 'server' ? undefined : (request as ElementSource<object>);
+    const stream = new ClientStream(msg, kind, requests, o.maxBufferedElements, o.observer, callOptions?.onHeader, callOptions?.onTrailer);
+    const done = runner!.run(msg, request, deadlineOf(callOptions, defaultTimeout), callOptions?.signal, callOptions?.metadata, stream);
+    if (kind === 'client') return done;
+    // The stream's iterator reports the outcome; the call's promise is not the caller's.
+    done.catch(noop);
+    return stream.responses();
+  };
+  const direct = (
+    kind: CallKind,
+    message: string,
+    request: object,
+    callOptions: CallOptions | undefined,
+  ): Promise<unknown> | ResponseStream<unknown> =>
+    kind === 'unary' || kind === 'oneWay' ? send(message, request, callOptions) : openStream(kind, message, request, callOptions);
+  const chained =
+    o.interceptors.length === 0
+      ? undefined
+      : chainCall((c) => Promise.resolve(direct(c.kind, c.message, c.request, c.options)), o.interceptors);
   // Whatever an interceptor throws, the caller gets an RpcError with a code.
   const intercepted =
     chained === undefined
@@ -119,16 +169,35 @@ export function createClient(options: ClientOptions): Client {
             throw RpcError.from(err);
           });
 
+  /** The kind of a call to `message` for interceptors (only read when there are some). */
+  const callKind = (message: string): CallKind => (protocol.message(message)?.oneWay === true ? 'oneWay' : 'unary');
+  const stream = (kind: StreamKind, message: string, request: object, callOptions: CallOptions | undefined): unknown => {
+    if (intercepted === undefined) return direct(kind, message, request, callOptions);
+    const result = intercepted({ message, request, options: callOptions ?? {}, kind });
+    return kind === 'client' ? result : deferredStream(result);
+  };
+
   return {
     call(message: string, request: object, callOptions?: CallOptions) {
-      if (intercepted !== undefined) return intercepted({ message, request, options: callOptions ?? {} }) as Promise<never>;
+      if (intercepted !== undefined)
+        return intercepted({ message, request, options: callOptions ?? {}, kind: callKind(message) }) as Promise<never>;
       return send(message, request, callOptions);
     },
     callRaw(message: string, request: Uint8Array, callOptions?: CallOptions) {
       if (!(request instanceof Uint8Array))
         return Promise.reject(new RpcError(Code.INVALID_ARGUMENT, 'callRaw: request must be a Uint8Array of Avro bytes'));
-      if (intercepted !== undefined) return intercepted({ message, request, options: callOptions ?? {} }) as Promise<never>;
+      if (intercepted !== undefined)
+        return intercepted({ message, request, options: callOptions ?? {}, kind: callKind(message) }) as Promise<never>;
       return send(message, request, callOptions);
+    },
+    serverStream(message: string, request: object, callOptions?: CallOptions) {
+      return stream('server', message, request, callOptions) as ResponseStream<never>;
+    },
+    clientStream(message: string, requests: AsyncIterable<object> | Iterable<object>, callOptions?: CallOptions) {
+      return stream('client', message, requests, callOptions) as Promise<never>;
+    },
+    bidiStream(message: string, requests: AsyncIterable<object> | Iterable<object>, callOptions?: CallOptions) {
+      return stream('bidi', message, requests, callOptions) as ResponseStream<never>;
     },
     stats() {
       return pool.stats();
@@ -143,6 +212,42 @@ export function createClient(options: ClientOptions): Client {
       return closing;
     },
   };
+}
+
+function noop(): void {}
+
+/**
+ * Why `callOptions` cannot be used, or `undefined`. A misspelt option (timeoutMS) would silently leave
+ * the call without its deadline. Per call, so no allocation and plain compares (the names of
+ * KNOWN_CALL_OPTIONS, which the error message uses).
+ */
+function checkCallOptions(callOptions: CallOptions | undefined, defaultTimeout: number | undefined): RpcError | undefined {
+  // The client's own timeoutMs was checked when it was created.
+  if (callOptions === undefined) return undefined;
+  for (const k in callOptions) {
+    if (k !== 'timeoutMs' && k !== 'metadata' && k !== 'signal' && k !== 'onHeader' && k !== 'onTrailer' && Object.hasOwn(callOptions, k))
+      return unknownCallOption(callOptions);
+  }
+  const timeoutMs = callOptions.timeoutMs ?? defaultTimeout;
+  const { signal, metadata, onHeader, onTrailer } = callOptions;
+  if (
+    (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs >= 0)) ||
+    (signal !== undefined && !isAbortSignal(signal)) ||
+    (metadata !== undefined && !isMetadata(metadata))
+  ) {
+    return callOptionsError(timeoutMs, signal, metadata);
+  }
+  if (onHeader !== undefined && typeof onHeader !== 'function')
+    return new RpcError(Code.INVALID_ARGUMENT, `call: options.onHeader must be a function, got ${describe(onHeader)}`);
+  if (onTrailer !== undefined && typeof onTrailer !== 'function')
+    return new RpcError(Code.INVALID_ARGUMENT, `call: options.onTrailer must be a function, got ${describe(onTrailer)}`);
+  return undefined;
+}
+
+/** The absolute deadline of a call (`performance.now()` clock), or -1; `Infinity` opts out of the client's default. */
+function deadlineOf(callOptions: CallOptions | undefined, defaultTimeout: number | undefined): number {
+  const timeoutMs = callOptions?.timeoutMs ?? defaultTimeout;
+  return timeoutMs === undefined || timeoutMs === Infinity ? -1 : performance.now() + timeoutMs;
 }
 
 const isAbortSignal = (s: unknown): s is AbortSignal =>

@@ -1,10 +1,18 @@
 import type { CallOptions } from './client-options.js';
 
-/** A call on its way out, as client interceptors see it; they may replace the request or options. */
+/** What kind of call an {@link OutgoingCall} is: a call (two-way or one-way) or a stream (SPEC.md section 13). */
+export type CallKind = 'unary' | 'oneWay' | 'server' | 'client' | 'bidi';
+
+/**
+ * A call on its way out, as client interceptors see it; they may replace the request or options. For
+ * streams `request` is the request (server) or the iterable of requests (client, bidi), and `next()`
+ * resolves with what the method returns: the `ResponseStream`, or the client stream's response.
+ */
 export interface OutgoingCall {
   readonly message: string;
   readonly request: object;
   readonly options: CallOptions;
+  readonly kind: CallKind;
 }
 
 /**
