@@ -64,7 +64,11 @@ interface Item {
   note: string;
 }
 
-/** `count` Items from `from`; fails with StreamError after `failAfter` (if >= 0). */
+/**
+ * `count` Items from `from`; fails with StreamError after `failAfter` (if >= 0). Tag `stubborn`: after
+ * its first Item it waits forever, ignoring cancellation; tag `exit`: its worker thread exits after
+ * the second Item.
+ */
 export async function* watch(req: { from: number; count: number; failAfter: number; tag: string }, ctx: CallContext) {
   report(req.tag, 'start');
   onAbort(req.tag, ctx);
@@ -75,6 +79,8 @@ export async function* watch(req: { from: number; count: number; failAfter: numb
         ctx.responseTrailer.thread = String(threadId);
         throw new RpcError(Code.ABORTED, 'stopped', { details: { reason: 'asked', after: i } });
       }
+      if (req.tag === 'stubborn' && i === 1) await new Promise(() => undefined);
+      if (req.tag === 'exit' && i === 2) process.exit(3);
       report(req.tag, 'produced', i + 1);
       yield { id: req.from + i, name: `item ${req.from + i}`, note: req.tag };
     }

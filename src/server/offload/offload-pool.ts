@@ -1,4 +1,4 @@
-import { MessageChannel } from 'node:worker_threads';
+import { MessageChannel, type Worker } from 'node:worker_threads';
 import { Piscina, type PiscinaTask } from 'piscina';
 import type { Protocol } from '../../codec/protocol.js';
 import { Code } from '../../errors/code.js';
@@ -67,6 +67,8 @@ export class OffloadPool implements StreamOffload, LinkOwner {
   protocolTextsSent = 0;
   /** Open streams by the worker thread they run on, to start each new one on the least loaded. */
   private readonly streamsOn = new Map<number, number>();
+  /** Worker threads going away (see {@link lost}). */
+  private readonly dying = new Set<number>();
 
   constructor(
     private readonly options: ResolvedWorkerOptions,
@@ -257,8 +259,20 @@ export class OffloadPool implements StreamOffload, LinkOwner {
 
   /** {@link LinkOwner}: a stream's handler ignored its cancellation past the grace period: its thread is replaced. */
   terminate(threadId: number): void {
-    const worker = this.pool?.threads.find((w) => w.threadId === threadId);
+    const worker = this.lost(threadId);
     if (worker !== undefined) void worker.terminate();
+  }
+
+  /**
+   * {@link LinkOwner}: a worker thread is going (terminated, or it exited): until piscina has removed
+   * it, no task is placed on it (it would fail with the thread).
+   */
+  lost(threadId: number): Worker | undefined {
+    const worker = this.pool?.threads.find((w) => w.threadId === threadId);
+    if (worker === undefined || this.dying.has(threadId)) return worker;
+    this.dying.add(threadId);
+    worker.once('exit', () => this.dying.delete(threadId));
+    return worker;
   }
 
   /**
@@ -274,7 +288,7 @@ export class OffloadPool implements StreamOffload, LinkOwner {
     let best: W | null = null;
     let least = Infinity;
     for (const w of workers) {
-      if (w.currentUsage !== 0 || w.terminating || w.destroyed) continue;
+      if (w.currentUsage !== 0 || w.terminating || w.destroyed || this.dying.has(w.id)) continue;
       if (!streams) return w;
       const n = this.streamsOn.get(w.id) ?? 0;
       if (n < least) {

@@ -19,6 +19,8 @@ export interface LinkOwner {
   released(link: StreamLink): void;
   /** The stream's grace period ended and its handler still runs: terminate the thread it runs on. */
   terminate(threadId: number): void;
+  /** The thread the stream ran on is gone (its end of the channel closed): start nothing more there. */
+  lost(threadId: number): void;
 }
 
 /**
@@ -71,7 +73,10 @@ export class StreamLink implements AsyncIterableIterator<Buffer> {
     this.response.catch(noop);
     port.on('message', (m: ToMain) => this.onMessage(m));
     // The worker thread died (or the pool was destroyed): its end of the channel closed.
-    port.on('close', () => this.finish(undefined, new RpcError(Code.INTERNAL, `worker exited while running stream ${msg.name}`)));
+    port.on('close', () => {
+      if (this.ending === undefined && this.threadId !== undefined) owner.lost(this.threadId);
+      this.finish(undefined, new RpcError(Code.INTERNAL, `worker exited while running stream ${msg.name}`));
+    });
     ctx.signal.addEventListener('abort', this.onAbort, { once: true });
   }
 
