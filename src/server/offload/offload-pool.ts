@@ -1,13 +1,11 @@
-import { MessageChannel, type Worker } from 'node:worker_threads';
-import { Piscina, type PiscinaTask } from 'piscina';
+import { Piscina } from 'piscina';
 import type { Protocol } from '../../codec/protocol.js';
 import { Code } from '../../errors/code.js';
 import { RpcError } from '../../errors/rpc-error.js';
 import type { Logger } from '../../observability/observer.js';
 import type { CallContext, PeerInfo } from '../call-context.js';
 import type { OffloadedStream, StreamOffload } from '../stream-offload.js';
-import { StreamLink, type LinkOwner } from './stream-link.js';
-import { STREAM_TASK_NAME, type StreamStarted, type StreamTask } from './stream-task.js';
+import { WorkerStreams } from './worker-streams.js';
 import { OffloadReply, type FailedReply, type OffloadResult, type OffloadTask, type OffloadWorkerData } from './offload-task.js';
 import { TaskSlot } from './task-slot.js';
 import type { ResolvedWorkerOptions } from './worker-options.js';
@@ -54,7 +52,7 @@ function transferable(request: OffloadedRequest): { buffer: ArrayBuffer; offset:
  * and a call cancelled while queued is dropped by the worker before it decodes anything. Only a task
  * still unanswered `abandonGraceMs` after its call ended is aborted through piscina.
  */
-export class OffloadPool implements StreamOffload, LinkOwner {
+export class OffloadPool implements StreamOffload {
   private pool: Piscina | undefined;
   private readonly sharedFlags: SharedArrayBuffer;
   private readonly slots: TaskSlot[] = [];
@@ -65,10 +63,8 @@ export class OffloadPool implements StreamOffload, LinkOwner {
   private closed = false;
   /** Tasks sent again with the peer's protocol text because their worker did not know it (for tests). */
   protocolTextsSent = 0;
-  /** Open streams by the worker thread they run on, to start each new one on the least loaded. */
-  private readonly streamsOn = new Map<number, number>();
-  /** Worker threads going away (see {@link lost}). */
-  private readonly dying = new Set<number>();
+  /** The streams running in workers. */
+  private readonly streams: WorkerStreams;
 
   constructor(
     private readonly options: ResolvedWorkerOptions,
@@ -78,6 +74,7 @@ export class OffloadPool implements StreamOffload, LinkOwner {
     private readonly logger: Logger,
   ) {
     this.sharedFlags = new SharedArrayBuffer(4 * options.maxTasks);
+    this.streams = new WorkerStreams(() => this.pool, this.freeSlot, logger);
     this.freeSlots = Array.from({ length: options.maxTasks }, (_, i) => options.maxTasks - 1 - i);
   }
 
@@ -119,7 +116,7 @@ export class OffloadPool implements StreamOffload, LinkOwner {
       idleTimeout: Infinity,
       workerData,
       atomics: 'async',
-      loadBalancer: (task, workers) => this.placeTask(task, workers),
+      loadBalancer: (task, workers) => this.streams.place(task, workers),
     });
     // A worker that dies between calls (a handler's stray timer threw) is replaced by piscina; without
     // a listener its 'error' event would take the whole server down.
@@ -155,13 +152,9 @@ export class OffloadPool implements StreamOffload, LinkOwner {
 
   /** Runs one call in a worker; resolves with its reply, rejects with an `RpcError` if no reply can come. */
   run(localIndex: number, request: OffloadedRequest, ctx: CallContext): Promise<OffloadReply> {
-    if (this.closed) return Promise.reject(new RpcError(Code.UNAVAILABLE, 'server is shutting down'));
-    const index = this.freeSlots.pop();
-    if (index === undefined) {
-      return Promise.reject(new RpcError(Code.RESOURCE_EXHAUSTED, `too many offloaded calls (workers.maxTasks ${this.options.maxTasks})`));
-    }
-    this.start();
-    const slot = (this.slots[index] ??= new TaskSlot(index, new Int32Array(this.sharedFlags), this.options.abandonGraceMs, this.onAbandon));
+    const slot = this.takeSlot();
+    if (slot instanceof RpcError) return Promise.reject(slot);
+    const index = slot.index;
     slot.begin(ctx);
     const { buffer, offset } = transferable(request);
     const remote = request.remote;
@@ -189,41 +182,25 @@ export class OffloadPool implements StreamOffload, LinkOwner {
           );
         },
       )
-      .finally(() => {
-        slot.end();
-        this.freeSlots.push(index);
-      });
+      .finally(() => this.freeSlot(slot));
   }
 
   /**
-   * Runs a stream's handler in a worker (see stream-link.ts and stream-worker.ts): a short start task
-   * hands the worker the stream's port and the stream then lives on that worker's event loop, so an
-   * open stream does not hold a thread the way a running call does. Throws an `RpcError` when it
-   * cannot start (shutting down, `maxTasks` taken: streams hold slots too, until they end).
+   * Runs a stream's handler in a worker (see worker-streams.ts): a short start task hands the worker
+   * the stream's port, and the stream then lives on that worker's event loop, so an open stream does
+   * not hold a thread the way a running call does. Throws an `RpcError` when it cannot start (shutting
+   * down, `maxTasks` taken: streams hold slots too, until they end).
    */
   runStream(index: number, stream: OffloadedStream, ctx: CallContext): AsyncIterable<Buffer> | Promise<OffloadReply> {
-    if (this.closed) throw new RpcError(Code.UNAVAILABLE, 'server is shutting down');
-    const slotIndex = this.freeSlots.pop();
-    if (slotIndex === undefined)
-      throw new RpcError(Code.RESOURCE_EXHAUSTED, `too many offloaded calls (workers.maxTasks ${this.options.maxTasks})`);
-    this.start();
-    const msg = this.protocol.messages[index]!;
-    const slot = (this.slots[slotIndex] ??= new TaskSlot(
-      slotIndex,
-      new Int32Array(this.sharedFlags),
-      this.options.abandonGraceMs,
-      this.onAbandon,
-    ));
-    const { port1, port2 } = new MessageChannel();
-    const link = new StreamLink(msg, ctx, port1, slot, stream.requests, this, this.logger);
-    slot.begin(ctx, link.abandon);
+    const slot = this.takeSlot();
+    if (slot instanceof RpcError) throw slot;
+    const sameProtocol = stream.remote.id === this.protocol.id;
     const request =
       stream.request === undefined
         ? undefined
         : transferable(new OffloadedRequest(stream.remote, stream.remoteIndex, stream.request, 0)).buffer;
-    const sameProtocol = stream.remote.id === this.protocol.id;
-    const task: StreamTask = {
-      slot: slotIndex,
+    return this.streams.open(this.pool!, this.protocol.messages[index]!, slot, ctx, {
+      slot: slot.index,
       index,
       remoteIndex: stream.remoteIndex,
       remoteId: sameProtocol ? undefined : stream.remote.id,
@@ -232,72 +209,24 @@ export class OffloadPool implements StreamOffload, LinkOwner {
       metadata: ctx.metadata,
       deadline: ctx.deadline,
       peer: this.peerOf(ctx.peer),
-      port: port2,
-    };
-    const transferList = request === undefined ? [port2] : [port2, request];
-    (this.pool!.run(task, { name: STREAM_TASK_NAME, transferList, signal: slot }) as Promise<StreamStarted>).then(
-      (started) => {
-        this.streamsOn.set(started.threadId, (this.streamsOn.get(started.threadId) ?? 0) + 1);
-        link.started(started.threadId);
-      },
-      (err: unknown) => link.startFailed(err),
-    );
-    return msg.stream === 'client' ? link.response : link;
+      requests: stream.requests,
+    });
   }
 
-  /** {@link LinkOwner}: a stream is over on both threads; its slot is free. */
-  released(link: StreamLink): void {
-    const t = link.threadId;
-    if (t !== undefined) {
-      const n = (this.streamsOn.get(t) ?? 1) - 1;
-      if (n > 0) this.streamsOn.set(t, n);
-      else this.streamsOn.delete(t);
-    }
-    link.slot.end();
-    this.freeSlots.push(link.slot.index);
+  /** A free task slot (the pool started), or why there is none. */
+  private takeSlot(): TaskSlot | RpcError {
+    if (this.closed) return new RpcError(Code.UNAVAILABLE, 'server is shutting down');
+    const index = this.freeSlots.pop();
+    if (index === undefined)
+      return new RpcError(Code.RESOURCE_EXHAUSTED, `too many offloaded calls (workers.maxTasks ${this.options.maxTasks})`);
+    this.start();
+    return (this.slots[index] ??= new TaskSlot(index, new Int32Array(this.sharedFlags), this.options.abandonGraceMs, this.onAbandon));
   }
 
-  /** {@link LinkOwner}: a stream's handler ignored its cancellation past the grace period: its thread is replaced. */
-  terminate(threadId: number): void {
-    const worker = this.lost(threadId);
-    if (worker !== undefined) void worker.terminate();
-  }
-
-  /**
-   * {@link LinkOwner}: a worker thread is going (terminated, or it exited): until piscina has removed
-   * it, no task is placed on it (it would fail with the thread).
-   */
-  lost(threadId: number): Worker | undefined {
-    const worker = this.pool?.threads.find((w) => w.threadId === threadId);
-    if (worker === undefined || this.dying.has(threadId)) return worker;
-    this.dying.add(threadId);
-    worker.once('exit', () => this.dying.delete(threadId));
-    return worker;
-  }
-
-  /**
-   * piscina's load balancer: a task goes to an idle worker (one task per thread: tasks are abortable);
-   * a stream's start goes to the idle worker running the fewest open streams, so streams spread over
-   * the threads instead of all landing on the first idle one.
-   */
-  private placeTask<W extends { id: number; currentUsage: number; terminating: boolean; destroyed: boolean }>(
-    task: PiscinaTask,
-    workers: W[],
-  ): W | null {
-    const streams = task.name === STREAM_TASK_NAME;
-    let best: W | null = null;
-    let least = Infinity;
-    for (const w of workers) {
-      if (w.currentUsage !== 0 || w.terminating || w.destroyed || this.dying.has(w.id)) continue;
-      if (!streams) return w;
-      const n = this.streamsOn.get(w.id) ?? 0;
-      if (n < least) {
-        best = w;
-        least = n;
-      }
-    }
-    return best;
-  }
+  private readonly freeSlot = (slot: TaskSlot): void => {
+    slot.end();
+    this.freeSlots.push(slot.index);
+  };
 
   /** Runs `task`; once more with the peer's protocol text if its worker did not know that protocol. */
   private async submit(task: OffloadTask, slot: TaskSlot, remote: Protocol): Promise<Uint8Array | FailedReply> {
