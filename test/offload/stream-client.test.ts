@@ -210,4 +210,53 @@ test('a worker thread that dies mid-stream fails its stream INTERNAL; the next s
   assert.ok(Number((await next.headers).thread) > 0);
 });
 
+test('a stream message in workers.messages runs in a worker whatever offload says, even beside an inline handler', async () => {
+  const inline = {
+    watch: async function* () {
+      yield { id: -1, name: 'inline', note: '' };
+    },
+  };
+  for (const offload of ['auto', 'always'] as const) {
+    const client = await setup({
+      handlers: inline,
+      workers: { module: HANDLERS, messages: ['watch'], threads: 1, offload, thresholdBytes: 1 << 20 },
+    });
+    const s = client.serverStream<Item>('watch', watch('w', 1));
+    assert.equal(
+      (await collect(s)).items.map((i) => i.id),
+      [0],
+      offload,
+    );
+    assert.ok(Number((await s.headers).thread) > 0);
+    await client.close();
+    await server!.close({ graceMs: 0 });
+    server = undefined;
+  }
+});
+
+test('open streams spread over the worker threads, and hold their task slots (workers.maxTasks)', async () => {
+  const client = await setup(
+    { workers: { module: HANDLERS, messages: ['watch', 'upload', 'chat'], threads: 2, maxTasks: 2 } },
+    protocol,
+    1,
+  );
+  const first = client.serverStream<Item>('watch', watch('one', 100));
+  const second = client.serverStream<Item>('watch', watch('two', 100));
+  const [a, b] = [await first.headers, await second.headers];
+  assert.ok(Number(a.thread) > 0 && Number(b.thread) > 0 && a.thread !== b.thread, `threads ${a.thread} and ${b.thread}`);
+  // Both slots are held by the open streams: a third is refused.
+  const third = await collect(client.serverStream<Item>('watch', watch('three', 1)));
+  assert.is(third.error?.code, Code.RESOURCE_EXHAUSTED);
+  await first[Symbol.asyncIterator]().return!();
+  await until(() => has('one', 'finally'), 'the first closed');
+  // Its slot is free again once the worker has told the main thread (just after the generator closed).
+  let fourth = await collect(client.serverStream<Item>('watch', watch('four', 1)));
+  for (let i = 0; i < 100 && fourth.error?.code === Code.RESOURCE_EXHAUSTED; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    fourth = await collect(client.serverStream<Item>('watch', watch('four', 1)));
+  }
+  assert.equal([fourth.error, fourth.items.length], [undefined, 1]);
+  await second[Symbol.asyncIterator]().return!();
+});
+
 test.run();
