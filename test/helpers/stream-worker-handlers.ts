@@ -17,6 +17,7 @@ protocol WStream {
   @stream("server") Item watch(long from, int count, int failAfter, string tag) throws StreamError;
   @stream("client") Summary upload(Item item) throws StreamError;
   @stream("bidi") Item chat(Item item) throws StreamError;
+  Item echo(Item item);
 }`;
 
 /** An older client: its Item has no `note` (the worker resolves it to the default). */
@@ -29,6 +30,7 @@ protocol WStream {
   @stream("server") Item watch(long from, int count, int failAfter, string tag) throws StreamError;
   @stream("client") Summary upload(Item item) throws StreamError;
   @stream("bidi") Item chat(Item item) throws StreamError;
+  Item echo(Item item);
 }`;
 
 /** The BroadcastChannel name handlers report on. */
@@ -108,6 +110,13 @@ export async function upload(requests: AsyncIterable<{ item: Item }>, ctx: CallC
   }
   ctx.responseTrailer.counted = String(names.length);
   return { count: names.length, names: names.join(','), threadId };
+}
+
+/** A unary call beside the streams: returns its Item, with the thread in a header and a trailer. */
+export function echo(req: { item: Item }, ctx: CallContext): Item {
+  ctx.responseHeader.thread = String(threadId);
+  ctx.responseTrailer.thread = String(threadId);
+  return req.item;
 }
 
 /** Answers each Item as it arrives (its name with `!`, its note as resolved here). */

@@ -259,4 +259,21 @@ test('open streams spread over the worker threads, and hold their task slots (wo
   await second[Symbol.asyncIterator]().return!();
 });
 
+test('a unary call in a worker sends the headers and trailers its handler set', async () => {
+  const client = await setup({ workers: { module: HANDLERS, messages: ['echo'], threads: 1, offload: 'always' } });
+  let header: Record<string, string> = {};
+  let trailer: Record<string, string> = {};
+  const r = await client.call<Item>(
+    'echo',
+    { item: { id: 9, name: 'n', note: 'x' } },
+    {
+      onHeader: (h) => (header = { ...h }),
+      onTrailer: (t) => (trailer = { ...t }),
+    },
+  );
+  assert.is(r.id, 9);
+  assert.ok(Number(header.thread) > 0, `header ${JSON.stringify(header)}`);
+  assert.equal(trailer, { thread: header.thread });
+});
+
 test.run();

@@ -170,10 +170,20 @@ export class OffloadPool implements StreamOffload {
       metadata: ctx.metadata,
       deadline: ctx.deadline,
       peer: this.peerOf(ctx.peer),
+      // The session gives a call a header sink only when its client takes headers and trailers.
+      responseMetadata: ctx.headerSink !== undefined,
     };
     return this.submit(task, slot, remote)
       .then(
-        (result) => OffloadReply.read(result),
+        (result) => {
+          const reply = OffloadReply.read(result);
+          if (reply.headers !== undefined) {
+            // Before the reply, which the session sends once this resolves.
+            Object.assign(ctx.responseHeader, reply.headers);
+            ctx.sendHeader();
+          }
+          return reply;
+        },
         (err: unknown) => {
           throw new RpcError(
             Code.INTERNAL,

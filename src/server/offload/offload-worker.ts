@@ -58,9 +58,10 @@ export default async function runTask(task: OffloadTask): Promise<unknown> {
       ctx.watch();
       result = await result;
     }
-    return moved(responseReply(msg, result));
+    return withHeaders(responseReply(msg, result, task.responseMetadata ? ctx.takeTrailer() : undefined), ctx, task);
   } catch (err) {
-    return moved(errorReply(msg, err));
+    // An ERROR carries the trailers in its metadata whatever the client negotiated (as inline calls).
+    return withHeaders(errorReply(msg, err, ctx), ctx, task);
   } finally {
     ctx.release();
   }
@@ -129,6 +130,13 @@ function peerCodec(remoteId: string, remoteText: string | undefined): PeerCodec 
     peers.set(remoteId, codec);
   }
   return codec;
+}
+
+/** A unary reply with the handler's response headers, when it set any and the client takes them. */
+function withHeaders(reply: Uint8Array | FailedReply, ctx: WorkerCallContext, task: OffloadTask): unknown {
+  const headers = task.responseMetadata ? ctx.takeHeader() : undefined;
+  if (headers === undefined) return moved(reply);
+  return reply instanceof Uint8Array ? ({ reply, headers } satisfies FailedReply) : { ...reply, headers };
 }
 
 /** A reply as the task's result: bytes transferred (piscina `move`), a {@link FailedReply} cloned. */
