@@ -21,3 +21,12 @@ export const repoRoot: string = join(dirname(fileURLToPath(import.meta.url)), '.
 export function repoFile(...parts: string[]): string {
   return join(repoRoot, ...parts);
 }
+
+/**
+ * `{ maxBufferedElements }` from BENCH_STREAM_WINDOW for both sides of the stream benchmarks, or
+ * nothing (avrpc's default window) when it is unset.
+ */
+export function streamWindow(): { maxBufferedElements?: number } {
+  const w = process.env.BENCH_STREAM_WINDOW;
+  return w === undefined || w === '' ? {} : { maxBufferedElements: Number(w) };
+}

@@ -41,13 +41,15 @@ export interface TargetCheck {
   value: number;
   limit: string;
   ok: boolean;
-  /** How `value` reads: a ratio (default), milliseconds, or a multiple of the payload size N. */
-  unit?: 'x' | 'ms' | 'N';
+  /** How `value` reads: a ratio (default), milliseconds, a multiple of the payload size N, MiB, or a count of elements. */
+  unit?: 'x' | 'ms' | 'N' | 'MiB' | 'elements';
 }
 
 function targetValue(t: TargetCheck): string {
   if (t.unit === 'ms') return `${t.value.toFixed(2)} ms`;
   if (t.unit === 'N') return `${t.value.toFixed(2)}N`;
+  if (t.unit === 'MiB') return `${t.value.toFixed(1)} MiB`;
+  if (t.unit === 'elements') return `${t.value} elements`;
   return times(t.value);
 }
 

@@ -2,26 +2,32 @@
  * `npm run bench`: micro benchmarks, then the end-to-end scenarios, each with its server(s) and its
  * client in separate processes on loopback, then issue 4's worker-offload and large-message scenarios
  * (bench/offload.ts and bench/large.ts, shortened, forked: they send their figures over IPC), then the
- * report: a table on stdout, bench/results/latest.md, latest.svg and latest.json.
+ * report: a table on stdout, bench/results/latest.md, latest.svg and latest.json (README.md is not
+ * touched: its figures are copied from latest.md by hand).
  *
  * Environment: BENCH_SECONDS (measured seconds per run, default 3), BENCH_WARMUP_SECONDS (default 1),
  * BENCH_ROUNDS (each run is repeated this many times, interleaved with the others so that noise from
  * the machine hits every system alike; the best round counts for calls/s and latency, the median round
  * for CPU per call; default 3), BENCH_ONLY (substrings of `scenario/system`, comma-separated, to run a
- * subset, `offload/avrpc` and `large/avrpc` naming issue 4's; skips the micro benchmarks and writes no
+ * subset, `offload/avrpc` and `large/avrpc` naming issue 4's, `stream/avrpc`, `stream/floor`, `stream/grpc`,
+ * `bidi-64/avrpc`, `bidi-64/avrpc-unary` and `slow-consumer/avrpc` issue 10's; skips the micro benchmarks and writes no
  * result files, the tables go to stdout only; issue 9's CPU per call, in about two minutes:
  * `BENCH_ONLY=echo-1/avrpc,echo-1/raw,echo-64/avrpc,echo-64/raw BENCH_ROUNDS=5`),
+ * BENCH_STREAM_ELEMENTS (elements per stream of issue 10's stream and bidi runs, default 200000),
+ * BENCH_STREAM_WINDOW (avrpc's maxBufferedElements on both sides of those runs; default: avrpc's, 64),
  * BENCH_PROFILE (a directory: children run with `--cpu-prof` and write their profiles there),
  * BENCH_NODE_ARGS (more Node flags for the children, e.g. `--trace-gc`).
  */
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { runOnce, type RunResult, type Scenario } from './e2e.js';
 import type { LargeResults } from './large.js';
 import { runMicro } from './micro.js';
+import { runStreamOnce, type StreamRun } from './stream.js';
+import { streamReport, streamScenarios } from './stream-report.js';
 import type { OffloadModeResult } from './offload.js';
 import { repoFile } from './payload.js';
 import {
@@ -262,6 +268,7 @@ async function main(): Promise<void> {
   for (const m of micro) console.log(`  micro  ${m.name.padEnd(46)} ${Math.round(m.opsPerSec).toLocaleString('en-US').padStart(12)} ops/s`);
 
   const runs = new Map<string, RunResult[]>();
+  const streamRuns = new Map<string, StreamRun[]>();
   for (let round = 1; round <= rounds; round++) {
     for (const s of scenarios) {
       for (const system of s.systems) {
@@ -276,6 +283,28 @@ async function main(): Promise<void> {
             `${r.errors > 0 ? `  ${r.errors} errors (${r.firstError})` : ''}${run.callsPerServer.length > 0 ? `  calls per server ${run.callsPerServer.join(' / ')}` : ''}`,
         );
         runs.set(key, [...(runs.get(key) ?? []), run]);
+      }
+    }
+    // Issue 10's streams, in the same rounds: the slow consumer (a memory check, not a rate) in the first only.
+    for (const s of streamScenarios) {
+      if (s.id === 'slow-consumer' && round > 1) continue;
+      for (const which of s.systems) {
+        const key = `${s.id}/${which.label}`;
+        if (!selected(key)) continue;
+        let run: StreamRun;
+        try {
+          run = await runStreamOnce(s, which, { warmupSeconds, seconds, execArgv });
+        } catch (err) {
+          console.log(`  round ${round}/${rounds}  ${key.padEnd(18)} failed: ${err instanceof Error ? err.message : String(err)}`);
+          continue;
+        }
+        const c = run.cpuUsPerElement;
+        const slow = run.slow === undefined ? '' : `  producer lead ${run.slow.maxLead}, ${run.slow.produced} produced`;
+        console.log(
+          `  round ${round}/${rounds}  ${key.padEnd(18)} ${rate(run.elementsPerSec).padStart(10)} elements  ` +
+            `CPU/element ${c.client.toFixed(2)} + ${c.server.toFixed(2)} = ${cpuUs(c.total)}${slow}`,
+        );
+        streamRuns.set(key, [...(streamRuns.get(key) ?? []), run]);
       }
     }
   }
@@ -383,6 +412,10 @@ async function main(): Promise<void> {
     sections.push(...l.sections);
     targets.push(...l.targets);
   }
+  const streams = streamReport(streamRuns);
+  sections.push(...streams.sections);
+  targets.push(...streams.targets);
+  Object.assign(ratios, streams.ratios);
   const report: BenchReport = {
     date: new Date(started).toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
     machine,
@@ -404,21 +437,8 @@ async function main(): Promise<void> {
     writeFileSync(`${dir}/latest.md`, `# avrpc benchmark results\n\n${markdown(report)}`);
     writeFileSync(`${dir}/latest.svg`, svg(report));
     writeFileSync(`${dir}/latest.json`, `${JSON.stringify(report, null, 2)}\n`);
-    updateReadme(markdown(report));
     console.log(`\nwrote bench/results/latest.md, latest.svg, latest.json (${((Date.now() - started) / 1000).toFixed(0)} s)`);
   }
-}
-
-/** Replaces the table between README.md's bench markers, when they exist. */
-function updateReadme(table: string): void {
-  const path = repoFile('README.md');
-  const text = readFileSync(path, 'utf8');
-  const start = '<!-- bench:start -->';
-  const end = '<!-- bench:end -->';
-  const a = text.indexOf(start);
-  const b = text.indexOf(end);
-  if (a < 0 || b < a) return;
-  writeFileSync(path, `${text.slice(0, a + start.length)}\n${table}${text.slice(b)}`);
 }
 
 await main();

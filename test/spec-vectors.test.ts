@@ -9,6 +9,7 @@ import { FrameType } from '../src/framing/frame.js';
 import { readHandshake, welcomeType, writeHandshake, type Welcome } from '../src/framing/handshake.js';
 import { FrameEncoder } from '../src/framing/frame-encoder.js';
 import { LIMITS_META_KEY, decodeLimits, encodeLimits } from '../src/framing/limits.js';
+import { STREAMS_META_KEY } from '../src/framing/extensions.js';
 import { resolveServerOptions } from '../src/server/server-options.js';
 import { repoPath } from './helpers/repo.js';
 import { SocketReader } from './helpers/socket-reader.js';
@@ -94,11 +95,12 @@ test('the ERROR message is the server\'s choice: a handler throwing the plain de
   }
 });
 
-test('the WELCOME vector is the plain WELCOME plus avrpc.limits, encoding the server defaults', () => {
+test('the WELCOME vector is the plain WELCOME plus avrpc.streams and avrpc.limits, encoding the server defaults', () => {
   const { welcome } = limitsVectors();
   const w = readHandshake<Welcome>(welcomeType, welcome.subarray(10));
   assert.is(w.status, 'OK');
-  assert.equal(Object.keys(w.meta), [LIMITS_META_KEY]);
+  assert.equal(Object.keys(w.meta), [STREAMS_META_KEY, LIMITS_META_KEY]);
+  assert.is(w.meta[STREAMS_META_KEY]!.toString('hex'), '00000040', 'S = the default maxBufferedElements, 64');
   const o = resolveServerOptions({ protocol, handlers: {} });
   const defaults = {
     maxFrameBytes: o.maxFrameBytes,
@@ -112,7 +114,23 @@ test('the WELCOME vector is the plain WELCOME plus avrpc.limits, encoding the se
   enc.frame(FrameType.WELCOME, 0, 0, plain, writeHandshake(welcomeType));
   // The plain form SPEC gives in its text, for a server that advertises nothing.
   assert.is(Buffer.concat(enc.take()).toString('hex'), '00000013020000000000' + '00' + '2afda572341fa906084110279f02dcfe' + '0000');
-  enc.frame(FrameType.WELCOME, 0, 0, { ...plain, meta: { [LIMITS_META_KEY]: encodeLimits(defaults) } }, writeHandshake(welcomeType));
+  const limits = { [LIMITS_META_KEY]: encodeLimits(defaults) };
+  // The form SPEC gives for a HELLO that offers no streams.
+  enc.frame(FrameType.WELCOME, 0, 0, { ...plain, meta: limits }, writeHandshake(welcomeType));
+  assert.is(
+    Buffer.concat(enc.take()).toString('hex'),
+    '00000032020000000000' +
+      '00' +
+      '2afda572341fa906084110279f02dcfe' +
+      '00' +
+      '02' +
+      '1861767270632e6c696d697473' +
+      '20' +
+      '01000000010000000000200000004000' +
+      '00',
+  );
+  const streams = { [STREAMS_META_KEY]: Buffer.from([0, 0, 0, 64]) };
+  enc.frame(FrameType.WELCOME, 0, 0, { ...plain, meta: { ...streams, ...limits } }, writeHandshake(welcomeType));
   assert.is(Buffer.concat(enc.take()).toString('hex'), welcome.toString('hex'));
 });
 
@@ -215,7 +233,7 @@ test('a real client sends exactly the SPEC bytes and decodes the SPEC answers', 
   raw.listen(0, '127.0.0.1');
   await once(raw, 'listening');
   const { port } = raw.address() as AddressInfo;
-  // A plain version 1 client: fragments off, so its HELLO offers no extension (section 12).
+  // Fragments off, so its HELLO offers no extension of section 12; it offers streams (section 13).
   const client = createClient({ protocol, endpoints: [`127.0.0.1:${port}`], fragmentBytes: 0 });
   try {
     const r1 = await client.call('echo', { item: vectorItem });

@@ -1,5 +1,5 @@
 import avro from 'avsc';
-import type { Protocol } from '../codec/protocol.js';
+import type { Protocol, StreamKind } from '../codec/protocol.js';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { JsonInputError, checkJsonInput } from './json-input.js';
@@ -39,6 +39,8 @@ export interface JsonMessage {
   readonly response: avro.Type;
   readonly errors: avro.Type;
   readonly oneWay: boolean;
+  /** The stream kind (`server`, `client`, `bidi`), or undefined for a unary or one-way message. */
+  readonly stream: StreamKind | undefined;
 }
 
 /**
@@ -56,7 +58,14 @@ export function jsonMessages(protocol: Protocol): Map<string, JsonMessage> {
     errorType: avro.Type;
     oneWay: boolean;
   }>) {
-    out.set(m.name, { name: m.name, request: m.requestType, response: m.responseType, errors: m.errorType, oneWay: m.oneWay });
+    out.set(m.name, {
+      name: m.name,
+      request: m.requestType,
+      response: m.responseType,
+      errors: m.errorType,
+      oneWay: m.oneWay,
+      stream: protocol.message(m.name)?.stream,
+    });
   }
   return out;
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * The `avrpc` command line: `serve` a protocol with a handlers module, `call` a message with JSON,
+ * The `avrpc` command line: `serve` a protocol with a handlers module, `call` a message with JSON
+ * (stream messages: NDJSON on stdin and stdout),
  * `describe` a server's protocol, `bench` a server. Failures print `CODE_NAME: message` on stderr
  * and exit with status 64 + the code's number; usage errors exit 1.
  */
@@ -22,7 +23,9 @@ const program = new Command('avrpc')
     'after',
     `
 Failures print CODE_NAME: message on stderr and exit with status 64 + the code's number
-(e.g. 68 DEADLINE_EXCEEDED, 78 UNAVAILABLE); usage errors exit 1.`,
+(e.g. 68 DEADLINE_EXCEEDED, 78 UNAVAILABLE); usage errors exit 1.
+Stream messages: call prints a server or bidi stream's responses as NDJSON as they arrive, and
+reads a client or bidi stream's requests as NDJSON from stdin (avrpc call --help).`,
   );
 
 await program.parseAsync(process.argv);

@@ -6,7 +6,7 @@
 import { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import * as hdr from 'hdr-histogram-js';
-import { codeName } from '../errors/code.js';
+import { Code, codeName } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { addConnectFlags, collect, duration, positiveInt, reportFailure } from './options.js';
 import { withPreparedCall, type CallFlags } from './prepared-call.js';
@@ -62,7 +62,10 @@ async function runBench(targetText: string, message: string, json: string, flags
     json,
     flags,
     { connectionsPerEndpoint: flags.connections },
-    async ({ request, client, options }) => {
+    async ({ msg, request, client, options }) => {
+      if (msg.stream !== undefined || request === undefined) {
+        throw new RpcError(Code.INVALID_ARGUMENT, `message ${message} is a ${msg.stream} stream: bench runs unary calls`);
+      }
       // Warm-up: connect and handshake outside the measurement; its outcome is measured below anyway.
       await client.call(message, request, options).catch(() => undefined);
       const report = await load(flags, message, () => client.call(message, request, options));

@@ -1,42 +1,93 @@
 /**
  * `avrpc call <target> <message> '<json>'`: one call, Avro JSON in, Avro JSON out (grpcurl's job).
+ * On a stream message: NDJSON out (server, bidi) and NDJSON requests in from stdin (client, bidi).
  */
 import { Command } from 'commander';
+import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { declaredErrorJson, toAvroJson, type JsonMessage } from './avro-json.js';
 import { addConnectFlags, collect, duration, reportFailure } from './options.js';
 import { withPreparedCall, type CallFlags } from './prepared-call.js';
+import { runStreamCall } from './stream-call.js';
 
 interface CallCommandFlags extends CallFlags {
   compact?: boolean;
+  data?: string;
 }
 
 /** The `call` command. */
 export function callCommand(): Command {
   const cmd = new Command('call')
-    .description('call <message> on a server with a JSON request (Avro JSON encoding); prints the response as JSON')
+    .description(
+      'call <message> on a server with a JSON request (Avro JSON encoding); prints the response as JSON (streams: NDJSON, see below)',
+    )
     .argument('<target>', 'host:port, or a service name with --registry')
     .argument('<message>', 'message name')
-    .argument('[json]', "the request's parameters as one JSON object, e.g. '{\"item\": {...}}'", '{}')
-    .option('--timeout <duration>', 'deadline of the call (and of learning the protocol): 500ms, 10s, 2m or plain ms', duration, 10_000)
+    .argument('[json]', "the request's parameters as one JSON object, e.g. '{\"item\": {...}}' (default {})")
+    .option('-d, --data <json>', 'the request as one JSON object, instead of the [json] argument')
+    .option(
+      '--timeout <duration>',
+      'deadline of the call (and of learning the protocol): 500ms, 10s, 2m or plain ms; a stream has none unless given',
+      duration,
+      10_000,
+    )
     .option('--metadata <k=v>', 'request metadata (repeatable)', collect, [])
-    .option('--compact', 'print the response on one line');
+    .option('--compact', 'print the response on one line (stream responses always are: one per line)');
   addConnectFlags(cmd).addHelpText(
     'after',
     `
 Longs beyond 2^53 are read and printed exactly; bytes are JSON strings of code points 0-255;
 unions other than null are wrapped: {"string": "x"}.
 On failure prints CODE_NAME: message on stderr (a declared error's value as JSON on stdout)
-and exits with status 64 + the code's number (e.g. 78 for UNAVAILABLE).`,
+and exits with status 64 + the code's number (e.g. 78 for UNAVAILABLE).
+
+Stream messages (@stream in the protocol; avrpc describe shows them):
+  server  the request as for a call; prints each response as it arrives, one JSON value per line
+          (NDJSON), then exits 0. An error prints the responses so far, then fails as a call does
+          (a declared error's value as the last line).
+  client  reads the requests from stdin, one JSON object per line (NDJSON; blank lines skipped),
+          sending each as it is read, until end of input; [json] or -d sends that one request
+          instead. Prints the response as a call does. A bad line fails INVALID_ARGUMENT naming it.
+  bidi    reads requests from stdin as a client stream does and prints the responses as NDJSON
+          as they arrive.
+  e.g.  avrpc call 127.0.0.1:7000 watch '{"from": 0, "count": 3, "failAfter": -1}'
+        printf '%s\\n' '{"item": {...}}' '{"item": {...}}' | avrpc call 127.0.0.1:7000 upload`,
   );
-  return cmd.action(async (target: string, message: string, json: string, flags: CallCommandFlags) => {
-    await runCall(target, message, json, flags).catch(reportFailure);
+  return cmd.action(async (target: string, message: string, json: string | undefined, flags: CallCommandFlags, self: Command) => {
+    const timeoutGiven = self.getOptionValueSource('timeout') !== 'default';
+    await runCall(target, message, json, flags, timeoutGiven).catch(reportFailure);
   });
 }
 
-async function runCall(targetText: string, message: string, json: string, flags: CallCommandFlags): Promise<void> {
+async function runCall(
+  targetText: string,
+  message: string,
+  jsonArg: string | undefined,
+  flags: CallCommandFlags,
+  timeoutGiven: boolean,
+): Promise<void> {
+  if (jsonArg !== undefined && flags.data !== undefined) {
+    throw new RpcError(Code.INVALID_ARGUMENT, 'the request is given twice ([json] and -d): use one');
+  }
+  const json = jsonArg ?? flags.data;
   await withPreparedCall(targetText, message, json, flags, {}, async ({ msg, request, client, options }) => {
-    const response = await client.call(message, request, options).catch((err: unknown) => {
+    if (msg.stream !== undefined) {
+      if (request === undefined && process.stdin.isTTY) {
+        process.stderr.write(`reading the requests of ${message} from stdin, one JSON object per line; end with Ctrl-D\n`);
+      }
+      return runStreamCall({
+        msg,
+        client,
+        // The deadline covers the whole stream: a tail of a feed should not end at the default 10 s.
+        options: timeoutGiven ? options : { ...options, timeoutMs: Infinity },
+        request,
+        compact: flags.compact === true,
+        input: process.stdin,
+        closeInput: () => process.stdin.destroy(),
+        output: process.stdout,
+      });
+    }
+    const response = await client.call(message, request!, options).catch((err: unknown) => {
       printDeclared(msg, err);
       throw err;
     });

@@ -165,6 +165,7 @@ class IdlPrinter {
     return `${notes}${this.type(t, ns)}`;
   }
 
+  /** A message; its attributes beyond the structural ones, `@stream("server")` among them, as annotations before it. */
   message(name: string, m: MessageJson): string {
     const ns = this.protocolNamespace;
     const lines: string[] = [];

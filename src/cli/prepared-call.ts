@@ -18,28 +18,32 @@ export interface CallFlags extends ConnectFlags {
   metadata: string[];
 }
 
-/** A call ready to be made: the message, its decoded request, a client and the per-call options. */
+/**
+ * A call ready to be made: the message, its decoded request, a client and the per-call options.
+ * `request` is undefined only for a client or bidi stream given no JSON (its records come later).
+ */
 export interface PreparedCall {
   msg: JsonMessage;
-  request: object;
+  request: object | undefined;
   client: Client;
   options: CallOptions;
 }
 
 /**
  * Prepares `message` with `json` against `targetText`, runs `use`, then closes the client and the
- * target. `clientOptions` adds to the CLI's defaults (one attempt, no keepalive).
+ * target. `clientOptions` adds to the CLI's defaults (one attempt, no keepalive). No `json` is the
+ * empty request `{}`, except for a client or bidi stream, whose records come from elsewhere (stdin).
  */
 export async function withPreparedCall(
   targetText: string,
   message: string,
-  json: string,
+  json: string | undefined,
   flags: CallFlags,
   clientOptions: Partial<ClientOptions>,
   use: (call: PreparedCall) => Promise<void>,
 ): Promise<void> {
   const metadata = parseMetadata(flags.metadata);
-  checkJsonSyntax(json);
+  if (json !== undefined) checkJsonSyntax(json);
   const target = resolveTarget(targetText, flags);
   try {
     const protocol = await protocolFor(target, flags, flags.timeout);
@@ -48,7 +52,8 @@ export async function withPreparedCall(
       const known = protocol.messages.map((m) => m.name).join(', ');
       throw new RpcError(Code.UNIMPLEMENTED, `protocol ${protocol.name} has no message ${message} (it has: ${known})`);
     }
-    const request = requestFromJson(msg, json);
+    const streamsRequests = msg.stream === 'client' || msg.stream === 'bidi';
+    const request = json === undefined && streamsRequests ? undefined : requestFromJson(msg, json ?? '{}');
     const client = createClient({
       protocol,
       ...target.client,

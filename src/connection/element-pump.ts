@@ -6,8 +6,11 @@
 
 /** Where an {@link ElementPump} puts what it pulls. */
 export interface ElementSink<T> {
-  /** One element: write a DATA frame. Throws when it cannot be encoded (the pump then fails). */
-  send(value: T): void;
+  /**
+   * One element: write a DATA frame. Throws when it cannot be encoded (the pump then fails). Returns
+   * false when the socket is backed up: the pump then waits for {@link ElementPump.resume}.
+   */
+  send(value: T): boolean | void;
   /** The producer finished. */
   end(): void;
   /** The producer threw (or an element did not encode). */
@@ -34,6 +37,8 @@ export class ElementPump<T> {
   private credit: number;
   private pulling = false;
   private done = false;
+  /** The sink said the socket is backed up: no pull until `resume`. */
+  private paused = false;
   /** The producer's `return()`, while it closes. */
   private closing: Promise<void> | undefined;
 
@@ -69,6 +74,12 @@ export class ElementPump<T> {
   /** The peer took `n` more: pull again if we were waiting for credit. */
   grant(n: number): void {
     this.credit += n;
+    if (!this.pulling && !this.done && !this.paused) void this.pull();
+  }
+
+  /** The socket took what was queued: pull again (see {@link ElementSink.send}). */
+  resume(): void {
+    this.paused = false;
     if (!this.pulling && !this.done) void this.pull();
   }
 
@@ -101,7 +112,7 @@ export class ElementPump<T> {
   private async pull(): Promise<void> {
     this.pulling = true;
     try {
-      while (this.credit > 0 && !this.done) {
+      while (this.credit > 0 && !this.done && !this.paused) {
         const next = this.runPull === undefined ? this.iterator.next() : this.runPull(this.nextOne);
         // A plain iterator's result is used at once: an array of requests costs no turn per element.
         const r = isPromise(next) ? await next : next;
@@ -112,7 +123,7 @@ export class ElementPump<T> {
           return;
         }
         this.credit--;
-        this.sink.send(r.value);
+        if (this.sink.send(r.value) === false) this.paused = true;
       }
     } catch (err) {
       if (this.done) return;

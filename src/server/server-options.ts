@@ -47,7 +47,8 @@ export interface ServerOptions extends TransportOptions {
   maxConcurrentStreams?: number;
   /**
    * A stream with no frame either way (no element, end or credit) for this long, in ms, is ended with
-   * ERROR CANCELLED and its handler's signal aborted; 0 turns it off. Default 600000 (10 min).
+   * ERROR CANCELLED and its handler's signal aborted (checked once per period: after one to two
+   * periods of silence); 0 turns it off. Default 600000 (10 min).
    */
   streamIdleTimeoutMs?: number;
   /**

@@ -28,7 +28,7 @@ import type { HandshakeResult } from './server-handshake.js';
 import type { ServerShared } from './server-shared.js';
 
 /** What a session writes with: a `FramedSocket` in production, a fake in unit tests. */
-export type SessionWriter = ReplyWriter & Pick<FramedSocket, 'frame' | 'discard' | 'fail' | 'isClosed'>;
+export type SessionWriter = ReplyWriter & Pick<FramedSocket, 'frame' | 'discard' | 'fail' | 'isClosed' | 'queuedBytes' | 'afterWrites'>;
 
 /** How close to its deadline a call's CANCEL reads as the client's timeout, for the rapid-reset guard, in ms. */
 const DEADLINE_CANCEL_SLACK_MS = 1000;
@@ -65,6 +65,8 @@ export class ServerSession implements RunningCalls, HeadSink, HeaderSink, Stream
   private streamCount = 0;
   /** The client's `S`; 0 when it did not negotiate streams (nor response headers and trailers). */
   private readonly peerStreamWindow: number;
+  /** See {@link StreamOwner.pauseAboveBytes}: a quarter of `maxQueuedBytes`. */
+  readonly pauseAboveBytes: number;
 
   constructor(
     private readonly shared: ServerShared,
@@ -80,6 +82,7 @@ export class ServerSession implements RunningCalls, HeadSink, HeaderSink, Stream
   ) {
     this.codec = result.codec;
     this.peerStreamWindow = result.negotiated.peerStreamWindow;
+    this.pauseAboveBytes = shared.options.maxQueuedBytes / 4;
     this.unadmitted = result.unadmitted;
     this.gate = gate;
     const o = shared.options;

@@ -14,10 +14,13 @@ import { FrameType } from '../framing/frame.js';
 import type { RpcObserver } from '../observability/observer.js';
 import type { CallContext } from './call-context.js';
 import { sendHeaders, type ReplyWriter } from './call-reply.js';
+import type { FramedSocket } from '../connection/framed-socket.js';
 
 /** What a stream writes with and reports to: its session. */
 export interface StreamOwner {
-  readonly writer: ReplyWriter & { fail(error: RpcError): void };
+  readonly writer: ReplyWriter & Pick<FramedSocket, 'fail' | 'queuedBytes' | 'afterWrites'>;
+  /** Bytes queued for the client beyond which producers wait for the socket to drain. */
+  readonly pauseAboveBytes: number;
   /** The handler's responses ended (`failed`: with `outcome` thrown), or its producer closed after a cancel. */
   streamEnded(stream: ServerStream, outcome: unknown, failed: boolean): void;
   /** A request element did not decode: the call fails INVALID_ARGUMENT. */
@@ -45,8 +48,8 @@ export class ServerStream {
   private closed = false;
   /** Set once the session gave back the stream's slot (internal to the session). */
   released = false;
-  /** `performance.now()` of the last frame either way, for the idle check. */
-  lastActivity = performance.now();
+  /** Frames either way so far, for the idle check (a count: no clock read per element). */
+  private activity = 0;
   private idleTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -67,7 +70,9 @@ export class ServerStream {
     readonly encoded = false,
   ) {
     this.requests =
-      msg.stream === 'server' ? undefined : new ElementQueue<unknown>({ credit: (n) => this.credit(n), took: () => this.took(), abandoned: noop }, window);
+      msg.stream === 'server'
+        ? undefined
+        : new ElementQueue<unknown>({ credit: (n) => this.credit(n), took: () => this.took(), abandoned: noop }, window);
   }
 
   /** True for server and bidi streams: the handler's result is a stream of responses. */
@@ -93,7 +98,7 @@ export class ServerStream {
 
   /** A DATA frame from the client: one request element. */
   onData(body: Buffer): void {
-    this.lastActivity = performance.now();
+    this.activity++;
     const requests = this.requests;
     if (requests === undefined) return this.owner.writer.fail(protocolError(`DATA for ${this.msg.name}, a server stream, from the client`));
     if (this.requestsEnded) return this.owner.writer.fail(protocolError(`DATA after END for request id ${this.id}`));
@@ -119,7 +124,7 @@ export class ServerStream {
 
   /** An END frame from the client: no more requests. */
   onEnd(): void {
-    this.lastActivity = performance.now();
+    this.activity++;
     // A server stream's request is whole in its REQUEST: an END changes nothing.
     if (this.requests === undefined || this.requestsEnded) return;
     this.requestsEnded = true;
@@ -128,20 +133,24 @@ export class ServerStream {
 
   /** A CREDIT frame from the client: it takes `n` more responses. */
   onCredit(n: number): void {
-    this.lastActivity = performance.now();
+    this.activity++;
     const pump = this.pump;
     if (pump === undefined || pump.finished) return;
     if (pump.available + n > MAX_CREDIT) return this.owner.writer.fail(protocolError(`CREDIT beyond 2^32-1 for request id ${this.id}`));
     pump.grant(n);
   }
 
-  /** Calls `idle` once no frame went either way for `ms` (checked lazily: one timer, re-armed for what is left). */
+  /**
+   * Calls `idle` once a whole period of `ms` went by without a frame either way: between `ms` and
+   * twice `ms` after the last one (one timer per period, no clock read per element).
+   */
   watchIdle(ms: number, idle: (stream: ServerStream) => void): void {
     if (ms <= 0) return;
+    let seen = this.activity;
     const check = (): void => {
-      const left = this.lastActivity + ms - performance.now();
-      if (left > 0) this.idleTimer = setTimeout(check, Math.ceil(left));
-      else idle(this);
+      if (this.activity === seen) return idle(this);
+      seen = this.activity;
+      this.idleTimer = setTimeout(check, ms);
     };
     this.idleTimer = setTimeout(check, ms);
   }
@@ -181,8 +190,12 @@ export class ServerStream {
     };
   }
 
-  /** One response element out, after the headers if they are still unsent. */
-  private send(value: unknown): void {
+  /**
+   * One response element out, after the headers if they are still unsent. Returns false when the
+   * socket is backed up (a client whose window outgrows what the socket drains): the producer then
+   * waits for the writes, so credit never makes the server queue more than `maxQueuedBytes`.
+   */
+  private send(value: unknown): boolean {
     const w = this.owner.writer;
     sendHeaders(w, this.id, this.ctx);
     try {
@@ -192,8 +205,11 @@ export class ServerStream {
       const why = describeInvalid(this.msg.response, value, 'response') ?? (err as Error).message;
       throw new RpcError(Code.INTERNAL, `handler of ${this.msg.name} yielded an invalid response: ${why}`, { cause: err });
     }
-    this.lastActivity = performance.now();
+    this.activity++;
     this.observer?.streamElement?.(this.msg.name, 'sent');
+    if (w.queuedBytes <= this.owner.pauseAboveBytes) return true;
+    w.afterWrites(() => this.pump?.resume());
+    return false;
   }
 
   /** The handler took a request: it no longer counts as buffered. */

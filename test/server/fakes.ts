@@ -30,6 +30,10 @@ export class FakeWriter {
   failed: RpcError | undefined;
   ended: { error: RpcError | undefined } | undefined;
   isClosed = false;
+  /** What `queuedBytes` reports: set it to hold a stream's producer. */
+  queuedBytes = 0;
+  /** Callbacks waiting for `afterWrites`; `written()` runs them. */
+  readonly waitingWrites: Array<() => void> = [];
   support: ExtensionSupport = { maxPartialMessages: 0, windowBytes: 0, compression: false, streamWindow: 0 };
 
   frame<T>(type: number, flags: number, id: number, value: T, write: BodyWriter<T>): void {
@@ -44,6 +48,16 @@ export class FakeWriter {
 
   messageBytes(type: number, flags: number, id: number, body: Buffer): void {
     this.frames.push({ type, flags, id, value: body, body });
+  }
+
+  afterWrites(cb: () => void): void {
+    this.waitingWrites.push(cb);
+  }
+
+  /** The socket wrote everything: `afterWrites` callbacks run. */
+  written(): void {
+    this.queuedBytes = 0;
+    for (const cb of this.waitingWrites.splice(0)) cb();
   }
 
   discard(id: number): DiscardResult {
