@@ -49,6 +49,8 @@ export class StreamLink implements AsyncIterableIterator<Buffer> {
   private resolveResponse!: (r: OffloadReply) => void;
   private rejectResponse!: (e: unknown) => void;
   private readonly requestSource: AsyncIterator<Buffer> | undefined;
+  /** The request hand-overs, chained (a handler may ask for several at once). */
+  private passing: Promise<void> = Promise.resolve();
   /** The worker thread running the stream, once its start task returned. */
   threadId: number | undefined;
   /** Set when both the worker finished and the start task settled: the slot is free then. */
@@ -156,7 +158,9 @@ export class StreamLink implements AsyncIterableIterator<Buffer> {
         this.copyHeaders(m.headers);
         return this.ctx.sendHeader();
       case 'want':
-        return void this.passRequest();
+        // One at a time, in order: the session's queue takes one `next()` at a time.
+        this.passing = this.passing.then(() => this.passRequest());
+        return;
       case 'reqStop':
         return void this.requestSource?.return?.();
       case 'done':
