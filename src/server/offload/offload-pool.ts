@@ -4,6 +4,8 @@ import { Code } from '../../errors/code.js';
 import { RpcError } from '../../errors/rpc-error.js';
 import type { Logger } from '../../observability/observer.js';
 import type { CallContext, PeerInfo } from '../call-context.js';
+import type { OffloadedStream, StreamOffload } from '../stream-offload.js';
+import { WorkerStreams } from './worker-streams.js';
 import { OffloadReply, type FailedReply, type OffloadResult, type OffloadTask, type OffloadWorkerData } from './offload-task.js';
 import { TaskSlot } from './task-slot.js';
 import type { ResolvedWorkerOptions } from './worker-options.js';
@@ -50,7 +52,7 @@ function transferable(request: OffloadedRequest): { buffer: ArrayBuffer; offset:
  * and a call cancelled while queued is dropped by the worker before it decodes anything. Only a task
  * still unanswered `abandonGraceMs` after its call ended is aborted through piscina.
  */
-export class OffloadPool {
+export class OffloadPool implements StreamOffload {
   private pool: Piscina | undefined;
   private readonly sharedFlags: SharedArrayBuffer;
   private readonly slots: TaskSlot[] = [];
@@ -61,6 +63,8 @@ export class OffloadPool {
   private closed = false;
   /** Tasks sent again with the peer's protocol text because their worker did not know it (for tests). */
   protocolTextsSent = 0;
+  /** The streams running in workers. */
+  private readonly streams: WorkerStreams;
 
   constructor(
     private readonly options: ResolvedWorkerOptions,
@@ -70,6 +74,7 @@ export class OffloadPool {
     private readonly logger: Logger,
   ) {
     this.sharedFlags = new SharedArrayBuffer(4 * options.maxTasks);
+    this.streams = new WorkerStreams(() => this.pool, this.freeSlot, logger);
     this.freeSlots = Array.from({ length: options.maxTasks }, (_, i) => options.maxTasks - 1 - i);
   }
 
@@ -77,6 +82,11 @@ export class OffloadPool {
   takes(index: number, payloadBytes: number): boolean {
     const o = this.options;
     return o.messages.has(index) && (o.offload === 'always' || payloadBytes >= o.thresholdBytes);
+  }
+
+  /** True for a stream message in `workers.messages`: it always runs in a worker (whatever `offload` says). */
+  takesStream(index: number): boolean {
+    return this.options.messages.has(index) && this.protocol.messages[index]?.stream !== undefined;
   }
 
   /** True when this message may run in a worker (it then needs no inline handler under 'always'). */
@@ -106,6 +116,7 @@ export class OffloadPool {
       idleTimeout: Infinity,
       workerData,
       atomics: 'async',
+      loadBalancer: (task, workers) => this.streams.place(task, workers),
     });
     // A worker that dies between calls (a handler's stray timer threw) is replaced by piscina; without
     // a listener its 'error' event would take the whole server down.
@@ -141,13 +152,9 @@ export class OffloadPool {
 
   /** Runs one call in a worker; resolves with its reply, rejects with an `RpcError` if no reply can come. */
   run(localIndex: number, request: OffloadedRequest, ctx: CallContext): Promise<OffloadReply> {
-    if (this.closed) return Promise.reject(new RpcError(Code.UNAVAILABLE, 'server is shutting down'));
-    const index = this.freeSlots.pop();
-    if (index === undefined) {
-      return Promise.reject(new RpcError(Code.RESOURCE_EXHAUSTED, `too many offloaded calls (workers.maxTasks ${this.options.maxTasks})`));
-    }
-    this.start();
-    const slot = (this.slots[index] ??= new TaskSlot(index, new Int32Array(this.sharedFlags), this.options.abandonGraceMs, this.onAbandon));
+    const slot = this.takeSlot();
+    if (slot instanceof RpcError) return Promise.reject(slot);
+    const index = slot.index;
     slot.begin(ctx);
     const { buffer, offset } = transferable(request);
     const remote = request.remote;
@@ -163,10 +170,20 @@ export class OffloadPool {
       metadata: ctx.metadata,
       deadline: ctx.deadline,
       peer: this.peerOf(ctx.peer),
+      // The session gives a call a header sink only when its client takes headers and trailers.
+      responseMetadata: ctx.headerSink !== undefined,
     };
     return this.submit(task, slot, remote)
       .then(
-        (result) => OffloadReply.read(result),
+        (result) => {
+          const reply = OffloadReply.read(result);
+          if (reply.headers !== undefined) {
+            // Before the reply, which the session sends once this resolves.
+            Object.assign(ctx.responseHeader, reply.headers);
+            ctx.sendHeader();
+          }
+          return reply;
+        },
         (err: unknown) => {
           throw new RpcError(
             Code.INTERNAL,
@@ -175,11 +192,51 @@ export class OffloadPool {
           );
         },
       )
-      .finally(() => {
-        slot.end();
-        this.freeSlots.push(index);
-      });
+      .finally(() => this.freeSlot(slot));
   }
+
+  /**
+   * Runs a stream's handler in a worker (see worker-streams.ts): a short start task hands the worker
+   * the stream's port, and the stream then lives on that worker's event loop, so an open stream does
+   * not hold a thread the way a running call does. Throws an `RpcError` when it cannot start (shutting
+   * down, `maxTasks` taken: streams hold slots too, until they end).
+   */
+  runStream(index: number, stream: OffloadedStream, ctx: CallContext): AsyncIterable<Buffer> | Promise<OffloadReply> {
+    const slot = this.takeSlot();
+    if (slot instanceof RpcError) throw slot;
+    const sameProtocol = stream.remote.id === this.protocol.id;
+    const request =
+      stream.request === undefined
+        ? undefined
+        : transferable(new OffloadedRequest(stream.remote, stream.remoteIndex, stream.request, 0)).buffer;
+    return this.streams.open(this.pool!, this.protocol.messages[index]!, slot, ctx, {
+      slot: slot.index,
+      index,
+      remoteIndex: stream.remoteIndex,
+      remoteId: sameProtocol ? undefined : stream.remote.id,
+      remoteText: sameProtocol ? undefined : stream.remote.text,
+      request,
+      metadata: ctx.metadata,
+      deadline: ctx.deadline,
+      peer: this.peerOf(ctx.peer),
+      requests: stream.requests,
+    });
+  }
+
+  /** A free task slot (the pool started), or why there is none. */
+  private takeSlot(): TaskSlot | RpcError {
+    if (this.closed) return new RpcError(Code.UNAVAILABLE, 'server is shutting down');
+    const index = this.freeSlots.pop();
+    if (index === undefined)
+      return new RpcError(Code.RESOURCE_EXHAUSTED, `too many offloaded calls (workers.maxTasks ${this.options.maxTasks})`);
+    this.start();
+    return (this.slots[index] ??= new TaskSlot(index, new Int32Array(this.sharedFlags), this.options.abandonGraceMs, this.onAbandon));
+  }
+
+  private readonly freeSlot = (slot: TaskSlot): void => {
+    slot.end();
+    this.freeSlots.push(slot.index);
+  };
 
   /** Runs `task`; once more with the peer's protocol text if its worker did not know that protocol. */
   private async submit(task: OffloadTask, slot: TaskSlot, remote: Protocol): Promise<Uint8Array | FailedReply> {

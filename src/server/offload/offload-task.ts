@@ -43,6 +43,8 @@ export interface OffloadTask {
   /** Epoch ms or Infinity. */
   deadline: number;
   peer: PeerInfo;
+  /** The client takes response headers and trailers (it negotiated streams, SPEC.md section 13). */
+  responseMetadata: boolean;
 }
 
 /**
@@ -51,14 +53,17 @@ export interface OffloadTask {
  * - an `ArrayBuffer`: the worker does not know the peer protocol `remoteId` (first call of that
  *   fingerprint on this worker, a worker started after a crash, or one it evicted): this is the
  *   request's payload handed back, to be sent again with `remoteText`;
- * - a {@link FailedReply}: an INTERNAL error's reply, with what the server logs about its cause.
+ * - a {@link FailedReply}: a reply with what its bytes do not carry: an INTERNAL error's cause, for the
+ *   server's log, or the response headers the handler set (cloned, not transferred: rarer paths).
  */
 export type OffloadResult = Uint8Array | ArrayBuffer | FailedReply;
 
-/** An INTERNAL error's reply and its cause, for the server's log only (never sent to the client). */
+/** A reply with an INTERNAL error's cause (for the server's log only, never sent) or the handler's response headers. */
 export interface FailedReply {
   reply: Uint8Array;
-  cause: { name: string; message: string; stack: string | undefined };
+  cause?: { name: string; message: string; stack: string | undefined };
+  /** Response headers the handler set (sent as HEADERS before the reply; only to a client that negotiated streams). */
+  headers?: Metadata;
 }
 
 /** Reply kinds (first byte of the reply). */
@@ -80,6 +85,8 @@ export class OffloadReply {
     readonly body: Buffer,
     /** Why an INTERNAL error happened, with the worker's stack: for the server's log. */
     readonly cause?: Error,
+    /** Response headers the worker's handler set, to send before the reply. */
+    readonly headers?: Metadata,
   ) {}
 
   /** Reads a reply without copying (the body is a view). */
@@ -88,13 +95,14 @@ export class OffloadReply {
     if (!(bytes instanceof Uint8Array) || bytes.length < REPLY_HEAD_BYTES) throw new Error('offload worker sent a malformed reply');
     const body = Buffer.from(bytes.buffer, bytes.byteOffset + REPLY_HEAD_BYTES, bytes.length - REPLY_HEAD_BYTES);
     let cause: Error | undefined;
-    if (bytes !== result) {
-      const c = (result as FailedReply).cause;
+    const c = bytes === result ? undefined : (result as FailedReply).cause;
+    if (c !== undefined) {
       cause = new Error(c.message);
       cause.name = c.name;
       if (c.stack !== undefined) cause.stack = c.stack;
     }
-    return new OffloadReply(bytes[0]!, bytes[1]!, bytes[2]!, body, cause);
+    const headers = bytes === result ? undefined : (result as FailedReply).headers;
+    return new OffloadReply(bytes[0]!, bytes[1]!, bytes[2]!, body, cause, headers);
   }
 }
 

@@ -5,18 +5,19 @@
  */
 import type avro from 'avsc';
 import { LRUCache } from 'lru-cache';
+import { threadId } from 'node:worker_threads';
 import { move, workerData } from 'piscina';
-import { describeInvalid } from '../../codec/invalid-value.js';
 import { PeerCodec } from '../../codec/peer-codec.js';
-import { Protocol, type MessageDef } from '../../codec/protocol.js';
+import { Protocol } from '../../codec/protocol.js';
 import { decodeExact } from '../../connection/payload.js';
 import { Code } from '../../errors/code.js';
 import { RpcError } from '../../errors/rpc-error.js';
-import { errorFlags, writeError } from '../../framing/bodies.js';
 import { callScope, scopeWanted } from '../../util/call-scope.js';
-import { errorDraftFor } from '../error-reply.js';
 import type { Handler } from '../server-options.js';
-import { REPLY_HEAD_BYTES, ReplyKind, type FailedReply, type OffloadTask, type OffloadWorkerData } from './offload-task.js';
+import type { FailedReply, OffloadTask, OffloadWorkerData } from './offload-task.js';
+import type { StreamStarted, StreamTask } from './stream-task.js';
+import { postToMain, WorkerStream } from './stream-worker.js';
+import { errorReply, responseReply } from './worker-replies.js';
 import { WorkerCallContext } from './worker-call-context.js';
 
 const data = workerData as OffloadWorkerData;
@@ -25,19 +26,15 @@ const flags = new Int32Array(data.flags);
 const peers = new LRUCache<string, PeerCodec>({ max: data.resolverCacheSize });
 let userModule: Promise<Record<string, unknown>> | undefined;
 
-/** Encoding scratch space, kept between tasks up to this size so steady traffic allocates once. */
-const MAX_SCRATCH_BYTES = 8 * 1024 * 1024;
-let scratch = Buffer.allocUnsafeSlow(64 * 1024);
-
 /** Runs one offloaded call; resolves with an {@link OffloadResult} (bytes transferred, never cloned). */
 export default async function runTask(task: OffloadTask): Promise<unknown> {
   const msg = local.messages[task.index]!;
   // Cancelled or past its deadline while it waited in the queue: do not even decode it.
   const early = Atomics.load(flags, task.slot);
-  if (early !== 0) return errorReply(msg, new RpcError(early as Code, 'call ended before a worker took it'));
+  if (early !== 0) return moved(errorReply(msg, new RpcError(early as Code, 'call ended before a worker took it')));
   let resolver: avro.Resolver | undefined;
   if (task.remoteId !== undefined) {
-    const codec = peerCodec(task);
+    const codec = peerCodec(task.remoteId, task.remoteText);
     // A peer protocol this worker does not know, and no text to learn it from: hand the payload back.
     if (codec === undefined) return move(task.payload);
     resolver = codec.requests[task.remoteIndex]?.resolver;
@@ -47,15 +44,12 @@ export default async function runTask(task: OffloadTask): Promise<unknown> {
   try {
     handler = await loadHandler(msg.name);
   } catch (err) {
-    return errorReply(
-      msg,
-      err instanceof RpcError ? err : new RpcError(Code.INTERNAL, `cannot load worker module: ${(err as Error).message}`, { cause: err }),
-    );
+    return moved(errorReply(msg, loadError(err)));
   }
   try {
     request = decodeExact(msg.request, Buffer.from(task.payload, task.payloadOffset), 0, resolver);
   } catch (err) {
-    return errorReply(msg, new RpcError(Code.INVALID_ARGUMENT, `cannot decode request: ${(err as Error).message}`));
+    return moved(errorReply(msg, new RpcError(Code.INVALID_ARGUMENT, `cannot decode request: ${(err as Error).message}`)));
   }
   const ctx = new WorkerCallContext(msg.name, task.metadata, task.deadline, task.peer, flags, task.slot);
   try {
@@ -64,12 +58,47 @@ export default async function runTask(task: OffloadTask): Promise<unknown> {
       ctx.watch();
       result = await result;
     }
-    return responseReply(msg, result);
+    return withHeaders(responseReply(msg, result, task.responseMetadata ? ctx.takeTrailer() : undefined), ctx, task);
   } catch (err) {
-    return errorReply(msg, err);
+    // An ERROR carries the trailers in its metadata whatever the client negotiated (as inline calls).
+    return withHeaders(errorReply(msg, err, ctx), ctx, task);
   } finally {
     ctx.release();
   }
+}
+
+/**
+ * Starts one stream (see stream-task.ts): decodes a server stream's request, then runs the handler
+ * on this thread's event loop, driven over the task's port, and resolves at once. Whatever fails
+ * before the handler runs is told over the port too, as the stream's ERROR.
+ */
+export async function openStream(task: StreamTask): Promise<StreamStarted> {
+  const msg = local.messages[task.index]!;
+  const started: StreamStarted = { threadId };
+  const fail = (err: RpcError): StreamStarted => {
+    postToMain(task.port, { t: 'done', reply: errorReply(msg, err), headers: undefined, trailers: undefined });
+    return started;
+  };
+  const early = Atomics.load(flags, task.slot);
+  if (early !== 0) return fail(new RpcError(early as Code, 'call ended before a worker took it'));
+  let handler: Handler;
+  let request: unknown;
+  let resolver: avro.Resolver | undefined;
+  try {
+    handler = await loadHandler(msg.name);
+  } catch (err) {
+    return fail(loadError(err));
+  }
+  try {
+    if (task.remoteId !== undefined) resolver = peerCodec(task.remoteId, task.remoteText)?.requests[task.remoteIndex]?.resolver;
+    if (task.request !== undefined) request = decodeExact(msg.request, Buffer.from(task.request), 0, resolver);
+  } catch (err) {
+    return fail(new RpcError(Code.INVALID_ARGUMENT, `cannot decode request: ${(err as Error).message}`));
+  }
+  const ctx = new WorkerCallContext(msg.name, task.metadata, task.deadline, task.peer, flags, task.slot);
+  const stream = new WorkerStream(msg, ctx, task.port, resolver, data.propagateDeadlines && scopeWanted.value);
+  void stream.run(handler, request);
+  return started;
 }
 
 /**
@@ -94,89 +123,29 @@ async function loadHandler(name: string): Promise<Handler> {
  * The codec for the peer's protocol, built once per peer protocol and worker; undefined when this
  * worker has not seen the fingerprint and the task does not carry the text.
  */
-function peerCodec(task: OffloadTask): PeerCodec | undefined {
-  let codec = peers.get(task.remoteId!);
-  if (codec === undefined && task.remoteText !== undefined) {
-    codec = new PeerCodec(local, new Protocol(task.remoteText, data.protocolOptions));
-    peers.set(task.remoteId!, codec);
+function peerCodec(remoteId: string, remoteText: string | undefined): PeerCodec | undefined {
+  let codec = peers.get(remoteId);
+  if (codec === undefined && remoteText !== undefined) {
+    codec = new PeerCodec(local, new Protocol(remoteText, data.protocolOptions));
+    peers.set(remoteId, codec);
   }
   return codec;
 }
 
-function responseReply(msg: MessageDef, value: unknown): unknown {
-  if (value === undefined && msg.response.typeName === 'null') value = null; // a `void` handler returning nothing
-  let end: number;
-  try {
-    // Encoded after room for the reply's head, so a large response is the reply itself (no copy).
-    end = msg.response.encode(value, scratch, REPLY_HEAD_BYTES);
-    if (end < 0) {
-      const need = scratch.length - end;
-      const buf = Buffer.allocUnsafeSlow(need);
-      end = msg.response.encode(value, buf, REPLY_HEAD_BYTES);
-      if (need <= MAX_SCRATCH_BYTES) scratch = buf;
-      else return move(withHead(buf, ReplyKind.RESPONSE, Code.OK, 0));
-    }
-  } catch (err) {
-    return errorReply(
-      msg,
-      new RpcError(
-        Code.INTERNAL,
-        `handler of ${msg.name} returned an invalid response: ${describeInvalid(msg.response, value, 'response') ?? (err as Error).message}`,
-      ),
-    );
-  }
-  return reply(ReplyKind.RESPONSE, Code.OK, 0, scratch.subarray(REPLY_HEAD_BYTES, end));
+/** A unary reply with the handler's response headers, when it set any and the client takes them. */
+function withHeaders(reply: Uint8Array | FailedReply, ctx: WorkerCallContext, task: OffloadTask): unknown {
+  const headers = task.responseMetadata ? ctx.takeHeader() : undefined;
+  if (headers === undefined) return moved(reply);
+  return reply instanceof Uint8Array ? ({ reply, headers } satisfies FailedReply) : { ...reply, headers };
 }
 
-/** Writes the reply head into the first REPLY_HEAD_BYTES of `buf`. */
-function withHead(buf: Buffer, kind: number, code: number, frameFlags: number): Buffer {
-  buf[0] = kind;
-  buf[1] = code;
-  buf[2] = frameFlags;
-  return buf;
+/** A reply as the task's result: bytes transferred (piscina `move`), a {@link FailedReply} cloned. */
+function moved(reply: Uint8Array | FailedReply): unknown {
+  return reply instanceof Uint8Array ? move(reply) : reply;
 }
 
-/**
- * Maps what the handler threw exactly as inline calls do (error-reply.ts), and encodes the ERROR body.
- * An INTERNAL error also carries its cause (message and stack) back for the server's log; the client
- * gets the message only.
- */
-function errorReply(msg: MessageDef, thrown: unknown): unknown {
-  const draft = errorDraftFor(msg, thrown);
-  let size = 256;
-  for (;;) {
-    const buf = Buffer.allocUnsafe(size);
-    let end: number;
-    try {
-      end = writeError(draft, buf, 0);
-    } catch (err) {
-      return errorReply(msg, new RpcError(Code.INTERNAL, `cannot encode error: ${(err as Error).message}`));
-    }
-    if (end < 0) {
-      size = Math.max(size * 2, size - end);
-      continue;
-    }
-    const bytes = replyBytes(ReplyKind.ERROR, draft.code, errorFlags(draft), buf.subarray(0, end));
-    if (draft.code !== Code.INTERNAL) return move(bytes);
-    // Cloned, not moved: an error reply is small, and this path is rare.
-    return { reply: bytes, cause: causeOf(thrown) } satisfies FailedReply;
-  }
-}
-
-/** What the server logs about a thrown value: the original error's, when an RpcError wraps one. */
-function causeOf(thrown: unknown): FailedReply['cause'] {
-  const e = thrown instanceof RpcError && thrown.cause instanceof Error ? thrown.cause : thrown;
-  if (e instanceof Error) return { name: e.name, message: e.message, stack: e.stack };
-  return { name: typeof e, message: String(e), stack: undefined };
-}
-
-function reply(kind: number, code: number, frameFlags: number, body: Buffer): unknown {
-  return move(replyBytes(kind, code, frameFlags, body));
-}
-
-function replyBytes(kind: number, code: number, frameFlags: number, body: Buffer): Buffer {
-  // allocUnsafeSlow: its own ArrayBuffer (transferable), not zero-filled since every byte is written.
-  const out = withHead(Buffer.allocUnsafeSlow(REPLY_HEAD_BYTES + body.length), kind, code, frameFlags);
-  body.copy(out, REPLY_HEAD_BYTES);
-  return out;
+function loadError(err: unknown): RpcError {
+  return err instanceof RpcError
+    ? err
+    : new RpcError(Code.INTERNAL, `cannot load worker module: ${(err as Error).message}`, { cause: err });
 }

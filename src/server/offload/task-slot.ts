@@ -23,6 +23,9 @@ export class TaskSlot {
   private timer: NodeJS.Timeout | undefined;
   private ctx: CallContext | undefined;
   private signal: AbortSignal | undefined;
+  private flagged = false;
+  /** Called instead of piscina's listener when the grace period ends with no task running (a started stream). */
+  private abandoned: (() => void) | undefined;
 
   constructor(
     /** Index of this slot's Int32 in `flags`. */
@@ -47,11 +50,16 @@ export class TaskSlot {
     this.removeListener(event, listener);
   }
 
-  /** Takes the slot for a call: clears its flag and follows the call's signal. */
-  begin(ctx: CallContext): void {
+  /**
+   * Takes the slot for a call: clears its flag and follows the call's signal. `abandoned` is what a
+   * stream does when its grace period ends after its start task returned (no piscina task to abort).
+   */
+  begin(ctx: CallContext, abandoned?: () => void): void {
     Atomics.store(this.flags, this.index, 0);
     this.aborted = false;
     this.reason = undefined;
+    this.flagged = false;
+    this.abandoned = abandoned;
     this.ctx = ctx;
     const signal = ctx.signal;
     this.signal = signal;
@@ -67,24 +75,36 @@ export class TaskSlot {
     this.signal = undefined;
     this.ctx = undefined;
     this.listener = undefined;
+    this.abandoned = undefined;
   }
 
   private readonly onCancel = (): void => {
     const reason: unknown = this.signal?.reason;
-    Atomics.store(this.flags, this.index, reason instanceof RpcError ? reason.code : Code.CANCELLED);
+    this.cancel(reason instanceof RpcError ? reason.code : Code.CANCELLED);
+  };
+
+  /**
+   * The call is over for the main thread (its signal aborted, or a stream's producer was closed): the
+   * worker's flag says `code`, and the grace period starts. Once per call.
+   */
+  cancel(code: Code): void {
+    if (this.flagged || this.ctx === undefined) return;
+    this.flagged = true;
+    Atomics.store(this.flags, this.index, code);
     Atomics.notify(this.flags, this.index);
     this.timer = setTimeout(this.abandon, this.graceMs);
     // Never what keeps a process alive: `end` or the pool's destroy settles the task anyway.
     this.timer.unref();
-  };
+  }
 
   private readonly abandon = (): void => {
     this.timer = undefined;
     this.aborted = true;
     this.reason = new RpcError(Code.CANCELLED, `worker task abandoned ${this.graceMs} ms after its call ended`);
     if (this.ctx !== undefined) this.onAbandon(this.ctx.message);
-    const listener = this.listener;
+    const listener = this.listener ?? this.abandoned;
     this.listener = undefined;
+    this.abandoned = undefined;
     listener?.();
   };
 }

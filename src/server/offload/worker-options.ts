@@ -42,7 +42,23 @@ export interface WorkerOptions {
    * disconnect; `ctx.cancelled` reads the cancellation flag synchronously, for CPU loops.
    */
   module: string | URL;
-  /** Messages whose handlers run in workers. Required, at least one. */
+  /**
+   * Messages whose handlers run in workers. Required, at least one.
+   *
+   * Stream messages may be listed too: a stream message listed here always runs in a worker, whatever
+   * `offload` and `thresholdBytes` say (it needs no inline handler). Its handler has the inline
+   * signature (an async generator for a server stream, `(requests, ctx)` for client and bidi streams);
+   * only bytes cross threads: the worker decodes each request element (with schema resolution) as
+   * the handler asks for it, so the client's credit comes back as the worker consumes, and it encodes
+   * each response, a few ahead of what the client's credit takes at most, so a slow client holds the
+   * generator in its `yield`. `ctx.responseHeader`, `ctx.responseTrailer` and `ctx.sendHeader()` work
+   * as inline. A started stream lives on its worker's event loop rather than holding the thread (as a
+   * running call does): one thread serves many open streams, and a call's CPU-bound handler delays
+   * the streams on its thread. Each open stream holds one of `maxTasks`. Cancellation (client CANCEL,
+   * deadline, disconnect, idle timeout) aborts `ctx.signal` and closes the handler's generator; one
+   * that has not finished `abandonGraceMs` later gets its thread terminated and replaced, which fails
+   * the other streams running on that thread with INTERNAL.
+   */
   messages: readonly string[];
   /** Worker threads, started with the server. Default: CPU cores minus one, at least 1. */
   threads?: number;
@@ -113,7 +129,8 @@ export function resolveWorkerOptions(
   for (const name of workers.messages) {
     const msg = typeof name === 'string' ? protocol.message(name) : undefined;
     if (msg === undefined) invalid(`${at}.messages`, `names no message of protocol ${protocol.name}: ${String(name)}`);
-    if (offload === 'auto' && !hasInline(msg.index)) {
+    // A stream always runs in the worker: no inline handler is needed for it.
+    if (offload === 'auto' && msg.stream === undefined && !hasInline(msg.index)) {
       invalid(
         `${at}.messages`,
         `'${name}' needs an inline handler in options.handlers too when offload is 'auto' (small requests run inline)`,
