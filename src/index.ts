@@ -19,7 +19,7 @@ export type { Server, ListenOptions, CloseOptions, RegisterOptions } from './ser
 export type { ServerOptions, Handler } from './server/server-options.js';
 export type { WorkerOptions } from './server/offload/worker-options.js';
 export type { PeerInfo } from './server/call-context.js';
-export type { Client } from './client/client.js';
+export type { Client, ResponseStream, CallKind } from './client/client.js';
 export type { DescribeOptions } from './client/describe.js';
 export type { EndpointStats } from './client/pool.js';
 export type { ClientOptions, CallOptions, Endpoint, DiscoveryOptions } from './client/client-options.js';

@@ -160,6 +160,15 @@ export class CallTable {
     return this.slots[slot] !== undefined && this.ids[slot] === id;
   }
 
+  /** The stream calls (`ext` a stream), oldest first. Rare: not on the call path. */
+  streams(): ClientCall[] {
+    const out: ClientCall[] = [];
+    this.each((call) => {
+      if (call.msg.stream !== undefined && call.ext !== undefined) out.push(call);
+    });
+    return out;
+  }
+
   /** Calls not yet written (queued while the connection was being set up), oldest first. */
   unsent(): ClientCall[] {
     const out: ClientCall[] = [];

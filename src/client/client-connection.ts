@@ -15,6 +15,7 @@ import { logClose } from '../observability/log-policy.js';
 import { CallTable, type ClientCall } from './call-table.js';
 import { ClientHandshake, type ClientHandshakeOptions, type HandshakeMemory } from './client-handshake.js';
 import { ClientSession } from './client-session.js';
+import type { ClientStream } from './client-stream.js';
 import type { ConnectFailure } from './connect-failure.js';
 import type { EndpointHealth } from './endpoint-health.js';
 
@@ -209,6 +210,8 @@ export class ClientConnection {
     const p = this.phase;
     if (p.state === 'closed') return Promise.resolve();
     if (p.state !== 'draining') this.drain(undefined, -1);
+    // Unary calls end by themselves; an open stream (a watch nobody reads) may never: cancelled.
+    for (const call of this.calls.streams()) (call.ext as ClientStream).cancel(new RpcError(Code.CANCELLED, 'client closed'));
     const done = this.life.closed();
     if (this.calls.size === 0) this.framed.end();
     return done;
@@ -285,7 +288,7 @@ export class ClientConnection {
   }
 
   private onRefused(type: number, id: number, error: RpcError): void {
-    if (type !== FrameType.RESPONSE) return this.framed.fail(unexpectedFrame(type, 'from server'));
+    if (type !== FrameType.RESPONSE && type !== FrameType.DATA) return this.framed.fail(unexpectedFrame(type, 'from server'));
     const s = this.session;
     if (s === undefined) return this.strayBeforeHandshake(id);
     s.onRefused(id, error);

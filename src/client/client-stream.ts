@@ -165,6 +165,11 @@ export class ClientStream extends CallHooks implements ElementQueueOwner, Elemen
     if (this.call !== undefined) this.owner!.abandon(this.call, e);
   }
 
+  /** Cancels the stream with `error` (the client is closing): the server is told, the caller gets the error. */
+  cancel(error: RpcError): void {
+    if (this.call !== undefined) this.owner!.abandon(this.call, error);
+  }
+
   // ElementQueueOwner: the consumer of the responses.
 
   credit(n: number): void {

@@ -119,7 +119,12 @@ export class ElementPump<T> {
         if (this.done) return;
         if (r.done === true) {
           this.done = true;
-          this.sink.end();
+          // An end that cannot be written (trailers that do not encode) fails the stream instead.
+          try {
+            this.sink.end();
+          } catch (err) {
+            this.sink.fail(err);
+          }
           return;
         }
         this.credit--;

@@ -46,6 +46,10 @@ export class ElementQueue<T> implements AsyncIterableIterator<T> {
   private readonly maxWindow: number;
   /** Average element size in bytes (moving), from what `push` was told; 0 when never told. */
   private averageBytes = 0;
+  /** The consumer found nothing buffered since the last CREDIT: the window, not the consumer, limits. */
+  private starved = false;
+  /** Elements taken so far. */
+  private takenTotal = 0;
 
   constructor(
     private readonly owner: ElementQueueOwner,
@@ -127,6 +131,8 @@ export class ElementQueue<T> implements AsyncIterableIterator<T> {
       return Promise.reject(e.error);
     }
     if (this.waiter !== undefined) return Promise.reject(new Error('ElementQueue: next() called while a previous next() is pending'));
+    // Waiting for the first element says nothing of throughput; waiting for a later one does.
+    if (this.takenTotal > 0) this.starved = true;
     return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
   }
 
@@ -149,6 +155,7 @@ export class ElementQueue<T> implements AsyncIterableIterator<T> {
   }
 
   private took(): void {
+    this.takenTotal++;
     this.owner.took?.();
     if (this.ending !== undefined) return;
     if (++this.taken >= this.batch) {
@@ -164,13 +171,16 @@ export class ElementQueue<T> implements AsyncIterableIterator<T> {
   }
 
   /**
-   * Credit beyond what was taken: a stream of small elements whose consumer keeps up gets a window
+   * Credit beyond what was taken: a stream of small elements whose consumer keeps up (it found the
+   * queue empty since the last CREDIT: the window, not the consumer, is what it waits for) gets a window
    * that doubles, up to {@link GROWTH} times `S` and while the window's elements stay within
    * {@link GROWTH_BYTES}, so it needs fewer CREDIT round trips; large elements keep the window `S`.
    */
   private growth(): number {
     const w = this.windowNow;
-    if (this.averageBytes === 0 || w >= this.maxWindow || 2 * w * this.averageBytes > GROWTH_BYTES) return 0;
+    const starved = this.starved;
+    this.starved = false;
+    if (!starved || this.averageBytes === 0 || w >= this.maxWindow || 2 * w * this.averageBytes > GROWTH_BYTES) return 0;
     return Math.min(w, this.maxWindow - w);
   }
 

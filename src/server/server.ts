@@ -1,4 +1,3 @@
-import type { StreamOffload } from './stream-offload.js';
 import { encodeLimits } from '../framing/limits.js';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
@@ -102,8 +101,7 @@ export function createServer(options: ServerOptions): Server {
     cache: new ResolverCache(resolved.protocol, resolved.resolverCacheSize, resolved.resolverCacheBytes),
     writers,
     offload,
-    // The pool runs stream handlers once it has `takesStream` (worker streams).
-    streamOffload: offload !== undefined && 'takesStream' in offload ? (offload as unknown as StreamOffload) : undefined,
+    streamOffload: offload,
     budget,
     limits: encodeLimits(resolved),
     parseBudget: resolved.protocolParseMsPerSecond === 0 ? undefined : new ParseBudget(resolved.protocolParseMsPerSecond),

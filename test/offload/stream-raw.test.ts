@@ -266,10 +266,12 @@ test('client stream: credit goes back as the worker handler takes requests', asy
   const peer = await peerOf(await start({ maxBufferedElements: 2 }), 4);
   peer.socket.write(headFrame(5, 'upload'));
   assert.is((await peer.frame()).type, FrameType.HEADERS);
-  // The server's window is 2: two DATA, then CREDIT as the handler takes them, then two more.
+  // The server's window is 2: two DATA, then CREDIT as the handler takes them, then two more. The
+  // elements are large enough (70 KB) that the window does not grow (SPEC.md section 13.5).
+  const note = 'n'.repeat(70_000);
   for (let round = 0; round < 3; round++) {
-    peer.socket.write(dataFrame(5, { id: round, name: `r${round}a`, note: '' }));
-    peer.socket.write(dataFrame(5, { id: round, name: `r${round}b`, note: '' }));
+    peer.socket.write(dataFrame(5, { id: round, name: `r${round}a`, note }));
+    peer.socket.write(dataFrame(5, { id: round, name: `r${round}b`, note }));
     // Half the window (1) back per request taken.
     const credits = [await peer.frame(), await peer.frame()];
     assert.equal(

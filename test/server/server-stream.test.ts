@@ -147,7 +147,7 @@ test('request elements are credited back in batches as the handler takes them, n
   session.close(new RpcError(Code.UNAVAILABLE, 'the connection closed'));
 });
 
-test('small request elements grow the window: credit beyond what was taken, and DATA checked against the grown window', async () => {
+test('a handler that finds its requests buffered keeps the window as it is', async () => {
   let iterator: AsyncIterator<unknown> | undefined;
   const upload = (requests: AsyncIterable<unknown>, ctx: CallContext) => {
     iterator = requests[Symbol.asyncIterator]();
@@ -161,11 +161,36 @@ test('small request elements grow the window: credit beyond what was taken, and 
   for (let i = 0; i < 4; i++) session.onStreamFrame(FrameType.DATA, 5, element);
   await iterator!.next();
   await iterator!.next();
+  assert.equal(
+    writer.frames.filter((f) => f.type === FrameType.CREDIT).map((f) => readCredit(f.body)),
+    [2],
+  );
+  session.close(new RpcError(Code.UNAVAILABLE, 'the connection closed'));
+});
+
+test('small request elements grow the window: credit beyond what was taken, and DATA checked against the grown window', async () => {
+  let iterator: AsyncIterator<unknown> | undefined;
+  const upload = (requests: AsyncIterable<unknown>, ctx: CallContext) => {
+    iterator = requests[Symbol.asyncIterator]();
+    return new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)));
+  };
+  const { session, writer } = setup({ upload }, 8, { maxBufferedElements: 4 });
+  const head = Buffer.alloc(2);
+  head.writeUInt16BE(protocol.message('upload')!.index);
+  session.onRequest(0, 5, head);
+  const element = protocol.message('upload')!.request.toBuffer({ item: item(1) });
+  // A handler that waits for each element (it finds nothing buffered): the window limits, not it.
+  for (let i = 0; i < 2; i++) {
+    const next = iterator!.next();
+    session.onStreamFrame(FrameType.DATA, 5, element);
+    await next;
+  }
   const credits = (): number[] => writer.frames.filter((f) => f.type === FrameType.CREDIT).map((f) => readCredit(f.body));
   // 2 taken, and the window doubled from 4 to 8: credit 2 + 4.
   assert.equal(credits(), [6]);
-  for (let i = 0; i < 6; i++) session.onStreamFrame(FrameType.DATA, 5, element);
-  assert.is(writer.failed, undefined, 'the 6 credited fit');
+  // The client's credit is now 4 - 2 + 6 = 8.
+  for (let i = 0; i < 8; i++) session.onStreamFrame(FrameType.DATA, 5, element);
+  assert.is(writer.failed, undefined, 'the 8 credited fit');
   session.onStreamFrame(FrameType.DATA, 5, element);
   assert.match(writer.failed!.message, /credit/);
   session.close(new RpcError(Code.UNAVAILABLE, 'the connection closed'));
