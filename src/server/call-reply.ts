@@ -68,6 +68,43 @@ export function sendReply(
   }
 }
 
+/**
+ * Ends a server or bidi stream (SPEC.md section 13): END with the trailers, or the ERROR for what its
+ * producer threw (a worker's, encoded already). Returns the code the call ended with.
+ */
+export function sendStreamEnd(
+  writer: Pick<ReplyWriter, 'frame'>,
+  id: number,
+  msg: MessageDef,
+  ctx: CallContext,
+  outcome: unknown,
+  failed: boolean,
+  logger: Logger,
+  peer: PeerInfo,
+): Code {
+  sendHeaders(writer, id, ctx);
+  // A worker's stream failed: its ERROR is encoded already (its stack went to our log there).
+  if (failed && outcome instanceof OffloadReply) {
+    writer.frame(FrameType.ERROR, outcome.flags, id, outcome.body, writeBytes);
+    return outcome.code as Code;
+  }
+  if (failed) {
+    const draft = withTrailers(errorDraftFor(msg, outcome), ctx);
+    if (draft.code === Code.INTERNAL) logger.error({ err: outcome, message: msg.name, peer }, 'handler failed');
+    sendError(writer, id, draft);
+    return draft.code as Code;
+  }
+  const trailers = ctx.takeTrailer();
+  if (trailers === undefined) writer.frame(FrameType.END, 0, id, undefined, writeEmpty);
+  else writer.frame(FrameType.END, Flag.METADATA, id, trailers, writeMetadata);
+  return Code.OK;
+}
+
+/** An empty body (END without trailers). */
+function writeEmpty(_value: undefined, _buf: Buffer, pos: number): number {
+  return pos;
+}
+
 /** Sends the call's response headers, if it has any not yet sent (HEADERS, SPEC.md section 13). */
 export function sendHeaders(writer: Pick<ReplyWriter, 'frame'>, id: number, ctx: CallContext): void {
   const headers = ctx.takeHeader();

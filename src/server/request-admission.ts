@@ -1,4 +1,5 @@
 import type { IncomingRequest, PeerCodec } from '../codec/peer-codec.js';
+import type { MessageDef } from '../codec/protocol.js';
 import { Code } from '../errors/code.js';
 import { protocolError } from '../errors/protocol-error.js';
 import type { RpcError } from '../errors/rpc-error.js';
@@ -111,4 +112,27 @@ export function metadataRefusal(maxMetadataBytes: number): Refusal {
 /** A message index the peer's protocol does not have. */
 export function unknownIndex(index: number): Refusal {
   return new Refusal(Code.UNIMPLEMENTED, `unknown message index ${index}`);
+}
+
+/**
+ * Why a stream REQUEST is refused before its handler runs (SPEC.md section 13.3): streams not
+ * negotiated (`peerStreamWindow` 0), a ONE_WAY flag, a client or bidi stream's REQUEST with a payload,
+ * or `maxConcurrentStreams` streams already holding their slots. `undefined`: admitted.
+ */
+export function admitStream(
+  msg: MessageDef,
+  oneWay: boolean,
+  payloadBytes: number,
+  peerStreamWindow: number,
+  streams: number,
+  maxConcurrentStreams: number,
+): Refusal | undefined {
+  if (peerStreamWindow === 0)
+    return new Refusal(Code.FAILED_PRECONDITION, `message ${msg.name} is a stream, and this connection did not negotiate streams`);
+  if (oneWay) return new Refusal(Code.INVALID_ARGUMENT, `message ${msg.name} is a stream: its REQUEST cannot be one-way`);
+  if (msg.stream !== 'server' && payloadBytes !== 0)
+    return new Refusal(Code.INVALID_ARGUMENT, `REQUEST of ${msg.stream} stream ${msg.name} carries a payload (its requests come as DATA)`);
+  if (streams >= maxConcurrentStreams)
+    return new Refusal(Code.RESOURCE_EXHAUSTED, `too many concurrent streams (max ${maxConcurrentStreams})`);
+  return undefined;
 }

@@ -1,31 +1,37 @@
-import type { PeerCodec } from '../codec/peer-codec.js';
+import type { IncomingRequest, PeerCodec } from '../codec/peer-codec.js';
 import type { MessageDef, Protocol } from '../codec/protocol.js';
 import type { FramedSocket } from '../connection/framed-socket.js';
 import { IdMap } from '../connection/id-map.js';
+import { DEFAULT_STREAM_WINDOW } from '../connection/large-messages.js';
+import type { MemoryAccount } from '../connection/memory-account.js';
 import { decodeExact } from '../connection/payload.js';
 import { Code } from '../errors/code.js';
+import { unexpectedFrame } from '../errors/protocol-error.js';
 import { RpcError } from '../errors/rpc-error.js';
-import { readRequestHead } from '../framing/bodies.js';
-import { Flag, idAfter } from '../framing/frame.js';
-import type { IncomingRequest } from '../codec/peer-codec.js';
+import { readRequestHead, writeMetadata, type ErrorDraft, type Metadata } from '../framing/bodies.js';
+import { Flag, FrameType, idAfter } from '../framing/frame.js';
 import { callHook } from '../util/call-hook.js';
 import { callScope, scopeWanted } from '../util/call-scope.js';
 import { CallContext, type HeaderSink, type PeerInfo } from './call-context.js';
-import { sendHeaders, sendReply, withTrailers, type ReplyWriter } from './call-reply.js';
-import { errorDraftFor, sendError } from './error-reply.js';
-import { ServerStream, type StreamOwner } from './server-stream.js';
-import type { OffloadedStream } from './stream-offload.js';
-import { OffloadReply, writeBytes } from './offload/offload-task.js';
-import type { MemoryAccount } from '../connection/memory-account.js';
-import { DEFAULT_STREAM_WINDOW } from '../connection/large-messages.js';
-import { protocolError, unexpectedFrame } from '../errors/protocol-error.js';
-import { readCredit, writeMetadata, type ErrorDraft, type Metadata } from '../framing/bodies.js';
-import { FrameType } from '../framing/frame.js';
+import { sendReply, sendStreamEnd, withTrailers, type ReplyWriter } from './call-reply.js';
+import { sendError } from './error-reply.js';
 import { HeadAuthorization, denial, type HeadSink } from './head-authorization.js';
 import { OffloadedRequest } from './offload/offload-pool.js';
-import { EXPIRED, OPEN, Refusal, admitHead, admitRequest, draining, type Gate, type RunningCalls } from './request-admission.js';
+import {
+  EXPIRED,
+  OPEN,
+  Refusal,
+  admitHead,
+  admitRequest,
+  admitStream,
+  draining,
+  type Gate,
+  type RunningCalls,
+} from './request-admission.js';
 import type { HandshakeResult } from './server-handshake.js';
 import type { ServerShared } from './server-shared.js';
+import { ServerStream, type StreamOwner } from './server-stream.js';
+import { StreamTable, routeStreamFrame } from './stream-table.js';
 
 /** What a session writes with: a `FramedSocket` in production, a fake in unit tests. */
 export type SessionWriter = ReplyWriter & Pick<FramedSocket, 'frame' | 'discard' | 'fail' | 'isClosed' | 'queuedBytes' | 'afterWrites'>;
@@ -60,9 +66,7 @@ export class ServerSession implements RunningCalls, HeadSink, HeaderSink, Stream
   /** Verdicts on requests judged from their start; only with `authorize`. */
   private readonly heads: HeadAuthorization | undefined;
   /** Open streams by id, for their DATA, END and CREDIT (SPEC.md section 13). */
-  private readonly streams = new IdMap<ServerStream>();
-  /** Streams whose handlers still run (cancelled ones included): what `maxConcurrentStreams` counts. */
-  private streamCount = 0;
+  private readonly streams = new StreamTable();
   /** The client's `S`; 0 when it did not negotiate streams (nor response headers and trailers). */
   private readonly peerStreamWindow: number;
   /** See {@link StreamOwner.pauseAboveBytes}: a quarter of `maxQueuedBytes`. */
@@ -155,7 +159,10 @@ export class ServerSession implements RunningCalls, HeadSink, HeaderSink, Stream
       const incoming = admitHead(head, body.length, o, this.codec, o.handlers, offload);
       if (incoming instanceof Refusal) return this.refuse(id, oneWay, incoming);
       msg = incoming.local!;
-      const refusal = msg.stream === undefined ? undefined : this.streamRefusal(msg, oneWay, body.length - head.offset);
+      const refusal =
+        msg.stream === undefined
+          ? undefined
+          : admitStream(msg, oneWay, body.length - head.offset, this.peerStreamWindow, this.streams.count, o.maxConcurrentStreams);
       if (refusal !== undefined) return this.refuse(id, oneWay, refusal);
       // Offloaded calls keep their payload as bytes: a worker decodes it. A client or bidi stream's
       // REQUEST has none: its requests come as DATA.
@@ -205,43 +212,31 @@ export class ServerSession implements RunningCalls, HeadSink, HeaderSink, Stream
 
   private invoke(id: number, msg: MessageDef, request: unknown, ctx: CallContext, oneWay: boolean, stream?: ServerStream): void {
     if (!this.tracks(id, ctx, oneWay)) return this.release(ctx, stream);
-    let result: unknown;
     const o = this.shared.options;
     const scoped = o.propagateDeadlines && scopeWanted.value;
+    if (stream !== undefined) return stream.run(o.handlers[msg.index], request, scoped, this.shared.streamOffload);
+    let result: unknown;
     try {
       const handler = o.handlers[msg.index]!;
-      if (stream?.encoded === true) {
-        // A worker runs the stream's handler; only bytes cross.
-        const r = request as Omit<OffloadedStream, 'requests'>;
-        const requests = stream.requests as AsyncIterable<Buffer> | undefined;
-        result = this.shared.streamOffload!.runStream(msg.index, { ...r, requests }, ctx);
-      } else if (request instanceof OffloadedRequest) result = this.shared.offload!.run(msg.index, request, ctx);
-      // A client or bidi stream's handler takes the requests as they come.
-      else if (stream?.requests !== undefined)
-        result = scoped ? callScope.run(ctx, handler, stream.requests, ctx) : handler(stream.requests, ctx);
+      if (request instanceof OffloadedRequest) result = this.shared.offload!.run(msg.index, request, ctx);
       else result = scoped ? callScope.run(ctx, handler, request, ctx) : handler(request, ctx);
     } catch (err) {
-      return this.complete(id, msg, ctx, oneWay, err, true, stream);
+      return this.complete(id, msg, ctx, oneWay, err, true);
     }
-    // A server or bidi stream's handler gives its responses as an iterable (or a promise of one).
-    const produce = stream?.producesResponses === true ? stream : undefined;
-    const runPull = scoped ? <R>(pull: () => R): R => callScope.run(ctx, pull) : undefined;
     if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function') {
       (result as Promise<unknown>).then(
-        (value) => (produce !== undefined ? produce.produce(value, runPull) : this.complete(id, msg, ctx, oneWay, value, false, stream)),
-        (err: unknown) => this.complete(id, msg, ctx, oneWay, err, true, stream),
+        (value) => this.complete(id, msg, ctx, oneWay, value, false),
+        (err: unknown) => this.complete(id, msg, ctx, oneWay, err, true),
       );
-    } else if (produce !== undefined) {
-      produce.produce(result, runPull);
     } else {
-      this.complete(id, msg, ctx, oneWay, result, false, stream);
+      this.complete(id, msg, ctx, oneWay, result, false);
     }
   }
 
   private deny(id: number, ctx: CallContext, oneWay: boolean, name: string, stream?: ServerStream): void {
     if (!this.tracks(id, ctx, oneWay)) return this.release(ctx, stream);
     this.untrack(id, ctx, oneWay);
-    if (stream !== undefined) this.endStream(id, stream);
+    if (stream !== undefined) this.streams.end(stream);
     // Counted under its message: callStarted was reported for it.
     this.shared.options.observer?.callEnded?.(name, Code.PERMISSION_DENIED, performance.now() - ctx.startedAt);
     if (!oneWay) {
@@ -267,7 +262,7 @@ export class ServerSession implements RunningCalls, HeadSink, HeaderSink, Stream
       // cancelled one frees its slot.
       this.untrack(id, ctx, oneWay);
       this.orphans.delete(ctx);
-      if (stream !== undefined) this.endStream(id, stream);
+      if (stream !== undefined) this.streams.end(stream);
       // A call that ran to its deadline completed as far as the rapid-reset guard is concerned: the
       // client's CANCEL for it may arrive just after, for an id no longer running.
       if (ctx.cancelCode === Code.DEADLINE_EXCEEDED) this.completed++;
@@ -280,7 +275,7 @@ export class ServerSession implements RunningCalls, HeadSink, HeaderSink, Stream
     if (!oneWay && !this.writer.isClosed) {
       code =
         stream?.producesResponses === true
-          ? this.sendStreamEnd(id, msg, ctx, outcome, failed)
+          ? sendStreamEnd(this.writer, id, msg, ctx, outcome, failed, o.logger, this.peer)
           : sendReply(
               this.writer,
               id,
@@ -294,7 +289,7 @@ export class ServerSession implements RunningCalls, HeadSink, HeaderSink, Stream
               this.peerStreamWindow > 0,
             );
     }
-    if (stream !== undefined) this.endStream(id, stream);
+    if (stream !== undefined) this.streams.end(stream);
     // A call completed: the peer is a client, its protocol (and resolvers) may join the shared cache.
     if (this.unadmitted !== undefined && code === Code.OK && !failed) {
       this.shared.cache.admit(this.unadmitted, this.codec);
@@ -302,45 +297,6 @@ export class ServerSession implements RunningCalls, HeadSink, HeaderSink, Stream
     }
     o.observer?.callEnded?.(msg.name, code, performance.now() - ctx.startedAt);
     this.settled();
-  }
-
-  /** Ends a server or bidi stream: END with the trailers, or the ERROR for what its producer threw. Returns the code. */
-  private sendStreamEnd(id: number, msg: MessageDef, ctx: CallContext, outcome: unknown, failed: boolean): Code {
-    sendHeaders(this.writer, id, ctx);
-    // A worker's stream failed: its ERROR is encoded already (its stack went to our log there).
-    if (failed && outcome instanceof OffloadReply) {
-      this.writer.frame(FrameType.ERROR, outcome.flags, id, outcome.body, writeBytes);
-      return outcome.code as Code;
-    }
-    if (failed) {
-      const draft = withTrailers(errorDraftFor(msg, outcome), ctx);
-      if (draft.code === Code.INTERNAL)
-        this.shared.options.logger.error({ err: outcome, message: msg.name, peer: this.peer }, 'handler failed');
-      sendError(this.writer, id, draft);
-      return draft.code as Code;
-    }
-    const trailers = ctx.takeTrailer();
-    if (trailers === undefined) this.writer.frame(FrameType.END, 0, id, undefined, writeNothing);
-    else this.writer.frame(FrameType.END, Flag.METADATA, id, trailers, writeMetadata);
-    return Code.OK;
-  }
-
-  /**
-   * Why a stream REQUEST is refused before its handler runs (SPEC.md section 13): streams not
-   * negotiated, one-way, a client or bidi stream's REQUEST with a payload, or `maxConcurrentStreams`.
-   */
-  private streamRefusal(msg: MessageDef, oneWay: boolean, payloadBytes: number): Refusal | undefined {
-    if (this.peerStreamWindow === 0)
-      return new Refusal(Code.FAILED_PRECONDITION, `message ${msg.name} is a stream, and this connection did not negotiate streams`);
-    if (oneWay) return new Refusal(Code.INVALID_ARGUMENT, `message ${msg.name} is a stream: its REQUEST cannot be one-way`);
-    if (msg.stream !== 'server' && payloadBytes !== 0)
-      return new Refusal(
-        Code.INVALID_ARGUMENT,
-        `REQUEST of ${msg.stream} stream ${msg.name} carries a payload (its requests come as DATA)`,
-      );
-    const max = this.shared.options.maxConcurrentStreams;
-    if (this.streamCount >= max) return new Refusal(Code.RESOURCE_EXHAUSTED, `too many concurrent streams (max ${max})`);
-    return undefined;
   }
 
   /** A stream call was admitted: its state, by id for its DATA, END and CREDIT. */
@@ -359,47 +315,18 @@ export class ServerSession implements RunningCalls, HeadSink, HeaderSink, Stream
       o.observer,
       offloaded,
     );
-    this.streams.set(id, stream);
-    this.streamCount++;
+    this.streams.add(stream);
     stream.watchIdle(o.streamIdleTimeoutMs, (s) => this.idle(s));
     // The deadline stops the stream's producer too, as it aborts the handler's signal.
-    if (ctx.deadline !== Infinity) ctx.signal.addEventListener('abort', () => this.abortStream(id, stream, ctx), { once: true });
+    if (ctx.deadline !== Infinity) ctx.signal.addEventListener('abort', () => this.streams.abort(stream, ctx.cancelCode), { once: true });
     return stream;
   }
 
-  /** A stream's call is over: it no longer takes frames, and its slot among the streams is free. */
-  private endStream(id: number, stream: ServerStream): void {
-    if (stream.released) return;
-    stream.released = true;
-    if (this.streams.get(id) === stream) this.streams.delete(id);
-    this.streamCount--;
-    void stream.close(undefined);
-  }
-
-  /** Stops a stream whose call was cancelled (CANCEL, deadline, idle, connection closed); it ends once its producer closed. */
-  private abortStream(id: number, stream: ServerStream, ctx: CallContext): void {
-    if (this.streams.get(id) === stream) this.streams.delete(id);
-    void stream.close(new RpcError(ctx.cancelCode === Code.OK ? Code.CANCELLED : ctx.cancelCode, 'stream cancelled'));
-  }
-
-  /** A DATA, END or CREDIT frame from the client. Ignored for an id that is no longer a running stream: it crossed the answer. */
+  /** A DATA, END or CREDIT frame from the client (see {@link routeStreamFrame}). */
   onStreamFrame(type: number, id: number, body: Buffer): void {
     if (this.peerStreamWindow === 0) return this.writer.fail(unexpectedFrame(type, 'without streams negotiated'));
-    const stream = this.streams.get(id);
-    if (type === FrameType.CREDIT) {
-      let n: number;
-      try {
-        n = readCredit(body);
-      } catch (err) {
-        return this.writer.fail(protocolError((err as Error).message));
-      }
-      return stream?.onCredit(n);
-    }
-    if (type === FrameType.END) {
-      if (body.length !== 0) return this.writer.fail(protocolError(`END from a client with a ${body.length}-byte body`));
-      return stream?.onEnd();
-    }
-    stream?.onData(body);
+    const error = routeStreamFrame(this.streams.get(id), type, body);
+    if (error !== undefined) this.writer.fail(error);
   }
 
   /** {@link HeaderSink}: a handler sent its headers early. */
@@ -438,7 +365,7 @@ export class ServerSession implements RunningCalls, HeadSink, HeaderSink, Stream
     this.running.delete(id);
     this.orphans.add(ctx);
     ctx.cancel(reason);
-    this.abortStream(id, stream, ctx);
+    this.streams.abort(stream, ctx.cancelCode);
   }
 
   /** Whether `ctx` is still a running call (not cancelled away, not replaced). */
@@ -453,7 +380,7 @@ export class ServerSession implements RunningCalls, HeadSink, HeaderSink, Stream
 
   /** A call cancelled before its handler ran (authorization still pending): its slot is free. */
   private release(ctx: CallContext, stream?: ServerStream): void {
-    if (stream !== undefined) this.endStream(stream.id, stream);
+    if (stream !== undefined) this.streams.end(stream);
     if (this.orphans.delete(ctx)) this.settled();
   }
 
@@ -490,7 +417,7 @@ export class ServerSession implements RunningCalls, HeadSink, HeaderSink, Stream
     this.orphans.add(ctx);
     ctx.cancel(new RpcError(Code.CANCELLED, 'call cancelled by the client'));
     const stream = this.streams.get(id);
-    if (stream !== undefined) this.abortStream(id, stream, ctx);
+    if (stream !== undefined) this.streams.abort(stream, ctx.cancelCode);
     return ctx.deadline - Date.now() < DEADLINE_CANCEL_SLACK_MS;
   }
 
@@ -500,8 +427,7 @@ export class ServerSession implements RunningCalls, HeadSink, HeaderSink, Stream
     const reason = new RpcError(Code.CANCELLED, `connection closed: ${error.message}`, { cause: error });
     for (const ctx of this.running.values()) ctx.cancel(reason);
     for (const ctx of this.oneWays) ctx.cancel(reason);
-    for (const stream of this.streams.values()) void stream.close(reason);
-    this.streams.clear();
+    this.streams.closeAll(reason);
     this.running.clear();
     this.oneWays.clear();
     this.orphans.clear();
@@ -512,9 +438,4 @@ export class ServerSession implements RunningCalls, HeadSink, HeaderSink, Stream
     if (!this.gate.open) this.gate.admitted?.delete(id);
     this.heads?.forget(id);
   }
-}
-
-/** An empty body (END without trailers). */
-function writeNothing(_value: undefined, _buf: Buffer, pos: number): number {
-  return pos;
 }

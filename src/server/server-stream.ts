@@ -14,6 +14,9 @@ import { FrameType } from '../framing/frame.js';
 import type { RpcObserver } from '../observability/observer.js';
 import type { CallContext } from './call-context.js';
 import { sendHeaders, type ReplyWriter } from './call-reply.js';
+import type { Handler } from './server-options.js';
+import type { OffloadedStream, StreamOffload } from './stream-offload.js';
+import { callScope } from '../util/call-scope.js';
 import type { FramedSocket } from '../connection/framed-socket.js';
 
 /** What a stream writes with and reports to: its session. */
@@ -76,6 +79,41 @@ export class ServerStream {
       msg.stream === 'server'
         ? undefined
         : new ElementQueue<unknown>({ credit: (n) => this.credit(n), took: () => this.took(), abandoned: noop }, window);
+  }
+
+  /**
+   * Runs the stream's handler (its `ctx` in the call scope when `scoped`), or hands it to a worker
+   * (`encoded`): a client stream's result is its response, a server or bidi stream's its responses.
+   * Reports the end to the owner exactly once.
+   */
+  run(handler: Handler | undefined, request: unknown, scoped: boolean, offload: StreamOffload | undefined): void {
+    const ctx = this.ctx;
+    let result: unknown;
+    try {
+      if (this.encoded) {
+        // A worker runs the handler; only bytes cross.
+        const requests = this.requests as AsyncIterable<Buffer> | undefined;
+        result = offload!.runStream(this.msg.index, { ...(request as Omit<OffloadedStream, 'requests'>), requests }, ctx);
+      } else {
+        // A client or bidi stream's handler takes the requests as they come.
+        const arg = this.requests ?? request;
+        result = scoped ? callScope.run(ctx, handler!, arg, ctx) : handler!(arg, ctx);
+      }
+    } catch (err) {
+      return this.owner.streamEnded(this, err, true);
+    }
+    const runPull = scoped ? <R>(pull: () => R): R => callScope.run(ctx, pull) : undefined;
+    const produces = this.producesResponses;
+    if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function') {
+      (result as Promise<unknown>).then(
+        (value) => (produces ? this.produce(value, runPull) : this.owner.streamEnded(this, value, false)),
+        (err: unknown) => this.owner.streamEnded(this, err, true),
+      );
+    } else if (produces) {
+      this.produce(result, runPull);
+    } else {
+      this.owner.streamEnded(this, result, false);
+    }
   }
 
   /** True for server and bidi streams: the handler's result is a stream of responses. */
