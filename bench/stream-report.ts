@@ -112,7 +112,7 @@ export function streamReport(runs: Map<string, StreamRun[]>): {
   const present = rows.filter((r): r is [string, Agg, System] => r[1] !== undefined);
   if (present.length > 0)
     sections.push({
-      title: 'Server stream of small Items (issue 10): elements/s and CPU per element',
+      title: 'Server stream of small Items: elements/s and CPU per element',
       note:
         `One server process, one client process; streams of ${ELEMENTS.toLocaleString('en-US')} Items each, back to back, for the measured window ` +
         '(`bench/stream.ts`); best round for elements/s, median round for CPU. avrpc: `client.serverStream("watch")` of protocol/stream.avdl, ' +
@@ -145,8 +145,8 @@ export function streamReport(runs: Map<string, StreamRun[]>): {
     const v = ratios[key]!;
     if (!Number.isNaN(v)) targets.push({ what, value: v, limit, ok: ok(v) });
   };
-  target('issue 10: server stream elements/s vs raw framed floor', 'stream avrpc/floor elements/s', '>= 0.6x', (v) => v >= 0.6);
-  target('issue 10: server stream elements/s vs grpc-js', 'stream avrpc/grpc-js elements/s', '>= 20x', (v) => v >= 20);
+  target('server stream elements/s vs raw framed floor', 'stream avrpc/floor elements/s', '>= 0.6x', (v) => v >= 0.6);
+  target('server stream elements/s vs grpc-js', 'stream avrpc/grpc-js elements/s', '>= 20x', (v) => v >= 20);
 
   const bidiRows: [string, Agg | undefined][] = [
     ['bidi stream `chat`, 64 elements in flight', bidi],
@@ -155,7 +155,7 @@ export function streamReport(runs: Map<string, StreamRun[]>): {
   const bidiPresent = bidiRows.filter((r): r is [string, Agg] => r[1] !== undefined);
   if (bidiPresent.length > 0)
     sections.push({
-      title: 'Bidi echo at 64 in flight against unary calls (issue 10)',
+      title: 'Bidi echo at 64 in flight against unary calls',
       note:
         `The same avrpc server process kind (protocol/stream.avdl), fresh processes per run; bidi: streams of ${ELEMENTS.toLocaleString('en-US')} ` +
         'Items, the client yielding a request while fewer than 64 are unanswered; unary: the same number of `echo` calls from 64 workers. ' +
@@ -180,7 +180,7 @@ export function streamReport(runs: Map<string, StreamRun[]>): {
     });
   // Per round, then the median: the two ran back to back, so this moves least with the machine's load.
   target(
-    'issue 10: bidi stream CPU per element vs unary call, 64 in flight (median of same-round ratios)',
+    'bidi stream CPU per element vs unary call, 64 in flight (median of same-round ratios)',
     'bidi-64 stream/unary CPU/element, median of same-round ratios',
     '< 1x',
     (v) => v < 1,
@@ -198,7 +198,7 @@ export function streamReport(runs: Map<string, StreamRun[]>): {
     const flat = (m: MemorySummary) => growth(m) <= budget && m.rss.max - m.rss.start <= budget;
     const span = (x: { start: number; max: number; end: number }) => `${mib(x.start)} / ${mib(x.max)} / ${mib(x.end)}`;
     sections.push({
-      title: 'Slow consumer (issue 10): memory while the client reads far slower than the producer',
+      title: 'Slow consumer: memory while the client reads far slower than the producer',
       note:
         `One avrpc \`watch\` of ${SLOW.elements} Items with a ${SLOW.blobBytes / 1024} KiB blob (${mib(payload)} in all); the client sleeps ` +
         `${SLOW.sleepMs} ms per element (about ${Math.round(worst.elementsPerSec)} elements/s), the handler yields as fast as credit lets it ` +
@@ -230,14 +230,14 @@ export function streamReport(runs: Map<string, StreamRun[]>): {
       s.server.rss.max - s.server.rss.start,
     );
     targets.push({
-      what: 'issue 10: memory flat with a consumer 10x+ slower (most growth of heap or RSS, either side)',
+      what: 'memory flat with a consumer 10x+ slower (most growth of heap or RSS, either side)',
       value: worstGrowth / 2 ** 20,
       limit: `<= ${mib(budget)}`,
       ok: flat(s.client) && flat(s.server),
       unit: 'MiB',
     });
     targets.push({
-      what: 'issue 10: producer held by credit (most elements yielded beyond those consumed)',
+      what: 'producer held by credit (most elements yielded beyond those consumed)',
       value: s.maxLead,
       limit: `<= ${2 * WINDOW} (2 windows)`,
       ok: s.maxLead <= 2 * WINDOW && s.produced === SLOW.elements,
