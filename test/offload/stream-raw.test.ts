@@ -8,12 +8,11 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BroadcastChannel } from 'node:worker_threads';
 import { Code, createServer, parseProtocol, type Protocol, type Server } from '../../src/index.js';
-import { readErrorHead, readMetadata, writeCredit } from '../../src/framing/bodies.js';
-import { FrameEncoder } from '../../src/framing/frame-encoder.js';
+import { readErrorHead, readMetadata } from '../../src/framing/bodies.js';
 import { Flag, FrameType } from '../../src/framing/frame.js';
-import { STREAMS_META_KEY } from '../../src/framing/extensions.js';
 import type { ServerOptions } from '../../src/server/server-options.js';
-import { frameCode, requestBytes, RawPeer, until, type RawFrame } from '../helpers/raw-peer.js';
+import { frameCode, requestBytes, until, type RawFrame, type RawPeer } from '../helpers/raw-peer.js';
+import { creditFrame, emptyFrame, frameBytes, headFrame as streamHead, streamPeer, untilPong } from '../helpers/stream-raw.js';
 import { STREAM_REPORTS, streamIdl, streamIdlV0, type StreamReport } from '../helpers/stream-worker-handlers.js';
 
 const test = suite('offload: stream handlers in workers, raw peer');
@@ -21,7 +20,6 @@ const test = suite('offload: stream handlers in workers, raw peer');
 const HANDLERS = new URL('../helpers/stream-worker-handlers.js', import.meta.url);
 const protocol = parseProtocol(streamIdl);
 const older = parseProtocol(streamIdlV0);
-const PING = 0x77;
 let server: Server | undefined;
 const reports: StreamReport[] = [];
 const channel = new BroadcastChannel(STREAM_REPORTS);
@@ -49,44 +47,16 @@ async function start(options: Partial<ServerOptions> = {}): Promise<number> {
   return (await server.listen({ host: '127.0.0.1', port: 0 })).port;
 }
 
-/** A connected raw peer that offered streams with window `s`. */
-async function peerOf(port: number, s = 4, as: Protocol = protocol): Promise<RawPeer> {
-  const peer = await RawPeer.connect(port);
-  const window = Buffer.alloc(4);
-  window.writeUInt32BE(s);
-  const welcome = await peer.handshake(as, { [STREAMS_META_KEY]: window });
-  assert.is(welcome.type, FrameType.WELCOME);
-  return peer;
-}
-
-function frame<T>(type: number, flags: number, id: number, value: T, write: (v: T, b: Buffer, p: number) => number): Buffer {
-  const enc = new FrameEncoder();
-  enc.frame(type, flags, id, value, write);
-  return Buffer.concat(enc.take());
-}
-
-const nothing = (_v: undefined, _b: Buffer, p: number): number => p;
+const peerOf = (port: number, s = 4, as: Protocol = protocol): Promise<RawPeer> => streamPeer(port, as, s);
+const frame = frameBytes;
 const dataFrame = (id: number, item: unknown, as: Protocol = protocol): Buffer =>
   frame(FrameType.DATA, 0, id, { item }, (v, b, p) => as.message('upload')!.request.encode(v, b, p));
 const rawData = (id: number, bytes: Buffer): Buffer => frame(FrameType.DATA, 0, id, bytes, (v, b, p) => (v.copy(b, p), p + v.length));
-const endFrame = (id: number): Buffer => frame(FrameType.END, 0, id, undefined, nothing);
-const creditFrame = (id: number, n: number): Buffer => frame(FrameType.CREDIT, 0, id, n, writeCredit);
-const cancelFrame = (id: number): Buffer => frame(FrameType.CANCEL, 0, id, undefined, nothing);
-const headFrame = (id: number, message: string, as: Protocol = protocol): Buffer =>
-  frame(FrameType.REQUEST, 0, id, as.message(message)!.index, (i, b, p) => (b.writeUInt16BE(i, p), p + 2));
+const endFrame = (id: number): Buffer => emptyFrame(FrameType.END, id);
+const cancelFrame = (id: number): Buffer => emptyFrame(FrameType.CANCEL, id);
+const headFrame = (id: number, message: string, as: Protocol = protocol): Buffer => streamHead(as, id, message);
 const watchRequest = (id: number, tag: string, count: number, failAfter = -1): Buffer =>
   requestBytes(protocol, id, 'watch', { from: 0, count, failAfter, tag });
-
-/** Frames until (and without) the PONG of a PING sent now. */
-async function untilPong(peer: RawPeer): Promise<RawFrame[]> {
-  peer.socket.write(frame(FrameType.PING, 0, PING, undefined, nothing));
-  const frames: RawFrame[] = [];
-  for (;;) {
-    const f = await peer.frame();
-    if (f.type === FrameType.PONG && f.id === PING) return frames;
-    frames.push(f);
-  }
-}
 
 const item = (f: RawFrame): { id: number; name: string; note: string } =>
   protocol.message('watch')!.response.fromBuffer(f.body) as { id: number; name: string; note: string };

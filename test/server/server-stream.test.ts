@@ -45,6 +45,23 @@ function setup(handlers: ServerOptions['handlers'], peerStreamWindow: number, op
   return { session, writer, settled };
 }
 
+/**
+ * An `upload` stream (id 5) open on a session whose window is 4, its handler holding the requests'
+ * iterator (`requests()`) without reading it, until the call is cancelled.
+ */
+function uploadStream() {
+  let iterator: AsyncIterator<unknown> | undefined;
+  const upload = (requests: AsyncIterable<unknown>, ctx: CallContext) => {
+    iterator = requests[Symbol.asyncIterator]();
+    return new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)));
+  };
+  const { session, writer } = setup({ upload }, 8, { maxBufferedElements: 4 });
+  const head = Buffer.alloc(2);
+  head.writeUInt16BE(protocol.message('upload')!.index);
+  session.onRequest(0, 5, head);
+  return { session, writer, requests: () => iterator! };
+}
+
 function watchRequest(id: number, count: number): [number, number, Buffer] {
   const frame = requestBytes(protocol, id, 'watch', { from: 0, count, failAfter: -1 });
   return [frame[5]!, id, frame.subarray(10)];
@@ -120,23 +137,15 @@ test('CANCEL closes the producer; the slot is held until it has closed', async (
 });
 
 test('request elements are credited back in batches as the handler takes them, not as they arrive', async () => {
-  let iterator: AsyncIterator<unknown> | undefined;
-  const upload = (requests: AsyncIterable<unknown>, ctx: CallContext) => {
-    iterator = requests[Symbol.asyncIterator]();
-    return new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)));
-  };
-  const { session, writer } = setup({ upload }, 8, { maxBufferedElements: 4 });
-  const head = Buffer.alloc(2);
-  head.writeUInt16BE(protocol.message('upload')!.index);
-  session.onRequest(0, 5, head);
+  const { session, writer, requests } = uploadStream();
   // Elements large enough that the window does not grow (see the next test).
   const element = protocol.message('upload')!.request.toBuffer({ item: { ...item(1), blob: Buffer.alloc(40_000) } });
   for (let i = 0; i < 4; i++) session.onStreamFrame(FrameType.DATA, 5, element);
   const credits = (): number[] => writer.frames.filter((f) => f.type === FrameType.CREDIT).map((f) => readCredit(f.body));
   assert.equal(credits(), []);
-  await iterator!.next();
+  await requests().next();
   assert.equal(credits(), [], 'one taken: below the batch of 2');
-  await iterator!.next();
+  await requests().next();
   assert.equal(credits(), [2]);
   // Beyond the window: a fifth and sixth fit (2 credited back), a seventh does not.
   session.onStreamFrame(FrameType.DATA, 5, element);
@@ -148,19 +157,11 @@ test('request elements are credited back in batches as the handler takes them, n
 });
 
 test('a handler that finds its requests buffered keeps the window as it is', async () => {
-  let iterator: AsyncIterator<unknown> | undefined;
-  const upload = (requests: AsyncIterable<unknown>, ctx: CallContext) => {
-    iterator = requests[Symbol.asyncIterator]();
-    return new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)));
-  };
-  const { session, writer } = setup({ upload }, 8, { maxBufferedElements: 4 });
-  const head = Buffer.alloc(2);
-  head.writeUInt16BE(protocol.message('upload')!.index);
-  session.onRequest(0, 5, head);
+  const { session, writer, requests } = uploadStream();
   const element = protocol.message('upload')!.request.toBuffer({ item: item(1) });
   for (let i = 0; i < 4; i++) session.onStreamFrame(FrameType.DATA, 5, element);
-  await iterator!.next();
-  await iterator!.next();
+  await requests().next();
+  await requests().next();
   assert.equal(
     writer.frames.filter((f) => f.type === FrameType.CREDIT).map((f) => readCredit(f.body)),
     [2],
@@ -169,19 +170,11 @@ test('a handler that finds its requests buffered keeps the window as it is', asy
 });
 
 test('small request elements grow the window: credit beyond what was taken, and DATA checked against the grown window', async () => {
-  let iterator: AsyncIterator<unknown> | undefined;
-  const upload = (requests: AsyncIterable<unknown>, ctx: CallContext) => {
-    iterator = requests[Symbol.asyncIterator]();
-    return new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)));
-  };
-  const { session, writer } = setup({ upload }, 8, { maxBufferedElements: 4 });
-  const head = Buffer.alloc(2);
-  head.writeUInt16BE(protocol.message('upload')!.index);
-  session.onRequest(0, 5, head);
+  const { session, writer, requests } = uploadStream();
   const element = protocol.message('upload')!.request.toBuffer({ item: item(1) });
   // A handler that waits for each element (it finds nothing buffered): the window limits, not it.
   for (let i = 0; i < 2; i++) {
-    const next = iterator!.next();
+    const next = requests().next();
     session.onStreamFrame(FrameType.DATA, 5, element);
     await next;
   }

@@ -11,12 +11,11 @@ import {
   type Protocol,
   type Server,
 } from '../../src/index.js';
-import { readErrorHead, readMetadata, writeCredit } from '../../src/framing/bodies.js';
-import { FrameEncoder } from '../../src/framing/frame-encoder.js';
+import { readErrorHead, readMetadata } from '../../src/framing/bodies.js';
 import { Flag, FrameType } from '../../src/framing/frame.js';
-import { STREAMS_META_KEY } from '../../src/framing/extensions.js';
 import type { ServerOptions } from '../../src/server/server-options.js';
-import { frameCode, requestBytes, RawPeer, until, type RawFrame } from '../helpers/raw-peer.js';
+import { frameCode, requestBytes, until, type RawFrame, type RawPeer } from '../helpers/raw-peer.js';
+import { creditFrame, emptyFrame, frameBytes, headFrame as streamHead, streamPeer, untilPong } from '../helpers/stream-raw.js';
 
 /**
  * The server's side of streams (SPEC.md section 13) on real sockets, through a raw client peer that
@@ -29,7 +28,6 @@ const streamAvdl = fileURLToPath(new URL('../../../protocol/stream.avdl', import
 let protocol: Protocol;
 let server: Server | undefined;
 const item = (id: number): Record<string, unknown> => ({ id, name: `item ${id}`, tags: [], score: id / 2, blob: Buffer.alloc(id % 7) });
-const PING = 0x77;
 
 /** What the handlers did. */
 const seen = { produced: 0, finallyRan: 0, aborted: [] as string[], uploads: [] as unknown[] };
@@ -91,46 +89,13 @@ async function start(options: Partial<ServerOptions> = {}): Promise<number> {
   return (await server.listen({ host: '127.0.0.1', port: 0 })).port;
 }
 
-/** A connected raw peer that offered streams with window `s` (or none: `s` 0). */
-async function peerOf(port: number, s = 4, as: Protocol = protocol): Promise<RawPeer> {
-  const peer = await RawPeer.connect(port);
-  const meta: Record<string, Buffer> = {};
-  if (s > 0) {
-    meta[STREAMS_META_KEY] = Buffer.alloc(4);
-    meta[STREAMS_META_KEY].writeUInt32BE(s);
-  }
-  const welcome = await peer.handshake(as, meta);
-  assert.is(welcome.type, FrameType.WELCOME);
-  return peer;
-}
-
-function frame<T>(type: number, flags: number, id: number, value: T, write: (v: T, b: Buffer, p: number) => number): Buffer {
-  const enc = new FrameEncoder();
-  enc.frame(type, flags, id, value, write);
-  return Buffer.concat(enc.take());
-}
-
-const nothing = (_v: undefined, _b: Buffer, p: number): number => p;
+const peerOf = (port: number, s = 4, as: Protocol = protocol): Promise<RawPeer> => streamPeer(port, as, s);
+const frame = frameBytes;
 const dataFrame = (id: number, value: unknown): Buffer =>
   frame(FrameType.DATA, 0, id, value, (v, b, p) => protocol.message('upload')!.request.encode(v, b, p));
-const endFrame = (id: number): Buffer => frame(FrameType.END, 0, id, undefined, nothing);
-const creditFrame = (id: number, n: number): Buffer => frame(FrameType.CREDIT, 0, id, n, writeCredit);
-const cancelFrame = (id: number): Buffer => frame(FrameType.CANCEL, 0, id, undefined, nothing);
-/** The REQUEST of a client or bidi stream: the head only (u16 index, no deadline, no metadata). */
-const headFrame = (id: number, message: string): Buffer =>
-  frame(FrameType.REQUEST, 0, id, protocol.message(message)!.index, (i, b, p) => (b.writeUInt16BE(i, p), p + 2));
-const pingFrame = (): Buffer => frame(FrameType.PING, 0, PING, undefined, nothing);
-
-/** Frames until (and without) the PONG of a PING sent now: what the server had sent before it read the PING. */
-async function untilPong(peer: RawPeer): Promise<RawFrame[]> {
-  peer.socket.write(pingFrame());
-  const frames: RawFrame[] = [];
-  for (;;) {
-    const f = await peer.frame();
-    if (f.type === FrameType.PONG && f.id === PING) return frames;
-    frames.push(f);
-  }
-}
+const endFrame = (id: number): Buffer => emptyFrame(FrameType.END, id);
+const cancelFrame = (id: number): Buffer => emptyFrame(FrameType.CANCEL, id);
+const headFrame = (id: number, message: string): Buffer => streamHead(protocol, id, message);
 
 const decodeItem = (f: RawFrame): { id: number } => protocol.message('watch')!.response.fromBuffer(f.body) as { id: number };
 
