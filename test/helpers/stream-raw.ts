@@ -3,7 +3,7 @@
  * offers streams in its handshake, for tests that drive a real server frame by frame.
  */
 import * as assert from 'uvu/assert';
-import type { Protocol } from '../../src/index.js';
+import type { Protocol, RpcError } from '../../src/index.js';
 import { writeCredit } from '../../src/framing/bodies.js';
 import { FrameEncoder } from '../../src/framing/frame-encoder.js';
 import { STREAMS_META_KEY } from '../../src/framing/extensions.js';
@@ -52,4 +52,15 @@ export async function untilPong(peer: RawPeer, pingId = 0x77): Promise<RawFrame[
     if (f.type === FrameType.PONG && f.id === pingId) return frames;
     frames.push(f);
   }
+}
+
+/** Every element of a stream, then the error that ended it (undefined when it ended well). */
+export async function collect<T>(it: AsyncIterable<T>): Promise<{ items: T[]; error: RpcError | undefined }> {
+  const items: T[] = [];
+  try {
+    for await (const x of it) items.push(x);
+  } catch (err) {
+    return { items, error: err as RpcError };
+  }
+  return { items, error: undefined };
 }

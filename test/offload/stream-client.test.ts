@@ -12,6 +12,7 @@ import { Code, createClient, createServer, parseProtocol, RpcError, type Client,
 import type { ServerOptions } from '../../src/server/server-options.js';
 import { until } from '../helpers/raw-peer.js';
 import { STREAM_REPORTS, streamIdl, streamIdlV0, type StreamReport } from '../helpers/stream-worker-handlers.js';
+import { collect } from '../helpers/stream-raw.js';
 
 const test = suite('offload: stream handlers in workers, real client');
 
@@ -56,16 +57,6 @@ async function setup(options: Partial<ServerOptions> = {}, as: Protocol = protoc
   const client = createClient({ protocol: as, endpoints: [`127.0.0.1:${port}`], maxBufferedElements: window });
   clients.push(client);
   return client;
-}
-
-async function collect<T>(it: AsyncIterable<T>): Promise<{ items: T[]; error: RpcError | undefined }> {
-  const items: T[] = [];
-  try {
-    for await (const x of it) items.push(x);
-  } catch (err) {
-    return { items, error: err as RpcError };
-  }
-  return { items, error: undefined };
 }
 
 const has = (tag: string, event: StreamReport['event']): boolean => reports.some((r) => r.tag === tag && r.event === event);

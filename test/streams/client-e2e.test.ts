@@ -14,6 +14,7 @@ import type { ServerOptions } from '../../src/server/server-options.js';
 import type { Metadata } from '../../src/framing/bodies.js';
 import { rejection, until, deferred } from '../helpers/echo-fixture.js';
 import { loadStream, streamItem } from '../client/stream-peer.js';
+import { collect } from '../helpers/stream-raw.js';
 
 const test = suite('streams: client and server');
 let protocol: Protocol;
@@ -117,16 +118,6 @@ async function relay(port: number): Promise<{ endpoint: string; cut: () => void 
   net.listen(0, '127.0.0.1');
   await once(net, 'listening');
   return { endpoint: `127.0.0.1:${(net.address() as AddressInfo).port}`, cut: () => sockets.forEach((s) => s.destroy()) };
-}
-
-async function collect<T>(it: AsyncIterable<T>): Promise<{ items: T[]; error: RpcError | undefined }> {
-  const items: T[] = [];
-  try {
-    for await (const x of it) items.push(x);
-  } catch (err) {
-    return { items, error: err as RpcError };
-  }
-  return { items, error: undefined };
 }
 
 const ids = (items: unknown[]): number[] => items.map((x) => (x as { id: number }).id);

@@ -22,6 +22,7 @@ import {
   type StreamPeer,
   type StreamPeerOptions,
 } from '../client/stream-peer.js';
+import { collect } from '../helpers/stream-raw.js';
 
 const test = suite('client streams (raw server)');
 const clients: Client[] = [];
@@ -54,16 +55,6 @@ const onRequest =
   (conn: PeerConn, f: SentFrame): void => {
     if (f.type === FrameType.REQUEST) on(conn, f);
   };
-
-async function collect<T>(it: AsyncIterable<T>): Promise<{ items: T[]; error: RpcError | undefined }> {
-  const items: T[] = [];
-  try {
-    for await (const x of it) items.push(x);
-  } catch (err) {
-    return { items, error: err as RpcError };
-  }
-  return { items, error: undefined };
-}
 
 test('server stream: REQUEST carries the request; HEADERS, DATA, END with trailers reach the caller', async () => {
   const { peer, c } = await setup({
