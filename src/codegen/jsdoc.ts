@@ -18,7 +18,16 @@ export function jsdoc(paragraphs: readonly (string | undefined)[]): Doc | undefi
   if (lines.length === 0) return undefined;
   const safe = lines.map((l) => l.replace(/\*\//g, '*\\/'));
   if (safe.length === 1) return `/** ${safe[0]} */`;
-  return ['/**', hardline, join(hardline, safe.map((l) => (l === '' ? ' *' : ` * ${l}`))), hardline, ' */'];
+  return [
+    '/**',
+    hardline,
+    join(
+      hardline,
+      safe.map((l) => (l === '' ? ' *' : ` * ${l}`)),
+    ),
+    hardline,
+    ' */',
+  ];
 }
 
 function dedent(lines: string[]): string[] {

@@ -53,7 +53,10 @@ function namedType(t: NamedModel, ctx: TypeContext): Doc {
     case 'enum':
       return declaration([t.doc], alias(name, unionType(t.symbols.map((s) => literal(stringLiteral(s))))));
     case 'fixed':
-      return declaration([t.doc, `fixed, ${t.size} bytes${t.logical === undefined ? '' : `; ${t.logical}`}`], alias(name, tsType(BYTES, ctx)));
+      return declaration(
+        [t.doc, `fixed, ${t.size} bytes${t.logical === undefined ? '' : `; ${t.logical}`}`],
+        alias(name, tsType(BYTES, ctx)),
+      );
     default:
       return declaration(
         [t.doc],
@@ -70,7 +73,10 @@ const BYTES: TypeRef = { kind: 'primitive', name: 'bytes' };
 /** A record field as an interface member: its doc and the logical types inside its schema as JSDoc. */
 function member(f: FieldModel, ctx: TypeContext): Doc {
   const notes = logicalTypes(f.type);
-  return declaration([f.doc, notes.length > 0 ? notes.join(', ') : undefined], [propertyKey(f.name), ': ', printType(tsType(f.type, ctx)), ';']);
+  return declaration(
+    [f.doc, notes.length > 0 ? notes.join(', ') : undefined],
+    [propertyKey(f.name), ': ', printType(tsType(f.type, ctx)), ';'],
+  );
 }
 
 /** The logical type annotations in `ref` (not inside the named types it refers to), in order, once each. */

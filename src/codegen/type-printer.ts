@@ -64,7 +64,9 @@ export function tsType(ref: TypeRef, ctx: TypeContext): TsType {
       if (!wrapsUnion(ref.branches, ctx)) return unionType(ref.branches.map((b) => tsType(b, ctx)));
       // A wrapped union's value is null, or an object whose one key names the branch: { 'avrpc.x.Item': item }.
       const branch = (b: TypeRef): TsType =>
-        b.kind === 'primitive' && b.name === 'null' ? keyword('null') : objectType([{ key: propertyKey(branchName(b)), type: tsType(b, ctx) }]);
+        b.kind === 'primitive' && b.name === 'null'
+          ? keyword('null')
+          : objectType([{ key: propertyKey(branchName(b)), type: tsType(b, ctx) }]);
       return unionType(ref.branches.map(branch));
     }
   }
@@ -74,17 +76,20 @@ export function tsType(ref: TypeRef, ctx: TypeContext): TsType {
  * Whether avsc represents values of the union of `branches` wrapped (`{ branchName: value }`): its
  * default `wrapUnions: 'auto'` wraps a union when two branches fall in the same bucket of
  * JavaScript values (two records, `int` and `long`, an enum and `string`, a map and a record...),
- * since an unwrapped value could not tell which branch it is.
+ * since an unwrapped value could not tell which branch it is. avsc puts a `long` of a custom
+ * implementation (avrpc's bigint longs) in a bucket of its own: with `longs: 'bigint'`, `union {
+ * int, long }` is not wrapped.
  */
-export function wrapsUnion(branches: readonly TypeRef[], ctx: Pick<TypeContext, 'kinds'>): boolean {
+export function wrapsUnion(branches: readonly TypeRef[], ctx: Pick<TypeContext, 'kinds' | 'longs'>): boolean {
   const buckets = branches.map((b) => bucket(b, ctx));
   return new Set(buckets).size < buckets.length;
 }
 
-function bucket(ref: TypeRef, ctx: Pick<TypeContext, 'kinds'>): string {
+function bucket(ref: TypeRef, ctx: Pick<TypeContext, 'kinds' | 'longs'>): string {
   switch (ref.kind) {
     case 'primitive':
-      return ['int', 'long', 'float', 'double'].includes(ref.name) ? 'number' : ref.name === 'bytes' ? 'buffer' : ref.name;
+      if (ref.name === 'long') return ctx.longs === 'number' ? 'number' : 'abstract:long';
+      return ['int', 'float', 'double'].includes(ref.name) ? 'number' : ref.name === 'bytes' ? 'buffer' : ref.name;
     case 'named': {
       const kind = ctx.kinds.get(ref.fullName);
       return kind === 'enum' ? 'string' : kind === 'fixed' ? 'buffer' : 'object';
