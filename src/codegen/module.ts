@@ -92,6 +92,9 @@ function logicalTypes(ref: TypeRef): string[] {
   return [...found];
 }
 
+/** The request of a message without parameters: `{}` would accept any object, this only an empty one. */
+const NO_PARAMETERS = literal('Record<string, never>');
+
 /**
  * A message as a member of the API type: `{ kind; request; response; errors }`. Parameter docs,
  * which have no place of their own in a type literal, become `@param` lines of the message's doc.
@@ -100,7 +103,13 @@ function message(m: MessageModel, ctx: TypeContext): Doc {
   const params = m.request.filter((f) => f.doc !== undefined).map((f) => `@param ${f.name} ${f.doc!.trim()}`);
   const spec = objectType([
     { key: 'kind', type: literal(stringLiteral(m.kind)) },
-    { key: 'request', type: objectType(m.request.map((f) => ({ key: propertyKey(f.name), type: tsType(f.type, ctx) }))) },
+    {
+      key: 'request',
+      type:
+        m.request.length === 0
+          ? NO_PARAMETERS
+          : objectType(m.request.map((f) => ({ key: propertyKey(f.name), type: tsType(f.type, ctx) }))),
+    },
     { key: 'response', type: tsType(m.response, ctx) },
     {
       key: 'errors',

@@ -1,6 +1,6 @@
 /**
  * Generated modules compile under `tsc --strict` (the TypeScript compiler API, in-process), their
- * API types fit the contract's MessageSpec, and their types describe the values avsc reads and
+ * API types are what `createClient<Api>` and `createServer<Api>` take (ApiShape, CallError), and their types describe the values avsc reads and
  * writes: a value the types accept is valid for avsc, and the shapes avsc refuses (a bare record in
  * a wrapped union, a symbol outside the enum) do not compile.
  */
@@ -11,14 +11,15 @@ import { generateModule } from '../../src/codegen/module.js';
 import type { LongsMode } from '../../src/codegen/type-printer.js';
 import { simpleName } from '../../src/codegen/protocol-model.js';
 import { seeded } from '../helpers/prng.js';
-import { EVERYTHING, MESSAGE_SPEC, loadAll, typeCheck } from './codegen-fixture.js';
+import { repoPath } from '../helpers/repo.js';
+import { EVERYTHING, API_SHAPE, loadAll, typeCheck } from './codegen-fixture.js';
 import { randomProtocol } from './random-protocol.js';
 
 const test = suite('codegen compile');
 
-/** Modules of `protocols` (one file each) and a file that checks each API type against MessageSpec. */
+/** Modules of `protocols` (one file each) and a file that checks each API type against ApiShape. */
 function withSpecChecks(protocols: readonly { protocol: Protocol; longs: LongsMode }[]): Record<string, string> {
-  const files: Record<string, string> = { 'spec.ts': MESSAGE_SPEC };
+  const files: Record<string, string> = { 'spec.ts': API_SHAPE };
   const checks = ["import type { Specs } from './spec.js';"];
   protocols.forEach(({ protocol, longs }, i) => {
     files[`m${i}.ts`] = generateModule(protocol, { source: `m${i}.avdl`, longs });
@@ -51,6 +52,7 @@ const THING = `{
 }`;
 
 const USES = `
+import type { CallError } from '${repoPath('src/codec/api-types.js')}';
 import type { Color, EverythingApi, Thing, avrpc_gen_Item } from './everything.js';
 
 export const thing: Thing = ${THING};
@@ -83,6 +85,16 @@ export const upload: Api['upload']['request'] = { item: { id: 1, other: { label:
 export const nearest: Api['nearest']['response'][] = [null, { x: 1, y: 2 }];
 // @ts-expect-error get takes an id
 export const typo: Api['get']['request'] = { idd: 1, why: '' };
+// @ts-expect-error ping takes no parameter
+export const extra: Api['ping']['request'] = { bogus: 1 };
+
+/** A declared error of get, told apart by errorType. */
+export function reason(err: CallError<Api, 'get'>): string {
+  if (err.errorType === 'avrpc.gen.Refused') return err.details.reason;
+  if (err.errorType === 'avrpc.gen.NotFound') return err.details.what;
+  // @ts-expect-error without errorType there are no details
+  return err.details.reason;
+}
 `;
 
 test('the types of everything.avdl describe the values avsc accepts', async () => {
