@@ -10,7 +10,17 @@ import { jsdoc } from './jsdoc.js';
 import { hardline, indent, join, render, type Doc } from './layout.js';
 import { readProtocol, simpleName, type FieldModel, type MessageModel, type NamedModel, type TypeRef } from './protocol-model.js';
 import { typeNames, propertyKey, stringLiteral } from './ts-names.js';
-import { literal, objectType, printType, tsType, unionType, type LongsMode, type TsType, type TypeContext } from './type-printer.js';
+import {
+  literal,
+  objectType,
+  printType,
+  reference,
+  tsType,
+  unionType,
+  type LongsMode,
+  type TsType,
+  type TypeContext,
+} from './type-printer.js';
 
 /** Options of {@link generateModule}. */
 export interface GenerateOptions {
@@ -93,7 +103,7 @@ function logicalTypes(ref: TypeRef): string[] {
 }
 
 /** The request of a message without parameters: `{}` would accept any object, this only an empty one. */
-const NO_PARAMETERS = literal('Record<string, never>');
+const NO_PARAMETERS = reference('Record<string, never>');
 
 /**
  * A message as a member of the API type: `{ kind; request; response; errors }`. Parameter docs,

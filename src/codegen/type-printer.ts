@@ -36,7 +36,9 @@ export interface TsMember {
 }
 
 const keyword = (text: string): TsType => ({ t: 'name', text, reference: false });
-const reference = (text: string): TsType => ({ t: 'name', text, reference: true });
+
+/** A reference to a named type, e.g. `Item` or `Record<string, never>`. */
+export const reference = (text: string): TsType => ({ t: 'name', text, reference: true });
 
 /** A string literal type, e.g. an enum symbol. */
 export const literal = (text: string): TsType => ({ t: 'name', text, reference: false });
