@@ -105,6 +105,9 @@ function logicalTypes(ref: TypeRef): string[] {
 /** The request of a message without parameters: `{}` would accept any object, this only an empty one. */
 const NO_PARAMETERS = reference('Record<string, never>');
 
+/** No declared errors: typescript-eslint's recommended rules refuse the `{}` type in users' projects. */
+const NO_ERRORS = reference('Record<never, never>');
+
 /**
  * A message as a member of the API type: `{ kind; request; response; errors }`. Parameter docs,
  * which have no place of their own in a type literal, become `@param` lines of the message's doc.
@@ -123,7 +126,10 @@ function message(m: MessageModel, ctx: TypeContext): Doc {
     { key: 'response', type: tsType(m.response, ctx) },
     {
       key: 'errors',
-      type: objectType(m.errors.map((e) => ({ key: propertyKey(e), type: tsType({ kind: 'named', fullName: e }, ctx) }))),
+      type:
+        m.errors.length === 0
+          ? NO_ERRORS
+          : objectType(m.errors.map((e) => ({ key: propertyKey(e), type: tsType({ kind: 'named', fullName: e }, ctx) }))),
     },
   ]);
   return declaration([m.doc, ...params], [propertyKey(m.name), ': ', printType(spec), ';']);

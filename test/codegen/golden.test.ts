@@ -30,11 +30,11 @@ export interface EchoError {
 /** The messages of protocol avrpc.echo.Echo, for \`createClient<EchoApi>\` and \`createServer<EchoApi>\`. */
 export interface EchoApi {
   /** Returns its argument. */
-  echo: { kind: 'unary'; request: { item: Item }; response: Item; errors: {} };
+  echo: { kind: 'unary'; request: { item: Item }; response: Item; errors: Record<never, never> };
   /** Always fails with EchoError. */
   fail: { kind: 'unary'; request: { reason: string }; response: Item; errors: { 'avrpc.echo.EchoError': EchoError } };
   /** Fire-and-forget: no response. */
-  notify: { kind: 'oneWay'; request: { item: Item }; response: null; errors: {} };
+  notify: { kind: 'oneWay'; request: { item: Item }; response: null; errors: Record<never, never> };
 }
 `;
 
@@ -77,7 +77,7 @@ test('stream messages carry their kind, the element record as request and the el
     text,
     "  chat: { kind: 'bidi'; request: { item: Item }; response: Item; errors: { 'avrpc.stream.StreamError': StreamError } };",
   );
-  assert.match(text, "  echo: { kind: 'unary'; request: { item: Item }; response: Item; errors: {} };");
+  assert.match(text, "  echo: { kind: 'unary'; request: { item: Item }; response: Item; errors: Record<never, never> };");
 });
 
 test('generation is deterministic: fresh parses of the same file give the same text', async () => {
