@@ -89,7 +89,13 @@ for (const where of ['inline', 'worker'] as const) {
     assert.is(err.code, Code.UNKNOWN, err.message);
     assert.is(err.errorType, 'avrpc.data.BlobError');
     const details = err.details as { data: Buffer; hash: Buffer };
-    assert.equal([decoded(details.data, 'error data'), decoded(details.hash, 'error fixed')], [[1, 2, 3], [9, 8, 7, 6]]);
+    assert.equal(
+      [decoded(details.data, 'error data'), decoded(details.hash, 'error fixed')],
+      [
+        [1, 2, 3],
+        [9, 8, 7, 6],
+      ],
+    );
     // The thrown value's message shows its bytes as hex, not a Uint8Array's numbered keys.
     assert.is(err.message, 'BlobError: {"data":"010203","hash":"09080706"}');
   });
