@@ -19,7 +19,22 @@ export type { Server, ListenOptions, CloseOptions, RegisterOptions } from './ser
 export type { ServerOptions, Handler } from './server/server-options.js';
 export type { WorkerOptions } from './server/offload/worker-options.js';
 export type { PeerInfo } from './server/call-context.js';
-export type { Client, ResponseStream, CallKind } from './client/client.js';
+export type { Client, UntypedClient, ResponseStream, CallKind } from './client/client.js';
+export type { TypedClient } from './client/typed-client.js';
+export type { HandlerOf, HandlersOf } from './server/typed-handlers.js';
+export type {
+  MessageSpec,
+  MessageKind,
+  ApiShape,
+  MessagesOf,
+  RequestOf,
+  ResponseOf,
+  CallResultOf,
+  ErrorsOf,
+  DeclaredError,
+  CallError,
+  Elements,
+} from './codec/api-types.js';
 export type { DescribeOptions } from './client/describe.js';
 export type { EndpointStats } from './client/pool.js';
 export type { ClientOptions, CallOptions, Endpoint, DiscoveryOptions } from './client/client-options.js';

@@ -21,12 +21,19 @@ import { deferredStream, failedStream, kindError } from './stream-calls.js';
 import { isElementSource, type ElementSource } from '../connection/element-pump.js';
 import type { StreamKind } from '../codec/protocol.js';
 import type { Logger } from '../observability/observer.js';
+import type { TypedClient } from './typed-client.js';
 
 export type { ResponseStream } from './client-stream.js';
 export type { CallKind } from './interceptor.js';
 
-/** An avrpc client. Create it with {@link createClient}. */
-export interface Client {
+/**
+ * An avrpc client. Create it with {@link createClient}. `Api`, an API type from `avrpc gen`, types
+ * it ({@link TypedClient}); without it, {@link UntypedClient}.
+ */
+export type Client<Api = undefined> = [Api] extends [undefined] ? UntypedClient : TypedClient<Api>;
+
+/** A client without an API type: message names are strings, requests objects, results `any` (or `T`). */
+export interface UntypedClient {
   /**
    * Calls `message` with its request record (parameters by name). Resolves with the response; one-way
    * messages resolve once the request is handed to the socket (UNAVAILABLE if it dies first). Rejects with an `RpcError`: the server's code, a
@@ -65,9 +72,14 @@ export interface Client {
 
 /**
  * Creates a client over a pool of sockets: fixed `endpoints`, or `discovery` from a registry. Connects
- * on the first call. Throws INVALID_ARGUMENT on bad options.
+ * on the first call. Throws INVALID_ARGUMENT on bad options. `createClient<EchoApi>(...)`, with an
+ * API type from `avrpc gen`, returns a client typed by it.
  */
-export function createClient(options: ClientOptions): Client {
+export function createClient<Api = undefined>(options: ClientOptions): Client<Api> {
+  return createUntypedClient(options) as Client<Api>;
+}
+
+function createUntypedClient(options: ClientOptions): UntypedClient {
   const o = resolveClientOptions(options);
   // The pool's callbacks reach the runner, which needs the pool: it is created right after.
   // eslint-disable-next-line prefer-const

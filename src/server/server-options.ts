@@ -14,6 +14,7 @@ import { fnOption, intOption, invalid, knownOptions, msOption } from '../util/va
 import { guarded, isLogger, type Logger, type RpcObserver } from '../observability/observer.js';
 import type { CallContext } from './call-context.js';
 import { chainHandler, type ServerInterceptor } from './interceptor.js';
+import type { HandlersOf } from './typed-handlers.js';
 import { defaultMaxBufferedBytes } from './memory-budget.js';
 import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './offload/worker-options.js';
 
@@ -28,13 +29,17 @@ export type Handler = (request: any, ctx: CallContext) => unknown;
 /**
  * Options of `createServer`. Everything but `protocol` and `handlers` is optional. The transport
  * options (frame and message limits, fragments, compression, keepalive) are those of
- * {@link TransportOptions}, with the server's defaults ({@link SERVER_TRANSPORT_DEFAULTS}).
+ * {@link TransportOptions}, with the server's defaults ({@link SERVER_TRANSPORT_DEFAULTS}). `Api`, a
+ * generated API type, types `handlers`; without it they are untyped.
  */
-export interface ServerOptions extends TransportOptions {
+export interface ServerOptions<Api = undefined> extends TransportOptions {
   /** The protocol served (from `loadProtocol`). */
   protocol: Protocol;
-  /** Handlers by message name. A message without a handler answers UNIMPLEMENTED. */
-  handlers: Record<string, Handler>;
+  /**
+   * Handlers by message name. A message without a handler answers UNIMPLEMENTED. Typed by an API
+   * type from `avrpc gen` (`createServer<EchoApi>`), exactly one per message with its types.
+   */
+  handlers: [Api] extends [undefined] ? Record<string, Handler> : HandlersOf<Api>;
   /**
    * Calls one connection may have running at once; beyond it RESOURCE_EXHAUSTED. Compressed requests
    * count too until inflated (and at most 4 inflate at once per connection). Default 16384.

@@ -82,9 +82,14 @@ export interface Server {
   readonly bufferedBytes: number;
 }
 
-/** Creates a server for `options.protocol` with `options.handlers`. Throws INVALID_ARGUMENT on bad options. */
-export function createServer(options: ServerOptions): Server {
-  const resolved = resolveServerOptions(options);
+/**
+ * Creates a server for `options.protocol` with `options.handlers`. Throws INVALID_ARGUMENT on bad
+ * options. With an API type from `avrpc gen` (`createServer<EchoApi>(...)`), `handlers` must be
+ * exactly the protocol's messages, each typed by its request and response.
+ */
+export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api>>): Server {
+  // The API type only shapes `handlers` at compile time; at run time they are checked by name.
+  const resolved = resolveServerOptions(options as ServerOptions);
   // A handler of a `void` message may return nothing: undefined is its null response.
   const writers: BodyWriter<unknown>[] = resolved.protocol.messages.map((m) =>
     m.response.typeName === 'null'

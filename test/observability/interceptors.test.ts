@@ -10,6 +10,7 @@ import {
   parseProtocol,
   type ClientInterceptor,
   type Logger,
+  type PoolStat,
   type ServerInterceptor,
 } from '../../src/index.js';
 
@@ -81,7 +82,8 @@ test('the Prometheus observer counts calls by code, bytes, connections and pool 
     logger,
   });
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
-  const pool = { stats: () => client.stats() };
+  // Annotated: the client's type would otherwise depend on itself through the observer option.
+  const pool = { stats: (): PoolStat[] => client.stats() };
   const client = createClient({
     protocol,
     endpoints: [`127.0.0.1:${port}`],
