@@ -7,7 +7,7 @@
 import type { Etcd3, Lease } from 'etcd3';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
-import { etcd3 } from './etcd3-module.js';
+import { loadedEtcd3 } from './etcd3-module.js';
 import type { Registration, RegistryErrorListener, ServiceInstance } from './registry.js';
 
 /** First re-registration delay; doubles per failed attempt, capped at the lease TTL. */
@@ -20,12 +20,14 @@ const RETRY_BASE_MS = 250;
 export function etcdError(err: unknown, what: string): RpcError {
   if (err instanceof RpcError) return err;
   let code: Code = Code.UNAVAILABLE;
-  const { EtcdAuthenticationFailedError, EtcdInvalidAuthTokenError, EtcdPermissionDeniedError, GRPCUnauthenticatedError } = etcd3();
-  if (err instanceof EtcdPermissionDeniedError) code = Code.PERMISSION_DENIED;
+  // etcd3 threw it, so etcd3 is loaded; the guard only keeps this total.
+  const mod = loadedEtcd3();
+  if (mod && err instanceof mod.EtcdPermissionDeniedError) code = Code.PERMISSION_DENIED;
   else if (
-    err instanceof EtcdAuthenticationFailedError ||
-    err instanceof EtcdInvalidAuthTokenError ||
-    err instanceof GRPCUnauthenticatedError
+    mod &&
+    (err instanceof mod.EtcdAuthenticationFailedError ||
+      err instanceof mod.EtcdInvalidAuthTokenError ||
+      err instanceof mod.GRPCUnauthenticatedError)
   )
     code = Code.UNAUTHENTICATED;
   const message = err instanceof Error ? err.message : String(err);
@@ -34,7 +36,6 @@ export function etcdError(err: unknown, what: string): RpcError {
 
 /** What a registration needs from its registry. */
 export interface LeaseOwner {
-  readonly client: Etcd3;
   readonly ttlSec: number;
   readonly onError: RegistryErrorListener;
   /** Called once the registration is removed, so the registry stops tracking it. */
@@ -55,11 +56,13 @@ export class EtcdRegistration implements Registration {
     readonly instance: ServiceInstance,
     private readonly key: string,
     private readonly owner: LeaseOwner,
+    /** The registry's etcd client: a registration exists only once etcd3 is loaded. */
+    private readonly client: Etcd3,
   ) {}
 
   /** Grants a lease and puts the key under it. Rejects with an RpcError, leaving no lease behind. */
   async put(): Promise<void> {
-    const lease = this.owner.client.lease(this.owner.ttlSec);
+    const lease = this.client.lease(this.owner.ttlSec);
     this.lease = lease;
     this.live = false;
     lease.on('lost', (err) => this.lost(lease, err));

@@ -7,7 +7,7 @@ import type { Etcd3, IOptions } from 'etcd3';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { EtcdRegistration, etcdError, type LeaseOwner } from './etcd-registration.js';
-import { etcd3 } from './etcd3-module.js';
+import { loadEtcd3 } from './etcd3-module.js';
 import type {
   InstanceInput,
   Registration,
@@ -59,9 +59,10 @@ interface ResolvedEtcdOptions {
 type WatchBackoff = NonNullable<NonNullable<IOptions['faultHandling']>['watchBackoff']>;
 
 /**
- * Creates a registry on etcd. Connects lazily (the first call dials), so creating one never fails
- * for an unreachable etcd; calls then reject with UNAVAILABLE. Throws INVALID_ARGUMENT
- * synchronously for a bad option. `close()` revokes this registry's registrations.
+ * Creates a registry on etcd. Connects lazily (the first call loads the `etcd3` package, an optional
+ * peer dependency, and dials), so creating one never fails for an unreachable etcd; calls then reject
+ * with UNAVAILABLE, or with FAILED_PRECONDITION when `etcd3` is not installed (`npm install etcd3`).
+ * Throws INVALID_ARGUMENT synchronously for a bad option. `close()` revokes this registry's registrations.
  */
 export function createEtcdRegistry(options: EtcdRegistryOptions): Registry {
   return new EtcdRegistry(resolveOptions(options));
@@ -117,7 +118,6 @@ function reconnectBackoff(idle: () => boolean, delayMs = 100): WatchBackoff {
 }
 
 class EtcdRegistry implements Registry, LeaseOwner {
-  readonly client: Etcd3;
   readonly ttlSec: number;
   readonly onError: RegistryErrorListener;
   private readonly hub = new WatchHub('etcd registry');
@@ -125,22 +125,22 @@ class EtcdRegistry implements Registry, LeaseOwner {
   /** etcd watchers created and not yet cancelled; none means a reconnect has nothing to restore. */
   private liveWatchers = 0;
   private closing: Promise<void> | undefined;
+  /** The etcd3 client, made on first use: etcd3 is loaded then (see etcd3-module.ts). */
+  private connecting: Promise<Etcd3> | undefined;
+  /** The client once made (tests reach etcd through it too); close() closes it. */
+  private client: Etcd3 | undefined;
 
   constructor(private readonly options: ResolvedEtcdOptions) {
     this.ttlSec = options.ttlSec;
     this.onError = options.onError;
-    this.client = new (etcd3().Etcd3)({
-      hosts: options.hosts,
-      dialTimeout: options.dialTimeoutMs,
-      defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + options.callTimeoutMs }),
-      faultHandling: { watchBackoff: reconnectBackoff(() => this.hub.closed || this.liveWatchers === 0) },
-    });
   }
 
   async register(input: InstanceInput): Promise<Registration> {
     this.hub.assertOpen();
     const instance = toServiceInstance(input, 'register: input');
-    const registration = new EtcdRegistration(instance, this.key(instance), this);
+    const client = await this.etcd();
+    this.hub.assertOpen(); // closed while etcd3 loaded: close() would not see this registration
+    const registration = new EtcdRegistration(instance, this.key(instance), this, client);
     this.registrations.add(registration); // tracked at once, so close() during the put revokes it
     try {
       await registration.put();
@@ -174,7 +174,26 @@ class EtcdRegistry implements Registry, LeaseOwner {
     await this.hub.close();
     // Best effort: an unreachable etcd drops the keys when their leases expire anyway.
     await Promise.allSettled([...this.registrations].map((registration) => registration.deregister()));
-    this.client.close();
+    await this.connecting?.catch(() => undefined); // made while closing: close it too
+    this.client?.close();
+  }
+
+  /** The etcd3 client; the first call loads etcd3 (FAILED_PRECONDITION when it is not installed). */
+  private etcd(): Promise<Etcd3> {
+    const { options } = this;
+    return (this.connecting ??= loadEtcd3().then(
+      ({ Etcd3 }) =>
+        (this.client = new Etcd3({
+          hosts: options.hosts,
+          dialTimeout: options.dialTimeoutMs,
+          defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + options.callTimeoutMs }),
+          faultHandling: { watchBackoff: reconnectBackoff(() => this.hub.closed || this.liveWatchers === 0) },
+        })),
+      (err: unknown) => {
+        this.connecting = undefined; // a later call tries again
+        throw err;
+      },
+    ));
   }
 
   /**
@@ -186,7 +205,7 @@ class EtcdRegistry implements Registry, LeaseOwner {
     const first = await this.read(name);
     sink.push(first.instances);
     const refresh = serialRefresh(async () => (await this.read(name)).instances, sink, this.onError);
-    const watcher = this.client
+    const watcher = (await this.etcd())
       .watch()
       .prefix(this.servicePrefix(name))
       .startRevision(String(BigInt(first.revision) + 1n))
@@ -210,7 +229,7 @@ class EtcdRegistry implements Registry, LeaseOwner {
   private async read(name: string): Promise<{ instances: ServiceInstance[]; revision: string }> {
     let response;
     try {
-      response = await this.client.getAll().prefix(this.servicePrefix(name)).exec();
+      response = await (await this.etcd()).getAll().prefix(this.servicePrefix(name)).exec();
     } catch (err) {
       throw etcdError(err, `reading ${this.servicePrefix(name)}`);
     }

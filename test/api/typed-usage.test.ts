@@ -70,7 +70,7 @@ test('typed streams of each kind', async () => {
         for await (const { item } of requests) yield { ...item, id: item.id * 10 };
       },
       echo: ({ item }) => item,
-      },
+    },
   });
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
   const client = createClient<StreamApi>({ protocol, endpoints: [`127.0.0.1:${port}`] });

@@ -1,3 +1,5 @@
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
 import type { Protocol } from '../../codec/protocol.js';
 import { Code } from '../../errors/code.js';
@@ -10,8 +12,10 @@ import { OffloadReply, type FailedReply, type OffloadResult, type OffloadTask, t
 import { TaskSlot } from './task-slot.js';
 import type { ResolvedWorkerOptions } from './worker-options.js';
 import { workerPeer } from './worker-peer.js';
+import moduleDir from './module-dir.cjs';
 
-const WORKER_URL = new URL('./offload-worker.js', import.meta.url).href;
+/** The worker script, beside this file in either build (see module-dir.cts). */
+const WORKER_URL = pathToFileURL(join(moduleDir.dirname, 'offload-worker.js')).href;
 
 /** A request the server routes to a worker instead of decoding it: its payload bytes. */
 export class OffloadedRequest {
