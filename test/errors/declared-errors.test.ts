@@ -61,6 +61,7 @@ const TWIN: Array<[string, Code, string | undefined, object | undefined, string]
   ['rpc-unnamed', Code.FAILED_PRECONDITION, 'avrpc.errs.A', { reason: 'unnamed' }, 'refused'],
   ['rpc-unknown-name', Code.FAILED_PRECONDITION, 'avrpc.errs.A', { reason: 'x' }, 'refused'],
   ['rpc-misfit', Code.ABORTED, undefined, undefined, 'misfit'],
+  ['rpc-hostile', Code.ABORTED, undefined, undefined, 'hostile'],
   ['none', Code.NOT_FOUND, undefined, undefined, 'no none'],
 ];
 

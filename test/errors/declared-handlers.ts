@@ -34,6 +34,15 @@ function twinError(how: string): unknown {
       return new RpcError(Code.FAILED_PRECONDITION, 'refused', { details: { reason: 'unnamed' } });
     case 'rpc-unknown-name':
       return new RpcError(Code.FAILED_PRECONDITION, 'refused', { details: { reason: 'x' }, errorType: 'avrpc.errs.Nope' });
+    case 'rpc-hostile':
+      return new RpcError(Code.ABORTED, 'hostile', {
+        details: {
+          get reason(): never {
+            throw new Error('a getter that throws');
+          },
+        },
+        errorType: B,
+      });
     case 'rpc-misfit':
       return new RpcError(Code.ABORTED, 'misfit', { details: { reason: 42 }, errorType: B });
     default:
