@@ -66,7 +66,7 @@ test('a raw client sending the SPEC bytes gets exactly the SPEC bytes back from 
   }
 });
 
-test('the ERROR message is the server\'s choice: a handler throwing the plain declared value sends "declared error of fail"', async () => {
+test('the ERROR message is the server\'s choice: a handler throwing the plain declared value sends \'EchoError: {"reason":"no"}\'', async () => {
   const server = createServer({
     protocol,
     handlers: {
@@ -85,7 +85,7 @@ test('the ERROR message is the server\'s choice: a handler throwing the plain de
     socket.write(v.request3);
     const answer = await reader.frame();
     // The SPEC vector with its message "no" (04 6e 6f) replaced by the other choice; the rest is the same.
-    const message = Buffer.from('declared error of fail');
+    const message = Buffer.from('EchoError: {"reason":"no"}');
     const expected = Buffer.concat([Buffer.from([0x02, message.length * 2]), message, v.error3.subarray(10 + 1 + 3)]);
     assert.is(answer.subarray(10).toString('hex'), expected.toString('hex'));
     assert.equal([answer[4], answer[5], answer.readUInt32BE(6)], [v.error3[4], v.error3[5], 3]);

@@ -119,12 +119,14 @@ export function toAvroJson(type: avro.Type, value: unknown, indent = 0): string 
 
 /**
  * Prints a declared error value (as `RpcError.details` carries it) as Avro JSON of the message's
- * error union, `{"ns.ErrorName": {...}}`; undefined when it matches no declared branch.
+ * error union, `{"ns.ErrorName": {...}}`: as the branch `errorType` names (`RpcError.errorType`, the
+ * branch the client decoded), else the first it fits; undefined when it matches no declared branch.
  */
-export function declaredErrorJson(msg: JsonMessage, details: unknown, indent = 0): string | undefined {
-  const branches = (msg.errors as unknown as { types: avro.Type[] }).types;
-  for (const branch of branches) {
-    if (branch.typeName === 'string' || !branch.isValid(details)) continue;
+export function declaredErrorJson(msg: JsonMessage, details: unknown, indent = 0, errorType?: string): string | undefined {
+  const branches = (msg.errors as unknown as { types: avro.Type[] }).types.filter((b) => b.typeName !== 'string');
+  const named = branches.filter((b) => b.name === errorType);
+  for (const branch of [...named, ...branches]) {
+    if (!branch.isValid(details)) continue;
     return stringifyJson({ [branch.branchName!]: (branch as unknown as Copying)._copy(details, { coerce: 3 }) }, indent);
   }
   return undefined;

@@ -38,8 +38,9 @@ export function callCommand(): Command {
     `
 Longs beyond 2^53 are read and printed exactly; bytes are JSON strings of code points 0-255;
 unions other than null are wrapped: {"string": "x"}.
-On failure prints CODE_NAME: message on stderr (a declared error's value as JSON on stdout)
-and exits with status 64 + the code's number (e.g. 78 for UNAVAILABLE).
+On failure prints CODE_NAME: message on stderr, and for a declared error "(declared error
+<its schema's full name>)" after the message and its value as JSON on stdout, as
+{"<full name>": {...}}; exits with status 64 + the code's number (e.g. 78 for UNAVAILABLE).
 
 Stream messages (@stream in the protocol; avrpc describe shows them):
   server  the request as for a call; prints each response as it arrives, one JSON value per line
@@ -98,6 +99,6 @@ async function runCall(
 /** A declared error's value goes to stdout as Avro JSON: it is the call's result, only not a success. */
 function printDeclared(msg: JsonMessage, err: unknown): void {
   if (!(err instanceof RpcError) || err.details === undefined) return;
-  const text = declaredErrorJson(msg, err.details, 2);
+  const text = declaredErrorJson(msg, err.details, 2, err.errorType);
   if (text !== undefined) process.stdout.write(`${text}\n`);
 }

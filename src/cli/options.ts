@@ -39,7 +39,9 @@ export function exitStatusFor(code: Code): number {
 /** Prints `CODE_NAME: message` on stderr and sets the exit status for `err`. */
 export function reportFailure(err: unknown): void {
   const e = RpcError.from(err, Code.UNKNOWN);
-  process.stderr.write(`${codeName(e.code)}: ${e.message}\n`);
+  // A declared error names its type: its value alone (on stdout) may fit two of them.
+  const declared = e.errorType === undefined ? '' : ` (declared error ${e.errorType})`;
+  process.stderr.write(`${codeName(e.code)}: ${e.message}${declared}\n`);
   process.exitCode = exitStatusFor(e.code);
 }
 

@@ -18,12 +18,13 @@ import { createPrometheusObserver, type PrometheusObserver } from '../observabil
 import type { ServerTlsOptions } from '../security/tls.js';
 import { createServer, type ListenOptions } from '../server/server.js';
 import type { Handler, ServerOptions } from '../server/server-options.js';
+import { LONGS_MODES, type LongsMode } from '../codec/longs.js';
 import { TOKEN_ENV, duration, positiveInt, reportFailure, resolveToken } from './options.js';
 
 interface ServeFlags {
   host: string;
   port: number;
-  longs: 'number' | 'bigint';
+  longs: LongsMode;
   registry: 'static' | 'etcd';
   etcdEndpoints: string;
   service?: string;
@@ -46,7 +47,7 @@ export function serveCommand(): Command {
     .argument('<handlers>', 'ES module: default export { message(request, ctx) {...} } (or a function returning it), or named exports')
     .option('--host <host>', 'interface to listen on', '127.0.0.1')
     .option('--port <port>', 'TCP port (0 picks a free one)', portNumber, 0)
-    .addOption(new Option('--longs <kind>', 'how handlers see Avro longs').choices(['number', 'bigint']).default('number'))
+    .addOption(new Option('--longs <kind>', 'how handlers see Avro longs (string: decimal strings)').choices(LONGS_MODES).default('number'))
     .addOption(
       new Option('--registry <kind>', 'static: none (clients dial host:port); etcd: register --service')
         .choices(['static', 'etcd'])

@@ -65,7 +65,8 @@ async function printElements(call: StreamCall, stream: ResponseStream<unknown>):
     for await (const element of stream) await writer.write(element);
   } catch (err) {
     if (err instanceof OutputClosed) return; // `| head`: the reader has what it wanted
-    const declared = err instanceof RpcError && err.details !== undefined ? declaredErrorJson(call.msg, err.details, 0) : undefined;
+    const declared =
+      err instanceof RpcError && err.details !== undefined ? declaredErrorJson(call.msg, err.details, 0, err.errorType) : undefined;
     if (declared !== undefined) await writer.writeLine(declared).catch(() => undefined);
     throw err;
   } finally {
@@ -76,7 +77,7 @@ async function printElements(call: StreamCall, stream: ResponseStream<unknown>):
 /** Writes a declared error's value as `call` does; returns `err` to be thrown. */
 function printDeclared(call: StreamCall, err: unknown, indent: number): unknown {
   if (err instanceof RpcError && err.details !== undefined) {
-    const text = declaredErrorJson(call.msg, err.details, indent);
+    const text = declaredErrorJson(call.msg, err.details, indent, err.errorType);
     if (text !== undefined) call.output.write(`${text}\n`);
   }
   return err;

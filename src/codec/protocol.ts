@@ -7,6 +7,8 @@ import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { idlOptions, liftReferenceAttributes } from './avsc-idl.js';
 import { checkPeerProtocol } from './protocol-limits.js';
+import { LONGS_MODES, longsRegistry, type LongsMode } from './longs.js';
+import { unionHook } from './unions.js';
 import { viewBytesHook } from './view-bytes.js';
 import { invalid, knownOptions, oneOf } from '../util/validate.js';
 
@@ -47,26 +49,24 @@ export interface MessageDef {
 export interface ProtocolOptions {
   /**
    * How Avro `long` values appear in JavaScript: `'number'` (exact up to 2^53, larger values are
-   * refused) or `'bigint'` (every 64-bit value exact). Default `'number'`.
+   * refused), `'bigint'` (every 64-bit value exact; safe-integer numbers are accepted on encode too) or
+   * `'string'` (decimal strings such as `"9223372036854775807"`, every 64-bit value exact, for values
+   * bound for JSON; safe-integer numbers and BigInts accepted on encode). In the `string` mode a
+   * union holding a `long` beside a `string` or an enum is wrapped (`{"long": "5"}`), as avsc wraps any
+   * union whose branches' values cannot be told apart. Default `'number'`.
    */
-  longs?: 'number' | 'bigint';
+  longs?: LongsMode;
 }
 
 const KNOWN_PROTOCOL_OPTIONS = { longs: true } as const satisfies Record<keyof ProtocolOptions, true>;
 
-/** A `long` type whose values are BigInts, so 64-bit ids survive unchanged. */
-const bigintLong = avro.types.LongType.__with({
-  fromBuffer: (buf: Buffer) => buf.readBigInt64LE(),
-  toBuffer: (n: bigint) => {
-    const buf = Buffer.allocUnsafe(8);
-    buf.writeBigInt64LE(n);
-    return buf;
-  },
-  fromJSON: (v: unknown) => BigInt(v as string),
-  toJSON: (n: bigint) => (n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n.toString()),
-  isValid: (n: unknown) => typeof n === 'bigint' && n >= -(2n ** 63n) && n < 2n ** 63n,
-  compare: (a: bigint, b: bigint) => (a === b ? 0 : a < b ? -1 : 1),
-});
+/**
+ * The types of protocols: `bytes` and `fixed` take Uint8Arrays and large `bytes` decode as views
+ * (view-bytes.ts), unions bucket Uint8Arrays and the exact modes' longs (unions.ts).
+ */
+function typeHook(schema: avro.Schema, opts: avro.ForSchemaOptions): avro.Type | undefined {
+  return viewBytesHook(schema, opts) ?? unionHook(schema, opts);
+}
 
 /**
  * A parsed Avro protocol: its messages by name and index, and its fingerprint, the MD5 of its JSON
@@ -98,7 +98,7 @@ export class Protocol {
   constructor(json: object | string, options: ProtocolOptions = {}, fromPeer = false) {
     if (options === null || typeof options !== 'object') invalid('Protocol: options', 'must be an object');
     knownOptions('Protocol: options', options, KNOWN_PROTOCOL_OPTIONS);
-    this.options = { longs: oneOf<'number' | 'bigint'>('Protocol: options.longs', options.longs, 'number', ['number', 'bigint']) };
+    this.options = { longs: oneOf<LongsMode>('Protocol: options.longs', options.longs, 'number', LONGS_MODES) };
     let attrs: object;
     try {
       const parsed = typeof json === 'string' ? (JSON.parse(json) as object) : json;
@@ -109,9 +109,7 @@ export class Protocol {
       throw new RpcError(Code.INVALID_ARGUMENT, `invalid protocol JSON: ${(err as Error).message}`, { cause: err });
     }
     try {
-      // Large `bytes` values decode as views of the message (see view-bytes.ts), not as copies.
-      const typeOptions = { typeHook: viewBytesHook, ...(this.options.longs === 'bigint' ? { registry: { long: bigintLong } } : {}) };
-      this.service = avro.Service.forProtocol(attrs, typeOptions);
+      this.service = avro.Service.forProtocol(attrs, { typeHook, registry: longsRegistry(this.options.longs!) });
     } catch (err) {
       throw new RpcError(Code.INVALID_ARGUMENT, `invalid Avro protocol: ${(err as Error).message}`, { cause: err });
     }

@@ -10,18 +10,27 @@ export interface RpcErrorOptions {
   isRemote?: boolean;
   /** The value of a declared Avro error (the message's `throws` clause), when there is one. */
   details?: unknown;
+  /**
+   * The full schema name of the declared error `details` holds, e.g. `'avrpc.echo.EchoError'`. On a
+   * server it says which branch of the message's error union to encode `details` as (two error types
+   * with the same fields are otherwise told apart by declaration order only); a name the union lacks,
+   * or `details` that do not fit it, fall back to the first branch `details` fit.
+   */
+  errorType?: string;
   /** False when the call certainly did not run on any server (see {@link RpcError.mayHaveRun}). Default true. */
   mayHaveRun?: boolean;
 }
 
-/**
- * The one error type every failure a caller can see is reported with. `code` is one of {@link Code}.
- * Errors from the peer have `isRemote: true`; declared Avro errors carry their decoded value in `details`.
- */
 /** Marks every RpcError, whichever copy of avrpc made it (a registry-wide symbol: two installs share it). */
 const BRAND = Symbol.for('avrpc.RpcError');
 
-export class RpcError extends Error {
+/**
+ * The one error type every failure a caller can see is reported with. `code` is one of {@link Code}.
+ * Errors from the peer have `isRemote: true`; declared Avro errors carry their decoded value in
+ * `details` and their schema's full name in `errorType`. The type parameters are for typed clients
+ * (`RpcError<'avrpc.echo.EchoError', EchoError>`); both default to "any declared error or none".
+ */
+export class RpcError<T extends string | undefined = string | undefined, D = unknown> extends Error {
   /** The status code, one of {@link Code}. */
   readonly code: Code;
   /** Metadata attached to the error; an empty object when there is none. */
@@ -29,7 +38,12 @@ export class RpcError extends Error {
   /** True when the peer produced this error. */
   readonly isRemote: boolean;
   /** Decoded value of a declared Avro error, or `undefined`. */
-  readonly details: unknown;
+  readonly details: D;
+  /**
+   * The full schema name of the declared error in {@link details}, e.g. `'avrpc.echo.EchoError'`:
+   * set by the client from the union branch it decoded; `undefined` when `details` holds no declared value.
+   */
+  readonly errorType: T;
   /**
    * Whether a handler may have run for the call that failed: false only when avrpc knows that no
    * attempt of it ran on any server (never written, refused before dispatch with the REFUSED flag,
@@ -43,7 +57,9 @@ export class RpcError extends Error {
     this.code = code;
     this.metadata = options.metadata ?? EMPTY;
     this.isRemote = options.isRemote ?? false;
-    this.details = options.details;
+    this.details = options.details as D;
+    // A constructor never throws over its options: anything but a string is no name.
+    this.errorType = (typeof options.errorType === 'string' ? options.errorType : undefined) as T;
     this.mayHaveRun = options.mayHaveRun ?? true;
     (this as unknown as Record<symbol, true>)[BRAND] = true;
   }
@@ -52,7 +68,7 @@ export class RpcError extends Error {
    * `err instanceof RpcError` holds for an RpcError made by another copy of avrpc too (two versions in
    * one dependency tree, a bundled copy): it checks a shared brand, not the prototype chain.
    */
-  static [Symbol.hasInstance](value: unknown): boolean {
+  static [Symbol.hasInstance](value: unknown): value is RpcError {
     return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
   }
 
@@ -61,13 +77,14 @@ export class RpcError extends Error {
   }
 
   /** This error with {@link mayHaveRun} set to `mayHaveRun` (itself when it already says so). */
-  withMayHaveRun(mayHaveRun: boolean): RpcError {
+  withMayHaveRun(mayHaveRun: boolean): RpcError<T, D> {
     if (this.mayHaveRun === mayHaveRun) return this;
-    const copy = new RpcError(this.code, this.message, {
+    const copy = new RpcError<T, D>(this.code, this.message, {
       cause: this.cause,
       metadata: this.metadata,
       isRemote: this.isRemote,
       details: this.details,
+      errorType: this.errorType,
       mayHaveRun,
     });
     copy.stack = this.stack;

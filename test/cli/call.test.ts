@@ -106,11 +106,20 @@ test('a handler error: code name and message on stderr, exit status 64 + code; -
   assert.is(r.stdout, '');
 });
 
-test('a declared error prints its value as Avro JSON, longs exact', async () => {
+test('a declared error prints its type after the message, and its value as Avro JSON, longs exact', async () => {
   const r = await avrpc('call', server.address, 'fail', '{"reason": "nope", "code": 9007199254740993}');
   assert.is(r.status, exitStatusFor(Code.UNKNOWN));
-  assert.match(r.stderr, /^UNKNOWN: /);
+  // The handler threw the plain value: its message is the value's, its type named after it.
+  assert.is(r.stderr, 'UNKNOWN: Nope: {"reason":"nope","code":9007199254740993} (declared error avrpc.cli.Nope)\n');
   assert.equal(parseJson(r.stdout), { 'avrpc.cli.Nope': { reason: 'nope', code: 9007199254740993n } });
+  const compact = await avrpc('call', server.address, 'fail', '--compact', '{"reason": "nope", "code": 1}');
+  assert.is(compact.status, exitStatusFor(Code.UNKNOWN));
+  assert.match(compact.stderr, /\(declared error avrpc\.cli\.Nope\)\n$/);
+  assert.is(
+    compact.stdout,
+    '{\n  "avrpc.cli.Nope": {\n    "reason": "nope",\n    "code": 1\n  }\n}\n',
+    '--compact is for responses: as before',
+  );
 });
 
 test('--timeout: a call that never ends is DEADLINE_EXCEEDED', async () => {
@@ -160,6 +169,22 @@ test('nobody listening: UNAVAILABLE', async () => {
   const r = await avrpc('call', address, 'ping', '--timeout', '2000');
   assert.is(r.status, exitStatusFor(Code.UNAVAILABLE));
   assert.match(r.stderr, /^UNAVAILABLE: /);
+});
+
+test('serve --longs string: handlers see decimal strings, exact beyond 2^53; other kinds are refused naming the choices', async () => {
+  const strings = await serve(KITCHEN, KITCHEN_HANDLERS, '--longs', 'string');
+  try {
+    const r = await avrpc('call', strings.address, 'fail', '{"reason": "s", "code": 9223372036854775807}');
+    assert.is(r.status, exitStatusFor(Code.UNKNOWN), r.stderr);
+    // The handler threw {reason, code} with the code as it got it: a string (a BigInt would print as digits).
+    assert.is(r.stderr, 'UNKNOWN: Nope: {"reason":"s","code":"9223372036854775807"} (declared error avrpc.cli.Nope)\n');
+    assert.equal(parseJson(r.stdout), { 'avrpc.cli.Nope': { reason: 's', code: 9223372036854775807n } });
+  } finally {
+    assert.is(await strings.stop(), 0);
+  }
+  const bad = await avrpc('serve', KITCHEN, KITCHEN_HANDLERS, '--longs', 'float');
+  assert.is(bad.status, 1, 'a usage error');
+  assert.match(bad.stderr, /--longs <kind>.*Allowed choices are number, bigint, string/);
 });
 
 test('serve --token: calls need the token (--token), else UNAUTHENTICATED', async () => {

@@ -120,7 +120,7 @@ test('server stream: each element is printed as it arrives, before the next one 
 test('server stream: an error mid-stream prints the elements so far, the declared value, then fails as call does', async () => {
   const r = await avrpc('call', address, 'watch', '{"from": 0, "count": 5, "failAfter": 2}');
   assert.is(r.status, exitStatusFor(Code.UNKNOWN), r.stderr);
-  assert.match(r.stderr, /^UNKNOWN: /);
+  assert.match(r.stderr, /^UNKNOWN: .* \(declared error avrpc\.stream\.StreamError\)\n$/);
   const lines = r.stdout.trimEnd().split('\n');
   assert.equal(lines.slice(0, 2), [itemJson(0), itemJson(1)]);
   assert.is(lines.length, 3);

@@ -54,7 +54,15 @@ const CASES: [string, 'bigint' | 'number', unknown, RegExp][] = [
     { item: { ...bigItem, id: -(2n ** 63n) - 1n } },
     /^item\.id: -9223372036854775809n is not a valid long$/,
   ],
-  ['a number where a bigint long is expected', 'bigint', { item: { ...bigItem, id: 5 } }, /^item\.id: 5 is not a valid long$/],
+  // A safe-integer number is a valid bigint-mode long (see test/codec/longs-modes.test.ts); these are not.
+  ['a fraction where a bigint long is expected', 'bigint', { item: { ...bigItem, id: 5.5 } }, /^item\.id: 5\.5 is not a valid long$/],
+  [
+    'an unsafe number where a bigint long is expected',
+    'bigint',
+    { item: { ...bigItem, id: 2 ** 53 } },
+    /^item\.id: 9007199254740992 is not a valid long$/,
+  ],
+  ['a decimal string where a bigint long is expected', 'bigint', { item: { ...bigItem, id: '5' } }, /^item\.id: '5' is not a valid long$/],
   ['a number long beyond 2^53', 'number', { item: { ...item(1), id: 2 ** 60 } }, /^item\.id: 1152921504606847000 is not a valid long$/],
   [
     'a bigint where a number long is expected',
