@@ -15,6 +15,7 @@ export { aclAuthorizer } from './security/auth.js';
 export { createStaticRegistry, createEtcdRegistry, createDnsRegistry, versionSatisfies } from './discovery/index.js';
 
 export type { MessageDef, ProtocolOptions, StreamKind } from './codec/protocol.js';
+export type { LongsMode } from './codec/longs.js';
 export type { Server, ListenOptions, CloseOptions, RegisterOptions } from './server/server.js';
 export type { ServerOptions, Handler } from './server/server-options.js';
 export type { WorkerOptions } from './server/offload/worker-options.js';

@@ -65,7 +65,17 @@ const KNOWN_PROTOCOL_OPTIONS = { longs: true } as const satisfies Record<keyof P
  * (view-bytes.ts), unions bucket Uint8Arrays and the exact modes' longs (unions.ts).
  */
 function typeHook(schema: avro.Schema, opts: avro.ForSchemaOptions): avro.Type | undefined {
-  return viewBytesHook(schema, opts) ?? unionHook(schema, opts);
+  return viewBytesHook(schema, opts) ?? unionHook(schema, opts) ?? longHook(schema, opts);
+}
+
+/**
+ * A `long` written as an object (`{"type": "long", "logicalType": "timestamp-millis"}`: avrpc
+ * registers no logical types) is the mode's long too; avsc would build its own number long for it,
+ * and a bigint or string value would not fit it.
+ */
+function longHook(schema: avro.Schema, opts: avro.ForSchemaOptions): avro.Type | undefined {
+  if (schema === null || typeof schema !== 'object' || (schema as { type?: unknown }).type !== 'long') return undefined;
+  return (opts.registry as Record<string, avro.Type> | undefined)?.['long'];
 }
 
 /**

@@ -80,7 +80,7 @@ export function tsType(ref: TypeRef, ctx: TypeContext): TsType {
  * JavaScript values (two records, `int` and `long`, an enum and `string`, a map and a record...),
  * since an unwrapped value could not tell which branch it is. avsc puts a `long` of a custom
  * implementation (avrpc's bigint longs) in a bucket of its own: with `longs: 'bigint'`, `union {
- * int, long }` is not wrapped.
+ * int, long }` is not wrapped. avrpc wraps a string-mode long beside a `string` or an enum.
  */
 export function wrapsUnion(branches: readonly TypeRef[], ctx: Pick<TypeContext, 'kinds' | 'longs'>): boolean {
   const buckets = branches.map((b) => bucket(b, ctx));
@@ -90,7 +90,8 @@ export function wrapsUnion(branches: readonly TypeRef[], ctx: Pick<TypeContext, 
 function bucket(ref: TypeRef, ctx: Pick<TypeContext, 'kinds' | 'longs'>): string {
   switch (ref.kind) {
     case 'primitive':
-      if (ref.name === 'long') return ctx.longs === 'number' ? 'number' : 'abstract:long';
+      // The string mode's longs are strings: beside a `string` or an enum branch, the union is wrapped (codec/unions.ts).
+      if (ref.name === 'long') return ctx.longs === 'number' ? 'number' : ctx.longs === 'string' ? 'string' : 'abstract:long';
       return ['int', 'float', 'double'].includes(ref.name) ? 'number' : ref.name === 'bytes' ? 'buffer' : ref.name;
     case 'named': {
       const kind = ctx.kinds.get(ref.fullName);

@@ -62,11 +62,12 @@ test('named types get the full names and kinds avsc gives them', async () => {
   assert.ok(checked > 40, `only ${checked} named types`);
 });
 
-test('unions are wrapped exactly where avsc wraps them, with longs as numbers and as bigints', async () => {
+test('unions are wrapped exactly where avsc wraps them, with longs as numbers, bigints and strings', async () => {
   let unions = 0;
   const all = [...(await loadAll()).entries()];
   const big = await Promise.all(all.map(async ([file]) => [file, await loadProtocol(file, { longs: 'bigint' })] as const));
-  for (const [file, protocol] of [...all, ...big]) {
+  const str = await Promise.all(all.map(async ([file]) => [file, await loadProtocol(file, { longs: 'string' })] as const));
+  for (const [file, protocol] of [...all, ...big, ...str]) {
     const model = readProtocol(protocol);
     for (const t of model.types) {
       const type = protocol.type(t.fullName) as AvscType;

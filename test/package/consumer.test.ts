@@ -24,12 +24,12 @@ import { consumerFiles, type ConsumerKind, type ConsumerOutput } from './consume
  * TODO(coordinator): true once `avrpc gen` is on main: each consumer then runs the installed bin
  * (`avrpc gen greet.avdl --out gen`) instead of getting the file it would write (GREET_TS).
  */
-const HAVE_GEN = false;
+const HAVE_GEN = true;
 /**
  * TODO(coordinator): true once the client sets `RpcError.errorType` (typed-design.md section 4):
  * the declared error then arrives as `consumer.greet.GreetError` and narrows to its value.
  */
-const HAVE_ERROR_TYPE = false;
+const HAVE_ERROR_TYPE = true;
 
 const run = promisify(execFile);
 const test = suite('the packed package in ESM and CommonJS consumer projects');
