@@ -1,5 +1,6 @@
 import avro from 'avsc';
 import type { Protocol, StreamKind } from '../codec/protocol.js';
+import { longHook } from '../codec/longs.js';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { JsonInputError, checkJsonInput } from './json-input.js';
@@ -49,7 +50,7 @@ export interface JsonMessage {
  * `protocol` must be parsed with `longs: 'bigint'` for values to match.
  */
 export function jsonMessages(protocol: Protocol): Map<string, JsonMessage> {
-  const service = avro.Service.forProtocol(JSON.parse(protocol.text) as object, { registry: { long: jsonLong } });
+  const service = avro.Service.forProtocol(JSON.parse(protocol.text) as object, { registry: { long: jsonLong }, typeHook: longHook });
   const out = new Map<string, JsonMessage>();
   for (const m of service.messages as Array<{
     name: string;

@@ -94,3 +94,13 @@ export function longsRegistry(mode: LongsMode): Record<string, avro.Type> {
 export function isStringLong(type: avro.Type): boolean {
   return type === stringLong;
 }
+
+/**
+ * avsc `typeHook`: a `long` written as an object (`{"type": "long", "logicalType": "timestamp-millis"}`:
+ * avrpc registers no logical types) is the registry's `long` too (a mode's, the CLI's JSON long);
+ * avsc would build its own number long for it, which a bigint or string value does not fit.
+ */
+export function longHook(schema: avro.Schema, opts: avro.ForSchemaOptions): avro.Type | undefined {
+  if (schema === null || typeof schema !== 'object' || (schema as { type?: unknown }).type !== 'long') return undefined;
+  return (opts.registry as Record<string, avro.Type> | undefined)?.['long'];
+}

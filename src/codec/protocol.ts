@@ -7,7 +7,7 @@ import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { idlOptions, liftReferenceAttributes } from './avsc-idl.js';
 import { checkPeerProtocol } from './protocol-limits.js';
-import { LONGS_MODES, longsRegistry, type LongsMode } from './longs.js';
+import { LONGS_MODES, longHook, longsRegistry, type LongsMode } from './longs.js';
 import { unionHook } from './unions.js';
 import { viewBytesHook } from './view-bytes.js';
 import { invalid, knownOptions, oneOf } from '../util/validate.js';
@@ -66,16 +66,6 @@ const KNOWN_PROTOCOL_OPTIONS = { longs: true } as const satisfies Record<keyof P
  */
 function typeHook(schema: avro.Schema, opts: avro.ForSchemaOptions): avro.Type | undefined {
   return viewBytesHook(schema, opts) ?? unionHook(schema, opts) ?? longHook(schema, opts);
-}
-
-/**
- * A `long` written as an object (`{"type": "long", "logicalType": "timestamp-millis"}`: avrpc
- * registers no logical types) is the mode's long too; avsc would build its own number long for it,
- * and a bigint or string value would not fit it.
- */
-function longHook(schema: avro.Schema, opts: avro.ForSchemaOptions): avro.Type | undefined {
-  if (schema === null || typeof schema !== 'object' || (schema as { type?: unknown }).type !== 'long') return undefined;
-  return (opts.registry as Record<string, avro.Type> | undefined)?.['long'];
 }
 
 /**

@@ -19,6 +19,11 @@ import { promisify } from 'node:util';
 import { repoPath, repoRoot } from '../helpers/repo.js';
 import { npmEnv } from './npm-env.js';
 import { consumerFiles, type ConsumerKind, type ConsumerOutput } from './consumer-files.js';
+import { readmeApp, type ReadmeApp } from './readme-app.js';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { symlink } from 'node:fs/promises';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 
 /**
  * TODO(coordinator): true once `avrpc gen` is on main: each consumer then runs the installed bin
@@ -38,6 +43,7 @@ const TSC = repoPath('node_modules/typescript/bin/tsc');
 const STEP_TIMEOUT_MS = 120_000;
 
 let dir = '';
+let app: ReadmeApp;
 let tarball = '';
 let packed: string[] = [];
 
@@ -51,7 +57,7 @@ async function sh(file: string, args: string[], cwd: string): Promise<string> {
   }
 }
 
-const projectDir = (kind: ConsumerKind): string => join(dir, kind);
+const projectDir = (kind: ConsumerKind | 'app'): string => join(dir, kind);
 
 test.before(async () => {
   for (const built of ['dist/src/index.js', 'dist/cjs/index.js', 'dist/cjs/package.json']) {
@@ -73,7 +79,27 @@ test.before(async () => {
     // CI has npm's cache warm from `npm ci`: nothing needs the network.
     await sh('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball], projectDir(kind));
   }
+  // README's "Use it in your app": its files, avrpc installed from the tarball; typescript and
+  // @types/node (its `npm install -D`) linked from this repository, so nothing needs the network.
+  app = readmeApp(await freePort());
+  for (const [path, text] of Object.entries(app.files)) {
+    await mkdir(dirname(join(projectDir('app'), path)), { recursive: true });
+    await writeFile(join(projectDir('app'), path), text);
+  }
+  await sh('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball], projectDir('app'));
+  await mkdir(join(projectDir('app'), 'node_modules/@types'), { recursive: true });
+  await symlink(repoPath('node_modules/typescript'), join(projectDir('app'), 'node_modules/typescript'), 'dir');
+  await symlink(repoPath('node_modules/@types/node'), join(projectDir('app'), 'node_modules/@types/node'), 'dir');
 });
+
+/** A loopback port free right now (the README's server listens on a fixed port; 7000 may be taken). */
+async function freePort(): Promise<number> {
+  const probe = createNetServer().listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
 
 test.after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
@@ -151,6 +177,27 @@ for (const kind of KINDS) {
     assert.match(out.etcd, /^FAILED_PRECONDITION: createEtcdRegistry needs the etcd3 package: npm install etcd3$/);
   });
 }
+
+test('README "Use it in your app" works as written: gen, tsc under strict, the server, the client', async () => {
+  const cwd = projectDir('app');
+  await sh(join(cwd, 'node_modules/.bin/avrpc'), app.genArgs, cwd);
+  assert.equal(await tscErrors(cwd), []);
+  const server = spawn(process.execPath, ['dist/server.js'], { cwd, stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    let printed = '';
+    server.stdout.setEncoding('utf8');
+    for await (const chunk of server.stdout) {
+      printed += chunk as string;
+      if (printed.includes('listening on')) break;
+    }
+    const out = await sh(process.execPath, ['dist/client.js'], cwd);
+    assert.equal(out.trim().split('\n'), app.expected);
+  } finally {
+    server.kill('SIGINT');
+    const [code] = (await once(server, 'exit')) as [number | null];
+    assert.is(code, 0, 'the server drains and exits on SIGINT');
+  }
+});
 
 test('the installed bin runs without the optional peers', async () => {
   const stdout = await sh(join(projectDir('esm'), 'node_modules/.bin/avrpc'), ['--help'], projectDir('esm'));
