@@ -9,7 +9,7 @@ export { RpcError, fromNodeError } from './errors/rpc-error.js';
 export { Code, codeName } from './errors/code.js';
 export { CallContext } from './server/call-context.js';
 export { balancers, leastConnections, roundRobin, weighted, powerOfTwoChoices } from './client/balancer.js';
-export { createPrometheusObserver } from './observability/prometheus.js';
+export { createPrometheusObserver, DEFAULT_LATENCY_BUCKETS } from './observability/prometheus.js';
 export { createHmacAuth } from './security/hmac-token.js';
 export { aclAuthorizer } from './security/auth.js';
 export { createStaticRegistry, createEtcdRegistry, createDnsRegistry, versionSatisfies } from './discovery/index.js';
@@ -54,6 +54,7 @@ export type {
 } from './discovery/index.js';
 export type { RpcErrorOptions } from './errors/rpc-error.js';
 export type { RpcObserver, Logger, PoolStat } from './observability/observer.js';
+export type { CallInfo } from './observability/call-info.js';
 export type { PrometheusObserver, PrometheusObserverOptions } from './observability/prometheus.js';
 export type { ServerInterceptor } from './server/interceptor.js';
 export type { ClientInterceptor, OutgoingCall } from './client/interceptor.js';

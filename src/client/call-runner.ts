@@ -8,6 +8,7 @@ import { RpcError } from '../errors/rpc-error.js';
 import type { Metadata } from '../framing/bodies.js';
 import type { Pool } from './pool.js';
 import { RetryBudget } from './retry-budget.js';
+import { callKind, endCallInfo, newCallInfo, type CallInfo } from '../observability/call-info.js';
 import type { RpcObserver } from '../observability/observer.js';
 import { callScope, scopeWanted } from '../util/call-scope.js';
 import { MAX_TIMER_MS } from '../util/validate.js';
@@ -27,6 +28,8 @@ export interface RunnerOptions {
   /** Calls that may wait for a connection at once; beyond it RESOURCE_EXHAUSTED. */
   maxQueuedCalls: number;
   observer: RpcObserver | undefined;
+  /** The protocol called, named in what the observer is told (its `CallInfo.service`). */
+  protocol?: { readonly name: string };
 }
 
 /**
@@ -83,8 +86,9 @@ export class CallRunner implements CallOwner {
   private refused(msg: MessageDef, error: RpcError, ext: CallHooks | undefined): Promise<never> {
     const observer = this.options.observer;
     if (observer !== undefined) {
-      observer.callStarted?.(msg.name);
-      observer.callEnded?.(msg.name, error.code, 0);
+      const info = this.callInfo(msg, undefined, -1);
+      observer.callStarted?.(msg.name, info);
+      observer.callEnded?.(msg.name, error.code, 0, endCallInfo(info, error.code, 0, error));
     }
     ext?.ended(error);
     return Promise.reject(error);
@@ -100,7 +104,8 @@ export class CallRunner implements CallOwner {
     ext: CallHooks | undefined,
   ): Promise<unknown> {
     const started = performance.now();
-    observer.callStarted?.(msg.name);
+    const info = this.callInfo(msg, metadata, deadline);
+    observer.callStarted?.(msg.name, info);
     return new Promise((resolve, reject) =>
       this.start(
         msg,
@@ -109,16 +114,26 @@ export class CallRunner implements CallOwner {
         signal,
         metadata,
         (value) => {
-          observer.callEnded?.(msg.name, Code.OK, performance.now() - started);
+          const ms = performance.now() - started;
+          observer.callEnded?.(msg.name, Code.OK, ms, endCallInfo(info, Code.OK, ms, undefined));
           resolve(value);
         },
         (err) => {
-          observer.callEnded?.(msg.name, err.code, performance.now() - started);
+          const ms = performance.now() - started;
+          observer.callEnded?.(msg.name, err.code, ms, endCallInfo(info, err.code, ms, err));
           reject(err);
         },
         ext,
+        info,
       ),
     );
+  }
+
+  /** What the observer is told about a call; `deadline` on the `performance.now()` clock, or -1. */
+  private callInfo(msg: MessageDef, metadata: Metadata | undefined, deadline: number): CallInfo {
+    const epochDeadline = deadline < 0 ? Infinity : Date.now() + (deadline - performance.now());
+    const service = this.options.protocol?.name ?? '';
+    return newCallInfo('client', service, msg.name, callKind(msg.oneWay, msg.stream), '', metadata, epochDeadline, undefined, 0);
   }
 
   private start(
@@ -130,8 +145,10 @@ export class CallRunner implements CallOwner {
     resolve: (value: unknown) => void,
     reject: (error: RpcError) => void,
     ext: CallHooks | undefined,
+    info?: CallInfo,
   ): void {
     const call = new ClientCall(msg, request, metadata, deadline, resolve, reject, this);
+    if (info !== undefined) call.info = info;
     if (ext !== undefined) {
       call.ext = ext;
       if (ext instanceof ClientStream) ext.attach(call, this);

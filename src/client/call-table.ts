@@ -3,6 +3,7 @@ import type { MessageDef } from '../codec/protocol.js';
 import type { Metadata } from '../framing/bodies.js';
 import type { RpcError } from '../errors/rpc-error.js';
 import type { CallHooks } from './call-hooks.js';
+import type { CallInfo } from '../observability/call-info.js';
 
 /**
  * Decides what happens to a call whose attempt failed on a connection: retry it elsewhere or reject
@@ -52,6 +53,8 @@ export class ClientCall {
    * state (a `ClientStream`). Undefined for a plain call, which allocates nothing for it.
    */
   ext: CallHooks | undefined = undefined;
+  /** What the observer is told about this call (sizes, peer, attempts); undefined without an observer. */
+  info: CallInfo | undefined = undefined;
 
   constructor(
     readonly msg: MessageDef,

@@ -11,6 +11,7 @@ import { Flag, FrameType } from '../framing/frame.js';
 import type { CallTable, ClientCall, WriteFence } from './call-table.js';
 import { CancelledIds } from './cancelled-ids.js';
 import type { ClientStream } from './client-stream.js';
+import type { CallInfo } from '../observability/call-info.js';
 import type { EndpointHealth } from './endpoint-health.js';
 import { StreamFrames } from './stream-frames.js';
 
@@ -104,6 +105,7 @@ export class ClientSession {
     }
     call.sent = true;
     call.sentAt = performance.now();
+    if (call.info !== undefined) observeSent(call.info, call, this.health.key, this.framed.lastBodyLength);
     // A retry's earlier socket may still be writing the same Buffers: wait for both.
     if (spliced)
       call.writer = call.writer === undefined || call.writer === this.framed ? this.framed : bothWritten(call.writer, this.framed);
@@ -196,6 +198,7 @@ export class ClientSession {
     } else {
       this.health.answered(call.msg.index, performance.now() - call.sentAt);
     }
+    if (call.info !== undefined) call.info.responseBytes = body.length;
     try {
       call.resolve(decodeExact(call.msg.response, body, offset, this.codec.responses[call.msg.index]!.response));
     } catch (err) {
@@ -234,6 +237,7 @@ export class ClientSession {
     const call = this.calls.take(id);
     if (call === undefined) return this.stray(id, true);
     const error = readRemoteError(flags, body, call.msg, this.codec.responses[call.msg.index]);
+    if (call.info !== undefined) call.info.responseBytes = body.length;
     call.conn = null;
     // An ERROR's metadata carries the trailers (SPEC.md section 13).
     if (call.ext !== undefined) call.ext.gotTrailers(error.metadata);
@@ -322,4 +326,11 @@ export class ClientSession {
 /** A fence that passes once both `a` and `b` have written what they were given. */
 function bothWritten(a: WriteFence, b: WriteFence): WriteFence {
   return { afterWrites: (cb) => a.afterWrites(() => b.afterWrites(cb)) };
+}
+
+/** An attempt went out: the observer's view of the call is where and how large. */
+function observeSent(info: CallInfo, call: ClientCall, endpoint: string, requestBytes: number): void {
+  info.peer = endpoint;
+  info.requestBytes = requestBytes;
+  info.attempts = call.attempts;
 }

@@ -6,7 +6,7 @@ import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import type { Metadata } from '../framing/bodies.js';
 import type { BodyWriter } from '../framing/frame-encoder.js';
-import type { RpcObserver } from '../observability/observer.js';
+import { observeElement, type RpcObserver } from '../observability/observer.js';
 import { CallHooks, type MetadataHook } from './call-hooks.js';
 import type { ClientCall } from './call-table.js';
 
@@ -107,7 +107,7 @@ export class ClientStream extends CallHooks implements ElementQueueOwner, Elemen
     this.touched = true;
     this.outstanding++;
     if (!this.headersDelivered) this.gotHeaders({});
-    this.observer?.streamElement?.(this.msg.name, 'received');
+    if (this.observer !== undefined) observeElement(this.observer, this.msg.name, 'received', this.call?.info);
     this.queue!.push(value, bytes);
   }
 
@@ -152,7 +152,7 @@ export class ClientStream extends CallHooks implements ElementQueueOwner, Elemen
       // Over the server's advertised limits (RESOURCE_EXHAUSTED), else a value the schema cannot encode.
       throw err instanceof RpcError && err.code === Code.RESOURCE_EXHAUSTED ? err : invalidRequest(this.msg, value, err)!;
     }
-    this.observer?.streamElement?.(this.msg.name, 'sent');
+    if (this.observer !== undefined) observeElement(this.observer, this.msg.name, 'sent', this.call?.info);
   }
 
   end(): void {

@@ -231,6 +231,11 @@ export class FramedSocket {
     return result;
   }
 
+  /** Body length of the frame appended last (uncompressed): what observers report as a message's size. */
+  get lastBodyLength(): number {
+    return this.encoder.lastBodyLength;
+  }
+
   /** Bytes waiting for the peer (see `SocketWriter.queuedBytes`): what `maxQueuedBytes` caps. */
   get queuedBytes(): number {
     return this.writer.queuedBytes;

@@ -1,5 +1,6 @@
 import type { Code } from '../errors/code.js';
 import type { RpcError } from '../errors/rpc-error.js';
+import type { CallInfo } from './call-info.js';
 
 /**
  * Hooks for metrics and tracing, called by servers and clients (option `observer`). Every hook is
@@ -10,15 +11,23 @@ export interface RpcObserver {
   connectionOpened?(peer: string): void;
   /** A connection closed; `error` says why when it was not a clean close. */
   connectionClosed?(peer: string, error: RpcError | undefined): void;
-  /** A call began (server: request decoded; client: `call()` invoked). */
-  callStarted?(message: string): void;
-  /** A call ended with `code` (0 for OK) after `durationMs`. */
-  callEnded?(message: string, code: Code, durationMs: number): void;
+  /**
+   * A call began (server: request decoded; client: `call()` invoked). `info` describes it: peer,
+   * metadata, deadline, request size... (see {@link CallInfo}); the same object reaches `callEnded`.
+   */
+  callStarted?(message: string, info: CallInfo): void;
+  /**
+   * A call ended with `code` (0 for OK) after `durationMs`; `info` has them too, with the sizes, the
+   * peer of the last attempt and the error. A server's request refused before any handler was chosen
+   * ends as message `(refused)` without a `callStarted`.
+   */
+  callEnded?(message: string, code: Code, durationMs: number, info: CallInfo): void;
   /**
    * One element of a stream (SPEC.md section 13) went out (`sent`) or arrived (`received`), on the side
    * that observes it: a server sends responses and receives requests, a client the other way round.
+   * `info` is the call's (its element counts include this one).
    */
-  streamElement?(message: string, direction: 'sent' | 'received'): void;
+  streamElement?(message: string, direction: 'sent' | 'received', info: CallInfo): void;
   /** Bytes read from sockets. */
   bytesReceived?(n: number): void;
   /** Bytes written to sockets. */
@@ -133,4 +142,17 @@ export function guarded(
 ): { observer: RpcObserver | undefined; logger: Logger } {
   const log = logger === undefined ? silentLogger : guardLogger(logger);
   return { observer: observer === undefined ? undefined : guardObserver(observer, log), logger: log };
+}
+
+/**
+ * Counts a stream element in its call's {@link CallInfo} and tells the observer (internal: the stream
+ * of each side calls it, only with an observer).
+ */
+export function observeElement(observer: RpcObserver, message: string, direction: 'sent' | 'received', info: CallInfo | undefined): void {
+  if (info !== undefined) {
+    // A client sends requests and receives responses; a server the other way round.
+    if ((direction === 'sent') === (info.side === 'client')) info.requestElements++;
+    else info.responseElements++;
+  }
+  observer.streamElement?.(message, direction, info!);
 }

@@ -20,9 +20,24 @@ export interface PrometheusObserverOptions {
    * when this observer is the client's `observer`: `createClient` attaches its pool by itself.
    */
   pool?: { stats(): readonly PoolStat[] };
+  /**
+   * Upper bounds of the latency histogram's buckets, in seconds, increasing. Default
+   * {@link DEFAULT_LATENCY_BUCKETS} (10 us to 10 s). Observers sharing a registry (and prefix) share the
+   * histogram: a second observer asking for other buckets is refused (INVALID_ARGUMENT).
+   */
+  buckets?: readonly number[];
 }
 
-const KNOWN_PROMETHEUS_OPTIONS = { side: true, register: true, prefix: true, pool: true } as const satisfies Record<
+/**
+ * The latency histogram's default buckets, in seconds: 10 us to 10 s in 1-2.5-5 steps. A loopback call
+ * takes tens of microseconds, so the low end is fine-grained; each bucket costs a little per call.
+ */
+export const DEFAULT_LATENCY_BUCKETS: readonly number[] = Object.freeze([
+  0.00001, 0.000025, 0.00005, 0.000075, 0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+  5, 10,
+]);
+
+const KNOWN_PROMETHEUS_OPTIONS = { side: true, register: true, prefix: true, pool: true, buckets: true } as const satisfies Record<
   keyof PrometheusObserverOptions,
   true
 >;
@@ -49,6 +64,8 @@ interface Source {
 /** The metrics registered once in a registry (per prefix), summing every observer's source. */
 interface MetricSet {
   readonly sources: Source[];
+  /** The latency histogram's buckets, as registered. */
+  readonly buckets: readonly number[];
   readonly callsTotal: object;
   readonly latency: { observe(labels: { side: string; message: string }, seconds: number): void };
   /** Registers the pool gauges (on the first client pool, so a server's registry has none). */
@@ -66,11 +83,18 @@ type PromRegistry = InstanceType<Prom['Registry']>;
 const sets = new WeakMap<object, Map<string, MetricSet>>();
 
 /** The metric set of `register` for `prefix`, registered on first use (again after `register.clear()`). */
-function metricSet(prom: Prom, register: PromRegistry, prefix: string): MetricSet {
+function metricSet(prom: Prom, register: PromRegistry, prefix: string, buckets: readonly number[]): MetricSet {
   let byPrefix = sets.get(register);
   if (byPrefix === undefined) sets.set(register, (byPrefix = new Map()));
   const known = byPrefix.get(prefix);
-  if (known !== undefined && register.getSingleMetric(`${prefix}calls_total`) === known.callsTotal) return known;
+  if (known !== undefined && register.getSingleMetric(`${prefix}calls_total`) === known.callsTotal) {
+    if (!sameBuckets(known.buckets, buckets))
+      invalid(
+        'createPrometheusObserver: options.buckets',
+        `differ from those of the ${prefix}call_duration_seconds already in this registry`,
+      );
+    return known;
+  }
   const registers = [register];
   const sources: Source[] = [];
   /** Sums `read` per label set over every source, keyed by the labels' JSON. */
@@ -107,7 +131,7 @@ function metricSet(prom: Prom, register: PromRegistry, prefix: string): MetricSe
     help: 'Call latency',
     labelNames: ['side', 'message'],
     registers,
-    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    buckets: [...buckets],
   });
   const bySide = (read: (s: Source) => number) => summed((s, add) => add({ side: s.side }, read(s)));
   const gauge = (name: string, help: string, read: (s: Source) => number) =>
@@ -176,9 +200,24 @@ function metricSet(prom: Prom, register: PromRegistry, prefix: string): MetricSe
     poolGauge('in_flight', 'Calls in flight per endpoint', (s) => s.inFlight);
     poolGauge('ejected', '1 while the endpoint is ejected by outlier detection', (s) => (s.ejected ? 1 : 0));
   };
-  const set: MetricSet = { sources, callsTotal, latency, poolGauges };
+  const set: MetricSet = { sources, buckets, callsTotal, latency, poolGauges };
   byPrefix.set(prefix, set);
   return set;
+}
+
+function sameBuckets(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** Checks the `buckets` option: a non-empty array of finite, positive, increasing numbers. */
+function checkBuckets(buckets: unknown): readonly number[] {
+  const at = 'createPrometheusObserver: options.buckets';
+  if (!Array.isArray(buckets) || buckets.length === 0) invalid(at, 'must be a non-empty array of seconds');
+  buckets.forEach((b: unknown, i) => {
+    if (typeof b !== 'number' || !Number.isFinite(b) || b <= 0) invalid(`${at}[${i}]`, 'must be a positive finite number of seconds');
+    if (i > 0 && b <= (buckets[i - 1] as number)) invalid(`${at}[${i}]`, 'must be greater than the bucket before it');
+  });
+  return [...(buckets as number[])];
 }
 
 /**
@@ -191,6 +230,7 @@ function metricSet(prom: Prom, register: PromRegistry, prefix: string): MetricSe
 export async function createPrometheusObserver(options: PrometheusObserverOptions = {}): Promise<PrometheusObserver> {
   if (options === null || typeof options !== 'object') invalid('createPrometheusObserver: options', 'must be an object');
   knownOptions('createPrometheusObserver: options', options, KNOWN_PROMETHEUS_OPTIONS);
+  const buckets = options.buckets === undefined ? DEFAULT_LATENCY_BUCKETS : checkBuckets(options.buckets);
   let prom: Prom;
   try {
     prom = (await import('prom-client')) as Prom;
@@ -201,7 +241,7 @@ export async function createPrometheusObserver(options: PrometheusObserverOption
   }
   const side = options.side ?? 'server';
   const register = (options.register ?? prom.register) as PromRegistry;
-  const metrics = metricSet(prom, register, options.prefix ?? 'avrpc_');
+  const metrics = metricSet(prom, register, options.prefix ?? 'avrpc_', buckets);
   const source: Source = {
     side,
     callCounts: new Map(),

@@ -1,6 +1,7 @@
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import type { Metadata } from '../framing/bodies.js';
+import type { CallInfo } from '../observability/call-info.js';
 import type { PeerCertificateInfo } from '../security/auth.js';
 import { MAX_TIMER_MS } from '../util/validate.js';
 
@@ -38,6 +39,8 @@ export class CallContext {
   private abortReason: RpcError | undefined;
   /** `performance.now()` when the call began; set only when an observer measures durations. */
   startedAt = 0;
+  /** What the observer is told about this call; set only when there is an observer (internal). */
+  info: CallInfo | undefined = undefined;
   /** The call's request id on its connection (internal: for response headers sent early). */
   id = 0;
   /** Where {@link sendHeader} writes; undefined when the client cannot take headers (internal). */
@@ -119,6 +122,11 @@ export class CallContext {
   /** Why the call was cancelled: CANCELLED (client, disconnect) or DEADLINE_EXCEEDED; OK while it runs. */
   get cancelCode(): Code {
     return this.abortReason?.code ?? Code.OK;
+  }
+
+  /** Why the call was cancelled or timed out; undefined while it runs. */
+  get cancelReason(): RpcError | undefined {
+    return this.abortReason;
   }
 
   /** Marks the call cancelled and aborts the signal (if a handler asked for it). */

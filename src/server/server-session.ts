@@ -17,6 +17,9 @@ import { sendReply, sendStreamEnd, withTrailers, type ReplyWriter } from './call
 import { sendError } from './error-reply.js';
 import { HeadAuthorization, denial, type HeadSink } from './head-authorization.js';
 import { OffloadedRequest } from './offload/offload-pool.js';
+import { OffloadReply } from './offload/offload-task.js';
+import { callKind, endCallInfo, newCallInfo } from '../observability/call-info.js';
+import type { RpcObserver } from '../observability/observer.js';
 import {
   EXPIRED,
   OPEN,
@@ -34,7 +37,13 @@ import { ServerStream, type StreamOwner } from './server-stream.js';
 import { StreamTable, routeStreamFrame } from './stream-table.js';
 
 /** What a session writes with: a `FramedSocket` in production, a fake in unit tests. */
-export type SessionWriter = ReplyWriter & Pick<FramedSocket, 'frame' | 'discard' | 'fail' | 'isClosed' | 'queuedBytes' | 'afterWrites'>;
+export type SessionWriter = ReplyWriter &
+  Pick<FramedSocket, 'frame' | 'discard' | 'fail' | 'isClosed' | 'queuedBytes' | 'afterWrites' | 'lastBodyLength'>;
+
+/** `host:port` of a peer, as observers see it. */
+function peerName(peer: PeerInfo): string {
+  return `${peer.address}:${peer.port}`;
+}
 
 /** How close to its deadline a call's CANCEL reads as the client's timeout, for the rapid-reset guard, in ms. */
 const DEADLINE_CANCEL_SLACK_MS = 1000;
@@ -194,10 +203,7 @@ export class ServerSession implements RunningCalls, HeadSink, HeaderSink, Stream
     this.lastId = id;
     if (oneWay) this.oneWays.add(ctx);
     else this.running.set(id, ctx);
-    if (o.observer !== undefined) {
-      ctx.startedAt = performance.now();
-      o.observer.callStarted?.(msg.name);
-    }
+    if (o.observer !== undefined) this.observeStart(o.observer, msg, ctx, oneWay, body.length);
     const authorize = o.authorize;
     const heads = this.heads;
     if (authorize === undefined || heads === undefined) return this.invoke(id, msg, request, ctx, oneWay, stream);
@@ -238,7 +244,8 @@ export class ServerSession implements RunningCalls, HeadSink, HeaderSink, Stream
     this.untrack(id, ctx, oneWay);
     if (stream !== undefined) this.streams.end(stream);
     // Counted under its message: callStarted was reported for it.
-    this.shared.options.observer?.callEnded?.(name, Code.PERMISSION_DENIED, performance.now() - ctx.startedAt);
+    if (this.shared.options.observer !== undefined)
+      this.observeEnd(ctx, name, Code.PERMISSION_DENIED, new RpcError(Code.PERMISSION_DENIED, denial(name).message), 0);
     if (!oneWay) {
       const refusal = denial(name);
       sendError(this.writer, id, { code: refusal.code, message: refusal.message, metadata: undefined, declared: undefined }, Flag.REFUSED);
@@ -266,7 +273,7 @@ export class ServerSession implements RunningCalls, HeadSink, HeaderSink, Stream
       // A call that ran to its deadline completed as far as the rapid-reset guard is concerned: the
       // client's CANCEL for it may arrive just after, for an id no longer running.
       if (ctx.cancelCode === Code.DEADLINE_EXCEEDED) this.completed++;
-      o.observer?.callEnded?.(msg.name, ctx.cancelled ? ctx.cancelCode : Code.CANCELLED, performance.now() - ctx.startedAt);
+      if (o.observer !== undefined) this.observeEnd(ctx, msg.name, ctx.cancelled ? ctx.cancelCode : Code.CANCELLED, ctx.cancelReason, 0);
       return this.settled();
     }
     this.untrack(id, ctx, oneWay);
@@ -295,8 +302,30 @@ export class ServerSession implements RunningCalls, HeadSink, HeaderSink, Stream
       this.shared.cache.admit(this.unadmitted, this.codec);
       this.unadmitted = undefined;
     }
-    o.observer?.callEnded?.(msg.name, code, performance.now() - ctx.startedAt);
+    if (o.observer !== undefined) {
+      const answered =
+        oneWay || this.writer.isClosed ? 0 : outcome instanceof OffloadReply ? outcome.body.length : this.writer.lastBodyLength;
+      this.observeEnd(ctx, msg.name, code, failed ? outcome : undefined, answered);
+    }
     this.settled();
+  }
+
+  /** Tells the observer a call started, with its {@link CallInfo} (kept on `ctx` for its end). */
+  private observeStart(observer: RpcObserver, msg: MessageDef, ctx: CallContext, oneWay: boolean, requestBytes: number): void {
+    ctx.startedAt = performance.now();
+    const peer = this.peer;
+    const kind = callKind(oneWay, msg.stream);
+    const service = this.shared.options.protocol.name;
+    ctx.info = newCallInfo('server', service, msg.name, kind, peerName(peer), ctx.metadata, ctx.deadline, peer.principal, requestBytes);
+    observer.callStarted?.(msg.name, ctx.info);
+  }
+
+  /** Tells the observer a call ended (only called with an observer, so `ctx.info` is set). */
+  private observeEnd(ctx: CallContext, name: string, code: Code, error: unknown, responseBytes: number): void {
+    const info = ctx.info!;
+    info.responseBytes = responseBytes;
+    const ms = performance.now() - ctx.startedAt;
+    this.shared.options.observer?.callEnded?.(name, code, ms, endCallInfo(info, code, ms, error));
   }
 
   /** A stream call was admitted: its state, by id for its DATA, END and CREDIT. */
@@ -386,7 +415,21 @@ export class ServerSession implements RunningCalls, HeadSink, HeaderSink, Stream
 
   /** Answers a request that no handler will see: flagged REFUSED, so a client may send it elsewhere. */
   refuse(id: number, oneWay: boolean, refusal: Refusal): void {
-    this.shared.options.observer?.callEnded?.('(refused)', refusal.code, 0);
+    const observer = this.shared.options.observer;
+    if (observer !== undefined) {
+      const info = newCallInfo(
+        'server',
+        this.shared.options.protocol.name,
+        '(refused)',
+        oneWay ? 'oneWay' : 'unary',
+        peerName(this.peer),
+        undefined,
+        Infinity,
+        this.peer.principal,
+        0,
+      );
+      observer.callEnded?.('(refused)', refusal.code, 0, endCallInfo(info, refusal.code, 0, new RpcError(refusal.code, refusal.message)));
+    }
     this.forget(id);
     if (!oneWay)
       sendError(this.writer, id, { code: refusal.code, message: refusal.message, metadata: undefined, declared: undefined }, Flag.REFUSED);

@@ -11,7 +11,7 @@ import { RpcError } from '../errors/rpc-error.js';
 import { writeCredit } from '../framing/bodies.js';
 import type { BodyWriter } from '../framing/frame-encoder.js';
 import { FrameType } from '../framing/frame.js';
-import type { RpcObserver } from '../observability/observer.js';
+import { observeElement, type RpcObserver } from '../observability/observer.js';
 import type { CallContext } from './call-context.js';
 import { sendHeaders, type ReplyWriter } from './call-reply.js';
 import type { Handler } from './server-options.js';
@@ -159,7 +159,7 @@ export class ServerStream {
     }
     this.sizes.push(body.length);
     this.account?.charge(body.length);
-    this.observer?.streamElement?.(this.msg.name, 'received');
+    if (this.observer !== undefined) observeElement(this.observer, this.msg.name, 'received', this.ctx.info);
     requests.push(value, body.length);
   }
 
@@ -247,7 +247,7 @@ export class ServerStream {
       throw new RpcError(Code.INTERNAL, `handler of ${this.msg.name} yielded an invalid response: ${why}`, { cause: err });
     }
     this.activity++;
-    this.observer?.streamElement?.(this.msg.name, 'sent');
+    if (this.observer !== undefined) observeElement(this.observer, this.msg.name, 'sent', this.ctx.info);
     if (w.queuedBytes <= this.owner.pauseAboveBytes) return true;
     w.afterWrites(() => this.pump?.resume());
     return false;

@@ -2,6 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry, register as defaultRegister } from 'prom-client';
+import { newCallInfo } from '../../src/observability/call-info.js';
 import { Code, RpcError, createClient, createPrometheusObserver, createServer, parseProtocol } from '../../src/index.js';
 
 const test = suite('Prometheus metrics: exact values after real calls');
@@ -326,7 +327,7 @@ test('two observers of one side on one registry add up; a cleared registry gets 
     assert.is(await sample(register, 'avrpc_connections', { side: 'server' }), 2);
     register.clear();
     const again = await createPrometheusObserver({ side: 'server', register });
-    again.callEnded!('greet', Code.OK, 1);
+    again.callEnded!('greet', Code.OK, 1, newCallInfo('server', 'Shop', 'greet', 'unary', '', undefined, Infinity, undefined, 0));
     assert.is(await sample(register, 'avrpc_calls_total', { side: 'server', message: 'greet', code: 'OK' }), 1);
   } finally {
     for (const c of clients) await c.close();

@@ -32,6 +32,10 @@ export class FakeWriter {
   isClosed = false;
   /** What `queuedBytes` reports: set it to hold a stream's producer. */
   queuedBytes = 0;
+  /** Body length of the last frame written (what observers report as a response's size). */
+  get lastBodyLength(): number {
+    return this.frames.at(-1)?.body.length ?? 0;
+  }
   /** Callbacks waiting for `afterWrites`; `written()` runs them. */
   readonly waitingWrites: Array<() => void> = [];
   support: ExtensionSupport = { maxPartialMessages: 0, windowBytes: 0, compression: false, streamWindow: 0 };
