@@ -19,6 +19,9 @@ import type { ServerTlsOptions } from '../security/tls.js';
 import { createServer, type ListenOptions } from '../server/server.js';
 import type { Handler, ServerOptions } from '../server/server-options.js';
 import { LONGS_MODES, type LongsMode } from '../codec/longs.js';
+import type { LogLevel } from '../observability/log-policy.js';
+import type { Logger } from '../observability/observer.js';
+import { LOG_FORMATS, LOG_LEVELS, createCliLogger, type LogFormat } from './log.js';
 import { TOKEN_ENV, duration, positiveInt, reportFailure, resolveToken } from './options.js';
 
 interface ServeFlags {
@@ -37,6 +40,8 @@ interface ServeFlags {
   token?: string;
   tokenFile?: string;
   grace: number;
+  logLevel: LogLevel;
+  logFormat: LogFormat;
 }
 
 /** The `serve` command. */
@@ -67,6 +72,8 @@ export function serveCommand(): Command {
     )
     .option('--token-file <path>', 'read the token required from this file (a trailing newline is ignored)')
     .option('--grace <duration>', 'time running calls get to finish on SIGTERM/SIGINT', duration, 5000)
+    .addOption(new Option('--log-level <level>', 'least severe log entries written (to stderr)').choices(LOG_LEVELS).default('info'))
+    .addOption(new Option('--log-format <format>', 'text, or json: one pino-style object per line').choices(LOG_FORMATS).default('text'))
     .action(async (protocolFile: string, handlersFile: string, flags: ServeFlags) => {
       await serve(protocolFile, handlersFile, flags).catch(reportFailure);
     });
@@ -75,18 +82,19 @@ export function serveCommand(): Command {
 async function serve(protocolFile: string, handlersFile: string, flags: ServeFlags): Promise<void> {
   // First: a token source that is wrong should fail before anything loads or listens.
   const token = resolveToken(flags);
+  const logger = createCliLogger({ level: flags.logLevel, format: flags.logFormat });
   const protocol = await loadProtocol(protocolFile, { longs: flags.longs });
-  const handlers = await loadHandlers(handlersFile, protocol);
+  const handlers = await loadHandlers(handlersFile, protocol, logger);
   let observer: PrometheusObserver | undefined;
   let metrics: HttpServer | undefined;
   if (flags.metricsPort !== undefined) {
-    const prom = await import('prom-client').catch(() => undefined);
-    observer = await createPrometheusObserver({ side: 'server', ...(prom === undefined ? {} : { register: new prom.Registry() }) });
+    observer = await metricsObserver();
     metrics = await serveMetrics(observer, flags.metricsPort);
   }
   const options: ServerOptions = {
     protocol,
     handlers,
+    logger,
     ...(observer === undefined ? {} : { observer }),
     ...(serverTls(flags) ?? {}),
     ...(token === undefined ? {} : { authenticate: checkToken(token) }),
@@ -106,14 +114,23 @@ async function serve(protocolFile: string, handlersFile: string, flags: ServeFla
   }
   const bound = await server.listen(listen);
   process.stdout.write(`listening ${bound.host}:${bound.port}\n`);
-  const stop = (): void => {
+  logStartup(logger, protocol, `${bound.host}:${bound.port}`, flags, metrics);
+  const stop = (signal: NodeJS.Signals): void => {
     process.off('SIGTERM', stop);
     process.off('SIGINT', stop);
+    const draining = performance.now();
+    logger.info({ signal, graceMs: flags.grace }, 'draining: no new calls, running calls get the grace period');
     void server
       .close({ graceMs: flags.grace })
       .then(() => registry?.close())
       .then(() => new Promise<void>((done) => (metrics === undefined ? done() : metrics.close(() => done()))))
-      .catch(reportFailure)
+      .then(
+        () => logger.info({ durationMs: Math.round(performance.now() - draining) }, 'closed'),
+        (err: unknown) => {
+          logger.error({ err }, 'close failed');
+          reportFailure(err);
+        },
+      )
       .finally(() => process.stdout.write('closed\n'));
   };
   process.on('SIGTERM', stop);
@@ -121,7 +138,7 @@ async function serve(protocolFile: string, handlersFile: string, flags: ServeFla
 }
 
 /** The handlers of a module: its default export (an object, or a function of the protocol returning one), else its named function exports. */
-async function loadHandlers(file: string, protocol: Protocol): Promise<Record<string, Handler>> {
+async function loadHandlers(file: string, protocol: Protocol, logger: Logger): Promise<Record<string, Handler>> {
   const mod = (await import(pathToFileURL(resolve(file)).href)) as Record<string, unknown>;
   let found: unknown = mod.default ?? mod;
   if (typeof found === 'function') found = await (found as (p: Protocol) => unknown)(protocol);
@@ -129,8 +146,34 @@ async function loadHandlers(file: string, protocol: Protocol): Promise<Record<st
   const handlers: Record<string, Handler> = {};
   for (const [name, fn] of Object.entries(found)) if (typeof fn === 'function') handlers[name] = fn as Handler;
   const missing = protocol.messages.filter((m) => handlers[m.name] === undefined).map((m) => m.name);
-  if (missing.length > 0) process.stderr.write(`warning: no handler for ${missing.join(', ')} (calls answer UNIMPLEMENTED)\n`);
+  if (missing.length > 0) logger.warn({ messages: missing }, `no handler for ${missing.join(', ')}: calls answer UNIMPLEMENTED`);
   return handlers;
+}
+
+/** The Prometheus observer, on a registry of its own that also has prom-client's process metrics. */
+async function metricsObserver(): Promise<PrometheusObserver> {
+  const prom = await import('prom-client').catch(() => undefined);
+  // Without prom-client, createPrometheusObserver says what to install.
+  if (prom === undefined) return createPrometheusObserver({ side: 'server' });
+  const register = new prom.Registry();
+  prom.collectDefaultMetrics({ register });
+  return createPrometheusObserver({ side: 'server', register });
+}
+
+/** The startup entry: where, what, and how. */
+function logStartup(logger: Logger, protocol: Protocol, address: string, flags: ServeFlags, metrics: HttpServer | undefined): void {
+  const port = (metrics?.address() as { port: number } | null | undefined)?.port;
+  logger.info(
+    {
+      address,
+      protocol: protocol.name,
+      messages: protocol.messages.length,
+      tls: flags.tlsCert !== undefined,
+      ...(port === undefined ? {} : { metrics: `http://127.0.0.1:${port}/metrics` }),
+      ...(flags.registry === 'etcd' ? { service: flags.service, version: flags.serviceVersion } : {}),
+    },
+    'listening',
+  );
 }
 
 /** `/metrics` over node:http on loopback; prints where. */

@@ -33,7 +33,10 @@ export function closeLog(side: 'server' | 'client', error: RpcError, wasReady: b
   return { level: 'warn', msg: `connection closed: ${codeName(code)}` };
 }
 
-/** Logs a closed connection by {@link closeLog}; `where` names the peer (server) or endpoint (client). */
+/**
+ * Logs a closed connection by {@link closeLog}; `where` names the peer (server) or endpoint (client).
+ * An orderly close (`debug`) carries only its `reason`, as text; any other its code and error (`err`).
+ */
 export function logClose(
   logger: Logger,
   side: 'server' | 'client',
@@ -43,5 +46,7 @@ export function logClose(
   where: object,
 ): void {
   const { level, msg } = closeLog(side, error, wasReady, draining);
-  logger[level]({ ...where, code: codeName(error.code), err: error }, msg);
+  // An orderly close is routine: its reason in words, not an error with a stack.
+  if (level === 'debug') logger.debug({ ...where, reason: error.message }, msg);
+  else logger[level]({ ...where, code: codeName(error.code), err: error }, msg);
 }
