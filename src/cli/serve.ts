@@ -113,8 +113,6 @@ async function serve(protocolFile: string, handlersFile: string, flags: ServeFla
     };
   }
   const bound = await server.listen(listen);
-  process.stdout.write(`listening ${bound.host}:${bound.port}\n`);
-  logStartup(logger, protocol, `${bound.host}:${bound.port}`, flags, metrics);
   const stop = (signal: NodeJS.Signals): void => {
     process.off('SIGTERM', stop);
     process.off('SIGINT', stop);
@@ -135,6 +133,9 @@ async function serve(protocolFile: string, handlersFile: string, flags: ServeFla
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // Only now: a SIGTERM sent as soon as this line is read must find its handler installed.
+  process.stdout.write(`listening ${bound.host}:${bound.port}\n`);
+  logStartup(logger, protocol, `${bound.host}:${bound.port}`, flags, metrics);
 }
 
 /** The handlers of a module: its default export (an object, or a function of the protocol returning one), else its named function exports. */

@@ -1,6 +1,7 @@
 import { Code, codeName } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { invalid, knownOptions } from '../util/validate.js';
+import { addLatency, latencyMetric, latencyRecord, observeLatency, type LatencyRecord } from './latency-histogram.js';
 import type { PoolStat, RpcObserver } from './observer.js';
 
 /** Options of {@link createPrometheusObserver}. */
@@ -53,6 +54,8 @@ interface Source {
   readonly side: string;
   /** Calls per message, per code (index = code). */
   readonly callCounts: Map<string, number[]>;
+  /** Latency per message (the histogram's counts). */
+  readonly latency: Map<string, LatencyRecord>;
   /** Stream elements per message: [sent, received]. */
   readonly elementCounts: Map<string, [number, number]>;
   /** Unlabelled figures as plain numbers: a per-call `inc(labels)` would hash the labels, on the hot path. */
@@ -67,7 +70,6 @@ interface MetricSet {
   /** The latency histogram's buckets, as registered. */
   readonly buckets: readonly number[];
   readonly callsTotal: object;
-  readonly latency: { observe(labels: { side: string; message: string }, seconds: number): void };
   /** Registers the pool gauges (on the first client pool, so a server's registry has none). */
   poolGauges(): void;
 }
@@ -126,13 +128,28 @@ function metricSet(prom: Prom, register: PromRegistry, prefix: string, buckets: 
       for (const [labels, n] of all) this.inc(labels, n);
     },
   });
-  const latency = new prom.Histogram({
-    name: `${prefix}call_duration_seconds`,
-    help: 'Call latency',
-    labelNames: ['side', 'message'],
-    registers,
-    buckets: [...buckets],
-  });
+  // Counted per call into plain arrays; prom-client's Histogram.observe would cost 1 us or more a call.
+  register.registerMetric(
+    latencyMetric(
+      `${prefix}call_duration_seconds`,
+      'Call latency',
+      buckets,
+      () => {
+        const totals = new Map<string, [Record<string, string>, LatencyRecord]>();
+        for (const source of sources)
+          for (const [message, record] of source.latency) {
+            const key = `${source.side}\n${message}`;
+            let t = totals.get(key);
+            if (t === undefined) totals.set(key, (t = [{ side: source.side, message }, latencyRecord(buckets)]));
+            addLatency(t[1], record);
+          }
+        return totals.values();
+      },
+      () => {
+        for (const source of sources) source.latency.clear();
+      },
+    ) as Parameters<PromRegistry['registerMetric']>[0],
+  );
   const bySide = (read: (s: Source) => number) => summed((s, add) => add({ side: s.side }, read(s)));
   const gauge = (name: string, help: string, read: (s: Source) => number) =>
     new prom.Gauge({
@@ -200,7 +217,7 @@ function metricSet(prom: Prom, register: PromRegistry, prefix: string, buckets: 
     poolGauge('in_flight', 'Calls in flight per endpoint', (s) => s.inFlight);
     poolGauge('ejected', '1 while the endpoint is ejected by outlier detection', (s) => (s.ejected ? 1 : 0));
   };
-  const set: MetricSet = { sources, buckets, callsTotal, latency, poolGauges };
+  const set: MetricSet = { sources, buckets, callsTotal, poolGauges };
   byPrefix.set(prefix, set);
   return set;
 }
@@ -245,13 +262,13 @@ export async function createPrometheusObserver(options: PrometheusObserverOption
   const source: Source = {
     side,
     callCounts: new Map(),
+    latency: new Map(),
     elementCounts: new Map(),
     now: { inFlight: 0, bytesIn: 0, bytesOut: 0, connections: 0 },
     pools: new Set(),
   };
   metrics.sources.push(source);
-  const { callCounts, elementCounts, now, pools } = source;
-  const latency = metrics.latency;
+  const { callCounts, elementCounts, now, pools, latency } = source;
   if (options.pool !== undefined) {
     const pool = options.pool;
     pools.add(() => pool.stats());
@@ -282,7 +299,9 @@ export async function createPrometheusObserver(options: PrometheusObserverOption
       let byCode = callCounts.get(message);
       if (byCode === undefined) callCounts.set(message, (byCode = new Array<number>(17).fill(0)));
       byCode[code] = (byCode[code] ?? 0) + 1;
-      latency.observe({ side, message }, durationMs / 1000);
+      let record = latency.get(message);
+      if (record === undefined) latency.set(message, (record = latencyRecord(buckets)));
+      observeLatency(buckets, record, durationMs / 1000);
     },
     streamElement(message, direction) {
       let counts = elementCounts.get(message);
