@@ -22,8 +22,8 @@ function entries(stderr: string): string[] {
 test('text (default, info): startup, a handler failure with its stack and cause, drain; nothing for calls that went well', async () => {
   const server = await serveProcess(fx.protocol, fx.handlers);
   try {
-    await server.logged(/ INFO  listening /);
-    assert.match(server.stderr(), /WARN  no handler for missing: calls answer UNIMPLEMENTED/);
+    await server.logged(/ INFO {2}listening /);
+    assert.match(server.stderr(), /WARN {2}no handler for missing: calls answer UNIMPLEMENTED/);
     const start = entries(server.stderr()).find((l) => l.includes(' listening '))!;
     assert.match(
       start,
@@ -46,8 +46,8 @@ test('text (default, info): startup, a handler failure with its stack and cause,
 
     assert.is(await server.stop(), 0);
     const end = entries(server.stderr()).slice(-2);
-    assert.match(end[0]!, /INFO  draining: no new calls, running calls get the grace period signal=SIGTERM graceMs=5000$/);
-    assert.match(end[1]!, /INFO  closed durationMs=\d+$/);
+    assert.match(end[0]!, /INFO {2}draining: no new calls, running calls get the grace period signal=SIGTERM graceMs=5000$/);
+    assert.match(end[1]!, /INFO {2}closed durationMs=\d+$/);
     // A normal close is no error: no UNAVAILABLE anywhere.
     assert.not.match(server.stderr(), /UNAVAILABLE/);
     assert.match(server.stdout(), /^listening \S+\nclosed\n$/);

@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Registry } from 'prom-client';
+import { AggregatorRegistry, Registry } from 'prom-client';
 import {
   Code,
   DEFAULT_LATENCY_BUCKETS,
@@ -81,6 +81,42 @@ test('buckets option: exactly those bounds (seconds), per observer registry', as
     assert.match((clash as RpcError).message, /buckets/);
   } finally {
     await client.close();
+    await server.close({ graceMs: 100 });
+  }
+});
+
+test('the histogram reads as prom-client histograms do: JSON samples, and summed by an AggregatorRegistry', async () => {
+  const registers = [new Registry(), new Registry()];
+  const server = createServer({ protocol, handlers: { hello: () => 'hi' } });
+  const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
+  const clients = await Promise.all(
+    registers.map(async (register) =>
+      createClient({ protocol, endpoints: [`127.0.0.1:${port}`], observer: await createPrometheusObserver({ side: 'client', register }) }),
+    ),
+  );
+  try {
+    for (let i = 0; i < 2; i++) await clients[0]!.call('hello', { name: 'a' });
+    for (let i = 0; i < 3; i++) await clients[1]!.call('hello', { name: 'a' });
+    // What node:cluster workers send their primary: getMetricsAsJSON of each.
+    const perWorker = await Promise.all(registers.map((r) => r.getMetricsAsJSON()));
+    const merged = AggregatorRegistry.aggregate(perWorker as Parameters<typeof AggregatorRegistry.aggregate>[0]);
+    const text = await merged.metrics();
+    assert.match(text, /^# TYPE avrpc_call_duration_seconds histogram$/m);
+    assert.match(text, /^avrpc_call_duration_seconds_count\{side="client",message="hello"\} 5$/m);
+    assert.match(text, /^avrpc_call_duration_seconds_bucket\{le="\+Inf",side="client",message="hello"\} 5$/m);
+    const sums = perWorker.map((m) => {
+      const h = m.find((x) => x.name === 'avrpc_call_duration_seconds')!;
+      return (h.values as Array<{ metricName?: string; value: number }>).find((v) => v.metricName === 'avrpc_call_duration_seconds_sum')!
+        .value;
+    });
+    assert.ok(sums.every((x) => x > 0));
+    const sum = Number(/^avrpc_call_duration_seconds_sum\{side="client",message="hello"\} (\S+)$/m.exec(text)![1]);
+    assert.ok(Math.abs(sum - (sums[0]! + sums[1]!)) < 1e-9, `${sum} vs ${sums[0]} + ${sums[1]}`);
+    // resetMetrics empties it, as it empties prom-client's own.
+    registers[0]!.resetMetrics();
+    assert.not.match(await registers[0]!.metrics(), /avrpc_call_duration_seconds_count/);
+  } finally {
+    for (const c of clients) await c.close();
     await server.close({ graceMs: 100 });
   }
 });
