@@ -103,6 +103,7 @@ export class StreamFrames implements StreamWire {
     // Requests still queued for a server that stopped reading are dropped (SPEC.md section 13).
     this.framed.discard(id);
     stream.gotTrailers(trailers);
+    if (call.info !== undefined) call.info.responseBytes = body.length;
     call.resolve(undefined);
   }
 

@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { AVRPC } from '../helpers/cli.js';
 import { repoPath } from '../helpers/repo.js';
 
-/** A protocol and handlers module written to a temp dir: one message answers, one throws with a cause, one has no handler. */
+/** A protocol and handlers module written to a temp dir: one message answers, one throws with a cause, one never answers, one has no handler. */
 export interface LogFixture {
   readonly protocol: string;
   readonly handlers: string;
@@ -25,6 +25,7 @@ protocol Log {
   string echo(string s);
   string crash(string s);
   string refuse(string s);
+  string hang();
   string missing();
 }
 `,
@@ -36,6 +37,7 @@ export default {
   echo: ({ s }) => s,
   crash: ({ s }) => { throw new Error('crashed on ' + s, { cause: new TypeError('root cause') }); },
   refuse: () => { throw new RpcError(Code.NOT_FOUND, 'no such thing'); },
+  hang: (_req, ctx) => new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason))),
 };
 `,
   );

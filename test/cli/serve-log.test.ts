@@ -27,7 +27,7 @@ test('text (default, info): startup, a handler failure with its stack and cause,
     const start = entries(server.stderr()).find((l) => l.includes(' listening '))!;
     assert.match(
       start,
-      new RegExp(`listening address=${server.address.replace(/\./g, '\\.')} protocol=obs\\.log\\.Log messages=4 tls=false$`),
+      new RegExp(`listening address=${server.address.replace(/\./g, '\\.')} protocol=obs\\.log\\.Log messages=5 tls=false$`),
     );
     const before = entries(server.stderr()).length;
 
@@ -110,6 +110,31 @@ test('json at debug: one pino-style object per line; closes carry their reason, 
       ],
     );
     assert.is(logs.at(-2)!.signal, 'SIGTERM');
+  } finally {
+    await server.stop();
+  }
+});
+
+test('a drain that cuts a running call short logs no error and no stack, only its reasons at debug', async () => {
+  const server = await serveProcess(fx.protocol, fx.handlers, '--log-level', 'debug', '--grace', '100ms', '--metrics-port', '0');
+  try {
+    const call = avrpc('call', server.address, 'hang', '{}', '--timeout', '20s');
+    // Running on the server: then drain.
+    for (let i = 0; i < 1000; i++) {
+      const text = await (await fetch(server.metricsUrl!)).text();
+      if (/^avrpc_calls_in_flight\{side="server"\} 1$/m.test(text)) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.is(await server.stop(), 0);
+    const r = await call;
+    assert.is.not(r.status, 0, 'the call was cut short');
+    const lines = entries(server.stderr());
+    assert.ok(
+      lines.some((l) => / DEBUG connection closed peer=127\.0\.0\.1:\d+ reason=/.test(l)),
+      server.stderr(),
+    );
+    assert.not.match(server.stderr(), /UNAVAILABLE|ERROR|\n {4}/, 'no error, no stack');
+    assert.match(lines.at(-1)!, /INFO {2}closed durationMs=\d+$/);
   } finally {
     await server.stop();
   }

@@ -193,6 +193,9 @@ test('one-way and stream calls: their kind, and a stream counts its elements on 
       assert.is(i.responseElements, 5, `${i.side} responseElements`);
       assert.is(i.requestElements, 0);
       assert.ok(i.requestBytes > 0);
+      // The END: sizes agree across the sides.
+      assert.is(i.responseBytes, byMessage(server.seen, 'count').responseBytes);
+      assert.is(i.requestBytes, byMessage(server.seen, 'count').requestBytes);
       // streamElement got the call's own info, its count already including the element.
       const elements = seen.elements.filter((x) => x.info === i);
       assert.is(elements.length, 5);
