@@ -22,7 +22,7 @@ import { LONGS_MODES, type LongsMode } from '../codec/longs.js';
 import type { LogLevel } from '../observability/log-policy.js';
 import type { Logger } from '../observability/observer.js';
 import { LOG_FORMATS, LOG_LEVELS, createCliLogger, type LogFormat } from './log.js';
-import { TOKEN_ENV, duration, positiveInt, reportFailure, resolveToken } from './options.js';
+import { TOKEN_ENV, duration, exitStatusFor, positiveInt, reportFailure, resolveToken } from './options.js';
 
 interface ServeFlags {
   host: string;
@@ -75,7 +75,7 @@ export function serveCommand(): Command {
     .addOption(new Option('--log-level <level>', 'least severe log entries written (to stderr)').choices(LOG_LEVELS).default('info'))
     .addOption(new Option('--log-format <format>', 'text, or json: one pino-style object per line').choices(LOG_FORMATS).default('text'))
     .action(async (protocolFile: string, handlersFile: string, flags: ServeFlags) => {
-      await serve(protocolFile, handlersFile, flags).catch(reportFailure);
+      await serve(protocolFile, handlersFile, flags).catch((err: unknown) => serveFailed(err, flags));
     });
 }
 
@@ -136,6 +136,17 @@ async function serve(protocolFile: string, handlersFile: string, flags: ServeFla
   // Only now: a SIGTERM sent as soon as this line is read must find its handler installed.
   process.stdout.write(`listening ${bound.host}:${bound.port}\n`);
   logStartup(logger, protocol, `${bound.host}:${bound.port}`, flags, metrics);
+}
+
+/**
+ * A serve that could not start: `CODE: message` on stderr as every command prints it, or with
+ * `--log-format json` as one JSON entry (so a log pipeline reads every line), with the same exit status.
+ */
+function serveFailed(err: unknown, flags: ServeFlags): void {
+  if (flags.logFormat !== 'json') return reportFailure(err);
+  const e = RpcError.from(err, Code.UNKNOWN);
+  createCliLogger({ level: 'error', format: 'json' }).error({ err: e }, `${e.codeName}: ${e.message}`);
+  process.exitCode = exitStatusFor(e.code);
 }
 
 /** The handlers of a module: its default export (an object, or a function of the protocol returning one), else its named function exports. */

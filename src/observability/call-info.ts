@@ -6,8 +6,8 @@ export type CallInfoKind = 'unary' | 'oneWay' | 'server' | 'client' | 'bidi';
 /**
  * One call as an observer sees it: the last argument of `callStarted` and `callEnded`. The same object
  * goes to both hooks of one call (the end fields filled in before `callEnded`), so an observer can keep
- * per-call state in a `WeakMap` keyed by it. Built only when an observer is set. Treat it as read-only;
- * it must not be kept and changed: avrpc writes the end fields into it.
+ * per-call state in a `WeakMap` keyed by it. Built only when an observer is set. Read it, do not write
+ * it: avrpc fills its sizes, peer and end fields as the call goes (read them at `callEnded`).
  */
 export interface CallInfo {
   /** Who observes: the server answering or the client calling. */

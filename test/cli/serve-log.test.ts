@@ -162,6 +162,16 @@ test('--log-level error hides the missing-handler warning; an unknown level or f
   } finally {
     await server.stop();
   }
+  // A serve that cannot start: the usual exit status; with json, its failure as a JSON entry.
+  const missing = await avrpc('serve', `${fx.protocol}.nope`, fx.handlers, '--log-format', 'json');
+  const plain = await avrpc('serve', `${fx.protocol}.nope`, fx.handlers);
+  assert.ok(plain.status !== null && plain.status >= 64, plain.stderr);
+  assert.is(missing.status, plain.status);
+  assert.match(plain.stderr, /^[A-Z_]+: .*nope/);
+  const entry = JSON.parse(missing.stderr) as { level: number; msg: string; err: { code: string } };
+  assert.is(entry.level, 50);
+  assert.is(entry.msg, plain.stderr.trim());
+  assert.match(entry.msg, new RegExp(`^${entry.err.code}: `));
   const level = await avrpc('serve', fx.protocol, fx.handlers, '--log-level', 'verbose');
   assert.is.not(level.status, 0);
   assert.match(level.stderr, /debug, info, warn, error/);
