@@ -232,4 +232,28 @@ test('a request refused before any handler runs ends as (refused), with the peer
   }
 });
 
+test('observers written for the shorter hooks (message; message, code, ms) still work', async () => {
+  const seen: string[] = [];
+  // Typed as such observers were written: assignable to RpcObserver as they are.
+  const old: RpcObserver = {
+    callStarted(message: string) {
+      seen.push(`start ${message}`);
+    },
+    callEnded(message: string, code: Code, durationMs: number) {
+      seen.push(`end ${message} ${code} ${durationMs > 0}`);
+    },
+  };
+  const s = createServer({ protocol, handlers: { echo: ({ s: text }: { s: string }) => text }, observer: old });
+  const { port } = await s.listen({ host: '127.0.0.1', port: 0 });
+  const c = createClient({ protocol, endpoints: [`127.0.0.1:${port}`], observer: old });
+  try {
+    assert.is(await c.call('echo', { s: 'a' }), 'a');
+    for (let i = 0; i < 500 && seen.length < 4; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(seen.sort(), ['end echo 0 true', 'end echo 0 true', 'start echo', 'start echo']);
+  } finally {
+    await c.close();
+    await s.close({ graceMs: 100 });
+  }
+});
+
 test.run();
