@@ -10,6 +10,7 @@ export { Code, codeName } from './errors/code.js';
 export { CallContext } from './server/call-context.js';
 export { balancers, leastConnections, roundRobin, weighted, powerOfTwoChoices } from './client/balancer.js';
 export { createPrometheusObserver, DEFAULT_LATENCY_BUCKETS } from './observability/prometheus.js';
+export { combineObservers } from './observability/observer.js';
 export { createHmacAuth } from './security/hmac-token.js';
 export { aclAuthorizer } from './security/auth.js';
 export { createStaticRegistry, createEtcdRegistry, createDnsRegistry, versionSatisfies } from './discovery/index.js';

@@ -5,9 +5,10 @@
  * so pino-pretty and log shippers read it; `text` is for people.
  */
 import { hostname } from 'node:os';
+import { Code, codeName } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import type { LogLevel } from '../observability/log-policy.js';
-import type { Logger } from '../observability/observer.js';
+import type { Logger, RpcObserver } from '../observability/observer.js';
 
 /** The `--log-level` choices, least severe first. */
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const satisfies readonly LogLevel[];
@@ -141,4 +142,26 @@ function quoted(s: string): string {
 function peerOf(v: unknown): unknown {
   if (v !== null && typeof v === 'object' && 'address' in v && 'port' in v) return `${String(v.address)}:${String(v.port)}`;
   return v;
+}
+
+/**
+ * A call log at `debug` (`--log-level debug`): one entry per call that ended, with its code, duration,
+ * peer and sizes, and a failure's reason in words (a handler's crash is logged at `error` already).
+ */
+export function callLogObserver(logger: Logger): RpcObserver {
+  return {
+    callEnded(message, code, durationMs, info) {
+      const entry: Record<string, unknown> = {
+        message,
+        code: codeName(code),
+        durationMs: Math.round(durationMs * 1000) / 1000,
+        peer: info.peer,
+        requestBytes: info.requestBytes,
+        responseBytes: info.responseBytes,
+      };
+      if (info.kind !== 'unary') entry.kind = info.kind;
+      if (code !== Code.OK && info.error !== undefined) entry.reason = errorSummary(info.error);
+      logger.debug(entry, 'call');
+    },
+  };
 }

@@ -20,8 +20,8 @@ import { createServer, type ListenOptions } from '../server/server.js';
 import type { Handler, ServerOptions } from '../server/server-options.js';
 import { LONGS_MODES, type LongsMode } from '../codec/longs.js';
 import type { LogLevel } from '../observability/log-policy.js';
-import type { Logger } from '../observability/observer.js';
-import { LOG_FORMATS, LOG_LEVELS, createCliLogger, type LogFormat } from './log.js';
+import { combineObservers, type Logger, type RpcObserver } from '../observability/observer.js';
+import { LOG_FORMATS, LOG_LEVELS, callLogObserver, createCliLogger, type LogFormat } from './log.js';
 import { TOKEN_ENV, duration, exitStatusFor, positiveInt, reportFailure, resolveToken } from './options.js';
 
 interface ServeFlags {
@@ -95,7 +95,7 @@ async function serve(protocolFile: string, handlersFile: string, flags: ServeFla
     protocol,
     handlers,
     logger,
-    ...(observer === undefined ? {} : { observer }),
+    ...serveObserver(observer, flags.logLevel === 'debug' ? callLogObserver(logger) : undefined),
     ...(serverTls(flags) ?? {}),
     ...(token === undefined ? {} : { authenticate: checkToken(token) }),
   };
@@ -170,6 +170,12 @@ async function metricsObserver(): Promise<PrometheusObserver> {
   const register = new prom.Registry();
   prom.collectDefaultMetrics({ register });
   return createPrometheusObserver({ side: 'server', register });
+}
+
+/** The server's `observer` option: metrics, the call log (at debug), both or none. */
+function serveObserver(metrics: RpcObserver | undefined, calls: RpcObserver | undefined): { observer?: RpcObserver } {
+  const all = [metrics, calls].filter((o): o is RpcObserver => o !== undefined);
+  return all.length === 0 ? {} : { observer: combineObservers(...all) };
 }
 
 /** The startup entry: where, what, and how. */

@@ -156,3 +156,28 @@ export function observeElement(observer: RpcObserver, message: string, direction
   }
   observer.streamElement?.(message, direction, info!);
 }
+
+/**
+ * One observer calling each of `observers` in turn (say Prometheus and a call log), with only the hooks
+ * some of them have, so absent hooks still cost nothing. `poolAttached` returns a detach of them all.
+ */
+export function combineObservers(...observers: RpcObserver[]): RpcObserver {
+  if (observers.length === 1) return observers[0]!;
+  const combined: Record<string, unknown> = {};
+  for (const name of HOOKS) {
+    const hooks = observers.filter((o) => typeof o[name] === 'function');
+    if (hooks.length === 0) continue;
+    combined[name] =
+      name === 'poolAttached'
+        ? (stats: () => readonly PoolStat[]) => {
+            const detaches = hooks.map((o) => o.poolAttached!(stats));
+            return () => {
+              for (const d of detaches) if (typeof d === 'function') d();
+            };
+          }
+        : (...args: unknown[]) => {
+            for (const o of hooks) (o[name] as (...a: unknown[]) => void).apply(o, args);
+          };
+  }
+  return combined as RpcObserver;
+}

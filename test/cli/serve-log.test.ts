@@ -94,6 +94,21 @@ test('json at debug: one pino-style object per line; closes carry their reason, 
     assert.is(err.cause.type, 'TypeError');
     assert.is(err.cause.message, 'root cause');
 
+    // The call log of debug: one entry per call, from its CallInfo.
+    const calls = by('call');
+    assert.equal(
+      calls.map((c) => [c.level, c.message, c.code]),
+      [
+        [20, 'echo', 'OK'],
+        [20, 'crash', 'INTERNAL'],
+      ],
+    );
+    for (const c of calls) {
+      assert.match(c.peer as string, /^127\.0\.0\.1:\d+$/);
+      assert.ok((c.requestBytes as number) > 0 && (c.responseBytes as number) > 0, JSON.stringify(c));
+      assert.type(c.durationMs, 'number');
+    }
+    assert.is(calls[1]!.reason, 'Error: crashed on y');
     const closes = by('connection closed');
     assert.ok(closes.length >= 2, `a close per CLI call: ${closes.length}`);
     for (const c of closes) {

@@ -1,6 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Code, RpcError, createClient, createServer, parseProtocol, type CallInfo, type RpcObserver } from '../../src/index.js';
+import { combineObservers } from '../../src/observability/observer.js';
 
 /** The `info` argument of the observer hooks, on both sides of real loopback calls. */
 const test = suite('observer hooks receive the call context (CallInfo)');
@@ -254,6 +255,37 @@ test('observers written for the shorter hooks (message; message, code, ms) still
     await c.close();
     await s.close({ graceMs: 100 });
   }
+});
+
+test('combineObservers: each observer sees every hook it has, with the same CallInfo', async () => {
+  const a = recorder();
+  const b = recorder();
+  const onlyEnd: CallInfo[] = [];
+  const s = createServer({ protocol, handlers: { echo: ({ s: text }: { s: string }) => text } });
+  const { port } = await s.listen({ host: '127.0.0.1', port: 0 });
+  let attached = 0;
+  let detached = 0;
+  const pools: RpcObserver = {
+    poolAttached: () => {
+      attached++;
+      return () => void detached++;
+    },
+  };
+  const observer = combineObservers(a.observer, b.observer, { callEnded: (_m, _c, _ms, info) => void onlyEnd.push(info) }, pools, pools);
+  assert.is(observer.connectionOpened, undefined, 'a hook none has stays absent');
+  const c = createClient({ protocol, endpoints: [`127.0.0.1:${port}`], observer });
+  try {
+    assert.is(await c.call('echo', { s: 'a' }), 'a');
+    assert.is(a.seen.ended.length, 1);
+    assert.is(b.seen.ended.length, 1);
+    assert.is(a.seen.ended[0]!.info, b.seen.ended[0]!.info);
+    assert.is(onlyEnd[0], a.seen.ended[0]!.info);
+    assert.is(attached, 2);
+  } finally {
+    await c.close();
+    await s.close({ graceMs: 100 });
+  }
+  assert.is(detached, 2);
 });
 
 test.run();
