@@ -86,7 +86,7 @@ export class CallRunner implements CallOwner {
   private refused(msg: MessageDef, error: RpcError, ext: CallHooks | undefined): Promise<never> {
     const observer = this.options.observer;
     if (observer !== undefined) {
-      const info = this.callInfo(msg, undefined, -1);
+      const info = this.callInfo(msg, undefined, -1, performance.now());
       observer.callStarted?.(msg.name, info);
       observer.callEnded?.(msg.name, error.code, 0, endCallInfo(info, error.code, 0, error));
     }
@@ -104,7 +104,7 @@ export class CallRunner implements CallOwner {
     ext: CallHooks | undefined,
   ): Promise<unknown> {
     const started = performance.now();
-    const info = this.callInfo(msg, metadata, deadline);
+    const info = this.callInfo(msg, metadata, deadline, started);
     observer.callStarted?.(msg.name, info);
     return new Promise((resolve, reject) =>
       this.start(
@@ -129,11 +129,11 @@ export class CallRunner implements CallOwner {
     );
   }
 
-  /** What the observer is told about a call; `deadline` on the `performance.now()` clock, or -1. */
-  private callInfo(msg: MessageDef, metadata: Metadata | undefined, deadline: number): CallInfo {
-    const epochDeadline = deadline < 0 ? Infinity : Date.now() + (deadline - performance.now());
+  /** What the observer is told about a call; `deadline` and `started` on the `performance.now()` clock (deadline -1: none). */
+  private callInfo(msg: MessageDef, metadata: Metadata | undefined, deadline: number, started: number): CallInfo {
+    const epochDeadline = deadline < 0 ? Infinity : performance.timeOrigin + deadline;
     const service = this.options.protocol?.name ?? '';
-    return newCallInfo('client', service, msg.name, callKind(msg.oneWay, msg.stream), '', metadata, epochDeadline, undefined, 0);
+    return newCallInfo('client', service, msg.name, callKind(msg.oneWay, msg.stream), '', metadata, epochDeadline, undefined, 0, started);
   }
 
   private start(

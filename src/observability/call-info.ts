@@ -27,7 +27,7 @@ export interface CallInfo {
   readonly metadata: Readonly<Record<string, string>>;
   /** The deadline, epoch ms (`Date.now()` clock); `Infinity` when the call has none. */
   readonly deadline: number;
-  /** When the call started, epoch ms. */
+  /** When the call started, epoch ms (`performance.timeOrigin` + `performance.now()`: no clock read per call). */
   readonly startTime: number;
   /** Server: who the caller is (`authenticate`'s or the mTLS certificate's principal). Undefined on a client. */
   readonly principal: unknown;
@@ -83,6 +83,8 @@ export function newCallInfo(
   deadline: number,
   principal: unknown,
   requestBytes: number,
+  /** When the call started, on the `performance.now()` clock (taken already by the caller). */
+  startedAt: number = performance.now(),
 ): CallInfo {
   const info: Filling = {
     side,
@@ -92,7 +94,8 @@ export function newCallInfo(
     peer,
     metadata: metadata ?? NONE,
     deadline,
-    startTime: Date.now(),
+    // No clock read: Date.now() costs about 50 ns, a call's start was measured already.
+    startTime: performance.timeOrigin + startedAt,
     principal,
     requestBytes,
     responseBytes: 0,

@@ -23,19 +23,20 @@ export interface PrometheusObserverOptions {
   pool?: { stats(): readonly PoolStat[] };
   /**
    * Upper bounds of the latency histogram's buckets, in seconds, increasing. Default
-   * {@link DEFAULT_LATENCY_BUCKETS} (10 us to 10 s). Observers sharing a registry (and prefix) share the
+   * {@link DEFAULT_LATENCY_BUCKETS} (1 us to 10 s). Observers sharing a registry (and prefix) share the
    * histogram: a second observer asking for other buckets is refused (INVALID_ARGUMENT).
    */
   buckets?: readonly number[];
 }
 
 /**
- * The latency histogram's default buckets, in seconds: 10 us to 10 s in 1-2.5-5 steps. A loopback call
- * takes tens of microseconds, so the low end is fine-grained; each bucket costs a little per call.
+ * The latency histogram's default buckets, in seconds: 1 us to 10 s in 1-2.5-5-7.5 steps below 1 ms,
+ * 1-2.5-5 above. On loopback a server's echo handler is done in a few microseconds and a client's call
+ * takes tens of them, so the low end is fine-grained. A call scans the buckets from the low end.
  */
 export const DEFAULT_LATENCY_BUCKETS: readonly number[] = Object.freeze([
-  0.00001, 0.000025, 0.00005, 0.000075, 0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
-  5, 10,
+  0.000001, 0.0000025, 0.000005, 0.0000075, 0.00001, 0.000025, 0.00005, 0.000075, 0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0025, 0.005,
+  0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 ]);
 
 const KNOWN_PROMETHEUS_OPTIONS = { side: true, register: true, prefix: true, pool: true, buckets: true } as const satisfies Record<

@@ -316,7 +316,18 @@ export class ServerSession implements RunningCalls, HeadSink, HeaderSink, Stream
     const peer = this.peer;
     const kind = callKind(oneWay, msg.stream);
     const service = this.shared.options.protocol.name;
-    ctx.info = newCallInfo('server', service, msg.name, kind, peerName(peer), ctx.metadata, ctx.deadline, peer.principal, requestBytes);
+    ctx.info = newCallInfo(
+      'server',
+      service,
+      msg.name,
+      kind,
+      peerName(peer),
+      ctx.metadata,
+      ctx.deadline,
+      peer.principal,
+      requestBytes,
+      ctx.startedAt,
+    );
     observer.callStarted?.(msg.name, ctx.info);
   }
 

@@ -103,7 +103,8 @@ test('a unary call: the same object at start and end, both sides agree on sizes;
       assert.ok(i.durationMs > 0);
       assert.is(i.error, undefined);
       assert.is(i.attempts, 1);
-      assert.ok(i.startTime >= before && i.startTime <= Date.now(), `${side} startTime`);
+      // Epoch ms from the monotonic clock (performance.timeOrigin + now): within clock skew of Date.now().
+      assert.ok(i.startTime >= before - 50 && i.startTime <= Date.now() + 50, `${side} startTime`);
       // About 10 s from now (the wire carries the remaining ms: a little less on the server).
       assert.ok(i.deadline > before + 9_000 && i.deadline <= Date.now() + 10_000, `${side} deadline ${i.deadline - before}`);
       // The string and the head: more than the payload, not much more.
