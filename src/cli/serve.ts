@@ -20,6 +20,7 @@ import { createServer, type ListenOptions } from '../server/server.js';
 import type { Handler, ServerOptions } from '../server/server-options.js';
 import { LONGS_MODES, type LongsMode } from '../codec/longs.js';
 import { TOKEN_ENV, duration, positiveInt, reportFailure, resolveToken } from './options.js';
+import { isThreadsPrimary, isThreadsWorker, serveThreadsPrimary, serveThreadsWorker, shareThreadsMetrics } from './serve-threads.js';
 
 interface ServeFlags {
   host: string;
@@ -37,6 +38,7 @@ interface ServeFlags {
   token?: string;
   tokenFile?: string;
   grace: number;
+  threads: number;
 }
 
 /** The `serve` command. */
@@ -67,8 +69,10 @@ export function serveCommand(): Command {
     )
     .option('--token-file <path>', 'read the token required from this file (a trailing newline is ignored)')
     .option('--grace <duration>', 'time running calls get to finish on SIGTERM/SIGINT', duration, 5000)
+    .option('--threads <n>', 'event loops: N worker processes (node:cluster) accepting on the one port', positiveInt, 1)
     .action(async (protocolFile: string, handlersFile: string, flags: ServeFlags) => {
-      await serve(protocolFile, handlersFile, flags).catch(reportFailure);
+      const run = isThreadsPrimary(flags) ? serveThreadsPrimary(flags) : serve(protocolFile, handlersFile, flags);
+      await run.catch(reportFailure);
     });
 }
 
@@ -82,7 +86,7 @@ async function serve(protocolFile: string, handlersFile: string, flags: ServeFla
   if (flags.metricsPort !== undefined) {
     const prom = await import('prom-client').catch(() => undefined);
     observer = await createPrometheusObserver({ side: 'server', ...(prom === undefined ? {} : { register: new prom.Registry() }) });
-    metrics = await serveMetrics(observer, flags.metricsPort);
+    metrics = isThreadsWorker() ? shareThreadsMetrics(observer.register) : await serveMetrics(observer, flags.metricsPort);
   }
   const options: ServerOptions = {
     protocol,
@@ -92,6 +96,7 @@ async function serve(protocolFile: string, handlersFile: string, flags: ServeFla
     ...(token === undefined ? {} : { authenticate: checkToken(token) }),
   };
   const server = createServer(options);
+  if (isThreadsWorker()) return serveThreadsWorker(server, flags);
   let registry: Registry | undefined;
   const listen: ListenOptions = { host: flags.host, port: flags.port };
   if (flags.registry === 'etcd') {
