@@ -93,8 +93,9 @@ export async function serveThreadsPrimary(flags: ThreadsFlags): Promise<void> {
       port: cluster.port,
     });
   }
-  process.stdout.write(`listening ${cluster.host}:${cluster.port}\n`);
+  // As a single-process serve: the metrics line first, `listening` last (scripts wait for it).
   if (cluster.metricsUrl !== undefined) process.stdout.write(`metrics ${cluster.metricsUrl}\n`);
+  process.stdout.write(`listening ${cluster.host}:${cluster.port}\n`);
   let stopped = false;
   const stop = (): void => {
     if (stopped) return;

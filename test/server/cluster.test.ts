@@ -99,6 +99,18 @@ test('a crashed worker is replaced on the same port', async () => {
   assert.is(await app.exited, 0);
 });
 
+test('workers stopped one by one with their own SIGTERM are not replaced; the primary then exits 0', async () => {
+  const app = startClusterApp({ threads: 2, restartDelayMs: 10 });
+  const ready = await app.waitFor('ready');
+  const pids = ready.pids as number[];
+  for (const pid of pids) {
+    process.kill(pid, 'SIGTERM');
+    await processGone(pid);
+  }
+  assert.is(await app.exited, 0);
+  assert.not.match(app.output(), /worker restarted/);
+});
+
 test('a worker that fails to start fails serveCluster in the primary, and no worker is left', async () => {
   const app = startClusterApp({ threads: 2, failWorker: 1 });
   const failed = await app.waitFor('failed');
