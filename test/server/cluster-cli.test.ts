@@ -9,6 +9,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseProtocol } from '../../src/codec/protocol.js';
 import { createClient } from '../../src/client/client.js';
+import { createEtcdRegistry } from '../../src/discovery/etcd-registry.js';
+import { startEtcd } from '../helpers/etcd.js';
 import { serve } from '../helpers/cli.js';
 import { processGone } from '../helpers/cluster-app.js';
 
@@ -51,6 +53,28 @@ test('serve --threads 2: two workers on one port, one /metrics, SIGTERM drains b
   assert.match(served.output(), /^closed$/m);
   for (const pid of pids) await processGone(pid);
   await Promise.all(clients.map((c) => c.close()));
+});
+
+test('serve --threads 2 --registry etcd: the one address registered once, by the primary; deregistered on SIGTERM', async () => {
+  const etcd = await startEtcd();
+  const registry = createEtcdRegistry({ hosts: etcd.endpoint });
+  try {
+    const at = ['--registry', 'etcd', '--etcd-endpoints', etcd.endpoint, '--service', 'pid', '--service-version', '1.0.0'];
+    const served = await serve(avdl, handlers, '--threads', '2', ...at);
+    const instances = await registry.resolve('pid');
+    assert.equal(
+      instances.map((i) => `${i.host}:${i.port}`),
+      [served.address],
+    );
+    const c = createClient({ protocol: parseProtocol(IDL), discovery: { registry, service: 'pid' }, connectionsPerEndpoint: 2 });
+    assert.ok(Number(await c.call('pid', { delayMs: 0 })) > 0);
+    await c.close();
+    assert.is(await served.stop(), 0);
+    assert.equal(await registry.resolve('pid'), []);
+  } finally {
+    await registry.close();
+    await etcd.stop();
+  }
 });
 
 test.run();
