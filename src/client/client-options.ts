@@ -14,6 +14,8 @@ import {
 import { MAX_TIMER_MS, intOption, invalid, knownOptions, msOption } from '../util/validate.js';
 import { guarded, isLogger, type Logger, type RpcObserver } from '../observability/observer.js';
 import type { ClientInterceptor } from './interceptor.js';
+import { resolveTracing, type Tracing, type TracingOptions } from '../observability/tracing.js';
+import type { RpcError } from '../errors/rpc-error.js';
 import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 import { balancers, type Balancer, type BalancerName } from './balancer.js';
 
@@ -111,6 +113,13 @@ export interface ClientOptions extends TransportOptions {
   /** Metrics hooks (see `createPrometheusObserver`). Default none. */
   observer?: RpcObserver;
   /**
+   * OpenTelemetry tracing (`@opentelemetry/api`, an optional peer dependency): a CLIENT span per call
+   * and per stream, its context sent in the call metadata (W3C `traceparent`/`tracestate`). `true`:
+   * the global tracer provider and propagator; an object names them. Default off: nothing is loaded
+   * and calls pay nothing. Without the package installed, calls fail FAILED_PRECONDITION naming it.
+   */
+  tracing?: boolean | TracingOptions;
+  /**
    * A pino-compatible logger, told about connections and discovery, never about calls: `warn` connect
    * failed, protocol error or registry watch failed (retried), `info` connection lost, `error`
    * credentials refused or discovery stopped (registry closed, watch refused), `debug` orderly close.
@@ -129,8 +138,8 @@ export interface CallOptions {
   metadata?: Readonly<Record<string, string>>;
   /** Called once with the server's response headers ({} if it sent none), before the result. */
   onHeader?: (headers: Readonly<Record<string, string>>) => void;
-  /** Called once with the server's trailers ({} if none), when the call ends, also on failure. */
-  onTrailer?: (trailers: Readonly<Record<string, string>>) => void;
+  /** Called once with the server's trailers ({} if none), when the call ends, also on failure (then with its error). */
+  onTrailer?: (trailers: Readonly<Record<string, string>>, error?: RpcError) => void;
 }
 
 /** {@link ClientOptions} with every default filled in. */
@@ -159,6 +168,7 @@ export interface ResolvedClientOptions extends ResolvedTransportOptions {
   credentials: (() => string | Promise<string>) | undefined;
   interceptors: readonly ClientInterceptor[];
   observer: RpcObserver | undefined;
+  tracing: Tracing | undefined;
   logger: Logger;
 }
 
@@ -218,6 +228,7 @@ export const KNOWN_CLIENT_OPTIONS = {
   credentials: true,
   interceptors: true,
   observer: true,
+  tracing: true,
   logger: true,
 } as const satisfies Record<keyof ClientOptions, true>;
 
@@ -312,6 +323,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     dial: dialer(resolveTls(`${at}.tls`, options.tls)),
     credentials: resolveCredentials(`${at}.credentials`, options.credentials),
     interceptors: resolveInterceptors(`${at}.interceptors`, options.interceptors),
+    tracing: resolveTracing(`${at}.tracing`, options.tracing, options.protocol.name),
     ...guarded(
       options.observer,
       options.logger === undefined || isLogger(options.logger)

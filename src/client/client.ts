@@ -21,6 +21,7 @@ import { deferredStream, failedStream, kindError } from './stream-calls.js';
 import { isElementSource, type ElementSource } from '../connection/element-pump.js';
 import type { StreamKind } from '../codec/protocol.js';
 import type { Logger } from '../observability/observer.js';
+import { clientTracingInterceptor } from '../observability/client-tracing.js';
 import type { TypedClient } from './typed-client.js';
 
 export type { ResponseStream } from './client-stream.js';
@@ -170,10 +171,10 @@ function createUntypedClient(options: ClientOptions): UntypedClient {
     callOptions: CallOptions | undefined,
   ): Promise<unknown> | ResponseStream<unknown> =>
     kind === 'unary' || kind === 'oneWay' ? send(message, request, callOptions) : openStream(kind, message, request, callOptions);
+  // Tracing, when on, is the first interceptor: the user's run inside its span.
+  const interceptors = o.tracing === undefined ? o.interceptors : [clientTracingInterceptor<OutgoingCall>(o.tracing), ...o.interceptors];
   const chained =
-    o.interceptors.length === 0
-      ? undefined
-      : chainCall((c) => Promise.resolve(direct(c.kind, c.message, c.request, c.options)), o.interceptors);
+    interceptors.length === 0 ? undefined : chainCall((c) => Promise.resolve(direct(c.kind, c.message, c.request, c.options)), interceptors);
   // Whatever an interceptor throws, the caller gets an RpcError with a code.
   const intercepted =
     chained === undefined
