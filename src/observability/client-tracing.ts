@@ -7,7 +7,8 @@ import type * as OtelApi from '@opentelemetry/api';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { callScope } from '../util/call-scope.js';
-import { endSpan, rpcAttributes, serverSpans, type TraceKit, type Tracing } from './tracing.js';
+import { endSpan, kits, rpcAttributes, serverSpans, type TraceKit } from './tracing-kit.js';
+import type { Tracing } from './tracing.js';
 
 /** The parts of a client's `OutgoingCall` tracing reads and replaces. */
 export interface TracedCall {
@@ -28,9 +29,9 @@ export type TracedNext<C extends TracedCall> = (call: C) => Promise<unknown>;
  */
 export function clientTracingInterceptor<C extends TracedCall>(tracing: Tracing): (call: C, next: TracedNext<C>) => Promise<unknown> {
   return (call, next) => {
-    const kit = tracing.kit;
+    const kit = kits.get(tracing);
     // Only the first calls of a client can find the API still loading.
-    if (kit === undefined) return tracing.ready().then((k) => traced(k, call, next));
+    if (kit === undefined) return tracing.ready().then(() => traced(kits.get(tracing)!, call, next));
     return traced(kit, call, next);
   };
 }

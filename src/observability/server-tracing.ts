@@ -7,7 +7,8 @@
  */
 import type * as OtelApi from '@opentelemetry/api';
 import { Code } from '../errors/code.js';
-import { endSpan, rpcAttributes, serverSpans, type TraceKit, type Tracing } from './tracing.js';
+import { endSpan, kits, rpcAttributes, serverSpans, type TraceKit } from './tracing-kit.js';
+import type { Tracing } from './tracing.js';
 
 /** The parts of a server's `CallContext` tracing reads. */
 export interface TracedContext {
@@ -31,9 +32,9 @@ export function serverTracingInterceptor(
   describe: DescribeFailure,
 ): (request: unknown, ctx: TracedContext, next: (request: unknown) => Promise<unknown>) => Promise<unknown> {
   return (request, ctx, next) => {
-    const kit = tracing.kit;
+    const kit = kits.get(tracing);
     // listen() waited for the API: only a server that never listened could get here first.
-    if (kit === undefined) return tracing.ready().then((k) => traced(k, request, ctx, next, streams, describe));
+    if (kit === undefined) return tracing.ready().then(() => traced(kits.get(tracing)!, request, ctx, next, streams, describe));
     return traced(kit, request, ctx, next, streams, describe);
   };
 }

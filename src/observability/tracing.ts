@@ -5,13 +5,8 @@
  * children. Installed as the first interceptor on either side, so without the option nothing of it
  * runs. `@opentelemetry/api` is an optional peer dependency, imported only when tracing is asked for.
  */
-import type * as OtelApi from '@opentelemetry/api';
-import { Code, codeName } from '../errors/code.js';
-import { RpcError } from '../errors/rpc-error.js';
 import { invalid, knownOptions } from '../util/validate.js';
-import { w3cTraceContext } from './w3c-trace-context.js';
-
-type Api = typeof OtelApi;
+import { buildKit, kits } from './tracing-kit.js';
 
 /**
  * Where spans go and how their context travels (option `tracing`, as an object). The types are
@@ -29,45 +24,12 @@ export interface TracingOptions {
 
 const KNOWN_TRACING_OPTIONS = { tracerProvider: true, propagator: true } as const satisfies Record<keyof TracingOptions, true>;
 
-/** Name and version of the instrumentation scope the spans carry. */
-const SCOPE = 'avrpc';
-const SCOPE_VERSION = '0.1.0';
-
-let loading: Promise<Api> | undefined;
-
 /**
- * `@opentelemetry/api`, imported once. Rejects with FAILED_PRECONDITION naming the package when it
- * is missing (tried again on the next call, in case it was installed meanwhile).
- */
-function loadApi(): Promise<Api> {
-  loading ??= import('@opentelemetry/api').then(
-    (mod) => mod as Api,
-    (err: unknown) => {
-      loading = undefined;
-      throw new RpcError(Code.FAILED_PRECONDITION, 'option tracing needs the @opentelemetry/api package: npm install @opentelemetry/api', {
-        cause: err,
-      });
-    },
-  );
-  return loading;
-}
-
-/** What a traced side needs once the API is loaded. */
-export interface TraceKit {
-  readonly api: Api;
-  readonly tracer: OtelApi.Tracer;
-  readonly propagator: OtelApi.TextMapPropagator;
-  /** `rpc.service`: the protocol's full name. */
-  readonly service: string;
-}
-
-/**
- * The tracing of one client or server: loads the API on creation (not per call) and builds the
- * tracer and propagator once it is there. `kit` is undefined until then; {@link ready} waits for it.
+ * The tracing of one client or server: starts loading the API on creation (not per call); its kit
+ * (tracer, propagator) is in `kits` once loaded, and {@link ready} waits for it.
  */
 export class Tracing {
-  kit: TraceKit | undefined = undefined;
-  private pending: Promise<TraceKit> | undefined;
+  private pending: Promise<void> | undefined;
 
   constructor(
     private readonly options: TracingOptions,
@@ -77,16 +39,11 @@ export class Tracing {
     this.ready().catch(() => undefined);
   }
 
-  /** Resolves with the kit once `@opentelemetry/api` is loaded; FAILED_PRECONDITION when it is not installed. */
-  ready(): Promise<TraceKit> {
-    if (this.kit !== undefined) return Promise.resolve(this.kit);
-    this.pending ??= loadApi().then(
-      (api) => {
-        const provider = (this.options.tracerProvider as OtelApi.TracerProvider | undefined) ?? api.trace.getTracerProvider();
-        const global = api.propagation.fields().length > 0 ? api.propagation : undefined;
-        const propagator = (this.options.propagator as OtelApi.TextMapPropagator | undefined) ?? global ?? w3cTraceContext(api);
-        return (this.kit = { api, tracer: provider.getTracer(SCOPE, SCOPE_VERSION), propagator, service: this.service });
-      },
+  /** Resolves once `@opentelemetry/api` is loaded; FAILED_PRECONDITION when it is not installed. */
+  ready(): Promise<void> {
+    if (kits.has(this)) return Promise.resolve();
+    this.pending ??= buildKit(this.options, this.service).then(
+      (kit) => void kits.set(this, kit),
       (err: unknown) => {
         this.pending = undefined;
         throw err;
@@ -111,37 +68,3 @@ export function resolveTracing(at: string, value: unknown, service: string): Tra
   return new Tracing(o, service);
 }
 
-/** Server codes that mark a SERVER span as an error: the server's fault, as the gRPC conventions have it. */
-const SERVER_ERRORS: ReadonlySet<number> = new Set([
-  Code.UNKNOWN,
-  Code.DEADLINE_EXCEEDED,
-  Code.UNIMPLEMENTED,
-  Code.INTERNAL,
-  Code.UNAVAILABLE,
-  Code.DATA_LOSS,
-]);
-
-/**
- * Ends `span` with the call's code: `rpc.response.status_code` (the code's name, 'OK' included);
- * on failure `error.type` (the name too), the exception recorded, and status ERROR (a client span
- * for every failure, a server span for {@link SERVER_ERRORS} only).
- */
-export function endSpan(kit: TraceKit, span: OtelApi.Span, code: number, error: unknown, server: boolean): void {
-  const name = codeName(code);
-  span.setAttribute('rpc.response.status_code', name);
-  if (code !== Code.OK) {
-    span.setAttribute('error.type', name);
-    const message = error instanceof Error ? error.message : typeof error === 'string' ? error : undefined;
-    if (error !== undefined) span.recordException(error instanceof Error ? error : { name, message: message ?? name });
-    if (!server || SERVER_ERRORS.has(code)) span.setStatus({ code: kit.api.SpanStatusCode.ERROR, message: message ?? name });
-  }
-  span.end();
-}
-
-/** Attributes every span of a call starts with (`rpc.system`, `rpc.service`, `rpc.method`). */
-export function rpcAttributes(kit: TraceKit, method: string): OtelApi.Attributes {
-  return { 'rpc.system': 'avrpc', 'rpc.service': kit.service, 'rpc.method': method };
-}
-
-/** The span context of each traced server call, by its `CallContext`: the parent of calls its handler makes without a context manager. */
-export const serverSpans = new WeakMap<object, OtelApi.Context>();

@@ -6,6 +6,7 @@
 import { InMemorySpanExporter, SimpleSpanProcessor, BasicTracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { Code, RpcError, createClient, createServer, parseProtocol, type CallContext, type Client, type Server } from '../../src/index.js';
 import type { TracingOptions } from '../../src/observability/tracing.js';
+import { trace } from '@opentelemetry/api';
 
 export const protocol = parseProtocol(`
 @namespace("test.trace")
@@ -52,12 +53,15 @@ export interface Chain {
   front: Server;
   frontClient: Client;
   seen: SeenMetadata;
+  /** The active span's id in handlers (a context manager registered), by message. */
+  active: Map<string, string | undefined>;
   close(): Promise<void>;
 }
 
 /** The chain; `tracing` is each side's option. */
 export async function chain(tracing: boolean | TracingOptions): Promise<Chain> {
   const seen: SeenMetadata = new Map();
+  const active = new Map<string, string | undefined>();
   const back = createServer({
     protocol,
     tracing,
@@ -79,6 +83,7 @@ export async function chain(tracing: boolean | TracingOptions): Promise<Chain> {
     handlers: {
       hello: (req: { name: string }, ctx: CallContext) => {
         seen.set('front.hello', ctx.metadata);
+        active.set('front.hello', trace.getActiveSpan()?.spanContext().spanId);
         if (req.name === 'notfound') throw new RpcError(Code.NOT_FOUND, 'no such name');
         if (req.name === 'crash') throw new Error('handler crashed');
         return `hello ${req.name}`;
@@ -115,6 +120,7 @@ export async function chain(tracing: boolean | TracingOptions): Promise<Chain> {
     front,
     frontClient,
     seen,
+    active,
     async close() {
       await Promise.all([front.close({ graceMs: 200 }), back.close({ graceMs: 200 })]);
       await Promise.all([entry.close(), frontClient.close()]);

@@ -52,6 +52,7 @@ test('a call: a CLIENT span and a SERVER span of one trace, with the RPC attribu
     assert.is(s.status.code, SpanStatusCode.UNSET);
     assert.is(s.instrumentationScope.name, 'avrpc');
   }
+  assert.is(c.active.get('front.hello'), server.spanContext().spanId, 'the handler runs in its span');
   assert.is(server.attributes['network.peer.address'], '127.0.0.1');
   assert.type(server.attributes['network.peer.port'], 'number');
 });
