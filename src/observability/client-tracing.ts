@@ -49,6 +49,8 @@ function traced<C extends TracedCall>(kit: TraceKit, call: C, next: TracedNext<C
     { kind: api.SpanKind.CLIENT, attributes: rpcAttributes(kit, call.message) },
     parent,
   );
+  // No SDK registered (the API's no-op tracer) and no trace to continue: nothing to record or send.
+  if (!span.isRecording() && !api.isSpanContextValid(span.spanContext())) return next(call);
   const spanContext = api.trace.setSpan(parent, span);
   const metadata: Record<string, string> = { ...call.options.metadata };
   kit.propagator.inject(spanContext, metadata, api.defaultTextMapSetter);

@@ -54,6 +54,8 @@ function traced(
   attributes['network.peer.address'] = ctx.peer.address;
   attributes['network.peer.port'] = ctx.peer.port;
   const span = kit.tracer.startSpan(`${kit.service}/${ctx.message}`, { kind: api.SpanKind.SERVER, attributes }, parent);
+  // No SDK registered (the API's no-op tracer) and no trace to continue: nothing to record or pass on.
+  if (!span.isRecording() && !api.isSpanContextValid(span.spanContext())) return next(request);
   const spanContext = api.trace.setSpan(parent, span);
   serverSpans.set(ctx, spanContext);
   let ended = false;
