@@ -174,7 +174,9 @@ function createUntypedClient(options: ClientOptions): UntypedClient {
   // Tracing, when on, is the first interceptor: the user's run inside its span.
   const interceptors = o.tracing === undefined ? o.interceptors : [clientTracingInterceptor<OutgoingCall>(o.tracing), ...o.interceptors];
   const chained =
-    interceptors.length === 0 ? undefined : chainCall((c) => Promise.resolve(direct(c.kind, c.message, c.request, c.options)), interceptors);
+    interceptors.length === 0
+      ? undefined
+      : chainCall((c) => Promise.resolve(direct(c.kind, c.message, c.request, c.options)), interceptors);
   // Whatever an interceptor throws, the caller gets an RpcError with a code.
   const intercepted =
     chained === undefined

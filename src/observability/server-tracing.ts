@@ -107,16 +107,18 @@ function tracedResponses(
         const it = asyncIt.call(source) as AsyncIterator<unknown>;
         return {
           next: () =>
-            api.context.with(spanContext, () => it.next()).then(
-              (r) => {
-                if (r.done === true) end(Code.OK, undefined);
-                return r;
-              },
-              (err: unknown) => {
-                failed(err);
-                throw err;
-              },
-            ),
+            api.context
+              .with(spanContext, () => it.next())
+              .then(
+                (r) => {
+                  if (r.done === true) end(Code.OK, undefined);
+                  return r;
+                },
+                (err: unknown) => {
+                  failed(err);
+                  throw err;
+                },
+              ),
           return: (v?: unknown) => {
             closed();
             return typeof it.return === 'function' ? it.return(v) : Promise.resolve({ done: true, value: v });

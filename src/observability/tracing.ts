@@ -19,7 +19,11 @@ export interface TracingOptions {
    * An OpenTelemetry TextMapPropagator for the call metadata. Default: the global one when one is
    * registered (NodeSDK registers W3C trace context and baggage), else W3C trace context.
    */
-  propagator?: { inject(context: unknown, carrier: unknown, setter: unknown): void; extract(context: unknown, carrier: unknown, getter: unknown): unknown; fields(): string[] };
+  propagator?: {
+    inject(context: unknown, carrier: unknown, setter: unknown): void;
+    extract(context: unknown, carrier: unknown, getter: unknown): unknown;
+    fields(): string[];
+  };
 }
 
 const KNOWN_TRACING_OPTIONS = { tracerProvider: true, propagator: true } as const satisfies Record<keyof TracingOptions, true>;
@@ -67,4 +71,3 @@ export function resolveTracing(at: string, value: unknown, service: string): Tra
     invalid(`${at}.propagator`, 'must be an OpenTelemetry TextMapPropagator (inject, extract, fields)');
   return new Tracing(o, service);
 }
-

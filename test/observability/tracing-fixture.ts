@@ -33,7 +33,12 @@ export async function spansWhen<T>(exporter: InMemorySpanExporter, pick: (spans:
     if (found !== undefined) return found;
     await new Promise((r) => setTimeout(r, 5));
   }
-  throw new Error(`expected spans never came; finished: ${exporter.getFinishedSpans().map((s) => s.name).join(', ')}`);
+  throw new Error(
+    `expected spans never came; finished: ${exporter
+      .getFinishedSpans()
+      .map((s) => s.name)
+      .join(', ')}`,
+  );
 }
 
 /** `count` spans named `name`, once they are all finished. */

@@ -7,7 +7,16 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as api from '@opentelemetry/api';
-import { ROOT_CONTEXT, SpanKind, context, createTraceState, defaultTextMapGetter, defaultTextMapSetter, propagation, trace } from '@opentelemetry/api';
+import {
+  ROOT_CONTEXT,
+  SpanKind,
+  context,
+  createTraceState,
+  defaultTextMapGetter,
+  defaultTextMapSetter,
+  propagation,
+  trace,
+} from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { w3cTraceContext } from '../../src/observability/w3c-trace-context.js';
 import { chain, memoryProvider, spansWhen, type Chain } from './tracing-fixture.js';

@@ -200,11 +200,15 @@ test('a caller onTrailer still runs, and hears the error of a failed stream', as
   assert.is(heard, undefined, 'no error on success');
   let failed: RpcError | undefined;
   await codeOf(
-    c.entry.call('hello', { name: 'notfound' }, {
-      onTrailer: (_t, error) => {
-        failed = error;
+    c.entry.call(
+      'hello',
+      { name: 'notfound' },
+      {
+        onTrailer: (_t, error) => {
+          failed = error;
+        },
       },
-    }),
+    ),
   );
   assert.is(failed?.code, Code.NOT_FOUND);
 });
