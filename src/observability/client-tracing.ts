@@ -73,7 +73,14 @@ function traced<C extends TracedCall>(kit: TraceKit, call: C, next: TracedNext<C
       },
     };
   }
-  const result = api.context.with(spanContext, next, undefined, { ...call, options });
+  let result: Promise<unknown>;
+  try {
+    // Promise.resolve: an interceptor after this one may return a plain value, or throw at once.
+    result = Promise.resolve(api.context.with(spanContext, next, undefined, { ...call, options }));
+  } catch (err) {
+    end(err);
+    throw err;
+  }
   if (!responses) {
     return result.then(
       (value) => {

@@ -8,7 +8,13 @@ import * as assert from 'uvu/assert';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, createTraceState, propagation, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import {
+  AlwaysOffSampler,
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+  type ReadableSpan,
+} from '@opentelemetry/sdk-trace-base';
 import { Code, RpcError, createClient, createServer } from '../../src/index.js';
 import { codeOf } from '../helpers/code-of.js';
 import { chain, memoryProvider, named, protocol, spansWhen, type Chain } from './tracing-fixture.js';
@@ -132,10 +138,13 @@ test('a declared error through a nested call: UNKNOWN (declared), the error reco
   assert.ok(back.events.some((e) => e.name === 'exception'));
 });
 
-test('a deadline: DEADLINE_EXCEEDED on the client span and on the server span', async () => {
+test('a deadline: DEADLINE_EXCEEDED on the client span; the server span ends cancelled', async () => {
   assert.is(await codeOf(c.entry.call('slow', { name: 'x' }, { timeoutMs: 50 })), Code.DEADLINE_EXCEEDED);
   const spans = await named(exporter, 'test.trace.Traced/slow', 2);
-  for (const s of spans) assert.is(s.attributes['rpc.response.status_code'], 'DEADLINE_EXCEEDED', `${s.kind}`);
+  assert.is(spans.find((s) => s.kind === SpanKind.CLIENT)!.attributes['rpc.response.status_code'], 'DEADLINE_EXCEEDED');
+  // The server's own deadline timer and the client's CANCEL at its deadline race: either ends the call.
+  const server = spans.find((s) => s.kind === SpanKind.SERVER)!;
+  assert.ok(['DEADLINE_EXCEEDED', 'CANCELLED'].includes(server.attributes['rpc.response.status_code'] as string), 'server span cancelled');
 });
 
 test('a server stream: one span each side, ended with the stream; calls from its producer are children', async () => {
@@ -228,6 +237,31 @@ test('without the option nothing is traced, even with a provider registered', as
       ['outer'],
     );
     assert.is(seen?.traceparent, undefined, 'no traceparent sent');
+  } finally {
+    await client.close();
+    await server.close({ graceMs: 100 });
+  }
+});
+
+test('a sampled-out trace records no span but still sends its context (flags 00)', async () => {
+  const unsampledExporter = new InMemorySpanExporter();
+  const tracerProvider = new BasicTracerProvider({
+    sampler: new AlwaysOffSampler(),
+    spanProcessors: [new SimpleSpanProcessor(unsampledExporter)],
+  });
+  let seen: Readonly<Record<string, string>> | undefined;
+  const server = createServer({
+    protocol,
+    tracing: { tracerProvider },
+    handlers: { hello: (_r: unknown, ctx) => ((seen = ctx.metadata), 'hi') },
+  });
+  const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
+  const client = createClient({ protocol, endpoints: [`127.0.0.1:${port}`], tracing: { tracerProvider } });
+  try {
+    assert.is(await client.call('hello', { name: 'u' }), 'hi');
+    assert.match(seen?.traceparent ?? '', /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
+    assert.equal(unsampledExporter.getFinishedSpans(), []);
+    assert.equal(exporter.getFinishedSpans(), [], 'nothing went to the global provider either');
   } finally {
     await client.close();
     await server.close({ graceMs: 100 });
