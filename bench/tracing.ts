@@ -11,7 +11,7 @@
  *   manager and the W3C propagator: every call makes and exports two spans;
  * - `sdk-unsampled`: the same with the AlwaysOff sampler (spans made but not recorded).
  *
- * `node dist/bench/tracing.js`; TRACING_SECONDS (measured seconds per run, default 3), TRACING_ROUNDS
+ * `node dist/bench/tracing.js`; TRACING_MODES (comma-separated, `off` always runs), TRACING_SECONDS (measured seconds per run, default 3), TRACING_ROUNDS
  * (runs per mode, interleaved, default 2; the best round's calls/s, the median round's CPU per call).
  */
 import { fork } from 'node:child_process';
@@ -117,13 +117,15 @@ if (process.argv[2] === '--child') {
 } else {
   const seconds = Number(process.env.TRACING_SECONDS ?? 3);
   const rounds = Math.max(1, Math.floor(Number(process.env.TRACING_ROUNDS ?? 2)));
-  const byMode = new Map<Mode, Result[]>(MODES.map((m) => [m, []]));
-  for (let r = 0; r < rounds; r++) for (const mode of MODES) byMode.get(mode)!.push(await child(mode, seconds));
+  const picked = process.env.TRACING_MODES?.split(',').filter((m): m is Mode => (MODES as readonly string[]).includes(m));
+  const modes: readonly Mode[] = picked === undefined || picked.length === 0 ? MODES : ['off', ...picked.filter((m) => m !== 'off')];
+  const byMode = new Map<Mode, Result[]>(modes.map((m) => [m, []]));
+  for (let r = 0; r < rounds; r++) for (const mode of modes) byMode.get(mode)!.push(await child(mode, seconds));
   const off = byMode.get('off')!;
   const offCpu = median(off.map((x) => x.cpuUs / x.calls));
   console.log(`tracing cost, echo over loopback, ${INFLIGHT} in flight, client and server in one process (CPU counts both spans)`);
   console.log('mode            calls/s (best)   CPU us/call (median)   vs off   spans/call');
-  for (const mode of MODES) {
+  for (const mode of modes) {
     const rs = byMode.get(mode)!;
     const rate = Math.max(...rs.map((x) => x.calls / x.seconds));
     const cpu = median(rs.map((x) => x.cpuUs / x.calls));

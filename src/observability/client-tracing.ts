@@ -7,7 +7,7 @@ import type * as OtelApi from '@opentelemetry/api';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { callScope } from '../util/call-scope.js';
-import { endSpan, kits, rpcAttributes, serverSpans, type TraceKit } from './tracing-kit.js';
+import { endSpan, kits, serverSpans, spanStart, type TraceKit } from './tracing-kit.js';
 import type { Tracing } from './tracing.js';
 
 /** The parts of a client's `OutgoingCall` tracing reads and replaces. */
@@ -44,11 +44,8 @@ function traced<C extends TracedCall>(kit: TraceKit, call: C, next: TracedNext<C
     const incoming = callScope.getStore();
     if (incoming !== undefined) parent = serverSpans.get(incoming) ?? active;
   }
-  const span = kit.tracer.startSpan(
-    `${kit.service}/${call.message}`,
-    { kind: api.SpanKind.CLIENT, attributes: rpcAttributes(kit, call.message) },
-    parent,
-  );
+  const start = spanStart(kit, call.message, false);
+  const span = kit.tracer.startSpan(start.name, start.options, parent);
   // No SDK registered (the API's no-op tracer) and no trace to continue: nothing to record or send.
   if (!span.isRecording() && !api.isSpanContextValid(span.spanContext())) return next(call);
   const spanContext = api.trace.setSpan(parent, span);

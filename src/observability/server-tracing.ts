@@ -7,7 +7,7 @@
  */
 import type * as OtelApi from '@opentelemetry/api';
 import { Code } from '../errors/code.js';
-import { endSpan, kits, rpcAttributes, serverSpans, type TraceKit } from './tracing-kit.js';
+import { endSpan, kits, serverSpans, spanStart, type TraceKit } from './tracing-kit.js';
 import type { Tracing } from './tracing.js';
 
 /** The parts of a server's `CallContext` tracing reads. */
@@ -50,12 +50,15 @@ function traced(
   const { api } = kit;
   // From the root: whatever context was active where the server listened is no parent of its calls.
   const parent = kit.propagator.extract(api.ROOT_CONTEXT, ctx.metadata, api.defaultTextMapGetter);
-  const attributes = rpcAttributes(kit, ctx.message);
-  attributes['network.peer.address'] = ctx.peer.address;
-  attributes['network.peer.port'] = ctx.peer.port;
-  const span = kit.tracer.startSpan(`${kit.service}/${ctx.message}`, { kind: api.SpanKind.SERVER, attributes }, parent);
+  const start = spanStart(kit, ctx.message, true);
+  const span = kit.tracer.startSpan(start.name, start.options, parent);
+  const recording = span.isRecording();
   // No SDK registered (the API's no-op tracer) and no trace to continue: nothing to record or pass on.
-  if (!span.isRecording() && !api.isSpanContextValid(span.spanContext())) return next(request);
+  if (!recording && !api.isSpanContextValid(span.spanContext())) return next(request);
+  if (recording) {
+    span.setAttribute('network.peer.address', ctx.peer.address);
+    span.setAttribute('network.peer.port', ctx.peer.port);
+  }
   const spanContext = api.trace.setSpan(parent, span);
   serverSpans.set(ctx, spanContext);
   let ended = false;

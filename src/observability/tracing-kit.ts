@@ -41,6 +41,14 @@ export interface TraceKit {
   readonly propagator: OtelApi.TextMapPropagator;
   /** `rpc.service`: the protocol's full name. */
   readonly service: string;
+  /** Name and start options of spans, by side and message, made once (see {@link spanStart}). */
+  readonly starts: Map<string, SpanStart>;
+}
+
+/** How the spans of one message on one side start: their name, kind and first attributes. */
+export interface SpanStart {
+  readonly name: string;
+  readonly options: OtelApi.SpanOptions;
 }
 
 /** What a traced side needs once the API is loaded. */
@@ -50,6 +58,14 @@ export interface TraceKit {
   readonly propagator: OtelApi.TextMapPropagator;
   /** `rpc.service`: the protocol's full name. */
   readonly service: string;
+  /** Name and start options of spans, by side and message, made once (see {@link spanStart}). */
+  readonly starts: Map<string, SpanStart>;
+}
+
+/** How the spans of one message on one side start: their name, kind and first attributes. */
+export interface SpanStart {
+  readonly name: string;
+  readonly options: OtelApi.SpanOptions;
 }
 
 /** The kit of each `Tracing` once built (see {@link buildKit}). */
@@ -64,7 +80,7 @@ export async function buildKit(options: TracingOptions, service: string): Promis
   const provider = (options.tracerProvider as OtelApi.TracerProvider | undefined) ?? api.trace.getTracerProvider();
   const global = api.propagation.fields().length > 0 ? api.propagation : undefined;
   const propagator = (options.propagator as OtelApi.TextMapPropagator | undefined) ?? global ?? w3cTraceContext(api);
-  return { api, tracer: provider.getTracer(SCOPE, SCOPE_VERSION), propagator, service };
+  return { api, tracer: provider.getTracer(SCOPE, SCOPE_VERSION), propagator, service, starts: new Map() };
 }
 
 /** Server codes that mark a SERVER span as an error: the server's fault, as the gRPC conventions have it. */
@@ -94,9 +110,21 @@ export function endSpan(kit: TraceKit, span: OtelApi.Span, code: number, error: 
   span.end();
 }
 
-/** Attributes every span of a call starts with (`rpc.system`, `rpc.service`, `rpc.method`). */
-export function rpcAttributes(kit: TraceKit, method: string): OtelApi.Attributes {
-  return { 'rpc.system': 'avrpc', 'rpc.service': kit.service, 'rpc.method': method };
+/**
+ * The name (`<service>/<message>`) and start options (kind; `rpc.system`, `rpc.service`,
+ * `rpc.method`) of `message`'s spans on one side: built once per message, not per call (the SDK
+ * copies what it keeps of them).
+ */
+export function spanStart(kit: TraceKit, message: string, server: boolean): SpanStart {
+  const key = server ? `s:${message}` : `c:${message}`;
+  let start = kit.starts.get(key);
+  if (start === undefined) {
+    const attributes = Object.freeze({ 'rpc.system': 'avrpc', 'rpc.service': kit.service, 'rpc.method': message });
+    const kind = server ? kit.api.SpanKind.SERVER : kit.api.SpanKind.CLIENT;
+    start = { name: `${kit.service}/${message}`, options: Object.freeze({ kind, attributes }) };
+    kit.starts.set(key, start);
+  }
+  return start;
 }
 
 /** The span context of each traced server call, by its `CallContext`: the parent of calls its handler makes without a context manager. */
