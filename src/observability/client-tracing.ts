@@ -37,6 +37,9 @@ export function clientTracingInterceptor<C extends TracedCall>(tracing: Tracing)
 }
 
 function traced<C extends TracedCall>(kit: TraceKit, call: C, next: TracedNext<C>): Promise<unknown> {
+  // Options the call will refuse go as they are: rebuilt (a string's characters spread into
+  // metadata, a non-function onTrailer wrapped), they could pass the check.
+  if (!wellFormed(call.options)) return next(call);
   const { api } = kit;
   const active = api.context.active();
   let parent = active;
@@ -105,6 +108,17 @@ function traced<C extends TracedCall>(kit: TraceKit, call: C, next: TracedNext<C
       throw err;
     },
   );
+}
+
+/** True for an options object whose `metadata` and `onTrailer` tracing may rebuild. */
+function wellFormed(options: unknown): boolean {
+  if (!isRecord(options)) return false;
+  const { metadata, onTrailer } = options as TracedCall['options'];
+  return (metadata === undefined || isRecord(metadata)) && (onTrailer === undefined || typeof onTrailer === 'function');
+}
+
+function isRecord(v: unknown): boolean {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** Ends the span of a stream refused locally once its `trailers` resolve (it has no code to tell then). */

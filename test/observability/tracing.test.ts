@@ -268,6 +268,12 @@ test('a sampled-out trace records no span but still sends its context (flags 00)
   }
 });
 
+test('bad call options are refused as without tracing (not rebuilt into good ones)', async () => {
+  for (const options of [{ metadata: 'abc' }, { metadata: null }, { metadata: ['x'] }, { onTrailer: 'x' }]) {
+    assert.is(await codeOf(c.entry.call('hello', { name: 'x' }, options as never)), Code.INVALID_ARGUMENT, JSON.stringify(options));
+  }
+});
+
 test('bad tracing options are refused INVALID_ARGUMENT', () => {
   for (const tracing of ['yes', 1, null, { tracerProvider: {} }, { propagator: { inject() {} } }, { sampler: 1 }]) {
     for (const make of [
