@@ -228,7 +228,7 @@ test('a unary message beside the streams is still a call; bench refuses a stream
   assert.is(r.status, 0, r.stderr);
   assert.is(r.stdout, `${itemJson(7)}\n`);
   const twice = await avrpc('call', address, 'echo', '{}', '-d', '{}');
-  assert.is(twice.status, exitStatusFor(Code.INVALID_ARGUMENT));
+  assert.is(twice.status, 2, 'a usage error');
   assert.match(twice.stderr, /given twice/);
   const bench = await avrpc('bench', address, 'watch', '{"from": 0, "count": 1, "failAfter": -1}', '-n', '1');
   assert.is(bench.status, exitStatusFor(Code.INVALID_ARGUMENT));
