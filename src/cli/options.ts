@@ -37,7 +37,7 @@ export function exitStatusFor(code: Code): number {
   return 64 + code;
 }
 
-/** Exit status of a usage error (a flag or argument wrongly given), as commander's, Go's flag package and grpcurl's. */
+/** Exit status of a usage error (a flag or argument wrongly given), as Go's flag package and grpcurl's (commander's own is 1). */
 export const USAGE_EXIT = 2;
 
 /**
