@@ -81,6 +81,13 @@ async function runCall(
   // from stdin as they come, anything else reads all of stdin as its request.
   const data = spec === undefined ? undefined : isStdinSpec(spec) ? STDIN : await readRequestData(spec);
   await withPreparedCall(targetText, message, data, flags, {}, async ({ msg, requests, client, options }) => {
+    const takesOne = msg.stream === undefined || msg.stream === 'server';
+    if (takesOne && requests!.length !== 1) {
+      throw new RpcError(
+        Code.INVALID_ARGUMENT,
+        `${data === STDIN ? 'stdin' : data!.source} holds ${requests!.length} requests: call sends one (a client stream sends them all, bench cycles them)`,
+      );
+    }
     if (msg.stream !== undefined) {
       if (requests === undefined && process.stdin.isTTY) {
         process.stderr.write(`reading the requests of ${message} from stdin, one JSON object per line; end with Ctrl-D\n`);
@@ -96,12 +103,6 @@ async function runCall(
         closeInput: () => process.stdin.destroy(),
         output: process.stdout,
       });
-    }
-    if (requests!.length !== 1) {
-      throw new RpcError(
-        Code.INVALID_ARGUMENT,
-        `${data === STDIN ? 'stdin' : data!.source} holds ${requests!.length} requests: call sends one (a client stream sends them all, bench cycles them)`,
-      );
     }
     const indent = flags.compact ? 0 : 2;
     const response = await client.call(message, requests![0]!, options).catch((err: unknown) => {

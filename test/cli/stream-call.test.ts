@@ -213,6 +213,12 @@ test('client stream: -d @file of NDJSON sends every record; -d @- reads stdin re
     assert.is(r.status, 0, r.stderr);
     assert.is(r.stdout, '{"count":3,"bytes":9}\n');
     assert.equal(seen.uploads, [1n, 2n, 3n]);
+    const watches = join(dir, 'watches.ndjson');
+    writeFileSync(watches, '{"from": 0, "count": 1, "failAfter": -1}\n{"from": 5, "count": 1, "failAfter": -1}\n');
+    const two = await avrpc('call', address, 'watch', '-d', `@${watches}`);
+    assert.is(two.status, exitStatusFor(Code.INVALID_ARGUMENT), 'a server stream takes one request');
+    assert.match(two.stderr, /watches\.ndjson holds 2 requests: call sends one/);
+    assert.is(two.stdout, '');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
