@@ -70,7 +70,7 @@ export async function withPreparedCall(
             } catch (err) {
               // A file of several requests names the line at fault.
               if (data.texts.length === 1) throw err;
-              throw new RpcError(Code.INVALID_ARGUMENT, `${data.source} request ${i + 1}: ${RpcError.from(err).message}`);
+              throw new RpcError(Code.INVALID_ARGUMENT, `${data.where[i]}: ${RpcError.from(err).message}`);
             }
           });
     const client = createClient({

@@ -17,6 +17,8 @@ export interface RequestData {
   readonly source: string;
   /** One JSON text per request, syntax checked. */
   readonly texts: readonly string[];
+  /** Where each text is, for errors (`requests.ndjson line 3`), when there are several. */
+  readonly where: readonly string[];
 }
 
 /**
@@ -36,7 +38,7 @@ export function isStdinSpec(spec: string | undefined): boolean {
  * file cannot be read. A JSON text never starts with `@`, so the prefix is unambiguous.
  */
 export async function readRequestData(spec: string, stdin: AsyncIterable<Buffer | string> = process.stdin): Promise<RequestData> {
-  if (!spec.startsWith('@')) return { source: 'argument', texts: [checked(spec, 'request')] };
+  if (!spec.startsWith('@')) return { source: 'argument', texts: [checked(spec, 'request')], where: ['request'] };
   const source = isStdinSpec(spec) ? 'stdin' : spec.slice(1);
   let content: string;
   try {
@@ -47,24 +49,28 @@ export async function readRequestData(spec: string, stdin: AsyncIterable<Buffer 
       `-d ${spec}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
     );
   }
-  return { source, texts: await splitRequests(content, source) };
+  return { source, ...(await splitRequests(content, source)) };
 }
 
 /**
  * The requests of `content`: the whole of it when it is one JSON value, else one per non-blank
  * line (NDJSON). Nothing at all is an error: an empty file is a mistake, not `{}`.
  */
-export async function splitRequests(content: string, source: string): Promise<string[]> {
+export async function splitRequests(content: string, source: string): Promise<{ texts: string[]; where: string[] }> {
   if (content.trim() === '') throw new RpcError(Code.INVALID_ARGUMENT, `${source}: no request in it (empty)`);
   try {
     parseJson(content);
-    return [content];
+    return { texts: [content], where: [source] };
   } catch {
     // Not one value: NDJSON, each line a request.
   }
   const texts: string[] = [];
-  for await (const { line, text: lineText } of ndjsonLines(once(content), source)) texts.push(checked(lineText, `${source} line ${line}`));
-  return texts;
+  const where: string[] = [];
+  for await (const { line, text: lineText } of ndjsonLines(once(content), source)) {
+    where.push(`${source} line ${line}`);
+    texts.push(checked(lineText, where.at(-1)!));
+  }
+  return { texts, where };
 }
 
 async function* once(content: string): AsyncGenerator<string, void, undefined> {

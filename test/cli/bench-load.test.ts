@@ -43,7 +43,7 @@ test('a file of NDJSON requests is cycled: call i sends request i mod n', async 
   writeFileSync(bad, '{"reason": "a", "code": 0}\n{"reason": "b"}\n');
   const refused = await avrpc('bench', server.address, 'fail', `@${bad}`, '-n', '1');
   assert.is(refused.status, exitStatusFor(Code.INVALID_ARGUMENT));
-  assert.match(refused.stderr, /^INVALID_ARGUMENT: .*bad\.ndjson request 2: request of fail: missing field code/);
+  assert.match(refused.stderr, /^INVALID_ARGUMENT: .*bad\.ndjson line 2: request of fail: missing field code/);
 });
 
 test('exit 0 only when every call succeeded', async () => {
