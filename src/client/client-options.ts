@@ -322,7 +322,12 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     retryBudgetTokens: intOption(`${at}.retryBudgetTokens`, options.retryBudgetTokens, 100, 1, 1_000_000),
     waitForReadyMs: msOption(`${at}.waitForReadyMs`, options.waitForReadyMs, 10_000, 0),
     waitForReady: boolOption(`${at}.waitForReady`, options.waitForReady),
-    hedgeDelayMs: options.hedgeDelayMs === 'p95' ? 'p95' : options.hedgeDelayMs === undefined ? undefined : hedgeDelay(`${at}.hedgeDelayMs`, options.hedgeDelayMs),
+    hedgeDelayMs:
+      options.hedgeDelayMs === 'p95'
+        ? 'p95'
+        : options.hedgeDelayMs === undefined
+          ? undefined
+          : hedgeDelay(`${at}.hedgeDelayMs`, options.hedgeDelayMs),
     maxQueuedCalls: intOption(`${at}.maxQueuedCalls`, options.maxQueuedCalls, 10_000, 0),
     backoff: {
       ...DEFAULT_BACKOFF,

@@ -102,7 +102,10 @@ test('a plaintext client against a TLS port, waiting for ready: UNAVAILABLE afte
 
 test('a plaintext client against a TLS port, failing fast: UNAVAILABLE at the first attempt closed in the handshake', async () => {
   const endpoint = await echoServer(true);
-  const err = await failsForGood(client([endpoint]), /is down: .*closed the connection during the handshake.*TLS server spoken to in plaintext/);
+  const err = await failsForGood(
+    client([endpoint]),
+    /is down: .*closed the connection during the handshake.*TLS server spoken to in plaintext/,
+  );
   assert.not.match(err.message, /attempts in a row/);
 });
 
