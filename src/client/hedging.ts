@@ -122,7 +122,7 @@ export class HedgedCall {
     if (delayMs !== Infinity && this.outcome === undefined) this.timer = setTimeout(onHedgeTimer, delayMs, this);
   }
 
-  /** The delay passed without an answer: a second attempt, elsewhere, if the budget allows. */
+  /** The delay passed without an answer (and this turn's I/O is read): a second attempt, elsewhere, if the budget allows. */
   hedge(): void {
     this.timer = undefined;
     const first = this.attempts[0]!;
@@ -155,8 +155,11 @@ export class HedgedCall {
       this.outcome = result;
       if (this.timer !== undefined) clearTimeout(this.timer);
       if (result.ok) this.policy.record(this.msg, performance.now() - this.started);
-      const lost = new RpcError(Code.CANCELLED, `hedged ${this.msg.name}: another attempt answered first`);
-      for (const other of others) this.host.abandon(other, lost);
+      // (An error captures a stack: made only when there is an attempt to cancel.)
+      if (others.length > 0) {
+        const lost = new RpcError(Code.CANCELLED, `hedged ${this.msg.name}: another attempt answered first`);
+        for (const other of others) this.host.abandon(other, lost);
+      }
     }
     this.deliver();
   }
@@ -173,6 +176,15 @@ export class HedgedCall {
   }
 }
 
+/**
+ * The hedge delay passed: decided after this turn's I/O is read (timers run before it). After a stall of
+ * our own loop every call in flight is past its delay, and many of their answers are waiting unread: a
+ * hedge for each would add load for nothing.
+ */
 function onHedgeTimer(call: HedgedCall): void {
+  setImmediate(hedgeNow, call);
+}
+
+function hedgeNow(call: HedgedCall): void {
   call.hedge();
 }
