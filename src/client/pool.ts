@@ -214,20 +214,26 @@ export class Pool {
 
   /**
    * When every endpoint is known down (its last connection attempt failed, and none has a connection
-   * ready): the UNAVAILABLE error that calls not waiting for ready fail with at once. Undefined
+   * ready): the error (UNAVAILABLE, or the code the endpoints' connection errors share) that calls not
+   * waiting for ready fail with at once. Undefined
    * otherwise, or with no endpoint known (discovery may still bring some).
    */
   knownDown(): RpcError | undefined {
     let last: Slot | undefined;
+    // The code of the endpoints' connection errors when they agree (a server refusing our credentials
+    // says UNAUTHENTICATED, as gRPC's fail-fast reports the connection's status), else UNAVAILABLE.
+    let code: Code | undefined;
     for (const slot of this.slots.values()) {
       if (!slot.down) return undefined;
+      const c = slot.lastError?.code ?? Code.UNAVAILABLE;
+      code = code === undefined || code === c ? c : Code.UNAVAILABLE;
       last = slot;
     }
     if (last === undefined) return undefined;
     const n = this.slots.size;
     const why = last.lastError?.message ?? 'connection failed';
     const what = n === 1 ? `${last.key} is down: ${why}` : `all ${n} endpoints are down; ${last.key}: ${why}`;
-    return new RpcError(Code.UNAVAILABLE, what, { cause: last.lastError });
+    return new RpcError(code ?? Code.UNAVAILABLE, what, { cause: last.lastError });
   }
 
   /** True when a connection to an endpoint other than `key` is ready for calls now (hedging goes there). */

@@ -65,6 +65,22 @@ test('pool: every endpoint turning down fails the queue through onDown', () => {
   assert.match(down[0]!.message, /10\.0\.0\.1:1 is down: connect ECONNREFUSED/);
 });
 
+test('pool: the down error keeps the code the endpoints agree on (credentials refused: UNAUTHENTICATED)', () => {
+  const { pool, to } = fakePool([A, B]);
+  pool.pick();
+  const denied = new RpcError(Code.UNAUTHENTICATED, 'token expired');
+  to(A)[0]!.lose(denied, 'transient');
+  to(B)[0]!.lose(denied, 'transient');
+  const r = pool.pick();
+  assert.is(r.type === 'down' && r.error.code, Code.UNAUTHENTICATED);
+  const { pool: mixed, to: toMixed } = fakePool([A, B]);
+  mixed.pick();
+  toMixed(A)[0]!.lose(denied, 'transient');
+  toMixed(B)[0]!.lose(refused, 'transient');
+  const m = mixed.pick();
+  assert.is(m.type === 'down' && m.error.code, Code.UNAVAILABLE, 'codes differ: UNAVAILABLE');
+});
+
 test('nothing listening: a call fails UNAVAILABLE at once, naming the endpoint and the refusal', async () => {
   const port = await freePort();
   const c = client([`127.0.0.1:${port}`]);
