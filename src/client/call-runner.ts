@@ -35,9 +35,11 @@ export interface RunnerOptions {
 }
 
 /**
- * Runs calls over the pool: picks a connection, queues calls while no connection is ready, enforces
- * deadlines and cancellation, and retries failed attempts on another endpoint when that is safe
- * (never a non-idempotent call that may have reached a server) and within the retry budget.
+ * Runs calls over the pool: picks a connection, queues calls while no connection is ready (failing them
+ * at once when every endpoint is known down, unless they wait for ready), enforces deadlines and
+ * cancellation, retries failed attempts on another endpoint when that is safe (never a non-idempotent
+ * call that may have reached a server) and within the retry budget, and hedges idempotent calls
+ * (client/hedging.ts) under the same budget.
  */
 export class CallRunner implements CallOwner {
   private readonly waiting = new Map<ClientCall, NodeJS.Timeout>();
@@ -56,7 +58,8 @@ export class CallRunner implements CallOwner {
       dispatch: (attempt) => this.dispatch(attempt),
       abandon: (attempt, error) => this.abandon(attempt, error),
       withdraw: () => this.budget.withdraw(),
-      otherEndpointReady: (key) => this.pool.otherEndpointReady(key),
+      // A closed client sends no hedge (its calls on connections finish).
+      otherEndpointReady: (key) => !this.closed && this.pool.otherEndpointReady(key),
     };
     // From now on handlers in this thread run inside the call scope (their calls inherit from it).
     scopeWanted.value = true;
