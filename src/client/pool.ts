@@ -102,7 +102,7 @@ interface Slot {
   /**
    * Known down (gRPC's TRANSIENT_FAILURE): its last connection attempt failed and no connection is
    * ready. Stays so while it reconnects, until a connection is ready; a lost connection alone does not
-   * make it down (its reconnect is in progress: CONNECTING).
+   * make it down (its reconnect is in progress: CONNECTING), nor a server's own "retry later" refusal.
    */
   down: boolean;
 }
@@ -374,7 +374,10 @@ export class Pool {
           slot.badAttempts =
             kind === 'permanent' ? Math.max(SUSPECT_ATTEMPTS, slot.badAttempts + 1) : kind === 'suspect' ? slot.badAttempts + 1 : 0;
           slot.lastSuspect = kind === 'suspect';
-          slot.down = !slot.conns.some((c) => c.state === 'ready');
+          // A server that refused the handshake with GOAWAY UNAVAILABLE (a handshake cap: retry later) is
+          // up, shedding load: its calls wait for the reconnect, as in a herd reconnecting after a restart.
+          const shedding = closeError.isRemote && closeError.code === Code.UNAVAILABLE;
+          slot.down = !shedding && !slot.conns.some((c) => c.state === 'ready');
           const forGood = this.failingForGood();
           if (closeError.code !== Code.UNAVAILABLE) this.onFatal(closeError);
           else if (forGood !== undefined) this.onFatal(forGood);

@@ -65,6 +65,14 @@ test('pool: every endpoint turning down fails the queue through onDown', () => {
   assert.match(down[0]!.message, /10\.0\.0\.1:1 is down: connect ECONNREFUSED/);
 });
 
+test("pool: a server's own refusal to retry later (GOAWAY UNAVAILABLE in the handshake) is not down: calls wait", () => {
+  const { pool, to, down } = fakePool([A]);
+  pool.pick();
+  to(A)[0]!.lose(new RpcError(Code.UNAVAILABLE, 'maxHandshakingConnections (4) reached', { isRemote: true }), 'transient');
+  assert.is(pool.pick().type, 'queue');
+  assert.equal(down, []);
+});
+
 test('pool: the down error keeps the code the endpoints agree on (credentials refused: UNAUTHENTICATED)', () => {
   const { pool, to } = fakePool([A, B]);
   pool.pick();
