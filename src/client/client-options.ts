@@ -18,6 +18,7 @@ import { resolveTracing, type Tracing, type TracingOptions } from '../observabil
 import type { RpcError } from '../errors/rpc-error.js';
 import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 import { balancers, type Balancer, type BalancerName } from './balancer.js';
+import type { HedgeDelay } from './hedging.js';
 
 const MiB = 1024 * 1024;
 
@@ -70,8 +71,26 @@ export interface ClientOptions extends TransportOptions {
    * at once before retries are held to `retryBudgetRatio`; each retry spends one token. Default 100.
    */
   retryBudgetTokens?: number;
-  /** How long a call waits for a usable connection when none is ready, in ms. Default 10000. */
+  /**
+   * How long a call waits for a usable connection when none is ready, in ms: while connections are
+   * being made, and with `waitForReady` also while every endpoint is down. Default 10000.
+   */
   waitForReadyMs?: number;
+  /**
+   * Calls wait (up to `waitForReadyMs`) for a connection even when every endpoint is known down (its
+   * last connection attempt failed: refused, timed out, handshake lost), instead of failing UNAVAILABLE at
+   * once as gRPC does by default. Calls always wait while a first connection attempt, or the reconnect
+   * after a lost connection, is in progress. A call's own `waitForReady` wins. Default false.
+   */
+  waitForReady?: boolean;
+  /**
+   * Hedged requests for idempotent unary messages (`idempotent`, `@idempotent(true)`): a call not answered
+   * after this delay is sent again to another endpoint; the first answer wins, the other attempt is
+   * cancelled. A number of ms, or `'p95'`: each message's observed 95th percentile latency (over its last
+   * 1000 answers; no hedging before 100). Each hedge spends a retry-budget token. Never for other
+   * messages, streams, or calls with `onHeader`/`onTrailer`. Default: no hedging.
+   */
+  hedgeDelayMs?: HedgeDelay;
   /** Calls that may wait for a connection at once; more are refused RESOURCE_EXHAUSTED. Default 10000. */
   maxQueuedCalls?: number;
   /** Reconnect backoff: first delay (default 100) and largest delay (default 5000), in ms. */
@@ -140,6 +159,8 @@ export interface CallOptions {
   onHeader?: (headers: Readonly<Record<string, string>>) => void;
   /** Called once with the server's trailers ({} if none), when the call ends, also on failure (then with its error). */
   onTrailer?: (trailers: Readonly<Record<string, string>>, error?: RpcError) => void;
+  /** Wait for a connection even when every endpoint is known down. Default: the client's `waitForReady`. */
+  waitForReady?: boolean;
 }
 
 /** {@link ClientOptions} with every default filled in. */
@@ -155,6 +176,8 @@ export interface ResolvedClientOptions extends ResolvedTransportOptions {
   retryBudgetRatio: number;
   retryBudgetTokens: number;
   waitForReadyMs: number;
+  waitForReady: boolean;
+  hedgeDelayMs: HedgeDelay | undefined;
   maxQueuedCalls: number;
   backoff: BackoffOptions;
   ejectAfterFailures: number;
@@ -214,6 +237,8 @@ export const KNOWN_CLIENT_OPTIONS = {
   retryBudgetRatio: true,
   retryBudgetTokens: true,
   waitForReadyMs: true,
+  waitForReady: true,
+  hedgeDelayMs: true,
   maxQueuedCalls: true,
   backoff: true,
   ejectAfterFailures: true,
@@ -239,6 +264,7 @@ export const KNOWN_CALL_OPTIONS = {
   metadata: true,
   onHeader: true,
   onTrailer: true,
+  waitForReady: true,
 } as const satisfies Record<keyof CallOptions, true>;
 
 const KNOWN_DISCOVERY_OPTIONS = { registry: true, service: true, version: true } as const satisfies Record<keyof DiscoveryOptions, true>;
@@ -306,6 +332,13 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     retryBudgetRatio: ratio,
     retryBudgetTokens: intOption(`${at}.retryBudgetTokens`, options.retryBudgetTokens, 100, 1, 1_000_000),
     waitForReadyMs: msOption(`${at}.waitForReadyMs`, options.waitForReadyMs, 10_000, 0),
+    waitForReady: boolOption(`${at}.waitForReady`, options.waitForReady),
+    hedgeDelayMs:
+      options.hedgeDelayMs === 'p95'
+        ? 'p95'
+        : options.hedgeDelayMs === undefined
+          ? undefined
+          : hedgeDelay(`${at}.hedgeDelayMs`, options.hedgeDelayMs),
     maxQueuedCalls: intOption(`${at}.maxQueuedCalls`, options.maxQueuedCalls, 10_000, 0),
     backoff: {
       ...DEFAULT_BACKOFF,
@@ -331,6 +364,17 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
         : invalid(`${at}.logger`, 'must have debug, info, warn and error methods'),
     ),
   };
+}
+
+function boolOption(path: string, value: unknown): boolean {
+  if (value === undefined) return false;
+  if (typeof value !== 'boolean') invalid(path, 'must be a boolean');
+  return value;
+}
+
+function hedgeDelay(path: string, value: unknown): number {
+  if (typeof value !== 'number') invalid(path, "must be a number of ms or 'p95'");
+  return msOption(path, value, 0, 0);
 }
 
 function resolveInterceptors(path: string, list: unknown): readonly ClientInterceptor[] {

@@ -102,6 +102,8 @@ function createUntypedClient(options: ClientOptions): UntypedClient {
     new ResolverCache(o.protocol, o.resolverCacheSize, Math.max(DEFAULT_RESOLVER_CACHE_BYTES, o.maxProtocolBytes + 1)),
     () => runner!.flushQueue(),
     (err) => runner!.failQueue(err),
+    {},
+    (err) => runner!.failDown(err),
   );
   runner = new CallRunner(pool, o);
   const detachObserver = o.observer?.poolAttached?.(() => pool.stats());
@@ -135,6 +137,7 @@ function createUntypedClient(options: ClientOptions): UntypedClient {
       callOptions?.signal,
       callOptions?.metadata,
       hooks,
+      callOptions?.waitForReady,
     ) as Promise<never>;
   };
   const noMessage = (message: string): RpcError => new RpcError(Code.UNIMPLEMENTED, `no message '${message}' in protocol ${protocol.name}`);
@@ -158,7 +161,15 @@ function createUntypedClient(options: ClientOptions): UntypedClient {
     }
     const requests = kind === 'server' ? undefined : (request as ElementSource<object>);
     const stream = new ClientStream(msg, kind, requests, o.maxBufferedElements, o.observer, callOptions?.onHeader, callOptions?.onTrailer);
-    const done = runner!.run(msg, request, deadlineOf(callOptions, defaultTimeout), callOptions?.signal, callOptions?.metadata, stream);
+    const done = runner!.run(
+      msg,
+      request,
+      deadlineOf(callOptions, defaultTimeout),
+      callOptions?.signal,
+      callOptions?.metadata,
+      stream,
+      callOptions?.waitForReady,
+    );
     if (kind === 'client') return done;
     // The stream's iterator reports the outcome; the call's promise is not the caller's.
     done.catch(noop);
