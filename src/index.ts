@@ -54,6 +54,8 @@ export type {
 } from './discovery/index.js';
 export type { RpcErrorOptions } from './errors/rpc-error.js';
 export type { RpcObserver, Logger, PoolStat } from './observability/observer.js';
+export type { TracingOptions } from './observability/tracing.js';
+export type { HedgeDelay } from './client/hedging.js';
 export type { PrometheusObserver, PrometheusObserverOptions } from './observability/prometheus.js';
 export type { ServerInterceptor } from './server/interceptor.js';
 export type { ClientInterceptor, OutgoingCall } from './client/interceptor.js';
