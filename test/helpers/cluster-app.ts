@@ -54,9 +54,13 @@ export function startClusterApp(options: ClusterAppOptions): ClusterApp {
   });
   child.stderr!.on('data', (d: Buffer) => (err += d));
   const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  // A test that failed halfway leaves no app behind (its workers follow the primary out).
+  const reap = (): void => void child.kill('SIGKILL');
+  process.on('exit', reap);
   let finished = false;
   const exited = once(child, 'exit').then(([code, signal]) => {
     clearTimeout(timer);
+    process.off('exit', reap);
     finished = true;
     wake?.();
     return (code ?? signal) as number | string;

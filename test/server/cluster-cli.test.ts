@@ -34,25 +34,29 @@ test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('serve --threads 2: two workers on one port, one /metrics, SIGTERM drains both and exits 0', async () => {
   const served = await serve(avdl, handlers, '--threads', '2', '--metrics-port', '0', '--grace', '5s');
-  assert.is(served.output().match(/^listening /gm)?.length, 1, served.output());
-  assert.ok(served.metricsUrl !== undefined, served.output());
-  const protocol = parseProtocol(IDL);
-  const clients = [0, 1].map(() => createClient({ protocol, endpoints: [served.address] }));
-  const pids = new Set<number>();
-  for (let i = 0; i < 3; i++) for (const c of clients) pids.add(Number(await c.call('pid', { delayMs: 0 })));
-  assert.is(pids.size, 2, 'both workers answered');
+  try {
+    assert.is(served.output().match(/^listening /gm)?.length, 1, served.output());
+    assert.ok(served.metricsUrl !== undefined, served.output());
+    const protocol = parseProtocol(IDL);
+    const clients = [0, 1].map(() => createClient({ protocol, endpoints: [served.address] }));
+    const pids = new Set<number>();
+    for (let i = 0; i < 3; i++) for (const c of clients) pids.add(Number(await c.call('pid', { delayMs: 0 })));
+    assert.is(pids.size, 2, 'both workers answered');
 
-  const text = await (await fetch(served.metricsUrl)).text();
-  assert.match(text, /^avrpc_calls_total\{side="server",message="pid",code="OK"\} 6$/m);
+    const text = await (await fetch(served.metricsUrl)).text();
+    assert.match(text, /^avrpc_calls_total\{side="server",message="pid",code="OK"\} 6$/m);
 
-  const running = clients.map((c) => c.call('pid', { delayMs: 300 }));
-  while ((served.output().match(/^running /gm) ?? []).length < 2) await new Promise((r) => setTimeout(r, 20));
-  const status = served.stop();
-  assert.equal((await Promise.all(running)).map(Number).sort(), [...pids].sort());
-  assert.is(await status, 0);
-  assert.match(served.output(), /^closed$/m);
-  for (const pid of pids) await processGone(pid);
-  await Promise.all(clients.map((c) => c.close()));
+    const running = clients.map((c) => c.call('pid', { delayMs: 300 }));
+    while ((served.output().match(/^running /gm) ?? []).length < 2) await new Promise((r) => setTimeout(r, 20));
+    const status = served.stop();
+    assert.equal((await Promise.all(running)).map(Number).sort(), [...pids].sort());
+    assert.is(await status, 0);
+    assert.match(served.output(), /^closed$/m);
+    for (const pid of pids) await processGone(pid);
+    await Promise.all(clients.map((c) => c.close()));
+  } finally {
+    await served.stop();
+  }
 });
 
 test('serve --threads 2 --registry etcd: the one address registered once, by the primary; deregistered on SIGTERM', async () => {
@@ -61,6 +65,7 @@ test('serve --threads 2 --registry etcd: the one address registered once, by the
   try {
     const at = ['--registry', 'etcd', '--etcd-endpoints', etcd.endpoint, '--service', 'pid', '--service-version', '1.0.0'];
     const served = await serve(avdl, handlers, '--threads', '2', ...at);
+    process.on('exit', () => void served.stop());
     const instances = await registry.resolve('pid');
     assert.equal(
       instances.map((i) => `${i.host}:${i.port}`),
