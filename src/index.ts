@@ -3,6 +3,7 @@
  */
 export { loadProtocol, parseProtocol, Protocol } from './codec/protocol.js';
 export { createServer } from './server/server.js';
+export { serveCluster, shareClusterMetrics, isClusterWorker } from './server/cluster.js';
 export { createClient } from './client/client.js';
 export { describeServer } from './client/describe.js';
 export { RpcError, fromNodeError } from './errors/rpc-error.js';
@@ -56,6 +57,17 @@ export type {
 export type { RpcErrorOptions } from './errors/rpc-error.js';
 export type { RpcObserver, Logger, PoolStat } from './observability/observer.js';
 export type { CallInfo } from './observability/call-info.js';
+export type { TracingOptions } from './observability/tracing.js';
+export type { HedgeDelay } from './client/hedging.js';
+export type {
+  ClusterOptions,
+  ClusterHandle,
+  ClusterPrimary,
+  ClusterWorker,
+  ClusterWorkerInfo,
+  ClusterWorkerState,
+  ClusterServer,
+} from './server/cluster.js';
 export type { PrometheusObserver, PrometheusObserverOptions } from './observability/prometheus.js';
 export type { ServerInterceptor } from './server/interceptor.js';
 export type { ClientInterceptor, OutgoingCall } from './client/interceptor.js';

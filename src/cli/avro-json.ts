@@ -3,7 +3,8 @@ import type { Protocol, StreamKind } from '../codec/protocol.js';
 import { longHook } from '../codec/longs.js';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
-import { JsonInputError, checkJsonInput } from './json-input.js';
+import { bytesForOutput } from './bytes-output.js';
+import { JsonInputError, checkJsonInput, type BytesMode } from './json-input.js';
 import { parseJson, stringifyJson } from './lossless-json.js';
 
 /**
@@ -42,14 +43,17 @@ export interface JsonMessage {
   readonly oneWay: boolean;
   /** The stream kind (`server`, `client`, `bidi`), or undefined for a unary or one-way message. */
   readonly stream: StreamKind | undefined;
+  /** How its bytes and fixed values are written in JSON, in and out. */
+  readonly bytes: BytesMode;
 }
 
 /**
  * The messages of `protocol` typed for Avro JSON: bytes and fixed as strings of code points 0-255,
  * unions other than null wrapped as `{"branch": value}`, enums as symbols, longs as exact integers.
- * `protocol` must be parsed with `longs: 'bigint'` for values to match.
+ * `protocol` must be parsed with `longs: 'bigint'` for values to match. With `bytes: 'base64'`,
+ * bytes and fixed are base64 strings instead, in requests and in what is printed.
  */
-export function jsonMessages(protocol: Protocol): Map<string, JsonMessage> {
+export function jsonMessages(protocol: Protocol, bytes: BytesMode = 'latin1'): Map<string, JsonMessage> {
   const service = avro.Service.forProtocol(JSON.parse(protocol.text) as object, { registry: { long: jsonLong }, typeHook: longHook });
   const out = new Map<string, JsonMessage>();
   for (const m of service.messages as Array<{
@@ -66,18 +70,10 @@ export function jsonMessages(protocol: Protocol): Map<string, JsonMessage> {
       errors: m.errorType,
       oneWay: m.oneWay,
       stream: protocol.message(m.name)?.stream,
+      bytes,
     });
   }
   return out;
-}
-
-/** Throws INVALID_ARGUMENT when `text` is not JSON: checked before connecting anywhere. */
-export function checkJsonSyntax(text: string): void {
-  try {
-    parseJson(text);
-  } catch (err) {
-    throw new RpcError(Code.INVALID_ARGUMENT, `request: ${(err as Error).message}`);
-  }
 }
 
 /**
@@ -92,7 +88,7 @@ export function requestFromJson(msg: JsonMessage, text: string): object {
     throw new RpcError(Code.INVALID_ARGUMENT, `request of ${msg.name}: ${(err as Error).message}`);
   }
   try {
-    json = checkJsonInput(msg.request, json);
+    json = checkJsonInput(msg.request, json, '', msg.bytes);
   } catch (err) {
     if (!(err instanceof JsonInputError)) throw err;
     throw new RpcError(Code.INVALID_ARGUMENT, `request of ${msg.name}: ${err.message}`);
@@ -113,9 +109,9 @@ export function requestFromJson(msg: JsonMessage, text: string): object {
   return value;
 }
 
-/** Prints a value of `type` (e.g. a response) as Avro JSON text. */
-export function toAvroJson(type: avro.Type, value: unknown, indent = 0): string {
-  return stringifyJson((type as unknown as Copying)._copy(value, { coerce: 3 }), indent);
+/** Prints a value of `type` (e.g. a response) as Avro JSON text, bytes as `bytes` says. */
+export function toAvroJson(type: avro.Type, value: unknown, indent = 0, bytes: BytesMode = 'latin1'): string {
+  return stringifyJson(bytesForOutput(type, (type as unknown as Copying)._copy(value, { coerce: 3 }), bytes), indent);
 }
 
 /**
@@ -128,7 +124,8 @@ export function declaredErrorJson(msg: JsonMessage, details: unknown, indent = 0
   const named = branches.filter((b) => b.name === errorType);
   for (const branch of [...named, ...branches]) {
     if (!branch.isValid(details)) continue;
-    return stringifyJson({ [branch.branchName!]: (branch as unknown as Copying)._copy(details, { coerce: 3 }) }, indent);
+    const json = bytesForOutput(branch, (branch as unknown as Copying)._copy(details, { coerce: 3 }), msg.bytes);
+    return stringifyJson({ [branch.branchName!]: json }, indent);
   }
   return undefined;
 }

@@ -6,8 +6,9 @@ import { Command } from 'commander';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { declaredErrorJson, toAvroJson, type JsonMessage } from './avro-json.js';
-import { addConnectFlags, collect, duration, reportFailure } from './options.js';
+import { addBytesFlag, addConnectFlags, collect, duration, reportFailure, usageError } from './options.js';
 import { withPreparedCall, type CallFlags } from './prepared-call.js';
+import { STDIN, isStdinSpec, readRequestData } from './request-data.js';
 import { runStreamCall } from './stream-call.js';
 
 interface CallCommandFlags extends CallFlags {
@@ -24,7 +25,10 @@ export function callCommand(): Command {
     .argument('<target>', 'host:port, or a service name with --registry')
     .argument('<message>', 'message name')
     .argument('[json]', "the request's parameters as one JSON object, e.g. '{\"item\": {...}}' (default {})")
-    .option('-d, --data <json>', 'the request as one JSON object, instead of the [json] argument')
+    .option(
+      '-d, --data <json|@file|@->',
+      'the request as one JSON object, instead of the [json] argument; @file reads it from a file, @- from stdin',
+    )
     .option(
       '--timeout <duration>',
       'deadline of the call (and of learning the protocol): 500ms, 10s, 2m or plain ms; a stream has none unless given',
@@ -32,12 +36,16 @@ export function callCommand(): Command {
       10_000,
     )
     .option('--metadata <k=v>', 'request metadata (repeatable)', collect, [])
-    .option('--compact', 'print the response on one line (stream responses always are: one per line)');
+    .option('--compact', 'print the response and a declared error on one line (stream responses always are: one per line)');
+  addBytesFlag(cmd);
   addConnectFlags(cmd).addHelpText(
     'after',
     `
-Longs beyond 2^53 are read and printed exactly; bytes are JSON strings of code points 0-255;
-unions other than null are wrapped: {"string": "x"}.
+Longs beyond 2^53 are read and printed exactly; bytes are JSON strings of code points 0-255
+(--bytes base64: base64 strings, in and out); unions other than null are wrapped: {"string": "x"},
+and a named branch may be given by its simple name where no other branch has it ({"Tag": {...}}).
+-d @file reads the request from a file, -d @- from stdin (a file of several NDJSON lines is for
+client streams, which send them all, and for bench, which cycles through them).
 On failure prints CODE_NAME: message on stderr, and for a declared error "(declared error
 <its schema's full name>)" after the message and its value as JSON on stdout, as
 {"<full name>": {...}}; exits with status 64 + the code's number (e.g. 78 for UNAVAILABLE).
@@ -67,13 +75,21 @@ async function runCall(
   flags: CallCommandFlags,
   timeoutGiven: boolean,
 ): Promise<void> {
-  if (jsonArg !== undefined && flags.data !== undefined) {
-    throw new RpcError(Code.INVALID_ARGUMENT, 'the request is given twice ([json] and -d): use one');
-  }
-  const json = jsonArg ?? flags.data;
-  await withPreparedCall(targetText, message, json, flags, {}, async ({ msg, request, client, options }) => {
+  if (jsonArg !== undefined && flags.data !== undefined) throw usageError('the request is given twice ([json] and -d): use one');
+  const spec = jsonArg ?? flags.data;
+  // `@-` waits for the message's kind (prepared-call.ts): a client or bidi stream reads its records
+  // from stdin as they come, anything else reads all of stdin as its request.
+  const data = spec === undefined ? undefined : isStdinSpec(spec) ? STDIN : await readRequestData(spec);
+  await withPreparedCall(targetText, message, data, flags, {}, async ({ msg, requests, client, options }) => {
+    const takesOne = msg.stream === undefined || msg.stream === 'server';
+    if (takesOne && requests!.length !== 1) {
+      throw new RpcError(
+        Code.INVALID_ARGUMENT,
+        `${data === STDIN ? 'stdin' : data!.source} holds ${requests!.length} requests: call sends one (a client stream sends them all, bench cycles them)`,
+      );
+    }
     if (msg.stream !== undefined) {
-      if (request === undefined && process.stdin.isTTY) {
+      if (requests === undefined && process.stdin.isTTY) {
         process.stderr.write(`reading the requests of ${message} from stdin, one JSON object per line; end with Ctrl-D\n`);
       }
       return runStreamCall({
@@ -81,24 +97,25 @@ async function runCall(
         client,
         // The deadline covers the whole stream: a tail of a feed should not end at the default 10 s.
         options: timeoutGiven ? options : { ...options, timeoutMs: Infinity },
-        request,
+        requests,
         compact: flags.compact === true,
         input: process.stdin,
         closeInput: () => process.stdin.destroy(),
         output: process.stdout,
       });
     }
-    const response = await client.call(message, request!, options).catch((err: unknown) => {
-      printDeclared(msg, err);
+    const indent = flags.compact ? 0 : 2;
+    const response = await client.call(message, requests![0]!, options).catch((err: unknown) => {
+      printDeclared(msg, err, indent);
       throw err;
     });
-    if (!msg.oneWay) process.stdout.write(`${toAvroJson(msg.response, response, flags.compact ? 0 : 2)}\n`);
+    if (!msg.oneWay) process.stdout.write(`${toAvroJson(msg.response, response, indent, msg.bytes)}\n`);
   });
 }
 
 /** A declared error's value goes to stdout as Avro JSON: it is the call's result, only not a success. */
-function printDeclared(msg: JsonMessage, err: unknown): void {
+function printDeclared(msg: JsonMessage, err: unknown, indent: number): void {
   if (!(err instanceof RpcError) || err.details === undefined) return;
-  const text = declaredErrorJson(msg, err.details, 2, err.errorType);
+  const text = declaredErrorJson(msg, err.details, indent, err.errorType);
   if (text !== undefined) process.stdout.write(`${text}\n`);
 }

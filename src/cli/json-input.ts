@@ -40,10 +40,22 @@ interface Shape {
 }
 
 /**
- * `json` checked against `type`, with integer literals beyond 2^53 (BigInt) turned into numbers
- * where a float or double is expected. Throws JsonInputError for the first value that does not fit.
+ * How bytes and fixed values are written in JSON: `latin1` is Avro's JSON encoding (a string of code
+ * points 0-255, one per byte); `base64` is what grpcurl users expect of bytes (`--bytes base64`).
  */
-export function checkJsonInput(type: avro.Type, json: unknown, path = ''): unknown {
+export type BytesMode = 'latin1' | 'base64';
+
+/** The choices of `--bytes`. */
+export const BYTES_MODES: readonly BytesMode[] = ['latin1', 'base64'];
+
+/**
+ * `json` checked against `type`, with integer literals beyond 2^53 (BigInt) turned into numbers
+ * where a float or double is expected, base64 bytes (in `base64` mode) turned into Avro's strings
+ * of code points, and union branches named by their simple name (`Tag` for `avrpc.other.Tag`, where
+ * no other branch has that simple name) turned into the full name. Throws JsonInputError for the
+ * first value that does not fit.
+ */
+export function checkJsonInput(type: avro.Type, json: unknown, path = '', bytes: BytesMode = 'latin1'): unknown {
   const t = type as unknown as Shape;
   const fail = (problem: string): never => {
     throw new JsonInputError(path, path === '' ? problem : `${path}: ${problem}`);
@@ -75,6 +87,10 @@ export function checkJsonInput(type: avro.Type, json: unknown, path = ''): unkno
       return typeof json === 'number' ? json : fail(`expected a ${t.typeName}, got ${describe(json)}`);
     case 'bytes':
     case 'fixed': {
+      if (bytes === 'base64') {
+        if (typeof json !== 'string') return fail(`expected ${t.typeName} as a base64 string, got ${describe(json)}`);
+        json = fromBase64(json, fail);
+      }
       if (typeof json !== 'string') return fail(`expected ${t.typeName} as a string of code points 0-255, got ${describe(json)}`);
       // eslint-disable-next-line no-control-regex -- the range starts at U+0000 on purpose
       const high = /[^\u0000-\u00ff]/.exec(json);
@@ -93,11 +109,11 @@ export function checkJsonInput(type: avro.Type, json: unknown, path = ''): unkno
         : fail(`expected one of ${t.symbols!.join(', ')}, got ${describe(json)}`);
     case 'array':
       if (!Array.isArray(json)) return fail(`expected an array, got ${describe(json)}`);
-      return json.map((item, i) => checkJsonInput(t.itemsType!, item, `${path}[${i}]`));
+      return json.map((item, i) => checkJsonInput(t.itemsType!, item, `${path}[${i}]`, bytes));
     case 'map': {
       if (!isObject(json)) return fail(`expected an object (map), got ${describe(json)}`);
       const out: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(json)) define(out, k, checkJsonInput(t.valuesType!, v, at(k)));
+      for (const [k, v] of Object.entries(json)) define(out, k, checkJsonInput(t.valuesType!, v, at(k), bytes));
       return out;
     }
     case 'record':
@@ -112,7 +128,7 @@ export function checkJsonInput(type: avro.Type, json: unknown, path = ''): unkno
             throw new JsonInputError(at(field.name), `missing field ${at(field.name)} (${typeLabel(field.type)})`);
           continue;
         }
-        define(out, field.name, checkJsonInput(field.type, v, at(field.name)));
+        define(out, field.name, checkJsonInput(field.type, v, at(field.name), bytes));
       }
       // avsc ignores unknown keys: a misspelt field with a default would silently take the default.
       const unknown = Object.keys(json).find((k) => !t.fields!.some((f) => f.name === k));
@@ -130,17 +146,41 @@ export function checkJsonInput(type: avro.Type, json: unknown, path = ''): unkno
       if (json === null && branches.some((b) => b.typeName === 'null')) return null;
       const names = branches.filter((b) => b.typeName !== 'null').map((b) => b.branchName!);
       const keys = isObject(json) ? Object.keys(json) : [];
-      const branch = keys.length === 1 ? branches.find((b) => b.branchName === keys[0]) : undefined;
+      const branch = keys.length === 1 ? branchNamed(branches, keys[0]!, fail) : undefined;
       if (branch === undefined)
         return fail(
           `expected ${names.length < branches.length ? 'null or ' : ''}{"<branch>": value} with <branch> one of ${names.join(', ')}, got ${describe(json)}`,
         );
-      return { [keys[0]!]: checkJsonInput(branch, (json as Record<string, unknown>)[keys[0]!], at(keys[0]!)) };
+      const value = (json as Record<string, unknown>)[keys[0]!];
+      return { [branch.branchName!]: checkJsonInput(branch as unknown as avro.Type, value, at(keys[0]!), bytes) };
     }
     default:
       // Logical types (none are registered by the CLI) check as their underlying type.
-      return t.underlyingType !== undefined ? checkJsonInput(t.underlyingType, json, path) : json;
+      return t.underlyingType !== undefined ? checkJsonInput(t.underlyingType, json, path, bytes) : json;
   }
+}
+
+/**
+ * The branch `key` names: by its full branch name, else by the simple name of a named type when
+ * only one branch has it (`{"Tag": ...}` for `avrpc.other.Tag`). Two branches of that simple name
+ * (`a.Tag`, `b.Tag`) are refused naming both, rather than picking one.
+ */
+function branchNamed(branches: avro.Type[], key: string, fail: (problem: string) => never): Shape | undefined {
+  const all = branches as unknown as Shape[];
+  const exact = all.find((b) => b.branchName === key);
+  if (exact !== undefined || key.includes('.')) return exact;
+  const simple = all.filter((b) => b.branchName!.includes('.') && b.branchName!.slice(b.branchName!.lastIndexOf('.') + 1) === key);
+  if (simple.length > 1)
+    return fail(`${key} names ${simple.length} branches (${simple.map((b) => b.branchName).join(', ')}): use the full name`);
+  return simple[0];
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** Strict base64 (padding required, no whitespace) to Avro's string of code points 0-255. */
+function fromBase64(text: string, fail: (problem: string) => never): string {
+  if (!BASE64.test(text)) return fail(`not base64 (--bytes base64): ${describe(text)}`);
+  return Buffer.from(text, 'base64').toString('latin1');
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -6,6 +6,7 @@
 import type { Writable } from 'node:stream';
 import type avro from 'avsc';
 import { toAvroJson } from './avro-json.js';
+import type { BytesMode } from './json-input.js';
 
 /** The reader of our output went away (`avrpc call ... | head -1`): not a failure of the call. */
 export class OutputClosed extends Error {
@@ -22,6 +23,7 @@ export class NdjsonWriter {
   constructor(
     private readonly out: Writable,
     private readonly type: avro.Type,
+    private readonly bytes: BytesMode = 'latin1',
   ) {
     const onError = (err: Error): void => {
       this.failure = err;
@@ -44,7 +46,7 @@ export class NdjsonWriter {
    * when the reader is gone (EPIPE), or with the stream's error.
    */
   async write(value: unknown): Promise<void> {
-    return this.writeLine(toAvroJson(this.type, value, 0));
+    return this.writeLine(toAvroJson(this.type, value, 0, this.bytes));
   }
 
   /** Writes `text` (one line of JSON, no newline) and its newline. */

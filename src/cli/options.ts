@@ -4,7 +4,7 @@
  * on stderr, exit status 64 + code).
  */
 import { readFileSync } from 'node:fs';
-import { InvalidArgumentError, type Command } from 'commander';
+import { CommanderError, InvalidArgumentError, Option, type Command } from 'commander';
 import { Protocol, loadProtocol } from '../codec/protocol.js';
 import { describeServer } from '../client/describe.js';
 import { parseEndpoint, type ClientOptions, type Endpoint } from '../client/client-options.js';
@@ -14,6 +14,7 @@ import type { Registry } from '../discovery/registry.js';
 import { Code, codeName } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import type { ClientTlsOptions } from '../security/tls.js';
+import { BYTES_MODES } from './json-input.js';
 
 /** Flags of commands that connect to a server (`call`, `describe`, `bench`). */
 export interface ConnectFlags {
@@ -36,8 +37,28 @@ export function exitStatusFor(code: Code): number {
   return 64 + code;
 }
 
-/** Prints `CODE_NAME: message` on stderr and sets the exit status for `err`. */
+/** Exit status of a usage error (a flag or argument wrongly given), as Go's flag package and grpcurl's (commander's own is 1). */
+export const USAGE_EXIT = 2;
+
+/**
+ * A usage error found after commander parsed the command line (flags that exclude each other, a
+ * flag another one needs): thrown, then reported by {@link reportFailure} as `error: message`, exit 2,
+ * as commander reports its own.
+ */
+export function usageError(message: string): CommanderError {
+  return new CommanderError(USAGE_EXIT, 'avrpc.usage', message);
+}
+
+/**
+ * Prints `CODE_NAME: message` on stderr and sets the exit status for `err` (64 + code), or
+ * `error: message` and exit 2 for a usage error.
+ */
 export function reportFailure(err: unknown): void {
+  if (err instanceof CommanderError) {
+    process.stderr.write(`error: ${err.message}\n`);
+    process.exitCode = err.exitCode === 0 ? 0 : USAGE_EXIT;
+    return;
+  }
   const e = RpcError.from(err, Code.UNKNOWN);
   // A declared error names its type: its value alone (on stdout) may fit two of them.
   const declared = e.errorType === undefined ? '' : ` (declared error ${e.errorType})`;
@@ -65,6 +86,15 @@ export function addConnectFlags(cmd: Command, withProtocol = true): Command {
   return withProtocol ? cmd.option('--protocol <file>', 'protocol file (.avdl/.avpr) instead of asking the server') : cmd;
 }
 
+/** Adds `--bytes latin1|base64` (how bytes and fixed are written in JSON, in and out) to `cmd`. */
+export function addBytesFlag(cmd: Command): Command {
+  return cmd.addOption(
+    new Option('--bytes <encoding>', "bytes and fixed in JSON, in and out: latin1 (Avro's code points 0-255) or base64")
+      .choices(BYTES_MODES)
+      .default('latin1'),
+  );
+}
+
 /** Environment variable that stands for `--token` (kept out of argv, which `ps` shows to every user). */
 export const TOKEN_ENV = 'AVRPC_TOKEN';
 
@@ -76,7 +106,7 @@ export const TOKEN_ENV = 'AVRPC_TOKEN';
  */
 export function resolveToken(flags: { token?: string; tokenFile?: string }, env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (flags.token !== undefined && flags.tokenFile !== undefined) {
-    throw new RpcError(Code.INVALID_ARGUMENT, '--token and --token-file are both given: use one');
+    throw usageError('--token and --token-file are both given: use one');
   }
   let token: string | undefined;
   let from: string;
@@ -110,7 +140,7 @@ export function parseMetadata(pairs: readonly string[]): Record<string, string> 
   const out: Record<string, string> = {};
   for (const pair of pairs) {
     const i = pair.indexOf('=');
-    if (i <= 0) throw new RpcError(Code.INVALID_ARGUMENT, `--metadata must be key=value, got ${JSON.stringify(pair)}`);
+    if (i <= 0) throw usageError(`--metadata must be key=value, got ${JSON.stringify(pair)}`);
     out[pair.slice(0, i)] = pair.slice(i + 1);
   }
   return out;
@@ -138,7 +168,7 @@ export function duration(value: string): number {
  */
 export function clientTls(flags: ConnectFlags): ClientTlsOptions | undefined {
   if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
-    throw new RpcError(Code.INVALID_ARGUMENT, '--tls-cert and --tls-key go together (a client certificate needs its key)');
+    throw usageError('--tls-cert and --tls-key go together (a client certificate needs its key)');
   }
   if (flags.tls !== true && flags.tlsCa === undefined && flags.tlsCert === undefined) return undefined;
   const tls: ClientTlsOptions = {};
@@ -179,13 +209,11 @@ export function resolveTarget(target: string, flags: ConnectFlags): Target {
   };
 }
 
-function openRegistry(flags: ConnectFlags, service: string): Registry {
+/** The registry the flags name (`--registry etcd|dns` and its flags); a usage error naming `service` without one. */
+export function openRegistry(flags: ConnectFlags, service: string): Registry {
   if (flags.registry === 'etcd') return createEtcdRegistry({ hosts: (flags.etcdEndpoints ?? '').split(',') });
   if (flags.registry === 'dns') return createDnsRegistry(flags.dnsServer?.length ? { servers: flags.dnsServer } : {});
-  throw new RpcError(
-    Code.INVALID_ARGUMENT,
-    `target ${JSON.stringify(service)} is not host:port; a service name needs --registry etcd or dns`,
-  );
+  throw usageError(`target ${JSON.stringify(service)} is not host:port; a service name needs --registry etcd or dns`);
 }
 
 /**

@@ -23,6 +23,7 @@ import type { LogLevel } from '../observability/log-policy.js';
 import { combineObservers, type Logger, type RpcObserver } from '../observability/observer.js';
 import { LOG_FORMATS, LOG_LEVELS, callLogObserver, createCliLogger, type LogFormat } from './log.js';
 import { TOKEN_ENV, duration, exitStatusFor, positiveInt, reportFailure, resolveToken } from './options.js';
+import { isThreadsPrimary, isThreadsWorker, serveThreadsPrimary, serveThreadsWorker, shareThreadsMetrics } from './serve-threads.js';
 
 interface ServeFlags {
   host: string;
@@ -42,6 +43,7 @@ interface ServeFlags {
   grace: number;
   logLevel: LogLevel;
   logFormat: LogFormat;
+  threads: number;
 }
 
 /** The `serve` command. */
@@ -74,8 +76,10 @@ export function serveCommand(): Command {
     .option('--grace <duration>', 'time running calls get to finish on SIGTERM/SIGINT', duration, 5000)
     .addOption(new Option('--log-level <level>', 'least severe log entries written (to stderr)').choices(LOG_LEVELS).default('info'))
     .addOption(new Option('--log-format <format>', 'text, or json: one pino-style object per line').choices(LOG_FORMATS).default('text'))
+    .option('--threads <n>', 'event loops: N worker processes (node:cluster) accepting on the one port', positiveInt, 1)
     .action(async (protocolFile: string, handlersFile: string, flags: ServeFlags) => {
-      await serve(protocolFile, handlersFile, flags).catch((err: unknown) => serveFailed(err, flags));
+      const run = isThreadsPrimary(flags) ? serveThreadsPrimary(flags) : serve(protocolFile, handlersFile, flags);
+      await run.catch((err: unknown) => serveFailed(err, flags));
     });
 }
 
@@ -89,7 +93,7 @@ async function serve(protocolFile: string, handlersFile: string, flags: ServeFla
   let metrics: HttpServer | undefined;
   if (flags.metricsPort !== undefined) {
     observer = await metricsObserver();
-    metrics = await serveMetrics(observer, flags.metricsPort);
+    metrics = isThreadsWorker() ? shareThreadsMetrics(observer.register) : await serveMetrics(observer, flags.metricsPort);
   }
   const options: ServerOptions = {
     protocol,
@@ -100,6 +104,7 @@ async function serve(protocolFile: string, handlersFile: string, flags: ServeFla
     ...(token === undefined ? {} : { authenticate: checkToken(token) }),
   };
   const server = createServer(options);
+  if (isThreadsWorker()) return serveThreadsWorker(server, flags);
   let registry: Registry | undefined;
   const listen: ListenOptions = { host: flags.host, port: flags.port };
   if (flags.registry === 'etcd') {

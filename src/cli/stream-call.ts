@@ -22,9 +22,9 @@ export interface StreamCall {
   msg: JsonMessage;
   client: StreamingClient;
   options: CallOptions;
-  /** The request (server stream), or the one record given instead of stdin (client, bidi); else undefined. */
-  request: object | undefined;
-  /** Print a client stream's response on one line (stream elements are always one per line). */
+  /** The request (server stream, first of them), or the records given instead of stdin (client, bidi); else undefined. */
+  requests: readonly object[] | undefined;
+  /** Print a client stream's response and a declared error on one line (stream elements are always one per line). */
   compact: boolean;
   /** NDJSON request records (stdin). */
   input: AsyncIterable<Buffer | string>;
@@ -37,16 +37,17 @@ export interface StreamCall {
 export async function runStreamCall(call: StreamCall): Promise<void> {
   const { msg } = call;
   if (msg.stream === 'server') {
-    if (call.request === undefined) throw new RpcError(Code.INTERNAL, 'a server stream needs its request');
-    return printElements(call, call.client.serverStream(msg.name, call.request, call.options));
+    const request = call.requests?.[0];
+    if (request === undefined) throw new RpcError(Code.INTERNAL, 'a server stream needs its request');
+    return printElements(call, call.client.serverStream(msg.name, request, call.options));
   }
   const requests = new RequestInput(call);
   try {
     if (msg.stream === 'client') {
       const response = await call.client.clientStream(msg.name, requests.records, requests.options).catch((err: unknown) => {
-        throw requests.failure() ?? printDeclared(call, err, 2);
+        throw requests.failure() ?? printDeclared(call, err, call.compact ? 0 : 2);
       });
-      call.output.write(`${toAvroJson(msg.response, response, call.compact ? 0 : 2)}\n`);
+      call.output.write(`${toAvroJson(msg.response, response, call.compact ? 0 : 2, msg.bytes)}\n`);
     } else {
       await printElements(call, call.client.bidiStream(msg.name, requests.records, requests.options)).catch((err: unknown) => {
         throw requests.failure() ?? err;
@@ -59,7 +60,7 @@ export async function runStreamCall(call: StreamCall): Promise<void> {
 
 /** Prints each element as one line as it arrives; on an error, the declared value (if any) as the last line. */
 async function printElements(call: StreamCall, stream: ResponseStream<unknown>): Promise<void> {
-  const writer = new NdjsonWriter(call.output, call.msg.response);
+  const writer = new NdjsonWriter(call.output, call.msg.response, call.msg.bytes);
   try {
     // Leaving the loop by a throw returns the iterator: the client cancels the stream on the server.
     for await (const element of stream) await writer.write(element);
@@ -97,7 +98,7 @@ class RequestInput {
 
   constructor(private readonly call: StreamCall) {
     this.options = { ...call.options, signal: this.abort.signal };
-    this.records = call.request !== undefined ? [call.request] : this.read();
+    this.records = call.requests !== undefined ? call.requests : this.read();
   }
 
   /** The input's error, if reading it is what failed the call. */
@@ -108,7 +109,7 @@ class RequestInput {
   /** The call is over: stop reading (later input errors, e.g. from destroying stdin, are not ours). */
   close(): void {
     this.ended = true;
-    if (this.call.request === undefined) this.call.closeInput();
+    if (this.call.requests === undefined) this.call.closeInput();
   }
 
   private async *read(): AsyncGenerator<object, void, undefined> {

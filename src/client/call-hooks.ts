@@ -1,8 +1,11 @@
 import type { RpcError } from '../errors/rpc-error.js';
 import { NO_METADATA, type Metadata } from '../framing/bodies.js';
 
-/** Receives the server's response headers or trailers of one call (`CallOptions.onHeader` / `onTrailer`). */
-export type MetadataHook = (metadata: Metadata) => void;
+/**
+ * Receives the server's response headers or trailers of one call (`CallOptions.onHeader` / `onTrailer`);
+ * trailers come with the call's error when it failed.
+ */
+export type MetadataHook = (metadata: Metadata, error?: RpcError) => void;
 
 /**
  * The server's response headers and trailers of one call (SPEC.md section 13), for the caller's
@@ -56,8 +59,8 @@ export class CallHooks {
   }
 
   /** Hands the trailers to the caller at the end; a stream also resolves `trailers` and ends its iterator. */
-  protected deliverTrailers(trailers: Metadata, _error: RpcError | undefined): void {
-    if (this.onTrailer !== undefined) callHook(this.onTrailer, trailers);
+  protected deliverTrailers(trailers: Metadata, error: RpcError | undefined): void {
+    if (this.onTrailer !== undefined) callHook(this.onTrailer, trailers, error);
   }
 }
 
@@ -65,9 +68,10 @@ export class CallHooks {
  * Runs a caller's hook. What it throws is dropped: it runs inside a frame handler of the connection,
  * which must go on serving the other calls, and the call's own outcome is unchanged by it.
  */
-function callHook(hook: MetadataHook, metadata: Metadata): void {
+function callHook(hook: MetadataHook, metadata: Metadata, error?: RpcError): void {
   try {
-    hook(metadata);
+    if (error === undefined) hook(metadata);
+    else hook(metadata, error);
   } catch {
     // See above: the hook's failure is the caller's, not the call's.
   }

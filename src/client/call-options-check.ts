@@ -17,7 +17,15 @@ export function checkCallOptions(callOptions: CallOptions | undefined, defaultTi
   // The client's own timeoutMs was checked when it was created.
   if (callOptions === undefined) return undefined;
   for (const k in callOptions) {
-    if (k !== 'timeoutMs' && k !== 'metadata' && k !== 'signal' && k !== 'onHeader' && k !== 'onTrailer' && Object.hasOwn(callOptions, k))
+    if (
+      k !== 'timeoutMs' &&
+      k !== 'metadata' &&
+      k !== 'signal' &&
+      k !== 'onHeader' &&
+      k !== 'onTrailer' &&
+      k !== 'waitForReady' &&
+      Object.hasOwn(callOptions, k)
+    )
       return unknownCallOption(callOptions);
   }
   const timeoutMs = callOptions.timeoutMs ?? defaultTimeout;
@@ -33,6 +41,9 @@ export function checkCallOptions(callOptions: CallOptions | undefined, defaultTi
     return new RpcError(Code.INVALID_ARGUMENT, `call: options.onHeader must be a function, got ${describe(onHeader)}`);
   if (onTrailer !== undefined && typeof onTrailer !== 'function')
     return new RpcError(Code.INVALID_ARGUMENT, `call: options.onTrailer must be a function, got ${describe(onTrailer)}`);
+  const waitForReady = callOptions.waitForReady;
+  if (waitForReady !== undefined && typeof waitForReady !== 'boolean')
+    return new RpcError(Code.INVALID_ARGUMENT, `call: options.waitForReady must be a boolean, got ${describe(waitForReady)}`);
   return undefined;
 }
 

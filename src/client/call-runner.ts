@@ -9,6 +9,7 @@ import type { Metadata } from '../framing/bodies.js';
 import type { Pool } from './pool.js';
 import { RetryBudget } from './retry-budget.js';
 import { callKind, endCallInfo, newCallInfo, type CallInfo } from '../observability/call-info.js';
+import { HedgedCall, HedgePolicy, type HedgeDelay, type HedgeHost } from './hedging.js';
 import type { RpcObserver } from '../observability/observer.js';
 import { callScope, scopeWanted } from '../util/call-scope.js';
 import { MAX_TIMER_MS } from '../util/validate.js';
@@ -25,6 +26,10 @@ export interface RunnerOptions {
   retryBudgetTokens: number;
   /** How long a call waits for a usable connection when none is ready, in ms. */
   waitForReadyMs: number;
+  /** Calls wait for a connection even while every endpoint is known down (else they fail UNAVAILABLE at once). */
+  waitForReady: boolean;
+  /** Hedge idempotent unary calls after this delay (ms, or `'p95'`); undefined: no hedging. */
+  hedgeDelayMs: HedgeDelay | undefined;
   /** Calls that may wait for a connection at once; beyond it RESOURCE_EXHAUSTED. */
   maxQueuedCalls: number;
   observer: RpcObserver | undefined;
@@ -33,13 +38,17 @@ export interface RunnerOptions {
 }
 
 /**
- * Runs calls over the pool: picks a connection, queues calls while no connection is ready, enforces
- * deadlines and cancellation, and retries failed attempts on another endpoint when that is safe
- * (never a non-idempotent call that may have reached a server) and within the retry budget.
+ * Runs calls over the pool: picks a connection, queues calls while no connection is ready (failing them
+ * at once when every endpoint is known down, unless they wait for ready), enforces deadlines and
+ * cancellation, retries failed attempts on another endpoint when that is safe (never a non-idempotent
+ * call that may have reached a server) and within the retry budget, and hedges idempotent calls
+ * (client/hedging.ts) under the same budget.
  */
 export class CallRunner implements CallOwner {
   private readonly waiting = new Map<ClientCall, NodeJS.Timeout>();
   private readonly budget: RetryBudget;
+  private readonly hedging: HedgePolicy | undefined;
+  private readonly hedgeHost: HedgeHost;
   private closed = false;
 
   constructor(
@@ -47,6 +56,14 @@ export class CallRunner implements CallOwner {
     private readonly options: RunnerOptions,
   ) {
     this.budget = new RetryBudget(options.retryBudgetRatio, options.retryBudgetTokens);
+    this.hedging = options.hedgeDelayMs === undefined ? undefined : new HedgePolicy(options.hedgeDelayMs, options.idempotent);
+    this.hedgeHost = {
+      dispatch: (attempt) => this.dispatch(attempt),
+      abandon: (attempt, error) => this.abandon(attempt, error),
+      withdraw: () => this.budget.withdraw(),
+      // A closed client sends no hedge (its calls on connections finish).
+      otherEndpointReady: (key) => !this.closed && this.pool.otherEndpointReady(key),
+    };
     // From now on handlers in this thread run inside the call scope (their calls inherit from it).
     scopeWanted.value = true;
   }
@@ -54,6 +71,7 @@ export class CallRunner implements CallOwner {
   /**
    * Starts a call; settles with the response or an `RpcError`. `deadline` is on the `performance.now()`
    * clock, or -1. `ext`: the caller's header/trailer hooks, or a stream's state (which the call's end ends).
+   * `waitForReady`: wait for a connection even while every endpoint is known down (default: the client's).
    */
   run(
     msg: MessageDef,
@@ -62,6 +80,7 @@ export class CallRunner implements CallOwner {
     signal: AbortSignal | undefined,
     metadata: Metadata | undefined,
     ext?: CallHooks,
+    waitForReady = this.options.waitForReady,
   ): Promise<unknown> {
     // Inside a handler: inherit the incoming call's deadline (capped) and cancellation.
     const parent = callScope.getStore();
@@ -78,8 +97,8 @@ export class CallRunner implements CallOwner {
       return this.refused(msg, new RpcError(Code.DEADLINE_EXCEEDED, `deadline exceeded for ${msg.name} before it was sent`), ext);
     }
     const observer = this.options.observer;
-    if (observer !== undefined) return this.observed(observer, msg, request, deadline, signal, metadata, ext);
-    return new Promise((resolve, reject) => this.start(msg, request, deadline, signal, metadata, resolve, reject, ext));
+    if (observer !== undefined) return this.observed(observer, msg, request, deadline, signal, metadata, ext, waitForReady);
+    return new Promise((resolve, reject) => this.start(msg, request, deadline, signal, metadata, resolve, reject, ext, waitForReady));
   }
 
   /** A call that fails before it starts still counts, by its code, with the observer (and ends its hooks or stream). */
@@ -102,6 +121,7 @@ export class CallRunner implements CallOwner {
     signal: AbortSignal | undefined,
     metadata: Metadata | undefined,
     ext: CallHooks | undefined,
+    waitForReady: boolean,
   ): Promise<unknown> {
     const started = performance.now();
     const info = this.callInfo(msg, metadata, deadline, started);
@@ -124,6 +144,7 @@ export class CallRunner implements CallOwner {
           reject(err);
         },
         ext,
+        waitForReady,
         info,
       ),
     );
@@ -145,9 +166,34 @@ export class CallRunner implements CallOwner {
     resolve: (value: unknown) => void,
     reject: (error: RpcError) => void,
     ext: CallHooks | undefined,
+    waitForReady: boolean,
     info?: CallInfo,
   ): void {
+    this.budget.deposit();
+    // Hedged: each attempt is a call of its own (its own id, deadline timer and abort listener).
+    if (ext === undefined && this.hedging?.covers(msg) === true) {
+      const make = (res: (value: unknown) => void, rej: (error: RpcError) => void): ClientCall =>
+        this.attempt(msg, request, deadline, signal, metadata, res, rej, undefined, waitForReady, info);
+      return new HedgedCall(this.hedgeHost, this.hedging, msg, make, resolve, reject).start();
+    }
+    this.dispatch(this.attempt(msg, request, deadline, signal, metadata, resolve, reject, ext, waitForReady, info));
+  }
+
+  /** A call (or one attempt of a hedged call) with its deadline timer and abort listener armed. */
+  private attempt(
+    msg: MessageDef,
+    request: unknown,
+    deadline: number,
+    signal: AbortSignal | undefined,
+    metadata: Metadata | undefined,
+    resolve: (value: unknown) => void,
+    reject: (error: RpcError) => void,
+    ext: CallHooks | undefined,
+    waitForReady: boolean,
+    info?: CallInfo,
+  ): ClientCall {
     const call = new ClientCall(msg, request, metadata, deadline, resolve, reject, this);
+    call.waitForReady = waitForReady;
     if (info !== undefined) call.info = info;
     if (ext !== undefined) {
       call.ext = ext;
@@ -159,8 +205,7 @@ export class CallRunner implements CallOwner {
       call.onAbort = () => this.abandon(call, abortError(signal));
       signal.addEventListener('abort', call.onAbort, { once: true });
     }
-    this.budget.deposit();
-    this.dispatch(call);
+    return call;
   }
 
   /** Settles a call locally (deadline, cancel), telling the server if the call reached it. */
@@ -208,6 +253,15 @@ export class CallRunner implements CallOwner {
     }
   };
 
+  /** Every endpoint is known down: waiting calls that do not wait for ready fail with `error` (gRPC's fail fast). */
+  readonly failDown = (error: RpcError): void => {
+    for (const call of [...this.waiting.keys()]) {
+      if (call.waitForReady) continue;
+      this.unqueue(call);
+      call.reject(error);
+    }
+  };
+
   /** Rejects waiting calls and refuses new ones; calls on connections finish. */
   close(): void {
     this.closed = true;
@@ -228,6 +282,8 @@ export class CallRunner implements CallOwner {
     if (invalid !== undefined) return call.reject(invalid);
     // Every endpoint fails in a way retrying will not fix (TLS, not avrpc): say so now, not after waitForReadyMs.
     if (picked.type === 'fail') return call.reject(picked.error);
+    // Every endpoint is known down: fail fast, as gRPC does, unless the call waits for ready.
+    if (picked.type === 'down' && !call.waitForReady) return call.reject(picked.error);
     if (this.waiting.size >= this.options.maxQueuedCalls) {
       return call.reject(new RpcError(Code.RESOURCE_EXHAUSTED, `${this.waiting.size} calls already wait for a connection`));
     }

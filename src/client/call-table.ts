@@ -27,7 +27,7 @@ export class ClientCall {
   /** Request id of the current attempt; 0 when not on a connection. */
   id = 0;
   /** The connection of the current attempt (typed loosely to keep this module below it). */
-  conn: { detach(call: ClientCall, reason?: RpcError): void } | null = null;
+  conn: { detach(call: ClientCall, reason?: RpcError): void; readonly endpointKey: string } | null = null;
   /** True once the current attempt's REQUEST frame was queued on its socket. */
   sent = false;
   /** Attempts started so far. */
@@ -36,6 +36,11 @@ export class ClientCall {
   mayHaveRun = false;
   /** Endpoint of the last failed attempt: a retry prefers another one. */
   avoidEndpoint: string | undefined = undefined;
+  /**
+   * Waits for a connection while every endpoint is known down (`waitForReady`), instead of failing
+   * UNAVAILABLE at once.
+   */
+  waitForReady = false;
   /** `performance.now()` when the current attempt was sent (for the latency EWMA). */
   sentAt = 0;
   timer: NodeJS.Timeout | undefined = undefined;

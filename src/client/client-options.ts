@@ -14,8 +14,11 @@ import {
 import { MAX_TIMER_MS, intOption, invalid, knownOptions, msOption } from '../util/validate.js';
 import { guarded, isLogger, type Logger, type RpcObserver } from '../observability/observer.js';
 import type { ClientInterceptor } from './interceptor.js';
+import { resolveTracing, type Tracing, type TracingOptions } from '../observability/tracing.js';
+import type { RpcError } from '../errors/rpc-error.js';
 import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 import { balancers, type Balancer, type BalancerName } from './balancer.js';
+import type { HedgeDelay } from './hedging.js';
 
 const MiB = 1024 * 1024;
 
@@ -68,8 +71,26 @@ export interface ClientOptions extends TransportOptions {
    * at once before retries are held to `retryBudgetRatio`; each retry spends one token. Default 100.
    */
   retryBudgetTokens?: number;
-  /** How long a call waits for a usable connection when none is ready, in ms. Default 10000. */
+  /**
+   * How long a call waits for a usable connection when none is ready, in ms: while connections are
+   * being made, and with `waitForReady` also while every endpoint is down. Default 10000.
+   */
   waitForReadyMs?: number;
+  /**
+   * Calls wait (up to `waitForReadyMs`) for a connection even when every endpoint is known down (its
+   * last connection attempt failed: refused, timed out, handshake lost), instead of failing UNAVAILABLE at
+   * once as gRPC does by default. Calls always wait while a first connection attempt, or the reconnect
+   * after a lost connection, is in progress. A call's own `waitForReady` wins. Default false.
+   */
+  waitForReady?: boolean;
+  /**
+   * Hedged requests for idempotent unary messages (`idempotent`, `@idempotent(true)`): a call not answered
+   * after this delay is sent again to another endpoint; the first answer wins, the other attempt is
+   * cancelled. A number of ms, or `'p95'`: each message's observed 95th percentile latency (over its last
+   * 1000 answers; no hedging before 100). Each hedge spends a retry-budget token. Never for other
+   * messages, streams, or calls with `onHeader`/`onTrailer`. Default: no hedging.
+   */
+  hedgeDelayMs?: HedgeDelay;
   /** Calls that may wait for a connection at once; more are refused RESOURCE_EXHAUSTED. Default 10000. */
   maxQueuedCalls?: number;
   /** Reconnect backoff: first delay (default 100) and largest delay (default 5000), in ms. */
@@ -111,6 +132,13 @@ export interface ClientOptions extends TransportOptions {
   /** Metrics hooks (see `createPrometheusObserver`). Default none. */
   observer?: RpcObserver;
   /**
+   * OpenTelemetry tracing (`@opentelemetry/api`, an optional peer dependency): a CLIENT span per call
+   * and per stream, its context sent in the call metadata (W3C `traceparent`/`tracestate`). `true`:
+   * the global tracer provider and propagator; an object names them. Default off: nothing is loaded
+   * and calls pay nothing. Without the package installed, calls fail FAILED_PRECONDITION naming it.
+   */
+  tracing?: boolean | TracingOptions;
+  /**
    * A pino-compatible logger, told about connections and discovery, never about calls: `warn` connect
    * failed, protocol error or registry watch failed (retried), `info` connection lost, `error`
    * credentials refused or discovery stopped (registry closed, watch refused), `debug` orderly close.
@@ -129,8 +157,10 @@ export interface CallOptions {
   metadata?: Readonly<Record<string, string>>;
   /** Called once with the server's response headers ({} if it sent none), before the result. */
   onHeader?: (headers: Readonly<Record<string, string>>) => void;
-  /** Called once with the server's trailers ({} if none), when the call ends, also on failure. */
-  onTrailer?: (trailers: Readonly<Record<string, string>>) => void;
+  /** Called once with the server's trailers ({} if none), when the call ends, also on failure (then with its error). */
+  onTrailer?: (trailers: Readonly<Record<string, string>>, error?: RpcError) => void;
+  /** Wait for a connection even when every endpoint is known down. Default: the client's `waitForReady`. */
+  waitForReady?: boolean;
 }
 
 /** {@link ClientOptions} with every default filled in. */
@@ -146,6 +176,8 @@ export interface ResolvedClientOptions extends ResolvedTransportOptions {
   retryBudgetRatio: number;
   retryBudgetTokens: number;
   waitForReadyMs: number;
+  waitForReady: boolean;
+  hedgeDelayMs: HedgeDelay | undefined;
   maxQueuedCalls: number;
   backoff: BackoffOptions;
   ejectAfterFailures: number;
@@ -159,6 +191,7 @@ export interface ResolvedClientOptions extends ResolvedTransportOptions {
   credentials: (() => string | Promise<string>) | undefined;
   interceptors: readonly ClientInterceptor[];
   observer: RpcObserver | undefined;
+  tracing: Tracing | undefined;
   logger: Logger;
 }
 
@@ -204,6 +237,8 @@ export const KNOWN_CLIENT_OPTIONS = {
   retryBudgetRatio: true,
   retryBudgetTokens: true,
   waitForReadyMs: true,
+  waitForReady: true,
+  hedgeDelayMs: true,
   maxQueuedCalls: true,
   backoff: true,
   ejectAfterFailures: true,
@@ -218,6 +253,7 @@ export const KNOWN_CLIENT_OPTIONS = {
   credentials: true,
   interceptors: true,
   observer: true,
+  tracing: true,
   logger: true,
 } as const satisfies Record<keyof ClientOptions, true>;
 
@@ -228,6 +264,7 @@ export const KNOWN_CALL_OPTIONS = {
   metadata: true,
   onHeader: true,
   onTrailer: true,
+  waitForReady: true,
 } as const satisfies Record<keyof CallOptions, true>;
 
 const KNOWN_DISCOVERY_OPTIONS = { registry: true, service: true, version: true } as const satisfies Record<keyof DiscoveryOptions, true>;
@@ -295,6 +332,13 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     retryBudgetRatio: ratio,
     retryBudgetTokens: intOption(`${at}.retryBudgetTokens`, options.retryBudgetTokens, 100, 1, 1_000_000),
     waitForReadyMs: msOption(`${at}.waitForReadyMs`, options.waitForReadyMs, 10_000, 0),
+    waitForReady: boolOption(`${at}.waitForReady`, options.waitForReady),
+    hedgeDelayMs:
+      options.hedgeDelayMs === 'p95'
+        ? 'p95'
+        : options.hedgeDelayMs === undefined
+          ? undefined
+          : hedgeDelay(`${at}.hedgeDelayMs`, options.hedgeDelayMs),
     maxQueuedCalls: intOption(`${at}.maxQueuedCalls`, options.maxQueuedCalls, 10_000, 0),
     backoff: {
       ...DEFAULT_BACKOFF,
@@ -312,6 +356,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     dial: dialer(resolveTls(`${at}.tls`, options.tls)),
     credentials: resolveCredentials(`${at}.credentials`, options.credentials),
     interceptors: resolveInterceptors(`${at}.interceptors`, options.interceptors),
+    tracing: resolveTracing(`${at}.tracing`, options.tracing, options.protocol.name),
     ...guarded(
       options.observer,
       options.logger === undefined || isLogger(options.logger)
@@ -319,6 +364,17 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
         : invalid(`${at}.logger`, 'must have debug, info, warn and error methods'),
     ),
   };
+}
+
+function boolOption(path: string, value: unknown): boolean {
+  if (value === undefined) return false;
+  if (typeof value !== 'boolean') invalid(path, 'must be a boolean');
+  return value;
+}
+
+function hedgeDelay(path: string, value: unknown): number {
+  if (typeof value !== 'number') invalid(path, "must be a number of ms or 'p95'");
+  return msOption(path, value, 0, 0);
 }
 
 function resolveInterceptors(path: string, list: unknown): readonly ClientInterceptor[] {

@@ -105,7 +105,7 @@ export class ClientSession {
     }
     call.sent = true;
     call.sentAt = performance.now();
-    if (call.info !== undefined) observeSent(call.info, call, this.health.key, this.framed.lastBodyLength);
+    if (call.info !== undefined) observeSent(call.info, this.health.key, this.framed.lastBodyLength);
     // A retry's earlier socket may still be writing the same Buffers: wait for both.
     if (spliced)
       call.writer = call.writer === undefined || call.writer === this.framed ? this.framed : bothWritten(call.writer, this.framed);
@@ -329,8 +329,9 @@ function bothWritten(a: WriteFence, b: WriteFence): WriteFence {
 }
 
 /** An attempt went out: the observer's view of the call is where and how large. */
-function observeSent(info: CallInfo, call: ClientCall, endpoint: string, requestBytes: number): void {
+function observeSent(info: CallInfo, endpoint: string, requestBytes: number): void {
   info.peer = endpoint;
   info.requestBytes = requestBytes;
-  info.attempts = call.attempts;
+  // Every attempt sent counts: retries, and a hedged call's attempts (each a ClientCall of its own).
+  info.attempts++;
 }

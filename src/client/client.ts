@@ -21,6 +21,7 @@ import { deferredStream, failedStream, kindError } from './stream-calls.js';
 import { isElementSource, type ElementSource } from '../connection/element-pump.js';
 import type { StreamKind } from '../codec/protocol.js';
 import type { Logger } from '../observability/observer.js';
+import { clientTracingInterceptor } from '../observability/client-tracing.js';
 import type { TypedClient } from './typed-client.js';
 
 export type { ResponseStream } from './client-stream.js';
@@ -101,6 +102,8 @@ function createUntypedClient(options: ClientOptions): UntypedClient {
     new ResolverCache(o.protocol, o.resolverCacheSize, Math.max(DEFAULT_RESOLVER_CACHE_BYTES, o.maxProtocolBytes + 1)),
     () => runner!.flushQueue(),
     (err) => runner!.failQueue(err),
+    {},
+    (err) => runner!.failDown(err),
   );
   runner = new CallRunner(pool, o);
   const detachObserver = o.observer?.poolAttached?.(() => pool.stats());
@@ -134,6 +137,7 @@ function createUntypedClient(options: ClientOptions): UntypedClient {
       callOptions?.signal,
       callOptions?.metadata,
       hooks,
+      callOptions?.waitForReady,
     ) as Promise<never>;
   };
   const noMessage = (message: string): RpcError => new RpcError(Code.UNIMPLEMENTED, `no message '${message}' in protocol ${protocol.name}`);
@@ -157,7 +161,15 @@ function createUntypedClient(options: ClientOptions): UntypedClient {
     }
     const requests = kind === 'server' ? undefined : (request as ElementSource<object>);
     const stream = new ClientStream(msg, kind, requests, o.maxBufferedElements, o.observer, callOptions?.onHeader, callOptions?.onTrailer);
-    const done = runner!.run(msg, request, deadlineOf(callOptions, defaultTimeout), callOptions?.signal, callOptions?.metadata, stream);
+    const done = runner!.run(
+      msg,
+      request,
+      deadlineOf(callOptions, defaultTimeout),
+      callOptions?.signal,
+      callOptions?.metadata,
+      stream,
+      callOptions?.waitForReady,
+    );
     if (kind === 'client') return done;
     // The stream's iterator reports the outcome; the call's promise is not the caller's.
     done.catch(noop);
@@ -170,10 +182,12 @@ function createUntypedClient(options: ClientOptions): UntypedClient {
     callOptions: CallOptions | undefined,
   ): Promise<unknown> | ResponseStream<unknown> =>
     kind === 'unary' || kind === 'oneWay' ? send(message, request, callOptions) : openStream(kind, message, request, callOptions);
+  // Tracing, when on, is the first interceptor: the user's run inside its span.
+  const interceptors = o.tracing === undefined ? o.interceptors : [clientTracingInterceptor<OutgoingCall>(o.tracing), ...o.interceptors];
   const chained =
-    o.interceptors.length === 0
+    interceptors.length === 0
       ? undefined
-      : chainCall((c) => Promise.resolve(direct(c.kind, c.message, c.request, c.options)), o.interceptors);
+      : chainCall((c) => Promise.resolve(direct(c.kind, c.message, c.request, c.options)), interceptors);
   // Whatever an interceptor throws, the caller gets an RpcError with a code.
   const intercepted =
     chained === undefined

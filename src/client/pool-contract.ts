@@ -57,12 +57,15 @@ export interface PoolSeams {
 
 /**
  * What {@link Pool.pick} decided for a call: a connection to start it on; wait (queue) for one, since
- * connections are on their way; or fail now with `error`, since waiting will not help. A `pick`
- * result is reused by the next pick: read its `conn` at once.
+ * connections are on their way; `down`: every endpoint is known down (its last connection attempt
+ * failed, gRPC's TRANSIENT_FAILURE), so a call fails with `error` unless it waits for ready; or fail
+ * now with `error`, since waiting will not help. A `pick` result is reused by the next pick: read its
+ * `conn` at once.
  */
 export type PickResult =
   | { readonly type: 'pick'; readonly conn: PooledConnection }
   | { readonly type: 'queue' }
+  | { readonly type: 'down'; readonly error: RpcError }
   | { readonly type: 'fail'; readonly error: RpcError };
 
 /** The one `queue` result. */

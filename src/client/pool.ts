@@ -99,6 +99,12 @@ interface Slot {
   badAttempts: number;
   /** The last failed attempt was a suspect one (it counts only in a row). */
   lastSuspect: boolean;
+  /**
+   * Known down (gRPC's TRANSIENT_FAILURE): its last connection attempt failed and no connection is
+   * ready. Stays so while it reconnects, until a connection is ready; a lost connection alone does not
+   * make it down (its reconnect is in progress: CONNECTING), nor a server's own "retry later" refusal.
+   */
+  down: boolean;
 }
 
 /**
@@ -127,6 +133,8 @@ export class Pool {
     /** Told when a connection was refused for a reason retrying will not fix (auth, limits, protocol). */
     private readonly onFatal: (error: RpcError) => void = () => {},
     seams: PoolSeams = {},
+    /** Told when every endpoint became known down (queued calls that do not wait for ready fail). */
+    private readonly onDown: (error: RpcError) => void = () => {},
   ) {
     const o = options;
     this.clock = seams.clock ?? realClock;
@@ -147,15 +155,18 @@ export class Pool {
 
   /**
    * Where the next call goes, preferring endpoints other than `avoid`: a ready connection; else
-   * `fail` when every endpoint fails for good (see {@link failingForGood}); else `queue` (connections
-   * are being made; the first pick starts the pool).
+   * `fail` when every endpoint fails for good (see {@link failingForGood}); else `down` when every
+   * endpoint is known down (see {@link knownDown}); else `queue` (connections are being made; the
+   * first pick starts the pool).
    */
   pick(avoid?: string): PickResult {
     let snap = this.snapshot ?? this.rebuild();
     if (snap.length === 0) {
       this.start();
       const error = this.failingForGood();
-      return error === undefined ? QUEUE : { type: 'fail', error };
+      if (error !== undefined) return { type: 'fail', error };
+      const down = this.knownDown();
+      return down === undefined ? QUEUE : { type: 'down', error: down };
     }
     if (avoid !== undefined && snap.length > 1) {
       const others = snap.filter((c) => c.endpointKey !== avoid);
@@ -199,6 +210,37 @@ export class Pool {
     const what =
       n === 1 ? `${e.message}${times}` : `all ${n} endpoints fail in ways retrying will not fix; ${last.key}: ${e.message}${times}`;
     return new RpcError(e.code === Code.UNAUTHENTICATED ? e.code : Code.UNAVAILABLE, what, { cause: e });
+  }
+
+  /**
+   * When every endpoint is known down (its last connection attempt failed, and none has a connection
+   * ready): the error (UNAVAILABLE, or the code the endpoints' connection errors share) that calls not
+   * waiting for ready fail with at once. Undefined
+   * otherwise, or with no endpoint known (discovery may still bring some).
+   */
+  knownDown(): RpcError | undefined {
+    let last: Slot | undefined;
+    // The code of the endpoints' connection errors when they agree (a server refusing our credentials
+    // says UNAUTHENTICATED, as gRPC's fail-fast reports the connection's status), else UNAVAILABLE.
+    let code: Code | undefined;
+    for (const slot of this.slots.values()) {
+      if (!slot.down) return undefined;
+      const c = slot.lastError?.code ?? Code.UNAVAILABLE;
+      code = code === undefined || code === c ? c : Code.UNAVAILABLE;
+      last = slot;
+    }
+    if (last === undefined) return undefined;
+    const n = this.slots.size;
+    const why = last.lastError?.message ?? 'connection failed';
+    const what = n === 1 ? `${last.key} is down: ${why}` : `all ${n} endpoints are down; ${last.key}: ${why}`;
+    return new RpcError(code ?? Code.UNAVAILABLE, what, { cause: last.lastError });
+  }
+
+  /** True when a connection to an endpoint other than `key` is ready for calls now (hedging goes there). */
+  otherEndpointReady(key: string | undefined): boolean {
+    const snap = this.snapshot ?? this.rebuild();
+    for (const c of snap) if (c.endpointKey !== key) return true;
+    return false;
   }
 
   /** The last connection error of any endpoint (to explain why no connection is ready). */
@@ -288,6 +330,7 @@ export class Pool {
       lastError: undefined,
       badAttempts: 0,
       lastSuspect: false,
+      down: false,
     };
     this.slots.set(key, slot);
     if (this.started) this.refill(slot);
@@ -318,6 +361,7 @@ export class Pool {
       slot.backoff.reset();
       slot.lastError = undefined;
       slot.badAttempts = 0;
+      slot.down = false;
       slot.health.resetFailures();
       this.onReady();
     } else if (next === 'closed' || next === 'draining') {
@@ -330,9 +374,17 @@ export class Pool {
           slot.badAttempts =
             kind === 'permanent' ? Math.max(SUSPECT_ATTEMPTS, slot.badAttempts + 1) : kind === 'suspect' ? slot.badAttempts + 1 : 0;
           slot.lastSuspect = kind === 'suspect';
+          // A server that refused the handshake with GOAWAY UNAVAILABLE (a handshake cap: retry later) is
+          // up, shedding load: its calls wait for the reconnect, as in a herd reconnecting after a restart.
+          const shedding = closeError.isRemote && closeError.code === Code.UNAVAILABLE;
+          slot.down = !shedding && !slot.conns.some((c) => c.state === 'ready');
           const forGood = this.failingForGood();
           if (closeError.code !== Code.UNAVAILABLE) this.onFatal(closeError);
           else if (forGood !== undefined) this.onFatal(forGood);
+          else if (slot.down) {
+            const down = this.knownDown();
+            if (down !== undefined) this.onDown(down);
+          }
         }
       }
       if (slot.reconnectTimer === undefined && !this.closed) {

@@ -95,8 +95,10 @@ export function admitHead(
   const incoming = codec.requests[head.index];
   if (incoming === undefined) return unknownIndex(head.index);
   const local = incoming.local;
-  if (local === null || (handlers[local.index] === undefined && offload?.serves(local.index) !== true)) {
-    return new Refusal(Code.UNIMPLEMENTED, `unknown message ${incoming.name}`);
+  if (local === null) return new Refusal(Code.UNIMPLEMENTED, `unknown message ${incoming.name}`);
+  // A message the server's protocol declares but nothing serves: say so, it is not a typo of the caller's.
+  if (handlers[local.index] === undefined && offload?.serves(local.index) !== true) {
+    return new Refusal(Code.UNIMPLEMENTED, `message ${incoming.name} has no handler on this server`);
   }
   if (incoming.incompatible !== undefined) {
     return new Refusal(Code.FAILED_PRECONDITION, `message ${incoming.name}: incompatible schemas: ${incoming.incompatible}`);

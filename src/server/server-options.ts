@@ -12,6 +12,9 @@ import {
 } from '../connection/transport-options.js';
 import { fnOption, intOption, invalid, knownOptions, msOption } from '../util/validate.js';
 import { guarded, isLogger, type Logger, type RpcObserver } from '../observability/observer.js';
+import { resolveTracing, type Tracing, type TracingOptions } from '../observability/tracing.js';
+import { serverTracingInterceptor } from '../observability/server-tracing.js';
+import { errorDraftFor } from './error-reply.js';
 import type { CallContext } from './call-context.js';
 import { chainHandler, type ServerInterceptor } from './interceptor.js';
 import type { HandlersOf } from './typed-handlers.js';
@@ -153,6 +156,15 @@ export interface ServerOptions<Api = undefined> extends TransportOptions {
   /** Metrics hooks (see `createPrometheusObserver`). Default none. */
   observer?: RpcObserver;
   /**
+   * OpenTelemetry tracing (`@opentelemetry/api`, an optional peer dependency): a SERVER span per
+   * handled call and stream, continuing the caller's trace from the call metadata (W3C `traceparent`),
+   * the handler run in its context (its calls are its children). `true`: the global tracer provider
+   * and propagator; an object names them. Default off: nothing is loaded, calls pay nothing. Without
+   * the package installed, `listen` fails FAILED_PRECONDITION naming it. Calls refused before a
+   * handler is chosen, and calls run in `workers`, get no span.
+   */
+  tracing?: boolean | TracingOptions;
+  /**
    * A pino-compatible logger; nothing is logged per successful call. `error`: a handler threw something
    * other than an RpcError it chose (INTERNAL) or returned an invalid response; `warn`: a connection
    * closed by a protocol error, a limit, a handshake timeout or refused credentials; `debug`: orderly
@@ -198,6 +210,7 @@ export interface ResolvedServerOptions extends ResolvedTransportOptions {
   maxBufferedBytes: number;
   stallTimeoutMs: number;
   observer: RpcObserver | undefined;
+  tracing: Tracing | undefined;
   logger: Logger;
   propagateDeadlines: boolean;
   workers: ResolvedWorkerOptions | undefined;
@@ -239,6 +252,7 @@ export const KNOWN_SERVER_OPTIONS = {
   maxMetadataBytes: true,
   interceptors: true,
   observer: true,
+  tracing: true,
   logger: true,
   propagateDeadlines: true,
   workers: true,
@@ -279,8 +293,9 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
       'cannot be combined with options.workers: interceptors would not run for worker-offloaded calls; check access with options.authorize or options.acl, which apply to every call',
     );
   }
-  if (interceptors.length > 0)
-    for (let i = 0; i < handlers.length; i++) if (handlers[i]) handlers[i] = chainHandler(handlers[i]!, interceptors);
+  const tracing = resolveTracing(`${at}.tracing`, options.tracing, protocol.name);
+  const chain = tracing === undefined ? interceptors : [tracedHandlers(tracing, protocol), ...interceptors];
+  if (chain.length > 0) for (let i = 0; i < handlers.length; i++) if (handlers[i]) handlers[i] = chainHandler(handlers[i]!, chain);
   if (options.logger !== undefined && !isLogger(options.logger)) invalid(`${at}.logger`, 'must have debug, info, warn and error methods');
   if (options.observer !== undefined && (options.observer === null || typeof options.observer !== 'object'))
     invalid(`${at}.observer`, 'must be an object');
@@ -327,9 +342,16 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     maxBufferedBytes: intOption(`${at}.maxBufferedBytes`, options.maxBufferedBytes, defaultMaxBufferedBytes(), 1024),
     stallTimeoutMs: msOption(`${at}.stallTimeoutMs`, options.stallTimeoutMs, 5000, 0),
     ...guarded(options.observer, options.logger),
+    tracing,
     propagateDeadlines: options.propagateDeadlines ?? true,
     workers: resolveWorkerOptions(`${at}.workers`, options.workers, protocol, (i) => handlers[i] !== undefined),
   };
+}
+
+/** The tracing interceptor, first of the chain: a span per handled call, ended with the code the server sends. */
+function tracedHandlers(tracing: Tracing, protocol: Protocol): ServerInterceptor {
+  const streams = new Set(protocol.messages.filter((m) => m.stream === 'server' || m.stream === 'bidi').map((m) => m.name));
+  return serverTracingInterceptor(tracing, streams, (message, thrown) => errorDraftFor(protocol.message(message)!, thrown));
 }
 
 function resolveTls(path: string, tls: ServerTlsOptions | undefined): ServerTlsOptions | undefined {

@@ -169,6 +169,8 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
       const host = opts.host ?? '127.0.0.1';
       if (typeof host !== 'string') invalid('server.listen: options.host', 'must be a string');
       const port = intOption('server.listen: options.port', opts.port, 0, 0, 65535);
+      // Tracing asked for: @opentelemetry/api loads before any call, or listen says it is missing.
+      if (resolved.tracing !== undefined) await resolved.tracing.ready();
       const server =
         resolved.tls === undefined
           ? createNetServer({ noDelay: true }, accept)

@@ -30,11 +30,13 @@ test('bench -n 200 --json: one JSON object with 200 calls, percentiles in order,
   }
 });
 
-test('bench counts errors by code and prints the text report', async () => {
+test('bench counts errors by code, prints the text report, and exits as the failed calls did', async () => {
   const server = await serve(KITCHEN, KITCHEN_HANDLERS, '--longs', 'bigint');
   try {
     const r = await avrpc('bench', server.address, 'fail', '{"reason": "r", "code": 0}', '-n', '50', '-c', '4');
-    assert.is(r.status, 0, r.stderr);
+    // 20,000 failed calls of 20,000 used to exit 0: a failed run must fail the script that ran it.
+    assert.is(r.status, 64 + 5, r.stderr);
+    assert.is(r.stderr, 'bench: 50 of 50 calls failed (NOT_FOUND 50)\n');
     assert.match(r.stdout, /fail: 50 calls in/);
     assert.match(r.stdout, /p99 /);
     assert.match(r.stdout, /errors by code: NOT_FOUND 50/);

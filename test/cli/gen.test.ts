@@ -103,15 +103,15 @@ test('an --out that cannot be a directory fails clearly', async () => {
   assertRefused(await avrpc('gen', ECHO, '--out', file), /--out .*file: cannot create the directory \(EEXIST\)/);
 });
 
-test('usage errors (no --out, an unknown --longs, no protocol) exit 1 with commander message', async () => {
+test('usage errors (no --out, an unknown --longs, no protocol) exit 2 with commander message', async () => {
   const noOut = await avrpc('gen', ECHO);
-  assert.is(noOut.status, 1);
+  assert.is(noOut.status, 2);
   assert.match(noOut.stderr, "required option '--out <dir>' not specified");
   const longs = await avrpc('gen', ECHO, '--out', dir, '--longs', 'huge');
-  assert.is(longs.status, 1);
+  assert.is(longs.status, 2);
   assert.match(longs.stderr, 'Allowed choices are number, bigint, string');
   const none = await avrpc('gen', '--out', dir);
-  assert.is(none.status, 1);
+  assert.is(none.status, 2);
   assert.match(none.stderr, "missing required argument 'protocol'");
   assert.equal(readdirSync(dir), []);
 });

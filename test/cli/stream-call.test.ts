@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Code, createServer, loadProtocol, RpcError, type CallContext, type Server } from '../../src/index.js';
@@ -200,6 +203,47 @@ test('client stream: the server failing ends the CLI as a call error, even with 
   assert.is(r.stderr, 'FAILED_PRECONDITION: refused after 1\n');
 });
 
+test('client stream: -d @file of NDJSON sends every record; -d @- reads stdin record by record', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'avrpc-stream-data-'));
+  try {
+    const file = join(dir, 'items.ndjson');
+    writeFileSync(file, [1n, 2n, 3n].map((id) => `{"item": ${itemJson(id)}}`).join('\n'));
+    seen.uploads.length = 0;
+    const r = await avrpc('call', address, 'upload', '--compact', '-d', `@${file}`);
+    assert.is(r.status, 0, r.stderr);
+    assert.is(r.stdout, '{"count":3,"bytes":9}\n');
+    assert.equal(seen.uploads, [1n, 2n, 3n]);
+    const watches = join(dir, 'watches.ndjson');
+    writeFileSync(watches, '{"from": 0, "count": 1, "failAfter": -1}\n{"from": 5, "count": 1, "failAfter": -1}\n');
+    const two = await avrpc('call', address, 'watch', '-d', `@${watches}`);
+    assert.is(two.status, exitStatusFor(Code.INVALID_ARGUMENT), 'a server stream takes one request');
+    assert.match(two.stderr, /watches\.ndjson holds 2 requests: call sends one/);
+    assert.is(two.stdout, '');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  seen.uploads.length = 0;
+  const cli = startCli('call', address, 'upload', '--compact', '-d', '@-');
+  cli.send(`{"item": ${itemJson(4)}}`);
+  // Sent while stdin is still open: @- on a client stream streams, it does not read all of stdin first.
+  await Promise.race([uploaded(1), cli.done().then((r) => assert.unreachable(`exited first: ${r.stderr}`))]);
+  cli.end();
+  const r = await cli.done();
+  assert.is(r.status, 0, r.stderr);
+  assert.is(r.stdout, '{"count":1,"bytes":3}\n');
+});
+
+test('--bytes base64: stream requests and elements carry bytes as base64', async () => {
+  const b64 = (id: number): string => itemJson(id).replace(JSON.stringify('\u0000\u00ff\u0080'), '"AP+A"');
+  const cli = startCli('call', address, 'chat', '--bytes', 'base64');
+  cli.send(`{"item": ${b64(5)}}`);
+  assert.is(await cli.nextLine(), b64(5));
+  cli.end();
+  assert.is((await cli.done()).status, 0);
+  const watched = await avrpc('call', address, 'watch', '--bytes', 'base64', '{"from": 1, "count": 1, "failAfter": -1}');
+  assert.is(watched.stdout, `${b64(1)}\n`);
+});
+
 test('bidi: each request read from stdin is answered on stdout before the next is written', async () => {
   const cli = startCli('call', address, 'chat');
   for (const id of [1n, 9007199254740993123n, 3n]) {
@@ -228,7 +272,7 @@ test('a unary message beside the streams is still a call; bench refuses a stream
   assert.is(r.status, 0, r.stderr);
   assert.is(r.stdout, `${itemJson(7)}\n`);
   const twice = await avrpc('call', address, 'echo', '{}', '-d', '{}');
-  assert.is(twice.status, exitStatusFor(Code.INVALID_ARGUMENT));
+  assert.is(twice.status, 2, 'a usage error');
   assert.match(twice.stderr, /given twice/);
   const bench = await avrpc('bench', address, 'watch', '{"from": 0, "count": 1, "failAfter": -1}', '-n', '1');
   assert.is(bench.status, exitStatusFor(Code.INVALID_ARGUMENT));

@@ -60,8 +60,8 @@ test('a flag beats the environment; --token and --token-file together, an empty 
   const wrongFile = await avrpcWithEnv({ AVRPC_TOKEN: 's3cret' }, 'call', at, 'ping', '--token-file', join(dir, 'wrong'));
   assert.is(wrongFile.status, exitStatusFor(Code.UNAUTHENTICATED), 'the file beats the environment');
   const both = await avrpcWithEnv(NO_ENV, 'call', at, 'ping', '--token', 's3cret', '--token-file', join(dir, 'token'));
-  assert.is(both.status, exitStatusFor(Code.INVALID_ARGUMENT));
-  assert.is(both.stderr, 'INVALID_ARGUMENT: --token and --token-file are both given: use one\n');
+  assert.is(both.status, 2, 'a usage error');
+  assert.is(both.stderr, 'error: --token and --token-file are both given: use one\n');
   const empty = await avrpcWithEnv(NO_ENV, 'call', at, 'ping', '--token-file', join(dir, 'empty'));
   assert.is(empty.status, exitStatusFor(Code.INVALID_ARGUMENT));
   assert.match(empty.stderr, /^INVALID_ARGUMENT: --token-file .*empty: the token is empty/);
@@ -95,8 +95,8 @@ test('serve --token-file: the token it requires comes from the file; a conflicti
     '--token-file',
     join(dir, 'token'),
   );
-  assert.is(conflicting.status, exitStatusFor(Code.INVALID_ARGUMENT));
-  assert.match(conflicting.stderr, /--token and --token-file are both given/);
+  assert.is(conflicting.status, 2, 'a usage error');
+  assert.match(conflicting.stderr, /^error: --token and --token-file are both given/);
 });
 
 test.run();

@@ -204,6 +204,8 @@ export interface FakePool {
   readies: () => number;
   /** Errors the pool said retrying will not fix. */
   fatal: RpcError[];
+  /** Errors the pool gave when every endpoint became known down. */
+  down: RpcError[];
 }
 
 /** Pool options as a client would fill them, with a jitter-free backoff (100 ms, x2, up to 1000 ms). */
@@ -231,6 +233,7 @@ export function fakePool(endpoints: string[], overrides: Partial<PoolOptions> = 
   const clock = new FakeClock();
   const made: FakeConnection[] = [];
   const fatal: RpcError[] = [];
+  const down: RpcError[] = [];
   let readies = 0;
   const options = fakePoolOptions(overrides);
   const pool = new Pool(
@@ -249,6 +252,7 @@ export function fakePool(endpoints: string[], overrides: Partial<PoolOptions> = 
         return c;
       },
     },
+    (e) => down.push(e),
   );
   pool.setEndpoints(
     endpoints.map((e) => {
@@ -256,7 +260,7 @@ export function fakePool(endpoints: string[], overrides: Partial<PoolOptions> = 
       return { host: host!, port: Number(port) };
     }),
   );
-  return { pool, clock, made, to: (e) => made.filter((c) => c.endpointKey === e), readies: () => readies, fatal };
+  return { pool, clock, made, to: (e) => made.filter((c) => c.endpointKey === e), readies: () => readies, fatal, down };
 }
 
 /** A balancer that picks a connection to `endpoint` whenever one is offered. */

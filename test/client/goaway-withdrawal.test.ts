@@ -22,6 +22,8 @@ const runnerOptions: RunnerOptions = {
   retryBudgetRatio: 0.2,
   retryBudgetTokens: 10,
   waitForReadyMs: 1000,
+  waitForReady: false,
+  hedgeDelayMs: undefined,
   maxQueuedCalls: 100,
   observer: undefined,
 };

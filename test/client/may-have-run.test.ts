@@ -129,7 +129,7 @@ test('connect refused (no listener on the port): mayHaveRun false', async () => 
 
 test('deadline while queued for a connection: mayHaveRun false', async () => {
   const port = await freePort();
-  const c = client(`127.0.0.1:${port}`, { waitForReadyMs: 10_000, backoff: { initialMs: 50 } });
+  const c = client(`127.0.0.1:${port}`, { waitForReadyMs: 10_000, waitForReady: true, backoff: { initialMs: 50 } });
   const err = await rejection(c.call('write', { delayMs: 0 }, { timeoutMs: 200 }));
   assert.is(err.code, Code.DEADLINE_EXCEEDED, err.message);
   assert.is(err.mayHaveRun, false);

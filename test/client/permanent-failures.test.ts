@@ -92,12 +92,21 @@ test('a TLS client against a plaintext port: UNAVAILABLE at once', async () => {
   await failsForGood(client([endpoint], { tls: { ca: certs.ca } }), /does not speak TLS \(a plaintext port\?\).*WRONG_VERSION_NUMBER/);
 });
 
-test('a plaintext client against a TLS port: UNAVAILABLE after a few attempts closed in the handshake', async () => {
+test('a plaintext client against a TLS port, waiting for ready: UNAVAILABLE after a few attempts closed in the handshake', async () => {
   const endpoint = await echoServer(true);
   await failsForGood(
-    client([endpoint]),
+    client([endpoint], { waitForReady: true }),
     /closed the connection during the handshake.*TLS server spoken to in plaintext.*\(3 attempts in a row\)/,
   );
+});
+
+test('a plaintext client against a TLS port, failing fast: UNAVAILABLE at the first attempt closed in the handshake', async () => {
+  const endpoint = await echoServer(true);
+  const err = await failsForGood(
+    client([endpoint]),
+    /is down: .*closed the connection during the handshake.*TLS server spoken to in plaintext/,
+  );
+  assert.not.match(err.message, /attempts in a row/);
 });
 
 test('an HTTP server: UNAVAILABLE at once, quoting its status line', async () => {
@@ -128,9 +137,9 @@ test('one endpoint failing for good beside a good one: every call is served by t
   for (let i = 0; i < 20; i++) assert.is((await c.call<Item>('echo', { item: item(i) }, { timeoutMs: 20_000 })).id, i);
 });
 
-test('transient failures still wait: nothing listening at first, the call succeeds once the server starts', async () => {
+test('with waitForReady, transient failures wait: nothing listening at first, the call succeeds once the server starts', async () => {
   const port = await freePort();
-  const c = client([`127.0.0.1:${port}`], { backoff: { initialMs: 20, maxMs: 50 } });
+  const c = client([`127.0.0.1:${port}`], { backoff: { initialMs: 20, maxMs: 50 }, waitForReady: true });
   const pending = c.call<Item>('echo', { item: item(5) }, { timeoutMs: 20_000 });
   await new Promise((r) => setTimeout(r, 300)); // several ECONNREFUSED attempts
   await echoServer(false, port);

@@ -52,7 +52,9 @@ test('fail, not queue, once every endpoint failed for good; a transient failure 
   clock.advance(100);
   assert.is(made.length, 2, 'reconnects after the backoff');
   made[1]!.lose(new RpcError(Code.UNAVAILABLE, 'connect ECONNREFUSED'), 'transient');
-  assert.equal(pool.pick(), { type: 'queue' }, 'a server that may come back: wait for it');
+  const r2 = pool.pick();
+  assert.is(r2.type, 'down', 'a server that may come back: known down, a call waiting for ready waits for it');
+  assert.match(r2.type === 'down' ? r2.error.message : '', /is down: connect ECONNREFUSED/);
 });
 
 test('suspect failures fail calls only after three in a row', () => {
@@ -60,7 +62,7 @@ test('suspect failures fail calls only after three in a row', () => {
   pool.pick();
   const closed = new RpcError(Code.UNAVAILABLE, `${A} closed the connection during the handshake`);
   for (let i = 0; i < 3; i++) {
-    assert.is(pool.pick().type, 'queue', `attempt ${i + 1}`);
+    assert.is(pool.pick().type, i === 0 ? 'queue' : 'down', `attempt ${i + 1}`);
     made[i]!.lose(closed, 'suspect');
     clock.advance(10_000);
   }

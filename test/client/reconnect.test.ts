@@ -48,9 +48,14 @@ test('backoff grows by the multiplier up to the cap, spread by jitter, and reset
   }
 });
 
-test('server down at the first call: the call waits and succeeds once the server starts on that port', async () => {
+test('server down at the first call, waitForReady: the call waits and succeeds once the server starts on that port', async () => {
   const port = await freePort();
-  const c = createClient({ protocol: poolProtocol(), endpoints: [`127.0.0.1:${port}`], backoff: { initialMs: 50, maxMs: 200 } });
+  const c = createClient({
+    protocol: poolProtocol(),
+    waitForReady: true,
+    endpoints: [`127.0.0.1:${port}`],
+    backoff: { initialMs: 50, maxMs: 200 },
+  });
   clients.push(c);
   const call = c.call<string>('write', { delayMs: 0 }, { timeoutMs: 8000 });
   // Let several connection attempts fail first.
@@ -64,9 +69,14 @@ test('server down at the first call: the call waits and succeeds once the server
   assert.is(await c.call('read', { delayMs: 0 }), 'late', 'later calls go straight through');
 });
 
-test('server down: a call with a short deadline fails DEADLINE_EXCEEDED, later calls succeed once it is up', async () => {
+test('server down, waitForReady: a call with a short deadline fails DEADLINE_EXCEEDED, later calls succeed once it is up', async () => {
   const port = await freePort();
-  const c = createClient({ protocol: poolProtocol(), endpoints: [`127.0.0.1:${port}`], backoff: { initialMs: 50, maxMs: 200 } });
+  const c = createClient({
+    protocol: poolProtocol(),
+    waitForReady: true,
+    endpoints: [`127.0.0.1:${port}`],
+    backoff: { initialMs: 50, maxMs: 200 },
+  });
   clients.push(c);
   const early = await rejection(c.call('read', { delayMs: 0 }, { timeoutMs: 200 }));
   assert.is(early.code, Code.DEADLINE_EXCEEDED, early.message);
@@ -75,9 +85,15 @@ test('server down: a call with a short deadline fails DEADLINE_EXCEEDED, later c
   assert.is(await c.call('read', { delayMs: 0 }, { timeoutMs: 8000 }), 'up');
 });
 
-test('no server at all: calls fail UNAVAILABLE after waitForReadyMs, carrying the connection error', async () => {
+test('no server at all, waitForReady: calls fail UNAVAILABLE after waitForReadyMs, carrying the connection error', async () => {
   const port = await freePort();
-  const c = createClient({ protocol: poolProtocol(), endpoints: [`127.0.0.1:${port}`], waitForReadyMs: 300, backoff: { initialMs: 50 } });
+  const c = createClient({
+    protocol: poolProtocol(),
+    waitForReady: true,
+    endpoints: [`127.0.0.1:${port}`],
+    waitForReadyMs: 300,
+    backoff: { initialMs: 50 },
+  });
   clients.push(c);
   const err = await rejection(c.call('read', { delayMs: 0 }));
   assert.is(err.code, Code.UNAVAILABLE, err.message);
@@ -97,6 +113,7 @@ test('connection attempts to a failing endpoint back off instead of spinning', a
   const { port } = dropper.address() as { port: number };
   const c = createClient({
     protocol: poolProtocol(),
+    waitForReady: true,
     endpoints: [`127.0.0.1:${port}`],
     waitForReadyMs: 1500,
     backoff: { initialMs: 100, maxMs: 5000 },
@@ -124,6 +141,7 @@ test('the first failed connect already backs off: no immediate second attempt at
     // Backoff 1000 ms (+-20%): inside the 500 ms this call waits, only the first attempt fits.
     const c = createClient({
       protocol: poolProtocol(),
+      waitForReady: true,
       endpoints: [`127.0.0.1:${port}`],
       waitForReadyMs: 500,
       backoff: { initialMs: 1000, maxMs: 1000 },
@@ -138,10 +156,15 @@ test('the first failed connect already backs off: no immediate second attempt at
   }
 });
 
-test('a server restarted on the same port is reconnected to; calls before and after succeed', async () => {
+test('a server restarted on the same port is reconnected to; calls before and after succeed (waitForReady)', async () => {
   const first = await startServer('first');
   const port = first.port;
-  const c = createClient({ protocol: poolProtocol(), endpoints: [first.endpoint], backoff: { initialMs: 50, maxMs: 200 } });
+  const c = createClient({
+    protocol: poolProtocol(),
+    waitForReady: true,
+    endpoints: [first.endpoint],
+    backoff: { initialMs: 50, maxMs: 200 },
+  });
   clients.push(c);
   assert.is(await c.call('read', { delayMs: 0 }), 'first');
   await first.close();

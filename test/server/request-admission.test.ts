@@ -112,7 +112,10 @@ test('an unknown index, a message only the peer has, or one nothing serves: UNIM
     code: Code.UNIMPLEMENTED,
     message: 'unknown message theirsOnly',
   });
-  assert.equal(refusal(admitHead(head(2), 50, limits, codec, handlers, undefined)).message, 'unknown message unserved');
+  assert.equal(refusal(admitHead(head(2), 50, limits, codec, handlers, undefined)), {
+    code: Code.UNIMPLEMENTED,
+    message: 'message unserved has no handler on this server',
+  });
   // The offload pool serves what no handler does.
   assert.is(admitHead(head(2), 50, limits, codec, handlers, { serves: (i) => i === 1 }), requests[2]);
 });
