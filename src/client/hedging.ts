@@ -104,6 +104,8 @@ export class HedgedCall {
   private outcome: { ok: true; value: unknown } | { ok: false; error: RpcError } | undefined;
   /** Attempts whose callbacks have not run: the caller is told only when none is left (see `deliver`). */
   private open = 0;
+  /** The caller was told: a loser abandoned from inside the winner's `settled` reaches `deliver` first. */
+  private delivered = false;
   private readonly started = performance.now();
 
   constructor(
@@ -170,7 +172,8 @@ export class HedgedCall {
    */
   private deliver(): void {
     const o = this.outcome;
-    if (o === undefined || this.open > 0) return;
+    if (o === undefined || this.open > 0 || this.delivered) return;
+    this.delivered = true;
     if (o.ok) this.resolve(o.value);
     else this.reject(o.error);
   }

@@ -258,6 +258,43 @@ test('observers written for the shorter hooks (message; message, code, ms) still
   }
 });
 
+test('a hedged call: one CallInfo, both attempts counted, the peer of the last one sent', async () => {
+  const hedgeProtocol = parseProtocol(`protocol Hedge { @idempotent(true) string who(); }`);
+  // The first call either server sees waits (until cancelled): its hedge, on the other server, answers.
+  let first = true;
+  const handlers = (name: string) => ({
+    who: (_req: unknown, ctx: { signal: AbortSignal }) => {
+      if (!first) return name;
+      first = false;
+      return new Promise<string>((resolve) => ctx.signal.addEventListener('abort', () => resolve('cancelled')));
+    },
+  });
+  const a = createServer({ protocol: hedgeProtocol, handlers: handlers('a') });
+  const b = createServer({ protocol: hedgeProtocol, handlers: handlers('b') });
+  const ports = { a: (await a.listen({ host: '127.0.0.1', port: 0 })).port, b: (await b.listen({ host: '127.0.0.1', port: 0 })).port };
+  const client = recorder();
+  const c = createClient({
+    protocol: hedgeProtocol,
+    endpoints: [`127.0.0.1:${ports.a}`, `127.0.0.1:${ports.b}`],
+    hedgeDelayMs: 20,
+    observer: client.observer,
+  });
+  try {
+    const answer = (await c.call('who', {})) as 'a' | 'b';
+    const info = client.seen.ended[0]!.info;
+    assert.is(client.seen.started.length, 1, 'one call for the observer');
+    assert.is(client.seen.ended.length, 1);
+    assert.is(info.attempts, 2);
+    assert.is(info.code, Code.OK);
+    assert.is(info.peer, `127.0.0.1:${ports[answer]}`);
+    assert.ok(info.responseBytes > 0);
+  } finally {
+    await c.close();
+    await a.close({ graceMs: 100 });
+    await b.close({ graceMs: 100 });
+  }
+});
+
 test('combineObservers: each observer sees every hook it has, with the same CallInfo', async () => {
   const a = recorder();
   const b = recorder();
