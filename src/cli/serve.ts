@@ -22,7 +22,7 @@ import { LONGS_MODES, type LongsMode } from '../codec/longs.js';
 import type { LogLevel } from '../observability/log-policy.js';
 import { combineObservers, type Logger, type RpcObserver } from '../observability/observer.js';
 import { LOG_FORMATS, LOG_LEVELS, callLogObserver, createCliLogger, type LogFormat } from './log.js';
-import { TOKEN_ENV, duration, exitStatusFor, positiveInt, reportFailure, resolveToken } from './options.js';
+import { TOKEN_ENV, duration, exitStatusFor, positiveInt, reportFailure, resolveToken, usageError } from './options.js';
 import { isThreadsPrimary, isThreadsWorker, serveThreadsPrimary, serveThreadsWorker, shareThreadsMetrics } from './serve-threads.js';
 
 interface ServeFlags {
@@ -108,7 +108,7 @@ async function serve(protocolFile: string, handlersFile: string, flags: ServeFla
   let registry: Registry | undefined;
   const listen: ListenOptions = { host: flags.host, port: flags.port };
   if (flags.registry === 'etcd') {
-    if (flags.service === undefined) throw new RpcError(Code.INVALID_ARGUMENT, '--registry etcd needs --service <name>');
+    if (flags.service === undefined) throw usageError('--registry etcd needs --service <name>');
     registry = createEtcdRegistry({ hosts: flags.etcdEndpoints.split(',') });
     listen.register = {
       registry,
@@ -219,8 +219,7 @@ async function serveMetrics(observer: PrometheusObserver, port: number): Promise
 
 function serverTls(flags: ServeFlags): { tls: ServerTlsOptions } | undefined {
   if (flags.tlsCert === undefined && flags.tlsKey === undefined) return undefined;
-  if (flags.tlsCert === undefined || flags.tlsKey === undefined)
-    throw new RpcError(Code.INVALID_ARGUMENT, '--tls-cert and --tls-key go together');
+  if (flags.tlsCert === undefined || flags.tlsKey === undefined) throw usageError('--tls-cert and --tls-key go together');
   const tls: ServerTlsOptions = { cert: readFileSync(flags.tlsCert), key: readFileSync(flags.tlsKey) };
   if (flags.tlsCa !== undefined) Object.assign(tls, { ca: readFileSync(flags.tlsCa), requestCert: true });
   return { tls };

@@ -107,7 +107,7 @@ test('per-call options reject the call, listen and close options throw', async (
     );
     assert.is(
       await refusal(() => client.call('echo', { item: {} }, any({ deadline: 5 }))),
-      'call: options.deadline: unknown option; known options: timeoutMs, signal, metadata, onHeader, onTrailer',
+      'call: options.deadline: unknown option; known options: timeoutMs, signal, metadata, onHeader, onTrailer, waitForReady',
     );
     const item = { id: 1, name: 'n', tags: [], score: 0, blob: Buffer.alloc(0) };
     assert.is((await client.call('echo', { item }, { timeoutMs: 1000, metadata: {} })).name, 'n', 'known options still work');
