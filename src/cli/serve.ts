@@ -44,6 +44,8 @@ interface ServeFlags {
   logLevel: LogLevel;
   logFormat: LogFormat;
   threads: number;
+  http?: boolean;
+  httpPort?: number;
 }
 
 /** The `serve` command. */
@@ -76,6 +78,8 @@ export function serveCommand(): Command {
     .option('--grace <duration>', 'time running calls get to finish on SIGTERM/SIGINT', duration, 5000)
     .addOption(new Option('--log-level <level>', 'least severe log entries written (to stderr)').choices(LOG_LEVELS).default('info'))
     .addOption(new Option('--log-format <format>', 'text, or json: one pino-style object per line').choices(LOG_FORMATS).default('text'))
+    .option('--http', 'answer HTTP/JSON on the avrpc port too (POST /<protocol>/<message>, GET /healthz, /readyz)')
+    .option('--http-port <port>', 'answer HTTP/JSON on this port instead (0 picks one)', portNumber)
     .option('--threads <n>', 'event loops: N worker processes (node:cluster) accepting on the one port', positiveInt, 1)
     .action(async (protocolFile: string, handlersFile: string, flags: ServeFlags) => {
       const run = isThreadsPrimary(flags) ? serveThreadsPrimary(flags) : serve(protocolFile, handlersFile, flags);
@@ -102,6 +106,7 @@ async function serve(protocolFile: string, handlersFile: string, flags: ServeFla
     ...serveObserver(observer, flags.logLevel === 'debug' ? callLogObserver(logger) : undefined),
     ...(serverTls(flags) ?? {}),
     ...(token === undefined ? {} : { authenticate: checkToken(token) }),
+    ...(flags.httpPort !== undefined ? { http: { port: flags.httpPort } } : flags.http === true ? { http: {} } : {}),
   };
   const server = createServer(options);
   if (isThreadsWorker()) return serveThreadsWorker(server, flags);
@@ -140,6 +145,7 @@ async function serve(protocolFile: string, handlersFile: string, flags: ServeFla
   process.on('SIGINT', stop);
   // Only now: a SIGTERM sent as soon as this line is read must find its handler installed.
   process.stdout.write(`listening ${bound.host}:${bound.port}\n`);
+  if (bound.http !== undefined) process.stdout.write(`http http://${bound.host}:${bound.http.port}\n`);
   logStartup(logger, protocol, `${bound.host}:${bound.port}`, flags, metrics);
 }
 
