@@ -70,14 +70,47 @@ function callsOf(shared: ServerShared): GatewayCalls {
  * a call past `ctx.deadline` DEADLINE_EXCEEDED (its handler's signal aborted), a call whose `ctx`
  * the transport cancelled (the client went away) that cancel's code.
  */
-export async function executeCall(shared: ServerShared, msg: MessageDef, request: unknown, ctx: CallContext): Promise<CallOutcome> {
+export function executeCall(shared: ServerShared, msg: MessageDef, request: unknown, ctx: CallContext): Promise<CallOutcome> {
+  if (msg.stream !== undefined)
+    return Promise.resolve(failed(new RpcError(Code.UNIMPLEMENTED, `${msg.name} is a ${msg.stream} stream, not a unary call`)));
+  return execute(shared, msg, request, ctx, undefined);
+}
+
+/**
+ * Where a server stream's responses go: called once per element, in order; the next element is
+ * pulled once what it returns settles (the transport's backpressure).
+ */
+export type ElementSink = (element: unknown) => void | Promise<void>;
+
+/**
+ * Runs one server-stream call of `msg` as {@link executeCall} runs a unary one, each response given
+ * to `sink` (checked against the element type first). Resolves once the stream ended: ok (value null)
+ * or with the error that ended it (after any elements already given). Never rejects.
+ */
+export function executeServerStream(
+  shared: ServerShared,
+  msg: MessageDef,
+  request: unknown,
+  ctx: CallContext,
+  sink: ElementSink,
+): Promise<CallOutcome> {
+  if (msg.stream !== 'server') return Promise.resolve(failed(new RpcError(Code.UNIMPLEMENTED, `${msg.name} is not a server stream`)));
+  return execute(shared, msg, request, ctx, sink);
+}
+
+async function execute(
+  shared: ServerShared,
+  msg: MessageDef,
+  request: unknown,
+  ctx: CallContext,
+  sink: ElementSink | undefined,
+): Promise<CallOutcome> {
   const o = shared.options;
   const calls = callsOf(shared);
   if (calls.draining) return failed(new RpcError(Code.UNAVAILABLE, 'server is shutting down'));
   if (calls.running >= o.maxConcurrentCalls)
     return failed(new RpcError(Code.RESOURCE_EXHAUSTED, `server is at maxConcurrentCalls (${o.maxConcurrentCalls})`));
   const handler = o.protocol.messages[msg.index] === msg ? o.handlers[msg.index] : undefined;
-  if (msg.stream !== undefined) return failed(new RpcError(Code.UNIMPLEMENTED, `${msg.name} is a ${msg.stream} stream, not a unary call`));
   calls.enter();
   const observer = o.observer;
   if (observer !== undefined) {
@@ -87,7 +120,7 @@ export async function executeCall(shared: ServerShared, msg: MessageDef, request
       'server',
       o.protocol.name,
       msg.name,
-      callKind(msg.oneWay, undefined),
+      callKind(msg.oneWay, msg.stream),
       `${peer.address}:${peer.port}`,
       ctx.metadata,
       ctx.deadline,
@@ -99,7 +132,7 @@ export async function executeCall(shared: ServerShared, msg: MessageDef, request
   }
   let outcome: CallOutcome;
   try {
-    outcome = await run(shared, msg, handler, request, ctx);
+    outcome = await run(shared, msg, handler, request, ctx, sink);
   } catch (err) {
     outcome = failed(RpcError.from(err));
   } finally {
@@ -121,6 +154,7 @@ async function run(
   handler: ((request: unknown, ctx: CallContext) => unknown) | undefined,
   request: unknown,
   ctx: CallContext,
+  sink: ElementSink | undefined,
 ): Promise<CallOutcome> {
   const o = shared.options;
   if (handler === undefined) return failed(new RpcError(Code.UNIMPLEMENTED, `no handler for ${msg.name}`));
@@ -140,7 +174,7 @@ async function run(
       return resolve(thrown(shared, msg, err, ctx));
     }
     Promise.resolve(result).then(
-      (value) => resolve(answered(shared, msg, value, ctx)),
+      (value) => (sink === undefined ? resolve(answered(shared, msg, value, ctx)) : produce(shared, msg, value, ctx, sink).then(resolve)),
       (err: unknown) => resolve(thrown(shared, msg, err, ctx)),
     );
   });
@@ -157,6 +191,39 @@ async function run(
     return await Promise.race([settled, aborted]);
   } finally {
     signal.removeEventListener('abort', onAbort!);
+  }
+}
+
+/** Pulls a server stream's responses into `sink`, one at a time, until it ends, fails, or the call is cancelled. */
+async function produce(shared: ServerShared, msg: MessageDef, source: unknown, ctx: CallContext, sink: ElementSink): Promise<CallOutcome> {
+  const iterable = source as AsyncIterable<unknown> | Iterable<unknown> | null;
+  const make =
+    iterable === null || typeof iterable !== 'object'
+      ? undefined
+      : ((iterable as AsyncIterable<unknown>)[Symbol.asyncIterator] ?? (iterable as Iterable<unknown>)[Symbol.iterator]);
+  if (typeof make !== 'function')
+    return failed(new RpcError(Code.INTERNAL, `handler of ${msg.name} must return an AsyncIterable of responses (an async generator)`));
+  const it = make.call(iterable) as AsyncIterator<unknown> | Iterator<unknown>;
+  try {
+    for (;;) {
+      if (ctx.cancelled) return failed(ctx.cancelReason!);
+      const next = await it.next();
+      if (next.done === true) return { ok: true, value: null };
+      if (!msg.response.isValid(next.value)) {
+        const e = new RpcError(
+          Code.INTERNAL,
+          `handler of ${msg.name} produced an invalid response: ${describeInvalid(msg.response, next.value, 'response') ?? 'does not fit the type'}`,
+        );
+        shared.options.logger.error({ err: e, message: msg.name, peer: ctx.peer }, 'handler produced an invalid response');
+        return failed(e);
+      }
+      await sink(next.value);
+    }
+  } catch (err) {
+    return thrown(shared, msg, err, ctx);
+  } finally {
+    // Ended early (cancel, sink failure): the generator's finally blocks run.
+    void Promise.resolve(it.return?.()).catch(() => undefined);
   }
 }
 

@@ -8,7 +8,7 @@ import { Code, codeName } from '../../errors/code.js';
 import { RpcError } from '../../errors/rpc-error.js';
 import { callHook } from '../../util/call-hook.js';
 import { CallContext, type PeerInfo } from '../call-context.js';
-import { executeCall } from '../call-executor.js';
+import { executeCall, executeServerStream } from '../call-executor.js';
 import type { ServerShared } from '../server-shared.js';
 import type { ResolvedHttpOptions } from './http-options.js';
 import { httpStatus } from './http-status.js';
@@ -148,6 +148,7 @@ export class HttpGateway {
       void executeCall(this.shared, msg, request, ctx);
       return;
     }
+    if (msg.stream === 'server') return this.stream(res, msg, jsonMsg, request, ctx);
     const outcome = await executeCall(this.shared, msg, request, ctx);
     if (res.destroyed) return;
     setMetadataHeaders(res, ctx);
@@ -159,6 +160,44 @@ export class HttpGateway {
       return this.fail(res, new RpcError(Code.INTERNAL, `cannot write the response as JSON: ${(err as Error).message}`));
     }
     send(res, 200, 'application/json', json);
+  }
+
+  /**
+   * A server stream as NDJSON: one response per line, sent as the handler yields it (each waits for
+   * the socket to drain). An error before the first response is an ordinary error answer; after it,
+   * a last line `{"error": {code, message, ...}}` ends the stream.
+   */
+  private async stream(res: ServerResponse, msg: MessageDef, jsonMsg: JsonMessage, request: unknown, ctx: CallContext): Promise<void> {
+    const sink = (element: unknown): Promise<void> | void => {
+      if (!res.headersSent) {
+        setMetadataHeaders(res, ctx, false);
+        res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      }
+      const line = toAvroJson(jsonMsg.response, jsonMsg.response.fromBuffer(msg.response.toBuffer(element)), 0, jsonMsg.bytes);
+      if (res.write(`${line}\n`)) return;
+      return new Promise<void>((resolve) => {
+        const done = (): void => {
+          res.off('drain', done);
+          res.off('close', done);
+          resolve();
+        };
+        res.on('drain', done);
+        res.on('close', done);
+      });
+    };
+    const outcome = await executeServerStream(this.shared, msg, request, ctx, sink);
+    if (res.destroyed) return;
+    if (!res.headersSent) {
+      setMetadataHeaders(res, ctx);
+      if (!outcome.ok) return this.fail(res, outcome.error, msg, jsonMsg);
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      return void res.end();
+    }
+    if (!outcome.ok) {
+      const e = outcome.error;
+      res.write(`{"error":${errorBody(e.code, e.message, declaredJson(e, msg, jsonMsg))}}\n`);
+    }
+    res.end();
   }
 
   /** The peer of a request, with the principal `authenticate` gives its Bearer token. */
@@ -213,8 +252,8 @@ function errorBody(code: number, message: string, declared?: { type: string; jso
 }
 
 /** The handler's response headers and trailers, as `avrpc-md-*` headers (a unary answer has one header block). */
-function setMetadataHeaders(res: ServerResponse, ctx: CallContext): void {
-  for (const m of [ctx.takeHeader(), ctx.takeTrailer()]) {
+function setMetadataHeaders(res: ServerResponse, ctx: CallContext, trailers = true): void {
+  for (const m of [ctx.takeHeader(), trailers ? ctx.takeTrailer() : undefined]) {
     if (m === undefined) continue;
     for (const [k, v] of Object.entries(m)) {
       try {
