@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the system programs the test suite runs for real, when missing: etcd (Debian's
 # etcd-server; the discovery tests start it on 127.0.0.1 with their own ports and data dirs),
-# openssl (throwaway TLS certificates) and python3 (the SPEC.md conformance client).
+# openssl (throwaway TLS certificates), python3 (the SPEC.md conformance client) and curl (an
+# HTTP/JSON gateway client).
 set -euo pipefail
 missing=()
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 [ "${#missing[@]}" -eq 0 ] && exit 0
 echo "installing test dependencies: ${missing[*]}" >&2
 sudo=()
