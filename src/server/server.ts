@@ -16,6 +16,7 @@ import { ServerConnection, type ServerShared } from './server-connection.js';
 import { OffloadPool } from './offload/offload-pool.js';
 import { ParseBudget } from './parse-budget.js';
 import { resolveServerOptions, type ServerOptions } from './server-options.js';
+import { startGrpcBridge, type GrpcBridge, type ReadinessState } from './grpc/grpc-bridge.js';
 
 /** Where to listen. */
 export interface ListenOptions {
@@ -60,6 +61,14 @@ const KNOWN_REGISTER_OPTIONS = {
 } as const satisfies Record<keyof RegisterOptions, true>;
 const KNOWN_CLOSE_OPTIONS = { graceMs: true } as const satisfies Record<keyof CloseOptions, true>;
 
+/** What {@link Server.listen} resolves with: the addresses actually bound. */
+export interface ListenResult {
+  host: string;
+  port: number;
+  /** The gRPC bridge's port, with the `grpc` option. */
+  grpc?: { port: number };
+}
+
 /** An avrpc server. Create it with {@link createServer}. */
 export interface Server {
   /**
@@ -67,7 +76,7 @@ export interface Server {
    * `workers`, first loads the worker module in a worker: rejects with INVALID_ARGUMENT if it does
    * not load or lacks a listed message's handler.
    */
-  listen(options?: ListenOptions): Promise<{ host: string; port: number }>;
+  listen(options?: ListenOptions): Promise<ListenResult>;
   /**
    * Graceful shutdown: stops accepting connections, sends GOAWAY on every connection, lets running
    * calls finish, refuses new calls with UNAVAILABLE, and destroys what is left after `graceMs`.
@@ -115,6 +124,10 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
   let net: NetServer | undefined;
   let closing: Promise<void> | undefined;
   let registration: Registration | undefined;
+  let grpcBridge: GrpcBridge | undefined;
+  /** Readiness as the gRPC health check sees it (serving once listen registered, draining from close). */
+  let state: ReadinessState = 'starting';
+  const readiness = (): ReadinessState => state;
   const idle: Array<() => void> = [];
   const handshakes = new HandshakeGate(resolved.maxHandshakingConnections, resolved.maxHandshakingPerAddress);
   /** TLS: slots taken at the TCP accept, by remote address and port, until the TLS socket arrives in `accept`. */
@@ -203,6 +216,7 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
         // Workers once listen succeeded (a failed listen leaves no threads behind), and before anyone is
         // told of us: a worker module that does not load, or lacks a handler, fails listen, not every call.
         if (offload !== undefined) await offload.warmUp();
+        if (resolved.grpc !== undefined) grpcBridge = await startGrpcBridge(shared, host, resolved.grpc.port, readiness);
         const r = opts.register;
         if (r !== undefined) {
           registration = await r.registry.register({
@@ -214,11 +228,14 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
             ...(r.metadata === undefined ? {} : { metadata: r.metadata }),
           });
         }
-        return { host: addr.address, port: addr.port };
+        state = 'serving';
+        return { host: addr.address, port: addr.port, ...(grpcBridge === undefined ? {} : { grpc: { port: grpcBridge.port } }) };
       } catch (err) {
         // A listen that failed leaves nothing bound (a registry that refused us would leave the port
         // taken, and accepting, with no one to close it) and may be tried again.
         net = undefined;
+        await grpcBridge?.close(0);
+        grpcBridge = undefined;
         for (const conn of conns) conn.destroy(new RpcError(Code.UNAVAILABLE, 'server.listen failed'));
         await new Promise<void>((resolve) => server.close(() => resolve()));
         throw err;
@@ -229,6 +246,8 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
       if (opts === null || typeof opts !== 'object') invalid('server.close: options', 'must be an object');
       knownOptions('server.close: options', opts, KNOWN_CLOSE_OPTIONS);
       const graceMs = msOption('server.close: options.graceMs', opts.graceMs, 5000, 0);
+      state = 'draining';
+      const grpcClosed = grpcBridge?.close(graceMs);
       // Leave the registry first so that clients stop choosing this server while it drains.
       const deregistered = registration === undefined ? Promise.resolve() : registration.deregister().catch(() => undefined);
       const stopped = net === undefined ? Promise.resolve() : new Promise<void>((resolve) => net!.close(() => resolve()));
@@ -247,8 +266,8 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
       });
       closing = Promise.race([drained, forced])
         .then(() => (conns.size === 0 ? undefined : new Promise<void>((resolve) => idle.push(resolve))))
-        .then(() => Promise.all([stopped, deregistered, offload?.close()]))
-        .then(() => undefined)
+        .then(() => Promise.all([stopped, deregistered, grpcClosed, offload?.close()]))
+        .then(() => void (state = 'closed'))
         .finally(() => clearTimeout(timer));
       return closing;
     },
