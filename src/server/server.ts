@@ -10,6 +10,7 @@ import { RpcError } from '../errors/rpc-error.js';
 import type { BodyWriter } from '../framing/frame-encoder.js';
 import type { Registration, Registry } from '../discovery/registry.js';
 import { intOption, invalid, knownOptions, msOption } from '../util/validate.js';
+import { GatewayCalls } from './call-executor.js';
 import { HandshakeGate, type HandshakeSlot } from './handshake-gate.js';
 import { MemoryBudget } from './memory-budget.js';
 import { ServerConnection, type ServerShared } from './server-connection.js';
@@ -119,7 +120,9 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
     budget,
     limits: encodeLimits(resolved),
     parseBudget: resolved.protocolParseMsPerSecond === 0 ? undefined : new ParseBudget(resolved.protocolParseMsPerSecond),
+    gateway: new GatewayCalls(),
   };
+  const gateway = shared.gateway!;
   const conns = new Set<ServerConnection>();
   let net: NetServer | undefined;
   let closing: Promise<void> | undefined;
@@ -251,11 +254,14 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
       // Leave the registry first so that clients stop choosing this server while it drains.
       const deregistered = registration === undefined ? Promise.resolve() : registration.deregister().catch(() => undefined);
       const stopped = net === undefined ? Promise.resolve() : new Promise<void>((resolve) => net!.close(() => resolve()));
-      const drained = new Promise<void>((resolve) => {
+      // Calls of other transports (HTTP, gRPC) are refused from now on; those running are waited for.
+      const gatewayDrained = gateway.drain();
+      const connsDrained = new Promise<void>((resolve) => {
         if (conns.size === 0) return resolve();
         idle.push(resolve);
         for (const conn of conns) conn.drain();
       });
+      const drained = Promise.all([connsDrained, gatewayDrained]).then(() => undefined);
       let timer: NodeJS.Timeout | undefined;
       const forced = new Promise<void>((resolve) => {
         timer = setTimeout(() => {
