@@ -19,7 +19,7 @@ import { addMetadata, bearerToken, callMetadata, parsePeer } from './grpc-metada
 import { loadGrpc, type GrpcModule } from './grpc-module.js';
 import { grpcCredentials } from './grpc-tls.js';
 import { HEALTH_CHECK_PATH, decodeHealthRequest, encodeHealthResponse, healthStatus } from './health-service.js';
-import { executeCall, type CallOutcome } from './local-executor.js';
+import { executeCall, type CallOutcome } from '../call-executor.js';
 
 /** The server's state, as the health check and new calls see it. */
 export type ReadinessState = 'starting' | 'serving' | 'draining' | 'closed';
@@ -36,6 +36,9 @@ export interface GrpcBridge {
   /** Stops taking calls, lets running ones finish for up to `graceMs`, then ends the rest. */
   close(graceMs: number): Promise<void>;
 }
+
+/** How close to its deadline a client's cancel reads as the deadline passing, in ms. */
+const DEADLINE_CANCEL_SLACK_MS = 100;
 
 /** Passes the bytes through: the handler decodes them, so a bad request is INVALID_ARGUMENT, not INTERNAL. */
 const identity = (b: Buffer): Buffer => b;
@@ -161,7 +164,9 @@ async function runUnary(
     ctx = c;
     c.headerSink = { writeHeader: (_id, headers) => call.sendMetadata(addMetadata(new g.Metadata(), headers)) };
     call.on('cancelled', () => {
-      const timedOut = Date.now() >= c.deadline;
+      // The client's own deadline timer fires a little before ours (its clock started first) and
+      // resets the stream: a cancel that close to the deadline is the deadline passing.
+      const timedOut = Date.now() >= c.deadline - DEADLINE_CANCEL_SLACK_MS;
       c.cancel(
         new RpcError(timedOut ? Code.DEADLINE_EXCEEDED : Code.CANCELLED, timedOut ? 'deadline exceeded' : 'cancelled by the client'),
       );
