@@ -1,7 +1,8 @@
 /**
  * `avrpc serve <protocol.avdl> <handlers.js>`: serves a protocol with the handlers of an ES module,
  * optionally registered in etcd and with Prometheus metrics on `/metrics`. Prints `listening
- * host:port` (and `metrics http://host:port/metrics`) once ready; SIGTERM/SIGINT close gracefully.
+ * host:port` (and `metrics http://host:port/metrics`, and `grpc host:port` with --grpc-port) once ready;
+ * SIGTERM/SIGINT close gracefully.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -44,6 +45,7 @@ interface ServeFlags {
   logLevel: LogLevel;
   logFormat: LogFormat;
   threads: number;
+  grpcPort?: number;
 }
 
 /** The `serve` command. */
@@ -77,7 +79,11 @@ export function serveCommand(): Command {
     .addOption(new Option('--log-level <level>', 'least severe log entries written (to stderr)').choices(LOG_LEVELS).default('info'))
     .addOption(new Option('--log-format <format>', 'text, or json: one pino-style object per line').choices(LOG_FORMATS).default('text'))
     .option('--threads <n>', 'event loops: N worker processes (node:cluster) accepting on the one port', positiveInt, 1)
+    .option('--grpc-port <port>', 'also serve gRPC clients on <port> of --host (needs @grpc/grpc-js; 0 picks one)', portNumber)
     .action(async (protocolFile: string, handlersFile: string, flags: ServeFlags) => {
+      // Each worker would bind its own gRPC server to the one port: refused until that is shared.
+      if (flags.grpcPort !== undefined && flags.threads > 1)
+        return serveFailed(usageError('--grpc-port cannot be combined with --threads'), flags);
       const run = isThreadsPrimary(flags) ? serveThreadsPrimary(flags) : serve(protocolFile, handlersFile, flags);
       await run.catch((err: unknown) => serveFailed(err, flags));
     });
@@ -102,6 +108,7 @@ async function serve(protocolFile: string, handlersFile: string, flags: ServeFla
     ...serveObserver(observer, flags.logLevel === 'debug' ? callLogObserver(logger) : undefined),
     ...(serverTls(flags) ?? {}),
     ...(token === undefined ? {} : { authenticate: checkToken(token) }),
+    ...(flags.grpcPort === undefined ? {} : { grpc: { port: flags.grpcPort } }),
   };
   const server = createServer(options);
   if (isThreadsWorker()) return serveThreadsWorker(server, flags);
@@ -139,6 +146,8 @@ async function serve(protocolFile: string, handlersFile: string, flags: ServeFla
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   // Only now: a SIGTERM sent as soon as this line is read must find its handler installed.
+  // Before `listening`: whoever waits for that line has the gRPC address already.
+  if (bound.grpc !== undefined) process.stdout.write(`grpc ${bound.host}:${bound.grpc.port}\n`);
   process.stdout.write(`listening ${bound.host}:${bound.port}\n`);
   logStartup(logger, protocol, `${bound.host}:${bound.port}`, flags, metrics);
 }
