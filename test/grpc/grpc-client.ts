@@ -19,7 +19,12 @@ export interface UnaryResult {
 }
 
 /** A grpc-js client of every unary message of `protocol`, with avsc serializers. */
-export function avroClient(protocol: Protocol, port: number): grpc.Client {
+export function avroClient(
+  protocol: Protocol,
+  port: number,
+  credentials = grpc.credentials.createInsecure(),
+  options: grpc.ChannelOptions = {},
+): grpc.Client {
   const methods: grpc.ServiceDefinition = {};
   for (const msg of protocol.messages) {
     (methods as Record<string, grpc.MethodDefinition<unknown, unknown>>)[msg.name] = {
@@ -34,7 +39,7 @@ export function avroClient(protocol: Protocol, port: number): grpc.Client {
     };
   }
   const Ctor = grpc.makeGenericClientConstructor(methods, protocol.name);
-  return new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  return new Ctor(`127.0.0.1:${port}`, credentials, options);
 }
 
 /** A client sending raw bytes to `path` (for requests no serializer would make). */

@@ -17,7 +17,7 @@ import { CallContext } from '../call-context.js';
 import type { ServerShared } from '../server-shared.js';
 import { addMetadata, bearerToken, callMetadata, parsePeer } from './grpc-metadata.js';
 import { loadGrpc, type GrpcModule } from './grpc-module.js';
-import { grpcCredentials } from './grpc-tls.js';
+import { grpcCredentials, verifiedCertificate } from './grpc-tls.js';
 import { HEALTH_CHECK_PATH, decodeHealthRequest, encodeHealthResponse, healthStatus } from './health-service.js';
 import { executeCall, type CallOutcome } from '../call-executor.js';
 
@@ -141,10 +141,13 @@ async function runUnary(
   try {
     if (readiness() !== 'serving') throw new RpcError(Code.UNAVAILABLE, 'server is not serving');
     const { address, port } = parsePeer(call.getPeer());
-    let principal: unknown;
+    // As on the avrpc port: the verified client certificate (mTLS) is the principal unless authenticate decides.
+    const certificate = verifiedCertificate(o.tls, call);
+    const peer = { address, port, ...(certificate === undefined ? {} : { certificate }) };
+    let principal: unknown = certificate;
     if (o.authenticate !== undefined) {
       const token = bearerToken(call.metadata);
-      principal = await callHook(() => o.authenticate!({ token, meta: {} }, { address, port })).catch((err: unknown) => {
+      principal = await callHook(() => o.authenticate!({ token, meta: {} }, peer)).catch((err: unknown) => {
         throw new RpcError(Code.UNAUTHENTICATED, `authentication failed: ${RpcError.from(err).message}`);
       });
     }
@@ -157,8 +160,7 @@ async function runUnary(
     const deadline = call.getDeadline();
     const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
     const c = new CallContext(msg.name, callMetadata(call.metadata), deadlineMs, {
-      address,
-      port,
+      ...peer,
       ...(principal === undefined ? {} : { principal }),
     });
     ctx = c;

@@ -5,6 +5,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { Code } from '../../errors/code.js';
 import { RpcError } from '../../errors/rpc-error.js';
+import type { PeerCertificateInfo } from '../../security/auth.js';
 import type { ServerTlsOptions } from '../../security/tls.js';
 import type { GrpcModule } from './grpc-module.js';
 
@@ -31,6 +32,23 @@ export function grpcCredentials(g: GrpcModule, tls: ServerTlsOptions | undefined
   return g.ServerCredentials.createSsl(
     ca.length === 0 ? null : Buffer.concat(ca),
     certs.map((cert_chain, i) => ({ cert_chain, private_key: keys[i]! })),
-    tls.requestCert === true && tls.rejectUnauthorized !== false,
+    verifiesClients(tls),
   );
+}
+
+/** True when TLS requires and verifies client certificates (mTLS). */
+function verifiesClients(tls: ServerTlsOptions): boolean {
+  return tls.requestCert === true && tls.rejectUnauthorized !== false;
+}
+
+/** The client certificate of a call, when TLS verified it (mTLS); else undefined. */
+export function verifiedCertificate(
+  tls: ServerTlsOptions | undefined,
+  call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getAuthContext'>,
+): PeerCertificateInfo | undefined {
+  if (tls === undefined || !verifiesClients(tls)) return undefined;
+  const cert = call.getAuthContext().sslPeerCertificate;
+  if (cert === undefined || Object.keys(cert).length === 0) return undefined;
+  const cn = cert.subject?.CN;
+  return { commonName: Array.isArray(cn) ? cn[0] : cn, subjectAltName: cert.subjectaltname, fingerprint256: cert.fingerprint256 };
 }
