@@ -18,6 +18,7 @@ import { OffloadPool } from './offload/offload-pool.js';
 import { ParseBudget } from './parse-budget.js';
 import { resolveServerOptions, type ServerOptions } from './server-options.js';
 import { startGrpcBridge, type GrpcBridge, type ReadinessState } from './grpc/grpc-bridge.js';
+import { loadGrpc } from './grpc/grpc-module.js';
 
 /** Where to listen. */
 export interface ListenOptions {
@@ -187,6 +188,8 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
       const port = intOption('server.listen: options.port', opts.port, 0, 0, 65535);
       // Tracing asked for: @opentelemetry/api loads before any call, or listen says it is missing.
       if (resolved.tracing !== undefined) await resolved.tracing.ready();
+      // Likewise @grpc/grpc-js for the gRPC bridge: a missing package fails listen before anything binds.
+      if (resolved.grpc !== undefined) await loadGrpc();
       const server =
         resolved.tls === undefined
           ? createNetServer({ noDelay: true }, accept)
