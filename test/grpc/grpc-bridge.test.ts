@@ -253,7 +253,35 @@ test('grpc.health.v1.Health/Check: SERVING, NOT_FOUND for another service, NOT_S
   await closed;
 });
 
-test('without @grpc/grpc-js options are still checked: grpc.port is required and bounded', () => {
+test('interceptors and the observer see gRPC calls as avrpc calls', async () => {
+  const ended: Array<[string, number]> = [];
+  const { grpcPort } = await start({
+    interceptors: [
+      async (request, ctx, next) => {
+        const out = (await next(request)) as { name: string };
+        return { ...out, name: `${out.name} via ${ctx.message}` };
+      },
+    ],
+    observer: { callEnded: (message, code) => void ended.push([message, code]) },
+  });
+  const r = await unary(client(grpcPort), 'echo', { item: item(4) });
+  assert.is((r.value as { name: string }).name, 'item-4 via echo');
+  assert.equal(ended, [['echo', Code.OK]]);
+});
+
+test('a request over maxMessageBytes is RESOURCE_EXHAUSTED; no handler runs', async () => {
+  let ran = false;
+  const { grpcPort } = await start({
+    maxMessageBytes: 1024,
+    handlers: { echo: (r: { item: unknown }) => ((ran = true), r.item) },
+  });
+  const r = await unary(client(grpcPort), 'echo', { item: item(1, 4096) });
+  assert.is(r.error?.code, grpc.status.RESOURCE_EXHAUSTED);
+  assert.is(ran, false);
+  assert.is((await unary(client(grpcPort), 'echo', { item: item(1, 16) })).error, undefined, 'a small one still passes');
+});
+
+test('the grpc option is checked: port required and bounded, no other names', () => {
   for (const bad of [{}, { port: -1 }, { port: 70000 }, { port: 1, host: 'x' }]) {
     try {
       createServer({ protocol, handlers: {}, grpc: bad as { port: number } });
