@@ -3,6 +3,7 @@ import type { BodyWriter } from '../framing/frame-encoder.js';
 import type { MemoryBudget } from './memory-budget.js';
 import type { OffloadPool } from './offload/offload-pool.js';
 import type { ParseBudget } from './parse-budget.js';
+import type { Readiness } from './readiness.js';
 import type { StreamOffload } from './stream-offload.js';
 import type { ResolvedServerOptions } from './server-options.js';
 
@@ -22,4 +23,6 @@ export interface ServerShared {
   readonly budget: MemoryBudget;
   /** The `avrpc.limits` WELCOME value (SPEC.md section 11.4), encoded once; undefined: none advertised. */
   readonly limits?: Buffer | undefined;
+  /** Whether the server takes calls now (set by listen and close), for health checks of every transport. */
+  readonly readiness: Readiness;
 }

@@ -15,6 +15,7 @@ import { MemoryBudget } from './memory-budget.js';
 import { ServerConnection, type ServerShared } from './server-connection.js';
 import { OffloadPool } from './offload/offload-pool.js';
 import { ParseBudget } from './parse-budget.js';
+import { Readiness, type ReadinessState } from './readiness.js';
 import { resolveServerOptions, type ServerOptions } from './server-options.js';
 
 /** Where to listen. */
@@ -80,6 +81,11 @@ export interface Server {
    * frames and messages, inflations, answers queued. 0 when no peer has anything in progress.
    */
   readonly bufferedBytes: number;
+  /**
+   * `starting` until `listen()` resolves, then `serving`; `draining` once `close()` is called, `closed`
+   * when it resolved. What health checks answer (`checkHealth`, `avrpc health`).
+   */
+  readonly readiness: ReadinessState;
 }
 
 /**
@@ -101,6 +107,7 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
       ? undefined
       : new OffloadPool(resolved.workers, resolved.protocol, resolved.resolverCacheSize, resolved.propagateDeadlines, resolved.logger);
   const budget = new MemoryBudget(resolved.maxBufferedBytes);
+  const readiness = new Readiness();
   const shared: ServerShared = {
     options: resolved,
     cache: new ResolverCache(resolved.protocol, resolved.resolverCacheSize, resolved.resolverCacheBytes),
@@ -110,6 +117,7 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
     budget,
     limits: encodeLimits(resolved),
     parseBudget: resolved.protocolParseMsPerSecond === 0 ? undefined : new ParseBudget(resolved.protocolParseMsPerSecond),
+    readiness,
   };
   const conns = new Set<ServerConnection>();
   let net: NetServer | undefined;
@@ -157,6 +165,9 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
     },
     get bufferedBytes() {
       return budget.bufferedBytes;
+    },
+    get readiness() {
+      return readiness.state;
     },
     async listen(opts: ListenOptions = {}) {
       if (net !== undefined) throw new RpcError(Code.FAILED_PRECONDITION, 'server.listen: already listening');
@@ -214,11 +225,14 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
             ...(r.metadata === undefined ? {} : { metadata: r.metadata }),
           });
         }
+        // Ready only now: workers loaded and the registry told; a probe before this hears NOT_SERVING.
+        readiness.set('serving');
         return { host: addr.address, port: addr.port };
       } catch (err) {
         // A listen that failed leaves nothing bound (a registry that refused us would leave the port
         // taken, and accepting, with no one to close it) and may be tried again.
         net = undefined;
+        readiness.reset();
         for (const conn of conns) conn.destroy(new RpcError(Code.UNAVAILABLE, 'server.listen failed'));
         await new Promise<void>((resolve) => server.close(() => resolve()));
         throw err;
@@ -229,6 +243,7 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
       if (opts === null || typeof opts !== 'object') invalid('server.close: options', 'must be an object');
       knownOptions('server.close: options', opts, KNOWN_CLOSE_OPTIONS);
       const graceMs = msOption('server.close: options.graceMs', opts.graceMs, 5000, 0);
+      readiness.set('draining');
       // Leave the registry first so that clients stop choosing this server while it drains.
       const deregistered = registration === undefined ? Promise.resolve() : registration.deregister().catch(() => undefined);
       const stopped = net === undefined ? Promise.resolve() : new Promise<void>((resolve) => net!.close(() => resolve()));
@@ -248,7 +263,7 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
       closing = Promise.race([drained, forced])
         .then(() => (conns.size === 0 ? undefined : new Promise<void>((resolve) => idle.push(resolve))))
         .then(() => Promise.all([stopped, deregistered, offload?.close()]))
-        .then(() => undefined)
+        .then(() => readiness.set('closed'))
         .finally(() => clearTimeout(timer));
       return closing;
     },
