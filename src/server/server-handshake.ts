@@ -169,7 +169,12 @@ export class ServerHandshake {
     const name = service.toString('utf8');
     const serving = this.shared.readiness?.serving ?? true;
     const status = name !== '' && name !== local.name ? 'SERVICE_UNKNOWN' : serving ? 'SERVING' : 'NOT_SERVING';
-    const welcome: Welcome = { status: 'OK', fingerprint: local.fingerprint, protocol: null, meta: { [HEALTH_META_KEY]: encodeHealth(status) } };
+    const welcome: Welcome = {
+      status: 'OK',
+      fingerprint: local.fingerprint,
+      protocol: null,
+      meta: { [HEALTH_META_KEY]: encodeHealth(status) },
+    };
     this.writer.frame(FrameType.WELCOME, 0, 0, welcome, writeWelcome);
     this.writer.end();
   }
