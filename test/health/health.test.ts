@@ -6,6 +6,7 @@ import { FrameDecoder } from '../../src/framing/frame-decoder.js';
 import { FrameType } from '../../src/framing/frame.js';
 import { helloType, readHandshake, welcomeType, writeHandshake, type Hello, type Welcome } from '../../src/framing/handshake.js';
 import { exitStatusFor } from '../../src/cli/options.js';
+import { makeTestCerts } from '../helpers/certs.js';
 import { avrpc } from '../helpers/cli.js';
 import { deferred, item, loadEcho, rawServer, rejection, startServer } from '../helpers/echo-fixture.js';
 
@@ -42,6 +43,18 @@ test('answered before authentication: a probe needs no token, a call still does'
     const err = await rejection(client.call('echo', { item: item(2) }));
     assert.is(err.code, Code.UNAUTHENTICATED);
     await client.close();
+  } finally {
+    await server.close();
+  }
+});
+
+test('over TLS: the probe verifies the server as any client does', async () => {
+  const certs = await makeTestCerts();
+  const { server, endpoint } = await startServer({ protocol: echo, handlers, tls: { cert: certs.serverCert, key: certs.serverKey } });
+  try {
+    assert.equal(await checkHealth(endpoint, { tls: { ca: certs.ca } }), { status: 'SERVING', supported: true });
+    const err = await rejection(checkHealth(endpoint, { tls: { ca: certs.otherCa }, timeoutMs: 2000 }));
+    assert.is(err.code, Code.UNAVAILABLE);
   } finally {
     await server.close();
   }
