@@ -97,6 +97,22 @@ test('NOT_SERVING while listen has not finished (registering), SERVING once it h
   }
 });
 
+test('a listen that failed (port taken) leaves the server starting; a second listen makes it serving', async () => {
+  const taken = await startServer({ protocol: echo, handlers });
+  const server = createServer({ protocol: echo, handlers });
+  try {
+    const err = await rejection(server.listen({ port: taken.port }));
+    assert.ok(err instanceof Error);
+    assert.is(server.readiness, 'starting');
+    const { port } = await server.listen({ port: 0 });
+    assert.is(server.readiness, 'serving');
+    assert.equal(await checkHealth(`127.0.0.1:${port}`), { status: 'SERVING', supported: true });
+  } finally {
+    await server.close();
+    await taken.server.close();
+  }
+});
+
 test('draining: readiness says so, and a new probe is refused (the port stops accepting)', async () => {
   const release = deferred();
   const started = deferred();

@@ -60,4 +60,22 @@ test('the NOT_SERVING answer differs from the vector in the status byte only', a
   }
 });
 
+test('a status byte a client does not know, or a value of another length, reads as NOT_SERVING', async () => {
+  for (const value of [[9], [1, 1], []]) {
+    const w = Buffer.from(v.welcome);
+    // Rebuild the WELCOME with another avrpc.health value: head, key, then the value and the map's end.
+    const head = w.subarray(10, w.length - 3);
+    const body = Buffer.concat([head, Buffer.from([value.length * 2, ...value, 0])]);
+    const frame = Buffer.alloc(10);
+    frame.writeUInt32BE(body.length, 0);
+    frame[4] = 2;
+    const peer = await rawServer((socket) => socket.once('data', () => socket.end(Buffer.concat([frame, body]))));
+    try {
+      assert.equal(await checkHealth(peer.endpoint), { status: 'NOT_SERVING', supported: true }, `value ${JSON.stringify(value)}`);
+    } finally {
+      await peer.close();
+    }
+  }
+});
+
 test.run();
