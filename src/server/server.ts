@@ -16,8 +16,9 @@ import { MemoryBudget } from './memory-budget.js';
 import { ServerConnection, type ServerShared } from './server-connection.js';
 import { OffloadPool } from './offload/offload-pool.js';
 import { ParseBudget } from './parse-budget.js';
+import { Readiness, type ReadinessState } from './readiness.js';
 import { resolveServerOptions, type ServerOptions } from './server-options.js';
-import { startGrpcBridge, type GrpcBridge, type ReadinessState } from './grpc/grpc-bridge.js';
+import { startGrpcBridge, type GrpcBridge } from './grpc/grpc-bridge.js';
 import { loadGrpc } from './grpc/grpc-module.js';
 
 /** Where to listen. */
@@ -91,6 +92,11 @@ export interface Server {
    * frames and messages, inflations, answers queued. 0 when no peer has anything in progress.
    */
   readonly bufferedBytes: number;
+  /**
+   * `starting` until `listen()` resolves, then `serving`; `draining` once `close()` is called, `closed`
+   * when it resolved. What health checks answer (`checkHealth`, `avrpc health`).
+   */
+  readonly readiness: ReadinessState;
 }
 
 /**
@@ -112,6 +118,7 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
       ? undefined
       : new OffloadPool(resolved.workers, resolved.protocol, resolved.resolverCacheSize, resolved.propagateDeadlines, resolved.logger);
   const budget = new MemoryBudget(resolved.maxBufferedBytes);
+  const readiness = new Readiness();
   const shared: ServerShared = {
     options: resolved,
     cache: new ResolverCache(resolved.protocol, resolved.resolverCacheSize, resolved.resolverCacheBytes),
@@ -122,6 +129,7 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
     limits: encodeLimits(resolved),
     parseBudget: resolved.protocolParseMsPerSecond === 0 ? undefined : new ParseBudget(resolved.protocolParseMsPerSecond),
     gateway: new GatewayCalls(),
+    readiness,
   };
   const gateway = shared.gateway!;
   const conns = new Set<ServerConnection>();
@@ -129,9 +137,6 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
   let closing: Promise<void> | undefined;
   let registration: Registration | undefined;
   let grpcBridge: GrpcBridge | undefined;
-  /** Readiness as the gRPC health check sees it (serving once listen registered, draining from close). */
-  let state: ReadinessState = 'starting';
-  const readiness = (): ReadinessState => state;
   const idle: Array<() => void> = [];
   const handshakes = new HandshakeGate(resolved.maxHandshakingConnections, resolved.maxHandshakingPerAddress);
   /** TLS: slots taken at the TCP accept, by remote address and port, until the TLS socket arrives in `accept`. */
@@ -174,6 +179,9 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
     },
     get bufferedBytes() {
       return budget.bufferedBytes;
+    },
+    get readiness() {
+      return readiness.state;
     },
     async listen(opts: ListenOptions = {}) {
       if (net !== undefined) throw new RpcError(Code.FAILED_PRECONDITION, 'server.listen: already listening');
@@ -222,7 +230,7 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
         // Workers once listen succeeded (a failed listen leaves no threads behind), and before anyone is
         // told of us: a worker module that does not load, or lacks a handler, fails listen, not every call.
         if (offload !== undefined) await offload.warmUp();
-        if (resolved.grpc !== undefined) grpcBridge = await startGrpcBridge(shared, host, resolved.grpc.port, readiness);
+        if (resolved.grpc !== undefined) grpcBridge = await startGrpcBridge(shared, host, resolved.grpc.port);
         const r = opts.register;
         if (r !== undefined) {
           registration = await r.registry.register({
@@ -234,12 +242,14 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
             ...(r.metadata === undefined ? {} : { metadata: r.metadata }),
           });
         }
-        state = 'serving';
+        // Ready only now: workers loaded and the registry told; a probe before this hears NOT_SERVING.
+        readiness.set('serving');
         return { host: addr.address, port: addr.port, ...(grpcBridge === undefined ? {} : { grpc: { port: grpcBridge.port } }) };
       } catch (err) {
         // A listen that failed leaves nothing bound (a registry that refused us would leave the port
         // taken, and accepting, with no one to close it) and may be tried again.
         net = undefined;
+        readiness.reset();
         await grpcBridge?.close(0);
         grpcBridge = undefined;
         for (const conn of conns) conn.destroy(new RpcError(Code.UNAVAILABLE, 'server.listen failed'));
@@ -252,7 +262,7 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
       if (opts === null || typeof opts !== 'object') invalid('server.close: options', 'must be an object');
       knownOptions('server.close: options', opts, KNOWN_CLOSE_OPTIONS);
       const graceMs = msOption('server.close: options.graceMs', opts.graceMs, 5000, 0);
-      state = 'draining';
+      readiness.set('draining');
       const grpcClosed = grpcBridge?.close(graceMs);
       // Leave the registry first so that clients stop choosing this server while it drains.
       const deregistered = registration === undefined ? Promise.resolve() : registration.deregister().catch(() => undefined);
@@ -276,7 +286,7 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
       closing = Promise.race([drained, forced])
         .then(() => (conns.size === 0 ? undefined : new Promise<void>((resolve) => idle.push(resolve))))
         .then(() => Promise.all([stopped, deregistered, grpcClosed, offload?.close()]))
-        .then(() => void (state = 'closed'))
+        .then(() => readiness.set('closed'))
         .finally(() => clearTimeout(timer));
       return closing;
     },

@@ -21,9 +21,6 @@ import { grpcCredentials, verifiedCertificate } from './grpc-tls.js';
 import { HEALTH_CHECK_PATH, decodeHealthRequest, encodeHealthResponse, healthStatus } from './health-service.js';
 import { executeCall, type CallOutcome } from '../call-executor.js';
 
-/** The server's state, as the health check and new calls see it. */
-export type ReadinessState = 'starting' | 'serving' | 'draining' | 'closed';
-
 /** Trailer naming a declared error's schema (its full name). */
 export const ERROR_TYPE_KEY = 'avrpc-error-type';
 /** Binary trailer holding a declared error's Avro binary encoding by the schema {@link ERROR_TYPE_KEY} names. */
@@ -47,12 +44,7 @@ const identity = (b: Buffer): Buffer => b;
  * Starts a grpc-js server for `shared`'s protocol on `host:port`. Rejects FAILED_PRECONDITION when
  * @grpc/grpc-js is not installed, or with the bind error.
  */
-export async function startGrpcBridge(
-  shared: ServerShared,
-  host: string,
-  port: number,
-  readiness: () => ReadinessState,
-): Promise<GrpcBridge> {
+export async function startGrpcBridge(shared: ServerShared, host: string, port: number): Promise<GrpcBridge> {
   const g = await loadGrpc();
   const o = shared.options;
   const server = new g.Server({
@@ -67,7 +59,7 @@ export async function startGrpcBridge(
     if (msg.stream !== undefined) continue;
     definition[msg.name] = unaryMethod(`/${o.protocol.name}/${msg.name}`);
     implementation[msg.name] = (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) =>
-      void runUnary(g, shared, msg, readiness, call).then(({ error, value, trailer }) =>
+      void runUnary(g, shared, msg, call).then(({ error, value, trailer }) =>
         error === undefined ? callback(null, value, trailer) : callback(error),
       );
   }
@@ -77,7 +69,7 @@ export async function startGrpcBridge(
     {
       Check: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
         try {
-          const status = healthStatus(decodeHealthRequest(call.request), o.protocol.name, readiness() === 'serving');
+          const status = healthStatus(decodeHealthRequest(call.request), o.protocol.name, shared.readiness.serving);
           callback(null, encodeHealthResponse(status));
         } catch (err) {
           const e = RpcError.from(err);
@@ -132,14 +124,12 @@ async function runUnary(
   g: GrpcModule,
   shared: ServerShared,
   msg: MessageDef,
-  readiness: () => ReadinessState,
   call: grpc.ServerUnaryCall<Buffer, Buffer>,
 ): Promise<UnaryAnswer> {
   const o = shared.options;
   let ctx: CallContext | undefined;
   let outcome: CallOutcome;
   try {
-    if (readiness() !== 'serving') throw new RpcError(Code.UNAVAILABLE, 'server is not serving');
     const { address, port } = parsePeer(call.getPeer());
     // As on the avrpc port: the verified client certificate (mTLS) is the principal unless authenticate decides.
     const certificate = verifiedCertificate(o.tls, call);
