@@ -155,14 +155,17 @@ async function runUnary(
     });
     ctx = c;
     c.headerSink = { writeHeader: (_id, headers) => call.sendMetadata(addMetadata(new g.Metadata(), headers)) };
-    call.on('cancelled', () => {
+    const onCancel = (): void => {
       // The client's own deadline timer fires a little before ours (its clock started first) and
       // resets the stream: a cancel that close to the deadline is the deadline passing.
       const timedOut = Date.now() >= c.deadline - DEADLINE_CANCEL_SLACK_MS;
       c.cancel(
         new RpcError(timedOut ? Code.DEADLINE_EXCEEDED : Code.CANCELLED, timedOut ? 'deadline exceeded' : 'cancelled by the client'),
       );
-    });
+    };
+    call.on('cancelled', onCancel);
+    // Cancelled while authenticate ran: the event is gone, the flag stays.
+    if (call.cancelled) onCancel();
     outcome = await executeCall(shared, msg, request, c);
   } catch (err) {
     outcome = { ok: false, error: RpcError.from(err) };
