@@ -6,6 +6,7 @@ export { createServer } from './server/server.js';
 export { serveCluster, shareClusterMetrics, isClusterWorker } from './server/cluster.js';
 export { createClient } from './client/client.js';
 export { describeServer } from './client/describe.js';
+export { checkHealth } from './client/health-check.js';
 export { RpcError, fromNodeError } from './errors/rpc-error.js';
 export { Code, codeName } from './errors/code.js';
 export { CallContext } from './server/call-context.js';
@@ -20,7 +21,7 @@ export type { MessageDef, ProtocolOptions, StreamKind } from './codec/protocol.j
 export type { LongsMode } from './codec/longs.js';
 export type { Server, ListenOptions, ListenResult, CloseOptions, RegisterOptions } from './server/server.js';
 export type { HttpOptions } from './server/http/http-options.js';
-export type { ServerOptions, Handler } from './server/server-options.js';
+export type { ServerOptions, Handler, GrpcOptions } from './server/server-options.js';
 export type { WorkerOptions } from './server/offload/worker-options.js';
 export type { PeerInfo } from './server/call-context.js';
 export type { Client, UntypedClient, ResponseStream, CallKind } from './client/client.js';
@@ -40,6 +41,9 @@ export type {
   Elements,
 } from './codec/api-types.js';
 export type { DescribeOptions } from './client/describe.js';
+export type { HealthCheckOptions, HealthCheckResult } from './client/health-check.js';
+export type { HealthStatusName } from './framing/health.js';
+export type { ReadinessState } from './server/readiness.js';
 export type { EndpointStats } from './client/pool.js';
 export type { ClientOptions, CallOptions, Endpoint, DiscoveryOptions } from './client/client-options.js';
 export type { TransportOptions } from './connection/transport-options.js';

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `avrpc` command line: `serve` a protocol with a handlers module, `call` a message with JSON
- * (stream messages: NDJSON on stdin and stdout), `describe` a server's protocol, `bench` a server,
+ * (stream messages: NDJSON on stdin and stdout), `describe` a server's protocol, `health`-check it, `bench` a server,
  * `list` the services of a registry, `gen` TypeScript types from protocols. Failures print
  * `CODE_NAME: message` on stderr and exit with status 64 + the code's number; usage errors exit 2.
  */
@@ -10,6 +10,7 @@ import { benchCommand } from './bench.js';
 import { callCommand } from './call.js';
 import { describeCommand } from './describe.js';
 import { genCommand } from './gen.js';
+import { healthCommand } from './health.js';
 import { listCommand } from './list.js';
 import { USAGE_EXIT } from './options.js';
 import { serveCommand } from './serve.js';
@@ -20,6 +21,7 @@ const program = new Command('avrpc')
   .addCommand(serveCommand())
   .addCommand(callCommand())
   .addCommand(describeCommand())
+  .addCommand(healthCommand())
   .addCommand(benchCommand())
   .addCommand(listCommand())
   .addCommand(genCommand())

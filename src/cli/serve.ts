@@ -1,7 +1,8 @@
 /**
  * `avrpc serve <protocol.avdl> <handlers.js>`: serves a protocol with the handlers of an ES module,
  * optionally registered in etcd and with Prometheus metrics on `/metrics`. Prints `listening
- * host:port` (and `metrics http://host:port/metrics`) once ready; SIGTERM/SIGINT close gracefully.
+ * host:port` (and `metrics http://host:port/metrics`, and `grpc host:port` with --grpc-port) once ready;
+ * SIGTERM/SIGINT close gracefully.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -46,6 +47,7 @@ interface ServeFlags {
   threads: number;
   http?: boolean;
   httpPort?: number;
+  grpcPort?: number;
 }
 
 /** The `serve` command. */
@@ -81,7 +83,11 @@ export function serveCommand(): Command {
     .option('--http', 'answer HTTP/JSON on the avrpc port too (POST /<protocol>/<message>, GET /healthz, /readyz)')
     .option('--http-port <port>', 'answer HTTP/JSON on this port instead (0 picks one)', portNumber)
     .option('--threads <n>', 'event loops: N worker processes (node:cluster) accepting on the one port', positiveInt, 1)
+    .option('--grpc-port <port>', 'also serve gRPC clients on <port> of --host (needs @grpc/grpc-js; 0 picks one)', portNumber)
     .action(async (protocolFile: string, handlersFile: string, flags: ServeFlags) => {
+      // Each worker would bind its own gRPC server to the one port: refused until that is shared.
+      if (flags.grpcPort !== undefined && flags.threads > 1)
+        return serveFailed(usageError('--grpc-port cannot be combined with --threads'), flags);
       const run = isThreadsPrimary(flags) ? serveThreadsPrimary(flags) : serve(protocolFile, handlersFile, flags);
       await run.catch((err: unknown) => serveFailed(err, flags));
     });
@@ -107,6 +113,7 @@ async function serve(protocolFile: string, handlersFile: string, flags: ServeFla
     ...(serverTls(flags) ?? {}),
     ...(token === undefined ? {} : { authenticate: checkToken(token) }),
     ...(flags.httpPort !== undefined ? { http: { port: flags.httpPort } } : flags.http === true ? { http: {} } : {}),
+    ...(flags.grpcPort === undefined ? {} : { grpc: { port: flags.grpcPort } }),
   };
   const server = createServer(options);
   if (isThreadsWorker()) return serveThreadsWorker(server, flags);
@@ -144,6 +151,8 @@ async function serve(protocolFile: string, handlersFile: string, flags: ServeFla
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   // Only now: a SIGTERM sent as soon as this line is read must find its handler installed.
+  // Before `listening`: whoever waits for that line has the gRPC address already.
+  if (bound.grpc !== undefined) process.stdout.write(`grpc ${bound.host}:${bound.grpc.port}\n`);
   process.stdout.write(`listening ${bound.host}:${bound.port}\n`);
   if (bound.http !== undefined) process.stdout.write(`http http://${bound.host}:${bound.http.port}\n`);
   logStartup(logger, protocol, `${bound.host}:${bound.port}`, flags, metrics);

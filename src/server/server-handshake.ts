@@ -9,12 +9,14 @@ import { handshakeError, protocolError } from '../errors/protocol-error.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { accept as acceptExtensions, type Negotiated } from '../framing/extensions.js';
 import { FrameType } from '../framing/frame.js';
+import { HEALTH_META_KEY, encodeHealth } from '../framing/health.js';
 import { HELLO_FLOOR_BYTES, readHello, welcomeType, writeHandshake, type Hello, type Welcome } from '../framing/handshake.js';
 import { TOKEN_META_KEY, principalExpiry } from '../security/auth.js';
 import { callHook } from '../util/call-hook.js';
 import type { PeerInfo } from './call-context.js';
 import { sendError } from './error-reply.js';
 import type { ParseBudget } from './parse-budget.js';
+import type { Readiness } from './readiness.js';
 import type { ResolvedServerOptions } from './server-options.js';
 
 const writeWelcome = writeHandshake(welcomeType);
@@ -29,6 +31,8 @@ export interface HandshakeShared {
   readonly parseBudget?: ParseBudget | undefined;
   /** The `avrpc.limits` value a WELCOME OK carries (SPEC.md section 11.4); undefined: none. */
   readonly limits?: Buffer | undefined;
+  /** What a health HELLO hears (SPEC.md section 14); undefined reads as serving. */
+  readonly readiness?: Readiness | undefined;
 }
 
 /** What a completed handshake yields: all a session needs to serve calls. */
@@ -117,6 +121,8 @@ export class ServerHandshake {
     } catch (err) {
       return this.writer.fail(handshakeError(err));
     }
+    const health = hello.meta[HEALTH_META_KEY];
+    if (health !== undefined) return this.answerHealth(health);
     const authenticate = this.shared.options.authenticate;
     if (authenticate === undefined) return this.answer(hello, this.owner.peer.certificate);
     if (this.accepted !== undefined) return this.answer(hello, this.accepted.principal);
@@ -152,6 +158,25 @@ export class ServerHandshake {
         : new RpcError(Code.UNAUTHENTICATED, err instanceof Error ? err.message : 'authentication failed', { cause: err });
     sendError(this.writer, 0, { code: e.code, message: e.message, metadata: undefined, declared: undefined });
     this.writer.end(e);
+  }
+
+  /**
+   * Answers a health HELLO (SPEC.md section 14) and closes: before `authenticate`, as an HTTP probe is
+   * (readiness is no secret, and a load balancer holds no token), and without reading its protocol.
+   */
+  private answerHealth(service: Buffer): void {
+    const local = this.shared.options.protocol;
+    const name = service.toString('utf8');
+    const serving = this.shared.readiness?.serving ?? true;
+    const status = name !== '' && name !== local.name ? 'SERVICE_UNKNOWN' : serving ? 'SERVING' : 'NOT_SERVING';
+    const welcome: Welcome = {
+      status: 'OK',
+      fingerprint: local.fingerprint,
+      protocol: null,
+      meta: { [HEALTH_META_KEY]: encodeHealth(status) },
+    };
+    this.writer.frame(FrameType.WELCOME, 0, 0, welcome, writeWelcome);
+    this.writer.end();
   }
 
   /** Answers a HELLO: NEED_PROTOCOL when its fingerprint is unknown to us, else WELCOME OK. */

@@ -187,6 +187,18 @@ export interface ServerOptions<Api = undefined> extends TransportOptions {
    * limits, observer and drain apply. Default off.
    */
   http?: HttpOptions;
+  /**
+   * Also serve the handlers to gRPC clients, through @grpc/grpc-js's server (an optional peer
+   * dependency: without it `listen` fails FAILED_PRECONDITION naming it), on `port` of the listen
+   * host (0 picks a free one). See README, gRPC bridge. Default off.
+   */
+  grpc?: GrpcOptions;
+}
+
+/** Options of the gRPC bridge ({@link ServerOptions.grpc}). */
+export interface GrpcOptions {
+  /** TCP port of the gRPC server; 0 picks a free one (`listen` resolves with it). */
+  port: number;
 }
 
 /** {@link ServerOptions} with every default filled in. */
@@ -222,6 +234,7 @@ export interface ResolvedServerOptions extends ResolvedTransportOptions {
   propagateDeadlines: boolean;
   workers: ResolvedWorkerOptions | undefined;
   http: ResolvedHttpOptions | undefined;
+  grpc: GrpcOptions | undefined;
 }
 
 const MiB = 1024 * 1024;
@@ -274,6 +287,7 @@ export const KNOWN_SERVER_OPTIONS = {
   maxHandshakingPerAddress: true,
   maxBufferedBytes: true,
   stallTimeoutMs: true,
+  grpc: true,
 } as const satisfies Record<keyof ServerOptions, true>;
 
 /** Validates and fills server options once; throws INVALID_ARGUMENT naming the bad option. */
@@ -355,7 +369,16 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     propagateDeadlines: options.propagateDeadlines ?? true,
     workers: resolveWorkerOptions(`${at}.workers`, options.workers, protocol, (i) => handlers[i] !== undefined),
     http: resolveHttpOptions(`${at}.http`, options.http),
+    grpc: resolveGrpc(`${at}.grpc`, options.grpc),
   };
+}
+
+function resolveGrpc(path: string, grpc: GrpcOptions | undefined): GrpcOptions | undefined {
+  if (grpc === undefined) return undefined;
+  if (grpc === null || typeof grpc !== 'object') invalid(path, 'must be an object');
+  knownOptions(path, grpc, { port: true } as const satisfies Record<keyof GrpcOptions, true>);
+  if (grpc.port === undefined) invalid(`${path}.port`, 'is required');
+  return { port: intOption(`${path}.port`, grpc.port, 0, 0, 65535) };
 }
 
 /** The tracing interceptor, first of the chain: a span per handled call, ended with the code the server sends. */

@@ -4,6 +4,7 @@ import type { BodyWriter } from '../framing/frame-encoder.js';
 import type { MemoryBudget } from './memory-budget.js';
 import type { OffloadPool } from './offload/offload-pool.js';
 import type { ParseBudget } from './parse-budget.js';
+import type { Readiness } from './readiness.js';
 import type { StreamOffload } from './stream-offload.js';
 import type { ResolvedServerOptions } from './server-options.js';
 
@@ -25,4 +26,6 @@ export interface ServerShared {
   readonly limits?: Buffer | undefined;
   /** Calls run for other transports (HTTP, gRPC) by `executeCall`: counted, refused once draining, waited for by `close`. */
   readonly gateway?: GatewayCalls | undefined;
+  /** Whether the server takes calls now (set by listen and close), for health checks of every transport. */
+  readonly readiness: Readiness;
 }

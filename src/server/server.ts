@@ -11,14 +11,17 @@ import type { BodyWriter } from '../framing/frame-encoder.js';
 import type { Registration, Registry } from '../discovery/registry.js';
 import { intOption, invalid, knownOptions, msOption } from '../util/validate.js';
 import { GatewayCalls } from './call-executor.js';
-import { HttpGateway, type ReadinessState } from './http/http-gateway.js';
+import { HttpGateway } from './http/http-gateway.js';
 import { looksLikeHttp } from './http/http-status.js';
 import { HandshakeGate, type HandshakeSlot } from './handshake-gate.js';
 import { MemoryBudget } from './memory-budget.js';
 import { ServerConnection, type ServerShared } from './server-connection.js';
 import { OffloadPool } from './offload/offload-pool.js';
 import { ParseBudget } from './parse-budget.js';
+import { Readiness, type ReadinessState } from './readiness.js';
 import { resolveServerOptions, type ServerOptions } from './server-options.js';
+import { startGrpcBridge, type GrpcBridge } from './grpc/grpc-bridge.js';
+import { loadGrpc } from './grpc/grpc-module.js';
 
 /** Where to listen. */
 export interface ListenOptions {
@@ -63,11 +66,14 @@ const KNOWN_REGISTER_OPTIONS = {
 } as const satisfies Record<keyof RegisterOptions, true>;
 const KNOWN_CLOSE_OPTIONS = { graceMs: true } as const satisfies Record<keyof CloseOptions, true>;
 
-/** What {@link Server.listen} bound: the avrpc address, and HTTP's port when `http` is on (the same port unless `http.port`). */
+/** What {@link Server.listen} resolves with: the addresses actually bound. */
 export interface ListenResult {
   host: string;
   port: number;
+  /** HTTP's port, with the `http` option: the avrpc port itself unless `http.port` was given. */
   http?: { port: number };
+  /** The gRPC bridge's port, with the `grpc` option. */
+  grpc?: { port: number };
 }
 
 /** An avrpc server. Create it with {@link createServer}. */
@@ -90,6 +96,11 @@ export interface Server {
    * frames and messages, inflations, answers queued. 0 when no peer has anything in progress.
    */
   readonly bufferedBytes: number;
+  /**
+   * `starting` until `listen()` resolves, then `serving`; `draining` once `close()` is called, `closed`
+   * when it resolved. What health checks answer (`checkHealth`, `avrpc health`).
+   */
+  readonly readiness: ReadinessState;
 }
 
 /**
@@ -111,6 +122,7 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
       ? undefined
       : new OffloadPool(resolved.workers, resolved.protocol, resolved.resolverCacheSize, resolved.propagateDeadlines, resolved.logger);
   const budget = new MemoryBudget(resolved.maxBufferedBytes);
+  const readiness = new Readiness();
   const shared: ServerShared = {
     options: resolved,
     cache: new ResolverCache(resolved.protocol, resolved.resolverCacheSize, resolved.resolverCacheBytes),
@@ -121,11 +133,10 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
     limits: encodeLimits(resolved),
     parseBudget: resolved.protocolParseMsPerSecond === 0 ? undefined : new ParseBudget(resolved.protocolParseMsPerSecond),
     gateway: new GatewayCalls(),
+    readiness,
   };
   const gateway = shared.gateway!;
-  // Until the server-wide readiness lands: starting until listen registered, draining once close began.
-  let state: ReadinessState = 'starting';
-  const http = resolved.http === undefined ? undefined : new HttpGateway(shared, resolved.http, () => state);
+  const http = resolved.http === undefined ? undefined : new HttpGateway(shared, resolved.http, () => readiness.state);
   const samePortHttp = http !== undefined && resolved.http!.port === undefined ? http : undefined;
   const openConnections = (): number => conns.size + (http?.connections ?? 0);
   http?.server.on('connection', (socket: Socket) => {
@@ -136,6 +147,7 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
   let net: NetServer | undefined;
   let closing: Promise<void> | undefined;
   let registration: Registration | undefined;
+  let grpcBridge: GrpcBridge | undefined;
   const idle: Array<() => void> = [];
   const handshakes = new HandshakeGate(resolved.maxHandshakingConnections, resolved.maxHandshakingPerAddress);
   /** TLS: slots taken at the TCP accept, by remote address and port, until the TLS socket arrives in `accept`. */
@@ -201,6 +213,9 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
     get bufferedBytes() {
       return budget.bufferedBytes;
     },
+    get readiness() {
+      return readiness.state;
+    },
     async listen(opts: ListenOptions = {}) {
       if (net !== undefined) throw new RpcError(Code.FAILED_PRECONDITION, 'server.listen: already listening');
       if (opts === null || typeof opts !== 'object') invalid('server.listen: options', 'must be an object');
@@ -214,6 +229,8 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
       const port = intOption('server.listen: options.port', opts.port, 0, 0, 65535);
       // Tracing asked for: @opentelemetry/api loads before any call, or listen says it is missing.
       if (resolved.tracing !== undefined) await resolved.tracing.ready();
+      // Likewise @grpc/grpc-js for the gRPC bridge: a missing package fails listen before anything binds.
+      if (resolved.grpc !== undefined) await loadGrpc();
       const server =
         resolved.tls === undefined
           ? createNetServer({ noDelay: true }, accept)
@@ -246,6 +263,7 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
         // Workers once listen succeeded (a failed listen leaves no threads behind), and before anyone is
         // told of us: a worker module that does not load, or lacks a handler, fails listen, not every call.
         if (offload !== undefined) await offload.warmUp();
+        if (resolved.grpc !== undefined) grpcBridge = await startGrpcBridge(shared, host, resolved.grpc.port);
         const r = opts.register;
         if (r !== undefined) {
           registration = await r.registry.register({
@@ -266,13 +284,22 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
           });
           httpPort = (own.address() as { port: number }).port;
         }
-        state = 'serving';
-        return { host: addr.address, port: addr.port, ...(httpPort === undefined ? {} : { http: { port: httpPort } }) };
+        // Ready only now: workers loaded and the registry told; a probe before this hears NOT_SERVING.
+        readiness.set('serving');
+        return {
+          host: addr.address,
+          port: addr.port,
+          ...(httpPort === undefined ? {} : { http: { port: httpPort } }),
+          ...(grpcBridge === undefined ? {} : { grpc: { port: grpcBridge.port } }),
+        };
       } catch (err) {
         // A listen that failed leaves nothing bound (a registry that refused us would leave the port
         // taken, and accepting, with no one to close it) and may be tried again.
         net = undefined;
         if (http?.server.listening === true) await new Promise<void>((resolve) => http.server.close(() => resolve()));
+        readiness.reset();
+        await grpcBridge?.close(0);
+        grpcBridge = undefined;
         for (const conn of conns) conn.destroy(new RpcError(Code.UNAVAILABLE, 'server.listen failed'));
         await new Promise<void>((resolve) => server.close(() => resolve()));
         throw err;
@@ -283,10 +310,11 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
       if (opts === null || typeof opts !== 'object') invalid('server.close: options', 'must be an object');
       knownOptions('server.close: options', opts, KNOWN_CLOSE_OPTIONS);
       const graceMs = msOption('server.close: options.graceMs', opts.graceMs, 5000, 0);
+      readiness.set('draining');
+      const grpcClosed = grpcBridge?.close(graceMs);
       // Leave the registry first so that clients stop choosing this server while it drains.
       const deregistered = registration === undefined ? Promise.resolve() : registration.deregister().catch(() => undefined);
       const stopped = net === undefined ? Promise.resolve() : new Promise<void>((resolve) => net!.close(() => resolve()));
-      state = 'draining';
       // Calls of other transports (HTTP, gRPC) are refused from now on; those running are waited for.
       http?.drain();
       const gatewayDrained = gateway.drain().then(() => http?.drain());
@@ -311,10 +339,8 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
       });
       closing = Promise.race([drained, forced])
         .then(() => (conns.size === 0 ? undefined : new Promise<void>((resolve) => idle.push(resolve))))
-        .then(() => Promise.all([stopped, httpStopped, deregistered, offload?.close()]))
-        .then(() => {
-          state = 'closed';
-        })
+        .then(() => Promise.all([stopped, httpStopped, deregistered, grpcClosed, offload?.close()]))
+        .then(() => readiness.set('closed'))
         .finally(() => clearTimeout(timer));
       return closing;
     },

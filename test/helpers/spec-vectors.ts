@@ -103,3 +103,10 @@ export function sameWelcomeButLimits(actual: Buffer, expected: Buffer): boolean 
   const n = expected.length;
   return actual.length === n && actual.subarray(0, n - 17).equals(expected.subarray(0, n - 17)) && actual[n - 1] === expected[n - 1];
 }
+
+/** The health check vectors of SPEC.md section 14: the preface and health HELLO, and the SERVING WELCOME. */
+export function healthVectors(): { hello: Buffer; welcome: Buffer } {
+  const [hello, welcome] = hexBlocks('## 14. Health check');
+  if (welcome === undefined) throw new Error('SPEC.md section 14 lacks vectors');
+  return { hello: hello!, welcome };
+}

@@ -9,6 +9,7 @@ import type { RpcError } from '../../src/errors/rpc-error.js';
 import type { ExtensionSupport } from '../../src/framing/extensions.js';
 import type { BodyWriter } from '../../src/framing/frame-encoder.js';
 import { readErrorHead } from '../../src/framing/bodies.js';
+import { Readiness } from '../../src/server/readiness.js';
 import { MemoryBudget } from '../../src/server/memory-budget.js';
 import { resolveServerOptions, type ServerOptions } from '../../src/server/server-options.js';
 import type { ServerShared } from '../../src/server/server-shared.js';
@@ -101,5 +102,6 @@ export function fakeShared(protocol: Protocol, options: Partial<ServerOptions> =
     cache: new ResolverCache(resolved.protocol, resolved.resolverCacheSize, resolved.resolverCacheBytes),
     writers: resolved.protocol.messages.map((m) => (v: unknown, buf: Buffer, pos: number) => m.response.encode(v ?? null, buf, pos)),
     budget: new MemoryBudget(resolved.maxBufferedBytes),
+    readiness: new Readiness(),
   };
 }

@@ -10,12 +10,10 @@ import { callHook } from '../../util/call-hook.js';
 import { CallContext, type PeerInfo } from '../call-context.js';
 import { executeCall, executeServerStream } from '../call-executor.js';
 import type { ServerShared } from '../server-shared.js';
+import type { ReadinessState } from '../readiness.js';
 import type { ResolvedHttpOptions } from './http-options.js';
 import { httpStatus } from './http-status.js';
 import { deadlineOf, metadataOf } from './http-headers.js';
-
-/** Where a server is in its life, as `/readyz` reports it. */
-export type ReadinessState = 'starting' | 'serving' | 'draining' | 'closed';
 
 /** JSON types of each message, by bytes mode (built once per server). */
 interface JsonTypes {

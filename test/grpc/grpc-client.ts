@@ -1,0 +1,111 @@
+/**
+ * Test helper: grpc-js clients of an avrpc server's gRPC bridge, built as a gRPC user would, with
+ * `makeGenericClientConstructor` and avsc serializers (and, for the health service, @grpc/proto-loader
+ * reading the standard health.proto, an independent protobuf implementation).
+ */
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Protocol } from '../../src/index.js';
+
+/** What a unary call gave: its value or status, with the response headers and trailers. */
+export interface UnaryResult {
+  value?: unknown;
+  error?: grpc.ServiceError;
+  headers: grpc.Metadata | undefined;
+  status: grpc.StatusObject | undefined;
+}
+
+/** A grpc-js client of every unary message of `protocol`, with avsc serializers. */
+export function avroClient(
+  protocol: Protocol,
+  port: number,
+  credentials = grpc.credentials.createInsecure(),
+  options: grpc.ChannelOptions = {},
+): grpc.Client {
+  const methods: grpc.ServiceDefinition = {};
+  for (const msg of protocol.messages) {
+    (methods as Record<string, grpc.MethodDefinition<unknown, unknown>>)[msg.name] = {
+      path: `/${protocol.name}/${msg.name}`,
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: (v: unknown) => msg.request.toBuffer(v),
+      requestDeserialize: (b: Buffer) => msg.request.fromBuffer(b),
+      responseSerialize: (v: unknown) => msg.response.toBuffer(v),
+      // grpc-js takes a response deserialized to null for no response at all: a void message's is undefined.
+      responseDeserialize: (b: Buffer) => msg.response.fromBuffer(b) ?? undefined,
+    };
+  }
+  const Ctor = grpc.makeGenericClientConstructor(methods, protocol.name);
+  return new Ctor(`127.0.0.1:${port}`, credentials, options);
+}
+
+/** A client sending raw bytes to `path` (for requests no serializer would make). */
+export function rawClient(port: number): grpc.Client {
+  return new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+}
+
+/** Calls `method` of `client`; resolves with everything the call gave, never rejects. */
+export function unary(
+  client: grpc.Client,
+  method: string,
+  request: unknown,
+  metadata = new grpc.Metadata(),
+  options: grpc.CallOptions = {},
+  onCall?: (call: grpc.ClientUnaryCall) => void,
+): Promise<UnaryResult> {
+  return new Promise((resolve) => {
+    const result: UnaryResult = { headers: undefined, status: undefined };
+    let pending = 2;
+    const done = () => --pending === 0 && resolve(result);
+    const fn = (client as unknown as Record<string, grpc.requestCallback<unknown> & ((...a: unknown[]) => grpc.ClientUnaryCall)>)[method]!;
+    const call = fn.call(client, request, metadata, options, (err: grpc.ServiceError | null, value?: unknown) => {
+      if (err !== null) result.error = err;
+      else result.value = value;
+      done();
+    });
+    call.on('metadata', (md: grpc.Metadata) => (result.headers = md));
+    call.on('status', (s: grpc.StatusObject) => {
+      result.status = s;
+      done();
+    });
+    onCall?.(call);
+  });
+}
+
+/** Calls `path` with raw `bytes`, answers raw bytes. */
+export function rawUnary(client: grpc.Client, path: string, bytes: Buffer): Promise<{ value?: Buffer; error?: grpc.ServiceError }> {
+  return new Promise((resolve) => {
+    client.makeUnaryRequest(
+      path,
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      bytes,
+      (err, value) => resolve(err === null ? { value: value! } : { error: err }),
+    );
+  });
+}
+
+/** grpc/grpc-proto's health.proto (the Check half), as probes use it. */
+const HEALTH_PROTO = `syntax = "proto3";
+package grpc.health.v1;
+message HealthCheckRequest { string service = 1; }
+message HealthCheckResponse {
+  enum ServingStatus { UNKNOWN = 0; SERVING = 1; NOT_SERVING = 2; SERVICE_UNKNOWN = 3; }
+  ServingStatus status = 1;
+}
+service Health { rpc Check(HealthCheckRequest) returns (HealthCheckResponse); }
+`;
+
+/** A grpc.health.v1.Health client from health.proto through @grpc/proto-loader. */
+export function healthClient(port: number): grpc.Client {
+  const dir = mkdtempSync(join(tmpdir(), 'avrpc-health-'));
+  const file = join(dir, 'health.proto');
+  writeFileSync(file, HEALTH_PROTO);
+  const def = protoLoader.loadSync(file, { enums: String });
+  rmSync(dir, { recursive: true });
+  const pkg = grpc.loadPackageDefinition(def) as unknown as { grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } } };
+  return new pkg.grpc.health.v1.Health(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+}
