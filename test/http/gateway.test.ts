@@ -159,6 +159,22 @@ test('GET describes the protocol; healthz and readyz answer probes, readyz 503 o
   await closed;
 });
 
+test('readyz is 503 while listen still registers, 200 once it resolved', async () => {
+  const server = createServer({ protocol, logger: silent, http: {}, handlers: {} });
+  open.push(server);
+  let during: number | undefined;
+  const registry = {
+    async register(input: { port: number }) {
+      // The port is bound and answering already, but listen has not resolved: not ready.
+      during = (await fetch(`http://127.0.0.1:${input.port}/readyz`, { headers: { connection: 'close' } })).status;
+      return { instance: input, deregister: () => Promise.resolve() };
+    },
+  } as never;
+  const bound = await server.listen({ host: '127.0.0.1', port: 0, register: { registry, name: 'echo', version: '1.0.0' } });
+  assert.is(during, 503);
+  assert.is((await fetch(`http://127.0.0.1:${bound.http!.port}/readyz`)).status, 200);
+});
+
 test('a body over maxMessageBytes is refused 429 RESOURCE_EXHAUSTED', async () => {
   const { base } = await start({ maxMessageBytes: 1024 });
   const res = await fetch(`${base}/avrpc.echo.Echo/fail`, { method: 'POST', body: JSON.stringify({ reason: 'x'.repeat(5000) }) });
