@@ -182,6 +182,14 @@ test('a body over maxMessageBytes is refused 429 RESOURCE_EXHAUSTED', async () =
   assert.is(((await res.json()) as { code: string }).code, 'RESOURCE_EXHAUSTED');
 });
 
+test('HTTP bodies count against maxBufferedBytes: one over the budget is refused 429, and nothing stays held', async () => {
+  const { base, server } = await start({ maxBufferedBytes: 4096, maxMessageBytes: 1 << 20 });
+  const res = await fetch(`${base}/avrpc.echo.Echo/fail`, { method: 'POST', body: JSON.stringify({ reason: 'x'.repeat(100_000) }) });
+  assert.is(res.status, 429);
+  assert.match(((await res.json()) as { message: string }).message, /maxBufferedBytes/);
+  assert.is(server.bufferedBytes, 0);
+});
+
 test('http: { port } serves HTTP on its own port; the avrpc port then takes no HTTP', async () => {
   const { port, http, base } = await start({ http: { port: 0 } });
   assert.is.not(http, port);

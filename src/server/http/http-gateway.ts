@@ -9,6 +9,7 @@ import { RpcError } from '../../errors/rpc-error.js';
 import { callHook } from '../../util/call-hook.js';
 import { CallContext, type PeerInfo } from '../call-context.js';
 import { executeCall, executeServerStream } from '../call-executor.js';
+import type { ConnectionAccount } from '../memory-budget.js';
 import type { ServerShared } from '../server-shared.js';
 import type { ReadinessState } from '../readiness.js';
 import type { ResolvedHttpOptions } from './http-options.js';
@@ -108,9 +109,15 @@ export class HttpGateway {
     if (msg === undefined) return this.fail(res, new RpcError(Code.NOT_FOUND, `no such message: ${path}`));
     const bytes: BytesMode = url.searchParams.get('bytes') === 'base64' || req.headers['avrpc-bytes'] === 'base64' ? 'base64' : 'latin1';
     const jsonMsg = this.json[bytes].get(msg.name)!;
-    readBody(req, this.shared.options.maxMessageBytes).then(
-      (body) => this.call(req, res, msg, jsonMsg, body),
-      (err: unknown) => this.fail(res, RpcError.from(err)),
+    // The body counts against the server's memory budget (maxBufferedBytes) while it is read and decoded.
+    const account = this.shared.budget.account(() => req.socket.destroy());
+    res.once('close', () => account.close());
+    readBody(req, this.shared.options.maxMessageBytes, account).then(
+      (body) => this.call(req, res, msg, jsonMsg, body).finally(() => account.close()),
+      (err: unknown) => {
+        account.close();
+        this.fail(res, RpcError.from(err));
+      },
     );
   }
 
@@ -264,7 +271,7 @@ function setMetadataHeaders(res: ServerResponse, ctx: CallContext, trailers = tr
 }
 
 /** Reads a request body of at most `max` bytes as UTF-8; over it: RESOURCE_EXHAUSTED (413 would be grpc-gateway's 429). */
-function readBody(req: IncomingMessage, max: number): Promise<string> {
+function readBody(req: IncomingMessage, max: number, account: ConnectionAccount): Promise<string> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length']);
     if (declared > max) return reject(tooLarge(max));
@@ -272,10 +279,14 @@ function readBody(req: IncomingMessage, max: number): Promise<string> {
     let size = 0;
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > max) {
+      if (size > max || !account.reserve(chunk.length)) {
         req.removeAllListeners('data');
         req.resume();
-        return reject(tooLarge(max));
+        return reject(
+          size > max
+            ? tooLarge(max)
+            : new RpcError(Code.RESOURCE_EXHAUSTED, 'server memory budget (maxBufferedBytes) exhausted: retry later'),
+        );
       }
       chunks.push(chunk);
     });
