@@ -140,15 +140,32 @@ async function httpCaller(t: GatewayTarget): Promise<Caller> {
   const text = await first.text();
   if (first.status !== 200 || text !== JSON.stringify(benchItemJson)) throw new Error(`echo over HTTP answered ${first.status}: ${text}`);
   const agent = await undiciAgent(origin, { connections: t.connections ?? 1, pipelining: t.pipelining ?? 1 });
-  return {
-    async call() {
-      const res = await agent.request({ origin, path: echoPath, method: 'POST', headers, body: benchRequestJson });
-      const body = await res.body.text();
-      if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}: ${body}`);
-      return body;
-    },
-    close: () => agent.close(),
-  };
+  const options: Dispatcher.DispatchOptions = { origin, path: echoPath, method: 'POST', headers, body: benchRequestJson };
+  // dispatch() with a bare handler rather than request(): no body stream per call, so that the client
+  // costs less than the servers it compares (a client that saturates first would hide their difference).
+  const call = () =>
+    new Promise<string>((resolve, reject) => {
+      let status = 0;
+      const chunks: Buffer[] = [];
+      agent.dispatch(options, {
+        onConnect: () => {},
+        onHeaders: (statusCode) => {
+          status = statusCode;
+          return true;
+        },
+        onData: (chunk) => {
+          chunks.push(chunk);
+          return true;
+        },
+        onComplete: () => {
+          const body = Buffer.concat(chunks).toString('utf8');
+          if (status === 200) resolve(body);
+          else reject(new Error(`HTTP ${status}: ${body}`));
+        },
+        onError: reject,
+      });
+    });
+  return { call, close: () => agent.close() };
 }
 
 async function avrpcCaller(t: GatewayTarget): Promise<Caller> {
