@@ -18,7 +18,8 @@ export { createStaticRegistry, createEtcdRegistry, createDnsRegistry, versionSat
 
 export type { MessageDef, ProtocolOptions, StreamKind } from './codec/protocol.js';
 export type { LongsMode } from './codec/longs.js';
-export type { Server, ListenOptions, CloseOptions, RegisterOptions } from './server/server.js';
+export type { Server, ListenOptions, ListenResult, CloseOptions, RegisterOptions } from './server/server.js';
+export type { HttpOptions } from './server/http/http-options.js';
 export type { ServerOptions, Handler } from './server/server-options.js';
 export type { WorkerOptions } from './server/offload/worker-options.js';
 export type { PeerInfo } from './server/call-context.js';

@@ -5,7 +5,7 @@
 import { Command } from 'commander';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
-import { declaredErrorJson, toAvroJson, type JsonMessage } from './avro-json.js';
+import { declaredErrorJson, toAvroJson, type JsonMessage } from '../codec/avro-json.js';
 import { addBytesFlag, addConnectFlags, collect, duration, reportFailure, usageError } from './options.js';
 import { withPreparedCall, type CallFlags } from './prepared-call.js';
 import { STDIN, isStdinSpec, readRequestData } from './request-data.js';

@@ -5,7 +5,7 @@
 import { Command } from 'commander';
 import { describeServer } from '../client/describe.js';
 import { protocolToIdl } from './idl-printer.js';
-import { stringifyJson } from './lossless-json.js';
+import { stringifyJson } from '../codec/lossless-json.js';
 import { addConnectFlags, duration, reportFailure, resolveTarget, type ConnectFlags } from './options.js';
 
 interface DescribeFlags extends ConnectFlags {

@@ -7,7 +7,7 @@
 import { StringDecoder } from 'node:string_decoder';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
-import { requestFromJson, type JsonMessage } from './avro-json.js';
+import { requestFromJson, type JsonMessage } from '../codec/avro-json.js';
 
 /** One non-blank line of input and its 1-based line number. */
 export interface NumberedLine {

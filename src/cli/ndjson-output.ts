@@ -5,8 +5,8 @@
  */
 import type { Writable } from 'node:stream';
 import type avro from 'avsc';
-import { toAvroJson } from './avro-json.js';
-import type { BytesMode } from './json-input.js';
+import { toAvroJson } from '../codec/avro-json.js';
+import type { BytesMode } from '../codec/json-input.js';
 
 /** The reader of our output went away (`avrpc call ... | head -1`): not a failure of the call. */
 export class OutputClosed extends Error {

@@ -14,7 +14,7 @@ import type { Registry } from '../discovery/registry.js';
 import { Code, codeName } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import type { ClientTlsOptions } from '../security/tls.js';
-import { BYTES_MODES } from './json-input.js';
+import { BYTES_MODES } from '../codec/json-input.js';
 
 /** Flags of commands that connect to a server (`call`, `describe`, `bench`). */
 export interface ConnectFlags {

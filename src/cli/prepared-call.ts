@@ -7,8 +7,8 @@ import type { CallOptions, ClientOptions } from '../client/client-options.js';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import type { Client } from '../client/client.js';
-import { jsonMessages, requestFromJson, type JsonMessage } from './avro-json.js';
-import type { BytesMode } from './json-input.js';
+import { jsonMessages, requestFromJson, type JsonMessage } from '../codec/avro-json.js';
+import type { BytesMode } from '../codec/json-input.js';
 import { parseMetadata, protocolFor, resolveTarget, type ConnectFlags } from './options.js';
 import { STDIN, readRequestData, type RequestData } from './request-data.js';
 

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { text } from 'node:stream/consumers';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
-import { parseJson } from './lossless-json.js';
+import { parseJson } from '../codec/lossless-json.js';
 import { ndjsonLines } from './ndjson-input.js';
 
 /** The request texts given, and where they came from (for error messages). */

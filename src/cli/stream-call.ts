@@ -10,7 +10,7 @@ import type { CallOptions } from '../client/client-options.js';
 import type { ResponseStream } from '../client/client-stream.js';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
-import { declaredErrorJson, toAvroJson, type JsonMessage } from './avro-json.js';
+import { declaredErrorJson, toAvroJson, type JsonMessage } from '../codec/avro-json.js';
 import { ndjsonRequests } from './ndjson-input.js';
 import { NdjsonWriter, OutputClosed } from './ndjson-output.js';
 

@@ -16,6 +16,7 @@ import { resolveTracing, type Tracing, type TracingOptions } from '../observabil
 import { serverTracingInterceptor } from '../observability/server-tracing.js';
 import { errorDraftFor } from './error-reply.js';
 import type { CallContext } from './call-context.js';
+import { resolveHttpOptions, type HttpOptions, type ResolvedHttpOptions } from './http/http-options.js';
 import { chainHandler, type ServerInterceptor } from './interceptor.js';
 import type { HandlersOf } from './typed-handlers.js';
 import { defaultMaxBufferedBytes } from './memory-budget.js';
@@ -180,6 +181,12 @@ export interface ServerOptions<Api = undefined> extends TransportOptions {
   propagateDeadlines?: boolean;
   /** Handlers that run on worker threads, fed request bytes (see {@link WorkerOptions}). Default none. */
   workers?: WorkerOptions;
+  /**
+   * Serve HTTP/JSON too (see {@link HttpOptions}): `{}` answers HTTP/1.1 on the avrpc port, `{ port }`
+   * on a port of its own. The same handlers, interceptors, `authenticate` (Bearer tokens), `authorize`,
+   * limits, observer and drain apply. Default off.
+   */
+  http?: HttpOptions;
 }
 
 /** {@link ServerOptions} with every default filled in. */
@@ -214,6 +221,7 @@ export interface ResolvedServerOptions extends ResolvedTransportOptions {
   logger: Logger;
   propagateDeadlines: boolean;
   workers: ResolvedWorkerOptions | undefined;
+  http: ResolvedHttpOptions | undefined;
 }
 
 const MiB = 1024 * 1024;
@@ -256,6 +264,7 @@ export const KNOWN_SERVER_OPTIONS = {
   logger: true,
   propagateDeadlines: true,
   workers: true,
+  http: true,
   maxCancels: true,
   maxCancelRatio: true,
   cancelWindowMs: true,
@@ -345,6 +354,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     tracing,
     propagateDeadlines: options.propagateDeadlines ?? true,
     workers: resolveWorkerOptions(`${at}.workers`, options.workers, protocol, (i) => handlers[i] !== undefined),
+    http: resolveHttpOptions(`${at}.http`, options.http),
   };
 }
 

@@ -1,4 +1,5 @@
 import type { ResolverCache } from '../codec/resolver-cache.js';
+import type { GatewayCalls } from './call-executor.js';
 import type { BodyWriter } from '../framing/frame-encoder.js';
 import type { MemoryBudget } from './memory-budget.js';
 import type { OffloadPool } from './offload/offload-pool.js';
@@ -22,4 +23,6 @@ export interface ServerShared {
   readonly budget: MemoryBudget;
   /** The `avrpc.limits` WELCOME value (SPEC.md section 11.4), encoded once; undefined: none advertised. */
   readonly limits?: Buffer | undefined;
+  /** Calls run for other transports (HTTP, gRPC) by `executeCall`: counted, refused once draining, waited for by `close`. */
+  readonly gateway?: GatewayCalls | undefined;
 }

@@ -10,6 +10,9 @@ import { RpcError } from '../errors/rpc-error.js';
 import type { BodyWriter } from '../framing/frame-encoder.js';
 import type { Registration, Registry } from '../discovery/registry.js';
 import { intOption, invalid, knownOptions, msOption } from '../util/validate.js';
+import { GatewayCalls } from './call-executor.js';
+import { HttpGateway, type ReadinessState } from './http/http-gateway.js';
+import { looksLikeHttp } from './http/http-status.js';
 import { HandshakeGate, type HandshakeSlot } from './handshake-gate.js';
 import { MemoryBudget } from './memory-budget.js';
 import { ServerConnection, type ServerShared } from './server-connection.js';
@@ -60,6 +63,13 @@ const KNOWN_REGISTER_OPTIONS = {
 } as const satisfies Record<keyof RegisterOptions, true>;
 const KNOWN_CLOSE_OPTIONS = { graceMs: true } as const satisfies Record<keyof CloseOptions, true>;
 
+/** What {@link Server.listen} bound: the avrpc address, and HTTP's port when `http` is on (the same port unless `http.port`). */
+export interface ListenResult {
+  host: string;
+  port: number;
+  http?: { port: number };
+}
+
 /** An avrpc server. Create it with {@link createServer}. */
 export interface Server {
   /**
@@ -67,7 +77,7 @@ export interface Server {
    * `workers`, first loads the worker module in a worker: rejects with INVALID_ARGUMENT if it does
    * not load or lacks a listed message's handler.
    */
-  listen(options?: ListenOptions): Promise<{ host: string; port: number }>;
+  listen(options?: ListenOptions): Promise<ListenResult>;
   /**
    * Graceful shutdown: stops accepting connections, sends GOAWAY on every connection, lets running
    * calls finish, refuses new calls with UNAVAILABLE, and destroys what is left after `graceMs`.
@@ -110,7 +120,18 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
     budget,
     limits: encodeLimits(resolved),
     parseBudget: resolved.protocolParseMsPerSecond === 0 ? undefined : new ParseBudget(resolved.protocolParseMsPerSecond),
+    gateway: new GatewayCalls(),
   };
+  const gateway = shared.gateway!;
+  // Until the server-wide readiness lands: starting until listen registered, draining once close began.
+  let state: ReadinessState = 'starting';
+  const http = resolved.http === undefined ? undefined : new HttpGateway(shared, resolved.http, () => state);
+  const samePortHttp = http !== undefined && resolved.http!.port === undefined ? http : undefined;
+  const openConnections = (): number => conns.size + (http?.connections ?? 0);
+  http?.server.on('connection', (socket: Socket) => {
+    // Counted against maxConnections with avrpc's (this socket is counted already).
+    if (closing !== undefined || openConnections() > resolved.maxConnections) socket.destroy();
+  });
   const conns = new Set<ServerConnection>();
   let net: NetServer | undefined;
   let closing: Promise<void> | undefined;
@@ -127,7 +148,7 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
   };
   const accept = (socket: Socket): void => {
     if (closing !== undefined) return void socket.destroy();
-    if (conns.size >= resolved.maxConnections)
+    if (openConnections() >= resolved.maxConnections)
       return refuseSocket(socket, Code.RESOURCE_EXHAUSTED, `server is at maxConnections (${resolved.maxConnections})`);
     let slot: HandshakeSlot | string | undefined;
     if (resolved.tls === undefined) slot = handshakes.enter(socket.remoteAddress ?? '');
@@ -137,7 +158,29 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
     }
     // A passing overload (a reconnecting herd, strangers' sockets): UNAVAILABLE, so clients back off and retry.
     if (typeof slot === 'string') return refuseSocket(socket, Code.UNAVAILABLE, slot);
-    conns.add(new ServerConnection(socket, shared, onClosed, slot));
+    if (samePortHttp === undefined) return void conns.add(new ServerConnection(socket, shared, onClosed, slot));
+    // One port for both: the first bytes tell an HTTP request from an avrpc preface.
+    const taken = slot;
+    const timer = setTimeout(() => socket.destroy(), resolved.handshakeTimeoutMs);
+    const early = (): void => {
+      clearTimeout(timer);
+      taken?.release();
+    };
+    socket.once('close', early);
+    socket.once('data', (first: Buffer) => {
+      clearTimeout(timer);
+      socket.removeListener('close', early);
+      socket.pause();
+      if (closing !== undefined) return void socket.destroy();
+      if (looksLikeHttp(first)) {
+        taken?.release();
+        samePortHttp.adopt(socket, first);
+      } else {
+        socket.unshift(first);
+        conns.add(new ServerConnection(socket, shared, onClosed, taken));
+      }
+      socket.resume();
+    });
   };
   /** TLS: a TCP connection beyond the handshake caps is closed before any TLS work (no frame can precede TLS). */
   const acceptTcpForTls = (raw: Socket): void => {
@@ -214,11 +257,22 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
             ...(r.metadata === undefined ? {} : { metadata: r.metadata }),
           });
         }
-        return { host: addr.address, port: addr.port };
+        let httpPort = samePortHttp === undefined ? undefined : addr.port;
+        if (http !== undefined && samePortHttp === undefined) {
+          const own = http.server;
+          await new Promise<void>((resolve, reject) => {
+            own.once('error', (err) => reject(RpcError.from(err)));
+            own.listen(resolved.http!.port, host, () => resolve());
+          });
+          httpPort = (own.address() as { port: number }).port;
+        }
+        state = 'serving';
+        return { host: addr.address, port: addr.port, ...(httpPort === undefined ? {} : { http: { port: httpPort } }) };
       } catch (err) {
         // A listen that failed leaves nothing bound (a registry that refused us would leave the port
         // taken, and accepting, with no one to close it) and may be tried again.
         net = undefined;
+        if (http?.server.listening === true) await new Promise<void>((resolve) => http.server.close(() => resolve()));
         for (const conn of conns) conn.destroy(new RpcError(Code.UNAVAILABLE, 'server.listen failed'));
         await new Promise<void>((resolve) => server.close(() => resolve()));
         throw err;
@@ -232,23 +286,35 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
       // Leave the registry first so that clients stop choosing this server while it drains.
       const deregistered = registration === undefined ? Promise.resolve() : registration.deregister().catch(() => undefined);
       const stopped = net === undefined ? Promise.resolve() : new Promise<void>((resolve) => net!.close(() => resolve()));
-      const drained = new Promise<void>((resolve) => {
+      state = 'draining';
+      // Calls of other transports (HTTP, gRPC) are refused from now on; those running are waited for.
+      http?.drain();
+      const gatewayDrained = gateway.drain().then(() => http?.drain());
+      const httpStopped =
+        http === undefined || samePortHttp !== undefined || !http.server.listening
+          ? Promise.resolve()
+          : new Promise<void>((resolve) => http.server.close(() => resolve()));
+      const connsDrained = new Promise<void>((resolve) => {
         if (conns.size === 0) return resolve();
         idle.push(resolve);
         for (const conn of conns) conn.drain();
       });
+      const drained = Promise.all([connsDrained, gatewayDrained]).then(() => undefined);
       let timer: NodeJS.Timeout | undefined;
       const forced = new Promise<void>((resolve) => {
         timer = setTimeout(() => {
           const reason = new RpcError(Code.UNAVAILABLE, `server closed: grace period of ${graceMs} ms over`);
           for (const conn of conns) conn.destroy(reason);
+          http?.destroy();
           resolve();
         }, graceMs);
       });
       closing = Promise.race([drained, forced])
         .then(() => (conns.size === 0 ? undefined : new Promise<void>((resolve) => idle.push(resolve))))
-        .then(() => Promise.all([stopped, deregistered, offload?.close()]))
-        .then(() => undefined)
+        .then(() => Promise.all([stopped, httpStopped, deregistered, offload?.close()]))
+        .then(() => {
+          state = 'closed';
+        })
         .finally(() => clearTimeout(timer));
       return closing;
     },

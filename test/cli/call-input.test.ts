@@ -5,7 +5,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Code } from '../../src/index.js';
 import { exitStatusFor, USAGE_EXIT } from '../../src/cli/options.js';
-import { parseJson } from '../../src/cli/lossless-json.js';
+import { parseJson } from '../../src/codec/lossless-json.js';
 import { KITCHEN, KITCHEN_HANDLERS, avrpc, serve, type Served } from '../helpers/cli.js';
 import { startCli } from './cli-process.js';
 

@@ -2,7 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Code } from '../../src/index.js';
 import { exitStatusFor } from '../../src/cli/options.js';
-import { parseJson } from '../../src/cli/lossless-json.js';
+import { parseJson } from '../../src/codec/lossless-json.js';
 import { KITCHEN, KITCHEN_HANDLERS, avrpc, serve, type Served } from '../helpers/cli.js';
 
 /** `avrpc call` as a process against `avrpc serve` as a process. */

@@ -2,7 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Code, RpcError } from '../../src/index.js';
 import { Protocol } from '../../src/codec/protocol.js';
-import { jsonMessages, requestFromJson, toAvroJson } from '../../src/cli/avro-json.js';
+import { jsonMessages, requestFromJson, toAvroJson } from '../../src/codec/avro-json.js';
 
 /** The CLI's JSON conversions on their own: union branches by simple name, and --bytes base64 in nested types. */
 const test = suite('CLI JSON: simple branch names and base64 bytes');

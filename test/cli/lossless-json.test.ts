@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseJson, stringifyJson } from '../../src/cli/lossless-json.js';
+import { parseJson, stringifyJson } from '../../src/codec/lossless-json.js';
 
 const test = suite('lossless JSON');
 

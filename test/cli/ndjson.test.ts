@@ -2,7 +2,7 @@ import { PassThrough, Writable } from 'node:stream';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Code, loadProtocol, RpcError } from '../../src/index.js';
-import { jsonMessages, type JsonMessage } from '../../src/cli/avro-json.js';
+import { jsonMessages, type JsonMessage } from '../../src/codec/avro-json.js';
 import { ndjsonLines, ndjsonRequests } from '../../src/cli/ndjson-input.js';
 import { NdjsonWriter, OutputClosed } from '../../src/cli/ndjson-output.js';
 import { repoPath } from '../helpers/repo.js';

@@ -5,7 +5,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Code, createServer, loadProtocol, RpcError, type CallContext, type Server } from '../../src/index.js';
 import { exitStatusFor } from '../../src/cli/options.js';
-import { parseJson } from '../../src/cli/lossless-json.js';
+import { parseJson } from '../../src/codec/lossless-json.js';
 import { repoPath } from '../helpers/repo.js';
 import { avrpc } from '../helpers/cli.js';
 import { startCli } from './cli-process.js';

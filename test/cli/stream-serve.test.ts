@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadProtocol, parseProtocol } from '../../src/index.js';
-import { parseJson } from '../../src/cli/lossless-json.js';
+import { parseJson } from '../../src/codec/lossless-json.js';
 import { protocolToIdl } from '../../src/cli/idl-printer.js';
 import { repoPath } from '../helpers/repo.js';
 import { avrpc, serve, type Served } from '../helpers/cli.js';

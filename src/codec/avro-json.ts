@@ -1,6 +1,6 @@
 import avro from 'avsc';
-import type { Protocol, StreamKind } from '../codec/protocol.js';
-import { longHook } from '../codec/longs.js';
+import type { Protocol, StreamKind } from './protocol.js';
+import { longHook } from './longs.js';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { bytesForOutput } from './bytes-output.js';
