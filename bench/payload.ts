@@ -14,6 +14,12 @@ export const benchItem = {
   blob: Buffer.alloc(64, 7),
 };
 
+/** The benchmark Item in Avro's JSON encoding (bytes as code points 0-255), as an HTTP/JSON caller sends it. */
+export const benchItemJson = { ...benchItem, blob: benchItem.blob.toString('latin1') };
+
+/** The body of an HTTP/JSON echo call: the echo message's parameters, `{ item }`, as JSON text. */
+export const benchRequestJson: string = JSON.stringify({ item: benchItemJson });
+
 /** The repository root, from this compiled file's location (dist/bench/payload.js). */
 export const repoRoot: string = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 

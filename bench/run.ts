@@ -10,7 +10,7 @@
  * the machine hits every system alike; the best round counts for calls/s and latency, the median round
  * for CPU per call; default 3), BENCH_ONLY (substrings of `scenario/system`, comma-separated, to run a
  * subset, `offload/avrpc` and `large/avrpc` naming issue 4's, `stream/avrpc`, `stream/floor`, `stream/grpc`,
- * `bidi-64/avrpc`, `bidi-64/avrpc-unary` and `slow-consumer/avrpc` issue 10's; skips the micro benchmarks and writes no
+ * `bidi-64/avrpc`, `bidi-64/avrpc-unary` and `slow-consumer/avrpc` issue 10's, `http-gateway` issue 13's; skips the micro benchmarks and writes no
  * result files, the tables go to stdout only; issue 9's CPU per call, in about two minutes:
  * `BENCH_ONLY=echo-1/avrpc,echo-1/raw,echo-64/avrpc,echo-64/raw BENCH_ROUNDS=5`),
  * BENCH_STREAM_ELEMENTS (elements per stream of issue 10's stream and bidi runs, default 200000),
@@ -24,6 +24,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { runOnce, type RunResult, type Scenario } from './e2e.js';
+import type { GatewayReport } from './http-gateway.js';
 import type { LargeResults } from './large.js';
 import { runMicro } from './micro.js';
 import { runStreamOnce, type StreamRun } from './stream.js';
@@ -251,6 +252,40 @@ function largeSections(r: LargeResults, seconds: number): { sections: ReportSect
   return { sections, targets };
 }
 
+/** Issue 13's HTTP gateway: each comparison's calls/s and server CPU per call ratios, and its targets. */
+function gatewaySection(r: GatewayReport): { section: ReportSection; targets: TargetCheck[] } {
+  const section: ReportSection = {
+    title: 'HTTP/JSON gateway (issue 13): gateway against plain node:http, avrpc on a port shared with HTTP against avrpc only',
+    note:
+      `Per round both servers' processes and one client process; the client loads them in alternating short slices so that both meet ` +
+      `the same machine load (\`bench/http-gateway.ts\`). ${r.settings}`,
+    header: ['comparison', 'calls/s', 'calls/s ratio, median round', 'server CPU/call ratio'],
+    rows: r.scenarios.map((s) => [
+      s.title,
+      s.systems.map((x) => `${x.label} ${rate(x.callsPerSecMedian)}`).join(' / '),
+      times(s.ratioMedian),
+      times(s.serverCpuRatioMedian),
+    ]),
+    chart: {
+      title: 'HTTP gateway: calls/s ratio, first system / second (higher is better)',
+      bars: r.scenarios.map((s) => ({ label: s.id, value: s.ratioMedian, text: times(s.ratioMedian) })),
+    },
+  };
+  const targets = r.scenarios.flatMap((s) =>
+    s.target === undefined
+      ? []
+      : [
+          {
+            what: `issue 13: ${s.id} ${s.systems[0]!.label} / ${s.systems[1]!.label} calls/s`,
+            value: s.ratioMedian,
+            limit: s.target.limit,
+            ok: s.target.met,
+          },
+        ],
+  );
+  return { section, targets };
+}
+
 /** The lower middle of sorted values; NaN for none. */
 function median(sorted: number[]): number {
   return sorted[Math.floor((sorted.length - 1) / 2)] ?? NaN;
@@ -326,6 +361,9 @@ async function main(): Promise<void> {
       ...(p2?.throughput === undefined ? {} : { throughput: p2.throughput }),
     };
   }
+
+  // Issue 13's HTTP gateway comparisons, in their own process tree.
+  const gateway = scriptSelected('http-gateway') ? await runScript<GatewayReport>('./http-gateway.js', [], 180_000) : undefined;
 
   const rows: ScenarioRow[] = [];
   for (const s of scenarios) {
@@ -411,6 +449,11 @@ async function main(): Promise<void> {
     const l = largeSections(large, extraSeconds);
     sections.push(...l.sections);
     targets.push(...l.targets);
+  }
+  if (gateway !== undefined) {
+    const g = gatewaySection(gateway);
+    sections.push(g.section);
+    targets.push(...g.targets);
   }
   const streams = streamReport(streamRuns);
   sections.push(...streams.sections);

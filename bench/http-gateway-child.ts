@@ -1,0 +1,259 @@
+/**
+ * The processes of bench/http-gateway.ts, one role each:
+ * `node dist/bench/http-gateway-child.js server <avrpc|avrpc-http|node-http>` and
+ * `node dist/bench/http-gateway-child.js client '<GatewayClientJob as JSON>'`.
+ *
+ * Servers listen on 127.0.0.1 port 0 and send `{ port }` over IPC; `avrpc` is the plain avrpc echo
+ * server, `avrpc-http` the same with `http: {}` (its port also answers HTTP/1.1, told apart by the
+ * first bytes), `node-http` a plain node:http server doing the gateway's work by hand: read the body,
+ * `JSON.parse` it, answer `JSON.stringify` of its `item`, so the same bytes in and out as the gateway.
+ * They read their CPU at the `'window-start'`/`'window-end'` edges the parent passes on, answer
+ * `'stats'` and exit on `'stop'`, as bench/server-child.ts does.
+ *
+ * A client process drives both servers of a comparison, in turns: slices of `sliceMs` at full load
+ * (`inFlight` closed-loop workers) on one, drained, then on the other, in alternating order. On a
+ * shared machine the load of other jobs changes over seconds; slices this short put both systems
+ * under the same load, so the ratio of the pair is steady where whole runs differ by tens of percent.
+ * Calls go through avrpc's client (`avrpc`) or undici's pipelining client (`http`: `connections`
+ * sockets, `pipelining` requests in flight on each).
+ */
+import { createServer as createHttpServer } from 'node:http';
+import * as hdr from 'hdr-histogram-js';
+import type { Dispatcher } from 'undici-types';
+import { createClient, createServer, loadProtocol, type ServerOptions } from '../src/index.js';
+import { benchItem, benchItemJson, benchRequestJson, repoFile } from './payload.js';
+
+/** A server of this benchmark. */
+export type GatewayServerKind = 'avrpc' | 'avrpc-http' | 'node-http';
+
+/** How the client calls one server. */
+export interface GatewayTarget {
+  kind: 'avrpc' | 'http';
+  port: number;
+  /** http only: sockets, and requests pipelined on each. */
+  connections?: number;
+  pipelining?: number;
+}
+
+/** What the parent asks a client process to do. */
+export interface GatewayClientJob {
+  targets: [GatewayTarget, GatewayTarget];
+  inFlight: number;
+  warmupMs: number;
+  sliceMs: number;
+  /** Measured slices per target. */
+  slices: number;
+}
+
+/** One target's figures over the measured slices. */
+export interface SideResult {
+  calls: number;
+  errors: number;
+  firstError?: string;
+  /** Time spent in its slices, drains included. */
+  seconds: number;
+  callsPerSec: number;
+  p50Us: number;
+  p99Us: number;
+  /** CPU of the client process during its slices, in µs. */
+  cpuUs: number;
+}
+
+/** What a client process sends back: each target's figures, and each pair of slices' calls/s ratio, first / second. */
+export interface GatewayClientResult {
+  sides: [SideResult, SideResult];
+  pairRatios: number[];
+}
+
+/** The HTTP path of the echo message: `/<protocol full name>/<message>`. */
+const echoPath = '/avrpc.echo.Echo/echo';
+
+async function startServer(kind: GatewayServerKind): Promise<{ port: number; close(): Promise<void> }> {
+  if (kind === 'node-http') {
+    const server = createHttpServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        let out: string;
+        try {
+          out = JSON.stringify((JSON.parse(Buffer.concat(chunks).toString('utf8')) as { item: unknown }).item);
+        } catch {
+          res.writeHead(400).end();
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(out) }).end(out);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    return { port, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  }
+  const protocol = await loadProtocol(repoFile('protocol/echo.avdl'));
+  const options: ServerOptions = { protocol, handlers: { echo: async (req: { item: unknown }) => req.item } };
+  // `http: {}`: HTTP/JSON on the avrpc port, told apart by the first bytes.
+  const server = createServer(kind === 'avrpc-http' ? { ...options, http: {} } : options);
+  const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
+  return { port, close: () => server.close({ graceMs: 1000 }) };
+}
+
+async function serve(kind: GatewayServerKind): Promise<void> {
+  const server = await startServer(kind);
+  let windowStart: NodeJS.CpuUsage | undefined;
+  let windowCpuUs: number | null = null;
+  process.on('message', (msg) => {
+    if (msg === 'window-start') windowStart = process.cpuUsage();
+    if (msg === 'window-end' && windowStart !== undefined) {
+      const cpu = process.cpuUsage(windowStart);
+      windowCpuUs = cpu.user + cpu.system;
+    }
+    if (msg === 'stats') process.send!({ cpuUs: windowCpuUs });
+    if (msg === 'stop') void server.close().finally(() => process.exit(0));
+  });
+  process.on('disconnect', () => process.exit(0));
+  process.send!({ port: server.port });
+}
+
+/**
+ * undici's Agent: the `undici` package when installed, else the copy Node bundles behind global fetch
+ * (Node 20 does not export it: its class is reached through the global dispatcher a fetch has set up).
+ */
+async function undiciAgent(origin: string, options: { connections: number; pipelining: number }): Promise<Dispatcher> {
+  const name = 'undici';
+  try {
+    const mod = (await import(name)) as { Agent: new (o: object) => Dispatcher };
+    return new mod.Agent(options);
+  } catch {
+    await (await fetch(origin)).arrayBuffer();
+    const global = (globalThis as Record<symbol, unknown>)[Symbol.for('undici.globalDispatcher.1')];
+    if (global === undefined || global === null) throw new Error("no undici: install the 'undici' package");
+    return new (global.constructor as new (o: object) => Dispatcher)(options);
+  }
+}
+
+type Caller = { call(): Promise<unknown>; close(): Promise<void> };
+
+async function httpCaller(t: GatewayTarget): Promise<Caller> {
+  const origin = `http://127.0.0.1:${t.port}`;
+  const headers = { 'content-type': 'application/json' };
+  // One call through fetch first: the answer must be the Item, exactly, or the run measures errors.
+  const first = await fetch(origin + echoPath, { method: 'POST', body: benchRequestJson, headers });
+  const text = await first.text();
+  if (first.status !== 200 || text !== JSON.stringify(benchItemJson)) throw new Error(`echo over HTTP answered ${first.status}: ${text}`);
+  const agent = await undiciAgent(origin, { connections: t.connections ?? 1, pipelining: t.pipelining ?? 1 });
+  const options: Dispatcher.DispatchOptions = { origin, path: echoPath, method: 'POST', headers, body: benchRequestJson };
+  // dispatch() with a bare handler rather than request(): no body stream per call, so that the client
+  // costs less than the servers it compares (a client that saturates first would hide their difference).
+  const call = () =>
+    new Promise<string>((resolve, reject) => {
+      let status = 0;
+      const chunks: Buffer[] = [];
+      agent.dispatch(options, {
+        onConnect: () => {},
+        onHeaders: (statusCode) => {
+          status = statusCode;
+          return true;
+        },
+        onData: (chunk) => {
+          chunks.push(chunk);
+          return true;
+        },
+        onComplete: () => {
+          const body = Buffer.concat(chunks).toString('utf8');
+          if (status === 200) resolve(body);
+          else reject(new Error(`HTTP ${status}: ${body}`));
+        },
+        onError: reject,
+      });
+    });
+  return { call, close: () => agent.close() };
+}
+
+async function avrpcCaller(t: GatewayTarget): Promise<Caller> {
+  const protocol = await loadProtocol(repoFile('protocol/echo.avdl'));
+  const client = createClient({ protocol, endpoints: [`127.0.0.1:${t.port}`] });
+  const request = { item: benchItem };
+  await client.call('echo', request);
+  return { call: () => client.call('echo', request), close: () => client.close() };
+}
+
+/** One target's running totals. */
+class Side {
+  calls = 0;
+  errors = 0;
+  firstError: string | undefined;
+  ms = 0;
+  cpuUs = 0;
+  readonly hist = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+
+  constructor(readonly caller: Caller) {}
+
+  /** `inFlight` closed-loop workers until `ms` have passed, then the drain; returns the slice's calls/s. */
+  async slice(inFlight: number, ms: number, record: boolean): Promise<number> {
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    const end = t0 + ms;
+    let calls = 0;
+    const worker = async (): Promise<void> => {
+      while (performance.now() < end) {
+        const s = performance.now();
+        try {
+          await this.caller.call();
+        } catch (err) {
+          if (record) this.errors++;
+          this.firstError ??= err instanceof Error ? err.message : String(err);
+          continue;
+        }
+        calls++;
+        if (record) this.hist.recordValue(Math.max(1, Math.round((performance.now() - s) * 1000)));
+      }
+    };
+    await Promise.all(Array.from({ length: inFlight }, worker));
+    const elapsed = performance.now() - t0;
+    if (record) {
+      const cpu = process.cpuUsage(cpu0);
+      this.cpuUs += cpu.user + cpu.system;
+      this.calls += calls;
+      this.ms += elapsed;
+    }
+    return (calls * 1000) / elapsed;
+  }
+
+  result(): SideResult {
+    const r: SideResult = {
+      calls: this.calls,
+      errors: this.errors,
+      seconds: this.ms / 1000,
+      callsPerSec: (this.calls * 1000) / Math.max(1, this.ms),
+      p50Us: this.hist.getValueAtPercentile(50),
+      p99Us: this.hist.getValueAtPercentile(99),
+      cpuUs: this.cpuUs,
+    };
+    if (this.firstError !== undefined) r.firstError = this.firstError;
+    return r;
+  }
+}
+
+async function runClient(job: GatewayClientJob): Promise<void> {
+  const sides = await Promise.all(job.targets.map(async (t) => new Side(t.kind === 'http' ? await httpCaller(t) : await avrpcCaller(t))));
+  const [a, b] = sides as [Side, Side];
+  const warmSlices = Math.max(1, Math.round(job.warmupMs / job.sliceMs / 2));
+  for (let i = 0; i < warmSlices; i++) for (const s of [a, b]) await s.slice(job.inFlight, job.sliceMs, false);
+  process.send!({ edge: 'start' });
+  const pairRatios: number[] = [];
+  for (let i = 0; i < job.slices; i++) {
+    // Alternating order within the pairs: neither side always runs right after the other's slice.
+    const first = i % 2 === 0 ? a : b;
+    const second = first === a ? b : a;
+    const r1 = await first.slice(job.inFlight, job.sliceMs, true);
+    const r2 = await second.slice(job.inFlight, job.sliceMs, true);
+    pairRatios.push(first === a ? r1 / r2 : r2 / r1);
+  }
+  process.send!({ edge: 'end' });
+  await Promise.all([a.caller.close(), b.caller.close()]);
+  process.send!({ sides: [a.result(), b.result()], pairRatios } satisfies GatewayClientResult, () => process.exit(0));
+}
+
+const [role, arg] = process.argv.slice(2);
+if (role === 'server') await serve(arg as GatewayServerKind);
+else if (role === 'client') await runClient(JSON.parse(arg!) as GatewayClientJob);
+else throw new Error(`usage: http-gateway-child.js server <kind> | client <job>`);

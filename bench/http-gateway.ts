@@ -1,0 +1,333 @@
+/**
+ * `node dist/bench/http-gateway.js`: what the HTTP/JSON gateway costs (issue 13), in two comparisons.
+ * - `json-*`: HTTP/JSON echo of the Item through the gateway (`POST /avrpc.echo.Echo/echo` on an avrpc
+ *   server with `http: {}`) against a plain node:http server doing the same work by hand (parse the
+ *   JSON body, answer its `item` as JSON: the same bytes in and out). Client: undici, pipelined.
+ * - `avrpc-*`: avrpc echo calls on a port that also serves HTTP against one that does not (the
+ *   first-bytes sniff must cost avrpc connections nothing). Client: avrpc's.
+ * A round is both systems' server processes and one client process (bench/http-gateway-child.ts), on
+ * loopback: the client loads one server then the other in short slices, alternating, so that both meet
+ * the same machine load (whole runs one after the other differed by up to 2x on this shared machine
+ * with nothing changed). CPU per call: each process's `process.cpuUsage()`, the client's over each
+ * side's slices, a server's over the whole window (it idles during the other's slices), divided by the
+ * calls completed. Ratios: the median of the rounds' (first system / second), with their range, and
+ * the median of every pair of slices.
+ *
+ * Environment: GATEWAY_SLICE_MS (default 200), GATEWAY_SLICES (measured slices per system and round,
+ * default 10), GATEWAY_WARMUP_SECONDS (default 1), GATEWAY_ROUNDS (default 3), GATEWAY_SCENARIOS (ids,
+ * comma-separated, or `all`; default `json-64,avrpc-64`: about 35 s; `aa-64` runs one server kind
+ * against itself, to show the noise). Writes bench/results/http-gateway.md
+ * and .json when it ran the default scenarios or all; when forked with IPC (bench/run.ts) it sends the
+ * report to its parent instead.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import type { GatewayClientJob, GatewayClientResult, GatewayServerKind, GatewayTarget, SideResult } from './http-gateway-child.js';
+import { benchRequestJson, repoFile } from './payload.js';
+import { cpuUs, latency, rate, times, type CpuPerCall } from './report.js';
+
+const sliceMs = Number(process.env.GATEWAY_SLICE_MS ?? 200);
+const slices = Math.max(1, Math.floor(Number(process.env.GATEWAY_SLICES ?? 10)));
+const warmupSeconds = Number(process.env.GATEWAY_WARMUP_SECONDS ?? 1);
+const rounds = Math.max(1, Math.floor(Number(process.env.GATEWAY_ROUNDS ?? 3)));
+if (!(sliceMs > 0) || !(warmupSeconds >= 0)) throw new Error('GATEWAY_SLICE_MS must be > 0 and GATEWAY_WARMUP_SECONDS >= 0');
+const DEFAULT_SCENARIOS = 'json-64,avrpc-64';
+const picked = process.env.GATEWAY_SCENARIOS ?? DEFAULT_SCENARIOS;
+
+/** One side of a comparison: a server kind and how the client calls it (its port comes at run time). */
+interface GatewaySystem {
+  label: string;
+  server: GatewayServerKind;
+  target: Omit<GatewayTarget, 'port'>;
+}
+
+/** Two systems under the same load; its ratios are the first's figures against the second's. */
+interface GatewayScenario {
+  id: string;
+  title: string;
+  inFlight: number;
+  systems: [GatewaySystem, GatewaySystem];
+  target?: { limit: string; min: number };
+}
+
+const pipelined = { kind: 'http' as const, connections: 4, pipelining: 16 };
+const scenarios: GatewayScenario[] = [
+  {
+    id: 'json-64',
+    title: 'HTTP/JSON echo Item, 64 in flight (undici: 4 sockets, pipelining 16)',
+    inFlight: 64,
+    systems: [
+      { label: 'gateway', server: 'avrpc-http', target: pipelined },
+      { label: 'node:http', server: 'node-http', target: pipelined },
+    ],
+    target: { limit: '>= 0.9x', min: 0.9 },
+  },
+  {
+    id: 'json-1',
+    title: 'HTTP/JSON echo Item, 1 in flight (1 socket, keep-alive)',
+    inFlight: 1,
+    systems: [
+      { label: 'gateway', server: 'avrpc-http', target: { kind: 'http' } },
+      { label: 'node:http', server: 'node-http', target: { kind: 'http' } },
+    ],
+  },
+  {
+    id: 'avrpc-64',
+    title: 'avrpc echo Item, 64 in flight, 1 connection',
+    inFlight: 64,
+    systems: [
+      { label: 'same port as HTTP', server: 'avrpc-http', target: { kind: 'avrpc' } },
+      { label: 'avrpc only', server: 'avrpc', target: { kind: 'avrpc' } },
+    ],
+    target: { limit: '>= 0.98x', min: 0.98 },
+  },
+  {
+    id: 'avrpc-1',
+    title: 'avrpc echo Item, 1 in flight',
+    inFlight: 1,
+    systems: [
+      { label: 'same port as HTTP', server: 'avrpc-http', target: { kind: 'avrpc' } },
+      { label: 'avrpc only', server: 'avrpc', target: { kind: 'avrpc' } },
+    ],
+  },
+  {
+    // The same server twice: what the method resolves on this machine (a ratio away from 1.00x is noise).
+    id: 'aa-64',
+    title: 'avrpc echo Item, 64 in flight, two identical avrpc-only servers',
+    inFlight: 64,
+    systems: [
+      { label: 'avrpc only, A', server: 'avrpc', target: { kind: 'avrpc' } },
+      { label: 'avrpc only, B', server: 'avrpc', target: { kind: 'avrpc' } },
+    ],
+  },
+];
+
+const child = fileURLToPath(new URL('./http-gateway-child.js', import.meta.url));
+
+/** One system's figures in one round. */
+interface Run {
+  side: SideResult;
+  cpu: CpuPerCall;
+}
+
+async function stop(c: ChildProcess): Promise<void> {
+  if (c.exitCode !== null) return;
+  const exited = once(c, 'exit');
+  c.send('stop');
+  const timer = setTimeout(() => c.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function startServer(kind: GatewayServerKind): Promise<{ child: ChildProcess; port: number }> {
+  const c = fork(child, ['server', kind], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const [msg] = (await once(c, 'message')) as [{ port: number }];
+  return { child: c, port: msg.port };
+}
+
+/** One round of scenario `s`: both servers, one client slicing between them. */
+async function runRound(s: GatewayScenario): Promise<{ runs: [Run, Run]; pairRatios: number[] }> {
+  const servers = await Promise.all(s.systems.map((x) => startServer(x.server)));
+  try {
+    const job: GatewayClientJob = {
+      targets: [
+        { ...s.systems[0].target, port: servers[0]!.port },
+        { ...s.systems[1].target, port: servers[1]!.port },
+      ],
+      inFlight: s.inFlight,
+      warmupMs: warmupSeconds * 1000,
+      sliceMs,
+      slices,
+    };
+    const client = fork(child, ['client', JSON.stringify(job)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const timer = setTimeout(() => client.kill('SIGKILL'), (warmupSeconds + (2 * slices * sliceMs) / 1000 + 60) * 1000);
+    const result = await new Promise<GatewayClientResult>((resolve, reject) => {
+      client.on('message', (m: GatewayClientResult | { edge: string }) => {
+        // Passed on at once: the servers read their CPU as near the client's edges as IPC allows.
+        if ('edge' in m) for (const x of servers) x.child.send(`window-${m.edge}`);
+        else resolve(m);
+      });
+      client.once('exit', (code) => reject(new Error(`client process exited with ${code}`)));
+    }).finally(() => clearTimeout(timer));
+    const runs = await Promise.all(
+      servers.map(async (x, i): Promise<Run> => {
+        const stats = once(x.child, 'message');
+        x.child.send('stats');
+        const [{ cpuUs: serverUs }] = (await stats) as [{ cpuUs: number | null }];
+        if (serverUs === null) throw new Error('a server process did not see both edges of the measured window');
+        const side = result.sides[i]!;
+        const calls = Math.max(1, side.calls);
+        return { side, cpu: { client: side.cpuUs / calls, server: serverUs / calls, total: (side.cpuUs + serverUs) / calls } };
+      }),
+    );
+    return { runs: runs as [Run, Run], pairRatios: result.pairRatios };
+  } finally {
+    await Promise.all(servers.map((x) => stop(x.child)));
+  }
+}
+
+const sorted = (xs: number[]): number[] => [...xs].sort((a, b) => a - b);
+/** The lower middle of the values; NaN for none. */
+const median = (xs: number[]): number => sorted(xs)[Math.floor((xs.length - 1) / 2)] ?? NaN;
+const range = (xs: number[], digits: number): string =>
+  xs.length < 2 ? '' : ` (${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)})`;
+
+/** One system's figures over the rounds. */
+export interface GatewaySystemSummary {
+  label: string;
+  callsPerSecMedian: number;
+  callsPerSecRounds: number[];
+  /** Of the round with the median calls/s. */
+  p50Us: number;
+  p99Us: number;
+  errors: number;
+  firstError?: string;
+  /** The round with the median total CPU per call. */
+  cpuUsPerCall: CpuPerCall;
+  cpuRounds: CpuPerCall[];
+}
+
+/** One scenario's comparison: the first system's figures divided by the second's. */
+export interface GatewayScenarioSummary {
+  id: string;
+  title: string;
+  systems: GatewaySystemSummary[];
+  /** Calls/s, first / second: the median round, each round's, and the median and quartiles of every pair of slices. */
+  ratioMedian: number;
+  ratioRounds: number[];
+  pairRatioMedian: number;
+  pairRatioQuartiles: [number, number];
+  /** Server CPU per call, first / second, each round's and their median. */
+  serverCpuRatioMedian: number;
+  serverCpuRatioRounds: number[];
+  target?: { limit: string; met: boolean };
+}
+
+/** What a run of this script measured. */
+export interface GatewayReport {
+  date: string;
+  machine: string;
+  settings: string;
+  scenarios: GatewayScenarioSummary[];
+}
+
+function summarize(label: string, runs: Run[]): GatewaySystemSummary {
+  const rates = runs.map((r) => r.side.callsPerSec);
+  const mid = runs.find((r) => r.side.callsPerSec === median(rates))!;
+  const byCpu = [...runs].sort((a, b) => a.cpu.total - b.cpu.total);
+  const firstError = runs.find((r) => r.side.firstError !== undefined)?.side.firstError;
+  return {
+    label,
+    callsPerSecMedian: median(rates),
+    callsPerSecRounds: rates,
+    p50Us: mid.side.p50Us,
+    p99Us: mid.side.p99Us,
+    errors: runs.reduce((n, r) => n + r.side.errors, 0),
+    ...(firstError === undefined ? {} : { firstError }),
+    cpuUsPerCall: byCpu[Math.floor((byCpu.length - 1) / 2)]!.cpu,
+    cpuRounds: runs.map((r) => r.cpu),
+  };
+}
+
+function markdown(report: GatewayReport): string {
+  const lines = [`Measured ${report.date} on ${report.machine}. ${report.settings}`, ''];
+  lines.push('| scenario | system | calls/s, median round (min-max) | p50 | p99 | CPU µs/call, client + server = total (min-max) |');
+  lines.push('|---|---|---|---|---|---|');
+  for (const s of report.scenarios)
+    for (const x of s.systems) {
+      const c = x.cpuUsPerCall;
+      const errors = x.errors > 0 ? `, ${x.errors} errors (${x.firstError})` : '';
+      lines.push(
+        `| ${s.title} | ${x.label} | ${rate(x.callsPerSecMedian)}${range(x.callsPerSecRounds, 0)}${errors} | ${latency(x.p50Us)} | ${latency(x.p99Us)} | ` +
+          `${c.client.toFixed(2)} + ${c.server.toFixed(2)} = ${cpuUs(c.total)}${range(
+            x.cpuRounds.map((r) => r.total),
+            1,
+          )} |`,
+      );
+    }
+  lines.push('');
+  lines.push(
+    '| comparison | calls/s, median round (min-max) | slice pairs: median (quartiles) | server CPU/call, median round (min-max) | target |',
+  );
+  lines.push('|---|---|---|---|---|');
+  for (const s of report.scenarios) {
+    const [a, b] = s.systems;
+    const target = s.target === undefined ? '-' : `${s.target.limit}: ${s.target.met ? 'met' : 'missed'}`;
+    const [q1, q3] = s.pairRatioQuartiles;
+    lines.push(
+      `| ${s.id}: ${a!.label} / ${b!.label} | ${times(s.ratioMedian)}${range(s.ratioRounds, 3)} | ${times(s.pairRatioMedian)} (${q1.toFixed(3)}-${q3.toFixed(3)}) | ` +
+        `${times(s.serverCpuRatioMedian)}${range(s.serverCpuRatioRounds, 3)} | ${target} |`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+async function main(): Promise<void> {
+  const chosen = picked === 'all' ? scenarios : scenarios.filter((s) => picked.split(',').includes(s.id));
+  if (chosen.length === 0) throw new Error(`GATEWAY_SCENARIOS: none of ${scenarios.map((s) => s.id).join(', ')}`);
+  const started = new Date();
+  const machine = `${cpus().length} cores (${cpus()[0]?.model.trim() ?? 'unknown CPU'}), Node ${process.version}, load average ${loadavg()[0]!.toFixed(1)} at start`;
+  console.log(`HTTP gateway benchmark: ${machine}`);
+  const results = new Map<string, { runs: [Run, Run]; pairRatios: number[] }[]>();
+  for (let round = 1; round <= rounds; round++) {
+    for (const s of chosen) {
+      const r = await runRound(s);
+      results.set(s.id, [...(results.get(s.id) ?? []), r]);
+      r.runs.forEach((x, i) =>
+        console.log(
+          `  round ${round}/${rounds}  ${`${s.id}/${s.systems[i]!.label}`.padEnd(28)} ${rate(x.side.callsPerSec).padStart(10)}  ` +
+            `p50 ${latency(x.side.p50Us).padStart(8)}  p99 ${latency(x.side.p99Us).padStart(8)}  ` +
+            `CPU/call ${x.cpu.client.toFixed(2)} + ${x.cpu.server.toFixed(2)} = ${cpuUs(x.cpu.total)}` +
+            (x.side.errors > 0 ? `  ${x.side.errors} errors (${x.side.firstError})` : ''),
+        ),
+      );
+    }
+  }
+  const summaries = chosen.map((s): GatewayScenarioSummary => {
+    const all = results.get(s.id)!;
+    const [a, b] = [all.map((r) => r.runs[0]), all.map((r) => r.runs[1])];
+    const ratioRounds = a.map((r, i) => r.side.callsPerSec / b[i]!.side.callsPerSec);
+    const cpuRounds = a.map((r, i) => r.cpu.server / b[i]!.cpu.server);
+    const pairs = sorted(all.flatMap((r) => r.pairRatios));
+    const ratio = median(ratioRounds);
+    return {
+      id: s.id,
+      title: s.title,
+      systems: [summarize(s.systems[0].label, a), summarize(s.systems[1].label, b)],
+      ratioMedian: ratio,
+      ratioRounds,
+      pairRatioMedian: median(pairs),
+      pairRatioQuartiles: [pairs[Math.floor((pairs.length - 1) / 4)]!, pairs[Math.floor((3 * (pairs.length - 1)) / 4)]!],
+      serverCpuRatioMedian: median(cpuRounds),
+      serverCpuRatioRounds: cpuRounds,
+      ...(s.target === undefined ? {} : { target: { limit: s.target.limit, met: ratio >= s.target.min } }),
+    };
+  });
+  const report: GatewayReport = {
+    date: started.toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
+    machine,
+    settings:
+      `Per round, both servers' processes and one client process, loopback; ${warmupSeconds} s warm-up, then ${slices} slices of ${sliceMs} ms ` +
+      `per system, alternating; ${rounds} rounds (medians; CPU per call: the median round). Payload: Item { id, 8-char name, 3 tags, score, ` +
+      `64-byte blob }, ${Buffer.byteLength(benchRequestJson)} bytes of Avro JSON as an HTTP body. \`node dist/bench/http-gateway.js\`.`,
+    scenarios: summaries,
+  };
+  const md = markdown(report);
+  console.log(`\n${md}`);
+  if (process.send !== undefined) {
+    process.send(report, () => process.exit(0));
+    return;
+  }
+  if (picked === DEFAULT_SCENARIOS || picked === 'all') {
+    const dir = repoFile('bench/results');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(`${dir}/http-gateway.md`, `# HTTP/JSON gateway benchmark (issue 13)\n\n${md}`);
+    writeFileSync(`${dir}/http-gateway.json`, `${JSON.stringify(report, null, 2)}\n`);
+    console.log('wrote bench/results/http-gateway.md, http-gateway.json');
+  }
+}
+
+await main();
