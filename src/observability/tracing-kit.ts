@@ -51,23 +51,6 @@ export interface SpanStart {
   readonly options: OtelApi.SpanOptions;
 }
 
-/** What a traced side needs once the API is loaded. */
-export interface TraceKit {
-  readonly api: Api;
-  readonly tracer: OtelApi.Tracer;
-  readonly propagator: OtelApi.TextMapPropagator;
-  /** `rpc.service`: the protocol's full name. */
-  readonly service: string;
-  /** Name and start options of spans, by side and message, made once (see {@link spanStart}). */
-  readonly starts: Map<string, SpanStart>;
-}
-
-/** How the spans of one message on one side start: their name, kind and first attributes. */
-export interface SpanStart {
-  readonly name: string;
-  readonly options: OtelApi.SpanOptions;
-}
-
 /** The kit of each `Tracing` once built (see {@link buildKit}). */
 export const kits = new WeakMap<object, TraceKit>();
 
