@@ -16,6 +16,7 @@ import type { BalancerName } from '../src/client/balancer.js';
 import type { HedgeDelay } from '../src/client/hedging.js';
 import { parseProtocol } from '../src/codec/protocol.js';
 import { createServer, type Server } from '../src/server/server.js';
+import { seeded } from '../test/helpers/prng.js';
 
 const IDL = `protocol HedgeBench { @idempotent(true) string get(int n); }`;
 const protocol = parseProtocol(IDL);
@@ -39,18 +40,6 @@ const CONCURRENCY = Number(values.concurrency);
 const SLOW_SHARE = Number(values['slow-share']);
 const SLOW_MS = Number(values['slow-ms']);
 
-/** A small deterministic PRNG (mulberry32): the same slow calls in every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 interface BenchServer {
   server: Server;
   endpoint: string;
@@ -61,7 +50,7 @@ interface BenchServer {
 async function startServers(): Promise<BenchServer[]> {
   const out: BenchServer[] = [];
   for (let i = 0; i < 3; i++) {
-    const random = prng(42 + i);
+    const random = seeded(42 + i);
     const slow = i === 0;
     const s: BenchServer = { server: undefined!, endpoint: '', received: 0 };
     s.server = createServer({

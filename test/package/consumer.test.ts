@@ -25,17 +25,6 @@ import { once } from 'node:events';
 import { symlink } from 'node:fs/promises';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 
-/**
- * TODO(coordinator): true once `avrpc gen` is on main: each consumer then runs the installed bin
- * (`avrpc gen greet.avdl --out gen`) instead of getting the file it would write (GREET_TS).
- */
-const HAVE_GEN = true;
-/**
- * TODO(coordinator): true once the client sets `RpcError.errorType` (typed-design.md section 4):
- * the declared error then arrives as `consumer.greet.GreetError` and narrows to its value.
- */
-const HAVE_ERROR_TYPE = true;
-
 const run = promisify(execFile);
 const test = suite('the packed package in ESM and CommonJS consumer projects');
 const KINDS: ConsumerKind[] = ['esm', 'cjs'];
@@ -72,7 +61,7 @@ test.before(async () => {
   packed = pack!.files.map((file) => file.path);
   const typeRoots = repoPath('node_modules/@types');
   for (const kind of KINDS) {
-    for (const [path, text] of Object.entries(consumerFiles(kind, typeRoots, HAVE_GEN))) {
+    for (const [path, text] of Object.entries(consumerFiles(kind, typeRoots))) {
       await mkdir(dirname(join(projectDir(kind), path)), { recursive: true });
       await writeFile(join(projectDir(kind), path), text);
     }
@@ -150,7 +139,7 @@ for (const kind of KINDS) {
     const cwd = projectDir(kind);
     assert.not.ok(existsSync(join(cwd, 'node_modules/etcd3')), 'etcd3 is not installed with avrpc');
     assert.not.ok(existsSync(join(cwd, 'node_modules/prom-client')), 'prom-client is not installed with avrpc');
-    if (HAVE_GEN) await sh(join(cwd, 'node_modules/.bin/avrpc'), ['gen', 'greet.avdl', '--out', 'gen'], cwd);
+    await sh(join(cwd, 'node_modules/.bin/avrpc'), ['gen', 'greet.avdl', '--out', 'gen'], cwd);
     // src/expect-errors.ts adds none (an unused @ts-expect-error would be TS2578); the one plain error is reported.
     const errors = await tscErrors(cwd);
     assert.equal(errors.length, 1, errors.join('\n'));
@@ -171,8 +160,8 @@ for (const kind of KINDS) {
       code: 'PERMISSION_DENIED',
       message: `not ${kind}`,
       details: { reason: 'closed' },
-      errorType: HAVE_ERROR_TYPE ? 'consumer.greet.GreetError' : null,
-      reason: HAVE_ERROR_TYPE ? 'closed' : null,
+      errorType: 'consumer.greet.GreetError',
+      reason: 'closed',
     });
     assert.match(out.etcd, /^FAILED_PRECONDITION: createEtcdRegistry needs the etcd3 package: npm install etcd3$/);
   });
