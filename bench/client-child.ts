@@ -1,12 +1,14 @@
 /**
  * A benchmark client process: `node dist/bench/client-child.js '<ClientJob as JSON>'`. Connects to the
- * given servers, runs the closed-loop load (bench/load.ts) and sends the {@link LoadResult} to the
- * parent over IPC, then exits. At each edge of the measured window it sends `{ edge }` first, which the
- * parent passes on to the servers so that they read their CPU over the same window.
+ * given servers (avrpc's client, or a peer's from bench/peers/), runs the closed-loop load
+ * (bench/load.ts) and sends a {@link ClientResult} to the parent over IPC, then exits. At each edge of
+ * the measured window it sends `{ edge }` first, which the parent passes on to the servers so that
+ * they read their CPU over the same window.
  */
 import { createClient, loadProtocol, type BalancerName } from '../src/index.js';
-import { runLoad, type CallFn, type WindowEdge } from './load.js';
+import { runLoad, type CallFn, type LoadResult, type WindowEdge } from './load.js';
 import { benchItem, repoFile } from './payload.js';
+import { isPeerId, loadPeer } from './peers/index.js';
 import type { System } from './report.js';
 
 /** What the parent asks a client process to do. */
@@ -21,21 +23,35 @@ export interface ClientJob {
   withDeadlineAndMetadata?: boolean;
 }
 
+/** What a client process sends at the end: the load's figures and what the system says it is. */
+export interface ClientResult {
+  load: LoadResult;
+  label: string;
+  description: string;
+}
+
+/** The message a client process sends at each edge of its measured window. */
+export interface EdgeMessage {
+  edge: WindowEdge;
+}
+
+const AVRPC_DESCRIPTION =
+  'this project: framed, multiplexed Avro calls over one TCP connection (avsc codec), writes of one event-loop turn batched.';
+
 const job = JSON.parse(process.argv[2]!) as ClientJob;
-const protocol = await loadProtocol(repoFile('protocol/echo.avdl'));
 let call: CallFn;
 let close: () => unknown;
+let label = 'avrpc';
+let description = AVRPC_DESCRIPTION;
 
-if (job.kind === 'raw' || job.kind === 'rawBatched') {
-  const body = protocol.message('echo')!.response.toBuffer(benchItem);
-  const c = await (await import('./raw-echo.js')).rawClient(job.ports[0]!, job.kind === 'rawBatched');
-  call = () => c.call(body);
-  close = () => c.close();
-} else if (job.kind === 'grpc') {
-  const c = await (await import('./grpc-echo.js')).grpcClient(job.ports[0]!);
-  call = () => c.call(benchItem);
+if (isPeerId(job.kind)) {
+  const peer = await loadPeer(job.kind);
+  const c = await peer.connect(job.ports[0]!);
+  ({ label, description } = peer);
+  call = () => c.call();
   close = () => c.close();
 } else {
+  const protocol = await loadProtocol(repoFile('protocol/echo.avdl'));
   const client = createClient({
     protocol,
     endpoints: job.ports.map((p) => `127.0.0.1:${p}`),
@@ -50,11 +66,6 @@ if (job.kind === 'raw' || job.kind === 'rawBatched') {
   close = () => client.close();
 }
 
-/** The message a client process sends at each edge of its measured window. */
-export interface EdgeMessage {
-  edge: WindowEdge;
-}
-
-const result = await runLoad(call, job.inFlight, job.warmupMs, job.measureMs, (edge) => process.send!({ edge } satisfies EdgeMessage));
+const load = await runLoad(call, job.inFlight, job.warmupMs, job.measureMs, (edge) => process.send!({ edge } satisfies EdgeMessage));
 await close();
-process.send!(result, () => process.exit(0));
+process.send!({ load, label, description } satisfies ClientResult, () => process.exit(0));

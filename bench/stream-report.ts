@@ -106,7 +106,7 @@ export function streamReport(runs: Map<string, StreamRun[]>): {
   };
   const rows: [string, Agg | undefined, System][] = [
     ['avrpc `watch`', avrpc, 'avrpc'],
-    ['raw framed floor', floor, 'raw'],
+    ['raw framed floor', floor, 'floor'],
     ['grpc-js server streaming', grpc, 'grpc'],
   ];
   const present = rows.filter((r): r is [string, Agg, System] => r[1] !== undefined);

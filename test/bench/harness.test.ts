@@ -1,35 +1,29 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { runOnce } from '../../bench/e2e.js';
-import { runLoad, type WindowEdge } from '../../bench/load.js';
-import { rawClient, startRawServer } from '../../bench/raw-echo.js';
+import { missingReason, runOnce } from '../../bench/e2e.js';
+import { runLoad, type LoadResult, type WindowEdge } from '../../bench/load.js';
 import {
   consoleTable,
-  cpuVsFloorRounds,
   markdown,
+  markdownSummary,
   medianCpu,
-  svg,
+  sameRoundRatios,
+  summarize,
+  SUMMARY_END,
+  SUMMARY_START,
   type BenchReport,
   type CpuPerCall,
+  type RoundResult,
+  type System,
   type SystemResult,
 } from '../../bench/report.js';
+import { svg } from '../../bench/report-svg.js';
+import { benchTargets } from '../../bench/targets.js';
 
 const test = suite('bench harness');
-
-for (const batched of [false, true]) {
-  test(`raw ${batched ? 'batched ' : ''}echo matches 500 concurrent calls to their callers`, async () => {
-    const server = await startRawServer(batched);
-    const client = await rawClient(server.port, batched);
-    try {
-      const bodies = Array.from({ length: 500 }, (_, i) => Buffer.alloc(1 + (i % 300), i & 0xff));
-      const echoed = await Promise.all(bodies.map((b) => client.call(b)));
-      echoed.forEach((e, i) => assert.ok(e.equals(bodies[i]!), `call ${i} got another call's body`));
-    } finally {
-      client.close();
-      await server.close();
-    }
-  });
-}
 
 test('runLoad counts completed and failed calls of the measured window only', async () => {
   let n = 0;
@@ -66,162 +60,208 @@ test('runLoad counts completed and failed calls of the measured window only', as
   assert.match(bad.firstError ?? '', 'boom');
 });
 
-for (const [system, servers] of [
-  ['raw', 1],
-  ['avrpc', 2],
-] as const) {
-  test(`a tiny end-to-end run of ${system} with ${servers} server(s) gives CPU per call of both sides`, async () => {
-    const scenario = { id: 'tiny', title: 'tiny', systems: [system], inFlight: 4, serverDelaysMs: Array<number>(servers).fill(0) };
-    const run = await runOnce(scenario, system, { warmupSeconds: 0.05, seconds: 0.2, execArgv: [] });
+for (const servers of [1, 2]) {
+  test(`a tiny end-to-end run of avrpc with ${servers} server(s) gives CPU per call of both sides`, async () => {
+    const scenario = {
+      id: 'tiny',
+      title: 'tiny',
+      systems: ['avrpc' as const],
+      inFlight: 4,
+      serverDelaysMs: Array<number>(servers).fill(0),
+    };
+    const run = await runOnce(scenario, 'avrpc', { warmupSeconds: 0.05, seconds: 0.2, execArgv: [] });
     assert.ok(run.result.calls > 0 && run.result.errors === 0, `calls ${run.result.calls}, errors ${run.result.errors}`);
     const c = run.cpuUsPerCall;
     assert.ok(c.client > 0 && c.server > 0, `client ${c.client} µs, server ${c.server} µs`);
     assert.is(c.total, c.client + c.server);
+    assert.is(c.serverExtra, undefined, 'avrpc has no helper process');
+    assert.is(run.label, 'avrpc');
     assert.is(run.callsPerServer.length, servers > 1 ? servers : 0);
   });
 }
 
-function result(callsPerSec: number, p50Us: number, p99Us: number, cpuTotal = 10): SystemResult {
-  const cpu = { client: cpuTotal / 2, server: cpuTotal / 2, total: cpuTotal };
-  return {
-    calls: callsPerSec,
-    errors: 0,
-    seconds: 1,
-    callsPerSec,
-    p50Us,
-    p90Us: p99Us,
-    p99Us,
-    maxUs: p99Us,
-    cpuUs: callsPerSec * cpu.client,
-    callsPerSecRounds: [callsPerSec],
-    cpuUsPerCall: cpu,
-    cpuRounds: [cpu, { client: cpu.client, server: cpu.server * 2, total: cpu.client + cpu.server * 2 }],
-  };
-}
-
-test('medianCpu: the round with the median total, the lower middle one for an even count', () => {
-  const r = (total: number): CpuPerCall => ({ client: total - 1, server: 1, total });
-  assert.equal(medianCpu([r(9), r(3), r(5)]), r(5));
-  assert.equal(medianCpu([r(9), r(3), r(5), r(4)]), r(4));
-  assert.equal(medianCpu([r(7)]), r(7));
+test('a server that cannot start fails its run at once instead of hanging the bench', async () => {
+  const scenario = { id: 'tiny', title: 'tiny', systems: [], inFlight: 1, serverDelaysMs: [0] };
+  try {
+    await runOnce(scenario, 'no-such-system' as System, { warmupSeconds: 0, seconds: 0.1, execArgv: [], startTimeoutMs: 20_000 });
+    assert.unreachable('the run should fail');
+  } catch (err) {
+    assert.match((err as Error).message, 'did not start: unknown server kind no-such-system');
+  }
 });
 
-test('report: ratios against the floor and grpc-js, targets, and one bar per result in each chart', () => {
-  const report: BenchReport = {
+test('missingReason: a peer without its compiled module is skipped; avrpc never is', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'avrpc-peers-'));
+  try {
+    writeFileSync(join(dir, 'nats.js'), 'export const peer = {};\n');
+    assert.is(missingReason('nats', dir), undefined);
+    assert.is(missingReason('thrift', dir), 'module bench/peers/thrift.js not built');
+    assert.is(missingReason('avrpc', dir), undefined);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const load = (callsPerSec: number, p50Us: number, p99Us: number): LoadResult => ({
+  calls: callsPerSec,
+  errors: 0,
+  seconds: 1,
+  callsPerSec,
+  p50Us,
+  p90Us: p99Us,
+  p99Us,
+  maxUs: p99Us,
+  cpuUs: 1,
+});
+const cpu = (client: number, server: number): CpuPerCall => ({ client, server, total: client + server });
+
+/** Three rounds: calls/s, p50, p99 and CPU each scaled by the round's factor. */
+function system(label: string, callsPerSec: number, p50Us: number, cpuTotal: number, factors = [1, 1.1, 0.9]): SystemResult {
+  const rounds: RoundResult[] = factors.map((f, i) => ({
+    round: i + 1,
+    load: load(callsPerSec * f, p50Us * f, 2 * p50Us * f),
+    cpu: cpu((cpuTotal / 2) * f, (cpuTotal / 2) * f),
+  }));
+  return summarize(label, rounds);
+}
+
+test('summarize: medians and ranges over the rounds; same-round ratios pair rounds by number', () => {
+  const a = system('a', 1000, 100, 10);
+  assert.is(a.callsPerSec.median, 1000);
+  assert.is(a.callsPerSec.min, 900);
+  assert.is(a.callsPerSec.max, 1100);
+  assert.is(a.cpuTotal.median, 10);
+  const b = system('b', 500, 100, 20, [1, 1.2]);
+  // Rounds 1 and 2 only: 1000/500 and 1100/600.
+  assert.equal(
+    sameRoundRatios(a, b, 'callsPerSec').map((x) => x.toFixed(3)),
+    ['1.833', '2.000'],
+  );
+  const r = (total: number): CpuPerCall => ({ client: total - 1, server: 1, total });
+  assert.equal(medianCpu([r(9), r(3), r(5), r(4)]), r(4));
+});
+
+function sampleReport(): BenchReport {
+  return {
     date: '2026-01-01 00:00 UTC',
     machine: 'test machine',
-    settings: 'settings',
+    settings: 'settings.',
     micro: [{ name: 'case', opsPerSec: 1000 }],
     rows: [
       {
         id: 'echo-64',
         title: 'echo <64>',
-        results: { avrpc: result(200, 100, 400, 22), grpc: result(10, 5000, 9000, 440), raw: result(100, 200, 800, 10) },
+        results: {
+          avrpc: system('avrpc', 300_000, 150, 3),
+          floor: system('tuned floor', 600_000, 100, 1.5),
+          grpc: system('grpc-js', 7_500, 8000, 175),
+          nats: system('NATS', 30_000, 2000, 40),
+        },
+        skipped: [{ system: 'thrift', label: 'Thrift compact', reason: 'module bench/peers/thrift.js not built' }],
       },
-      { id: 'lb', title: 'lb', results: { avrpc: result(50, 10, 20) }, note: 'slowed server got 5.0% of calls' },
+      {
+        id: 'lb-lc',
+        title: 'lb',
+        results: { avrpc: system('avrpc', 50_000, 300, 4) },
+        skipped: [],
+        note: 'slowed server got 5.0% of calls',
+      },
     ],
+    systems: [{ system: 'nats', label: 'NATS', description: 'nats.js 2.29 through nats-server, JSON.' }],
     ratios: {},
-    targets: [{ what: 'calls/s vs floor', value: 2, limit: '>= 0.9x', ok: true }],
-    sections: [],
-  };
-  const md = markdown(report);
-  assert.match(md, 'calls/s 2.00x floor');
-  assert.match(md, 'p99 0.50x floor');
-  assert.match(md, 'calls/s 20.0x grpc-js');
-  assert.match(md, 'CPU/call 2.20x floor');
-  assert.match(md, 'CPU/call 0.05x grpc-js');
-  assert.match(
-    md,
-    '| echo <64> | 11.0 + 11.0 = 22.0 µs (22.0-33.0) | 220.0 + 220.0 = 440.0 µs (440.0-660.0) | 5.00 + 5.00 = 10.0 µs (10.0-15.0) | - |',
-  );
-  assert.match(md, 'slowed server got 5.0% of calls');
-  const table = consoleTable(report).split('\n');
-  assert.match(table[0]!, /^scenario +system +calls\/s +p50 +p99 +errors +CPU\/call µs: client +server +total +rounds min-max$/);
-  assert.ok(
-    table.some((l) => /^echo <64> +avrpc +200 .* 11\.00 +11\.00 +22\.00 +22\.00-33\.00$/.test(l)),
-    'avrpc row with CPU columns',
-  );
-  assert.ok(
-    table.some((l) => /^echo-64\/raw +100 +100-100 +10\.00 +10\.00-15\.00$/.test(l)),
-    'medians over the rounds',
-  );
-  // avrpc's rounds total 22 and 33 µs, the floor's 10 and 15: 2.2x in each round.
-  assert.ok(
-    table.some((l) => /^echo-64\/avrpc +200 +200-200 +22\.00 +22\.00-33\.00 +2\.20x +2\.20-2\.20$/.test(l)),
-    'CPU per call against the floor of the same round',
-  );
-  assert.equal(cpuVsFloorRounds(report.rows[0], 'grpc'), [44, 44]);
-  assert.equal(cpuVsFloorRounds(report.rows[1], 'avrpc'), [], 'no floor in the row');
-  assert.match(md, '| calls/s vs floor | 2.00x | >= 0.9x | yes |');
-  const chart = svg(report);
-  assert.match(chart, 'echo &lt;64&gt;');
-  const bars = chart.match(/<rect class="bar"/g) ?? [];
-  assert.is(bars.length, 3 * 4, 'four results, three charts');
-  // One scale per chart: the single-system row 'lb' (50/s) must not fill the width like avrpc's 200/s.
-  for (const [title, next] of [
-    ['calls/s', 'p99 latency'],
-    ['p99 latency', 'CPU per call, client + server'],
-    ['CPU per call, client + server', undefined],
-  ] as const) {
-    const part = chart.slice(chart.indexOf(`>${title} (`), next === undefined ? undefined : chart.indexOf(`>${next} (`));
-    const drawn = [
-      ...part.matchAll(/<rect class="bar" [^>]*width="([\d.]+)"[^>]*\/>\n<text [^>]*>[^<]* ([\d,.]+ ?(?:\/s|µs|ms))<\/text>/g),
-    ].map((m) => ({ width: Number(m[1]), text: m[2]! }));
-    assert.is(drawn.length, 4, `${title}: four bars`);
-    for (const a of drawn) {
-      for (const b of drawn) {
-        if (a.text !== b.text) assert.is.not(a.width, b.width, `${title}: ${a.text} and ${b.text} drawn alike`);
-      }
-    }
-  }
-  const width = (label: string): number => Number(new RegExp(`width="([\\d.]+)"[^>]*/>\n<text [^>]*>${label}<`).exec(chart)![1]);
-  assert.ok(
-    width('avrpc 200/s') > width('raw floor 100/s') &&
-      width('raw floor 100/s') > width('avrpc 50/s') &&
-      width('avrpc 50/s') > width('grpc-js 10/s'),
-  );
-  assert.is(width('avrpc 200/s'), 4 * width('avrpc 50/s'), 'calls/s bars proportional across scenarios');
-});
-
-test('report: the sections of other issues get a table, a bar per row, and targets in their unit', () => {
-  const report: BenchReport = {
-    date: '2026-01-01 00:00 UTC',
-    machine: 'test machine',
-    settings: 'settings',
-    micro: [],
-    ratios: {},
-    rows: [{ id: 'echo-1', title: 'echo', results: { avrpc: result(200, 100, 400) } }],
-    targets: [
-      { what: 'loop delay max', value: 7.5, limit: '< 10 ms', ok: true, unit: 'ms' },
-      { what: 'memory', value: 1.9, limit: '<= 2N', ok: true, unit: 'N' },
-    ],
+    targets: [{ what: 'calls/s vs floor', value: 0.5, limit: '>= 0.65x', ok: false }],
     sections: [
       {
         title: 'Offload',
         note: 'how it was measured',
         header: ['mode', 'delay'],
-        rows: [
-          ['off', '40 ms'],
-          ['on', '7.5 ms'],
-        ],
-        chart: {
-          title: 'delay chart',
-          bars: [
-            { label: 'off', value: 40, text: '40 ms' },
-            { label: 'on', value: 7.5, text: '7.5 ms', system: 'raw' },
-          ],
-        },
+        rows: [['on', '7.5 ms']],
+        chart: { title: 'delay chart', bars: [{ label: 'on', value: 7.5, text: '7.5 ms' }] },
       },
     ],
   };
+}
+
+test('markdown: a row per system with median ± spread and same-round ratios, skipped peers said, targets met or missed', () => {
+  const report = sampleReport();
   const md = markdown(report);
-  assert.match(md, '| mode | delay |\n|---|---|\n| off | 40 ms |\n| on | 7.5 ms |');
-  assert.match(md, 'how it was measured');
-  assert.match(md, '| loop delay max | 7.50 ms | < 10 ms | yes |');
-  assert.match(md, '| memory | 1.90N | <= 2N | yes |');
-  const chart = svg(report);
+  assert.match(md, '| system | calls/s | p50 | p99 | CPU µs/call: client | server | total | avrpc / it: calls/s | p50 | p99 | CPU/call |');
+  assert.match(md, '| avrpc | 300,000/s ±10% | 150 µs ±10% | 300 µs ±10% | 1.50 ±10% | 1.50 ±10% | 3.00 ±10% |  |  |  |  |');
+  assert.match(
+    md,
+    '| tuned floor | 600,000/s ±10% | 100 µs ±10% | 200 µs ±10% | 0.75 ±10% | 0.75 ±10% | 1.50 ±10% | 0.50x | 1.50x | 1.50x | 2.00x |',
+  );
+  assert.match(
+    md,
+    '| grpc-js | 7,500/s ±10% | 8.00 ms ±10% | 16.0 ms ±10% | 87.5 ±10% | 87.5 ±10% | 175.0 ±10% | 40.0x | 0.02x | 0.02x | 0.02x |',
+  );
+  assert.match(md, '| Thrift compact | skipped: module bench/peers/thrift.js not built |');
+  assert.match(
+    md,
+    '| lb | 50,000/s ±10% | 300 µs ±10% | 600 µs ±10% | 2.00 ±10% | 2.00 ±10% | 4.00 ±10% | slowed server got 5.0% of calls |',
+  );
+  assert.match(md, '| calls/s vs floor | 0.50x | >= 0.65x | MISSED |');
+  assert.match(md, '- **NATS** (`nats`): nats.js 2.29 through nats-server, JSON.');
+  assert.match(md, '| mode | delay |\n|---|---|\n| on | 7.5 ms |');
+  assert.ok(md.startsWith(`${SUMMARY_START}\n${markdownSummary(report)}\n${SUMMARY_END}\n`), 'the summary README quotes, between markers');
+  assert.not.match(md, /issue \d/i);
+});
+
+test('console tables: every table has a header line', () => {
+  const lines = consoleTable(sampleReport()).split('\n');
+  assert.ok(
+    lines.some((l) =>
+      /^system +calls\/s +p50 +p99 +CPU µs\/call: client +server +total +avrpc \/ it: calls\/s +p50 +p99 +CPU\/call$/.test(l),
+    ),
+  );
+  assert.ok(lines.some((l) => /^scenario +calls\/s +p50 +p99 +CPU µs\/call: client +server +total +note$/.test(l)));
+  assert.ok(lines.some((l) => /^mode +delay$/.test(l)));
+  assert.ok(lines.some((l) => /^target +measured +limit +met$/.test(l)));
+  assert.ok(lines.some((l) => /^Thrift compact +skipped: module/.test(l)));
+});
+
+test('svg: calls/s on a linear scale, latency and CPU per call on log scales with decade ticks', () => {
+  const chart = svg(sampleReport());
+  assert.match(chart, 'echo &lt;64&gt;');
+  const section = (title: string): string => {
+    const from = chart.indexOf(`>${title}`);
+    return chart.slice(from, chart.indexOf('font-weight="bold"', from + 1));
+  };
+  const widths = (part: string): Record<string, number> =>
+    Object.fromEntries(
+      [...part.matchAll(/<rect class="bar" [^>]*width="([\d.]+)"[^>]*\/>\n<text [^>]*>([^<]*)<\/text>/g)].map((m) => [m[2]!, Number(m[1])]),
+    );
+  const calls = widths(section('calls/s, median'));
+  assert.is(Object.keys(calls).length, 4);
+  assert.is(calls['600,000/s'], 2 * calls['300,000/s']!, 'linear');
+  const p50 = section('p50 latency');
+  const w = widths(p50);
+  // Decades 10 µs .. 10 ms: 100 µs sits one decade in, 8 ms under three.
+  assert.match(p50, '>10 µs<');
+  assert.match(p50, '>10.0 ms<');
+  assert.ok(Math.abs(w['100 µs']! - 440 / 3) < 0.2, `100 µs at one third, got ${w['100 µs']}`);
+  assert.ok(w['8.00 ms']! < 440 && w['8.00 ms']! > (2 * 440) / 3);
+  assert.ok(section('CPU per call').includes('>1.00 µs<'), 'CPU ticks');
   assert.match(chart, 'delay chart');
-  assert.is((chart.match(/<rect class="bar"/g) ?? []).length, 3 + 2, 'one result in three charts, two section bars');
+});
+
+test('targets: avrpc against the tuned floor and each structured peer measured, from same-round ratios', () => {
+  const rows = sampleReport().rows;
+  rows.push({
+    id: 'echo-1',
+    title: 'echo 1',
+    results: { avrpc: system('avrpc', 10_000, 100, 10), floor: system('floor', 11_000, 98, 5) },
+    skipped: [],
+  });
+  const got = benchTargets(rows).map((t) => `${t.what} ${t.value.toFixed(3)} ${t.limit} ${t.ok}`);
+  assert.equal(got, [
+    '64 in flight: avrpc calls/s vs tuned floor 0.500 >= 0.65x false',
+    '64 in flight: avrpc CPU per call vs tuned floor 2.000 <= 1.7x false',
+    '64 in flight: avrpc p99 vs tuned floor 1.500 <= 1.5x true',
+    '64 in flight: avrpc calls/s vs NATS 10.000 >= 5x true',
+    '64 in flight: avrpc calls/s vs grpc-js 40.000 >= 15x true',
+    '1 in flight: avrpc p50 vs floor 1.020 <= 1.05x true',
+  ]);
 });
 
 test.run();
