@@ -1,6 +1,6 @@
 /**
  * bench/results/latest.svg, drawn by hand (no charting package): for each scenario that compares
- * systems, calls/s on a linear scale, and p50, p99 and CPU per call on log scales (grpc-js's
+ * systems, calls/s on a linear scale, and latency (p50 with p99 behind it) and CPU per call on log scales (grpc-js's
  * milliseconds beside avrpc's microseconds would leave avrpc's bars slivers on a linear one); then one
  * chart of avrpc alone across its other scenarios, and one per section.
  */
@@ -19,7 +19,7 @@ const COLOR: Record<System, string> = {
 };
 
 const BAR_H = 14;
-const LABEL_W = 300;
+const LABEL_W = 330;
 const PLOT_W = 440;
 const WIDTH = LABEL_W + PLOT_W + 170;
 
@@ -32,6 +32,15 @@ interface Bar {
   value: number;
   text: string;
   system: System;
+  /** A second, larger value drawn behind the first in a lighter shade (p99 behind p50). */
+  upTo?: number;
+}
+
+/** A decade tick in µs: `10 µs`, `1 ms`, `1 s`. */
+function tickUs(us: number): string {
+  if (us >= 1e6) return `${Math.round(us / 1e6)} s`;
+  if (us >= 1e3) return `${Math.round(us / 1e3)} ms`;
+  return us >= 1 ? `${Math.round(us)} µs` : `${us} µs`;
 }
 
 /** A scale from values to bar widths in pixels (tenths, so that different values differ). */
@@ -70,9 +79,14 @@ class Canvas {
     const top = this.y;
     for (const b of bars) {
       const w = scale.width(b.value);
-      this.parts.push(`<text x="10" y="${this.y + BAR_H - 4}" font-size="11">${esc(b.label)}</text>`);
+      const end = b.upTo === undefined ? w : Math.max(w, scale.width(b.upTo));
+      this.parts.push(`<text x="10" y="${this.y + BAR_H - 4}" font-size="10">${esc(b.label)}</text>`);
+      if (b.upTo !== undefined)
+        this.parts.push(
+          `<rect class="upto" x="${LABEL_W}" y="${this.y}" width="${end}" height="${BAR_H - 2}" fill="${COLOR[b.system]}" fill-opacity="0.35"/>`,
+        );
       this.parts.push(`<rect class="bar" x="${LABEL_W}" y="${this.y}" width="${w}" height="${BAR_H - 2}" fill="${COLOR[b.system]}"/>`);
-      this.parts.push(`<text x="${LABEL_W + w + 4}" y="${this.y + BAR_H - 4}" font-size="10">${esc(b.text)}</text>`);
+      this.parts.push(`<text x="${LABEL_W + end + 4}" y="${this.y + BAR_H - 4}" font-size="10">${esc(b.text)}</text>`);
       this.y += BAR_H;
     }
     for (const t of scale.ticks) {
@@ -93,35 +107,26 @@ function comparisonCharts(c: Canvas, row: ScenarioRow): void {
   c.title(row.title);
   const calls = bars((r) => r.callsPerSec.median, rate);
   c.chart('calls/s, median (higher is better; linear)', calls, linearScale(Math.max(...calls.map((b) => b.value))));
-  for (const [title, value] of [
-    ['p50 latency (lower is better; log scale)', (r: SystemResult) => r.p50Us.median],
-    ['p99 latency (lower is better; log scale)', (r: SystemResult) => r.p99Us.median],
-  ] as const) {
-    const b = bars(value, latency);
-    c.chart(
-      title,
-      b,
-      logScale(
-        b.map((x) => x.value),
-        latency,
-      ),
-    );
-  }
+  const lat: Bar[] = present.map(([system, r]) => ({
+    label: r.label,
+    value: r.p50Us.median,
+    upTo: r.p99Us.median,
+    text: `${latency(r.p50Us.median)} / ${latency(r.p99Us.median)}`,
+    system,
+  }));
+  const latValues = lat.flatMap((x) => [x.value, x.upTo!]);
+  c.chart('latency, p50 (dark) / p99 (light), median (lower is better; log scale)', lat, logScale(latValues, tickUs));
   const cpu = bars((r) => r.cpuTotal.median, cpuUs);
-  c.chart(
-    'CPU per call, client + server (lower is better; log scale)',
-    cpu,
-    logScale(
-      cpu.map((x) => x.value),
-      cpuUs,
-    ),
-  );
+  const cpuValues = cpu.map((x) => x.value);
+  c.chart('CPU per call, client + server, median (lower is better; log scale)', cpu, logScale(cpuValues, tickUs));
 }
 
 /** The SVG document. */
 export function svg(report: BenchReport): string {
   const c = new Canvas();
-  c.parts.push(`<text x="10" y="20" font-size="14" font-weight="bold">avrpc benchmark, ${esc(report.date)}, ${esc(report.machine)}</text>`);
+  c.parts.push(`<text x="10" y="20" font-size="14" font-weight="bold">avrpc benchmark, ${esc(report.date)}</text>`);
+  c.parts.push(`<text x="10" y="36" font-size="10">${esc(report.machine)}</text>`);
+  c.y = 40;
   const comparisons = report.rows.filter((r) => Object.keys(r.results).length + r.skipped.length > 1);
   for (const row of comparisons) comparisonCharts(c, row);
   const alone = report.rows.filter((r) => !comparisons.includes(r) && r.results.avrpc !== undefined);

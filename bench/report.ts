@@ -303,9 +303,14 @@ export function markdownSummary(report: BenchReport): string {
   const lines: string[] = [`Measured ${report.date} on ${report.machine}. ${report.settings}`, ''];
   for (const row of report.rows.filter(isComparison)) {
     lines.push(`**${row.title}** (ratios: avrpc's figure over the system's, median of same-round ratios):`, '');
-    const rows = rowSystems(row).map((s) => comparisonCells(row, s));
-    for (const k of row.skipped) rows.push([k.label, `skipped: ${k.reason}`, ...COMPARISON_HEADER.slice(2).map(() => '')]);
-    lines.push(...mdTable(COMPARISON_HEADER, rows), '');
+    lines.push(
+      ...mdTable(
+        COMPARISON_HEADER,
+        rowSystems(row).map((s) => comparisonCells(row, s)),
+      ),
+      '',
+    );
+    if (row.skipped.length > 0) lines.push(`Not run: ${row.skipped.map((k) => `${k.label} (${k.reason})`).join('; ')}.`, '');
     if (row.note !== undefined) lines.push(row.note, '');
   }
   const single = report.rows.filter((r) => !isComparison(r) && r.results.avrpc !== undefined);
@@ -365,9 +370,14 @@ export function consoleTable(report: BenchReport): string {
   const out: string[] = [];
   for (const row of report.rows.filter(isComparison)) {
     out.push(`${row.title} (medians over the rounds; avrpc / it: same-round ratios)`);
-    const rows = rowSystems(row).map((s) => comparisonCells(row, s));
-    for (const k of row.skipped) rows.push([k.label, `skipped: ${k.reason}`]);
-    out.push(...textTable(COMPARISON_HEADER, rows), '');
+    out.push(
+      ...textTable(
+        COMPARISON_HEADER,
+        rowSystems(row).map((s) => comparisonCells(row, s)),
+      ),
+    );
+    for (const k of row.skipped) out.push(`skipped: ${k.label}: ${k.reason}`);
+    out.push('');
   }
   const single = report.rows.filter((r) => !isComparison(r) && r.results.avrpc !== undefined);
   if (single.length > 0) out.push('avrpc alone (medians over the rounds)', ...textTable(SINGLE_HEADER, single.map(singleCells)), '');

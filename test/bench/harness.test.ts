@@ -195,7 +195,7 @@ test('markdown: a row per system with median ± spread and same-round ratios, sk
     md,
     '| grpc-js | 7,500/s ±10% | 8.00 ms ±10% | 16.0 ms ±10% | 87.5 ±10% | 87.5 ±10% | 175.0 ±10% | 40.0x | 0.02x | 0.02x | 0.02x |',
   );
-  assert.match(md, '| Thrift compact | skipped: module bench/peers/thrift.js not built |');
+  assert.match(md, 'Not run: Thrift compact (module bench/peers/thrift.js not built).');
   assert.match(
     md,
     '| lb | 50,000/s ±10% | 300 µs ±10% | 600 µs ±10% | 2.00 ±10% | 2.00 ±10% | 4.00 ±10% | slowed server got 5.0% of calls |',
@@ -217,7 +217,7 @@ test('console tables: every table has a header line', () => {
   assert.ok(lines.some((l) => /^scenario +calls\/s +p50 +p99 +CPU µs\/call: client +server +total +note$/.test(l)));
   assert.ok(lines.some((l) => /^mode +delay$/.test(l)));
   assert.ok(lines.some((l) => /^target +measured +limit +met$/.test(l)));
-  assert.ok(lines.some((l) => /^Thrift compact +skipped: module/.test(l)));
+  assert.ok(lines.some((l) => /^skipped: Thrift compact: module/.test(l)));
 });
 
 test('svg: calls/s on a linear scale, latency and CPU per call on log scales with decade ticks', () => {
@@ -234,14 +234,15 @@ test('svg: calls/s on a linear scale, latency and CPU per call on log scales wit
   const calls = widths(section('calls/s, median'));
   assert.is(Object.keys(calls).length, 4);
   assert.is(calls['600,000/s'], 2 * calls['300,000/s']!, 'linear');
-  const p50 = section('p50 latency');
-  const w = widths(p50);
-  // Decades 10 µs .. 10 ms: 100 µs sits one decade in, 8 ms under three.
-  assert.match(p50, '>10 µs<');
-  assert.match(p50, '>10.0 ms<');
-  assert.ok(Math.abs(w['100 µs']! - 440 / 3) < 0.2, `100 µs at one third, got ${w['100 µs']}`);
-  assert.ok(w['8.00 ms']! < 440 && w['8.00 ms']! > (2 * 440) / 3);
-  assert.ok(section('CPU per call').includes('>1.00 µs<'), 'CPU ticks');
+  const lat = section('latency, p50');
+  const w = widths(lat);
+  // Decades 10 µs .. 100 ms: p50 100 µs sits one decade in, its p99 200 µs drawn behind it, longer.
+  assert.match(lat, '>10 µs<');
+  assert.match(lat, '>100 ms<');
+  assert.ok(Math.abs(w['100 µs / 200 µs']! - 440 / 4) < 0.2, `100 µs at one quarter, got ${w['100 µs / 200 µs']}`);
+  const upTo = /<rect class="upto" [^>]*width="([\d.]+)"/.exec(lat);
+  assert.ok(upTo !== null && Number(upTo[1]) > w['150 µs / 300 µs']!, 'p99 behind p50');
+  assert.ok(section('CPU per call').includes('>1 µs<') && section('CPU per call').includes('>1 ms<'), 'CPU ticks');
   assert.match(chart, 'delay chart');
 });
 
