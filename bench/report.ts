@@ -133,9 +133,11 @@ export function latency(us: number): string {
   return us < 1000 ? `${Math.round(us)} µs` : `${(us / 1000).toFixed(us < 10_000 ? 2 : 1)} ms`;
 }
 
-/** `1.23x`; `-` when not finite. */
+/** `12.3x`, `1.23x`, `0.012x` (two significant digits below 0.1); `-` when not finite. */
 export function times(x: number): string {
-  return Number.isFinite(x) ? `${x.toFixed(x >= 10 ? 1 : 2)}x` : '-';
+  if (!Number.isFinite(x)) return '-';
+  if (x > 0 && x < 0.1) return `${Number(x.toPrecision(2))}x`;
+  return `${x.toFixed(x >= 10 ? 1 : 2)}x`;
 }
 
 const cpuNumber = (us: number): string => us.toFixed(us < 10 ? 2 : 1);
@@ -301,6 +303,12 @@ export const SUMMARY_END = '<!-- summary:end -->';
 /** The part README.md quotes: the comparisons, the avrpc-only scenarios and the targets. */
 export function markdownSummary(report: BenchReport): string {
   const lines: string[] = [`Measured ${report.date} on ${report.machine}. ${report.settings}`, ''];
+  lines.push(
+    'Each figure is the median over the rounds, ± half its range over the median. CPU per call: `process.cpuUsage()` (user + system, ' +
+      'all threads) of each process over the measured window, divided by the calls the client completed in it; server includes the ' +
+      "helper processes a system needs (NATS's broker).",
+    '',
+  );
   for (const row of report.rows.filter(isComparison)) {
     lines.push(`**${row.title}** (ratios: avrpc's figure over the system's, median of same-round ratios):`, '');
     lines.push(
@@ -329,12 +337,7 @@ export function markdownSummary(report: BenchReport): string {
 /** bench/results/latest.md's body: the summary (between its markers), what each system is, the other scenarios, micro benchmarks. */
 export function markdown(report: BenchReport): string {
   const lines: string[] = [SUMMARY_START, markdownSummary(report), SUMMARY_END, ''];
-  lines.push(
-    'Each figure is the median over the rounds, ± half its range over the median. CPU per call: `process.cpuUsage()` (user + system, ' +
-      'all threads) of each process over the measured window, divided by the calls the client completed in it; server includes the ' +
-      "helper processes a system needs (NATS's broker). Chart: [latest.svg](latest.svg).",
-    '',
-  );
+  lines.push('Chart: [latest.svg](latest.svg).', '');
   if (report.systems.length > 0) {
     lines.push('What each system is:', '');
     for (const s of report.systems) lines.push(`- **${s.label}** (\`${s.system}\`): ${s.description}`);
