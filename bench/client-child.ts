@@ -67,5 +67,6 @@ if (isPeerId(job.kind)) {
 }
 
 const load = await runLoad(call, job.inFlight, job.warmupMs, job.measureMs, (edge) => process.send!({ edge } satisfies EdgeMessage));
-await close();
+// A client whose close hangs must not hold the result back.
+await Promise.race([close(), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
 process.send!({ load, label, description } satisfies ClientResult, () => process.exit(0));

@@ -60,6 +60,9 @@ export function missingReason(system: System, dir = here('./peers/')): string | 
   return existsSync(`${dir}/${system}.js`) ? undefined : `module bench/peers/${system}.js not built`;
 }
 
+/** A server process that did not get to listen: its system is not retried in later rounds. */
+export class ServerStartError extends Error {}
+
 /** Resolves with the child's first message, or rejects when it exits first or takes longer than `timeoutMs`. */
 function firstMessage<T>(child: ChildProcess, timeoutMs: number, what: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
@@ -92,11 +95,11 @@ async function startServer(kind: System, delayMs: number, settings: RunSettings)
   });
   try {
     const ready = await firstMessage<ServerReady>(child, settings.startTimeoutMs ?? 60_000, `${kind} server`);
-    if ('error' in ready) throw new Error(`${kind} server did not start: ${ready.error}`);
+    if ('error' in ready) throw new Error(ready.error);
     return { child, port: ready.port };
   } catch (err) {
     child.kill('SIGKILL');
-    throw err;
+    throw new ServerStartError(`${kind} server did not start: ${err instanceof Error ? err.message : String(err)}`);
   }
 }
 
@@ -127,7 +130,7 @@ export async function runOnce(s: Scenario, system: System, settings: RunSettings
       ...(s.withDeadlineAndMetadata === true ? { withDeadlineAndMetadata: true } : {}),
     };
     const client = fork(here('./client-child.js'), [JSON.stringify(job)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    const timer = setTimeout(() => client.kill('SIGKILL'), (warmupSeconds + seconds + 60) * 1000);
+    const timer = setTimeout(() => client.kill('SIGKILL'), (warmupSeconds + seconds + 40) * 1000);
     const got = new Promise<ClientResult>((resolve, reject) => {
       client.on('message', (m: ClientResult | EdgeMessage) => {
         // Passed on at once: the servers read their CPU as near the client's edges as IPC allows.

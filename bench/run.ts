@@ -23,7 +23,7 @@ import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { missingReason, runOnce, type Scenario } from './e2e.js';
+import { missingReason, runOnce, ServerStartError, type Scenario } from './e2e.js';
 import type { GatewayReport } from './http-gateway.js';
 import type { LargeResults } from './large.js';
 import { runMicro } from './micro.js';
@@ -126,6 +126,7 @@ async function main(): Promise<void> {
 
   const runs = new Map<string, RoundResult[]>();
   const failures = new Map<string, string>();
+  const broken = new Map<System, string>();
   const infos = new Map<System, SystemInfo>();
   const callsPerServer = new Map<string, number[][]>();
   const streamRuns = new Map<string, StreamRun[]>();
@@ -137,7 +138,9 @@ async function main(): Promise<void> {
       for (const system of s.systems) {
         const key = `${s.id}/${system}`;
         if (!selected(key)) continue;
-        const missing = missingReason(system);
+        // A server that did not start once (a missing library, a broker not installed) is not retried:
+        // each attempt can cost its whole start timeout, and the bench must stay bounded.
+        const missing = missingReason(system) ?? broken.get(system);
         if (missing !== undefined) {
           if (!failures.has(key)) console.log(`  ${`${round}/${rounds}`.padEnd(7)} ${key.padEnd(20)} skipped: ${missing}`);
           failures.set(key, missing);
@@ -158,6 +161,7 @@ async function main(): Promise<void> {
         } catch (err) {
           console.log(`  ${`${round}/${rounds}`.padEnd(7)} ${key.padEnd(20)} failed: ${message(err)}`);
           failures.set(key, `failed: ${message(err)}`);
+          if (err instanceof ServerStartError) broken.set(system, `its server did not start (${message(err)})`);
         }
       }
     }
