@@ -60,6 +60,8 @@ export interface SystemResult {
   p99Us: Spread;
   cpuClient: Spread;
   cpuServer: Spread;
+  /** The helper processes' share of `cpuServer` (NATS's broker), when the system has any. */
+  cpuServerExtra?: Spread;
   cpuTotal: Spread;
   /** Failed calls inside the measured windows, all rounds (should be 0). */
   errors: number;
@@ -190,6 +192,7 @@ export function summarize(label: string, rounds: RoundResult[]): SystemResult {
     cpuTotal: of((r) => r.cpu.total),
     errors: rounds.reduce((n, r) => n + r.load.errors, 0),
   };
+  if (rounds.every((r) => r.cpu.serverExtra !== undefined)) result.cpuServerExtra = of((r) => r.cpu.serverExtra!);
   const firstError = rounds.find((r) => r.load.firstError !== undefined)?.load.firstError;
   if (firstError !== undefined) result.firstError = firstError;
   return result;
@@ -262,7 +265,7 @@ function comparisonCells(row: ScenarioRow, s: System): string[] {
     `${latency(r.p50Us.median)}${plusMinus(r.p50Us, n)}`,
     `${latency(r.p99Us.median)}${plusMinus(r.p99Us, n)}`,
     `${cpuNumber(r.cpuClient.median)}${plusMinus(r.cpuClient, n)}`,
-    `${cpuNumber(r.cpuServer.median)}${plusMinus(r.cpuServer, n)}`,
+    `${cpuNumber(r.cpuServer.median)}${plusMinus(r.cpuServer, n)}${r.cpuServerExtra === undefined ? '' : ` (helper ${cpuNumber(r.cpuServerExtra.median)})`}`,
     `${cpuNumber(r.cpuTotal.median)}${plusMinus(r.cpuTotal, n)}`,
     ratio('callsPerSec'),
     ratio('p50Us'),
@@ -306,7 +309,7 @@ export function markdownSummary(report: BenchReport): string {
   lines.push(
     'Each figure is the median over the rounds, ± half its range over the median. CPU per call: `process.cpuUsage()` (user + system, ' +
       'all threads) of each process over the measured window, divided by the calls the client completed in it; server includes the ' +
-      "helper processes a system needs (NATS's broker).",
+      "helper processes a system needs (NATS's broker, whose share is in parentheses).",
     '',
   );
   for (const row of report.rows.filter(isComparison)) {

@@ -131,6 +131,9 @@ test('summarize: medians and ranges over the rounds; same-round ratios pair roun
   assert.is(a.callsPerSec.min, 900);
   assert.is(a.callsPerSec.max, 1100);
   assert.is(a.cpuTotal.median, 10);
+  assert.is(a.cpuServerExtra, undefined);
+  const withBroker = summarize('nats', [{ round: 1, load: load(100, 1, 2), cpu: { ...cpu(1, 3), serverExtra: 2 } }]);
+  assert.equal(withBroker.cpuServerExtra, { median: 2, min: 2, max: 2 });
   const b = system('b', 500, 100, 20, [1, 1.2]);
   // Rounds 1 and 2 only: 1000/500 and 1100/600.
   assert.equal(
