@@ -77,6 +77,15 @@ class Canvas {
   chart(title: string | undefined, bars: Bar[], scale: Scale): void {
     if (title !== undefined) this.title(title, 12);
     const top = this.y;
+    const bottom = top + bars.length * BAR_H;
+    // The decade lines first, so that the bars cover them.
+    for (const t of scale.ticks) {
+      const x = LABEL_W + Math.round(t.x * 10) / 10;
+      this.parts.push(`<line x1="${x}" y1="${top - 2}" x2="${x}" y2="${bottom}" stroke="#ccc" stroke-dasharray="2,2"/>`);
+      this.parts.push(
+        `<text class="tick" x="${x}" y="${bottom + 10}" font-size="9" text-anchor="middle" fill="#666">${esc(t.text)}</text>`,
+      );
+    }
     for (const b of bars) {
       const w = scale.width(b.value);
       const end = b.upTo === undefined ? w : Math.max(w, scale.width(b.upTo));
@@ -88,13 +97,6 @@ class Canvas {
       this.parts.push(`<rect class="bar" x="${LABEL_W}" y="${this.y}" width="${w}" height="${BAR_H - 2}" fill="${COLOR[b.system]}"/>`);
       this.parts.push(`<text x="${LABEL_W + end + 4}" y="${this.y + BAR_H - 4}" font-size="10">${esc(b.text)}</text>`);
       this.y += BAR_H;
-    }
-    for (const t of scale.ticks) {
-      const x = LABEL_W + Math.round(t.x * 10) / 10;
-      this.parts.push(`<line x1="${x}" y1="${top - 2}" x2="${x}" y2="${this.y}" stroke="#ccc" stroke-dasharray="2,2"/>`);
-      this.parts.push(
-        `<text class="tick" x="${x}" y="${this.y + 10}" font-size="9" text-anchor="middle" fill="#666">${esc(t.text)}</text>`,
-      );
     }
     this.y += scale.ticks.length > 0 ? 16 : 6;
   }
