@@ -10,7 +10,8 @@
  * Environment: BENCH_SECONDS (measured seconds per run, default 3), BENCH_WARMUP_SECONDS (warm-up
  * before each timed window, default 1), BENCH_ROUNDS (each run is repeated this many times,
  * interleaved with the others so that the machine's noise hits every system alike; default 3),
- * BENCH_ONLY (substrings of `scenario/system`, comma-separated, to run a subset, e.g.
+ * BENCH_ROUNDS_BUDGET_SECONDS (no round starts that would end the rounds past this; default 540, which
+ * keeps the whole run under 15 minutes whatever the peers cost), BENCH_ONLY (substrings of `scenario/system`, comma-separated, to run a subset, e.g.
  * `echo-64/avrpc,echo-64/floor`; `offload/avrpc`, `large/avrpc`, `http-gateway`, `stream/avrpc`,
  * `bidi-64/avrpc`, `slow-consumer/avrpc` name the others; skips the micro benchmarks and writes no
  * result files unless BENCH_RESULTS_DIR is set), BENCH_RESULTS_DIR (where to write the result files;
@@ -61,6 +62,8 @@ const only = onlyParts === undefined || onlyParts.length === 0 ? undefined : onl
 const selected = (key: string): boolean => only === undefined || only.some((part) => key.includes(part));
 const resultsDir = process.env.BENCH_RESULTS_DIR ?? (only === undefined ? repoFile('bench/results') : undefined);
 const profileDir = process.env.BENCH_PROFILE;
+/** The interleaved rounds stop early rather than run past this (the other scripts take about 3 minutes more). */
+const roundsBudgetMs = 1000 * Number(process.env.BENCH_ROUNDS_BUDGET_SECONDS ?? 540);
 if (!(seconds > 0) || !(warmupSeconds >= 0)) throw new Error('BENCH_SECONDS must be > 0 and BENCH_WARMUP_SECONDS >= 0');
 
 const SLOW_MS = 2;
@@ -133,6 +136,8 @@ async function main(): Promise<void> {
   console.log(
     `  ${'round'.padEnd(7)} ${'scenario/system'.padEnd(20)} ${'calls/s'.padStart(10)}  ${'p50'.padStart(8)}  ${'p99'.padStart(8)}  CPU µs/call client + server = total`,
   );
+  const roundsStarted = Date.now();
+  let roundsDone = 0;
   for (let round = 1; round <= rounds; round++) {
     for (const s of scenarios) {
       for (const system of s.systems) {
@@ -184,6 +189,15 @@ async function main(): Promise<void> {
           console.log(`  ${`${round}/${rounds}`.padEnd(7)} ${key.padEnd(20)} failed: ${message(err)}`);
         }
       }
+    }
+    roundsDone = round;
+    // Bounded whatever the peers cost: no round starts that would end past the rounds' budget.
+    const perRoundMs = (Date.now() - roundsStarted) / round;
+    if (round < rounds && Date.now() - roundsStarted + perRoundMs > roundsBudgetMs) {
+      console.log(
+        `  stopping after ${round} of ${rounds} rounds: another would pass BENCH_ROUNDS_BUDGET_SECONDS (${roundsBudgetMs / 1000} s)`,
+      );
+      break;
     }
   }
 
@@ -259,7 +273,7 @@ async function main(): Promise<void> {
     machine,
     settings:
       `One server process and one client process per run, loopback, one pair at a time; ${warmupSeconds} s warm-up before each ` +
-      `${seconds} s timed window; ${rounds} interleaved round${rounds > 1 ? 's' : ''} (each round runs every system in turn). ` +
+      `${seconds} s timed window; ${roundsDone} interleaved round${roundsDone > 1 ? 's' : ''} (each round runs every system in turn). ` +
       "Payload: Item { id, 8-char name, 3 tags, score, 64-byte blob }, in each system's own encoding.",
     micro,
     rows,
