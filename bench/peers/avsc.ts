@@ -2,7 +2,8 @@
  * avsc 5's own Avro IPC (`avro.Service`): the echo message of protocol/echo.avdl, a stateful channel
  * on one TCP connection (Netty-style framing, calls multiplexed by id), the server's handler called
  * back with the decoded Item. The client's per-call timeout is off (it would arm a timer per call,
- * and no other peer here has one).
+ * and no other peer here has one). Both sides hand avsc a corked writable (its transports take any
+ * stream): measured on this machine, that halves avsc's CPU per call at 64 in flight.
  */
 import { connect, createServer, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
@@ -20,8 +21,8 @@ function echoService(): any {
 }
 
 /**
- * The socket's writable side, corked for the rest of each event-loop turn: avsc's encoder writes a
- * frame header, a length and a body per message, which would otherwise be 3 syscalls per call; corked,
+ * The socket's writable side, corked for the rest of each event-loop turn: avsc's encoder writes each
+ * message as a header, then a length and the bytes of each part, one socket write each; corked,
  * a turn's writes leave in one writev.
  */
 function turnCorked(socket: Socket): Writable {
@@ -47,16 +48,17 @@ function turnCorked(socket: Socket): Writable {
   });
 }
 
-const CORK = process.env.AVSC_CORK === '1';
-function transport(socket: Socket): Socket | { readable: Socket; writable: Writable } {
-  return CORK ? { readable: socket, writable: turnCorked(socket) } : socket;
+function transport(socket: Socket): { readable: Socket; writable: Writable } {
+  return { readable: socket, writable: turnCorked(socket) };
 }
 
 /** The avsc 5 Service peer. */
 export const peer: Peer = {
   id: 'avsc',
   label: 'avsc Service',
-  description: `avsc ${packageVersion('avsc')} Service: Avro IPC (handshake, then Netty-framed calls multiplexed by id) over one TCP connection.`,
+  description:
+    `avsc ${packageVersion('avsc')} Service: Avro IPC (handshake, then Netty-framed calls multiplexed by id) over one TCP ` +
+    'connection, socket writes corked per event-loop turn.',
 
   async startServer({ delayMs }) {
     const service = echoService();

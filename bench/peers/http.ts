@@ -59,8 +59,15 @@ export const peer: Peer = {
     const client = new Client(`http://127.0.0.1:${port}`, { pipelining: PIPELINING, keepAliveTimeout: 60_000 });
     const headers = { 'content-type': 'application/json' };
     const call = async (): Promise<unknown> => {
-      // An echo is idempotent; saying so lets undici pipeline the POST (it holds back others).
-      const res = await client.request({ path: '/echo', method: 'POST', headers, idempotent: true, body: JSON.stringify(benchItemBase64) });
+      // undici pipelines only requests it may retry and that do not block; an echo POST is both.
+      const res = await client.request({
+        path: '/echo',
+        method: 'POST',
+        headers,
+        idempotent: true,
+        blocking: false,
+        body: JSON.stringify(benchItemBase64),
+      });
       if (res.statusCode !== 200) {
         await res.body.dump();
         throw new Error(`HTTP ${res.statusCode}`);

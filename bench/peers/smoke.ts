@@ -1,7 +1,7 @@
 /**
  * A quick check of the peers: `node dist/bench/peers/smoke.js [peer ids...]` (default every peer).
  * For each, it starts the peer's server in a child process, connects a client here, runs a warm-up
- * and then SMOKE_CALLS calls (default 2000) at 1 and at 64 in flight, and prints calls/s and CPU per
+ * and then SMOKE_CALLS calls (default 2000) at each of SMOKE_IN_FLIGHT (default `1,64`) in flight, and prints calls/s and CPU per
  * call of each side (the server's helper processes, such as a broker, counted with the server). A
  * sanity check that each peer works and is sensibly fast; the real runs are `npm run bench`'s.
  */
@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { isPeerId, loadPeer, peerIds, type PeerId } from './index.js';
 
 const CALLS = Number(process.env.SMOKE_CALLS ?? 2000);
-const IN_FLIGHT = [1, 64];
+const IN_FLIGHT = (process.env.SMOKE_IN_FLIGHT ?? '1,64').split(',').map(Number);
 
 /** Server side: start peer `id`, send its port, answer `'cpu'` with the CPU used so far (µs). */
 async function serve(id: PeerId): Promise<void> {
@@ -52,7 +52,7 @@ async function smoke(id: PeerId): Promise<void> {
     const { port } = await ask<{ port: number }>(child);
     const client = await (await loadPeer(id)).connect(port);
     for (const inFlight of IN_FLIGHT) {
-      await drive(client.call, Math.min(CALLS, 500), inFlight);
+      await drive(client.call, CALLS, inFlight); // warm-up (the JIT), as many calls as measured
       const server0 = (await ask<{ cpuUs: number }>(child, 'cpu')).cpuUs;
       const cpu0 = process.cpuUsage();
       const t0 = performance.now();

@@ -8,7 +8,6 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import type { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import thrift from 'thrift';
@@ -64,8 +63,6 @@ export const peer: Peer = {
       echo: (item: unknown, result: Callback) => (delayMs > 0 ? setTimeout(() => result(null, item), delayMs) : result(null, item)),
     };
     const server = thrift.createServer(Echo.Processor, handler, options);
-    // thrift leaves Nagle on for the connections it accepts, which holds back pipelined answers.
-    server.on('connection', (socket: Socket) => socket.setNoDelay(true));
     server.listen(0, '127.0.0.1');
     await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
     return {
