@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { connect, type Msg, type NatsConnection } from 'nats';
 import type { Peer } from './peer.js';
-import { benchItemBase64, packageVersion, processCpuUs } from './support.js';
+import { benchItemBase64, packageVersion, processCpuUs, programVersion } from './support.js';
 
 const SUBJECT = 'bench.echo';
 /** Debian installs the broker in /usr/sbin, which a non-root PATH may lack. */
@@ -48,7 +48,7 @@ export const peer: Peer = {
   id: 'nats',
   label: 'NATS',
   description:
-    `NATS request/reply: nats-server (Debian) as broker, nats.js ${packageVersion('nats')} on both sides, ` +
+    `NATS request/reply: nats-server ${programVersion(BROKER)} (Debian) as broker, nats.js ${packageVersion('nats')} on both sides, ` +
     'JSON payloads (bytes as base64); broker CPU counted with the server.',
 
   async startServer({ delayMs }) {

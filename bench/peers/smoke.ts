@@ -2,7 +2,8 @@
  * A quick check of the peers: `node dist/bench/peers/smoke.js [peer ids...]` (default every peer).
  * For each, it starts the peer's server in a child process, connects a client here, runs a warm-up
  * and then SMOKE_CALLS calls (default 2000) at each of SMOKE_IN_FLIGHT (default `1,64`) in flight, and prints calls/s and CPU per
- * call of each side (the server's helper processes, such as a broker, counted with the server). A
+ * call of each side (the server's helper processes, such as a broker, counted with the server);
+ * SMOKE_DELAY_MS delays each answer (default 0). A
  * sanity check that each peer works and is sensibly fast; the real runs are `npm run bench`'s.
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -11,11 +12,12 @@ import { fileURLToPath } from 'node:url';
 import { isPeerId, loadPeer, peerIds, type PeerId } from './index.js';
 
 const CALLS = Number(process.env.SMOKE_CALLS ?? 2000);
+const DELAY_MS = Number(process.env.SMOKE_DELAY_MS ?? 0);
 const IN_FLIGHT = (process.env.SMOKE_IN_FLIGHT ?? '1,64').split(',').map(Number);
 
 /** Server side: start peer `id`, send its port, answer `'cpu'` with the CPU used so far (µs). */
 async function serve(id: PeerId): Promise<void> {
-  const server = await (await loadPeer(id)).startServer({ delayMs: 0 });
+  const server = await (await loadPeer(id)).startServer({ delayMs: DELAY_MS });
   const cpuUs = (): number => {
     const c = process.cpuUsage();
     return c.user + c.system + (server.extraCpuUs?.() ?? 0);

@@ -2,6 +2,7 @@
  * What several peers share: the benchmark Item in JSON form, library versions for the peers'
  * descriptions, delayed answers, and the CPU time of a helper process (a broker) read from /proc.
  */
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { benchItem, repoFile } from '../payload.js';
 
@@ -15,6 +16,16 @@ export const benchItemBase64 = { ...benchItem, blob: benchItem.blob.toString('ba
 export function packageVersion(name: string): string {
   const json = JSON.parse(readFileSync(repoFile('node_modules', name, 'package.json'), 'utf8')) as { version: string };
   return json.version;
+}
+
+/** The first version number `program --version` prints (e.g. `2.9.10`), or `?` when it cannot run. */
+export function programVersion(program: string): string {
+  try {
+    const out = execFileSync(program, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 });
+    return /\d+\.\d+(\.\d+)?/.exec(out)?.[0] ?? '?';
+  } catch {
+    return '?';
+  }
 }
 
 /** `value` now when `delayMs` is 0, else after `delayMs` (a handler that waits, as the bench's delayed scenarios ask). */

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import thrift from 'thrift';
 import { benchItem, repoFile } from '../payload.js';
 import type { Peer } from './peer.js';
-import { packageVersion } from './support.js';
+import { packageVersion, programVersion } from './support.js';
 
 const IDL = repoFile('bench/peers/echo.thrift');
 const GEN_DIR = join(dirname(fileURLToPath(import.meta.url)), 'thrift-gen');
@@ -54,7 +54,7 @@ function echoModule(): EchoModule {
 export const peer: Peer = {
   id: 'thrift',
   label: 'Thrift compact',
-  description: `Apache Thrift (npm thrift ${packageVersion('thrift')}, code from the Thrift compiler): compact protocol, framed transport, one TCP connection.`,
+  description: `Apache Thrift (npm thrift ${packageVersion('thrift')}, code from the Thrift compiler ${programVersion('thrift')}): compact protocol, framed transport, one TCP connection.`,
 
   async startServer({ delayMs }) {
     const Echo = echoModule();
