@@ -82,8 +82,7 @@ export async function produce(
     return failed(new RpcError(Code.INTERNAL, `handler of ${msg.name} must return an AsyncIterable of responses (an async generator)`));
   const s = source as AsyncIterable<unknown> & Iterable<unknown>;
   const it = (typeof s[Symbol.asyncIterator] === 'function' ? s[Symbol.asyncIterator]() : s[Symbol.iterator]()) as
-    | AsyncIterator<unknown>
-    | Iterator<unknown>;
+    AsyncIterator<unknown> | Iterator<unknown>;
   try {
     for (;;) {
       if (ctx.cancelled) return failed(ctx.cancelReason!);

@@ -62,7 +62,11 @@ export async function startGrpcBridge(
   const definition: Record<string, grpc.MethodDefinition<Buffer, Buffer>> = {};
   const implementation: grpc.UntypedServiceImplementation = {};
   for (const msg of o.protocol.messages) {
-    definition[msg.name] = method(`/${o.protocol.name}/${msg.name}`, msg.stream === 'client' || msg.stream === 'bidi', msg.stream === 'server' || msg.stream === 'bidi');
+    definition[msg.name] = method(
+      `/${o.protocol.name}/${msg.name}`,
+      msg.stream === 'client' || msg.stream === 'bidi',
+      msg.stream === 'server' || msg.stream === 'bidi',
+    );
     implementation[msg.name] = handlerFor(env, msg);
   }
   server.addService(definition, implementation);

@@ -37,7 +37,11 @@ export interface BridgeEnv {
 }
 
 /** Any grpc-js server call: its metadata, peer, deadline and cancel. */
-type AnyCall = grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerReadableStream<Buffer, Buffer> | grpc.ServerWritableStream<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>;
+type AnyCall =
+  | grpc.ServerUnaryCall<Buffer, Buffer>
+  | grpc.ServerReadableStream<Buffer, Buffer>
+  | grpc.ServerWritableStream<Buffer, Buffer>
+  | grpc.ServerDuplexStream<Buffer, Buffer>;
 
 /** The grpc-js handler for `msg`, by its kind. */
 export function handlerFor(env: BridgeEnv, msg: MessageDef): grpc.UntypedHandleCall {
@@ -47,10 +51,18 @@ export function handlerFor(env: BridgeEnv, msg: MessageDef): grpc.UntypedHandleC
         void answer(env, msg, call, (ctx) => executeCall(env.shared, msg, new EncodedRequest(call.request), ctx), callback);
     case 'client':
       return (call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) =>
-        void answer(env, msg, call, (ctx) => executeStream(env.shared, msg, { requests: readRequests(env, call, ctx) }, ctx, noop, true), callback);
+        void answer(
+          env,
+          msg,
+          call,
+          (ctx) => executeStream(env.shared, msg, { requests: readRequests(env, call, ctx) }, ctx, noop, true),
+          callback,
+        );
     case 'server':
       return (call: grpc.ServerWritableStream<Buffer, Buffer>) =>
-        void stream(env, msg, call, (ctx) => executeStream(env.shared, msg, { request: new EncodedRequest(call.request) }, ctx, sinkOf(call, ctx), true));
+        void stream(env, msg, call, (ctx) =>
+          executeStream(env.shared, msg, { request: new EncodedRequest(call.request) }, ctx, sinkOf(call, ctx), true),
+        );
     case 'bidi':
       return (call: grpc.ServerDuplexStream<Buffer, Buffer>) =>
         void stream(env, msg, call, (ctx) =>
@@ -134,9 +146,7 @@ async function contextOf(env: BridgeEnv, msg: MessageDef, call: AnyCall): Promis
     // The client's own deadline timer fires a little before ours (its clock started first) and
     // resets the stream: a cancel that close to the deadline is the deadline passing.
     const timedOut = Date.now() >= c.deadline - DEADLINE_CANCEL_SLACK_MS;
-    c.cancel(
-      new RpcError(timedOut ? Code.DEADLINE_EXCEEDED : Code.CANCELLED, timedOut ? 'deadline exceeded' : 'cancelled by the client'),
-    );
+    c.cancel(new RpcError(timedOut ? Code.DEADLINE_EXCEEDED : Code.CANCELLED, timedOut ? 'deadline exceeded' : 'cancelled by the client'));
   };
   (call as grpc.ServerUnaryCall<Buffer, Buffer>).on('cancelled', onCancel);
   // Cancelled while authenticate ran: the event is gone, the flag stays.
@@ -149,7 +159,11 @@ async function contextOf(env: BridgeEnv, msg: MessageDef, call: AnyCall): Promis
  * while a window (`maxBufferedElements`) of them waits unread, so a slow handler makes the client's
  * HTTP/2 flow control hold the sender; the call's cancel ends them with its reason.
  */
-function readRequests(env: BridgeEnv, call: grpc.ServerReadableStream<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>, ctx: CallContext): AsyncIterable<Buffer> {
+function readRequests(
+  env: BridgeEnv,
+  call: grpc.ServerReadableStream<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>,
+  ctx: CallContext,
+): AsyncIterable<Buffer> {
   const window = env.shared.options.maxBufferedElements ?? DEFAULT_STREAM_WINDOW;
   const queue = new ElementQueue<Buffer>(
     {
