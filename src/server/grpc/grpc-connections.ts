@@ -27,10 +27,9 @@ interface GrpcConnection {
   readonly principals: Map<string, Cached>;
 }
 
-/** The key grpc-js's `call.getPeer()` gives a connection: `address:port`, IPv6 in brackets. */
+/** The key grpc-js's `call.getPeer()` gives a connection: `address:port`, as grpc-js joins them (IPv6 unbracketed). */
 export function peerKey(address: string | undefined, port: number | undefined): string {
-  const a = address ?? '';
-  return a.includes(':') ? `[${a}]:${port}` : `${a}:${port}`;
+  return `${address ?? ''}:${port}`;
 }
 
 /** The bridge's open connections, by peer, and the principals each keeps. */
