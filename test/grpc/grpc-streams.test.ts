@@ -259,8 +259,11 @@ test('backpressure in: a handler that does not read makes the client wait; then 
   });
   const held = await settled(() => flushed);
   assert.ok(held < total / 2, `the client flushed ${held} of ${total} elements before the handler read any`);
+  // What waits unread counts against the memory budget, and is given back once the call ended.
+  assert.ok(servers[0]!.bufferedBytes >= 8 * 1024, `bufferedBytes ${servers[0]!.bufferedBytes}`);
   release();
   assert.is(((await answer) as { count: number }).count, total);
+  assert.is(servers[0]!.bufferedBytes, 0);
 });
 
 test.run();

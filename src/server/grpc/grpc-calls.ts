@@ -51,13 +51,7 @@ export function handlerFor(env: BridgeEnv, msg: MessageDef): grpc.UntypedHandleC
         void answer(env, msg, call, (ctx) => executeCall(env.shared, msg, new EncodedRequest(call.request), ctx), callback);
     case 'client':
       return (call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) =>
-        void answer(
-          env,
-          msg,
-          call,
-          (ctx) => executeStream(env.shared, msg, { requests: readRequests(env, call, ctx) }, ctx, noop, true),
-          callback,
-        );
+        void answer(env, msg, call, (ctx) => withRequests(env, msg, call, ctx, noop), callback);
     case 'server':
       return (call: grpc.ServerWritableStream<Buffer, Buffer>) =>
         void stream(env, msg, call, (ctx) =>
@@ -65,9 +59,7 @@ export function handlerFor(env: BridgeEnv, msg: MessageDef): grpc.UntypedHandleC
         );
     case 'bidi':
       return (call: grpc.ServerDuplexStream<Buffer, Buffer>) =>
-        void stream(env, msg, call, (ctx) =>
-          executeStream(env.shared, msg, { requests: readRequests(env, call, ctx) }, ctx, sinkOf(call, ctx), true),
-        );
+        void stream(env, msg, call, (ctx) => withRequests(env, msg, call, ctx, sinkOf(call, ctx)));
   }
 }
 
@@ -157,30 +149,56 @@ async function contextOf(env: BridgeEnv, msg: MessageDef, call: AnyCall): Promis
 /**
  * A client or bidi stream's request elements, as the handler takes them. The grpc-js stream is paused
  * while a window (`maxBufferedElements`) of them waits unread, so a slow handler makes the client's
- * HTTP/2 flow control hold the sender; the call's cancel ends them with its reason.
+ * HTTP/2 flow control hold the sender; what waits counts against the server's memory budget (which
+ * may cancel the call RESOURCE_EXHAUSTED, as it sheds an avrpc connection); the call's cancel ends
+ * them with its reason. `done` gives back what is still held, once the call ended.
  */
 function readRequests(
   env: BridgeEnv,
   call: grpc.ServerReadableStream<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>,
   ctx: CallContext,
-): AsyncIterable<Buffer> {
+): { requests: AsyncIterable<Buffer>; done: () => void } {
   const window = env.shared.options.maxBufferedElements ?? DEFAULT_STREAM_WINDOW;
+  const account = env.shared.budget.account((e) => ctx.cancel(e));
+  account.handshakeDone();
+  const sizes: number[] = [];
   const queue = new ElementQueue<Buffer>(
     {
       credit: () => void call.resume(),
+      took: () => account.credit(sizes.shift() ?? 0),
       // The handler stopped reading: what else comes is dropped.
       abandoned: () => void call.removeListener('data', onData).resume(),
     },
     window,
   );
   const onData = (b: Buffer): void => {
+    sizes.push(b.length);
+    account.charge(b.length);
     queue.push(b, b.length);
     if (queue.buffered >= window) call.pause();
   };
   call.on('data', onData);
   call.once('end', () => queue.end());
   ctx.signal.addEventListener('abort', () => queue.fail(ctx.cancelReason ?? RpcError.from(ctx.signal.reason)), { once: true });
-  return queue;
+  return {
+    requests: queue,
+    done: () => {
+      call.removeListener('data', onData);
+      account.close();
+    },
+  };
+}
+
+/** Runs a client or bidi stream with its requests read from `call`; their account closed once it ended. */
+function withRequests(
+  env: BridgeEnv,
+  msg: MessageDef,
+  call: grpc.ServerReadableStream<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>,
+  ctx: CallContext,
+  sink: ElementSink,
+): Promise<CallOutcome> {
+  const { requests, done } = readRequests(env, call, ctx);
+  return executeStream(env.shared, msg, { requests }, ctx, sink, true).finally(done);
 }
 
 /** Writes each response's bytes; the next waits until grpc-js has taken this one (its 'drain'), or the call ended. */
