@@ -266,4 +266,25 @@ test('backpressure in: a handler that does not read makes the client wait; then 
   assert.is(servers[0]!.bufferedBytes, 0);
 });
 
+test('a stream with no element either way for streamIdleTimeoutMs is cancelled, its handler aborted', async () => {
+  let reason: unknown;
+  const c = await start({
+    streamIdleTimeoutMs: 100,
+    handlers: {
+      watch,
+      upload,
+      echo,
+      async *chat(requests: AsyncIterable<unknown>, ctx: CallContext) {
+        ctx.signal.addEventListener('abort', () => (reason = ctx.signal.reason));
+        for await (const _ of requests) yield { id: 1, name: 'x', note: '' };
+      },
+    },
+  });
+  // The client sends nothing and ends nothing.
+  const r = await readStream(methodOf<BidiFn>(c, 'chat')());
+  assert.is(r.error?.code, grpc.status.CANCELLED);
+  assert.match(r.error!.details, /idle/);
+  assert.is((reason as RpcError).code, Code.CANCELLED);
+});
+
 test.run();

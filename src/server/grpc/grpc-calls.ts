@@ -1,20 +1,18 @@
 /**
  * The gRPC bridge's call handlers, one per kind of message, each running the server's handler (or its
  * worker) through the shared call executor: unary and one-way calls, and server, client and bidi
- * streams. Request elements are read under backpressure (the grpc-js stream is paused while the
- * handler has a window of them unread) and responses written under it (the next is pulled once the
- * last is written out). The status and trailers end a stream as they end a unary call; a client's
- * cancel, or its deadline, aborts the handler's signal; a handler's failure ends the call with its code.
+ * streams (their elements each way in grpc-stream-io.ts). The status and trailers end a stream as
+ * they end a unary call; a client's cancel, or its deadline, aborts the handler's signal; a handler's
+ * failure ends the call with its code, its declared error in the trailers.
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { MessageDef } from '../../codec/protocol.js';
-import { DEFAULT_STREAM_WINDOW } from '../../connection/large-messages.js';
-import { ElementQueue } from '../../connection/element-queue.js';
 import { matchDeclared } from '../../connection/payload.js';
 import { Code, errorCode } from '../../errors/code.js';
 import { RpcError } from '../../errors/rpc-error.js';
 import { CallContext } from '../call-context.js';
-import { EncodedRequest, executeCall, executeStream, type CallOutcome, type ElementSink } from '../call-executor.js';
+import { EncodedRequest, executeCall, type CallOutcome } from '../call-executor.js';
+import { runStream } from './grpc-stream-io.js';
 import type { ServerShared } from '../server-shared.js';
 import type { GrpcConnections } from './grpc-connections.js';
 import { addMetadata, bearerToken, callMetadata, parsePeer } from './grpc-metadata.js';
@@ -45,21 +43,19 @@ type AnyCall =
 
 /** The grpc-js handler for `msg`, by its kind. */
 export function handlerFor(env: BridgeEnv, msg: MessageDef): grpc.UntypedHandleCall {
+  const shared = env.shared;
   switch (msg.stream) {
     case undefined:
       return (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) =>
-        void answer(env, msg, call, (ctx) => executeCall(env.shared, msg, new EncodedRequest(call.request), ctx), callback);
+        void answer(env, msg, call, (ctx) => executeCall(shared, msg, new EncodedRequest(call.request), ctx), callback);
     case 'client':
       return (call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) =>
-        void answer(env, msg, call, (ctx) => withRequests(env, msg, call, ctx, noop), callback);
+        void answer(env, msg, call, (ctx) => runStream(shared, msg, call, ctx), callback);
     case 'server':
       return (call: grpc.ServerWritableStream<Buffer, Buffer>) =>
-        void stream(env, msg, call, (ctx) =>
-          executeStream(env.shared, msg, { request: new EncodedRequest(call.request) }, ctx, sinkOf(call, ctx), true),
-        );
+        void stream(env, msg, call, (ctx) => runStream(shared, msg, call, ctx, new EncodedRequest(call.request)));
     case 'bidi':
-      return (call: grpc.ServerDuplexStream<Buffer, Buffer>) =>
-        void stream(env, msg, call, (ctx) => withRequests(env, msg, call, ctx, sinkOf(call, ctx)));
+      return (call: grpc.ServerDuplexStream<Buffer, Buffer>) => void stream(env, msg, call, (ctx) => runStream(shared, msg, call, ctx));
   }
 }
 
@@ -146,78 +142,6 @@ async function contextOf(env: BridgeEnv, msg: MessageDef, call: AnyCall): Promis
   return c;
 }
 
-/**
- * A client or bidi stream's request elements, as the handler takes them. The grpc-js stream is paused
- * while a window (`maxBufferedElements`) of them waits unread, so a slow handler makes the client's
- * HTTP/2 flow control hold the sender; what waits counts against the server's memory budget (which
- * may cancel the call RESOURCE_EXHAUSTED, as it sheds an avrpc connection); the call's cancel ends
- * them with its reason. `done` gives back what is still held, once the call ended.
- */
-function readRequests(
-  env: BridgeEnv,
-  call: grpc.ServerReadableStream<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>,
-  ctx: CallContext,
-): { requests: AsyncIterable<Buffer>; done: () => void } {
-  const window = env.shared.options.maxBufferedElements ?? DEFAULT_STREAM_WINDOW;
-  const account = env.shared.budget.account((e) => ctx.cancel(e));
-  account.handshakeDone();
-  const sizes: number[] = [];
-  const queue = new ElementQueue<Buffer>(
-    {
-      credit: () => void call.resume(),
-      took: () => account.credit(sizes.shift() ?? 0),
-      // The handler stopped reading: what else comes is dropped.
-      abandoned: () => void call.removeListener('data', onData).resume(),
-    },
-    window,
-  );
-  const onData = (b: Buffer): void => {
-    sizes.push(b.length);
-    account.charge(b.length);
-    queue.push(b, b.length);
-    if (queue.buffered >= window) call.pause();
-  };
-  call.on('data', onData);
-  call.once('end', () => queue.end());
-  ctx.signal.addEventListener('abort', () => queue.fail(ctx.cancelReason ?? RpcError.from(ctx.signal.reason)), { once: true });
-  return {
-    requests: queue,
-    done: () => {
-      call.removeListener('data', onData);
-      account.close();
-    },
-  };
-}
-
-/** Runs a client or bidi stream with its requests read from `call`; their account closed once it ended. */
-function withRequests(
-  env: BridgeEnv,
-  msg: MessageDef,
-  call: grpc.ServerReadableStream<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>,
-  ctx: CallContext,
-  sink: ElementSink,
-): Promise<CallOutcome> {
-  const { requests, done } = readRequests(env, call, ctx);
-  return executeStream(env.shared, msg, { requests }, ctx, sink, true).finally(done);
-}
-
-/** Writes each response's bytes; the next waits until grpc-js has taken this one (its 'drain'), or the call ended. */
-function sinkOf(call: grpc.ServerWritableStream<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>, ctx: CallContext): ElementSink {
-  return (bytes) => {
-    ctx.sendHeader();
-    if (call.write(bytes as Buffer)) return;
-    return new Promise<void>((resolve) => {
-      const done = (): void => {
-        call.off('drain', done);
-        ctx.signal.removeEventListener('abort', done);
-        resolve();
-      };
-      call.on('drain', done);
-      ctx.signal.addEventListener('abort', done, { once: true });
-    });
-  };
-}
-
 /** The gRPC status of `error`: its code and message, its metadata and declared error as trailers. */
 export function errorStatus(msg: MessageDef, error: RpcError, trailer: grpc.Metadata): Partial<grpc.StatusObject> {
   addMetadata(trailer, error.metadata);
@@ -235,5 +159,3 @@ export function errorStatus(msg: MessageDef, error: RpcError, trailer: grpc.Meta
   }
   return { code: errorCode(error.code), details: error.message, metadata: trailer };
 }
-
-function noop(): void {}
