@@ -9,7 +9,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createServer, parseProtocol, type Server } from '../../src/index.js';
 import { ERROR_TYPE_KEY } from '../../src/server/grpc/grpc-bridge.js';
-import { STREAM_REPORTS, streamIdl, type StreamReport } from '../helpers/stream-worker-handlers.js';
+import { STREAM_REPORTS, echo, streamIdl, type StreamReport } from '../helpers/stream-worker-handlers.js';
 import { avroClient, methodOf, readStream, unary } from './grpc-client.js';
 
 const test = suite('grpc bridge and HTTP: worker-offloaded messages');
@@ -129,6 +129,35 @@ test('gRPC bidi stream: the worker answers each element; a client cancel closes 
     reports.some((r) => r.tag === 'chat' && r.event === 'finally' && offThread(r.threadId)),
     JSON.stringify(reports),
   );
+});
+
+test("offload 'auto': a small request runs inline, one over thresholdBytes in a worker, over gRPC and HTTP", async () => {
+  const auto = createServer({
+    protocol,
+    handlers: { echo },
+    workers: { module: HANDLERS, messages: ['echo'], threads: 1, thresholdBytes: 1024 },
+    grpc: { port: 0 },
+    http: {},
+    logger: quiet,
+  });
+  const bound = await auto.listen({ host: '127.0.0.1', port: 0 });
+  const c = avroClient(protocol, bound.grpc!.port);
+  try {
+    const small = await unary(c, 'echo', item(1, 'small'));
+    assert.is(small.headers?.get('thread')[0], '0');
+    const large = await unary(c, 'echo', item(2, 'L'.repeat(2048)));
+    assert.ok(offThread(large.headers?.get('thread')[0]), String(large.headers?.get('thread')));
+    assert.is((large.value as Item).name.length, 2048);
+    const res = await fetch(`http://127.0.0.1:${bound.http!.port}/${protocol.name}/echo`, {
+      method: 'POST',
+      body: JSON.stringify(item(3, 'H'.repeat(2048))),
+    });
+    assert.is(res.status, 200);
+    assert.is(((await res.json()) as Item).name.length, 2048);
+  } finally {
+    c.close();
+    await auto.close({ graceMs: 100 });
+  }
 });
 
 test.run();

@@ -287,4 +287,25 @@ test('a stream with no element either way for streamIdleTimeoutMs is cancelled, 
   assert.is((reason as RpcError).code, Code.CANCELLED);
 });
 
+test('a stream without a handler is UNIMPLEMENTED; authorize refuses a stream PERMISSION_DENIED before it runs', async () => {
+  let ran = false;
+  const c = await start({
+    handlers: {
+      watch: async function* () {
+        ran = true;
+        yield { id: 1, name: '', note: '' };
+      },
+      echo,
+    },
+    authorize: (_p, message) => message !== 'watch',
+  });
+  const denied = await readStream(methodOf<ServerStreamFn>(c, 'watch')({ from: 0, count: 1, failAfter: -1, tag: '' }));
+  assert.is(denied.error?.code, grpc.status.PERMISSION_DENIED);
+  assert.is(ran, false);
+  const missing = methodOf<BidiFn>(c, 'chat')();
+  const r = readStream(missing);
+  missing.end();
+  assert.is((await r).error?.code, grpc.status.UNIMPLEMENTED);
+});
+
 test.run();
