@@ -192,7 +192,9 @@ async function run(
 ): Promise<CallOutcome> {
   const o = shared.options;
   const index = msg.index;
-  const handler = o.protocol.messages[index] === msg ? o.handlers[index] : undefined;
+  // A message of another protocol has no handler here, nor a worker.
+  if (o.protocol.messages[index] !== msg) return failed(new RpcError(Code.UNIMPLEMENTED, `no handler for ${msg.name}`));
+  const handler = o.handlers[index];
   let start: Start | undefined;
   /** Responses come as bytes from a worker. */
   let encoded = false;
