@@ -1,17 +1,17 @@
 import type { MessageDef } from '../codec/protocol.js';
-import { describeInvalid } from '../codec/invalid-value.js';
-import { matchDeclared } from '../connection/payload.js';
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { callKind, endCallInfo, newCallInfo } from '../observability/call-info.js';
 import { callHook } from '../util/call-hook.js';
 import { callScope, scopeWanted } from '../util/call-scope.js';
 import type { CallContext } from './call-context.js';
-import { errorDraftFor } from './error-reply.js';
+import { answered, decodedElements, failed, produce, thrown } from './executor-results.js';
+import { OffloadedRequest } from './offload/offload-pool.js';
+import { EncodedRequest, decodeRequest, requestBytes, type CallOutcome } from './offload-outcome.js';
+import type { Handler } from './server-options.js';
 import type { ServerShared } from './server-shared.js';
 
-/** How a call run by {@link executeCall} ended. */
-export type CallOutcome = { ok: true; value: unknown } | { ok: false; error: RpcError };
+export { EncodedRequest, type CallOutcome } from './offload-outcome.js';
 
 /**
  * The calls other transports (HTTP, gRPC) run on one server: counted against `maxConcurrentCalls`,
@@ -62,30 +62,41 @@ function callsOf(shared: ServerShared): GatewayCalls {
 }
 
 /**
+ * Where a stream's responses go: called once per element, in order; the next element is pulled once
+ * what it returns settles (the transport's backpressure). A value sink gets decoded values; a bytes
+ * sink (see {@link executeStream}) gets each element's Avro bytes in the server's schema.
+ */
+export type ElementSink = (element: unknown) => void | Promise<void>;
+
+/** What a stream call starts from (see {@link executeStream}). */
+export interface StreamInput {
+  /** A server stream's request record: a decoded value, or an {@link EncodedRequest}. */
+  request?: unknown;
+  /** Client and bidi streams: each request element's Avro bytes (server schema), as they arrive. */
+  requests?: AsyncIterable<Buffer>;
+}
+
+/**
  * Runs one unary or one-way call of `msg` for a non-avrpc transport, as an avrpc session runs it:
- * the observer's start and end, `authorize`, the handler chained with the interceptors, the deadline
- * scope for calls it makes, and declared errors. Never rejects. A failure is an RpcError whose
- * `details` and `errorType` hold a declared error when the handler threw one; a message without a
- * handler is UNIMPLEMENTED, `authorize` refusing PERMISSION_DENIED, a draining server UNAVAILABLE,
- * a call past `ctx.deadline` DEADLINE_EXCEEDED (its handler's signal aborted), a call whose `ctx`
- * the transport cancelled (the client went away) that cancel's code.
+ * the observer's start and end, `authorize`, the handler chained with the interceptors (or a worker,
+ * for a message the `workers` option offloads, through the same pool and policy), the deadline scope
+ * for calls it makes, and declared errors. `request` is the decoded record or an {@link EncodedRequest}.
+ * Never rejects. A failure is an RpcError whose `details` and `errorType` hold a declared error when
+ * the handler threw one; a message without a handler is UNIMPLEMENTED, bytes that do not decode
+ * INVALID_ARGUMENT, `authorize` refusing PERMISSION_DENIED, a draining server UNAVAILABLE, a call
+ * past `ctx.deadline` DEADLINE_EXCEEDED (its handler's signal aborted), a call whose `ctx` the
+ * transport cancelled (the client went away) that cancel's code.
  */
 export function executeCall(shared: ServerShared, msg: MessageDef, request: unknown, ctx: CallContext): Promise<CallOutcome> {
   if (msg.stream !== undefined)
     return Promise.resolve(failed(new RpcError(Code.UNIMPLEMENTED, `${msg.name} is a ${msg.stream} stream, not a unary call`)));
-  return execute(shared, msg, request, ctx, undefined);
+  return execute(shared, msg, { request }, ctx, undefined, false);
 }
 
 /**
- * Where a server stream's responses go: called once per element, in order; the next element is
- * pulled once what it returns settles (the transport's backpressure).
- */
-export type ElementSink = (element: unknown) => void | Promise<void>;
-
-/**
  * Runs one server-stream call of `msg` as {@link executeCall} runs a unary one, each response given
- * to `sink` (checked against the element type first). Resolves once the stream ended: ok (value null)
- * or with the error that ended it (after any elements already given). Never rejects.
+ * to `sink` as a decoded value (checked against the element type first). Resolves once the stream
+ * ended: ok (value null) or with the error that ended it (after any elements already given). Never rejects.
  */
 export function executeServerStream(
   shared: ServerShared,
@@ -95,22 +106,42 @@ export function executeServerStream(
   sink: ElementSink,
 ): Promise<CallOutcome> {
   if (msg.stream !== 'server') return Promise.resolve(failed(new RpcError(Code.UNIMPLEMENTED, `${msg.name} is not a server stream`)));
-  return execute(shared, msg, request, ctx, sink);
+  return execute(shared, msg, { request }, ctx, sink, false);
+}
+
+/**
+ * Runs one stream call of any kind as {@link executeServerStream} does: a server stream from
+ * `input.request`, a client or bidi stream's handler fed `input.requests` (decoded one at a time as
+ * it takes them; one that does not decode fails the call INVALID_ARGUMENT), or the worker the
+ * `workers` option runs the message in (bytes only cross). Server and bidi streams give their
+ * responses to `sink`, as Avro bytes when `bytesSink`; a client stream resolves with its response
+ * (`encoded` when a worker made it). Never rejects.
+ */
+export function executeStream(
+  shared: ServerShared,
+  msg: MessageDef,
+  input: StreamInput,
+  ctx: CallContext,
+  sink: ElementSink,
+  bytesSink: boolean,
+): Promise<CallOutcome> {
+  if (msg.stream === undefined) return Promise.resolve(failed(new RpcError(Code.UNIMPLEMENTED, `${msg.name} is not a stream`)));
+  return execute(shared, msg, input, ctx, msg.stream === 'client' ? undefined : sink, bytesSink);
 }
 
 async function execute(
   shared: ServerShared,
   msg: MessageDef,
-  request: unknown,
+  input: StreamInput,
   ctx: CallContext,
   sink: ElementSink | undefined,
+  bytesSink: boolean,
 ): Promise<CallOutcome> {
   const o = shared.options;
   const calls = callsOf(shared);
   if (calls.draining) return failed(new RpcError(Code.UNAVAILABLE, 'server is shutting down'));
   if (calls.running >= o.maxConcurrentCalls)
     return failed(new RpcError(Code.RESOURCE_EXHAUSTED, `server is at maxConcurrentCalls (${o.maxConcurrentCalls})`));
-  const handler = o.protocol.messages[msg.index] === msg ? o.handlers[msg.index] : undefined;
   calls.enter();
   const observer = o.observer;
   if (observer !== undefined) {
@@ -125,14 +156,14 @@ async function execute(
       ctx.metadata,
       ctx.deadline,
       peer.principal,
-      0,
+      input.request instanceof EncodedRequest ? input.request.bytes.length : 0,
       ctx.startedAt,
     );
     observer.callStarted?.(msg.name, ctx.info);
   }
   let outcome: CallOutcome;
   try {
-    outcome = await run(shared, msg, handler, request, ctx, sink);
+    outcome = await run(shared, msg, input, ctx, sink, bytesSink);
   } catch (err) {
     outcome = failed(RpcError.from(err));
   } finally {
@@ -148,16 +179,46 @@ async function execute(
   return outcome;
 }
 
+/** How a call's handler is started: what it is given, and who runs it. */
+type Start = () => unknown;
+
 async function run(
   shared: ServerShared,
   msg: MessageDef,
-  handler: ((request: unknown, ctx: CallContext) => unknown) | undefined,
-  request: unknown,
+  input: StreamInput,
   ctx: CallContext,
   sink: ElementSink | undefined,
+  bytesSink: boolean,
 ): Promise<CallOutcome> {
   const o = shared.options;
-  if (handler === undefined) return failed(new RpcError(Code.UNIMPLEMENTED, `no handler for ${msg.name}`));
+  const index = msg.index;
+  // A message of another protocol has no handler here, nor a worker.
+  if (o.protocol.messages[index] !== msg) return failed(new RpcError(Code.UNIMPLEMENTED, `no handler for ${msg.name}`));
+  const handler = o.handlers[index];
+  let start: Start | undefined;
+  /** Responses come as bytes from a worker. */
+  let encoded = false;
+  if (msg.stream === undefined) {
+    // As an avrpc session decides (offload-pool.ts): the message is offloaded and the payload big enough.
+    const pool = shared.offload;
+    const bytes = pool?.serves(index) === true ? requestBytes(msg, input.request) : undefined;
+    if (bytes !== undefined && pool!.takes(index, bytes.length)) {
+      const request = new OffloadedRequest(o.protocol, index, bytes, 0);
+      start = () => pool!.run(index, request, ctx);
+    } else {
+      const request = decodeRequest(msg, input.request);
+      if (handler !== undefined) start = () => invokeScoped(o.propagateDeadlines, handler, request, ctx);
+    }
+  } else if (shared.streamOffload?.takesStream(index) === true) {
+    const worker = shared.streamOffload;
+    const request = msg.stream === 'server' ? requestBytes(msg, input.request) : undefined;
+    encoded = true;
+    start = () => worker.runStream(index, { remote: o.protocol, remoteIndex: index, request, requests: input.requests }, ctx);
+  } else {
+    const arg = msg.stream === 'server' ? decodeRequest(msg, input.request) : decodedElements(msg, input.requests, ctx);
+    if (handler !== undefined) start = () => invokeScoped(o.propagateDeadlines, handler, arg, ctx);
+  }
+  if (start === undefined) return failed(new RpcError(Code.UNIMPLEMENTED, `no handler for ${msg.name}`));
   if (o.authorize !== undefined) {
     const authorize = o.authorize;
     const allowed = await callHook(() => authorize(ctx.peer.principal, msg.name, ctx.metadata)).catch(() => false);
@@ -165,16 +226,20 @@ async function run(
   }
   if (ctx.cancelled) return failed(ctx.cancelReason!);
   if (ctx.deadline <= Date.now()) return failed(new RpcError(Code.DEADLINE_EXCEEDED, 'deadline exceeded'));
-  const scoped = o.propagateDeadlines && scopeWanted.value;
   const settled = new Promise<CallOutcome>((resolve) => {
     let result: unknown;
     try {
-      result = scoped ? callScope.run(ctx, handler, request, ctx) : handler(request, ctx);
+      result = start();
     } catch (err) {
       return resolve(thrown(shared, msg, err, ctx));
     }
     Promise.resolve(result).then(
-      (value) => (sink === undefined ? resolve(answered(shared, msg, value, ctx)) : produce(shared, msg, value, ctx, sink).then(resolve)),
+      (value) =>
+        resolve(
+          sink === undefined
+            ? answered(shared, msg, value, ctx)
+            : produce(shared, msg, value, ctx, encoded ? bytesOut(msg, sink, bytesSink) : valuesOut(msg, sink, bytesSink), !encoded),
+        ),
       (err: unknown) => resolve(thrown(shared, msg, err, ctx)),
     );
   });
@@ -194,72 +259,17 @@ async function run(
   }
 }
 
-/** Pulls a server stream's responses into `sink`, one at a time, until it ends, fails, or the call is cancelled. */
-async function produce(shared: ServerShared, msg: MessageDef, source: unknown, ctx: CallContext, sink: ElementSink): Promise<CallOutcome> {
-  const iterable = source as AsyncIterable<unknown> | Iterable<unknown> | null;
-  const make =
-    iterable === null || typeof iterable !== 'object'
-      ? undefined
-      : ((iterable as AsyncIterable<unknown>)[Symbol.asyncIterator] ?? (iterable as Iterable<unknown>)[Symbol.iterator]);
-  if (typeof make !== 'function')
-    return failed(new RpcError(Code.INTERNAL, `handler of ${msg.name} must return an AsyncIterable of responses (an async generator)`));
-  const it = make.call(iterable) as AsyncIterator<unknown> | Iterator<unknown>;
-  try {
-    for (;;) {
-      if (ctx.cancelled) return failed(ctx.cancelReason!);
-      const next = await it.next();
-      if (next.done === true) return { ok: true, value: null };
-      if (!msg.response.isValid(next.value)) {
-        const e = new RpcError(
-          Code.INTERNAL,
-          `handler of ${msg.name} produced an invalid response: ${describeInvalid(msg.response, next.value, 'response') ?? 'does not fit the type'}`,
-        );
-        shared.options.logger.error({ err: e, message: msg.name, peer: ctx.peer }, 'handler produced an invalid response');
-        return failed(e);
-      }
-      await sink(next.value);
-    }
-  } catch (err) {
-    return thrown(shared, msg, err, ctx);
-  } finally {
-    // Ended early (cancel, sink failure): the generator's finally blocks run.
-    void Promise.resolve(it.return?.()).catch(() => undefined);
-  }
+/** Runs `handler` in the call scope (deadline propagation) when the server wants it, as a session does. */
+function invokeScoped(propagate: boolean, handler: Handler, arg: unknown, ctx: CallContext): unknown {
+  return propagate && scopeWanted.value ? callScope.run(ctx, handler, arg, ctx) : handler(arg, ctx);
 }
 
-/** A handler's value: checked against the response type (`undefined` is a `null` message's null). */
-function answered(shared: ServerShared, msg: MessageDef, value: unknown, ctx: CallContext): CallOutcome {
-  if (ctx.cancelled) return failed(ctx.cancelReason!);
-  if (msg.oneWay) return { ok: true, value: null };
-  const v = value === undefined && msg.response.typeName === 'null' ? null : value;
-  if (msg.response.isValid(v)) return { ok: true, value: v };
-  const invalid = new RpcError(
-    Code.INTERNAL,
-    `handler of ${msg.name} returned an invalid response: ${describeInvalid(msg.response, v, 'response') ?? 'does not fit the type'}`,
-  );
-  shared.options.logger.error({ err: invalid, message: msg.name, peer: ctx.peer }, 'handler returned an invalid response');
-  return failed(invalid);
+/** A sink of worker bytes: as they are for a bytes sink, else decoded. */
+function bytesOut(msg: MessageDef, sink: ElementSink, bytesSink: boolean): ElementSink {
+  return bytesSink ? sink : (b) => sink(msg.response.fromBuffer(b as Buffer));
 }
 
-/** What a handler threw, as the avrpc session would send it (declared errors kept, INTERNAL logged). */
-function thrown(shared: ServerShared, msg: MessageDef, err: unknown, ctx: CallContext): CallOutcome {
-  if (ctx.cancelled) return failed(ctx.cancelReason!);
-  const draft = errorDraftFor(msg, err);
-  const code = draft.code as Code;
-  if (code === Code.INTERNAL) shared.options.logger.error({ err, message: msg.name, peer: ctx.peer }, 'handler failed');
-  const source = err instanceof RpcError ? err.details : err;
-  const match =
-    draft.declared === undefined ? undefined : matchDeclared(msg.errors, source, err instanceof RpcError ? err.errorType : undefined);
-  const metadata = draft.metadata;
-  return failed(
-    new RpcError(code, draft.message, {
-      cause: err,
-      ...(metadata === undefined ? {} : { metadata }),
-      ...(match === undefined ? {} : { details: source, errorType: match.branch.name ?? match.branch.typeName }),
-    }),
-  );
-}
-
-function failed(error: RpcError): CallOutcome {
-  return { ok: false, error };
+/** A sink of handler values: as they are for a value sink, else encoded. */
+function valuesOut(msg: MessageDef, sink: ElementSink, bytesSink: boolean): ElementSink {
+  return bytesSink ? (v) => sink(msg.response.toBuffer(v)) : sink;
 }

@@ -138,7 +138,7 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
   const gateway = shared.gateway!;
   const http = resolved.http === undefined ? undefined : new HttpGateway(shared, resolved.http, () => readiness.state);
   const samePortHttp = http !== undefined && resolved.http!.port === undefined ? http : undefined;
-  const openConnections = (): number => conns.size + (http?.connections ?? 0);
+  const openConnections = (): number => conns.size + (http?.connections ?? 0) + (grpcBridge?.connections ?? 0);
   http?.server.on('connection', (socket: Socket) => {
     // Counted against maxConnections with avrpc's (this socket is counted already).
     if (closing !== undefined || openConnections() > resolved.maxConnections) socket.destroy();
@@ -263,7 +263,7 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
         // Workers once listen succeeded (a failed listen leaves no threads behind), and before anyone is
         // told of us: a worker module that does not load, or lacks a handler, fails listen, not every call.
         if (offload !== undefined) await offload.warmUp();
-        if (resolved.grpc !== undefined) grpcBridge = await startGrpcBridge(shared, host, resolved.grpc.port);
+        if (resolved.grpc !== undefined) grpcBridge = await startGrpcBridge(shared, host, resolved.grpc.port, openConnections);
         const r = opts.register;
         if (r !== undefined) {
           registration = await r.registry.register({

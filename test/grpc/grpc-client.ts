@@ -18,7 +18,7 @@ export interface UnaryResult {
   status: grpc.StatusObject | undefined;
 }
 
-/** A grpc-js client of every unary message of `protocol`, with avsc serializers. */
+/** A grpc-js client of every message of `protocol` (streams as gRPC streams of their kind), with avsc serializers. */
 export function avroClient(
   protocol: Protocol,
   port: number,
@@ -29,8 +29,8 @@ export function avroClient(
   for (const msg of protocol.messages) {
     (methods as Record<string, grpc.MethodDefinition<unknown, unknown>>)[msg.name] = {
       path: `/${protocol.name}/${msg.name}`,
-      requestStream: false,
-      responseStream: false,
+      requestStream: msg.stream === 'client' || msg.stream === 'bidi',
+      responseStream: msg.stream === 'server' || msg.stream === 'bidi',
       requestSerialize: (v: unknown) => msg.request.toBuffer(v),
       requestDeserialize: (b: Buffer) => msg.request.fromBuffer(b),
       responseSerialize: (v: unknown) => msg.response.toBuffer(v),
@@ -108,4 +108,33 @@ export function healthClient(port: number): grpc.Client {
   rmSync(dir, { recursive: true });
   const pkg = grpc.loadPackageDefinition(def) as unknown as { grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } } };
   return new pkg.grpc.health.v1.Health(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+}
+
+/** What a response stream gave: its elements, then its status (error set unless OK), headers and trailers. */
+export interface StreamResult {
+  items: unknown[];
+  error?: grpc.ServiceError;
+  headers: grpc.Metadata | undefined;
+  status: grpc.StatusObject | undefined;
+}
+
+/** Reads a server or bidi stream `call` to its end; resolves with everything it gave, never rejects. */
+export function readStream(call: grpc.ClientReadableStream<unknown> | grpc.ClientDuplexStream<unknown, unknown>): Promise<StreamResult> {
+  return new Promise((resolve) => {
+    const result: StreamResult = { items: [], headers: undefined, status: undefined };
+    call.on('metadata', (md: grpc.Metadata) => (result.headers = md));
+    call.on('data', (v: unknown) => result.items.push(v));
+    call.on('error', (e: grpc.ServiceError) => (result.error = e));
+    call.on('status', (s: grpc.StatusObject) => {
+      result.status = s;
+      // 'status' may come before the last 'data' and 'error' events are out: settle after them.
+      setImmediate(() => resolve(result));
+    });
+  });
+}
+
+/** The method `name` of a generic client, typed loosely (its kind decides its arguments). */
+export function methodOf<F>(client: grpc.Client, name: string): F {
+  const fn = (client as unknown as Record<string, (...a: unknown[]) => unknown>)[name]!;
+  return fn.bind(client) as F;
 }

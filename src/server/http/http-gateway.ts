@@ -160,7 +160,12 @@ export class HttpGateway {
     if (!outcome.ok) return this.fail(res, outcome.error, msg, jsonMsg);
     let json: string;
     try {
-      json = toAvroJson(jsonMsg.response, jsonMsg.response.fromBuffer(msg.response.toBuffer(outcome.value)), 0, jsonMsg.bytes);
+      json = toAvroJson(
+        jsonMsg.response,
+        jsonMsg.response.fromBuffer(outcome.encoded ?? msg.response.toBuffer(outcome.value)),
+        0,
+        jsonMsg.bytes,
+      );
     } catch (err) {
       return this.fail(res, new RpcError(Code.INTERNAL, `cannot write the response as JSON: ${(err as Error).message}`));
     }
