@@ -179,7 +179,15 @@ async function run(
     );
   });
   // The deadline, or the transport's cancel (its client went away), ends the call without waiting for
-  // its handler, whose signal aborts.
+  // its handler, whose signal aborts. Without a deadline only a cancel can: no AbortSignal for that,
+  // unless the handler asks for one (ctx.signal).
+  if (ctx.deadline === Infinity) {
+    if (ctx.cancelled) return failed(ctx.cancelReason!);
+    return new Promise<CallOutcome>((resolve) => {
+      ctx.onCancel((reason) => resolve(failed(reason)));
+      void settled.then(resolve);
+    });
+  }
   const signal = ctx.signal;
   if (signal.aborted) return failed(ctx.cancelReason ?? new RpcError(Code.DEADLINE_EXCEEDED, 'deadline exceeded'));
   let onAbort: (() => void) | undefined;

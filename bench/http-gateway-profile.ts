@@ -1,0 +1,47 @@
+/**
+ * `node dist/bench/http-gateway-profile.js <avrpc-http|node-http|avrpc> [seconds] [cpu-prof dir]`: one
+ * server of bench/http-gateway-child.ts under load from this process (undici, 4 sockets pipelining 16,
+ * or avrpc's client, 64 in flight) for `seconds` (default 5), the server run with `--cpu-prof` when a
+ * directory is given. Prints the server's CPU per call: a quick A/B of one change, and the profile
+ * to read (what the gateway spends where).
+ */
+import { fork } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import type { GatewayClientJob } from './http-gateway-child.js';
+
+const [kind = 'avrpc-http', seconds = '5', dir] = process.argv.slice(2);
+const child = fileURLToPath(new URL('./http-gateway-child.js', import.meta.url));
+const server = fork(child, ['server', kind], {
+  stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  execArgv: dir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', dir],
+});
+const [{ port }] = (await once(server, 'message')) as [{ port: number }];
+const target = kind === 'avrpc' ? { kind: 'avrpc' as const, port } : { kind: 'http' as const, port, connections: 4, pipelining: 16 };
+const sliceMs = 250;
+const job: GatewayClientJob = {
+  targets: [target, target],
+  inFlight: 64,
+  warmupMs: 1000,
+  sliceMs,
+  slices: Math.ceil((Number(seconds) * 1000) / sliceMs / 2),
+};
+const client = fork(child, ['client', JSON.stringify(job)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+const result = await new Promise<{ sides: Array<{ calls: number; callsPerSec: number; cpuUs: number; errors: number }> }>((resolve) => {
+  client.on('message', (m: { edge?: string; sides?: never }) => {
+    if (m.edge !== undefined) server.send(`window-${m.edge}`);
+    else resolve(m as never);
+  });
+});
+const stats = once(server, 'message');
+server.send('stats');
+const [{ cpuUs }] = (await stats) as [{ cpuUs: number }];
+const calls = result.sides[0]!.calls + result.sides[1]!.calls;
+const clientUs = result.sides[0]!.cpuUs + result.sides[1]!.cpuUs;
+console.log(
+  `${kind}: ${calls} calls, ${Math.round(calls / (result.sides[0]!.calls / result.sides[0]!.callsPerSec + result.sides[1]!.calls / result.sides[1]!.callsPerSec))} calls/s, ` +
+    `server ${(cpuUs / calls).toFixed(2)} µs/call, client ${(clientUs / calls).toFixed(2)} µs/call, errors ${result.sides[0]!.errors + result.sides[1]!.errors}`,
+);
+const exited = once(server, 'exit');
+server.send('stop');
+await exited;
