@@ -14,7 +14,10 @@ const [kind = 'avrpc-http', seconds = '5', dir] = process.argv.slice(2);
 const child = fileURLToPath(new URL('./http-gateway-child.js', import.meta.url));
 const server = fork(child, ['server', kind], {
   stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  execArgv: dir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', dir],
+  // GATEWAY_STRACE=<file>: the server runs under `strace -c` (its system calls counted into <file>).
+  ...(process.env.GATEWAY_STRACE === undefined
+    ? { execArgv: dir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', dir] }
+    : { execPath: 'strace', execArgv: ['-c', '-o', process.env.GATEWAY_STRACE, process.execPath] }),
 });
 const [{ port }] = (await once(server, 'message')) as [{ port: number }];
 const target = kind === 'avrpc' ? { kind: 'avrpc' as const, port } : { kind: 'http' as const, port, connections: 4, pipelining: 16 };

@@ -109,10 +109,7 @@ export class HttpGateway {
       if (err !== undefined) return this.fail(res, err);
       const peer = this.shared.options.authenticate === undefined ? undefined : this.peerOf(req);
       if (peer === undefined)
-        return this.call(req, res, state, route, body, release, {
-          address: req.socket.remoteAddress ?? '',
-          port: req.socket.remotePort ?? 0,
-        });
+        return this.call(req, res, state, route, body, release, state.peer);
       peer.then(
         (p) => this.call(req, res, state, route, body, release, p),
         (e: unknown) => {
@@ -216,8 +213,7 @@ export class HttpGateway {
 
   /** The peer of a request, with the principal `authenticate` (set) gives its Bearer token. */
   private async peerOf(req: IncomingMessage): Promise<PeerInfo> {
-    const address = req.socket.remoteAddress ?? '';
-    const port = req.socket.remotePort ?? 0;
+    const { address, port } = existingState(req.socket)!.peer;
     const authenticate = this.shared.options.authenticate!;
     const auth = req.headers.authorization;
     const token = auth !== undefined && /^bearer /i.test(auth) ? auth.slice(7).trim() : undefined;

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Code } from '../../errors/code.js';
 import { RpcError } from '../../errors/rpc-error.js';
-import type { CallContext } from '../call-context.js';
+import type { CallContext, PeerInfo } from '../call-context.js';
 import type { ConnectionAccount, MemoryBudget } from '../memory-budget.js';
 
 /**
@@ -15,8 +15,11 @@ export class HttpSocketState {
   readonly account: ConnectionAccount;
   readonly running = new Set<CallContext>();
   last: ServerResponse | undefined = undefined;
+  /** The peer without a principal, read once (each read of `remoteAddress` asks the socket). */
+  readonly peer: PeerInfo;
 
   constructor(socket: Socket, budget: MemoryBudget) {
+    this.peer = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
     this.account = budget.account(() => socket.destroy());
     socket.once('close', () => {
       this.account.close();

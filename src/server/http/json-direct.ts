@@ -40,9 +40,11 @@ interface Shape {
 type LongKind = 'number' | 'bigint' | 'string';
 const longKind = (t: Shape): LongKind => (t.typeName === 'long' ? 'number' : isStringLong(t as unknown as avro.Type) ? 'string' : 'bigint');
 
-/** Lone surrogates become U+FFFD, as a UTF-8 round trip makes them. */
-const wellFormed = (s: string): string =>
-  (s as unknown as { isWellFormed(): boolean }).isWellFormed() ? s : (s as unknown as { toWellFormed(): string }).toWellFormed();
+/**
+ * `s` when it is well-formed UTF-16; a lone surrogate is a {@link Miss} (avsc encodes it as three
+ * bytes that decode as three U+FFFD: the general path gives exactly that).
+ */
+const wellFormed = (s: string): string => ((s as unknown as { isWellFormed(): boolean }).isWellFormed() ? s : miss());
 // eslint-disable-next-line no-control-regex -- the range starts at U+0000 on purpose
 const ABOVE_LATIN1 = /[^\u0000-\u00ff]/;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -259,12 +261,12 @@ function miss(): never {
 }
 
 /**
- * JSON text as `JSON.parse` reads it, when that is exact: no run of 16 digits (an integer beyond 2^53
- * would be rounded; the general parser keeps it as a BigInt). Undefined when it is not, or the text
- * does not parse (the general parser words the error).
+ * JSON text as `JSON.parse` reads it; undefined when it does not parse (the general parser words the
+ * error). Exact for what the readers take: an integer literal beyond 2^53 parses rounded, but a long
+ * reader takes only safe integers, so such a value is a {@link Miss} and the general parser, which
+ * keeps it as a BigInt, reads it; where a double wants it, both round it the same way.
  */
 export function parseDirect(text: string): unknown {
-  if (/\d{16}/.test(text)) return undefined;
   try {
     return JSON.parse(text) as unknown;
   } catch {
