@@ -114,12 +114,18 @@ test('a lone surrogate is not direct (avsc writes it as three U+FFFD): the route
   const msg = protocol.message('all')!;
   const json = jsonMessages(protocol).get('all')!;
   const text = JSON.stringify({ big: big({ s: 'lone \ud800 surrogate' }) });
-  assert.throws(() => directReader(msg.request, 'latin1')!(JSON.parse(text)), (err: unknown) => err instanceof Miss);
+  assert.throws(
+    () => directReader(msg.request, 'latin1')!(JSON.parse(text)),
+    (err: unknown) => err instanceof Miss,
+  );
   const route = new HttpRoute(msg, json);
   const want = general(msg, json, text) as { big: { s: string } };
   assert.equal(route.request(text), want);
   assert.is(want.big.s, 'lone \ufffd\ufffd\ufffd surrogate');
-  assert.is(route.response({ ...want.big, s: 'x\udc00' }), toAvroJson(json.response, json.response.fromBuffer(msg.response.toBuffer({ ...want.big, s: 'x\udc00' }))));
+  assert.is(
+    route.response({ ...want.big, s: 'x\udc00' }),
+    toAvroJson(json.response, json.response.fromBuffer(msg.response.toBuffer({ ...want.big, s: 'x\udc00' }))),
+  );
 });
 
 test('a long beyond 2^53 (bigint mode) stays exact: the general parser reads it', () => {
@@ -155,7 +161,12 @@ test('what the direct path refuses gets the general path and its errors', () => 
       expected = (err as Error).message;
     }
     if (expected === undefined) assert.equal(route.request(text), value, text);
-    else assert.throws(() => route.request(text), (err: Error) => err.message === expected, text);
+    else
+      assert.throws(
+        () => route.request(text),
+        (err: Error) => err.message === expected,
+        text,
+      );
   }
 });
 

@@ -14,6 +14,7 @@ import type { ReadinessState } from '../readiness.js';
 import type { ResolvedHttpOptions } from './http-options.js';
 import { httpStatus } from './http-status.js';
 import { deadlineOf, metadataOf } from './http-headers.js';
+import { Cors, beforeHead } from './http-cors.js';
 import { HttpRoutes, type HttpRoute } from './http-route.js';
 import { existingState, readBody, socketState, type HttpSocketState } from './http-socket.js';
 
@@ -26,6 +27,7 @@ import { existingState, readBody, socketState, type HttpSocketState } from './ht
 export class HttpGateway {
   readonly server: HttpServer;
   private readonly routes: HttpRoutes;
+  private readonly cors: Cors | undefined;
   private readonly sockets = new Set<Socket>();
   private readonly prefix: string;
 
@@ -36,6 +38,7 @@ export class HttpGateway {
   ) {
     const o = shared.options;
     this.routes = new HttpRoutes(o.protocol);
+    this.cors = options.cors === undefined ? undefined : new Cors(options.cors);
     this.prefix = `/${o.protocol.name}/`;
     this.server = createHttpServer(
       {
@@ -86,6 +89,11 @@ export class HttpGateway {
     // Draining: tell keep-alive clients to go (the server closes once this response is sent).
     const readiness = this.readiness();
     if (readiness === 'draining' || readiness === 'closed') res.shouldKeepAlive = false;
+    const cors = this.cors;
+    if (cors !== undefined && req.headers.origin !== undefined) {
+      if (cors.preflight(req, res)) return;
+      beforeHead(res, () => cors.decorate(req, res));
+    }
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = pathOf(q < 0 ? url : url.slice(0, q));
@@ -108,8 +116,7 @@ export class HttpGateway {
     readBody(req, this.shared.options.maxMessageBytes, state.account, (err, body, release) => {
       if (err !== undefined) return this.fail(res, err);
       const peer = this.shared.options.authenticate === undefined ? undefined : this.peerOf(req);
-      if (peer === undefined)
-        return this.call(req, res, state, route, body, release, state.peer);
+      if (peer === undefined) return this.call(req, res, state, route, body, release, state.peer);
       peer.then(
         (p) => this.call(req, res, state, route, body, release, p),
         (e: unknown) => {
