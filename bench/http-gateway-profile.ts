@@ -30,15 +30,18 @@ const job: GatewayClientJob = {
   slices: Math.ceil((Number(seconds) * 1000) / sliceMs / 2),
 };
 const client = fork(child, ['client', JSON.stringify(job)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-const result = await new Promise<{ sides: Array<{ calls: number; callsPerSec: number; cpuUs: number; errors: number }> }>((resolve) => {
-  client.on('message', (m: { edge?: string; sides?: never }) => {
-    if (m.edge !== undefined) server.send(`window-${m.edge}`);
-    else resolve(m as never);
+const result = await new Promise<{
+  sides: Array<{ calls: number; callsPerSec: number; cpuUs: number; serverCpuUs: number; errors: number }>;
+}>((resolve) => {
+  client.on('message', (m: { sample?: true }) => {
+    if (m.sample === undefined) return resolve(m as never);
+    // Both targets are this one server: the same sample twice.
+    const reply = once(server, 'message');
+    server.send('sample');
+    void reply.then((m) => client.send({ cpu: [(m[0] as { cpuUs: number }).cpuUs, (m[0] as { cpuUs: number }).cpuUs] }));
   });
 });
-const stats = once(server, 'message');
-server.send('stats');
-const [{ cpuUs }] = (await stats) as [{ cpuUs: number }];
+const cpuUs = result.sides[0]!.serverCpuUs + result.sides[1]!.serverCpuUs;
 const calls = result.sides[0]!.calls + result.sides[1]!.calls;
 const clientUs = result.sides[0]!.cpuUs + result.sides[1]!.cpuUs;
 console.log(
