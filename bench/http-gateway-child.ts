@@ -4,7 +4,8 @@
  * `node dist/bench/http-gateway-child.js client '<GatewayClientJob as JSON>'`.
  *
  * Servers listen on 127.0.0.1 port 0 and send `{ port }` over IPC; `avrpc` is the plain avrpc echo
- * server, `avrpc-http` the same with `http: {}` (its port also answers HTTP/1.1, told apart by the
+ * server, `avrpc-http-port` the same with HTTP on a port of its own (`http: { port: 0 }`, the port
+ * it sends is that one), `avrpc-http` the same with `http: {}` (its port also answers HTTP/1.1, told apart by the
  * first bytes), `node-http` a plain node:http server doing the gateway's work by hand: read the body,
  * `JSON.parse` it, answer `JSON.stringify` of its `item`, so the same bytes in and out as the gateway.
  * They answer `'sample'` with their process CPU so far (`{ cpuUs }`) and exit on `'stop'`.
@@ -28,7 +29,7 @@ import { createClient, createServer, loadProtocol, type ServerOptions } from '..
 import { benchItem, benchItemJson, benchRequestJson, repoFile } from './payload.js';
 
 /** A server of this benchmark. */
-export type GatewayServerKind = 'avrpc' | 'avrpc-http' | 'node-http';
+export type GatewayServerKind = 'avrpc' | 'avrpc-http' | 'avrpc-http-port' | 'node-http';
 
 /** How the client calls one server. */
 export interface GatewayTarget {
@@ -101,8 +102,11 @@ async function startServer(kind: GatewayServerKind): Promise<{ port: number; clo
   const protocol = await loadProtocol(repoFile('protocol/echo.avdl'));
   const options: ServerOptions = { protocol, handlers: { echo: async (req: { item: unknown }) => req.item } };
   // `http: {}`: HTTP/JSON on the avrpc port, told apart by the first bytes.
-  const server = createServer(kind === 'avrpc-http' ? { ...options, http: {} } : options);
-  const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
+  const server = createServer(
+    kind === 'avrpc-http' ? { ...options, http: {} } : kind === 'avrpc-http-port' ? { ...options, http: { port: 0 } } : options,
+  );
+  const bound = await server.listen({ host: '127.0.0.1', port: 0 });
+  const port = kind === 'avrpc-http-port' ? bound.http!.port : bound.port;
   return { port, close: () => server.close({ graceMs: 1000 }) };
 }
 

@@ -16,7 +16,12 @@ const server = fork(child, ['server', kind], {
   stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   // GATEWAY_STRACE=<file>: the server runs under `strace -c` (its system calls counted into <file>).
   ...(process.env.GATEWAY_STRACE === undefined
-    ? { execArgv: dir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', dir] }
+    ? {
+        execArgv: [
+          ...(dir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', dir]),
+          ...(process.env.GATEWAY_SERVER_ARGS?.split(' ') ?? []),
+        ],
+      }
     : { execPath: 'strace', execArgv: ['-c', '-o', process.env.GATEWAY_STRACE, process.execPath] }),
 });
 const [{ port }] = (await once(server, 'message')) as [{ port: number }];

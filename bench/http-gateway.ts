@@ -67,6 +67,16 @@ const scenarios: GatewayScenario[] = [
     target: { limit: '>= 0.9x', min: 0.9, by: 'calls' },
   },
   {
+    // Where the shared port's sniff and hand-over would show: the gateway on a port of its own.
+    id: 'json-port-64',
+    title: 'HTTP/JSON echo Item, 64 in flight, the gateway on its own port (http: { port })',
+    inFlight: 64,
+    systems: [
+      { label: 'gateway, own port', server: 'avrpc-http-port', target: pipelined },
+      { label: 'node:http', server: 'node-http', target: pipelined },
+    ],
+  },
+  {
     id: 'json-1',
     title: 'HTTP/JSON echo Item, 1 in flight (1 socket, keep-alive)',
     inFlight: 1,

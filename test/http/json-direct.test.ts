@@ -72,6 +72,9 @@ const bodies = [
   big(),
   big({ o: null, os: null }),
   big({ i: -0, f: 1e-50, d: -0, a: [], m: {} }),
+  // Every byte value (quotes, backslash, controls, DEL, high bytes), and one beyond the table's length.
+  big({ b: Buffer.from(Array.from({ length: 256 }, (_, i) => i)).toString('latin1') }),
+  big({ b: 'x"\\'.repeat(200) }),
   Object.fromEntries(Object.entries(big()).filter(([k]) => !['o', 'os', 'def'].includes(k))),
 ].map((b) => JSON.stringify({ big: b }));
 
