@@ -136,6 +136,47 @@ test('Bearer tokens go through authenticate (401 when it throws); authorize refu
   await ok.text();
 });
 
+test('a client that goes away cancels its call: without a deadline (no signal read) and with a handler watching its signal', async () => {
+  const ended: Array<{ message: string; code: number }> = [];
+  let aborted = 0;
+  let started = 0;
+  const { base } = await start({
+    observer: { callEnded: (message: string, code: number) => void ended.push({ message, code }) } as never,
+    handlers: {
+      // Never settles and never looks at ctx.signal: only the executor's cancel hook can end the call.
+      echo: () => {
+        started++;
+        return new Promise(() => undefined);
+      },
+      fail: (_req: unknown, ctx) => {
+        started++;
+        ctx.signal.addEventListener('abort', () => aborted++);
+        return new Promise(() => undefined);
+      },
+    },
+  });
+  for (const [message, body] of [
+    ['echo', echoBody],
+    ['fail', '{"reason":"x"}'],
+  ] as const) {
+    const controller = new AbortController();
+    const before = started;
+    const res = fetch(`${base}/avrpc.echo.Echo/${message}`, { method: 'POST', body, signal: controller.signal }).catch(() => 'aborted');
+    while (started === before) await new Promise((r) => setTimeout(r, 5));
+    controller.abort();
+    assert.is(await res, 'aborted');
+    while (!ended.some((e) => e.message === message)) await new Promise((r) => setTimeout(r, 5));
+  }
+  assert.equal(
+    ended.map((e) => [e.message, e.code]),
+    [
+      ['echo', Code.CANCELLED],
+      ['fail', Code.CANCELLED],
+    ],
+  );
+  assert.is(aborted, 1);
+});
+
 test('GET describes the protocol; healthz and readyz answer probes, readyz 503 once draining', async () => {
   let release!: () => void;
   const { base, server } = await start({

@@ -269,14 +269,18 @@ function errorBody(code: number, message: string, declared?: { type: string; jso
 
 /** The handler's response headers and trailers, as `avrpc-md-*` headers (a unary answer has one header block). */
 function setMetadataHeaders(res: ServerResponse, ctx: CallContext, trailers = true): void {
-  for (const m of [ctx.takeHeader(), trailers ? ctx.takeTrailer() : undefined]) {
-    if (m === undefined) continue;
-    for (const [k, v] of Object.entries(m)) {
-      try {
-        res.setHeader(`avrpc-md-${k}`, v);
-      } catch {
-        // A key or value HTTP cannot carry is left out.
-      }
+  const header = ctx.takeHeader();
+  if (header !== undefined) setPrefixed(res, header);
+  const trailer = trailers ? ctx.takeTrailer() : undefined;
+  if (trailer !== undefined) setPrefixed(res, trailer);
+}
+
+function setPrefixed(res: ServerResponse, m: Record<string, string>): void {
+  for (const k in m) {
+    try {
+      res.setHeader(`avrpc-md-${k}`, m[k]!);
+    } catch {
+      // A key or value HTTP cannot carry is left out.
     }
   }
 }

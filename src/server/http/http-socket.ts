@@ -89,13 +89,13 @@ export function readBody(
     if (first === undefined) first = chunk;
     else (chunks ??= [first]).push(chunk);
   });
-  req.once('end', () => {
+  req.on('end', () => {
     if (finished) return;
     finished = true;
     const body = chunks !== undefined ? Buffer.concat(chunks).toString('utf8') : first === undefined ? '' : first.toString('utf8');
     done(undefined, body, release);
   });
-  req.once('error', (err) => fail(new RpcError(Code.CANCELLED, `request body: ${err.message}`)));
+  req.on('error', (err) => fail(new RpcError(Code.CANCELLED, `request body: ${err.message}`)));
 }
 
 function tooLarge(max: number): RpcError {
