@@ -8,15 +8,18 @@
  * A round is both systems' server processes and one client process (bench/http-gateway-child.ts), on
  * loopback: the client loads one server then the other in short slices, alternating, so that both meet
  * the same machine load (whole runs one after the other differed by up to 2x on this shared machine
- * with nothing changed). CPU per call: each process's `process.cpuUsage()`, the client's over each
- * side's slices, a server's over the whole window (it idles during the other's slices), divided by the
- * calls completed. Ratios: the median of the rounds' (first system / second), with their range, and
- * the median of every pair of slices.
+ * with nothing changed). CPU per call: each process's `process.cpuUsage()`; the client's over each
+ * side's slices; a server's sampled around each of its slices (the client waits for the sample before
+ * the next slice), so that it is the CPU of that slice's calls alone; divided by the calls completed.
+ * Ratios: the median of the rounds' (first system / second), with their range, and the median and
+ * quartiles of every pair of adjacent slices, for calls/s and for server CPU per call. `json-aa-64`
+ * and `aa-64` compare a server kind with itself: how far from 1.00x noise alone moves these figures.
+ * `json-64` is judged on the slice pairs' calls/s, `avrpc-64` (a cost: the shared port's) on the
+ * slice pairs' server CPU per call, as the calls/s it allows (1 / the ratio).
  *
  * Environment: GATEWAY_SLICE_MS (default 200), GATEWAY_SLICES (measured slices per system and round,
- * default 10), GATEWAY_WARMUP_SECONDS (default 1), GATEWAY_ROUNDS (default 3), GATEWAY_SCENARIOS (ids,
- * comma-separated, or `all`; default `json-64,avrpc-64`: about 35 s; `aa-64` runs one server kind
- * against itself, to show the noise). Writes bench/results/http-gateway.md
+ * default 16), GATEWAY_WARMUP_SECONDS (default 2), GATEWAY_ROUNDS (default 3), GATEWAY_SCENARIOS (ids,
+ * comma-separated, or `all`; default `json-64,avrpc-64,aa-64`: about 100 s). Writes bench/results/http-gateway.md
  * and .json when it ran the default scenarios or all; when forked with IPC (bench/run.ts) it sends the
  * report to its parent instead.
  */
@@ -74,6 +77,16 @@ const scenarios: GatewayScenario[] = [
     systems: [
       { label: 'gateway, own port', server: 'avrpc-http-port', target: pipelined },
       { label: 'node:http', server: 'node-http', target: pipelined },
+    ],
+  },
+  {
+    // The same server twice: what the method resolves for HTTP on this machine (away from 1.00x is noise).
+    id: 'json-aa-64',
+    title: 'HTTP/JSON echo Item, 64 in flight, two identical node:http servers',
+    inFlight: 64,
+    systems: [
+      { label: 'node:http, A', server: 'node-http', target: pipelined },
+      { label: 'node:http, B', server: 'node-http', target: pipelined },
     ],
   },
   {
