@@ -312,6 +312,14 @@ function markdown(report: GatewayReport): string {
         `${times(s.pairCpuRatioMedian)} (${c1.toFixed(3)}-${c3.toFixed(3)}) | ${s.pairs} | ${target} |`,
     );
   }
+  lines.push('');
+  lines.push(
+    'How to read it: the slice pairs are the steadiest figures (both systems measured within a few hundred ms of each other, ' +
+      "alternating); server CPU per call moves least with the machine's other load. The A/A rows (`json-aa-64`, `aa-64`: one " +
+      'server kind against itself) show how far from 1.00x noise alone takes each figure: a difference within their quartiles is ' +
+      'not a measured cost. The shared port costs avrpc calls no code per call (the first bytes are looked at once per ' +
+      'connection, then the socket is handed to an avrpc session or to node:http), so `avrpc-*` should read as an A/A row.',
+  );
   return `${lines.join('\n')}\n`;
 }
 

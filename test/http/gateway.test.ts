@@ -177,6 +177,38 @@ test('a client that goes away cancels its call: without a deadline (no signal re
   assert.is(aborted, 1);
 });
 
+test('a one-way call goes on after its client, answered 202, goes away', async () => {
+  let release: (() => void) | undefined;
+  let finished!: (cancelled: boolean) => void;
+  const done = new Promise<boolean>((resolve) => (finished = resolve));
+  const { http } = await start({
+    handlers: {
+      notify: (_req: unknown, ctx) =>
+        new Promise<void>((resolve) => {
+          release = () => {
+            finished(ctx.cancelled);
+            resolve();
+          };
+        }),
+    },
+  });
+  const reply = await new Promise<string>((resolve) => {
+    const s = createConnection({ host: '127.0.0.1', port: http }, () =>
+      s.write(`POST /avrpc.echo.Echo/notify HTTP/1.1\r\nhost: x\r\ncontent-length: ${echoBody.length}\r\n\r\n${echoBody}`),
+    );
+    s.once('data', (b: Buffer) => {
+      s.destroy();
+      resolve(b.toString('latin1'));
+    });
+  });
+  assert.ok(reply.startsWith('HTTP/1.1 202'), reply);
+  while (release === undefined) await new Promise((r) => setTimeout(r, 5));
+  // Our side of the connection is closed; let the server see it before the handler ends.
+  await new Promise((r) => setTimeout(r, 20));
+  release!();
+  assert.is(await done, false);
+});
+
 test('GET describes the protocol; healthz and readyz answer probes, readyz 503 once draining', async () => {
   let release!: () => void;
   const { base, server } = await start({
@@ -197,7 +229,7 @@ test('GET describes the protocol; healthz and readyz answer probes, readyz 503 o
   // The port stops accepting at once; a probe on a kept-alive connection gets 503, never 200.
   const ready = await fetch(`${base}/readyz`).catch(() => undefined);
   assert.ok(ready === undefined || ready.status === 503, `readyz answered ${ready?.status} while draining`);
-  release();
+  release!();
   assert.is((await running).status, 200);
   await closed;
 });

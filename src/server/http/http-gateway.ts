@@ -151,15 +151,16 @@ export class HttpGateway {
     } finally {
       release();
     }
+    if (msg.oneWay) {
+      // One-way: accepted, not waited for (as an avrpc client does not wait), and not cancelled when
+      // the client then goes away.
+      send(res, 202, 'application/json', '{}');
+      void executeCall(this.shared, msg, request, ctx);
+      return;
+    }
     // The client went away (its connection closed): the call is cancelled, its handler's signal aborts.
     if (req.socket.destroyed) ctx.cancel(new RpcError(Code.CANCELLED, 'HTTP client closed the connection'));
     else state.running.add(ctx);
-    if (msg.oneWay) {
-      // One-way: accepted, not waited for (as an avrpc client does not wait).
-      send(res, 202, 'application/json', '{}');
-      void executeCall(this.shared, msg, request, ctx).then(() => state.running.delete(ctx));
-      return;
-    }
     if (msg.stream === 'server') {
       void this.stream(res, route, request, ctx).finally(() => state.running.delete(ctx));
       return;
