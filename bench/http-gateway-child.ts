@@ -4,16 +4,21 @@
  * `node dist/bench/http-gateway-child.js client '<GatewayClientJob as JSON>'`.
  *
  * Servers listen on 127.0.0.1 port 0 and send `{ port }` over IPC; `avrpc` is the plain avrpc echo
- * server, `avrpc-http` the same with `http: {}` (its port also answers HTTP/1.1, told apart by the
+ * server, `avrpc-http-port` the same with HTTP on a port of its own (`http: { port: 0 }`, the port
+ * it sends is that one), `avrpc-http` the same with `http: {}` (its port also answers HTTP/1.1, told apart by the
  * first bytes), `node-http` a plain node:http server doing the gateway's work by hand: read the body,
  * `JSON.parse` it, answer `JSON.stringify` of its `item`, so the same bytes in and out as the gateway.
- * They read their CPU at the `'window-start'`/`'window-end'` edges the parent passes on, answer
- * `'stats'` and exit on `'stop'`, as bench/server-child.ts does.
+ * They answer `'sample'` with their process CPU so far (`{ cpuUs }`) and exit on `'stop'`.
  *
  * A client process drives both servers of a comparison, in turns: slices of `sliceMs` at full load
  * (`inFlight` closed-loop workers) on one, drained, then on the other, in alternating order. On a
  * shared machine the load of other jobs changes over seconds; slices this short put both systems
  * under the same load, so the ratio of the pair is steady where whole runs differ by tens of percent.
+ * Around every measured slice the client asks for a CPU sample of both servers (`{ sample: true }`
+ * to the parent, which asks the servers and answers `{ cpu: [a, b] }`) and waits for it: each slice's
+ * server CPU is then exactly the work of its calls (a slice ends once its calls are answered, and
+ * the next starts only after the sample), whatever the IPC's latency. Hence per slice pair the ratio
+ * of the servers' CPU per call, the steadiest figure on a shared machine.
  * Calls go through avrpc's client (`avrpc`) or undici's pipelining client (`http`: `connections`
  * sockets, `pipelining` requests in flight on each).
  */
@@ -24,7 +29,7 @@ import { createClient, createServer, loadProtocol, type ServerOptions } from '..
 import { benchItem, benchItemJson, benchRequestJson, repoFile } from './payload.js';
 
 /** A server of this benchmark. */
-export type GatewayServerKind = 'avrpc' | 'avrpc-http' | 'node-http';
+export type GatewayServerKind = 'avrpc' | 'avrpc-http' | 'avrpc-http-port' | 'node-http';
 
 /** How the client calls one server. */
 export interface GatewayTarget {
@@ -57,12 +62,18 @@ export interface SideResult {
   p99Us: number;
   /** CPU of the client process during its slices, in µs. */
   cpuUs: number;
+  /** CPU of this target's server process during its slices, in µs. */
+  serverCpuUs: number;
 }
 
-/** What a client process sends back: each target's figures, and each pair of slices' calls/s ratio, first / second. */
+/**
+ * What a client process sends back: each target's figures, and for each pair of slices the ratio
+ * first / second of calls/s and of server CPU per call.
+ */
 export interface GatewayClientResult {
   sides: [SideResult, SideResult];
   pairRatios: number[];
+  pairCpuRatios: number[];
 }
 
 /** The HTTP path of the echo message: `/<protocol full name>/<message>`. */
@@ -91,22 +102,21 @@ async function startServer(kind: GatewayServerKind): Promise<{ port: number; clo
   const protocol = await loadProtocol(repoFile('protocol/echo.avdl'));
   const options: ServerOptions = { protocol, handlers: { echo: async (req: { item: unknown }) => req.item } };
   // `http: {}`: HTTP/JSON on the avrpc port, told apart by the first bytes.
-  const server = createServer(kind === 'avrpc-http' ? { ...options, http: {} } : options);
-  const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
+  const server = createServer(
+    kind === 'avrpc-http' ? { ...options, http: {} } : kind === 'avrpc-http-port' ? { ...options, http: { port: 0 } } : options,
+  );
+  const bound = await server.listen({ host: '127.0.0.1', port: 0 });
+  const port = kind === 'avrpc-http-port' ? bound.http!.port : bound.port;
   return { port, close: () => server.close({ graceMs: 1000 }) };
 }
 
 async function serve(kind: GatewayServerKind): Promise<void> {
   const server = await startServer(kind);
-  let windowStart: NodeJS.CpuUsage | undefined;
-  let windowCpuUs: number | null = null;
   process.on('message', (msg) => {
-    if (msg === 'window-start') windowStart = process.cpuUsage();
-    if (msg === 'window-end' && windowStart !== undefined) {
-      const cpu = process.cpuUsage(windowStart);
-      windowCpuUs = cpu.user + cpu.system;
+    if (msg === 'sample') {
+      const cpu = process.cpuUsage();
+      process.send!({ cpuUs: cpu.user + cpu.system });
     }
-    if (msg === 'stats') process.send!({ cpuUs: windowCpuUs });
     if (msg === 'stop') void server.close().finally(() => process.exit(0));
   });
   process.on('disconnect', () => process.exit(0));
@@ -183,12 +193,13 @@ class Side {
   firstError: string | undefined;
   ms = 0;
   cpuUs = 0;
+  serverCpuUs = 0;
   readonly hist = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
 
   constructor(readonly caller: Caller) {}
 
-  /** `inFlight` closed-loop workers until `ms` have passed, then the drain; returns the slice's calls/s. */
-  async slice(inFlight: number, ms: number, record: boolean): Promise<number> {
+  /** `inFlight` closed-loop workers until `ms` have passed, then the drain; returns the slice's calls/s and calls. */
+  async slice(inFlight: number, ms: number, record: boolean): Promise<{ rate: number; calls: number }> {
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     const end = t0 + ms;
@@ -215,7 +226,7 @@ class Side {
       this.calls += calls;
       this.ms += elapsed;
     }
-    return (calls * 1000) / elapsed;
+    return { rate: (calls * 1000) / elapsed, calls };
   }
 
   result(): SideResult {
@@ -227,6 +238,7 @@ class Side {
       p50Us: this.hist.getValueAtPercentile(50),
       p99Us: this.hist.getValueAtPercentile(99),
       cpuUs: this.cpuUs,
+      serverCpuUs: this.serverCpuUs,
     };
     if (this.firstError !== undefined) r.firstError = this.firstError;
     return r;
@@ -238,19 +250,36 @@ async function runClient(job: GatewayClientJob): Promise<void> {
   const [a, b] = sides as [Side, Side];
   const warmSlices = Math.max(1, Math.round(job.warmupMs / job.sliceMs / 2));
   for (let i = 0; i < warmSlices; i++) for (const s of [a, b]) await s.slice(job.inFlight, job.sliceMs, false);
-  process.send!({ edge: 'start' });
   const pairRatios: number[] = [];
+  const pairCpuRatios: number[] = [];
+  let before = await sample();
   for (let i = 0; i < job.slices; i++) {
     // Alternating order within the pairs: neither side always runs right after the other's slice.
-    const first = i % 2 === 0 ? a : b;
-    const second = first === a ? b : a;
-    const r1 = await first.slice(job.inFlight, job.sliceMs, true);
-    const r2 = await second.slice(job.inFlight, job.sliceMs, true);
-    pairRatios.push(first === a ? r1 / r2 : r2 / r1);
+    const [i1, i2] = i % 2 === 0 ? [0, 1] : [1, 0];
+    const r1 = await sides[i1]!.slice(job.inFlight, job.sliceMs, true);
+    const mid = await sample();
+    const r2 = await sides[i2]!.slice(job.inFlight, job.sliceMs, true);
+    const after = await sample();
+    const cpu1 = mid[i1]! - before[i1]!;
+    const cpu2 = after[i2]! - mid[i2]!;
+    sides[i1]!.serverCpuUs += cpu1;
+    sides[i2]!.serverCpuUs += cpu2;
+    before = after;
+    const [ra, rb] = i1 === 0 ? [r1, r2] : [r2, r1];
+    const [ca, cb] = i1 === 0 ? [cpu1, cpu2] : [cpu2, cpu1];
+    pairRatios.push(ra.rate / rb.rate);
+    pairCpuRatios.push(ca / Math.max(1, ra.calls) / (cb / Math.max(1, rb.calls)));
   }
-  process.send!({ edge: 'end' });
   await Promise.all([a.caller.close(), b.caller.close()]);
-  process.send!({ sides: [a.result(), b.result()], pairRatios } satisfies GatewayClientResult, () => process.exit(0));
+  process.send!({ sides: [a.result(), b.result()], pairRatios, pairCpuRatios } satisfies GatewayClientResult, () => process.exit(0));
+}
+
+/** Both servers' process CPU now, in µs, as the parent relays it. */
+function sample(): Promise<[number, number]> {
+  return new Promise((resolve) => {
+    process.once('message', (m: { cpu: [number, number] }) => resolve(m.cpu));
+    process.send!({ sample: true });
+  });
 }
 
 const [role, arg] = process.argv.slice(2);

@@ -21,6 +21,7 @@ export type { MessageDef, ProtocolOptions, StreamKind } from './codec/protocol.j
 export type { LongsMode } from './codec/longs.js';
 export type { Server, ListenOptions, ListenResult, CloseOptions, RegisterOptions } from './server/server.js';
 export type { HttpOptions } from './server/http/http-options.js';
+export type { CorsOptions } from './server/http/http-cors.js';
 export type { ServerOptions, Handler, GrpcOptions } from './server/server-options.js';
 export type { WorkerOptions } from './server/offload/worker-options.js';
 export type { PeerInfo } from './server/call-context.js';

@@ -45,6 +45,7 @@ export class CallContext {
   id = 0;
   /** Where {@link sendHeader} writes; undefined when the client cannot take headers (internal). */
   headerSink: HeaderSink | undefined = undefined;
+  private cancelHook: ((reason: RpcError) => void) | undefined = undefined;
   private header: Record<string, string> | undefined = undefined;
   private trailer: Record<string, string> | undefined = undefined;
   private headerSent = false;
@@ -135,6 +136,15 @@ export class CallContext {
     this.abortReason = reason;
     this.finish();
     this.controller?.abort(reason);
+    this.cancelHook?.(reason);
+  }
+
+  /**
+   * `hook` is called once if the call is cancelled (internal: a transport stops waiting for the
+   * handler without making an AbortSignal per call). One hook; a later one replaces it.
+   */
+  onCancel(hook: (reason: RpcError) => void): void {
+    this.cancelHook = hook;
   }
 
   /** Releases the deadline timer; called when the call completes either way. */

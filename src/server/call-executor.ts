@@ -227,6 +227,9 @@ async function run(
   if (ctx.cancelled) return failed(ctx.cancelReason!);
   if (ctx.deadline <= Date.now()) return failed(new RpcError(Code.DEADLINE_EXCEEDED, 'deadline exceeded'));
   const settled = new Promise<CallOutcome>((resolve) => {
+    // Without a deadline only a cancel ends the call early: no AbortSignal for that, unless the
+    // handler asks for one (ctx.signal).
+    if (ctx.deadline === Infinity) ctx.onCancel((reason) => resolve(failed(reason)));
     let result: unknown;
     try {
       result = start();
@@ -245,6 +248,7 @@ async function run(
   });
   // The deadline, or the transport's cancel (its client went away), ends the call without waiting for
   // its handler, whose signal aborts.
+  if (ctx.deadline === Infinity) return ctx.cancelled ? failed(ctx.cancelReason!) : settled;
   const signal = ctx.signal;
   if (signal.aborted) return failed(ctx.cancelReason ?? new RpcError(Code.DEADLINE_EXCEEDED, 'deadline exceeded'));
   let onAbort: (() => void) | undefined;

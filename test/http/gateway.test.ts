@@ -136,6 +136,79 @@ test('Bearer tokens go through authenticate (401 when it throws); authorize refu
   await ok.text();
 });
 
+test('a client that goes away cancels its call: without a deadline (no signal read) and with a handler watching its signal', async () => {
+  const ended: Array<{ message: string; code: number }> = [];
+  let aborted = 0;
+  let started = 0;
+  const { base } = await start({
+    observer: { callEnded: (message: string, code: number) => void ended.push({ message, code }) } as never,
+    handlers: {
+      // Never settles and never looks at ctx.signal: only the executor's cancel hook can end the call.
+      echo: () => {
+        started++;
+        return new Promise(() => undefined);
+      },
+      fail: (_req: unknown, ctx) => {
+        started++;
+        ctx.signal.addEventListener('abort', () => aborted++);
+        return new Promise(() => undefined);
+      },
+    },
+  });
+  for (const [message, body] of [
+    ['echo', echoBody],
+    ['fail', '{"reason":"x"}'],
+  ] as const) {
+    const controller = new AbortController();
+    const before = started;
+    const res = fetch(`${base}/avrpc.echo.Echo/${message}`, { method: 'POST', body, signal: controller.signal }).catch(() => 'aborted');
+    while (started === before) await new Promise((r) => setTimeout(r, 5));
+    controller.abort();
+    assert.is(await res, 'aborted');
+    while (!ended.some((e) => e.message === message)) await new Promise((r) => setTimeout(r, 5));
+  }
+  assert.equal(
+    ended.map((e) => [e.message, e.code]),
+    [
+      ['echo', Code.CANCELLED],
+      ['fail', Code.CANCELLED],
+    ],
+  );
+  assert.is(aborted, 1);
+});
+
+test('a one-way call goes on after its client, answered 202, goes away', async () => {
+  let release: (() => void) | undefined;
+  let finished!: (cancelled: boolean) => void;
+  const done = new Promise<boolean>((resolve) => (finished = resolve));
+  const { http } = await start({
+    handlers: {
+      notify: (_req: unknown, ctx) =>
+        new Promise<void>((resolve) => {
+          release = () => {
+            finished(ctx.cancelled);
+            resolve();
+          };
+        }),
+    },
+  });
+  const reply = await new Promise<string>((resolve) => {
+    const s = createConnection({ host: '127.0.0.1', port: http }, () =>
+      s.write(`POST /avrpc.echo.Echo/notify HTTP/1.1\r\nhost: x\r\ncontent-length: ${echoBody.length}\r\n\r\n${echoBody}`),
+    );
+    s.once('data', (b: Buffer) => {
+      s.destroy();
+      resolve(b.toString('latin1'));
+    });
+  });
+  assert.ok(reply.startsWith('HTTP/1.1 202'), reply);
+  while (release === undefined) await new Promise((r) => setTimeout(r, 5));
+  // Our side of the connection is closed; let the server see it before the handler ends.
+  await new Promise((r) => setTimeout(r, 20));
+  release!();
+  assert.is(await done, false);
+});
+
 test('GET describes the protocol; healthz and readyz answer probes, readyz 503 once draining', async () => {
   let release!: () => void;
   const { base, server } = await start({
@@ -156,7 +229,7 @@ test('GET describes the protocol; healthz and readyz answer probes, readyz 503 o
   // The port stops accepting at once; a probe on a kept-alive connection gets 503, never 200.
   const ready = await fetch(`${base}/readyz`).catch(() => undefined);
   assert.ok(ready === undefined || ready.status === 503, `readyz answered ${ready?.status} while draining`);
-  release();
+  release!();
   assert.is((await running).status, 200);
   await closed;
 });

@@ -1,7 +1,7 @@
 import type avro from 'avsc';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { jsonMessages, requestFromJson, toAvroJson, type JsonMessage } from '../../codec/avro-json.js';
+import { toAvroJson, type JsonMessage } from '../../codec/avro-json.js';
 import type { BytesMode } from '../../codec/json-input.js';
 import type { MessageDef } from '../../codec/protocol.js';
 import { Code, codeName } from '../../errors/code.js';
@@ -9,18 +9,14 @@ import { RpcError } from '../../errors/rpc-error.js';
 import { callHook } from '../../util/call-hook.js';
 import { CallContext, type PeerInfo } from '../call-context.js';
 import { executeCall, executeServerStream } from '../call-executor.js';
-import type { ConnectionAccount } from '../memory-budget.js';
 import type { ServerShared } from '../server-shared.js';
 import type { ReadinessState } from '../readiness.js';
 import type { ResolvedHttpOptions } from './http-options.js';
 import { httpStatus } from './http-status.js';
 import { deadlineOf, metadataOf } from './http-headers.js';
-
-/** JSON types of each message, by bytes mode (built once per server). */
-interface JsonTypes {
-  readonly latin1: Map<string, JsonMessage>;
-  readonly base64: Map<string, JsonMessage>;
-}
+import { Cors, beforeHead } from './http-cors.js';
+import { HttpRoutes, type HttpRoute } from './http-route.js';
+import { existingState, readBody, socketState, type HttpSocketState } from './http-socket.js';
 
 /**
  * The HTTP/JSON gateway of one server: a node:http server (its parser, its timeouts) whose requests
@@ -30,7 +26,8 @@ interface JsonTypes {
  */
 export class HttpGateway {
   readonly server: HttpServer;
-  private readonly json: JsonTypes;
+  private readonly routes: HttpRoutes;
+  private readonly cors: Cors | undefined;
   private readonly sockets = new Set<Socket>();
   private readonly prefix: string;
 
@@ -40,7 +37,8 @@ export class HttpGateway {
     private readonly readiness: () => ReadinessState,
   ) {
     const o = shared.options;
-    this.json = { latin1: jsonMessages(o.protocol, 'latin1'), base64: jsonMessages(o.protocol, 'base64') };
+    this.routes = new HttpRoutes(o.protocol);
+    this.cors = options.cors === undefined ? undefined : new Cors(options.cors);
     this.prefix = `/${o.protocol.name}/`;
     this.server = createHttpServer(
       {
@@ -76,7 +74,7 @@ export class HttpGateway {
   /** The server drains: idle keep-alive connections close now, busy ones once their response is sent. */
   drain(): void {
     this.server.closeIdleConnections();
-    for (const socket of this.sockets) if (!busy(socket)) socket.destroy();
+    for (const socket of this.sockets) if (existingState(socket)?.busy !== true) socket.destroy();
   }
 
   /** The grace period is over: every HTTP connection is closed. */
@@ -86,16 +84,22 @@ export class HttpGateway {
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
-    markBusy(req.socket, true);
-    res.once('finish', () => markBusy(req.socket, false));
+    const state = socketState(req.socket, this.shared.budget);
+    state.last = res;
     // Draining: tell keep-alive clients to go (the server closes once this response is sent).
-    const state = this.readiness();
-    if (state === 'draining' || state === 'closed') res.shouldKeepAlive = false;
-    const url = new URL(req.url ?? '/', 'http://x');
-    const path = url.pathname;
+    const readiness = this.readiness();
+    if (readiness === 'draining' || readiness === 'closed') res.shouldKeepAlive = false;
+    const cors = this.cors;
+    if (cors !== undefined && req.headers.origin !== undefined) {
+      if (cors.preflight(req, res)) return;
+      beforeHead(res, () => cors.decorate(req, res));
+    }
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = pathOf(q < 0 ? url : url.slice(0, q));
     if (req.method === 'GET' || req.method === 'HEAD') {
       if (path === '/healthz') return text(res, 200, 'ok\n');
-      if (path === '/readyz') return state === 'serving' ? text(res, 200, 'serving\n') : text(res, 503, `${state}\n`);
+      if (path === '/readyz') return readiness === 'serving' ? text(res, 200, 'serving\n') : text(res, 503, `${readiness}\n`);
       if (path === '/' || path === `/${this.shared.options.protocol.name}`)
         return send(res, 200, 'application/json', this.shared.options.protocol.text);
       return this.fail(res, new RpcError(Code.NOT_FOUND, `no such path: ${path}`));
@@ -104,72 +108,76 @@ export class HttpGateway {
       res.setHeader('allow', 'GET, HEAD, POST');
       return send(res, 405, 'application/json', errorBody(Code.UNIMPLEMENTED, `method ${req.method} not allowed`));
     }
-    const name = path.startsWith(this.prefix) ? decodeURIComponent(path.slice(this.prefix.length)) : undefined;
-    const msg = name === undefined ? undefined : this.shared.options.protocol.message(name);
-    if (msg === undefined) return this.fail(res, new RpcError(Code.NOT_FOUND, `no such message: ${path}`));
-    const bytes: BytesMode = url.searchParams.get('bytes') === 'base64' || req.headers['avrpc-bytes'] === 'base64' ? 'base64' : 'latin1';
-    const jsonMsg = this.json[bytes].get(msg.name)!;
+    const bytes: BytesMode =
+      (q >= 0 && bytesParam(url.slice(q + 1)) === 'base64') || req.headers['avrpc-bytes'] === 'base64' ? 'base64' : 'latin1';
+    const route = path.startsWith(this.prefix) ? this.routes.get(messageName(path.slice(this.prefix.length)), bytes) : undefined;
+    if (route === undefined) return this.fail(res, new RpcError(Code.NOT_FOUND, `no such message: ${path}`));
     // The body counts against the server's memory budget (maxBufferedBytes) while it is read and decoded.
-    const account = this.shared.budget.account(() => req.socket.destroy());
-    res.once('close', () => account.close());
-    readBody(req, this.shared.options.maxMessageBytes, account).then(
-      (body) => this.call(req, res, msg, jsonMsg, body).finally(() => account.close()),
-      (err: unknown) => {
-        account.close();
-        this.fail(res, RpcError.from(err));
-      },
-    );
+    readBody(req, this.shared.options.maxMessageBytes, state.account, (err, body, release) => {
+      if (err !== undefined) return this.fail(res, err);
+      const peer = this.shared.options.authenticate === undefined ? undefined : this.peerOf(req);
+      if (peer === undefined) return this.call(req, res, state, route, body, release, state.peer);
+      peer.then(
+        (p) => this.call(req, res, state, route, body, release, p),
+        (e: unknown) => {
+          release();
+          this.fail(res, RpcError.from(e));
+        },
+      );
+    });
   }
 
-  private async call(req: IncomingMessage, res: ServerResponse, msg: MessageDef, jsonMsg: JsonMessage, body: string): Promise<void> {
-    const o = this.shared.options;
+  private call(
+    req: IncomingMessage,
+    res: ServerResponse,
+    state: HttpSocketState,
+    route: HttpRoute,
+    body: string,
+    release: () => void,
+    peer: PeerInfo,
+  ): void {
+    const msg = route.msg;
     let request: unknown;
     let ctx: CallContext;
     try {
       if (msg.stream !== undefined && msg.stream !== 'server')
         throw new RpcError(Code.UNIMPLEMENTED, `${msg.name} is a ${msg.stream} stream: not served over HTTP`);
-      const metadata = metadataOf(req.headers, o.maxMetadataBytes);
+      const metadata = metadataOf(req.headers, this.shared.options.maxMetadataBytes);
       const deadline = deadlineOf(req.headers);
-      const peer = await this.peerOf(req);
-      // Avro JSON reads into the JSON types (exact longs); the server's own types take it from its binary.
-      const value = requestFromJson(jsonMsg, body.trim() === '' ? '{}' : body);
-      try {
-        request = msg.request.fromBuffer(jsonMsg.request.toBuffer(value));
-      } catch (err) {
-        throw new RpcError(Code.INVALID_ARGUMENT, `request of ${msg.name}: ${(err as Error).message}`);
-      }
+      request = route.request(body);
       ctx = new CallContext(msg.name, metadata, deadline, peer);
     } catch (err) {
       return this.fail(res, RpcError.from(err));
+    } finally {
+      release();
     }
-    // The client went away: the call is cancelled, its handler's signal aborts.
-    const onClose = (): void => {
-      if (!res.writableFinished) ctx.cancel(new RpcError(Code.CANCELLED, 'HTTP client closed the connection'));
-    };
-    res.once('close', onClose);
     if (msg.oneWay) {
-      // One-way: accepted, not waited for (as an avrpc client does not wait).
+      // One-way: accepted, not waited for (as an avrpc client does not wait), and not cancelled when
+      // the client then goes away.
       send(res, 202, 'application/json', '{}');
       void executeCall(this.shared, msg, request, ctx);
       return;
     }
-    if (msg.stream === 'server') return this.stream(res, msg, jsonMsg, request, ctx);
-    const outcome = await executeCall(this.shared, msg, request, ctx);
-    if (res.destroyed) return;
-    setMetadataHeaders(res, ctx);
-    if (!outcome.ok) return this.fail(res, outcome.error, msg, jsonMsg);
-    let json: string;
-    try {
-      json = toAvroJson(
-        jsonMsg.response,
-        jsonMsg.response.fromBuffer(outcome.encoded ?? msg.response.toBuffer(outcome.value)),
-        0,
-        jsonMsg.bytes,
-      );
-    } catch (err) {
-      return this.fail(res, new RpcError(Code.INTERNAL, `cannot write the response as JSON: ${(err as Error).message}`));
+    // The client went away (its connection closed): the call is cancelled, its handler's signal aborts.
+    if (req.socket.destroyed) ctx.cancel(new RpcError(Code.CANCELLED, 'HTTP client closed the connection'));
+    else state.running.add(ctx);
+    if (msg.stream === 'server') {
+      void this.stream(res, route, request, ctx).finally(() => state.running.delete(ctx));
+      return;
     }
-    send(res, 200, 'application/json', json);
+    void executeCall(this.shared, msg, request, ctx).then((outcome) => {
+      state.running.delete(ctx);
+      if (res.destroyed) return;
+      setMetadataHeaders(res, ctx);
+      if (!outcome.ok) return this.fail(res, outcome.error, msg, route.json);
+      let json: string;
+      try {
+        json = route.response(outcome.value);
+      } catch (err) {
+        return this.fail(res, new RpcError(Code.INTERNAL, `cannot write the response as JSON: ${(err as Error).message}`));
+      }
+      send(res, 200, 'application/json', json);
+    });
   }
 
   /**
@@ -177,13 +185,14 @@ export class HttpGateway {
    * the socket to drain). An error before the first response is an ordinary error answer; after it,
    * a last line `{"error": {code, message, ...}}` ends the stream.
    */
-  private async stream(res: ServerResponse, msg: MessageDef, jsonMsg: JsonMessage, request: unknown, ctx: CallContext): Promise<void> {
+  private async stream(res: ServerResponse, route: HttpRoute, request: unknown, ctx: CallContext): Promise<void> {
+    const { msg, json: jsonMsg } = route;
     const sink = (element: unknown): Promise<void> | void => {
       if (!res.headersSent) {
         setMetadataHeaders(res, ctx, false);
         res.writeHead(200, { 'content-type': 'application/x-ndjson' });
       }
-      const line = toAvroJson(jsonMsg.response, jsonMsg.response.fromBuffer(msg.response.toBuffer(element)), 0, jsonMsg.bytes);
+      const line = route.response(element);
       if (res.write(`${line}\n`)) return;
       return new Promise<void>((resolve) => {
         const done = (): void => {
@@ -210,12 +219,10 @@ export class HttpGateway {
     res.end();
   }
 
-  /** The peer of a request, with the principal `authenticate` gives its Bearer token. */
+  /** The peer of a request, with the principal `authenticate` (set) gives its Bearer token. */
   private async peerOf(req: IncomingMessage): Promise<PeerInfo> {
-    const address = req.socket.remoteAddress ?? '';
-    const port = req.socket.remotePort ?? 0;
-    const authenticate = this.shared.options.authenticate;
-    if (authenticate === undefined) return { address, port };
+    const { address, port } = existingState(req.socket)!.peer;
+    const authenticate = this.shared.options.authenticate!;
     const auth = req.headers.authorization;
     const token = auth !== undefined && /^bearer /i.test(auth) ? auth.slice(7).trim() : undefined;
     let principal: unknown;
@@ -263,62 +270,55 @@ function errorBody(code: number, message: string, declared?: { type: string; jso
 
 /** The handler's response headers and trailers, as `avrpc-md-*` headers (a unary answer has one header block). */
 function setMetadataHeaders(res: ServerResponse, ctx: CallContext, trailers = true): void {
-  for (const m of [ctx.takeHeader(), trailers ? ctx.takeTrailer() : undefined]) {
-    if (m === undefined) continue;
-    for (const [k, v] of Object.entries(m)) {
-      try {
-        res.setHeader(`avrpc-md-${k}`, v);
-      } catch {
-        // A key or value HTTP cannot carry is left out.
-      }
+  const header = ctx.takeHeader();
+  if (header !== undefined) setPrefixed(res, header);
+  const trailer = trailers ? ctx.takeTrailer() : undefined;
+  if (trailer !== undefined) setPrefixed(res, trailer);
+}
+
+function setPrefixed(res: ServerResponse, m: Record<string, string>): void {
+  for (const k in m) {
+    try {
+      res.setHeader(`avrpc-md-${k}`, m[k]!);
+    } catch {
+      // A key or value HTTP cannot carry is left out.
     }
   }
-}
-
-/** Reads a request body of at most `max` bytes as UTF-8; over it: RESOURCE_EXHAUSTED (413 would be grpc-gateway's 429). */
-function readBody(req: IncomingMessage, max: number, account: ConnectionAccount): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length']);
-    if (declared > max) return reject(tooLarge(max));
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > max || !account.reserve(chunk.length)) {
-        req.removeAllListeners('data');
-        req.resume();
-        return reject(
-          size > max
-            ? tooLarge(max)
-            : new RpcError(Code.RESOURCE_EXHAUSTED, 'server memory budget (maxBufferedBytes) exhausted: retry later'),
-        );
-      }
-      chunks.push(chunk);
-    });
-    req.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.once('error', (err) => reject(new RpcError(Code.CANCELLED, `request body: ${err.message}`)));
-  });
-}
-
-function tooLarge(max: number): RpcError {
-  return new RpcError(Code.RESOURCE_EXHAUSTED, `request body exceeds maxMessageBytes (${max})`);
 }
 
 function text(res: ServerResponse, status: number, body: string): void {
   send(res, status, 'text/plain; charset=utf-8', body);
 }
 
+/**
+ * The whole answer in one socket write: a string body is joined to the head (node:http's `_send`),
+ * content-length set, so nothing is chunked; one writev per answer (its empty end chunk beside it).
+ */
 function send(res: ServerResponse, status: number, type: string, body: string): void {
   res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
   res.end(body);
 }
 
-/** Sockets with a request in progress (not to be closed by a drain until answered). */
-const BUSY = new WeakSet<Socket>();
-function markBusy(socket: Socket, on: boolean): void {
-  if (on) BUSY.add(socket);
-  else BUSY.delete(socket);
+/**
+ * The path of a request target as a URL parser reads it: an origin-form path without dot segments or
+ * backslashes is that already; anything else (`/a/../b`, an absolute URL) goes through `URL`.
+ */
+function pathOf(target: string): string {
+  if (target.charCodeAt(0) === 0x2f && !target.includes('/.') && !target.includes('\\') && /^[\x21-\x7e]*$/.test(target)) return target;
+  return new URL(target, 'http://x').pathname;
 }
-function busy(socket: Socket): boolean {
-  return BUSY.has(socket);
+
+/** The value of `bytes` in a query string, if any. */
+function bytesParam(query: string): string | null {
+  return query.includes('bytes=') ? new URLSearchParams(query).get('bytes') : null;
+}
+
+/** A message name from the path (percent-decoded); an undecodable one names no message. */
+function messageName(raw: string): string {
+  if (!raw.includes('%')) return raw;
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
 }

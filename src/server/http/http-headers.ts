@@ -10,7 +10,8 @@ export const METADATA_PREFIX = 'avrpc-md-';
 export function metadataOf(headers: IncomingHttpHeaders, maxBytes: number): Metadata {
   let out: Record<string, string> | undefined;
   let bytes = 0;
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name in headers) {
+    const value = headers[name];
     if (!name.startsWith(METADATA_PREFIX) || value === undefined) continue;
     const key = name.slice(METADATA_PREFIX.length);
     const v = Array.isArray(value) ? value.join(', ') : value;

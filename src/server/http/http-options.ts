@@ -1,8 +1,10 @@
 import { intOption, invalid, knownOptions, msOption } from '../../util/validate.js';
+import { resolveCorsOptions, type CorsOptions, type ResolvedCorsOptions } from './http-cors.js';
 
 /**
  * The HTTP/JSON gateway (`createServer({ http: {} })`): without `port`, the avrpc port answers HTTP/1.1
- * too (told apart by the first bytes); with `port`, HTTP is served on that port instead.
+ * too (told apart by the first bytes; HTTPS when the server has `tls`, the same certificate); with
+ * `port`, plain HTTP is served on that port instead.
  */
 export interface HttpOptions {
   /** A separate port for HTTP (0 picks a free one); default: the avrpc port serves both. */
@@ -13,6 +15,8 @@ export interface HttpOptions {
   requestTimeoutMs?: number;
   /** How long an idle keep-alive connection stays open, in ms (node:http `keepAliveTimeout`). Default 5000. */
   keepAliveTimeoutMs?: number;
+  /** Cross-origin calls from browsers: the origins allowed (see {@link CorsOptions}). Default off. */
+  cors?: CorsOptions;
 }
 
 /** {@link HttpOptions} with defaults filled in. */
@@ -21,6 +25,7 @@ export interface ResolvedHttpOptions {
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   keepAliveTimeoutMs: number;
+  cors: ResolvedCorsOptions | undefined;
 }
 
 const KNOWN_HTTP_OPTIONS = {
@@ -28,6 +33,7 @@ const KNOWN_HTTP_OPTIONS = {
   headersTimeoutMs: true,
   requestTimeoutMs: true,
   keepAliveTimeoutMs: true,
+  cors: true,
 } as const satisfies Record<keyof HttpOptions, true>;
 
 /** Checks `options.http`; undefined when HTTP is off. Throws INVALID_ARGUMENT on a bad value. */
@@ -40,5 +46,6 @@ export function resolveHttpOptions(path: string, http: HttpOptions | undefined):
     headersTimeoutMs: msOption(`${path}.headersTimeoutMs`, http.headersTimeoutMs, 10_000, 1),
     requestTimeoutMs: msOption(`${path}.requestTimeoutMs`, http.requestTimeoutMs, 60_000, 1),
     keepAliveTimeoutMs: msOption(`${path}.keepAliveTimeoutMs`, http.keepAliveTimeoutMs, 5_000, 1),
+    cors: resolveCorsOptions(`${path}.cors`, http.cors),
   };
 }

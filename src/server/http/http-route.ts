@@ -1,0 +1,79 @@
+import { jsonMessages, requestFromJson, toAvroJson, type JsonMessage } from '../../codec/avro-json.js';
+import type { BytesMode } from '../../codec/json-input.js';
+import type { MessageDef, Protocol } from '../../codec/protocol.js';
+import { Code } from '../../errors/code.js';
+import { RpcError } from '../../errors/rpc-error.js';
+import { Miss, directReader, directWriter, parseDirect, type DirectReader, type DirectWriter } from './json-direct.js';
+
+/**
+ * One message as HTTP calls it, in one bytes mode: its definition, its JSON types, and the direct
+ * converters when its types allow them. Built once per server, so a call looks nothing up but this.
+ */
+export class HttpRoute {
+  private readonly read: DirectReader | undefined;
+  private readonly write: DirectWriter | undefined;
+
+  constructor(
+    readonly msg: MessageDef,
+    readonly json: JsonMessage,
+  ) {
+    this.read = directReader(msg.request, json.bytes);
+    this.write = directWriter(msg.response, json.bytes);
+  }
+
+  /** The request from its JSON body (empty: `{}`), as the server's types hold it; INVALID_ARGUMENT when it does not fit. */
+  request(body: string): unknown {
+    const text = body.length === 0 || body.trim() === '' ? '{}' : body;
+    if (this.read !== undefined) {
+      const json = parseDirect(text);
+      if (json !== undefined) {
+        try {
+          return this.read(json);
+        } catch (err) {
+          if (!(err instanceof Miss)) throw err;
+        }
+      }
+    }
+    // The general path: Avro JSON read into the JSON types (exact longs, errors with paths); the
+    // server's own types take it from its binary.
+    const value = requestFromJson(this.json, text);
+    try {
+      return this.msg.request.fromBuffer(this.json.request.toBuffer(value));
+    } catch (err) {
+      throw new RpcError(Code.INVALID_ARGUMENT, `request of ${this.msg.name}: ${(err as Error).message}`);
+    }
+  }
+
+  /** A response (valid for the message's type) as Avro JSON text. Throws when it cannot be written. */
+  response(value: unknown): string {
+    if (this.write !== undefined) {
+      try {
+        return this.write(value);
+      } catch (err) {
+        if (!(err instanceof Miss)) throw err;
+      }
+    }
+    const json = this.json;
+    return toAvroJson(json.response, json.response.fromBuffer(this.msg.response.toBuffer(value)), 0, json.bytes);
+  }
+}
+
+/** The routes of a protocol's messages, by name, in each bytes mode. */
+export class HttpRoutes {
+  private readonly latin1 = new Map<string, HttpRoute>();
+  private readonly base64 = new Map<string, HttpRoute>();
+
+  constructor(protocol: Protocol) {
+    for (const [bytes, routes] of [
+      ['latin1', this.latin1],
+      ['base64', this.base64],
+    ] as const) {
+      for (const [name, json] of jsonMessages(protocol, bytes as BytesMode)) routes.set(name, new HttpRoute(protocol.message(name)!, json));
+    }
+  }
+
+  /** The route of message `name` in mode `bytes`, if the protocol has it. */
+  get(name: string, bytes: BytesMode): HttpRoute | undefined {
+    return (bytes === 'base64' ? this.base64 : this.latin1).get(name);
+  }
+}
