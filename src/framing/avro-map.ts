@@ -4,6 +4,7 @@
  * tiny entries cost a second of event loop before a size limit refused it; these readers stop as soon
  * as the map passes its limit, having allocated nothing for the part beyond it.
  */
+import { readUtf8 } from './short-utf8.js';
 
 /** Position after the last {@link readLong} (module state: reads allocate nothing). */
 let at = 0;
@@ -81,10 +82,10 @@ export function readStringMap(buf: Buffer, pos: number, maxBytes: number): Strin
       p = at;
       while (n-- > 0) {
         let len = stringLength(buf, p, end);
-        const key = buf.toString('utf8', at, at + len);
+        const key = readUtf8(buf, at, at + len);
         p = at + len;
         len = stringLength(buf, p, end);
-        value[key] = buf.toString('utf8', at, at + len);
+        value[key] = readUtf8(buf, at, at + len);
         p = at + len;
       }
     }
