@@ -12,7 +12,7 @@ import { callKind, endCallInfo, newCallInfo, type CallInfo } from '../observabil
 import { HedgedCall, HedgePolicy, type HedgeDelay, type HedgeHost } from './hedging.js';
 import type { RpcObserver } from '../observability/observer.js';
 import { callScope, scopeWanted } from '../util/call-scope.js';
-import { MAX_TIMER_MS } from '../util/validate.js';
+import { DeadlineQueue, type Deadlined } from './deadline-queue.js';
 
 /** Filled retry and queueing settings of a {@link CallRunner}. */
 export interface RunnerOptions {
@@ -49,6 +49,11 @@ export class CallRunner implements CallOwner {
   private readonly budget: RetryBudget;
   private readonly hedging: HedgePolicy | undefined;
   private readonly hedgeHost: HedgeHost;
+  /** Every call's deadline, on one timer (a timer per call cost more than the rest of the client's side). */
+  private readonly deadlines = new DeadlineQueue((call: Deadlined) => {
+    const c = call as ClientCall;
+    this.abandon(c, new RpcError(Code.DEADLINE_EXCEEDED, `deadline exceeded for ${c.msg.name}`));
+  });
   private closed = false;
 
   constructor(
@@ -199,7 +204,7 @@ export class CallRunner implements CallOwner {
       call.ext = ext;
       if (ext instanceof ClientStream) ext.attach(call, this);
     }
-    if (deadline >= 0) call.timer = setTimeout(onDeadline, Math.min(deadline - performance.now(), MAX_TIMER_MS), this, call);
+    if (deadline >= 0) this.deadlines.add(call, performance.now());
     if (signal !== undefined) {
       call.signal = signal;
       call.onAbort = () => this.abandon(call, abortError(signal));
@@ -305,17 +310,6 @@ export class CallRunner implements CallOwner {
     const why = this.pool.endpointCount === 0 ? 'no endpoints known' : last !== undefined ? last.message : 'no connection ready';
     call.reject(new RpcError(Code.UNAVAILABLE, `no usable connection within ${this.options.waitForReadyMs} ms: ${why}`, { cause: last }));
   }
-}
-
-/** The deadline timer: a deadline further away than a timer can wait was armed in steps. */
-function onDeadline(runner: CallRunner, call: ClientCall): void {
-  // At least 1 ms left: a step, not a timer firing a fraction of a ms early by clock rounding.
-  const left = call.deadline - performance.now();
-  if (left >= 1) {
-    call.timer = setTimeout(onDeadline, Math.min(left, MAX_TIMER_MS), runner, call);
-    return;
-  }
-  runner.abandon(call, new RpcError(Code.DEADLINE_EXCEEDED, `deadline exceeded for ${call.msg.name}`));
 }
 
 /** A call whose signal aborted: an inherited deadline keeps its code, anything else is a cancel. */
