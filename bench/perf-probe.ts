@@ -3,7 +3,8 @@
  * (bench/perf-child.ts), interleaved round by round, at 1 and 64 in flight. Prints, per case, the median
  * and range over rounds of calls/s, p50 and CPU µs per call of each process, and avrpc's ratios to
  * the floor. `node dist/bench/perf-probe.js [rounds=3] [seconds=3] [kinds=avrpc,avrpc-dm,floor]`;
- * PROBE_ARGV adds Node flags to the children (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+ * PROBE_ARGV adds Node flags to the children (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`). For an A/B of two
+ * builds, PROBE_BASE names another build's perf-child.js: kinds prefixed `base:` (`base:avrpc`) run it.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -15,7 +16,7 @@ const seconds = Number(process.argv[3] ?? 3);
 const kinds = (process.argv[4] ?? 'avrpc,avrpc-dm,floor').split(',');
 const inFlights = (process.env.PROBE_INFLIGHT ?? '1,64').split(',').map(Number);
 const execArgv = (process.env.PROBE_ARGV ?? '').split(' ').filter((x) => x !== '');
-const child = fileURLToPath(new URL('./perf-child.js', import.meta.url));
+const ownChild = fileURLToPath(new URL('./perf-child.js', import.meta.url));
 
 interface Sample {
   cps: number;
@@ -24,7 +25,10 @@ interface Sample {
   server: number;
 }
 
-async function runOnce(kind: string, inFlight: number): Promise<Sample> {
+async function runOnce(name: string, inFlight: number): Promise<Sample> {
+  const base = name.startsWith('base:');
+  const kind = base ? name.slice(5) : name;
+  const child = base ? process.env.PROBE_BASE! : ownChild;
   const srv = fork(child, ['server', kind], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const [{ port }] = (await once(srv, 'message')) as [{ port: number }];
   try {
@@ -101,7 +105,7 @@ const ratio = (a: string, b: string, f: (s: Sample) => number) => {
 };
 console.log(`\n| ratio | 1 in flight p50 | 64 calls/s | 64 CPU/call |`);
 console.log(`|---|---|---|---|`);
-for (const k of kinds.filter((k) => k !== 'floor'))
+for (const k of kinds.filter((k) => k !== 'floor' && !k.endsWith('floor')))
   console.log(
     `| ${k} / floor | ${ratio(`${k}@1`, 'floor@1', (s) => s.p50)} | ${ratio(`${k}@64`, 'floor@64', (s) => s.cps)} | ${ratio(`${k}@64`, 'floor@64', (s) => s.client + s.server)} |`,
   );
