@@ -98,12 +98,14 @@ export class CallRunner implements CallOwner {
     }
     if (this.closed) return this.refused(msg, new RpcError(Code.UNAVAILABLE, 'client is closed'), ext);
     if (signal?.aborted) return this.refused(msg, new RpcError(Code.CANCELLED, 'call cancelled before it started'), ext);
-    if (deadline >= 0 && deadline <= performance.now()) {
+    // One clock reading for the check and the deadline queue (-1: none needed).
+    const now = deadline >= 0 ? performance.now() : -1;
+    if (deadline >= 0 && deadline <= now) {
       return this.refused(msg, new RpcError(Code.DEADLINE_EXCEEDED, `deadline exceeded for ${msg.name} before it was sent`), ext);
     }
     const observer = this.options.observer;
-    if (observer !== undefined) return this.observed(observer, msg, request, deadline, signal, metadata, ext, waitForReady);
-    return new Promise((resolve, reject) => this.start(msg, request, deadline, signal, metadata, resolve, reject, ext, waitForReady));
+    if (observer !== undefined) return this.observed(observer, msg, request, deadline, signal, metadata, ext, waitForReady, now);
+    return new Promise((resolve, reject) => this.start(msg, request, deadline, signal, metadata, resolve, reject, ext, waitForReady, now));
   }
 
   /** A call that fails before it starts still counts, by its code, with the observer (and ends its hooks or stream). */
@@ -127,6 +129,7 @@ export class CallRunner implements CallOwner {
     metadata: Metadata | undefined,
     ext: CallHooks | undefined,
     waitForReady: boolean,
+    now: number,
   ): Promise<unknown> {
     const started = performance.now();
     const info = this.callInfo(msg, metadata, deadline, started);
@@ -150,6 +153,7 @@ export class CallRunner implements CallOwner {
         },
         ext,
         waitForReady,
+        now,
         info,
       ),
     );
@@ -172,16 +176,17 @@ export class CallRunner implements CallOwner {
     reject: (error: RpcError) => void,
     ext: CallHooks | undefined,
     waitForReady: boolean,
+    now: number,
     info?: CallInfo,
   ): void {
     this.budget.deposit();
     // Hedged: each attempt is a call of its own (its own id, deadline timer and abort listener).
     if (ext === undefined && this.hedging?.covers(msg) === true) {
       const make = (res: (value: unknown) => void, rej: (error: RpcError) => void): ClientCall =>
-        this.attempt(msg, request, deadline, signal, metadata, res, rej, undefined, waitForReady, info);
+        this.attempt(msg, request, deadline, signal, metadata, res, rej, undefined, waitForReady, -1, info);
       return new HedgedCall(this.hedgeHost, this.hedging, msg, make, resolve, reject).start();
     }
-    this.dispatch(this.attempt(msg, request, deadline, signal, metadata, resolve, reject, ext, waitForReady, info));
+    this.dispatch(this.attempt(msg, request, deadline, signal, metadata, resolve, reject, ext, waitForReady, now, info));
   }
 
   /** A call (or one attempt of a hedged call) with its deadline timer and abort listener armed. */
@@ -195,6 +200,8 @@ export class CallRunner implements CallOwner {
     reject: (error: RpcError) => void,
     ext: CallHooks | undefined,
     waitForReady: boolean,
+    /** `performance.now()` if read just before, else -1. */
+    now: number,
     info?: CallInfo,
   ): ClientCall {
     const call = new ClientCall(msg, request, metadata, deadline, resolve, reject, this);
@@ -204,7 +211,7 @@ export class CallRunner implements CallOwner {
       call.ext = ext;
       if (ext instanceof ClientStream) ext.attach(call, this);
     }
-    if (deadline >= 0) this.deadlines.add(call, performance.now());
+    if (deadline >= 0) this.deadlines.add(call, now >= 0 ? now : performance.now());
     if (signal !== undefined) {
       call.signal = signal;
       call.onAbort = () => this.abandon(call, abortError(signal));

@@ -58,15 +58,16 @@ export class DeadlineQueue {
   remove(call: Deadlined): void {
     const lane = call.dlLane;
     if (lane === undefined) return;
-    // Nothing left to time: no timer may outlive the calls (it would hold the process).
-    if (--this.count === 0) this.stop();
+    this.count--;
     const { dlPrev: prev, dlNext: next } = call;
     if (prev === undefined) lane.head = next;
     else prev.dlNext = next;
     if (next === undefined) lane.tail = prev;
     else next.dlPrev = prev;
     call.dlLane = call.dlPrev = call.dlNext = undefined;
-    // Otherwise the timer stays armed: firing early, it finds nothing due and waits for the next head.
+    // The timer stays armed, even with no call left (a burst's answers often settle every call of a
+    // connection at once, and the next burst would arm it again): firing early, it finds nothing due
+    // and waits for the next head, or for the next call. Unref'd, it never holds the process.
   }
 
   /** Clears the timer (the client closed); queued calls are settled by their connections. */
@@ -79,7 +80,8 @@ export class DeadlineQueue {
   private arm(at: number, now: number): void {
     clearTimeout(this.timer);
     this.armedFor = at;
-    this.timer = setTimeout(this.fire, Math.max(0, Math.min(at - now, MAX_TIMER_MS)));
+    // A pending call never needs it to keep the process alive: its socket (or its wait for one) does.
+    this.timer = setTimeout(this.fire, Math.max(0, Math.min(at - now, MAX_TIMER_MS))).unref();
   }
 
   private readonly fire = (): void => {

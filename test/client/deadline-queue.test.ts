@@ -23,7 +23,7 @@ test('calls expire in deadline order across lanes; removed ones never; no timer 
   assert.is(timers(), before);
 });
 
-test('removing every call clears the timer at once', () => {
+test('its timer never holds the process, calls queued or not', () => {
   const q = new DeadlineQueue(() => assert.unreachable('nothing expires'));
   const before = timers();
   const now = performance.now();
@@ -31,11 +31,26 @@ test('removing every call clears the timer at once', () => {
   const b = call('b', now + 500);
   q.add(a, now);
   q.add(b, now);
-  assert.is(timers(), before + 1);
+  assert.is(timers(), before);
   q.remove(a);
   q.remove(b);
   q.remove(b);
   assert.is(timers(), before);
+  q.stop();
+});
+
+test('a call added once the queue emptied still expires', async () => {
+  const expired: string[] = [];
+  const q = new DeadlineQueue((c) => expired.push((c as Deadlined & { name: string }).name));
+  let now = performance.now();
+  const first = call('first', now + 500);
+  q.add(first, now);
+  q.remove(first);
+  now = performance.now();
+  q.add(call('second', now + 10), now);
+  await sleep(40);
+  assert.equal(expired, ['second']);
+  q.stop();
 });
 
 test('a call added after the timer was armed for a later one re-arms it earlier', async () => {
