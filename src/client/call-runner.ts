@@ -12,7 +12,7 @@ import { callKind, endCallInfo, newCallInfo, type CallInfo } from '../observabil
 import { HedgedCall, HedgePolicy, type HedgeDelay, type HedgeHost } from './hedging.js';
 import type { RpcObserver } from '../observability/observer.js';
 import { callScope, scopeWanted } from '../util/call-scope.js';
-import { MAX_TIMER_MS } from '../util/validate.js';
+import { DeadlineQueue, type Deadlined } from './deadline-queue.js';
 
 /** Filled retry and queueing settings of a {@link CallRunner}. */
 export interface RunnerOptions {
@@ -49,6 +49,11 @@ export class CallRunner implements CallOwner {
   private readonly budget: RetryBudget;
   private readonly hedging: HedgePolicy | undefined;
   private readonly hedgeHost: HedgeHost;
+  /** Every call's deadline, on one timer (a timer per call cost more than the rest of the client's side). */
+  private readonly deadlines = new DeadlineQueue((call: Deadlined) => {
+    const c = call as ClientCall;
+    this.abandon(c, new RpcError(Code.DEADLINE_EXCEEDED, `deadline exceeded for ${c.msg.name}`));
+  });
   private closed = false;
 
   constructor(
@@ -93,12 +98,14 @@ export class CallRunner implements CallOwner {
     }
     if (this.closed) return this.refused(msg, new RpcError(Code.UNAVAILABLE, 'client is closed'), ext);
     if (signal?.aborted) return this.refused(msg, new RpcError(Code.CANCELLED, 'call cancelled before it started'), ext);
-    if (deadline >= 0 && deadline <= performance.now()) {
+    // One clock reading for the check and the deadline queue (-1: none needed).
+    const now = deadline >= 0 ? performance.now() : -1;
+    if (deadline >= 0 && deadline <= now) {
       return this.refused(msg, new RpcError(Code.DEADLINE_EXCEEDED, `deadline exceeded for ${msg.name} before it was sent`), ext);
     }
     const observer = this.options.observer;
-    if (observer !== undefined) return this.observed(observer, msg, request, deadline, signal, metadata, ext, waitForReady);
-    return new Promise((resolve, reject) => this.start(msg, request, deadline, signal, metadata, resolve, reject, ext, waitForReady));
+    if (observer !== undefined) return this.observed(observer, msg, request, deadline, signal, metadata, ext, waitForReady, now);
+    return new Promise((resolve, reject) => this.start(msg, request, deadline, signal, metadata, resolve, reject, ext, waitForReady, now));
   }
 
   /** A call that fails before it starts still counts, by its code, with the observer (and ends its hooks or stream). */
@@ -122,6 +129,7 @@ export class CallRunner implements CallOwner {
     metadata: Metadata | undefined,
     ext: CallHooks | undefined,
     waitForReady: boolean,
+    now: number,
   ): Promise<unknown> {
     const started = performance.now();
     const info = this.callInfo(msg, metadata, deadline, started);
@@ -145,6 +153,7 @@ export class CallRunner implements CallOwner {
         },
         ext,
         waitForReady,
+        now,
         info,
       ),
     );
@@ -167,16 +176,17 @@ export class CallRunner implements CallOwner {
     reject: (error: RpcError) => void,
     ext: CallHooks | undefined,
     waitForReady: boolean,
+    now: number,
     info?: CallInfo,
   ): void {
     this.budget.deposit();
     // Hedged: each attempt is a call of its own (its own id, deadline timer and abort listener).
     if (ext === undefined && this.hedging?.covers(msg) === true) {
       const make = (res: (value: unknown) => void, rej: (error: RpcError) => void): ClientCall =>
-        this.attempt(msg, request, deadline, signal, metadata, res, rej, undefined, waitForReady, info);
+        this.attempt(msg, request, deadline, signal, metadata, res, rej, undefined, waitForReady, -1, info);
       return new HedgedCall(this.hedgeHost, this.hedging, msg, make, resolve, reject).start();
     }
-    this.dispatch(this.attempt(msg, request, deadline, signal, metadata, resolve, reject, ext, waitForReady, info));
+    this.dispatch(this.attempt(msg, request, deadline, signal, metadata, resolve, reject, ext, waitForReady, now, info));
   }
 
   /** A call (or one attempt of a hedged call) with its deadline timer and abort listener armed. */
@@ -190,6 +200,8 @@ export class CallRunner implements CallOwner {
     reject: (error: RpcError) => void,
     ext: CallHooks | undefined,
     waitForReady: boolean,
+    /** `performance.now()` if read just before, else -1. */
+    now: number,
     info?: CallInfo,
   ): ClientCall {
     const call = new ClientCall(msg, request, metadata, deadline, resolve, reject, this);
@@ -199,7 +211,7 @@ export class CallRunner implements CallOwner {
       call.ext = ext;
       if (ext instanceof ClientStream) ext.attach(call, this);
     }
-    if (deadline >= 0) call.timer = setTimeout(onDeadline, Math.min(deadline - performance.now(), MAX_TIMER_MS), this, call);
+    if (deadline >= 0) this.deadlines.add(call, now >= 0 ? now : performance.now());
     if (signal !== undefined) {
       call.signal = signal;
       call.onAbort = () => this.abandon(call, abortError(signal));
@@ -305,17 +317,6 @@ export class CallRunner implements CallOwner {
     const why = this.pool.endpointCount === 0 ? 'no endpoints known' : last !== undefined ? last.message : 'no connection ready';
     call.reject(new RpcError(Code.UNAVAILABLE, `no usable connection within ${this.options.waitForReadyMs} ms: ${why}`, { cause: last }));
   }
-}
-
-/** The deadline timer: a deadline further away than a timer can wait was armed in steps. */
-function onDeadline(runner: CallRunner, call: ClientCall): void {
-  // At least 1 ms left: a step, not a timer firing a fraction of a ms early by clock rounding.
-  const left = call.deadline - performance.now();
-  if (left >= 1) {
-    call.timer = setTimeout(onDeadline, Math.min(left, MAX_TIMER_MS), runner, call);
-    return;
-  }
-  runner.abandon(call, new RpcError(Code.DEADLINE_EXCEEDED, `deadline exceeded for ${call.msg.name}`));
 }
 
 /** A call whose signal aborted: an inherited deadline keeps its code, anything else is a cancel. */

@@ -4,6 +4,7 @@ import type { Metadata } from '../framing/bodies.js';
 import type { RpcError } from '../errors/rpc-error.js';
 import type { CallHooks } from './call-hooks.js';
 import type { CallInfo } from '../observability/call-info.js';
+import type { Deadlined, DeadlineQueue } from './deadline-queue.js';
 
 /**
  * Decides what happens to a call whose attempt failed on a connection: retry it elsewhere or reject
@@ -23,7 +24,7 @@ export interface WriteFence {
  * One client call, across all its attempts. A connection owns it while an attempt is on that
  * connection (`conn` and `id` set); the client owns it in between. Settles exactly once.
  */
-export class ClientCall {
+export class ClientCall implements Deadlined {
   /** Request id of the current attempt; 0 when not on a connection. */
   id = 0;
   /** The connection of the current attempt (typed loosely to keep this module below it). */
@@ -43,7 +44,11 @@ export class ClientCall {
   waitForReady = false;
   /** `performance.now()` when the current attempt was sent (for the latency EWMA). */
   sentAt = 0;
-  timer: NodeJS.Timeout | undefined = undefined;
+  /** The deadline queue's links (see `DeadlineQueue`), set while the call waits in it. */
+  dlPrev: Deadlined | undefined = undefined;
+  dlNext: Deadlined | undefined = undefined;
+  dlLane: Deadlined['dlLane'] = undefined;
+  dlQueue: DeadlineQueue | undefined = undefined;
   signal: AbortSignal | undefined = undefined;
   onAbort: (() => void) | undefined = undefined;
   done = false;
@@ -72,7 +77,7 @@ export class ClientCall {
     readonly owner: CallOwner,
   ) {}
 
-  /** Settles with a value; releases the timer and the abort listener. */
+  /** Settles with a value; leaves the deadline queue and releases the abort listener. */
   resolve(value: unknown): void {
     if (!this.release()) return;
     if (this.ext !== undefined) this.ext.ended(undefined);
@@ -81,7 +86,7 @@ export class ClientCall {
   }
 
   /**
-   * Settles with an error; releases the timer and the abort listener. `attemptMayHaveRun` says whether
+   * Settles with an error; leaves the deadline queue and releases the abort listener. `attemptMayHaveRun` says whether
    * the current attempt may have run (default: once its REQUEST was queued); the error tells the caller
    * whether any attempt may have (`RpcError.mayHaveRun`).
    */
@@ -98,7 +103,7 @@ export class ClientCall {
     if (this.done) return false;
     this.done = true;
     this.conn = null;
-    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.dlLane !== undefined) this.dlQueue!.remove(this);
     if (this.onAbort !== undefined) this.signal!.removeEventListener('abort', this.onAbort);
     return true;
   }

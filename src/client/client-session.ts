@@ -1,4 +1,4 @@
-import { encodedMetadataBytes, type ServerLimits } from '../framing/limits.js';
+import type { ServerLimits } from '../framing/limits.js';
 import { invalidRequest } from '../codec/invalid-value.js';
 import type { PeerCodec } from '../codec/peer-codec.js';
 import type { FramedSocket } from '../connection/framed-socket.js';
@@ -37,7 +37,14 @@ export class ClientSession {
   private readonly cancelled = new CancelledIds();
   /** One-way calls queued on the socket and not yet written: they settle once they are (SPEC.md section 4). */
   private unwritten: ClientCall[] = [];
-  private readonly draft: RequestDraft = { index: 0, timeoutMs: -1, metadata: undefined, type: null!, value: null };
+  private readonly draft: RequestDraft = {
+    index: 0,
+    timeoutMs: -1,
+    metadata: undefined,
+    maxMetadataBytes: undefined,
+    type: null!,
+    value: null,
+  };
   /** The stream frames of this connection (SPEC.md section 13). */
   readonly streams: StreamFrames;
 
@@ -84,10 +91,14 @@ export class ClientSession {
       }
     }
     d.index = msg.index;
-    let timeoutMs = call.deadline < 0 ? -1 : Math.max(1, Math.ceil(call.deadline - performance.now()));
+    // One clock reading for both: the encode between them takes a microsecond.
+    const now = performance.now();
+    let timeoutMs = call.deadline < 0 ? -1 : Math.max(1, Math.ceil(call.deadline - now));
     if (timeoutMs > MAX_WIRE_TIMEOUT_MS) timeoutMs = -1;
     d.timeoutMs = timeoutMs;
     d.metadata = call.metadata;
+    // Checked as the map is written (a refusal would otherwise measure it first).
+    d.maxMetadataBytes = this.limits?.maxMetadataBytes;
     // A client or bidi stream's body ends after the head.
     const record = kind === undefined || kind === 'server';
     d.type = record ? msg.request : NO_RECORD;
@@ -104,7 +115,7 @@ export class ClientSession {
       d.value = null;
     }
     call.sent = true;
-    call.sentAt = performance.now();
+    call.sentAt = now;
     if (call.info !== undefined) observeSent(call.info, this.health.key, this.framed.lastBodyLength);
     // A retry's earlier socket may still be writing the same Buffers: wait for both.
     if (spliced)
@@ -118,19 +129,15 @@ export class ClientSession {
 
   /**
    * Why the server would refuse `call` before any handler ran, judged from the limits it advertised
-   * and what is known before encoding (SPEC.md section 11.4): metadata over its `maxMetadataBytes`, or
-   * `maxConcurrentCalls` two-way calls already outstanding here (a lower bound: the server also counts
-   * calls we cannot see). The body's size is judged once encoded (`OutgoingMessages`).
+   * and what is known before encoding (SPEC.md section 11.4): `maxConcurrentCalls` two-way calls
+   * already outstanding here (a lower bound: the server also counts calls we cannot see). Metadata
+   * over its `maxMetadataBytes` fails as it is encoded (`writeRequest`), the body's size once encoded
+   * (`OutgoingMessages`).
    */
   private refusal(limits: ServerLimits, call: ClientCall, countCalls: boolean): RpcError | undefined {
     // The table holds this call too.
     if (countCalls && !call.msg.oneWay && this.calls.size - 1 >= limits.maxConcurrentCalls) {
       return new RpcError(Code.RESOURCE_EXHAUSTED, `too many concurrent calls (the server's max ${limits.maxConcurrentCalls})`, {
-        mayHaveRun: false,
-      });
-    }
-    if (call.metadata !== undefined && encodedMetadataBytes(call.metadata) > limits.maxMetadataBytes) {
-      return new RpcError(Code.RESOURCE_EXHAUSTED, `request metadata exceeds the server's maxMetadataBytes (${limits.maxMetadataBytes})`, {
         mayHaveRun: false,
       });
     }

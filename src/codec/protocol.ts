@@ -10,6 +10,7 @@ import { checkPeerProtocol } from './protocol-limits.js';
 import { LONGS_MODES, longHook, longsRegistry, type LongsMode } from './longs.js';
 import { unionHook } from './unions.js';
 import { viewBytesHook } from './view-bytes.js';
+import { shortStringHook } from './short-strings.js';
 import { invalid, knownOptions, oneOf } from '../util/validate.js';
 
 /**
@@ -62,10 +63,10 @@ const KNOWN_PROTOCOL_OPTIONS = { longs: true } as const satisfies Record<keyof P
 
 /**
  * The types of protocols: `bytes` and `fixed` take Uint8Arrays and large `bytes` decode as views
- * (view-bytes.ts), unions bucket Uint8Arrays and the exact modes' longs (unions.ts).
+ * (view-bytes.ts), short ASCII strings decode in JS (short-strings.ts), unions bucket Uint8Arrays and the exact modes' longs (unions.ts).
  */
 function typeHook(schema: avro.Schema, opts: avro.ForSchemaOptions): avro.Type | undefined {
-  return viewBytesHook(schema, opts) ?? unionHook(schema, opts) ?? longHook(schema, opts);
+  return viewBytesHook(schema, opts) ?? shortStringHook(schema) ?? unionHook(schema, opts) ?? longHook(schema, opts);
 }
 
 /**

@@ -134,6 +134,8 @@ export class SocketWriter {
       if (!this.socket.write(bufs[i]!, i === n - 1 ? this.onBatchWritten : undefined)) this.isBlocked = true;
     }
     if (n > 1) this.socket.uncork();
+    // Written through (the usual case on loopback): the socket keeps none of the arena's bytes.
+    if (this.socket.writableLength === 0) this.encoder.recycle();
   }
 
   /**

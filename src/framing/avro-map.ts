@@ -4,6 +4,7 @@
  * tiny entries cost a second of event loop before a size limit refused it; these readers stop as soon
  * as the map passes its limit, having allocated nothing for the part beyond it.
  */
+import { readUtf8 } from './short-utf8.js';
 
 /** Position after the last {@link readLong} (module state: reads allocate nothing). */
 let at = 0;
@@ -81,10 +82,10 @@ export function readStringMap(buf: Buffer, pos: number, maxBytes: number): Strin
       p = at;
       while (n-- > 0) {
         let len = stringLength(buf, p, end);
-        const key = buf.toString('utf8', at, at + len);
+        const key = readUtf8(buf, at, at + len);
         p = at + len;
         len = stringLength(buf, p, end);
-        value[key] = buf.toString('utf8', at, at + len);
+        value[key] = readUtf8(buf, at, at + len);
         p = at + len;
       }
     }
@@ -120,4 +121,66 @@ export function countMapEntries(buf: Buffer, pos: number, max: number): number {
   } catch {
     return -1;
   }
+}
+
+/** Writes the zig-zag varint of a non-negative `n` at `p`; returns its end, or -1 when it does not fit. */
+function writeCount(n: number, buf: Buffer, p: number): number {
+  for (let z = n * 2; ; z = Math.floor(z / 128)) {
+    if (p >= buf.length) return -1;
+    if (z < 0x80) {
+      buf[p] = z;
+      return p + 1;
+    }
+    buf[p++] = (z % 128) | 0x80;
+  }
+}
+
+/**
+ * Writes an Avro string at `pos`; returns its end, or -1 when it does not fit. ASCII strings of up to
+ * 63 characters are copied by a loop (Buffer's byteLength and write are C++ calls dearer than that).
+ */
+function writeString(s: string, buf: Buffer, pos: number): number {
+  const n = s.length;
+  if (n < 64 && pos + 1 + n <= buf.length) {
+    let i = 0;
+    for (; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) break;
+      buf[pos + 1 + i] = c;
+    }
+    if (i === n) {
+      // n < 64: its zig-zag length is one byte.
+      buf[pos] = n << 1;
+      return pos + 1 + n;
+    }
+  }
+  const len = Buffer.byteLength(s);
+  const p = writeCount(len, buf, pos);
+  if (p < 0 || p + len > buf.length) return -1;
+  buf.write(s, p, len, 'utf8');
+  return p + len;
+}
+
+/**
+ * Writes `map` as an Avro `map<string>` (one block, then the 0 count), byte for byte as avsc's map type
+ * does; returns its end, or -1 when it does not fit. Throws a TypeError for a value that is not a string.
+ */
+export function writeStringMap(map: Readonly<Record<string, string>>, buf: Buffer, pos: number): number {
+  const keys = Object.keys(map);
+  const n = keys.length;
+  let p = pos;
+  if (n > 0) {
+    p = writeCount(n, buf, p);
+    for (let i = 0; i < n && p >= 0; i++) {
+      const k = keys[i]!;
+      const v = map[k];
+      if (typeof v !== 'string') throw new TypeError(`invalid "string": ${JSON.stringify(v)}`);
+      p = writeString(k, buf, p);
+      if (p >= 0) p = writeString(v, buf, p);
+    }
+    if (p < 0) return -1;
+  }
+  if (p >= buf.length) return -1;
+  buf[p] = 0;
+  return p + 1;
 }

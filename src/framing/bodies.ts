@@ -1,6 +1,8 @@
 import avro from 'avsc';
 import './avro-limits.js';
-import { readStringMap } from './avro-map.js';
+import { readStringMap, writeStringMap } from './avro-map.js';
+import { Code } from '../errors/code.js';
+import { RpcError } from '../errors/rpc-error.js';
 import { Flag } from './frame.js';
 
 /**
@@ -26,6 +28,11 @@ export interface RequestDraft {
   /** Relative timeout in ms, or -1 for none. */
   timeoutMs: number;
   metadata: Metadata | undefined;
+  /**
+   * The server's advertised `maxMetadataBytes`: a larger map fails the encode (RESOURCE_EXHAUSTED,
+   * the call never ran), measured as it is written rather than by a pass of its own. Default: no limit.
+   */
+  maxMetadataBytes?: number;
   type: avro.Type;
   value: unknown;
 }
@@ -42,8 +49,13 @@ export function writeRequest(d: RequestDraft, buf: Buffer, pos: number): number 
   buf.writeUInt16BE(d.index, pos);
   if (d.timeoutMs >= 0) buf.writeUInt32BE(d.timeoutMs, pos + 2);
   if (d.metadata !== undefined) {
-    p = metadataType.encode(d.metadata, buf, p);
-    if (p < 0) return p + SHORT;
+    const start = p;
+    p = writeStringMap(d.metadata, buf, p);
+    // Grown and written again: its size is not known until it fits.
+    if (p < 0) return SHORT - (buf.length - start);
+    const max = d.maxMetadataBytes;
+    if (max !== undefined && p - start > max)
+      throw new RpcError(Code.RESOURCE_EXHAUSTED, `request metadata exceeds the server's maxMetadataBytes (${max})`, { mayHaveRun: false });
   }
   return d.type.encode(d.value, buf, p);
 }

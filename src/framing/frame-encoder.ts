@@ -196,6 +196,18 @@ export class FrameEncoder {
     return out;
   }
 
+  /**
+   * Everything taken was handed over and the socket holds none of it (its `writableLength` is 0 after
+   * the write: the kernel has the bytes): the arena is written from its start again. It stays in the
+   * CPU's cache, and a busy connection no longer takes a fresh 64 KiB arena every few hundred frames.
+   * Only between writes: never while a frame just appended may still be detached.
+   */
+  recycle(): void {
+    if (this.spilled.length > 0 || this.start !== this.pos) return;
+    this.start = this.pos = 0;
+    this.lastStart = -1;
+  }
+
   private header(at: number, bodyLen: number, type: number, flags: number, id: number): void {
     const a = this.arena;
     a.writeUInt32BE(bodyLen, at);

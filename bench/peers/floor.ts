@@ -1,0 +1,184 @@
+/**
+ * The tuned raw floor: the least a multiplexing echo over Node's `net` can cost. Frames are
+ * `u32 length | u32 id | body`, with no codec, no handshake and no error handling; the body is the
+ * Avro encoding of the benchmark Item, encoded once. What makes it a floor, not a strawman:
+ * - every frame of one event-loop turn goes out in one `socket.write` (the server's at the end of the
+ *   chunk it answers, the client's at the end of the turn that made the calls);
+ * - frames are parsed in place in the chunk that carries them (a copy only for one that spans chunks);
+ * - nothing is allocated per call but the caller's promise: callers wait in a ring indexed by id,
+ *   frames are encoded into a reused arena.
+ */
+import { connect, createServer, type Socket } from 'node:net';
+import { once } from 'node:events';
+import avro from 'avsc';
+import type { Peer, PeerClient, PeerServer } from './peer.js';
+import { benchItem } from '../payload.js';
+
+const HEADER = 8;
+const ARENA_BYTES = 64 * 1024;
+/** Callers in flight at most (ids wrap modulo this). */
+const RING = 1 << 16;
+
+/** Frames into an arena and writes a whole batch at once; reuses the arena once the kernel took it. */
+class Batch {
+  private arena = Buffer.allocUnsafe(ARENA_BYTES);
+  private start = 0;
+  private pos = 0;
+
+  constructor(private readonly socket: Socket) {}
+
+  /** Appends one frame whose body is `src[from, to)`. */
+  frame(id: number, src: Buffer, from: number, to: number): void {
+    const need = HEADER + to - from;
+    if (this.pos + need > this.arena.length) {
+      this.flush();
+      // The old arena may still be queued in the socket: move to a fresh one.
+      if (this.pos + need > this.arena.length) {
+        this.arena = Buffer.allocUnsafe(Math.max(ARENA_BYTES, need));
+        this.start = this.pos = 0;
+      }
+    }
+    const a = this.arena;
+    const p = this.pos;
+    a.writeUInt32BE(to - from, p);
+    a.writeUInt32BE(id, p + 4);
+    src.copy(a, p + HEADER, from, to);
+    this.pos = p + need;
+  }
+
+  /** Writes everything framed since the last flush as one buffer. */
+  flush(): void {
+    if (this.pos === this.start) return;
+    this.socket.write(this.arena.subarray(this.start, this.pos));
+    // Written through at once (the usual case on loopback): the arena is free again.
+    if (this.socket.writableLength === 0) this.start = this.pos = 0;
+    else this.start = this.pos;
+  }
+}
+
+/**
+ * Splits a byte stream into frames, calling `onFrame(id, buf, from, to)` with the body's place in the
+ * chunk itself; only a frame that spans chunks is copied, once, into a held buffer.
+ */
+class Reader {
+  private held: Buffer | null = null;
+
+  constructor(private readonly onFrame: (id: number, buf: Buffer, from: number, to: number) => void) {}
+
+  push(chunk: Buffer): void {
+    let buf = chunk;
+    if (this.held !== null) {
+      // Rare: a frame spanned chunks. Joined once, then parsed as one chunk.
+      buf = Buffer.concat([this.held, chunk]);
+      this.held = null;
+    }
+    const len = buf.length;
+    let pos = 0;
+    while (len - pos >= HEADER) {
+      const bodyLen = buf.readUInt32BE(pos);
+      const end = pos + HEADER + bodyLen;
+      if (end > len) break;
+      this.onFrame(buf.readUInt32BE(pos + 4), buf, pos + HEADER, end);
+      pos = end;
+    }
+    if (pos < len) this.held = Buffer.from(buf.subarray(pos));
+  }
+}
+
+async function startServer({ delayMs }: { delayMs: number }): Promise<PeerServer> {
+  const server = createServer((socket) => {
+    socket.setNoDelay(true);
+    const out = new Batch(socket);
+    const reader = new Reader(
+      delayMs > 0
+        ? (id, buf, from, to) => {
+            const body = Buffer.from(buf.subarray(from, to));
+            setTimeout(() => {
+              out.frame(id, body, 0, body.length);
+              out.flush();
+            }, delayMs);
+          }
+        : (id, buf, from, to) => out.frame(id, buf, from, to),
+    );
+    socket.on('data', (chunk: Buffer) => {
+      reader.push(chunk);
+      // One write for every answer to this chunk.
+      out.flush();
+    });
+    socket.on('error', () => socket.destroy());
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as { port: number }).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Its connections end when the client process exits.
+      }),
+  };
+}
+
+async function connectClient(port: number): Promise<PeerClient> {
+  const body = avro.Type.forValue(benchItem).toBuffer(benchItem);
+  const socket = connect(port, '127.0.0.1');
+  socket.setNoDelay(true);
+  await once(socket, 'connect');
+  const waiting: (((n: number) => void) | undefined)[] = new Array(RING).fill(undefined);
+  const out = new Batch(socket);
+  let nextId = 0;
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    out.flush();
+  };
+  socket.on(
+    'data',
+    (
+      (reader) => (chunk: Buffer) =>
+        reader.push(chunk)
+    )(
+      new Reader((id, _buf, from, to) => {
+        const slot = id & (RING - 1);
+        const resolve = waiting[slot];
+        if (resolve === undefined) return;
+        waiting[slot] = undefined;
+        resolve(to - from);
+      }),
+    ),
+  );
+  socket.on('error', () => socket.destroy());
+  // One executor for every call (no closure per call): it parks the resolver at the id being sent.
+  let slot = 0;
+  const park = (resolve: (n: number) => void) => {
+    waiting[slot] = resolve;
+  };
+  return {
+    call() {
+      const id = (nextId = (nextId + 1) >>> 0);
+      slot = id & (RING - 1);
+      if (waiting[slot] !== undefined) return Promise.reject(new Error(`more than ${RING} calls in flight`));
+      const answer = new Promise<number>(park);
+      out.frame(id, body, 0, body.length);
+      if (!scheduled) {
+        scheduled = true;
+        // After the callers of this turn have all called: one write for all of them.
+        process.nextTick(flush);
+      }
+      return answer;
+    },
+    close() {
+      socket.destroy();
+    },
+  };
+}
+
+/** The tuned raw floor, as a benchmark peer. */
+export const peer: Peer = {
+  id: 'floor',
+  label: 'raw floor (tuned)',
+  description:
+    'Raw length-prefixed echo over node:net with id multiplexing, no codec and no handshake: the writes of one event-loop turn batched into one socket.write, frames parsed in place, nothing allocated per call but the promise; the body is the Item pre-encoded in Avro.',
+  startServer,
+  connect: connectClient,
+};
