@@ -390,7 +390,7 @@ async function main(): Promise<void> {
   if (picked === DEFAULT_SCENARIOS || picked === 'all') {
     const dir = repoFile('bench/results');
     mkdirSync(dir, { recursive: true });
-    writeFileSync(`${dir}/http-gateway.md`, `# HTTP/JSON gateway benchmark (issue 13)\n\n${md}`);
+    writeFileSync(`${dir}/http-gateway.md`, `# HTTP/JSON gateway benchmark\n\n${md}`);
     writeFileSync(`${dir}/http-gateway.json`, `${JSON.stringify(report, null, 2)}\n`);
     console.log('wrote bench/results/http-gateway.md, http-gateway.json');
   }
