@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import avro from 'avsc';
 import { benchItem, repoFile } from '../payload.js';
 import type { Peer } from './peer.js';
-import { packageVersion } from './support.js';
+import { listenLoopback, packageVersion } from './support.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- avsc's services have no typings for messages */
 function echoService(): any {
@@ -75,16 +75,9 @@ export const peer: Peer = {
       socket.on('error', () => socket.destroy());
       avroServer.createChannel(transport(socket));
     });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    return {
-      port: (server.address() as { port: number }).port,
-      close: () =>
-        new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          for (const s of sockets) s.destroy();
-        }),
-    };
+    return listenLoopback(server, () => {
+      for (const s of sockets) s.destroy();
+    });
   },
 
   async connect(port) {

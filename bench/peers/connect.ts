@@ -5,7 +5,6 @@
  * about 1.7x the CPU per call here). The protobuf descriptors are built at runtime from a
  * FileDescriptorProto written here (no codegen), mirroring bench/echo.proto.
  */
-import { once } from 'node:events';
 import { createServer, type Http2Session } from 'node:http2';
 import { create, createFileRegistry, type DescMessage, type DescService, type MessageShape } from '@bufbuild/protobuf';
 import { FieldDescriptorProto_Label as Label, FieldDescriptorProto_Type as Type, FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
@@ -13,7 +12,7 @@ import { createClient, type ConnectRouter } from '@connectrpc/connect';
 import { connectNodeAdapter, createConnectTransport, Http2SessionManager } from '@connectrpc/connect-node';
 import { benchItem } from '../payload.js';
 import type { Peer } from './peer.js';
-import { answer, packageVersion } from './support.js';
+import { answer, listenLoopback, packageVersion } from './support.js';
 
 /** bench/echo.proto as a descriptor: package avrpc.echo, message Item, service Echo. */
 function echoDescriptors(): { item: DescMessage; service: DescService } {
@@ -59,16 +58,9 @@ export const peer: Peer = {
       sessions.add(s);
       s.once('close', () => sessions.delete(s));
     });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    return {
-      port: (server.address() as { port: number }).port,
-      close: () =>
-        new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          for (const s of sessions) s.destroy();
-        }),
-    };
+    return listenLoopback(server, () => {
+      for (const s of sessions) s.destroy();
+    });
   },
 
   async connect(port) {

@@ -12,6 +12,7 @@ import { connect, createServer, type Socket } from 'node:net';
 import { once } from 'node:events';
 import avro from 'avsc';
 import type { Peer, PeerClient, PeerServer } from './peer.js';
+import { listenLoopback } from './support.js';
 import { benchItem } from '../payload.js';
 
 const HEADER = 8;
@@ -107,16 +108,8 @@ async function startServer({ delayMs }: { delayMs: number }): Promise<PeerServer
     });
     socket.on('error', () => socket.destroy());
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    port: (server.address() as { port: number }).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        // Its connections end when the client process exits.
-      }),
-  };
+  // Its connections end when the client process exits.
+  return listenLoopback(server);
 }
 
 async function connectClient(port: number): Promise<PeerClient> {

@@ -4,10 +4,9 @@
  * a Node caller gets the most out of one HTTP/1.1 connection.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { once } from 'node:events';
 import { Client } from 'undici';
 import type { Peer } from './peer.js';
-import { answer, benchItemBase64, packageVersion } from './support.js';
+import { answer, benchItemBase64, listenLoopback, packageVersion } from './support.js';
 
 /** Requests the client keeps on its one connection at most (the bench's deepest load is 64). */
 const PIPELINING = 64;
@@ -43,16 +42,7 @@ export const peer: Peer = {
         res.end();
       });
     });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    return {
-      port: (server.address() as { port: number }).port,
-      close: () =>
-        new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeAllConnections();
-        }),
-    };
+    return listenLoopback(server, () => server.closeAllConnections());
   },
 
   async connect(port) {

@@ -5,6 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { benchItem, repoFile } from '../payload.js';
+import type { PeerServer } from './peer.js';
 
 /**
  * The benchmark Item as the JSON peers carry it (HTTP, NATS, Moleculer): the blob as base64, which is
@@ -52,4 +53,29 @@ export function processCpuUs(pid: number): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // utime and stime are fields 14 and 15 of the whole line, 11 and 12 after the name (0-based).
   return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / TICKS_PER_SEC;
+}
+
+/** What {@link listenLoopback} can listen with: a net, http or http2 server. */
+interface Listener {
+  listen(port: number, host: string): unknown;
+  once(event: 'listening', listener: () => void): unknown;
+  address(): unknown;
+  close(callback: () => void): unknown;
+}
+
+/**
+ * Listens on 127.0.0.1 port 0 and gives the bound port and a `close` that stops accepting, runs
+ * `dropConnections` (the server's own connections end, so that close completes) and resolves once closed.
+ */
+export async function listenLoopback(server: Listener, dropConnections: () => void = () => {}): Promise<PeerServer> {
+  server.listen(0, '127.0.0.1');
+  await new Promise<void>((resolve) => server.once('listening', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        dropConnections();
+      }),
+  };
 }

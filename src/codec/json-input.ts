@@ -22,12 +22,14 @@ const INT_MAX = 2 ** 31 - 1;
 const LONG_MIN = -(2n ** 63n);
 const LONG_MAX = 2n ** 63n - 1n;
 
-interface Field {
+/** A record field as avsc exposes it (the parts the JSON readers and writers use). */
+export interface Field {
   name: string;
   type: avro.Type;
   defaultValue(): unknown;
 }
-interface Shape {
+/** An avsc type seen through the properties its kinds expose (the JSON readers and writers use these). */
+export interface Shape {
   typeName: string;
   fields?: Field[];
   types?: avro.Type[];
@@ -37,6 +39,7 @@ interface Shape {
   valuesType?: avro.Type;
   underlyingType?: avro.Type;
   branchName?: string;
+  recordConstructor?: new (...args: unknown[]) => object;
 }
 
 /**

@@ -9,7 +9,7 @@
 import type avro from 'avsc';
 import { asBuffer } from '../../codec/view-bytes.js';
 import { isStringLong } from '../../codec/longs.js';
-import type { BytesMode } from '../../codec/json-input.js';
+import type { BytesMode, Shape } from '../../codec/json-input.js';
 
 /** The value is not one the direct path handles: use the general one. Thrown without a stack. */
 export class Miss {}
@@ -19,23 +19,6 @@ const MISS = new Miss();
 export type DirectReader = (json: unknown) => unknown;
 /** A value of the server's type (already valid) to Avro JSON text; throws {@link Miss}. */
 export type DirectWriter = (value: unknown) => string;
-
-interface Field {
-  name: string;
-  type: avro.Type;
-  defaultValue(): unknown;
-}
-interface Shape {
-  typeName: string;
-  fields?: Field[];
-  types?: avro.Type[];
-  symbols?: string[];
-  size?: number;
-  itemsType?: avro.Type;
-  valuesType?: avro.Type;
-  branchName?: string;
-  recordConstructor?: new (...args: unknown[]) => object;
-}
 
 type LongKind = 'number' | 'bigint' | 'string';
 const longKind = (t: Shape): LongKind => (t.typeName === 'long' ? 'number' : isStringLong(t as unknown as avro.Type) ? 'string' : 'bigint');
