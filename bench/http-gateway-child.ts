@@ -115,7 +115,7 @@ async function serve(kind: GatewayServerKind): Promise<void> {
   process.on('message', (msg) => {
     if (msg === 'sample') {
       const cpu = process.cpuUsage();
-      process.send!({ cpuUs: cpu.user + cpu.system });
+      process.send!({ cpuUs: cpu.user + cpu.system, sysUs: cpu.system });
     }
     if (msg === 'stop') void server.close().finally(() => process.exit(0));
   });
@@ -282,7 +282,27 @@ function sample(): Promise<[number, number]> {
   });
 }
 
+/**
+ * `count '<{ target, calls, inFlight }>'`: exactly `calls` calls (after one), `inFlight` at a time,
+ * then `{ done: true }` to the parent: the load bench/http-gateway-count.ts counts a server's
+ * instructions under (the number of calls, not time, bounds it).
+ */
+async function runCount(job: { target: GatewayTarget; calls: number; inFlight: number }): Promise<void> {
+  const caller = job.target.kind === 'http' ? await httpCaller(job.target) : await avrpcCaller(job.target);
+  let left = job.calls;
+  const worker = async (): Promise<void> => {
+    while (left > 0) {
+      left--;
+      await caller.call();
+    }
+  };
+  await Promise.all(Array.from({ length: job.inFlight }, worker));
+  await caller.close();
+  process.send!({ done: true }, () => process.exit(0));
+}
+
 const [role, arg] = process.argv.slice(2);
 if (role === 'server') await serve(arg as GatewayServerKind);
 else if (role === 'client') await runClient(JSON.parse(arg!) as GatewayClientJob);
-else throw new Error(`usage: http-gateway-child.js server <kind> | client <job>`);
+else if (role === 'count') await runCount(JSON.parse(arg!) as { target: GatewayTarget; calls: number; inFlight: number });
+else throw new Error(`usage: http-gateway-child.js server <kind> | client <job> | count <job>`);

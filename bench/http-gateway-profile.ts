@@ -35,15 +35,25 @@ const job: GatewayClientJob = {
   slices: Math.ceil((Number(seconds) * 1000) / sliceMs / 2),
 };
 const client = fork(child, ['client', JSON.stringify(job)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+let sysShare = (): number => 0;
 const result = await new Promise<{
   sides: Array<{ calls: number; callsPerSec: number; cpuUs: number; serverCpuUs: number; errors: number }>;
 }>((resolve) => {
+  // The server's CPU and its system part at the first and the last sample: how much is the kernel's.
+  let firstSys: [number, number] | undefined;
+  let lastSys: [number, number] = [0, 0];
+  sysShare = () => (firstSys === undefined ? 0 : (lastSys[1] - firstSys[1]) / Math.max(1, lastSys[0] - firstSys[0]));
   client.on('message', (m: { sample?: true }) => {
     if (m.sample === undefined) return resolve(m as never);
     // Both targets are this one server: the same sample twice.
     const reply = once(server, 'message');
     server.send('sample');
-    void reply.then((m) => client.send({ cpu: [(m[0] as { cpuUs: number }).cpuUs, (m[0] as { cpuUs: number }).cpuUs] }));
+    void reply.then((m) => {
+      const { cpuUs, sysUs } = m[0] as { cpuUs: number; sysUs: number };
+      firstSys ??= [cpuUs, sysUs];
+      lastSys = [cpuUs, sysUs];
+      client.send({ cpu: [cpuUs, cpuUs] });
+    });
   });
 });
 const cpuUs = result.sides[0]!.serverCpuUs + result.sides[1]!.serverCpuUs;
@@ -51,7 +61,7 @@ const calls = result.sides[0]!.calls + result.sides[1]!.calls;
 const clientUs = result.sides[0]!.cpuUs + result.sides[1]!.cpuUs;
 console.log(
   `${kind}: ${calls} calls, ${Math.round(calls / (result.sides[0]!.calls / result.sides[0]!.callsPerSec + result.sides[1]!.calls / result.sides[1]!.callsPerSec))} calls/s, ` +
-    `server ${(cpuUs / calls).toFixed(2)} µs/call, client ${(clientUs / calls).toFixed(2)} µs/call, errors ${result.sides[0]!.errors + result.sides[1]!.errors}`,
+    `server ${(cpuUs / calls).toFixed(2)} µs/call (${Math.round(sysShare() * 100)}% system), client ${(clientUs / calls).toFixed(2)} µs/call, errors ${result.sides[0]!.errors + result.sides[1]!.errors}`,
 );
 const exited = once(server, 'exit');
 server.send('stop');

@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Code, RpcError, type Protocol, type RpcObserver, type ServerOptions } from '../../src/index.js';
 import { CallContext } from '../../src/server/call-context.js';
-import { GatewayCalls, executeCall } from '../../src/server/call-executor.js';
+import { EncodedRequest, GatewayCalls, executeCall, runCall, type CallOutcome } from '../../src/server/call-executor.js';
 import type { ServerShared } from '../../src/server/server-shared.js';
 import { item, loadEcho } from '../helpers/echo-fixture.js';
 import { fakeShared } from './fakes.js';
@@ -124,6 +124,57 @@ test('maxConcurrentCalls bounds the calls running at once', async () => {
   await new Promise((r) => setImmediate(r));
   release();
   assert.ok((await first).ok);
+});
+
+test('runCall: a synchronous handler answers before runCall returns; a throw is the outcome an async one gives', async () => {
+  const s = shared({
+    handlers: {
+      echo: (req: { item: unknown }) => req.item,
+      fail: (req: { reason: string }) => {
+        if (req.reason === 'sync') throw new RpcError(Code.NOT_FOUND, 'sync');
+        return Promise.reject(new RpcError(Code.NOT_FOUND, 'async'));
+      },
+    },
+  });
+  const msg = (name: string) => protocol.messages.find((m) => m.name === name)!;
+  const ctx = (name: string) => new CallContext(name, {}, Infinity, peer);
+  let got: CallOutcome | undefined;
+  runCall(s, msg('echo'), { item: item(3) }, ctx('echo'), (o) => (got = o));
+  assert.ok(got?.ok);
+  assert.is(s.gateway!.running, 0);
+  const outcomes: CallOutcome[] = [];
+  runCall(s, msg('fail'), { reason: 'sync' }, ctx('fail'), (o) => outcomes.push(o));
+  await new Promise<void>((resolve) => runCall(s, msg('fail'), { reason: 'async' }, ctx('fail'), (o) => (outcomes.push(o), resolve())));
+  assert.equal(
+    outcomes.map((o) => (o.ok ? 'ok' : `${o.error.code} ${o.error.message}`)),
+    [`${Code.NOT_FOUND} sync`, `${Code.NOT_FOUND} async`],
+  );
+});
+
+test('runCall: the transport cancelling ends the call at once (once), its handler still pending', async () => {
+  const s = shared({ handlers: { echo: () => new Promise(() => undefined) } });
+  const msg = protocol.messages.find((m) => m.name === 'echo')!;
+  const ctx = new CallContext('echo', {}, Infinity, peer);
+  const outcomes: CallOutcome[] = [];
+  runCall(s, msg, { item: item(1) }, ctx, (o) => outcomes.push(o));
+  assert.is(s.gateway!.running, 1);
+  ctx.cancel(new RpcError(Code.CANCELLED, 'client went away'));
+  ctx.cancel(new RpcError(Code.CANCELLED, 'again'));
+  assert.equal(
+    outcomes.map((o) => (o.ok ? 'ok' : o.error.code)),
+    [Code.CANCELLED],
+  );
+  assert.is(s.gateway!.running, 0);
+});
+
+test('runCall: bytes that do not decode are INVALID_ARGUMENT, the handler not called', async () => {
+  let called = false;
+  const s = shared({ handlers: { echo: () => ((called = true), undefined) } });
+  const msg = protocol.messages.find((m) => m.name === 'echo')!;
+  const out = await executeCall(s, msg, new EncodedRequest(Buffer.from([0xff])), new CallContext('echo', {}, Infinity, peer));
+  assert.is(out.ok ? undefined : out.error.code, Code.INVALID_ARGUMENT);
+  assert.is(called, false);
+  assert.is(s.gateway!.running, 0);
 });
 
 test.run();

@@ -8,7 +8,7 @@ import { Code, codeName } from '../../errors/code.js';
 import { RpcError } from '../../errors/rpc-error.js';
 import { callHook } from '../../util/call-hook.js';
 import { CallContext, type PeerInfo } from '../call-context.js';
-import { executeCall, executeServerStream } from '../call-executor.js';
+import { executeCall, executeServerStream, runCall } from '../call-executor.js';
 import type { ServerShared } from '../server-shared.js';
 import type { ReadinessState } from '../readiness.js';
 import type { ResolvedHttpOptions } from './http-options.js';
@@ -95,6 +95,11 @@ export class HttpGateway {
       beforeHead(res, () => cors.decorate(req, res));
     }
     const url = req.url ?? '/';
+    if (req.method === 'POST') {
+      // The common case, a message's own path as it is: one lookup, no URL parsing.
+      const direct = this.routes.atPath(url, req.headers['avrpc-bytes'] === 'base64' ? 'base64' : 'latin1');
+      if (direct !== undefined) return this.post(req, res, state, direct);
+    }
     const q = url.indexOf('?');
     const path = pathOf(q < 0 ? url : url.slice(0, q));
     if (req.method === 'GET' || req.method === 'HEAD') {
@@ -112,6 +117,11 @@ export class HttpGateway {
       (q >= 0 && bytesParam(url.slice(q + 1)) === 'base64') || req.headers['avrpc-bytes'] === 'base64' ? 'base64' : 'latin1';
     const route = path.startsWith(this.prefix) ? this.routes.get(messageName(path.slice(this.prefix.length)), bytes) : undefined;
     if (route === undefined) return this.fail(res, new RpcError(Code.NOT_FOUND, `no such message: ${path}`));
+    this.post(req, res, state, route);
+  }
+
+  /** A POST to `route`: its body read, its caller authenticated, then the call. */
+  private post(req: IncomingMessage, res: ServerResponse, state: HttpSocketState, route: HttpRoute): void {
     // The body counts against the server's memory budget (maxBufferedBytes) while it is read and decoded.
     readBody(req, this.shared.options.maxMessageBytes, state.account, (err, body, release) => {
       if (err !== undefined) return this.fail(res, err);
@@ -165,7 +175,7 @@ export class HttpGateway {
       void this.stream(res, route, request, ctx).finally(() => state.running.delete(ctx));
       return;
     }
-    void executeCall(this.shared, msg, request, ctx).then((outcome) => {
+    runCall(this.shared, msg, request, ctx, (outcome) => {
       state.running.delete(ctx);
       if (res.destroyed) return;
       setMetadataHeaders(res, ctx);

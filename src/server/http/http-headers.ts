@@ -6,18 +6,28 @@ import type { Metadata } from '../../framing/bodies.js';
 /** Prefix of the request headers that carry call metadata: `avrpc-md-tenant: blue` is `{ tenant: 'blue' }`. */
 export const METADATA_PREFIX = 'avrpc-md-';
 
-/** The call metadata of a request's `avrpc-md-*` headers; RESOURCE_EXHAUSTED over `maxBytes` (keys and values). */
+/** W3C Trace Context headers: the call metadata tracing reads them from, as an OpenTelemetry HTTP client sends them. */
+const TRACE_HEADERS: ReadonlySet<string> = new Set(['traceparent', 'tracestate']);
+
+/**
+ * The call metadata of a request's `avrpc-md-*` headers, and its W3C `traceparent`/`tracestate`
+ * headers under their own names (so a traced HTTP caller's trace goes on in the server's spans; an
+ * `avrpc-md-traceparent` wins). RESOURCE_EXHAUSTED over `maxBytes` (keys and values).
+ */
 export function metadataOf(headers: IncomingHttpHeaders, maxBytes: number): Metadata {
   let out: Record<string, string> | undefined;
   let bytes = 0;
   for (const name in headers) {
     const value = headers[name];
-    if (!name.startsWith(METADATA_PREFIX) || value === undefined) continue;
-    const key = name.slice(METADATA_PREFIX.length);
+    if (value === undefined) continue;
+    const prefixed = name.startsWith(METADATA_PREFIX);
+    if (!prefixed && !TRACE_HEADERS.has(name)) continue;
+    const key = prefixed ? name.slice(METADATA_PREFIX.length) : name;
     const v = Array.isArray(value) ? value.join(', ') : value;
     bytes += Buffer.byteLength(key) + Buffer.byteLength(v);
     if (bytes > maxBytes) throw new RpcError(Code.RESOURCE_EXHAUSTED, `request metadata exceeds maxMetadataBytes (${maxBytes})`);
-    (out ??= {})[key] = v;
+    out ??= {};
+    if (prefixed || out[key] === undefined) out[key] = v;
   }
   return out ?? EMPTY;
 }

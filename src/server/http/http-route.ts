@@ -62,18 +62,30 @@ export class HttpRoute {
 export class HttpRoutes {
   private readonly latin1 = new Map<string, HttpRoute>();
   private readonly base64 = new Map<string, HttpRoute>();
+  /** The same routes by their whole path, `/<protocol full name>/<message>`. */
+  private readonly latin1Paths = new Map<string, HttpRoute>();
+  private readonly base64Paths = new Map<string, HttpRoute>();
 
   constructor(protocol: Protocol) {
-    for (const [bytes, routes] of [
-      ['latin1', this.latin1],
-      ['base64', this.base64],
+    for (const [bytes, routes, paths] of [
+      ['latin1', this.latin1, this.latin1Paths],
+      ['base64', this.base64, this.base64Paths],
     ] as const) {
-      for (const [name, json] of jsonMessages(protocol, bytes as BytesMode)) routes.set(name, new HttpRoute(protocol.message(name)!, json));
+      for (const [name, json] of jsonMessages(protocol, bytes as BytesMode)) {
+        const route = new HttpRoute(protocol.message(name)!, json);
+        routes.set(name, route);
+        paths.set(`/${protocol.name}/${name}`, route);
+      }
     }
   }
 
   /** The route of message `name` in mode `bytes`, if the protocol has it. */
   get(name: string, bytes: BytesMode): HttpRoute | undefined {
     return (bytes === 'base64' ? this.base64 : this.latin1).get(name);
+  }
+
+  /** The route whose path is exactly `target` (no query, no encoding) in mode `bytes`, if any. */
+  atPath(target: string, bytes: BytesMode): HttpRoute | undefined {
+    return (bytes === 'base64' ? this.base64Paths : this.latin1Paths).get(target);
   }
 }

@@ -114,27 +114,24 @@ export function directReader(type: avro.Type, bytes: BytesMode): DirectReader | 
       const fields = t.fields!;
       const readers = fields.map((f) => directReader(f.type, bytes));
       if (readers.some((r) => r === undefined)) return undefined;
-      const names = fields.map((f) => f.name);
       const defaults = fields.map((f) => f.defaultValue() !== undefined);
-      const Record = t.recordConstructor!;
-      return (j) => {
-        if (!isObject(j)) return miss();
-        const args = new Array<unknown>(names.length);
-        let seen = 0;
-        for (let i = 0; i < names.length; i++) {
-          const v = j[names[i]!];
-          // Missing: the constructor puts the default in (as decoding does); no default is an error.
-          if (v === undefined) {
-            if (!defaults[i]) return miss();
-            continue;
-          }
-          seen++;
-          args[i] = readers[i]!(v);
-        }
-        // An unknown key (avsc would ignore it): the general path names it.
-        if (Object.keys(j).length !== seen) return miss();
-        return new Record(...args);
-      };
+      // Compiled per record type (as avsc compiles its own): each field read by its name, a
+      // monomorphic load where a loop's `j[names[i]]` is a megamorphic one, and no spread call.
+      // Missing: the constructor puts the default in (as decoding does); no default is an error.
+      // An unknown key (avsc would ignore it): the general path names it.
+      const args = fields.map((_, i) => `a${i}`);
+      const reads = fields.map(
+        (f, i) =>
+          `v = j[${JSON.stringify(f.name)}]; if (v === undefined) { if (!${defaults[i]}) return miss(); } else { seen++; a${i} = r[${i}](v); }`,
+      );
+      const source = `return function readRecord(j) {
+  if (!isObject(j)) return miss();
+  let seen = 0, v${args.map((a) => `, ${a}`).join('')};
+  ${reads.join('\n  ')}
+  if (Object.keys(j).length !== seen) return miss();
+  return new Record(${args.join(', ')});
+};`;
+      return new Function('isObject', 'miss', 'r', 'Record', source)(isObject, miss, readers, t.recordConstructor) as DirectReader;
     }
     default: {
       const inner = nullable(t);
@@ -215,19 +212,21 @@ export function directWriter(type: avro.Type, bytes: BytesMode): DirectWriter | 
       const fields = t.fields!;
       const writers = fields.map((f) => directWriter(f.type, bytes));
       if (writers.some((w) => w === undefined)) return undefined;
-      const keys = fields.map((f, i) => `${i === 0 ? '{' : ','}${JSON.stringify(f.name)}:`);
       if (fields.length === 0) return (v) => (isObject(v) ? '{}' : miss());
-      return (v) => {
-        if (!isObject(v)) return miss();
-        let out = '';
-        for (let i = 0; i < keys.length; i++) {
-          let x = v[fields[i]!.name];
-          // As the encoder does: an undefined field with a default is its default.
-          if (x === undefined) x = fields[i]!.defaultValue();
-          out += keys[i]! + writers[i]!(x);
-        }
-        return `${out}}`;
-      };
+      const defaults = fields.map((f) => () => f.defaultValue() as unknown);
+      // Compiled per record type, as the reader is. As the encoder does: an undefined field with a
+      // default is its default.
+      const writes = fields.map(
+        (f, i) =>
+          `x = v[${JSON.stringify(f.name)}]; if (x === undefined) x = d[${i}](); out += ${JSON.stringify(`${i === 0 ? '{' : ','}${JSON.stringify(f.name)}:`)} + w[${i}](x);`,
+      );
+      const source = `return function writeRecord(v) {
+  if (!isObject(v)) return miss();
+  let x, out = '';
+  ${writes.join('\n  ')}
+  return out + '}';
+};`;
+      return new Function('isObject', 'miss', 'w', 'd', source)(isObject, miss, writers, defaults) as DirectWriter;
     }
     default: {
       const inner = nullable(t);
