@@ -97,8 +97,15 @@ export function executeCall(shared: ServerShared, msg: MessageDef, request: unkn
  * observer, no `authorize`, no worker, no deadline) runs its handler straight away and hands its
  * outcome over in the handler's own turn: the gateway's calls then pay one promise, the handler's.
  */
-export function runCall(shared: ServerShared, msg: MessageDef, request: unknown, ctx: CallContext, done: (outcome: CallOutcome) => void): void {
-  if (msg.stream !== undefined) return done(failed(new RpcError(Code.UNIMPLEMENTED, `${msg.name} is a ${msg.stream} stream, not a unary call`)));
+export function runCall(
+  shared: ServerShared,
+  msg: MessageDef,
+  request: unknown,
+  ctx: CallContext,
+  done: (outcome: CallOutcome) => void,
+): void {
+  if (msg.stream !== undefined)
+    return done(failed(new RpcError(Code.UNIMPLEMENTED, `${msg.name} is a ${msg.stream} stream, not a unary call`)));
   const o = shared.options;
   const index = msg.index;
   const handler = o.handlers[index];
