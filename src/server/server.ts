@@ -263,7 +263,7 @@ export function createServer<Api = undefined>(options: ServerOptions<NoInfer<Api
         // Workers once listen succeeded (a failed listen leaves no threads behind), and before anyone is
         // told of us: a worker module that does not load, or lacks a handler, fails listen, not every call.
         if (offload !== undefined) await offload.warmUp();
-        if (resolved.grpc !== undefined) grpcBridge = await startGrpcBridge(shared, host, resolved.grpc.port, openConnections);
+        if (resolved.grpc !== undefined) grpcBridge = await startGrpcBridge(shared, host, resolved.grpc.port, openConnections, handshakes);
         const r = opts.register;
         if (r !== undefined) {
           registration = await r.registry.register({

@@ -3,6 +3,7 @@
  * `makeGenericClientConstructor` and avsc serializers (and, for the health service, @grpc/proto-loader
  * reading the standard health.proto, an independent protobuf implementation).
  */
+import { createConnection, type Socket } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -137,4 +138,21 @@ export function readStream(call: grpc.ClientReadableStream<unknown> | grpc.Clien
 export function methodOf<F>(client: grpc.Client, name: string): F {
   const fn = (client as unknown as Record<string, (...a: unknown[]) => unknown>)[name]!;
   return fn.bind(client) as F;
+}
+
+/** A TCP connection to `port` that sends nothing; resolves once open. */
+export async function silent(port: number): Promise<{ socket: Socket; closed: Promise<void> }> {
+  const socket = createConnection({ host: '127.0.0.1', port });
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  socket.on('error', () => undefined);
+  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  return { socket, closed };
+}
+
+/** Resolves true once `p` settles, false if it has not after `ms` (a bound on waiting, not a timing assertion). */
+export function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([p.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)))]).finally(() =>
+    clearTimeout(timer),
+  );
 }

@@ -6,10 +6,10 @@
 import * as grpc from '@grpc/grpc-js';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createServer, type CallContext, type Protocol, type Server } from '../../src/index.js';
+import { createServer, type CallContext, type Protocol, type Server, type ServerOptions } from '../../src/index.js';
 import { makeTestCerts, type TestCerts } from '../helpers/certs.js';
 import { item, loadEcho } from '../helpers/echo-fixture.js';
-import { avroClient, unary } from './grpc-client.js';
+import { avroClient, silent, unary, within } from './grpc-client.js';
 
 const test = suite('grpc bridge tls');
 
@@ -27,8 +27,9 @@ test.after(async () => {
   await certs.cleanup();
 });
 
-async function start(requestCert: boolean): Promise<number> {
+async function start(requestCert: boolean, options: Partial<ServerOptions> = {}): Promise<number> {
   const server = createServer({
+    ...options,
     protocol,
     handlers: {
       echo: (r: { item: { id: number } }, ctx: CallContext) => ({ ...r.item, name: ctx.peer.certificate?.commonName ?? 'anonymous' }),
@@ -81,6 +82,34 @@ test('mTLS: a client certificate is required', async () => {
   } finally {
     withCert.close();
     without.close();
+  }
+});
+
+test('a TLS handshake never started is closed after handshakeTimeoutMs, as on the avrpc port', async () => {
+  const port = await start(false, { handshakeTimeoutMs: 200 });
+  const { closed } = await silent(port);
+  assert.ok(await within(closed, 10_000), 'the silent connection was closed');
+});
+
+test('TLS handshakes count against maxHandshakingPerAddress; a finished one frees its slot', async () => {
+  const port = await start(false, { maxHandshakingPerAddress: 1 });
+  const first = await silent(port);
+  const second = await silent(port);
+  assert.ok(await within(second.closed, 10_000), 'the second handshake from the address was refused');
+  assert.not.ok(await within(first.closed, 100), 'the first still waits for its handshake');
+  first.socket.destroy();
+  await first.closed;
+  // Handshakes one after the other: each completed one gave its slot back.
+  const clients = [0, 1].map(() =>
+    avroClient(protocol, port, grpc.credentials.createSsl(Buffer.from(certs.ca)), { ...override, 'grpc.use_local_subchannel_pool': 1 }),
+  );
+  try {
+    for (const c of clients) {
+      const r = await unary(c, 'echo', { item: item(4) });
+      assert.is(r.error, undefined, String(r.error));
+    }
+  } finally {
+    for (const c of clients) c.close();
   }
 });
 

@@ -1,40 +1,11 @@
 /**
- * The grpc-js credentials for the server's `tls` option: the same certificate, key and client CAs
- * as the avrpc port, so a server configured for TLS never serves gRPC in the clear.
+ * TLS of the gRPC bridge: the server's `tls` option, the same certificate, key and client CAs as the
+ * avrpc port (grpc-bridge.ts terminates it), so a server configured for TLS never serves gRPC in the
+ * clear; and the verified client certificate of a call under mTLS.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { Code } from '../../errors/code.js';
-import { RpcError } from '../../errors/rpc-error.js';
 import type { PeerCertificateInfo } from '../../security/auth.js';
 import type { ServerTlsOptions } from '../../security/tls.js';
-import type { GrpcModule } from './grpc-module.js';
-
-type Pem = string | Buffer | Array<string | Buffer>;
-
-/** The PEM items of an option as Buffers. */
-function pems(value: Pem | undefined): Buffer[] {
-  if (value === undefined) return [];
-  return (Array.isArray(value) ? value : [value]).map((v) => (typeof v === 'string' ? Buffer.from(v) : v));
-}
-
-/**
- * Insecure credentials without `tls`; else SSL credentials from `cert`/`key` (paired in order) and
- * `ca`, asking for client certificates when `requestCert` is set and rejecting those that fail
- * unless `rejectUnauthorized` is false. Throws INVALID_ARGUMENT when cert and key do not pair up.
- */
-export function grpcCredentials(g: GrpcModule, tls: ServerTlsOptions | undefined): grpc.ServerCredentials {
-  if (tls === undefined) return g.ServerCredentials.createInsecure();
-  const certs = pems(tls.cert);
-  const keys = pems(tls.key as Pem);
-  if (certs.length !== keys.length || certs.length === 0)
-    throw new RpcError(Code.INVALID_ARGUMENT, 'grpc: options.tls needs one key per certificate (PEM strings or Buffers)');
-  const ca = pems(tls.ca);
-  return g.ServerCredentials.createSsl(
-    ca.length === 0 ? null : Buffer.concat(ca),
-    certs.map((cert_chain, i) => ({ cert_chain, private_key: keys[i]! })),
-    verifiesClients(tls),
-  );
-}
 
 /** True when TLS requires and verifies client certificates (mTLS). */
 function verifiesClients(tls: ServerTlsOptions): boolean {
