@@ -3,7 +3,7 @@
  * `{ port }`; `perf-child.js client <kind> <port> <inFlight> <warmupMs> <measureMs>` runs the closed
  * loop (bench/load.ts) and sends its LoadResult;
  * `perf-child.js count <kind> <port> <inFlight> <calls>` makes that many calls untimed (for callgrind). Kinds: `avrpc`, `avrpc-dm` (every call with a deadline
- * and metadata), `floor` (the tuned raw floor, bench/peers/floor.ts). The server reads its CPU at the
+ * and metadata; `avrpc-d`, `avrpc-m`: one of them), `floor` (the tuned raw floor, bench/peers/floor.ts). The server reads its CPU at the
  * window's edges (`window-start`, `window-end`, relayed by the parent) and answers `stats`.
  */
 import { createClient, createServer, loadProtocol } from '../src/index.js';
@@ -28,7 +28,16 @@ async function client(port: number): Promise<{ call: CallFn; close(): unknown }>
   const c = createClient({ protocol, endpoints: [`127.0.0.1:${port}`], ...slow });
   const request = { item: benchItem };
   await c.call('echo', request);
-  const options = kind === 'avrpc-dm' ? { timeoutMs: 5000, metadata: { 'trace-id': '4bf92f3577b34da6a3ce929d0e0e4736' } } : undefined;
+  const metadata = { 'trace-id': '4bf92f3577b34da6a3ce929d0e0e4736' };
+  // avrpc-d and avrpc-m: the deadline alone, the metadata alone (what each of avrpc-dm's costs is).
+  const options =
+    kind === 'avrpc-dm'
+      ? { timeoutMs: 5000, metadata }
+      : kind === 'avrpc-d'
+        ? { timeoutMs: 5000 }
+        : kind === 'avrpc-m'
+          ? { metadata }
+          : undefined;
   return { call: () => c.call('echo', request, options), close: () => c.close() };
 }
 

@@ -61,6 +61,37 @@ export function afterString(buf: Buffer, pos: number): number {
   }
 }
 
+/** Slots of {@link readKey}'s table (a power of two). */
+const KEY_SLOTS = 64;
+/** Longest key the table keeps, in bytes. */
+const KEY_BYTES = 40;
+const keyBytes: Array<Buffer | undefined> = new Array<Buffer | undefined>(KEY_SLOTS).fill(undefined);
+const keyStrings: string[] = new Array<string>(KEY_SLOTS).fill('');
+
+/**
+ * A metadata key from its UTF-8 bytes `buf[start, end)`. The keys a service sends recur on every
+ * call (`trace-id`, `tenant`): a table of those seen, by their bytes, gives back the same string,
+ * already internalized, so the map's property store is a cached transition and no string is made.
+ * A miss (a new key, or two keys sharing a slot) decodes it and takes the slot: any bytes are
+ * correct here, the table only saves work.
+ */
+export function readKey(buf: Buffer, start: number, end: number): string {
+  const n = end - start;
+  if (n === 0 || n > KEY_BYTES) return readUtf8(buf, start, end);
+  const slot = (n * 31 + buf[start]! * 7 + buf[end - 1]!) & (KEY_SLOTS - 1);
+  const known = keyBytes[slot];
+  if (known !== undefined && known.length === n) {
+    let i = 0;
+    while (i < n && known[i] === buf[start + i]) i++;
+    if (i === n) return keyStrings[slot]!;
+  }
+  // The internalized copy: a property key is stored as one.
+  const key = Object.keys({ [readUtf8(buf, start, end)]: 0 })[0]!;
+  keyBytes[slot] = Buffer.from(buf.subarray(start, end));
+  keyStrings[slot] = key;
+  return key;
+}
+
 /** Result of {@link readStringMap}: the map and where it ended, or `undefined` when over the limit. */
 export interface StringMapRead {
   value: Record<string, string>;
@@ -82,7 +113,7 @@ export function readStringMap(buf: Buffer, pos: number, maxBytes: number): Strin
       p = at;
       while (n-- > 0) {
         let len = stringLength(buf, p, end);
-        const key = readUtf8(buf, at, at + len);
+        const key = readKey(buf, at, at + len);
         p = at + len;
         len = stringLength(buf, p, end);
         value[key] = readUtf8(buf, at, at + len);

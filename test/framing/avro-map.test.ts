@@ -1,7 +1,7 @@
 import avro from 'avsc';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { countMapEntries, readStringMap } from '../../src/framing/avro-map.js';
+import { countMapEntries, readKey, readStringMap } from '../../src/framing/avro-map.js';
 import { seeded } from '../helpers/prng.js';
 
 /** The bounded map readers agree with avsc on every map, and stop at their limit. */
@@ -83,6 +83,33 @@ test('countMapEntries stops past its maximum, whatever the map claims or holds',
   // A block claiming 2^40 entries in 3 bytes: over, at once.
   const long = avro.Type.forSchema('long');
   assert.is(countMapEntries(Buffer.concat([long.toBuffer(2 ** 40), Buffer.from([2, 0x61, 0])]), 0, 64), 65);
+});
+
+test('readKey: what toString gives for any bytes, recurring keys and keys sharing a slot included', () => {
+  const rnd = seeded(7);
+  const samples: Buffer[] = [
+    Buffer.from('trace-id'),
+    Buffer.from('tenant'),
+    Buffer.from('clé-é'),
+    Buffer.from([0xff, 0xfe, 0x41]), // not UTF-8: U+FFFD as toString decodes it
+    Buffer.from([0xe2, 0x82]), // a truncated sequence
+    Buffer.from('x'.repeat(40)),
+    Buffer.from('y'.repeat(41)), // beyond the table's longest key
+    Buffer.alloc(0),
+  ];
+  // Many keys of one length, first and last byte: they share slots, and must never be confused.
+  for (let i = 0; i < 200; i++) samples.push(Buffer.from(`a${String.fromCharCode(97 + (i % 26))}${i % 7}z`));
+  for (let i = 0; i < 300; i++)
+    samples.push(Buffer.from(Array.from({ length: 1 + Math.floor(rnd() * 20) }, () => Math.floor(rnd() * 256))));
+  for (let round = 0; round < 3; round++) {
+    for (const b of samples) {
+      // Inside a larger buffer, at an offset, as in a frame.
+      const framed = Buffer.concat([Buffer.from([1, 2, 3]), b, Buffer.from([4])]);
+      assert.is(readKey(framed, 3, 3 + b.length), b.toString('utf8'), b.toString('hex'));
+    }
+  }
+  const one = Buffer.from('tenant');
+  assert.is(readKey(one, 0, 6), readKey(Buffer.from('tenant'), 0, 6), 'a recurring key');
 });
 
 test.run();
