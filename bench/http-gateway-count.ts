@@ -24,7 +24,16 @@ async function run(kind: GatewayServerKind, n: number): Promise<number> {
   const out = `${dir}/${kind}-${n}.cg`;
   const server = fork(child, ['server', kind], {
     execPath: 'valgrind',
-    execArgv: ['-q', '--tool=callgrind', '--smc-check=all-non-file', `--callgrind-out-file=${out}`, process.execPath],
+    // GC on the main thread and no timer-driven heap shrinking: counts that repeat run to run.
+    execArgv: [
+      '-q',
+      '--tool=callgrind',
+      '--smc-check=all-non-file',
+      `--callgrind-out-file=${out}`,
+      process.execPath,
+      '--single-threaded',
+      '--no-memory-reducer',
+    ],
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
   const [{ port }] = (await once(server, 'message')) as [{ port: number }];
