@@ -20,7 +20,16 @@ const child = fileURLToPath(new URL('./perf-child.js', import.meta.url));
 function grind(out: string) {
   return {
     execPath: 'valgrind',
-    execArgv: ['-q', '--tool=callgrind', '--smc-check=all-non-file', `--callgrind-out-file=${out}`, process.execPath],
+    // GC on the main thread and no timer-driven heap shrinking: counts that repeat run to run.
+    execArgv: [
+      '-q',
+      '--tool=callgrind',
+      '--smc-check=all-non-file',
+      `--callgrind-out-file=${out}`,
+      process.execPath,
+      '--single-threaded',
+      '--no-memory-reducer',
+    ],
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'] as ('ignore' | 'inherit' | 'ipc')[],
     env: { ...process.env, PROBE_SLOW: '1' },
   };
