@@ -7,8 +7,9 @@
  */
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { callgrindTotal, underCallgrind } from './callgrind.js';
 import type { GatewayServerKind } from './http-gateway-child.js';
 
 const kinds = (process.argv[2] ?? 'node-http,avrpc-http').split(',') as GatewayServerKind[];
@@ -18,22 +19,11 @@ const inFlight = Number(process.argv[5] ?? 1);
 const dir = process.env.COUNT_DIR ?? '/tmp/gateway-count';
 mkdirSync(dir, { recursive: true });
 const child = fileURLToPath(new URL('./http-gateway-child.js', import.meta.url));
-const total = (file: string): number => Number(/^totals: (\d+)/m.exec(readFileSync(file, 'utf8'))![1]);
 
 async function run(kind: GatewayServerKind, n: number): Promise<number> {
   const out = `${dir}/${kind}-${n}.cg`;
   const server = fork(child, ['server', kind], {
-    execPath: 'valgrind',
-    // GC on the main thread and no timer-driven heap shrinking: counts that repeat run to run.
-    execArgv: [
-      '-q',
-      '--tool=callgrind',
-      '--smc-check=all-non-file',
-      `--callgrind-out-file=${out}`,
-      process.execPath,
-      '--single-threaded',
-      '--no-memory-reducer',
-    ],
+    ...underCallgrind(out),
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
   const [{ port }] = (await once(server, 'message')) as [{ port: number }];
@@ -43,7 +33,7 @@ async function run(kind: GatewayServerKind, n: number): Promise<number> {
   const exited = once(server, 'exit');
   server.send('stop');
   await exited;
-  return total(out);
+  return callgrindTotal(out);
 }
 
 for (const kind of kinds) {

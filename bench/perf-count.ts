@@ -6,8 +6,9 @@
  */
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { callgrindTotal, underCallgrind } from './callgrind.js';
 
 const kinds = (process.argv[2] ?? 'avrpc,floor').split(',');
 const inFlight = Number(process.argv[3] ?? 64);
@@ -19,23 +20,13 @@ const child = fileURLToPath(new URL('./perf-child.js', import.meta.url));
 
 function grind(out: string) {
   return {
-    execPath: 'valgrind',
-    // GC on the main thread and no timer-driven heap shrinking: counts that repeat run to run.
-    execArgv: [
-      '-q',
-      '--tool=callgrind',
-      '--smc-check=all-non-file',
-      `--callgrind-out-file=${out}`,
-      process.execPath,
-      '--single-threaded',
-      '--no-memory-reducer',
-    ],
+    ...underCallgrind(out),
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'] as ('ignore' | 'inherit' | 'ipc')[],
     env: { ...process.env, PROBE_SLOW: '1' },
   };
 }
 
-const total = (file: string) => Number(/^totals: (\d+)/m.exec(readFileSync(file, 'utf8'))![1]);
+const total = callgrindTotal;
 
 async function run(kind: string, n: number): Promise<{ client: number; server: number }> {
   const sOut = `${dir}/${kind}-${n}-server.cg`;
