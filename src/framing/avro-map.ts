@@ -65,7 +65,10 @@ export function afterString(buf: Buffer, pos: number): number {
 const KEY_SLOTS = 64;
 /** Longest key the table keeps, in bytes. */
 const KEY_BYTES = 40;
-const keyBytes: Array<Buffer | undefined> = new Array<Buffer | undefined>(KEY_SLOTS).fill(undefined);
+/** Each slot's key bytes, in one fixed block (a miss allocates nothing but the key's string). */
+const keyBytes = new Uint8Array(KEY_SLOTS * KEY_BYTES);
+/** Each slot's key length; 0: empty. */
+const keyLengths = new Uint8Array(KEY_SLOTS);
 const keyStrings: string[] = new Array<string>(KEY_SLOTS).fill('');
 
 /**
@@ -73,21 +76,23 @@ const keyStrings: string[] = new Array<string>(KEY_SLOTS).fill('');
  * call (`trace-id`, `tenant`): a table of those seen, by their bytes, gives back the same string,
  * already internalized, so the map's property store is a cached transition and no string is made.
  * A miss (a new key, or two keys sharing a slot) decodes it and takes the slot: any bytes are
- * correct here, the table only saves work.
+ * correct here, the table only saves work. Its size is fixed: a peer sending new keys costs a
+ * decode each, as without it.
  */
 export function readKey(buf: Buffer, start: number, end: number): string {
   const n = end - start;
   if (n === 0 || n > KEY_BYTES) return readUtf8(buf, start, end);
   const slot = (n * 31 + buf[start]! * 7 + buf[end - 1]!) & (KEY_SLOTS - 1);
-  const known = keyBytes[slot];
-  if (known !== undefined && known.length === n) {
+  const base = slot * KEY_BYTES;
+  if (keyLengths[slot] === n) {
     let i = 0;
-    while (i < n && known[i] === buf[start + i]) i++;
+    while (i < n && keyBytes[base + i] === buf[start + i]) i++;
     if (i === n) return keyStrings[slot]!;
   }
   // The internalized copy: a property key is stored as one.
   const key = Object.keys({ [readUtf8(buf, start, end)]: 0 })[0]!;
-  keyBytes[slot] = Buffer.from(buf.subarray(start, end));
+  keyBytes.set(buf.subarray(start, end), base);
+  keyLengths[slot] = n;
   keyStrings[slot] = key;
   return key;
 }

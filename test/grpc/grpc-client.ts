@@ -5,6 +5,7 @@
  */
 import { createConnection, type Socket } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
+import * as assert from 'uvu/assert';
 import * as protoLoader from '@grpc/proto-loader';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -155,4 +156,17 @@ export function within(p: Promise<unknown>, ms: number): Promise<boolean> {
   return Promise.race([p.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)))]).finally(() =>
     clearTimeout(timer),
   );
+}
+
+/**
+ * Asserts that `port` (maxHandshakingPerAddress 1) refuses a second silent connection from this
+ * address while a first waits in its handshake, then closes that first one.
+ */
+export async function assertOneHandshakeAtATime(port: number): Promise<void> {
+  const first = await silent(port);
+  const second = await silent(port);
+  assert.ok(await within(second.closed, 10_000), 'the second handshake from the address was refused');
+  assert.not.ok(await within(first.closed, 100), 'the first still waits for its handshake');
+  first.socket.destroy();
+  await first.closed;
 }

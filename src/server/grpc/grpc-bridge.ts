@@ -105,6 +105,9 @@ export async function startGrpcBridge(
           const key = tlsKey(socket);
           handshaking.get(key)?.release();
           handshaking.delete(key);
+          // An error on the TLS socket closes it, as on its TCP socket (no listener would throw).
+          socket.on('error', () => socket.destroy());
+          if (closing) return void socket.destroy();
           injector.injectConnection(socket);
         });
   /**
