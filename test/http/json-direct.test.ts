@@ -10,7 +10,9 @@ import { Protocol } from '../../src/index.js';
 import { jsonMessages, requestFromJson, toAvroJson, type JsonMessage } from '../../src/codec/avro-json.js';
 import type { BytesMode } from '../../src/codec/json-input.js';
 import type { MessageDef } from '../../src/codec/protocol.js';
-import { Miss, directReader, directWriter } from '../../src/server/http/json-direct.js';
+import { Miss, directReader } from '../../src/server/http/json-direct.js';
+import { directWriter, type DirectWriter } from '../../src/server/http/json-writer.js';
+import { JsonBytes } from '../../src/server/http/json-bytes.js';
 import { HttpRoute } from '../../src/server/http/http-route.js';
 
 const schema = {
@@ -75,8 +77,25 @@ const bodies = [
   // Every byte value (quotes, backslash, controls, DEL, high bytes), and one beyond the table's length.
   big({ b: Buffer.from(Array.from({ length: 256 }, (_, i) => i)).toString('latin1') }),
   big({ b: 'x"\\'.repeat(200) }),
+  // Every ASCII character, 2-, 3- and 4-byte UTF-8, U+2028; then the same past the byte-by-byte length.
+  big({ s: String.fromCharCode(...Array.from({ length: 128 }, (_, i) => i)) + 'é€😀\u2028\uffff', m: { 'k"\\\n': 1, é: 2 } }),
+  big({ s: `${String.fromCharCode(...Array.from({ length: 128 }, (_, i) => i))}é€😀`.repeat(12) }),
+  big({ b: Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7) % 256)).toString('latin1') }),
+  big({ i: -2147483648, l: -900719925474099, d: 1e21, f: -1.5, m: { a: 2147483647, b: -2147483647, c: 2147483648, d: 0 } }),
+  big({ i: 2147483647, l: 90071992547409, d: 5e-324 }),
   Object.fromEntries(Object.entries(big()).filter(([k]) => !['o', 'os', 'def'].includes(k))),
 ].map((b) => JSON.stringify({ big: b }));
+
+const out = new JsonBytes();
+
+/** What `write` prints of `value`, as text (its bytes checked to be UTF-8 of it). */
+function print(write: DirectWriter, value: unknown): string {
+  write(value, out);
+  const bytes = out.take();
+  const text = bytes.toString('utf8');
+  assert.ok(Buffer.from(text, 'utf8').equals(bytes), 'well-formed UTF-8');
+  return text;
+}
 
 function general(msg: MessageDef, json: JsonMessage, text: string): unknown {
   return msg.request.fromBuffer(json.request.toBuffer(requestFromJson(json, text)));
@@ -106,7 +125,7 @@ for (const longs of ['number', 'bigint', 'string'] as const) {
         assert.is(got.big.constructor, want.big.constructor);
         assert.equal(got, want);
         const printed = toAvroJson(json.response, json.response.fromBuffer(msg.response.toBuffer(want.big)), 0, bytes);
-        assert.is(write(want.big), printed);
+        assert.is(print(write, want.big), printed);
       }
     });
   }
@@ -126,7 +145,7 @@ test('a lone surrogate is not direct (avsc writes it as three U+FFFD): the route
   assert.equal(route.request(text), want);
   assert.is(want.big.s, 'lone \ufffd\ufffd\ufffd surrogate');
   assert.is(
-    route.response({ ...want.big, s: 'x\udc00' }),
+    route.response({ ...want.big, s: 'x\udc00' }).toString(),
     toAvroJson(json.response, json.response.fromBuffer(msg.response.toBuffer({ ...want.big, s: 'x\udc00' }))),
   );
 });
@@ -137,7 +156,7 @@ test('a long beyond 2^53 (bigint mode) stays exact: the general parser reads it'
   const text = JSON.stringify({ big: big() }).replace('1234567890123', '9007199254740993');
   const got = route.request(text) as { big: { l: bigint } };
   assert.is(got.big.l, 9007199254740993n);
-  assert.ok(route.response(got.big).includes('"l":9007199254740993'));
+  assert.ok(route.response(got.big).toString().includes('"l":9007199254740993'));
 });
 
 test('what the direct path refuses gets the general path and its errors', () => {
@@ -180,7 +199,7 @@ test('a union of two non-null branches is not direct: the route still reads and 
   assert.is(directWriter(msg.response as avro.Type, 'latin1'), undefined);
   const route = new HttpRoute(msg, jsonMessages(protocol).get('wide')!);
   assert.equal((route.request('{"u":{"string":"s"}}') as { u: unknown }).u, 's');
-  assert.is(route.response(5), '{"int":5}');
+  assert.is(route.response(5).toString(), '{"int":5}');
 });
 
 test.run();

@@ -180,7 +180,7 @@ export class HttpGateway {
       if (res.destroyed) return;
       setMetadataHeaders(res, ctx);
       if (!outcome.ok) return this.fail(res, outcome.error, msg, route.json);
-      let json: string;
+      let json: Buffer;
       try {
         json = route.response(outcome.value);
       } catch (err) {
@@ -202,8 +202,7 @@ export class HttpGateway {
         setMetadataHeaders(res, ctx, false);
         res.writeHead(200, { 'content-type': 'application/x-ndjson' });
       }
-      const line = route.response(element);
-      if (res.write(`${line}\n`)) return;
+      if (res.write(route.response(element, true))) return;
       return new Promise<void>((resolve) => {
         const done = (): void => {
           res.off('drain', done);
@@ -301,11 +300,11 @@ function text(res: ServerResponse, status: number, body: string): void {
 }
 
 /**
- * The whole answer in one socket write: a string body is joined to the head (node:http's `_send`),
- * content-length set, so nothing is chunked; one writev per answer (its empty end chunk beside it).
+ * The whole answer in one socket write: content-length set, so nothing is chunked; the head and
+ * the body (a string is joined to the head by node:http's `_send`) go out in one writev.
  */
-function send(res: ServerResponse, status: number, type: string, body: string): void {
-  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
+function send(res: ServerResponse, status: number, type: string, body: string | Buffer): void {
+  res.writeHead(status, { 'content-type': type, 'content-length': typeof body === 'string' ? Buffer.byteLength(body) : body.length });
   res.end(body);
 }
 

@@ -3,7 +3,12 @@ import type { BytesMode } from '../../codec/json-input.js';
 import type { MessageDef, Protocol } from '../../codec/protocol.js';
 import { Code } from '../../errors/code.js';
 import { RpcError } from '../../errors/rpc-error.js';
-import { Miss, directReader, directWriter, parseDirect, type DirectReader, type DirectWriter } from './json-direct.js';
+import { JsonBytes } from './json-bytes.js';
+import { Miss, directReader, parseDirect, type DirectReader } from './json-direct.js';
+import { directWriter, type DirectWriter } from './json-writer.js';
+
+/** Where every route of this thread prints its responses (printing is synchronous). */
+const printed = new JsonBytes();
 
 /**
  * One message as HTTP calls it, in one bytes mode: its definition, its JSON types, and the direct
@@ -44,17 +49,24 @@ export class HttpRoute {
     }
   }
 
-  /** A response (valid for the message's type) as Avro JSON text. Throws when it cannot be written. */
-  response(value: unknown): string {
+  /**
+   * A response (valid for the message's type) as Avro JSON in UTF-8, followed by a newline when
+   * `line` (an NDJSON line). Throws when it cannot be written.
+   */
+  response(value: unknown, line = false): Buffer {
     if (this.write !== undefined) {
       try {
-        return this.write(value);
+        this.write(value, printed);
+        if (line) printed.byte(0x0a);
+        return printed.take();
       } catch (err) {
+        printed.abandon();
         if (!(err instanceof Miss)) throw err;
       }
     }
     const json = this.json;
-    return toAvroJson(json.response, json.response.fromBuffer(this.msg.response.toBuffer(value)), 0, json.bytes);
+    const text = toAvroJson(json.response, json.response.fromBuffer(this.msg.response.toBuffer(value)), 0, json.bytes);
+    return Buffer.from(line ? `${text}\n` : text, 'utf8');
   }
 }
 

@@ -1,13 +1,12 @@
 /**
  * Avro JSON straight to and from the server's values, for the types where that is plain: a reader of
- * `JSON.parse` output and a printer of a handler's value, each built once per type. They give what the
- * general path (codec/avro-json.ts: checked JSON, avsc's coercing copy, then an Avro binary round trip
- * into the server's types) gives for valid input, at a fraction of its cost; anything they do not
- * expect (a wrapped union, a long as a string, an unknown field, a logical type) is a {@link Miss},
- * and the caller takes the general path, which also words the errors.
+ * `JSON.parse` output (here) and a printer of a handler's value (json-writer.ts), each built once
+ * per type. They give what the general path (codec/avro-json.ts: checked JSON, avsc's coercing copy,
+ * then an Avro binary round trip into the server's types) gives for valid input, at a fraction of
+ * its cost; anything they do not expect (a wrapped union, a long as a string, an unknown field, a
+ * logical type) is a {@link Miss}, and the caller takes the general path, which also words the errors.
  */
 import type avro from 'avsc';
-import { asBuffer } from '../../codec/view-bytes.js';
 import { isStringLong } from '../../codec/longs.js';
 import type { BytesMode, Shape } from '../../codec/json-input.js';
 
@@ -17,26 +16,26 @@ const MISS = new Miss();
 
 /** JSON (as `JSON.parse` gives it) to a value of the server's type; throws {@link Miss}. */
 export type DirectReader = (json: unknown) => unknown;
-/** A value of the server's type (already valid) to Avro JSON text; throws {@link Miss}. */
-export type DirectWriter = (value: unknown) => string;
 
-type LongKind = 'number' | 'bigint' | 'string';
-const longKind = (t: Shape): LongKind => (t.typeName === 'long' ? 'number' : isStringLong(t as unknown as avro.Type) ? 'string' : 'bigint');
+/** How a long type holds its values: numbers (the default), bigints, or decimal strings. */
+export type LongKind = 'number' | 'bigint' | 'string';
+/** The {@link LongKind} of a long type. */
+export const longKind = (t: Shape): LongKind =>
+  t.typeName === 'long' ? 'number' : isStringLong(t as unknown as avro.Type) ? 'string' : 'bigint';
 
 /**
  * `s` when it is well-formed UTF-16; a lone surrogate is a {@link Miss} (avsc encodes it as three
  * bytes that decode as three U+FFFD: the general path gives exactly that).
  */
-const wellFormed = (s: string): string => ((s as unknown as { isWellFormed(): boolean }).isWellFormed() ? s : miss());
+export const wellFormed = (s: string): string => ((s as unknown as { isWellFormed(): boolean }).isWellFormed() ? s : miss());
 // eslint-disable-next-line no-control-regex -- the range starts at U+0000 on purpose
 const ABOVE_LATIN1 = /[^\u0000-\u00ff]/;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-/** The string mode's long, as longs.ts spells it (what its values are once valid). */
-const DECIMAL = /^(?:0|-?[1-9]\d{0,18})$/;
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+/** A plain JSON object (not null, not an array). */
+export const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** The `[null, X]` or `[X, null]` union's X, else undefined. */
-function nullable(t: Shape): avro.Type | undefined {
+export function nullable(t: Shape): avro.Type | undefined {
   if (t.typeName !== 'union:unwrapped' || t.types!.length !== 2) return undefined;
   const [a, b] = t.types! as unknown as Shape[];
   if (a!.typeName === 'null' && b!.typeName !== 'null') return t.types![1];
@@ -148,107 +147,8 @@ export function directReader(type: avro.Type, bytes: BytesMode): DirectReader | 
   }
 }
 
-/** A printer for `type` (a server protocol's), or undefined when the direct path does not handle it. */
-export function directWriter(type: avro.Type, bytes: BytesMode): DirectWriter | undefined {
-  const t = type as unknown as Shape;
-  switch (t.typeName) {
-    case 'null':
-      return (v) => (v === null ? 'null' : miss());
-    case 'boolean':
-      return (v) => (v === true ? 'true' : v === false ? 'false' : miss());
-    case 'int':
-      return (v) => (typeof v === 'number' ? String(v) : miss());
-    case 'long':
-    case 'abstract:long':
-      // Valid already (the server checked the response): a safe integer, a bigint, or a decimal string.
-      return (v) =>
-        typeof v === 'number' && Number.isSafeInteger(v)
-          ? String(v)
-          : typeof v === 'bigint'
-            ? v.toString()
-            : typeof v === 'string' && DECIMAL.test(v)
-              ? v
-              : miss();
-    case 'float':
-      return (v) => (typeof v === 'number' ? finite(Math.fround(v)) : miss());
-    case 'double':
-      return (v) => (typeof v === 'number' ? finite(v) : miss());
-    case 'string':
-    case 'enum':
-      return (v) => (typeof v === 'string' ? JSON.stringify(wellFormed(v)) : miss());
-    case 'bytes':
-    case 'fixed':
-      return (v) => {
-        if (!(v instanceof Uint8Array)) return miss();
-        const b = asBuffer(v) as Buffer;
-        if (bytes === 'base64') return `"${b.toString('base64')}"`;
-        if (b.length > SMALL_BYTES) return JSON.stringify(b.toString('latin1'));
-        // Small values byte by byte from a table of escapes: half the time of a string and its stringify.
-        let out = '"';
-        for (let i = 0; i < b.length; i++) out += BYTE_JSON[b[i]!]!;
-        return `${out}"`;
-      };
-    case 'array': {
-      const item = directWriter(t.itemsType!, bytes);
-      if (item === undefined) return undefined;
-      return (v) => {
-        if (!Array.isArray(v)) return miss();
-        let out = '[';
-        for (let i = 0; i < v.length; i++) out += (i === 0 ? '' : ',') + item(v[i]);
-        return `${out}]`;
-      };
-    }
-    case 'map': {
-      const value = directWriter(t.valuesType!, bytes);
-      if (value === undefined) return undefined;
-      return (v) => {
-        if (!isObject(v)) return miss();
-        let out = '';
-        for (const k of Object.keys(v)) out += `${out === '' ? '' : ','}${JSON.stringify(wellFormed(k))}:${value(v[k])}`;
-        return `{${out}}`;
-      };
-    }
-    case 'record': {
-      const fields = t.fields!;
-      const writers = fields.map((f) => directWriter(f.type, bytes));
-      if (writers.some((w) => w === undefined)) return undefined;
-      if (fields.length === 0) return (v) => (isObject(v) ? '{}' : miss());
-      const defaults = fields.map((f) => () => f.defaultValue() as unknown);
-      // Compiled per record type, as the reader is. As the encoder does: an undefined field with a
-      // default is its default.
-      const writes = fields.map(
-        (f, i) =>
-          `x = v[${JSON.stringify(f.name)}]; if (x === undefined) x = d[${i}](); out += ${JSON.stringify(`${i === 0 ? '{' : ','}${JSON.stringify(f.name)}:`)} + w[${i}](x);`,
-      );
-      const source = `return function writeRecord(v) {
-  if (!isObject(v)) return miss();
-  let x, out = '';
-  ${writes.join('\n  ')}
-  return out + '}';
-};`;
-      return new Function('isObject', 'miss', 'w', 'd', source)(isObject, miss, writers, defaults) as DirectWriter;
-    }
-    default: {
-      const inner = nullable(t);
-      const write = inner === undefined ? undefined : directWriter(inner, bytes);
-      if (write === undefined) return undefined;
-      const head = `{${JSON.stringify((inner as unknown as Shape).branchName)}:`;
-      return (v) => (v === null ? 'null' : `${head}${write(v)}}`);
-    }
-  }
-}
-
-/** Bytes values up to this long are printed through {@link BYTE_JSON}. */
-const SMALL_BYTES = 256;
-/** Each byte as it appears inside a JSON string of Avro's bytes encoding (code point = byte). */
-const BYTE_JSON = Array.from({ length: 256 }, (_, b) => JSON.stringify(String.fromCharCode(b)).slice(1, -1));
-
-/** NaN and the infinities print as null, as JSON.stringify prints them. */
-function finite(n: number): string {
-  return Number.isFinite(n) ? String(n) : 'null';
-}
-
-function miss(): never {
+/** Throws {@link Miss}. */
+export function miss(): never {
   throw MISS;
 }
 
