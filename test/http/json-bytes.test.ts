@@ -16,7 +16,7 @@ function printString(out: JsonBytes, s: string): Buffer {
 test('responses taken earlier keep their bytes while later ones fill and replace slabs', () => {
   const out = new JsonBytes();
   const kept: [Buffer, string][] = [];
-  // 2,000 responses of up to ~1 KiB: many 32 KiB slabs, and responses that straddle a slab's end.
+  // 2,000 responses of up to ~1 KiB: many 8 KiB slabs, and responses that straddle a slab's end.
   for (let i = 0; i < 2000; i++) {
     const s = `${i}:${'é'.repeat(i % 300)}"${String.fromCharCode(i % 32)}`;
     kept.push([printString(out, s), JSON.stringify(s)]);
@@ -42,7 +42,7 @@ test('a response longer than a slab is whole, and the slab after it is a normal 
   assert.is(first.toString(), '"before"');
   const after = printString(out, 'after');
   assert.is(after.toString(), '"after"');
-  assert.ok(after.buffer.byteLength <= 32 * 1024, 'the grown slab is not kept');
+  assert.ok(after.buffer.byteLength <= 8 * 1024, 'the grown slab is not kept');
 });
 
 test('an abandoned response leaves nothing in the next; a lone surrogate is a Miss', () => {

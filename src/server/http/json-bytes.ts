@@ -7,8 +7,12 @@
 
 import { miss, wellFormed } from './json-direct.js';
 
-/** A slab's size; a response longer than this gets a buffer of its own. */
-const SLAB_BYTES = 32 * 1024;
+/**
+ * A slab's size; a response longer than this gets a buffer of its own. A response the socket has not
+ * sent yet keeps its whole slab alive (a client that does not read pins it): as small as Node's own
+ * Buffer pool, so that costs no more than a pooled buffer would.
+ */
+const SLAB_BYTES = 8 * 1024;
 /** Strings and bytes longer than this are escaped natively (`JSON.stringify`), not byte by byte. */
 const LONG_VALUE = 1024;
 

@@ -17,11 +17,8 @@ const MISS = new Miss();
 /** JSON (as `JSON.parse` gives it) to a value of the server's type; throws {@link Miss}. */
 export type DirectReader = (json: unknown) => unknown;
 
-/** How a long type holds its values: numbers (the default), bigints, or decimal strings. */
-export type LongKind = 'number' | 'bigint' | 'string';
-/** The {@link LongKind} of a long type. */
-export const longKind = (t: Shape): LongKind =>
-  t.typeName === 'long' ? 'number' : isStringLong(t as unknown as avro.Type) ? 'string' : 'bigint';
+type LongKind = 'number' | 'bigint' | 'string';
+const longKind = (t: Shape): LongKind => (t.typeName === 'long' ? 'number' : isStringLong(t as unknown as avro.Type) ? 'string' : 'bigint');
 
 /**
  * `s` when it is well-formed UTF-16; a lone surrogate is a {@link Miss} (avsc encodes it as three
