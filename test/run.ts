@@ -38,6 +38,8 @@ async function runParent(filter: string | undefined): Promise<void> {
   const files = findTests(here).filter((f) => !filter || f.includes(filter));
   let passed = 0;
   let failed = 0;
+  // Repeated at the very end: CI shows only the tail of a long log, and a failure must be visible there.
+  const failures: string[] = [];
   for (const file of files) {
     const result = await new Promise<{ out: string; code: number | null }>((resolve) => {
       const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--child', file], {
@@ -70,7 +72,13 @@ async function runParent(filter: string | undefined): Promise<void> {
     let bad = total - ok - skipped;
     if (result.code !== 0 && bad === 0) bad = 1; // crashed, leaked or timed out
     failed += bad;
+    if (bad > 0) {
+      const how = `exit ${result.code ?? 'killed'}, ${ok} of ${total} passed`;
+      const tail = plain.trimEnd().split('\n').slice(-60).join('\n');
+      failures.push(`FAILED ${relative(here, file)} (${how}); its last lines:\n${tail}`);
+    }
   }
+  if (failures.length > 0) console.log(`\n${failures.join('\n\n')}`);
   console.log(`\n${passed} passed, ${failed} failed`);
   process.exitCode = failed > 0 || passed === 0 ? 1 : 0;
 }

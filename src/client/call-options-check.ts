@@ -47,10 +47,10 @@ export function checkCallOptions(callOptions: CallOptions | undefined, defaultTi
   return undefined;
 }
 
-/** The absolute deadline of a call (`performance.now()` clock), or -1; `Infinity` opts out of the client's default. */
-export function deadlineOf(callOptions: CallOptions | undefined, defaultTimeout: number | undefined): number {
+/** The timeout of a call in ms, or -1 for none; `Infinity` opts out of the client's default. */
+export function timeoutOf(callOptions: CallOptions | undefined, defaultTimeout: number | undefined): number {
   const timeoutMs = callOptions?.timeoutMs ?? defaultTimeout;
-  return timeoutMs === undefined || timeoutMs === Infinity ? -1 : performance.now() + timeoutMs;
+  return timeoutMs === undefined || timeoutMs === Infinity ? -1 : timeoutMs;
 }
 
 const isAbortSignal = (s: unknown): s is AbortSignal =>

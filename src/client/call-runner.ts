@@ -74,32 +74,38 @@ export class CallRunner implements CallOwner {
   }
 
   /**
-   * Starts a call; settles with the response or an `RpcError`. `deadline` is on the `performance.now()`
-   * clock, or -1. `ext`: the caller's header/trailer hooks, or a stream's state (which the call's end ends).
+   * Starts a call; settles with the response or an `RpcError`. `timeoutMs`: from now, or -1 for none.
+   * `ext`: the caller's header/trailer hooks, or a stream's state (which the call's end ends).
    * `waitForReady`: wait for a connection even while every endpoint is known down (default: the client's).
    */
   run(
     msg: MessageDef,
     request: unknown,
-    deadline: number,
+    timeoutMs: number,
     signal: AbortSignal | undefined,
     metadata: Metadata | undefined,
     ext?: CallHooks,
     waitForReady = this.options.waitForReady,
   ): Promise<unknown> {
+    // One clock reading for the deadline, its check, the deadline queue and the send (-1: none needed).
+    let now = -1;
+    let deadline = -1;
+    if (timeoutMs >= 0) {
+      now = performance.now();
+      deadline = now + timeoutMs;
+    }
     // Inside a handler: inherit the incoming call's deadline (capped) and cancellation.
     const parent = callScope.getStore();
     if (parent !== undefined) {
       if (parent.deadline !== Infinity) {
-        const inherited = performance.now() + (parent.deadline - Date.now());
+        if (now < 0) now = performance.now();
+        const inherited = now + (parent.deadline - Date.now());
         if (deadline < 0 || inherited < deadline) deadline = inherited;
       }
       signal = signal === undefined ? parent.signal : AbortSignal.any([signal, parent.signal]);
     }
     if (this.closed) return this.refused(msg, new RpcError(Code.UNAVAILABLE, 'client is closed'), ext);
     if (signal?.aborted) return this.refused(msg, new RpcError(Code.CANCELLED, 'call cancelled before it started'), ext);
-    // One clock reading for the check and the deadline queue (-1: none needed).
-    const now = deadline >= 0 ? performance.now() : -1;
     if (deadline >= 0 && deadline <= now) {
       return this.refused(msg, new RpcError(Code.DEADLINE_EXCEEDED, `deadline exceeded for ${msg.name} before it was sent`), ext);
     }
@@ -211,6 +217,7 @@ export class CallRunner implements CallOwner {
       call.ext = ext;
       if (ext instanceof ClientStream) ext.attach(call, this);
     }
+    if (now >= 0) call.clockAt = now;
     if (deadline >= 0) this.deadlines.add(call, now >= 0 ? now : performance.now());
     if (signal !== undefined) {
       call.signal = signal;
@@ -299,6 +306,7 @@ export class CallRunner implements CallOwner {
     if (this.waiting.size >= this.options.maxQueuedCalls) {
       return call.reject(new RpcError(Code.RESOURCE_EXHAUSTED, `${this.waiting.size} calls already wait for a connection`));
     }
+    call.clockAt = -1;
     const timer = setTimeout(onWaitTimeout, this.options.waitForReadyMs, this, call);
     this.waiting.set(call, timer);
   }

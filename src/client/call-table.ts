@@ -44,6 +44,11 @@ export class ClientCall implements Deadlined {
   waitForReady = false;
   /** `performance.now()` when the current attempt was sent (for the latency EWMA). */
   sentAt = 0;
+  /**
+   * A `performance.now()` reading taken as the call was made, for its first send when that follows
+   * at once (a call that waits for a connection reads the clock again); -1 once used or stale.
+   */
+  clockAt = -1;
   /** The deadline queue's links (see `DeadlineQueue`), set while the call waits in it. */
   dlPrev: Deadlined | undefined = undefined;
   dlNext: Deadlined | undefined = undefined;

@@ -184,6 +184,8 @@ export class ClientConnection {
     this.calls.add(call);
     const p = this.phase;
     if (p.state === 'ready') p.session.send(call);
+    // Sent once the handshake is done: by then the reading taken when it was made is stale.
+    else call.clockAt = -1;
   }
 
   /**

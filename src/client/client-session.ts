@@ -91,8 +91,10 @@ export class ClientSession {
       }
     }
     d.index = msg.index;
-    // One clock reading for both: the encode between them takes a microsecond.
-    const now = performance.now();
+    // One clock reading for both (the encode between them takes a microsecond): the one taken as the
+    // call was made, when it is sent at once.
+    const now = call.clockAt >= 0 ? call.clockAt : performance.now();
+    call.clockAt = -1;
     let timeoutMs = call.deadline < 0 ? -1 : Math.max(1, Math.ceil(call.deadline - now));
     if (timeoutMs > MAX_WIRE_TIMEOUT_MS) timeoutMs = -1;
     d.timeoutMs = timeoutMs;
@@ -203,7 +205,7 @@ export class ClientSession {
       offset = this.trailersOf(call, flags, body);
       if (offset < 0) return;
     } else {
-      this.health.answered(call.msg.index, performance.now() - call.sentAt);
+      this.health.answered(call.msg.index, this.framed.clock.now() - call.sentAt);
     }
     if (call.info !== undefined) call.info.responseBytes = body.length;
     try {
@@ -251,7 +253,7 @@ export class ClientSession {
     // A refusal may come while the request is still going out in fragments: stop sending it.
     this.framed.discard(id);
     if (error.code === Code.UNAVAILABLE || error.code === Code.INTERNAL) this.health.failed();
-    else this.health.erred(call.msg.index, performance.now() - call.sentAt);
+    else this.health.erred(call.msg.index, this.framed.clock.now() - call.sentAt);
     call.avoidEndpoint = this.health.key;
     const refused = (flags & Flag.REFUSED) !== 0;
     // Only a REFUSED error says no handler ran: a handler may throw UNAVAILABLE itself (a downstream

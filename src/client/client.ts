@@ -5,7 +5,7 @@ import { DEFAULT_RESOLVER_CACHE_BYTES, ResolverCache } from '../codec/resolver-c
 import { Code } from '../errors/code.js';
 import { RpcError } from '../errors/rpc-error.js';
 import { CallRunner } from './call-runner.js';
-import { checkCallOptions, deadlineOf } from './call-options-check.js';
+import { checkCallOptions, timeoutOf } from './call-options-check.js';
 import {
   clientConnectionOptions,
   resolveClientOptions,
@@ -133,7 +133,7 @@ function createUntypedClient(options: ClientOptions): UntypedClient {
     return runner!.run(
       msg,
       request,
-      deadlineOf(callOptions, defaultTimeout),
+      timeoutOf(callOptions, defaultTimeout),
       callOptions?.signal,
       callOptions?.metadata,
       hooks,
@@ -164,7 +164,7 @@ function createUntypedClient(options: ClientOptions): UntypedClient {
     const done = runner!.run(
       msg,
       request,
-      deadlineOf(callOptions, defaultTimeout),
+      timeoutOf(callOptions, defaultTimeout),
       callOptions?.signal,
       callOptions?.metadata,
       stream,

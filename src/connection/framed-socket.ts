@@ -9,6 +9,7 @@ import { FrameEncoder, type BodyWriter } from '../framing/frame-encoder.js';
 import type { ExtensionSupport, Negotiated } from '../framing/extensions.js';
 import { realClock } from '../util/clock.js';
 import { Keepalive } from './keepalive.js';
+import { ReadClock } from './read-clock.js';
 import type { FramedSocketHandler, FramedSocketOptions } from './framed-socket-options.js';
 import { IncomingMessages } from './incoming-messages.js';
 import { DEFAULT_STREAM_WINDOW, largeMessageSupport } from './large-messages.js';
@@ -35,6 +36,8 @@ const LINGER_MS = 1000;
 export class FramedSocket {
   /** Frames of this tick; the writer takes them in one batch. */
   private readonly encoder = new FrameEncoder();
+  /** The clocks as of the read being parsed: one reading serves all the frames of a chunk. */
+  readonly clock = new ReadClock();
   private readonly writer: SocketWriter;
   private readonly decoder: FrameDecoder;
   /** The decoder's options, which it reads per frame: {@link limitFrames} changes them. */
@@ -366,11 +369,14 @@ export class FramedSocket {
   private readonly onData = (chunk: Buffer): void => {
     this.keepalive.gotData = true;
     this.options.observer?.bytesReceived?.(chunk.length);
+    this.clock.begin();
     try {
       this.decoder.push(chunk);
     } catch (err) {
+      this.clock.end();
       return this.fail(RpcError.from(err));
     }
+    this.clock.end();
     // One acknowledgement per read: the peer's fragment credit comes back as fast as we consume.
     if (!this.closed) this.incoming.acknowledge();
   };

@@ -38,7 +38,7 @@ import { StreamTable, routeStreamFrame } from './stream-table.js';
 
 /** What a session writes with: a `FramedSocket` in production, a fake in unit tests. */
 export type SessionWriter = ReplyWriter &
-  Pick<FramedSocket, 'frame' | 'discard' | 'fail' | 'isClosed' | 'queuedBytes' | 'afterWrites' | 'lastBodyLength'>;
+  Pick<FramedSocket, 'frame' | 'discard' | 'fail' | 'isClosed' | 'queuedBytes' | 'afterWrites' | 'lastBodyLength' | 'clock'>;
 
 /** `host:port` of a peer, as observers see it. */
 function peerName(peer: PeerInfo): string {
@@ -181,7 +181,12 @@ export class ServerSession implements RunningCalls, HeadSink, HeaderSink, Stream
           : msg.stream === undefined && offload?.takes(msg.index, body.length - head.offset) === true
             ? new OffloadedRequest(this.codec.remote, head.index, body, head.offset)
             : decodeExact(msg.request, body, head.offset, incoming.resolver);
-      ctx = new CallContext(msg.name, head.metadata, head.timeoutMs < 0 ? Infinity : Date.now() + head.timeoutMs, this.peer);
+      ctx = new CallContext(
+        msg.name,
+        head.metadata,
+        head.timeoutMs < 0 ? Infinity : this.writer.clock.epochNow() + head.timeoutMs,
+        this.peer,
+      );
       if (this.peerStreamWindow > 0) {
         ctx.id = id;
         ctx.headerSink = this;

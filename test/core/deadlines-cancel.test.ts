@@ -3,7 +3,8 @@ import * as assert from 'uvu/assert';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Code, RpcError, createClient, createServer, type CallContext, type Protocol } from '../../src/index.js';
 import { FrameType } from '../../src/framing/frame.js';
-import { deferred, item, loadEcho, rejection, startServer, until, type Item, type Started } from '../helpers/echo-fixture.js';
+import { connect } from 'node:net';
+import { deferred, item, loadEcho, rawServer, rejection, startServer, until, type Item, type Started } from '../helpers/echo-fixture.js';
 import { RawClient, requestFrame } from '../helpers/raw-client.js';
 
 /** Deadlines and cancellation, seen from both ends of a real socket. */
@@ -242,6 +243,42 @@ test('timeoutMs Infinity means no deadline, and one longer than a timer or the w
   } finally {
     await client.close();
     await byDefault.close();
+    await started.server.close({ graceMs: 1000 });
+  }
+});
+
+test('a call sent once a slow handshake is done carries the time it has left, not its whole timeout', async () => {
+  // The client reads the clock once as a call is made and reuses that reading when the call goes out
+  // at once; a call that waits for its connection must read it again when it is sent.
+  const left: number[] = [];
+  const started = await startServer({
+    protocol,
+    handlers: {
+      echo: (req: { item: Item }, ctx) => {
+        left.push(ctx.deadline - Date.now());
+        return req.item;
+      },
+    },
+  });
+  const HOLD_MS = 500;
+  // A loopback proxy that holds the client's first bytes (its HELLO) for HOLD_MS.
+  const proxy = await rawServer((socket) => {
+    const upstream = connect(started.port, '127.0.0.1');
+    upstream.on('error', () => socket.destroy());
+    socket.on('close', () => upstream.destroy());
+    upstream.pipe(socket);
+    socket.pause();
+    setTimeout(() => socket.pipe(upstream), HOLD_MS);
+  });
+  const client = createClient({ protocol, endpoints: [proxy.endpoint] });
+  try {
+    const timeoutMs = 5000;
+    assert.is((await client.call<Item>('echo', { item: item(1) }, { timeoutMs })).id, 1);
+    assert.ok(left[0]! <= timeoutMs - HOLD_MS / 2, `sent after the handshake with ${left[0]} ms left of ${timeoutMs}`);
+    assert.ok(left[0]! > 0, 'still within its deadline');
+  } finally {
+    await client.close();
+    await proxy.close();
     await started.server.close({ graceMs: 1000 });
   }
 });

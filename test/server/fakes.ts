@@ -5,6 +5,7 @@
 import type { Protocol } from '../../src/index.js';
 import { ResolverCache } from '../../src/codec/resolver-cache.js';
 import type { DiscardResult } from '../../src/connection/framed-socket.js';
+import { ReadClock } from '../../src/connection/read-clock.js';
 import type { RpcError } from '../../src/errors/rpc-error.js';
 import type { ExtensionSupport } from '../../src/framing/extensions.js';
 import type { BodyWriter } from '../../src/framing/frame-encoder.js';
@@ -31,6 +32,8 @@ export class FakeWriter {
   failed: RpcError | undefined;
   ended: { error: RpcError | undefined } | undefined;
   isClosed = false;
+  /** The real clock: outside a socket read it reads afresh each time. */
+  readonly clock = new ReadClock();
   /** What `queuedBytes` reports: set it to hold a stream's producer. */
   queuedBytes = 0;
   /** Body length of the last frame written (what observers report as a response's size). */
