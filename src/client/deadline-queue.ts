@@ -29,6 +29,9 @@ const MAX_IDLE_LANES = 16;
  */
 export class DeadlineQueue {
   private readonly lanes = new Map<number, DeadlineLane>();
+  /** The lane of the last call queued: a client's calls mostly share one timeout (no Map lookup then). */
+  private lastKey = NaN;
+  private lastLane: DeadlineLane | undefined = undefined;
   /** Calls queued, in all lanes. */
   private count = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -41,8 +44,10 @@ export class DeadlineQueue {
   /** Queues `call`, made `now` (`performance.now()`), to expire at its deadline. */
   add(call: Deadlined, now: number): void {
     const key = Math.ceil(call.deadline - now);
-    let lane = this.lanes.get(key);
+    let lane = key === this.lastKey ? this.lastLane : this.lanes.get(key);
     if (lane === undefined) this.lanes.set(key, (lane = { head: undefined, tail: undefined }));
+    this.lastKey = key;
+    this.lastLane = lane;
     this.count++;
     call.dlQueue = this;
     call.dlLane = lane;
@@ -98,7 +103,10 @@ export class DeadlineQueue {
         expired.push(c);
       }
       if (lane.head !== undefined) next = Math.min(next, lane.head.deadline);
-      else if (this.lanes.size > MAX_IDLE_LANES) this.lanes.delete(key);
+      else if (this.lanes.size > MAX_IDLE_LANES) {
+        this.lanes.delete(key);
+        if (key === this.lastKey) this.lastLane = undefined;
+      }
     }
     if (next !== Infinity) this.arm(next, performance.now());
     for (const c of expired) this.expired(c);

@@ -5,6 +5,11 @@
  * non-ASCII strings still go to `utf8Slice`, which is right and fast for them.
  */
 
+/** Node's own slicer, without `toString`'s argument checks and encoding lookup (bounds are ours). */
+interface Utf8Slicer extends Buffer {
+  utf8Slice(start: number, end: number): string;
+}
+
 /** Longest string decoded in JS; beyond it the C++ call is cheaper per byte. */
 const SHORT_BYTES = 12;
 
@@ -43,5 +48,5 @@ export function readUtf8(buf: Buffer, start: number, end: number): string {
     while (i < end && buf[i]! < 0x80) i++;
     if (i === end) return ascii(buf, start, end - start);
   }
-  return buf.toString('utf8', start, end);
+  return (buf as Utf8Slicer).utf8Slice(start, end);
 }

@@ -65,4 +65,22 @@ test('a call added after the timer was armed for a later one re-arms it earlier'
   q.stop();
 });
 
+test('a timeout whose idle lane was dropped gets a new one (the last lane used is not kept stale)', async () => {
+  const expired: string[] = [];
+  const q = new DeadlineQueue((c) => expired.push((c as Deadlined & { name: string }).name));
+  let now = performance.now();
+  // The 5 ms lane first, 19 more lanes, then the 5 ms lane again (the last one used): once it is
+  // empty, with more than 16 lanes, it is dropped.
+  q.add(call('5a', now + 5), now);
+  for (let ms = 6; ms < 25; ms++) q.add(call(`${ms}`, now + ms), now);
+  q.add(call('5b', now + 5), now);
+  await sleep(60);
+  assert.is(expired.length, 21);
+  now = performance.now();
+  q.add(call('again', now + 5), now);
+  await sleep(40);
+  assert.is(expired.at(-1), 'again');
+  q.stop();
+});
+
 test.run();
