@@ -176,8 +176,9 @@ export function gatewaySection(r: GatewayReport): { section: ReportSection; targ
       ? []
       : [
           {
-            what: `${s.id}: ${s.systems[0]!.label} / ${s.systems[1]!.label} calls/s`,
-            value: s.ratioMedian,
+            // The figure it is judged on (slice pairs, or 1 / the server CPU ratio), not the median round's.
+            what: `${s.id}: ${s.systems[0]!.label} / ${s.systems[1]!.label} ${s.target.by === 'cpu' ? 'calls/s its server CPU allows (1 / CPU per call ratio)' : 'calls/s, slice pairs'}`,
+            value: s.target.value,
             limit: s.target.limit,
             ok: s.target.met,
           },

@@ -20,6 +20,8 @@ import {
   type System,
   type SystemResult,
 } from '../../bench/report.js';
+import { gatewaySection } from '../../bench/report-sections.js';
+import type { GatewayReport, GatewayScenarioSummary } from '../../bench/http-gateway.js';
 import { svg } from '../../bench/report-svg.js';
 import { benchTargets } from '../../bench/targets.js';
 
@@ -266,6 +268,43 @@ test('targets: avrpc against the tuned floor and each structured peer measured, 
     '64 in flight: avrpc calls/s vs grpc-js 40.000 >= 15x true',
     '1 in flight: avrpc p50 vs floor 1.020 <= 1.05x true',
   ]);
+});
+
+test('gateway targets: the row shows the figure the verdict was judged on, and names it', () => {
+  const side = { label: 'x', callsPerSecMedian: 1, callsPerSecRounds: [1], p50Us: 1, p99Us: 1, errors: 0 };
+  const scenario = (id: string, by: 'calls' | 'cpu', value: number, met: boolean): GatewayScenarioSummary =>
+    ({
+      id,
+      title: id,
+      systems: [side, side],
+      // The median round reads otherwise: the row must not show it.
+      ratioMedian: 1.0,
+      ratioRounds: [1.0],
+      pairRatioMedian: value,
+      pairRatioQuartiles: [value, value],
+      serverCpuRatioMedian: 1,
+      serverCpuRatioRounds: [1],
+      pairs: 2,
+      pairCpuRatioMedian: 1 / value,
+      pairCpuRatioQuartiles: [1 / value, 1 / value],
+      target: { limit: '>= 0.98x', by, value, met },
+    }) as unknown as GatewayScenarioSummary;
+  const report = {
+    date: 'd',
+    machine: 'm',
+    settings: 's',
+    scenarios: [scenario('a', 'cpu', 0.96, false), scenario('b', 'calls', 0.93, false)],
+  };
+  const { targets } = gatewaySection(report as unknown as GatewayReport);
+  assert.equal(
+    targets.map((t) => [t.value, t.ok]),
+    [
+      [0.96, false],
+      [0.93, false],
+    ],
+  );
+  assert.match(targets[0]!.what, /1 \/ CPU per call ratio/);
+  assert.match(targets[1]!.what, /slice pairs/);
 });
 
 test.run();
