@@ -3,6 +3,8 @@
  * bench/http-gateway-child.ts under `valgrind --tool=callgrind` (the client outside it, undici) for
  * two call counts and reports the difference per call, so that start-up cancels out.
  * `node dist/bench/http-gateway-count.js [kinds=node-http,avrpc-http] [n1=3000] [n2=12000] [inFlight=1]`;
+ * a kind is a server kind, called over HTTP, or `avrpc` and `server@avrpc` (`avrpc-http@avrpc`: avrpc
+ * calls on the port shared with HTTP), called by avrpc's client;
  * the callgrind files stay in $COUNT_DIR (default /tmp/gateway-count) for callgrind_annotate.
  */
 import { fork } from 'node:child_process';
@@ -12,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { callgrindTotal, underCallgrind } from './callgrind.js';
 import type { GatewayServerKind } from './http-gateway-child.js';
 
-const kinds = (process.argv[2] ?? 'node-http,avrpc-http').split(',') as GatewayServerKind[];
+const kinds = (process.argv[2] ?? 'node-http,avrpc-http').split(',');
 const n1 = Number(process.argv[3] ?? 3000);
 const n2 = Number(process.argv[4] ?? 12000);
 const inFlight = Number(process.argv[5] ?? 1);
@@ -20,14 +22,16 @@ const dir = process.env.COUNT_DIR ?? '/tmp/gateway-count';
 mkdirSync(dir, { recursive: true });
 const child = fileURLToPath(new URL('./http-gateway-child.js', import.meta.url));
 
-async function run(kind: GatewayServerKind, n: number): Promise<number> {
+async function run(kind: string, n: number): Promise<number> {
+  const [serverKind, caller] = kind.split('@') as [GatewayServerKind, string | undefined];
   const out = `${dir}/${kind}-${n}.cg`;
-  const server = fork(child, ['server', kind], {
+  const server = fork(child, ['server', serverKind], {
     ...underCallgrind(out),
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
   const [{ port }] = (await once(server, 'message')) as [{ port: number }];
-  const target = kind === 'avrpc' ? { kind: 'avrpc', port } : { kind: 'http', port, connections: 1, pipelining: inFlight };
+  const target =
+    serverKind === 'avrpc' || caller === 'avrpc' ? { kind: 'avrpc', port } : { kind: 'http', port, connections: 1, pipelining: inFlight };
   const client = fork(child, ['count', JSON.stringify({ target, calls: n, inFlight })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   await once(client, 'exit');
   const exited = once(server, 'exit');
