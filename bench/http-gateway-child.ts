@@ -48,6 +48,11 @@ export interface GatewayClientJob {
   sliceMs: number;
   /** Measured slices per target. */
   slices: number;
+  /**
+   * Load both targets in the same slices (each with `inFlight` workers) instead of in turns: for a
+   * comparison judged on server CPU per call, both then meet exactly the same machine load.
+   */
+  concurrent?: boolean;
 }
 
 /** One target's figures over the measured slices. */
@@ -253,22 +258,38 @@ async function runClient(job: GatewayClientJob): Promise<void> {
   const pairRatios: number[] = [];
   const pairCpuRatios: number[] = [];
   let before = await sample();
-  for (let i = 0; i < job.slices; i++) {
-    // Alternating order within the pairs: neither side always runs right after the other's slice.
-    const [i1, i2] = i % 2 === 0 ? [0, 1] : [1, 0];
-    const r1 = await sides[i1]!.slice(job.inFlight, job.sliceMs, true);
-    const mid = await sample();
-    const r2 = await sides[i2]!.slice(job.inFlight, job.sliceMs, true);
-    const after = await sample();
-    const cpu1 = mid[i1]! - before[i1]!;
-    const cpu2 = after[i2]! - mid[i2]!;
-    sides[i1]!.serverCpuUs += cpu1;
-    sides[i2]!.serverCpuUs += cpu2;
-    before = after;
-    const [ra, rb] = i1 === 0 ? [r1, r2] : [r2, r1];
-    const [ca, cb] = i1 === 0 ? [cpu1, cpu2] : [cpu2, cpu1];
-    pairRatios.push(ra.rate / rb.rate);
-    pairCpuRatios.push(ca / Math.max(1, ra.calls) / (cb / Math.max(1, rb.calls)));
+  if (job.concurrent === true) {
+    // Both at once, so both meet exactly the same machine; which starts first alternates.
+    for (let i = 0; i < job.slices; i++) {
+      const [first, second] = i % 2 === 0 ? [a, b] : [b, a];
+      const [r1, r2] = await Promise.all([first.slice(job.inFlight, job.sliceMs, true), second.slice(job.inFlight, job.sliceMs, true)]);
+      const [ra, rb] = i % 2 === 0 ? [r1, r2] : [r2, r1];
+      const after = await sample();
+      const [ca, cb] = [after[0] - before[0], after[1] - before[1]];
+      a.serverCpuUs += ca;
+      b.serverCpuUs += cb;
+      before = after;
+      pairRatios.push(ra.rate / rb.rate);
+      pairCpuRatios.push(ca / Math.max(1, ra.calls) / (cb / Math.max(1, rb.calls)));
+    }
+  } else {
+    for (let i = 0; i < job.slices; i++) {
+      // Alternating order within the pairs: neither side always runs right after the other's slice.
+      const [i1, i2] = i % 2 === 0 ? [0, 1] : [1, 0];
+      const r1 = await sides[i1]!.slice(job.inFlight, job.sliceMs, true);
+      const mid = await sample();
+      const r2 = await sides[i2]!.slice(job.inFlight, job.sliceMs, true);
+      const after = await sample();
+      const cpu1 = mid[i1]! - before[i1]!;
+      const cpu2 = after[i2]! - mid[i2]!;
+      sides[i1]!.serverCpuUs += cpu1;
+      sides[i2]!.serverCpuUs += cpu2;
+      before = after;
+      const [ra, rb] = i1 === 0 ? [r1, r2] : [r2, r1];
+      const [ca, cb] = i1 === 0 ? [cpu1, cpu2] : [cpu2, cpu1];
+      pairRatios.push(ra.rate / rb.rate);
+      pairCpuRatios.push(ca / Math.max(1, ra.calls) / (cb / Math.max(1, rb.calls)));
+    }
   }
   await Promise.all([a.caller.close(), b.caller.close()]);
   process.send!({ sides: [a.result(), b.result()], pairRatios, pairCpuRatios } satisfies GatewayClientResult, () => process.exit(0));

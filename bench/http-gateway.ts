@@ -11,6 +11,10 @@
  * with nothing changed). CPU per call: each process's `process.cpuUsage()`; the client's over each
  * side's slices; a server's sampled around each of its slices (the client waits for the sample before
  * the next slice), so that it is the CPU of that slice's calls alone; divided by the calls completed.
+ * Rounds alternate which system takes the first place (started first, the client's first target).
+ * `avrpc-64` and its A/A row load both servers at once in each slice instead (a cost judged on
+ * server CPU per call: both meet exactly the same machine; its A/A quartiles narrowed from about
+ * +-8% to +-3% with this).
  * Ratios: the median of the rounds' (first system / second), with their range, and the median and
  * quartiles of every pair of adjacent slices, for calls/s and for server CPU per call. `json-aa-64`
  * and `aa-64` compare a server kind with itself: how far from 1.00x noise alone moves these figures.
@@ -18,8 +22,8 @@
  * slice pairs' server CPU per call, as the calls/s it allows (1 / the ratio).
  *
  * Environment: GATEWAY_SLICE_MS (default 200), GATEWAY_SLICES (measured slices per system and round,
- * default 16), GATEWAY_WARMUP_SECONDS (default 2), GATEWAY_ROUNDS (default 3), GATEWAY_SCENARIOS (ids,
- * comma-separated, or `all`; default `json-64,avrpc-64,aa-64`: about 100 s). Writes bench/results/http-gateway.md
+ * default 16), GATEWAY_WARMUP_SECONDS (default 2), GATEWAY_ROUNDS (default 4), GATEWAY_SCENARIOS (ids,
+ * comma-separated, or `all`; default `json-64,avrpc-64,aa-64`: about 110 s). Writes bench/results/http-gateway.md
  * and .json when it ran the default scenarios or all; when forked with IPC (bench/run.ts) it sends the
  * report to its parent instead.
  */
@@ -35,7 +39,7 @@ import { cpuUs, latency, rate, times, type CpuPerCall } from './report.js';
 const sliceMs = Number(process.env.GATEWAY_SLICE_MS ?? 200);
 const slices = Math.max(1, Math.floor(Number(process.env.GATEWAY_SLICES ?? 16)));
 const warmupSeconds = Number(process.env.GATEWAY_WARMUP_SECONDS ?? 2);
-const rounds = Math.max(1, Math.floor(Number(process.env.GATEWAY_ROUNDS ?? 3)));
+const rounds = Math.max(1, Math.floor(Number(process.env.GATEWAY_ROUNDS ?? 4)));
 if (!(sliceMs > 0) || !(warmupSeconds >= 0)) throw new Error('GATEWAY_SLICE_MS must be > 0 and GATEWAY_WARMUP_SECONDS >= 0');
 const DEFAULT_SCENARIOS = 'json-64,avrpc-64,aa-64';
 const picked = process.env.GATEWAY_SCENARIOS ?? DEFAULT_SCENARIOS;
@@ -55,6 +59,8 @@ interface GatewayScenario {
   systems: [GatewaySystem, GatewaySystem];
   /** `by`: judged on slice-pair calls/s, or on the server CPU per call (as the calls/s it allows). */
   target?: { limit: string; min: number; by: 'calls' | 'cpu' };
+  /** Both systems loaded in the same slices, not in turns (see {@link GatewayClientJob.concurrent}). */
+  concurrent?: boolean;
 }
 
 const pipelined = { kind: 'http' as const, connections: 4, pipelining: 16 };
@@ -107,6 +113,7 @@ const scenarios: GatewayScenario[] = [
       { label: 'avrpc only', server: 'avrpc', target: { kind: 'avrpc' } },
     ],
     target: { limit: '>= 0.98x', min: 0.98, by: 'cpu' },
+    concurrent: true,
   },
   {
     id: 'avrpc-1',
@@ -126,6 +133,8 @@ const scenarios: GatewayScenario[] = [
       { label: 'avrpc only, A', server: 'avrpc', target: { kind: 'avrpc' } },
       { label: 'avrpc only, B', server: 'avrpc', target: { kind: 'avrpc' } },
     ],
+    // As avrpc-64 is measured, so that it is that method's noise.
+    concurrent: true,
   },
 ];
 
@@ -167,19 +176,27 @@ interface Round {
   pairCpuRatios: number[];
 }
 
-/** One round of scenario `s`: both servers, one client slicing between them. */
-async function runRound(s: GatewayScenario): Promise<Round> {
-  const servers = await Promise.all(s.systems.map((x) => startServer(x.server)));
+/**
+ * One round of scenario `s`: both servers, one client slicing between them. `swapped`: the second
+ * system takes the first's place (started first, first target of the client), so that over the
+ * rounds neither system always has a place's advantage (A/A rows read up to 2% off 1.00x without
+ * this); its figures come back in the scenario's order.
+ */
+async function runRound(s: GatewayScenario, swapped: boolean): Promise<Round> {
+  const systems: [GatewaySystem, GatewaySystem] = swapped ? [s.systems[1], s.systems[0]] : s.systems;
+  const servers = await Promise.all(systems.map((x) => startServer(x.server)));
   try {
     const job: GatewayClientJob = {
       targets: [
-        { ...s.systems[0].target, port: servers[0]!.port },
-        { ...s.systems[1].target, port: servers[1]!.port },
+        { ...systems[0].target, port: servers[0]!.port },
+        { ...systems[1].target, port: servers[1]!.port },
       ],
       inFlight: s.inFlight,
       warmupMs: warmupSeconds * 1000,
       sliceMs,
-      slices,
+      // At once, a slice measures both: twice the slices in the same time.
+      slices: s.concurrent === true ? 2 * slices : slices,
+      concurrent: s.concurrent === true,
     };
     const client = fork(child, ['client', JSON.stringify(job)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const timer = setTimeout(() => client.kill('SIGKILL'), (warmupSeconds + (2 * slices * sliceMs) / 1000 + 60) * 1000);
@@ -198,7 +215,12 @@ async function runRound(s: GatewayScenario): Promise<Round> {
         cpu: { client: side.cpuUs / calls, server: side.serverCpuUs / calls, total: (side.cpuUs + side.serverCpuUs) / calls },
       };
     });
-    return { runs: runs as [Run, Run], pairRatios: result.pairRatios, pairCpuRatios: result.pairCpuRatios };
+    if (!swapped) return { runs: runs as [Run, Run], pairRatios: result.pairRatios, pairCpuRatios: result.pairCpuRatios };
+    return {
+      runs: [runs[1]!, runs[0]!],
+      pairRatios: result.pairRatios.map((r) => 1 / r),
+      pairCpuRatios: result.pairCpuRatios.map((r) => 1 / r),
+    };
   } finally {
     await Promise.all(servers.map((x) => stop(x.child)));
   }
@@ -315,7 +337,7 @@ function markdown(report: GatewayReport): string {
   lines.push('');
   lines.push(
     'How to read it: the slice pairs are the steadiest figures (both systems measured within a few hundred ms of each other, ' +
-      "alternating); server CPU per call moves least with the machine's other load. The A/A rows (`json-aa-64`, `aa-64`: one " +
+      "alternating; for avrpc-64 and aa-64 at the same time); server CPU per call moves least with the machine's other load. The A/A rows (`json-aa-64`, `aa-64`: one " +
       'server kind against itself) show how far from 1.00x noise alone takes each figure: a difference within their quartiles is ' +
       'not a measured cost. The shared port costs avrpc calls no code per call (the first bytes are looked at once per ' +
       'connection, then the socket is handed to an avrpc session or to node:http), so `avrpc-*` should read as an A/A row.',
@@ -332,7 +354,7 @@ async function main(): Promise<void> {
   const results = new Map<string, Round[]>();
   for (let round = 1; round <= rounds; round++) {
     for (const s of chosen) {
-      const r = await runRound(s);
+      const r = await runRound(s, round % 2 === 0);
       results.set(s.id, [...(results.get(s.id) ?? []), r]);
       r.runs.forEach((x, i) =>
         console.log(
@@ -377,7 +399,8 @@ async function main(): Promise<void> {
     machine,
     settings:
       `Per round, both servers' processes and one client process, loopback; ${warmupSeconds} s warm-up, then ${slices} slices of ${sliceMs} ms ` +
-      `per system, alternating; ${rounds} rounds (medians; CPU per call: the median round). Payload: Item { id, 8-char name, 3 tags, score, ` +
+      `per system, alternating (avrpc-64 and aa-64: both systems in the same slices, ${2 * slices} of them); ${rounds} rounds, alternating which system goes first ` +
+      `(medians; CPU per call: the median round). Payload: Item { id, 8-char name, 3 tags, score, ` +
       `64-byte blob }, ${Buffer.byteLength(benchRequestJson)} bytes of Avro JSON as an HTTP body. \`node dist/bench/http-gateway.js\`.`,
     scenarios: summaries,
   };

@@ -220,7 +220,7 @@ async function main(): Promise<void> {
       ...(p2?.throughput === undefined ? {} : { throughput: p2.throughput }),
     };
   }
-  const gateway = selected('http-gateway') ? await runScript<GatewayReport>('./http-gateway.js', [], 180_000) : undefined;
+  const gateway = selected('http-gateway') ? await runScript<GatewayReport>('./http-gateway.js', [], 300_000) : undefined;
 
   const rows: ScenarioRow[] = [];
   for (const s of scenarios) {
