@@ -2,6 +2,7 @@
  * Micro benchmarks (benchmark.js) of the per-call hot path pieces: frame encode and decode, and the
  * Avro codec on the benchmark Item. Run by `bench/run.ts`; `node dist/bench/micro.js` runs it alone.
  */
+import avro from 'avsc';
 import Benchmark from 'benchmark';
 import { loadProtocol } from '../src/index.js';
 import { FrameDecoder } from '../src/framing/frame-decoder.js';
@@ -25,6 +26,9 @@ export async function runMicro(maxTimeSec = 1): Promise<MicroResult[]> {
   const itemBytes = itemType.toBuffer(benchItem);
   const draft: RequestDraft = { index: 0, timeoutMs: -1, metadata: undefined, type: echo.request, value: { item: benchItem } };
   const writeItem = (v: unknown, buf: Buffer, pos: number) => itemType.encode(v, buf, pos);
+  // The same schema with avsc's own types: what avrpc's type hooks (short strings, bytes) change.
+  const plainItemType = avro.Type.forSchema(itemType.schema() as avro.Schema);
+  const out = Buffer.alloc(1024);
 
   // 64 frames per chunk, the shape of a busy socket's read.
   const enc = new FrameEncoder();
@@ -39,6 +43,8 @@ export async function runMicro(maxTimeSec = 1): Promise<MicroResult[]> {
   let n = 0;
   const suite = new Benchmark.Suite('micro')
     .add('avsc encode Item (toBuffer)', () => itemType.toBuffer(benchItem))
+    .add('encode Item into a buffer, avrpc protocol types', () => itemType.encode(benchItem, out, 0))
+    .add("encode Item into a buffer, avsc's own types", () => plainItemType.encode(benchItem, out, 0))
     .add('avsc decode Item', () => itemType.decode(itemBytes, 0))
     .add('frame encode REQUEST (Item) into arena', () => {
       encoder.frame(FrameType.REQUEST, requestFlags(draft), ++n, draft, writeRequest);

@@ -10,10 +10,18 @@ interface Tap {
   buf: Buffer;
   pos: number;
   readLong(): number;
+  writeString(s: string): void;
   _invalidate(): void;
 }
 
-type StringCtor = new () => avro.Type;
+/** Longest string written by {@link ShortStringType._write}'s loop: its length is one varint byte. */
+const SHORT_WRITE = 63;
+
+/** The method of avsc's string type this subclass overrides. */
+interface StringBase extends avro.Type {
+  _write(tap: Tap, val: unknown): void;
+}
+type StringCtor = new () => StringBase;
 const Base = (avro.types as unknown as { StringType: StringCtor }).StringType;
 
 /** avsc's `string` type, reading short ASCII strings with {@link readUtf8}. */
@@ -30,6 +38,33 @@ class ShortStringType extends Base {
     tap.pos = pos + len;
     if (tap.pos > buf.length) return undefined;
     return readUtf8(buf, pos, pos + len);
+  }
+
+  /**
+   * avsc's `Tap.writeString`, without its `Buffer.byteLength` call (a C++ call per string) for a
+   * short ASCII string: its bytes are its chars, its length one byte. Anything else goes to avsc.
+   */
+  _write(tap: Tap, val: unknown): void {
+    if (typeof val !== 'string') return super._write(tap, val);
+    const n = val.length;
+    if (n <= SHORT_WRITE) {
+      const b = tap.buf;
+      const p = tap.pos;
+      // Past the end, avsc's own path moves the tap by the exact UTF-8 length the retry sizes its buffer by.
+      if (p + 1 + n > b.length) return tap.writeString(val);
+      let i = 0;
+      for (; i < n; i++) {
+        const c = val.charCodeAt(i);
+        if (c >= 0x80) break;
+        b[p + 1 + i] = c;
+      }
+      if (i === n) {
+        b[p] = n << 1;
+        tap.pos = p + 1 + n;
+        return;
+      }
+    }
+    tap.writeString(val);
   }
 }
 
