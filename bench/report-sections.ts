@@ -157,8 +157,8 @@ export function gatewaySection(r: GatewayReport): { section: ReportSection; targ
   const section: ReportSection = {
     title: 'HTTP/JSON gateway against plain node:http, and avrpc on a port shared with HTTP against avrpc only',
     note:
-      `Per round both servers' processes and one client process; the client loads them in alternating short slices so that both meet ` +
-      `the same machine load (\`bench/http-gateway.ts\`). ${r.settings}`,
+      `The client loads both servers in short slices (alternating, or both at once) so that both meet the same machine load ` +
+      `(\`bench/http-gateway.ts\`). ${r.settings}`,
     header: ['comparison', 'calls/s', 'calls/s ratio, median round', 'server CPU/call ratio'],
     rows: r.scenarios.map((s) => [
       s.title,
