@@ -1,5 +1,5 @@
 import avro from 'avsc';
-import { readUtf8 } from '../framing/short-utf8.js';
+import { readUtf8, writeShortAscii } from '../framing/short-utf8.js';
 
 /**
  * avsc's `string` type with short ASCII strings decoded in JS (framing/short-utf8.ts): a protocol's
@@ -13,9 +13,6 @@ interface Tap {
   writeString(s: string): void;
   _invalidate(): void;
 }
-
-/** Longest string written by {@link ShortStringType._write}'s loop: its length is one varint byte. */
-const SHORT_WRITE = 63;
 
 /** The method of avsc's string type this subclass overrides. */
 interface StringBase extends avro.Type {
@@ -46,25 +43,11 @@ class ShortStringType extends Base {
    */
   _write(tap: Tap, val: unknown): void {
     if (typeof val !== 'string') return super._write(tap, val);
-    const n = val.length;
-    if (n <= SHORT_WRITE) {
-      const b = tap.buf;
-      const p = tap.pos;
-      // Past the end, avsc's own path moves the tap by the exact UTF-8 length the retry sizes its buffer by.
-      if (p + 1 + n > b.length) return tap.writeString(val);
-      let i = 0;
-      for (; i < n; i++) {
-        const c = val.charCodeAt(i);
-        if (c >= 0x80) break;
-        b[p + 1 + i] = c;
-      }
-      if (i === n) {
-        b[p] = n << 1;
-        tap.pos = p + 1 + n;
-        return;
-      }
-    }
-    tap.writeString(val);
+    // Else (and past the buffer's end) avsc's own path: it moves the tap by the exact UTF-8 length,
+    // which the encoder's retry sizes its buffer by.
+    const end = writeShortAscii(val, tap.buf, tap.pos);
+    if (end >= 0) tap.pos = end;
+    else tap.writeString(val);
   }
 }
 

@@ -4,7 +4,7 @@
  * tiny entries cost a second of event loop before a size limit refused it; these readers stop as soon
  * as the map passes its limit, having allocated nothing for the part beyond it.
  */
-import { readUtf8 } from './short-utf8.js';
+import { readUtf8, writeShortAscii } from './short-utf8.js';
 
 /** Position after the last {@link readLong} (module state: reads allocate nothing). */
 let at = 0;
@@ -176,20 +176,8 @@ function writeCount(n: number, buf: Buffer, p: number): number {
  * 63 characters are copied by a loop (Buffer's byteLength and write are C++ calls dearer than that).
  */
 function writeString(s: string, buf: Buffer, pos: number): number {
-  const n = s.length;
-  if (n < 64 && pos + 1 + n <= buf.length) {
-    let i = 0;
-    for (; i < n; i++) {
-      const c = s.charCodeAt(i);
-      if (c >= 0x80) break;
-      buf[pos + 1 + i] = c;
-    }
-    if (i === n) {
-      // n < 64: its zig-zag length is one byte.
-      buf[pos] = n << 1;
-      return pos + 1 + n;
-    }
-  }
+  const short = writeShortAscii(s, buf, pos);
+  if (short >= 0) return short;
   const len = Buffer.byteLength(s);
   const p = writeCount(len, buf, pos);
   if (p < 0 || p + len > buf.length) return -1;

@@ -50,3 +50,20 @@ export function readUtf8(buf: Buffer, start: number, end: number): string {
   }
   return (buf as Utf8Slicer).utf8Slice(start, end);
 }
+
+/**
+ * Writes `s` as an Avro string (zig-zag length, then UTF-8) at `pos` when it is ASCII of at most 63
+ * characters and fits in `buf`; returns its end, or -1 (nothing to rely on written) otherwise. The
+ * bytes are its chars and the length one byte: cheaper than Buffer's byteLength and write, C++ calls.
+ */
+export function writeShortAscii(s: string, buf: Uint8Array, pos: number): number {
+  const n = s.length;
+  if (n > 63 || pos + 1 + n > buf.length) return -1;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80) return -1;
+    buf[pos + 1 + i] = c;
+  }
+  buf[pos] = n << 1;
+  return pos + 1 + n;
+}
