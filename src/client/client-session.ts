@@ -11,6 +11,7 @@ import { Flag, FrameType } from '../framing/frame.js';
 import type { CallTable, ClientCall, WriteFence } from './call-table.js';
 import { CancelledIds } from './cancelled-ids.js';
 import type { ClientStream } from './client-stream.js';
+import { msUntil } from './deadline-queue.js';
 import type { CallInfo } from '../observability/call-info.js';
 import type { EndpointHealth } from './endpoint-health.js';
 import { StreamFrames } from './stream-frames.js';
@@ -95,7 +96,7 @@ export class ClientSession {
     // call was made, when it is sent at once.
     const now = call.clockAt >= 0 ? call.clockAt : performance.now();
     call.clockAt = -1;
-    let timeoutMs = call.deadline < 0 ? -1 : Math.max(1, Math.ceil(call.deadline - now));
+    let timeoutMs = call.deadline < 0 ? -1 : Math.max(1, msUntil(call.deadline, now));
     if (timeoutMs > MAX_WIRE_TIMEOUT_MS) timeoutMs = -1;
     d.timeoutMs = timeoutMs;
     d.metadata = call.metadata;

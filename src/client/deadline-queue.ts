@@ -17,6 +17,15 @@ interface DeadlineLane {
   tail: Deadlined | undefined;
 }
 
+/**
+ * Whole milliseconds from `now` to `deadline`, rounded up, where `deadline` was set as `now + timeoutMs`
+ * on the same clock: without the nanosecond of slack, float round-off (706.46... + 1000 - 706.46... is
+ * 1000.0000000000001) would round a call's 1000 ms up to 1001 on the wire.
+ */
+export function msUntil(deadline: number, now: number): number {
+  return Math.ceil(deadline - now - 1e-6);
+}
+
 /** Lanes kept once empty, so that one call at a time does not build a lane per call. */
 const MAX_IDLE_LANES = 16;
 
@@ -43,7 +52,7 @@ export class DeadlineQueue {
 
   /** Queues `call`, made `now` (`performance.now()`), to expire at its deadline. */
   add(call: Deadlined, now: number): void {
-    const key = Math.ceil(call.deadline - now);
+    const key = msUntil(call.deadline, now);
     let lane = key === this.lastKey ? this.lastLane : this.lanes.get(key);
     if (lane === undefined) this.lanes.set(key, (lane = { head: undefined, tail: undefined }));
     this.lastKey = key;

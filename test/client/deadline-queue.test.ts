@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DeadlineQueue, type Deadlined } from '../../src/client/deadline-queue.js';
+import { DeadlineQueue, msUntil, type Deadlined } from '../../src/client/deadline-queue.js';
 
 function call(name: string, deadline: number): Deadlined & { name: string } {
   return { name, deadline, dlPrev: undefined, dlNext: undefined, dlLane: undefined, dlQueue: undefined };
@@ -81,6 +81,16 @@ test('a timeout whose idle lane was dropped gets a new one (the last lane used i
   await sleep(40);
   assert.is(expired.at(-1), 'again');
   q.stop();
+});
+
+test('msUntil: a deadline set as now + timeout reads back as that timeout, despite float round-off', () => {
+  // 706.4638975173842 + 1000 - 706.4638975173842 is 1000.0000000000001: a plain ceil sent 1001 ms.
+  assert.is(Math.ceil(706.4638975173842 + 1000 - 706.4638975173842), 1001);
+  for (const now of [706.4638975173842, 0.1, 1e7 + 0.3, 123456.789]) {
+    for (const ms of [1, 999, 1000, 30_000]) assert.is(msUntil(now + ms, now), ms, `${now} + ${ms}`);
+  }
+  assert.is(msUntil(1000.5, 1000), 1, 'half a ms left still rounds up');
+  assert.is(msUntil(1000.001, 1000), 1, 'a microsecond left still rounds up');
 });
 
 test.run();
