@@ -46,8 +46,8 @@ export class GatewayCalls {
 
   /** A call ended (internal). */
   leave(): void {
-    this.count--;
-    if (this.count === 0) for (const resolve of this.waiting.splice(0)) resolve();
+    // Checked first: a pipelined batch's last call empties the count often, and splice allocates.
+    if (--this.count === 0 && this.waiting.length > 0) for (const resolve of this.waiting.splice(0)) resolve();
   }
 }
 

@@ -6,8 +6,8 @@ import type { Metadata } from '../../framing/bodies.js';
 /** Prefix of the request headers that carry call metadata: `avrpc-md-tenant: blue` is `{ tenant: 'blue' }`. */
 export const METADATA_PREFIX = 'avrpc-md-';
 
-/** W3C Trace Context headers: the call metadata tracing reads them from, as an OpenTelemetry HTTP client sends them. */
-const TRACE_HEADERS: ReadonlySet<string> = new Set(['traceparent', 'tracestate']);
+/** A W3C Trace Context header: the call metadata tracing reads, as an OpenTelemetry HTTP client sends it (compared, not hashed: every header of every request asks). */
+const isTraceHeader = (name: string): boolean => name.charCodeAt(0) === 0x74 && (name === 'traceparent' || name === 'tracestate');
 
 /**
  * The call metadata of a request's `avrpc-md-*` headers, and its W3C `traceparent`/`tracestate`
@@ -21,7 +21,7 @@ export function metadataOf(headers: IncomingHttpHeaders, maxBytes: number): Meta
     const value = headers[name];
     if (value === undefined) continue;
     const prefixed = name.startsWith(METADATA_PREFIX);
-    if (!prefixed && !TRACE_HEADERS.has(name)) continue;
+    if (!prefixed && !isTraceHeader(name)) continue;
     const key = prefixed ? name.slice(METADATA_PREFIX.length) : name;
     const v = Array.isArray(value) ? value.join(', ') : value;
     bytes += Buffer.byteLength(key) + Buffer.byteLength(v);
