@@ -43,6 +43,8 @@ export class CallContext {
   info: CallInfo | undefined = undefined;
   /** The call's request id on its connection (internal: for response headers sent early). */
   id = 0;
+  /** Its index in its HTTP connection's running calls, -1 when in none (internal: see RunningCalls). */
+  httpSlot = -1;
   /** Where {@link sendHeader} writes; undefined when the client cannot take headers (internal). */
   headerSink: HeaderSink | undefined = undefined;
   private cancelHook: ((reason: RpcError) => void) | undefined = undefined;

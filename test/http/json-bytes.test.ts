@@ -45,6 +45,26 @@ test('a response longer than a slab is whole, and the slab after it is a normal 
   assert.ok(after.buffer.byteLength <= 8 * 1024, 'the grown slab is not kept');
 });
 
+test('bytes print as JSON.stringify prints their code points: every byte value, at every alignment, across slab changes', () => {
+  const out = new JsonBytes();
+  const all = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+  const want = (b: Uint8Array) => JSON.stringify(Buffer.from(b).toString('latin1'));
+  for (let shift = 0; shift < 8; shift++) {
+    out.ascii('x'.repeat(shift));
+    out.latin1Bytes(all.subarray(shift));
+    assert.is(out.take().toString('utf8'), 'x'.repeat(shift) + want(all.subarray(shift)), `shift ${shift}`);
+  }
+  // Enough of them to fill slabs and grow one (room, then take's fresh slab): the stores follow the slab.
+  for (let round = 0; round < 3; round++) {
+    const big = Buffer.alloc(900, 7);
+    for (let i = 0; i < 20; i++) out.latin1Bytes(big);
+    const text = out.take().toString('utf8');
+    assert.is(text, want(big).repeat(20), `round ${round}`);
+    out.latin1Bytes(all);
+    assert.is(out.take().toString('utf8'), want(all), `round ${round}, after`);
+  }
+});
+
 test('an abandoned response leaves nothing in the next; a lone surrogate is a Miss', () => {
   const out = new JsonBytes();
   out.string('partial');

@@ -70,6 +70,9 @@ export class HttpRoute {
   }
 }
 
+/** Most paths of one length {@link HttpRoutes.atPath} compares a target with, before it hashes it instead. */
+const MAX_SCAN = 8;
+
 /** The routes of a protocol's messages, by name, in each bytes mode. */
 export class HttpRoutes {
   private readonly latin1 = new Map<string, HttpRoute>();
@@ -77,6 +80,12 @@ export class HttpRoutes {
   /** The same routes by their whole path, `/<protocol full name>/<message>`. */
   private readonly latin1Paths = new Map<string, HttpRoute>();
   private readonly base64Paths = new Map<string, HttpRoute>();
+  /**
+   * The paths (and their latin1 and base64 routes) by length, for {@link atPath}: a request's target
+   * is a new string each time, and comparing it with the few paths of its length costs less than
+   * hashing it for a Map lookup. Lengths shared by more than {@link MAX_SCAN} paths are left out.
+   */
+  private readonly byLength = new Map<number, { path: string; latin1: HttpRoute; base64: HttpRoute }[]>();
 
   constructor(protocol: Protocol) {
     for (const [bytes, routes, paths] of [
@@ -89,6 +98,12 @@ export class HttpRoutes {
         paths.set(`/${protocol.name}/${name}`, route);
       }
     }
+    for (const [path, latin1] of this.latin1Paths) {
+      const same = this.byLength.get(path.length) ?? [];
+      same.push({ path, latin1, base64: this.base64Paths.get(path)! });
+      this.byLength.set(path.length, same);
+    }
+    for (const [length, same] of this.byLength) if (same.length > MAX_SCAN) this.byLength.delete(length);
   }
 
   /** The route of message `name` in mode `bytes`, if the protocol has it. */
@@ -98,6 +113,15 @@ export class HttpRoutes {
 
   /** The route whose path is exactly `target` (no query, no encoding) in mode `bytes`, if any. */
   atPath(target: string, bytes: BytesMode): HttpRoute | undefined {
+    const same = this.byLength.get(target.length);
+    if (same !== undefined) {
+      for (let i = 0; i < same.length; i++) {
+        const p = same[i]!;
+        if (p.path === target) return bytes === 'base64' ? p.base64 : p.latin1;
+      }
+      // Every path of this length is in the list (only longer lists are left out): no match.
+      return undefined;
+    }
     return (bytes === 'base64' ? this.base64Paths : this.latin1Paths).get(target);
   }
 }

@@ -13,7 +13,7 @@ import type { ConnectionAccount, MemoryBudget } from '../memory-budget.js';
  */
 export class HttpSocketState {
   readonly account: ConnectionAccount;
-  readonly running = new Set<CallContext>();
+  readonly running = new RunningCalls();
   last: ServerResponse | undefined = undefined;
   /** The peer without a principal, read once (each read of `remoteAddress` asks the socket). */
   readonly peer: PeerInfo;
@@ -24,14 +24,53 @@ export class HttpSocketState {
     socket.once('close', () => {
       this.account.close();
       const reason = new RpcError(Code.CANCELLED, 'HTTP client closed the connection');
-      for (const ctx of this.running) ctx.cancel(reason);
-      this.running.clear();
+      this.running.cancelAll(reason);
     });
   }
 
   /** True while a response of this connection is not fully sent. */
   get busy(): boolean {
     return this.last !== undefined && !this.last.writableFinished;
+  }
+}
+
+/**
+ * The calls running on one HTTP connection, in an array with each call's index on the call: adding
+ * and removing one is two stores. A Set, filling and emptying with every pipelined batch, grew and
+ * shrank (a rehash each time) on the gateway's per-call path.
+ */
+export class RunningCalls {
+  private readonly calls: CallContext[] = [];
+
+  /** Calls running now. */
+  get size(): number {
+    return this.calls.length;
+  }
+
+  /** Adds a call that started (once; a call already here stays where it is). */
+  add(ctx: CallContext): void {
+    if (ctx.httpSlot >= 0) return;
+    ctx.httpSlot = this.calls.length;
+    this.calls.push(ctx);
+  }
+
+  /** Removes `ctx` (if it is here): the last call takes its place. */
+  delete(ctx: CallContext): void {
+    const i = ctx.httpSlot;
+    if (i < 0 || this.calls[i] !== ctx) return;
+    ctx.httpSlot = -1;
+    const last = this.calls.pop()!;
+    if (last !== ctx) {
+      this.calls[i] = last;
+      last.httpSlot = i;
+    }
+  }
+
+  /** Cancels every running call with `reason` and forgets them. */
+  cancelAll(reason: RpcError): void {
+    const calls = this.calls.splice(0);
+    for (const ctx of calls) ctx.httpSlot = -1;
+    for (const ctx of calls) ctx.cancel(reason);
   }
 }
 

@@ -43,6 +43,10 @@ for (let b = 0; b < 256; b++) {
   KIND[b] = b >= 0x80 ? Kind.Latin1 : e.length === 1 ? Kind.Plain : e.length === 2 ? Kind.Short : Kind.Unicode;
   if (e.length === 2) SHORT[b] = e.charCodeAt(1);
 }
+/** `\u00` as a little-endian u32, and each byte's two hex digits as a little-endian u16: an escape in two stores. */
+const U00 = 0x5c | (0x75 << 8) | (0x30 << 16) | (0x30 << 24);
+const HEX2 = new Uint16Array(256);
+for (let c = 0; c < 256; c++) HEX2[c] = HEX[c >> 4]! | (HEX[c & 15]! << 8);
 
 /**
  * A JSON text being printed. `take()` ends one and returns its bytes (a view no later write
@@ -51,6 +55,8 @@ for (let b = 0; b < 256; b++) {
  */
 export class JsonBytes {
   private slab = slab(SLAB_BYTES);
+  /** The slab as a DataView, for multi-byte stores (latin1Bytes's escapes). */
+  private view = viewOf(this.slab);
   private start = 0;
   private pos = 0;
 
@@ -60,6 +66,7 @@ export class JsonBytes {
     // A slab grown for one long response is not kept for the next ones.
     if (this.slab.length > SLAB_BYTES) {
       this.slab = slab(SLAB_BYTES);
+      this.view = viewOf(this.slab);
       this.pos = 0;
     }
     this.start = this.pos;
@@ -162,28 +169,24 @@ export class JsonBytes {
     if (n > LONG_VALUE) return this.utf8(JSON.stringify((Buffer.from(v.buffer, v.byteOffset, n) as FastBuffer).latin1Slice()));
     if (this.pos + 6 * n + 2 > this.slab.length) this.room(6 * n + 2);
     const b = this.slab;
+    const view = this.view;
     let p = this.pos;
     b[p++] = 0x22;
     for (let i = 0; i < n; i++) {
       const c = v[i]!;
       const kind = KIND[c]!;
-      // The escapes written in place, not through escape(): half the instructions per byte.
+      // The escapes written in place, in u32/u16 stores: a 64-byte blob of control bytes (all
+      // `\u00XX`) printed and taken in 260-280 ns instead of 340-350 with six byte stores each.
       if (kind === Kind.Plain) b[p++] = c;
       else if (kind === Kind.Unicode) {
-        b[p] = 0x5c;
-        b[p + 1] = 0x75;
-        b[p + 2] = 0x30;
-        b[p + 3] = 0x30;
-        b[p + 4] = HEX[c >> 4]!;
-        b[p + 5] = HEX[c & 15]!;
+        view.setUint32(p, U00, true);
+        view.setUint16(p + 4, HEX2[c]!, true);
         p += 6;
       } else if (kind === Kind.Latin1) {
-        b[p] = 0xc0 | (c >> 6);
-        b[p + 1] = 0x80 | (c & 0x3f);
+        view.setUint16(p, 0xc0 | (c >> 6) | ((0x80 | (c & 0x3f)) << 8), true);
         p += 2;
       } else {
-        b[p] = 0x5c;
-        b[p + 1] = SHORT[c]!;
+        view.setUint16(p, 0x5c | (SHORT[c]! << 8), true);
         p += 2;
       }
     }
@@ -204,6 +207,7 @@ export class JsonBytes {
     const next = slab(Math.max(SLAB_BYTES, 2 * (used + n)));
     this.slab.copy(next, 0, this.start, this.pos);
     this.slab = next;
+    this.view = viewOf(next);
     this.start = 0;
     this.pos = used;
   }
@@ -222,6 +226,11 @@ function escape(b: Uint8Array, p: number, c: number, kind: Kind): number {
   b[p + 4] = HEX[c >> 4]!;
   b[p + 5] = HEX[c & 15]!;
   return p + 6;
+}
+
+/** A DataView of all of `b`. */
+function viewOf(b: Buffer): DataView {
+  return new DataView(b.buffer, b.byteOffset, b.length);
 }
 
 /** A slab: not pooled (it is one already), not zeroed (only what is printed is handed out). */
