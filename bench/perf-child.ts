@@ -3,7 +3,7 @@
  * `{ port }`; `perf-child.js client <kind> <port> <inFlight> <warmupMs> <measureMs>` runs the closed
  * loop (bench/load.ts) and sends its LoadResult;
  * `perf-child.js count <kind> <port> <inFlight> <calls>` makes that many calls untimed (for callgrind). Kinds: `avrpc`, `avrpc-dm` (every call with a deadline
- * and metadata; `avrpc-d`, `avrpc-m`: one of them), `floor` (the tuned raw floor, bench/peers/floor.ts). The server reads its CPU at the
+ * and metadata; `avrpc-d`, `avrpc-m`: one of them), `floor` (the tuned raw floor, bench/peers/floor.ts), `floor-early` (the same with early writes). The server reads its CPU at the
  * window's edges (`window-start`, `window-end`, relayed by the parent) and answers `stats`.
  */
 import { createClient, createServer, loadProtocol } from '../src/index.js';
@@ -14,7 +14,8 @@ const [role, kind = 'avrpc', ...rest] = process.argv.slice(2);
 const slow = process.env.PROBE_SLOW === '1' ? { keepaliveMs: 0 } : {};
 
 async function server(): Promise<{ port: number; close(): Promise<void> }> {
-  if (kind === 'floor') return (await import('./peers/floor.js')).peer.startServer({ delayMs: 0 });
+  if (kind.startsWith('floor'))
+    return (await import('./peers/floor.js')).floorPeer(kind === 'floor-early' ? 16 : 0).startServer({ delayMs: 0 });
   const protocol = await loadProtocol(repoFile('protocol/echo.avdl'));
   // Under callgrind everything runs 50 times slower: no keepalive verdicts then.
   const s = createServer({ protocol, handlers: { echo: async (req: { item: unknown }) => req.item }, ...slow });
@@ -23,7 +24,7 @@ async function server(): Promise<{ port: number; close(): Promise<void> }> {
 }
 
 async function client(port: number): Promise<{ call: CallFn; close(): unknown }> {
-  if (kind === 'floor') return (await import('./peers/floor.js')).peer.connect(port);
+  if (kind.startsWith('floor')) return (await import('./peers/floor.js')).floorPeer(kind === 'floor-early' ? 16 : 0).connect(port);
   const protocol = await loadProtocol(repoFile('protocol/echo.avdl'));
   const c = createClient({ protocol, endpoints: [`127.0.0.1:${port}`], ...slow });
   const request = { item: benchItem };

@@ -9,6 +9,7 @@ import { cpuUs, latency, rate, SYSTEMS, type BenchReport, type ScenarioRow, type
 const COLOR: Record<System, string> = {
   avrpc: '#2b7bb9',
   floor: '#7f7f7f',
+  'floor-early': '#b0b0b0',
   moleculer: '#9bbb59',
   avsc: '#f79646',
   http: '#8064a2',

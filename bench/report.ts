@@ -17,6 +17,7 @@ export const SYSTEMS: readonly System[] = ['avrpc', ...peerIds];
 export const FALLBACK_LABEL: Record<System, string> = {
   avrpc: 'avrpc',
   floor: 'tuned floor',
+  'floor-early': 'raw floor, early writes',
   moleculer: 'Moleculer TCP',
   avsc: 'avsc 5 Service',
   http: 'HTTP/1.1 JSON',

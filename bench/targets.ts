@@ -6,8 +6,8 @@
 import { peerIds } from './peers/index.js';
 import { sameRoundRatio, type Metric, type ScenarioRow, type System, type TargetCheck } from './report.js';
 
-/** The structured peers: every peer but the floor. */
-const structured = peerIds.filter((p) => p !== 'floor');
+/** The structured peers: every peer but the floors. */
+const structured = peerIds.filter((p) => p !== 'floor' && p !== 'floor-early');
 
 const METRIC_NAME: Record<Metric, string> = { callsPerSec: 'calls/s', p50Us: 'p50', p99Us: 'p99', cpuTotal: 'CPU/call' };
 

@@ -7,6 +7,8 @@
  * - frames are parsed in place in the chunk that carries them (a copy only for one that spans chunks);
  * - nothing is allocated per call but the caller's promise: callers wait in a ring indexed by id,
  *   frames are encoded into a reused arena.
+ * `floorPeer(16)` is the same echo writing a turn's first 16 frames at once, as avrpc's
+ * `earlyWriteFrames` does (bench/peers/floor-early.ts): the two processes then work at the same time.
  */
 import { connect, createServer, type Socket } from 'node:net';
 import { once } from 'node:events';
@@ -20,13 +22,20 @@ const ARENA_BYTES = 64 * 1024;
 /** Callers in flight at most (ids wrap modulo this). */
 const RING = 1 << 16;
 
-/** Frames into an arena and writes a whole batch at once; reuses the arena once the kernel took it. */
+/**
+ * Frames into an arena and writes a whole batch at once; reuses the arena once the kernel took it.
+ * With `earlyFrames` > 0 the turn's first that many frames are written as soon as they are framed.
+ */
 class Batch {
   private arena = Buffer.allocUnsafe(ARENA_BYTES);
   private start = 0;
   private pos = 0;
+  private framesThisTurn = 0;
 
-  constructor(private readonly socket: Socket) {}
+  constructor(
+    private readonly socket: Socket,
+    private readonly earlyFrames: number,
+  ) {}
 
   /** Appends one frame whose body is `src[from, to)`. */
   frame(id: number, src: Buffer, from: number, to: number): void {
@@ -45,10 +54,16 @@ class Batch {
     a.writeUInt32BE(id, p + 4);
     src.copy(a, p + HEADER, from, to);
     this.pos = p + need;
+    if (++this.framesThisTurn === this.earlyFrames) this.write();
   }
 
-  /** Writes everything framed since the last flush as one buffer. */
+  /** Writes everything framed since the last flush as one buffer; the turn is over. */
   flush(): void {
+    this.framesThisTurn = 0;
+    this.write();
+  }
+
+  private write(): void {
     if (this.pos === this.start) return;
     this.socket.write(this.arena.subarray(this.start, this.pos));
     // Written through at once (the usual case on loopback): the arena is free again.
@@ -86,10 +101,10 @@ class Reader {
   }
 }
 
-async function startServer({ delayMs }: { delayMs: number }): Promise<PeerServer> {
+async function startServer(earlyFrames: number, delayMs: number): Promise<PeerServer> {
   const server = createServer((socket) => {
     socket.setNoDelay(true);
-    const out = new Batch(socket);
+    const out = new Batch(socket, earlyFrames);
     const reader = new Reader(
       delayMs > 0
         ? (id, buf, from, to) => {
@@ -112,13 +127,13 @@ async function startServer({ delayMs }: { delayMs: number }): Promise<PeerServer
   return listenLoopback(server);
 }
 
-async function connectClient(port: number): Promise<PeerClient> {
+async function connectClient(earlyFrames: number, port: number): Promise<PeerClient> {
   const body = avro.Type.forValue(benchItem).toBuffer(benchItem);
   const socket = connect(port, '127.0.0.1');
   socket.setNoDelay(true);
   await once(socket, 'connect');
   const waiting: (((n: number) => void) | undefined)[] = new Array(RING).fill(undefined);
-  const out = new Batch(socket);
+  const out = new Batch(socket, earlyFrames);
   let nextId = 0;
   let scheduled = false;
   const flush = () => {
@@ -166,12 +181,22 @@ async function connectClient(port: number): Promise<PeerClient> {
   };
 }
 
+/**
+ * The tuned raw floor as a benchmark peer; `earlyFrames` > 0: a turn's first that many frames are
+ * written at once, the rest at the turn's end.
+ */
+export function floorPeer(earlyFrames: number): Peer {
+  const early = earlyFrames > 0;
+  return {
+    id: early ? 'floor-early' : 'floor',
+    label: early ? 'raw floor, early writes' : 'raw floor (tuned)',
+    description: early
+      ? `The tuned raw floor, except that the first ${earlyFrames} frames of a turn are written at once (as avrpc's earlyWriteFrames does), the rest at the turn's end: the two processes work at the same time instead of taking turns. No target is set against it.`
+      : 'Raw length-prefixed echo over node:net with id multiplexing, no codec and no handshake: the writes of one event-loop turn batched into one socket.write, frames parsed in place, nothing allocated per call but the promise; the body is the Item pre-encoded in Avro.',
+    startServer: ({ delayMs }) => startServer(earlyFrames, delayMs),
+    connect: (port) => connectClient(earlyFrames, port),
+  };
+}
+
 /** The tuned raw floor, as a benchmark peer. */
-export const peer: Peer = {
-  id: 'floor',
-  label: 'raw floor (tuned)',
-  description:
-    'Raw length-prefixed echo over node:net with id multiplexing, no codec and no handshake: the writes of one event-loop turn batched into one socket.write, frames parsed in place, nothing allocated per call but the promise; the body is the Item pre-encoded in Avro.',
-  startServer,
-  connect: connectClient,
-};
+export const peer: Peer = floorPeer(0);

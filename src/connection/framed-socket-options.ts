@@ -20,6 +20,8 @@ export interface FramedSocketOptions extends LargeMessageOptions {
   pauseReadsWhenBlocked: boolean;
   /** Bytes allowed to wait for a peer that does not read before the connection is dropped. */
   maxQueuedBytes: number;
+  /** Frames of one event-loop turn after which they are written at once, before the turn's end; 0 or absent: off. */
+  earlyWriteFrames?: number;
   /**
    * Elements of one stream this side buffers before its consumer takes them: advertised as the
    * stream's credit `S` (SPEC.md section 13). Default 64; absent: 64.

@@ -114,6 +114,68 @@ test('the frames of one tick go out in one write, on the next tick; the next tic
   assert.equal(kinds(decodeFrames(sock.batches[1]!)), [[FrameType.PONG, 5]]);
 });
 
+test('earlyWriteFrames: the Nth frame of a tick writes those so far at once; the rest go at the tick end; each tick counts anew', async () => {
+  const { fs, sock, written } = rig({ earlyWriteFrames: 3 });
+  const respond = (id: number): void => void fs.message(FrameType.RESPONSE, 0, id, Buffer.from([id]), writeBytes);
+  respond(1);
+  respond(2);
+  assert.is(sock.writes.length, 0, 'below the count: nothing yet');
+  respond(3);
+  assert.is(sock.batches.length, 1, 'the third frame wrote at once');
+  assert.equal(kinds(decodeFrames(sock.batches[0]!)), [
+    [FrameType.RESPONSE, 1],
+    [FrameType.RESPONSE, 2],
+    [FrameType.RESPONSE, 3],
+  ]);
+  for (let id = 4; id <= 8; id++) respond(id);
+  assert.is(sock.batches.length, 1, 'one early write per tick, however many frames follow');
+  await tick();
+  assert.is(sock.batches.length, 2);
+  assert.is(written.count, 1, 'the early write is not a flush: the tick has one');
+  assert.equal(
+    decodeFrames(sock.batches[1]!).map((f) => f.id),
+    [4, 5, 6, 7, 8],
+    'the rest at the tick end, in order',
+  );
+  respond(9);
+  respond(10);
+  respond(11);
+  assert.is(sock.batches.length, 3, 'a new tick counts from zero');
+  await tick();
+  assert.is(sock.batches.length, 3, 'nothing left for its flush to write');
+  assert.equal(
+    sock.batches.flatMap((b) => decodeFrames(b).map((f) => f.id)),
+    [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+  );
+});
+
+test('earlyWriteFrames: 0 (or absent) writes a tick in one batch; a blocked socket gets no early write, drain writes all in order', async () => {
+  for (const earlyWriteFrames of [0, undefined]) {
+    const { fs, sock } = rig(earlyWriteFrames === undefined ? {} : { earlyWriteFrames });
+    for (let id = 1; id <= 100; id++) fs.signal(FrameType.PING, id);
+    assert.is(sock.writes.length, 0, `${earlyWriteFrames}: nothing before the tick's end`);
+    await tick();
+    assert.is(sock.batches.length, 1, `${earlyWriteFrames}: one batch`);
+    assert.is(decodeFrames(sock.batches[0]!).length, 100);
+  }
+  const { fs, sock } = rig({ earlyWriteFrames: 2 });
+  sock.highWaterMark = 1;
+  fs.signal(FrameType.PING, 1);
+  fs.signal(FrameType.PING, 2);
+  assert.is(sock.batches.length, 1, 'early write; the socket is now blocked');
+  await tick();
+  for (let id = 3; id <= 6; id++) fs.signal(FrameType.PING, id);
+  await tick();
+  assert.is(sock.batches.length, 1, 'held while blocked, early or not');
+  sock.highWaterMark = Infinity;
+  sock.consume();
+  assert.is(sock.batches.length, 2, 'drain wrote what waited');
+  assert.equal(
+    decodeFrames(sock.batches[1]!).map((f) => f.id),
+    [3, 4, 5, 6],
+  );
+});
+
 test('frame(), signal(), message() and messageBytes() each schedule their own flush; preface() waits for the HELLO', async () => {
   const appends: [string, (fs: FramedSocket) => void][] = [
     ['frame', (fs) => fs.frame(FrameType.GOAWAY, 0, 0, Buffer.alloc(6), writeBytes)],
