@@ -3,7 +3,7 @@
  * `{ port }`; `perf-child.js client <kind> <port> <inFlight> <warmupMs> <measureMs>` runs the closed
  * loop (bench/load.ts) and sends its LoadResult;
  * `perf-child.js count <kind> <port> <inFlight> <calls>` makes that many calls untimed (for callgrind). Kinds: `avrpc`, `avrpc-dm` (every call with a deadline
- * and metadata; `avrpc-d`, `avrpc-m`: one of them), `floor` (the tuned raw floor, bench/peers/floor.ts), `floor-early` (the same with early writes). The server reads its CPU at the
+ * and metadata; `avrpc-d`, `avrpc-m`: one of them; `avrpc-e<N>`: earlyWriteFrames N), `floor` (the tuned raw floor, bench/peers/floor.ts), `floor-early` (the same with early writes). The server reads its CPU at the
  * window's edges (`window-start`, `window-end`, relayed by the parent) and answers `stats`.
  */
 import { createClient, createServer, loadProtocol } from '../src/index.js';
@@ -11,7 +11,12 @@ import { runLoad, type CallFn } from './load.js';
 import { benchItem, repoFile } from './payload.js';
 
 const [role, kind = 'avrpc', ...rest] = process.argv.slice(2);
-const slow = process.env.PROBE_SLOW === '1' ? { keepaliveMs: 0 } : {};
+const slow = {
+  ...(process.env.PROBE_SLOW === '1' ? { keepaliveMs: 0 } : {}),
+  // PROBE_EARLY, or a kind `avrpc-e<N>`: both sides' earlyWriteFrames (0: one write per turn), for A/B runs.
+  ...(process.env.PROBE_EARLY !== undefined ? { earlyWriteFrames: Number(process.env.PROBE_EARLY) } : {}),
+  ...(/^avrpc-e\d+$/.test(kind) ? { earlyWriteFrames: Number(kind.slice(7)) } : {}),
+};
 
 async function server(): Promise<{ port: number; close(): Promise<void> }> {
   if (kind.startsWith('floor'))

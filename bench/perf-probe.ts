@@ -21,6 +21,7 @@ const ownChild = fileURLToPath(new URL('./perf-child.js', import.meta.url));
 interface Sample {
   cps: number;
   p50: number;
+  p99: number;
   client: number;
   server: number;
 }
@@ -47,7 +48,7 @@ async function runOnce(name: string, inFlight: number): Promise<Sample> {
     srv.send('stats');
     const [{ cpuUs }] = (await replied) as [{ cpuUs: number }];
     const calls = Math.max(1, result.calls);
-    return { cps: result.callsPerSec, p50: result.p50Us, client: result.cpuUs / calls, server: cpuUs / calls };
+    return { cps: result.callsPerSec, p50: result.p50Us, p99: result.p99Us, client: result.cpuUs / calls, server: cpuUs / calls };
   } finally {
     await stop(srv);
   }
@@ -71,7 +72,7 @@ for (let r = 0; r < rounds; r++)
       const key = `${kind}@${inFlight}`;
       samples.set(key, [...(samples.get(key) ?? []), s]);
       console.error(
-        `round ${r + 1} ${key}: ${Math.round(s.cps)} calls/s p50 ${s.p50} us cpu ${s.client.toFixed(2)}+${s.server.toFixed(2)} us`,
+        `round ${r + 1} ${key}: ${Math.round(s.cps)} calls/s p50 ${s.p50} p99 ${s.p99} us cpu ${s.client.toFixed(2)}+${s.server.toFixed(2)} us`,
       );
     }
 

@@ -119,12 +119,15 @@ export class SocketWriter {
    * Writes the frames of this turn so far, before its end: the peer starts on them while this side
    * produces the rest (a chunk of requests read at once). Without it both sides of a busy connection
    * take turns, each idle while the other works; with it both cores work. One more write per turn,
-   * at most (the count restarts at the turn's flush). Not while blocked: then 'drain' writes.
+   * at most (the count restarts at the turn's flush). Not while blocked: then 'drain' writes. The
+   * host hears of it as of any flush: one-way calls written settle, and a write that blocked pauses
+   * reads from a peer that does not read (the turn's own flush then finds the socket blocked).
    */
   private writeEarly(): void {
     if (this.isBlocked || this.socket.destroyed) return;
     this.write(this.encoder.take());
     if (this.isBlocked) this.countSocketBytes();
+    this.host.flushed(true);
   }
 
   private readonly flush = (): void => {

@@ -127,11 +127,12 @@ test('earlyWriteFrames: the Nth frame of a tick writes those so far at once; the
     [FrameType.RESPONSE, 2],
     [FrameType.RESPONSE, 3],
   ]);
+  assert.is(written.count, 1, 'the owner hears of the early write as of a flush');
   for (let id = 4; id <= 8; id++) respond(id);
   assert.is(sock.batches.length, 1, 'one early write per tick, however many frames follow');
   await tick();
   assert.is(sock.batches.length, 2);
-  assert.is(written.count, 1, 'the early write is not a flush: the tick has one');
+  assert.is(written.count, 2, 'then of the tick flush');
   assert.equal(
     decodeFrames(sock.batches[1]!).map((f) => f.id),
     [4, 5, 6, 7, 8],
@@ -163,7 +164,9 @@ test('earlyWriteFrames: 0 (or absent) writes a tick in one batch; a blocked sock
   fs.signal(FrameType.PING, 1);
   fs.signal(FrameType.PING, 2);
   assert.is(sock.batches.length, 1, 'early write; the socket is now blocked');
+  assert.is(sock.isPaused(), true, 'a peer that does not read is not read either, blocked by an early write too');
   await tick();
+  assert.is(sock.isPaused(), true, 'still paused after the tick flush');
   for (let id = 3; id <= 6; id++) fs.signal(FrameType.PING, id);
   await tick();
   assert.is(sock.batches.length, 1, 'held while blocked, early or not');
