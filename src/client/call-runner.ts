@@ -37,6 +37,9 @@ export interface RunnerOptions {
   protocol?: { readonly name: string };
 }
 
+/** The settle functions' value between calls. */
+const noop = (): void => undefined;
+
 /**
  * Runs calls over the pool: picks a connection, queues calls while no connection is ready (failing them
  * at once when every endpoint is known down, unless they wait for ready), enforces deadlines and
@@ -44,9 +47,6 @@ export interface RunnerOptions {
  * call that may have reached a server) and within the retry budget, and hedges idempotent calls
  * (client/hedging.ts) under the same budget.
  */
-/** The settle functions' value between calls. */
-const noop = (): void => undefined;
-
 export class CallRunner implements CallOwner {
   private readonly waiting = new Map<ClientCall, NodeJS.Timeout>();
   private readonly budget: RetryBudget;
