@@ -3,7 +3,7 @@
  * `{ port }`; `perf-child.js client <kind> <port> <inFlight> <warmupMs> <measureMs>` runs the closed
  * loop (bench/load.ts) and sends its LoadResult;
  * `perf-child.js count <kind> <port> <inFlight> <calls>` makes that many calls untimed (for callgrind). Kinds: `avrpc`, `avrpc-dm` (every call with a deadline
- * and metadata; `avrpc-d`, `avrpc-m`: one of them; `avrpc-e<N>`: earlyWriteFrames N), `floor` (the tuned raw floor, bench/peers/floor.ts), `floor-early` (the same with early writes). The server reads its CPU at the
+ * and metadata; `avrpc-d`, `avrpc-m`: one of them; `avrpc-e<N>`: earlyWriteFrames N), `floor` (the tuned raw floor, bench/peers/floor.ts), `floor-early` (the same with early writes), `floor-codec` (that with Avro encoding and decoding of every call). The server reads its CPU at the
  * window's edges (`window-start`, `window-end`, relayed by the parent) and answers `stats`.
  */
 import { createClient, createServer, loadProtocol } from '../src/index.js';
@@ -18,9 +18,16 @@ const slow = {
   ...(/^avrpc-e\d+$/.test(kind) ? { earlyWriteFrames: Number(kind.slice(7)) } : {}),
 };
 
+/** `floor`, `floor-early`, `floor-codec` (early writes, and every call encoded and decoded in Avro). */
+async function floorOf(k: string) {
+  const { floorPeer } = await import('./peers/floor.js');
+  const early = k.endsWith('-early') ? 16 : 0;
+  if (k !== 'floor-codec') return floorPeer(early);
+  return (await import('./peers/floor-codec.js')).peer;
+}
+
 async function server(): Promise<{ port: number; close(): Promise<void> }> {
-  if (kind.startsWith('floor'))
-    return (await import('./peers/floor.js')).floorPeer(kind === 'floor-early' ? 16 : 0).startServer({ delayMs: 0 });
+  if (kind.startsWith('floor')) return (await floorOf(kind)).startServer({ delayMs: 0 });
   const protocol = await loadProtocol(repoFile('protocol/echo.avdl'));
   // Under callgrind everything runs 50 times slower: no keepalive verdicts then.
   const s = createServer({ protocol, handlers: { echo: async (req: { item: unknown }) => req.item }, ...slow });
@@ -29,7 +36,7 @@ async function server(): Promise<{ port: number; close(): Promise<void> }> {
 }
 
 async function client(port: number): Promise<{ call: CallFn; close(): unknown }> {
-  if (kind.startsWith('floor')) return (await import('./peers/floor.js')).floorPeer(kind === 'floor-early' ? 16 : 0).connect(port);
+  if (kind.startsWith('floor')) return (await floorOf(kind)).connect(port);
   const protocol = await loadProtocol(repoFile('protocol/echo.avdl'));
   const c = createClient({ protocol, endpoints: [`127.0.0.1:${port}`], ...slow });
   const request = { item: benchItem };

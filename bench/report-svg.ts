@@ -10,6 +10,7 @@ const COLOR: Record<System, string> = {
   avrpc: '#2b7bb9',
   floor: '#7f7f7f',
   'floor-early': '#b0b0b0',
+  'floor-codec': '#d0d0d0',
   moleculer: '#9bbb59',
   avsc: '#f79646',
   http: '#8064a2',

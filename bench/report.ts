@@ -18,6 +18,7 @@ export const FALLBACK_LABEL: Record<System, string> = {
   avrpc: 'avrpc',
   floor: 'tuned floor',
   'floor-early': 'raw floor, early writes',
+  'floor-codec': 'raw floor + Avro codec',
   moleculer: 'Moleculer TCP',
   avsc: 'avsc 5 Service',
   http: 'HTTP/1.1 JSON',

@@ -7,7 +7,7 @@ import { peerIds } from './peers/index.js';
 import { sameRoundRatio, type Metric, type ScenarioRow, type System, type TargetCheck } from './report.js';
 
 /** The structured peers: every peer but the floors. */
-const structured = peerIds.filter((p) => p !== 'floor' && p !== 'floor-early');
+const structured = peerIds.filter((p) => !p.startsWith('floor'));
 
 const METRIC_NAME: Record<Metric, string> = { callsPerSec: 'calls/s', p50Us: 'p50', p99Us: 'p99', cpuTotal: 'CPU/call' };
 

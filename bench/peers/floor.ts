@@ -9,6 +9,7 @@
  *   frames are encoded into a reused arena.
  * `floorPeer(16)` is the same echo writing a turn's first 16 frames at once, as avrpc's
  * `earlyWriteFrames` does (bench/peers/floor-early.ts): the two processes then work at the same time.
+ * With a codec (bench/peers/floor-codec.ts) it also encodes and decodes every call's Avro record.
  */
 import { connect, createServer, type Socket } from 'node:net';
 import { once } from 'node:events';
@@ -57,6 +58,25 @@ class Batch {
     if (++this.framesThisTurn === this.earlyFrames) this.write();
   }
 
+  /** Appends one frame whose body is `value` encoded with `type` (the codec floor). */
+  encoded(id: number, type: avro.Type, value: unknown): void {
+    let end = this.pos + HEADER <= this.arena.length ? type.encode(value, this.arena, this.pos + HEADER) : -1;
+    if (end < 0) {
+      this.flush();
+      if (this.pos + HEADER + 4096 > this.arena.length) {
+        this.arena = Buffer.allocUnsafe(ARENA_BYTES);
+        this.start = this.pos = 0;
+      }
+      end = type.encode(value, this.arena, this.pos + HEADER);
+    }
+    const a = this.arena;
+    const p = this.pos;
+    a.writeUInt32BE(end - p - HEADER, p);
+    a.writeUInt32BE(id, p + 4);
+    this.pos = end;
+    if (++this.framesThisTurn === this.earlyFrames) this.write();
+  }
+
   /** Writes everything framed since the last flush as one buffer; the turn is over. */
   flush(): void {
     this.framesThisTurn = 0;
@@ -101,7 +121,19 @@ class Reader {
   }
 }
 
-async function startServer(earlyFrames: number, delayMs: number): Promise<PeerServer> {
+/** The echo message's request and response types, for the codec floor (floor-codec.ts): each side encodes and decodes every call. */
+export interface FloorCodec {
+  request: avro.Type;
+  response: avro.Type;
+}
+
+function decodeExact(type: avro.Type, buf: Buffer, from: number, to: number): unknown {
+  const r = type.decode(buf.subarray(from, to), 0);
+  if (r.offset !== to - from) throw new Error('malformed body');
+  return r.value;
+}
+
+async function startServer(earlyFrames: number, delayMs: number, codec?: FloorCodec): Promise<PeerServer> {
   const server = createServer((socket) => {
     socket.setNoDelay(true);
     const out = new Batch(socket, earlyFrames);
@@ -114,7 +146,9 @@ async function startServer(earlyFrames: number, delayMs: number): Promise<PeerSe
               out.flush();
             }, delayMs);
           }
-        : (id, buf, from, to) => out.frame(id, buf, from, to),
+        : codec !== undefined
+          ? (id, buf, from, to) => out.encoded(id, codec.response, (decodeExact(codec.request, buf, from, to) as { item: unknown }).item)
+          : (id, buf, from, to) => out.frame(id, buf, from, to),
     );
     socket.on('data', (chunk: Buffer) => {
       reader.push(chunk);
@@ -127,12 +161,13 @@ async function startServer(earlyFrames: number, delayMs: number): Promise<PeerSe
   return listenLoopback(server);
 }
 
-async function connectClient(earlyFrames: number, port: number): Promise<PeerClient> {
+async function connectClient(earlyFrames: number, port: number, codec?: FloorCodec): Promise<PeerClient> {
   const body = avro.Type.forValue(benchItem).toBuffer(benchItem);
+  const request = { item: benchItem };
   const socket = connect(port, '127.0.0.1');
   socket.setNoDelay(true);
   await once(socket, 'connect');
-  const waiting: (((n: number) => void) | undefined)[] = new Array(RING).fill(undefined);
+  const waiting: (((n: unknown) => void) | undefined)[] = new Array(RING).fill(undefined);
   const out = new Batch(socket, earlyFrames);
   let nextId = 0;
   let scheduled = false;
@@ -146,19 +181,19 @@ async function connectClient(earlyFrames: number, port: number): Promise<PeerCli
       (reader) => (chunk: Buffer) =>
         reader.push(chunk)
     )(
-      new Reader((id, _buf, from, to) => {
+      new Reader((id, buf, from, to) => {
         const slot = id & (RING - 1);
         const resolve = waiting[slot];
         if (resolve === undefined) return;
         waiting[slot] = undefined;
-        resolve(to - from);
+        resolve(codec === undefined ? to - from : decodeExact(codec.response, buf, from, to));
       }),
     ),
   );
   socket.on('error', () => socket.destroy());
   // One executor for every call (no closure per call): it parks the resolver at the id being sent.
   let slot = 0;
-  const park = (resolve: (n: number) => void) => {
+  const park = (resolve: (n: unknown) => void) => {
     waiting[slot] = resolve;
   };
   return {
@@ -166,8 +201,9 @@ async function connectClient(earlyFrames: number, port: number): Promise<PeerCli
       const id = (nextId = (nextId + 1) >>> 0);
       slot = id & (RING - 1);
       if (waiting[slot] !== undefined) return Promise.reject(new Error(`more than ${RING} calls in flight`));
-      const answer = new Promise<number>(park);
-      out.frame(id, body, 0, body.length);
+      const answer = new Promise<unknown>(park);
+      if (codec === undefined) out.frame(id, body, 0, body.length);
+      else out.encoded(id, codec.request, request);
       if (!scheduled) {
         scheduled = true;
         // After the callers of this turn have all called: one write for all of them.
@@ -185,16 +221,20 @@ async function connectClient(earlyFrames: number, port: number): Promise<PeerCli
  * The tuned raw floor as a benchmark peer; `earlyFrames` > 0: a turn's first that many frames are
  * written at once, the rest at the turn's end.
  */
-export function floorPeer(earlyFrames: number): Peer {
+export function floorPeer(earlyFrames: number, codec?: () => Promise<FloorCodec>): Peer {
   const early = earlyFrames > 0;
+  const writes = `the first ${earlyFrames} frames of a turn are written at once (as avrpc's earlyWriteFrames does), the rest at the turn's end`;
   return {
-    id: early ? 'floor-early' : 'floor',
-    label: early ? 'raw floor, early writes' : 'raw floor (tuned)',
-    description: early
-      ? `The tuned raw floor, except that the first ${earlyFrames} frames of a turn are written at once (as avrpc's earlyWriteFrames does), the rest at the turn's end: the two processes work at the same time instead of taking turns. No target is set against it.`
-      : 'Raw length-prefixed echo over node:net with id multiplexing, no codec and no handshake: the writes of one event-loop turn batched into one socket.write, frames parsed in place, nothing allocated per call but the promise; the body is the Item pre-encoded in Avro.',
-    startServer: ({ delayMs }) => startServer(earlyFrames, delayMs),
-    connect: (port) => connectClient(earlyFrames, port),
+    id: codec !== undefined ? 'floor-codec' : early ? 'floor-early' : 'floor',
+    label: codec !== undefined ? 'raw floor + Avro codec' : early ? 'raw floor, early writes' : 'raw floor (tuned)',
+    description:
+      codec !== undefined
+        ? `The raw floor with early writes (${writes}) that also encodes every request and response with avrpc's Avro codec (avsc with avrpc's string and bytes types) and decodes them into objects: what the codec alone adds to the floor, with no call table, deadlines, metadata or error handling. No target is set against it.`
+        : early
+          ? `The tuned raw floor, except that ${writes}: the two processes work at the same time instead of taking turns. No target is set against it.`
+          : 'Raw length-prefixed echo over node:net with id multiplexing, no codec and no handshake: the writes of one event-loop turn batched into one socket.write, frames parsed in place, nothing allocated per call but the promise; the body is the Item pre-encoded in Avro.',
+    startServer: async ({ delayMs }) => startServer(earlyFrames, delayMs, await codec?.()),
+    connect: async (port) => connectClient(earlyFrames, port, await codec?.()),
   };
 }
 

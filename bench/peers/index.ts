@@ -4,8 +4,8 @@
  */
 import type { Peer } from './peer.js';
 
-/** Every peer's id, in report order: the floors first (lockstep, then with early writes), then the structured peers. */
-export const peerIds = ['floor', 'floor-early', 'moleculer', 'avsc', 'http', 'nats', 'thrift', 'grpc', 'connect'] as const;
+/** Every peer's id, in report order: the floors first (lockstep, with early writes, with early writes and Avro), then the structured peers. */
+export const peerIds = ['floor', 'floor-early', 'floor-codec', 'moleculer', 'avsc', 'http', 'nats', 'thrift', 'grpc', 'connect'] as const;
 
 /** A peer's id. */
 export type PeerId = (typeof peerIds)[number];
