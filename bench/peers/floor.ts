@@ -62,12 +62,14 @@ class Batch {
   encoded(id: number, type: avro.Type, value: unknown): void {
     let end = this.pos + HEADER <= this.arena.length ? type.encode(value, this.arena, this.pos + HEADER) : -1;
     if (end < 0) {
+      // Did not fit: what is framed goes out, and the value is encoded again in a fresh arena large
+      // enough (avsc reports the bytes it lacked as a negative end).
       this.flush();
-      if (this.pos + HEADER + 4096 > this.arena.length) {
-        this.arena = Buffer.allocUnsafe(ARENA_BYTES);
+      for (let size = ARENA_BYTES; end < 0; size = Math.max(size * 2, HEADER - end)) {
+        this.arena = Buffer.allocUnsafe(size);
         this.start = this.pos = 0;
+        end = type.encode(value, this.arena, HEADER);
       }
-      end = type.encode(value, this.arena, this.pos + HEADER);
     }
     const a = this.arena;
     const p = this.pos;
@@ -137,18 +139,21 @@ async function startServer(earlyFrames: number, delayMs: number, codec?: FloorCo
   const server = createServer((socket) => {
     socket.setNoDelay(true);
     const out = new Batch(socket, earlyFrames);
+    // The answer to one request: its bytes back, or (codec floor) its item decoded and encoded again.
+    const answer: (id: number, buf: Buffer, from: number, to: number) => void =
+      codec === undefined
+        ? (id, buf, from, to) => out.frame(id, buf, from, to)
+        : (id, buf, from, to) => out.encoded(id, codec.response, (decodeExact(codec.request, buf, from, to) as { item: unknown }).item);
     const reader = new Reader(
       delayMs > 0
         ? (id, buf, from, to) => {
             const body = Buffer.from(buf.subarray(from, to));
             setTimeout(() => {
-              out.frame(id, body, 0, body.length);
+              answer(id, body, 0, body.length);
               out.flush();
             }, delayMs);
           }
-        : codec !== undefined
-          ? (id, buf, from, to) => out.encoded(id, codec.response, (decodeExact(codec.request, buf, from, to) as { item: unknown }).item)
-          : (id, buf, from, to) => out.frame(id, buf, from, to),
+        : answer,
     );
     socket.on('data', (chunk: Buffer) => {
       reader.push(chunk);

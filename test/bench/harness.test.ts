@@ -24,6 +24,8 @@ import { gatewaySection } from '../../bench/report-sections.js';
 import type { GatewayReport, GatewayScenarioSummary } from '../../bench/http-gateway.js';
 import { svg } from '../../bench/report-svg.js';
 import { benchTargets } from '../../bench/targets.js';
+import { peer as codecFloor } from '../../bench/peers/floor-codec.js';
+import { benchItem } from '../../bench/payload.js';
 
 const test = suite('bench harness');
 
@@ -273,6 +275,22 @@ test('targets: avrpc against the tuned floor and each structured peer measured, 
     '64 in flight: avrpc calls/s vs grpc-js 40.000 >= 15x true',
     '1 in flight: avrpc p50 vs floor 1.020 <= 1.05x true',
   ]);
+});
+
+test('codec floor: answers each call with the Item decoded and encoded again, right away and from a slowed server', async () => {
+  for (const delayMs of [0, 2]) {
+    const server = await codecFloor.startServer({ delayMs });
+    const client = await codecFloor.connect(server.port);
+    try {
+      const answers = await Promise.all([client.call(), client.call(), client.call()]);
+      // avsc decodes into its record class: compared field by field, the blob by its bytes.
+      const plain = (v: typeof benchItem) => ({ ...v, blob: [...v.blob] });
+      for (const a of answers) assert.equal(plain(a as typeof benchItem), plain(benchItem), `delayMs ${delayMs}`);
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  }
 });
 
 test('gateway targets: the row shows the figure the verdict was judged on, and names it', () => {
